@@ -1,0 +1,57 @@
+import { mkdir } from 'node:fs/promises'
+import { buildApp } from '../api/app.js'
+import { listenUnix } from '../api/server.js'
+import type { Logger } from '../lib/log.js'
+import { type AgentComponents, Counters, type Startable } from './components.js'
+import type { AgentConfig } from './config.js'
+import { VERSION } from './version.js'
+
+/**
+ * Composition root: builds the components, starts services in order, and
+ * stops them in reverse when the root AbortController fires.
+ */
+export class Agent {
+  readonly components: AgentComponents
+  private readonly controller = new AbortController()
+  private readonly started: Startable[] = []
+  private closeApi?: () => Promise<void>
+
+  constructor(config: AgentConfig, logger: Logger) {
+    this.components = {
+      config,
+      logger,
+      counters: new Counters(),
+      shutdown: this.controller.signal,
+      startedAt: new Date(),
+      version: VERSION,
+    }
+  }
+
+  async start(): Promise<void> {
+    const { config, logger } = this.components
+    await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
+    await mkdir(config.runDir, { recursive: true, mode: 0o755 })
+    try {
+      const app = await buildApp(this.components)
+      this.closeApi = await listenUnix(app, [config.api.socket, ...config.api.extraSockets])
+    } catch (err) {
+      await this.stop()
+      throw err
+    }
+    logger.info({ socket: config.api.socket, version: VERSION }, 'plexusd started')
+  }
+
+  async stop(): Promise<void> {
+    if (this.controller.signal.aborted) return
+    this.controller.abort()
+    await this.closeApi?.()
+    for (const s of this.started.reverse()) {
+      try {
+        await s.stop()
+      } catch (err) {
+        this.components.logger.warn({ err }, 'service stop failed')
+      }
+    }
+    this.components.logger.info('plexusd stopped')
+  }
+}

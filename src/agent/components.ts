@@ -1,0 +1,40 @@
+import type { Logger } from '../lib/log.js'
+import type { AgentConfig } from './config.js'
+
+/** A long-running part of the agent. Started in registration order, stopped in reverse. */
+export interface Startable {
+  start(): Promise<void>
+  stop(): Promise<void>
+}
+
+/**
+ * Counters every module may bump (rejected gossip, repaired drift, ...);
+ * `GET /v1/status` reports them so operators see trouble without reading logs.
+ */
+export class Counters {
+  private readonly values = new Map<string, number>()
+  inc(name: string, by = 1): void {
+    this.values.set(name, (this.values.get(name) ?? 0) + by)
+  }
+  get(name: string): number {
+    return this.values.get(name) ?? 0
+  }
+  toJSON(): Record<string, number> {
+    return Object.fromEntries([...this.values.entries()].sort(([a], [b]) => a.localeCompare(b)))
+  }
+}
+
+/**
+ * What the composition root hands each service (js-libp2p style: a service
+ * lists only the components it needs). Later modules add their component
+ * here as an optional field and fill it in agent.ts.
+ */
+export interface AgentComponents {
+  config: AgentConfig
+  logger: Logger
+  counters: Counters
+  /** aborted once, on shutdown; long loops and timers watch it */
+  shutdown: AbortSignal
+  startedAt: Date
+  version: string
+}

@@ -1,0 +1,187 @@
+import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import { Ajv, type ErrorObject } from 'ajv'
+import { findNodeAtLocation, type Node, type ParseError, parse, parseTree, printParseErrorCode } from 'jsonc-parser'
+import { PlexusError } from '../lib/errors.js'
+import type { LogLevel } from '../lib/log.js'
+
+/** plexusd configuration. The file is JSON (comments allowed); flags override it. Documented in docs/config.md. */
+export interface AgentConfig {
+  /** host name in the cluster (DNS <name>.node.plexus.internal, `plexctl hosts`) */
+  name: string
+  stateDir: string
+  runDir: string
+  logLevel: LogLevel
+  api: {
+    /** primary unix socket, mode 0600 */
+    socket: string
+    /** further unix sockets (e.g. one bind-mounted into a runtime's namespace) */
+    extraSockets: string[]
+  }
+  cluster: {
+    /** libp2p listen multiaddrs */
+    listen: string[]
+    /** multiaddrs to announce instead of the listen addresses */
+    announce: string[]
+    /** multiaddrs of any members to join through */
+    bootstrap: string[]
+    /** pre-shared cluster key (the text `plexctl cluster init` prints), or a file holding it */
+    key?: string
+    keyFile?: string
+  }
+  /** underlay address other hosts reach this one at (default: the address of the default-route interface) */
+  underlayAddress?: string
+  /** underlay interface (default: the one carrying the default route or underlayAddress) */
+  underlayInterface?: string
+  /** host labels, shown in `plexctl hosts` and used by the scheduler */
+  labels: Record<string, string>
+}
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal']
+
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' },
+    stateDir: { type: 'string', minLength: 1 },
+    runDir: { type: 'string', minLength: 1 },
+    logLevel: { enum: LOG_LEVELS },
+    api: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        socket: { type: 'string', minLength: 1 },
+        extraSockets: { type: 'array', items: { type: 'string', minLength: 1 } },
+      },
+    },
+    cluster: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        listen: { type: 'array', items: { type: 'string', pattern: '^/' } },
+        announce: { type: 'array', items: { type: 'string', pattern: '^/' } },
+        bootstrap: { type: 'array', items: { type: 'string', pattern: '^/' } },
+        key: { type: 'string' },
+        keyFile: { type: 'string' },
+      },
+    },
+    underlayAddress: { type: 'string', format: 'ipv4' },
+    underlayInterface: { type: 'string', minLength: 1, maxLength: 15 },
+    labels: { type: 'object', additionalProperties: { type: 'string' } },
+  },
+} as const
+
+const ajv = new Ajv({ allErrors: false, strict: true })
+ajv.addFormat('ipv4', /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/)
+const validate = ajv.compile(schema)
+
+export function defaultConfig(): AgentConfig {
+  const runDir = '/run/plexus'
+  return {
+    name: sanitizeHostname(hostname()),
+    stateDir: '/var/lib/plexus',
+    runDir,
+    logLevel: 'info',
+    api: { socket: join(runDir, 'plexusd.sock'), extraSockets: [] },
+    cluster: { listen: ['/ip4/0.0.0.0/tcp/7373'], announce: [], bootstrap: [] },
+    labels: {},
+  }
+}
+
+function sanitizeHostname(h: string): string {
+  const s = h
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .replace(/^-+|-+$/g, '')
+  return s.slice(0, 63) || 'host'
+}
+
+function lineCol(text: string, offset: number): { line: number; col: number } {
+  let line = 1
+  let lineStart = 0
+  for (let i = 0; i < offset && i < text.length; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line++
+      lineStart = i + 1
+    }
+  }
+  return { line, col: offset - lineStart + 1 }
+}
+
+function fieldError(file: string, text: string, tree: Node | undefined, err: ErrorObject): PlexusError {
+  const path = err.instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => (/^\d+$/.test(p) ? Number(p) : p.replace(/~1/g, '/').replace(/~0/g, '~')))
+  let field = path.join('.')
+  let message = err.message ?? 'is invalid'
+  if (err.keyword === 'additionalProperties') {
+    const extra = String((err.params as { additionalProperty: string }).additionalProperty)
+    path.push(extra)
+    field = path.join('.')
+    message = 'is not a known field'
+  }
+  const node = tree ? findNodeAtLocation(tree, path) : undefined
+  // Point at the key for unknown fields, at the value otherwise.
+  const offset = node ? (err.keyword === 'additionalProperties' && node.parent ? node.parent.offset : node.offset) : 0
+  const { line, col } = lineCol(text, offset)
+  return new PlexusError(
+    'PLX_CONFIG_INVALID',
+    `${file}:${line}:${col}: field "${field || '(root)'}" ${message}`,
+    { file, line, col, field },
+  )
+}
+
+/** Parse and validate a config file's text; errors name the file, line and field. */
+export function parseConfigText(file: string, text: string): Partial<AgentConfig> {
+  const errors: ParseError[] = []
+  const value = parse(text, errors, { allowTrailingComma: false, disallowComments: false })
+  const first = errors[0]
+  if (first) {
+    const { line, col } = lineCol(text, first.offset)
+    throw new PlexusError(
+      'PLX_CONFIG_SYNTAX',
+      `${file}:${line}:${col}: ${printParseErrorCode(first.error)}`,
+      { file, line, col },
+    )
+  }
+  if (!validate(value)) {
+    const err = validate.errors?.[0]
+    if (err) throw fieldError(file, text, parseTree(text), err)
+  }
+  return value as Partial<AgentConfig>
+}
+
+export function loadConfigFile(file: string): Partial<AgentConfig> {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new PlexusError('PLX_CONFIG_READ', `${file}: ${(err as Error).message}`)
+  }
+  return parseConfigText(file, text)
+}
+
+/** Merge defaults < file < flags. runDir moves the default socket with it. */
+export function resolveConfig(file: Partial<AgentConfig>, flags: Partial<AgentConfig>): AgentConfig {
+  const base = defaultConfig()
+  const runDir = flags.runDir ?? file.runDir ?? base.runDir
+  return {
+    ...base,
+    ...file,
+    ...stripUndefined(flags),
+    runDir,
+    api: {
+      socket: flags.api?.socket ?? file.api?.socket ?? join(runDir, 'plexusd.sock'),
+      extraSockets: [...(file.api?.extraSockets ?? []), ...(flags.api?.extraSockets ?? [])],
+    },
+    cluster: { ...base.cluster, ...file.cluster, ...stripUndefined(flags.cluster ?? {}) },
+    labels: { ...file.labels, ...flags.labels },
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}

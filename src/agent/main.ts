@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+import '../lib/polyfill.js'
+import { Command, CommanderError, Option } from 'commander'
+import { errorMessage, isPlexusError } from '../lib/errors.js'
+import { createLogger, type LogLevel } from '../lib/log.js'
+import { Agent } from './agent.js'
+import { type AgentConfig, loadConfigFile, resolveConfig } from './config.js'
+import { VERSION } from './version.js'
+
+const collect = (v: string, acc: string[]) => [...acc, v]
+
+function parseLabel(v: string, acc: Record<string, string>): Record<string, string> {
+  const i = v.indexOf('=')
+  if (i <= 0) throw new CommanderError(2, 'plexusd.label', `--label wants key=value, got "${v}"`)
+  return { ...acc, [v.slice(0, i)]: v.slice(i + 1) }
+}
+
+interface Flags {
+  config?: string
+  name?: string
+  stateDir?: string
+  runDir?: string
+  socket?: string
+  extraSocket: string[]
+  listen: string[]
+  announce: string[]
+  bootstrap: string[]
+  clusterKeyFile?: string
+  underlayAddress?: string
+  underlayInterface?: string
+  logLevel?: LogLevel
+  label: Record<string, string>
+}
+
+function flagsToConfig(f: Flags): Partial<AgentConfig> {
+  return {
+    name: f.name,
+    stateDir: f.stateDir,
+    runDir: f.runDir,
+    logLevel: f.logLevel,
+    underlayAddress: f.underlayAddress,
+    underlayInterface: f.underlayInterface,
+    labels: f.label,
+    api: { socket: f.socket as string, extraSockets: f.extraSocket },
+    cluster: {
+      listen: f.listen.length ? f.listen : (undefined as unknown as string[]),
+      announce: f.announce.length ? f.announce : (undefined as unknown as string[]),
+      bootstrap: f.bootstrap.length ? f.bootstrap : (undefined as unknown as string[]),
+      keyFile: f.clusterKeyFile,
+    },
+  }
+}
+
+const program = new Command('plexusd')
+  .description('Plexus host agent: overlay network, replicated store, service discovery')
+  .version(VERSION)
+  .option('-c, --config <file>', 'config file (JSON, comments allowed)')
+  .option('--name <name>', 'host name in the cluster (default: hostname)')
+  .option('--state-dir <dir>', 'persistent state (default /var/lib/plexus)')
+  .option('--run-dir <dir>', 'runtime files: API socket, subnet.env (default /run/plexus)')
+  .option('--socket <path>', 'API unix socket (default <run-dir>/plexusd.sock)')
+  .option('--extra-socket <path>', 'another API socket (repeatable)', collect, [])
+  .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect, [])
+  .option('--announce <multiaddr>', 'libp2p address to announce (repeatable)', collect, [])
+  .option('--bootstrap <multiaddr>', 'member to join through (repeatable)', collect, [])
+  .option('--cluster-key-file <file>', 'pre-shared cluster key file')
+  .option('--underlay-address <ip>', 'address other hosts reach this one at')
+  .option('--underlay-interface <ifname>', 'underlay interface')
+  .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']))
+  .option('--label <key=value>', 'host label (repeatable)', parseLabel, {})
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+
+async function main(): Promise<void> {
+  try {
+    program.parse(process.argv)
+  } catch (err) {
+    const code = (err as CommanderError).exitCode ?? 2
+    process.exit(code === 0 ? 0 : 2)
+  }
+  const flags = program.opts<Flags>()
+  let config: AgentConfig
+  try {
+    const file = flags.config ? loadConfigFile(flags.config) : {}
+    config = resolveConfig(file, flagsToConfig(flags))
+  } catch (err) {
+    process.stderr.write(`plexusd: ${errorMessage(err)}\n`)
+    process.exit(2)
+  }
+  const logger = createLogger({ level: config.logLevel, host: config.name })
+  const agent = new Agent(config, logger)
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'shutting down')
+    agent.stop().then(
+      () => {
+        logger.flush()
+        process.exit(0)
+      },
+      (err) => {
+        logger.error({ err }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.once('SIGTERM', () => stop('SIGTERM'))
+  process.once('SIGINT', () => stop('SIGINT'))
+  try {
+    await agent.start()
+  } catch (err) {
+    logger.fatal({ err, code: isPlexusError(err) ? err.code : undefined }, `plexusd failed to start: ${errorMessage(err)}`)
+    logger.flush()
+    process.stderr.write(`plexusd: ${errorMessage(err)}\n`)
+    process.exit(1)
+  }
+}
+
+void main()

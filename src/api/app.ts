@@ -1,0 +1,38 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
+import type { AgentComponents } from '../agent/components.js'
+import { isPlexusError } from '../lib/errors.js'
+import { statusRoutes } from './routes/status.js'
+
+export type ApiDeps = AgentComponents
+
+/**
+ * The agent API, built apart from listen() so tests use inject().
+ * One encapsulated plugin per resource; every route has a JSON schema.
+ */
+export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ component: 'api' }) as FastifyBaseLogger,
+    // Per-request lines would drown the agent log (the CNI plugin calls it per container).
+    logController: new LogController({ disableRequestLogging: true }),
+    // Unknown body fields are a client bug: report them instead of dropping them.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  })
+
+  app.setErrorHandler((err, _req, reply) => {
+    if (isPlexusError(err)) {
+      const status = typeof (err.details as { status?: number })?.status === 'number' ? (err.details as { status: number }).status : 400
+      return reply.code(status).send({ error: err.code, message: err.message })
+    }
+    const e = err as { validation?: unknown; statusCode?: number; code?: string; message: string }
+    if (e.validation) return reply.code(400).send({ error: 'PLX_API_BAD_REQUEST', message: e.message })
+    const status = e.statusCode && e.statusCode >= 400 ? e.statusCode : 500
+    if (status >= 500) deps.logger.error({ err }, 'api request failed')
+    return reply.code(status).send({ error: e.code ?? 'PLX_API_ERROR', message: e.message })
+  })
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: 'PLX_API_NOT_FOUND', message: `no route ${req.method} ${req.url}` }),
+  )
+
+  await app.register(statusRoutes, { deps })
+  return app
+}

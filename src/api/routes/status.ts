@@ -1,0 +1,26 @@
+import type { FastifyPluginAsync } from 'fastify'
+import type { ApiDeps } from '../app.js'
+
+const statusSchema = {
+  type: 'object',
+  required: ['name', 'version', 'pid', 'startedAt', 'uptimeSeconds', 'counters'],
+  properties: {
+    name: { type: 'string' },
+    version: { type: 'string' },
+    pid: { type: 'integer' },
+    startedAt: { type: 'string' },
+    uptimeSeconds: { type: 'number' },
+    counters: { type: 'object', additionalProperties: { type: 'number' } },
+  },
+} as const
+
+export const statusRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
+  app.get('/v1/status', { schema: { response: { 200: statusSchema } } }, async () => ({
+    name: deps.config.name,
+    version: deps.version,
+    pid: process.pid,
+    startedAt: deps.startedAt.toISOString(),
+    uptimeSeconds: Math.round((Date.now() - deps.startedAt.getTime()) / 100) / 10,
+    counters: deps.counters.toJSON(),
+  }))
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from 'commander'
+import { VERSION } from '../agent/version.js'
+import { ApiError, createClient, UnreachableError } from './client.js'
+import { registerStatus } from './commands/status.js'
+import type { CliContext, RegisterCommand } from './context.js'
+import type { OutputFormat } from './output.js'
+
+// Exit codes: 0 ok, 1 error (agent unreachable or refused the request), 2 usage.
+const EXIT_ERROR = 1
+const EXIT_USAGE = 2
+
+const commands: RegisterCommand[] = [registerStatus]
+
+const program = new Command('plexctl')
+  .description('Inspect and drive the Plexus agent on this host')
+  .version(VERSION)
+  .option('-s, --socket <path>', 'plexusd API socket', process.env.PLEXUS_SOCKET ?? '/run/plexus/plexusd.sock')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .showHelpAfterError()
+  .exitOverride()
+
+const ctx: CliContext = {
+  client: () => createClient(program.opts<{ socket: string }>().socket),
+  format: () => program.opts<{ output: OutputFormat }>().output,
+  print: (text) => process.stdout.write(text),
+}
+
+for (const register of commands) register(program, ctx)
+// Subcommands inherit exit override and help-after-error so usage errors exit 2 everywhere.
+for (const c of program.commands) c.exitOverride().showHelpAfterError()
+
+async function main(): Promise<number> {
+  try {
+    await program.parseAsync(process.argv)
+    return 0
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0 || ['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(err.code)) return 0
+      return EXIT_USAGE
+    }
+    if (err instanceof UnreachableError) {
+      process.stderr.write(`plexctl: ${err.message}\n`)
+      return EXIT_ERROR
+    }
+    if (err instanceof ApiError) {
+      process.stderr.write(`plexctl: ${err.message} (${err.code})\n`)
+      return EXIT_ERROR
+    }
+    process.stderr.write(`plexctl: ${(err as Error).message}\n`)
+    return EXIT_ERROR
+  }
+}
+
+main().then((code) => {
+  process.exitCode = code
+})

@@ -1,0 +1,66 @@
+// The contract every consumer of the replicated store codes against.
+// Implementation: src/store/store.ts (issue 3). Consumers (ipam, datapath,
+// dns, ports, scheduler, api) read and watch; they write only through put/delete.
+
+/** Hybrid logical clock timestamp: wall-clock milliseconds plus a logical counter. */
+export interface Hlc {
+  wall: number
+  logical: number
+}
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue }
+
+export interface StoreRecord {
+  key: string
+  /** null for a tombstone */
+  value: JsonValue
+  /** libp2p peer id (string form) of the host that wrote it */
+  owner: string
+  version: Hlc
+  /** time to live in ms from version.wall; absent = no expiry */
+  ttlMs?: number
+  tombstone: boolean
+  /** owner's signature over the canonical encoding (base64) */
+  sig: string
+}
+
+export type WatchEvent = { type: 'put' | 'delete' | 'expire'; key: string; record: StoreRecord; index: number }
+
+export interface PutOptions {
+  ttlMs?: number
+  /** compare-and-set: only write if the current record's modify index equals this (0 = must not exist) */
+  cas?: number
+}
+
+/**
+ * Key layout (owner-only namespaces carry the owner's peer id as second segment):
+ *   nodes/<peerId>                              membership heartbeat (owned)
+ *   leases/<peerId>                             host-subnet lease (owned)
+ *   endpoints/<peerId>/<containerId>/<ifname>   container endpoint (owned)
+ *   health/<peerId>/<checkId>                   health-check state (owned)
+ *   config/...                                  shared cluster config (any member), e.g. config/network
+ *   services/<name>                             shared service definitions (any member)
+ *   anything else                               shared user KV (any member)
+ */
+export const OWNED_PREFIXES = ['nodes/', 'leases/', 'endpoints/', 'health/'] as const
+
+export interface ReadableStore {
+  /** this host's peer id */
+  readonly self: string
+  /** monotonically increasing local change counter (for blocking queries) */
+  readonly index: number
+  /** live record (not a tombstone, not expired) */
+  get(key: string): StoreRecord | undefined
+  /** live records whose key starts with prefix, sorted by key */
+  list(prefix: string): StoreRecord[]
+  /** modify index at which key last changed locally (0 if never seen) */
+  modifyIndex(key: string): number
+  /** calls fn for every change under prefix; returns an unsubscribe function */
+  watch(prefix: string, fn: (ev: WatchEvent) => void): () => void
+}
+
+export interface Store extends ReadableStore {
+  put(key: string, value: JsonValue, opts?: PutOptions): Promise<StoreRecord>
+  /** writes a tombstone; false if there was no live record (or cas failed) */
+  delete(key: string, opts?: { cas?: number }): Promise<boolean>
+}
