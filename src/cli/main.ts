@@ -27,8 +27,15 @@ const ctx: CliContext = {
 }
 
 for (const register of commands) register(program, ctx)
-// Subcommands inherit exit override and help-after-error so usage errors exit 2 everywhere.
-for (const c of program.commands) c.exitOverride().showHelpAfterError()
+
+// Every (nested) subcommand throws on usage errors instead of exiting, so they all exit 2.
+function overrideExits(cmd: Command): void {
+  for (const c of cmd.commands) {
+    c.exitOverride().showHelpAfterError()
+    overrideExits(c)
+  }
+}
+overrideExits(program)
 
 async function main(): Promise<number> {
   try {
