@@ -1,0 +1,564 @@
+// The Plexus test bed: a whole cluster on one machine. Each host is a network
+// namespace on an underlay bridge (in its own namespace) running a real plexusd;
+// each container is a namespace attached through the real CNI plugin, exactly
+// as a runtime would. Used by tests, benchmarks and `make demo`. See README.md.
+import { spawn, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { request } from 'node:http'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Command, Option } from 'commander'
+import { alive, ipNs, killAll, listNetns, netnsPids, sh, shQuiet, sleep } from './lib/sh.js'
+import {
+  CLUSTER_PORT,
+  type ClusterState,
+  type CtrState,
+  clusterDir,
+  ctrDir,
+  ctrNs,
+  type HostState,
+  hostNs,
+  listClusters,
+  listCtrs,
+  loadCluster,
+  loadCtr,
+  removeCtr,
+  saveCluster,
+  saveCtr,
+  UNDERLAY_GATEWAY,
+  UNDERLAY_PREFIX,
+  underlayNs,
+} from './lib/state.js'
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+const DIST = join(REPO, 'dist')
+const AGENT_JS = join(DIST, 'src/agent/main.js')
+const CNI_PLUGIN = join(DIST, 'cni/plexus')
+const BIN_DIR = join(DIST, 'bin')
+const NAME_RE = /^[a-z][a-z0-9]{0,9}$/
+const CTR_RE = /^[a-z][a-z0-9-]{0,30}$/
+
+class FixtureError extends Error {}
+
+function need(cond: unknown, msg: string): asserts cond {
+  if (!cond) throw new FixtureError(msg)
+}
+
+function requireCluster(name: string): ClusterState {
+  const c = loadCluster(name)
+  need(c, `no cluster "${name}" (see: cluster ls)`)
+  return c
+}
+
+function hostOf(c: ClusterState, host: string): HostState {
+  const h = c.hosts.find((x) => x.name === host)
+  need(h, `cluster "${c.name}" has no host "${host}" (hosts: ${c.hosts.map((x) => x.name).join(', ')})`)
+  return h
+}
+
+function pidFile(h: HostState): string {
+  return join(h.dir, 'plexusd.pid')
+}
+
+function agentPid(h: HostState): number | undefined {
+  const f = pidFile(h)
+  if (!existsSync(f)) return undefined
+  const pid = Number(readFileSync(f, 'utf8').trim())
+  return Number.isInteger(pid) && alive(pid) ? pid : undefined
+}
+
+/** Per-host agent config; extended as modules gain settings. */
+function agentConfig(c: ClusterState, h: HostState, index: number): Record<string, unknown> {
+  const seeds = c.hosts.filter((x) => x.name !== h.name).slice(0, 2)
+  return {
+    name: h.name,
+    stateDir: join(h.dir, 'state'),
+    runDir: join(h.dir, 'run'),
+    logLevel: process.env.PLEXUS_LOG_LEVEL ?? 'info',
+    api: { socket: h.socket },
+    cluster: {
+      listen: [`/ip4/${h.ip}/tcp/${CLUSTER_PORT}`],
+      bootstrap: seeds.map((s) => `/ip4/${s.ip}/tcp/${CLUSTER_PORT}`),
+      keyFile: join(clusterDir(c.name), 'cluster.key'),
+    },
+    underlayInterface: 'eth0',
+    underlayAddress: h.ip,
+    labels: { fixture: c.name, index: String(index + 1) },
+  }
+}
+
+function writeClusterKey(c: ClusterState): void {
+  // The standard libp2p swarm key format (what `plexctl cluster init` writes).
+  const key = `/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toString('hex')}\n`
+  writeFileSync(join(clusterDir(c.name), 'cluster.key'), key, { mode: 0o600 })
+}
+
+function startAgent(c: ClusterState, h: HostState, index: number): void {
+  need(existsSync(AGENT_JS), `${AGENT_JS} is missing: run 'make build' first`)
+  mkdirSync(join(h.dir, 'run'), { recursive: true })
+  const cfg = join(h.dir, 'plexusd.json')
+  writeFileSync(cfg, `${JSON.stringify(agentConfig(c, h, index), null, 2)}\n`)
+  const log = openSync(join(h.dir, 'plexusd.log'), 'a')
+  const child = spawn('ip', ['netns', 'exec', h.ns, process.execPath, AGENT_JS, '--config', cfg], {
+    detached: true,
+    stdio: ['ignore', log, log],
+  })
+  need(child.pid, `could not start plexusd for ${h.name}`)
+  writeFileSync(pidFile(h), `${child.pid}\n`)
+  child.unref()
+}
+
+function apiGet(socket: string, path: string, timeoutMs = 1000): Promise<unknown> {
+  return new Promise((res, rej) => {
+    const req = request({ socketPath: socket, path, timeout: timeoutMs }, (r) => {
+      let body = ''
+      r.on('data', (d) => {
+        body += d
+      })
+      r.on('end', () =>
+        r.statusCode === 200 ? res(JSON.parse(body)) : rej(new Error(`HTTP ${r.statusCode}`)),
+      )
+    })
+    req.on('timeout', () => req.destroy(new Error('timeout')))
+    req.on('error', rej)
+    req.end()
+  })
+}
+
+async function waitAgent(h: HostState, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let last = ''
+  while (Date.now() < deadline) {
+    if (!agentPid(h)) break
+    try {
+      await apiGet(h.socket, '/v1/status')
+      return
+    } catch (err) {
+      last = (err as Error).message
+    }
+    await sleep(100)
+  }
+  const log = existsSync(join(h.dir, 'plexusd.log')) ? readFileSync(join(h.dir, 'plexusd.log'), 'utf8') : ''
+  throw new FixtureError(
+    `plexusd on ${h.name} did not come up (${agentPid(h) ? last : 'process exited'}); log tail:\n${log.split('\n').slice(-15).join('\n')}`,
+  )
+}
+
+async function up(opts: {
+  name: string
+  hosts: string
+  backend: 'vxlan' | 'host-gw'
+  cidr: string
+  firewall: string
+}) {
+  need(NAME_RE.test(opts.name), `--name must match ${NAME_RE} (it prefixes namespace names)`)
+  const k = Number(opts.hosts)
+  need(Number.isInteger(k) && k >= 1 && k <= 200, '--hosts must be a whole number from 1 to 200')
+  need(!loadCluster(opts.name), `cluster "${opts.name}" is already up (cluster down --name ${opts.name})`)
+  const clash = listNetns().filter((n) => n.startsWith(`${opts.name}-`))
+  need(clash.length === 0, `namespaces named ${opts.name}-* already exist: ${clash.join(', ')}`)
+
+  const c: ClusterState = {
+    name: opts.name,
+    backend: opts.backend,
+    cidr: opts.cidr,
+    firewall: opts.firewall,
+    createdAt: new Date().toISOString(),
+    hosts: Array.from({ length: k }, (_, i) => {
+      const name = `h${i + 1}`
+      const dir = join(clusterDir(opts.name), name)
+      return {
+        name,
+        ns: hostNs(opts.name, name),
+        ip: `${UNDERLAY_PREFIX}.${i + 11}`,
+        dir,
+        socket: join(dir, 'run/plexusd.sock'),
+      }
+    }),
+  }
+  // Record intent before touching the kernel so `down` can undo a half-made cluster.
+  saveCluster(c)
+  writeClusterKey(c)
+  try {
+    const u = underlayNs(c.name)
+    sh('ip', ['netns', 'add', u])
+    ipNs(u, 'link', 'set', 'lo', 'up')
+    ipNs(u, 'link', 'add', 'br0', 'type', 'bridge')
+    ipNs(u, 'addr', 'add', `${UNDERLAY_GATEWAY}/24`, 'dev', 'br0')
+    ipNs(u, 'link', 'set', 'br0', 'up')
+    for (const h of c.hosts) {
+      mkdirSync(h.dir, { recursive: true })
+      sh('ip', ['netns', 'add', h.ns])
+      ipNs(h.ns, 'link', 'set', 'lo', 'up')
+      ipNs(
+        u,
+        'link',
+        'add',
+        `u-${h.name}`,
+        'mtu',
+        '1500',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'eth0',
+        'netns',
+        h.ns,
+      )
+      ipNs(u, 'link', 'set', `u-${h.name}`, 'master', 'br0', 'up')
+      ipNs(h.ns, 'addr', 'add', `${h.ip}/24`, 'dev', 'eth0')
+      ipNs(h.ns, 'link', 'set', 'eth0', 'up')
+      ipNs(h.ns, 'route', 'add', 'default', 'via', UNDERLAY_GATEWAY)
+    }
+    c.hosts.forEach((h, i) => startAgent(c, h, i))
+    await Promise.all(c.hosts.map((h) => waitAgent(h, 30_000)))
+  } catch (err) {
+    process.stderr.write(`cluster up failed, tearing down: ${(err as Error).message}\n`)
+    await down({ name: c.name })
+    throw err
+  }
+  process.stdout.write(
+    `cluster ${c.name}: ${k} hosts up (${c.hosts.map((h) => `${h.name}=${h.ip}`).join(' ')})\n`,
+  )
+}
+
+/** Removes every namespace, process and file of the cluster; works from any half-state. */
+async function down(opts: { name: string }) {
+  need(NAME_RE.test(opts.name), `--name must match ${NAME_RE}`)
+  const ctrNames = new Set(listCtrs(opts.name).map((x) => ctrNs(opts.name, x.name)))
+  const ours = listNetns().filter(
+    (n) => n === underlayNs(opts.name) || new RegExp(`^${opts.name}-h\\d+$`).test(n) || ctrNames.has(n),
+  )
+  const c = loadCluster(opts.name)
+  const pids = new Set<number>()
+  for (const ns of ours) for (const p of netnsPids(ns)) pids.add(p)
+  for (const h of c?.hosts ?? []) {
+    const p = agentPid(h)
+    if (p) pids.add(p)
+  }
+  await killAll([...pids])
+  for (const ns of ours) {
+    shQuiet('ip', ['netns', 'delete', ns])
+    rmSync(join('/etc/netns', ns), { recursive: true, force: true })
+  }
+  for (const ns of ctrNames) rmSync(join('/etc/netns', ns), { recursive: true, force: true })
+  rmSync(clusterDir(opts.name), { recursive: true, force: true })
+  const left = listNetns().filter((n) => ours.includes(n))
+  need(left.length === 0, `namespaces still present after down: ${left.join(', ')}`)
+  process.stdout.write(`cluster ${opts.name}: down\n`)
+}
+
+function envFor(c: ClusterState, h?: HostState): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PATH: `${BIN_DIR}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
+    ...(h ? { PLEXUS_SOCKET: h.socket, PLEXUS_FIXTURE_HOST: h.name } : {}),
+    PLEXUS_FIXTURE: c.name,
+  }
+}
+
+function execIn(
+  opts: { name: string; host?: string; ctr?: string; underlay?: boolean },
+  cmd: string[],
+): number {
+  const c = requireCluster(opts.name)
+  need(
+    [opts.host, opts.ctr, opts.underlay].filter(Boolean).length === 1,
+    'give exactly one of --host, --ctr, --underlay',
+  )
+  need(cmd.length > 0, 'no command given (cluster exec ... -- CMD...)')
+  let ns: string
+  let h: HostState | undefined
+  if (opts.host) {
+    h = hostOf(c, opts.host)
+    ns = h.ns
+  } else if (opts.ctr) {
+    const ctr = loadCtr(c.name, opts.ctr)
+    need(ctr, `no container "${opts.ctr}" in cluster ${c.name}`)
+    ns = ctr.ns
+  } else ns = underlayNs(c.name)
+  const r = spawnSync('ip', ['netns', 'exec', ns, ...cmd], { stdio: 'inherit', env: envFor(c, h) })
+  if (r.error) throw r.error
+  return r.status ?? 1
+}
+
+interface RunOpts {
+  name: string
+  host: string
+  ctr: string
+  service?: string
+  publish: string[]
+  expose: string[]
+  link: string[]
+  label: string[]
+  ip?: string
+}
+
+function parsePublish(spec: string): {
+  hostPort: number
+  containerPort: number
+  protocol: string
+  hostIP?: string
+} {
+  const m = /^(?:(\d+\.\d+\.\d+\.\d+):)?(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(spec)
+  need(m, `--publish wants [HOSTIP:]HOSTPORT:CTRPORT[/tcp|udp], got "${spec}"`)
+  return {
+    hostPort: Number(m[2]),
+    containerPort: Number(m[3]),
+    protocol: m[4] ?? 'tcp',
+    ...(m[1] ? { hostIP: m[1] } : {}),
+  }
+}
+
+/** Invokes the CNI plugin as a runtime does: CNI_* env, network config on stdin, run in the host namespace. */
+function cni(c: ClusterState, h: HostState, ctr: CtrState, command: 'ADD' | 'DEL' | 'CHECK', args: string) {
+  need(existsSync(CNI_PLUGIN), `${CNI_PLUGIN} is missing: run 'make build' first`)
+  const netns = `/run/netns/${ctr.ns}`
+  const r = spawnSync('ip', ['netns', 'exec', h.ns, CNI_PLUGIN], {
+    input: ctr.netconf,
+    encoding: 'utf8',
+    env: {
+      PATH: process.env.PATH,
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: ctr.containerId,
+      CNI_NETNS: command === 'DEL' && !existsSync(netns) ? '' : netns,
+      CNI_IFNAME: ctr.ifname,
+      CNI_PATH: `${dirname(CNI_PLUGIN)}:/usr/lib/cni:/opt/cni/bin`,
+      CNI_ARGS: args,
+    },
+  })
+  const out = (r.stdout ?? '').trim()
+  if (r.status !== 0) {
+    throw new FixtureError(`CNI ${command} for ${ctr.name} failed (exit ${r.status}): ${out || r.stderr}`)
+  }
+  return out ? (JSON.parse(out) as Record<string, unknown>) : undefined
+}
+
+function cniArgs(o: { ctr: string; service?: string; expose?: string[]; label?: string[] }): string {
+  const kv = [
+    ['IgnoreUnknown', '1'],
+    ['K8S_POD_NAME', o.ctr],
+    ['PLEXUS_NAME', o.ctr],
+  ]
+  if (o.service) kv.push(['PLEXUS_SERVICE', o.service])
+  if (o.expose?.length) kv.push(['PLEXUS_EXPOSE', o.expose.join(',')])
+  for (const l of o.label ?? []) kv.push(['PLEXUS_LABEL', l])
+  return kv.map(([k, v]) => `${k}=${v}`).join(';')
+}
+
+function writeResolvConf(ns: string, result: Record<string, unknown> | undefined): void {
+  const dns = (result?.dns ?? {}) as { nameservers?: string[]; search?: string[]; options?: string[] }
+  const dir = join('/etc/netns', ns)
+  mkdirSync(dir, { recursive: true })
+  const lines = [
+    ...(dns.nameservers ?? []).map((n) => `nameserver ${n}`),
+    ...(dns.search?.length ? [`search ${dns.search.join(' ')}`] : []),
+    ...(dns.options?.length ? [`options ${dns.options.join(' ')}`] : []),
+  ]
+  writeFileSync(join(dir, 'resolv.conf'), `${lines.join('\n')}\n`)
+}
+
+async function run(opts: RunOpts, cmd: string[]) {
+  const c = requireCluster(opts.name)
+  const h = hostOf(c, opts.host)
+  need(CTR_RE.test(opts.ctr), `--ctr must match ${CTR_RE}`)
+  need(
+    /^h\d+$|^underlay$/.test(opts.ctr) === false,
+    `--ctr "${opts.ctr}" would clash with a host namespace name`,
+  )
+  need(!loadCtr(c.name, opts.ctr), `container "${opts.ctr}" already exists in cluster ${c.name}`)
+  need(cmd.length > 0, 'no command given (cluster run ... -- CMD...)')
+  const runtimeConfig: Record<string, unknown> = {}
+  if (opts.publish.length) runtimeConfig.portMappings = opts.publish.map(parsePublish)
+  if (opts.ip) runtimeConfig.ips = [opts.ip]
+  const ctr: CtrState = {
+    name: opts.ctr,
+    host: h.name,
+    ns: ctrNs(c.name, opts.ctr),
+    containerId: `${c.name}-${opts.ctr}-${randomBytes(6).toString('hex')}`,
+    ifname: 'eth0',
+    netconf: JSON.stringify({
+      cniVersion: '1.1.0',
+      name: 'plexus',
+      type: 'plexus',
+      socket: h.socket,
+      ...(Object.keys(runtimeConfig).length ? { runtimeConfig } : {}),
+    }),
+  }
+  const args = cniArgs(opts)
+  saveCtr(c.name, ctr)
+  try {
+    sh('ip', ['netns', 'add', ctr.ns])
+    ipNs(ctr.ns, 'link', 'set', 'lo', 'up')
+    ctr.result = cni(c, h, ctr, 'ADD', args)
+    writeResolvConf(ctr.ns, ctr.result as Record<string, unknown>)
+    const log = openSync(join(ctrDir(c.name), `${ctr.name}.log`), 'a')
+    const child = spawn('ip', ['netns', 'exec', ctr.ns, ...cmd], {
+      detached: true,
+      stdio: ['ignore', log, log],
+      env: { ...envFor(c), PLEXUS_CONTAINER: ctr.name },
+    })
+    ctr.pid = child.pid
+    child.unref()
+    saveCtr(c.name, ctr)
+  } catch (err) {
+    await rm({ name: c.name, ctr: ctr.name }, true)
+    throw err
+  }
+  const ips = ((ctr.result as { ips?: { address: string }[] } | undefined)?.ips ?? []).map((i) => i.address)
+  process.stdout.write(`${ctr.name} on ${h.name}: ${ips.join(' ') || 'no address'}\n`)
+}
+
+async function rm(opts: { name: string; ctr: string }, quiet = false) {
+  const c = requireCluster(opts.name)
+  const ctr = loadCtr(c.name, opts.ctr)
+  need(ctr, `no container "${opts.ctr}" in cluster ${c.name}`)
+  await killAll(netnsPids(ctr.ns), 2000)
+  const h = c.hosts.find((x) => x.name === ctr.host)
+  let delError: Error | undefined
+  if (h && agentPid(h)) {
+    try {
+      cni(c, h, ctr, 'DEL', cniArgs({ ctr: ctr.name }))
+    } catch (err) {
+      delError = err as Error
+    }
+  }
+  shQuiet('ip', ['netns', 'delete', ctr.ns])
+  rmSync(join('/etc/netns', ctr.ns), { recursive: true, force: true })
+  removeCtr(c.name, ctr.name)
+  if (delError) throw delError
+  if (!quiet) process.stdout.write(`${ctr.name}: removed\n`)
+}
+
+async function stopHost(opts: { name: string; host: string; signal: string }) {
+  const c = requireCluster(opts.name)
+  const h = hostOf(c, opts.host)
+  const pid = agentPid(h)
+  need(pid, `plexusd on ${h.name} is not running`)
+  if (opts.signal === 'KILL') {
+    process.kill(pid, 'SIGKILL')
+    while (alive(pid)) await sleep(10)
+  } else await killAll([pid], 10_000)
+  process.stdout.write(`${h.name}: plexusd stopped (${opts.signal})\n`)
+}
+
+async function startHost(opts: { name: string; host: string }) {
+  const c = requireCluster(opts.name)
+  const h = hostOf(c, opts.host)
+  need(!agentPid(h), `plexusd on ${h.name} is already running`)
+  startAgent(c, h, c.hosts.indexOf(h))
+  await waitAgent(h, 30_000)
+  process.stdout.write(`${h.name}: plexusd started\n`)
+}
+
+function ls(opts: { name?: string; output: string }) {
+  const names = opts.name ? [opts.name] : listClusters()
+  const clusters = names
+    .map((n) => loadCluster(n))
+    .filter((c): c is ClusterState => c !== undefined)
+    .map((c) => ({
+      name: c.name,
+      backend: c.backend,
+      cidr: c.cidr,
+      createdAt: c.createdAt,
+      hosts: c.hosts.map((h) => ({
+        name: h.name,
+        ns: h.ns,
+        address: h.ip,
+        socket: h.socket,
+        agentPid: agentPid(h) ?? null,
+      })),
+      containers: listCtrs(c.name).map((x) => ({
+        name: x.name,
+        host: x.host,
+        ns: x.ns,
+        containerId: x.containerId,
+        addresses: ((x.result as { ips?: { address: string }[] } | undefined)?.ips ?? []).map(
+          (i) => i.address,
+        ),
+        pid: x.pid && alive(x.pid) ? x.pid : null,
+      })),
+    }))
+  if (opts.name) need(clusters.length === 1, `no cluster "${opts.name}"`)
+  if (opts.output === 'json') {
+    process.stdout.write(`${JSON.stringify(opts.name ? clusters[0] : clusters, null, 2)}\n`)
+    return
+  }
+  for (const c of clusters) {
+    process.stdout.write(`cluster ${c.name} (${c.backend}, ${c.cidr})\n`)
+    for (const h of c.hosts)
+      process.stdout.write(
+        `  host ${h.name.padEnd(5)} ${h.address.padEnd(14)} plexusd ${h.agentPid ?? 'down'}\n`,
+      )
+    for (const x of c.containers)
+      process.stdout.write(`  ctr  ${x.name.padEnd(12)} on ${x.host.padEnd(5)} ${x.addresses.join(' ')}\n`)
+  }
+}
+
+const collect = (v: string, acc: string[]) => [...acc, v]
+const program = new Command('cluster').description('Plexus multi-host test bed in network namespaces')
+program
+  .command('up')
+  .requiredOption('--name <N>', 'cluster name (prefixes every namespace)')
+  .requiredOption('--hosts <K>', 'number of hosts')
+  .addOption(new Option('--backend <type>', 'overlay backend').choices(['vxlan', 'host-gw']).default('vxlan'))
+  .option('--cidr <C>', 'cluster network', '10.244.0.0/16')
+  .addOption(
+    new Option('--firewall <b>', 'firewall backend')
+      .choices(['auto', 'iptables', 'nftables'])
+      .default('auto'),
+  )
+  .action(up)
+program.command('down').requiredOption('--name <N>').action(down)
+program
+  .command('exec')
+  .requiredOption('--name <N>')
+  .option('--host <hI>')
+  .option('--ctr <C>')
+  .option('--underlay', 'run in the underlay namespace (to cut or slow links)')
+  .argument('<cmd...>')
+  .action((cmd: string[], opts) => {
+    process.exitCode = execIn(opts, cmd)
+  })
+program
+  .command('run')
+  .requiredOption('--name <N>')
+  .requiredOption('--host <hI>')
+  .requiredOption('--ctr <C>')
+  .option('--service <S>', 'service the container joins')
+  .option('--publish <[IP:]HOSTPORT:CTRPORT[/udp]>', 'publish a port (repeatable)', collect, [])
+  .option('--expose <PORT[/udp]>', 'port the container serves (repeatable)', collect, [])
+  .option('--link <SVC[:ALIAS]>', 'link to a service (repeatable)', collect, [])
+  .option('--label <k=v>', 'endpoint label (repeatable)', collect, [])
+  .option('--ip <addr>', 'static address')
+  .argument('<cmd...>')
+  .action((cmd: string[], opts) => run(opts, cmd))
+program
+  .command('rm')
+  .requiredOption('--name <N>')
+  .requiredOption('--ctr <C>')
+  .action((o) => rm(o))
+program
+  .command('stop')
+  .description('stop one host agent (SIGTERM, or SIGKILL with --signal KILL)')
+  .requiredOption('--name <N>')
+  .requiredOption('--host <hI>')
+  .addOption(new Option('--signal <s>').choices(['TERM', 'KILL']).default('TERM'))
+  .action(stopHost)
+program
+  .command('start')
+  .description('start a stopped host agent')
+  .requiredOption('--name <N>')
+  .requiredOption('--host <hI>')
+  .action(startHost)
+program
+  .command('ls')
+  .option('--name <N>')
+  .addOption(new Option('-o, --output <f>').choices(['table', 'json']).default('table'))
+  .action(ls)
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`cluster: ${err.message}\n`)
+  process.exitCode = err instanceof FixtureError ? 2 : 1
+})

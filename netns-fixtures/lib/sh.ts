@@ -1,0 +1,80 @@
+import { execFileSync, spawnSync } from 'node:child_process'
+
+/** Runs a command, returns stdout; throws with the command's stderr on failure. */
+export function sh(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): string {
+  try {
+    return execFileSync(cmd, args, {
+      encoding: 'utf8',
+      input: opts.input,
+      env: opts.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+  } catch (err) {
+    const e = err as { stderr?: string; stdout?: string; status?: number }
+    const detail = (e.stderr || e.stdout || '').trim()
+    throw new Error(`${cmd} ${args.join(' ')} failed (exit ${e.status}): ${detail}`)
+  }
+}
+
+/** Like sh() but never throws: for cleanup paths where "already gone" is success. */
+export function shQuiet(cmd: string, args: string[]): { ok: boolean; out: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+  return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}` }
+}
+
+export function ipNs(ns: string, ...args: string[]): string {
+  return sh('ip', ['-n', ns, ...args])
+}
+
+export function listNetns(): string[] {
+  const out = shQuiet('ip', ['netns', 'list']).out
+  return out
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter(Boolean)
+}
+
+export function netnsPids(ns: string): number[] {
+  const r = shQuiet('ip', ['netns', 'pids', ns])
+  if (!r.ok) return []
+  return r.out
+    .split('\n')
+    .map((l) => Number(l.trim()))
+    .filter((n) => Number.isInteger(n) && n > 0)
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+/** SIGTERM, wait up to graceMs, then SIGKILL whatever is left. */
+export async function killAll(pids: number[], graceMs = 3000): Promise<void> {
+  const signal = (sig: NodeJS.Signals) => {
+    for (const p of pids) {
+      try {
+        process.kill(p, sig)
+      } catch {
+        // already gone
+      }
+    }
+  }
+  signal('SIGTERM')
+  const deadline = Date.now() + graceMs
+  while (Date.now() < deadline && pids.some(alive)) await sleep(50)
+  signal('SIGKILL')
+  const hard = Date.now() + 2000
+  while (Date.now() < hard && pids.some(alive)) await sleep(20)
+}
