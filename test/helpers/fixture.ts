@@ -1,0 +1,116 @@
+// Test-side handle on netns-fixtures/cluster: a uniquely named cluster per test,
+// torn down in teardown even when the test fails.
+import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
+export const CLUSTER = join(REPO, 'netns-fixtures/cluster')
+export const PLEXCTL = join(REPO, 'dist/bin/plexctl')
+
+export interface RunResult {
+  status: number
+  stdout: string
+  stderr: string
+}
+
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): RunResult {
+  const r = spawnSync(cmd, args, {
+    encoding: 'utf8',
+    input: opts.input,
+    env: opts.env ?? process.env,
+    timeout: 120_000,
+  })
+  return { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' }
+}
+
+/** A short unique cluster name (it prefixes namespace names, so keep it short). */
+export function uniqueName(prefix = 't'): string {
+  return `${prefix}${randomBytes(3).toString('hex')}`.slice(0, 10)
+}
+
+export class Cluster {
+  constructor(readonly name: string) {}
+
+  cli(args: string[], input?: string): RunResult {
+    return run(CLUSTER, args, { input })
+  }
+
+  /** Runs CMD in a host namespace with plexctl on PATH and PLEXUS_SOCKET set for that host. */
+  exec(host: string, cmd: string[]): RunResult {
+    return run(CLUSTER, ['exec', '--name', this.name, '--host', host, '--', ...cmd])
+  }
+
+  execCtr(ctr: string, cmd: string[]): RunResult {
+    return run(CLUSTER, ['exec', '--name', this.name, '--ctr', ctr, '--', ...cmd])
+  }
+
+  execUnderlay(cmd: string[]): RunResult {
+    return run(CLUSTER, ['exec', '--name', this.name, '--underlay', '--', ...cmd])
+  }
+
+  /** plexctl -o json on a host, parsed. Throws with stderr when plexctl fails. */
+  plexctlJson<T = unknown>(host: string, args: string[]): T {
+    const r = this.exec(host, ['plexctl', '-o', 'json', ...args])
+    if (r.status !== 0)
+      throw new Error(`plexctl ${args.join(' ')} on ${host} failed (${r.status}): ${r.stderr}`)
+    return JSON.parse(r.stdout) as T
+  }
+
+  run(host: string, ctr: string, cmd: string[], extra: string[] = []): RunResult {
+    return run(CLUSTER, ['run', '--name', this.name, '--host', host, '--ctr', ctr, ...extra, '--', ...cmd])
+  }
+
+  rm(ctr: string): RunResult {
+    return run(CLUSTER, ['rm', '--name', this.name, '--ctr', ctr])
+  }
+
+  stop(host: string, signal: 'TERM' | 'KILL' = 'TERM'): RunResult {
+    return run(CLUSTER, ['stop', '--name', this.name, '--host', host, '--signal', signal])
+  }
+
+  start(host: string): RunResult {
+    return run(CLUSTER, ['start', '--name', this.name, '--host', host])
+  }
+
+  down(): RunResult {
+    return run(CLUSTER, ['down', '--name', this.name])
+  }
+}
+
+interface Teardownable {
+  teardown(fn: () => unknown): void
+}
+
+/** Brings up a cluster and registers its teardown; throws with the fixture's output if `up` fails. */
+export function upCluster(
+  t: Teardownable,
+  opts: { hosts: number; backend?: 'vxlan' | 'host-gw'; firewall?: string; prefix?: string },
+): Cluster {
+  const c = new Cluster(uniqueName(opts.prefix))
+  t.teardown(() => {
+    c.down()
+  })
+  const args = ['up', '--name', c.name, '--hosts', String(opts.hosts)]
+  if (opts.backend) args.push('--backend', opts.backend)
+  if (opts.firewall) args.push('--firewall', opts.firewall)
+  const r = c.cli(args)
+  if (r.status !== 0) throw new Error(`cluster up failed (${r.status}): ${r.stderr}${r.stdout}`)
+  return c
+}
+
+/** Polls fn until it returns a truthy value or the time runs out; returns the last value. */
+export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, stepMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last: T = await fn()
+  while (!last && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, stepMs))
+    last = await fn()
+  }
+  return last
+}
