@@ -211,7 +211,7 @@ async function up(opts: {
       ipNs(h.ns, 'link', 'set', 'eth0', 'up')
       ipNs(h.ns, 'route', 'add', 'default', 'via', UNDERLAY_GATEWAY)
     }
-    c.hosts.forEach((h, i) => startAgent(c, h, i))
+    for (const [i, h] of c.hosts.entries()) startAgent(c, h, i)
     await Promise.all(c.hosts.map((h) => waitAgent(h, 30_000)))
   } catch (err) {
     process.stderr.write(`cluster up failed, tearing down: ${(err as Error).message}\n`)
@@ -312,7 +312,7 @@ function parsePublish(spec: string): {
 }
 
 /** Invokes the CNI plugin as a runtime does: CNI_* env, network config on stdin, run in the host namespace. */
-function cni(c: ClusterState, h: HostState, ctr: CtrState, command: 'ADD' | 'DEL' | 'CHECK', args: string) {
+function cni(h: HostState, ctr: CtrState, command: 'ADD' | 'DEL' | 'CHECK', args: string) {
   need(existsSync(CNI_PLUGIN), `${CNI_PLUGIN} is missing: run 'make build' first`)
   const netns = `/run/netns/${ctr.ns}`
   const r = spawnSync('ip', ['netns', 'exec', h.ns, CNI_PLUGIN], {
@@ -391,7 +391,7 @@ async function run(opts: RunOpts, cmd: string[]) {
   try {
     sh('ip', ['netns', 'add', ctr.ns])
     ipNs(ctr.ns, 'link', 'set', 'lo', 'up')
-    ctr.result = cni(c, h, ctr, 'ADD', args)
+    ctr.result = cni(h, ctr, 'ADD', args)
     writeResolvConf(ctr.ns, ctr.result as Record<string, unknown>)
     const log = openSync(join(ctrDir(c.name), `${ctr.name}.log`), 'a')
     const child = spawn('ip', ['netns', 'exec', ctr.ns, ...cmd], {
@@ -419,7 +419,7 @@ async function rm(opts: { name: string; ctr: string }, quiet = false) {
   let delError: Error | undefined
   if (h && agentPid(h)) {
     try {
-      cni(c, h, ctr, 'DEL', cniArgs({ ctr: ctr.name }))
+      cni(h, ctr, 'DEL', cniArgs({ ctr: ctr.name }))
     } catch (err) {
       delError = err as Error
     }
