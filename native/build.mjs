@@ -1,0 +1,11 @@
+// Builds the setns addon with node-gyp against the running node's own headers
+// (--nodedir), so nothing is downloaded. See README.md.
+import { execFileSync } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const nodeGyp = createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js')
+const nodedir = dirname(dirname(process.execPath))
+execFileSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`], { cwd: here, stdio: 'inherit' })

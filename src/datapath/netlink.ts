@@ -1,0 +1,506 @@
+// A small typed wrapper over the `netlink` package's rtnetlink socket: the
+// link, address, route, neighbour and FDB operations Plexus needs, with
+// addresses as strings and kernel errors mapped to PlexusError codes.
+import { closeSync, constants as fsConstants, openSync } from 'node:fs'
+import { constants as osConstants } from 'node:os'
+import {
+  AttrStream,
+  createRtNetlink,
+  FlagsNew,
+  getString,
+  ifla,
+  parseAttributes,
+  type RtNetlinkSocket,
+  rt,
+} from 'netlink'
+import { errorMessage, PlexusError } from '../lib/errors.js'
+import { bufToIp, bufToMac, ipToBuf, macToBuf, parseCidr } from './addr.js'
+import { assertNetnsPath, withNetns } from './netns.js'
+
+const AF_INET = 2
+const AF_BRIDGE = 7
+const RT_TABLE_MAIN = 254
+/** rtm_flags bit RTNH_F_ONLINK: gateway is on-link even if no address says so */
+const RTNH_F_ONLINK = 4
+/** IFLA_LINKINFO nested attributes */
+const IFLA_INFO_KIND = 1
+const IFLA_INFO_DATA = 2
+const VETH_INFO_PEER = 1
+/**
+ * rtm_protocol stamped on every route Plexus installs, so dumps and cleanup
+ * can tell ours from everyone else's (values >= RTPROT_STATIC are not
+ * interpreted by the kernel; 77 is unassigned in iproute2's rt_protos).
+ */
+export const RTPROT_PLEXUS = 77
+const REQUEST_TIMEOUT_MS = 5000
+
+export interface VxlanInfo {
+  vni: number
+  port: number
+  local?: string
+  /** ifindex of the underlay device */
+  dev?: number
+  learning: boolean
+}
+
+export interface LinkInfo {
+  index: number
+  name: string
+  /** IFLA_INFO_KIND: bridge, veth, vxlan, ... (undefined for physical devices) */
+  kind?: string
+  mtu: number
+  mac?: string
+  up: boolean
+  master?: number
+  vxlan?: VxlanInfo
+}
+
+export interface AddressInfo {
+  ifindex: number
+  address: string
+  prefixLen: number
+}
+
+export interface RouteInfo {
+  /** CIDR */
+  dst: string
+  gateway?: string
+  oif?: number
+  onlink: boolean
+  protocol: number
+  scope: number
+  table: number
+}
+
+export interface RouteSpec {
+  dst: string
+  gateway?: string
+  oif?: number
+  onlink?: boolean
+  /** defaults to RTPROT_PLEXUS */
+  protocol?: number
+  /** defaults to universe (0), or link (253) when there is no gateway */
+  scope?: number
+}
+
+export interface NeighbourInfo {
+  ifindex: number
+  ip: string
+  mac?: string
+  permanent: boolean
+}
+
+export interface FdbInfo {
+  ifindex: number
+  mac: string
+  /** remote VTEP for VXLAN entries */
+  dst?: string
+  permanent: boolean
+}
+
+export interface LinkChange {
+  up?: boolean
+  mtu?: number
+  /** ifindex of the new master, 0 to detach */
+  master?: number
+  mac?: string
+  name?: string
+}
+
+const ERRNO_NAMES: Record<string, number> = osConstants.errno as unknown as Record<string, number>
+
+/** Maps the package's "Request rejected: EEXIST" errors to typed PlexusErrors. */
+function netlinkError(op: string, err: unknown): PlexusError {
+  if (err instanceof PlexusError) return err
+  const message = errorMessage(err)
+  const name = /Request rejected: (\w+)/.exec(message)?.[1]
+  const errno = name ? ERRNO_NAMES[name] : undefined
+  const details = { op, errno, errnoName: name }
+  if (name === 'EEXIST') return new PlexusError('PLX_NETLINK_EXISTS', `${op}: already exists`, details)
+  if (name === 'ENOENT' || name === 'ENODEV' || name === 'ESRCH' || name === 'EADDRNOTAVAIL') {
+    return new PlexusError('PLX_NETLINK_NOT_FOUND', `${op}: not found (${name})`, details)
+  }
+  return new PlexusError('PLX_NETLINK_FAILED', `${op}: ${message}`, details)
+}
+
+function routeNumber(v: number | string | undefined, table: Record<string, number | string>): number {
+  if (typeof v === 'number') return v
+  if (v === undefined) return 0
+  return Number(table[v] ?? 0)
+}
+
+function nested(buf: Buffer): Map<number, Buffer> {
+  const out = new Map<number, Buffer>()
+  parseAttributes(buf, (a) => out.set(a.type & 0x3fff, a.data))
+  return out
+}
+
+function linkFromMessage(m: rt.LinkMessage): LinkInfo {
+  const a = m.attrs
+  const info: LinkInfo = {
+    index: m.data.index ?? 0,
+    name: a.ifname ?? '',
+    mtu: a.mtu ?? 0,
+    up: m.data.flags?.up === true,
+  }
+  if (a.address && a.address.length === 6) info.mac = bufToMac(a.address)
+  if (a.master) info.master = a.master
+  if (a.linkinfo) {
+    const li = nested(a.linkinfo)
+    const kind = li.get(IFLA_INFO_KIND)
+    if (kind) info.kind = getString(kind)
+    const data = li.get(IFLA_INFO_DATA)
+    if (info.kind === 'vxlan' && data) {
+      const v = ifla.parseVxlan(data)
+      info.vxlan = {
+        vni: v.id ?? 0,
+        port: v.port ? v.port.readUInt16BE(0) : 0,
+        learning: v.learning === 1,
+        ...(v.local ? { local: bufToIp(v.local) } : {}),
+        ...(v.link ? { dev: v.link } : {}),
+      }
+    }
+  }
+  return info
+}
+
+function linkinfo(kind: string, data?: (out: AttrStream) => void): Buffer {
+  const s = new AttrStream()
+  s.push(IFLA_INFO_KIND, Buffer.from(`${kind}\0`))
+  if (data) s.push(IFLA_INFO_DATA, data)
+  return Buffer.concat(s.bufs)
+}
+
+/** opens a namespace handle for IFLA_NET_NS_FD; the caller closes it */
+function openNsFd(nsPath: string): number {
+  assertNetnsPath(nsPath)
+  return openSync(nsPath, fsConstants.O_RDONLY)
+}
+
+/**
+ * One rtnetlink socket, in the current namespace or (through withNetns) in
+ * another one. Every method is one request; dumps return plain objects.
+ */
+export class Netlink {
+  private constructor(
+    private readonly sock: RtNetlinkSocket,
+    /** namespace this socket works in, undefined = the agent's own */
+    readonly nsPath?: string,
+  ) {}
+
+  static open(nsPath?: string): Netlink {
+    const sock = nsPath === undefined ? createRtNetlink() : withNetns(nsPath, () => createRtNetlink())
+    return new Netlink(sock, nsPath)
+  }
+
+  close(): void {
+    this.sock.socket.close()
+  }
+
+  private async call<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      throw netlinkError(op, err)
+    }
+  }
+
+  private static readonly create = { flags: FlagsNew.CREATE | FlagsNew.EXCL, timeout: REQUEST_TIMEOUT_MS }
+  private static readonly replace = { flags: FlagsNew.CREATE | FlagsNew.REPLACE, timeout: REQUEST_TIMEOUT_MS }
+  private static readonly plain = { timeout: REQUEST_TIMEOUT_MS }
+
+  // ---- links ----
+
+  async links(): Promise<LinkInfo[]> {
+    const msgs = await this.call('dump links', () => this.sock.getLinks(undefined, undefined, Netlink.plain))
+    return msgs.map(linkFromMessage)
+  }
+
+  /** the link named name, or undefined */
+  async getLink(name: string): Promise<LinkInfo | undefined> {
+    try {
+      const [m] = await this.call(`get link ${name}`, () =>
+        this.sock.getLink({}, { ifname: name }, Netlink.plain),
+      )
+      return m ? linkFromMessage(m) : undefined
+    } catch (err) {
+      if (err instanceof PlexusError && err.code === 'PLX_NETLINK_NOT_FOUND') return undefined
+      throw err
+    }
+  }
+
+  /** the link named name; PLX_NETLINK_NOT_FOUND if there is none */
+  async linkByName(name: string): Promise<LinkInfo> {
+    const l = await this.getLink(name)
+    if (!l) throw new PlexusError('PLX_NETLINK_NOT_FOUND', `link ${name} not found`, { op: 'get link', name })
+    return l
+  }
+
+  async createBridge(name: string, opts: { mtu?: number; mac?: string } = {}): Promise<LinkInfo> {
+    await this.call(`create bridge ${name}`, () =>
+      this.sock.newLink(
+        {},
+        { ifname: name, linkinfo: linkinfo('bridge'), ...linkAttrs(opts) },
+        Netlink.create,
+      ),
+    )
+    return this.linkByName(name)
+  }
+
+  /**
+   * Creates a veth pair; the peer is created directly in peer.nsPath (no
+   * move afterwards, so it never appears in this namespace).
+   */
+  async createVeth(
+    name: string,
+    peer: { name: string; nsPath?: string; mac?: string },
+    opts: { mtu?: number; mac?: string } = {},
+  ): Promise<LinkInfo> {
+    const fd = peer.nsPath === undefined ? undefined : openNsFd(peer.nsPath)
+    try {
+      const peerAttrs: ifla.LinkAttrs = {
+        ifname: peer.name,
+        ...linkAttrs({ mtu: opts.mtu, mac: peer.mac }),
+        ...(fd === undefined ? {} : { netNsFd: fd }),
+      }
+      const info = linkinfo('veth', (out) =>
+        out.push(VETH_INFO_PEER, [rt.formatLink({}), ...flatten(ifla.formatLinkAttrs(peerAttrs))]),
+      )
+      await this.call(`create veth ${name}/${peer.name}`, () =>
+        this.sock.newLink({}, { ifname: name, linkinfo: info, ...linkAttrs(opts) }, Netlink.create),
+      )
+    } finally {
+      if (fd !== undefined) closeSync(fd)
+    }
+    return this.linkByName(name)
+  }
+
+  async createVxlan(
+    name: string,
+    v: { vni: number; port: number; local?: string; dev?: number; learning?: boolean },
+    opts: { mtu?: number; mac?: string } = {},
+  ): Promise<LinkInfo> {
+    const vx: ifla.Vxlan = {
+      id: v.vni,
+      port: Buffer.from([v.port >> 8, v.port & 255]),
+      learning: v.learning ? 1 : 0,
+      ...(v.local ? { local: ipToBuf(v.local) } : {}),
+      ...(v.dev ? { link: v.dev } : {}),
+    }
+    const info = linkinfo('vxlan', (out) => out.emit(ifla.formatVxlan(vx)))
+    await this.call(`create vxlan ${name}`, () =>
+      this.sock.newLink({}, { ifname: name, linkinfo: info, ...linkAttrs(opts) }, Netlink.create),
+    )
+    return this.linkByName(name)
+  }
+
+  async setLink(index: number, change: LinkChange): Promise<void> {
+    const attrs: ifla.LinkAttrs = {
+      ...linkAttrs(change),
+      ...(change.master !== undefined ? { master: change.master } : {}),
+      ...(change.name !== undefined ? { ifname: change.name } : {}),
+    }
+    const data: rt.Link = { index }
+    if (change.up !== undefined) {
+      data.change = { up: true }
+      data.flags = change.up ? { up: true } : {}
+    }
+    await this.call(`set link ${index}`, () => this.sock.setLink(data, attrs, Netlink.plain))
+  }
+
+  async deleteLink(name: string): Promise<void> {
+    await this.call(`delete link ${name}`, () => this.sock.delLink({}, { ifname: name }, Netlink.plain))
+  }
+
+  // ---- addresses ----
+
+  async addresses(ifindex?: number): Promise<AddressInfo[]> {
+    const msgs = await this.call('dump addresses', () =>
+      this.sock.getAddresses({ family: AF_INET }, undefined, Netlink.plain),
+    )
+    return msgs
+      .filter((m) => m.data.family === AF_INET && (ifindex === undefined || m.data.index === ifindex))
+      .flatMap((m) => {
+        const a = m.attrs.local ?? m.attrs.address
+        return a
+          ? [{ ifindex: m.data.index ?? 0, address: bufToIp(a), prefixLen: m.data.prefixlen ?? 0 }]
+          : []
+      })
+  }
+
+  /** adds address/prefixLen to ifindex; PLX_NETLINK_EXISTS if it is there */
+  async addAddress(ifindex: number, address: string, prefixLen: number): Promise<void> {
+    const ip = ipToBuf(address)
+    await this.call(`add address ${address}/${prefixLen}`, () =>
+      this.sock.newAddress(
+        { family: AF_INET, prefixlen: prefixLen, index: ifindex },
+        { local: ip, address: ip },
+        Netlink.create,
+      ),
+    )
+  }
+
+  async deleteAddress(ifindex: number, address: string, prefixLen: number): Promise<void> {
+    const ip = ipToBuf(address)
+    await this.call(`delete address ${address}/${prefixLen}`, () =>
+      this.sock.delAddress(
+        { family: AF_INET, prefixlen: prefixLen, index: ifindex },
+        { local: ip },
+        Netlink.plain,
+      ),
+    )
+  }
+
+  // ---- routes (IPv4, main table) ----
+
+  async routes(): Promise<RouteInfo[]> {
+    const msgs = await this.call('dump routes', () =>
+      this.sock.getRoutes({ family: AF_INET }, undefined, Netlink.plain),
+    )
+    return msgs.flatMap((m) => {
+      const table = m.attrs.table ?? m.data.table ?? 0
+      if (m.data.family !== AF_INET || table !== RT_TABLE_MAIN) return []
+      const routeType = routeNumber(m.data.type, rt.RouteType as unknown as Record<string, number>)
+      if (routeType !== rt.RouteType.UNICAST) return []
+      const r: RouteInfo = {
+        dst: `${m.attrs.dst ? bufToIp(m.attrs.dst) : '0.0.0.0'}/${m.data.dstLen ?? 0}`,
+        onlink: ((m.data.flags?.__unknown ?? 0) & RTNH_F_ONLINK) !== 0,
+        protocol: routeNumber(m.data.protocol, rt.RouteProtocol as unknown as Record<string, number>),
+        scope: routeNumber(m.data.scope, rt.RouteScope as unknown as Record<string, number>),
+        table,
+      }
+      if (m.attrs.gateway) r.gateway = bufToIp(m.attrs.gateway)
+      if (m.attrs.oif) r.oif = m.attrs.oif
+      return [r]
+    })
+  }
+
+  /** adds a route; PLX_NETLINK_EXISTS if one for the destination exists */
+  async addRoute(spec: RouteSpec): Promise<void> {
+    const [data, attrs] = routeMessage(spec)
+    await this.call(`add route ${spec.dst}`, () => this.sock.newRoute(data, attrs, Netlink.create))
+  }
+
+  /** adds or replaces the route for spec.dst */
+  async replaceRoute(spec: RouteSpec): Promise<void> {
+    const [data, attrs] = routeMessage(spec)
+    await this.call(`replace route ${spec.dst}`, () => this.sock.newRoute(data, attrs, Netlink.replace))
+  }
+
+  async deleteRoute(spec: Pick<RouteSpec, 'dst' | 'gateway' | 'oif'>): Promise<void> {
+    const c = parseCidr(spec.dst)
+    const attrs: rt.RouteAttrs = { dst: ipToBuf(c.ip), table: RT_TABLE_MAIN }
+    if (spec.gateway) attrs.gateway = ipToBuf(spec.gateway)
+    if (spec.oif) attrs.oif = spec.oif
+    await this.call(`delete route ${spec.dst}`, () =>
+      this.sock.delRoute({ family: AF_INET, dstLen: c.prefix, table: RT_TABLE_MAIN }, attrs, Netlink.plain),
+    )
+  }
+
+  // ---- neighbours (ARP) ----
+
+  async neighbours(ifindex?: number): Promise<NeighbourInfo[]> {
+    const msgs = await this.call('dump neighbours', () =>
+      this.sock.getNeighbors({ family: AF_INET }, undefined, Netlink.plain),
+    )
+    return msgs.flatMap((m) => {
+      if (m.data.family !== AF_INET || !m.attrs.dst) return []
+      if (ifindex !== undefined && m.data.ifindex !== ifindex) return []
+      const n: NeighbourInfo = {
+        ifindex: m.data.ifindex ?? 0,
+        ip: bufToIp(m.attrs.dst),
+        permanent: m.data.state?.permanent === true,
+      }
+      if (m.attrs.lladdr && m.attrs.lladdr.length === 6) n.mac = bufToMac(m.attrs.lladdr)
+      return [n]
+    })
+  }
+
+  /** adds or replaces a permanent ARP entry ip → mac on ifindex */
+  async setNeighbour(ifindex: number, ip: string, mac: string): Promise<void> {
+    await this.call(`set neighbour ${ip}`, () =>
+      this.sock.newNeighbor(
+        { family: AF_INET, ifindex, state: { permanent: true } },
+        { dst: ipToBuf(ip), lladdr: macToBuf(mac) },
+        Netlink.replace,
+      ),
+    )
+  }
+
+  async deleteNeighbour(ifindex: number, ip: string): Promise<void> {
+    await this.call(`delete neighbour ${ip}`, () =>
+      this.sock.delNeighbor({ family: AF_INET, ifindex }, { dst: ipToBuf(ip) }, Netlink.plain),
+    )
+  }
+
+  // ---- forwarding database (bridge / VXLAN) ----
+
+  async fdb(ifindex?: number): Promise<FdbInfo[]> {
+    const msgs = await this.call('dump fdb', () =>
+      this.sock.getNeighbors({ family: AF_BRIDGE }, undefined, Netlink.plain),
+    )
+    return msgs.flatMap((m) => {
+      if (m.data.family !== AF_BRIDGE || !m.attrs.lladdr) return []
+      if (ifindex !== undefined && m.data.ifindex !== ifindex) return []
+      const f: FdbInfo = {
+        ifindex: m.data.ifindex ?? 0,
+        mac: bufToMac(m.attrs.lladdr),
+        permanent: m.data.state?.permanent === true,
+      }
+      if (m.attrs.dst && m.attrs.dst.length === 4) f.dst = bufToIp(m.attrs.dst)
+      return [f]
+    })
+  }
+
+  /** adds or replaces a permanent FDB entry mac → remote VTEP dst on a VXLAN device */
+  async setFdb(ifindex: number, mac: string, dst: string): Promise<void> {
+    await this.call(`set fdb ${mac}`, () =>
+      this.sock.newNeighbor(
+        { family: AF_BRIDGE, ifindex, state: { permanent: true }, flags: { self: true } },
+        { lladdr: macToBuf(mac), dst: ipToBuf(dst) },
+        Netlink.replace,
+      ),
+    )
+  }
+
+  async deleteFdb(ifindex: number, mac: string, dst?: string): Promise<void> {
+    await this.call(`delete fdb ${mac}`, () =>
+      this.sock.delNeighbor(
+        { family: AF_BRIDGE, ifindex, flags: { self: true } },
+        { lladdr: macToBuf(mac), ...(dst ? { dst: ipToBuf(dst) } : {}) },
+        Netlink.plain,
+      ),
+    )
+  }
+}
+
+function linkAttrs(o: { mtu?: number; mac?: string }): ifla.LinkAttrs {
+  return {
+    ...(o.mtu !== undefined ? { mtu: o.mtu } : {}),
+    ...(o.mac !== undefined ? { address: macToBuf(o.mac) } : {}),
+  }
+}
+
+function routeMessage(spec: RouteSpec): [rt.Route, rt.RouteAttrs] {
+  const c = parseCidr(spec.dst)
+  const data: rt.Route = {
+    family: AF_INET,
+    dstLen: c.prefix,
+    table: RT_TABLE_MAIN,
+    protocol: spec.protocol ?? RTPROT_PLEXUS,
+    scope: spec.scope ?? (spec.gateway ? rt.RouteScope.UNIVERSE : rt.RouteScope.LINK),
+    type: rt.RouteType.UNICAST,
+  }
+  if (spec.onlink) data.flags = { __unknown: RTNH_F_ONLINK }
+  const attrs: rt.RouteAttrs = { dst: ipToBuf(c.ip) }
+  if (spec.gateway) attrs.gateway = ipToBuf(spec.gateway)
+  if (spec.oif) attrs.oif = spec.oif
+  return [data, attrs]
+}
+
+/** the package's StreamData (buffer, list or writer) as a list of buffers */
+function flatten(d: ReturnType<typeof ifla.formatLinkAttrs>): Uint8Array[] {
+  const s = new AttrStream()
+  s.emit(d)
+  return s.bufs
+}
