@@ -1,0 +1,250 @@
+import type { LeaseValue } from '../store/records.js'
+import type { JsonValue, StoreRecord } from '../store/types.js'
+import {
+  type Cidr,
+  containsAddress,
+  containsCidr,
+  formatCidr,
+  formatIPv4,
+  overlaps,
+  parseCidr,
+  parseIPv4,
+} from './cidr.js'
+import {
+  BACKEND_TYPES,
+  type BackendType,
+  type NetworkConfig,
+  type NetworkRanges,
+  networkRanges,
+  subnetCount,
+} from './config.js'
+
+// Pure lease logic: which leases in the store count, who wins a contested
+// subnet, and which subnet a host should claim. The lease manager and the
+// datapath reconciler both build on these, so every host reaches the same
+// verdict from the same store contents.
+
+export const LEASE_PREFIX = 'leases/'
+
+export function leaseKey(peerId: string): string {
+  return `${LEASE_PREFIX}${peerId}`
+}
+
+/** A lease that passed validation and holds its subnet. */
+export interface Lease {
+  peerId: string
+  subnet: Cidr
+  value: LeaseValue
+  /** ms epoch; undefined never happens for a valid lease (a lease without TTL is refused) */
+  expiresAt: number
+}
+
+export type InvalidKind = 'malformed' | 'outside-network' | 'public-ip-in-network' | 'no-ttl' | 'conflict'
+
+/** A lease record that is ignored, and why (reported by `plexctl subnets`, counted). */
+export interface InvalidLease {
+  key: string
+  owner: string
+  kind: InvalidKind
+  reason: string
+  subnet?: string
+  /** for `conflict`: the peer whose older claim holds the subnet */
+  heldBy?: string
+}
+
+export interface LeaseView {
+  /** sorted by subnet */
+  valid: Lease[]
+  invalid: InvalidLease[]
+}
+
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/
+const HOSTNAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+/** A claim dated further in the future than this is refused (clock skew allowance). */
+export const MAX_CLAIM_SKEW_MS = 60_000
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+/** Checks the shape of a lease value that arrived from the store (outside input). Returns the value or why not. */
+export function parseLeaseValue(v: JsonValue): { lease: LeaseValue; subnet: Cidr } | { reason: string } {
+  if (!isObject(v)) return { reason: 'value is not an object' }
+  const subnet = parseCidr(v.subnet)
+  if ('reason' in subnet) return { reason: `subnet: ${subnet.reason}` }
+  if (typeof v.publicIp !== 'string' || parseIPv4(v.publicIp) === undefined)
+    return { reason: 'publicIp is not an IPv4 address' }
+  if (typeof v.hostname !== 'string' || !HOSTNAME_RE.test(v.hostname))
+    return { reason: 'hostname is not a valid host name' }
+  if (typeof v.claimedAt !== 'number' || !Number.isFinite(v.claimedAt) || v.claimedAt <= 0)
+    return { reason: 'claimedAt is not a timestamp' }
+  const b = v.backend
+  if (!isObject(b) || !BACKEND_TYPES.includes(b.type as BackendType))
+    return { reason: 'backend.type is not vxlan or host-gw' }
+  if (b.vtepMac !== undefined && (typeof b.vtepMac !== 'string' || !MAC_RE.test(b.vtepMac)))
+    return { reason: 'backend.vtepMac is not a lower-case MAC address' }
+  if (
+    b.vni !== undefined &&
+    !(Number.isInteger(b.vni) && (b.vni as number) >= 1 && (b.vni as number) <= 16777215)
+  )
+    return { reason: 'backend.vni is out of range' }
+  const backend: LeaseValue['backend'] = { type: b.type as BackendType }
+  if (b.vtepMac !== undefined) backend.vtepMac = b.vtepMac as string
+  if (b.vni !== undefined) backend.vni = b.vni as number
+  return {
+    lease: {
+      subnet: formatCidr(subnet.cidr),
+      publicIp: v.publicIp,
+      hostname: v.hostname,
+      backend,
+      claimedAt: v.claimedAt,
+    },
+    subnet: subnet.cidr,
+  }
+}
+
+/** Conflict order: the older live claim wins; equal claims go to the smaller peer id (any fixed order works, all hosts must agree). */
+export function claimOrder(
+  a: { peerId: string; value: { claimedAt: number } },
+  b: { peerId: string; value: { claimedAt: number } },
+): number {
+  return a.value.claimedAt - b.value.claimedAt || (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0)
+}
+
+/**
+ * The leases that hold their subnet, from the live records under `leases/`.
+ * Records that are malformed, outside the network, that put a host's public
+ * address inside the cluster network, or that lack a TTL are ignored. Among
+ * overlapping claims the claimOrder winner keeps the subnet and the others
+ * are reported as `conflict`. Expired records have no claim at all.
+ */
+export function validLeases(records: StoreRecord[], cfg: NetworkConfig, now = Date.now()): LeaseView {
+  const net = networkRanges(cfg).network
+  const invalid: InvalidLease[] = []
+  const candidates: Lease[] = []
+  for (const rec of records) {
+    if (rec.tombstone || !rec.key.startsWith(LEASE_PREFIX)) continue
+    if (rec.ttlMs !== undefined && rec.version.wall + rec.ttlMs <= now) continue
+    const peerId = rec.key.slice(LEASE_PREFIX.length)
+    const bad = (kind: InvalidKind, reason: string, subnet?: string) =>
+      invalid.push({ key: rec.key, owner: rec.owner, kind, reason, ...(subnet ? { subnet } : {}) })
+    if (peerId !== rec.owner || peerId.includes('/')) {
+      bad('malformed', `key names peer ${peerId} but the record is owned by ${rec.owner}`)
+      continue
+    }
+    const parsed = parseLeaseValue(rec.value)
+    if ('reason' in parsed) {
+      bad('malformed', parsed.reason)
+      continue
+    }
+    const { lease, subnet } = parsed
+    if (!containsCidr(net, subnet) || subnet.prefix !== cfg.SubnetLen) {
+      bad(
+        'outside-network',
+        `subnet ${lease.subnet} is not a /${cfg.SubnetLen} inside the network ${cfg.Network}`,
+        lease.subnet,
+      )
+      continue
+    }
+    if (containsAddress(net, parseIPv4(lease.publicIp) as number)) {
+      bad(
+        'public-ip-in-network',
+        `publicIp ${lease.publicIp} is inside the cluster network ${cfg.Network}`,
+        lease.subnet,
+      )
+      continue
+    }
+    if (rec.ttlMs === undefined) {
+      bad('no-ttl', 'lease has no TTL, so it would never expire', lease.subnet)
+      continue
+    }
+    if (lease.claimedAt > rec.version.wall + MAX_CLAIM_SKEW_MS) {
+      bad('malformed', 'claimedAt lies in the future of the record itself', lease.subnet)
+      continue
+    }
+    candidates.push({ peerId, subnet, value: lease, expiresAt: rec.version.wall + rec.ttlMs })
+  }
+  candidates.sort(claimOrder)
+  const valid: Lease[] = []
+  for (const c of candidates) {
+    const holder = valid.find((v) => overlaps(v.subnet, c.subnet))
+    if (holder) {
+      invalid.push({
+        key: leaseKey(c.peerId),
+        owner: c.peerId,
+        kind: 'conflict',
+        reason: `subnet ${c.value.subnet} is held by the older claim of ${holder.value.hostname} (${holder.peerId})`,
+        subnet: c.value.subnet,
+        heldBy: holder.peerId,
+      })
+    } else valid.push(c)
+  }
+  valid.sort((a, b) => a.subnet.base - b.subnet.base)
+  invalid.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  return { valid, invalid }
+}
+
+/** Whether `subnet` may be claimed under the config: the right size, inside SubnetMin..SubnetMax. */
+export function claimable(r: NetworkRanges, subnet: Cidr): boolean {
+  return subnet.prefix === r.subnetLen && subnet.base >= r.min && subnet.base <= r.max
+}
+
+/**
+ * Up to `limit` free subnets in SubnetMin..SubnetMax, lowest first, skipping
+ * every subnet that overlaps a taken one. Walks the gaps between taken
+ * ranges, so the cost does not grow with the size of the network.
+ */
+export function freeSubnets(r: NetworkRanges, taken: Cidr[], limit: number): Cidr[] {
+  const step = 2 ** (32 - r.subnetLen)
+  const sorted = [...taken].sort((a, b) => a.base - b.base)
+  const out: Cidr[] = []
+  let next = r.min
+  let i = 0
+  while (next <= r.max && out.length < limit) {
+    const cand: Cidr = { base: next, prefix: r.subnetLen }
+    while (i < sorted.length && (sorted[i] as Cidr).base + 2 ** (32 - (sorted[i] as Cidr).prefix) <= next) i++
+    const t = sorted[i]
+    if (t && overlaps(t, cand)) {
+      // jump to the first subnet boundary past the taken range
+      const end = t.base + 2 ** (32 - t.prefix)
+      next = r.min + Math.ceil((end - r.min) / step) * step
+      continue
+    }
+    out.push(cand)
+    next += step
+  }
+  return out
+}
+
+/**
+ * Picks a free subnet, at random among the first 100 free ones (as flannel
+ * does) so hosts starting together rarely pick the same one. Returns why
+ * not when the range is full.
+ */
+export function chooseSubnet(
+  cfg: NetworkConfig,
+  taken: Lease[],
+  random: () => number = Math.random,
+): { subnet: Cidr } | { reason: string } {
+  const r = networkRanges(cfg)
+  const free = freeSubnets(
+    r,
+    taken.map((l) => l.subnet),
+    100,
+  )
+  const pick = free[Math.min(free.length - 1, Math.floor(random() * free.length))]
+  if (pick) return { subnet: pick }
+  const n = subnetCount(r)
+  const holders = taken
+    .filter((l) => l.subnet.base >= r.min && l.subnet.base <= r.max)
+    .map((l) => `${l.value.subnet} ${l.value.hostname}`)
+  const shown = holders.length > 5 ? `${holders.slice(0, 5).join(', ')}, ...` : holders.join(', ')
+  return {
+    reason: `no free subnet: all ${n} /${r.subnetLen} subnet${n === 1 ? '' : 's'} from ${formatIPv4(r.min)} to ${formatIPv4(r.max)} in ${cfg.Network} are held (${shown})`,
+  }
+}
+
+/** The gateway (bridge) address of a host subnet: its first usable address. */
+export function gatewayOf(subnet: Cidr): number {
+  return subnet.base + 1
+}
