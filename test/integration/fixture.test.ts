@@ -14,8 +14,10 @@ t.test('up, exec plexctl in a host, SIGKILL everything, down leaves the machine 
   const before = machineSnapshot()
   const c = upCluster(t, { hosts: 3 })
 
-  const status = c.plexctlJson<{ name: string }>('h2', ['status'])
-  t.equal(status.name, 'h2', 'plexctl in h2 talks to the h2 agent')
+  for (const h of ['h1', 'h2', 'h3']) {
+    const status = c.plexctlJson<{ name: string }>(h, ['status'])
+    t.equal(status.name, h, `plexctl in ${h} talks to the ${h} agent`)
+  }
 
   const ls = JSON.parse(c.cli(['ls', '--name', c.name, '-o', 'json']).stdout) as {
     hosts: { name: string; agentPid: number | null }[]
