@@ -1,0 +1,453 @@
+import type { CniEnv } from './env.js'
+import { CniCode, CniError } from './errors.js'
+import { type CniDns, type CniResult, parseResult } from './result.js'
+import { negotiateVersion } from './version.js'
+
+export const DEFAULT_SOCKET = '/run/plexus/plexusd.sock'
+
+export interface PortSpec {
+  name?: string
+  port: number
+  protocol: 'tcp' | 'udp'
+}
+
+export interface PortMapping {
+  hostIp?: string
+  hostPort: number
+  containerPort: number
+  protocol: 'tcp' | 'udp'
+}
+
+export interface Attachment {
+  containerId: string
+  ifname: string
+}
+
+interface ArgsSection {
+  name?: string
+  service?: string
+  tags?: string[]
+  labels: Record<string, string>
+  ports?: PortSpec[]
+  ips?: string[]
+  mac?: string
+}
+
+/** The network configuration on stdin, validated and with defaults filled in. */
+export interface NetConf {
+  /** the version negotiated from cniVersion/cniVersions */
+  cniVersion: string
+  name: string
+  socket: string
+  service?: string
+  tags?: string[]
+  labels: Record<string, string>
+  ports?: PortSpec[]
+  dns?: CniDns
+  /** `args.cni` (CNI conventions) and `args.plexus`, merged; other args keys are ignored */
+  args: ArgsSection
+  runtime: {
+    portMappings?: PortMapping[]
+    dns?: CniDns
+    ips?: string[]
+    mac?: string
+  }
+  prevResult?: CniResult
+  /** GC: cni.dev/valid-attachments (or the older cni.dev/attachments) */
+  validAttachments?: Attachment[]
+}
+
+const KNOWN_FIELDS = new Set([
+  'cniVersion',
+  'cniVersions',
+  'name',
+  'type',
+  'socket',
+  'service',
+  'tags',
+  'labels',
+  'ports',
+  'dns',
+  'args',
+  'runtimeConfig',
+  'runtime_config',
+  'prevResult',
+  'capabilities',
+  'ipam',
+  'cni.dev/valid-attachments',
+  'cni.dev/attachments',
+])
+
+const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
+const ENDPOINT_NAME = /^[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,62})$/
+const LABEL_KEY = /^[a-zA-Z0-9]([a-zA-Z0-9_./-]{0,252})$/
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+/** Thrown for a bad field; `code` tells config (7) from CNI_ARGS (4). */
+function invalid(code: number, field: string, what: string): CniError {
+  return new CniError(
+    code,
+    `${code === CniCode.INVALID_ENV ? 'CNI_ARGS' : 'network config'}: ${field} ${what}`,
+  )
+}
+
+export function parseIPv4(s: string): number | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s)
+  if (!m) return undefined
+  const o = m.slice(1).map(Number)
+  if (o.some((x) => x > 255)) return undefined
+  return ((o[0]! << 24) | (o[1]! << 16) | (o[2]! << 8) | o[3]!) >>> 0
+}
+
+/** "a.b.c.d" or "a.b.c.d/len" (IPv4 only: the overlay is IPv4). */
+export function validStaticIp(s: string): string | undefined {
+  const [addr, len, extra] = s.split('/')
+  if (extra !== undefined || addr === undefined) return 'is not an IPv4 address'
+  if (addr.includes(':')) return 'is IPv6; the Plexus overlay is IPv4 only'
+  if (parseIPv4(addr) === undefined) return 'is not an IPv4 address'
+  if (len !== undefined && !(/^\d{1,2}$/.test(len) && Number(len) <= 32))
+    return 'has an invalid prefix length'
+  return undefined
+}
+
+/** Unicast MAC "aa:bb:cc:dd:ee:ff" (the reference plugins' `mac` capability format); returned lower-case. */
+export function normalizeMac(s: string): string | undefined {
+  if (!/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/.test(s)) return undefined
+  const mac = s.toLowerCase().replace(/-/g, ':')
+  // bit 0 of the first octet marks multicast, which an interface cannot own
+  return Number.parseInt(mac.slice(0, 2), 16) & 1 ? undefined : mac
+}
+
+function str(code: number, field: string, v: unknown, re?: RegExp): string {
+  if (typeof v !== 'string') throw invalid(code, field, 'must be a string')
+  if (re && !re.test(v)) throw invalid(code, field, `"${v}" has invalid characters or length`)
+  return v
+}
+
+function strList(code: number, field: string, v: unknown): string[] {
+  if (!Array.isArray(v) || !v.every((s) => typeof s === 'string'))
+    throw invalid(code, field, 'must be an array of strings')
+  return v
+}
+
+function labelMap(code: number, field: string, v: unknown): Record<string, string> {
+  // CNI conventions spell labels as [{key, value}]; a plain object is accepted too.
+  const pairs: [unknown, unknown][] = Array.isArray(v)
+    ? v.map((e, i) => {
+        if (!isObject(e)) throw invalid(code, `${field}[${i}]`, 'must be an object with key and value')
+        return [e.key, e.value]
+      })
+    : isObject(v)
+      ? Object.entries(v)
+      : (() => {
+          throw invalid(code, field, 'must be an object or a list of {key, value}')
+        })()
+  const out: Record<string, string> = {}
+  for (const [k, val] of pairs) {
+    const key = str(code, `${field} key`, k, LABEL_KEY)
+    out[key] = str(code, `${field}.${key}`, val)
+  }
+  return out
+}
+
+function protocol(code: number, field: string, v: unknown): 'tcp' | 'udp' {
+  const p = typeof v === 'string' ? v.toLowerCase() : v
+  if (p !== 'tcp' && p !== 'udp')
+    throw invalid(code, field, `protocol ${JSON.stringify(v)} is not tcp or udp`)
+  return p
+}
+
+function port(code: number, field: string, v: unknown, min: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 65535) {
+    throw invalid(code, field, `${JSON.stringify(v)} is not a port number (${min}-65535)`)
+  }
+  return v
+}
+
+/** Exposed ports: "80/tcp", "53" (tcp) or {port, protocol, name}. */
+export function parsePorts(code: number, field: string, v: unknown): PortSpec[] {
+  const items = typeof v === 'string' ? v.split(',').filter(Boolean) : v
+  if (!Array.isArray(items)) throw invalid(code, field, 'must be a list of ports like "80/tcp"')
+  return items.map((p, i) => {
+    const f = `${field}[${i}]`
+    if (typeof p === 'string') {
+      const m = /^(\d{1,5})(?:\/([a-zA-Z]+))?$/.exec(p.trim())
+      if (!m) throw invalid(code, f, `"${p}" is not PORT[/PROTO]`)
+      return { port: port(code, f, Number(m[1]), 1), protocol: protocol(code, f, m[2] ?? 'tcp') }
+    }
+    if (!isObject(p)) throw invalid(code, f, 'must be "PORT/PROTO" or {port, protocol}')
+    const spec: PortSpec = {
+      port: port(code, `${f}.port`, p.port, 1),
+      protocol: protocol(code, f, p.protocol ?? 'tcp'),
+    }
+    if (p.name !== undefined) spec.name = str(code, `${f}.name`, p.name, ENDPOINT_NAME)
+    return spec
+  })
+}
+
+function portMappings(v: unknown): PortMapping[] {
+  const code = CniCode.INVALID_CONFIG
+  if (!Array.isArray(v)) throw invalid(code, 'runtimeConfig.portMappings', 'must be an array')
+  return v.map((m, i) => {
+    const f = `runtimeConfig.portMappings[${i}]`
+    if (!isObject(m)) throw invalid(code, f, 'must be an object')
+    const out: PortMapping = {
+      hostPort: port(code, `${f}.hostPort`, m.hostPort ?? 0, 0),
+      containerPort: port(code, `${f}.containerPort`, m.containerPort, 1),
+      protocol: protocol(code, f, m.protocol ?? 'tcp'),
+    }
+    const hostIp = m.hostIP ?? m.hostIp
+    if (hostIp !== undefined && hostIp !== '') {
+      const ip = str(code, `${f}.hostIP`, hostIp)
+      if (parseIPv4(ip) === undefined) throw invalid(code, `${f}.hostIP`, `"${ip}" is not an IPv4 address`)
+      out.hostIp = ip
+    }
+    return out
+  })
+}
+
+function staticIps(code: number, field: string, v: unknown): string[] {
+  const ips = strList(code, field, v)
+  for (const ip of ips) {
+    const problem = validStaticIp(ip)
+    if (problem) throw invalid(code, field, `"${ip}" ${problem}`)
+  }
+  if (ips.length > 1)
+    throw invalid(code, field, 'asks for more than one address; Plexus gives each interface one')
+  return ips
+}
+
+function mac(code: number, field: string, v: unknown): string {
+  const m = normalizeMac(str(code, field, v))
+  if (!m) throw invalid(code, field, `"${String(v)}" is not a unicast MAC address`)
+  return m
+}
+
+function dnsSection(field: string, v: unknown, runtimeSpelling: boolean): CniDns {
+  const code = CniCode.INVALID_CONFIG
+  if (!isObject(v)) throw invalid(code, field, 'must be an object')
+  // runtimeConfig.dns spells its fields servers/searches (CONVENTIONS.md), the network config nameservers/search.
+  const [ns, search] = runtimeSpelling ? ['servers', 'searches'] : ['nameservers', 'search']
+  const out: CniDns = {}
+  if (v[ns] !== undefined) {
+    out.nameservers = strList(code, `${field}.${ns}`, v[ns])
+    for (const s of out.nameservers) {
+      if (parseIPv4(s) === undefined && !s.includes(':'))
+        throw invalid(code, `${field}.${ns}`, `"${s}" is not an IP address`)
+    }
+  }
+  if (v[search] !== undefined) out.search = strList(code, `${field}.${search}`, v[search])
+  if (v.options !== undefined) out.options = strList(code, `${field}.options`, v.options)
+  if (!runtimeSpelling && v.domain !== undefined) out.domain = str(code, `${field}.domain`, v.domain)
+  return out
+}
+
+function argsSection(v: unknown): ArgsSection {
+  const code = CniCode.INVALID_CONFIG
+  const out: ArgsSection = { labels: {} }
+  if (v === undefined) return out
+  if (!isObject(v)) throw invalid(code, 'args', 'must be an object')
+  const cni = v.cni
+  if (cni !== undefined) {
+    if (!isObject(cni)) throw invalid(code, 'args.cni', 'must be an object')
+    if (cni.labels !== undefined) Object.assign(out.labels, labelMap(code, 'args.cni.labels', cni.labels))
+    if (cni.ips !== undefined) out.ips = staticIps(code, 'args.cni.ips', cni.ips)
+    if (cni.mac !== undefined) out.mac = mac(code, 'args.cni.mac', cni.mac)
+  }
+  const px = v.plexus
+  if (px !== undefined) {
+    if (!isObject(px)) throw invalid(code, 'args.plexus', 'must be an object')
+    if (px.name !== undefined) out.name = str(code, 'args.plexus.name', px.name, ENDPOINT_NAME)
+    if (px.service !== undefined) out.service = str(code, 'args.plexus.service', px.service, ENDPOINT_NAME)
+    if (px.tags !== undefined) out.tags = strList(code, 'args.plexus.tags', px.tags)
+    if (px.labels !== undefined) Object.assign(out.labels, labelMap(code, 'args.plexus.labels', px.labels))
+    if (px.ports !== undefined) out.ports = parsePorts(code, 'args.plexus.ports', px.ports)
+  }
+  return out
+}
+
+function attachments(v: unknown, field: string): Attachment[] {
+  const code = CniCode.INVALID_CONFIG
+  if (!Array.isArray(v)) throw invalid(code, field, 'must be an array')
+  return v.map((a, i) => {
+    if (!isObject(a)) throw invalid(code, `${field}[${i}]`, 'must be an object')
+    return {
+      containerId: str(code, `${field}[${i}].containerID`, a.containerID),
+      ifname: str(code, `${field}[${i}].ifname`, a.ifname),
+    }
+  })
+}
+
+/** Decodes stdin: empty or malformed input is a decode error (6), bad fields are invalid config (7). */
+export function decodeStdin(text: string): Record<string, unknown> {
+  if (text.trim() === '') throw new CniError(CniCode.DECODE, 'no network configuration on stdin')
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (err) {
+    throw new CniError(
+      CniCode.DECODE,
+      'network configuration on stdin is not valid JSON',
+      (err as Error).message,
+    )
+  }
+  if (!isObject(raw))
+    throw new CniError(CniCode.DECODE, 'network configuration on stdin must be a JSON object')
+  return raw
+}
+
+/** Validates the decoded network configuration and fills in defaults. */
+export function parseNetConf(raw: Record<string, unknown>): NetConf {
+  const code = CniCode.INVALID_CONFIG
+  const cniVersion = negotiateVersion(raw.cniVersion, raw.cniVersions)
+  for (const k of Object.keys(raw)) {
+    if (!KNOWN_FIELDS.has(k)) {
+      throw new CniError(
+        CniCode.UNSUPPORTED_FIELD,
+        `unsupported field "${k}" in network config (value ${JSON.stringify(raw[k])})`,
+      )
+    }
+  }
+  if (raw.type !== 'plexus')
+    throw invalid(code, 'field "type"', `must be "plexus", got ${JSON.stringify(raw.type)}`)
+  if (raw.ipam !== undefined && !(isObject(raw.ipam) && Object.keys(raw.ipam).length === 0)) {
+    throw new CniError(
+      CniCode.UNSUPPORTED_FIELD,
+      `unsupported field "ipam" (value ${JSON.stringify(raw.ipam)}): plexus allocates addresses itself`,
+    )
+  }
+  if (raw.name === undefined) throw invalid(code, 'field "name"', 'is required')
+  const conf: NetConf = {
+    cniVersion,
+    name: str(code, 'field "name"', raw.name, NETWORK_NAME),
+    socket: DEFAULT_SOCKET,
+    labels: {},
+    args: argsSection(raw.args),
+    runtime: {},
+  }
+  if (raw.socket !== undefined) {
+    conf.socket = str(code, 'field "socket"', raw.socket)
+    if (!conf.socket.startsWith('/')) throw invalid(code, 'field "socket"', 'must be an absolute path')
+  }
+  if (raw.service !== undefined) conf.service = str(code, 'field "service"', raw.service, ENDPOINT_NAME)
+  if (raw.tags !== undefined) conf.tags = strList(code, 'field "tags"', raw.tags)
+  if (raw.labels !== undefined) conf.labels = labelMap(code, 'field "labels"', raw.labels)
+  if (raw.ports !== undefined) conf.ports = parsePorts(code, 'field "ports"', raw.ports)
+  if (raw.dns !== undefined) conf.dns = dnsSection('dns', raw.dns, false)
+
+  // libcni spells it runtimeConfig; some older runtimes sent runtime_config.
+  const rc = raw.runtimeConfig ?? raw.runtime_config
+  if (rc !== undefined) {
+    if (!isObject(rc)) throw invalid(code, 'runtimeConfig', 'must be an object')
+    // Keys for capabilities we do not declare are ignored, as the conventions ask.
+    if (rc.portMappings !== undefined) conf.runtime.portMappings = portMappings(rc.portMappings)
+    if (rc.dns !== undefined) conf.runtime.dns = dnsSection('runtimeConfig.dns', rc.dns, true)
+    if (rc.ips !== undefined) conf.runtime.ips = staticIps(code, 'runtimeConfig.ips', rc.ips)
+    if (rc.mac !== undefined) conf.runtime.mac = mac(code, 'runtimeConfig.mac', rc.mac)
+  }
+  if (raw.prevResult !== undefined) conf.prevResult = parseResult(raw.prevResult, cniVersion)
+  const att = raw['cni.dev/valid-attachments'] ?? raw['cni.dev/attachments']
+  if (att !== undefined) conf.validAttachments = attachments(att, 'cni.dev/valid-attachments')
+  return conf
+}
+
+/** What ADD asks the agent for: one container interface, everything resolved. */
+export interface AttachRequest {
+  containerId: string
+  ifname: string
+  netns: string
+  network: string
+  name?: string
+  namespace?: string
+  service?: string
+  tags?: string[]
+  labels: Record<string, string>
+  ports?: PortSpec[]
+  published?: PortMapping[]
+  /** static address, "a.b.c.d" or "a.b.c.d/len" */
+  ip?: string
+  mac?: string
+  dns?: CniDns
+}
+
+// CNI_ARGS keys this plugin reads. Anything else is refused unless
+// IgnoreUnknown is set (as the reference plugins' LoadArgs does).
+const ARG_KEYS = new Set([
+  'IgnoreUnknown',
+  'K8S_POD_NAME',
+  'K8S_POD_NAMESPACE',
+  'K8S_POD_INFRA_CONTAINER_ID',
+  'K8S_POD_UID',
+  'IP',
+  'MAC',
+  'PLEXUS_NAME',
+  'PLEXUS_SERVICE',
+  'PLEXUS_TAGS',
+  'PLEXUS_LABELS',
+  'PLEXUS_PORTS',
+])
+
+function truthy(v: string | undefined): boolean {
+  return v !== undefined && ['1', 'true', 'TRUE', 'True'].includes(v)
+}
+
+/**
+ * Resolves one attachment from the config, its runtimeConfig and CNI_ARGS.
+ * Per container beats per network: runtimeConfig > CNI_ARGS > args > config.
+ */
+export function buildAttachRequest(conf: NetConf, env: CniEnv): AttachRequest {
+  const a = env.args
+  const e = CniCode.INVALID_ENV
+  if (!truthy(a.IgnoreUnknown)) {
+    const unknown = Object.keys(a).filter((k) => !ARG_KEYS.has(k))
+    if (unknown.length) {
+      throw new CniError(
+        e,
+        `CNI_ARGS: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (set IgnoreUnknown=1 to ignore)`,
+      )
+    }
+  }
+  const req: AttachRequest = {
+    containerId: env.containerId,
+    ifname: env.ifname,
+    netns: env.netns,
+    network: conf.name,
+    labels: { ...conf.labels, ...conf.args.labels },
+  }
+  const name = a.PLEXUS_NAME ?? a.K8S_POD_NAME
+  if (name) req.name = str(e, a.PLEXUS_NAME ? 'PLEXUS_NAME' : 'K8S_POD_NAME', name, ENDPOINT_NAME)
+  else if (conf.args.name) req.name = conf.args.name
+  if (a.K8S_POD_NAMESPACE) req.namespace = str(e, 'K8S_POD_NAMESPACE', a.K8S_POD_NAMESPACE, ENDPOINT_NAME)
+
+  const service = a.PLEXUS_SERVICE || conf.args.service || conf.service
+  if (service) req.service = a.PLEXUS_SERVICE ? str(e, 'PLEXUS_SERVICE', service, ENDPOINT_NAME) : service
+  const tags =
+    a.PLEXUS_TAGS !== undefined ? a.PLEXUS_TAGS.split(',').filter(Boolean) : (conf.args.tags ?? conf.tags)
+  if (tags?.length) req.tags = tags
+  if (a.PLEXUS_LABELS) {
+    for (const pair of a.PLEXUS_LABELS.split(',')) {
+      const i = pair.indexOf('=')
+      if (i <= 0) throw invalid(e, 'PLEXUS_LABELS', `"${pair}" is not key=value`)
+      req.labels[str(e, 'PLEXUS_LABELS key', pair.slice(0, i), LABEL_KEY)] = pair.slice(i + 1)
+    }
+  }
+  const ports =
+    a.PLEXUS_PORTS !== undefined
+      ? parsePorts(e, 'PLEXUS_PORTS', a.PLEXUS_PORTS)
+      : (conf.args.ports ?? conf.ports)
+  if (ports?.length) req.ports = ports
+  if (conf.runtime.portMappings?.length) req.published = conf.runtime.portMappings
+
+  if (a.IP !== undefined) staticIps(e, 'IP', [a.IP])
+  const ip = conf.runtime.ips?.[0] ?? a.IP ?? conf.args.ips?.[0]
+  if (ip) req.ip = ip
+  const m = conf.runtime.mac ?? (a.MAC !== undefined ? mac(e, 'MAC', a.MAC) : conf.args.mac)
+  if (m) req.mac = m
+
+  const dns = { ...conf.dns, ...conf.runtime.dns }
+  if (Object.keys(dns).length) req.dns = dns
+  return req
+}
