@@ -1,7 +1,9 @@
 import { mkdir } from 'node:fs/promises'
 import { buildApp } from '../api/app.js'
 import { listenUnix } from '../api/server.js'
+import { createSigner, loadOrCreatePeerKey, verifyRecordSignature } from '../cluster/identity.js'
 import type { Logger } from '../lib/log.js'
+import { StoreService } from '../store/service.js'
 import { type AgentComponents, Counters, type Startable } from './components.js'
 import type { AgentConfig } from './config.js'
 import { VERSION } from './version.js'
@@ -24,7 +26,8 @@ export class Agent {
       shutdown: this.controller.signal,
       startedAt: new Date(),
       version: VERSION,
-    }
+      // peerId and store need the state dir, so start() fills them in before anything uses them
+    } as AgentComponents
   }
 
   async start(): Promise<void> {
@@ -32,6 +35,17 @@ export class Agent {
     await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
     await mkdir(config.runDir, { recursive: true, mode: 0o755 })
     try {
+      const signer = createSigner(await loadOrCreatePeerKey(config.stateDir))
+      const storeService = await StoreService.open({
+        stateDir: config.stateDir,
+        logger: logger.child({ component: 'store' }),
+        signer,
+        verify: verifyRecordSignature,
+        counters: this.components.counters,
+      })
+      Object.assign(this.components, { peerId: signer.self, store: storeService.store })
+      await storeService.start()
+      this.started.push(storeService)
       const app = await buildApp(this.components)
       this.closeApi = await listenUnix(app, [config.api.socket, ...config.api.extraSockets])
     } catch (err) {

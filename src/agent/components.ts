@@ -1,4 +1,5 @@
 import type { Logger } from '../lib/log.js'
+import type { Store } from '../store/types.js'
 import type { AgentConfig } from './config.js'
 
 /** A long-running part of the agent. Started in registration order, stopped in reverse. */
@@ -37,4 +38,8 @@ export interface AgentComponents {
   shutdown: AbortSignal
   startedAt: Date
   version: string
+  /** this host's libp2p peer id (its identity in the store; key in <stateDir>/peer.key) */
+  peerId: string
+  /** the replicated store (filled in Agent.start() before the API or any service starts) */
+  store: Store
 }

@@ -76,6 +76,10 @@ export interface ServiceValue {
 /** health/<peerId>/<checkId>: result of a health check the owning host runs on one of its endpoints. */
 export interface HealthValue {
   endpointKey: string
+  /** the service whose check this is (absent: applies to every service of the endpoint) */
+  service?: string
+  /** check name within the service */
+  check?: string
   status: 'passing' | 'critical'
   output: string
   checkedAt: string

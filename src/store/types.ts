@@ -24,7 +24,12 @@ export interface StoreRecord {
   sig: string
 }
 
-export type WatchEvent = { type: 'put' | 'delete' | 'expire'; key: string; record: StoreRecord; index: number }
+export type WatchEvent = {
+  type: 'put' | 'delete' | 'expire'
+  key: string
+  record: StoreRecord
+  index: number
+}
 
 export interface PutOptions {
   ttlMs?: number

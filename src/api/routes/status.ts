@@ -3,9 +3,10 @@ import type { ApiDeps } from '../app.js'
 
 const statusSchema = {
   type: 'object',
-  required: ['name', 'version', 'pid', 'startedAt', 'uptimeSeconds', 'counters'],
+  required: ['name', 'peerId', 'version', 'pid', 'startedAt', 'uptimeSeconds', 'counters'],
   properties: {
     name: { type: 'string' },
+    peerId: { type: 'string' },
     version: { type: 'string' },
     pid: { type: 'integer' },
     startedAt: { type: 'string' },
@@ -17,6 +18,7 @@ const statusSchema = {
 export const statusRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
   app.get('/v1/status', { schema: { response: { 200: statusSchema } } }, async () => ({
     name: deps.config.name,
+    peerId: deps.peerId,
     version: deps.version,
     pid: process.pid,
     startedAt: deps.startedAt.toISOString(),

@@ -14,6 +14,7 @@ function components(): AgentComponents {
     shutdown: new AbortController().signal,
     startedAt: new Date(Date.now() - 5000),
     version: '9.9.9',
+    peerId: '12D3KooWStatusTestPeer',
   } as AgentComponents
 }
 
@@ -25,6 +26,7 @@ t.test('GET /v1/status reports the agent and its counters', async (t) => {
   const body = res.json()
   t.equal(body.name, 'h7')
   t.equal(body.version, '9.9.9')
+  t.equal(body.peerId, '12D3KooWStatusTestPeer')
   t.equal(body.pid, process.pid)
   t.ok(body.uptimeSeconds >= 5)
   t.equal(body.counters['store.rejected.signature'], 2)

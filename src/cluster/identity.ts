@@ -1,0 +1,101 @@
+import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto'
+import { mkdir, open, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import type { Ed25519PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { PlexusError } from '../lib/errors.js'
+import type { RecordSigner, RecordVerifier } from '../store/store.js'
+
+// The host identity is its libp2p Ed25519 key: the peer id embeds the public
+// key, so a record's owner field is all a verifier needs.
+
+export const PEER_KEY_FILE = 'peer.key'
+
+/** Loads <stateDir>/peer.key, creating it (mode 0600, never overwritten) on first start. */
+export async function loadOrCreatePeerKey(stateDir: string): Promise<Ed25519PrivateKey> {
+  const file = join(stateDir, PEER_KEY_FILE)
+  let bytes: Uint8Array | undefined
+  try {
+    bytes = await readFile(file)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  if (bytes) {
+    const key = privateKeyFromProtobuf(bytes)
+    if (key.type !== 'Ed25519') throw new PlexusError('PLX_CLUSTER_BAD_KEY', `${file}: not an Ed25519 key`)
+    return key
+  }
+  await mkdir(stateDir, { recursive: true, mode: 0o700 })
+  const key = await generateKeyPair('Ed25519')
+  // wx: a concurrent second agent on the same state dir fails instead of replacing the identity
+  const fh = await open(file, 'wx', 0o600)
+  try {
+    await fh.writeFile(privateKeyToProtobuf(key))
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  return key
+}
+
+const b64url = (b: Uint8Array) => Buffer.from(b).toString('base64url')
+
+/** Signs canonical record text with the host key (node:crypto, synchronous). */
+export function createSigner(key: Ed25519PrivateKey): RecordSigner {
+  const raw = key.raw
+  const keyObject = createPrivateKey({
+    format: 'jwk',
+    key: { kty: 'OKP', crv: 'Ed25519', d: b64url(raw.subarray(0, 32)), x: b64url(key.publicKey.raw) },
+  })
+  const self = peerIdFromPrivateKey(key).toString()
+  return { self, sign: (text) => sign(null, Buffer.from(text), keyObject).toString('base64') }
+}
+
+const CACHE_MAX = 100_000
+const verified = new Map<string, boolean>()
+const publicKeys = new Map<string, KeyObject | null>()
+
+function publicKeyOf(owner: string): KeyObject | null {
+  let k = publicKeys.get(owner)
+  if (k !== undefined) return k
+  try {
+    const pid = peerIdFromString(owner)
+    k =
+      pid.type === 'Ed25519' && pid.publicKey
+        ? createPublicKey({
+            format: 'jwk',
+            key: { kty: 'OKP', crv: 'Ed25519', x: b64url(pid.publicKey.raw) },
+          })
+        : null
+  } catch {
+    k = null
+  }
+  if (publicKeys.size >= CACHE_MAX) publicKeys.clear()
+  publicKeys.set(owner, k)
+  return k
+}
+
+/**
+ * Verifies that `owner` signed `text`. Pure, so results are cached keyed on
+ * signature + text (the text names the owner): a record relayed by many peers,
+ * or held by many simulated hosts, is checked once.
+ */
+export const verifyRecordSignature: RecordVerifier = (owner, text, sig) => {
+  const cacheKey = `${sig}\n${text}`
+  const hit = verified.get(cacheKey)
+  if (hit !== undefined) return hit
+  const pub = publicKeyOf(owner)
+  let ok = false
+  if (pub) {
+    try {
+      ok = verify(null, Buffer.from(text), pub, Buffer.from(sig, 'base64'))
+    } catch {
+      ok = false
+    }
+  }
+  // oldest entries go first; Map keeps insertion order
+  if (verified.size >= CACHE_MAX) verified.delete(verified.keys().next().value as string)
+  verified.set(cacheKey, ok)
+  return ok
+}

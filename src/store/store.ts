@@ -1,0 +1,416 @@
+import { PlexusError } from '../lib/errors.js'
+import { compareHlc, HlcClock, maxHlc, ZERO_HLC } from './hlc.js'
+import {
+  canonicalJson,
+  compareRecords,
+  expiresAt,
+  isExpired,
+  keyError,
+  keyOwner,
+  MAX_VALUE_BYTES,
+  mayWrite,
+  parseRecord,
+  signingText,
+} from './record.js'
+import type { Hlc, JsonValue, PutOptions, Store, StoreRecord, WatchEvent } from './types.js'
+
+/** Signs canonical record text as this host (returns base64). */
+export interface RecordSigner {
+  readonly self: string
+  sign(text: string): string
+}
+/** True when `owner`'s key signed `text`. Must be pure (callers may cache). */
+export type RecordVerifier = (owner: string, text: string, sig: string) => boolean
+
+export type RejectReason = 'malformed' | 'signature' | 'not-owner' | 'future'
+
+export interface StoreOptions {
+  signer: RecordSigner
+  verify: RecordVerifier
+  counters?: { inc(name: string, by?: number): void }
+  now?: () => number
+  /**
+   * How long a dead record is kept after it died: tombstones (from version.wall),
+   * TTL-expired records (from expiresAt), and the owned records of a host whose
+   * membership record expired (from that record's expiry). This is the partition
+   * bound: a host cut off for longer may bring back records deleted meanwhile.
+   */
+  reapAfterMs?: number
+  /** records stamped further than this into the future are refused (a host with a wild clock) */
+  maxClockDriftMs?: number
+}
+
+export const DEFAULT_REAP_AFTER_MS = 24 * 3600 * 1000
+export const DEFAULT_MAX_CLOCK_DRIFT_MS = 60_000
+const MAX_TTL_MS = 365 * 24 * 3600 * 1000
+
+/** On-disk form (see persist.ts); also what a restarted simulated host comes back with. */
+export interface StoreSnapshot {
+  format: 'plexus-store/1'
+  clock: Hlc
+  index: number
+  watermarks: Record<string, Hlc>
+  entries: { index: number; record: StoreRecord }[]
+}
+
+export interface MergeResult {
+  /** records that changed this host's map (worth forwarding) */
+  accepted: StoreRecord[]
+  rejected: number
+  /** already held, or older than what is held */
+  stale: number
+}
+
+interface Entry {
+  record: StoreRecord
+  /** modify index of the last change (of the record or of its visibility) */
+  index: number
+  live: boolean
+}
+
+const NODE_PREFIX = 'nodes/'
+
+/**
+ * The local replica: an LWW map of signed records. No timers and no I/O; the
+ * cluster feeds it remote records (merge), calls sweep() on a timer, and
+ * reads digests for anti-entropy.
+ *
+ * A record is live when it is not a tombstone, not past its TTL, and (for
+ * owned keys other than nodes/<id>) its owner's membership record is not
+ * expired or deleted. That last rule is a function of the map alone, so every
+ * host hides the same records when a host dies and shows them again when its
+ * heartbeat returns.
+ */
+export class LocalStore implements Store {
+  readonly self: string
+  private readonly entries = new Map<string, Entry>()
+  /** owned keys by owner peer id, to re-evaluate them when that owner's node record changes */
+  private readonly owned = new Map<string, Set<string>>()
+  /** per-origin watermark: every record of that origin up to here is held (or superseded) */
+  private readonly marks = new Map<string, Hlc>()
+  private readonly watchers = new Set<{ prefix: string; fn: (ev: WatchEvent) => void }>()
+  private readonly localWriteListeners = new Set<(r: StoreRecord) => void>()
+  private readonly changeListeners = new Set<() => void>()
+  private readonly clock: HlcClock
+  private readonly now: () => number
+  private readonly reapAfterMs: number
+  private readonly maxDriftMs: number
+  private idx = 0
+
+  constructor(
+    private readonly opts: StoreOptions,
+    snapshot?: StoreSnapshot,
+  ) {
+    this.self = opts.signer.self
+    this.now = opts.now ?? Date.now
+    this.reapAfterMs = opts.reapAfterMs ?? DEFAULT_REAP_AFTER_MS
+    this.maxDriftMs = opts.maxClockDriftMs ?? DEFAULT_MAX_CLOCK_DRIFT_MS
+    this.clock = new HlcClock(this.now, snapshot?.clock ?? ZERO_HLC)
+    if (snapshot) this.restore(snapshot)
+  }
+
+  get index(): number {
+    return this.idx
+  }
+
+  get(key: string): StoreRecord | undefined {
+    const e = this.entries.get(key)
+    return e?.live && !isExpired(e.record, this.now()) ? e.record : undefined
+  }
+
+  list(prefix: string): StoreRecord[] {
+    const now = this.now()
+    const out: StoreRecord[] = []
+    for (const [key, e] of this.entries) {
+      if (e.live && key.startsWith(prefix) && !isExpired(e.record, now)) out.push(e.record)
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  }
+
+  modifyIndex(key: string): number {
+    return this.entries.get(key)?.index ?? 0
+  }
+
+  watch(prefix: string, fn: (ev: WatchEvent) => void): () => void {
+    const w = { prefix, fn }
+    this.watchers.add(w)
+    return () => this.watchers.delete(w)
+  }
+
+  /** Called with each record this host writes (the cluster publishes it). */
+  onLocalWrite(fn: (r: StoreRecord) => void): () => void {
+    this.localWriteListeners.add(fn)
+    return () => this.localWriteListeners.delete(fn)
+  }
+
+  /** Called after any change of the map (persistence schedules a snapshot). */
+  onChange(fn: () => void): () => void {
+    this.changeListeners.add(fn)
+    return () => this.changeListeners.delete(fn)
+  }
+
+  async put(key: string, value: JsonValue, opts: PutOptions = {}): Promise<StoreRecord> {
+    this.checkWrite(key)
+    if (value === undefined) throw new PlexusError('PLX_STORE_BAD_VALUE', 'value is missing', { status: 400 })
+    if (canonicalJson(value).length > MAX_VALUE_BYTES) {
+      throw new PlexusError('PLX_STORE_TOO_LARGE', `value larger than ${MAX_VALUE_BYTES} bytes`, {
+        status: 413,
+      })
+    }
+    const ttl = opts.ttlMs
+    if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_MS)) {
+      throw new PlexusError('PLX_STORE_BAD_TTL', `ttl must be 1 ms .. 365 days, got ${ttl}`, { status: 400 })
+    }
+    if (opts.cas !== undefined && opts.cas !== this.liveIndex(key)) {
+      throw new PlexusError('PLX_STORE_CAS_FAILED', `${key} changed (index ${this.liveIndex(key)})`, {
+        status: 409,
+      })
+    }
+    return this.writeLocal({ key, value, tombstone: false, ...(ttl !== undefined ? { ttlMs: ttl } : {}) })
+  }
+
+  async delete(key: string, opts: { cas?: number } = {}): Promise<boolean> {
+    this.checkWrite(key)
+    const cur = this.liveIndex(key)
+    if (cur === 0 || (opts.cas !== undefined && opts.cas !== cur)) return false
+    this.writeLocal({ key, value: null, tombstone: true })
+    return true
+  }
+
+  /**
+   * Merges records from another host. Each is shape-checked, owner-checked and
+   * signature-checked before it can touch the map; failures are counted under
+   * store.rejected.<reason> and dropped. LWW by compareRecords.
+   */
+  merge(input: readonly unknown[]): MergeResult {
+    const now = this.now()
+    const res: MergeResult = { accepted: [], rejected: 0, stale: 0 }
+    for (const x of input) {
+      const verdict = this.check(x, now)
+      if (typeof verdict === 'string') {
+        res.rejected++
+        this.opts.counters?.inc(`store.rejected.${verdict}`)
+        continue
+      }
+      const cur = this.entries.get(verdict.key)
+      if (cur && compareRecords(verdict, cur.record) <= 0) {
+        res.stale++
+        continue
+      }
+      this.clock.observe(verdict.version)
+      this.apply(verdict, now)
+      res.accepted.push(verdict)
+    }
+    if (res.accepted.length) this.changed()
+    return res
+  }
+
+  /** Validates one outside record; returns it or the reason it is refused. */
+  private check(x: unknown, now: number): StoreRecord | RejectReason {
+    let r: StoreRecord
+    try {
+      r = parseRecord(x)
+    } catch {
+      return 'malformed'
+    }
+    if (!mayWrite(r.owner, r.key)) return 'not-owner'
+    if (!this.opts.verify(r.owner, signingText(r), r.sig)) return 'signature'
+    if (r.version.wall > now + this.maxDriftMs) return 'future'
+    return r
+  }
+
+  /**
+   * Applies time: TTL expiry, hiding/showing records of dead/revived owners,
+   * and reaping records dead for longer than reapAfterMs. Run it on a timer.
+   */
+  sweep(): void {
+    const now = this.now()
+    let changed = false
+    const reapOwners: string[] = []
+    for (const [key, e] of this.entries) {
+      const live = this.computeLive(e.record, now)
+      if (live !== e.live) {
+        this.setVisibility(e, live)
+        changed = true
+      }
+      if (live) continue
+      const since = this.deadSince(e.record)
+      if (since === undefined || now < since + this.reapAfterMs) continue
+      if (key.startsWith(NODE_PREFIX)) reapOwners.push(e.record.owner)
+      else if (!this.ownerDown(e.record, now)) this.remove(key)
+      changed = true
+    }
+    // A dead host's records go together with its node record (otherwise they
+    // would count as live again once the node record is gone), and so does its
+    // watermark, so the host can come back later and be pulled afresh.
+    for (const owner of reapOwners) {
+      for (const key of [...(this.owned.get(owner) ?? [])]) this.remove(key)
+      this.marks.delete(owner)
+    }
+    if (changed) this.changed()
+  }
+
+  /** Scuttlebutt digest: the highest version held for each origin (this host: its clock). */
+  digest(): Record<string, Hlc> {
+    const d: Record<string, Hlc> = Object.fromEntries(this.marks)
+    d[this.self] = this.clock.last
+    return d
+  }
+
+  /** Every held record (live or dead) newer than the digest's watermark for its owner; node records first. */
+  recordsAfter(digest: Readonly<Record<string, Hlc>>): StoreRecord[] {
+    const out: StoreRecord[] = []
+    for (const { record } of this.entries.values()) {
+      if (compareHlc(record.version, digest[record.owner] ?? ZERO_HLC) > 0) out.push(record)
+    }
+    return out.sort((a, b) => Number(b.key.startsWith(NODE_PREFIX)) - Number(a.key.startsWith(NODE_PREFIX)))
+  }
+
+  /**
+   * After merging a peer's recordsAfter(ourDigest), we hold everything that
+   * peer's watermarks vouch for, so ours may rise to theirs. Only sync calls
+   * this, never gossip: a gossiped record says nothing about older ones.
+   */
+  raiseWatermarks(peerMarks: Readonly<Record<string, Hlc>>): void {
+    for (const [origin, mark] of Object.entries(peerMarks)) {
+      if (origin === this.self) continue
+      const cur = this.marks.get(origin)
+      this.marks.set(origin, cur ? maxHlc(cur, mark) : mark)
+    }
+  }
+
+  snapshot(): StoreSnapshot {
+    return {
+      format: 'plexus-store/1',
+      clock: this.clock.last,
+      index: this.idx,
+      watermarks: Object.fromEntries(this.marks),
+      entries: [...this.entries.values()].map((e) => ({ index: e.index, record: e.record })),
+    }
+  }
+
+  /** Live records this host owns (re-announced after a restart, so hosts that reaped them get them back). */
+  ownRecords(): StoreRecord[] {
+    return this.list('').filter((r) => r.owner === this.self && keyOwner(r.key) === this.self)
+  }
+
+  private restore(s: StoreSnapshot): void {
+    const now = this.now()
+    for (const { index, record } of s.entries) {
+      const r = this.check(record, Number.MAX_SAFE_INTEGER)
+      if (typeof r === 'string') {
+        this.opts.counters?.inc(`store.snapshot.${r}`)
+        continue
+      }
+      this.clock.observe(r.version)
+      this.entries.set(r.key, { record: r, index, live: false })
+      this.track(r)
+      this.idx = Math.max(this.idx, index)
+    }
+    for (const e of this.entries.values()) e.live = this.computeLive(e.record, now)
+    for (const [origin, mark] of Object.entries(s.watermarks)) this.marks.set(origin, mark)
+    this.idx = Math.max(this.idx, s.index)
+  }
+
+  private checkWrite(key: string): void {
+    const err = keyError(key)
+    if (err) throw new PlexusError('PLX_STORE_BAD_KEY', `${err}: ${JSON.stringify(key)}`, { status: 400 })
+    if (!mayWrite(this.self, key)) {
+      throw new PlexusError('PLX_STORE_NOT_OWNER', `${key} belongs to ${keyOwner(key)}, not this host`, {
+        status: 403,
+      })
+    }
+  }
+
+  private liveIndex(key: string): number {
+    return this.get(key) ? this.modifyIndex(key) : 0
+  }
+
+  private writeLocal(fields: Pick<StoreRecord, 'key' | 'value' | 'tombstone' | 'ttlMs'>): StoreRecord {
+    const unsigned = { ...fields, owner: this.self, version: this.clock.tick() }
+    const record: StoreRecord = { ...unsigned, sig: this.opts.signer.sign(signingText(unsigned)) }
+    this.apply(record, this.now())
+    for (const fn of this.localWriteListeners) fn(record)
+    this.changed()
+    return record
+  }
+
+  private apply(r: StoreRecord, now: number): void {
+    const prev = this.entries.get(r.key)
+    const e: Entry = { record: r, index: ++this.idx, live: this.computeLive(r, now) }
+    this.entries.set(r.key, e)
+    this.track(r)
+    if (prev && prev.record.owner !== r.owner) this.owned.get(prev.record.owner)?.delete(r.key)
+    if (e.live) this.emit('put', e)
+    else if (prev?.live) this.emit(r.tombstone ? 'delete' : 'expire', e)
+    if (r.key.startsWith(NODE_PREFIX)) this.reevaluateOwner(keyOwner(r.key) as string, now)
+  }
+
+  private track(r: StoreRecord): void {
+    if (keyOwner(r.key) === undefined) return
+    const keys = this.owned.get(r.owner) ?? new Set<string>()
+    this.owned.set(r.owner, keys)
+    keys.add(r.key)
+  }
+
+  private remove(key: string): void {
+    const e = this.entries.get(key)
+    if (!e) return
+    this.entries.delete(key)
+    this.owned.get(e.record.owner)?.delete(key)
+    if (this.owned.get(e.record.owner)?.size === 0) this.owned.delete(e.record.owner)
+  }
+
+  /** The owner's node record changed: its other owned records may appear or disappear. */
+  private reevaluateOwner(owner: string, now: number): void {
+    for (const key of this.owned.get(owner) ?? []) {
+      if (key.startsWith(NODE_PREFIX)) continue
+      const e = this.entries.get(key)
+      if (!e) continue
+      const live = this.computeLive(e.record, now)
+      if (live !== e.live) this.setVisibility(e, live)
+    }
+  }
+
+  private setVisibility(e: Entry, live: boolean): void {
+    e.live = live
+    e.index = ++this.idx
+    this.emit(live ? 'put' : e.record.tombstone ? 'delete' : 'expire', e)
+  }
+
+  private computeLive(r: StoreRecord, now: number): boolean {
+    return !r.tombstone && !isExpired(r, now) && !this.ownerDown(r, now)
+  }
+
+  /** True when r is an owned record (not the node record itself) whose owner's node record is deleted or expired. */
+  private ownerDown(r: StoreRecord, now: number): boolean {
+    if (r.key.startsWith(NODE_PREFIX) || keyOwner(r.key) === undefined) return false
+    const node = this.entries.get(NODE_PREFIX + r.owner)?.record
+    return node !== undefined && (node.tombstone || isExpired(node, now))
+  }
+
+  /** When a dead record died (tombstone: its version; TTL: expiry; hidden: its owner's node record's death). */
+  private deadSince(r: StoreRecord): number | undefined {
+    if (r.tombstone) return r.version.wall
+    const at = expiresAt(r)
+    if (at !== undefined && at <= this.now()) return at
+    const node = this.entries.get(NODE_PREFIX + r.owner)?.record
+    return node && node !== r ? this.deadSince(node) : undefined
+  }
+
+  private emit(type: WatchEvent['type'], e: Entry): void {
+    const ev: WatchEvent = { type, key: e.record.key, record: e.record, index: e.index }
+    for (const w of this.watchers) {
+      if (!ev.key.startsWith(w.prefix)) continue
+      try {
+        w.fn(ev)
+      } catch {
+        this.opts.counters?.inc('store.watch_errors')
+      }
+    }
+  }
+
+  private changed(): void {
+    for (const fn of this.changeListeners) fn()
+  }
+}

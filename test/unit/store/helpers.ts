@@ -1,0 +1,22 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { Counters } from '../../../src/agent/components.js'
+import { createSigner, verifyRecordSignature } from '../../../src/cluster/identity.js'
+import { LocalStore, type RecordSigner, type StoreSnapshot } from '../../../src/store/store.js'
+
+export async function newSigner(): Promise<RecordSigner> {
+  return createSigner(await generateKeyPair('Ed25519'))
+}
+
+/** A store on a settable clock. */
+export async function newStore(
+  opts: { signer?: RecordSigner; now?: { t: number }; snapshot?: StoreSnapshot; reapAfterMs?: number } = {},
+) {
+  const clock = opts.now ?? { t: 1_700_000_000_000 }
+  const counters = new Counters()
+  const signer = opts.signer ?? (await newSigner())
+  const store = new LocalStore(
+    { signer, verify: verifyRecordSignature, counters, now: () => clock.t, reapAfterMs: opts.reapAfterMs },
+    opts.snapshot,
+  )
+  return { store, clock, counters, signer }
+}

@@ -1,0 +1,177 @@
+import t from 'tap'
+import { compareHlc, hlcObserve, hlcTick } from '../../../src/store/hlc.js'
+import { canonicalJson, keyOwner, mayWrite } from '../../../src/store/record.js'
+import type { StoreRecord, WatchEvent } from '../../../src/store/types.js'
+import { newSigner, newStore } from './helpers.js'
+
+t.test('hlc: ticks follow wall time and stay ordered when the clock stalls or lags', async (t) => {
+  const a = hlcTick({ wall: 100, logical: 3 }, 50)
+  t.same(a, { wall: 100, logical: 4 })
+  t.same(hlcTick(a, 200), { wall: 200, logical: 0 })
+  const r = hlcObserve({ wall: 100, logical: 1 }, { wall: 150, logical: 7 }, 120)
+  t.same(r, { wall: 150, logical: 8 })
+  t.ok(compareHlc(hlcTick(r, 120), { wall: 150, logical: 7 }) > 0)
+})
+
+t.test('record rules: ownership and canonical encoding', async (t) => {
+  t.equal(keyOwner('nodes/P1'), 'P1')
+  t.equal(keyOwner('endpoints/P1/c/eth0'), 'P1')
+  t.equal(keyOwner('config/network'), undefined)
+  t.ok(mayWrite('P1', 'leases/P1'))
+  t.notOk(mayWrite('P2', 'leases/P1'))
+  t.ok(mayWrite('P2', 'services/web'))
+  t.equal(canonicalJson({ b: 1, a: [{ d: 2, c: null }] }), '{"a":[{"c":null,"d":2}],"b":1}')
+})
+
+t.test('put/get/list/delete with modify index, CAS and watch', async (t) => {
+  const { store } = await newStore()
+  const events: WatchEvent[] = []
+  store.watch('app/', (e) => events.push(e))
+  const r1 = await store.put('app/a', { x: 1 })
+  t.equal(r1.owner, store.self)
+  t.same(store.get('app/a')?.value, { x: 1 })
+  const i1 = store.modifyIndex('app/a')
+  t.ok(i1 > 0)
+  await t.rejects(store.put('app/a', 2, { cas: 0 }), { code: 'PLX_STORE_CAS_FAILED' })
+  await store.put('app/a', 2, { cas: i1 })
+  await store.put('app/b', 3, { cas: 0 })
+  await store.put('other', 4)
+  t.same(
+    store.list('app/').map((r) => r.key),
+    ['app/a', 'app/b'],
+  )
+  t.equal(await store.delete('app/a', { cas: i1 }), false, 'stale cas refuses the delete')
+  t.equal(await store.delete('app/a'), true)
+  t.equal(await store.delete('app/a'), false, 'nothing live to delete')
+  t.equal(store.get('app/a'), undefined)
+  t.same(
+    events.map((e) => `${e.type} ${e.key}`),
+    ['put app/a', 'put app/a', 'put app/b', 'delete app/a'],
+  )
+  t.ok(events.every((e, i) => i === 0 || e.index > (events[i - 1] as WatchEvent).index))
+})
+
+t.test('owner-only writes and key validation on local writes', async (t) => {
+  const { store } = await newStore()
+  await store.put(`nodes/${store.self}`, { name: 'h1' })
+  await t.rejects(store.put('nodes/12D3KooWSomeoneElse', {}), { code: 'PLX_STORE_NOT_OWNER' })
+  await t.rejects(store.delete('leases/12D3KooWSomeoneElse'), { code: 'PLX_STORE_NOT_OWNER' })
+  await t.rejects(store.put('/abs', 1), { code: 'PLX_STORE_BAD_KEY' })
+  await t.rejects(store.put('a b', 1), { code: 'PLX_STORE_BAD_KEY' })
+  await t.rejects(store.put('big', 'x'.repeat(70_000)), { code: 'PLX_STORE_TOO_LARGE' })
+})
+
+t.test(
+  'merge: LWW, commutative, rejects forged / unsigned / non-owner / malformed and counts them',
+  async (t) => {
+    const a = await newStore()
+    const b = await newStore({ now: a.clock })
+    const c = await newStore({ now: a.clock })
+    const ra = await a.store.put('shared', 'from-a')
+    a.clock.t += 1
+    const rb = await b.store.put('shared', 'from-b')
+    // same data in both orders ends the same
+    c.store.merge([ra, rb])
+    const d = await newStore({ now: a.clock })
+    d.store.merge([rb, ra])
+    t.equal(c.store.get('shared')?.value, 'from-b')
+    t.equal(d.store.get('shared')?.value, 'from-b')
+    t.same(c.store.merge([ra]).stale, 1)
+
+    const own = await a.store.put(`nodes/${a.store.self}`, { name: 'a' })
+    const forged: StoreRecord = { ...own, value: { name: 'evil' } }
+    const nonOwner: StoreRecord = { ...rb, key: `leases/${a.store.self}` }
+    const unsigned = { ...ra, sig: undefined }
+    const res = c.store.merge([forged, nonOwner, unsigned, { key: 5 }, 'junk'])
+    t.equal(res.rejected, 5)
+    t.equal(res.accepted.length, 0)
+    t.equal(c.counters.get('store.rejected.signature'), 1)
+    t.equal(c.counters.get('store.rejected.not-owner'), 1)
+    t.equal(c.counters.get('store.rejected.malformed'), 3)
+    // a non-owner record re-signed by its sender is still refused
+    const signer = await newSigner()
+    t.notOk(mayWrite(signer.self, `nodes/${a.store.self}`))
+
+    const future = await newStore({ now: { t: a.clock.t + 3_600_000 } })
+    const f = await future.store.put('x', 1)
+    t.equal(c.store.merge([f]).rejected, 1)
+    t.equal(c.counters.get('store.rejected.future'), 1)
+  },
+)
+
+t.test('TTL expiry, tombstones beat older writes, reaping after the bound', async (t) => {
+  const a = await newStore({ reapAfterMs: 10_000 })
+  const b = await newStore({ now: a.clock, reapAfterMs: 10_000 })
+  const events: string[] = []
+  b.store.watch('', (e) => events.push(`${e.type} ${e.key}`))
+  const lease = await a.store.put('session/x', 1, { ttlMs: 2000 })
+  b.store.merge([lease])
+  t.ok(b.store.get('session/x'))
+  a.clock.t += 2000
+  t.equal(b.store.get('session/x'), undefined, 'expired at version.wall + ttl even before a sweep')
+  b.store.sweep()
+  t.same(events, ['put session/x', 'expire session/x'])
+
+  const v1 = await a.store.put('k', 1)
+  a.clock.t += 10
+  await a.store.delete('k')
+  const tomb = a.store.recordsAfter({}).find((r) => r.key === 'k') as StoreRecord
+  b.store.merge([tomb])
+  t.equal(b.store.merge([v1]).stale, 1, 'the older live version cannot resurrect the key')
+  t.equal(b.store.get('k'), undefined)
+  a.clock.t += 10_001
+  b.store.sweep()
+  t.equal(b.store.modifyIndex('k'), 0, 'tombstone reaped after the bound')
+})
+
+t.test('records of a host whose node record expired are hidden everywhere, and return with it', async (t) => {
+  const a = await newStore({ reapAfterMs: 60_000 })
+  const b = await newStore({ now: a.clock, reapAfterMs: 60_000 })
+  const node = await a.store.put(`nodes/${a.store.self}`, { name: 'a' }, { ttlMs: 5000 })
+  const lease = await a.store.put(`leases/${a.store.self}`, { subnet: '10.244.1.0/24' })
+  const shared = await a.store.put('services/web', { name: 'web' })
+  b.store.merge([lease, node, shared])
+  t.ok(b.store.get(`leases/${a.store.self}`))
+  a.clock.t += 5000
+  b.store.sweep()
+  t.equal(b.store.get(`leases/${a.store.self}`), undefined, 'owned record hidden')
+  t.ok(b.store.get('services/web'), 'shared keys stay')
+  const hb = await a.store.put(`nodes/${a.store.self}`, { name: 'a' }, { ttlMs: 5000 })
+  b.store.merge([hb])
+  t.ok(b.store.get(`leases/${a.store.self}`), 'visible again with a fresh heartbeat')
+  a.clock.t += 5000 + 60_000
+  b.store.sweep()
+  t.equal(b.store.modifyIndex(`leases/${a.store.self}`), 0, 'reaped with its node record')
+  t.equal(b.store.digest()[a.store.self], undefined, 'watermark dropped so the host can return')
+})
+
+t.test('digest sync: recordsAfter + raiseWatermarks transfers exactly what is missing', async (t) => {
+  const a = await newStore()
+  const b = await newStore({ now: a.clock })
+  for (let i = 0; i < 5; i++) await a.store.put(`k/${i}`, i)
+  const first = a.store.recordsAfter(b.store.digest())
+  t.equal(first.length, 5)
+  b.store.merge(first)
+  b.store.raiseWatermarks(a.store.digest())
+  t.equal(a.store.recordsAfter(b.store.digest()).length, 0)
+  await a.store.put('k/5', 5)
+  t.same(
+    a.store.recordsAfter(b.store.digest()).map((r) => r.key),
+    ['k/5'],
+  )
+})
+
+t.test('snapshot restores records, indexes, clock and watermarks', async (t) => {
+  const a = await newStore()
+  await a.store.put('x', { y: 1 })
+  await a.store.delete('x')
+  await a.store.put('z', 2)
+  const snap = JSON.parse(JSON.stringify(a.store.snapshot()))
+  const r = await newStore({ signer: a.signer, now: a.clock, snapshot: snap })
+  t.equal(r.store.index, a.store.index)
+  t.same(r.store.get('z')?.value, 2)
+  t.equal(r.store.get('x'), undefined)
+  t.equal(r.store.modifyIndex('z'), a.store.modifyIndex('z'))
+  const next = await r.store.put('z', 3)
+  t.ok(compareHlc(next.version, a.store.get('z')!.version) > 0)
+})
