@@ -3,6 +3,7 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { Ajv, type ErrorObject } from 'ajv'
 import { findNodeAtLocation, type Node, type ParseError, parse, parseTree, printParseErrorCode } from 'jsonc-parser'
+import { type NetworkConfigInput, networkConfigSchema } from '../ipam/config.js'
 import { PlexusError } from '../lib/errors.js'
 import type { LogLevel } from '../lib/log.js'
 
@@ -36,6 +37,15 @@ export interface AgentConfig {
   underlayInterface?: string
   /** host labels, shown in `plexctl hosts` and used by the scheduler */
   labels: Record<string, string>
+  /** cluster network: what this host seeds into a cluster that has none, and its subnet lease timing */
+  network: {
+    /** flannel net-conf fields written to config/network when the cluster has none; false: wait for `plexctl network init` */
+    seed: NetworkConfigInput | false
+    /** host-subnet lease lifetime; renewed every third of it, freed this long after a host dies */
+    leaseTtlMs: number
+    /** how long a new claim waits for competing claims to surface before the lease counts */
+    leaseSettleMs: number
+  }
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal']
@@ -70,6 +80,15 @@ const schema = {
     underlayAddress: { type: 'string', format: 'ipv4' },
     underlayInterface: { type: 'string', minLength: 1, maxLength: 15 },
     labels: { type: 'object', additionalProperties: { type: 'string' } },
+    network: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        seed: { anyOf: [networkConfigSchema, { const: false }] },
+        leaseTtlMs: { type: 'integer', minimum: 1000, maximum: 86_400_000 },
+        leaseSettleMs: { type: 'integer', minimum: 0, maximum: 600_000 },
+      },
+    },
   },
 } as const
 
@@ -87,6 +106,7 @@ export function defaultConfig(): AgentConfig {
     api: { socket: join(runDir, 'plexusd.sock'), extraSockets: [] },
     cluster: { listen: ['/ip4/0.0.0.0/tcp/7373'], announce: [], bootstrap: [] },
     labels: {},
+    network: { seed: {}, leaseTtlMs: 600_000, leaseSettleMs: 3000 },
   }
 }
 
@@ -179,6 +199,7 @@ export function resolveConfig(file: Partial<AgentConfig>, flags: Partial<AgentCo
     },
     cluster: { ...base.cluster, ...file.cluster, ...stripUndefined(flags.cluster ?? {}) },
     labels: { ...file.labels, ...flags.labels },
+    network: { ...base.network, ...file.network },
   }
 }
 

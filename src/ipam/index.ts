@@ -1,0 +1,46 @@
+import { join } from 'node:path'
+import type { Counters, Startable } from '../agent/components.js'
+import type { AgentConfig } from '../agent/config.js'
+import type { Logger } from '../lib/log.js'
+import type { Store } from '../store/types.js'
+import { AddressAllocator } from './addresses.js'
+import { LeaseManager } from './manager.js'
+
+export type { Allocation, AllocationResult, AttachmentKey } from './addresses.js'
+export { AddressAllocator } from './addresses.js'
+export type { CurrentLease, LeaseComponent, LeaseEvents, LeaseStatus } from './manager.js'
+export { LeaseManager } from './manager.js'
+
+export interface IpamComponents {
+  store: Store
+  config: AgentConfig
+  logger: Logger
+  counters: Counters
+  shutdown: AbortSignal
+}
+
+/**
+ * The ipam service: the host-subnet lease (components.lease) and the
+ * container address allocator inside it (components.addresses). When the
+ * lease moves to another subnet, allocations left in the old one are logged
+ * and counted; `addresses.stale()` lists them for the CNI side.
+ */
+export async function createIpam(
+  c: IpamComponents,
+): Promise<{ lease: LeaseManager; addresses: AddressAllocator; service: Startable }> {
+  const { seed, leaseTtlMs, leaseSettleMs } = c.config.network
+  const lease = new LeaseManager(c, { seed, ttlMs: leaseTtlMs, settleMs: leaseSettleMs })
+  const addresses = await AddressAllocator.open(join(c.config.stateDir, 'ipam'), () => lease.current()?.cidr)
+  const log = c.logger.child({ component: 'ipam' })
+  const reportStale = () => {
+    const stale = addresses.stale()
+    if (stale.length === 0) return
+    c.counters.inc('ipam.stale_allocations', stale.length)
+    log.warn(
+      { stale: stale.map((a) => `${a.containerId}/${a.ifname} ${a.address}`) },
+      `${stale.length} container address(es) are outside this host's subnet ${lease.current()?.subnet}: the lease moved`,
+    )
+  }
+  lease.on('acquired', reportStale)
+  return { lease, addresses, service: lease }
+}
