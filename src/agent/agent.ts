@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises'
 import { buildApp } from '../api/app.js'
 import { listenUnix } from '../api/server.js'
 import { createSigner, loadOrCreatePeerKey, verifyRecordSignature } from '../cluster/identity.js'
+import { createIpam } from '../ipam/index.js'
 import type { Logger } from '../lib/log.js'
 import { StoreService } from '../store/service.js'
 import { type AgentComponents, Counters, type Startable } from './components.js'
@@ -46,6 +47,10 @@ export class Agent {
       Object.assign(this.components, { peerId: signer.self, store: storeService.store })
       await storeService.start()
       this.started.push(storeService)
+      const ipam = await createIpam(this.components)
+      Object.assign(this.components, { lease: ipam.lease, addresses: ipam.addresses })
+      await ipam.service.start()
+      this.started.push(ipam.service)
       const app = await buildApp(this.components)
       this.closeApi = await listenUnix(app, [config.api.socket, ...config.api.extraSockets])
     } catch (err) {

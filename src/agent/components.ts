@@ -1,3 +1,4 @@
+import type { AddressAllocator, LeaseComponent } from '../ipam/index.js'
 import type { Logger } from '../lib/log.js'
 import type { Store } from '../store/types.js'
 import type { AgentConfig } from './config.js'
@@ -42,4 +43,8 @@ export interface AgentComponents {
   peerId: string
   /** the replicated store (filled in Agent.start() before the API or any service starts) */
   store: Store
+  /** this host's subnet lease (ipam): current(), status(), view(), events acquired/changed/lost */
+  lease?: LeaseComponent
+  /** container addresses inside the host subnet (ipam), for CNI ADD/DEL/CHECK/GC */
+  addresses?: AddressAllocator
 }
