@@ -1,0 +1,202 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { gossipsub, TopicValidatorResult } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import type { Ed25519PrivateKey } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { lpStream } from '@libp2p/utils'
+import { yamux } from '@libp2p/yamux'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import { errorMessage } from '../lib/errors.js'
+import type { Logger } from '../lib/log.js'
+import { checkedPreSharedKey } from './protector.js'
+import type { GossipVerdict, Transport, TransportHandlers } from './transport.js'
+import { DELTA_TOPIC, MAX_GOSSIP_BYTES, MAX_SYNC_BYTES, SYNC_PROTOCOL } from './wire.js'
+
+export interface Libp2pTransportOptions {
+  privateKey: Ed25519PrivateKey
+  psk: Uint8Array
+  listen: string[]
+  announce: string[]
+  logger: Logger
+  counters: { inc(name: string, by?: number): void }
+}
+
+const VERDICT: Record<GossipVerdict, TopicValidatorResult> = {
+  accept: TopicValidatorResult.Accept,
+  ignore: TopicValidatorResult.Ignore,
+  reject: TopicValidatorResult.Reject,
+}
+
+type Noop = (...args: unknown[]) => Noop
+const noop: Noop = () => noop
+const silentMetric = new Proxy({}, { get: () => noop })
+
+/**
+ * Gossipsub drops envelopes that fail its own checks (missing or bad message
+ * signature under StrictSign, bad sequence number) before our validator sees
+ * them; its metrics hook is the only place that learns why. This register
+ * forwards those to our counters and discards every other metric.
+ */
+function envelopeRejections(counters: Libp2pTransportOptions['counters']) {
+  const invalid = {
+    inc(labels?: { error?: string }) {
+      const error = labels?.error ?? 'unknown'
+      // ignore/reject verdicts come from our own validator, which counts them itself
+      if (error !== 'ignore' && error !== 'reject') counters.inc(`gossip.rejected.envelope_${error}`)
+    },
+    set: noop,
+    addCollect: noop,
+  }
+  return {
+    gauge: (cfg: { name: string }) =>
+      cfg.name === 'gossipsub_msg_received_invalid_total' ? invalid : silentMetric,
+    histogram: () => silentMetric,
+    avgMinMax: () => silentMetric,
+  }
+}
+
+async function createNode(o: Libp2pTransportOptions) {
+  return createLibp2p({
+    privateKey: o.privateKey,
+    addresses: { listen: o.listen, announce: o.announce },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionProtector: checkedPreSharedKey(o.psk, (remote, err) => {
+      o.counters.inc('cluster.refused.key')
+      o.logger.warn(
+        { remote, err: errorMessage(err) },
+        'refused connection: cluster key mismatch or failed handshake',
+      )
+    }),
+    // no mDNS and no other discovery: peers come from config and the store (dialer.ts)
+    peerDiscovery: [],
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        globalSignaturePolicy: 'StrictSign',
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        fallbackToFloodsub: false,
+        maxInboundDataLength: MAX_GOSSIP_BYTES + 4096,
+        metricsRegister: envelopeRejections(o.counters) as never,
+        metricsTopicStrToLabel: new Map([[DELTA_TOPIC, DELTA_TOPIC]]),
+        // Hosts of one cluster often share a subnet or sit behind one NAT; the
+        // IP-colocation penalty would graylist them, so it is off.
+        scoreParams: { IPColocationFactorWeight: 0, IPColocationFactorThreshold: 1_000_000 },
+      }),
+    },
+  })
+}
+
+type Node = Awaited<ReturnType<typeof createNode>>
+
+/** The cluster Transport over libp2p: gossipsub deltas, /plexus/sync/1 request/response, ping. */
+export class Libp2pTransport implements Transport {
+  private handlers?: TransportHandlers
+
+  private constructor(
+    readonly node: Node,
+    private readonly logger: Logger,
+    private readonly counters: Libp2pTransportOptions['counters'],
+  ) {}
+
+  get self(): string {
+    return this.node.peerId.toString()
+  }
+
+  static async create(o: Libp2pTransportOptions): Promise<Libp2pTransport> {
+    const t = new Libp2pTransport(await createNode(o), o.logger, o.counters)
+    await t.wire()
+    return t
+  }
+
+  private async wire(): Promise<void> {
+    const pubsub = this.node.services.pubsub
+    pubsub.topicValidators.set(DELTA_TOPIC, (peer, msg) => {
+      const h = this.handlers
+      if (!h) return TopicValidatorResult.Ignore
+      return VERDICT[h.gossip(peer.toString(), msg.data)]
+    })
+    pubsub.subscribe(DELTA_TOPIC)
+    this.node.addEventListener('peer:connect', (e) => this.handlers?.connected(e.detail.toString()))
+    await this.node.handle(
+      SYNC_PROTOCOL,
+      async (stream, connection) => {
+        const from = connection.remotePeer.toString()
+        const lp = lpStream(stream, { maxDataLength: MAX_SYNC_BYTES })
+        try {
+          const req = await lp.read({ signal: AbortSignal.timeout(10_000) })
+          const h = this.handlers
+          if (!h) throw new Error('not ready')
+          await lp.write(h.request(from, req.subarray()))
+          await stream.close()
+        } catch (err) {
+          stream.abort(err as Error)
+        }
+      },
+      { maxInboundStreams: 64 },
+    )
+  }
+
+  setHandlers(h: TransportHandlers): void {
+    this.handlers = h
+  }
+
+  async start(): Promise<void> {
+    await this.node.start()
+  }
+
+  async stop(): Promise<void> {
+    await this.node.stop()
+  }
+
+  publish(data: Uint8Array): void {
+    this.node.services.pubsub.publish(DELTA_TOPIC, data).catch((err: unknown) => {
+      this.counters.inc('gossip.publish_failed')
+      this.logger.debug({ err: errorMessage(err) }, 'gossip publish failed')
+    })
+  }
+
+  async request(peer: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    const signal = AbortSignal.timeout(timeoutMs)
+    const stream = await this.node.dialProtocol(peerIdFromString(peer), SYNC_PROTOCOL, { signal })
+    try {
+      const lp = lpStream(stream, { maxDataLength: MAX_SYNC_BYTES })
+      await lp.write(data, { signal })
+      const res = await lp.read({ signal })
+      await stream.close({ signal })
+      return res.subarray()
+    } catch (err) {
+      stream.abort(err as Error)
+      throw err
+    }
+  }
+
+  peers(): string[] {
+    return this.node.getPeers().map((p) => p.toString())
+  }
+
+  isConnected(peer: string): boolean {
+    return this.node.getConnections(peerIdFromString(peer)).length > 0
+  }
+
+  /** Dials a multiaddr (with or without /p2p/<id>); resolves to the peer id reached. */
+  async dial(addr: string, timeoutMs: number): Promise<string> {
+    const conn = await this.node.dial(multiaddr(addr), { signal: AbortSignal.timeout(timeoutMs) })
+    return conn.remotePeer.toString()
+  }
+
+  /** Round-trip time in ms over libp2p ping. */
+  async ping(peer: string, timeoutMs: number): Promise<number> {
+    return this.node.services.ping.ping(peerIdFromString(peer), { signal: AbortSignal.timeout(timeoutMs) })
+  }
+
+  multiaddrs(): string[] {
+    return this.node.getMultiaddrs().map((m) => m.toString())
+  }
+}

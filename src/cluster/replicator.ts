@@ -1,0 +1,125 @@
+import { errorMessage } from '../lib/errors.js'
+import type { LocalStore } from '../store/store.js'
+import type { GossipVerdict, Scheduler, Transport } from './transport.js'
+import {
+  decodeDelta,
+  decodePull,
+  decodeState,
+  encodeDelta,
+  encodePull,
+  encodeState,
+  MAX_GOSSIP_BYTES,
+} from './wire.js'
+
+export interface ReplicatorConfig {
+  /** digest exchange with one random peer this often */
+  syncIntervalMs: number
+  requestTimeoutMs: number
+}
+
+interface Counter {
+  inc(name: string, by?: number): void
+}
+interface Log {
+  debug(obj: object, msg: string): void
+  warn(obj: object, msg: string): void
+}
+
+/**
+ * Keeps the local store in step with the cluster over any Transport:
+ * - local writes go out as gossip deltas;
+ * - incoming deltas are validated and merged before the transport forwards them;
+ * - a full pull from every peer on (re)connect, and a Scuttlebutt digest pull
+ *   from a random peer every syncIntervalMs, repair whatever gossip lost.
+ */
+export class Replicator {
+  private cancelTimer?: () => void
+  private unsubscribe?: () => void
+  /** counts for tests and the simulator */
+  readonly stats = { pulls: 0, pullFailures: 0, recordsPulled: 0 }
+
+  constructor(
+    private readonly store: LocalStore,
+    private readonly transport: Transport,
+    private readonly sched: Scheduler,
+    private readonly rng: () => number,
+    private readonly cfg: ReplicatorConfig,
+    private readonly counters?: Counter,
+    private readonly log?: Log,
+  ) {}
+
+  start(): void {
+    this.transport.setHandlers({
+      gossip: (from, data) => this.onGossip(from, data),
+      request: (from, data) => this.onRequest(from, data),
+      connected: (peer) => void this.pull(peer, true),
+    })
+    this.unsubscribe = this.store.onLocalWrite((r) => this.transport.publish(encodeDelta([r])))
+    this.cancelTimer = this.sched.every(this.cfg.syncIntervalMs, () => this.antiEntropy())
+  }
+
+  stop(): void {
+    this.cancelTimer?.()
+    this.unsubscribe?.()
+  }
+
+  onGossip(from: string, data: Uint8Array): GossipVerdict {
+    let records: unknown[]
+    try {
+      records = decodeDelta(data).records
+    } catch (err) {
+      const reason = data.byteLength > MAX_GOSSIP_BYTES ? 'oversize' : 'malformed'
+      this.counters?.inc(`gossip.rejected.${reason}`)
+      this.log?.warn({ from, reason, bytes: data.byteLength, err: errorMessage(err) }, 'gossip rejected')
+      return 'reject'
+    }
+    const res = this.store.merge(records)
+    if (res.rejected > 0) {
+      // the store counted each record under store.rejected.<reason>
+      this.counters?.inc('gossip.rejected.records')
+      this.log?.warn({ from, rejected: res.rejected }, 'gossip carried records that failed validation')
+      return 'reject'
+    }
+    return res.accepted.length > 0 ? 'accept' : 'ignore'
+  }
+
+  onRequest(from: string, data: Uint8Array): Uint8Array {
+    try {
+      const req = decodePull(data)
+      return encodeState(this.store.recordsAfter(req.digest), this.store.digest())
+    } catch (err) {
+      this.counters?.inc('sync.rejected.malformed')
+      this.log?.warn({ from, err: errorMessage(err) }, 'sync request rejected')
+      throw err
+    }
+  }
+
+  /** Pulls what the peer has and we lack (everything when full). */
+  async pull(peer: string, full: boolean): Promise<void> {
+    try {
+      const answer = await this.transport.request(
+        peer,
+        encodePull(full ? {} : this.store.digest()),
+        this.cfg.requestTimeoutMs,
+      )
+      const state = decodeState(answer)
+      const res = this.store.merge(state.records)
+      this.stats.pulls++
+      this.stats.recordsPulled += res.accepted.length
+      // A peer that sent anything invalid does not get to vouch for watermarks.
+      if (res.rejected === 0) this.store.raiseWatermarks(state.marks)
+      else this.counters?.inc('sync.rejected.records')
+    } catch (err) {
+      this.stats.pullFailures++
+      this.counters?.inc('sync.failed')
+      this.log?.debug({ peer, err: errorMessage(err) }, 'sync pull failed')
+    }
+  }
+
+  private antiEntropy(): void {
+    const peers = this.transport.peers()
+    if (peers.length === 0) return
+    const peer = peers[Math.floor(this.rng() * peers.length)] as string
+    void this.pull(peer, false)
+  }
+}
