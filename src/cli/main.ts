@@ -2,8 +2,6 @@
 import { Command, CommanderError, Option } from 'commander'
 import { VERSION } from '../agent/version.js'
 import { ApiError, createClient, UnreachableError } from './client.js'
-import { registerEndpoints } from './commands/endpoints.js'
-import { registerInspect } from './commands/inspect.js'
 import { registerNetwork } from './commands/network.js'
 import { registerStatus } from './commands/status.js'
 import { registerSubnets } from './commands/subnets.js'
@@ -14,7 +12,7 @@ import type { OutputFormat } from './output.js'
 const EXIT_ERROR = 1
 const EXIT_USAGE = 2
 
-const commands: RegisterCommand[] = [registerStatus, registerNetwork, registerSubnets, registerEndpoints, registerInspect]
+const commands: RegisterCommand[] = [registerStatus, registerNetwork, registerSubnets]
 
 const program = new Command('plexctl')
   .description('Inspect and drive the Plexus agent on this host')
