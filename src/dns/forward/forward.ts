@@ -1,0 +1,172 @@
+import { createSocket, type Socket as UdpSocket } from 'node:dgram'
+import { isIPv6, connect as tcpConnect } from 'node:net'
+import type { Next, Reply, Stage } from '../chain.js'
+import { errorReply, type Query, RCODE_REFUSED, RCODE_SERVFAIL } from '../wire.js'
+
+export interface Upstream {
+  host: string
+  port: number
+}
+
+export interface ForwardOptions {
+  /** tried in order; at most 3 are used */
+  upstreams: Upstream[]
+  /** per upstream attempt */
+  timeoutMs: number
+  /** queries waiting on upstreams at once; beyond this the answer is SERVFAIL at once */
+  maxInFlight: number
+}
+
+export const MAX_UPSTREAMS = 3
+
+interface Pending {
+  upstream: Upstream
+  /** the query as sent upstream (our id), to check the answer's question */
+  sent: Buffer
+  questionEnd: number
+  resolve(b: Buffer | undefined): void
+  timer: NodeJS.Timeout
+}
+
+/**
+ * Forwards everything the zone does not answer to the host's resolvers: each
+ * upstream in turn with its own timeout, SERVFAIL when all fail (a client must
+ * never be left waiting in silence). UDP queries go out over one UDP socket
+ * per address family with a fresh random id; TCP queries go out over TCP.
+ */
+export class ForwardStage implements Stage {
+  readonly name = 'forward'
+  private readonly upstreams: Upstream[]
+  private readonly pending = new Map<number, Pending>()
+  private sockets: { v4?: UdpSocket; v6?: UdpSocket } = {}
+  private inFlight = 0
+  failures = 0
+  overloaded = 0
+
+  constructor(private readonly opts: ForwardOptions) {
+    this.upstreams = opts.upstreams.slice(0, MAX_UPSTREAMS)
+  }
+
+  get queriesInFlight(): number {
+    return this.inFlight
+  }
+
+  handle(q: Query, _next: Next): Reply {
+    if (this.upstreams.length === 0) return errorReply(q, RCODE_REFUSED)
+    if (this.inFlight >= this.opts.maxInFlight) {
+      this.overloaded++
+      return errorReply(q, RCODE_SERVFAIL)
+    }
+    this.inFlight++
+    return this.resolve(q).finally(() => {
+      this.inFlight--
+    })
+  }
+
+  private async resolve(q: Query): Promise<Buffer> {
+    const clientId = q.id
+    for (const u of this.upstreams) {
+      const answer = q.tcp ? await this.viaTcp(q, u) : await this.viaUdp(q, u)
+      if (!answer || answer.length < 12) continue
+      const rcode = answer.readUInt16BE(2) & 0xf
+      // a broken upstream is no answer: try the next one
+      if (rcode === RCODE_SERVFAIL || rcode === RCODE_REFUSED) continue
+      answer.writeUInt16BE(clientId, 0)
+      return answer
+    }
+    this.failures++
+    return errorReply(q, RCODE_SERVFAIL)
+  }
+
+  private socket(v6: boolean): UdpSocket {
+    const have = v6 ? this.sockets.v6 : this.sockets.v4
+    if (have) return have
+    const s = createSocket(v6 ? 'udp6' : 'udp4')
+    s.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address, rinfo.port))
+    s.on('error', () => {
+      // a send error surfaces as a timeout of that attempt; the socket stays usable
+    })
+    s.unref()
+    if (v6) this.sockets.v6 = s
+    else this.sockets.v4 = s
+    return s
+  }
+
+  private freeId(): number {
+    for (;;) {
+      const id = (Math.random() * 0x10000) | 0
+      if (!this.pending.has(id)) return id
+    }
+  }
+
+  private viaUdp(q: Query, u: Upstream): Promise<Buffer | undefined> {
+    return new Promise((resolve) => {
+      const id = this.freeId()
+      const sent = Buffer.from(q.buf)
+      sent.writeUInt16BE(id, 0)
+      const timer = setTimeout(() => {
+        this.pending.delete(id)
+        resolve(undefined)
+      }, this.opts.timeoutMs)
+      this.pending.set(id, { upstream: u, sent, questionEnd: q.questionEnd, resolve, timer })
+      this.socket(isIPv6(u.host)).send(sent, u.port, u.host, (err) => {
+        if (err && this.pending.get(id)?.sent === sent) {
+          clearTimeout(timer)
+          this.pending.delete(id)
+          resolve(undefined)
+        }
+      })
+    })
+  }
+
+  private onMessage(msg: Buffer, address: string, port: number): void {
+    if (msg.length < 12) return
+    const p = this.pending.get(msg.readUInt16BE(0))
+    // only the upstream we asked, answering the question we asked (spoofed or stray packets are dropped)
+    if (!p || p.upstream.host !== address || p.upstream.port !== port) return
+    if (msg.length < p.questionEnd || msg.compare(p.sent, 12, p.questionEnd, 12, p.questionEnd) !== 0) return
+    this.pending.delete(msg.readUInt16BE(0))
+    clearTimeout(p.timer)
+    p.resolve(msg)
+  }
+
+  private viaTcp(q: Query, u: Upstream): Promise<Buffer | undefined> {
+    return new Promise((resolve) => {
+      const sock = tcpConnect({ host: u.host, port: u.port })
+      const chunks: Buffer[] = []
+      let got = 0
+      const done = (b: Buffer | undefined): void => {
+        clearTimeout(timer)
+        sock.destroy()
+        resolve(b)
+      }
+      const timer = setTimeout(() => done(undefined), this.opts.timeoutMs)
+      sock.on('connect', () => {
+        const len = Buffer.allocUnsafe(2)
+        len.writeUInt16BE(q.buf.length)
+        sock.end(Buffer.concat([len, q.buf]))
+      })
+      sock.on('data', (c: Buffer) => {
+        chunks.push(c)
+        got += c.length
+        if (got < 2) return
+        const all = Buffer.concat(chunks)
+        const need = all.readUInt16BE(0)
+        if (all.length >= need + 2) done(all.subarray(2, need + 2))
+      })
+      sock.on('error', () => done(undefined))
+      sock.on('close', () => done(undefined))
+    })
+  }
+
+  close(): void {
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer)
+      p.resolve(undefined)
+    }
+    this.pending.clear()
+    this.sockets.v4?.close()
+    this.sockets.v6?.close()
+    this.sockets = {}
+  }
+}

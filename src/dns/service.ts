@@ -1,0 +1,329 @@
+import { createSocket } from 'node:dgram'
+import { isIP } from 'node:net'
+import dnsPacket from 'dns-packet'
+import type { Startable } from '../agent/components.js'
+import type { AgentConfig } from '../agent/config.js'
+import { cidrOf, formatIPv4 } from '../ipam/cidr.js'
+import { errorMessage, PlexusError } from '../lib/errors.js'
+import type { Logger } from '../lib/log.js'
+import { buildCatalog, catalogInput } from '../services/catalog.js'
+import type { LeaseValue } from '../store/records.js'
+import type { ReadableStore } from '../store/types.js'
+import { CacheStage } from './cache/cache.js'
+import { buildChain, type Next } from './chain.js'
+import { ForwardStage, type Upstream } from './forward/forward.js'
+import { parseUpstream, readResolvConf } from './forward/resolvconf.js'
+import { DnsListener, emptyStats, type ServerStats } from './server.js'
+import { DnsWorkers } from './workers.js'
+import { type AnswerTable, compileZone } from './zone/compile.js'
+import { ZoneStage } from './zone/handler.js'
+import { buildZone } from './zone/records.js'
+
+export const ZONE_ORIGIN = 'plexus.internal'
+/** what containers get in resolv.conf through the CNI result */
+export const SEARCH_DOMAINS = [`svc.${ZONE_ORIGIN}`, ZONE_ORIGIN]
+/** store prefixes the zone is built from */
+const WATCHED = ['nodes/', 'endpoints/', 'services/', 'registrations/', 'health/']
+/** coalesces bursts of store changes; well under the 1 s the zone may lag the store */
+const REBUILD_DELAY_MS = 20
+/** how often a listener that could not bind (gateway address not yet on the bridge) is retried */
+const BIND_RETRY_MS = 1000
+
+export interface DnsComponents {
+  config: AgentConfig
+  logger: Logger
+  store: ReadableStore
+  peerId: string
+}
+
+export interface DnsStatus {
+  listening: { address: string; port: number }[]
+  pending: string[]
+  upstreams: Upstream[]
+  zone: { names: number; bytes: number; serial: number; builtAt: string }
+  stats: ServerStats & { cacheHits: number; cacheMisses: number; forwardFailures: number; overloaded: number }
+  workers: number
+}
+
+export interface DecodedAnswer {
+  server: string
+  rcode: string
+  flags: string[]
+  rttMs: number
+  answers: unknown[]
+  authorities: unknown[]
+  additionals: unknown[]
+}
+
+/** The agent's DNS server: zone view over the store, forwarding, listeners on the gateway and host addresses. */
+export class DnsService implements Startable {
+  private readonly zone: ZoneStage
+  private readonly cache: CacheStage
+  private readonly forward: ForwardStage
+  private readonly chain: Next
+  private readonly listeners = new Map<string, DnsListener>()
+  private readonly failedBinds = new Set<string>()
+  private readonly stats = emptyStats()
+  private readonly unwatch: (() => void)[] = []
+  private readonly upstreams: Upstream[]
+  private readonly workers?: DnsWorkers
+  private rebuildTimer?: NodeJS.Timeout
+  private expiryTimer?: NodeJS.Timeout
+  private bindTimer?: NodeJS.Timeout
+  private serial = 0
+  private builtAt = new Date(0)
+  private stopped = false
+
+  constructor(private readonly c: DnsComponents) {
+    const cfg = c.config.dns
+    this.upstreams = cfg.upstreams.length
+      ? cfg.upstreams.map((u) => {
+          const p = parseUpstream(u)
+          if (!p)
+            throw new PlexusError(
+              'PLX_DNS_BAD_UPSTREAM',
+              `dns.upstreams: "${u}" is not an address or address:port`,
+            )
+          return p
+        })
+      : readResolvConf(cfg.resolvConf, cfg.listen)
+    for (const a of cfg.listen)
+      if (!isIP(a)) throw new PlexusError('PLX_DNS_BAD_LISTEN', `dns.listen: "${a}" is not an IP address`)
+    this.zone = new ZoneStage(this.compile())
+    this.cache = new CacheStage({ size: cfg.cacheSize, maxTtl: cfg.cacheMaxTtl })
+    this.forward = new ForwardStage({
+      upstreams: this.upstreams,
+      timeoutMs: cfg.upstreamTimeoutMs,
+      maxInFlight: cfg.maxInFlight,
+    })
+    this.chain = buildChain({ zone: this.zone, cache: this.cache, forward: this.forward })
+    if (cfg.workers > 0)
+      this.workers = new DnsWorkers(
+        cfg.workers,
+        {
+          upstreams: this.upstreams,
+          timeoutMs: cfg.upstreamTimeoutMs,
+          maxInFlight: cfg.maxInFlight,
+          cacheSize: cfg.cacheSize,
+          cacheMaxTtl: cfg.cacheMaxTtl,
+        },
+        c.logger,
+      )
+  }
+
+  async start(): Promise<void> {
+    const { store, peerId } = this.c
+    for (const p of WATCHED) this.unwatch.push(store.watch(p, () => this.scheduleRebuild()))
+    this.unwatch.push(store.watch(`leases/${peerId}`, () => void this.reconcileListeners()))
+    this.rebuild()
+    await this.workers?.start(this.zone.table)
+    await this.reconcileListeners()
+    this.c.logger.info(
+      { listening: [...this.listeners.keys()], pending: [...this.failedBinds], upstreams: this.upstreams },
+      'dns started',
+    )
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    for (const u of this.unwatch) u()
+    clearTimeout(this.rebuildTimer)
+    clearTimeout(this.expiryTimer)
+    clearTimeout(this.bindTimer)
+    await this.workers?.stop()
+    await Promise.all([...this.listeners.values()].map((l) => l.close()))
+    this.listeners.clear()
+    this.forward.close()
+  }
+
+  /** the addresses the server should listen on now */
+  desiredAddresses(): string[] {
+    const cfg = this.c.config.dns
+    const out = [...cfg.listen]
+    const gw = cfg.listenGateway ? this.gateway() : undefined
+    if (gw && !out.includes(gw)) out.push(gw)
+    return out
+  }
+
+  private gateway(): string | undefined {
+    const lease = this.c.store.get(`leases/${this.c.peerId}`)?.value as unknown as LeaseValue | undefined
+    if (typeof lease?.subnet !== 'string') return undefined
+    try {
+      return formatIPv4(cidrOf(lease.subnet).base + 1)
+    } catch {
+      return undefined
+    }
+  }
+
+  private async reconcileListeners(): Promise<void> {
+    if (this.stopped) return
+    const want = new Set(this.desiredAddresses())
+    for (const [addr, l] of this.listeners) {
+      if (!want.has(addr)) {
+        this.listeners.delete(addr)
+        await l.close()
+      }
+    }
+    this.failedBinds.clear()
+    const cfg = this.c.config.dns
+    for (const addr of want) {
+      if (this.listeners.has(addr)) continue
+      const l = new DnsListener(
+        addr,
+        { port: cfg.port, maxTcpConnections: 256, tcpIdleMs: 10_000 },
+        this.chain,
+        this.stats,
+      )
+      try {
+        await l.listen()
+        this.listeners.set(addr, l)
+        if (l.udpSocket) this.workers?.share(l.udpSocket)
+      } catch (err) {
+        // the gateway address appears when the datapath configures the bridge: retry until then
+        this.failedBinds.add(addr)
+        this.c.logger.debug({ addr, err: errorMessage(err) }, 'dns listen failed, will retry')
+      }
+    }
+    clearTimeout(this.bindTimer)
+    if (this.failedBinds.size && !this.stopped) {
+      this.bindTimer = setTimeout(() => void this.reconcileListeners(), BIND_RETRY_MS)
+      this.bindTimer.unref()
+    }
+  }
+
+  private scheduleRebuild(): void {
+    if (this.rebuildTimer || this.stopped) return
+    this.rebuildTimer = setTimeout(() => {
+      this.rebuildTimer = undefined
+      this.rebuild()
+    }, REBUILD_DELAY_MS)
+    this.rebuildTimer.unref()
+  }
+
+  private compile(): AnswerTable {
+    const catalog = buildCatalog(catalogInput(this.c.store))
+    this.serial = this.c.store.index
+    this.builtAt = new Date()
+    const zone = buildZone(catalog, {
+      origin: ZONE_ORIGIN,
+      ttl: this.c.config.dns.ttl,
+      serial: this.serial,
+      nsAddresses: this.desiredAddresses(),
+    })
+    // a TTL registration lapses without a store event here if the store expires lazily: rebuild then
+    clearTimeout(this.expiryTimer)
+    if (catalog.nextExpiry !== undefined) {
+      this.expiryTimer = setTimeout(
+        () => this.scheduleRebuild(),
+        Math.max(catalog.nextExpiry - Date.now() + 1, 0),
+      )
+      this.expiryTimer.unref()
+    }
+    return compileZone(zone)
+  }
+
+  private rebuild(): void {
+    try {
+      this.zone.table = this.compile()
+      this.workers?.publish(this.zone.table)
+    } catch (err) {
+      this.c.logger.error({ err }, 'dns zone rebuild failed; serving the previous zone')
+    }
+  }
+
+  status(): DnsStatus {
+    const w = this.workers?.stats()
+    return {
+      listening: [...this.listeners.values()].map((l) => ({ address: l.address, port: l.port })),
+      pending: [...this.failedBinds],
+      upstreams: this.upstreams,
+      zone: { ...this.zone.table.size, serial: this.serial, builtAt: this.builtAt.toISOString() },
+      stats: {
+        ...this.stats,
+        udpQueries: this.stats.udpQueries + (w?.udpQueries ?? 0),
+        malformed: this.stats.malformed + (w?.malformed ?? 0),
+        cacheHits: this.cache.hits,
+        cacheMisses: this.cache.misses,
+        forwardFailures: this.forward.failures,
+        overloaded: this.forward.overloaded,
+      },
+      workers: this.workers?.count ?? 0,
+    }
+  }
+
+  /** Asks this host's own server (first listener, over UDP) and decodes the answer: `plexctl dns query`. */
+  async query(name: string, type: string, timeoutMs = 3000): Promise<DecodedAnswer> {
+    const l = [...this.listeners.values()][0]
+    if (!l)
+      throw new PlexusError('PLX_DNS_NOT_LISTENING', 'the DNS server is not listening on any address yet', {
+        status: 503,
+      })
+    return queryServer(l.address, l.port, name, type, timeoutMs)
+  }
+}
+
+/** One UDP query with dns-packet, decoded: used by the API route and by tests. */
+export function queryServer(
+  address: string,
+  port: number,
+  name: string,
+  type: string,
+  timeoutMs: number,
+): Promise<DecodedAnswer> {
+  const packet = dnsPacket.encode({
+    type: 'query',
+    id: (Math.random() * 0x10000) | 0,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ name, type: type as dnsPacket.RecordType, class: 'IN' }],
+    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 } as dnsPacket.Answer],
+  })
+  const sock = createSocket(isIP(address) === 6 ? 'udp6' : 'udp4')
+  const started = process.hrtime.bigint()
+  return new Promise<DecodedAnswer>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      sock.close()
+      reject(
+        new PlexusError('PLX_DNS_TIMEOUT', `no answer from ${address}:${port} within ${timeoutMs} ms`, {
+          status: 504,
+        }),
+      )
+    }, timeoutMs)
+    sock.on('message', (msg) => {
+      clearTimeout(timer)
+      sock.close()
+      try {
+        const d = dnsPacket.decode(msg)
+        resolve({
+          server: `${address}:${port}`,
+          rcode: (d as { rcode?: string }).rcode ?? 'NOERROR',
+          flags: flagNames(d.flags ?? 0),
+          rttMs: Number(process.hrtime.bigint() - started) / 1e6,
+          answers: d.answers ?? [],
+          authorities: d.authorities ?? [],
+          additionals: (d.additionals ?? []).filter((a) => a.type !== 'OPT'),
+        })
+      } catch (err) {
+        reject(
+          new PlexusError('PLX_DNS_BAD_ANSWER', `undecodable answer: ${errorMessage(err)}`, { status: 502 }),
+        )
+      }
+    })
+    sock.on('error', (err) => {
+      clearTimeout(timer)
+      sock.close()
+      reject(err)
+    })
+    sock.send(packet, port, address)
+  })
+}
+
+function flagNames(f: number): string[] {
+  const names: [number, string][] = [
+    [1 << 15, 'qr'],
+    [1 << 10, 'aa'],
+    [1 << 9, 'tc'],
+    [1 << 8, 'rd'],
+    [1 << 7, 'ra'],
+  ]
+  return names.filter(([bit]) => f & bit).map(([, n]) => n)
+}

@@ -1,0 +1,99 @@
+// Zone data → answer table: every (name, type) answer encoded once per zone
+// change, so answering is a map lookup plus one buffer copy. Record sets that
+// are shuffled per answer get several precomputed orders to pick from.
+import dnsPacket from 'dns-packet'
+import { nameToKey, RCODE_NOERROR, RCODE_NXDOMAIN, type Section, TYPE_ANY } from '../wire.js'
+import type { Rr, ZoneData } from './records.js'
+
+export interface NameAnswers {
+  /** qtype → precomputed orders (length ≥ 1) */
+  byType: Map<number, Section[]>
+  /** the name exists but has nothing of the asked type */
+  nodata: Section
+}
+
+export interface AnswerTable {
+  originKey: string
+  names: Map<string, NameAnswers>
+  nxdomain: Section
+  /** how many names and encoded bytes, for status output */
+  size: { names: number; bytes: number }
+}
+
+/** how many precomputed orders a shuffled set gets (each record leads in at least one when n ≤ this) */
+const MAX_ORDERS = 8
+const SHUFFLED = new Set<Rr['type']>(['A', 'AAAA', 'SRV'])
+const TYPE_CODE: Record<Rr['type'], number> = { A: 1, NS: 2, SOA: 6, PTR: 12, AAAA: 28, SRV: 33 }
+
+function section(rcode: number, answers: Rr[], authorities: Rr[], additionals: Rr[]): Section {
+  const full = dnsPacket.encode({
+    type: 'response',
+    id: 0,
+    flags: 0,
+    questions: [],
+    answers: answers as dnsPacket.Answer[],
+    authorities: authorities as dnsPacket.Answer[],
+    additionals: additionals as dnsPacket.Answer[],
+  })
+  return {
+    rcode,
+    authoritative: true,
+    an: answers.length,
+    ns: authorities.length,
+    ar: additionals.length,
+    body: Buffer.from(full.subarray(12)),
+  }
+}
+
+/** Orders of a record set: rotations of one random permutation, so each record leads equally often. */
+export function orders<T>(set: T[], random: () => number = Math.random): T[][] {
+  if (set.length < 2) return [set]
+  const base = [...set]
+  for (let i = base.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1))
+    ;[base[i], base[j]] = [base[j]!, base[i]!]
+  }
+  const k = Math.min(base.length, MAX_ORDERS)
+  const out: T[][] = []
+  for (let i = 0; i < k; i++) {
+    const r = Math.floor((i * base.length) / k)
+    out.push([...base.slice(r), ...base.slice(0, r)])
+  }
+  return out
+}
+
+export function compileZone(zone: ZoneData): AnswerTable {
+  const soa = [zone.soa]
+  const nodata = section(RCODE_NOERROR, [], soa, [])
+  const nxdomain = section(RCODE_NXDOMAIN, [], soa, [])
+  const names = new Map<string, NameAnswers>()
+  let bytes = nodata.body.length + nxdomain.body.length
+  for (const [name, zn] of zone.names) {
+    const byType = new Map<number, Section[]>()
+    const all: Rr[] = []
+    for (const [type, set] of zn.sets) {
+      all.push(...set)
+      const extra =
+        type === 'SRV' ? [...(zn.additional.get('A') ?? []), ...(zn.additional.get('AAAA') ?? [])] : []
+      const glue = type === 'NS' ? nsGlue(zone, set) : []
+      const variants = (SHUFFLED.has(type) ? orders(set) : [set]).map((o) =>
+        section(RCODE_NOERROR, o, [], [...extra, ...glue]),
+      )
+      for (const v of variants) bytes += v.body.length
+      byType.set(TYPE_CODE[type], variants)
+    }
+    // ANY: everything at the name in one answer (RFC 8482 would allow less; tools expect this)
+    if (all.length) byType.set(TYPE_ANY, [section(RCODE_NOERROR, all, [], [])])
+    names.set(nameToKey(name), { byType, nodata })
+  }
+  return { originKey: nameToKey(zone.origin), names, nxdomain, size: { names: names.size, bytes } }
+}
+
+function nsGlue(zone: ZoneData, ns: Rr[]): Rr[] {
+  const out: Rr[] = []
+  for (const r of ns) {
+    const target = zone.names.get(String(r.data))
+    out.push(...(target?.sets.get('A') ?? []), ...(target?.sets.get('AAAA') ?? []))
+  }
+  return out
+}

@@ -1,0 +1,222 @@
+// The service catalog as a pure function of store records: which endpoint is
+// in which service, with which tags/ports/checks, and whether it is healthy.
+// The DNS zone, the API and the health checker all read it through here, so
+// they agree on membership by construction.
+import type { EndpointValue, HealthValue, NodeValue, PortSpec } from '../store/records.js'
+import type { StoreRecord } from '../store/types.js'
+import {
+  type CheckSpec,
+  isEndpointValue,
+  isHealthValue,
+  isRegistrationValue,
+  isServiceValue,
+  keyPeer,
+  type RegistrationValue,
+  type ServiceDefinition,
+} from './model.js'
+
+export interface Endpoint {
+  key: string
+  peer: string
+  value: EndpointValue
+}
+
+export interface Member {
+  service: string
+  endpointKey: string
+  peer: string
+  /** node name of the endpoint's host */
+  host: string
+  /** container name */
+  name: string
+  ipv4: string
+  ipv6?: string
+  tags: string[]
+  ports: PortSpec[]
+  checks: CheckSpec[]
+  healthy: boolean
+  /** how it joined: the endpoint's own service field (CNI) or an API registration */
+  source: 'cni' | 'api'
+  /** ms epoch when a TTL registration lapses */
+  expiresAt?: number
+}
+
+export interface ServiceEntry {
+  name: string
+  definition?: ServiceDefinition
+  members: Member[]
+}
+
+export interface Catalog {
+  services: Map<string, ServiceEntry>
+  endpoints: Endpoint[]
+  nodes: { peer: string; value: NodeValue }[]
+  /** records skipped because their value was malformed or written by the wrong owner */
+  invalid: number
+  /** earliest TTL expiry among the records used (ms epoch), so views can rebuild on time */
+  nextExpiry?: number
+}
+
+export interface CatalogInput {
+  nodes: StoreRecord[]
+  endpoints: StoreRecord[]
+  services: StoreRecord[]
+  registrations: StoreRecord[]
+  health: StoreRecord[]
+}
+
+function expiry(r: StoreRecord): number | undefined {
+  return r.ttlMs === undefined ? undefined : r.version.wall + r.ttlMs
+}
+
+function union(a: string[], b: string[] | undefined): string[] {
+  if (!b?.length) return a
+  return [...new Set([...a, ...b])]
+}
+
+export function buildCatalog(input: CatalogInput): Catalog {
+  let invalid = 0
+  let nextExpiry: number | undefined
+  const noteExpiry = (r: StoreRecord): number | undefined => {
+    const e = expiry(r)
+    if (e !== undefined && (nextExpiry === undefined || e < nextExpiry)) nextExpiry = e
+    return e
+  }
+  // Owned records must be written by the peer their key names (the store enforces this
+  // too; checking here keeps a buggy or foreign store from steering DNS).
+  const ownedValid = <T>(r: StoreRecord, check: (v: unknown) => v is T): T | undefined => {
+    if (r.owner !== keyPeer(r.key) || !check(r.value)) {
+      invalid++
+      return undefined
+    }
+    noteExpiry(r)
+    return r.value as T
+  }
+
+  const nodes: Catalog['nodes'] = []
+  for (const r of input.nodes) {
+    const v = r.value as unknown as NodeValue
+    if (r.owner !== keyPeer(r.key) || typeof v?.name !== 'string' || typeof v.address !== 'string') {
+      invalid++
+      continue
+    }
+    noteExpiry(r)
+    nodes.push({ peer: r.owner, value: v })
+  }
+
+  const endpoints: Endpoint[] = []
+  const byKey = new Map<string, Endpoint>()
+  for (const r of input.endpoints) {
+    const v = ownedValid(r, isEndpointValue)
+    if (!v) continue
+    const ep = { key: r.key, peer: r.owner, value: v }
+    endpoints.push(ep)
+    byKey.set(r.key, ep)
+  }
+
+  // health by endpoint key; a health record counts only from the endpoint's own host
+  const health = new Map<string, HealthValue[]>()
+  for (const r of input.health) {
+    const v = ownedValid(r, isHealthValue)
+    if (!v) continue
+    if (keyPeer(v.endpointKey) !== r.owner) {
+      invalid++
+      continue
+    }
+    const list = health.get(v.endpointKey)
+    if (list) list.push(v)
+    else health.set(v.endpointKey, [v])
+  }
+  const healthy = (endpointKey: string, service: string): boolean =>
+    !(health.get(endpointKey) ?? []).some(
+      (h) => h.status === 'critical' && (h.service === undefined || h.service === service),
+    )
+
+  const services = new Map<string, ServiceEntry>()
+  const entry = (name: string): ServiceEntry => {
+    let e = services.get(name)
+    if (!e) {
+      e = { name, members: [] }
+      services.set(name, e)
+    }
+    return e
+  }
+  for (const r of input.services) {
+    if (!isServiceValue(r.value) || r.key !== `services/${r.value.name}`) {
+      invalid++
+      continue
+    }
+    noteExpiry(r)
+    entry(r.value.name).definition = r.value
+  }
+
+  const addMember = (
+    ep: Endpoint,
+    service: string,
+    own: { tags?: string[]; ports?: PortSpec[]; checks?: CheckSpec[] },
+    source: Member['source'],
+    expiresAt?: number,
+  ): void => {
+    const e = entry(service)
+    const def = e.definition
+    const m: Member = {
+      service,
+      endpointKey: ep.key,
+      peer: ep.peer,
+      host: ep.value.host,
+      name: ep.value.name,
+      ipv4: ep.value.ipv4,
+      tags: union(def?.tags ?? [], own.tags),
+      ports: own.ports?.length ? own.ports : (def?.ports ?? []),
+      checks: [...(def?.checks ?? []), ...(own.checks ?? [])],
+      healthy: healthy(ep.key, service),
+      source,
+    }
+    if (ep.value.ipv6) m.ipv6 = ep.value.ipv6
+    if (expiresAt !== undefined) m.expiresAt = expiresAt
+    // An API registration for the same endpoint and service replaces the CNI one.
+    const i = e.members.findIndex((x) => x.endpointKey === ep.key)
+    if (i >= 0) e.members[i] = m
+    else e.members.push(m)
+  }
+
+  for (const ep of endpoints) {
+    if (ep.value.service) addMember(ep, ep.value.service, ep.value, 'cni')
+  }
+  for (const r of input.registrations) {
+    const v = ownedValid<RegistrationValue>(r, isRegistrationValue)
+    if (!v) continue
+    const ep = byKey.get(v.endpointKey)
+    // a registration outlives nothing: without its endpoint it names no address
+    if (!ep || ep.peer !== r.owner) continue
+    addMember(ep, v.service, v, 'api', expiry(r))
+  }
+  for (const e of services.values()) e.members.sort((a, b) => a.endpointKey.localeCompare(b.endpointKey))
+
+  const catalog: Catalog = { services, endpoints, nodes, invalid }
+  if (nextExpiry !== undefined) catalog.nextExpiry = nextExpiry
+  return catalog
+}
+
+/** Reads everything the catalog needs from a store. */
+export function catalogInput(store: { list(prefix: string): StoreRecord[] }): CatalogInput {
+  return {
+    nodes: store.list('nodes/'),
+    endpoints: store.list('endpoints/'),
+    services: store.list('services/'),
+    registrations: store.list('registrations/'),
+    health: store.list('health/'),
+  }
+}
+
+/** Per-host healthy/total counts for `plexctl services`. */
+export function hostCounts(e: ServiceEntry): { host: string; healthy: number; total: number }[] {
+  const m = new Map<string, { host: string; healthy: number; total: number }>()
+  for (const x of e.members) {
+    const c = m.get(x.host) ?? { host: x.host, healthy: 0, total: 0 }
+    c.total++
+    if (x.healthy) c.healthy++
+    m.set(x.host, c)
+  }
+  return [...m.values()].sort((a, b) => a.host.localeCompare(b.host))
+}

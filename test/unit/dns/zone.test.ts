@@ -1,0 +1,187 @@
+import dnsPacket from 'dns-packet'
+import t from 'tap'
+import { isPending, type Reply } from '../../../src/dns/chain.js'
+import { orders } from '../../../src/dns/zone/compile.js'
+import { ZoneStage } from '../../../src/dns/zone/handler.js'
+import { endpoint, query, rec, sampleInput, table } from './zone-fixture.js'
+
+const NEXT = Buffer.from('next')
+const passOn = (): Reply => NEXT
+
+function ask(stage: ZoneStage, name: string, type: string, opts: { edns?: number; tcp?: boolean } = {}) {
+  const r = stage.handle(query(name, type, opts), passOn)
+  if (isPending(r)) throw new Error('zone answers synchronously')
+  if (r === NEXT) return undefined
+  return { raw: r, msg: dnsPacket.decode(r) as unknown as dnsPacket.Packet & { rcode: string } }
+}
+
+const data = (a: dnsPacket.Answer[] | undefined) => (a ?? []).map((x) => ('data' in x ? x.data : undefined))
+
+t.test('service A/AAAA lists healthy endpoints, authoritative, question echoed as asked', async (t) => {
+  const z = new ZoneStage(table())
+  const r = ask(z, 'WeB.Svc.Plexus.Internal', 'A')!
+  t.equal(r.msg.rcode, 'NOERROR')
+  t.ok(r.msg.flags! & dnsPacket.AUTHORITATIVE_ANSWER)
+  t.equal(r.msg.id, 4242)
+  t.equal(r.msg.questions![0]!.name, 'WeB.Svc.Plexus.Internal')
+  t.same(data(r.msg.answers).sort(), ['10.244.1.2', '10.244.2.2'])
+  t.ok(r.msg.answers!.every((a) => (a as { ttl?: number }).ttl === 5))
+  t.same(data(ask(z, 'web.svc.plexus.internal.', 'AAAA')!.msg.answers), ['fd00::1:2'])
+})
+
+t.test('answers are shuffled: every endpoint leads sometimes', async (t) => {
+  const z = new ZoneStage(table())
+  const firsts = new Set<unknown>()
+  for (let i = 0; i < 200; i++) firsts.add(data(ask(z, 'web.svc.plexus.internal', 'A')!.msg.answers)[0])
+  t.same([...firsts].sort(), ['10.244.1.2', '10.244.2.2'])
+  const o = orders([1, 2, 3, 4, 5])
+  t.same(new Set(o.map((x) => x[0])).size, 5)
+  t.ok(o.every((x) => [...x].sort().join() === '1,2,3,4,5'))
+})
+
+t.test('tag filter, SRV with additional addresses, by port name and number', async (t) => {
+  const z = new ZoneStage(table())
+  t.same(data(ask(z, 'v1.web.svc.plexus.internal', 'A')!.msg.answers), ['10.244.1.2'])
+  for (const name of ['_http._tcp.web.svc.plexus.internal', '_80._tcp.web.svc.plexus.internal']) {
+    const r = ask(z, name, 'SRV')!
+    t.same((r.msg.answers as dnsPacket.SrvAnswer[]).map((a) => `${a.data.target}:${a.data.port}`).sort(), [
+      'web1.ctr.plexus.internal:80',
+      'web2.ctr.plexus.internal:80',
+    ])
+    const add = r.msg.additionals!.map((a) => `${a.name} ${a.type} ${'data' in a ? a.data : ''}`).sort()
+    t.same(add, [
+      'web1.ctr.plexus.internal A 10.244.1.2',
+      'web1.ctr.plexus.internal AAAA fd00::1:2',
+      'web2.ctr.plexus.internal A 10.244.2.2',
+    ])
+  }
+})
+
+t.test('container, node and reverse names', async (t) => {
+  const z = new ZoneStage(table())
+  t.same(data(ask(z, 'db_one.ctr.plexus.internal', 'A')!.msg.answers), ['10.244.2.3'])
+  t.same(data(ask(z, 'h2.node.plexus.internal', 'A')!.msg.answers), ['192.0.2.12'])
+  t.same(data(ask(z, '3.2.244.10.in-addr.arpa', 'PTR')!.msg.answers), ['db_one.ctr.plexus.internal'])
+  const v6 = '2.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa'
+  t.same(data(ask(z, v6, 'PTR')!.msg.answers), ['web1.ctr.plexus.internal'])
+  t.equal(ask(z, '9.9.244.10.in-addr.arpa', 'PTR'), undefined, 'unknown reverse names go on to forwarding')
+  t.equal(ask(z, 'example.com', 'A'), undefined, 'outside the zone goes on')
+})
+
+t.test('SOA and NS at the apex, NS with glue', async (t) => {
+  const z = new ZoneStage(table())
+  const soa = ask(z, 'plexus.internal', 'SOA')!.msg.answers![0] as dnsPacket.SoaAnswer
+  t.equal(soa.data.mname, 'ns.plexus.internal')
+  t.equal(soa.data.serial, 7)
+  t.equal(soa.data.minimum, 5)
+  const ns = ask(z, 'plexus.internal', 'NS')!.msg
+  t.same(data(ns.answers), ['ns.plexus.internal'])
+  t.same(data(ns.additionals), ['10.244.1.1'])
+})
+
+t.test('NXDOMAIN vs NODATA, both with SOA', async (t) => {
+  const z = new ZoneStage(table())
+  const nx = ask(z, 'nope.svc.plexus.internal', 'A')!.msg
+  t.equal(nx.rcode, 'NXDOMAIN')
+  t.same(nx.answers, [])
+  t.equal(nx.authorities![0]!.type, 'SOA')
+  for (const [name, type] of [
+    ['web.svc.plexus.internal', 'MX'],
+    ['empty.svc.plexus.internal', 'A'],
+    ['svc.plexus.internal', 'A'],
+    ['_tcp.web.svc.plexus.internal', 'SRV'],
+    ['db_one.ctr.plexus.internal', 'AAAA'],
+    ['web.svc.plexus.internal', 'TXT'],
+  ]) {
+    const m = ask(z, name!, type!)!.msg
+    t.equal(m.rcode, 'NOERROR', `${name} ${type}`)
+    t.same(m.answers, [], `${name} ${type}: no answers`)
+    t.equal(m.authorities![0]?.type, 'SOA', `${name} ${type}: SOA`)
+  }
+  // an unknown type number
+  const q = query('web.svc.plexus.internal', 'A')
+  q.buf.writeUInt16BE(65000, q.nameEnd)
+  q.qtype = 65000
+  const r = dnsPacket.decode(z.handle(q, passOn) as Buffer) as unknown as dnsPacket.Packet & { rcode: string }
+  t.equal(r.rcode, 'NOERROR')
+  t.equal(r.authorities![0]?.type, 'SOA')
+})
+
+t.test('ANY returns every record set at the name', async (t) => {
+  const z = new ZoneStage(table())
+  const m = ask(z, 'web.svc.plexus.internal', 'ANY')!.msg
+  t.same(m.answers!.map((a) => a.type).sort(), ['A', 'A', 'AAAA'])
+})
+
+t.test('unhealthy endpoints leave answers, then come back', async (t) => {
+  const input = sampleInput()
+  const critical = rec('health/peer1/web1:eth0:web:http', {
+    endpointKey: 'endpoints/peer1/web1/eth0',
+    service: 'web',
+    check: 'http',
+    status: 'critical',
+    output: 'connection refused',
+    checkedAt: new Date().toISOString(),
+  })
+  input.health.push(critical)
+  const z = new ZoneStage(table(input))
+  t.same(data(ask(z, 'web.svc.plexus.internal', 'A')!.msg.answers), ['10.244.2.2'])
+  t.same(
+    data(ask(z, 'web1.ctr.plexus.internal', 'A')!.msg.answers),
+    ['10.244.1.2'],
+    'the container name stays',
+  )
+  // a health record from another host than the endpoint's is ignored
+  input.health[0] = { ...critical, key: 'health/peer2/x', owner: 'peer2' }
+  z.table = table(input)
+  t.equal(ask(z, 'web.svc.plexus.internal', 'A')!.msg.answers!.length, 2)
+})
+
+t.test('API registrations join services; a wrong owner is ignored', async (t) => {
+  const input = sampleInput()
+  input.registrations.push(
+    rec('registrations/peer2/db1/eth0/db', {
+      service: 'db',
+      endpointKey: 'endpoints/peer2/db1/eth0',
+      tags: ['primary'],
+      ports: [{ name: 'pg', port: 5432, protocol: 'tcp' }],
+    }),
+    rec('registrations/peer1/db1/eth0/evil', {
+      service: 'evil',
+      endpointKey: 'endpoints/peer2/db1/eth0',
+      tags: [],
+      ports: [],
+    }),
+  )
+  const z = new ZoneStage(table(input))
+  t.same(data(ask(z, 'primary.db.svc.plexus.internal', 'A')!.msg.answers), ['10.244.2.3'])
+  t.equal(
+    (ask(z, '_pg._tcp.db.svc.plexus.internal', 'SRV')!.msg.answers![0] as dnsPacket.SrvAnswer).data.port,
+    5432,
+  )
+  t.equal(ask(z, 'evil.svc.plexus.internal', 'A')!.msg.rcode, 'NXDOMAIN')
+})
+
+t.test('EDNS: OPT echoed; big answers truncate over UDP, fit over TCP', async (t) => {
+  const input = sampleInput()
+  for (let i = 0; i < 120; i++)
+    input.endpoints.push(
+      endpoint(`peer${i}`, `big${i}`, { ipv4: `10.244.9.${i}`, service: 'big', host: `h${i}` }),
+    )
+  input.nodes.push(
+    ...Array.from({ length: 120 }, (_, i) => rec(`nodes/peer${i}`, { name: `h${i}`, address: '192.0.2.1' })),
+  )
+  const z = new ZoneStage(table(input))
+  const e = ask(z, 'web.svc.plexus.internal', 'A', { edns: 4096 })!.msg
+  t.equal(e.additionals!.filter((a) => a.type === 'OPT').length, 1)
+  const noEdns = ask(z, 'web.svc.plexus.internal', 'A')!.msg
+  t.equal(noEdns.additionals!.length, 0)
+  const udp = ask(z, 'big.svc.plexus.internal', 'A')!.msg
+  t.ok(udp.flags! & dnsPacket.TRUNCATED_RESPONSE)
+  t.same(udp.answers, [])
+  const udpEdns = ask(z, 'big.svc.plexus.internal', 'A', { edns: 4096 })!
+  t.ok(udpEdns.raw.length <= 1232 && udpEdns.msg.flags! & dnsPacket.TRUNCATED_RESPONSE, 'EDNS capped at 1232')
+  const tcp = ask(z, 'big.svc.plexus.internal', 'A', { tcp: true })!.msg
+  t.notOk(tcp.flags! & dnsPacket.TRUNCATED_RESPONSE)
+  t.equal(tcp.answers!.length, 120)
+})
