@@ -30,6 +30,24 @@ export interface AgentConfig {
     /** pre-shared cluster key (the text `plexctl cluster init` prints), or a file holding it */
     key?: string
     keyFile?: string
+    /** membership heartbeat (nodes/<peerId>) period */
+    heartbeatIntervalMs: number
+    /** TTL of the heartbeat record; when it lapses every host hides that host's owned records */
+    nodeTtlMs: number
+    /** failure detector: no heartbeat for this long = suspect, then dead */
+    suspectAfterMs: number
+    deadAfterMs: number
+    /** digest exchange with a random peer */
+    syncIntervalMs: number
+    /** RTT probe (libp2p ping) of a random peer, feeding Vivaldi */
+    probeIntervalMs: number
+    /** re-dial backoff: first retry after redialMinMs, doubling up to redialMaxMs */
+    redialMinMs: number
+    redialMaxMs: number
+    /** keep dialing known hosts until this many are connected */
+    targetPeers: number
+    /** how long tombstones and dead records are kept (the partition bound) */
+    reapAfterMs: number
   }
   /** underlay address other hosts reach this one at (default: the address of the default-route interface) */
   underlayAddress?: string
@@ -75,11 +93,22 @@ const schema = {
         bootstrap: { type: 'array', items: { type: 'string', pattern: '^/' } },
         key: { type: 'string' },
         keyFile: { type: 'string' },
+        heartbeatIntervalMs: { type: 'integer', minimum: 100, maximum: 60_000 },
+        nodeTtlMs: { type: 'integer', minimum: 1000, maximum: 86_400_000 },
+        suspectAfterMs: { type: 'integer', minimum: 200, maximum: 3_600_000 },
+        deadAfterMs: { type: 'integer', minimum: 400, maximum: 3_600_000 },
+        syncIntervalMs: { type: 'integer', minimum: 100, maximum: 600_000 },
+        probeIntervalMs: { type: 'integer', minimum: 100, maximum: 600_000 },
+        redialMinMs: { type: 'integer', minimum: 50, maximum: 600_000 },
+        redialMaxMs: { type: 'integer', minimum: 50, maximum: 3_600_000 },
+        targetPeers: { type: 'integer', minimum: 1, maximum: 1000 },
+        reapAfterMs: { type: 'integer', minimum: 10_000, maximum: 30 * 86_400_000 },
       },
     },
     underlayAddress: { type: 'string', format: 'ipv4' },
     underlayInterface: { type: 'string', minLength: 1, maxLength: 15 },
     labels: { type: 'object', additionalProperties: { type: 'string' } },
+    dns: dnsConfigSchema,
     network: {
       type: 'object',
       additionalProperties: false,
@@ -104,8 +133,24 @@ export function defaultConfig(): AgentConfig {
     runDir,
     logLevel: 'info',
     api: { socket: join(runDir, 'plexusd.sock'), extraSockets: [] },
-    cluster: { listen: ['/ip4/0.0.0.0/tcp/7373'], announce: [], bootstrap: [] },
+    cluster: {
+      listen: ['/ip4/0.0.0.0/tcp/7373'],
+      announce: [],
+      bootstrap: [],
+      // see docs/cluster.md for how these bound failure detection and convergence
+      heartbeatIntervalMs: 1000,
+      nodeTtlMs: 30_000,
+      suspectAfterMs: 4000,
+      deadAfterMs: 8000,
+      syncIntervalMs: 2000,
+      probeIntervalMs: 2000,
+      redialMinMs: 500,
+      redialMaxMs: 30_000,
+      targetPeers: 16,
+      reapAfterMs: 86_400_000,
+    },
     labels: {},
+    dns: defaultDnsConfig(),
     network: { seed: {}, leaseTtlMs: 600_000, leaseSettleMs: 3000 },
   }
 }

@@ -47,7 +47,8 @@ function flagsToConfig(f: Flags): Partial<AgentConfig> {
       announce: f.announce.length ? f.announce : (undefined as unknown as string[]),
       bootstrap: f.bootstrap.length ? f.bootstrap : (undefined as unknown as string[]),
       keyFile: f.clusterKeyFile,
-    },
+      // timers come from the file or the defaults (resolveConfig merges cluster field by field)
+    } as AgentConfig['cluster'],
   }
 }
 
