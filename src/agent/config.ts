@@ -108,7 +108,6 @@ const schema = {
     underlayAddress: { type: 'string', format: 'ipv4' },
     underlayInterface: { type: 'string', minLength: 1, maxLength: 15 },
     labels: { type: 'object', additionalProperties: { type: 'string' } },
-    dns: dnsConfigSchema,
     network: {
       type: 'object',
       additionalProperties: false,
@@ -150,7 +149,6 @@ export function defaultConfig(): AgentConfig {
       reapAfterMs: 86_400_000,
     },
     labels: {},
-    dns: defaultDnsConfig(),
     network: { seed: {}, leaseTtlMs: 600_000, leaseSettleMs: 3000 },
   }
 }
