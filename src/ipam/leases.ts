@@ -165,9 +165,11 @@ export function validLeases(records: StoreRecord[], cfg: NetworkConfig, now = Da
     candidates.push({ peerId, subnet, value: lease, expiresAt: rec.version.wall + rec.ttlMs })
   }
   candidates.sort(claimOrder)
+  // Every candidate is a /SubnetLen inside the network, so two overlap exactly when their bases are equal.
+  const holders = new Map<number, Lease>()
   const valid: Lease[] = []
   for (const c of candidates) {
-    const holder = valid.find((v) => overlaps(v.subnet, c.subnet))
+    const holder = holders.get(c.subnet.base)
     if (holder) {
       invalid.push({
         key: leaseKey(c.peerId),
@@ -177,7 +179,10 @@ export function validLeases(records: StoreRecord[], cfg: NetworkConfig, now = Da
         subnet: c.value.subnet,
         heldBy: holder.peerId,
       })
-    } else valid.push(c)
+    } else {
+      holders.set(c.subnet.base, c)
+      valid.push(c)
+    }
   }
   valid.sort((a, b) => a.subnet.base - b.subnet.base)
   invalid.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))

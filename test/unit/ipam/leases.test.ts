@@ -169,3 +169,21 @@ t.test('free subnet walk is cheap on a huge network', async (t) => {
   t.equal(formatCidr(free[0] as { base: number; prefix: number }), '10.3.13.68/30')
   t.ok(Number(process.hrtime.bigint() - start) / 1e6 < 500, 'well under a second')
 })
+
+t.test('judging 10,000 leases is fast (the datapath runs this on every store change)', async (t) => {
+  const big = parseNetworkConfig({ Network: '10.0.0.0/8', SubnetLen: 24 })
+  const records = Array.from({ length: 10_000 }, (_, i) =>
+    rec(`P${i}`, {
+      subnet: `10.${(i + 1) >> 8}.${(i + 1) & 255}.0/24`,
+      publicIp: `192.0.${i >> 8}.${i & 255}`,
+    }),
+  )
+  records.push(rec('Q', { subnet: '10.0.1.0/24', claimedAt: NOW }))
+  const start = process.hrtime.bigint()
+  const v = validLeases(records, big, NOW)
+  const ms = Number(process.hrtime.bigint() - start) / 1e6
+  t.equal(v.valid.length, 10_000)
+  t.match(v.invalid, [{ key: 'leases/Q', kind: 'conflict', heldBy: 'P0' }])
+  t.ok(ms < 1000, `took ${ms.toFixed(1)} ms`)
+  t.comment(`validLeases over 10,001 records: ${ms.toFixed(1)} ms`)
+})
