@@ -80,6 +80,8 @@ const KNOWN_FIELDS = new Set([
 
 const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
 const ENDPOINT_NAME = /^[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,62})$/
+/** service, tag and port names become DNS labels (as src/services requires) */
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 const LABEL_KEY = /^[a-zA-Z0-9]([a-zA-Z0-9_./-]{0,252})$/
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -127,9 +129,10 @@ function str(code: number, field: string, v: unknown, re?: RegExp): string {
   return v
 }
 
-function strList(code: number, field: string, v: unknown): string[] {
+function strList(code: number, field: string, v: unknown, re?: RegExp): string[] {
   if (!Array.isArray(v) || !v.every((s) => typeof s === 'string'))
     throw invalid(code, field, 'must be an array of strings')
+  if (re) for (const s of v) str(code, field, s, re)
   return v
 }
 
@@ -183,7 +186,7 @@ export function parsePorts(code: number, field: string, v: unknown): PortSpec[] 
       port: port(code, `${f}.port`, p.port, 1),
       protocol: protocol(code, f, p.protocol ?? 'tcp'),
     }
-    if (p.name !== undefined) spec.name = str(code, `${f}.name`, p.name, ENDPOINT_NAME)
+    if (p.name !== undefined) spec.name = str(code, `${f}.name`, p.name, DNS_LABEL)
     return spec
   })
 }
@@ -261,8 +264,8 @@ function argsSection(v: unknown): ArgsSection {
   if (px !== undefined) {
     if (!isObject(px)) throw invalid(code, 'args.plexus', 'must be an object')
     if (px.name !== undefined) out.name = str(code, 'args.plexus.name', px.name, ENDPOINT_NAME)
-    if (px.service !== undefined) out.service = str(code, 'args.plexus.service', px.service, ENDPOINT_NAME)
-    if (px.tags !== undefined) out.tags = strList(code, 'args.plexus.tags', px.tags)
+    if (px.service !== undefined) out.service = str(code, 'args.plexus.service', px.service, DNS_LABEL)
+    if (px.tags !== undefined) out.tags = strList(code, 'args.plexus.tags', px.tags, DNS_LABEL)
     if (px.labels !== undefined) Object.assign(out.labels, labelMap(code, 'args.plexus.labels', px.labels))
     if (px.ports !== undefined) out.ports = parsePorts(code, 'args.plexus.ports', px.ports)
   }
@@ -332,8 +335,8 @@ export function parseNetConf(raw: Record<string, unknown>): NetConf {
     conf.socket = str(code, 'field "socket"', raw.socket)
     if (!conf.socket.startsWith('/')) throw invalid(code, 'field "socket"', 'must be an absolute path')
   }
-  if (raw.service !== undefined) conf.service = str(code, 'field "service"', raw.service, ENDPOINT_NAME)
-  if (raw.tags !== undefined) conf.tags = strList(code, 'field "tags"', raw.tags)
+  if (raw.service !== undefined) conf.service = str(code, 'field "service"', raw.service, DNS_LABEL)
+  if (raw.tags !== undefined) conf.tags = strList(code, 'field "tags"', raw.tags, DNS_LABEL)
   if (raw.labels !== undefined) conf.labels = labelMap(code, 'field "labels"', raw.labels)
   if (raw.ports !== undefined) conf.ports = parsePorts(code, 'field "ports"', raw.ports)
   if (raw.dns !== undefined) conf.dns = dnsSection('dns', raw.dns, false)
@@ -386,8 +389,8 @@ const ARG_KEYS = new Set([
   'PLEXUS_NAME',
   'PLEXUS_SERVICE',
   'PLEXUS_TAGS',
-  'PLEXUS_LABELS',
-  'PLEXUS_PORTS',
+  'PLEXUS_LABEL',
+  'PLEXUS_EXPOSE',
 ])
 
 function truthy(v: string | undefined): boolean {
@@ -423,20 +426,22 @@ export function buildAttachRequest(conf: NetConf, env: CniEnv): AttachRequest {
   if (a.K8S_POD_NAMESPACE) req.namespace = str(e, 'K8S_POD_NAMESPACE', a.K8S_POD_NAMESPACE, ENDPOINT_NAME)
 
   const service = a.PLEXUS_SERVICE || conf.args.service || conf.service
-  if (service) req.service = a.PLEXUS_SERVICE ? str(e, 'PLEXUS_SERVICE', service, ENDPOINT_NAME) : service
+  if (service) req.service = a.PLEXUS_SERVICE ? str(e, 'PLEXUS_SERVICE', service, DNS_LABEL) : service
   const tags =
-    a.PLEXUS_TAGS !== undefined ? a.PLEXUS_TAGS.split(',').filter(Boolean) : (conf.args.tags ?? conf.tags)
+    a.PLEXUS_TAGS !== undefined
+      ? strList(e, 'PLEXUS_TAGS', a.PLEXUS_TAGS.split(',').filter(Boolean), DNS_LABEL)
+      : (conf.args.tags ?? conf.tags)
   if (tags?.length) req.tags = tags
-  if (a.PLEXUS_LABELS) {
-    for (const pair of a.PLEXUS_LABELS.split(',')) {
+  if (a.PLEXUS_LABEL) {
+    for (const pair of a.PLEXUS_LABEL.split(',')) {
       const i = pair.indexOf('=')
-      if (i <= 0) throw invalid(e, 'PLEXUS_LABELS', `"${pair}" is not key=value`)
-      req.labels[str(e, 'PLEXUS_LABELS key', pair.slice(0, i), LABEL_KEY)] = pair.slice(i + 1)
+      if (i <= 0) throw invalid(e, 'PLEXUS_LABEL', `"${pair}" is not key=value`)
+      req.labels[str(e, 'PLEXUS_LABEL key', pair.slice(0, i), LABEL_KEY)] = pair.slice(i + 1)
     }
   }
   const ports =
-    a.PLEXUS_PORTS !== undefined
-      ? parsePorts(e, 'PLEXUS_PORTS', a.PLEXUS_PORTS)
+    a.PLEXUS_EXPOSE !== undefined
+      ? parsePorts(e, 'PLEXUS_EXPOSE', a.PLEXUS_EXPOSE)
       : (conf.args.ports ?? conf.ports)
   if (ports?.length) req.ports = ports
   if (conf.runtime.portMappings?.length) req.published = conf.runtime.portMappings

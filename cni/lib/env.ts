@@ -34,7 +34,10 @@ export function validIfname(name: string): string | undefined {
   return undefined
 }
 
-/** Parses CNI_ARGS ("K1=V1;K2=V2"); a pair without "=" is an error. */
+/**
+ * Parses CNI_ARGS ("K1=V1;K2=V2"); a pair without "=" is an error. A key given
+ * more than once (PLEXUS_LABEL=a=1;PLEXUS_LABEL=b=2) keeps every value, joined by ",".
+ */
 export function parseCniArgs(text: string): Record<string, string> {
   const out: Record<string, string> = {}
   if (!text) return out
@@ -42,7 +45,9 @@ export function parseCniArgs(text: string): Record<string, string> {
     if (pair === '') continue
     const i = pair.indexOf('=')
     if (i <= 0) throw new CniError(CniCode.INVALID_ENV, `CNI_ARGS: invalid pair "${pair}" (want KEY=VALUE)`)
-    out[pair.slice(0, i)] = pair.slice(i + 1)
+    const k = pair.slice(0, i)
+    const v = pair.slice(i + 1)
+    out[k] = k in out ? `${out[k]},${v}` : v
   }
   return out
 }

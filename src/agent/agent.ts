@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises'
 import { buildApp } from '../api/app.js'
 import { listenUnix } from '../api/server.js'
 import { createSigner, loadOrCreatePeerKey, verifyRecordSignature } from '../cluster/identity.js'
+import { EndpointService } from '../endpoints/service.js'
 import { createIpam } from '../ipam/index.js'
 import type { Logger } from '../lib/log.js'
 import { StoreService } from '../store/service.js'
@@ -51,6 +52,14 @@ export class Agent {
       Object.assign(this.components, { lease: ipam.lease, addresses: ipam.addresses })
       await ipam.service.start()
       this.started.push(ipam.service)
+      const endpoints = new EndpointService({
+        ...this.components,
+        lease: ipam.lease,
+        addresses: ipam.addresses,
+      })
+      await endpoints.start()
+      this.started.push(endpoints)
+      Object.assign(this.components, { endpoints })
       const app = await buildApp(this.components)
       this.closeApi = await listenUnix(app, [config.api.socket, ...config.api.extraSockets])
     } catch (err) {

@@ -1,3 +1,4 @@
+import type { EndpointService } from '../endpoints/service.js'
 import type { AddressAllocator, LeaseComponent } from '../ipam/index.js'
 import type { Logger } from '../lib/log.js'
 import type { Store } from '../store/types.js'
@@ -47,4 +48,6 @@ export interface AgentComponents {
   lease?: LeaseComponent
   /** container addresses inside the host subnet (ipam), for CNI ADD/DEL/CHECK/GC */
   addresses?: AddressAllocator
+  /** container attachments: what the CNI plugin's ADD/DEL/CHECK/GC/STATUS run (src/endpoints) */
+  endpoints?: EndpointService
 }

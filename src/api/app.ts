@@ -1,6 +1,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { AgentComponents } from '../agent/components.js'
 import { isPlexusError } from '../lib/errors.js'
+import { cniRoutes } from './routes/cni.js'
+import { endpointRoutes } from './routes/endpoints.js'
 import { networkRoutes } from './routes/network.js'
 import { statusRoutes } from './routes/status.js'
 import { subnetRoutes } from './routes/subnets.js'
@@ -38,5 +40,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(statusRoutes, { deps })
   await app.register(networkRoutes, { deps })
   await app.register(subnetRoutes, { deps })
+  await app.register(cniRoutes, { deps })
+  await app.register(endpointRoutes, { deps })
   return app
 }

@@ -2,6 +2,8 @@
 import { Command, CommanderError, Option } from 'commander'
 import { VERSION } from '../agent/version.js'
 import { ApiError, createClient, UnreachableError } from './client.js'
+import { registerEndpoints } from './commands/endpoints.js'
+import { registerInspect } from './commands/inspect.js'
 import { registerNetwork } from './commands/network.js'
 import { registerStatus } from './commands/status.js'
 import { registerSubnets } from './commands/subnets.js'
@@ -12,7 +14,13 @@ import type { OutputFormat } from './output.js'
 const EXIT_ERROR = 1
 const EXIT_USAGE = 2
 
-const commands: RegisterCommand[] = [registerStatus, registerNetwork, registerSubnets]
+const commands: RegisterCommand[] = [
+  registerStatus,
+  registerNetwork,
+  registerSubnets,
+  registerEndpoints,
+  registerInspect,
+]
 
 const program = new Command('plexctl')
   .description('Inspect and drive the Plexus agent on this host')

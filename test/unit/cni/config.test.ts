@@ -180,8 +180,8 @@ t.test('per-container sources beat per-network ones', async (t) => {
       K8S_POD_NAME: 'pod',
       PLEXUS_SERVICE: 'api',
       PLEXUS_TAGS: 'x,y',
-      PLEXUS_LABELS: 'a=1,b=2=3',
-      PLEXUS_PORTS: '8080/tcp,53/udp',
+      PLEXUS_LABEL: 'a=1,b=2=3',
+      PLEXUS_EXPOSE: '8080/tcp,53/udp',
       MAC: '02:00:00:00:00:02',
       IP: '10.244.1.7',
     }),
@@ -207,12 +207,20 @@ t.test('CNI_ARGS: unknown keys refused unless IgnoreUnknown; bad values are code
   t.doesNotThrow(() => buildAttachRequest(conf, env({ FOO: '1', IgnoreUnknown: 'true' })))
   t.throws(() => buildAttachRequest(conf, env({ IP: '10.1.1' })), { code: CniCode.INVALID_ENV })
   t.throws(() => buildAttachRequest(conf, env({ MAC: 'ff:ff:ff:ff:ff:ff' })), { code: CniCode.INVALID_ENV })
-  t.throws(() => buildAttachRequest(conf, env({ PLEXUS_PORTS: '80/sctp' })), { code: CniCode.INVALID_ENV })
-  t.throws(() => buildAttachRequest(conf, env({ PLEXUS_LABELS: 'novalue' })), { code: CniCode.INVALID_ENV })
+  t.throws(() => buildAttachRequest(conf, env({ PLEXUS_EXPOSE: '80/sctp' })), { code: CniCode.INVALID_ENV })
+  t.throws(() => buildAttachRequest(conf, env({ PLEXUS_LABEL: 'novalue' })), { code: CniCode.INVALID_ENV })
   t.throws(() => buildAttachRequest(conf, env({ K8S_POD_NAME: 'has space' })), { code: CniCode.INVALID_ENV })
 })
 
 t.test('mac normalisation', async (t) => {
   t.equal(normalizeMac('02-AA-bb-00-00-01'), '02:aa:bb:00:00:01')
   t.equal(normalizeMac('03:00:00:00:00:00'), undefined, 'multicast bit')
+})
+
+t.test('service, tags and port names must be DNS labels', async (t) => {
+  t.throws(() => parseNetConf({ ...minimal, service: 'Web_1' }), { code: CniCode.INVALID_CONFIG })
+  t.throws(() => parseNetConf({ ...minimal, tags: ['ok', 'Not OK'] }), { code: CniCode.INVALID_CONFIG })
+  const conf = parseNetConf(minimal)
+  t.throws(() => buildAttachRequest(conf, env({ PLEXUS_SERVICE: 'API' })), { code: CniCode.INVALID_ENV })
+  t.throws(() => buildAttachRequest(conf, env({ PLEXUS_TAGS: 'a,b_c' })), { code: CniCode.INVALID_ENV })
 })

@@ -65,5 +65,10 @@ t.test('bad values', async (t) => {
 t.test('CNI_ARGS edge cases', async (t) => {
   t.same(parseCniArgs(''), {})
   t.same(parseCniArgs('A=1;;B='), { A: '1', B: '' })
+  t.same(
+    parseCniArgs('PLEXUS_LABEL=a=1;PLEXUS_LABEL=b=2'),
+    { PLEXUS_LABEL: 'a=1,b=2' },
+    'repeated keys accumulate',
+  )
   t.throws(() => parseCniArgs('=x'), { code: CniCode.INVALID_ENV })
 })

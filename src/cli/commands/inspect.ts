@@ -1,0 +1,95 @@
+import type { RegisterCommand } from '../context.js'
+import { json, keyValues } from '../output.js'
+import { age, type EndpointRow } from './endpoints.js'
+
+interface Live {
+  hostVeth?: { name: string; up: boolean; mtu: number; mac?: string; bridge: boolean }
+  container?: {
+    ifname: string
+    up: boolean
+    mtu: number
+    mac?: string
+    addresses: string[]
+    routes: { dst: string; gateway?: string }[]
+  }
+  dns?: { nameservers?: string[]; search?: string[]; options?: string[] }
+  problems: string[]
+}
+
+interface Endpoint extends EndpointRow {
+  namespace?: string
+  mac?: string
+  netns?: string
+  hostVeth?: string
+  tags?: string[]
+  ports?: { name?: string; port: number; protocol: string }[]
+  published?: { hostIp?: string; hostPort: number; containerPort: number; protocol: string }[]
+  labels?: Record<string, string>
+  live?: Live
+}
+
+const list = (xs: string[] | undefined) => (xs?.length ? xs.join(', ') : undefined)
+
+function describe(e: Endpoint): string {
+  const pairs: [string, unknown][] = [
+    ['container', e.containerId],
+    ['name', e.name],
+    ['namespace', e.namespace],
+    ['host', e.host],
+    ['interface', e.ifname],
+    ['address', e.ipv4],
+    ['mac', e.mac],
+    ['netns', e.netns],
+    ['veth', e.hostVeth],
+    ['service', e.service],
+    ['tags', list(e.tags)],
+    ['ports', list(e.ports?.map((p) => `${p.port}/${p.protocol}${p.name ? ` (${p.name})` : ''}`))],
+    [
+      'published',
+      list(
+        e.published?.map(
+          (p) => `${p.hostIp ? `${p.hostIp}:` : ''}${p.hostPort}->${p.containerPort}/${p.protocol}`,
+        ),
+      ),
+    ],
+    ['labels', list(Object.entries(e.labels ?? {}).map(([k, v]) => `${k}=${v}`))],
+    ['created', `${e.createdAt} (${age(e.createdAt)} ago)`],
+  ]
+  const l = e.live
+  if (l) {
+    if (l.hostVeth) {
+      const h = l.hostVeth
+      pairs.push([
+        'veth state',
+        `${h.up ? 'up' : 'down'} mtu ${h.mtu} mac ${h.mac ?? '-'}${h.bridge ? ' on plexus0' : ' NOT on plexus0'}`,
+      ])
+    }
+    if (l.container) {
+      const c = l.container
+      pairs.push([`${c.ifname} state`, `${c.up ? 'up' : 'down'} mtu ${c.mtu} mac ${c.mac ?? '-'}`])
+      pairs.push(['addresses', list(c.addresses)])
+      pairs.push(['routes', list(c.routes.map((r) => (r.gateway ? `${r.dst} via ${r.gateway}` : r.dst)))])
+    }
+    if (l.dns) {
+      pairs.push(['dns', list(l.dns.nameservers)])
+      pairs.push(['dns search', list(l.dns.search)])
+      pairs.push(['dns options', list(l.dns.options)])
+    }
+    pairs.push(['problems', l.problems.length ? l.problems.join('; ') : 'none'])
+  }
+  return keyValues(pairs.filter(([, v]) => v !== undefined))
+}
+
+export const registerInspect: RegisterCommand = (program, ctx) => {
+  program
+    .command('inspect')
+    .description('everything known about one container endpoint: address, veth, MAC, routes, DNS, ports')
+    .argument('<container>', 'container id (or a unique prefix) or endpoint name')
+    .action(async (id: string) => {
+      const { endpoints } = await ctx
+        .client()
+        .call<{ endpoints: Endpoint[] }>('GET', `/v1/endpoints/${encodeURIComponent(id)}`)
+      if (ctx.format() === 'json') return ctx.print(json(endpoints.length === 1 ? endpoints[0] : endpoints))
+      ctx.print(endpoints.map(describe).join('\n'))
+    })
+}

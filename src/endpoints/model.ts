@@ -1,0 +1,247 @@
+// Pure logic of container attachments: names, the CNI result, CHECK's
+// comparison and the mapping from agent errors to CNI error codes. No I/O.
+import { createHash } from 'node:crypto'
+import { isPlexusError, PlexusError } from '../lib/errors.js'
+import type { EndpointValue, PortSpec, PublishedPort } from '../store/records.js'
+
+export const ENDPOINT_PREFIX = 'endpoints/'
+/** label carrying the CNI network name, so GC of one network leaves the others alone */
+export const NETWORK_LABEL = 'plexus.network'
+export const DNS_SEARCH = ['svc.plexus.internal', 'plexus.internal']
+export const DNS_OPTIONS = ['ndots:1']
+
+export interface AttachmentKey {
+  containerId: string
+  ifname: string
+}
+
+export interface Dns {
+  nameservers?: string[]
+  domain?: string
+  search?: string[]
+  options?: string[]
+}
+
+/** POST /v1/cni/add: one container interface, resolved by the plugin. */
+export interface AttachRequest extends AttachmentKey {
+  netns: string
+  network: string
+  name?: string
+  namespace?: string
+  service?: string
+  tags?: string[]
+  labels: Record<string, string>
+  ports?: PortSpec[]
+  published?: PublishedPort[]
+  /** static address, with or without prefix length */
+  ip?: string
+  mac?: string
+  dns?: Dns
+}
+
+export interface DetachRequest extends AttachmentKey {
+  /** may be empty: the runtime already removed the namespace */
+  netns?: string
+}
+
+/** The CNI result in its 1.1.0 shape; the plugin converts it for older runtimes. */
+export interface CniResult {
+  cniVersion: string
+  interfaces: { name: string; mac?: string; mtu?: number; sandbox?: string }[]
+  ips: { address: string; gateway?: string; interface?: number }[]
+  routes: { dst: string; gw?: string }[]
+  dns: Dns
+}
+
+export function endpointKey(peerId: string, k: AttachmentKey): string {
+  return `${ENDPOINT_PREFIX}${peerId}/${k.containerId}/${k.ifname}`
+}
+
+/**
+ * Host-side veth name, derived from the attachment so DEL finds it even when
+ * the record and the container namespace are gone: "plx" + 12 hex digits of
+ * sha256(containerId/ifname) (15 bytes, the kernel's limit).
+ */
+export function hostVethName(k: AttachmentKey): string {
+  return `plx${createHash('sha256').update(`${k.containerId}/${k.ifname}`).digest('hex').slice(0, 12)}`
+}
+
+/** The name an endpoint gets when the runtime sent none: the short container id, as docker shows it. */
+export function defaultName(containerId: string): string {
+  return containerId.slice(0, 12)
+}
+
+/** A static request may carry a prefix length: it has to be the host subnet's. */
+export function splitStaticIp(ip: string, prefixLength: number): string {
+  const [addr, len] = ip.split('/')
+  if (len !== undefined && Number(len) !== prefixLength) {
+    throw new PlexusError(
+      'PLX_ENDPOINTS_BAD_PREFIX',
+      `requested address ${ip} has prefix length /${len}, the host subnet is /${prefixLength}`,
+    )
+  }
+  return addr ?? ip
+}
+
+export interface AttachmentFacts {
+  containerId: string
+  ifname: string
+  netns: string
+  address: string
+  prefixLength: number
+  gateway: string
+  mtu: number
+  mac: string
+  hostVeth: string
+  hostMac?: string
+}
+
+/** ADD's answer; a repeated ADD builds the same one from the stored record. */
+export function buildResult(f: AttachmentFacts, dns: Dns | undefined): CniResult {
+  const host: CniResult['interfaces'][number] = { name: f.hostVeth, mtu: f.mtu }
+  if (f.hostMac) host.mac = f.hostMac
+  return {
+    cniVersion: '1.1.0',
+    interfaces: [host, { name: f.ifname, mac: f.mac, mtu: f.mtu, sandbox: f.netns }],
+    ips: [{ address: `${f.address}/${f.prefixLength}`, gateway: f.gateway, interface: 1 }],
+    routes: [{ dst: '0.0.0.0/0', gw: f.gateway }],
+    // The host's Plexus DNS answers on the bridge address; the search list makes a bare "web" resolve.
+    dns: {
+      nameservers: dns?.nameservers ?? [f.gateway],
+      search: dns?.search ?? DNS_SEARCH,
+      options: dns?.options ?? DNS_OPTIONS,
+      ...(dns?.domain ? { domain: dns.domain } : {}),
+    },
+  }
+}
+
+export function buildEndpoint(
+  req: AttachRequest,
+  f: AttachmentFacts,
+  host: string,
+  now: Date,
+): EndpointValue {
+  const v: EndpointValue = {
+    containerId: req.containerId,
+    ifname: req.ifname,
+    name: req.name ?? defaultName(req.containerId),
+    host,
+    ipv4: f.address,
+    mac: f.mac,
+    netns: req.netns,
+    hostVeth: f.hostVeth,
+    labels: { ...req.labels, [NETWORK_LABEL]: req.network },
+    createdAt: now.toISOString(),
+  }
+  if (req.namespace) v.namespace = req.namespace
+  if (req.service) v.service = req.service
+  if (req.tags?.length) v.tags = req.tags
+  if (req.ports?.length) v.ports = req.ports
+  if (req.published?.length) v.published = req.published
+  return v
+}
+
+/** What CHECK found in the kernel (undefined where something is missing). */
+export interface Observed {
+  hostVeth?: { up: boolean; master?: number; mtu: number; mac?: string }
+  bridgeIndex?: number
+  container?: {
+    up: boolean
+    mtu: number
+    mac?: string
+    addresses: string[]
+    defaultGateways: string[]
+  }
+}
+
+/** Compares the kernel with what ADD set up (and the runtime's cached result); one line per problem. */
+export function checkProblems(
+  expected: AttachmentFacts,
+  observed: Observed,
+  prevIps: string[] | undefined,
+): string[] {
+  const p: string[] = []
+  const cidr = `${expected.address}/${expected.prefixLength}`
+  if (prevIps && !prevIps.includes(cidr)) {
+    p.push(`prevResult has ${prevIps.join(', ') || 'no address'}, the attachment has ${cidr}`)
+  }
+  const hv = observed.hostVeth
+  if (!hv) p.push(`host interface ${expected.hostVeth} is missing`)
+  else {
+    if (!hv.up) p.push(`host interface ${expected.hostVeth} is down`)
+    if (observed.bridgeIndex === undefined) p.push('bridge plexus0 is missing')
+    else if (hv.master !== observed.bridgeIndex)
+      p.push(`host interface ${expected.hostVeth} is not attached to plexus0`)
+  }
+  const c = observed.container
+  if (!c) {
+    p.push(`interface ${expected.ifname} is missing in ${expected.netns}`)
+    return p
+  }
+  if (!c.up) p.push(`interface ${expected.ifname} is down`)
+  if (c.mtu !== expected.mtu) p.push(`interface ${expected.ifname} has MTU ${c.mtu}, want ${expected.mtu}`)
+  if (c.mac !== expected.mac) p.push(`interface ${expected.ifname} has MAC ${c.mac}, want ${expected.mac}`)
+  if (!c.addresses.includes(cidr)) {
+    p.push(`interface ${expected.ifname} lacks ${cidr} (has ${c.addresses.join(', ') || 'none'})`)
+  }
+  if (!c.defaultGateways.includes(expected.gateway)) {
+    p.push(`no default route via ${expected.gateway} on ${expected.ifname}`)
+  }
+  return p
+}
+
+/** CNI error codes (SPEC.md; 100+ are the plugin's own, see cni/README.md). */
+export const CNI = {
+  UNKNOWN_CONTAINER: 3,
+  INVALID_CONFIG: 7,
+  TRY_AGAIN_LATER: 11,
+  NOT_AVAILABLE: 50,
+  NOT_AVAILABLE_DEGRADED: 51,
+  NO_ADDRESS: 100,
+  ADDRESS_IN_USE: 101,
+  CHECK_FAILED: 110,
+  INTERNAL: 999,
+} as const
+
+const CODE_MAP: Record<string, number> = {
+  PLX_ENDPOINTS_NO_LEASE: CNI.TRY_AGAIN_LATER,
+  PLX_IPAM_NO_LEASE: CNI.TRY_AGAIN_LATER,
+  PLX_ENDPOINTS_NO_BRIDGE: CNI.TRY_AGAIN_LATER,
+  PLX_ENDPOINTS_NOT_READY: CNI.TRY_AGAIN_LATER,
+  PLX_NETNS_NOT_FOUND: CNI.UNKNOWN_CONTAINER,
+  PLX_NETNS_INVALID: CNI.UNKNOWN_CONTAINER,
+  PLX_IPAM_OUT_OF_RANGE: CNI.INVALID_CONFIG,
+  PLX_IPAM_RESERVED: CNI.INVALID_CONFIG,
+  PLX_IPAM_INVALID_ARGUMENT: CNI.INVALID_CONFIG,
+  PLX_ENDPOINTS_BAD_PREFIX: CNI.INVALID_CONFIG,
+  PLX_ENDPOINTS_IFNAME_TAKEN: CNI.INVALID_CONFIG,
+  PLX_IPAM_EXHAUSTED: CNI.NO_ADDRESS,
+  PLX_IPAM_TAKEN: CNI.ADDRESS_IN_USE,
+  PLX_ENDPOINTS_CHECK_FAILED: CNI.CHECK_FAILED,
+  PLX_ENDPOINTS_UNKNOWN: CNI.UNKNOWN_CONTAINER,
+  PLX_ENDPOINTS_UNAVAILABLE: CNI.NOT_AVAILABLE,
+  PLX_ENDPOINTS_DEGRADED: CNI.NOT_AVAILABLE_DEGRADED,
+}
+
+/** The CNI error the plugin prints for an agent error, and the HTTP status it travels with. */
+export function toCniError(err: unknown): {
+  status: number
+  code: string
+  cni: { code: number; msg: string; details?: string }
+} {
+  if (isPlexusError(err)) {
+    const cniCode = CODE_MAP[err.code] ?? CNI.INTERNAL
+    const status =
+      cniCode === CNI.TRY_AGAIN_LATER || (cniCode >= 50 && cniCode < 100)
+        ? 503
+        : cniCode === CNI.INTERNAL
+          ? 500
+          : 400
+    const details = Array.isArray((err.details as { problems?: unknown })?.problems)
+      ? (err.details as { problems: string[] }).problems.join('; ')
+      : err.code
+    return { status, code: err.code, cni: { code: cniCode, msg: err.message, details } }
+  }
+  const message = err instanceof Error ? err.message : String(err)
+  return { status: 500, code: 'PLX_ENDPOINTS_INTERNAL', cni: { code: CNI.INTERNAL, msg: message } }
+}

@@ -1,0 +1,537 @@
+// The attachment service behind the CNI plugin: ADD, DEL, CHECK, GC, STATUS
+// on this host, plus the cluster-wide endpoint listing the CLI shows.
+// Reads top to bottom like the reference bridge plugin: small ensure/undo
+// helpers, then attach/detach/check/gc/status. Every kernel change goes
+// through src/datapath (netlink, netns); addresses through src/ipam.
+import { join } from 'node:path'
+import type { Counters, Startable } from '../agent/components.js'
+import type { AgentConfig } from '../agent/config.js'
+import { BRIDGE_NAME } from '../datapath/model.js'
+import { type LinkInfo, Netlink } from '../datapath/netlink.js'
+import { assertNetnsPath } from '../datapath/netns.js'
+import { AddressAllocator, type AllocationResult } from '../ipam/addresses.js'
+import type { CurrentLease, LeaseComponent } from '../ipam/manager.js'
+import { errorMessage, isPlexusError, PlexusError } from '../lib/errors.js'
+import type { Logger } from '../lib/log.js'
+import type { EndpointValue } from '../store/records.js'
+import type { JsonValue, Store, StoreRecord } from '../store/types.js'
+import {
+  type AttachmentFacts,
+  type AttachmentKey,
+  type AttachRequest,
+  buildEndpoint,
+  buildResult,
+  type CniResult,
+  checkProblems,
+  type DetachRequest,
+  ENDPOINT_PREFIX,
+  endpointKey,
+  hostVethName,
+  NETWORK_LABEL,
+  type Observed,
+  splitStaticIp,
+} from './model.js'
+
+export interface EndpointServiceComponents {
+  config: Pick<AgentConfig, 'name' | 'stateDir'>
+  logger: Logger
+  counters: Counters
+  store: Store
+  peerId: string
+  lease: Pick<LeaseComponent, 'current' | 'status'>
+  /** the ipam allocator, when the agent already opened one; else this service opens <stateDir>/ipam */
+  addresses?: AddressAllocator
+  /** the datapath's way to create plexus0 when ADD comes before the datapath made it */
+  datapath?: { ensureBridge(): Promise<unknown> }
+}
+
+export interface CheckRequest extends AttachmentKey {
+  netns: string
+  prevResult?: { ips?: { address: string }[] }
+}
+
+export interface GcRequest {
+  network: string
+  validAttachments: AttachmentKey[]
+}
+
+export interface EndpointEntry {
+  key: string
+  owner: string
+  local: boolean
+  value: EndpointValue
+}
+
+/** Live kernel state of one local endpoint (plexctl inspect). */
+export interface EndpointLive {
+  hostVeth?: { name: string; up: boolean; mtu: number; mac?: string; bridge: boolean }
+  container?: {
+    ifname: string
+    up: boolean
+    mtu: number
+    mac?: string
+    addresses: string[]
+    routes: { dst: string; gateway?: string }[]
+  }
+  dns?: CniResult['dns']
+  problems: string[]
+}
+
+const attachmentId = (k: AttachmentKey) => `${k.containerId}/${k.ifname}`
+
+function isEndpointValue(v: JsonValue): v is JsonValue & EndpointValue {
+  const e = v as Partial<EndpointValue> | null
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    typeof e.containerId === 'string' &&
+    typeof e.ifname === 'string' &&
+    typeof e.name === 'string' &&
+    typeof e.host === 'string' &&
+    typeof e.ipv4 === 'string'
+  )
+}
+
+export class EndpointService implements Startable {
+  private readonly log: Logger
+  private nl?: Netlink
+  private allocator?: AddressAllocator
+  /** one operation at a time per attachment: a DEL never interleaves with its ADD */
+  private readonly locks = new Map<string, Promise<unknown>>()
+
+  constructor(private readonly c: EndpointServiceComponents) {
+    this.log = c.logger.child({ component: 'endpoints' })
+  }
+
+  async start(): Promise<void> {
+    this.nl = Netlink.open()
+    this.allocator =
+      this.c.addresses ??
+      (await AddressAllocator.open(join(this.c.config.stateDir, 'ipam'), () => this.c.lease.current()?.cidr))
+    await this.recover()
+  }
+
+  async stop(): Promise<void> {
+    // Let running operations finish so none stops half-way.
+    await Promise.allSettled([...this.locks.values()])
+    this.nl?.close()
+    this.nl = undefined
+  }
+
+  // ---- small helpers ----
+
+  private ready(): { nl: Netlink; allocator: AddressAllocator } {
+    if (!this.nl || !this.allocator)
+      throw new PlexusError('PLX_ENDPOINTS_NOT_READY', 'the endpoint service is not started yet')
+    return { nl: this.nl, allocator: this.allocator }
+  }
+
+  private exclusive<T>(k: AttachmentKey, fn: () => Promise<T>): Promise<T> {
+    const id = attachmentId(k)
+    const run = (this.locks.get(id) ?? Promise.resolve()).then(fn, fn)
+    const tail = run.catch(() => undefined)
+    this.locks.set(id, tail)
+    void tail.then(() => {
+      if (this.locks.get(id) === tail) this.locks.delete(id)
+    })
+    return run
+  }
+
+  private requireLease(): CurrentLease {
+    const lease = this.c.lease.current()
+    if (!lease) {
+      const s = this.c.lease.status()
+      throw new PlexusError(
+        'PLX_ENDPOINTS_NO_LEASE',
+        `this host holds no subnet lease yet (${s.state}${s.reason ? `: ${s.reason}` : ''})`,
+      )
+    }
+    return lease
+  }
+
+  private localRecord(key: string): EndpointValue | undefined {
+    const r = this.c.store.get(key)
+    return r && r.owner === this.c.peerId && isEndpointValue(r.value) ? r.value : undefined
+  }
+
+  private localRecords(): EndpointValue[] {
+    return this.c.store
+      .list(`${ENDPOINT_PREFIX}${this.c.peerId}/`)
+      .flatMap((r) => (isEndpointValue(r.value) ? [r.value] : []))
+  }
+
+  private async ensureBridge(nl: Netlink): Promise<LinkInfo> {
+    const existing = await nl.getLink(BRIDGE_NAME)
+    if (existing) return existing
+    if (!this.c.datapath) {
+      throw new PlexusError(
+        'PLX_ENDPOINTS_NO_BRIDGE',
+        `bridge ${BRIDGE_NAME} does not exist yet; the datapath creates it`,
+      )
+    }
+    await this.c.datapath.ensureBridge()
+    return nl.linkByName(BRIDGE_NAME)
+  }
+
+  private async deleteLinkIfPresent(nl: Netlink, name: string): Promise<boolean> {
+    try {
+      await nl.deleteLink(name)
+      return true
+    } catch (err) {
+      if (isPlexusError(err, 'PLX_NETLINK_NOT_FOUND')) return false
+      throw err
+    }
+  }
+
+  private facts(v: EndpointValue, lease: CurrentLease, hostMac?: string): AttachmentFacts {
+    return {
+      containerId: v.containerId,
+      ifname: v.ifname,
+      netns: v.netns,
+      address: v.ipv4,
+      prefixLength: lease.cidr.prefix,
+      gateway: lease.gateway,
+      mtu: lease.mtu,
+      mac: v.mac,
+      hostVeth: v.hostVeth,
+      ...(hostMac ? { hostMac } : {}),
+    }
+  }
+
+  /** Gives the container end its address, brings it up and routes everything via the bridge. */
+  private async configureContainer(req: AttachRequest, a: AllocationResult): Promise<string> {
+    const ns = Netlink.open(req.netns)
+    try {
+      const link = await ns.linkByName(req.ifname)
+      await ns.addAddress(link.index, a.address, a.prefixLength)
+      await ns.setLink(link.index, { up: true })
+      await ns.addRoute({ dst: '0.0.0.0/0', gateway: a.gateway, oif: link.index })
+      if (!link.mac)
+        throw new PlexusError('PLX_ENDPOINTS_INTERNAL', `interface ${req.ifname} has no MAC address`)
+      return link.mac
+    } finally {
+      ns.close()
+    }
+  }
+
+  // ---- ADD ----
+
+  /**
+   * Attaches one container interface. Everything acquired is pushed on an
+   * undo stack that runs unless the record is written, so a failure at any
+   * step leaves nothing behind. A repeated ADD returns the first result.
+   */
+  attach(req: AttachRequest): Promise<CniResult> {
+    return this.exclusive(req, async () => {
+      const { nl, allocator } = this.ready()
+      const lease = this.requireLease()
+      assertNetnsPath(req.netns)
+      const key = endpointKey(this.c.peerId, req)
+
+      const existing = this.localRecord(key)
+      if (existing) {
+        if (existing.netns === req.netns && allocator.get(req)?.address === existing.ipv4) {
+          const observed = await this.observe(nl, existing, req.netns)
+          const facts = this.facts(existing, lease, observed.hostVeth?.mac)
+          if (checkProblems(facts, observed, undefined).length === 0) return buildResult(facts, req.dns)
+        }
+        // Damaged, or the container moved to another namespace: rebuild it with
+        // the same address (the allocation stays; allocate() below returns it).
+        await this.deleteLinkIfPresent(nl, existing.hostVeth)
+        await this.c.store.delete(key)
+      }
+
+      const undo: (() => Promise<unknown>)[] = []
+      try {
+        const address = req.ip ? splitStaticIp(req.ip, lease.cidr.prefix) : undefined
+        const alloc = await allocator.allocate({ containerId: req.containerId, ifname: req.ifname, address })
+        // Also when reused: without a record the allocation belongs to nobody.
+        undo.push(() => allocator.release(req))
+
+        const bridge = await this.ensureBridge(nl)
+        const hostVeth = hostVethName(req)
+        // A leftover from an agent killed mid-ADD: the name is ours by construction.
+        await this.deleteLinkIfPresent(nl, hostVeth)
+        let host: LinkInfo
+        try {
+          host = await nl.createVeth(
+            hostVeth,
+            { name: req.ifname, nsPath: req.netns, ...(req.mac ? { mac: req.mac } : {}) },
+            { mtu: lease.mtu },
+          )
+        } catch (err) {
+          if (isPlexusError(err, 'PLX_NETLINK_EXISTS')) {
+            throw new PlexusError(
+              'PLX_ENDPOINTS_IFNAME_TAKEN',
+              `interface ${req.ifname} already exists in ${req.netns}`,
+            )
+          }
+          throw err
+        }
+        undo.push(() => this.deleteLinkIfPresent(nl, hostVeth))
+        await nl.setLink(host.index, { master: bridge.index, up: true })
+        const mac = await this.configureContainer(req, alloc)
+
+        const facts: AttachmentFacts = {
+          containerId: req.containerId,
+          ifname: req.ifname,
+          netns: req.netns,
+          address: alloc.address,
+          prefixLength: alloc.prefixLength,
+          gateway: alloc.gateway,
+          mtu: lease.mtu,
+          mac,
+          hostVeth,
+          ...(host.mac ? { hostMac: host.mac } : {}),
+        }
+        const value = buildEndpoint(req, facts, this.c.config.name, new Date())
+        await this.c.store.put(key, value as unknown as JsonValue)
+        undo.length = 0
+        this.c.counters.inc('endpoints.attached')
+        return buildResult(facts, req.dns)
+      } finally {
+        for (const u of undo.reverse()) {
+          try {
+            await u()
+          } catch (err) {
+            this.log.warn({ err, attachment: attachmentId(req) }, 'ADD rollback step failed')
+          }
+        }
+      }
+    })
+  }
+
+  // ---- DEL ----
+
+  private async teardown(
+    nl: Netlink,
+    allocator: AddressAllocator,
+    k: AttachmentKey,
+    record: EndpointValue | undefined,
+  ): Promise<void> {
+    // Deleting the host end removes the container end with it, wherever that namespace is.
+    await this.deleteLinkIfPresent(nl, record?.hostVeth ?? hostVethName(k))
+    await allocator.release(k)
+    if (record) await this.c.store.delete(endpointKey(this.c.peerId, k))
+  }
+
+  /** Idempotent: a second DEL, a vanished namespace or an empty CNI_NETNS all succeed. */
+  detach(req: DetachRequest): Promise<void> {
+    return this.exclusive(req, async () => {
+      const { nl, allocator } = this.ready()
+      const record = this.localRecord(endpointKey(this.c.peerId, req))
+      await this.teardown(nl, allocator, req, record)
+      if (record) this.c.counters.inc('endpoints.detached')
+    })
+  }
+
+  // ---- CHECK ----
+
+  private async observe(nl: Netlink, v: EndpointValue, netns: string): Promise<Observed> {
+    const [host, bridge] = await Promise.all([nl.getLink(v.hostVeth), nl.getLink(BRIDGE_NAME)])
+    const observed: Observed = {}
+    if (host) {
+      observed.hostVeth = {
+        up: host.up,
+        mtu: host.mtu,
+        ...(host.master ? { master: host.master } : {}),
+        ...(host.mac ? { mac: host.mac } : {}),
+      }
+    }
+    if (bridge) observed.bridgeIndex = bridge.index
+    const ns = Netlink.open(netns)
+    try {
+      const link = await ns.getLink(v.ifname)
+      if (link) {
+        const [addrs, routes] = await Promise.all([ns.addresses(link.index), ns.routes()])
+        observed.container = {
+          up: link.up,
+          mtu: link.mtu,
+          ...(link.mac ? { mac: link.mac } : {}),
+          addresses: addrs.map((a) => `${a.address}/${a.prefixLen}`),
+          defaultGateways: routes
+            .filter(
+              (r) => r.dst === '0.0.0.0/0' && r.gateway && (r.oif === undefined || r.oif === link.index),
+            )
+            .map((r) => r.gateway as string),
+        }
+      }
+    } finally {
+      ns.close()
+    }
+    return observed
+  }
+
+  /** CHECK: compares the kernel with the attachment; the error lists every difference. */
+  check(req: CheckRequest): Promise<void> {
+    return this.exclusive(req, async () => {
+      const { nl } = this.ready()
+      const lease = this.requireLease()
+      assertNetnsPath(req.netns)
+      const record = this.localRecord(endpointKey(this.c.peerId, req))
+      if (!record) {
+        throw new PlexusError('PLX_ENDPOINTS_UNKNOWN', `no attachment ${attachmentId(req)} on this host`)
+      }
+      const observed = await this.observe(nl, record, req.netns)
+      const prevIps = req.prevResult?.ips?.map((i) => i.address)
+      const problems = checkProblems(this.facts(record, lease), observed, prevIps)
+      if (problems.length) {
+        throw new PlexusError(
+          'PLX_ENDPOINTS_CHECK_FAILED',
+          `CHECK ${attachmentId(req)}: ${problems.join('; ')}`,
+          {
+            problems,
+          },
+        )
+      }
+    })
+  }
+
+  // ---- GC ----
+
+  /**
+   * Releases every attachment of `network` the runtime no longer knows, and
+   * every allocation with no attachment at all. Attachments of other
+   * networks and operations still running are left alone.
+   */
+  async gc(req: GcRequest): Promise<{ released: AttachmentKey[] }> {
+    const { nl, allocator } = this.ready()
+    const valid = new Set(req.validAttachments.map(attachmentId))
+    const records = this.localRecords()
+    const keep: AttachmentKey[] = [
+      ...req.validAttachments,
+      ...records.filter((r) => (r.labels?.[NETWORK_LABEL] ?? req.network) !== req.network),
+      ...[...this.locks.keys()].map((id) => {
+        const i = id.lastIndexOf('/')
+        return { containerId: id.slice(0, i), ifname: id.slice(i + 1) }
+      }),
+    ]
+    const released: AttachmentKey[] = []
+    for (const r of records) {
+      if ((r.labels?.[NETWORK_LABEL] ?? req.network) !== req.network || valid.has(attachmentId(r))) continue
+      await this.detach(r)
+      released.push({ containerId: r.containerId, ifname: r.ifname })
+    }
+    for (const a of await allocator.gc(keep)) {
+      await this.deleteLinkIfPresent(nl, hostVethName(a))
+      released.push({ containerId: a.containerId, ifname: a.ifname })
+    }
+    if (released.length) {
+      this.c.counters.inc('endpoints.gc_released', released.length)
+      this.log.info({ released: released.map(attachmentId) }, 'GC released attachments')
+    }
+    return { released }
+  }
+
+  // ---- STATUS ----
+
+  /** STATUS: can this host take containers? (lease held; bridge present once containers exist) */
+  async status(): Promise<{ subnet: string; gateway: string; mtu: number; endpoints: number }> {
+    const { nl } = this.ready()
+    const lease = this.c.lease.current()
+    if (!lease) {
+      const s = this.c.lease.status()
+      throw new PlexusError(
+        'PLX_ENDPOINTS_UNAVAILABLE',
+        `this host holds no subnet lease (${s.state}${s.reason ? `: ${s.reason}` : ''})`,
+      )
+    }
+    const endpoints = this.localRecords().length
+    if (endpoints > 0 && !(await nl.getLink(BRIDGE_NAME))) {
+      throw new PlexusError(
+        'PLX_ENDPOINTS_DEGRADED',
+        `bridge ${BRIDGE_NAME} is missing: the ${endpoints} attached containers have no connectivity`,
+      )
+    }
+    return { subnet: lease.subnet, gateway: lease.gateway, mtu: lease.mtu, endpoints }
+  }
+
+  // ---- start-up recovery ----
+
+  /**
+   * An agent killed during ADD leaves an allocation (and maybe a veth) with
+   * no endpoint record: the runtime got an error and will not use it. Undo
+   * those before the API takes requests.
+   */
+  private async recover(): Promise<void> {
+    const { nl, allocator } = this.ready()
+    const recorded = new Set(this.localRecords().map(attachmentId))
+    for (const a of allocator.list()) {
+      if (recorded.has(attachmentId(a))) continue
+      try {
+        await this.deleteLinkIfPresent(nl, hostVethName(a))
+        await allocator.release(a)
+        this.c.counters.inc('endpoints.recovered')
+        this.log.warn({ attachment: attachmentId(a), address: a.address }, 'released half-made attachment')
+      } catch (err) {
+        this.log.warn(
+          { err: errorMessage(err), attachment: attachmentId(a) },
+          'cannot release half-made attachment',
+        )
+      }
+    }
+  }
+
+  // ---- listing (plexctl endpoints / inspect) ----
+
+  /** Every endpoint in the cluster, as this host's store sees it. */
+  list(): EndpointEntry[] {
+    return this.c.store.list(ENDPOINT_PREFIX).flatMap((r: StoreRecord) => {
+      if (!isEndpointValue(r.value) || !r.key.startsWith(`${ENDPOINT_PREFIX}${r.owner}/`)) return []
+      return [{ key: r.key, owner: r.owner, local: r.owner === this.c.peerId, value: r.value }]
+    })
+  }
+
+  /** Endpoints whose container id starts with `id`, or whose name is `id`. */
+  find(id: string): EndpointEntry[] {
+    const all = this.list()
+    const exact = all.filter((e) => e.value.containerId === id || e.value.name === id)
+    return exact.length ? exact : all.filter((e) => e.value.containerId.startsWith(id))
+  }
+
+  /** Live kernel view of a local endpoint: veth, container interface, routes, DNS. */
+  async live(v: EndpointValue): Promise<EndpointLive> {
+    const { nl } = this.ready()
+    const lease = this.c.lease.current()
+    const out: EndpointLive = { problems: [] }
+    const [host, bridge] = await Promise.all([nl.getLink(v.hostVeth), nl.getLink(BRIDGE_NAME)])
+    if (host) {
+      out.hostVeth = {
+        name: host.name,
+        up: host.up,
+        mtu: host.mtu,
+        ...(host.mac ? { mac: host.mac } : {}),
+        bridge: bridge !== undefined && host.master === bridge.index,
+      }
+    }
+    try {
+      assertNetnsPath(v.netns)
+      const ns = Netlink.open(v.netns)
+      try {
+        const link = await ns.getLink(v.ifname)
+        if (link) {
+          const [addrs, routes] = await Promise.all([ns.addresses(link.index), ns.routes()])
+          out.container = {
+            ifname: link.name,
+            up: link.up,
+            mtu: link.mtu,
+            ...(link.mac ? { mac: link.mac } : {}),
+            addresses: addrs.map((a) => `${a.address}/${a.prefixLen}`),
+            routes: routes.map((r) => ({ dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}) })),
+          }
+        }
+      } finally {
+        ns.close()
+      }
+    } catch (err) {
+      out.problems.push(errorMessage(err))
+    }
+    if (lease) {
+      const facts = this.facts(v, lease)
+      out.dns = buildResult(facts, undefined).dns
+      const observed = await this.observe(nl, v, v.netns).catch(() => undefined)
+      if (observed) out.problems.push(...checkProblems(facts, observed, undefined))
+    }
+    return out
+  }
+}
