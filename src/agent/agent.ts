@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises'
 import { buildApp } from '../api/app.js'
 import { listenUnix } from '../api/server.js'
 import { createSigner, loadOrCreatePeerKey, verifyRecordSignature } from '../cluster/identity.js'
+import { ClusterService } from '../cluster/service.js'
 import { EndpointService } from '../endpoints/service.js'
 import { createIpam } from '../ipam/index.js'
 import type { Logger } from '../lib/log.js'
@@ -48,6 +49,10 @@ export class Agent {
       Object.assign(this.components, { peerId: signer.self, store: storeService.store })
       await storeService.start()
       this.started.push(storeService)
+      const cluster = await ClusterService.create({ ...this.components, store: storeService.store })
+      Object.assign(this.components, { members: cluster })
+      await cluster.start()
+      this.started.push(cluster)
       const ipam = await createIpam(this.components)
       Object.assign(this.components, { lease: ipam.lease, addresses: ipam.addresses })
       await ipam.service.start()

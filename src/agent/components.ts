@@ -1,5 +1,6 @@
 import type { EndpointService } from '../endpoints/service.js'
 import type { AddressAllocator, LeaseComponent } from '../ipam/index.js'
+import type { MembersView } from '../cluster/service.js'
 import type { Logger } from '../lib/log.js'
 import type { Store } from '../store/types.js'
 import type { AgentConfig } from './config.js'
@@ -44,6 +45,8 @@ export interface AgentComponents {
   peerId: string
   /** the replicated store (filled in Agent.start() before the API or any service starts) */
   store: Store
+  /** cluster membership as the API shows it (hosts, state, RTT) */
+  members?: MembersView
   /** this host's subnet lease (ipam): current(), status(), view(), events acquired/changed/lost */
   lease?: LeaseComponent
   /** container addresses inside the host subnet (ipam), for CNI ADD/DEL/CHECK/GC */

@@ -191,6 +191,16 @@ export class Libp2pTransport implements Transport {
     return conn.remotePeer.toString()
   }
 
+  /** Dials a known peer through the addresses from its node record. */
+  async dialPeer(peer: string, addrs: string[], timeoutMs: number): Promise<void> {
+    const id = peerIdFromString(peer)
+    const p2p = `/p2p/${peer}`
+    await this.node.peerStore.merge(id, {
+      multiaddrs: addrs.map((a) => multiaddr(a.endsWith(p2p) ? a.slice(0, -p2p.length) : a)),
+    })
+    await this.node.dial(id, { signal: AbortSignal.timeout(timeoutMs) })
+  }
+
   /** Round-trip time in ms over libp2p ping. */
   async ping(peer: string, timeoutMs: number): Promise<number> {
     return this.node.services.ping.ping(peerIdFromString(peer), { signal: AbortSignal.timeout(timeoutMs) })

@@ -127,6 +127,13 @@ export class LocalStore implements Store {
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
   }
 
+  /** Non-tombstone records under prefix, live or not (e.g. the expired heartbeat of a dead host, until reaped). */
+  listHeld(prefix: string): StoreRecord[] {
+    const out: StoreRecord[] = []
+    for (const [key, e] of this.entries) if (!e.record.tombstone && key.startsWith(prefix)) out.push(e.record)
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  }
+
   modifyIndex(key: string): number {
     return this.entries.get(key)?.index ?? 0
   }
@@ -287,11 +294,6 @@ export class LocalStore implements Store {
       watermarks: Object.fromEntries(this.marks),
       entries: [...this.entries.values()].map((e) => ({ index: e.index, record: e.record })),
     }
-  }
-
-  /** Live records this host owns (re-announced after a restart, so hosts that reaped them get them back). */
-  ownRecords(): StoreRecord[] {
-    return this.list('').filter((r) => r.owner === this.self && keyOwner(r.key) === this.self)
   }
 
   private restore(s: StoreSnapshot): void {

@@ -1,0 +1,214 @@
+import type { Logger } from '../lib/log.js'
+import type { NodeValue } from '../store/records.js'
+import type { LocalStore } from '../store/store.js'
+import type { JsonValue, StoreRecord } from '../store/types.js'
+import type { Scheduler } from './transport.js'
+import {
+  type Coordinate,
+  distance,
+  forgetPeer,
+  newVivaldiState,
+  observe,
+  type VivaldiState,
+} from './vivaldi.js'
+
+// Membership: this host's heartbeat record, a failure detector over the
+// heartbeats of the others, and RTT probes feeding Vivaldi coordinates.
+
+export type MemberState = 'alive' | 'suspect' | 'dead'
+
+export interface MembershipConfig {
+  heartbeatIntervalMs: number
+  nodeTtlMs: number
+  suspectAfterMs: number
+  deadAfterMs: number
+  probeIntervalMs: number
+}
+
+/**
+ * Failure detector: a host is alive while its heartbeat record keeps changing,
+ * suspect after suspectAfterMs of silence, dead after deadAfterMs. "Heard" is
+ * local receipt time of a newer nodes/<peerId> version, so clock skew between
+ * hosts does not matter; a host never heard since this agent started is
+ * judged by its record's own timestamp. Detection bound: deadAfterMs plus one
+ * check interval plus gossip delay.
+ */
+export function memberState(silentMs: number, cfg: Pick<MembershipConfig, 'suspectAfterMs' | 'deadAfterMs'>) {
+  if (silentMs >= cfg.deadAfterMs) return 'dead'
+  if (silentMs >= cfg.suspectAfterMs) return 'suspect'
+  return 'alive'
+}
+
+export interface HostView {
+  name: string
+  peerId: string
+  address: string
+  state: MemberState
+  self: boolean
+  /** ISO time this host last heard the heartbeat */
+  lastHeard: string
+  silentMs: number
+  labels: Record<string, string>
+  /** estimated round trip from this host, from Vivaldi coordinates */
+  rttMs: number | null
+  version: string
+  startedAt: string
+  multiaddrs: string[]
+}
+
+/** Operator labels for host <name> live here (any member may write them; the host merges them into its record). */
+export const labelsKey = (name: string) => `config/labels/${name}`
+
+export interface MembershipDeps {
+  store: LocalStore
+  sched: Scheduler
+  rng: () => number
+  logger: Logger
+  cfg: MembershipConfig
+  /** the parts of this host's NodeValue that do not come from membership itself */
+  describe: () => Omit<NodeValue, 'coordinate' | 'labels'> & { labels: Record<string, string> }
+  /** RTT in ms to a connected peer (absent when there is no network) */
+  ping?: (peer: string) => Promise<number>
+  connectedPeers: () => string[]
+}
+
+export class Membership {
+  private readonly lastHeard = new Map<string, number>()
+  private readonly states = new Map<string, MemberState>()
+  private vivaldi: VivaldiState = newVivaldiState()
+  private readonly cancels: (() => void)[] = []
+
+  constructor(private readonly d: MembershipDeps) {}
+
+  get coordinate(): Coordinate {
+    return this.vivaldi.coord
+  }
+
+  start(): void {
+    const { store, sched, cfg } = this.d
+    this.cancels.push(
+      store.watch('nodes/', (ev) => {
+        if (ev.type !== 'put' || ev.record.owner === store.self) return
+        // a newer heartbeat of a host we follow means it is alive now; the first
+        // one we learn (e.g. by a full pull) may be old, so trust its stamp instead
+        const now = sched.now()
+        const first = !this.lastHeard.has(ev.record.owner)
+        this.lastHeard.set(ev.record.owner, first ? Math.min(now, ev.record.version.wall) : now)
+      }),
+      // our own labels may be changed from any host: re-announce at once
+      store.watch(labelsKey(this.d.describe().name), () => void this.heartbeat()),
+      sched.every(cfg.heartbeatIntervalMs, () => void this.heartbeat()),
+      sched.every(Math.min(cfg.suspectAfterMs, 1000) / 2, () => this.checkStates()),
+      sched.every(cfg.probeIntervalMs, () => void this.probe()),
+    )
+    void this.heartbeat()
+  }
+
+  stop(): void {
+    for (const c of this.cancels.splice(0)) c()
+  }
+
+  async heartbeat(): Promise<void> {
+    const { store, cfg } = this.d
+    const base = this.d.describe()
+    const extra = store.get(labelsKey(base.name))?.value
+    const labels = { ...base.labels, ...(isLabelMap(extra) ? extra : {}) }
+    const value: NodeValue = { ...base, labels, coordinate: this.vivaldi.coord }
+    try {
+      await store.put(`nodes/${store.self}`, value as unknown as JsonValue, { ttlMs: cfg.nodeTtlMs })
+    } catch (err) {
+      this.d.logger.error({ err }, 'heartbeat write failed')
+    }
+  }
+
+  state(peer: string): MemberState | undefined {
+    if (peer === this.d.store.self) return 'alive'
+    const rec = this.d.store.listHeld(`nodes/${peer}`).find((r) => r.key === `nodes/${peer}`)
+    return rec ? memberState(this.silentMs(rec), this.d.cfg) : undefined
+  }
+
+  hosts(): HostView[] {
+    const now = this.d.sched.now()
+    const out: HostView[] = []
+    for (const rec of this.d.store.listHeld('nodes/')) {
+      const v = rec.value as unknown as NodeValue
+      if (typeof v?.name !== 'string') continue
+      const self = rec.owner === this.d.store.self
+      const silentMs = self ? 0 : this.silentMs(rec)
+      out.push({
+        name: v.name,
+        peerId: rec.owner,
+        address: v.address,
+        state: self ? 'alive' : memberState(silentMs, this.d.cfg),
+        self,
+        lastHeard: new Date(now - silentMs).toISOString(),
+        silentMs,
+        labels: v.labels ?? {},
+        rttMs: self || !v.coordinate ? null : round(distance(this.vivaldi.coord, v.coordinate) * 1000),
+        version: v.version,
+        startedAt: v.startedAt,
+        multiaddrs: v.multiaddrs ?? [],
+      })
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  private silentMs(rec: StoreRecord): number {
+    const heard = this.lastHeard.get(rec.owner) ?? rec.version.wall
+    return Math.max(0, this.d.sched.now() - heard)
+  }
+
+  private checkStates(): void {
+    const seen = new Set<string>()
+    for (const rec of this.d.store.listHeld('nodes/')) {
+      if (rec.owner === this.d.store.self) continue
+      seen.add(rec.owner)
+      const state = memberState(this.silentMs(rec), this.d.cfg)
+      const prev = this.states.get(rec.owner)
+      if (state === prev) continue
+      this.states.set(rec.owner, state)
+      const name = (rec.value as { name?: string } | null)?.name
+      const log = state === 'alive' ? this.d.logger.info : this.d.logger.warn
+      log.call(
+        this.d.logger,
+        { peer: rec.owner, name, from: prev ?? 'unknown', to: state },
+        `host ${name} is ${state}`,
+      )
+    }
+    for (const peer of this.states.keys()) {
+      if (!seen.has(peer)) {
+        this.states.delete(peer)
+        this.lastHeard.delete(peer)
+        this.vivaldi = forgetPeer(this.vivaldi, peer)
+      }
+    }
+  }
+
+  /** One RTT probe of a random connected peer whose coordinate we know. */
+  private async probe(): Promise<void> {
+    const ping = this.d.ping
+    if (!ping) return
+    const peers = this.d.connectedPeers()
+    if (peers.length === 0) return
+    const peer = peers[Math.floor(this.d.rng() * peers.length)] as string
+    const other = (this.d.store.get(`nodes/${peer}`)?.value as unknown as NodeValue | undefined)?.coordinate
+    if (!other) return
+    try {
+      const rtt = await ping(peer)
+      this.vivaldi = observe(this.vivaldi, peer, other, rtt, this.d.rng)
+    } catch (err) {
+      this.d.logger.debug({ peer, err }, 'rtt probe failed')
+    }
+  }
+}
+
+function isLabelMap(v: unknown): v is Record<string, string> {
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    !Array.isArray(v) &&
+    Object.values(v).every((x) => typeof x === 'string')
+  )
+}
+
+const round = (x: number) => Math.round(x * 100) / 100

@@ -1,0 +1,146 @@
+import { cpus, totalmem } from 'node:os'
+import type { Counters } from '../agent/components.js'
+import type { AgentConfig } from '../agent/config.js'
+import { isPlexusError } from '../lib/errors.js'
+import type { Logger } from '../lib/log.js'
+import type { LocalStore } from '../store/store.js'
+import { Dialer } from './dialer.js'
+import { loadOrCreatePeerKey } from './identity.js'
+import { Libp2pTransport } from './libp2p-transport.js'
+import { type HostView, Membership } from './membership.js'
+import { loadClusterKey } from './protector.js'
+import { Replicator } from './replicator.js'
+import { realScheduler } from './transport.js'
+
+export interface ClusterDeps {
+  config: AgentConfig
+  logger: Logger
+  counters: Counters
+  store: LocalStore
+  startedAt: Date
+  version: string
+}
+
+/** What the API reads about the cluster. */
+export interface MembersView {
+  hosts(): HostView[]
+}
+
+const PING_TIMEOUT_MS = 2000
+const DIAL_TIMEOUT_MS = 5000
+
+const ip4Of = (addr: string) => /^\/ip4\/([\d.]+)\//.exec(addr)?.[1]
+const usable = (ip: string | undefined) => ip !== undefined && ip !== '0.0.0.0' && !ip.startsWith('127.')
+
+/**
+ * The cluster side of the agent: libp2p transport, replication, membership,
+ * re-dialing. Without a cluster key the host runs standalone (its store and
+ * heartbeat work locally, nothing is dialed or accepted).
+ */
+export class ClusterService implements MembersView {
+  readonly membership: Membership
+  private readonly replicator?: Replicator
+  private readonly dialer?: Dialer
+
+  private constructor(
+    private readonly d: ClusterDeps,
+    readonly transport: Libp2pTransport | undefined,
+  ) {
+    const { config, logger, store } = d
+    const c = config.cluster
+    const t = transport
+    this.membership = new Membership({
+      store,
+      sched: realScheduler,
+      rng: Math.random,
+      logger: logger.child({ component: 'membership' }),
+      cfg: c,
+      describe: () => this.describe(),
+      ping: t ? (peer) => t.ping(peer, PING_TIMEOUT_MS) : undefined,
+      connectedPeers: () => t?.peers() ?? [],
+    })
+    if (!t) return
+    this.replicator = new Replicator(
+      store,
+      t,
+      realScheduler,
+      Math.random,
+      { syncIntervalMs: c.syncIntervalMs, requestTimeoutMs: DIAL_TIMEOUT_MS },
+      d.counters,
+      logger.child({ component: 'replicator' }),
+    )
+    this.dialer = new Dialer(
+      t,
+      store,
+      c.bootstrap,
+      realScheduler,
+      Math.random,
+      { ...c, dialTimeoutMs: DIAL_TIMEOUT_MS },
+      logger.child({ component: 'dialer' }),
+    )
+  }
+
+  static async create(d: ClusterDeps): Promise<ClusterService> {
+    let psk: Uint8Array
+    try {
+      psk = await loadClusterKey(d.config.cluster)
+    } catch (err) {
+      if (!isPlexusError(err, 'PLX_CLUSTER_NO_KEY')) throw err
+      d.logger.warn('no cluster key configured: running standalone (run `plexctl cluster init` to make one)')
+      return new ClusterService(d, undefined)
+    }
+    const transport = await Libp2pTransport.create({
+      privateKey: await loadOrCreatePeerKey(d.config.stateDir),
+      psk,
+      listen: d.config.cluster.listen,
+      announce: d.config.cluster.announce,
+      logger: d.logger.child({ component: 'libp2p' }),
+      counters: d.counters,
+    })
+    return new ClusterService(d, transport)
+  }
+
+  async start(): Promise<void> {
+    this.replicator?.start()
+    await this.transport?.start()
+    this.membership.start()
+    this.dialer?.start()
+    this.d.logger.info(
+      { peerId: this.d.store.self, addrs: this.transport?.multiaddrs() ?? [] },
+      'cluster started',
+    )
+  }
+
+  async stop(): Promise<void> {
+    this.dialer?.stop()
+    this.membership.stop()
+    this.replicator?.stop()
+    await this.transport?.stop()
+  }
+
+  hosts(): HostView[] {
+    return this.membership.hosts()
+  }
+
+  private describe() {
+    const { config, startedAt, version } = this.d
+    const all = this.transport?.multiaddrs() ?? []
+    // loopback addresses are useless to other hosts unless that is all there is (tests on one machine)
+    const external = all.filter((a) => !ip4Of(a)?.startsWith('127.'))
+    const multiaddrs = external.length ? external : all
+    const address =
+      config.underlayAddress ??
+      [...config.cluster.announce, ...config.cluster.listen, ...multiaddrs].map(ip4Of).find(usable) ??
+      ip4Of(multiaddrs[0] ?? '') ??
+      '127.0.0.1'
+    return {
+      name: config.name,
+      address,
+      multiaddrs,
+      labels: config.labels,
+      capacity: { cpus: cpus().length, memoryMb: Math.round(totalmem() / 2 ** 20) },
+      version,
+      startedAt: startedAt.toISOString(),
+    }
+  }
+}
