@@ -4,7 +4,11 @@ import { VERSION } from '../agent/version.js'
 import { ApiError, createClient, UnreachableError } from './client.js'
 import { registerEndpoints } from './commands/endpoints.js'
 import { registerInspect } from './commands/inspect.js'
+import { registerLink } from './commands/link.js'
 import { registerNetwork } from './commands/network.js'
+import { registerDns } from './commands/dns.js'
+import { registerService } from './commands/service.js'
+import { registerServices } from './commands/services.js'
 import { registerStatus } from './commands/status.js'
 import { registerSubnets } from './commands/subnets.js'
 import type { CliContext, RegisterCommand } from './context.js'
@@ -20,6 +24,10 @@ const commands: RegisterCommand[] = [
   registerSubnets,
   registerEndpoints,
   registerInspect,
+  registerLink,
+  registerService,
+  registerServices,
+  registerDns,
 ]
 
 const program = new Command('plexctl')

@@ -1,0 +1,167 @@
+import type { Startable } from '../agent/components.js'
+import { errorMessage } from '../lib/errors.js'
+import type { Logger } from '../lib/log.js'
+import type { HealthValue } from '../store/records.js'
+import type { Store } from '../store/types.js'
+import { buildCatalog, catalogInput, type Member } from './catalog.js'
+import { type CheckResult, type CheckTarget, runCheck } from './checks.js'
+import { type CheckSpec, HEALTH_PREFIX, healthKey, isEndpointValue } from './model.js'
+
+export interface HealthComponents {
+  store: Store
+  peerId: string
+  logger: Logger
+}
+
+/** Pure state step of one check: consecutive failures until `failures`, one success heals. */
+export function nextStatus(
+  prev: { status?: HealthValue['status']; fails: number },
+  ok: boolean,
+  failures: number,
+): { status?: HealthValue['status']; fails: number } {
+  if (ok) return { status: 'passing', fails: 0 }
+  const fails = prev.fails + 1
+  return { status: fails >= failures ? 'critical' : prev.status, fails }
+}
+
+class CheckRunner {
+  private timer?: NodeJS.Timeout
+  private state: { status?: HealthValue['status']; fails: number } = { fails: 0 }
+  private stopped = false
+
+  constructor(
+    readonly key: string,
+    readonly fingerprint: string,
+    private readonly spec: CheckSpec,
+    private readonly target: CheckTarget,
+    private readonly member: Member,
+    private readonly write: (key: string, v: HealthValue) => Promise<void>,
+  ) {}
+
+  start(): void {
+    this.tick()
+  }
+
+  stop(): void {
+    this.stopped = true
+    clearTimeout(this.timer)
+  }
+
+  private tick(): void {
+    if (this.stopped) return
+    void runCheck(this.spec, this.target).then((r) => this.record(r))
+  }
+
+  private async record(r: CheckResult): Promise<void> {
+    if (this.stopped) return
+    const before = this.state.status
+    this.state = nextStatus(this.state, r.ok, this.spec.failures)
+    // only transitions are written: a steady state costs no gossip
+    if (this.state.status && this.state.status !== before) {
+      await this.write(this.key, {
+        endpointKey: this.member.endpointKey,
+        service: this.member.service,
+        check: this.spec.name,
+        status: this.state.status,
+        output: r.output,
+        checkedAt: new Date().toISOString(),
+      })
+    }
+    if (!this.stopped) {
+      this.timer = setTimeout(() => this.tick(), this.spec.intervalMs)
+      this.timer.unref()
+    }
+  }
+}
+
+/**
+ * Runs the health checks of the endpoints on this host (only the endpoint's own
+ * host checks it: it can reach the container without crossing the overlay, and
+ * the result is an owned record nobody else may forge). Results are HealthValue
+ * records; the DNS zone drops members with a critical one.
+ */
+export class HealthChecker implements Startable {
+  private readonly runners = new Map<string, CheckRunner>()
+  private readonly unwatch: (() => void)[] = []
+  private timer?: NodeJS.Timeout
+  private stopped = false
+
+  constructor(private readonly c: HealthComponents) {}
+
+  async start(): Promise<void> {
+    const { store, peerId } = this.c
+    for (const p of [`endpoints/${peerId}/`, 'services/', `registrations/${peerId}/`])
+      this.unwatch.push(store.watch(p, () => this.schedule()))
+    this.reconcile()
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    for (const u of this.unwatch) u()
+    clearTimeout(this.timer)
+    for (const r of this.runners.values()) r.stop()
+    this.runners.clear()
+  }
+
+  /** checks running now, by health key */
+  get running(): string[] {
+    return [...this.runners.keys()].sort()
+  }
+
+  private schedule(): void {
+    if (this.timer || this.stopped) return
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      this.reconcile()
+    }, 50)
+    this.timer.unref()
+  }
+
+  private reconcile(): void {
+    if (this.stopped) return
+    const { store, peerId } = this.c
+    const catalog = buildCatalog(catalogInput(store))
+    const want = new Map<string, { spec: CheckSpec; target: CheckTarget; member: Member }>()
+    for (const svc of catalog.services.values()) {
+      for (const m of svc.members) {
+        if (m.peer !== peerId) continue
+        const ep = store.get(m.endpointKey)?.value
+        if (!isEndpointValue(ep)) continue
+        const [, , cid = '', ifname = ''] = m.endpointKey.split('/')
+        for (const spec of m.checks) {
+          const target: CheckTarget = { ipv4: m.ipv4, ports: m.ports }
+          if (ep.netns) target.netns = ep.netns
+          want.set(healthKey(peerId, cid, ifname, m.service, spec.name), { spec, target, member: m })
+        }
+      }
+    }
+    for (const [key, r] of this.runners) {
+      const w = want.get(key)
+      if (!w || JSON.stringify([w.spec, w.target]) !== r.fingerprint) {
+        r.stop()
+        this.runners.delete(key)
+      }
+    }
+    for (const [key, w] of want) {
+      if (this.runners.has(key)) continue
+      const r = new CheckRunner(key, JSON.stringify([w.spec, w.target]), w.spec, w.target, w.member, (k, v) =>
+        this.write(k, v),
+      )
+      this.runners.set(key, r)
+      r.start()
+    }
+    // results of checks that no longer exist would keep an endpoint out of DNS forever
+    for (const rec of store.list(`${HEALTH_PREFIX}${peerId}/`)) {
+      if (!want.has(rec.key)) void store.delete(rec.key).catch(() => {})
+    }
+  }
+
+  private async write(key: string, v: HealthValue): Promise<void> {
+    try {
+      await this.c.store.put(key, v as unknown as Parameters<Store['put']>[1])
+      this.c.logger.info({ key, status: v.status, output: v.output }, 'health check changed')
+    } catch (err) {
+      this.c.logger.warn({ key, err: errorMessage(err) }, 'cannot write health result')
+    }
+  }
+}
