@@ -4,8 +4,10 @@ import { listenUnix } from '../api/server.js'
 import { createSigner, loadOrCreatePeerKey, verifyRecordSignature } from '../cluster/identity.js'
 import { ClusterService } from '../cluster/service.js'
 import { EndpointService } from '../endpoints/service.js'
+import { DnsService } from '../dns/service.js'
 import { createIpam } from '../ipam/index.js'
 import type { Logger } from '../lib/log.js'
+import { HealthChecker } from '../services/health.js'
 import { StoreService } from '../store/service.js'
 import { type AgentComponents, Counters, type Startable } from './components.js'
 import type { AgentConfig } from './config.js'
@@ -65,6 +67,15 @@ export class Agent {
       await endpoints.start()
       this.started.push(endpoints)
       Object.assign(this.components, { endpoints })
+      const health = new HealthChecker({ ...this.components, logger: logger.child({ component: 'health' }) })
+      await health.start()
+      this.started.push(health)
+      if (config.dns.enabled) {
+        const dns = new DnsService({ ...this.components, logger: logger.child({ component: 'dns' }) })
+        await dns.start()
+        this.started.push(dns)
+        Object.assign(this.components, { dns })
+      }
       const app = await buildApp(this.components)
       this.closeApi = await listenUnix(app, [config.api.socket, ...config.api.extraSockets])
     } catch (err) {

@@ -1,6 +1,7 @@
 import type { EndpointService } from '../endpoints/service.js'
 import type { AddressAllocator, LeaseComponent } from '../ipam/index.js'
 import type { MembersView } from '../cluster/service.js'
+import type { DnsService } from '../dns/service.js'
 import type { Logger } from '../lib/log.js'
 import type { Store } from '../store/types.js'
 import type { AgentConfig } from './config.js'
@@ -53,4 +54,6 @@ export interface AgentComponents {
   addresses?: AddressAllocator
   /** container attachments: what the CNI plugin's ADD/DEL/CHECK/GC/STATUS run (src/endpoints) */
   endpoints?: EndpointService
+  /** the embedded DNS server (src/dns), absent when dns.enabled is false */
+  dns?: DnsService
 }

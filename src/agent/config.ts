@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { Ajv, type ErrorObject } from 'ajv'
 import { findNodeAtLocation, type Node, type ParseError, parse, parseTree, printParseErrorCode } from 'jsonc-parser'
 import { type NetworkConfigInput, networkConfigSchema } from '../ipam/config.js'
+import { type DnsConfig, defaultDnsConfig, dnsConfigSchema } from '../dns/config.js'
 import { PlexusError } from '../lib/errors.js'
 import type { LogLevel } from '../lib/log.js'
 
@@ -55,6 +56,8 @@ export interface AgentConfig {
   underlayInterface?: string
   /** host labels, shown in `plexctl hosts` and used by the scheduler */
   labels: Record<string, string>
+  /** embedded DNS server (src/dns/README.md) */
+  dns: DnsConfig
   /** cluster network: what this host seeds into a cluster that has none, and its subnet lease timing */
   network: {
     /** flannel net-conf fields written to config/network when the cluster has none; false: wait for `plexctl network init` */
@@ -108,6 +111,7 @@ const schema = {
     underlayAddress: { type: 'string', format: 'ipv4' },
     underlayInterface: { type: 'string', minLength: 1, maxLength: 15 },
     labels: { type: 'object', additionalProperties: { type: 'string' } },
+    dns: dnsConfigSchema,
     network: {
       type: 'object',
       additionalProperties: false,
@@ -149,6 +153,7 @@ export function defaultConfig(): AgentConfig {
       reapAfterMs: 86_400_000,
     },
     labels: {},
+    dns: defaultDnsConfig(),
     network: { seed: {}, leaseTtlMs: 600_000, leaseSettleMs: 3000 },
   }
 }
@@ -242,6 +247,7 @@ export function resolveConfig(file: Partial<AgentConfig>, flags: Partial<AgentCo
     },
     cluster: { ...base.cluster, ...file.cluster, ...stripUndefined(flags.cluster ?? {}) },
     labels: { ...file.labels, ...flags.labels },
+    dns: { ...base.dns, ...file.dns, ...flags.dns },
     network: { ...base.network, ...file.network },
   }
 }

@@ -3,7 +3,9 @@ import type { AgentComponents } from '../agent/components.js'
 import { isPlexusError } from '../lib/errors.js'
 import { cniRoutes } from './routes/cni.js'
 import { endpointRoutes } from './routes/endpoints.js'
+import { dnsRoutes } from './routes/dns.js'
 import { networkRoutes } from './routes/network.js'
+import { serviceRoutes } from './routes/services.js'
 import { statusRoutes } from './routes/status.js'
 import { subnetRoutes } from './routes/subnets.js'
 
@@ -42,5 +44,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(subnetRoutes, { deps })
   await app.register(cniRoutes, { deps })
   await app.register(endpointRoutes, { deps })
+  await app.register(serviceRoutes, { deps })
+  await app.register(dnsRoutes, { deps })
   return app
 }
