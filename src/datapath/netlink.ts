@@ -13,8 +13,9 @@ import {
   type RtNetlinkSocket,
   rt,
 } from 'netlink'
+import { formatIPv4 } from '../ipam/cidr.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
-import { bufToIp, bufToMac, ipToBuf, macToBuf, parseCidr } from './addr.js'
+import { bufToIp, bufToMac, cidr, ipToBuf, macToBuf } from './addr.js'
 import { assertNetnsPath, withNetns } from './netns.js'
 
 const AF_INET = 2
@@ -205,6 +206,14 @@ export class Netlink {
     }
   }
 
+  /** the package reassembles one multipart reply at a time per socket, so dumps take turns */
+  private dumps: Promise<unknown> = Promise.resolve()
+  private dump<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    const next = this.dumps.then(() => this.call(op, fn))
+    this.dumps = next.catch(() => undefined)
+    return next
+  }
+
   private static readonly create = { flags: FlagsNew.CREATE | FlagsNew.EXCL, timeout: REQUEST_TIMEOUT_MS }
   private static readonly replace = { flags: FlagsNew.CREATE | FlagsNew.REPLACE, timeout: REQUEST_TIMEOUT_MS }
   private static readonly plain = { timeout: REQUEST_TIMEOUT_MS }
@@ -212,7 +221,7 @@ export class Netlink {
   // ---- links ----
 
   async links(): Promise<LinkInfo[]> {
-    const msgs = await this.call('dump links', () => this.sock.getLinks(undefined, undefined, Netlink.plain))
+    const msgs = await this.dump('dump links', () => this.sock.getLinks(undefined, undefined, Netlink.plain))
     return msgs.map(linkFromMessage)
   }
 
@@ -315,7 +324,7 @@ export class Netlink {
   // ---- addresses ----
 
   async addresses(ifindex?: number): Promise<AddressInfo[]> {
-    const msgs = await this.call('dump addresses', () =>
+    const msgs = await this.dump('dump addresses', () =>
       this.sock.getAddresses({ family: AF_INET }, undefined, Netlink.plain),
     )
     return msgs
@@ -354,7 +363,7 @@ export class Netlink {
   // ---- routes (IPv4, main table) ----
 
   async routes(): Promise<RouteInfo[]> {
-    const msgs = await this.call('dump routes', () =>
+    const msgs = await this.dump('dump routes', () =>
       this.sock.getRoutes({ family: AF_INET }, undefined, Netlink.plain),
     )
     return msgs.flatMap((m) => {
@@ -388,8 +397,8 @@ export class Netlink {
   }
 
   async deleteRoute(spec: Pick<RouteSpec, 'dst' | 'gateway' | 'oif'>): Promise<void> {
-    const c = parseCidr(spec.dst)
-    const attrs: rt.RouteAttrs = { dst: ipToBuf(c.ip), table: RT_TABLE_MAIN }
+    const c = cidr(spec.dst)
+    const attrs: rt.RouteAttrs = { dst: ipToBuf(formatIPv4(c.base)), table: RT_TABLE_MAIN }
     if (spec.gateway) attrs.gateway = ipToBuf(spec.gateway)
     if (spec.oif) attrs.oif = spec.oif
     await this.call(`delete route ${spec.dst}`, () =>
@@ -400,7 +409,7 @@ export class Netlink {
   // ---- neighbours (ARP) ----
 
   async neighbours(ifindex?: number): Promise<NeighbourInfo[]> {
-    const msgs = await this.call('dump neighbours', () =>
+    const msgs = await this.dump('dump neighbours', () =>
       this.sock.getNeighbors({ family: AF_INET }, undefined, Netlink.plain),
     )
     return msgs.flatMap((m) => {
@@ -436,7 +445,7 @@ export class Netlink {
   // ---- forwarding database (bridge / VXLAN) ----
 
   async fdb(ifindex?: number): Promise<FdbInfo[]> {
-    const msgs = await this.call('dump fdb', () =>
+    const msgs = await this.dump('dump fdb', () =>
       this.sock.getNeighbors({ family: AF_BRIDGE }, undefined, Netlink.plain),
     )
     return msgs.flatMap((m) => {
@@ -482,7 +491,7 @@ function linkAttrs(o: { mtu?: number; mac?: string }): ifla.LinkAttrs {
 }
 
 function routeMessage(spec: RouteSpec): [rt.Route, rt.RouteAttrs] {
-  const c = parseCidr(spec.dst)
+  const c = cidr(spec.dst)
   const data: rt.Route = {
     family: AF_INET,
     dstLen: c.prefix,
@@ -492,7 +501,7 @@ function routeMessage(spec: RouteSpec): [rt.Route, rt.RouteAttrs] {
     type: rt.RouteType.UNICAST,
   }
   if (spec.onlink) data.flags = { __unknown: RTNH_F_ONLINK }
-  const attrs: rt.RouteAttrs = { dst: ipToBuf(c.ip) }
+  const attrs: rt.RouteAttrs = { dst: ipToBuf(formatIPv4(c.base)) }
   if (spec.gateway) attrs.gateway = ipToBuf(spec.gateway)
   if (spec.oif) attrs.oif = spec.oif
   return [data, attrs]

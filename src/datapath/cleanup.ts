@@ -1,0 +1,51 @@
+// `plexusd --cleanup`: removes every device, route and firewall rule Plexus
+// made, whatever the config says now (it may have changed since). Entries
+// on our devices (neighbours, FDB, addresses) go with the devices. The
+// forwarding sysctl is left as it is: other software may rely on it.
+import { errorMessage } from '../lib/errors.js'
+import type { FirewallBackend } from './firewall/index.js'
+import { OWNED_LINK } from './model.js'
+import { type Netlink, RTPROT_PLEXUS } from './netlink.js'
+
+export interface CleanupReport {
+  routes: string[]
+  links: string[]
+  firewall: string[]
+  errors: string[]
+}
+
+export async function cleanup(nl: Netlink, firewalls: FirewallBackend[]): Promise<CleanupReport> {
+  const report: CleanupReport = { routes: [], links: [], firewall: [], errors: [] }
+  for (const r of (await nl.routes()).filter((x) => x.protocol === RTPROT_PLEXUS)) {
+    try {
+      await nl.deleteRoute({ dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}) })
+      report.routes.push(r.dst)
+    } catch (err) {
+      report.errors.push(`route ${r.dst}: ${errorMessage(err)}`)
+    }
+  }
+  for (const l of (await nl.links()).filter((x) => OWNED_LINK.test(x.name))) {
+    try {
+      await nl.deleteLink(l.name)
+      report.links.push(l.name)
+    } catch (err) {
+      report.errors.push(`link ${l.name}: ${errorMessage(err)}`)
+    }
+  }
+  for (const fw of firewalls) {
+    const label = fw.variant ? `${fw.name} (${fw.variant})` : fw.name
+    try {
+      if (await fw.remove()) report.firewall.push(label)
+    } catch (err) {
+      // a flavour whose tools or kernel support are missing holds nothing of ours
+      if (
+        !/not found|ENOENT|Failed to initialize|can't initialize|Protocol not supported/i.test(
+          errorMessage(err),
+        )
+      ) {
+        report.errors.push(`${label}: ${errorMessage(err)}`)
+      }
+    }
+  }
+  return report
+}

@@ -1,0 +1,79 @@
+// Pure: store contents (the valid leases, our own lease, the network config)
+// plus what we know of this host → the kernel state the datapath wants.
+import { formatIPv4 } from '../ipam/cidr.js'
+import { type NetworkConfig, overlayMtu } from '../ipam/config.js'
+import { gatewayOf, type Lease, type LeaseView } from '../ipam/leases.js'
+import { backendFor } from './backend/index.js'
+import { vtepMac } from './backend/vxlan/mac.js'
+import { clusterSection, type Section } from './firewall/model.js'
+import { BRIDGE_NAME, type DesiredState, type LocalContext, type RemotePlan, type Underlay } from './model.js'
+
+export interface DesiredInput {
+  network: NetworkConfig
+  /** this host's peer id */
+  peerId: string
+  /** this host's own lease (must be among leases.valid to be programmed) */
+  self: Lease
+  leases: LeaseView
+  underlay: Underlay
+  /** further firewall sections (published ports, issue 7), after the cluster section */
+  extraSections?: Section[]
+}
+
+export function localContext(input: DesiredInput): LocalContext {
+  const { network, self, underlay } = input
+  return {
+    network,
+    self,
+    underlay,
+    // follow what our lease publishes (what the others program); derive it when the lease has none
+    vtepMac: self.value.backend.vtepMac ?? vtepMac(input.peerId, network.Backend.VNI),
+    mtu: overlayMtu(network, underlay.mtu),
+  }
+}
+
+export function desiredState(input: DesiredInput): DesiredState {
+  const ctx = localContext(input)
+  const backend = backendFor(input.network.Backend.Type)
+  const state: DesiredState = {
+    links: [
+      {
+        name: BRIDGE_NAME,
+        kind: 'bridge',
+        mtu: ctx.mtu,
+        addresses: [`${formatIPv4(gatewayOf(input.self.subnet))}/${input.self.subnet.prefix}`],
+      },
+      ...backend.links(ctx),
+    ],
+    routes: [],
+    neighbours: [],
+    fdb: [],
+    firewall: { sections: [clusterSection(input.network), ...(input.extraSections ?? [])] },
+    remotes: [],
+  }
+  for (const lease of input.leases.valid) {
+    if (lease.peerId === input.peerId) continue
+    const plan: RemotePlan = {
+      peerId: lease.peerId,
+      host: lease.value.hostname,
+      subnet: lease.value.subnet,
+      publicIp: lease.value.publicIp,
+      mode: 'refused',
+    }
+    state.remotes.push(plan)
+    if (lease.value.publicIp === input.underlay.address) {
+      plan.reason = `${lease.value.hostname} claims this host's own underlay address ${lease.value.publicIp}`
+      continue
+    }
+    const entries = backend.remote(ctx, lease)
+    if ('refused' in entries) {
+      plan.reason = entries.refused
+      continue
+    }
+    plan.mode = entries.mode
+    state.routes.push(...entries.routes)
+    state.neighbours.push(...entries.neighbours)
+    state.fdb.push(...entries.fdb)
+  }
+  return state
+}

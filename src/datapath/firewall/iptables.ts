@@ -1,0 +1,218 @@
+// iptables backend: our own chains PLEXUS-<HOOK> in the filter and nat
+// tables, each entered by one jump from the built-in chain. Written with one
+// `iptables-restore --noflush` per batch (declaring our chain in the input
+// flushes and refills it; nothing else is touched), read with iptables-save.
+import { run } from './exec.js'
+import type { FirewallBackend } from './index.js'
+import {
+  type FirewallSpec,
+  type FirewallView,
+  HOOKS,
+  type Hook,
+  type Match,
+  type Rule,
+  rulesOf,
+  ruleTag,
+} from './model.js'
+
+export type IptablesVariant = 'nf_tables' | 'legacy'
+
+const TABLE: Record<Hook, 'filter' | 'nat'> = {
+  forward: 'filter',
+  input: 'filter',
+  prerouting: 'nat',
+  output: 'nat',
+  postrouting: 'nat',
+}
+const PARENT: Record<Hook, string> = {
+  forward: 'FORWARD',
+  input: 'INPUT',
+  prerouting: 'PREROUTING',
+  output: 'OUTPUT',
+  postrouting: 'POSTROUTING',
+}
+const JUMP_TAG = 'plexus-hook'
+
+export function chainOf(hook: Hook): string {
+  return `PLEXUS-${PARENT[hook]}`
+}
+
+function jumpArgs(hook: Hook): string {
+  return `-m comment --comment ${JUMP_TAG} -j ${chainOf(hook)}`
+}
+
+function matchArgs(m: Match): string[] {
+  const a: string[] = []
+  if (m.src) a.push('-s', m.src)
+  if (m.notSrc) a.push('!', '-s', m.notSrc)
+  if (m.dst) a.push('-d', m.dst)
+  if (m.notDst) a.push('!', '-d', m.notDst)
+  if (m.iif) a.push('-i', m.iif)
+  if (m.oif) a.push('-o', m.oif)
+  if (m.proto) a.push('-p', m.proto)
+  if (m.dstLocal) a.push('-m', 'addrtype', '--dst-type', 'LOCAL')
+  if (m.dport !== undefined && m.proto) a.push('-m', m.proto, '--dport', String(m.dport))
+  return a
+}
+
+function actionArgs(r: Rule): string[] {
+  const act = r.action
+  switch (act.type) {
+    case 'accept':
+      return ['-j', 'ACCEPT']
+    case 'return':
+      return ['-j', 'RETURN']
+    case 'drop':
+      return ['-j', 'DROP']
+    case 'masquerade':
+      return ['-j', 'MASQUERADE']
+    case 'snat':
+      return ['-j', 'SNAT', '--to-source', act.to]
+    case 'dnat':
+      return ['-j', 'DNAT', '--to-destination', act.port === undefined ? act.to : `${act.to}:${act.port}`]
+  }
+}
+
+/** one `-A` line of iptables-restore input */
+export function renderRule(section: string, hook: Hook, r: Rule): string {
+  return [
+    '-A',
+    chainOf(hook),
+    ...matchArgs(r.match),
+    '-m',
+    'comment',
+    '--comment',
+    `"${ruleTag(section, r)}"`,
+    ...actionArgs(r),
+  ].join(' ')
+}
+
+/** What iptables-save shows of our chains and jumps (pure parse). */
+export interface IptablesDump {
+  chains: Set<string>
+  /** our rule tags (or the raw line for a rule that is not ours) per our chain */
+  rules: Map<string, string[]>
+  /** number of jumps into each of our chains from its built-in parent */
+  jumps: Map<string, number>
+}
+
+const COMMENT = /--comment "?([^"\s]+)"?/
+
+export function parseSave(text: string): IptablesDump {
+  const dump: IptablesDump = { chains: new Set(), rules: new Map(), jumps: new Map() }
+  const ours = new Map(HOOKS.map((h) => [chainOf(h), h]))
+  const parents = new Map(HOOKS.map((h) => [PARENT[h], chainOf(h)]))
+  for (const line of text.split('\n')) {
+    const decl = /^:(\S+)/.exec(line)
+    if (decl?.[1] && ours.has(decl[1])) dump.chains.add(decl[1])
+    const m = /^-A (\S+) (.*)$/.exec(line)
+    if (!m?.[1] || m[2] === undefined) continue
+    const [, chain, rest] = m
+    if (ours.has(chain)) {
+      const list = dump.rules.get(chain) ?? []
+      list.push(COMMENT.exec(rest)?.[1] ?? line)
+      dump.rules.set(chain, list)
+    } else if (parents.get(chain) && rest.endsWith(`-j ${parents.get(chain)}`)) {
+      const target = parents.get(chain) as string
+      dump.jumps.set(target, (dump.jumps.get(target) ?? 0) + 1)
+    }
+  }
+  return dump
+}
+
+export function viewOf(dump: IptablesDump): FirewallView {
+  const hooked = HOOKS.every((h) => dump.chains.has(chainOf(h)) && dump.jumps.get(chainOf(h)) === 1)
+  const rules = Object.fromEntries(HOOKS.map((h) => [h, dump.rules.get(chainOf(h)) ?? []])) as Record<
+    Hook,
+    string[]
+  >
+  return { hooked, rules }
+}
+
+/** iptables-restore --noflush input that makes our chains exactly spec (pure). */
+export function renderRestore(spec: FirewallSpec, dump: IptablesDump): string {
+  const out: string[] = []
+  for (const table of ['filter', 'nat'] as const) {
+    const hooks = HOOKS.filter((h) => TABLE[h] === table)
+    out.push(`*${table}`)
+    // declaring a chain creates it, or flushes it when it exists
+    for (const h of hooks) out.push(`:${chainOf(h)} - [0:0]`)
+    for (const h of hooks)
+      for (const { section, rule } of rulesOf(spec, h)) out.push(renderRule(section, h, rule))
+    for (const h of hooks) {
+      const n = dump.jumps.get(chainOf(h)) ?? 0
+      if (n === 0) out.push(`-I ${PARENT[h]} 1 ${jumpArgs(h)}`)
+      for (let i = 1; i < n; i++) out.push(`-D ${PARENT[h]} ${jumpArgs(h)}`)
+    }
+    out.push('COMMIT')
+  }
+  return `${out.join('\n')}\n`
+}
+
+/** iptables-restore --noflush input that removes our jumps and chains (pure). */
+export function renderRemove(dump: IptablesDump): string {
+  const out: string[] = []
+  for (const table of ['filter', 'nat'] as const) {
+    const hooks = HOOKS.filter((h) => TABLE[h] === table)
+    out.push(`*${table}`)
+    for (const h of hooks)
+      for (let i = 0; i < (dump.jumps.get(chainOf(h)) ?? 0); i++) out.push(`-D ${PARENT[h]} ${jumpArgs(h)}`)
+    for (const h of hooks) if (dump.chains.has(chainOf(h))) out.push(`-F ${chainOf(h)}`, `-X ${chainOf(h)}`)
+    out.push('COMMIT')
+  }
+  return `${out.join('\n')}\n`
+}
+
+function tool(variant: IptablesVariant, what: 'save' | 'restore'): string {
+  return `iptables-${variant === 'legacy' ? 'legacy' : 'nft'}-${what}`
+}
+
+/** counts rules in both iptables flavours; the one in use has more (kube-proxy's heuristic), ties go to nf_tables */
+export async function detectVariant(netns?: string): Promise<IptablesVariant> {
+  const count = async (v: IptablesVariant) => {
+    try {
+      const text = await run(tool(v, 'save'), [], undefined, netns)
+      return text.split('\n').filter((l) => l.startsWith('-A ')).length
+    } catch {
+      return -1
+    }
+  }
+  const [nft, legacy] = await Promise.all([count('nf_tables'), count('legacy')])
+  return legacy > nft ? 'legacy' : 'nf_tables'
+}
+
+export class IptablesFirewall implements FirewallBackend {
+  readonly name = 'iptables'
+  constructor(
+    readonly variant: IptablesVariant,
+    private readonly netns?: string,
+  ) {}
+
+  private async dump(): Promise<IptablesDump> {
+    const [filter, nat] = await Promise.all([
+      run(tool(this.variant, 'save'), ['-t', 'filter'], undefined, this.netns),
+      run(tool(this.variant, 'save'), ['-t', 'nat'], undefined, this.netns),
+    ])
+    return parseSave(`${filter}\n${nat}`)
+  }
+
+  async read(): Promise<FirewallView> {
+    return viewOf(await this.dump())
+  }
+
+  async apply(spec: FirewallSpec): Promise<void> {
+    await run(
+      tool(this.variant, 'restore'),
+      ['--noflush', '--wait'],
+      renderRestore(spec, await this.dump()),
+      this.netns,
+    )
+  }
+
+  async remove(): Promise<boolean> {
+    const dump = await this.dump()
+    if (dump.chains.size === 0 && dump.jumps.size === 0) return false
+    await run(tool(this.variant, 'restore'), ['--noflush', '--wait'], renderRemove(dump), this.netns)
+    return true
+  }
+}

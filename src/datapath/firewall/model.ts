@@ -1,0 +1,155 @@
+// The desired firewall, as data both backends render: ordered sections of
+// rules, each rule attached to one hook. The datapath contributes the
+// `cluster` section (forwarding + masquerade); published ports (issue 7) add
+// their own section (DNAT in prerouting/output, SNAT/masquerade for hairpin)
+// with the same vocabulary, without touching the renderers' structure.
+//
+// Every rendered rule carries a comment `plexus:<section>/<id>#<hash>`; the
+// hash covers the rule's content, so reading back the comments per chain is
+// enough to detect a rule that was deleted, added, reordered or changed.
+import { createHash } from 'node:crypto'
+import type { NetworkConfig } from '../../ipam/config.js'
+
+/** Where a rule runs. forward/input are filtering hooks, the others NAT hooks. */
+export type Hook = 'forward' | 'input' | 'prerouting' | 'output' | 'postrouting'
+export const HOOKS: readonly Hook[] = ['forward', 'input', 'prerouting', 'output', 'postrouting']
+export const NAT_HOOKS: ReadonlySet<Hook> = new Set(['prerouting', 'output', 'postrouting'])
+
+export interface Match {
+  /** CIDR or address; `not` variants negate */
+  src?: string
+  notSrc?: string
+  dst?: string
+  notDst?: string
+  iif?: string
+  oif?: string
+  proto?: 'tcp' | 'udp'
+  dport?: number
+  /** destination is an address of this host (iptables addrtype LOCAL, nft fib daddr type local) */
+  dstLocal?: boolean
+}
+
+export type Action =
+  | { type: 'accept' }
+  | { type: 'return' }
+  | { type: 'drop' }
+  | { type: 'masquerade' }
+  | { type: 'snat'; to: string }
+  | { type: 'dnat'; to: string; port?: number }
+
+export interface Rule {
+  /** stable within its section, [a-z0-9-] */
+  id: string
+  hook: Hook
+  match: Match
+  action: Action
+}
+
+export interface Section {
+  /** [a-z0-9-]; rules of earlier sections come first in each hook */
+  name: string
+  rules: Rule[]
+}
+
+export interface FirewallSpec {
+  sections: Section[]
+}
+
+/** What a dump of our chains/table looks like, reduced to rule tags per hook. */
+export interface FirewallView {
+  /** our table/chains exist and are hooked in (iptables: the jumps from the built-in chains) */
+  hooked: boolean
+  rules: Record<Hook, string[]>
+}
+
+const NAME = /^[a-z0-9-]{1,40}$/
+const MULTICAST = '224.0.0.0/4'
+
+/** tag written as the rule's comment */
+export function ruleTag(section: string, rule: Rule): string {
+  const h = createHash('sha256')
+    .update(JSON.stringify([rule.hook, rule.match, rule.action]))
+    .digest('hex')
+    .slice(0, 8)
+  return `plexus:${section}/${rule.id}#${h}`
+}
+
+/** rules of one hook in order, each with its section's name */
+export function rulesOf(spec: FirewallSpec, hook: Hook): { section: string; rule: Rule }[] {
+  return spec.sections.flatMap((s) =>
+    s.rules.filter((r) => r.hook === hook).map((rule) => ({ section: s.name, rule })),
+  )
+}
+
+/** the view a correct dump of spec would give */
+export function expectedView(spec: FirewallSpec): FirewallView {
+  const rules = Object.fromEntries(
+    HOOKS.map((h) => [h, rulesOf(spec, h).map((x) => ruleTag(x.section, x.rule))]),
+  )
+  return { hooked: true, rules: rules as Record<Hook, string[]> }
+}
+
+export function sameView(a: FirewallView, b: FirewallView): boolean {
+  return a.hooked === b.hooked && HOOKS.every((h) => a.rules[h].join('\n') === b.rules[h].join('\n'))
+}
+
+/** Refuses specs the renderers could not express safely (names, actions in the wrong hook). */
+export function checkSpec(spec: FirewallSpec): string[] {
+  const problems: string[] = []
+  const names = new Set<string>()
+  for (const s of spec.sections) {
+    if (!NAME.test(s.name)) problems.push(`section name "${s.name}" must match ${NAME}`)
+    if (names.has(s.name)) problems.push(`section "${s.name}" appears twice`)
+    names.add(s.name)
+    const ids = new Set<string>()
+    for (const r of s.rules) {
+      const where = `${s.name}/${r.id}`
+      if (!NAME.test(r.id)) problems.push(`rule id "${where}" must match ${NAME}`)
+      if (ids.has(r.id)) problems.push(`rule "${where}" appears twice`)
+      ids.add(r.id)
+      const nat = NAT_HOOKS.has(r.hook)
+      const t = r.action.type
+      if (
+        (t === 'dnat' && r.hook !== 'prerouting' && r.hook !== 'output') ||
+        ((t === 'snat' || t === 'masquerade') && r.hook !== 'postrouting')
+      ) {
+        problems.push(`rule "${where}": ${t} is not allowed in ${r.hook}`)
+      }
+      if (nat && (t === 'accept' || t === 'drop'))
+        problems.push(`rule "${where}": ${t} belongs in a filter hook, not ${r.hook}`)
+      if (r.match.dport !== undefined && !r.match.proto) problems.push(`rule "${where}": dport needs proto`)
+    }
+  }
+  return problems
+}
+
+/**
+ * The datapath's own section: accept forwarding to and from the cluster
+ * network; with IPMasq, masquerade what leaves the cluster network and
+ * nothing inside it (flannel's rules).
+ */
+export function clusterSection(network: NetworkConfig): Section {
+  const net = network.Network
+  const rules: Rule[] = [
+    { id: 'fwd-from-cluster', hook: 'forward', match: { src: net }, action: { type: 'accept' } },
+    { id: 'fwd-to-cluster', hook: 'forward', match: { dst: net }, action: { type: 'accept' } },
+  ]
+  if (network.IPMasq) {
+    rules.push(
+      { id: 'nat-inside', hook: 'postrouting', match: { src: net, dst: net }, action: { type: 'return' } },
+      {
+        id: 'nat-multicast',
+        hook: 'postrouting',
+        match: { src: net, dst: MULTICAST },
+        action: { type: 'return' },
+      },
+      {
+        id: 'nat-leaving',
+        hook: 'postrouting',
+        match: { src: net, notDst: net },
+        action: { type: 'masquerade' },
+      },
+    )
+  }
+  return { name: 'cluster', rules }
+}

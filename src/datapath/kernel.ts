@@ -1,0 +1,233 @@
+// The effectful edge of the reconciler: read the kernel's state into the
+// plain shape diff.ts compares, and apply a batch of changes over netlink
+// (plus one firewall batch and the forwarding sysctl).
+import { readFileSync, writeFileSync } from 'node:fs'
+import { mask, parseIPv4 } from '../ipam/cidr.js'
+import { isPlexusError } from '../lib/errors.js'
+import type { ActualLink, ActualState, Change } from './diff.js'
+import type { FirewallBackend } from './firewall/index.js'
+import { type DesiredState, OWNED_LINK, type Underlay } from './model.js'
+import { type LinkInfo, type Netlink, RTPROT_PLEXUS } from './netlink.js'
+import { withNetns } from './netns.js'
+
+const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward'
+/** netlink requests in flight at once while applying a batch */
+const CONCURRENCY = 256
+
+/** /proc/sys/net is per namespace: read and write it in the socket's namespace */
+function inNs<T>(nl: Netlink, fn: () => T): T {
+  return nl.nsPath === undefined ? fn() : withNetns(nl.nsPath, fn)
+}
+
+/** the underlay interface as the kernel has it: index, MTU and the networks directly connected on it */
+export async function readUnderlay(nl: Netlink, ifname: string, address: string): Promise<Underlay> {
+  const link = await nl.linkByName(ifname)
+  const prefixes = (await nl.addresses(link.index)).map((a) => ({
+    base: ((parseIPv4(a.address) as number) & mask(a.prefixLen)) >>> 0,
+    prefix: a.prefixLen,
+  }))
+  return { ifname, ifindex: link.index, address, mtu: link.mtu, prefixes }
+}
+
+export interface KernelView {
+  actual: ActualState
+  /** ifindex of every link by name */
+  index: Map<string, number>
+}
+
+export async function readActual(
+  nl: Netlink,
+  desired: DesiredState,
+  firewall: FirewallBackend,
+): Promise<KernelView> {
+  const [links, addrs, routes, neighbours, fdb, view] = await Promise.all([
+    nl.links(),
+    nl.addresses(),
+    nl.routes(),
+    nl.neighbours(),
+    nl.fdb(),
+    firewall.read(),
+  ])
+  const name = new Map(links.map((l) => [l.index, l.name]))
+  const owned = new Map(links.filter((l) => OWNED_LINK.test(l.name)).map((l) => [l.index, l]))
+  const toActual = (l: LinkInfo): ActualLink => ({
+    name: l.name,
+    ...(l.kind ? { kind: l.kind } : {}),
+    mtu: l.mtu,
+    ...(l.mac ? { mac: l.mac } : {}),
+    up: l.up,
+    ...(l.vxlan
+      ? {
+          vxlan: {
+            vni: l.vxlan.vni,
+            port: l.vxlan.port,
+            learning: l.vxlan.learning,
+            ...(l.vxlan.local ? { local: l.vxlan.local } : {}),
+            ...(l.vxlan.dev ? { dev: name.get(l.vxlan.dev) ?? `#${l.vxlan.dev}` } : {}),
+          },
+        }
+      : {}),
+    addresses: addrs.filter((a) => a.ifindex === l.index).map((a) => `${a.address}/${a.prefixLen}`),
+  })
+  const wanted = new Set(desired.routes.map((r) => r.dst))
+  const forwarding = inNs(nl, () => readFileSync(IP_FORWARD, 'utf8').trim() === '1')
+  return {
+    index: new Map(links.map((l) => [l.name, l.index])),
+    actual: {
+      links: [...owned.values()].map(toActual),
+      routes: routes
+        .filter((r) => r.protocol === RTPROT_PLEXUS || wanted.has(r.dst))
+        .map((r) => ({
+          dst: r.dst,
+          gateway: r.gateway ?? '',
+          dev: (r.oif && name.get(r.oif)) || '',
+          onlink: r.onlink,
+          ours: r.protocol === RTPROT_PLEXUS,
+        })),
+      neighbours: neighbours.flatMap((n) =>
+        n.permanent && n.mac && owned.has(n.ifindex)
+          ? [{ dev: name.get(n.ifindex) as string, ip: n.ip, mac: n.mac }]
+          : [],
+      ),
+      fdb: fdb.flatMap((f) =>
+        f.permanent && f.dst && owned.has(f.ifindex)
+          ? [{ dev: name.get(f.ifindex) as string, mac: f.mac, dst: f.dst }]
+          : [],
+      ),
+      firewall: view,
+      forwarding,
+    },
+  }
+}
+
+export interface ApplyResult {
+  applied: number
+  failed: { change: Change; error: string; code?: string }[]
+}
+
+function ifindex(index: Map<string, number>, name: string): number {
+  const i = index.get(name)
+  if (i === undefined) throw new Error(`link ${name} does not exist`)
+  return i
+}
+
+async function applyOne(
+  nl: Netlink,
+  c: Change,
+  index: Map<string, number>,
+  desired: DesiredState,
+  firewall: FirewallBackend,
+): Promise<void> {
+  switch (c.kind) {
+    case 'link-delete':
+      await nl.deleteLink(c.name)
+      index.delete(c.name)
+      return
+    case 'link-create': {
+      const { link } = c
+      const opts = { mtu: link.mtu, ...(link.mac ? { mac: link.mac } : {}) }
+      const made = link.vxlan
+        ? await nl.createVxlan(link.name, { ...link.vxlan, dev: ifindex(index, link.vxlan.dev) }, opts)
+        : await nl.createBridge(link.name, opts)
+      index.set(link.name, made.index)
+      await nl.setLink(made.index, { up: true })
+      return
+    }
+    case 'link-set':
+      await nl.setLink(ifindex(index, c.name), {
+        ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
+        ...(c.mac ? { mac: c.mac } : {}),
+        ...(c.up ? { up: true } : {}),
+      })
+      return
+    case 'addr-add':
+    case 'addr-del': {
+      const [ip, len] = c.address.split('/') as [string, string]
+      if (c.kind === 'addr-add') await nl.addAddress(ifindex(index, c.dev), ip, Number(len))
+      else await nl.deleteAddress(ifindex(index, c.dev), ip, Number(len))
+      return
+    }
+    case 'route-set':
+      await nl.replaceRoute({
+        dst: c.route.dst,
+        gateway: c.route.gateway,
+        oif: ifindex(index, c.route.dev),
+        onlink: c.route.onlink,
+      })
+      return
+    case 'route-del':
+      await nl.deleteRoute({ dst: c.route.dst, ...(c.route.gateway ? { gateway: c.route.gateway } : {}) })
+      return
+    case 'neigh-set':
+      await nl.setNeighbour(ifindex(index, c.neighbour.dev), c.neighbour.ip, c.neighbour.mac)
+      return
+    case 'neigh-del':
+      await nl.deleteNeighbour(ifindex(index, c.neighbour.dev), c.neighbour.ip)
+      return
+    case 'fdb-set':
+      await nl.setFdb(ifindex(index, c.fdb.dev), c.fdb.mac, c.fdb.dst)
+      return
+    case 'fdb-del':
+      await nl.deleteFdb(ifindex(index, c.fdb.dev), c.fdb.mac, c.fdb.dst)
+      return
+    case 'forwarding-on':
+      inNs(nl, () => writeFileSync(IP_FORWARD, '1'))
+      return
+    case 'firewall-apply':
+      await firewall.apply(desired.firewall)
+      return
+  }
+}
+
+const STAGES: Change['kind'][][] = [
+  ['link-delete'],
+  ['link-create'],
+  ['link-set'],
+  ['addr-del', 'addr-add'],
+  ['route-del', 'neigh-del', 'fdb-del'],
+  ['fdb-set', 'neigh-set'],
+  ['route-set'],
+  ['forwarding-on', 'firewall-apply'],
+]
+
+/**
+ * Applies a diffState batch stage by stage; within a stage, requests run
+ * concurrently. A failed change is reported and the rest go on (the next
+ * pass retries it); removing something already gone counts as done.
+ */
+export async function applyChanges(
+  nl: Netlink,
+  changes: Change[],
+  index: Map<string, number>,
+  desired: DesiredState,
+  firewall: FirewallBackend,
+): Promise<ApplyResult> {
+  const result: ApplyResult = { applied: 0, failed: [] }
+  for (const kinds of STAGES) {
+    const batch = changes.filter((c) => kinds.includes(c.kind))
+    // links are created one by one: a VTEP needs the index of its underlay
+    const width = kinds.includes('link-create') || kinds.includes('link-delete') ? 1 : CONCURRENCY
+    for (let i = 0; i < batch.length; i += width) {
+      await Promise.all(
+        batch.slice(i, i + width).map(async (c) => {
+          try {
+            await applyOne(nl, c, index, desired, firewall)
+            result.applied++
+          } catch (err) {
+            const removing = c.kind.endsWith('-del') || c.kind === 'link-delete'
+            if (removing && isPlexusError(err, 'PLX_NETLINK_NOT_FOUND')) {
+              result.applied++
+              return
+            }
+            result.failed.push({
+              change: c,
+              error: err instanceof Error ? err.message : String(err),
+              ...(isPlexusError(err) ? { code: err.code } : {}),
+            })
+          }
+        }),
+      )
+    }
+  }
+  return result
+}

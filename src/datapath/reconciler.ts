@@ -1,0 +1,313 @@
+// The reconciler: desired state from the store (pure, desired.ts), actual
+// state from netlink and firewall dumps (kernel.ts), one batch of changes
+// (diff.ts). Runs on every relevant change (debounced) and on a timer, so
+// drift is repaired within one interval; everything is idempotent.
+import type { Counters, Startable } from '../agent/components.js'
+import { formatCidr } from '../ipam/cidr.js'
+import { errorMessage } from '../lib/errors.js'
+import type { Logger } from '../lib/log.js'
+import { type DesiredInput, desiredState } from './desired.js'
+import { type Change, changeTarget, desiredTargets, diffState, routeKey } from './diff.js'
+import type { FirewallBackend } from './firewall/index.js'
+import { expectedView } from './firewall/model.js'
+import { applyChanges, readActual, readUnderlay } from './kernel.js'
+import type { DesiredState, RemotePlan } from './model.js'
+import type { Netlink } from './netlink.js'
+
+/** What one pass starts from; the underlay is named here and read from the kernel by the pass. */
+export interface PassInput extends Omit<DesiredInput, 'underlay'> {
+  underlay: { ifname: string; address: string }
+}
+
+/** The store-side inputs of a pass, or why there is nothing to program yet (no lease, no network config). */
+export type InputSource = () => PassInput | { waiting: string }
+
+export interface ReconcilerOptions {
+  nl: Netlink
+  firewall: FirewallBackend
+  source: InputSource
+  logger: Logger
+  counters: Counters
+  /** timer period; drift is repaired within it (default 3000) */
+  intervalMs?: number
+  /** coalesces bursts of store changes (default 50) */
+  debounceMs?: number
+}
+
+export interface RouteStatus {
+  dst: string
+  gateway: string
+  dev: string
+  onlink: boolean
+  host?: string
+  mode?: RemotePlan['mode']
+  programmed: boolean
+}
+
+export interface PassReport {
+  at: string
+  durationMs: number
+  changes: number
+  repairs: number
+  failed: { change: string; error: string; code?: string }[]
+}
+
+export interface DatapathStatus {
+  state: 'waiting' | 'ok' | 'degraded' | 'error'
+  reason?: string
+  backend?: string
+  /** this host's subnet */
+  subnet?: string
+  firewall: { backend: string; variant?: string }
+  mtu?: number
+  routes: RouteStatus[]
+  remotes: (RemotePlan & { programmed: boolean })[]
+  /** drift repaired since start, by kind, plus total */
+  repairs: Record<string, number>
+  passes: number
+  lastPass?: PassReport
+}
+
+const REPAIR_KIND: Partial<Record<Change['kind'], string>> = {
+  'route-set': 'route',
+  'neigh-set': 'neigh',
+  'fdb-set': 'fdb',
+  'link-create': 'link',
+  'firewall-apply': 'firewall',
+  'forwarding-on': 'forwarding',
+}
+
+function describe(c: Change): string {
+  switch (c.kind) {
+    case 'link-create':
+      return `create link ${c.link.name}`
+    case 'link-delete':
+      return `delete link ${c.name}`
+    case 'link-set':
+      return `set link ${c.name}`
+    case 'addr-add':
+    case 'addr-del':
+      return `${c.kind} ${c.address} dev ${c.dev}`
+    case 'route-set':
+    case 'route-del':
+      return `${c.kind} ${c.route.dst} via ${c.route.gateway} dev ${c.route.dev}`
+    case 'neigh-set':
+    case 'neigh-del':
+      return `${c.kind} ${c.neighbour.ip} dev ${c.neighbour.dev}`
+    case 'fdb-set':
+    case 'fdb-del':
+      return `${c.kind} ${c.fdb.mac} dst ${c.fdb.dst} dev ${c.fdb.dev}`
+    default:
+      return c.kind
+  }
+}
+
+export class Reconciler implements Startable {
+  private readonly log: Logger
+  private readonly intervalMs: number
+  private readonly debounceMs: number
+  private timer?: NodeJS.Timeout
+  private debounce?: NodeJS.Timeout
+  private running?: Promise<void>
+  private again = false
+  private stopped = true
+  /** what the last pass left programmed: a change re-creating one of these is a drift repair */
+  private confirmed = new Set<string>()
+  private confirmedFirewall?: string
+  private forwardingConfirmed = false
+  private refusedSeen = new Set<string>()
+  private st: DatapathStatus
+  private readonly repairs: Record<string, number> = { total: 0 }
+
+  constructor(private readonly o: ReconcilerOptions) {
+    this.log = o.logger.child({ component: 'datapath' })
+    this.intervalMs = o.intervalMs ?? 3000
+    this.debounceMs = o.debounceMs ?? 50
+    this.st = {
+      state: 'waiting',
+      reason: 'not started',
+      firewall: { backend: o.firewall.name, ...(o.firewall.variant ? { variant: o.firewall.variant } : {}) },
+      routes: [],
+      remotes: [],
+      repairs: this.repairs,
+      passes: 0,
+    }
+  }
+
+  async start(): Promise<void> {
+    this.stopped = false
+    await this.reconcile()
+    this.timer = setInterval(() => this.trigger(0), this.intervalMs)
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    clearInterval(this.timer)
+    clearTimeout(this.debounce)
+    await this.running
+  }
+
+  status(): DatapathStatus {
+    return this.st
+  }
+
+  /** schedules a pass after the debounce (store changes call this) */
+  trigger(delayMs = this.debounceMs): void {
+    if (this.stopped || this.debounce) return
+    this.debounce = setTimeout(() => {
+      this.debounce = undefined
+      void this.reconcile()
+    }, delayMs)
+  }
+
+  /** runs one pass now, or one more right after the pass in progress; resolves when that pass is done */
+  async reconcile(): Promise<void> {
+    if (this.running) {
+      this.again = true
+      return this.running
+    }
+    this.running = (async () => {
+      do {
+        this.again = false
+        try {
+          await this.pass()
+        } catch (err) {
+          this.o.counters.inc('datapath.errors')
+          this.st = { ...this.st, state: 'error', reason: errorMessage(err) }
+          this.log.error({ err }, `datapath pass failed: ${errorMessage(err)}`)
+        }
+      } while (this.again && !this.stopped)
+    })()
+    try {
+      await this.running
+    } finally {
+      this.running = undefined
+    }
+  }
+
+  private async pass(): Promise<void> {
+    const started = Date.now()
+    const src = this.o.source()
+    if ('waiting' in src) {
+      this.st = { ...this.st, state: 'waiting', reason: src.waiting }
+      return
+    }
+    const input: DesiredInput = {
+      ...src,
+      underlay: await readUnderlay(this.o.nl, src.underlay.ifname, src.underlay.address),
+    }
+    const desired = desiredState(input)
+    this.reportRefused(desired)
+    const { actual, index } = await readActual(this.o.nl, desired, this.o.firewall)
+    const changes = diffState(desired, actual)
+    const firewallKey = JSON.stringify(expectedView(desired.firewall))
+    const repairs = changes.filter((c) => this.isRepair(c, firewallKey))
+    const result = changes.length
+      ? await applyChanges(this.o.nl, changes, index, desired, this.o.firewall)
+      : undefined
+    const failed = new Set(result?.failed.map((f) => f.change) ?? [])
+    for (const c of repairs) {
+      if (failed.has(c)) continue
+      const kind = REPAIR_KIND[c.kind] as string
+      this.repairs[kind] = (this.repairs[kind] ?? 0) + 1
+      this.repairs.total = (this.repairs.total ?? 0) + 1
+      this.o.counters.inc(`datapath.repairs.${kind}`)
+    }
+    if (repairs.length)
+      this.log.warn({ repaired: repairs.map(describe) }, `repaired ${repairs.length} drifted kernel entries`)
+
+    this.confirmed = desiredTargets(desired)
+    for (const c of failed) {
+      const t = changeTarget(c)
+      if (t) this.confirmed.delete(t)
+    }
+    const firewallFailed = [...failed].some((c) => c.kind === 'firewall-apply')
+    this.confirmedFirewall = firewallFailed ? undefined : firewallKey
+    this.forwardingConfirmed = ![...failed].some((c) => c.kind === 'forwarding-on')
+    if (failed.size) {
+      this.o.counters.inc('datapath.errors', failed.size)
+      this.log.error(
+        { failed: result?.failed.map((f) => `${describe(f.change)}: ${f.error}`) },
+        'some datapath changes failed',
+      )
+    }
+    this.o.counters.inc('datapath.passes')
+    this.st = this.statusOf(desired, input, failed, {
+      at: new Date(started).toISOString(),
+      durationMs: Date.now() - started,
+      changes: changes.length,
+      repairs: repairs.length,
+      failed: (result?.failed ?? []).map((f) => ({
+        change: describe(f.change),
+        error: f.error,
+        ...(f.code ? { code: f.code } : {}),
+      })),
+    })
+    if (changes.length)
+      this.log.debug({ changes: changes.map(describe) }, `applied ${changes.length} datapath changes`)
+  }
+
+  private isRepair(c: Change, firewallKey: string): boolean {
+    if (c.kind === 'firewall-apply') return this.confirmedFirewall === firewallKey
+    if (c.kind === 'forwarding-on') return this.forwardingConfirmed
+    const t = changeTarget(c)
+    return t !== undefined && this.confirmed.has(t)
+  }
+
+  private reportRefused(desired: DesiredState): void {
+    const now = new Set<string>()
+    for (const r of desired.remotes) {
+      if (r.mode !== 'refused') continue
+      const key = `${r.peerId} ${r.subnet} ${r.reason}`
+      now.add(key)
+      if (!this.refusedSeen.has(key)) {
+        this.o.counters.inc('datapath.refused')
+        this.log.warn(
+          { host: r.host, subnet: r.subnet, publicIp: r.publicIp },
+          `not programming ${r.subnet}: ${r.reason}`,
+        )
+      }
+    }
+    this.refusedSeen = now
+  }
+
+  private statusOf(
+    desired: DesiredState,
+    input: DesiredInput,
+    failed: Set<Change>,
+    lastPass: PassReport,
+  ): DatapathStatus {
+    const failedRoutes = new Set(
+      [...failed].flatMap((c) => (c.kind === 'route-set' ? [routeKey(c.route)] : [])),
+    )
+    const bySubnet = new Map(desired.remotes.map((r) => [r.subnet, r]))
+    const routes = desired.routes.map((r) => {
+      const plan = bySubnet.get(r.dst)
+      return {
+        ...r,
+        ...(plan ? { host: plan.host, mode: plan.mode } : {}),
+        programmed: !failedRoutes.has(r.dst),
+      }
+    })
+    const degraded = failed.size > 0 || desired.remotes.some((r) => r.mode === 'refused')
+    return {
+      ...this.st,
+      state: degraded ? 'degraded' : 'ok',
+      reason: failed.size
+        ? `${failed.size} change(s) failed`
+        : degraded
+          ? 'some remote leases are refused'
+          : undefined,
+      backend: input.network.Backend.Type,
+      mtu: desired.links[0]?.mtu,
+      routes,
+      remotes: desired.remotes.map((r) => ({
+        ...r,
+        programmed: r.mode !== 'refused' && !failedRoutes.has(r.subnet),
+      })),
+      passes: this.st.passes + 1,
+      lastPass,
+      subnet: formatCidr(input.self.subnet),
+    }
+  }
+}
