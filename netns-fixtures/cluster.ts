@@ -84,6 +84,9 @@ function agentConfig(c: ClusterState, h: HostState, index: number): Record<strin
     },
     underlayInterface: 'eth0',
     underlayAddress: h.ip,
+    network: { seed: { Network: c.cidr, Backend: { Type: c.backend } } },
+    // The stub upstream runs in the underlay namespace: forwarding never leaves the test bed.
+    dns: { upstreams: [UNDERLAY_GATEWAY] },
     labels: { fixture: c.name, index: String(index + 1) },
   }
 }
@@ -109,30 +112,42 @@ function startAgent(c: ClusterState, h: HostState, index: number): void {
   child.unref()
 }
 
-function apiGet(socket: string, path: string, timeoutMs = 1000): Promise<unknown> {
+function api(
+  socket: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 5000,
+): Promise<unknown> {
+  const payload = body === undefined ? undefined : JSON.stringify(body)
   return new Promise((res, rej) => {
-    const req = request({ socketPath: socket, path, timeout: timeoutMs }, (r) => {
-      let body = ''
+    const headers = payload ? { 'content-type': 'application/json' } : undefined
+    const req = request({ socketPath: socket, method, path, headers, timeout: timeoutMs }, (r) => {
+      let text = ''
       r.on('data', (d) => {
-        body += d
+        text += d
       })
       r.on('end', () =>
-        r.statusCode === 200 ? res(JSON.parse(body)) : rej(new Error(`HTTP ${r.statusCode}`)),
+        r.statusCode === 200
+          ? res(JSON.parse(text))
+          : rej(new Error(`${method} ${path}: HTTP ${r.statusCode} ${text}`)),
       )
     })
     req.on('timeout', () => req.destroy(new Error('timeout')))
     req.on('error', rej)
-    req.end()
+    req.end(payload)
   })
 }
 
-async function waitAgent(h: HostState, timeoutMs: number): Promise<void> {
+/** Waits until the agent answers and, with lease, until it can take containers (CNI STATUS ready). */
+async function waitAgent(h: HostState, timeoutMs: number, lease = true): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let last = ''
   while (Date.now() < deadline) {
     if (!agentPid(h)) break
     try {
-      await apiGet(h.socket, '/v1/status')
+      await api(h.socket, 'GET', '/v1/status', undefined, 1000)
+      if (lease) await api(h.socket, 'GET', '/v1/cni/status', undefined, 1000)
       return
     } catch (err) {
       last = (err as Error).message
@@ -151,6 +166,7 @@ async function up(opts: {
   backend: 'vxlan' | 'host-gw'
   cidr: string
   firewall: string
+  waitLease: boolean
 }) {
   need(NAME_RE.test(opts.name), `--name must match ${NAME_RE} (it prefixes namespace names)`)
   const k = Number(opts.hosts)
@@ -212,7 +228,7 @@ async function up(opts: {
       ipNs(h.ns, 'route', 'add', 'default', 'via', UNDERLAY_GATEWAY)
     }
     for (const [i, h] of c.hosts.entries()) startAgent(c, h, i)
-    await Promise.all(c.hosts.map((h) => waitAgent(h, 30_000)))
+    await Promise.all(c.hosts.map((h) => waitAgent(h, 30_000, opts.waitLease)))
   } catch (err) {
     process.stderr.write(`cluster up failed, tearing down: ${(err as Error).message}\n`)
     await down({ name: c.name })
@@ -359,6 +375,37 @@ function writeResolvConf(ns: string, result: Record<string, unknown> | undefined
   writeFileSync(join(dir, 'resolv.conf'), `${lines.join('\n')}\n`)
 }
 
+/** The container's own hosts file (ip netns exec mounts it); the agent keeps the link entries in it current. */
+function writeHosts(ctr: CtrState): string {
+  const ips = ((ctr.result as { ips?: { address: string }[] } | undefined)?.ips ?? []).map(
+    (i) => i.address.split('/')[0],
+  )
+  const file = join('/etc/netns', ctr.ns, 'hosts')
+  mkdirSync(dirname(file), { recursive: true })
+  writeFileSync(
+    file,
+    ['127.0.0.1\tlocalhost', '::1\tlocalhost', ...ips.map((ip) => `${ip}\t${ctr.name}`), ''].join('\n'),
+  )
+  return file
+}
+
+/** Registers each --link with the host agent; returns the Docker-style env the links give. */
+async function addLinks(
+  h: HostState,
+  ctr: CtrState,
+  links: string[],
+  hostsFile: string,
+): Promise<Record<string, string>> {
+  const env: Record<string, string> = {}
+  for (const spec of links) {
+    const [target = '', alias = target] = spec.split(':')
+    const path = `/v1/links/${encodeURIComponent(ctr.name)}/${encodeURIComponent(alias)}`
+    const res = (await api(h.socket, 'PUT', path, { target, hostsFile })) as { env: Record<string, string> }
+    Object.assign(env, res.env)
+  }
+  return env
+}
+
 async function run(opts: RunOpts, cmd: string[]) {
   const c = requireCluster(opts.name)
   const h = hostOf(c, opts.host)
@@ -393,11 +440,13 @@ async function run(opts: RunOpts, cmd: string[]) {
     ipNs(ctr.ns, 'link', 'set', 'lo', 'up')
     ctr.result = cni(h, ctr, 'ADD', args)
     writeResolvConf(ctr.ns, ctr.result as Record<string, unknown>)
+    const hostsFile = writeHosts(ctr)
+    const linkEnv = await addLinks(h, ctr, opts.link, hostsFile)
     const log = openSync(join(ctrDir(c.name), `${ctr.name}.log`), 'a')
     const child = spawn('ip', ['netns', 'exec', ctr.ns, ...cmd], {
       detached: true,
       stdio: ['ignore', log, log],
-      env: { ...envFor(c), PLEXUS_CONTAINER: ctr.name },
+      env: { ...envFor(c), ...linkEnv, PLEXUS_CONTAINER: ctr.name },
     })
     ctr.pid = child.pid
     child.unref()
@@ -419,6 +468,7 @@ async function rm(opts: { name: string; ctr: string }, quiet = false) {
   let delError: Error | undefined
   if (h && agentPid(h)) {
     try {
+      await api(h.socket, 'DELETE', `/v1/links/${encodeURIComponent(ctr.name)}`)
       cni(h, ctr, 'DEL', cniArgs({ ctr: ctr.name }))
     } catch (err) {
       delError = err as Error
@@ -504,6 +554,7 @@ program
   .requiredOption('--hosts <K>', 'number of hosts')
   .addOption(new Option('--backend <type>', 'overlay backend').choices(['vxlan', 'host-gw']).default('vxlan'))
   .option('--cidr <C>', 'cluster network', '10.244.0.0/16')
+  .option('--no-wait-lease', 'return once agents answer, before they hold a subnet lease')
   .addOption(
     new Option('--firewall <b>', 'firewall backend')
       .choices(['auto', 'iptables', 'nftables'])
