@@ -5,6 +5,7 @@ import { createSigner, loadOrCreatePeerKey, verifyRecordSignature } from '../clu
 import { ClusterService } from '../cluster/service.js'
 import { EndpointService } from '../endpoints/service.js'
 import { DnsService } from '../dns/service.js'
+import { DatapathService } from '../datapath/service.js'
 import { createIpam } from '../ipam/index.js'
 import type { Logger } from '../lib/log.js'
 import { HealthChecker } from '../services/health.js'
@@ -59,6 +60,11 @@ export class Agent {
       Object.assign(this.components, { lease: ipam.lease, addresses: ipam.addresses })
       await ipam.service.start()
       this.started.push(ipam.service)
+      // before endpoints: the CNI path attaches containers to the bridge the datapath makes
+      const datapath = await DatapathService.create({ ...this.components, lease: ipam.lease })
+      await datapath.start()
+      this.started.push(datapath)
+      Object.assign(this.components, { datapath })
       const endpoints = new EndpointService({
         ...this.components,
         lease: ipam.lease,

@@ -5,6 +5,7 @@ import { Ajv, type ErrorObject } from 'ajv'
 import { findNodeAtLocation, type Node, type ParseError, parse, parseTree, printParseErrorCode } from 'jsonc-parser'
 import { type NetworkConfigInput, networkConfigSchema } from '../ipam/config.js'
 import { type DnsConfig, defaultDnsConfig, dnsConfigSchema } from '../dns/config.js'
+import { FIREWALL_KINDS, type FirewallKind } from '../datapath/firewall/index.js'
 import { PlexusError } from '../lib/errors.js'
 import type { LogLevel } from '../lib/log.js'
 
@@ -67,6 +68,13 @@ export interface AgentConfig {
     /** how long a new claim waits for competing claims to surface before the lease counts */
     leaseSettleMs: number
   }
+  /** overlay datapath (src/datapath/README.md) */
+  datapath: {
+    /** firewall backend, picked once at start-up; auto: iptables when usable, else nftables */
+    firewall: FirewallKind
+    /** reconcile timer: drift (a deleted route, FDB entry or rule) is repaired within this */
+    reconcileIntervalMs: number
+  }
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal']
@@ -121,6 +129,14 @@ const schema = {
         leaseSettleMs: { type: 'integer', minimum: 0, maximum: 600_000 },
       },
     },
+    datapath: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        firewall: { enum: FIREWALL_KINDS },
+        reconcileIntervalMs: { type: 'integer', minimum: 200, maximum: 5000 },
+      },
+    },
   },
 } as const
 
@@ -155,6 +171,7 @@ export function defaultConfig(): AgentConfig {
     labels: {},
     dns: defaultDnsConfig(),
     network: { seed: {}, leaseTtlMs: 600_000, leaseSettleMs: 3000 },
+    datapath: { firewall: 'auto', reconcileIntervalMs: 3000 },
   }
 }
 
@@ -249,6 +266,7 @@ export function resolveConfig(file: Partial<AgentConfig>, flags: Partial<AgentCo
     labels: { ...file.labels, ...flags.labels },
     dns: { ...base.dns, ...file.dns, ...flags.dns },
     network: { ...base.network, ...file.network },
+    datapath: { ...base.datapath, ...file.datapath },
   }
 }
 

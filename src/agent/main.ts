@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import '../lib/polyfill.js'
 import { Command, CommanderError, Option } from 'commander'
+import { cleanupHost, formatCleanup } from '../datapath/cleanup.js'
 import { errorMessage, isPlexusError } from '../lib/errors.js'
 import { createLogger, type LogLevel } from '../lib/log.js'
 import { Agent } from './agent.js'
@@ -30,6 +31,7 @@ interface Flags {
   underlayInterface?: string
   logLevel?: LogLevel
   label: Record<string, string>
+  cleanup?: boolean
 }
 
 function flagsToConfig(f: Flags): Partial<AgentConfig> {
@@ -69,6 +71,7 @@ const program = new Command('plexusd')
   .option('--underlay-interface <ifname>', 'underlay interface')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']))
   .option('--label <key=value>', 'host label (repeatable)', parseLabel, {})
+  .option('--cleanup', 'remove every device, route and firewall rule Plexus made on this host, then exit')
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) })
 
@@ -80,6 +83,12 @@ async function main(): Promise<void> {
     process.exit(code === 0 ? 0 : 2)
   }
   const flags = program.opts<Flags>()
+  if (flags.cleanup) {
+    // needs no config: `make uninstall` runs it whatever state the config is in
+    const report = await cleanupHost()
+    process.stdout.write(formatCleanup(report))
+    process.exit(report.errors.length ? 1 : 0)
+  }
   let config: AgentConfig
   try {
     const file = flags.config ? loadConfigFile(flags.config) : {}

@@ -7,6 +7,7 @@ import { dnsRoutes } from './routes/dns.js'
 import { networkRoutes } from './routes/network.js'
 import { serviceRoutes } from './routes/services.js'
 import { statusRoutes } from './routes/status.js'
+import { routeRoutes } from './routes/routes.js'
 import { subnetRoutes } from './routes/subnets.js'
 
 export type ApiDeps = AgentComponents
@@ -42,6 +43,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(statusRoutes, { deps })
   await app.register(networkRoutes, { deps })
   await app.register(subnetRoutes, { deps })
+  await app.register(routeRoutes, { deps })
   await app.register(cniRoutes, { deps })
   await app.register(endpointRoutes, { deps })
   await app.register(serviceRoutes, { deps })

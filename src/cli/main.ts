@@ -7,6 +7,7 @@ import { registerInspect } from './commands/inspect.js'
 import { registerLink } from './commands/link.js'
 import { registerNetwork } from './commands/network.js'
 import { registerDns } from './commands/dns.js'
+import { registerRoutes } from './commands/routes.js'
 import { registerService } from './commands/service.js'
 import { registerServices } from './commands/services.js'
 import { registerStatus } from './commands/status.js'
@@ -22,6 +23,7 @@ const commands: RegisterCommand[] = [
   registerStatus,
   registerNetwork,
   registerSubnets,
+  registerRoutes,
   registerEndpoints,
   registerInspect,
   registerLink,

@@ -3,9 +3,9 @@
 // on our devices (neighbours, FDB, addresses) go with the devices. The
 // forwarding sysctl is left as it is: other software may rely on it.
 import { errorMessage } from '../lib/errors.js'
-import type { FirewallBackend } from './firewall/index.js'
+import { allFirewalls, type FirewallBackend } from './firewall/index.js'
 import { OWNED_LINK } from './model.js'
-import { type Netlink, RTPROT_PLEXUS } from './netlink.js'
+import { Netlink, RTPROT_PLEXUS } from './netlink.js'
 
 export interface CleanupReport {
   routes: string[]
@@ -48,4 +48,25 @@ export async function cleanup(nl: Netlink, firewalls: FirewallBackend[]): Promis
     }
   }
   return report
+}
+
+/** cleanup of this host's own namespace, as `plexusd --cleanup` runs it */
+export async function cleanupHost(): Promise<CleanupReport> {
+  const nl = Netlink.open()
+  try {
+    return await cleanup(nl, allFirewalls())
+  } finally {
+    nl.close()
+  }
+}
+
+export function formatCleanup(r: CleanupReport): string {
+  const list = (xs: string[]) => (xs.length ? xs.join(', ') : 'none')
+  const lines = [
+    `removed links: ${list(r.links)}`,
+    `removed routes: ${list(r.routes)}`,
+    `removed firewall rules: ${list(r.firewall)}`,
+    ...r.errors.map((e) => `error: ${e}`),
+  ]
+  return `${lines.join('\n')}\n`
 }

@@ -1,0 +1,72 @@
+import type { RegisterCommand } from '../context.js'
+import { json, table } from '../output.js'
+
+interface RoutesReport {
+  state: string
+  reason?: string
+  backend?: string
+  subnet?: string
+  mtu?: number
+  firewall: { backend: string; variant?: string }
+  routes: {
+    dst: string
+    gateway: string
+    dev: string
+    onlink: boolean
+    host?: string
+    mode?: string
+    programmed: boolean
+  }[]
+  remotes: { host: string; subnet: string; publicIp: string; mode: string; reason?: string }[]
+  repairs: Record<string, number>
+  passes: number
+  lastPass?: { at: string; durationMs: number; changes: number; failed: { change: string; error: string }[] }
+}
+
+export const registerRoutes: RegisterCommand = (program, ctx) => {
+  program
+    .command('routes')
+    .description('overlay routes: desired vs programmed, refused remote hosts, drift repaired')
+    .action(async () => {
+      const r = await ctx.client().call<RoutesReport>('GET', '/v1/routes')
+      if (ctx.format() === 'json') return ctx.print(json(r))
+      const fw = `${r.firewall.backend}${r.firewall.variant ? ` (${r.firewall.variant})` : ''}`
+      ctx.print(
+        `datapath: ${r.state}${r.reason ? ` (${r.reason})` : ''}; backend ${r.backend ?? '-'}, subnet ${r.subnet ?? '-'}, MTU ${r.mtu ?? '-'}, firewall ${fw}\n\n`,
+      )
+      ctx.print(
+        table(
+          ['destination', 'via', 'dev', 'host', 'mode', 'desired', 'programmed'],
+          r.routes.map((x) => [
+            x.dst,
+            `${x.gateway}${x.onlink ? ' onlink' : ''}`,
+            x.dev,
+            x.host,
+            x.mode,
+            'yes',
+            x.programmed ? 'yes' : 'NO',
+          ]),
+        ),
+      )
+      const refused = r.remotes.filter((x) => x.mode === 'refused')
+      if (refused.length) {
+        ctx.print(`\nrefused remote hosts (${refused.length}):\n`)
+        ctx.print(
+          table(
+            ['host', 'subnet', 'address', 'reason'],
+            refused.map((x) => [x.host, x.subnet, x.publicIp, x.reason]),
+          ),
+        )
+      }
+      const kinds = Object.entries(r.repairs).filter(([k]) => k !== 'total')
+      ctx.print(
+        `\ndrift repaired: ${r.repairs.total ?? 0}${kinds.length ? ` (${kinds.map(([k, n]) => `${k} ${n}`).join(', ')})` : ''}\n`,
+      )
+      if (r.lastPass) {
+        ctx.print(
+          `last pass: ${r.lastPass.at}, ${r.lastPass.durationMs} ms, ${r.lastPass.changes} change(s), ${r.passes} passes\n`,
+        )
+        for (const f of r.lastPass.failed) ctx.print(`  failed: ${f.change}: ${f.error}\n`)
+      }
+    })
+}

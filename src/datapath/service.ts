@@ -1,0 +1,175 @@
+// The datapath service as the agent sees it (components.datapath): wires the
+// reconciler to the store and the lease manager, publishes this host's VTEP
+// MAC in its lease, and lets other modules (published ports, issue 7) add
+// firewall sections that are applied with the cluster rules in one batch.
+import type { Counters, Startable } from '../agent/components.js'
+import type { AgentConfig } from '../agent/config.js'
+import { NETWORK_CONFIG_KEY } from '../ipam/config.js'
+import { LEASE_PREFIX, validLeases } from '../ipam/leases.js'
+import type { LeaseComponent } from '../ipam/manager.js'
+import { PlexusError } from '../lib/errors.js'
+import type { Logger } from '../lib/log.js'
+import type { ReadableStore } from '../store/types.js'
+import { backendFor } from './backend/index.js'
+import { createFirewall, type FirewallBackend } from './firewall/index.js'
+import { checkSpec, type Section } from './firewall/model.js'
+import { BRIDGE_NAME } from './model.js'
+import { Netlink } from './netlink.js'
+import { type DatapathStatus, type InputSource, Reconciler } from './reconciler.js'
+
+export interface DatapathComponent {
+  status(): DatapathStatus
+  /** converge now; resolves when the pass is done */
+  reconcile(): Promise<void>
+  /** makes sure plexus0 exists (a CNI ADD may come before the first pass); PLX_DATAPATH_NOT_READY while there is no lease */
+  ensureBridge(): Promise<void>
+  /**
+   * Sets (or, with no rules, removes) one firewall section next to the
+   * cluster's own; it is applied in the next pass, atomically with the rest.
+   * Refused (PLX_FIREWALL_INVALID) when a rule cannot be rendered safely.
+   */
+  setFirewallSection(section: Section): Promise<void>
+}
+
+export interface DatapathComponents {
+  config: Pick<AgentConfig, 'datapath'>
+  logger: Logger
+  counters: Counters
+  peerId: string
+  store: ReadableStore
+  lease: LeaseComponent
+}
+
+export class DatapathService implements Startable, DatapathComponent {
+  private readonly sections = new Map<string, Section>()
+  private readonly unwatch: (() => void)[] = []
+  private publishedMac?: string
+  private readonly reconciler: Reconciler
+
+  private constructor(
+    private readonly c: DatapathComponents,
+    private readonly nl: Netlink,
+    firewall: FirewallBackend,
+  ) {
+    this.reconciler = new Reconciler({
+      nl,
+      firewall,
+      source: this.inputs,
+      logger: c.logger,
+      counters: c.counters,
+      intervalMs: c.config.datapath.reconcileIntervalMs,
+    })
+  }
+
+  /** picks the firewall backend (once) and opens the netlink socket */
+  static async create(c: DatapathComponents): Promise<DatapathService> {
+    const firewall = await createFirewall(c.config.datapath.firewall)
+    c.logger.info(
+      { firewall: firewall.name, variant: firewall.variant },
+      `datapath: firewall ${firewall.name}${firewall.variant ? ` (${firewall.variant})` : ''}`,
+    )
+    return new DatapathService(c, Netlink.open(), firewall)
+  }
+
+  private readonly inputs: InputSource = () => {
+    const { lease, store, peerId } = this.c
+    const network = lease.network()
+    if (!network) return { waiting: 'no cluster network config yet' }
+    const cur = lease.current()
+    if (!cur) {
+      const st = lease.status()
+      return { waiting: `no subnet lease (${st.state}${st.reason ? `: ${st.reason}` : ''})` }
+    }
+    const leases = validLeases(store.list(LEASE_PREFIX), network)
+    const self = leases.valid.find((l) => l.peerId === peerId)
+    if (!self || self.value.subnet !== cur.subnet)
+      return { waiting: `own lease ${cur.subnet} is not valid in the store yet` }
+    return {
+      network,
+      peerId,
+      self,
+      leases,
+      underlay: { ifname: cur.underlayInterface, address: cur.publicIp },
+      extraSections: [...this.sections.values()],
+    }
+  }
+
+  /** the lease must carry our VTEP MAC before the others can program us */
+  private publishBackendData(): void {
+    const network = this.c.lease.network()
+    if (!network) return
+    const mac = backendFor(network.Backend.Type).leaseData(network, this.c.peerId).vtepMac
+    if (mac && mac !== this.publishedMac) {
+      this.publishedMac = mac
+      void this.c.lease.setBackendData({ vtepMac: mac })
+    }
+  }
+
+  private readonly changed = () => {
+    this.publishBackendData()
+    this.reconciler.trigger()
+  }
+
+  async start(): Promise<void> {
+    this.publishBackendData()
+    this.unwatch.push(
+      this.c.store.watch(LEASE_PREFIX, this.changed),
+      this.c.store.watch(NETWORK_CONFIG_KEY, this.changed),
+    )
+    for (const ev of ['acquired', 'changed', 'lost'] as const) {
+      this.c.lease.on(ev, this.changed)
+      this.unwatch.push(() => this.c.lease.off(ev, this.changed))
+    }
+    await this.reconciler.start()
+  }
+
+  async stop(): Promise<void> {
+    for (const u of this.unwatch.splice(0)) u()
+    await this.reconciler.stop()
+    // Devices, routes and rules stay: traffic keeps flowing across an agent restart. `plexusd --cleanup` removes them.
+    this.nl.close()
+  }
+
+  status(): DatapathStatus {
+    return this.reconciler.status()
+  }
+
+  reconcile(): Promise<void> {
+    return this.reconciler.reconcile()
+  }
+
+  async ensureBridge(): Promise<void> {
+    if (await this.nl.getLink(BRIDGE_NAME)) return
+    await this.reconciler.reconcile()
+    if (await this.nl.getLink(BRIDGE_NAME)) return
+    const st = this.status()
+    throw new PlexusError(
+      'PLX_DATAPATH_NOT_READY',
+      `bridge ${BRIDGE_NAME} is not there yet: ${st.reason ?? st.state}`,
+    )
+  }
+
+  async setFirewallSection(section: Section): Promise<void> {
+    if (section.name === 'cluster')
+      throw new PlexusError('PLX_FIREWALL_INVALID', 'section "cluster" belongs to the datapath')
+    const problems = checkSpec({ sections: [section] })
+    if (problems.length)
+      throw new PlexusError('PLX_FIREWALL_INVALID', `firewall section refused: ${problems.join('; ')}`, {
+        problems,
+      })
+    const previous = this.sections.get(section.name)
+    if (section.rules.length) this.sections.set(section.name, section)
+    else this.sections.delete(section.name)
+    await this.reconciler.reconcile()
+    const failed = this.status().lastPass?.failed.find((f) => f.change === 'firewall-apply')
+    if (failed) {
+      // the batch is atomic, so the kernel still holds the previous rules: keep the model in step with it
+      if (previous) this.sections.set(section.name, previous)
+      else this.sections.delete(section.name)
+      throw new PlexusError(
+        'PLX_FIREWALL_FAILED',
+        `firewall section ${section.name} not applied: ${failed.error}`,
+      )
+    }
+  }
+}
