@@ -8,6 +8,7 @@ import { DnsService } from '../dns/service.js'
 import { DatapathService } from '../datapath/service.js'
 import { createIpam } from '../ipam/index.js'
 import type { Logger } from '../lib/log.js'
+import { LinkService } from '../ports/link-service.js'
 import { HealthChecker } from '../services/health.js'
 import { StoreService } from '../store/service.js'
 import { type AgentComponents, Counters, type Startable } from './components.js'
@@ -82,6 +83,10 @@ export class Agent {
         this.started.push(dns)
         Object.assign(this.components, { dns })
       }
+      const links = new LinkService({ ...this.components, logger: logger.child({ component: 'links' }) })
+      await links.start()
+      this.started.push(links)
+      Object.assign(this.components, { links })
       const app = await buildApp(this.components)
       this.closeApi = await listenUnix(app, [config.api.socket, ...config.api.extraSockets])
     } catch (err) {

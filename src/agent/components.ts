@@ -1,9 +1,10 @@
 import type { EndpointService } from '../endpoints/service.js'
 import type { AddressAllocator, LeaseComponent } from '../ipam/index.js'
-import type { MembersView } from '../cluster/service.js'
 import type { DnsService } from '../dns/service.js'
+import type { MembersView } from '../cluster/service.js'
 import type { DatapathComponent } from '../datapath/service.js'
 import type { Logger } from '../lib/log.js'
+import type { LinkService } from '../ports/link-service.js'
 import type { Store } from '../store/types.js'
 import type { AgentConfig } from './config.js'
 
@@ -57,6 +58,8 @@ export interface AgentComponents {
   endpoints?: EndpointService
   /** the embedded DNS server (src/dns), absent when dns.enabled is false */
   dns?: DnsService
+  /** Docker-style links of this host's containers (src/ports) */
+  links?: LinkService
   /** the overlay datapath (src/datapath): status, reconcile, firewall sections for published ports */
   datapath?: DatapathComponent
 }

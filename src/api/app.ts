@@ -4,6 +4,7 @@ import { isPlexusError } from '../lib/errors.js'
 import { cniRoutes } from './routes/cni.js'
 import { endpointRoutes } from './routes/endpoints.js'
 import { dnsRoutes } from './routes/dns.js'
+import { linkRoutes } from './routes/links.js'
 import { networkRoutes } from './routes/network.js'
 import { serviceRoutes } from './routes/services.js'
 import { statusRoutes } from './routes/status.js'
@@ -44,9 +45,10 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(networkRoutes, { deps })
   await app.register(subnetRoutes, { deps })
   await app.register(routeRoutes, { deps })
-  await app.register(cniRoutes, { deps })
-  await app.register(endpointRoutes, { deps })
   await app.register(serviceRoutes, { deps })
   await app.register(dnsRoutes, { deps })
+  await app.register(cniRoutes, { deps })
+  await app.register(endpointRoutes, { deps })
+  if (deps.links) await app.register(linkRoutes, { links: deps.links })
   return app
 }
