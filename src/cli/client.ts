@@ -54,7 +54,9 @@ export function createClient(socket: string): ApiClient {
             })
           },
         )
-        req.on('timeout', () => req.destroy(new Error(`no answer from plexusd at ${socket} within the timeout`)))
+        req.on('timeout', () =>
+          req.destroy(new Error(`no answer from plexusd at ${socket} within the timeout`)),
+        )
         req.on('error', (err: NodeJS.ErrnoException) => {
           if (['ENOENT', 'ECONNREFUSED', 'EACCES', 'ENOTSOCK'].includes(err.code ?? '')) {
             reject(new UnreachableError(`cannot reach plexusd at ${socket}: is it running? (${err.code})`))

@@ -2,7 +2,10 @@ export type OutputFormat = 'table' | 'json'
 
 /** Renders rows as an aligned table with upper-case headers (kubectl/docker style). */
 export function table(headers: string[], rows: (string | number | undefined | null)[][]): string {
-  const cells = [headers.map((h) => h.toUpperCase()), ...rows.map((r) => r.map((c) => (c == null ? '-' : String(c))))]
+  const cells = [
+    headers.map((h) => h.toUpperCase()),
+    ...rows.map((r) => r.map((c) => (c == null ? '-' : String(c)))),
+  ]
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)))
   return `${cells
     .map((r) =>

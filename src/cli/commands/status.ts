@@ -1,5 +1,5 @@
-import { duration, json, keyValues } from '../output.js'
 import type { RegisterCommand } from '../context.js'
+import { duration, json, keyValues } from '../output.js'
 
 interface Status {
   name: string
@@ -25,7 +25,8 @@ export const registerStatus: RegisterCommand = (program, ctx) => {
         ['uptime', duration(s.uptimeSeconds)],
       ]
       for (const [k, v] of Object.entries(s)) {
-        if (!['name', 'version', 'pid', 'startedAt', 'uptimeSeconds', 'counters'].includes(k)) pairs.push([k, v])
+        if (!['name', 'version', 'pid', 'startedAt', 'uptimeSeconds', 'counters'].includes(k))
+          pairs.push([k, v])
       }
       for (const [k, v] of Object.entries(s.counters)) pairs.push([`counter ${k}`, v])
       ctx.print(keyValues(pairs))

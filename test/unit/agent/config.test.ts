@@ -2,7 +2,10 @@ import t from 'tap'
 import { parseConfigText, resolveConfig } from '../../../src/agent/config.js'
 
 t.test('valid config merges defaults < file < flags', async (t) => {
-  const file = parseConfigText('a.json', '{ // comment\n "name": "h1", "runDir": "/tmp/r", "labels": {"zone": "a"} }')
+  const file = parseConfigText(
+    'a.json',
+    '{ // comment\n "name": "h1", "runDir": "/tmp/r", "labels": {"zone": "a"} }',
+  )
   const cfg = resolveConfig(file, { logLevel: 'debug', labels: { rack: '1' } })
   t.equal(cfg.name, 'h1')
   t.equal(cfg.api.socket, '/tmp/r/plexusd.sock', 'socket follows runDir')
@@ -30,6 +33,8 @@ t.test('wrong values name the field and its line', async (t) => {
     code: 'PLX_CONFIG_INVALID',
     message: /^c\.json:3:\d+: field "logLevel"/,
   })
-  t.throws(() => parseConfigText('c.json', '{"underlayAddress": "300.1.1.1"}'), { message: /field "underlayAddress"/ })
+  t.throws(() => parseConfigText('c.json', '{"underlayAddress": "300.1.1.1"}'), {
+    message: /field "underlayAddress"/,
+  })
   t.throws(() => parseConfigText('c.json', '{"name": "Bad_Name"}'), { message: /field "name"/ })
 })
