@@ -341,13 +341,14 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     const next = this.describe(cfg)
     const previous = this.lease
     if (!previous || JSON.stringify(previous) !== JSON.stringify(next)) {
-      this.lease = next
       await writeSubnetEnv(this.c.config.runDir, {
         network: cfg.Network,
         subnet: next.cidr,
         mtu: next.mtu,
         ipMasq: cfg.IPMasq,
       })
+      // current() changes in the same tick as the event, so no consumer sees one without the other
+      this.lease = next
       this.setStatus('acquired', undefined, next.subnet)
       if (previous) this.emitSafe('changed', { previous, current: next })
       else {

@@ -14,7 +14,7 @@ import { NETWORK_CONFIG_KEY } from '../../../src/ipam/config.js'
 import { type CurrentLease, LeaseManager, type LeaseManagerInit } from '../../../src/ipam/manager.js'
 import { LocalStore } from '../../../src/store/store.js'
 
-const TTL = 1500
+const TTL = 3000
 const SETTLE = 250
 const ONE_SUBNET = {
   Network: '10.99.0.0/24',
