@@ -1,0 +1,155 @@
+import t from 'tap'
+import { backendFor } from '../../../src/datapath/backend/index.js'
+import { vtepMac } from '../../../src/datapath/backend/vxlan/mac.js'
+import { type DesiredInput, desiredState } from '../../../src/datapath/desired.js'
+import { cidrOf } from '../../../src/ipam/cidr.js'
+import { type NetworkConfigInput, parseNetworkConfig } from '../../../src/ipam/config.js'
+import { validLeases } from '../../../src/ipam/leases.js'
+import type { LeaseValue } from '../../../src/store/records.js'
+import type { JsonValue, StoreRecord } from '../../../src/store/types.js'
+
+const now = 1_800_000_000_000
+
+function rec(
+  peerId: string,
+  v: Partial<LeaseValue> & { subnet: string; publicIp: string },
+  network: ReturnType<typeof parseNetworkConfig>,
+): StoreRecord {
+  const value: LeaseValue = {
+    hostname: peerId.replace('peer', 'h'),
+    backend: backendFor(network.Backend.Type).leaseData(network, peerId),
+    claimedAt: now - 1000,
+    ...v,
+  }
+  return {
+    key: `leases/${peerId}`,
+    value: value as unknown as JsonValue,
+    owner: peerId,
+    version: { wall: now, logical: 0 },
+    ttlMs: 60_000,
+    tombstone: false,
+    sig: '',
+  }
+}
+
+function input(net: NetworkConfigInput, extra: StoreRecord[] = []): DesiredInput {
+  const network = parseNetworkConfig(net)
+  const records = [
+    rec('peer1', { subnet: '10.244.1.0/24', publicIp: '192.0.2.11' }, network),
+    rec('peer2', { subnet: '10.244.2.0/24', publicIp: '192.0.2.12' }, network),
+    rec('peer3', { subnet: '10.244.3.0/24', publicIp: '198.51.100.13' }, network),
+    ...extra,
+  ]
+  const leases = validLeases(records, network, now)
+  const self = leases.valid.find((l) => l.peerId === 'peer1')
+  if (!self) throw new Error('no self lease')
+  return {
+    network,
+    peerId: 'peer1',
+    self,
+    leases,
+    underlay: {
+      ifname: 'eth0',
+      ifindex: 2,
+      address: '192.0.2.11',
+      mtu: 1500,
+      prefixes: [cidrOf('192.0.2.0/24')],
+    },
+  }
+}
+
+t.test('vxlan: bridge, VTEP, and neighbour + FDB + onlink route per remote', async (t) => {
+  const d = desiredState(input({}))
+  t.same(d.links[0], { name: 'plexus0', kind: 'bridge', mtu: 1450, addresses: ['10.244.1.1/24'] })
+  t.same(d.links[1], {
+    name: 'plexus.1',
+    kind: 'vxlan',
+    mtu: 1450,
+    mac: vtepMac('peer1', 1),
+    vxlan: { vni: 1, port: 8472, local: '192.0.2.11', dev: 'eth0', learning: false },
+    addresses: ['10.244.1.0/32'],
+  })
+  t.same(d.routes, [
+    { dst: '10.244.2.0/24', gateway: '10.244.2.0', dev: 'plexus.1', onlink: true },
+    { dst: '10.244.3.0/24', gateway: '10.244.3.0', dev: 'plexus.1', onlink: true },
+  ])
+  t.same(d.neighbours, [
+    { dev: 'plexus.1', ip: '10.244.2.0', mac: vtepMac('peer2', 1) },
+    { dev: 'plexus.1', ip: '10.244.3.0', mac: vtepMac('peer3', 1) },
+  ])
+  t.same(d.fdb, [
+    { dev: 'plexus.1', mac: vtepMac('peer2', 1), dst: '192.0.2.12' },
+    { dev: 'plexus.1', mac: vtepMac('peer3', 1), dst: '198.51.100.13' },
+  ])
+  t.same(
+    d.remotes.map((r) => [r.host, r.mode]),
+    [
+      ['h2', 'vxlan'],
+      ['h3', 'vxlan'],
+    ],
+  )
+  t.same(
+    d.firewall.sections.map((s) => s.name),
+    ['cluster'],
+  )
+})
+
+t.test('vxlan DirectRouting: direct route on the same segment, VXLAN beyond it', async (t) => {
+  const d = desiredState(input({ Backend: { DirectRouting: true } }))
+  t.same(d.routes, [
+    { dst: '10.244.2.0/24', gateway: '192.0.2.12', dev: 'eth0', onlink: false },
+    { dst: '10.244.3.0/24', gateway: '10.244.3.0', dev: 'plexus.1', onlink: true },
+  ])
+  t.same(
+    d.remotes.map((r) => r.mode),
+    ['direct', 'vxlan'],
+  )
+  t.equal(d.fdb.length, 1)
+})
+
+t.test('host-gw: direct routes; a remote off the segment is refused with a reason', async (t) => {
+  const d = desiredState(input({ Backend: { Type: 'host-gw' } }))
+  t.same(d.links, [{ name: 'plexus0', kind: 'bridge', mtu: 1500, addresses: ['10.244.1.1/24'] }])
+  t.same(d.routes, [{ dst: '10.244.2.0/24', gateway: '192.0.2.12', dev: 'eth0', onlink: false }])
+  const far = d.remotes.find((r) => r.host === 'h3')
+  t.equal(far?.mode, 'refused')
+  t.match(far?.reason, /198\.51\.100\.13.*not on this host's L2 segment \(eth0: 192\.0\.2\.0\/24\)/)
+})
+
+t.test('hostile or odd leases are never programmed', async (t) => {
+  const network = parseNetworkConfig({})
+  const evil = [
+    rec('peer4', { subnet: '10.99.0.0/24', publicIp: '192.0.2.14' }, network),
+    rec('peer5', { subnet: '10.244.2.0/24', publicIp: '192.0.2.15', claimedAt: now }, network),
+    rec('peer6', { subnet: '10.244.6.0/24', publicIp: '10.244.9.9' }, network),
+    rec('peer7', { subnet: '10.244.7.0/24', publicIp: '192.0.2.11' }, network),
+    rec('peer8', { subnet: '10.244.8.0/24', publicIp: '192.0.2.18', backend: { type: 'host-gw' } }, network),
+  ]
+  const d = desiredState(input({}, evil))
+  const dsts = d.routes.map((r) => r.dst)
+  t.notOk(dsts.includes('10.99.0.0/24'), 'outside the network')
+  t.notOk(dsts.includes('10.244.6.0/24'), 'underlay address inside the cluster network')
+  t.same(
+    d.routes.filter((r) => r.dst === '10.244.2.0/24').map((r) => r.gateway),
+    ['10.244.2.0'],
+    'the older claim keeps a contested subnet',
+  )
+  const byHost = Object.fromEntries(d.remotes.map((r) => [r.host, r]))
+  t.match(byHost.h7?.reason, /own underlay address/)
+  t.match(byHost.h8?.reason, /publishes no VTEP MAC/)
+  t.notOk(dsts.includes('10.244.7.0/24'))
+  t.notOk(dsts.includes('10.244.8.0/24'))
+})
+
+t.test('VTEP MAC: stable, per peer and VNI, locally administered unicast', async (t) => {
+  t.equal(vtepMac('peerA', 1), vtepMac('peerA', 1))
+  t.not(vtepMac('peerA', 1), vtepMac('peerB', 1))
+  t.not(vtepMac('peerA', 1), vtepMac('peerA', 2))
+  const first = Number.parseInt(vtepMac('peerA', 1).slice(0, 2), 16)
+  t.equal(first & 0b11, 0b10)
+  t.match(vtepMac('x', 7), /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/)
+})
+
+t.test('unknown backend type is refused by the registry', async (t) => {
+  t.throws(() => backendFor('udp'), { code: 'PLX_DATAPATH_UNKNOWN_BACKEND' })
+})

@@ -1,0 +1,138 @@
+import t from 'tap'
+import { parseSave, renderRemove, renderRestore, viewOf } from '../../../src/datapath/firewall/iptables.js'
+import {
+  checkSpec,
+  clusterSection,
+  expectedView,
+  type FirewallSpec,
+  ruleTag,
+  sameView,
+} from '../../../src/datapath/firewall/model.js'
+import { parseListing, renderScript } from '../../../src/datapath/firewall/nftables.js'
+import { parseNetworkConfig } from '../../../src/ipam/config.js'
+
+const spec: FirewallSpec = { sections: [clusterSection(parseNetworkConfig({}))] }
+
+t.test('cluster section: forward both ways, masquerade leaving only', async (t) => {
+  const rules = spec.sections[0]?.rules ?? []
+  t.same(
+    rules.map((r) => `${r.hook} ${r.id} ${r.action.type}`),
+    [
+      'forward fwd-from-cluster accept',
+      'forward fwd-to-cluster accept',
+      'postrouting nat-inside return',
+      'postrouting nat-multicast return',
+      'postrouting nat-leaving masquerade',
+    ],
+  )
+  const noMasq = clusterSection(parseNetworkConfig({ IPMasq: false }))
+  t.same(
+    noMasq.rules.map((r) => r.hook),
+    ['forward', 'forward'],
+    'IPMasq off: no NAT rules',
+  )
+})
+
+t.test('rule tags change with the rule content', async (t) => {
+  const r = spec.sections[0]?.rules[0]
+  if (!r) throw new Error('no rule')
+  t.match(ruleTag('cluster', r), /^plexus:cluster\/fwd-from-cluster#[0-9a-f]{8}$/)
+  t.not(ruleTag('cluster', r), ruleTag('cluster', { ...r, match: { src: '10.0.0.0/8' } }))
+})
+
+t.test(
+  'iptables: restore input declares our chains, adds missing jumps once, drops duplicates',
+  async (t) => {
+    const empty = parseSave('')
+    const text = renderRestore(spec, empty)
+    t.match(text, /^\*filter\n:PLEXUS-FORWARD - \[0:0\]\n:PLEXUS-INPUT - \[0:0\]\n/)
+    t.match(
+      text,
+      /-A PLEXUS-FORWARD -s 10\.244\.0\.0\/16 -m comment --comment "plexus:cluster\/fwd-from-cluster#[0-9a-f]{8}" -j ACCEPT/,
+    )
+    t.match(
+      text,
+      /-A PLEXUS-POSTROUTING -s 10\.244\.0\.0\/16 ! -d 10\.244\.0\.0\/16 -m comment .* -j MASQUERADE/,
+    )
+    t.match(text, /-I FORWARD 1 -m comment --comment plexus-hook -j PLEXUS-FORWARD/)
+    t.notMatch(
+      text,
+      /-[FXP] (FORWARD|INPUT|OUTPUT|PREROUTING|POSTROUTING)\b/,
+      'never flushes, deletes or sets policy on built-in chains',
+    )
+    const saved = [
+      '*filter',
+      ':FORWARD DROP [0:0]',
+      ':PLEXUS-FORWARD - [0:0]',
+      '-A FORWARD -m comment --comment plexus-hook -j PLEXUS-FORWARD',
+      '-A FORWARD -m comment --comment plexus-hook -j PLEXUS-FORWARD',
+      '-A FORWARD -s 198.51.100.0/24 -j DROP',
+      '-A PLEXUS-FORWARD -s 10.244.0.0/16 -m comment --comment "plexus:cluster/x#1" -j ACCEPT',
+      '-A PLEXUS-FORWARD -j DROP',
+      'COMMIT',
+    ].join('\n')
+    const dump = parseSave(saved)
+    t.equal(dump.jumps.get('PLEXUS-FORWARD'), 2)
+    t.same(
+      dump.rules.get('PLEXUS-FORWARD'),
+      ['plexus:cluster/x#1', '-A PLEXUS-FORWARD -j DROP'],
+      'a foreign rule in our chain shows up as itself',
+    )
+    t.notOk(viewOf(dump).hooked, 'duplicate jump and missing chains: not hooked')
+    const again = renderRestore(spec, dump)
+    t.notMatch(again, /-I FORWARD/)
+    t.match(again, /-D FORWARD -m comment --comment plexus-hook -j PLEXUS-FORWARD\n/)
+    t.match(renderRemove(dump), /-D FORWARD .*\n-D FORWARD .*\n-F PLEXUS-FORWARD\n-X PLEXUS-FORWARD\n/)
+  },
+)
+
+t.test('nftables: one transaction replaces only our table', async (t) => {
+  const script = renderScript(spec)
+  const lines = script.split('\n')
+  t.same(lines.slice(0, 3), ['table inet plexus', 'delete table inet plexus', 'table inet plexus {'])
+  t.match(
+    script,
+    /chain forward \{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tip saddr 10\.244\.0\.0\/16 accept comment "plexus:cluster\/fwd-from-cluster#/,
+  )
+  t.match(script, /ip saddr 10\.244\.0\.0\/16 ip daddr != 10\.244\.0\.0\/16 masquerade comment/)
+  t.notMatch(script, /flush ruleset|table ip(6)? |table inet (?!plexus)/, 'touches no other table')
+  const listing = JSON.stringify({
+    nftables: [
+      { chain: { name: 'forward', hook: 'forward' } },
+      { rule: { chain: 'forward', comment: 'plexus:cluster/a#1', handle: 3 } },
+      { rule: { chain: 'forward', handle: 4 } },
+    ],
+  })
+  const v = parseListing(listing)
+  t.notOk(v.hooked, 'missing chains: not hooked')
+  t.same(v.rules.forward, ['plexus:cluster/a#1', 'handle 4'])
+})
+
+t.test('views compare rule tags per hook, in order', async (t) => {
+  const want = expectedView(spec)
+  t.ok(sameView(want, expectedView(spec)))
+  t.notOk(sameView(want, { ...want, hooked: false }))
+  t.notOk(sameView(want, { ...want, rules: { ...want.rules, forward: [...want.rules.forward].reverse() } }))
+})
+
+t.test('checkSpec refuses what cannot be rendered safely', async (t) => {
+  t.same(checkSpec(spec), [])
+  const bad: FirewallSpec = {
+    sections: [
+      {
+        name: 'Ports!',
+        rules: [
+          { id: 'a', hook: 'forward', match: {}, action: { type: 'dnat', to: '10.0.0.1' } },
+          { id: 'a', hook: 'postrouting', match: {}, action: { type: 'accept' } },
+          { id: 'b', hook: 'prerouting', match: { dport: 80 }, action: { type: 'dnat', to: '10.0.0.1' } },
+        ],
+      },
+    ],
+  }
+  const p = checkSpec(bad)
+  t.match(p.join('\n'), /section name "Ports!"/)
+  t.match(p.join('\n'), /dnat is not allowed in forward/)
+  t.match(p.join('\n'), /rule "Ports!\/a" appears twice/)
+  t.match(p.join('\n'), /accept belongs in a filter hook/)
+  t.match(p.join('\n'), /dport needs proto/)
+})
