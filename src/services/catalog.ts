@@ -167,7 +167,7 @@ export function buildCatalog(input: CatalogInput): Catalog {
       name: ep.value.name,
       ipv4: ep.value.ipv4,
       tags: union(def?.tags ?? [], own.tags),
-      ports: own.ports?.length ? own.ports : (def?.ports ?? []),
+      ports: own.ports?.length ? own.ports.map((p) => namedLike(p, def?.ports)) : (def?.ports ?? []),
       checks: [...(def?.checks ?? []), ...(own.checks ?? [])],
       healthy: healthy(ep.key, service),
       source,
@@ -219,4 +219,11 @@ export function hostCounts(e: ServiceEntry): { host: string; healthy: number; to
     m.set(x.host, c)
   }
   return [...m.values()].sort((a, b) => a.host.localeCompare(b.host))
+}
+
+/** An endpoint port without a name takes the name the service gives that port/protocol (for SRV _http._tcp). */
+function namedLike(p: PortSpec, defined: PortSpec[] | undefined): PortSpec {
+  if (p.name) return p
+  const name = defined?.find((d) => d.port === p.port && d.protocol === p.protocol)?.name
+  return name ? { ...p, name } : p
 }
