@@ -9,9 +9,9 @@ CLUSTER=netns-fixtures/cluster
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 on() { local h=$1; shift; printf '[%s]$ %s\n' "$h" "$*"; $CLUSTER exec --name "$NAME" --host "$h" -- "$@"; }
-has() { $CLUSTER exec --name "$NAME" --host h1 -- plexctl help "$1" >/dev/null 2>&1; }
+has() { $CLUSTER exec --name "$NAME" --host h1 -- plexctl --help | grep -qE "^  $1( |\$)"; }
 
-cleanup() { $CLUSTER down --name "$NAME" >/dev/null 2>&1 || true; }
+cleanup() { $CLUSTER down --name "$NAME" >/dev/null 2>&1 || true; rm -rf "${www:-}"; }
 trap cleanup EXIT
 cleanup
 
@@ -38,21 +38,33 @@ if has subnets; then
   on h2 plexctl subnets
 fi
 if [ -x dist/cni/plexus ] && has endpoints; then
+  step "A service, defined once for the whole cluster, with an HTTP health check"
+  on h1 plexctl service register web --port http:80/tcp --check http:80/ --interval 2s
   step "Containers on different hosts, attached through the CNI plugin"
-  show $CLUSTER run --name "$NAME" --host h1 --ctr web1 --service web -- busybox httpd -f -p 80 -h /etc
-  show $CLUSTER run --name "$NAME" --host h2 --ctr web2 --service web -- busybox httpd -f -p 80 -h /etc
+  www=$(mktemp -d /tmp/plexus-demo-www.XXXXXX)
+  for w in web1 web2; do mkdir -p "$www/$w" && echo "hello from $w" > "$www/$w/index.html"; done
+  show $CLUSTER run --name "$NAME" --host h1 --ctr web1 --service web --expose 80 -- busybox httpd -f -p 80 -h "$www/web1"
+  show $CLUSTER run --name "$NAME" --host h2 --ctr web2 --service web --expose 80 -- busybox httpd -f -p 80 -h "$www/web2"
   show $CLUSTER run --name "$NAME" --host h3 --ctr client -- sleep 600
   sleep 2
   on h3 plexctl endpoints
   if has routes; then on h3 plexctl routes; fi
   step "The client on h3 reaches the service by name, across hosts"
-  printf '[client]$ nslookup web\n'
-  $CLUSTER exec --name "$NAME" --ctr client -- busybox nslookup web || true
-  printf '[client]$ wget -qO- http://web/hostname\n'
-  $CLUSTER exec --name "$NAME" --ctr client -- busybox wget -qO- -T 3 http://web/hostname || true
+  printf '[client]$ getent hosts web\n'
+  $CLUSTER exec --name "$NAME" --ctr client -- getent hosts web
+  printf '[client]$ dig +short SRV _http._tcp.web.svc.plexus.internal\n'
+  $CLUSTER exec --name "$NAME" --ctr client -- dig +short SRV _http._tcp.web.svc.plexus.internal
+  for i in 1 2 3 4; do
+    printf '[client]$ printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc web 80  ->  '
+    $CLUSTER exec --name "$NAME" --ctr client -- sh -c 'printf "GET / HTTP/1.0\r\n\r\n" | busybox nc -w 3 web 80 | tail -n 1'
+  done
+  printf '[client]$ dig +short example.test   # outside the zone: forwarded upstream\n'
+  $CLUSTER exec --name "$NAME" --ctr client -- dig +short example.test
+  if has services; then on h2 plexctl services; fi
 fi
 
 step "Tear down: every namespace, process and rule goes away"
 show $CLUSTER down --name "$NAME"
+rm -rf "${www:-}"
 trap - EXIT
 echo "demo finished"
