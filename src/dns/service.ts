@@ -247,7 +247,7 @@ export class DnsService implements Startable {
         forwardFailures: this.forward.failures,
         overloaded: this.forward.overloaded,
       },
-      workers: this.workers?.count ?? 0,
+      workers: this.workers?.ready ?? 0,
     }
   }
 

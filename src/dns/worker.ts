@@ -12,6 +12,7 @@ import type { AnswerTable } from './zone/compile.js'
 import { ZoneStage } from './zone/handler.js'
 
 const stats = emptyStats()
+let sockets = 0
 let zone: ZoneStage | undefined
 let chain: ReturnType<typeof buildChain> | undefined
 
@@ -47,6 +48,8 @@ process.on('message', (m: ToWorker, handle?: UdpSocket) => {
       answer(msg, false, run, stats, (out) => handle.send(out, rinfo.port, rinfo.address))
     })
     handle.on('error', () => stats.errors++)
+    sockets++
+    process.send?.({ type: 'sockets', count: sockets } satisfies FromWorker)
   }
 })
 

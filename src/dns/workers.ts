@@ -24,11 +24,15 @@ export type ToWorker =
   | { type: 'init'; opts: WorkerOptions; table: AnswerTable }
   | { type: 'zone'; table: AnswerTable }
   | { type: 'udp' }
-export type FromWorker = { type: 'stats'; udpQueries: number; malformed: number }
+export type FromWorker =
+  | { type: 'stats'; udpQueries: number; malformed: number }
+  /** the worker reads this many shared sockets now */
+  | { type: 'sockets'; count: number }
 
 export class DnsWorkers {
   private readonly children: ChildProcess[] = []
   private readonly counts = new Map<ChildProcess, { udpQueries: number; malformed: number }>()
+  private readonly sockets = new Map<ChildProcess, number>()
   private readonly shared: UdpSocket[] = []
   private stopping = false
 
@@ -50,6 +54,7 @@ export class DnsWorkers {
     this.children.push(child)
     child.on('message', (m: FromWorker) => {
       if (m?.type === 'stats') this.counts.set(child, { udpQueries: m.udpQueries, malformed: m.malformed })
+      if (m?.type === 'sockets') this.sockets.set(child, m.count)
     })
     child.on('exit', (code, signal) => {
       const i = this.children.indexOf(child)
@@ -75,6 +80,11 @@ export class DnsWorkers {
   publish(table: AnswerTable): void {
     this.lastTable = table
     for (const c of this.children) if (c.connected) c.send({ type: 'zone', table } satisfies ToWorker)
+  }
+
+  /** workers reading every shared socket */
+  get ready(): number {
+    return this.children.filter((c) => (this.sockets.get(c) ?? 0) >= this.shared.length).length
   }
 
   stats(): { udpQueries: number; malformed: number } {

@@ -22,7 +22,7 @@ function rdata(d: unknown): string {
     const o = d as Record<string, unknown>
     if ('target' in o) return `${o.priority} ${o.weight} ${o.port} ${o.target}`
     if ('mname' in o)
-      return `${o.mname} ${o.rname} ${o.serial} ${o.refresh} ${o.retry} ${o.expiration} ${o.minimum}`
+      return `${o.mname} ${o.rname} ${o.serial} ${o.refresh} ${o.retry} ${o.expire} ${o.minimum}`
     return JSON.stringify(d)
   }
   return String(d)

@@ -94,7 +94,7 @@ export function buildZone(catalog: Catalog, opts: ZoneOptions): ZoneData {
       serial: opts.serial >>> 0,
       refresh: 3600,
       retry: 600,
-      expiration: 86400,
+      expire: 86400,
       // negative answers are cached for min(SOA TTL, minimum) (RFC 2308): keep it the zone TTL
       minimum: ttl,
     },
