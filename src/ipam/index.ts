@@ -29,7 +29,12 @@ export async function createIpam(
   c: IpamComponents,
 ): Promise<{ lease: LeaseManager; addresses: AddressAllocator; service: Startable }> {
   const { seed, leaseTtlMs, leaseSettleMs } = c.config.network
-  const lease = new LeaseManager(c, { seed, ttlMs: leaseTtlMs, settleMs: leaseSettleMs })
+  // The store hides a silent host's records once its membership record lapses (cluster.nodeTtlMs) and shows
+  // them again when it returns. A lease living longer than that would come back with its old claim age and
+  // win against the host that took the subnet meanwhile (flannel's bug). Capped, the lease expires no later
+  // than it is hidden, and expiry is final: a returning host must claim anew, and a new claim is younger.
+  const ttlMs = Math.min(leaseTtlMs, c.config.cluster.nodeTtlMs)
+  const lease = new LeaseManager(c, { seed, ttlMs, settleMs: leaseSettleMs })
   const addresses = await AddressAllocator.open(join(c.config.stateDir, 'ipam'), () => lease.current()?.cidr)
   const log = c.logger.child({ component: 'ipam' })
   const reportStale = () => {

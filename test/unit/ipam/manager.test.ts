@@ -241,6 +241,37 @@ t.test('a host returning after its lease was reclaimed moves instead of stealing
   t.notOk(a.events.slice(1).includes('acquired 10.99.0.64/26'), 'h1 never re-acquired its old subnet')
 })
 
+t.test(
+  'with membership heartbeats (lease TTL capped at the node TTL): the returning host still moves',
+  async (t) => {
+    const net = new Net(t)
+    const [a, b] = [await net.host('h1'), await net.host('h2')]
+    // What the cluster service does: nodes/<self> every 200 ms with TTL = lease TTL (createIpam caps the lease TTL so).
+    const beat = (h: Host) =>
+      setInterval(() => void h.store.put(`nodes/${h.store.self}`, { name: h.name }, { ttlMs: TTL }), 200)
+    let beatA = beat(a)
+    const beatB = beat(b)
+    t.teardown(() => {
+      clearInterval(beatA)
+      clearInterval(beatB)
+    })
+    await a.store.put(NETWORK_CONFIG_KEY, TWO_SUBNETS)
+    const la = net.start(a, { random: () => 0 })
+    await until(t, 'h1 acquired', () => la.status().state === 'acquired')
+    await la.stop()
+    clearInterval(beatA) // h1 dies: neither its heartbeat nor its lease is renewed
+    await sleep(TTL + 200)
+    const lb = net.start(b, { random: () => 0 })
+    await until(t, 'h2 acquired', () => lb.status().state === 'acquired')
+    t.equal(lb.current()?.subnet, '10.99.0.64/26', 'h2 took the subnet of the dead host')
+    beatA = beat(a) // h1 returns: its heartbeat first (the cluster starts before ipam), then its lease manager
+    await sleep(400)
+    const la2 = net.start(a, { random: () => 0 })
+    await until(t, 'h1 moved', () => la2.current()?.subnet === '10.99.0.128/26')
+    t.same(b.events, ['acquired 10.99.0.64/26'], 'h2 never lost its subnet')
+  },
+)
+
 t.test('a conflict found after a partition heals: the younger claim moves', async (t) => {
   const net = new Net(t)
   const [a, b] = [await net.host('h1'), await net.host('h2')]
