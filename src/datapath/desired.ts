@@ -16,7 +16,11 @@ export interface DesiredInput {
   self: Lease
   leases: LeaseView
   underlay: Underlay
-  /** further firewall sections (published ports, issue 7), after the cluster section */
+  /**
+   * further firewall sections (published ports, issue 7), ahead of the cluster
+   * section: a published port's hairpin masquerade must come before the
+   * cluster's "nat-inside" return; these sections only match their own flows
+   */
   extraSections?: Section[]
 }
 
@@ -48,7 +52,7 @@ export function desiredState(input: DesiredInput): DesiredState {
     routes: [],
     neighbours: [],
     fdb: [],
-    firewall: { sections: [clusterSection(input.network), ...(input.extraSections ?? [])] },
+    firewall: { sections: [...(input.extraSections ?? []), clusterSection(input.network)] },
     remotes: [],
   }
   for (const lease of input.leases.valid) {

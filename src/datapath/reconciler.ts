@@ -110,6 +110,7 @@ export class Reconciler implements Startable {
   private debounce?: NodeJS.Timeout
   private running?: Promise<void>
   private again = false
+  private fullWanted = false
   private stopped = true
   /** what the last pass left programmed: a change re-creating one of these is a drift repair */
   private confirmed = new Set<string>()
@@ -137,7 +138,7 @@ export class Reconciler implements Startable {
   async start(): Promise<void> {
     this.stopped = false
     await this.reconcile()
-    this.timer = setInterval(() => this.trigger(0), this.intervalMs)
+    this.timer = setInterval(() => this.trigger(0, true), this.intervalMs)
   }
 
   async stop(): Promise<void> {
@@ -151,17 +152,24 @@ export class Reconciler implements Startable {
     return this.st
   }
 
-  /** schedules a pass after the debounce (store changes call this) */
-  trigger(delayMs = this.debounceMs): void {
+  /** schedules a light pass after the debounce (store changes call this; the timer schedules full ones) */
+  trigger(delayMs = this.debounceMs, full = false): void {
+    if (full) this.fullWanted = true
     if (this.stopped || this.debounce) return
     this.debounce = setTimeout(() => {
       this.debounce = undefined
-      void this.reconcile()
+      void this.reconcile(false)
     }, delayMs)
   }
 
-  /** runs one pass now, or one more right after the pass in progress; resolves when that pass is done */
-  async reconcile(): Promise<void> {
+  /**
+   * Runs one pass now, or one more right after the pass in progress; resolves
+   * when that pass is done. A full pass also reads the firewall back; a light
+   * one trusts the rules the last pass confirmed (one process spawn less, so
+   * a new lease is programmed sooner).
+   */
+  async reconcile(full = true): Promise<void> {
+    if (full) this.fullWanted = true
     if (this.running) {
       this.again = true
       return this.running
@@ -169,8 +177,10 @@ export class Reconciler implements Startable {
     this.running = (async () => {
       do {
         this.again = false
+        const fullPass = this.fullWanted
+        this.fullWanted = false
         try {
-          await this.pass()
+          await this.pass(fullPass)
         } catch (err) {
           this.o.counters.inc('datapath.errors')
           this.st = { ...this.st, state: 'error', reason: errorMessage(err) }
@@ -185,7 +195,7 @@ export class Reconciler implements Startable {
     }
   }
 
-  private async pass(): Promise<void> {
+  private async pass(full: boolean): Promise<void> {
     const started = Date.now()
     const src = this.o.source()
     if ('waiting' in src) {
@@ -198,9 +208,10 @@ export class Reconciler implements Startable {
     }
     const desired = desiredState(input)
     this.reportRefused(desired)
-    const { actual, index } = await readActual(this.o.nl, desired, this.o.firewall)
-    const changes = diffState(desired, actual)
     const firewallKey = JSON.stringify(expectedView(desired.firewall))
+    const readFirewall = full || this.confirmedFirewall !== firewallKey
+    const { actual, index } = await readActual(this.o.nl, desired, readFirewall ? this.o.firewall : undefined)
+    const changes = diffState(desired, actual)
     const repairs = changes.filter((c) => this.isRepair(c, firewallKey))
     const result = changes.length
       ? await applyChanges(this.o.nl, changes, index, desired, this.o.firewall)

@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 
-interface Teardownable {
+export interface Teardownable {
   teardown(fn: () => void | Promise<void>): void
 }
 

@@ -2,18 +2,18 @@
 // an underlay bridge, K hosts each running a Reconciler on its own netlink
 // socket and firewall, a lease table the test controls (standing in for the
 // store), and one endpoint namespace per host attached to plexus0.
-import type { Test } from 'tap'
 import { Counters } from '../../../src/agent/components.js'
 import { backendFor } from '../../../src/datapath/backend/index.js'
 import { createFirewall, type FirewallKind } from '../../../src/datapath/firewall/index.js'
 import { Netlink } from '../../../src/datapath/netlink.js'
 import { Reconciler } from '../../../src/datapath/reconciler.js'
+import { cidrOf, formatCidr, formatIPv4 } from '../../../src/ipam/cidr.js'
 import { type NetworkConfig, type NetworkConfigInput, parseNetworkConfig } from '../../../src/ipam/config.js'
 import { validLeases } from '../../../src/ipam/leases.js'
 import { createLogger } from '../../../src/lib/log.js'
 import type { LeaseValue } from '../../../src/store/records.js'
 import type { JsonValue, StoreRecord } from '../../../src/store/types.js'
-import { nsExec, sh, tempNetns } from './tempns.js'
+import { nsExec, sh, type Teardownable, tempNetns } from './tempns.js'
 
 export interface Host {
   i: number
@@ -54,10 +54,26 @@ export function leaseRecord(
   }
 }
 
+/** the i-th /SubnetLen of the network (i >= 1) */
+export function hostSubnet(network: NetworkConfig, i: number): string {
+  const net = cidrOf(network.Network)
+  return formatCidr({ base: net.base + i * 2 ** (32 - network.SubnetLen), prefix: network.SubnetLen })
+}
+
+function nthAddress(subnet: string, n: number): string {
+  return formatIPv4(cidrOf(subnet).base + n)
+}
+
 /** builds K hosts on one underlay segment; everything is removed on teardown */
 export async function topology(
-  t: Test,
-  opts: { hosts: number; network: NetworkConfigInput; firewall: FirewallKind; intervalMs?: number },
+  t: Teardownable,
+  opts: {
+    hosts: number
+    network: NetworkConfigInput
+    firewall: FirewallKind
+    intervalMs?: number
+    endpoints?: boolean
+  },
 ): Promise<Topology> {
   const network = parseNetworkConfig(opts.network)
   const backend = backendFor(network.Backend.Type)
@@ -84,6 +100,7 @@ export async function topology(
   for (let i = 1; i <= opts.hosts; i++) {
     const ns = tempNetns(t, `h${i}`)
     const address = `192.0.2.${10 + i}`
+    const subnet = hostSubnet(network, i)
     const port = `u${i}-${ns.name.slice(-4)}`
     sh('ip', [
       'link',
@@ -106,7 +123,6 @@ export async function topology(
     t.teardown(() => nl.close())
     const counters = new Counters()
     const peerId = `peer${i}`
-    const subnet = `10.244.${i}.0/24`
     const firewall = await createFirewall(opts.firewall, ns.path)
     const reconciler = new Reconciler({
       nl,
@@ -122,11 +138,12 @@ export async function topology(
       },
     })
     t.teardown(() => reconciler.stop())
-    const ep = { ...tempNetns(t, `c${i}`), ip: `10.244.${i}.2` }
+    const ep = { ...tempNetns(t, `c${i}`), ip: nthAddress(subnet, 2) }
     topo.hosts.push({ i, peerId, ns, address, subnet, nl, counters, reconciler, ep })
   }
   for (const h of topo.hosts) topo.putLease(h)
   for (const h of topo.hosts) await h.reconciler.start()
+  if (opts.endpoints === false) return topo
   // endpoints: what the CNI plugin does, done here with the same netlink helpers
   for (const h of topo.hosts) {
     const br = await h.nl.linkByName('plexus0')
@@ -134,7 +151,7 @@ export async function topology(
     await h.nl.setLink(veth.index, { master: br.index, up: true })
     nsExec(h.ep.name, 'ip', ['addr', 'add', `${h.ep.ip}/24`, 'dev', 'eth0'])
     nsExec(h.ep.name, 'ip', ['link', 'set', 'eth0', 'up'])
-    nsExec(h.ep.name, 'ip', ['route', 'add', 'default', 'via', `10.244.${h.i}.1`])
+    nsExec(h.ep.name, 'ip', ['route', 'add', 'default', 'via', nthAddress(h.subnet, 1)])
   }
   return topo
 }
