@@ -151,6 +151,8 @@ export interface Observed {
     mac?: string
     addresses: string[]
     defaultGateways: string[]
+    /** a default route through another interface (which then owns the default) */
+    otherDefault?: boolean
   }
 }
 
@@ -184,7 +186,7 @@ export function checkProblems(
   if (!c.addresses.includes(cidr)) {
     p.push(`interface ${expected.ifname} lacks ${cidr} (has ${c.addresses.join(', ') || 'none'})`)
   }
-  if (!c.defaultGateways.includes(expected.gateway)) {
+  if (!c.defaultGateways.includes(expected.gateway) && !c.otherDefault) {
     p.push(`no default route via ${expected.gateway} on ${expected.ifname}`)
   }
   return p
@@ -221,6 +223,10 @@ const CODE_MAP: Record<string, number> = {
   PLX_ENDPOINTS_UNKNOWN: CNI.UNKNOWN_CONTAINER,
   PLX_ENDPOINTS_UNAVAILABLE: CNI.NOT_AVAILABLE,
   PLX_ENDPOINTS_DEGRADED: CNI.NOT_AVAILABLE_DEGRADED,
+  // published ports (src/ports): a bad mapping is the runtime's config; a taken port may free up
+  PLX_PORTS_INVALID: CNI.INVALID_CONFIG,
+  PLX_PORTS_CONFLICT: CNI.TRY_AGAIN_LATER,
+  PLX_PORTS_EXHAUSTED: CNI.TRY_AGAIN_LATER,
 }
 
 /** The CNI error the plugin prints for an agent error, and the HTTP status it travels with. */

@@ -43,6 +43,8 @@ export interface EndpointServiceComponents {
   addresses?: AddressAllocator
   /** the datapath's way to create plexus0 when ADD comes before the datapath made it */
   datapath?: { ensureBridge(): Promise<unknown> }
+  /** published ports (src/ports): checks them, picks hostPort 0 and puts their rules in place */
+  ports?: { reserve(key: string, value: EndpointValue): Promise<NonNullable<EndpointValue['published']>> }
 }
 
 export interface CheckRequest extends AttachmentKey {
@@ -205,7 +207,13 @@ export class EndpointService implements Startable {
       const link = await ns.linkByName(req.ifname)
       await ns.addAddress(link.index, a.address, a.prefixLength)
       await ns.setLink(link.index, { up: true })
-      await ns.addRoute({ dst: '0.0.0.0/0', gateway: a.gateway, oif: link.index })
+      try {
+        await ns.addRoute({ dst: '0.0.0.0/0', gateway: a.gateway, oif: link.index })
+      } catch (err) {
+        // Another interface (a second network, an earlier plugin) already has the
+        // default route: it stays in charge (the bridge plugin's isDefaultGateway=false).
+        if (!isPlexusError(err, 'PLX_NETLINK_EXISTS')) throw err
+      }
       if (!link.mac)
         throw new PlexusError('PLX_ENDPOINTS_INTERNAL', `interface ${req.ifname} has no MAC address`)
       return link.mac
@@ -285,6 +293,7 @@ export class EndpointService implements Startable {
           ...(host.mac ? { hostMac: host.mac } : {}),
         }
         const value = buildEndpoint(req, facts, this.c.config.name, new Date())
+        if (value.published && this.c.ports) value.published = await this.c.ports.reserve(key, value)
         await this.c.store.put(key, value as unknown as JsonValue)
         undo.length = 0
         this.c.counters.inc('endpoints.attached')
@@ -354,6 +363,9 @@ export class EndpointService implements Startable {
               (r) => r.dst === '0.0.0.0/0' && r.gateway && (r.oif === undefined || r.oif === link.index),
             )
             .map((r) => r.gateway as string),
+          otherDefault: routes.some(
+            (r) => r.dst === '0.0.0.0/0' && r.oif !== undefined && r.oif !== link.index,
+          ),
         }
       }
     } finally {
