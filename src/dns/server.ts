@@ -51,7 +51,6 @@ export class DnsListener {
   async listen(udpHandle?: UdpSocket): Promise<void> {
     const udp = udpHandle ?? createSocket({ type: isIPv6(this.address) ? 'udp6' : 'udp4' })
     udp.on('message', (msg, rinfo) => this.onUdp(udp, msg, rinfo.port, rinfo.address))
-    udp.on('error', () => this.stats.errors++)
     if (!udpHandle) {
       await new Promise<void>((resolve, reject) => {
         udp.once('error', reject)
@@ -75,6 +74,8 @@ export class DnsListener {
       udp.close()
       throw err
     }
+    // counted only once bound: a failed bind is retried by the caller, not an error of a running server
+    udp.on('error', () => this.stats.errors++)
     tcp.on('error', () => this.stats.errors++)
     this.udp = udp
     this.tcp = tcp
