@@ -9,6 +9,7 @@ import { DatapathService } from '../datapath/service.js'
 import { createIpam } from '../ipam/index.js'
 import type { Logger } from '../lib/log.js'
 import { LinkService } from '../ports/link-service.js'
+import { PortService } from '../ports/publish-service.js'
 import { HealthChecker } from '../services/health.js'
 import { StoreService } from '../store/service.js'
 import { type AgentComponents, Counters, type Startable } from './components.js'
@@ -66,6 +67,11 @@ export class Agent {
       await datapath.start()
       this.started.push(datapath)
       Object.assign(this.components, { datapath })
+      // before endpoints: CNI ADD admits published ports through it
+      const ports = new PortService({ ...this.components, lease: ipam.lease, datapath })
+      await ports.start()
+      this.started.push(ports)
+      Object.assign(this.components, { ports })
       const endpoints = new EndpointService({
         ...this.components,
         lease: ipam.lease,

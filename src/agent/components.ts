@@ -5,6 +5,7 @@ import type { MembersView } from '../cluster/service.js'
 import type { DatapathComponent } from '../datapath/service.js'
 import type { Logger } from '../lib/log.js'
 import type { LinkService } from '../ports/link-service.js'
+import type { PortService } from '../ports/publish-service.js'
 import type { Store } from '../store/types.js'
 import type { AgentConfig } from './config.js'
 
@@ -62,4 +63,6 @@ export interface AgentComponents {
   links?: LinkService
   /** the overlay datapath (src/datapath): status, reconcile, firewall sections for published ports */
   datapath?: DatapathComponent
+  /** published ports of this host's containers (src/ports): admission for CNI ADD, the `ports` firewall section */
+  ports?: PortService
 }

@@ -8,6 +8,7 @@ import { type DnsConfig, defaultDnsConfig, dnsConfigSchema } from '../dns/config
 import { FIREWALL_KINDS, type FirewallKind } from '../datapath/firewall/index.js'
 import { PlexusError } from '../lib/errors.js'
 import type { LogLevel } from '../lib/log.js'
+import { DEFAULT_PORT_RANGE } from '../ports/publish.js'
 
 /** plexusd configuration. The file is JSON (comments allowed); flags override it. Documented in docs/config.md. */
 export interface AgentConfig {
@@ -75,6 +76,11 @@ export interface AgentConfig {
     /** reconcile timer: drift (a deleted route, FDB entry or rule) is repaired within this */
     reconcileIntervalMs: number
   }
+  /** published ports (src/ports/README.md) */
+  ports: {
+    /** where hostPort 0 picks a free port from, inclusive */
+    range: [number, number]
+  }
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal']
@@ -137,6 +143,18 @@ const schema = {
         reconcileIntervalMs: { type: 'integer', minimum: 200, maximum: 5000 },
       },
     },
+    ports: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        range: {
+          type: 'array',
+          minItems: 2,
+          maxItems: 2,
+          items: { type: 'integer', minimum: 1, maximum: 65535 },
+        },
+      },
+    },
   },
 } as const
 
@@ -172,6 +190,7 @@ export function defaultConfig(): AgentConfig {
     dns: defaultDnsConfig(),
     network: { seed: {}, leaseTtlMs: 600_000, leaseSettleMs: 3000 },
     datapath: { firewall: 'auto', reconcileIntervalMs: 3000 },
+    ports: { range: [DEFAULT_PORT_RANGE[0], DEFAULT_PORT_RANGE[1]] },
   }
 }
 
@@ -267,6 +286,7 @@ export function resolveConfig(file: Partial<AgentConfig>, flags: Partial<AgentCo
     dns: { ...base.dns, ...file.dns, ...flags.dns },
     network: { ...base.network, ...file.network },
     datapath: { ...base.datapath, ...file.datapath },
+    ports: { ...base.ports, ...file.ports },
   }
 }
 

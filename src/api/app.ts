@@ -6,6 +6,7 @@ import { endpointRoutes } from './routes/endpoints.js'
 import { dnsRoutes } from './routes/dns.js'
 import { linkRoutes } from './routes/links.js'
 import { networkRoutes } from './routes/network.js'
+import { portRoutes } from './routes/ports.js'
 import { serviceRoutes } from './routes/services.js'
 import { statusRoutes } from './routes/status.js'
 import { routeRoutes } from './routes/routes.js'
@@ -50,5 +51,6 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(cniRoutes, { deps })
   await app.register(endpointRoutes, { deps })
   if (deps.links) await app.register(linkRoutes, { links: deps.links })
+  if (deps.ports) await app.register(portRoutes, { ports: deps.ports })
   return app
 }

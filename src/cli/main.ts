@@ -6,6 +6,7 @@ import { registerEndpoints } from './commands/endpoints.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerLink } from './commands/link.js'
 import { registerNetwork } from './commands/network.js'
+import { registerPort } from './commands/port.js'
 import { registerDns } from './commands/dns.js'
 import { registerRoutes } from './commands/routes.js'
 import { registerService } from './commands/service.js'
@@ -27,6 +28,7 @@ const commands: RegisterCommand[] = [
   registerEndpoints,
   registerInspect,
   registerLink,
+  registerPort,
   registerService,
   registerServices,
   registerDns,

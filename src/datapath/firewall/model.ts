@@ -27,6 +27,8 @@ export interface Match {
   dport?: number
   /** destination is an address of this host (iptables addrtype LOCAL, nft fib daddr type local) */
   dstLocal?: boolean
+  /** connection tracking state is one of these (iptables -m conntrack --ctstate, nft ct state) */
+  ctState?: ('new' | 'established' | 'related' | 'invalid')[]
 }
 
 export type Action =
