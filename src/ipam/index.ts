@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import type { Counters, Startable } from '../agent/components.js'
 import type { AgentConfig } from '../agent/config.js'
+import type { MembersView } from '../cluster/service.js'
 import type { Logger } from '../lib/log.js'
 import type { Store } from '../store/types.js'
 import { AddressAllocator } from './addresses.js'
@@ -13,6 +14,7 @@ export { LeaseManager } from './manager.js'
 
 export interface IpamComponents {
   store: Store
+  members?: MembersView
   config: AgentConfig
   logger: Logger
   counters: Counters
@@ -34,7 +36,11 @@ export async function createIpam(
   // win against the host that took the subnet meanwhile (flannel's bug). Capped, the lease expires no later
   // than it is hidden, and expiry is final: a returning host must claim anew, and a new claim is younger.
   const ttlMs = Math.min(leaseTtlMs, c.config.cluster.nodeTtlMs)
-  const lease = new LeaseManager(c, { seed, ttlMs, settleMs: leaseSettleMs })
+  // A host with bootstrap peers joins before it claims; the first host of a cluster has nobody to wait for.
+  const joined = () =>
+    c.config.cluster.bootstrap.length === 0 ||
+    (c.members?.hosts() ?? []).some((h) => !h.self && h.state === 'alive')
+  const lease = new LeaseManager(c, { seed, ttlMs, settleMs: leaseSettleMs, joined })
   const addresses = await AddressAllocator.open(join(c.config.stateDir, 'ipam'), () => lease.current()?.cidr)
   const log = c.logger.child({ component: 'ipam' })
   const reportStale = () => {

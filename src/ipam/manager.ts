@@ -49,7 +49,7 @@ export interface CurrentLease {
   backend: LeaseValue['backend']
 }
 
-export type LeaseState = 'waiting-config' | 'settling' | 'acquired' | 'no-subnet' | 'error'
+export type LeaseState = 'joining' | 'waiting-config' | 'settling' | 'acquired' | 'no-subnet' | 'error'
 
 export interface LeaseStatus {
   state: LeaseState
@@ -99,6 +99,14 @@ export interface LeaseManagerInit {
   seed: NetworkConfigInput | false
   /** retry interval while no subnet is free or the underlay is unknown (default: settleMs, at most 10 s) */
   retryMs?: number
+  /**
+   * True once this host has heard from a cluster peer (or needs none). Until
+   * then, or joinTimeoutMs, it neither seeds a config nor claims: a settle
+   * period only surfaces competing claims if the hosts can already talk.
+   */
+  joined?: () => boolean
+  /** default 20 s */
+  joinTimeoutMs?: number
   /** tests pin the underlay and the subnet choice */
   underlay?: () => Promise<Underlay>
   random?: () => number
@@ -130,6 +138,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
   private badConfigSeen?: string
   private startedAt = 0
   private seeded = false
+  private joinedAt?: number
   private dirty = false
   private wakeUp?: () => void
   private unwatch: (() => void)[] = []
@@ -186,6 +195,21 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     this.wakeUp?.()
   }
 
+  /** ms since this host joined the cluster (see LeaseManagerInit.joined), or -1 while it is still joining. */
+  private joinedFor(now: number): number {
+    if (this.joinedAt === undefined) {
+      const timedOut = now >= this.startedAt + (this.init.joinTimeoutMs ?? 20_000)
+      if (!this.init.joined || this.init.joined()) this.joinedAt = now
+      else if (timedOut) {
+        this.joinedAt = now
+        this.log.warn(
+          'no cluster peer answered: going ahead alone (claims are still checked when peers appear)',
+        )
+      } else return -1
+    }
+    return now - this.joinedAt
+  }
+
   private get retryMs(): number {
     return this.init.retryMs ?? Math.min(this.init.settleMs, 10_000)
   }
@@ -220,6 +244,10 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
 
   /** One pass of the state machine; returns how long to sleep unless something changes first. */
   private async step(now: number): Promise<number> {
+    if (this.joinedFor(now) < 0) {
+      this.setStatus('joining', 'waiting to hear from a cluster peer before claiming a subnet')
+      return 250
+    }
     const cfg = await this.readConfig(now)
     if (!cfg) return this.retryMs
     if (!this.underlay) this.underlay = await (this.init.underlay ?? (() => detectUnderlay(this.want())))()
@@ -240,7 +268,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
       if (lostWhy) await this.drop(lostWhy)
     }
     if (this.claim) return this.keep(cfg, now)
-    return this.newClaim(cfg, view, now)
+    return this.newClaim(cfg, view)
   }
 
   private want(): { address?: string; ifname?: string } {
@@ -251,8 +279,8 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
   private async readConfig(now: number): Promise<NetworkConfig | undefined> {
     const rec = this.c.store.get(NETWORK_CONFIG_KEY)
     if (!rec) {
-      if (this.init.seed !== false && !this.seeded && now >= this.startedAt + this.init.settleMs) {
-        // Waiting one settle period first lets sync bring an existing cluster's config before we would write ours.
+      if (this.init.seed !== false && !this.seeded && this.joinedFor(now) >= this.init.settleMs) {
+        // Waiting one settle period after joining lets sync bring an existing cluster's config before we write ours.
         this.seeded = true
         const seed = parseNetworkConfig(this.init.seed)
         try {
@@ -407,14 +435,14 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
   }
 
   /** Claim order: our own live lease, then the subnet in the last subnet.env, then a free one. */
-  private async newClaim(cfg: NetworkConfig, view: LeaseView, now: number): Promise<number> {
+  private async newClaim(cfg: NetworkConfig, view: LeaseView): Promise<number> {
     const self = this.c.store.self
     const ranges = networkRanges(cfg)
     const others = view.valid.filter((l) => l.peerId !== self)
     const free = (s: Cidr) => claimable(ranges, s) && !others.some((l) => overlaps(l.subnet, s))
 
     let subnet: Cidr | undefined
-    let claimedAt = now
+    let claimedAt: number | undefined
     let source = ''
     const ownRec = this.c.store.get(leaseKey(self))
     const own = ownRec ? parseLeaseValue(ownRec.value) : undefined
@@ -440,11 +468,13 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
       publicIp: (this.underlay as Underlay).address,
       hostname: this.c.config.name,
       backend: this.backendFor(cfg),
-      claimedAt,
+      // a new claim is dated when it is made, not when this step began
+      claimedAt: claimedAt ?? Date.now(),
     }
-    this.claim = { subnet, value, lastPut: now, settleUntil: now + this.init.settleMs }
+    const at = Date.now()
+    this.claim = { subnet, value, lastPut: at, settleUntil: at + this.init.settleMs }
     try {
-      await this.publish(value, now)
+      await this.publish(value, at)
     } catch (err) {
       this.claim = undefined
       throw err
@@ -454,7 +484,10 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
       `claimed ${value.subnet} (${source}); waiting ${this.init.settleMs} ms for competing claims`,
       value.subnet,
     )
-    this.log.info({ subnet: value.subnet, source, claimedAt }, `claiming ${value.subnet} (${source})`)
+    this.log.info(
+      { subnet: value.subnet, source, claimedAt: value.claimedAt },
+      `claiming ${value.subnet} (${source})`,
+    )
     return this.init.settleMs
   }
 

@@ -360,3 +360,18 @@ t.test('a bad seed is refused at construction', async (t) => {
   const h = await net.host('h1')
   t.throws(() => net.start(h, { seed: { SubnetLen: 40 } }), { code: 'PLX_IPAM_CONFIG_INVALID' })
 })
+
+t.test('a host with cluster peers neither seeds nor claims before it has heard from one', async (t) => {
+  const net = new Net(t)
+  const h = await net.host('h1')
+  let joined = false
+  const lm = net.start(h, { seed: ONE_SUBNET, joined: () => joined })
+  await sleep(SETTLE * 2)
+  t.equal(lm.status().state, 'joining')
+  t.equal(h.store.get(NETWORK_CONFIG_KEY), undefined, 'no config seeded yet')
+  joined = true
+  await until(t, 'acquired', () => lm.status().state === 'acquired')
+  const h2 = await net.host('h2')
+  const alone = net.start(h2, { seed: ONE_SUBNET, joined: () => false, joinTimeoutMs: SETTLE })
+  await until(t, 'h2 went ahead alone after the join timeout', () => alone.status().state === 'no-subnet')
+})
