@@ -150,13 +150,8 @@ function fixedRate(port: number): { p50: number; p99: number; loss: number } {
 
 function rssMb(pid: number): number {
   // the target plus its worker processes
-  const pids = [
-    pid,
-    ...execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map(Number),
-  ]
+  const workers = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean)
+  const pids = [pid, ...workers.map(Number)]
   const kb = pids.reduce(
     (sum, p) => sum + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0),
     0,
