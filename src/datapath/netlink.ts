@@ -189,9 +189,19 @@ export class Netlink {
     readonly nsPath?: string,
   ) {}
 
+  /** socket-level errors (e.g. ENOBUFS when replies overflow the receive buffer); the requests they hit time out */
+  socketErrors = 0
+  lastSocketError?: Error
+
   static open(nsPath?: string): Netlink {
     const sock = nsPath === undefined ? createRtNetlink() : withNetns(nsPath, () => createRtNetlink())
-    return new Netlink(sock, nsPath)
+    const nl = new Netlink(sock, nsPath)
+    // Without a listener the package's 'error' event is thrown from its native callback and aborts the process.
+    sock.socket.on('error', (err) => {
+      nl.socketErrors++
+      nl.lastSocketError = err
+    })
+    return nl
   }
 
   close(): void {
