@@ -1,6 +1,7 @@
 // Builds the setns addon with node-gyp against the running node's own headers
 // (--nodedir), so nothing is downloaded. See README.md.
 import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -8,4 +9,9 @@ import { fileURLToPath } from 'node:url'
 const here = dirname(fileURLToPath(import.meta.url))
 const nodeGyp = createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js')
 const nodedir = dirname(dirname(process.execPath))
+if (!existsSync(`${nodedir}/include/node/node_api.h`)) {
+  // node-gyp would try to download headers, which an offline build machine cannot
+  console.error(`native/build.mjs: no Node headers under ${nodedir}/include/node (install the nodejs headers package)`)
+  process.exit(1)
+}
 execFileSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`], { cwd: here, stdio: 'inherit' })
