@@ -199,3 +199,20 @@ t.test('host-gw refuses a remote that is not on the same L2 segment', async (t) 
   t.equal(h1.counters.get('datapath.refused'), 1, 'not counted again while unchanged')
   t.notMatch(nsExec(h1.ns.name, 'ip', ['route']), /10\.244\.9\./)
 })
+
+t.test('vxlan DirectRouting: hosts on one segment get direct routes, traffic crosses', async (t) => {
+  const topo = await topology(t, {
+    hosts: 2,
+    network: { Backend: { Type: 'vxlan', DirectRouting: true } },
+    firewall: 'iptables',
+  })
+  const [h1, h2] = topo.hosts as [(typeof topo.hosts)[0], (typeof topo.hosts)[0]]
+  t.match(nsExec(h1.ns.name, 'ip', ['route', 'show', h2.subnet]), /via 192\.0\.2\.12 dev eth0 proto 77/)
+  t.same(
+    h1.reconciler.status().remotes.map((r) => r.mode),
+    ['direct'],
+  )
+  t.notMatch(nsExec(h1.ns.name, 'bridge', ['fdb', 'show', 'dev', 'plexus.1']), /dst/, 'no FDB entry needed')
+  t.ok(pingOk(h1.ep.name, h2.ep.ip), 'ICMP crosses')
+  t.ok(pingOk(h2.ep.name, h1.ep.ip, 1450 - 28), 'full overlay MTU with DF crosses')
+})
