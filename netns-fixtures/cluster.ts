@@ -35,6 +35,7 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const DIST = join(REPO, 'dist')
 const AGENT_JS = join(DIST, 'src/agent/main.js')
 const CNI_PLUGIN = join(DIST, 'cni/plexus')
+const STUB_DNS_JS = join(DIST, 'netns-fixtures/stub-dns.js')
 const BIN_DIR = join(DIST, 'bin')
 const NAME_RE = /^[a-z][a-z0-9]{0,9}$/
 const CTR_RE = /^[a-z][a-z0-9-]{0,30}$/
@@ -87,6 +88,7 @@ function agentConfig(c: ClusterState, h: HostState, index: number): Record<strin
     network: { seed: { Network: c.cidr, Backend: { Type: c.backend } } },
     // The stub upstream runs in the underlay namespace: forwarding never leaves the test bed.
     dns: { upstreams: [UNDERLAY_GATEWAY] },
+    datapath: { firewall: c.firewall },
     labels: { fixture: c.name, index: String(index + 1) },
   }
 }
@@ -95,6 +97,33 @@ function writeClusterKey(c: ClusterState): void {
   // The standard libp2p swarm key format (what `plexctl cluster init` writes).
   const key = `/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toString('hex')}\n`
   writeFileSync(join(clusterDir(c.name), 'cluster.key'), key, { mode: 0o600 })
+}
+
+/** Names the stub upstream answers, so tests can check forwarding out of the zone. */
+export const STUB_RECORDS = ['example.test=203.0.113.7', 'www.example.test=203.0.113.8']
+
+/** The agents' upstream resolver, in the underlay namespace: forwarded queries never leave the test bed. */
+async function startStubDns(c: ClusterState): Promise<void> {
+  need(existsSync(STUB_DNS_JS), `${STUB_DNS_JS} is missing: run 'make build' first`)
+  const logFile = join(clusterDir(c.name), 'stub-dns.log')
+  const log = openSync(logFile, 'a')
+  const records = STUB_RECORDS.flatMap((r) => ['--record', r])
+  const args = [
+    'netns',
+    'exec',
+    underlayNs(c.name),
+    process.execPath,
+    STUB_DNS_JS,
+    '--listen',
+    `${UNDERLAY_GATEWAY}:53`,
+  ]
+  spawn('ip', [...args, ...records], { detached: true, stdio: ['ignore', log, log] }).unref()
+  const deadline = Date.now() + 10_000
+  while (Date.now() < deadline) {
+    if (readFileSync(logFile, 'utf8').includes('ready')) return
+    await sleep(50)
+  }
+  throw new FixtureError(`stub DNS did not start: ${readFileSync(logFile, 'utf8')}`)
 }
 
 function startAgent(c: ClusterState, h: HostState, index: number): void {
@@ -203,6 +232,7 @@ async function up(opts: {
     ipNs(u, 'link', 'add', 'br0', 'type', 'bridge')
     ipNs(u, 'addr', 'add', `${UNDERLAY_GATEWAY}/24`, 'dev', 'br0')
     ipNs(u, 'link', 'set', 'br0', 'up')
+    await startStubDns(c)
     for (const h of c.hosts) {
       mkdirSync(h.dir, { recursive: true })
       sh('ip', ['netns', 'add', h.ns])
