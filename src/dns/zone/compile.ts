@@ -25,23 +25,30 @@ const MAX_ORDERS = 8
 const SHUFFLED = new Set<Rr['type']>(['A', 'AAAA', 'SRV'])
 const TYPE_CODE: Record<Rr['type'], number> = { A: 1, NS: 2, SOA: 6, PTR: 12, AAAA: 28, SRV: 33 }
 
-function section(rcode: number, answers: Rr[], authorities: Rr[], additionals: Rr[]): Section {
-  const full = dnsPacket.encode({
-    type: 'response',
-    id: 0,
-    flags: 0,
-    questions: [],
-    answers: answers as dnsPacket.Answer[],
-    authorities: authorities as dnsPacket.Answer[],
-    additionals: additionals as dnsPacket.Answer[],
-  })
-  return {
-    rcode,
-    authoritative: true,
-    an: answers.length,
-    ns: authorities.length,
-    ar: additionals.length,
-    body: Buffer.from(full.subarray(12)),
+// dns-packet's single-record encoder (not in its typings): each record is encoded once per compile
+const encodeRecord = (dnsPacket as unknown as { answer: { encode(r: Rr): Buffer } }).answer.encode
+
+/** Encodes records through a per-compile memo: the same record in several orders is encoded once. */
+class Encoder {
+  private readonly memo = new Map<Rr, Buffer>()
+  bytes(r: Rr): Buffer {
+    let b = this.memo.get(r)
+    if (!b) {
+      b = encodeRecord(r)
+      this.memo.set(r, b)
+    }
+    return b
+  }
+  section(rcode: number, answers: Rr[], authorities: Rr[], additionals: Rr[]): Section {
+    const parts = [...answers, ...authorities, ...additionals].map((r) => this.bytes(r))
+    return {
+      rcode,
+      authoritative: true,
+      an: answers.length,
+      ns: authorities.length,
+      ar: additionals.length,
+      body: Buffer.concat(parts),
+    }
   }
 }
 
@@ -63,6 +70,8 @@ export function orders<T>(set: T[], random: () => number = Math.random): T[][] {
 }
 
 export function compileZone(zone: ZoneData): AnswerTable {
+  const enc = new Encoder()
+  const section = enc.section.bind(enc)
   const soa = [zone.soa]
   const nodata = section(RCODE_NOERROR, [], soa, [])
   const nxdomain = section(RCODE_NXDOMAIN, [], soa, [])

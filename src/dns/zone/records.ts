@@ -63,6 +63,8 @@ export function buildZone(catalog: Catalog, opts: ZoneOptions): ZoneData {
     }
     return n
   }
+  // identical records twice (two endpoints, same name and address) are one; a set per list keeps this O(1)
+  const seen = new Map<Rr[], Set<string>>()
   /** adds a record to name's sets, or (into additional) a record owned by rrName to name's additional section */
   const add = (
     name: string,
@@ -74,10 +76,18 @@ export function buildZone(catalog: Catalog, opts: ZoneOptions): ZoneData {
     const m = at(name)[into]
     const list = m.get(type)
     const rr: Rr = { name: rrName, type, ttl, data }
-    // identical data twice (two endpoints, same name and address) is one record
+    const id = `${rrName}\0${typeof data === 'string' ? data : JSON.stringify(data)}`
     if (list) {
-      if (!list.some((x) => x.name === rrName && sameData(x.data, data))) list.push(rr)
-    } else m.set(type, [rr])
+      const s = seen.get(list)!
+      if (!s.has(id)) {
+        s.add(id)
+        list.push(rr)
+      }
+    } else {
+      const fresh = [rr]
+      m.set(type, fresh)
+      seen.set(fresh, new Set([id]))
+    }
   }
   const addAddress = (name: string, ipv4: string | undefined, ipv6: string | undefined): void => {
     if (ipv4) add(name, 'A', ipv4)
@@ -165,8 +175,4 @@ export function buildZone(catalog: Catalog, opts: ZoneOptions): ZoneData {
     }
   }
   return { origin, ttl, soa, names }
-}
-
-function sameData(a: unknown, b: unknown): boolean {
-  return typeof a === 'string' ? a === b : JSON.stringify(a) === JSON.stringify(b)
 }

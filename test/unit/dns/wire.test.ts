@@ -2,7 +2,7 @@ import dnsPacket from 'dns-packet'
 import t from 'tap'
 import { CacheStage } from '../../../src/dns/cache/cache.js'
 import { keyToName, keyWithin, nameToKey, parseQuery, responseTtls } from '../../../src/dns/wire.js'
-import { query } from './zone-fixture.js'
+import { query } from '../../helpers/dns-zone.js'
 
 function lcg(seed: number) {
   return (n: number) => {

@@ -3,7 +3,7 @@ import t from 'tap'
 import { isPending, type Reply } from '../../../src/dns/chain.js'
 import { orders } from '../../../src/dns/zone/compile.js'
 import { ZoneStage } from '../../../src/dns/zone/handler.js'
-import { endpoint, query, rec, sampleInput, table } from './zone-fixture.js'
+import { endpoint, query, rec, sampleInput, table } from '../../helpers/dns-zone.js'
 
 const NEXT = Buffer.from('next')
 const passOn = (): Reply => NEXT

@@ -1,10 +1,10 @@
 // Plain data for the zone tests: store records of two hosts with a service.
 import dnsPacket from 'dns-packet'
-import { parseQuery, type Query } from '../../../src/dns/wire.js'
-import { type AnswerTable, compileZone } from '../../../src/dns/zone/compile.js'
-import { buildZone } from '../../../src/dns/zone/records.js'
-import { buildCatalog, type CatalogInput } from '../../../src/services/catalog.js'
-import type { StoreRecord } from '../../../src/store/types.js'
+import { parseQuery, type Query } from '../../src/dns/wire.js'
+import { type AnswerTable, compileZone } from '../../src/dns/zone/compile.js'
+import { buildZone } from '../../src/dns/zone/records.js'
+import { buildCatalog, type CatalogInput } from '../../src/services/catalog.js'
+import type { StoreRecord } from '../../src/store/types.js'
 
 export function rec(
   key: string,
