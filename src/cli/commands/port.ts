@@ -21,14 +21,22 @@ function splitSpec(spec: string): {
   containerPort?: number
   protocol: string
 } {
-  const m = /^(?:([^:/]+):)?(\d+)(?::(\d+))?(?:\/([^/]+))?$/.exec(spec)
-  if (!m) throw new Error(`"${spec}" is not [IP:]HOSTPORT:CTRPORT[/tcp|udp]`)
-  if (m[1] && !m[3]) throw new Error(`"${spec}": give IP:HOSTPORT:CTRPORT`)
+  const [ports = '', protocol = 'tcp', ...extra] = spec.split('/')
+  const parts = ports.split(':')
+  const [hostIp, hostPort, containerPort] = parts.length === 3 ? parts : [undefined, parts[0], parts[1]]
+  if (
+    extra.length ||
+    parts.length > 3 ||
+    !hostPort ||
+    !/^\d+$/.test(hostPort) ||
+    (containerPort !== undefined && !/^\d+$/.test(containerPort))
+  )
+    throw new Error(`"${spec}" is not [IP:]HOSTPORT:CTRPORT[/tcp|udp]`)
   return {
-    ...(m[1] ? { hostIp: m[1] } : {}),
-    hostPort: Number(m[2]),
-    ...(m[3] ? { containerPort: Number(m[3]) } : {}),
-    protocol: m[4] ?? 'tcp',
+    ...(hostIp ? { hostIp } : {}),
+    hostPort: Number(hostPort),
+    ...(containerPort !== undefined ? { containerPort: Number(containerPort) } : {}),
+    protocol,
   }
 }
 
