@@ -1,0 +1,163 @@
+// PortService against the real store, with the datapath's firewall as a
+// recorder (the kernel side is covered by test/integration/ports.test.ts).
+import { pino } from 'pino'
+import t, { type Test } from 'tap'
+import type { AgentComponents } from '../../../src/agent/components.js'
+import { defaultConfig } from '../../../src/agent/config.js'
+import { buildApp } from '../../../src/api/app.js'
+import type { Section } from '../../../src/datapath/firewall/model.js'
+import { PlexusError } from '../../../src/lib/errors.js'
+import { PortService } from '../../../src/ports/publish-service.js'
+import type { EndpointValue } from '../../../src/store/records.js'
+import type { JsonValue } from '../../../src/store/types.js'
+import { newStore } from '../store/helpers.js'
+
+// above the kernel's ephemeral range, so the test host's own sockets do not get in the way
+const RANGE: [number, number] = [61010, 61012]
+
+async function setup(t: Test) {
+  const { store, counters } = await newStore()
+  const sections: Section[] = []
+  const datapath = {
+    fail: false,
+    async setFirewallSection(s: Section) {
+      if (datapath.fail)
+        throw new PlexusError('PLX_FIREWALL_FAILED', 'firewall section ports not applied: boom')
+      sections.push(structuredClone(s))
+    },
+  }
+  const config = { ...defaultConfig(), name: 'h1', ports: { range: RANGE } }
+  const lease = { current: () => ({ subnet: '10.244.1.0/24' }), on() {}, off() {} }
+  const ports = new PortService({
+    config,
+    logger: pino({ level: 'silent' }),
+    counters,
+    peerId: store.self,
+    store,
+    lease: lease as unknown as AgentComponents['lease'] & object,
+    datapath,
+  })
+  await ports.start()
+  t.teardown(() => ports.stop())
+  const endpoint = (name: string, ipv4: string, published?: EndpointValue['published']) => {
+    const value: EndpointValue = {
+      containerId: `${name}-0123456789ab`,
+      ifname: 'eth0',
+      name,
+      host: 'h1',
+      ipv4,
+      mac: '02:00:00:00:00:01',
+      netns: `/run/netns/${name}`,
+      hostVeth: `plxtest${name}`,
+      labels: {},
+      createdAt: new Date().toISOString(),
+      ...(published ? { published } : {}),
+    }
+    return { key: `endpoints/${store.self}/${value.containerId}/eth0`, value }
+  }
+  const last = () => sections.at(-1)?.rules.map((r) => r.id) ?? []
+  return { store, ports, datapath, sections, endpoint, last, config, counters }
+}
+
+t.test('concurrent ADDs with hostPort 0 get distinct ports; the range runs out cleanly', async (t) => {
+  const { ports, endpoint, last } = await setup(t)
+  const eps = ['a', 'b', 'c'].map((n, i) =>
+    endpoint(n, `10.244.1.${i + 2}`, [{ hostPort: 0, containerPort: 80, protocol: 'tcp' }]),
+  )
+  const got = await Promise.all(eps.map((e) => ports.reserve(e.key, e.value)))
+  t.same(got.map((p) => p[0]?.hostPort).sort(), [61010, 61011, 61012])
+  t.equal(last().filter((id) => id.endsWith('-pre')).length, 3, 'rules in place before the records exist')
+  const d = endpoint('d', '10.244.1.9', [{ hostPort: 0, containerPort: 80, protocol: 'tcp' }])
+  await t.rejects(ports.reserve(d.key, d.value), { code: 'PLX_PORTS_EXHAUSTED' })
+  // UDP is a separate space
+  const u = endpoint('u', '10.244.1.10', [{ hostPort: 0, containerPort: 53, protocol: 'udp' }])
+  t.equal((await ports.reserve(u.key, u.value))[0]?.protocol, 'udp')
+})
+
+t.test('rules follow the records: written, then deleted (CNI DEL)', async (t) => {
+  const { store, ports, endpoint, last } = await setup(t)
+  const web = endpoint('web', '10.244.1.5', [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }])
+  web.value.published = await ports.reserve(web.key, web.value)
+  await store.put(web.key, web.value as unknown as JsonValue)
+  await ports.reconcile()
+  t.ok(last().includes('tcp-18080-pre'))
+  const other = endpoint('other', '10.244.1.6', [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }])
+  await t.rejects(ports.reserve(other.key, other.value), {
+    code: 'PLX_PORTS_CONFLICT',
+    message: /already taken by container "web"/,
+  })
+  t.ok(last().includes('tcp-18080-pre'), 'the refusal changed nothing')
+  await store.delete(web.key)
+  await ports.reconcile()
+  t.same(last(), [], 'no rule once the record is gone')
+  t.same(ports.rows(), [])
+})
+
+t.test('a firewall failure leaves nothing admitted', async (t) => {
+  const { ports, datapath, endpoint, last } = await setup(t)
+  const web = endpoint('web', '10.244.1.5', [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }])
+  datapath.fail = true
+  await t.rejects(ports.reserve(web.key, web.value), { code: 'PLX_FIREWALL_FAILED' })
+  datapath.fail = false
+  await ports.reconcile()
+  t.same(last(), [], 'the refused mapping did not stay pending')
+  // and the port is free for the next one
+  t.same(await ports.reserve(web.key, web.value), [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }])
+})
+
+t.test('API: publish, conflicts and bad input with reasons, list, unpublish', async (t) => {
+  const { store, ports, endpoint } = await setup(t)
+  const web = endpoint('web', '10.244.1.5')
+  await store.put(web.key, web.value as unknown as JsonValue)
+  const app = await buildApp({
+    config: defaultConfig(),
+    logger: pino({ level: 'silent' }),
+    store,
+    peerId: store.self,
+    ports,
+  } as unknown as AgentComponents)
+  t.teardown(() => app.close())
+  const post = (payload: Record<string, unknown>) => app.inject({ method: 'POST', url: '/v1/ports', payload })
+
+  let res = await post({ container: 'web', hostPort: 18080, containerPort: 80, hostIp: '127.0.0.1' })
+  t.equal(res.statusCode, 200, res.body)
+  t.match(res.json(), {
+    container: 'web',
+    hostAddress: '127.0.0.1',
+    hostPort: 18080,
+    protocol: 'tcp',
+    local: true,
+  })
+  t.match((store.get(web.key)?.value as unknown as EndpointValue).published, [
+    { hostPort: 18080, containerPort: 80, protocol: 'tcp', hostIp: '127.0.0.1' },
+  ])
+
+  res = await post({ container: 'web', hostPort: 18080, containerPort: 81 })
+  t.equal(res.statusCode, 409)
+  t.match(res.json(), { error: 'PLX_PORTS_CONFLICT', message: /127\.0\.0\.1:18080|0\.0\.0\.0:18080/ })
+  res = await post({ container: 'web', hostPort: 99999, containerPort: 80, protocol: 'sctp' })
+  t.equal(res.statusCode, 400)
+  t.match(res.json(), {
+    error: 'PLX_PORTS_INVALID',
+    message: /host port 99999 is outside 1-65535 .*; protocol "sctp" is not tcp or udp/,
+  })
+  res = await post({ container: 'web', hostPort: '80x', containerPort: 80 })
+  t.equal(res.statusCode, 400, 'the schema refuses a non-integer')
+  res = await post({ container: 'nosuch', hostPort: 18081, containerPort: 80 })
+  t.equal(res.statusCode, 404)
+  t.equal(res.json().error, 'PLX_PORTS_UNKNOWN_CONTAINER')
+
+  res = await app.inject({ method: 'GET', url: '/v1/ports?local=true' })
+  t.equal(res.statusCode, 200)
+  t.equal(res.json().length, 1)
+
+  res = await app.inject({ method: 'DELETE', url: '/v1/ports/web/18080?protocol=udp' })
+  t.equal(res.statusCode, 404)
+  t.equal(res.json().error, 'PLX_PORTS_NOT_PUBLISHED')
+  res = await app.inject({ method: 'DELETE', url: '/v1/ports/web/18080' })
+  t.equal(res.statusCode, 200)
+  t.same(res.json(), {
+    removed: [{ hostPort: 18080, containerPort: 80, protocol: 'tcp', hostIp: '127.0.0.1' }],
+  })
+  t.equal((store.get(web.key)?.value as unknown as EndpointValue).published, undefined)
+})
