@@ -6,7 +6,7 @@ import t from 'tap'
 import { cleanup } from '../../../src/datapath/cleanup.js'
 import { allFirewalls } from '../../../src/datapath/firewall/index.js'
 import { nsExec } from './tempns.js'
-import { leaseRecord, pingOk, tcpTransfer, topology, waitFor } from './topology.js'
+import { leaseRecord, pingOk, tcpSession, tcpTransfer, topology, waitFor } from './topology.js'
 
 const cases = [
   { backend: 'vxlan', firewall: 'iptables' },
@@ -72,6 +72,16 @@ for (const c of cases) {
       await tcpTransfer(h1.ep.name, h3.ep.name, h3.ep.ip, 10 * 1024 * 1024),
       10 * 1024 * 1024,
       '10 MB over TCP',
+    )
+    t.equal(
+      (await tcpSession(h1.ep.name, h2.ep.name, h2.ep.ip, 10)).from,
+      h1.ep.ip,
+      'no masquerade inside the cluster network',
+    )
+    t.equal(
+      (await tcpSession(h1.ep.name, h2.ns.name, h2.address, 10)).from,
+      h1.address,
+      'masquerade when leaving it',
     )
     t.ok(pingOk(h2.ep.name, h1.ep.ip, mtu - 28), `ICMP of the full overlay MTU (${mtu}) with DF crosses`)
     t.notOk(pingOk(h2.ep.name, h1.ep.ip, mtu - 27), 'one byte more is refused at the sender, not black-holed')

@@ -183,9 +183,9 @@ const net = require('node:net')
 const srv = net.createServer((c) => {
   let n = 0
   c.on('data', (d) => { n += d.length })
-  c.on('end', () => { c.end(String(n)); srv.close() })
+  c.on('end', () => { c.end(JSON.stringify({ bytes: n, from: c.remoteAddress })); srv.close() })
 })
-srv.listen(Number(process.argv[1]), () => process.stdout.write('ready\\n'))
+srv.listen(Number(process.argv[1]), '0.0.0.0', () => process.stdout.write('ready\\n'))
 `
 const SOURCE = `
 const net = require('node:net')
@@ -210,10 +210,20 @@ c.on('end', () => process.stdout.write(reply))
 `
 
 /**
- * moves `bytes` over TCP from one endpoint namespace to another (a Node
- * sender and sink, so the count is exact); returns the bytes the sink got
+ * moves `bytes` over TCP from one namespace to another (a Node sender and
+ * sink, so the count is exact); returns the bytes the sink got
  */
 export async function tcpTransfer(from: string, to: string, toIp: string, bytes: number): Promise<number> {
+  return (await tcpSession(from, to, toIp, bytes)).bytes
+}
+
+/** what the receiving side of a TCP connection sees: bytes received and the client's source address */
+export async function tcpSession(
+  from: string,
+  to: string,
+  toIp: string,
+  bytes: number,
+): Promise<{ bytes: number; from: string }> {
   const { spawn } = await import('node:child_process')
   const port = String(5201 + Math.floor(Math.random() * 1000))
   const sink = spawn('ip', ['netns', 'exec', to, process.execPath, '-e', SINK, port], {
@@ -224,7 +234,10 @@ export async function tcpTransfer(from: string, to: string, toIp: string, bytes:
       sink.stdout.once('data', () => resolve())
       sink.once('close', () => reject(new Error('sink exited')))
     })
-    return Number(nsExec(from, process.execPath, ['-e', SOURCE, toIp, port, String(bytes)]))
+    return JSON.parse(nsExec(from, process.execPath, ['-e', SOURCE, toIp, port, String(bytes)])) as {
+      bytes: number
+      from: string
+    }
   } finally {
     sink.kill()
   }
