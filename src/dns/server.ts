@@ -29,6 +29,7 @@ export interface ServerStats {
 }
 
 const MAX_TCP_BUFFER = 65535 + 2
+const UDP_BUFFER = 4 * 1024 * 1024
 
 /**
  * UDP and TCP listeners on one address, handing parsed queries to the chain.
@@ -49,7 +50,15 @@ export class DnsListener {
 
   /** Binds UDP and TCP; rejects (leaving nothing bound) if either fails. */
   async listen(udpHandle?: UdpSocket): Promise<void> {
-    const udp = udpHandle ?? createSocket({ type: isIPv6(this.address) ? 'udp6' : 'udp4' })
+    // bursts (every container resolving at start-up) must queue in the kernel, not be dropped;
+    // the kernel caps this at net.core.rmem_max/wmem_max
+    const udp =
+      udpHandle ??
+      createSocket({
+        type: isIPv6(this.address) ? 'udp6' : 'udp4',
+        recvBufferSize: UDP_BUFFER,
+        sendBufferSize: UDP_BUFFER,
+      })
     udp.on('message', (msg, rinfo) => this.onUdp(udp, msg, rinfo.port, rinfo.address))
     if (!udpHandle) {
       await new Promise<void>((resolve, reject) => {
