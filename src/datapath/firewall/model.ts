@@ -8,6 +8,7 @@
 // hash covers the rule's content, so reading back the comments per chain is
 // enough to detect a rule that was deleted, added, reordered or changed.
 import { createHash } from 'node:crypto'
+import { parseCidr, parseIPv4 } from '../../ipam/cidr.js'
 import type { NetworkConfig } from '../../ipam/config.js'
 
 /** Where a rule runs. forward/input are filtering hooks, the others NAT hooks. */
@@ -95,6 +96,44 @@ export function sameView(a: FirewallView, b: FirewallView): boolean {
   return a.hooked === b.hooked && HOOKS.every((h) => a.rules[h].join('\n') === b.rules[h].join('\n'))
 }
 
+const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/
+const isPort = (p: unknown) => Number.isInteger(p) && (p as number) >= 1 && (p as number) <= 65535
+const isAddress = (a: string) => parseIPv4(a) !== undefined
+const isNet = (a: string) => isAddress(a) || !('reason' in parseCidr(a))
+
+/**
+ * Every value that ends up in iptables-restore input or an nft script is
+ * checked here, so a rule can never smuggle in text of its own.
+ */
+function valueProblems(where: string, r: Rule): string[] {
+  const p: string[] = []
+  const m = r.match
+  for (const k of ['src', 'notSrc', 'dst', 'notDst'] as const) {
+    const v = m[k]
+    if (v !== undefined && !(typeof v === 'string' && isNet(v)))
+      p.push(`rule "${where}": ${k} "${v}" is not an IPv4 address or CIDR`)
+  }
+  for (const k of ['iif', 'oif'] as const) {
+    const v = m[k]
+    if (v !== undefined && !(typeof v === 'string' && IFNAME.test(v)))
+      p.push(`rule "${where}": ${k} "${v}" is not an interface name`)
+  }
+  if (m.proto !== undefined && m.proto !== 'tcp' && m.proto !== 'udp')
+    p.push(`rule "${where}": proto must be tcp or udp`)
+  if (m.dport !== undefined && !isPort(m.dport))
+    p.push(`rule "${where}": dport ${m.dport} is not a port (1-65535)`)
+  const a = r.action
+  if ((a.type === 'dnat' || a.type === 'snat') && !(typeof a.to === 'string' && isAddress(a.to))) {
+    p.push(`rule "${where}": ${a.type} target "${a.to}" is not an IPv4 address`)
+  }
+  if (a.type === 'dnat' && a.port !== undefined && !isPort(a.port))
+    p.push(`rule "${where}": dnat port ${a.port} is not a port (1-65535)`)
+  if (!['accept', 'return', 'drop', 'masquerade', 'snat', 'dnat'].includes(a.type))
+    p.push(`rule "${where}": unknown action "${a.type}"`)
+  if (!HOOKS.includes(r.hook)) p.push(`rule "${where}": unknown hook "${r.hook}"`)
+  return p
+}
+
 /** Refuses specs the renderers could not express safely (names, actions in the wrong hook). */
 export function checkSpec(spec: FirewallSpec): string[] {
   const problems: string[] = []
@@ -120,6 +159,7 @@ export function checkSpec(spec: FirewallSpec): string[] {
       if (nat && (t === 'accept' || t === 'drop'))
         problems.push(`rule "${where}": ${t} belongs in a filter hook, not ${r.hook}`)
       if (r.match.dport !== undefined && !r.match.proto) problems.push(`rule "${where}": dport needs proto`)
+      problems.push(...valueProblems(where, r))
     }
   }
   return problems

@@ -136,3 +136,28 @@ t.test('checkSpec refuses what cannot be rendered safely', async (t) => {
   t.match(p.join('\n'), /accept belongs in a filter hook/)
   t.match(p.join('\n'), /dport needs proto/)
 })
+
+t.test('checkSpec refuses values that could inject text into the rule scripts', async (t) => {
+  const rule = (match: object, action: object = { type: 'accept' }) =>
+    ({
+      sections: [{ name: 'ports', rules: [{ id: 'r', hook: 'forward', match, action }] }],
+    }) as unknown as FirewallSpec
+  t.match(
+    checkSpec(rule({ src: '10.0.0.0/8\n-A FORWARD -j DROP' })).join(),
+    /src [\s\S]* is not an IPv4 address or CIDR/,
+  )
+  t.match(checkSpec(rule({ oif: 'eth0"; flush ruleset; "' })).join(), /oif .* is not an interface name/)
+  t.match(checkSpec(rule({ proto: 'tcp', dport: 70000 })).join(), /dport 70000 is not a port/)
+  t.match(checkSpec(rule({ proto: 'icmp' })).join(), /proto must be tcp or udp/)
+  const dnat = (action: object) =>
+    ({
+      sections: [{ name: 'ports', rules: [{ id: 'r', hook: 'prerouting', match: {}, action }] }],
+    }) as unknown as FirewallSpec
+  t.match(
+    checkSpec(dnat({ type: 'dnat', to: '10.0.0.1 ; drop' })).join(),
+    /dnat target .* is not an IPv4 address/,
+  )
+  t.match(checkSpec(dnat({ type: 'dnat', to: '10.0.0.1', port: 0 })).join(), /dnat port 0 is not a port/)
+  t.same(checkSpec(dnat({ type: 'dnat', to: '10.244.1.5', port: 80 })), [])
+  t.same(checkSpec(rule({ src: '192.0.2.7', oif: 'plexus0', proto: 'udp', dport: 53 })), [])
+})
