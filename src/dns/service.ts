@@ -116,7 +116,12 @@ export class DnsService implements Startable {
   async start(): Promise<void> {
     const { store, peerId } = this.c
     for (const p of WATCHED) this.unwatch.push(store.watch(p, () => this.scheduleRebuild()))
-    this.unwatch.push(store.watch(`leases/${peerId}`, () => void this.reconcileListeners()))
+    this.unwatch.push(
+      store.watch(`leases/${peerId}`, () => {
+        void this.reconcileListeners()
+        this.scheduleRebuild() // the NS glue names the gateway address
+      }),
+    )
     this.rebuild()
     await this.workers?.start(this.zone.table)
     await this.reconcileListeners()
