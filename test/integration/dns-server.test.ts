@@ -286,6 +286,62 @@ t.test('hostile input never stops the server', async (t) => {
   t.same(await short('web1.ctr.plexus.internal'), ['10.244.1.2'])
 })
 
+t.test('TCP: pipelined queries in one write, and a frame split into single bytes', async (t) => {
+  const frame = (id: number, name: string) => {
+    const q = Buffer.concat([
+      header(id, 0x0100, 1, 0, 0, 0),
+      Buffer.from(
+        `${name
+          .split('.')
+          .map((l) => String.fromCharCode(l.length) + l)
+          .join('')}\0`,
+        'latin1',
+      ),
+      Buffer.from([0, 1, 0, 1]),
+    ])
+    return Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q])
+  }
+  const exchange = (chunks: Buffer[], want: number) =>
+    new Promise<number[]>((resolve, reject) => {
+      const ids: number[] = []
+      let buf = Buffer.alloc(0)
+      const s = connect(PORT, '127.0.0.1', async () => {
+        for (const c of chunks) {
+          s.write(c)
+          await new Promise((r) => setTimeout(r, 1))
+        }
+      })
+      s.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d])
+        while (buf.length >= 2 && buf.length >= buf.readUInt16BE(0) + 2) {
+          ids.push(buf.readUInt16BE(2))
+          buf = buf.subarray(buf.readUInt16BE(0) + 2)
+        }
+        if (ids.length === want) {
+          s.destroy()
+          resolve(ids.sort((a, b) => a - b))
+        }
+      })
+      s.on('error', reject)
+      setTimeout(() => reject(new Error(`only ${ids.length} answers`)), 3000)
+    })
+  const three = Buffer.concat([
+    frame(1, 'web.svc.plexus.internal'),
+    frame(2, 'example.test'),
+    frame(3, 'web1.ctr.plexus.internal'),
+  ])
+  t.same(await exchange([three], 3), [1, 2, 3], 'all three answered (forwarded one may come out of order)')
+  const one = frame(9, 'web.svc.plexus.internal')
+  t.same(
+    await exchange(
+      [...one].map((b) => Buffer.from([b])),
+      1,
+    ),
+    [9],
+    'reassembled from single bytes',
+  )
+})
+
 t.test('fuzz: thousands of mutated packets, then the server still answers', async (t) => {
   let seed = 12345
   const rand = (n: number) => {
