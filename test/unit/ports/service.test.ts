@@ -117,6 +117,7 @@ t.test('API: publish, conflicts and bad input with reasons, list, unpublish', as
     ports,
   } as unknown as AgentComponents)
   t.teardown(() => app.close())
+  const published = () => (store.get(web.key)?.value as unknown as EndpointValue | undefined)?.published
   const post = (payload: Record<string, unknown>) => app.inject({ method: 'POST', url: '/v1/ports', payload })
 
   let res = await post({ container: 'web', hostPort: 18080, containerPort: 80, hostIp: '127.0.0.1' })
@@ -128,9 +129,7 @@ t.test('API: publish, conflicts and bad input with reasons, list, unpublish', as
     protocol: 'tcp',
     local: true,
   })
-  t.match((store.get(web.key)?.value as unknown as EndpointValue).published, [
-    { hostPort: 18080, containerPort: 80, protocol: 'tcp', hostIp: '127.0.0.1' },
-  ])
+  t.match(published(), [{ hostPort: 18080, containerPort: 80, protocol: 'tcp', hostIp: '127.0.0.1' }])
 
   res = await post({ container: 'web', hostPort: 18080, containerPort: 81 })
   t.equal(res.statusCode, 409)
@@ -159,5 +158,5 @@ t.test('API: publish, conflicts and bad input with reasons, list, unpublish', as
   t.same(res.json(), {
     removed: [{ hostPort: 18080, containerPort: 80, protocol: 'tcp', hostIp: '127.0.0.1' }],
   })
-  t.equal((store.get(web.key)?.value as unknown as EndpointValue).published, undefined)
+  t.equal(published(), undefined)
 })
