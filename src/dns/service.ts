@@ -15,7 +15,7 @@ import { ForwardStage, type Upstream } from './forward/forward.js'
 import { parseUpstream, readResolvConf } from './forward/resolvconf.js'
 import { DnsListener, emptyStats, type ServerStats } from './server.js'
 import { DnsWorkers } from './workers.js'
-import { type AnswerTable, compileZone } from './zone/compile.js'
+import { type AnswerTable, CompileMemo, compileZone } from './zone/compile.js'
 import { ZoneStage } from './zone/handler.js'
 import { buildZone } from './zone/records.js'
 
@@ -73,6 +73,7 @@ export class DnsService implements Startable {
   private bindTimer?: NodeJS.Timeout
   private serial = 0
   private lastBuildMs = 0
+  private readonly memo = new CompileMemo()
   private builtAt = new Date(0)
   private stopped = false
 
@@ -229,7 +230,7 @@ export class DnsService implements Startable {
       )
       this.expiryTimer.unref()
     }
-    return compileZone(zone)
+    return compileZone(zone, this.memo)
   }
 
   private rebuild(): void {

@@ -69,17 +69,54 @@ export function orders<T>(set: T[], random: () => number = Math.random): T[][] {
   return out
 }
 
-export function compileZone(zone: ZoneData): AnswerTable {
+/**
+ * What the previous compile produced per name, so an unchanged name is not
+ * encoded again: a zone change (one endpoint, one health flip) re-encodes only
+ * the names whose records changed. Kept by the caller, not in the table (the
+ * table is also sent to worker processes).
+ */
+export class CompileMemo {
+  entries = new Map<string, { fp: string; byType: Map<number, Section[]>; bytes: number }>()
+}
+
+function fingerprint(zn: ZoneData['names'] extends Map<string, infer N> ? N : never): string {
+  let fp = ''
+  for (const [into, m] of [
+    ['=', zn.sets],
+    ['+', zn.additional],
+  ] as const) {
+    for (const [type, set] of m) {
+      fp += `${into}${type}`
+      for (const r of set)
+        fp += `|${r.name} ${r.ttl} ${typeof r.data === 'string' ? r.data : JSON.stringify(r.data)}`
+    }
+  }
+  return fp
+}
+
+export function compileZone(zone: ZoneData, memo?: CompileMemo): AnswerTable {
   const enc = new Encoder()
   const section = enc.section.bind(enc)
   const soa = [zone.soa]
   const nodata = section(RCODE_NOERROR, [], soa, [])
   const nxdomain = section(RCODE_NXDOMAIN, [], soa, [])
   const names = new Map<string, NameAnswers>()
+  const next = new Map<string, { fp: string; byType: Map<number, Section[]>; bytes: number }>()
   let bytes = nodata.body.length + nxdomain.body.length
   for (const [name, zn] of zone.names) {
+    const key = nameToKey(name)
+    // the apex carries the SOA (its serial changes every build) and the NS glue: always compiled
+    const fp = name === zone.origin ? undefined : fingerprint(zn)
+    const prev = fp === undefined ? undefined : memo?.entries.get(key)
+    if (prev && prev.fp === fp) {
+      names.set(key, { byType: prev.byType, nodata })
+      next.set(key, prev)
+      bytes += prev.bytes
+      continue
+    }
     const byType = new Map<number, Section[]>()
     const all: Rr[] = []
+    let nameBytes = 0
     for (const [type, set] of zn.sets) {
       all.push(...set)
       const extra =
@@ -88,13 +125,16 @@ export function compileZone(zone: ZoneData): AnswerTable {
       const variants = (SHUFFLED.has(type) ? orders(set) : [set]).map((o) =>
         section(RCODE_NOERROR, o, [], [...extra, ...glue]),
       )
-      for (const v of variants) bytes += v.body.length
+      for (const v of variants) nameBytes += v.body.length
       byType.set(TYPE_CODE[type], variants)
     }
     // ANY: everything at the name in one answer (RFC 8482 would allow less; tools expect this)
     if (all.length) byType.set(TYPE_ANY, [section(RCODE_NOERROR, all, [], [])])
-    names.set(nameToKey(name), { byType, nodata })
+    names.set(key, { byType, nodata })
+    if (fp !== undefined) next.set(key, { fp, byType, bytes: nameBytes })
+    bytes += nameBytes
   }
+  if (memo) memo.entries = next
   return { originKey: nameToKey(zone.origin), names, nxdomain, size: { names: names.size, bytes } }
 }
 

@@ -52,6 +52,12 @@ function reverseName(ip: string): string | undefined {
   return undefined
 }
 
+interface SrvData {
+  port: number
+  target: string
+}
+const srvId = (d: SrvData): string => `${d.port} ${d.target}`
+
 export function buildZone(catalog: Catalog, opts: ZoneOptions): ZoneData {
   const { origin, ttl } = opts
   const names = new Map<string, ZoneName>()
@@ -76,7 +82,7 @@ export function buildZone(catalog: Catalog, opts: ZoneOptions): ZoneData {
     const m = at(name)[into]
     const list = m.get(type)
     const rr: Rr = { name: rrName, type, ttl, data }
-    const id = `${rrName}\0${typeof data === 'string' ? data : JSON.stringify(data)}`
+    const id = `${rrName}\0${typeof data === 'string' ? data : srvId(data as SrvData)}`
     if (list) {
       const s = seen.get(list)!
       if (!s.has(id)) {
@@ -171,6 +177,8 @@ export function buildZone(catalog: Catalog, opts: ZoneOptions): ZoneData {
     if (!name.endsWith(`.${origin}`)) continue
     for (let n = name; n !== origin; ) {
       n = n.slice(n.indexOf('.') + 1)
+      // an existing ancestor has its own chain completed (or will, on its own turn)
+      if (names.has(n)) break
       at(n)
     }
   }

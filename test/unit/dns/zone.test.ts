@@ -1,8 +1,11 @@
 import dnsPacket from 'dns-packet'
 import t from 'tap'
 import { isPending, type Reply } from '../../../src/dns/chain.js'
-import { orders } from '../../../src/dns/zone/compile.js'
+import { nameToKey } from '../../../src/dns/wire.js'
+import { CompileMemo, compileZone, orders } from '../../../src/dns/zone/compile.js'
 import { ZoneStage } from '../../../src/dns/zone/handler.js'
+import { buildZone } from '../../../src/dns/zone/records.js'
+import { buildCatalog } from '../../../src/services/catalog.js'
 import { endpoint, query, rec, sampleInput, table } from '../../helpers/dns-zone.js'
 
 const NEXT = Buffer.from('next')
@@ -184,4 +187,27 @@ t.test('EDNS: OPT echoed; big answers truncate over UDP, fit over TCP', async (t
   const tcp = ask(z, 'big.svc.plexus.internal', 'A', { tcp: true })!.msg
   t.notOk(tcp.flags! & dnsPacket.TRUNCATED_RESPONSE)
   t.equal(tcp.answers!.length, 120)
+})
+
+t.test('incremental compile: unchanged names are reused, changed ones re-encoded', async (t) => {
+  const memo = new CompileMemo()
+  const input = sampleInput()
+  const opts = { origin: 'plexus.internal', ttl: 5, serial: 1, nsAddresses: ['10.244.1.1'] }
+  const first = compileZone(buildZone(buildCatalog(input), opts), memo)
+  input.endpoints[1] = endpoint('peer2', 'web2', { ipv4: '10.244.2.9', service: 'web' })
+  const second = compileZone(buildZone(buildCatalog(input), { ...opts, serial: 2 }), memo)
+  const key = (n: string) => nameToKey(n)
+  t.equal(
+    second.names.get(key('db_one.ctr.plexus.internal'))!.byType,
+    first.names.get(key('db_one.ctr.plexus.internal'))!.byType,
+    'same encoded sections for an unchanged name',
+  )
+  t.not(
+    second.names.get(key('web.svc.plexus.internal'))!.byType,
+    first.names.get(key('web.svc.plexus.internal'))!.byType,
+  )
+  const z = new ZoneStage(second)
+  t.same(data(ask(z, 'web.svc.plexus.internal', 'A')!.msg.answers).sort(), ['10.244.1.2', '10.244.2.9'])
+  const soa = ask(z, 'db_one.ctr.plexus.internal', 'AAAA')!.msg.authorities![0] as dnsPacket.SoaAnswer
+  t.equal(soa.data.serial, 2, 'NODATA of a reused name carries the new SOA')
 })
