@@ -30,6 +30,8 @@ export interface Match {
   dstLocal?: boolean
   /** connection tracking state is one of these (iptables -m conntrack --ctstate, nft ct state) */
   ctState?: ('new' | 'established' | 'related' | 'invalid')[]
+  /** the connection's destination was NATed (iptables --ctstate DNAT, nft ct status dnat) */
+  ctDnat?: boolean
 }
 
 export type Action =
@@ -49,8 +51,15 @@ export interface Rule {
 }
 
 export interface Section {
-  /** [a-z0-9-]; rules of earlier sections come first in each hook */
+  /** [a-z0-9-] */
   name: string
+  /**
+   * position in every hook: lower first, ties in the order given (default
+   * 100, which the cluster section uses). Published ports use a lower value
+   * so their hairpin masquerade comes before the cluster's "no NAT inside
+   * the cluster network" RETURN.
+   */
+  order?: number
   rules: Rule[]
 }
 
@@ -78,8 +87,11 @@ export function ruleTag(section: string, rule: Rule): string {
 }
 
 /** rules of one hook in order, each with its section's name */
+export const DEFAULT_ORDER = 100
+
 export function rulesOf(spec: FirewallSpec, hook: Hook): { section: string; rule: Rule }[] {
-  return spec.sections.flatMap((s) =>
+  const sections = [...spec.sections].sort((a, b) => (a.order ?? DEFAULT_ORDER) - (b.order ?? DEFAULT_ORDER))
+  return sections.flatMap((s) =>
     s.rules.filter((r) => r.hook === hook).map((rule) => ({ section: s.name, rule })),
   )
 }
@@ -140,6 +152,8 @@ export function checkSpec(spec: FirewallSpec): string[] {
   const names = new Set<string>()
   for (const s of spec.sections) {
     if (!NAME.test(s.name)) problems.push(`section name "${s.name}" must match ${NAME}`)
+    if (s.order !== undefined && !Number.isInteger(s.order))
+      problems.push(`section "${s.name}": order must be an integer`)
     if (names.has(s.name)) problems.push(`section "${s.name}" appears twice`)
     names.add(s.name)
     const ids = new Set<string>()

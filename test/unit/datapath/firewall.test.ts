@@ -5,7 +5,9 @@ import {
   clusterSection,
   expectedView,
   type FirewallSpec,
+  rulesOf,
   ruleTag,
+  type Section,
   sameView,
 } from '../../../src/datapath/firewall/model.js'
 import { parseListing, renderScript } from '../../../src/datapath/firewall/nftables.js'
@@ -107,6 +109,30 @@ t.test('nftables: one transaction replaces only our table', async (t) => {
   t.notOk(v.hooked, 'missing chains: not hooked')
   t.same(v.rules.forward, ['plexus:cluster/a#1', 'handle 4'])
 })
+
+t.test(
+  'sections are ordered by `order`: a hairpin masquerade can come before the cluster RETURN',
+  async (t) => {
+    const hairpin: Section = {
+      name: 'ports',
+      order: 50,
+      rules: [
+        {
+          id: 'hairpin',
+          hook: 'postrouting',
+          match: { src: '10.244.1.5', dst: '10.244.1.5' },
+          action: { type: 'masquerade' },
+        },
+      ],
+    }
+    const ordered = rulesOf({ sections: [...spec.sections, hairpin] }, 'postrouting').map(
+      (x) => `${x.section}/${x.rule.id}`,
+    )
+    t.same(ordered, ['ports/hairpin', 'cluster/nat-inside', 'cluster/nat-multicast', 'cluster/nat-leaving'])
+    const after = rulesOf({ sections: [...spec.sections, { ...hairpin, order: undefined }] }, 'postrouting')
+    t.equal(after.at(-1)?.rule.id, 'hairpin', 'default order: after the cluster section')
+  },
+)
 
 t.test('views compare rule tags per hook, in order', async (t) => {
   const want = expectedView(spec)
