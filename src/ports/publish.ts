@@ -270,7 +270,16 @@ export function portsSection(input: { subnet: string; bridge: string; mappings: 
     hairpins.set(id, {
       id,
       hook: 'postrouting',
-      match: { src: subnet, dst: m.containerIp, oif: bridge, proto: m.protocol, dport: m.containerPort },
+      match: {
+        src: subnet,
+        dst: m.containerIp,
+        oif: bridge,
+        proto: m.protocol,
+        dport: m.containerPort,
+        // only what our DNAT sent here: with br_netfilter, direct container-to-container
+        // traffic on the bridge passes postrouting too and must keep its source
+        ctDnat: true,
+      },
       action: { type: 'masquerade' },
     })
   }

@@ -101,6 +101,12 @@ for (const firewall of ['iptables', 'nftables']) {
       )
     }
 
+    // direct traffic between containers on the bridge is not masqueraded (br_netfilter shows it to postrouting too)
+    const ipOf = (out: string) => /(\d+\.\d+\.\d+\.\d+)\//.exec(out)?.[1] ?? '?'
+    const [webIp, cliIp] = [ipOf(web.stdout), ipOf(cli.stdout)]
+    t.equal(ask(c, { ctr: 'cli' }, 'tcp', webIp, 8080), `tcp ${cliIp}`, 'direct tcp keeps its source')
+    t.equal(ask(c, { ctr: 'cli' }, 'udp', webIp, 5353), `udp ${cliIp}`, 'direct udp keeps its source')
+
     // ---- conflicts and bad input: refused, with nothing applied ----
     const before = portRules(c, firewall).sort()
     const taken = c.run('h1', 'web2', ['sleep', '600'], ['--publish', '18080:80'])

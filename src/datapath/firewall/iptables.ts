@@ -53,6 +53,7 @@ function matchArgs(m: Match): string[] {
   if (m.dstLocal) a.push('-m', 'addrtype', '--dst-type', 'LOCAL')
   if (m.dport !== undefined && m.proto) a.push('-m', m.proto, '--dport', String(m.dport))
   if (m.ctState?.length) a.push('-m', 'conntrack', '--ctstate', m.ctState.join(',').toUpperCase())
+  if (m.ctDnat) a.push('-m', 'conntrack', '--ctstate', 'DNAT')
   return a
 }
 

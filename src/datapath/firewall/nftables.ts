@@ -36,6 +36,7 @@ function matchExpr(m: Match): string[] {
   if (m.dstLocal) e.push('fib daddr type local')
   if (m.proto) e.push(m.dport === undefined ? `meta l4proto ${m.proto}` : `${m.proto} dport ${m.dport}`)
   if (m.ctState?.length) e.push(`ct state ${m.ctState.join(',')}`)
+  if (m.ctDnat) e.push('ct status dnat')
   return e
 }
 

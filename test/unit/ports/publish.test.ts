@@ -227,7 +227,7 @@ t.test('portsSection: DNAT in prerouting and output, masquerade only for hairpin
   t.same(byId['hairpin-tcp-10-244-1-5-80'], {
     id: 'hairpin-tcp-10-244-1-5-80',
     hook: 'postrouting',
-    match: { src: '10.244.1.0/24', dst: '10.244.1.5', oif: 'plexus0', proto: 'tcp', dport: 80 },
+    match: { src: '10.244.1.0/24', dst: '10.244.1.5', oif: 'plexus0', proto: 'tcp', dport: 80, ctDnat: true },
     action: { type: 'masquerade' },
   })
   // hostIp narrows the match to that address
@@ -244,6 +244,11 @@ t.test('portsSection: DNAT in prerouting and output, masquerade only for hairpin
     ['hairpin-tcp-10-244-1-5-80', 'hairpin-udp-10-244-1-5-53'],
     'one hairpin rule per container port',
   )
+  const hairpin = byId['hairpin-tcp-10-244-1-5-80']
+  if (hairpin) {
+    t.match(iptRule('ports', 'postrouting', hairpin), /-m conntrack --ctstate DNAT .*-j MASQUERADE$/)
+    t.match(nftRule('ports', hairpin), /tcp dport 80 ct status dnat masquerade comment/)
+  }
   const guard = byId['loopback-guard']
   if (guard) {
     t.match(iptRule('ports', 'input', guard), /-m conntrack --ctstate NEW,INVALID .*-j DROP$/)
