@@ -32,8 +32,6 @@ export interface Match {
   ctState?: ('new' | 'established' | 'related' | 'invalid')[]
   /** the connection's destination was NATed (iptables --ctstate DNAT, nft ct status dnat) */
   ctDnat?: boolean
-  /** the connection's destination was NATed (iptables --ctstate DNAT, nft ct status dnat) */
-  ctDnat?: boolean
 }
 
 export type Action =
