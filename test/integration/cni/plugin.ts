@@ -97,10 +97,7 @@ export function containerNs(t: { teardown(fn: () => unknown): void }, name: stri
   return `/run/netns/${name}`
 }
 
-/**
- * Waits for the host's lease and bridge. Until the datapath is wired into the
- * agent, plexus0 is made here (the datapath adopts an existing one).
- */
+/** Waits until the host's agent holds a lease and its datapath made plexus0. */
 export async function waitReady(
   c: Cluster,
   host: string,
@@ -108,20 +105,14 @@ export async function waitReady(
 ): Promise<{ subnet: string; gateway: string }> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const r = plugin(c, host, { command: 'STATUS' }, netconf(c, host))
-    if (r.status === 0) break
-    if (Date.now() > deadline) throw new Error(`host ${host} not ready: ${r.raw}`)
+    const status = plugin(c, host, { command: 'STATUS' }, netconf(c, host))
+    const bridge = run('ip', ['-n', hostNs(c, host), 'link', 'show', 'plexus0']).status === 0
+    if (status.status === 0 && bridge) break
+    if (Date.now() > deadline) throw new Error(`host ${host} not ready: ${status.raw} bridge=${bridge}`)
     await new Promise((res) => setTimeout(res, 200))
   }
   const subnets = c.plexctlJson<{ leases: { subnet: string; host: string }[] }>(host, ['subnets'])
   const subnet = subnets.leases.find((l) => l.host === host)?.subnet
   if (!subnet) throw new Error(`no lease for ${host}`)
-  const gateway = subnet.replace(/\.0\/\d+$/, '.1')
-  const ns = hostNs(c, host)
-  if (run('ip', ['-n', ns, 'link', 'show', 'plexus0']).status !== 0) {
-    run('ip', ['-n', ns, 'link', 'add', 'plexus0', 'type', 'bridge'])
-    run('ip', ['-n', ns, 'addr', 'add', `${gateway}/${subnet.split('/')[1]}`, 'dev', 'plexus0'])
-    run('ip', ['-n', ns, 'link', 'set', 'plexus0', 'up'])
-  }
-  return { subnet, gateway }
+  return { subnet, gateway: subnet.replace(/\.0\/\d+$/, '.1') }
 }
