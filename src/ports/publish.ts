@@ -4,7 +4,7 @@
 // with its own rules. No I/O here: the service (publish-service.ts) reads
 // the store, the host's sockets and addresses, and hands them in.
 
-import type { Rule, Section } from '../datapath/firewall/model.js'
+import { DEFAULT_ORDER, type Rule, type Section } from '../datapath/firewall/model.js'
 import { formatIPv4, parseIPv4 } from '../ipam/cidr.js'
 import { PlexusError } from '../lib/errors.js'
 import type { EndpointValue, PublishedPort } from '../store/records.js'
@@ -15,6 +15,8 @@ export type Protocol = (typeof PROTOCOLS)[number]
 /** Docker's default for hostPort 0 (the IANA dynamic range) */
 export const DEFAULT_PORT_RANGE: [number, number] = [49152, 65535]
 const LOOPBACK = '127.0.0.0/8'
+/** ahead of the cluster section: the hairpin masquerade must precede its "no NAT inside the network" RETURN */
+const PORTS_ORDER = DEFAULT_ORDER - 50
 
 /** A request as it arrives (CNI portMappings, the API): not yet trusted. */
 export interface PublishRequest {
@@ -300,7 +302,7 @@ export function portsSection(input: { subnet: string; bridge: string; mappings: 
       },
     )
   }
-  return { name: PORTS_SECTION, rules }
+  return { name: PORTS_SECTION, order: PORTS_ORDER, rules }
 }
 
 /** Host-side veths that need hairpin mode: a container reaching its own published port gets its packets back on the port they came in on. */

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { renderRule as iptRule } from '../../../src/datapath/firewall/iptables.js'
-import { checkSpec } from '../../../src/datapath/firewall/model.js'
+import { checkSpec, clusterSection, rulesOf } from '../../../src/datapath/firewall/model.js'
 import { renderRule as nftRule } from '../../../src/datapath/firewall/nftables.js'
+import { parseNetworkConfig } from '../../../src/ipam/config.js'
 import { parseProcNet, parseSsUsers } from '../../../src/ports/host.js'
 import {
   checkRange,
@@ -214,6 +215,12 @@ t.test('portsSection: DNAT in prerouting and output, masquerade only for hairpin
   ])
   const s = portsSection({ subnet: '10.244.1.0/24', bridge: 'plexus0', mappings })
   t.same(checkSpec({ sections: [s] }), [], 'the datapath accepts it')
+  const cluster = clusterSection(parseNetworkConfig({}))
+  t.equal(
+    rulesOf({ sections: [cluster, s] }, 'postrouting')[0]?.section,
+    'ports',
+    "hairpin masquerade comes before the cluster's RETURN",
+  )
   t.equal(s.name, 'ports')
   const byId = Object.fromEntries(s.rules.map((r) => [r.id, r]))
   t.same(byId['tcp-8080-pre'], {
