@@ -18,6 +18,8 @@ export interface ForwardOptions {
 }
 
 export const MAX_UPSTREAMS = 3
+/** upstream sockets per address family (random source ports) */
+const SOCKET_POOL = 8
 
 interface Pending {
   upstream: Upstream
@@ -31,14 +33,14 @@ interface Pending {
 /**
  * Forwards everything the zone does not answer to the host's resolvers: each
  * upstream in turn with its own timeout, SERVFAIL when all fail (a client must
- * never be left waiting in silence). UDP queries go out over one UDP socket
- * per address family with a fresh random id; TCP queries go out over TCP.
+ * never be left waiting in silence). UDP queries go out from a random socket
+ * of a small pool with a fresh random id; TCP queries go out over TCP.
  */
 export class ForwardStage implements Stage {
   readonly name = 'forward'
   private readonly upstreams: Upstream[]
   private readonly pending = new Map<number, Pending>()
-  private sockets: { v4?: UdpSocket; v6?: UdpSocket } = {}
+  private readonly sockets: { v4: UdpSocket[]; v6: UdpSocket[] } = { v4: [], v6: [] }
   private inFlight = 0
   failures = 0
   overloaded = 0
@@ -78,8 +80,14 @@ export class ForwardStage implements Stage {
     return errorReply(q, RCODE_SERVFAIL)
   }
 
+  /**
+   * A socket from a small per-family pool, picked at random per query: an
+   * off-path spoofer must guess the source port as well as the 16-bit id.
+   */
   private socket(v6: boolean): UdpSocket {
-    const have = v6 ? this.sockets.v6 : this.sockets.v4
+    const pool = v6 ? this.sockets.v6 : this.sockets.v4
+    const i = (Math.random() * SOCKET_POOL) | 0
+    const have = pool[i]
     if (have) return have
     const s = createSocket(v6 ? 'udp6' : 'udp4')
     s.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address, rinfo.port))
@@ -87,8 +95,7 @@ export class ForwardStage implements Stage {
       // a send error surfaces as a timeout of that attempt; the socket stays usable
     })
     s.unref()
-    if (v6) this.sockets.v6 = s
-    else this.sockets.v4 = s
+    pool[i] = s
     return s
   }
 
@@ -165,8 +172,8 @@ export class ForwardStage implements Stage {
       p.resolve(undefined)
     }
     this.pending.clear()
-    this.sockets.v4?.close()
-    this.sockets.v6?.close()
-    this.sockets = {}
+    for (const s of [...this.sockets.v4, ...this.sockets.v6]) s.close()
+    this.sockets.v4 = []
+    this.sockets.v6 = []
   }
 }
