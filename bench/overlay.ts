@@ -15,7 +15,7 @@ import { hostSubnet, leaseRecord, topology } from '../test/integration/datapath/
 import { median, progress, quantile, REPO, report, round } from './lib/report.js'
 
 const CLUSTER = join(REPO, 'netns-fixtures/cluster')
-const RUNS = Number(process.env.BENCH_RUNS ?? 3)
+const RUNS = Number(process.env.BENCH_RUNS ?? 5)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3)
 
 class Teardown {
