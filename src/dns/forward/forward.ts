@@ -172,7 +172,8 @@ export class ForwardStage implements Stage {
       p.resolve(undefined)
     }
     this.pending.clear()
-    for (const s of [...this.sockets.v4, ...this.sockets.v6]) s.close()
+    // the pools are sparse (filled on first use): forEach skips the holes
+    for (const pool of [this.sockets.v4, this.sockets.v6]) pool.forEach((s) => s.close())
     this.sockets.v4 = []
     this.sockets.v6 = []
   }
