@@ -122,7 +122,7 @@ t.test('GET /v1/subnets lists valid leases and flags invalid ones', async (t) =>
     },
     { ttlMs: 60_000 },
   )
-  store.merge(other.recordsAfter({}))
+  store.merge(other.recordsAfter(new Map()))
   res = await app.inject({ method: 'GET', url: '/v1/subnets' })
   t.equal(res.statusCode, 200)
   const body = res.json()

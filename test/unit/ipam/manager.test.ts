@@ -87,7 +87,7 @@ class Net {
   heal(): void {
     this.cut = false
     for (const a of this.hosts)
-      for (const b of this.hosts) if (a !== b) b.store.merge(a.store.recordsAfter({}))
+      for (const b of this.hosts) if (a !== b) b.store.merge(a.store.recordsAfter(new Map()))
   }
 
   start(
@@ -165,7 +165,7 @@ t.test('two hosts start at the same instant with one free subnet: exactly one ge
   const net = new Net(t)
   const [a, b] = [await net.host('h1'), await net.host('h2')]
   await a.store.put(NETWORK_CONFIG_KEY, ONE_SUBNET)
-  b.store.merge(a.store.recordsAfter({}))
+  b.store.merge(a.store.recordsAfter(new Map()))
   net.start(a)
   net.start(b)
   await until(t, 'one acquired, one without', () => {
@@ -276,7 +276,7 @@ t.test('a conflict found after a partition heals: the younger claim moves', asyn
   const net = new Net(t)
   const [a, b] = [await net.host('h1'), await net.host('h2')]
   await a.store.put(NETWORK_CONFIG_KEY, TWO_SUBNETS)
-  b.store.merge(a.store.recordsAfter({}))
+  b.store.merge(a.store.recordsAfter(new Map()))
   net.cut = true
   const la = net.start(a, { random: () => 0 })
   await until(t, 'h1 acquired', () => la.status().state === 'acquired')
