@@ -1,9 +1,9 @@
 // Builds the setns addon with node-gyp against the running node's own headers
 // (--nodedir), so nothing is downloaded. See README.md.
 import { execFileSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -15,3 +15,7 @@ if (!existsSync(`${nodedir}/include/node/node_api.h`)) {
   process.exit(1)
 }
 execFileSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`], { cwd: here, stdio: 'inherit' })
+// into dist/, next to the compiled code that loads it, so whatever ships dist/ ships the addon
+const out = join(here, '../dist/native')
+mkdirSync(out, { recursive: true })
+copyFileSync(join(here, 'build/Release/plexus_netns.node'), join(out, 'plexus_netns.node'))

@@ -18,7 +18,8 @@ interface NetnsAddon {
 let addon: NetnsAddon | undefined
 function native(): NetnsAddon {
   if (!addon) {
-    const path = new URL('../../../native/build/Release/plexus_netns.node', import.meta.url).pathname
+    // dist/native/, where `npm run build:native` puts it
+    const path = new URL('../../native/plexus_netns.node', import.meta.url).pathname
     try {
       addon = createRequire(import.meta.url)(path) as NetnsAddon
     } catch (err) {
