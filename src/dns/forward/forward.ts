@@ -173,7 +173,10 @@ export class ForwardStage implements Stage {
     }
     this.pending.clear()
     // the pools are sparse (filled on first use): forEach skips the holes
-    for (const pool of [this.sockets.v4, this.sockets.v6]) pool.forEach((s) => s.close())
+    for (const pool of [this.sockets.v4, this.sockets.v6])
+      pool.forEach((s) => {
+        s.close()
+      })
     this.sockets.v4 = []
     this.sockets.v6 = []
   }
