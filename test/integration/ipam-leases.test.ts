@@ -1,0 +1,172 @@
+// Host-subnet leases between real agents in the netns test bed, talking over
+// the real cluster transport: first two hosts in 10.99.0.0/23 (two /24
+// subnets), then from scratch with exactly one free subnet (SubnetMin =
+// SubnetMax = 10.99.1.0) and a short lease TTL.
+import { spawnSync } from 'node:child_process'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import t from 'tap'
+import { Cluster, eventually, REPO, uniqueName } from '../helpers/fixture.js'
+
+const AGENT_JS = join(REPO, 'dist/src/agent/main.js')
+const TTL_MS = 30_000
+const SETTLE_MS = 3000
+const NETWORK = '10.99.0.0/23'
+const ONLY_SUBNET = '10.99.1.0/24'
+/** each poll runs plexctl through the fixture (two node processes): keep the machine free for the agents */
+const POLL_MS = 1000
+
+interface HostInfo {
+  name: string
+  ns: string
+  socket: string
+}
+
+interface Subnets {
+  leases: { subnet: string; host: string; publicIp: string; self: boolean }[]
+  invalid: unknown[]
+  self: { state: string; reason?: string; subnet?: string }
+}
+
+const hostDir = (h: HostInfo) => dirname(dirname(h.socket))
+
+function hostsOf(c: Cluster): HostInfo[] {
+  return (JSON.parse(c.cli(['ls', '--name', c.name, '-o', 'json']).stdout) as { hosts: HostInfo[] }).hosts
+}
+
+/**
+ * (Re)starts a host's agent with the fixture's config, a one-subnet network
+ * seed and a short lease TTL.
+ * The fixture has no option for agent settings yet, so this writes the pid
+ * where the fixture looks for it (its `stop` and `down` then manage the
+ * process as their own).
+ */
+function startWithShortTtl(h: HostInfo): void {
+  const dir = hostDir(h)
+  const base = JSON.parse(readFileSync(join(dir, 'plexusd.json'), 'utf8'))
+  const file = join(dir, 'plexusd-ipam.json')
+  const seed = { ...base.network.seed, SubnetMin: '10.99.1.0', SubnetMax: '10.99.1.0' }
+  const network = { ...base.network, seed, leaseTtlMs: TTL_MS, leaseSettleMs: SETTLE_MS }
+  writeFileSync(file, JSON.stringify({ ...base, network }))
+  // Started through sh in the background, so the agent is not our child: a SIGKILLed child of this
+  // process would stay a zombie (and look alive to the fixture) while we block in spawnSync.
+  const sh = `ip netns exec ${h.ns} ${process.execPath} ${AGENT_JS} --config ${file} </dev/null >>${join(dir, 'plexusd.log')} 2>&1 & echo $!`
+  const pid = spawnSync('sh', ['-c', sh], { encoding: 'utf8' }).stdout.trim()
+  writeFileSync(join(dir, 'plexusd.pid'), `${pid}\n`)
+}
+
+function subnets(c: Cluster, host: string): Subnets | undefined {
+  try {
+    return c.plexctlJson<Subnets>(host, ['subnets'])
+  } catch {
+    return undefined // agent (re)starting
+  }
+}
+
+const state = (c: Cluster, host: string) => subnets(c, host)?.self.state
+
+/** The agent log's last lines, for failure messages. */
+const logTail = (h: HostInfo) =>
+  readFileSync(join(hostDir(h), 'plexusd.log'), 'utf8')
+    .split('\n')
+    .slice(-12)
+    .join('\n')
+    .slice(-3000)
+
+function exactlyOneHolds(c: Cluster): Promise<boolean> {
+  return eventually(
+    () => {
+      const s = [state(c, 'h1'), state(c, 'h2')].sort()
+      return s[0] === 'acquired' && s[1] === 'no-subnet'
+    },
+    60_000,
+    POLL_MS,
+  )
+}
+
+t.test(
+  'one free subnet: exactly one of two hosts started together gets it; restart, death and return',
+  async (t) => {
+    const c = new Cluster(uniqueName('ip'))
+    t.teardown(() => {
+      c.down()
+    })
+    // The fixture starts both agents together, seeded with this network; it returns once both hold a lease.
+    const up = c.cli(['up', '--name', c.name, '--hosts', '2', '--cidr', NETWORK])
+    t.equal(up.status, 0, up.stderr)
+    const both = (subnets(c, 'h1')?.leases ?? []).map((l) => `${l.host} ${l.subnet}`).sort()
+    t.equal(both.length, 2, `two leases: ${both.join(', ')}`)
+    t.not(both[0]?.split(' ')[1], both[1]?.split(' ')[1], 'in different subnets')
+
+    // Again from empty state with one free subnet and a short lease TTL, so the rest can watch leases expire.
+    const hosts = hostsOf(c)
+    for (const h of hosts) {
+      t.equal(c.stop(h.name).status, 0)
+      rmSync(join(hostDir(h), 'state'), { recursive: true, force: true })
+      rmSync(join(hostDir(h), 'run/subnet.env'), { force: true })
+      writeFileSync(join(hostDir(h), 'plexusd.log'), '')
+    }
+    for (const h of hosts) startWithShortTtl(h) // as close to the same instant as two spawns get
+    t.ok(
+      await exactlyOneHolds(c),
+      `again: one acquired, one without (h1 ${state(c, 'h1')}, h2 ${state(c, 'h2')})`,
+    )
+
+    const winner = hosts.find((h) => state(c, h.name) === 'acquired') as HostInfo
+    const loser = hosts.find((h) => h !== winner) as HostInfo
+    t.equal(subnets(c, winner.name)?.self.subnet, ONLY_SUBNET)
+    const ls = subnets(c, loser.name) as Subnets
+    t.match(
+      ls.self.reason,
+      /^no free subnet: all 1 \/24 subnet from 10\.99\.1\.0 to 10\.99\.1\.0 in 10\.99\.0\.0\/23 are held \(10\.99\.1\.0\/24 h[12]\)/,
+    )
+    t.same(
+      ls.leases.map((l) => `${l.host} ${l.subnet}`),
+      [`${winner.name} ${ONLY_SUBNET}`],
+      'the loser sees the winner and no claim of its own',
+    )
+    t.same(ls.invalid, [], 'no conflicting record is left behind')
+    t.notMatch(
+      readFileSync(join(hostDir(loser), 'plexusd.log'), 'utf8'),
+      /acquired lease/,
+      'the loser never acquired the subnet, not even briefly',
+    )
+    t.equal(
+      readFileSync(join(hostDir(winner), 'run/subnet.env'), 'utf8'),
+      `FLANNEL_NETWORK=${NETWORK}\nFLANNEL_SUBNET=10.99.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n`,
+    )
+
+    // Restart (within the TTL): the same subnet; the other host still waits.
+    t.equal(c.stop(winner.name).status, 0)
+    startWithShortTtl(winner)
+    if (!(await eventually(() => state(c, winner.name) === 'acquired', 60_000, POLL_MS))) {
+      t.fail(`restarted host did not acquire its lease again; its log:\n${logTail(winner)}`)
+    }
+    t.equal(subnets(c, winner.name)?.self.subnet, ONLY_SUBNET, 'restart keeps the subnet')
+    t.equal(state(c, loser.name), 'no-subnet')
+
+    // Death: the lease expires after the TTL and the waiting host takes the subnet.
+    const killedAt = Date.now()
+    t.equal(c.stop(winner.name, 'KILL').status, 0)
+    t.ok(
+      await eventually(() => subnets(c, loser.name)?.self.subnet === ONLY_SUBNET, TTL_MS * 4, POLL_MS),
+      'the waiting host took the freed subnet',
+    )
+    const tookMs = Date.now() - killedAt
+    t.ok(tookMs >= TTL_MS / 2, `not before the lease could have expired (${tookMs} ms)`)
+    t.comment(
+      `subnet of a killed host re-leased after ${tookMs} ms (TTL ${TTL_MS} ms, renewed every ${TTL_MS / 3} ms)`,
+    )
+
+    // Return: the old holder comes back with its subnet.env naming the subnet; it must not steal it back.
+    startWithShortTtl(winner)
+    t.ok(
+      await eventually(() => state(c, winner.name) === 'no-subnet', 60_000, POLL_MS),
+      'the returning host has no subnet',
+    )
+    await new Promise((r) => setTimeout(r, SETTLE_MS * 2))
+    t.equal(subnets(c, loser.name)?.self.subnet, ONLY_SUBNET, 'the new holder keeps the subnet')
+    t.equal(state(c, loser.name), 'acquired')
+    t.match(subnets(c, winner.name)?.self.reason, /no free subnet/)
+  },
+)
