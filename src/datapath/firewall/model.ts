@@ -134,6 +134,15 @@ function valueProblems(where: string, r: Rule): string[] {
     p.push(`rule "${where}": proto must be tcp or udp`)
   if (m.dport !== undefined && !isPort(m.dport))
     p.push(`rule "${where}": dport ${m.dport} is not a port (1-65535)`)
+  const states = ['new', 'established', 'related', 'invalid']
+  if (
+    m.ctState !== undefined &&
+    !(Array.isArray(m.ctState) && m.ctState.length > 0 && m.ctState.every((x) => states.includes(x)))
+  )
+    p.push(`rule "${where}": ctState must list some of ${states.join(', ')}`)
+  for (const k of ['dstLocal', 'ctDnat'] as const) {
+    if (m[k] !== undefined && typeof m[k] !== 'boolean') p.push(`rule "${where}": ${k} must be true or false`)
+  }
   const a = r.action
   if ((a.type === 'dnat' || a.type === 'snat') && !(typeof a.to === 'string' && isAddress(a.to))) {
     p.push(`rule "${where}": ${a.type} target "${a.to}" is not an IPv4 address`)

@@ -175,6 +175,9 @@ t.test('checkSpec refuses values that could inject text into the rule scripts', 
   t.match(checkSpec(rule({ oif: 'eth0"; flush ruleset; "' })).join(), /oif .* is not an interface name/)
   t.match(checkSpec(rule({ proto: 'tcp', dport: 70000 })).join(), /dport 70000 is not a port/)
   t.match(checkSpec(rule({ proto: 'icmp' })).join(), /proto must be tcp or udp/)
+  t.match(checkSpec(rule({ ctState: ['new', 'established; drop'] })).join(), /ctState must list some of/)
+  t.match(checkSpec(rule({ ctDnat: 'yes' })).join(), /ctDnat must be true or false/)
+  t.same(checkSpec(rule({ ctState: ['established', 'related'], ctDnat: true })), [])
   const dnat = (action: object) =>
     ({
       sections: [{ name: 'ports', rules: [{ id: 'r', hook: 'prerouting', match: {}, action }] }],
