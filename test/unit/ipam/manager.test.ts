@@ -375,3 +375,19 @@ t.test('a host with cluster peers neither seeds nor claims before it has heard f
   const alone = net.start(h2, { seed: ONE_SUBNET, joined: () => false, joinTimeoutMs: SETTLE })
   await until(t, 'h2 went ahead alone after the join timeout', () => alone.status().state === 'no-subnet')
 })
+
+t.test('a forced network change moves the lease into the new network', async (t) => {
+  const net = new Net(t)
+  const h = await net.host('h1')
+  await h.store.put(NETWORK_CONFIG_KEY, ONE_SUBNET)
+  const lm = net.start(h)
+  await until(t, 'acquired', () => lm.status().state === 'acquired')
+  await h.store.put(NETWORK_CONFIG_KEY, { Network: '10.98.0.0/24', SubnetLen: 26 })
+  await until(t, 'moved', () => lm.current()?.subnet.startsWith('10.98.0.') === true)
+  t.match(h.events, [
+    'acquired 10.99.0.64/26',
+    'lost 10.99.0.64/26',
+    /^acquired 10\.98\.0\.(64|128|192)\/26$/,
+  ])
+  t.match(await readFile(join(h.runDir, 'subnet.env'), 'utf8'), /^FLANNEL_NETWORK=10\.98\.0\.0\/24\n/)
+})
