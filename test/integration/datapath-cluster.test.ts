@@ -7,15 +7,21 @@ import { tcpTransfer } from './datapath/topology.js'
 
 interface Routes {
   state: string
+  firewall: { backend: string }
   subnet?: string
   mtu?: number
   routes: { dst: string; programmed: boolean }[]
   repairs: Record<string, number>
 }
 
-for (const backend of ['vxlan', 'host-gw'] as const) {
-  t.test(`3 hosts over ${backend}`, async (t) => {
-    const c = upCluster(t, { hosts: 3, backend, prefix: backend === 'vxlan' ? 'dv' : 'dh' })
+const cases = [
+  { backend: 'vxlan', firewall: 'iptables' },
+  { backend: 'host-gw', firewall: 'nftables' },
+] as const
+
+for (const { backend, firewall } of cases) {
+  t.test(`3 hosts over ${backend}, firewall ${firewall}`, async (t) => {
+    const c = upCluster(t, { hosts: 3, backend, firewall, prefix: backend === 'vxlan' ? 'dv' : 'dh' })
     const hosts = ['h1', 'h2', 'h3']
     const ips: Record<string, string> = {}
     for (const h of hosts) {
@@ -31,6 +37,7 @@ for (const backend of ['vxlan', 'host-gw'] as const) {
       }, 20_000)
       t.ok(ok, `${h} programmed routes to both others`)
     }
+    t.equal(routes('h1').firewall.backend, firewall, `agents use ${firewall}`)
     const mtu = routes('h1').mtu as number
     t.equal(mtu, backend === 'vxlan' ? 1450 : 1500)
 
