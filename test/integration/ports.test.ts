@@ -121,18 +121,30 @@ for (const firewall of ['iptables', 'nftables']) {
     t.notMatch(ls, /web2|web3/, 'the refused containers are gone')
     t.same(portRules(c, firewall).sort(), before, 'no rule changed')
 
+    const outOfRange = c.run('h1', 'web4', ['sleep', '600'], ['--publish', '70000:80'])
+    t.not(outOfRange.status, 0)
+    t.match(outOfRange.stderr, /hostPort/)
+    t.match(outOfRange.stderr, /"code":7/, 'a port out of range is the runtime config: code 7')
+
+    // host processes: a TCP listener and a bound UDP socket, named in the refusal
     const hostNs = `${c.name}-h1`
-    const holder = spawn('ip', ['netns', 'exec', hostNs, 'busybox', 'nc', '-l', '-p', '19000'], {
-      stdio: 'ignore',
-    })
-    t.teardown(() => {
-      holder.kill()
-    })
-    await eventually(() => c.exec('h1', ['ss', '-Htln', 'sport = :19000']).stdout.includes('19000'))
-    const bound = c.exec('h1', ['plexctl', 'port', 'publish', 'web', '19000:8080'])
-    t.equal(bound.status, 1)
-    t.match(bound.stderr, `19000/tcp is already taken by host process "busybox" (pid ${holder.pid})`)
-    t.match(bound.stderr, /PLX_PORTS_CONFLICT/)
+    const holders = [
+      ['tcp', 19000, ['busybox', 'nc', '-l', '-p', '19000'], ['-Htln'], 'busybox'],
+      ['udp', 19001, ['node', ECHO, 'serve', '19002', '19001'], ['-Huan'], 'node'],
+    ] as const
+    for (const [proto, port, cmd, ssArgs, name] of holders) {
+      const holder = spawn('ip', ['netns', 'exec', hostNs, ...cmd], { stdio: 'ignore' })
+      t.teardown(() => {
+        holder.kill()
+      })
+      await eventually(() =>
+        c.exec('h1', ['ss', ...ssArgs, `sport = :${port}`]).stdout.includes(String(port)),
+      )
+      const bound = c.exec('h1', ['plexctl', 'port', 'publish', 'web', `${port}:8080/${proto}`])
+      t.equal(bound.status, 1)
+      t.match(bound.stderr, `${port}/${proto} is already taken by host process "${name}" (pid ${holder.pid})`)
+      t.match(bound.stderr, /PLX_PORTS_CONFLICT/)
+    }
     for (const [spec, why] of [
       ['70000:8080', /host port 70000 is outside 1-65535/],
       ['18090:0', /container port 0 is outside 1-65535/],
