@@ -168,5 +168,14 @@ t.test(
     t.equal(subnets(c, loser.name)?.self.subnet, ONLY_SUBNET, 'the new holder keeps the subnet')
     t.equal(state(c, loser.name), 'acquired')
     t.match(subnets(c, winner.name)?.self.reason, /no free subnet/)
+
+    // What an operator sees.
+    const table = c.exec(loser.name, ['plexctl', 'subnets']).stdout
+    t.match(
+      table,
+      /^SUBNET\s+HOST\s+ADDRESS\s+BACKEND\s+EXPIRES IN\n10\.99\.1\.0\/24 \*\s+h\d\s+192\.0\.2\.1\d\s+vxlan\s+\d+s\n$/,
+    )
+    t.match(c.exec(winner.name, ['plexctl', 'subnets']).stdout, /\nthis host: no-subnet: no free subnet: /)
+    t.match(c.exec(winner.name, ['plexctl', 'network', 'show']).stdout, /^network:\s+10\.99\.0\.0\/23\n/)
   },
 )
