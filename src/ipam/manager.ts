@@ -384,7 +384,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
         this.log.info({ subnet: next.subnet, claimedAt: next.claimedAt }, `acquired lease ${next.subnet}`)
         this.emitSafe('acquired', next)
       }
-    }
+    } else this.setStatus('acquired', undefined, next.subnet) // e.g. after an error in an earlier step
     const renewAt = claim.lastPut + this.init.ttlMs / 3
     if (now >= renewAt) {
       try {
