@@ -15,6 +15,7 @@ import { errorMessage, isPlexusError, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { EndpointValue } from '../store/records.js'
 import type { JsonValue, Store, StoreRecord } from '../store/types.js'
+import { EndpointJournal } from './journal.js'
 import {
   type AttachmentFacts,
   type AttachmentKey,
@@ -98,6 +99,7 @@ export class EndpointService implements Startable {
   private readonly log: Logger
   private nl?: Netlink
   private allocator?: AddressAllocator
+  private journal?: EndpointJournal
   /** one operation at a time per attachment: a DEL never interleaves with its ADD */
   private readonly locks = new Map<string, Promise<unknown>>()
 
@@ -110,6 +112,7 @@ export class EndpointService implements Startable {
     this.allocator =
       this.c.addresses ??
       (await AddressAllocator.open(join(this.c.config.stateDir, 'ipam'), () => this.c.lease.current()?.cidr))
+    this.journal = await EndpointJournal.open(join(this.c.config.stateDir, 'endpoints.json'))
     await this.recover()
   }
 
@@ -122,10 +125,10 @@ export class EndpointService implements Startable {
 
   // ---- small helpers ----
 
-  private ready(): { nl: Netlink; allocator: AddressAllocator } {
-    if (!this.nl || !this.allocator)
+  private ready(): { nl: Netlink; allocator: AddressAllocator; journal: EndpointJournal } {
+    if (!this.nl || !this.allocator || !this.journal)
       throw new PlexusError('PLX_ENDPOINTS_NOT_READY', 'the endpoint service is not started yet')
-    return { nl: this.nl, allocator: this.allocator }
+    return { nl: this.nl, allocator: this.allocator, journal: this.journal }
   }
 
   private exclusive<T>(k: AttachmentKey, fn: () => Promise<T>): Promise<T> {
@@ -151,15 +154,13 @@ export class EndpointService implements Startable {
     return lease
   }
 
+  /** This host's attachment under key: the journal is the truth, the store record its published copy. */
   private localRecord(key: string): EndpointValue | undefined {
-    const r = this.c.store.get(key)
-    return r && r.owner === this.c.peerId && isEndpointValue(r.value) ? r.value : undefined
+    return this.journal?.get(key)
   }
 
   private localRecords(): EndpointValue[] {
-    return this.c.store
-      .list(`${ENDPOINT_PREFIX}${this.c.peerId}/`)
-      .flatMap((r) => (isEndpointValue(r.value) ? [r.value] : []))
+    return (this.journal?.list() ?? []).map(([, v]) => v)
   }
 
   private async ensureBridge(nl: Netlink): Promise<LinkInfo> {
@@ -231,7 +232,7 @@ export class EndpointService implements Startable {
    */
   attach(req: AttachRequest): Promise<CniResult> {
     return this.exclusive(req, async () => {
-      const { nl, allocator } = this.ready()
+      const { nl, allocator, journal } = this.ready()
       const lease = this.requireLease()
       assertNetnsPath(req.netns)
       const key = endpointKey(this.c.peerId, req)
@@ -247,6 +248,7 @@ export class EndpointService implements Startable {
         // the same address (the allocation stays; allocate() below returns it).
         await this.deleteLinkIfPresent(nl, existing.hostVeth)
         await this.c.store.delete(key)
+        await journal.delete(key)
       }
 
       const undo: (() => Promise<unknown>)[] = []
@@ -294,6 +296,9 @@ export class EndpointService implements Startable {
         }
         const value = buildEndpoint(req, facts, this.c.config.name, new Date())
         if (value.published && this.c.ports) value.published = await this.c.ports.reserve(key, value)
+        // On disk before the answer: a restarted agent restores what it answered (recover()).
+        await journal.set(key, value)
+        undo.push(() => journal.delete(key))
         await this.c.store.put(key, value as unknown as JsonValue)
         undo.length = 0
         this.c.counters.inc('endpoints.attached')
@@ -312,24 +317,21 @@ export class EndpointService implements Startable {
 
   // ---- DEL ----
 
-  private async teardown(
-    nl: Netlink,
-    allocator: AddressAllocator,
-    k: AttachmentKey,
-    record: EndpointValue | undefined,
-  ): Promise<void> {
+  private async teardown(k: AttachmentKey, record: EndpointValue | undefined): Promise<void> {
+    const { nl, allocator, journal } = this.ready()
+    const key = endpointKey(this.c.peerId, k)
     // Deleting the host end removes the container end with it, wherever that namespace is.
     await this.deleteLinkIfPresent(nl, record?.hostVeth ?? hostVethName(k))
     await allocator.release(k)
-    if (record) await this.c.store.delete(endpointKey(this.c.peerId, k))
+    if (this.c.store.get(key)) await this.c.store.delete(key)
+    await journal.delete(key)
   }
 
   /** Idempotent: a second DEL, a vanished namespace or an empty CNI_NETNS all succeed. */
   detach(req: DetachRequest): Promise<void> {
     return this.exclusive(req, async () => {
-      const { nl, allocator } = this.ready()
       const record = this.localRecord(endpointKey(this.c.peerId, req))
-      await this.teardown(nl, allocator, req, record)
+      await this.teardown(req, record)
       if (record) this.c.counters.inc('endpoints.detached')
     })
   }
@@ -461,26 +463,48 @@ export class EndpointService implements Startable {
   // ---- start-up recovery ----
 
   /**
-   * An agent killed during ADD leaves an allocation (and maybe a veth) with
-   * no endpoint record: the runtime got an error and will not use it. Undo
-   * those before the API takes requests.
+   * Makes kernel, allocations, store and journal agree again after the agent
+   * died, before the API takes requests:
+   * - an allocation with no journal entry is an ADD that never answered: the
+   *   runtime saw error 11, so its veth and address go;
+   * - a journal entry is an attachment ADD answered for: its store record is
+   *   put back if the store's snapshot missed it; without its allocation (a
+   *   DEL cut short) the rest of it goes;
+   * - a record of ours with no journal entry is a DEL cut short, or a deleted
+   *   record the snapshot resurrected: it goes.
    */
   private async recover(): Promise<void> {
-    const { nl, allocator } = this.ready()
-    const recorded = new Set(this.localRecords().map(attachmentId))
-    for (const a of allocator.list()) {
-      if (recorded.has(attachmentId(a))) continue
+    const { allocator, journal } = this.ready()
+    const attempt = async (what: string, id: string, fn: () => Promise<unknown>) => {
       try {
-        await this.deleteLinkIfPresent(nl, hostVethName(a))
-        await allocator.release(a)
+        await fn()
         this.c.counters.inc('endpoints.recovered')
-        this.log.warn({ attachment: attachmentId(a), address: a.address }, 'released half-made attachment')
+        this.log.warn({ attachment: id }, what)
       } catch (err) {
-        this.log.warn(
-          { err: errorMessage(err), attachment: attachmentId(a) },
-          'cannot release half-made attachment',
+        this.log.warn({ err: errorMessage(err), attachment: id }, `${what}: failed`)
+      }
+    }
+    for (const a of allocator.list()) {
+      if (journal.get(endpointKey(this.c.peerId, a))) continue
+      await attempt('released a half-made attachment', attachmentId(a), () => this.teardown(a, undefined))
+    }
+    for (const [key, v] of journal.list()) {
+      if (!allocator.get(v)) {
+        await attempt('finished an interrupted DEL', attachmentId(v), () => this.teardown(v, v))
+        continue
+      }
+      const stored = this.c.store.get(key)
+      const same = stored && isEndpointValue(stored.value) && stored.value.createdAt === v.createdAt
+      if (!same) {
+        await attempt('restored the endpoint record', attachmentId(v), () =>
+          this.c.store.put(key, v as unknown as JsonValue),
         )
       }
+    }
+    for (const r of this.c.store.list(`${ENDPOINT_PREFIX}${this.c.peerId}/`)) {
+      if (journal.get(r.key) || !isEndpointValue(r.value)) continue
+      const v = r.value
+      await attempt('removed a record without attachment', attachmentId(v), () => this.teardown(v, v))
     }
   }
 

@@ -1,9 +1,9 @@
 // plexusd killed (SIGKILL) while ADDs are in flight: the runtime must get
 // either a complete result or error 11, never a half-configured container.
 import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import t from 'tap'
-import { run, upCluster } from '../../helpers/fixture.js'
+import { eventually, run, upCluster } from '../../helpers/fixture.js'
 import { allocations, containerNs, hostNs, hostVeths, netconf, PLUGIN, plugin, waitReady } from './plugin.js'
 
 t.setTimeout(600_000)
@@ -35,16 +35,32 @@ function addAsync(id: string, netns: string): Promise<{ status: number; out: str
 
 t.test('SIGKILL during ADD: a complete result or code 11; never half-configured', async (t) => {
   const seen = { complete: 0, retry: 0, cleanedUp: 0, fullyThere: 0 }
+  // how long an undisturbed ADD takes here (most of it is node starting the plugin)
+  const times: number[] = []
+  for (let i = 0; i < 3; i++) {
+    const netns = containerNs(t, `${c.name}-m${i}`)
+    const start = Date.now()
+    const r = await addAsync(`measure-${i}`, netns)
+    times.push(Date.now() - start)
+    t.equal(r.status, 0, 'undisturbed ADD')
+    plugin(c, H, { command: 'DEL', containerId: `measure-${i}`, netns }, netconf(c, H))
+  }
+  const addMs = times.sort((a, b) => a - b)[1] as number
+  t.comment(`undisturbed ADD: ${addMs} ms`)
   for (let i = 0; i < 12; i++) {
     const nsName = `${c.name}-k${i}`
     const netns = containerNs(t, nsName)
     const id = `crash-${process.pid}-${i}`
     const pending = addAsync(id, netns)
-    // node's start-up is most of the plugin's time: spread the kill over it and the agent's part
-    await new Promise((r) => setTimeout(r, 40 + i * 15))
-    process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL')
+    // spread the kills from well before to just after the time an ADD takes
+    await new Promise((r) => setTimeout(r, addMs * (0.6 + i * 0.06)))
+    const pid = Number(readFileSync(pidFile, 'utf8'))
+    process.kill(pid, 'SIGKILL')
     const r = await pending
-    t.equal(c.start(H).status, 0, 'agent restarts')
+    // the fixture counts a zombie as running: wait until it is reaped
+    await eventually(() => !existsSync(`/proc/${pid}`), 10_000)
+    const started = c.start(H)
+    t.equal(started.status, 0, `agent restarts ${started.stderr}`)
     await waitReady(c, H)
     const hasEth0 = run('ip', ['-n', nsName, 'link', 'show', 'eth0']).status === 0
     const allocated = allocations(c, H).some((a) => a.containerId === id)

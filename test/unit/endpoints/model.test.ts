@@ -1,0 +1,151 @@
+import t from 'tap'
+import {
+  type AttachmentFacts,
+  buildEndpoint,
+  buildResult,
+  CNI,
+  checkProblems,
+  defaultName,
+  hostVethName,
+  NETWORK_LABEL,
+  type Observed,
+  splitStaticIp,
+  toCniError,
+} from '../../../src/endpoints/model.js'
+import { PlexusError } from '../../../src/lib/errors.js'
+
+const facts: AttachmentFacts = {
+  containerId: 'c0ffee0123456789',
+  ifname: 'eth0',
+  netns: '/run/netns/c1',
+  address: '10.244.3.7',
+  prefixLength: 24,
+  gateway: '10.244.3.1',
+  mtu: 1450,
+  mac: '0a:00:00:00:00:07',
+  hostVeth: 'plx0123456789ab',
+  hostMac: '0a:00:00:00:00:01',
+}
+
+const healthy: Observed = {
+  hostVeth: { up: true, master: 4, mtu: 1450 },
+  bridgeIndex: 4,
+  container: {
+    up: true,
+    mtu: 1450,
+    mac: facts.mac,
+    addresses: ['10.244.3.7/24'],
+    defaultGateways: ['10.244.3.1'],
+  },
+}
+
+t.test('host veth names are stable, distinct and fit IFNAMSIZ', async (t) => {
+  const a = hostVethName({ containerId: 'abc', ifname: 'eth0' })
+  t.equal(a, hostVethName({ containerId: 'abc', ifname: 'eth0' }))
+  t.not(a, hostVethName({ containerId: 'abc', ifname: 'eth1' }))
+  t.match(a, /^plx[0-9a-f]{12}$/)
+  t.equal(defaultName('0123456789abcdef'), '0123456789ab')
+})
+
+t.test('result: interfaces, ips, routes and default dns', async (t) => {
+  t.same(buildResult(facts, undefined), {
+    cniVersion: '1.1.0',
+    interfaces: [
+      { name: 'plx0123456789ab', mtu: 1450, mac: '0a:00:00:00:00:01' },
+      { name: 'eth0', mac: facts.mac, mtu: 1450, sandbox: '/run/netns/c1' },
+    ],
+    ips: [{ address: '10.244.3.7/24', gateway: '10.244.3.1', interface: 1 }],
+    routes: [{ dst: '0.0.0.0/0', gw: '10.244.3.1' }],
+    dns: {
+      nameservers: ['10.244.3.1'],
+      search: ['svc.plexus.internal', 'plexus.internal'],
+      options: ['ndots:1'],
+    },
+  })
+  const custom = buildResult(facts, { nameservers: ['10.0.0.10'], domain: 'x' }).dns
+  t.same(custom, {
+    nameservers: ['10.0.0.10'],
+    search: ['svc.plexus.internal', 'plexus.internal'],
+    options: ['ndots:1'],
+    domain: 'x',
+  })
+})
+
+t.test('endpoint record carries the request and the network label', async (t) => {
+  const v = buildEndpoint(
+    {
+      containerId: facts.containerId,
+      ifname: 'eth0',
+      netns: facts.netns,
+      network: 'net1',
+      labels: { a: '1' },
+      service: 'web',
+      published: [{ hostPort: 80, containerPort: 80, protocol: 'tcp' }],
+    },
+    facts,
+    'h1',
+    new Date(0),
+  )
+  t.match(v, {
+    name: 'c0ffee012345',
+    host: 'h1',
+    ipv4: '10.244.3.7',
+    hostVeth: facts.hostVeth,
+    service: 'web',
+    labels: { a: '1', [NETWORK_LABEL]: 'net1' },
+    createdAt: '1970-01-01T00:00:00.000Z',
+  })
+  t.same(v.published, [{ hostPort: 80, containerPort: 80, protocol: 'tcp' }])
+})
+
+t.test('static address prefix must match the host subnet', async (t) => {
+  t.equal(splitStaticIp('10.244.3.9', 24), '10.244.3.9')
+  t.equal(splitStaticIp('10.244.3.9/24', 24), '10.244.3.9')
+  t.throws(() => splitStaticIp('10.244.3.9/16', 24), { code: 'PLX_ENDPOINTS_BAD_PREFIX' })
+})
+
+t.test('CHECK: nothing on a healthy attachment, one line per problem otherwise', async (t) => {
+  t.same(checkProblems(facts, healthy, ['10.244.3.7/24']), [])
+  t.same(checkProblems(facts, { ...healthy, hostVeth: undefined }, undefined), [
+    'host interface plx0123456789ab is missing',
+  ])
+  const broken: Observed = {
+    hostVeth: { up: false, master: 9, mtu: 1450 },
+    bridgeIndex: 4,
+    container: { up: false, mtu: 1400, mac: 'ff', addresses: [], defaultGateways: [] },
+  }
+  const p = checkProblems(facts, broken, ['10.9.9.9/24'])
+  t.equal(p.length, 8, p.join('\n'))
+  t.match(p.join('\n'), /prevResult has 10\.9\.9\.9\/24/)
+  t.match(p.join('\n'), /not attached to plexus0/)
+  t.match(p.join('\n'), /MTU 1400, want 1450/)
+  t.same(checkProblems(facts, { ...healthy, container: undefined }, undefined), [
+    'interface eth0 is missing in /run/netns/c1',
+  ])
+  const elsewhere = {
+    ...healthy,
+    container: { ...healthy.container!, defaultGateways: [], otherDefault: true },
+  }
+  t.same(checkProblems(facts, elsewhere, undefined), [], 'another interface may own the default route')
+})
+
+t.test('agent errors map to CNI codes and HTTP statuses', async (t) => {
+  const cases: [string, number, number][] = [
+    ['PLX_IPAM_NO_LEASE', CNI.TRY_AGAIN_LATER, 503],
+    ['PLX_NETNS_NOT_FOUND', CNI.UNKNOWN_CONTAINER, 400],
+    ['PLX_IPAM_OUT_OF_RANGE', CNI.INVALID_CONFIG, 400],
+    ['PLX_IPAM_EXHAUSTED', CNI.NO_ADDRESS, 400],
+    ['PLX_IPAM_TAKEN', CNI.ADDRESS_IN_USE, 400],
+    ['PLX_ENDPOINTS_UNAVAILABLE', CNI.NOT_AVAILABLE, 503],
+    ['PLX_ENDPOINTS_DEGRADED', CNI.NOT_AVAILABLE_DEGRADED, 503],
+    ['PLX_SOMETHING_ELSE', CNI.INTERNAL, 500],
+  ]
+  for (const [code, cni, status] of cases) {
+    const e = toCniError(new PlexusError(code, 'm'))
+    t.equal(e.cni.code, cni, code)
+    t.equal(e.status, status, `${code} status`)
+  }
+  const check = toCniError(new PlexusError('PLX_ENDPOINTS_CHECK_FAILED', 'x', { problems: ['a', 'b'] }))
+  t.equal(check.cni.details, 'a; b')
+  t.equal(toCniError(new Error('boom')).cni.code, CNI.INTERNAL)
+})
