@@ -8,6 +8,8 @@ import { linkRoutes } from './routes/links.js'
 import { networkRoutes } from './routes/network.js'
 import { portRoutes } from './routes/ports.js'
 import { serviceRoutes } from './routes/services.js'
+import { hostsRoutes } from './routes/hosts.js'
+import { kvRoutes } from './routes/kv.js'
 import { statusRoutes } from './routes/status.js'
 import { routeRoutes } from './routes/routes.js'
 import { subnetRoutes } from './routes/subnets.js'
@@ -43,6 +45,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   )
 
   await app.register(statusRoutes, { deps })
+  await app.register(kvRoutes, { deps })
+  await app.register(hostsRoutes, { deps })
   await app.register(networkRoutes, { deps })
   await app.register(subnetRoutes, { deps })
   await app.register(routeRoutes, { deps })

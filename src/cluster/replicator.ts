@@ -1,12 +1,14 @@
 import { errorMessage } from '../lib/errors.js'
 import type { LocalStore } from '../store/store.js'
+import type { Hlc } from '../store/types.js'
 import type { GossipVerdict, Scheduler, Transport } from './transport.js'
 import {
   decodeDelta,
-  decodePull,
+  decodeRequest,
   decodeState,
   encodeDelta,
   encodePull,
+  encodePush,
   encodeState,
   MAX_GOSSIP_BYTES,
 } from './wire.js'
@@ -84,36 +86,60 @@ export class Replicator {
   }
 
   onRequest(from: string, data: Uint8Array): Uint8Array {
+    let req: ReturnType<typeof decodeRequest>
     try {
-      const req = decodePull(data)
-      return encodeState(this.store.recordsAfter(req.digest), this.store.digest())
+      req = decodeRequest(data)
     } catch (err) {
       this.counters?.inc('sync.rejected.malformed')
       this.log?.warn({ from, err: errorMessage(err) }, 'sync request rejected')
       throw err
     }
+    if (req.t === 'pull') return encodeState(this.store.recordsAfter(req.digest), this.store.digest())
+    this.absorb(req.records, req.marks)
+    return encodeState([], new Map())
   }
 
-  /** Pulls what the peer has and we lack (everything when full). */
+  /**
+   * Push-pull exchange with one peer: pull what it has beyond our digest
+   * (everything when full), then push what it lacks by the digest it sent
+   * back, so a host whose neighbours all missed its writes still spreads them.
+   */
   async pull(peer: string, full: boolean): Promise<void> {
     try {
       const answer = await this.transport.request(
         peer,
-        encodePull(full ? {} : this.store.digest()),
+        encodePull(full ? new Map() : this.store.digest()),
         this.cfg.requestTimeoutMs,
       )
       const state = decodeState(answer)
-      const res = this.store.merge(state.records)
       this.stats.pulls++
-      this.stats.recordsPulled += res.accepted.length
-      // A peer that sent anything invalid does not get to vouch for watermarks.
-      if (res.rejected === 0) this.store.raiseWatermarks(state.marks)
-      else this.counters?.inc('sync.rejected.records')
+      this.stats.recordsPulled += this.absorb(state.records, state.marks)
+      // after a connect both sides pull in full, so only digest exchanges push back
+      const theyLack = full ? [] : this.store.recordsAfter(state.marks)
+      if (theyLack.length > 0) {
+        await this.transport.request(
+          peer,
+          encodePush(theyLack, this.store.digest()),
+          this.cfg.requestTimeoutMs,
+        )
+      }
     } catch (err) {
       this.stats.pullFailures++
       this.counters?.inc('sync.failed')
-      this.log?.debug({ peer, err: errorMessage(err) }, 'sync pull failed')
+      this.log?.debug({ peer, err: errorMessage(err) }, 'sync exchange failed')
     }
+  }
+
+  /**
+   * Merges a peer's records sent against our watermarks; then we hold
+   * everything its watermarks vouch for, so ours may rise to them (unless it
+   * sent anything invalid). Returns how many records were new.
+   */
+  private absorb(records: unknown[], marks: ReadonlyMap<string, Hlc>): number {
+    const res = this.store.merge(records)
+    if (res.rejected === 0) this.store.raiseWatermarks(marks)
+    else this.counters?.inc('sync.rejected.records')
+    return res.accepted.length
   }
 
   private antiEntropy(): void {

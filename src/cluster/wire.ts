@@ -20,23 +20,35 @@ export interface Delta {
 /** digest {} asks for everything (full pull) */
 export interface PullRequest {
   t: 'pull'
-  digest: Record<string, Hlc>
+  digest: Map<string, Hlc>
+}
+/** the second half of a push-pull exchange: what the responder lacked, by its own digest */
+export interface PushRequest {
+  t: 'push'
+  records: unknown[]
+  marks: Map<string, Hlc>
 }
 export interface PullResponse {
   t: 'state'
   records: unknown[]
-  marks: Record<string, Hlc>
+  marks: Map<string, Hlc>
 }
 
 const enc = new TextEncoder()
 const dec = new TextDecoder('utf-8', { fatal: true })
 
+// Digests travel as [origin, wall, logical] triples: compact, and cheap to parse into a Map.
+const marksJson = (m: ReadonlyMap<string, Hlc>) =>
+  JSON.stringify([...m].map(([o, h]) => [o, h.wall, h.logical]))
+
 export const encodeDelta = (records: StoreRecord[]): Uint8Array =>
   enc.encode(JSON.stringify({ t: 'delta', records }))
-export const encodePull = (digest: Record<string, Hlc>): Uint8Array =>
-  enc.encode(JSON.stringify({ t: 'pull', digest }))
-export const encodeState = (records: StoreRecord[], marks: Record<string, Hlc>): Uint8Array =>
-  enc.encode(JSON.stringify({ t: 'state', records, marks }))
+export const encodePull = (digest: ReadonlyMap<string, Hlc>): Uint8Array =>
+  enc.encode(`{"t":"pull","digest":${marksJson(digest)}}`)
+export const encodeState = (records: StoreRecord[], marks: ReadonlyMap<string, Hlc>): Uint8Array =>
+  enc.encode(`{"t":"state","records":${JSON.stringify(records)},"marks":${marksJson(marks)}}`)
+export const encodePush = (records: StoreRecord[], marks: ReadonlyMap<string, Hlc>): Uint8Array =>
+  enc.encode(`{"t":"push","records":${JSON.stringify(records)},"marks":${marksJson(marks)}}`)
 
 function bad(why: string): never {
   throw new PlexusError('PLX_CLUSTER_BAD_MESSAGE', why)
@@ -56,17 +68,17 @@ function parse(data: Uint8Array, max: number): Record<string, unknown> {
 
 const isInt = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0
 
-function parseMarks(v: unknown): Record<string, Hlc> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) bad('digest is not an object')
-  const entries = Object.entries(v as Record<string, unknown>)
-  if (entries.length > MAX_DIGEST_ORIGINS) bad('digest has too many origins')
-  const out: Record<string, Hlc> = {}
-  for (const [origin, h] of entries) {
-    const o = h as Hlc
-    if (origin.length > 128 || typeof o !== 'object' || o === null || !isInt(o.wall) || !isInt(o.logical)) {
-      bad(`digest entry for ${origin.slice(0, 64)} is not an HLC`)
+function parseMarks(v: unknown): Map<string, Hlc> {
+  if (!Array.isArray(v)) bad('digest is not an array')
+  if (v.length > MAX_DIGEST_ORIGINS) bad('digest has too many origins')
+  const out = new Map<string, Hlc>()
+  for (const e of v as unknown[]) {
+    if (!Array.isArray(e) || e.length !== 3) bad('digest entry is not [origin, wall, logical]')
+    const [origin, wall, logical] = e as unknown[]
+    if (typeof origin !== 'string' || origin.length > 128 || !isInt(wall) || !isInt(logical)) {
+      bad(`digest entry for ${String(origin).slice(0, 64)} is not an HLC`)
     }
-    out[origin] = { wall: o.wall, logical: o.logical }
+    out.set(origin as string, { wall: wall as number, logical: logical as number })
   }
   return out
 }
@@ -82,10 +94,11 @@ export function decodeDelta(data: Uint8Array): Delta {
   return { t: 'delta', records: recordsOf(m) }
 }
 
-export function decodePull(data: Uint8Array): PullRequest {
+export function decodeRequest(data: Uint8Array): PullRequest | PushRequest {
   const m = parse(data, MAX_SYNC_BYTES)
-  if (m.t !== 'pull') bad('not a pull request')
-  return { t: 'pull', digest: parseMarks(m.digest) }
+  if (m.t === 'pull') return { t: 'pull', digest: parseMarks(m.digest) }
+  if (m.t === 'push') return { t: 'push', records: recordsOf(m), marks: parseMarks(m.marks) }
+  return bad('not a sync request')
 }
 
 export function decodeState(data: Uint8Array): PullResponse {

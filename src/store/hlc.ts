@@ -42,11 +42,11 @@ export class HlcClock {
     return this.lastValue
   }
   tick(): Hlc {
-    this.lastValue = hlcTick(this.lastValue, this.now())
+    this.lastValue = hlcTick(this.lastValue, Math.floor(this.now()))
     return this.lastValue
   }
   observe(remote: Hlc): void {
     if (compareHlc(remote, this.lastValue) > 0)
-      this.lastValue = hlcObserve(this.lastValue, remote, this.now())
+      this.lastValue = hlcObserve(this.lastValue, remote, Math.floor(this.now()))
   }
 }

@@ -96,6 +96,8 @@ export class LocalStore implements Store {
   private readonly reapAfterMs: number
   private readonly maxDriftMs: number
   private idx = 0
+  /** newest version this host wrote */
+  private ownMark?: Hlc
 
   constructor(
     private readonly opts: StoreOptions,
@@ -194,14 +196,13 @@ export class LocalStore implements Store {
     const res: MergeResult = { accepted: [], rejected: 0, stale: 0 }
     for (const x of input) {
       const verdict = this.check(x, now)
+      if (verdict === 'stale') {
+        res.stale++
+        continue
+      }
       if (typeof verdict === 'string') {
         res.rejected++
         this.opts.counters?.inc(`store.rejected.${verdict}`)
-        continue
-      }
-      const cur = this.entries.get(verdict.key)
-      if (cur && compareRecords(verdict, cur.record) <= 0) {
-        res.stale++
         continue
       }
       this.clock.observe(verdict.version)
@@ -212,8 +213,12 @@ export class LocalStore implements Store {
     return res
   }
 
-  /** Validates one outside record; returns it or the reason it is refused. */
-  private check(x: unknown, now: number): StoreRecord | RejectReason {
+  /**
+   * Validates one outside record; returns it, 'stale' when what we hold
+   * already wins (checked before the signature: a stale record is dropped
+   * either way, and full pulls are mostly stale), or the reason it is refused.
+   */
+  private check(x: unknown, now: number): StoreRecord | RejectReason | 'stale' {
     let r: StoreRecord
     try {
       r = parseRecord(x)
@@ -221,6 +226,8 @@ export class LocalStore implements Store {
       return 'malformed'
     }
     if (!mayWrite(r.owner, r.key)) return 'not-owner'
+    const cur = this.entries.get(r.key)
+    if (cur && compareRecords(r, cur.record) <= 0) return 'stale'
     if (!this.opts.verify(r.owner, signingText(r), r.sig)) return 'signature'
     if (r.version.wall > now + this.maxDriftMs) return 'future'
     return r
@@ -257,18 +264,22 @@ export class LocalStore implements Store {
     if (changed) this.changed()
   }
 
-  /** Scuttlebutt digest: the highest version held for each origin (this host: its clock). */
-  digest(): Record<string, Hlc> {
-    const d: Record<string, Hlc> = Object.fromEntries(this.marks)
-    d[this.self] = this.clock.last
+  /**
+   * Scuttlebutt digest: per origin, the version up to which we hold all its
+   * records; for this host, its newest own write (absent if it never wrote,
+   * so hosts that only read do not grow everyone's digest).
+   */
+  digest(): Map<string, Hlc> {
+    const d = new Map(this.marks)
+    if (this.ownMark) d.set(this.self, this.ownMark)
     return d
   }
 
   /** Every held record (live or dead) newer than the digest's watermark for its owner; node records first. */
-  recordsAfter(digest: Readonly<Record<string, Hlc>>): StoreRecord[] {
+  recordsAfter(digest: ReadonlyMap<string, Hlc>): StoreRecord[] {
     const out: StoreRecord[] = []
     for (const { record } of this.entries.values()) {
-      if (compareHlc(record.version, digest[record.owner] ?? ZERO_HLC) > 0) out.push(record)
+      if (compareHlc(record.version, digest.get(record.owner) ?? ZERO_HLC) > 0) out.push(record)
     }
     return out.sort((a, b) => Number(b.key.startsWith(NODE_PREFIX)) - Number(a.key.startsWith(NODE_PREFIX)))
   }
@@ -278,8 +289,8 @@ export class LocalStore implements Store {
    * peer's watermarks vouch for, so ours may rise to theirs. Only sync calls
    * this, never gossip: a gossiped record says nothing about older ones.
    */
-  raiseWatermarks(peerMarks: Readonly<Record<string, Hlc>>): void {
-    for (const [origin, mark] of Object.entries(peerMarks)) {
+  raiseWatermarks(peerMarks: ReadonlyMap<string, Hlc>): void {
+    for (const [origin, mark] of peerMarks) {
       if (origin === this.self) continue
       const cur = this.marks.get(origin)
       this.marks.set(origin, cur ? maxHlc(cur, mark) : mark)
@@ -300,11 +311,13 @@ export class LocalStore implements Store {
     const now = this.now()
     for (const { index, record } of s.entries) {
       const r = this.check(record, Number.MAX_SAFE_INTEGER)
+      if (r === 'stale') continue
       if (typeof r === 'string') {
         this.opts.counters?.inc(`store.snapshot.${r}`)
         continue
       }
       this.clock.observe(r.version)
+      if (r.owner === this.self) this.ownMark = this.ownMark ? maxHlc(this.ownMark, r.version) : r.version
       this.entries.set(r.key, { record: r, index, live: false })
       this.track(r)
       this.idx = Math.max(this.idx, index)
@@ -338,6 +351,7 @@ export class LocalStore implements Store {
   }
 
   private apply(r: StoreRecord, now: number): void {
+    if (r.owner === this.self) this.ownMark = this.ownMark ? maxHlc(this.ownMark, r.version) : r.version
     const prev = this.entries.get(r.key)
     const e: Entry = { record: r, index: ++this.idx, live: this.computeLive(r, now) }
     this.entries.set(r.key, e)

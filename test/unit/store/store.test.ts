@@ -115,7 +115,7 @@ t.test('TTL expiry, tombstones beat older writes, reaping after the bound', asyn
   const v1 = await a.store.put('k', 1)
   a.clock.t += 10
   await a.store.delete('k')
-  const tomb = a.store.recordsAfter({}).find((r) => r.key === 'k') as StoreRecord
+  const tomb = a.store.recordsAfter(new Map()).find((r) => r.key === 'k') as StoreRecord
   b.store.merge([tomb])
   t.equal(b.store.merge([v1]).stale, 1, 'the older live version cannot resurrect the key')
   t.equal(b.store.get('k'), undefined)
@@ -142,7 +142,7 @@ t.test('records of a host whose node record expired are hidden everywhere, and r
   a.clock.t += 5000 + 60_000
   b.store.sweep()
   t.equal(b.store.modifyIndex(`leases/${a.store.self}`), 0, 'reaped with its node record')
-  t.equal(b.store.digest()[a.store.self], undefined, 'watermark dropped so the host can return')
+  t.equal(b.store.digest().get(a.store.self), undefined, 'watermark dropped so the host can return')
 })
 
 t.test('digest sync: recordsAfter + raiseWatermarks transfers exactly what is missing', async (t) => {

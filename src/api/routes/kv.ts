@@ -1,0 +1,230 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { PlexusError } from '../../lib/errors.js'
+import { mayWrite } from '../../store/record.js'
+import type { JsonValue, ReadableStore, StoreRecord } from '../../store/types.js'
+import type { ApiDeps } from '../app.js'
+
+// Consul-like KV over the replicated store:
+//   GET    /v1/kv/<key>[?recurse][&keys][&index=N&wait=30s]
+//   PUT    /v1/kv/<key>[?ttl=30s][&cas=N]   body: any JSON value
+//   DELETE /v1/kv/<key>[?recurse][&cas=N]
+// Every response carries X-Plexus-Index (the store's change counter); pass it
+// back as ?index= to block until something under the key changes.
+
+export const INDEX_HEADER = 'x-plexus-index'
+const MAX_WAIT_MS = 10 * 60_000
+const DEFAULT_WAIT_MS = 5 * 60_000
+
+/** "250ms", "30s", "5m", "1h" or plain milliseconds. */
+export function parseDuration(text: string, what: string): number {
+  const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim())
+  if (!m)
+    throw new PlexusError(
+      'PLX_API_BAD_REQUEST',
+      `${what} must be a duration like 500ms, 30s or 5m, got "${text}"`,
+    )
+  const n = Number(m[1])
+  return n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms']
+}
+
+const entrySchema = {
+  type: 'object',
+  required: ['key', 'value', 'owner', 'version', 'modifyIndex'],
+  properties: {
+    key: { type: 'string' },
+    value: {},
+    owner: { type: 'string' },
+    version: {
+      type: 'object',
+      required: ['wall', 'logical'],
+      properties: { wall: { type: 'integer' }, logical: { type: 'integer' } },
+    },
+    ttlMs: { type: 'integer' },
+    expiresAt: { type: 'string' },
+    modifyIndex: { type: 'integer' },
+  },
+} as const
+
+type KeyParams = { '*': string }
+const keyParams = { type: 'object', required: ['*'], properties: { '*': { type: 'string' } } } as const
+const duration = { type: 'string', pattern: '^\\d+(ms|s|m|h)?$' } as const
+/** Consul-style flags: a bare ?recurse counts as true */
+const flagSchema = { type: 'string', enum: ['', 'true', '1', 'false', '0'] } as const
+const flag = (v: string | undefined) => v !== undefined && v !== 'false' && v !== '0'
+const errorSchema = {
+  type: 'object',
+  required: ['error', 'message'],
+  properties: { error: { type: 'string' }, message: { type: 'string' } },
+} as const
+
+function entry(store: ReadableStore, r: StoreRecord) {
+  return {
+    key: r.key,
+    value: r.value,
+    owner: r.owner,
+    version: r.version,
+    modifyIndex: store.modifyIndex(r.key),
+    ...(r.ttlMs !== undefined
+      ? { ttlMs: r.ttlMs, expiresAt: new Date(r.version.wall + r.ttlMs).toISOString() }
+      : {}),
+  }
+}
+
+/** Resolves once something under key (or prefix) changes past `index`, or after waitMs. */
+function changedSince(
+  store: ReadableStore,
+  key: string,
+  recurse: boolean,
+  index: number,
+  waitMs: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const current = recurse
+    ? Math.max(0, ...store.list(key).map((r) => store.modifyIndex(r.key)))
+    : store.modifyIndex(key)
+  // Deletes under a prefix that happened before this request arrived are only
+  // seen by exact-key queries (the tombstone keeps its index); for prefixes the
+  // watch below catches every change from now on.
+  if (current > index) return Promise.resolve()
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      unwatch()
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, waitMs)
+    const unwatch = store.watch(key, (ev) => {
+      if (ev.index > index && (recurse || ev.key === key)) done()
+    })
+    signal.addEventListener('abort', done)
+  })
+}
+
+export const kvRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
+  const { store } = deps
+
+  app.get<{
+    Params: KeyParams
+    Querystring: { recurse?: string; keys?: string; index?: number; wait?: string }
+  }>(
+    '/v1/kv/*',
+    {
+      schema: {
+        params: keyParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            recurse: flagSchema,
+            keys: flagSchema,
+            index: { type: 'integer', minimum: 0 },
+            wait: duration,
+          },
+        },
+        response: {
+          200: {
+            anyOf: [
+              entrySchema,
+              { type: 'array', items: entrySchema },
+              { type: 'array', items: { type: 'string' } },
+            ],
+          },
+          404: errorSchema,
+        },
+      },
+    },
+    async (req, reply) => {
+      const key = req.params['*']
+      const q = req.query
+      const keysOnly = flag(q.keys)
+      const recurse = flag(q.recurse) || keysOnly
+      if (q.index !== undefined && q.index > 0) {
+        const waitMs = Math.min(q.wait ? parseDuration(q.wait, 'wait') : DEFAULT_WAIT_MS, MAX_WAIT_MS)
+        const closed = new AbortController()
+        req.raw.once('close', () => closed.abort())
+        await changedSince(store, key, recurse, q.index, waitMs, closed.signal)
+      }
+      reply.header(INDEX_HEADER, String(store.index))
+      if (recurse) {
+        const records = store.list(key)
+        return keysOnly ? records.map((r) => r.key) : records.map((r) => entry(store, r))
+      }
+      const r = store.get(key)
+      if (!r) return reply.code(404).send({ error: 'PLX_KV_NOT_FOUND', message: `no key ${key}` })
+      return entry(store, r)
+    },
+  )
+
+  app.put<{ Params: KeyParams; Querystring: { ttl?: string; cas?: number }; Body: unknown }>(
+    '/v1/kv/*',
+    {
+      schema: {
+        params: keyParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { ttl: duration, cas: { type: 'integer', minimum: 0 } },
+        },
+        body: {},
+        response: { 200: entrySchema, '4xx': errorSchema },
+      },
+    },
+    async (req, reply) => {
+      if (req.body === undefined) {
+        throw new PlexusError(
+          'PLX_API_BAD_REQUEST',
+          'body must be a JSON value (content-type: application/json)',
+        )
+      }
+      const ttlMs = req.query.ttl ? parseDuration(req.query.ttl, 'ttl') : undefined
+      const r = await store.put(req.params['*'], req.body as JsonValue, { ttlMs, cas: req.query.cas })
+      reply.header(INDEX_HEADER, String(store.index))
+      return entry(store, r)
+    },
+  )
+
+  app.delete<{ Params: KeyParams; Querystring: { recurse?: string; cas?: number } }>(
+    '/v1/kv/*',
+    {
+      schema: {
+        params: keyParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { recurse: flagSchema, cas: { type: 'integer', minimum: 0 } },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['deleted'],
+            properties: {
+              deleted: { type: 'integer' },
+              skipped: { type: 'array', items: { type: 'string' } },
+            },
+          },
+          '4xx': errorSchema,
+        },
+      },
+    },
+    async (req, reply) => {
+      const key = req.params['*']
+      let deleted = 0
+      const skipped: string[] = []
+      if (flag(req.query.recurse)) {
+        // a prefix may hold other hosts' owned keys: delete what this host may, report the rest
+        for (const r of store.list(key)) {
+          if (!mayWrite(store.self, r.key)) skipped.push(r.key)
+          else if (await deps.store.delete(r.key)) deleted++
+        }
+      } else if (await store.delete(key, { cas: req.query.cas })) deleted = 1
+      else if (req.query.cas !== undefined && store.get(key)) {
+        throw new PlexusError('PLX_STORE_CAS_FAILED', `${key} changed (index ${store.modifyIndex(key)})`, {
+          status: 409,
+        })
+      }
+      reply.header(INDEX_HEADER, String(store.index))
+      return { deleted, skipped }
+    },
+  )
+}

@@ -1,0 +1,164 @@
+import { pino } from 'pino'
+import t from 'tap'
+import { type AgentComponents, Counters } from '../../../src/agent/components.js'
+import { defaultConfig } from '../../../src/agent/config.js'
+import { buildApp } from '../../../src/api/app.js'
+import { Membership } from '../../../src/cluster/membership.js'
+import { realScheduler } from '../../../src/cluster/transport.js'
+import { newStore } from '../store/helpers.js'
+
+async function setup() {
+  const { store, clock } = await newStore({ now: { t: Date.now() } })
+  const config = { ...defaultConfig(), name: 'h1' }
+  const logger = pino({ level: 'silent' })
+  const members = new Membership({
+    store,
+    sched: realScheduler,
+    rng: Math.random,
+    logger,
+    cfg: config.cluster,
+    describe: () => ({
+      name: 'h1',
+      address: '192.0.2.11',
+      multiaddrs: [],
+      labels: { zone: 'a' },
+      version: '1',
+      startedAt: new Date().toISOString(),
+    }),
+    connectedPeers: () => [],
+  })
+  await members.heartbeat()
+  const deps = {
+    config,
+    logger,
+    counters: new Counters(),
+    shutdown: new AbortController().signal,
+    startedAt: new Date(),
+    version: '1',
+    peerId: store.self,
+    store,
+    members,
+  } as AgentComponents
+  const app = await buildApp(deps)
+  return { app, store, clock, members }
+}
+
+t.test('KV: put, get, recurse, keys, delete, ttl, cas', async (t) => {
+  const { app, store } = await setup()
+  t.teardown(() => app.close())
+  const put = (url: string, body: unknown) =>
+    app.inject({
+      method: 'PUT',
+      url,
+      payload: JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+    })
+  let res = await put('/v1/kv/app/web/port', 8080)
+  t.equal(res.statusCode, 200)
+  t.equal(res.json().value, 8080)
+  t.ok(Number(res.headers['x-plexus-index']) > 0)
+  await put('/v1/kv/app/web/name', { n: 'web' })
+  res = await app.inject({ method: 'GET', url: '/v1/kv/app/web/port' })
+  t.equal(res.json().owner, store.self)
+  res = await app.inject({ method: 'GET', url: '/v1/kv/app/?recurse' })
+  t.same(
+    res.json().map((e: { key: string }) => e.key),
+    ['app/web/name', 'app/web/port'],
+  )
+  res = await app.inject({ method: 'GET', url: '/v1/kv/app/?keys=true' })
+  t.same(res.json(), ['app/web/name', 'app/web/port'])
+  res = await app.inject({ method: 'GET', url: '/v1/kv/nope' })
+  t.equal(res.statusCode, 404)
+  t.equal(res.json().error, 'PLX_KV_NOT_FOUND')
+
+  res = await put('/v1/kv/session/a?ttl=30s', 'x')
+  t.equal(res.json().ttlMs, 30_000)
+  t.ok(res.json().expiresAt)
+
+  const idx = store.modifyIndex('app/web/port')
+  res = await put(`/v1/kv/app/web/port?cas=${idx + 100}`, 1)
+  t.equal(res.statusCode, 409)
+  t.equal(res.json().error, 'PLX_STORE_CAS_FAILED')
+  res = await put(`/v1/kv/app/web/port?cas=${idx}`, 1)
+  t.equal(res.statusCode, 200)
+
+  res = await app.inject({ method: 'DELETE', url: '/v1/kv/app/?recurse' })
+  t.same(res.json(), { deleted: 2, skipped: [] })
+  t.equal(store.get('app/web/port'), undefined)
+})
+
+t.test('KV: bad input gets 400 with a reason, foreign owned keys 403', async (t) => {
+  const { app } = await setup()
+  t.teardown(() => app.close())
+  const cases: [string, string, unknown, string][] = [
+    ['PUT', '/v1/kv/a', '{"broken', 'json'],
+    ['PUT', '/v1/kv/a?ttl=soon', '1', 'ttl'],
+    ['PUT', '/v1/kv/a?bogus=1', '1', 'bogus'],
+    ['PUT', '/v1/kv/a%20b', '1', 'key'],
+    ['GET', '/v1/kv/a?index=-1', undefined, 'index'],
+  ]
+  for (const [method, url, payload, why] of cases) {
+    const res = await app.inject({
+      method: method as 'PUT',
+      url,
+      payload: payload as string,
+      headers: payload === undefined ? {} : { 'content-type': 'application/json' },
+    })
+    t.equal(res.statusCode, 400, `${method} ${url}: ${why}`)
+    t.ok(res.json().message, `reason: ${res.json().message}`)
+  }
+  const res = await app.inject({
+    method: 'PUT',
+    url: '/v1/kv/leases/12D3KooWNotThisHost',
+    payload: '{}',
+    headers: { 'content-type': 'application/json' },
+  })
+  t.equal(res.statusCode, 403)
+  t.equal(res.json().error, 'PLX_STORE_NOT_OWNER')
+})
+
+t.test('KV: blocking query returns on change, or after wait', async (t) => {
+  const { app, store } = await setup()
+  t.teardown(() => app.close())
+  await store.put('cfg/x', 1)
+  const index = store.index
+  const started = Date.now()
+  const pending = app.inject({ method: 'GET', url: `/v1/kv/cfg/?recurse&index=${index}&wait=5s` })
+  setTimeout(() => void store.put('cfg/y', 2), 100)
+  const res = await pending
+  t.ok(Date.now() - started < 3000, 'woke on the change')
+  t.same(
+    res.json().map((e: { key: string }) => e.key),
+    ['cfg/x', 'cfg/y'],
+  )
+  const t0 = Date.now()
+  const idle = await app.inject({ method: 'GET', url: `/v1/kv/cfg/x?index=${store.index}&wait=200ms` })
+  t.ok(Date.now() - t0 >= 190, 'waited for the timeout')
+  t.equal(idle.statusCode, 200)
+})
+
+t.test('hosts: list with state and labels; label another host through the shared key', async (t) => {
+  const { app, store, members } = await setup()
+  t.teardown(() => app.close())
+  let res = await app.inject({ method: 'GET', url: '/v1/hosts' })
+  const [me] = res.json().hosts
+  t.match(me, { name: 'h1', peerId: store.self, state: 'alive', self: true, labels: { zone: 'a' } })
+  res = await app.inject({
+    method: 'PUT',
+    url: '/v1/hosts/h1/labels',
+    payload: { labels: { rack: 'r1', zone: null } },
+  })
+  t.equal(res.statusCode, 200)
+  t.same(res.json().labels, { rack: 'r1' })
+  await members.heartbeat()
+  res = await app.inject({ method: 'GET', url: '/v1/hosts' })
+  t.same(res.json().hosts[0].labels, { zone: 'a', rack: 'r1' })
+  res = await app.inject({ method: 'PUT', url: '/v1/hosts/ghost/labels', payload: { labels: {} } })
+  t.equal(res.statusCode, 404)
+  res = await app.inject({
+    method: 'PUT',
+    url: '/v1/hosts/h1/labels',
+    payload: { labels: { 'bad key': 'x' } },
+  })
+  t.equal(res.statusCode, 400)
+})
