@@ -3,10 +3,13 @@ import { Command, CommanderError, Option } from 'commander'
 import { VERSION } from '../agent/version.js'
 import { ApiError, createClient, UnreachableError } from './client.js'
 import { registerEndpoints } from './commands/endpoints.js'
+import { registerHosts } from './commands/hosts.js'
 import { registerInspect } from './commands/inspect.js'
+import { registerKv } from './commands/kv.js'
 import { registerLink } from './commands/link.js'
 import { registerNetwork } from './commands/network.js'
 import { registerPort } from './commands/port.js'
+import { registerCluster } from './commands/cluster.js'
 import { registerDns } from './commands/dns.js'
 import { registerRoutes } from './commands/routes.js'
 import { registerService } from './commands/service.js'
@@ -22,6 +25,9 @@ const EXIT_USAGE = 2
 
 const commands: RegisterCommand[] = [
   registerStatus,
+  registerKv,
+  registerHosts,
+  registerCluster,
   registerNetwork,
   registerSubnets,
   registerRoutes,

@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises'
 import type { ConnectionProtector, MessageStream, MultiaddrConnection } from '@libp2p/interface'
-import { generateKey, preSharedKey } from '@libp2p/pnet'
+import { preSharedKey } from '@libp2p/pnet'
 import { byteStream } from '@libp2p/utils'
 import { PlexusError } from '../lib/errors.js'
 
@@ -11,50 +10,8 @@ import { PlexusError } from '../lib/errors.js'
 // the encrypted stream and compare. A different key decrypts to garbage, and
 // both sides refuse the connection in protect(), where we can log and count it.
 
-const KEY_RE = /^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-f]{64}\n?$/
 const MAGIC = new TextEncoder().encode('plexus-cluster/1')
 const CHECK_TIMEOUT_MS = 5000
-
-/** A new key in the text form `plexctl cluster init` prints (the pnet v1 format). */
-export function newClusterKey(): string {
-  const buf = new Uint8Array(95)
-  generateKey(buf)
-  return `${new TextDecoder().decode(buf)}\n`
-}
-
-export function parseClusterKey(text: string, source: string): Uint8Array {
-  const t = text.trim().replace(/\r\n/g, '\n')
-  if (!KEY_RE.test(t)) {
-    throw new PlexusError(
-      'PLX_CLUSTER_BAD_KEY',
-      `${source}: not a cluster key (expected the 3-line text from \`plexctl cluster init\`)`,
-    )
-  }
-  return new TextEncoder().encode(t)
-}
-
-/** The key from config.cluster.key or keyFile (exactly one is required). */
-export async function loadClusterKey(cfg: { key?: string; keyFile?: string }): Promise<Uint8Array> {
-  if (cfg.key && cfg.keyFile)
-    throw new PlexusError('PLX_CLUSTER_BAD_KEY', 'set cluster.key or cluster.keyFile, not both')
-  if (cfg.key) return parseClusterKey(cfg.key, 'cluster.key')
-  if (cfg.keyFile) {
-    let text: string
-    try {
-      text = await readFile(cfg.keyFile, 'utf8')
-    } catch (err) {
-      throw new PlexusError(
-        'PLX_CLUSTER_BAD_KEY',
-        `cluster.keyFile ${cfg.keyFile}: ${(err as Error).message}`,
-      )
-    }
-    return parseClusterKey(text, cfg.keyFile)
-  }
-  throw new PlexusError(
-    'PLX_CLUSTER_NO_KEY',
-    'no cluster key: run `plexctl cluster init --out FILE` once and give every host cluster.keyFile',
-  )
-}
 
 export type RefusedHandler = (remoteAddr: string, err: Error) => void
 

@@ -1,0 +1,74 @@
+import { InvalidArgumentError } from 'commander'
+import type { RegisterCommand } from '../context.js'
+import { json, table } from '../output.js'
+
+interface Host {
+  name: string
+  peerId: string
+  address: string
+  state: string
+  self: boolean
+  lastHeard: string
+  silentMs: number
+  labels: Record<string, string>
+  rttMs: number | null
+}
+
+/** k=v sets a label, k- removes it (kubectl style). */
+export function parseLabelArgs(args: string[]): Record<string, string | null> {
+  const out: Record<string, string | null> = {}
+  for (const a of args) {
+    if (a.endsWith('-') && !a.includes('=')) out[a.slice(0, -1)] = null
+    else {
+      const i = a.indexOf('=')
+      if (i <= 0) throw new InvalidArgumentError(`want key=value or key-, got "${a}"`)
+      out[a.slice(0, i)] = a.slice(i + 1)
+    }
+  }
+  return out
+}
+
+const ago = (ms: number) => (ms < 1000 ? `${ms}ms ago` : `${(ms / 1000).toFixed(1)}s ago`)
+
+export const registerHosts: RegisterCommand = (program, ctx) => {
+  const hosts = program
+    .command('hosts')
+    .description('cluster members: state, last heard, labels, estimated RTT')
+    .action(async () => {
+      const { hosts } = await ctx.client().call<{ hosts: Host[] }>('GET', '/v1/hosts')
+      if (ctx.format() === 'json') return ctx.print(json(hosts))
+      ctx.print(
+        table(
+          ['name', 'peer id', 'address', 'state', 'last heard', 'rtt', 'labels'],
+          hosts.map((h) => [
+            h.self ? `${h.name} (self)` : h.name,
+            h.peerId,
+            h.address,
+            h.state,
+            h.self ? '-' : ago(h.silentMs),
+            h.rttMs === null ? '-' : `${h.rttMs}ms`,
+            Object.entries(h.labels)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(','),
+          ]),
+        ),
+      )
+    })
+
+  hosts
+    .command('label')
+    .description('set (k=v) or remove (k-) labels of a host; works from any host')
+    .argument('<host>')
+    .argument('<labels...>')
+    .action(async (host: string, labels: string[]) => {
+      const body = { labels: parseLabelArgs(labels) }
+      const r = await ctx
+        .client()
+        .call<{ name: string; labels: Record<string, string> }>(
+          'PUT',
+          `/v1/hosts/${encodeURIComponent(host)}/labels`,
+          body,
+        )
+      ctx.print(ctx.format() === 'json' ? json(r) : `${r.name}: ${JSON.stringify(r.labels)}\n`)
+    })
+}
