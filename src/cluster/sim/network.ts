@@ -39,7 +39,7 @@ export const DEFAULT_SIM: SimConfig = {
   seed: 1,
   hosts: 1000,
   writers: 100,
-  dialsPerHost: 4,
+  dialsPerHost: 3,
   meshMax: 12,
   latencyMs: [5, 40],
   loss: 0.01,

@@ -84,11 +84,11 @@ export async function runScenario(overrides: Partial<SimConfig> = {}, log: (s: s
   const n = cfg.hosts
   const violations: string[] = []
 
-  // cold start: hosts come up over one second; the writers (spread evenly) write their node records
+  // cold start: hosts come up over half a second; the writers (spread evenly) write their node records
   const stride = Math.max(1, Math.floor(n / cfg.writers))
   const writers = net.hosts.filter((h) => h.index % stride === 0).slice(0, cfg.writers)
   for (const h of net.hosts) {
-    net.queue.at(net.rng() * 1000, () => {
+    net.queue.at(net.rng() * 500, () => {
       net.start(h)
       if (h.index % stride === 0 && writers.includes(h))
         void h.store.put(`nodes/${h.id}`, { name: `h${h.index}` })

@@ -1,0 +1,63 @@
+import t from 'tap'
+import { nextDelay } from '../../../src/cluster/dialer.js'
+import { memberState } from '../../../src/cluster/membership.js'
+import { seededRng } from '../../../src/cluster/sim/clock.js'
+import { distance, newVivaldiState, observe, type VivaldiState } from '../../../src/cluster/vivaldi.js'
+import { decodeDelta, decodeRequest, encodePull, MAX_GOSSIP_BYTES } from '../../../src/cluster/wire.js'
+
+t.test('failure detector: alive, suspect after 4 s, dead after 8 s (defaults)', async (t) => {
+  const cfg = { suspectAfterMs: 4000, deadAfterMs: 8000 }
+  t.equal(memberState(0, cfg), 'alive')
+  t.equal(memberState(3999, cfg), 'alive')
+  t.equal(memberState(4000, cfg), 'suspect')
+  t.equal(memberState(8000, cfg), 'dead')
+})
+
+t.test('redial backoff doubles with jitter and is capped', async (t) => {
+  const cfg = { redialMinMs: 500, redialMaxMs: 30_000 }
+  const rng = seededRng(3)
+  for (let f = 1; f < 12; f++) {
+    const d = nextDelay(f, cfg, rng)
+    const base = Math.min(30_000, 500 * 2 ** f)
+    t.ok(d >= base / 2 && d <= base, `failure ${f}: ${d} ms within [${base / 2}, ${base}]`)
+  }
+})
+
+t.test('vivaldi converges to the true RTTs of a small network', async (t) => {
+  // four hosts on a line: 10 ms apart, plus 1 ms access latency each
+  const pos = [0, 10, 20, 30]
+  const rtt = (a: number, b: number) => Math.abs((pos[a] as number) - (pos[b] as number)) + 2
+  const rng = seededRng(42)
+  let s: VivaldiState[] = pos.map(() => newVivaldiState())
+  for (let round = 0; round < 2000; round++) {
+    const a = Math.floor(rng() * 4)
+    const b = (a + 1 + Math.floor(rng() * 3)) % 4
+    s = s.map((st, i) => (i === a ? observe(st, `p${b}`, (s[b] as VivaldiState).coord, rtt(a, b), rng) : st))
+  }
+  for (let a = 0; a < 4; a++) {
+    for (let b = a + 1; b < 4; b++) {
+      const est = distance((s[a] as VivaldiState).coord, (s[b] as VivaldiState).coord) * 1000
+      t.ok(
+        Math.abs(est - rtt(a, b)) / rtt(a, b) < 0.25,
+        `h${a}-h${b}: estimate ${est.toFixed(1)} ms vs ${rtt(a, b)} ms`,
+      )
+    }
+  }
+  const bad = observe(s[0] as VivaldiState, 'p1', (s[1] as VivaldiState).coord, -5, rng)
+  t.equal(bad, s[0], 'a negative RTT is ignored')
+})
+
+t.test('wire: hostile input is refused with PLX_CLUSTER_BAD_MESSAGE', async (t) => {
+  const bytes = (x: string) => new TextEncoder().encode(x)
+  t.throws(() => decodeDelta(new Uint8Array(MAX_GOSSIP_BYTES + 1)), { code: 'PLX_CLUSTER_BAD_MESSAGE' })
+  t.throws(() => decodeDelta(bytes('{"t":"delta"')), { code: 'PLX_CLUSTER_BAD_MESSAGE' })
+  t.throws(() => decodeDelta(bytes('{"t":"delta","records":{}}')), { code: 'PLX_CLUSTER_BAD_MESSAGE' })
+  t.throws(() => decodeDelta(new Uint8Array([0xff, 0xfe])), { code: 'PLX_CLUSTER_BAD_MESSAGE' })
+  t.throws(() => decodeRequest(bytes('{"t":"pull","digest":[["x",-1,0]]}')), {
+    code: 'PLX_CLUSTER_BAD_MESSAGE',
+  })
+  t.throws(() => decodeRequest(bytes('{"t":"nope"}')), { code: 'PLX_CLUSTER_BAD_MESSAGE' })
+  const d = new Map([['12D3KooWX', { wall: 5, logical: 1 }]])
+  const req = decodeRequest(encodePull(d))
+  t.same(req.t === 'pull' && [...req.digest], [...d])
+})
