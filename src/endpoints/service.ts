@@ -201,6 +201,36 @@ export class EndpointService implements Startable {
     }
   }
 
+  /** Makes the veth pair (container end directly in the namespace) and puts the host end on the bridge. */
+  private async createHostVeth(
+    nl: Netlink,
+    req: AttachRequest,
+    hostVeth: string,
+    mtu: number,
+  ): Promise<LinkInfo> {
+    const bridge = await this.ensureBridge(nl)
+    // A leftover from an agent killed mid-ADD.
+    await this.deleteLinkIfPresent(nl, hostVeth)
+    let host: LinkInfo
+    try {
+      host = await nl.createVeth(
+        hostVeth,
+        { name: req.ifname, nsPath: req.netns, ...(req.mac ? { mac: req.mac } : {}) },
+        { mtu },
+      )
+    } catch (err) {
+      if (isPlexusError(err, 'PLX_NETLINK_EXISTS')) {
+        throw new PlexusError(
+          'PLX_ENDPOINTS_IFNAME_TAKEN',
+          `interface ${req.ifname} already exists in ${req.netns}`,
+        )
+      }
+      throw err
+    }
+    await nl.setLink(host.index, { master: bridge.index, up: true })
+    return host
+  }
+
   /** Gives the container end its address, brings it up and routes everything via the bridge. */
   private async configureContainer(req: AttachRequest, a: AllocationResult): Promise<string> {
     const ns = Netlink.open(req.netns)
@@ -254,32 +284,20 @@ export class EndpointService implements Startable {
       const undo: (() => Promise<unknown>)[] = []
       try {
         const address = req.ip ? splitStaticIp(req.ip, lease.cidr.prefix) : undefined
-        const alloc = await allocator.allocate({ containerId: req.containerId, ifname: req.ifname, address })
-        // Also when reused: without a record the allocation belongs to nobody.
-        undo.push(() => allocator.release(req))
-
-        const bridge = await this.ensureBridge(nl)
         const hostVeth = hostVethName(req)
-        // A leftover from an agent killed mid-ADD: the name is ours by construction.
-        await this.deleteLinkIfPresent(nl, hostVeth)
-        let host: LinkInfo
-        try {
-          host = await nl.createVeth(
-            hostVeth,
-            { name: req.ifname, nsPath: req.netns, ...(req.mac ? { mac: req.mac } : {}) },
-            { mtu: lease.mtu },
-          )
-        } catch (err) {
-          if (isPlexusError(err, 'PLX_NETLINK_EXISTS')) {
-            throw new PlexusError(
-              'PLX_ENDPOINTS_IFNAME_TAKEN',
-              `interface ${req.ifname} already exists in ${req.netns}`,
-            )
-          }
-          throw err
-        }
+        // The address and the veth do not depend on each other: get both at once.
+        const [allocated, made] = await Promise.allSettled([
+          allocator.allocate({ containerId: req.containerId, ifname: req.ifname, address }),
+          this.createHostVeth(nl, req, hostVeth, lease.mtu),
+        ])
+        // Also when reused: without a record the allocation belongs to nobody.
+        if (allocated.status === 'fulfilled') undo.push(() => allocator.release(req))
+        // Whatever got made of the veth goes; the name is ours by construction.
         undo.push(() => this.deleteLinkIfPresent(nl, hostVeth))
-        await nl.setLink(host.index, { master: bridge.index, up: true })
+        if (allocated.status === 'rejected') throw allocated.reason
+        if (made.status === 'rejected') throw made.reason
+        const alloc = allocated.value
+        const host = made.value
         const mac = await this.configureContainer(req, alloc)
 
         const facts: AttachmentFacts = {
@@ -297,9 +315,16 @@ export class EndpointService implements Startable {
         const value = buildEndpoint(req, facts, this.c.config.name, new Date())
         if (value.published && this.c.ports) value.published = await this.c.ports.reserve(key, value)
         // On disk before the answer: a restarted agent restores what it answered (recover()).
-        await journal.set(key, value)
-        undo.push(() => journal.delete(key))
-        await this.c.store.put(key, value as unknown as JsonValue)
+        const written = await Promise.allSettled([
+          journal.set(key, value),
+          this.c.store.put(key, value as unknown as JsonValue),
+        ])
+        undo.push(
+          () => journal.delete(key),
+          async () => this.c.store.get(key) && (await this.c.store.delete(key)),
+        )
+        const failed = written.find((w) => w.status === 'rejected')
+        if (failed) throw failed.reason
         undo.length = 0
         this.c.counters.inc('endpoints.attached')
         return buildResult(facts, req.dns)
@@ -321,10 +346,13 @@ export class EndpointService implements Startable {
     const { nl, allocator, journal } = this.ready()
     const key = endpointKey(this.c.peerId, k)
     // Deleting the host end removes the container end with it, wherever that namespace is.
-    await this.deleteLinkIfPresent(nl, record?.hostVeth ?? hostVethName(k))
-    await allocator.release(k)
-    if (this.c.store.get(key)) await this.c.store.delete(key)
-    await journal.delete(key)
+    // The steps are independent, and recover() completes any subset a crash leaves.
+    await Promise.all([
+      this.deleteLinkIfPresent(nl, record?.hostVeth ?? hostVethName(k)),
+      allocator.release(k),
+      this.c.store.get(key) ? this.c.store.delete(key) : undefined,
+      journal.delete(key),
+    ])
   }
 
   /** Idempotent: a second DEL, a vanished namespace or an empty CNI_NETNS all succeed. */
