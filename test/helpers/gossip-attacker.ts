@@ -1,0 +1,70 @@
+// A cluster member gone bad, for the integration test: joins with the right
+// key, then publishes hostile deltas on the store topic through real gossipsub.
+// usage: node gossip-attacker.js <clusterKeyFile> <targetMultiaddr>
+import '../../src/lib/polyfill.js'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { pino } from 'pino'
+import { Counters } from '../../src/agent/components.js'
+import { createSigner, verifyRecordSignature } from '../../src/cluster/identity.js'
+import { loadClusterKey } from '../../src/cluster/key.js'
+import { Libp2pTransport } from '../../src/cluster/libp2p-transport.js'
+import { DELTA_TOPIC, decodeState, encodeDelta, encodePull, encodeState } from '../../src/cluster/wire.js'
+import { LocalStore } from '../../src/store/store.js'
+import type { StoreRecord } from '../../src/store/types.js'
+
+const [keyFile, target] = process.argv.slice(2)
+if (!keyFile || !target) throw new Error('usage: gossip-attacker <clusterKeyFile> <targetMultiaddr>')
+
+const privateKey = await generateKeyPair('Ed25519')
+const t = await Libp2pTransport.create({
+  privateKey,
+  psk: await loadClusterKey({ keyFile }),
+  listen: ['/ip4/0.0.0.0/tcp/0'],
+  announce: [],
+  logger: pino({ level: 'silent' }),
+  counters: new Counters(),
+})
+t.setHandlers({ gossip: () => 'ignore', request: () => encodeState([], new Map()), connected: () => {} })
+await t.start()
+const peer = await t.dial(target, 5000)
+const deadline = Date.now() + 10_000
+while (!t.node.services.pubsub.getSubscribers(DELTA_TOPIC).some((p) => p.toString() === peer)) {
+  if (Date.now() > deadline) throw new Error('target never subscribed to the store topic')
+  await new Promise((r) => setTimeout(r, 100))
+}
+// let a gossipsub heartbeat graft the mesh
+await new Promise((r) => setTimeout(r, 1500))
+
+const state = decodeState(await t.request(peer, encodePull(new Map()), 5000))
+const victim = (state.records as StoreRecord[]).find((r) => r.key === `nodes/${peer}`)
+if (!victim) throw new Error('target has no node record')
+const own = await new LocalStore({ signer: createSigner(privateKey), verify: verifyRecordSignature }).put(
+  'scratch/x',
+  1,
+)
+
+const attacks: [string, Uint8Array][] = [
+  ['malformed', new TextEncoder().encode('{"t":"delta","records":[{"key":')],
+  [
+    'oversize',
+    new TextEncoder().encode(JSON.stringify({ t: 'delta', records: [], pad: 'x'.repeat(100_000) })),
+  ],
+  ['unsigned', encodeDelta([{ ...own, key: 'attack/unsigned', sig: '' }])],
+  [
+    'forged',
+    encodeDelta([
+      {
+        ...victim,
+        value: { name: 'forged' },
+        version: { ...victim.version, logical: victim.version.logical + 1 },
+      },
+    ]),
+  ],
+  ['non-owner', encodeDelta([{ ...own, key: `leases/${peer}`, value: { subnet: '10.244.99.0/24' } }])],
+]
+for (const [name, data] of attacks) {
+  await t.node.services.pubsub.publish(DELTA_TOPIC, data)
+  process.stdout.write(`${name}\n`)
+}
+await new Promise((r) => setTimeout(r, 500))
+await t.stop()

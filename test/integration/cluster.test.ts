@@ -1,0 +1,216 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import t from 'tap'
+import { CLUSTER_PORT, clusterDir, hostNs, UNDERLAY_PREFIX } from '../../netns-fixtures/lib/state.js'
+import { type Cluster, eventually, REPO, run, upCluster } from '../helpers/fixture.js'
+
+// Issue 3 acceptance: replication, failure detection, partitions, restarts and
+// hostile peers on a 5-host cluster in network namespaces.
+
+interface Host {
+  name: string
+  peerId: string
+  state: string
+  labels: Record<string, string>
+}
+interface Status {
+  peerId: string
+  counters: Record<string, number>
+}
+
+const ip = (i: number) => `${UNDERLAY_PREFIX}.${10 + i}`
+const hosts = (c: Cluster, h: string) => c.plexctlJson<Host[]>(h, ['hosts'])
+const kvGet = (c: Cluster, h: string, key: string) => {
+  const r = c.exec(h, ['plexctl', 'kv', 'get', key])
+  return r.status === 0 ? r.stdout.trim() : undefined
+}
+const ok = (r: { status: number; stderr: string }, what: string) => {
+  if (r.status !== 0) throw new Error(`${what} failed: ${r.stderr}`)
+}
+
+t.test('5 hosts: replicate, detect death, survive partition and restart', async (t) => {
+  const c = upCluster(t, { hosts: 5, prefix: 'kv' })
+  const all = ['h1', 'h2', 'h3', 'h4', 'h5']
+
+  t.ok(
+    await eventually(
+      () => all.every((h) => hosts(c, h).filter((x) => x.state === 'alive').length === 5),
+      20_000,
+    ),
+    'every host sees 5 alive members',
+  )
+
+  ok(c.exec('h1', ['plexctl', 'kv', 'put', 'test/hello', '{"from":"h1"}']), 'kv put')
+  const t0 = Date.now()
+  t.ok(
+    await eventually(() => kvGet(c, 'h5', 'test/hello') === '{"from":"h1"}', 10_000),
+    'a put on h1 is readable on h5',
+  )
+  t.comment(`h1 -> h5 visible after ${Date.now() - t0} ms (including plexctl start-up)`)
+
+  // SIGKILL h3: every other host marks it dead within deadAfterMs (8 s) + heartbeat period + check tick
+  const h3 = hosts(c, 'h1').find((x) => x.name === 'h3') as Host
+  ok(c.stop('h3', 'KILL'), 'stop h3')
+  const killed = Date.now()
+  const others = ['h1', 'h2', 'h4', 'h5']
+  t.ok(
+    await eventually(
+      () => others.every((h) => hosts(c, h).find((x) => x.name === 'h3')?.state === 'dead'),
+      15_000,
+      250,
+    ),
+    'h3 is dead everywhere',
+  )
+  const deadAfter = Date.now() - killed
+  t.comment(`h3 dead on all four after ${deadAfter} ms`)
+  t.ok(deadAfter <= 10_000, `within the 10 s bound (${deadAfter} ms)`)
+
+  ok(c.start('h3'), 'start h3')
+  t.ok(
+    await eventually(() => hosts(c, 'h1').find((x) => x.name === 'h3')?.state === 'alive', 20_000),
+    'h3 alive again after restart',
+  )
+  t.equal(hosts(c, 'h3').find((x) => x.name === 'h3')?.peerId, h3.peerId, 'h3 kept its peer id')
+
+  // partition h1-h2 | h3-h4-h5 by dropping their frames on the underlay bridge
+  const a = [1, 2].map(ip)
+  const b = [3, 4, 5].map(ip)
+  const rules = a.flatMap((x) =>
+    b.flatMap((y) => [`ip saddr ${x} ip daddr ${y} drop`, `ip saddr ${y} ip daddr ${x} drop`]),
+  )
+  const nft = (script: string) =>
+    run('ip', ['netns', 'exec', `${c.name}-underlay`, 'nft', '-f', '-'], { input: script })
+  ok(
+    nft(
+      `table bridge plexus_part {\n chain cut {\n type filter hook forward priority 0;\n ${rules.join('\n ')}\n }\n}\n`,
+    ),
+    'partition',
+  )
+  t.teardown(
+    () =>
+      void run('ip', [
+        'netns',
+        'exec',
+        `${c.name}-underlay`,
+        'nft',
+        'delete',
+        'table',
+        'bridge',
+        'plexus_part',
+      ]),
+  )
+  ok(c.exec('h1', ['plexctl', 'kv', 'put', 'part/a', '"written on h1"']), 'write side a')
+  ok(c.exec('h4', ['plexctl', 'kv', 'put', 'part/b', '"written on h4"']), 'write side b')
+  ok(c.exec('h2', ['plexctl', 'kv', 'put', 'part/conflict', '"a"']), 'conflict a')
+  ok(c.exec('h5', ['plexctl', 'kv', 'put', 'part/conflict', '"b"']), 'conflict b')
+  await new Promise((r) => setTimeout(r, 3000))
+  t.equal(kvGet(c, 'h5', 'part/a'), undefined, 'the partition holds')
+  ok(
+    run('ip', ['netns', 'exec', `${c.name}-underlay`, 'nft', 'delete', 'table', 'bridge', 'plexus_part']),
+    'heal',
+  )
+  const healed = Date.now()
+  const view = (h: string) => ['part/a', 'part/b', 'part/conflict'].map((k) => kvGet(c, h, k)).join('|')
+  t.ok(
+    await eventually(
+      () => {
+        const v = all.map(view)
+        return v.every((x) => x === v[0]) && !v[0]?.includes('undefined') && v[0]?.startsWith('written on h1')
+      },
+      20_000,
+      250,
+    ),
+    'all five converge after the heal',
+  )
+  t.comment(`converged ${Date.now() - healed} ms after heal: ${view('h3')}`)
+
+  // restart h4: same peer id, its records back from disk at once
+  ok(c.exec('h4', ['plexctl', 'kv', 'put', 'h4/own', '"kept"']), 'h4 write')
+  const before = c.plexctlJson<Status>('h4', ['status']).peerId
+  await new Promise((r) => setTimeout(r, 500)) // snapshot rewrite is debounced
+  ok(c.stop('h4'), 'stop h4')
+  ok(c.start('h4'), 'start h4')
+  t.equal(c.plexctlJson<Status>('h4', ['status']).peerId, before, 'h4 kept its peer id')
+  t.equal(kvGet(c, 'h4', 'h4/own'), 'kept', 'h4 kept its records')
+  t.equal(kvGet(c, 'h4', 'test/hello'), '{"from":"h1"}', 'and the replicated ones')
+
+  // hostile member: bad deltas on the gossip topic are rejected and counted; h1 keeps running
+  const attacker = join(REPO, 'dist/test/helpers/gossip-attacker.js')
+  const key = join(clusterDir(c.name), 'cluster.key')
+  const atk = run('ip', [
+    'netns',
+    'exec',
+    hostNs(c.name, 'h5'),
+    process.execPath,
+    attacker,
+    key,
+    `/ip4/${ip(1)}/tcp/${CLUSTER_PORT}`,
+  ])
+  t.equal(atk.status, 0, `attacker ran: ${atk.stderr}`)
+  const counters = await eventually(() => {
+    const s = c.plexctlJson<Status>('h1', ['status']).counters
+    return [
+      'gossip.rejected.malformed',
+      'gossip.rejected.oversize',
+      'store.rejected.signature',
+      'store.rejected.not-owner',
+      'store.rejected.malformed',
+    ].every((k) => (s[k] ?? 0) > 0)
+      ? s
+      : undefined
+  }, 10_000)
+  t.ok(
+    counters,
+    `h1 counted every rejection: ${JSON.stringify(c.plexctlJson<Status>('h1', ['status']).counters)}`,
+  )
+  t.notOk(kvGet(c, 'h1', 'attack/unsigned'), 'nothing the attacker sent was merged')
+  t.equal(hosts(c, 'h1').find((x) => x.name === 'h1')?.state, 'alive', 'h1 still answers')
+
+  // a host with the wrong cluster key is refused, and both sides log and count it
+  const wrongKey = join(clusterDir(c.name), 'wrong.key')
+  ok(run(join(REPO, 'dist/bin/plexctl'), ['cluster', 'init', '--out', wrongKey]), 'wrong key')
+  const dir = join(clusterDir(c.name), 'intruder')
+  const sock = join(dir, 'plexusd.sock')
+  const intruder = run('sh', [
+    '-c',
+    `ip netns exec ${hostNs(c.name, 'h5')} ${process.execPath} ${join(REPO, 'dist/src/agent/main.js')} --name intruder --state-dir ${dir}/state --run-dir ${dir} --listen /ip4/${ip(5)}/tcp/7399 --bootstrap /ip4/${ip(1)}/tcp/${CLUSTER_PORT} --cluster-key-file ${wrongKey} > ${dir}.log 2>&1 & echo $!`,
+  ])
+  const pid = Number(intruder.stdout.trim())
+  t.teardown(() => {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {}
+  })
+  const status = (socket: string) =>
+    JSON.parse(
+      run('ip', [
+        'netns',
+        'exec',
+        hostNs(c.name, 'h5'),
+        join(REPO, 'dist/bin/plexctl'),
+        '-s',
+        socket,
+        '-o',
+        'json',
+        'status',
+      ]).stdout || '{}',
+    ) as Status
+  t.ok(
+    await eventually(
+      () => existsSync(sock) && (status(sock).counters?.['cluster.refused.key'] ?? 0) > 0,
+      15_000,
+    ),
+    'the intruder counts the refusal',
+  )
+  t.ok(
+    (c.plexctlJson<Status>('h1', ['status']).counters['cluster.refused.key'] ?? 0) > 0,
+    'h1 counts the refusal',
+  )
+  t.ok(!hosts(c, 'h1').some((x) => x.name === 'intruder'), 'the intruder never joined')
+  t.match(run('cat', [`${dir}.log`]).stdout, /cluster key mismatch/, 'the intruder logs why')
+  t.match(
+    run('cat', [join(clusterDir(c.name), 'h1', 'plexusd.log')]).stdout,
+    /cluster key mismatch/,
+    'so does h1',
+  )
+})
