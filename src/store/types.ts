@@ -42,12 +42,13 @@ export interface PutOptions {
  *   nodes/<peerId>                              membership heartbeat (owned)
  *   leases/<peerId>                             host-subnet lease (owned)
  *   endpoints/<peerId>/<containerId>/<ifname>   container endpoint (owned)
- *   health/<peerId>/<checkId>                   health-check state (owned)
+ *   health/<peerId>/<cid>:<ifname>:<svc>:<check> health-check state (owned)
+ *   registrations/<peerId>/<cid>/<ifname>/<svc> API service registration of an endpoint (owned)
  *   config/...                                  shared cluster config (any member), e.g. config/network
  *   services/<name>                             shared service definitions (any member)
  *   anything else                               shared user KV (any member)
  */
-export const OWNED_PREFIXES = ['nodes/', 'leases/', 'endpoints/', 'health/'] as const
+export const OWNED_PREFIXES = ['nodes/', 'leases/', 'endpoints/', 'health/', 'registrations/'] as const
 
 export interface ReadableStore {
   /** this host's peer id */
