@@ -72,7 +72,7 @@ function agentPid(h: HostState): number | undefined {
 /** Per-host agent config; extended as modules gain settings. */
 function agentConfig(c: ClusterState, h: HostState, index: number): Record<string, unknown> {
   const seeds = c.hosts.filter((x) => x.name !== h.name).slice(0, 2)
-  return {
+  const generated: Record<string, unknown> = {
     name: h.name,
     stateDir: join(h.dir, 'state'),
     runDir: join(h.dir, 'run'),
@@ -91,6 +91,27 @@ function agentConfig(c: ClusterState, h: HostState, index: number): Record<strin
     datapath: { firewall: c.firewall },
     labels: { fixture: c.name, index: String(index + 1) },
   }
+  for (const [k, v] of Object.entries(c.agentConfig ?? {})) {
+    const base = generated[k]
+    generated[k] = isObject(base) && isObject(v) ? { ...base, ...v } : v
+  }
+  return generated
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function parseAgentConfig(text: string | undefined): Record<string, unknown> {
+  if (text === undefined) return {}
+  let v: unknown
+  try {
+    v = JSON.parse(text)
+  } catch (err) {
+    throw new FixtureError(`--agent-config is not JSON: ${(err as Error).message}`)
+  }
+  need(isObject(v), '--agent-config must be a JSON object, e.g. \'{"network":{"leaseTtlMs":5000}}\'')
+  return v
 }
 
 function writeClusterKey(c: ClusterState): void {
@@ -196,6 +217,7 @@ async function up(opts: {
   cidr: string
   firewall: string
   waitLease: boolean
+  agentConfig?: string
 }) {
   need(NAME_RE.test(opts.name), `--name must match ${NAME_RE} (it prefixes namespace names)`)
   const k = Number(opts.hosts)
@@ -209,6 +231,7 @@ async function up(opts: {
     backend: opts.backend,
     cidr: opts.cidr,
     firewall: opts.firewall,
+    agentConfig: parseAgentConfig(opts.agentConfig),
     createdAt: new Date().toISOString(),
     hosts: Array.from({ length: k }, (_, i) => {
       const name = `h${i + 1}`
@@ -585,6 +608,7 @@ program
   .addOption(new Option('--backend <type>', 'overlay backend').choices(['vxlan', 'host-gw']).default('vxlan'))
   .option('--cidr <C>', 'cluster network', '10.244.0.0/16')
   .option('--no-wait-lease', 'return once agents answer, before they hold a subnet lease')
+  .option('--agent-config <json>', 'JSON merged over every agent config (plexusd checks it)')
   .addOption(
     new Option('--firewall <b>', 'firewall backend')
       .choices(['auto', 'iptables', 'nftables'])

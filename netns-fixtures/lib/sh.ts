@@ -1,4 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 
 /** Runs a command, returns stdout; throws with the command's stderr on failure. */
 export function sh(
@@ -47,10 +48,17 @@ export function netnsPids(ns: string): number[] {
     .filter((n) => Number.isInteger(n) && n > 0)
 }
 
+/** Running, not merely a zombie waiting for a parent that is busy (a test blocked in spawnSync). */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
+  } catch {
+    return false
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) S ..."; comm may hold spaces, so read after the last ')'
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
   } catch {
     return false
   }

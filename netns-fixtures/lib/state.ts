@@ -21,6 +21,8 @@ export interface ClusterState {
   backend: 'vxlan' | 'host-gw'
   cidr: string
   firewall: string
+  /** merged over every host's generated plexusd config (sections merged one level deep) */
+  agentConfig: Record<string, unknown>
   hosts: HostState[]
   createdAt: string
 }
