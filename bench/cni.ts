@@ -24,6 +24,9 @@ const WARMUP = 3
 interface Samples {
   plexusAdd: number[]
   plexusDel: number[]
+  /** the same ADD/DEL without a published port: the plugin and the attachment alone */
+  bareAdd: number[]
+  bareDel: number[]
   refAdd: number[]
   refDel: number[]
   versionMs: number[]
@@ -74,7 +77,16 @@ function inner(socket: string, nsPrefix: string): void {
       runtimeConfig: { portMappings: portMappings(18090) },
     },
   ]
-  const s: Samples = { plexusAdd: [], plexusDel: [], refAdd: [], refDel: [], versionMs: [] }
+  const s: Samples = {
+    plexusAdd: [],
+    plexusDel: [],
+    bareAdd: [],
+    bareDel: [],
+    refAdd: [],
+    refDel: [],
+    versionMs: [],
+  }
+  const { runtimeConfig: _, ...bareConf } = plexusConf
   const env = (cmd: string, id: string, netns: string) => ({
     CNI_COMMAND: cmd,
     CNI_CONTAINERID: id,
@@ -82,9 +94,9 @@ function inner(socket: string, nsPrefix: string): void {
     CNI_IFNAME: 'eth0',
     CNI_ARGS: 'IgnoreUnknown=1',
   })
-  const plexus = (id: string, netns: string) => {
-    const add = invoke(PLUGIN, env('ADD', id, netns), plexusConf).ms
-    const del = invoke(PLUGIN, env('DEL', id, netns), plexusConf).ms
+  const plexus = (id: string, netns: string, conf: object = plexusConf) => {
+    const add = invoke(PLUGIN, env('ADD', id, netns), conf).ms
+    const del = invoke(PLUGIN, env('DEL', id, netns), conf).ms
     return { add, del }
   }
   const reference = (id: string, netns: string) => {
@@ -106,17 +118,23 @@ function inner(socket: string, nsPrefix: string): void {
       {
         const netns = `/run/netns/${nsPrefix}${i}`
         // alternate which side goes first, so neither always runs on a warmer machine
-        const order = i % 2 === 0 ? ['plexus', 'ref'] : ['ref', 'plexus']
+        const order = i % 2 === 0 ? ['plexus', 'ref', 'bare'] : ['ref', 'bare', 'plexus']
         for (const side of order) {
-          const r = side === 'plexus' ? plexus(`px-${i}`, netns) : reference(`ref-${i}`, netns)
+          const r =
+            side === 'plexus'
+              ? plexus(`px-${i}`, netns)
+              : side === 'bare'
+                ? plexus(`bare-${i}`, netns, bareConf)
+                : reference(`ref-${i}`, netns)
           if (i < WARMUP) continue
-          if (side === 'plexus') {
-            s.plexusAdd.push(r.add)
-            s.plexusDel.push(r.del)
-          } else {
-            s.refAdd.push(r.add)
-            s.refDel.push(r.del)
-          }
+          const [adds, dels] =
+            side === 'plexus'
+              ? [s.plexusAdd, s.plexusDel]
+              : side === 'bare'
+                ? [s.bareAdd, s.bareDel]
+                : [s.refAdd, s.refDel]
+          adds.push(r.add)
+          dels.push(r.del)
         }
         if (i >= WARMUP)
           s.versionMs.push(invoke(PLUGIN, { CNI_COMMAND: 'VERSION' }, { cniVersion: '1.1.0' }).ms)
@@ -209,6 +227,8 @@ async function outer(): Promise<void> {
     plexus_del_p95_ms: r(quantile(samples.plexusDel, 0.95)),
     ref_del_p95_ms: r(quantile(samples.refDel, 0.95)),
     plugin_version_ms: r(median(samples.versionMs)),
+    plexus_noport_add_ms: r(median(samples.bareAdd)),
+    plexus_noport_del_ms: r(median(samples.bareDel)),
     ref_chain: 'bridge+host-local(ipMasq)+portmap, cniVersion 1.0.0',
   })
 }
