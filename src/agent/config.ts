@@ -174,7 +174,7 @@ export function defaultConfig(): AgentConfig {
       listen: ['/ip4/0.0.0.0/tcp/7373'],
       announce: [],
       bootstrap: [],
-      // see docs/cluster.md for how these bound failure detection and convergence
+      // see src/cluster/README.md for how these bound failure detection and convergence
       heartbeatIntervalMs: 1000,
       nodeTtlMs: 30_000,
       suspectAfterMs: 4000,
@@ -182,7 +182,8 @@ export function defaultConfig(): AgentConfig {
       syncIntervalMs: 2000,
       probeIntervalMs: 2000,
       redialMinMs: 500,
-      redialMaxMs: 30_000,
+      // short cap: after a partition heals, hosts find each other again within seconds
+      redialMaxMs: 5000,
       targetPeers: 16,
       reapAfterMs: 86_400_000,
     },

@@ -177,6 +177,10 @@ export class Libp2pTransport implements Transport {
     }
   }
 
+  reset(peer: string): void {
+    this.node.hangUp(peerIdFromString(peer)).catch(() => {})
+  }
+
   peers(): string[] {
     return this.node.getPeers().map((p) => p.toString())
   }

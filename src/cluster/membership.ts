@@ -28,10 +28,9 @@ export interface MembershipConfig {
 /**
  * Failure detector: a host is alive while its heartbeat record keeps changing,
  * suspect after suspectAfterMs of silence, dead after deadAfterMs. "Heard" is
- * local receipt time of a newer nodes/<peerId> version, so clock skew between
- * hosts does not matter; a host never heard since this agent started is
- * judged by its record's own timestamp. Detection bound: deadAfterMs plus one
- * check interval plus gossip delay.
+ * when the newest heartbeat was written (capped by local receipt time; see the
+ * watch in start()). Detection bound: deadAfterMs plus one heartbeat period
+ * plus one check tick.
  */
 export function memberState(silentMs: number, cfg: Pick<MembershipConfig, 'suspectAfterMs' | 'deadAfterMs'>) {
   if (silentMs >= cfg.deadAfterMs) return 'dead'
@@ -89,11 +88,13 @@ export class Membership {
     this.cancels.push(
       store.watch('nodes/', (ev) => {
         if (ev.type !== 'put' || ev.record.owner === store.self) return
-        // a newer heartbeat of a host we follow means it is alive now; the first
-        // one we learn (e.g. by a full pull) may be old, so trust its stamp instead
-        const now = sched.now()
-        const first = !this.lastHeard.has(ev.record.owner)
-        this.lastHeard.set(ev.record.owner, first ? Math.min(now, ev.record.version.wall) : now)
+        // A heartbeat may arrive late (a sync after lost gossip, a pull on
+        // reconnect), so it counts from when it was written, not received:
+        // min(now, stamp + one heartbeat period), the period absorbing modest
+        // clock skew. A host whose clock lags by more looks staler than it is.
+        const owner = ev.record.owner
+        const heard = Math.min(sched.now(), ev.record.version.wall + cfg.heartbeatIntervalMs)
+        this.lastHeard.set(owner, Math.max(this.lastHeard.get(owner) ?? 0, heard))
       }),
       // our own labels may be changed from any host: re-announce at once
       store.watch(labelsKey(this.d.describe().name), () => void this.heartbeat()),

@@ -126,6 +126,7 @@ export class Replicator {
     } catch (err) {
       this.stats.pullFailures++
       this.counters?.inc('sync.failed')
+      this.transport.reset?.(peer)
       this.log?.debug({ peer, err: errorMessage(err) }, 'sync exchange failed')
     }
   }

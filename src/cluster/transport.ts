@@ -21,6 +21,12 @@ export interface Transport {
   request(peer: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>
   /** currently connected peers */
   peers(): string[]
+  /**
+   * A request to this peer failed: drop the connection so the dialer makes a
+   * fresh one. A connection stalled by a partition would otherwise wait out
+   * TCP's retransmission backoff long after the network heals.
+   */
+  reset?(peer: string): void
 }
 
 /** Time and timers, injected so the simulator can run many hosts on one virtual clock. */

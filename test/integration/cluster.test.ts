@@ -110,12 +110,16 @@ t.test('5 hosts: replicate, detect death, survive partition and restart', async 
     'heal',
   )
   const healed = Date.now()
-  const view = (h: string) => ['part/a', 'part/b', 'part/conflict'].map((k) => kvGet(c, h, k)).join('|')
+  const view = (h: string) =>
+    c
+      .plexctlJson<{ key: string; value: string }[]>(h, ['kv', 'get', '--recurse', 'part/'])
+      .map((e) => e.value)
+      .join('|')
   t.ok(
     await eventually(
       () => {
         const v = all.map(view)
-        return v.every((x) => x === v[0]) && !v[0]?.includes('undefined') && v[0]?.startsWith('written on h1')
+        return v.every((x) => x === v[0]) && v[0]?.startsWith('written on h1|written on h4|')
       },
       20_000,
       250,
