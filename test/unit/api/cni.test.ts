@@ -1,13 +1,8 @@
-// The CNI routes through inject(): schemas refuse bad bodies with CNI code 7,
-// agent errors travel with the CNI error the plugin prints, and without the
-// endpoint service the plugin hears "try again later".
-import { pino } from 'pino'
 import t from 'tap'
-import { type AgentComponents, Counters } from '../../../src/agent/components.js'
-import { defaultConfig } from '../../../src/agent/config.js'
 import { buildApp } from '../../../src/api/app.js'
 import type { EndpointService } from '../../../src/endpoints/service.js'
 import { PlexusError } from '../../../src/lib/errors.js'
+import { testComponents } from '../../helpers/components.js'
 
 const result = {
   cniVersion: '1.1.0',
@@ -40,16 +35,7 @@ const fake = {
 } as unknown as EndpointService
 
 async function app(endpoints?: EndpointService) {
-  const a = await buildApp({
-    config: defaultConfig(),
-    logger: pino({ level: 'silent' }),
-    counters: new Counters(),
-    shutdown: new AbortController().signal,
-    startedAt: new Date(),
-    version: '0',
-    peerId: 'p',
-    ...(endpoints ? { endpoints } : {}),
-  } as AgentComponents)
+  const a = await buildApp((await testComponents(endpoints ? { endpoints } : {})).deps)
   return a
 }
 

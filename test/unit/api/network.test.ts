@@ -1,28 +1,11 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { pino } from 'pino'
 import t, { type Test } from 'tap'
-import { type AgentComponents, Counters } from '../../../src/agent/components.js'
-import { defaultConfig } from '../../../src/agent/config.js'
-import { buildApp } from '../../../src/api/app.js'
 import { createSigner, verifyRecordSignature } from '../../../src/cluster/identity.js'
 import { LocalStore } from '../../../src/store/store.js'
+import { testApp } from '../../helpers/components.js'
 
 async function setup(t: Test) {
-  const signer = createSigner(await generateKeyPair('Ed25519'))
-  const store = new LocalStore({ signer, verify: verifyRecordSignature })
-  const deps = {
-    config: { ...defaultConfig(), name: 'h1' },
-    logger: pino({ level: 'silent' }),
-    counters: new Counters(),
-    shutdown: new AbortController().signal,
-    startedAt: new Date(),
-    version: '0.0.0',
-    peerId: signer.self,
-    store,
-  } as AgentComponents
-  const app = await buildApp(deps)
-  t.teardown(() => app.close())
-  return { app, store, deps }
+  return testApp(t)
 }
 
 t.test('PUT then GET /v1/network', async (t) => {

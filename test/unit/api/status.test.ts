@@ -1,40 +1,34 @@
-import { pino } from 'pino'
 import t from 'tap'
-import { type AgentComponents, Counters } from '../../../src/agent/components.js'
+import { Counters } from '../../../src/agent/components.js'
 import { defaultConfig } from '../../../src/agent/config.js'
-import { buildApp } from '../../../src/api/app.js'
+import { testApp } from '../../helpers/components.js'
 
-function components(): AgentComponents {
+async function status(t: Parameters<typeof testApp>[0]) {
   const counters = new Counters()
   counters.inc('store.rejected.signature', 2)
-  return {
-    config: { ...defaultConfig(), name: 'h7' },
-    logger: pino({ level: 'silent' }),
+  return testApp(t, {
     counters,
-    shutdown: new AbortController().signal,
     startedAt: new Date(Date.now() - 5000),
     version: '9.9.9',
-    peerId: '12D3KooWStatusTestPeer',
-  } as AgentComponents
+    config: { ...defaultConfig(), name: 'h7' },
+  })
 }
 
 t.test('GET /v1/status reports the agent and its counters', async (t) => {
-  const app = await buildApp(components())
-  t.teardown(() => app.close())
+  const { app, deps } = await status(t)
   const res = await app.inject({ method: 'GET', url: '/v1/status' })
   t.equal(res.statusCode, 200)
   const body = res.json()
   t.equal(body.name, 'h7')
   t.equal(body.version, '9.9.9')
-  t.equal(body.peerId, '12D3KooWStatusTestPeer')
   t.equal(body.pid, process.pid)
   t.ok(body.uptimeSeconds >= 5)
   t.equal(body.counters['store.rejected.signature'], 2)
+  t.equal(body.peerId, deps.peerId)
 })
 
 t.test('unknown routes get a JSON 404 with a stable code', async (t) => {
-  const app = await buildApp(components())
-  t.teardown(() => app.close())
+  const { app } = await status(t)
   const res = await app.inject({ method: 'GET', url: '/v1/nope' })
   t.equal(res.statusCode, 404)
   t.equal(res.json().error, 'PLX_API_NOT_FOUND')

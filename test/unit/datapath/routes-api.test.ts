@@ -1,13 +1,7 @@
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { pino } from 'pino'
 import t, { type Test } from 'tap'
-import { type AgentComponents, Counters } from '../../../src/agent/components.js'
-import { defaultConfig } from '../../../src/agent/config.js'
-import { buildApp } from '../../../src/api/app.js'
-import { createSigner, verifyRecordSignature } from '../../../src/cluster/identity.js'
 import type { DatapathStatus } from '../../../src/datapath/reconciler.js'
 import type { DatapathComponent } from '../../../src/datapath/service.js'
-import { LocalStore } from '../../../src/store/store.js'
+import { testApp } from '../../helpers/components.js'
 
 const status: DatapathStatus = {
   state: 'degraded',
@@ -52,21 +46,7 @@ const status: DatapathStatus = {
 }
 
 async function app(t: Test, datapath?: DatapathComponent) {
-  const signer = createSigner(await generateKeyPair('Ed25519'))
-  const deps = {
-    config: { ...defaultConfig(), name: 'h1' },
-    logger: pino({ level: 'silent' }),
-    counters: new Counters(),
-    shutdown: new AbortController().signal,
-    startedAt: new Date(),
-    version: '0.0.0',
-    peerId: signer.self,
-    store: new LocalStore({ signer, verify: verifyRecordSignature }),
-    ...(datapath ? { datapath } : {}),
-  } as AgentComponents
-  const a = await buildApp(deps)
-  t.teardown(() => a.close())
-  return a
+  return (await testApp(t, datapath ? { datapath } : {})).app
 }
 
 t.test('GET /v1/routes returns the datapath status through its schema, nothing dropped', async (t) => {

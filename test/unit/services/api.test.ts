@@ -1,25 +1,11 @@
-import { pino } from 'pino'
 import t, { type Test } from 'tap'
-import { type AgentComponents, Counters } from '../../../src/agent/components.js'
-import { defaultConfig } from '../../../src/agent/config.js'
-import { buildApp } from '../../../src/api/app.js'
 import type { JsonValue } from '../../../src/store/types.js'
+import { testApp } from '../../helpers/components.js'
 import { newStore } from '../store/helpers.js'
 
 async function setup(t: Test) {
   const { store, clock, signer } = await newStore()
-  const deps = {
-    config: { ...defaultConfig(), name: 'h1' },
-    logger: pino({ level: 'silent' }),
-    counters: new Counters(),
-    shutdown: new AbortController().signal,
-    startedAt: new Date(),
-    version: '0.0.0',
-    peerId: signer.self,
-    store,
-  } as AgentComponents
-  const app = await buildApp(deps)
-  t.teardown(() => app.close())
+  const { app } = await testApp(t, { peerId: signer.self, store })
   const endpoint = (cid: string, ip: string, extra: Record<string, JsonValue> = {}) =>
     store.put(`endpoints/${signer.self}/${cid}/eth0`, {
       containerId: cid,
