@@ -2,10 +2,17 @@ import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { Ajv, type ErrorObject } from 'ajv'
-import { findNodeAtLocation, type Node, type ParseError, parse, parseTree, printParseErrorCode } from 'jsonc-parser'
-import { type NetworkConfigInput, networkConfigSchema } from '../ipam/config.js'
-import { type DnsConfig, defaultDnsConfig, dnsConfigSchema } from '../dns/config.js'
+import {
+  findNodeAtLocation,
+  type Node,
+  type ParseError,
+  parse,
+  parseTree,
+  printParseErrorCode,
+} from 'jsonc-parser'
 import { FIREWALL_KINDS, type FirewallKind } from '../datapath/firewall/index.js'
+import { type DnsConfig, defaultDnsConfig, dnsConfigSchema } from '../dns/config.js'
+import { type NetworkConfigInput, networkConfigSchema } from '../ipam/config.js'
 import { PlexusError } from '../lib/errors.js'
 import type { LogLevel } from '../lib/log.js'
 import { DEFAULT_PORT_RANGE } from '../ports/publish.js'
@@ -230,7 +237,11 @@ function fieldError(file: string, text: string, tree: Node | undefined, err: Err
   }
   const node = tree ? findNodeAtLocation(tree, path) : undefined
   // Point at the key for unknown fields, at the value otherwise.
-  const offset = node ? (err.keyword === 'additionalProperties' && node.parent ? node.parent.offset : node.offset) : 0
+  const offset = node
+    ? err.keyword === 'additionalProperties' && node.parent
+      ? node.parent.offset
+      : node.offset
+    : 0
   const { line, col } = lineCol(text, offset)
   return new PlexusError(
     'PLX_CONFIG_INVALID',

@@ -69,7 +69,9 @@ const program = new Command('plexusd')
   .option('--cluster-key-file <file>', 'pre-shared cluster key file')
   .option('--underlay-address <ip>', 'address other hosts reach this one at')
   .option('--underlay-interface <ifname>', 'underlay interface')
-  .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']))
+  .addOption(
+    new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']),
+  )
   .option('--label <key=value>', 'host label (repeatable)', parseLabel, {})
   .option('--cleanup', 'remove every device, route and firewall rule Plexus made on this host, then exit')
   .exitOverride()
@@ -117,7 +119,10 @@ async function main(): Promise<void> {
   try {
     await agent.start()
   } catch (err) {
-    logger.fatal({ err, code: isPlexusError(err) ? err.code : undefined }, `plexusd failed to start: ${errorMessage(err)}`)
+    logger.fatal(
+      { err, code: isPlexusError(err) ? err.code : undefined },
+      `plexusd failed to start: ${errorMessage(err)}`,
+    )
     logger.flush()
     process.stderr.write(`plexusd: ${errorMessage(err)}\n`)
     process.exit(1)

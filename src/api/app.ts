@@ -2,16 +2,16 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { AgentComponents } from '../agent/components.js'
 import { isPlexusError } from '../lib/errors.js'
 import { cniRoutes } from './routes/cni.js'
-import { endpointRoutes } from './routes/endpoints.js'
 import { dnsRoutes } from './routes/dns.js'
+import { endpointRoutes } from './routes/endpoints.js'
+import { hostsRoutes } from './routes/hosts.js'
+import { kvRoutes } from './routes/kv.js'
 import { linkRoutes } from './routes/links.js'
 import { networkRoutes } from './routes/network.js'
 import { portRoutes } from './routes/ports.js'
-import { serviceRoutes } from './routes/services.js'
-import { hostsRoutes } from './routes/hosts.js'
-import { kvRoutes } from './routes/kv.js'
-import { statusRoutes } from './routes/status.js'
 import { routeRoutes } from './routes/routes.js'
+import { serviceRoutes } from './routes/services.js'
+import { statusRoutes } from './routes/status.js'
 import { subnetRoutes } from './routes/subnets.js'
 
 export type ApiDeps = AgentComponents
@@ -31,7 +31,10 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.setErrorHandler((err, _req, reply) => {
     if (isPlexusError(err)) {
-      const status = typeof (err.details as { status?: number })?.status === 'number' ? (err.details as { status: number }).status : 400
+      const status =
+        typeof (err.details as { status?: number })?.status === 'number'
+          ? (err.details as { status: number }).status
+          : 400
       return reply.code(status).send({ error: err.code, message: err.message })
     }
     const e = err as { validation?: unknown; statusCode?: number; code?: string; message: string }

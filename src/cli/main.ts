@@ -2,6 +2,8 @@
 import { Command, CommanderError, Option } from 'commander'
 import { VERSION } from '../agent/version.js'
 import { ApiError, createClient, UnreachableError } from './client.js'
+import { registerCluster } from './commands/cluster.js'
+import { registerDns } from './commands/dns.js'
 import { registerEndpoints } from './commands/endpoints.js'
 import { registerHosts } from './commands/hosts.js'
 import { registerInspect } from './commands/inspect.js'
@@ -9,8 +11,6 @@ import { registerKv } from './commands/kv.js'
 import { registerLink } from './commands/link.js'
 import { registerNetwork } from './commands/network.js'
 import { registerPort } from './commands/port.js'
-import { registerCluster } from './commands/cluster.js'
-import { registerDns } from './commands/dns.js'
 import { registerRoutes } from './commands/routes.js'
 import { registerService } from './commands/service.js'
 import { registerServices } from './commands/services.js'
@@ -43,7 +43,11 @@ const commands: RegisterCommand[] = [
 const program = new Command('plexctl')
   .description('Inspect and drive the Plexus agent on this host')
   .version(VERSION)
-  .option('-s, --socket <path>', 'plexusd API socket', process.env.PLEXUS_SOCKET ?? '/run/plexus/plexusd.sock')
+  .option(
+    '-s, --socket <path>',
+    'plexusd API socket',
+    process.env.PLEXUS_SOCKET ?? '/run/plexus/plexusd.sock',
+  )
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
   .showHelpAfterError()
   .exitOverride()
@@ -71,7 +75,11 @@ async function main(): Promise<number> {
     return 0
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.exitCode === 0 || ['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(err.code)) return 0
+      if (
+        err.exitCode === 0 ||
+        ['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(err.code)
+      )
+        return 0
       return EXIT_USAGE
     }
     if (err instanceof UnreachableError) {
