@@ -183,8 +183,8 @@ t.test(
     // it has no flags for either, so the test puts its files there and takes them away again.
     const conf = `/etc/cni/net.d/00-plexus-${c.name}.conflist`
     const optBin = '/opt/cni/bin'
-    const madeOptBin = !existsSync(optBin)
-    mkdirSync(optBin, { recursive: true })
+    // the first directory mkdir made (undefined when /opt/cni/bin was there), removed again afterwards
+    const made = mkdirSync(optBin, { recursive: true })
     const link = join(optBin, 'plexus')
     t.notOk(existsSync(link), `${link} must not exist yet`)
     symlinkSync(join(bin, 'plexus'), link)
@@ -194,14 +194,16 @@ t.test(
     const sock = join(ctrd, 'containerd.sock')
     writeFileSync(
       join(ctrd, 'config.toml'),
-      `version = 2\nroot = "${ctrd}/root"\nstate = "${ctrd}/state"\n[grpc]\n  address = "${sock}"\n`,
+      // its "opt" plugin would otherwise make /opt/containerd
+      `version = 2\nroot = "${ctrd}/root"\nstate = "${ctrd}/state"\n[grpc]\n  address = "${sock}"\n` +
+        `[plugins."io.containerd.internal.v1.opt"]\n  path = "${ctrd}/opt"\n`,
     )
     const daemon = spawn('containerd', ['--config', join(ctrd, 'config.toml')], { stdio: 'ignore' })
     t.teardown(() => {
       daemon.kill('SIGTERM')
       rmSync(conf, { force: true })
       rmSync(link, { force: true })
-      if (madeOptBin) rmSync(optBin, { recursive: true, force: true })
+      if (made) rmSync(made, { recursive: true, force: true })
     })
     t.ok(
       await eventually(() => run('ctr', ['--address', sock, 'version']).status === 0, 10_000),
