@@ -11,7 +11,7 @@ UNIT_DIR    ?= /etc/systemd/system
 # What the agent, the fixture and the demo need on the machine.
 APT_RUNTIME := iproute2 iptables nftables kmod procps psmisc iputils-ping busybox-static dnsutils iperf3
 # Reference clients and measurements used by tests and benchmarks.
-APT_TEST    := containernetworking-plugins dnsmasq-base podman runc
+APT_TEST    := containernetworking-plugins dnsmasq-base podman runc containerd
 APT_BENCH   := dnsperf
 
 STAMP := .make
