@@ -24,6 +24,7 @@ interface Counter {
 }
 interface Log {
   debug(obj: object, msg: string): void
+  info(obj: object, msg: string): void
   warn(obj: object, msg: string): void
 }
 
@@ -113,7 +114,12 @@ export class Replicator {
       )
       const state = decodeState(answer)
       this.stats.pulls++
-      this.stats.recordsPulled += this.absorb(state.records, state.marks)
+      const added = this.absorb(state.records, state.marks)
+      this.stats.recordsPulled += added
+      if (full && this.stats.pulls === 1) {
+        // operators (and bench/converge) read how long joining took from this line
+        this.log?.info({ peer, records: state.records.length, added }, 'initial sync complete')
+      }
       // after a connect both sides pull in full, so only digest exchanges push back
       const theyLack = full ? [] : this.store.recordsAfter(state.marks)
       if (theyLack.length > 0) {
