@@ -1,6 +1,7 @@
 // Pure logic of container attachments: names, the CNI result, CHECK's
 // comparison and the mapping from agent errors to CNI error codes. No I/O.
 import { createHash } from 'node:crypto'
+import { CniCode } from '../../cni/lib/errors.js'
 import { isPlexusError, PlexusError } from '../lib/errors.js'
 import type { EndpointValue, PortSpec, PublishedPort } from '../store/records.js'
 
@@ -192,18 +193,8 @@ export function checkProblems(
   return p
 }
 
-/** CNI error codes (SPEC.md; 100+ are the plugin's own, see cni/README.md). */
-export const CNI = {
-  UNKNOWN_CONTAINER: 3,
-  INVALID_CONFIG: 7,
-  TRY_AGAIN_LATER: 11,
-  NOT_AVAILABLE: 50,
-  NOT_AVAILABLE_DEGRADED: 51,
-  NO_ADDRESS: 100,
-  ADDRESS_IN_USE: 101,
-  CHECK_FAILED: 110,
-  INTERNAL: 999,
-} as const
+/** CNI error codes: the plugin's table, so agent and plugin can never disagree. */
+export const CNI = CniCode
 
 const CODE_MAP: Record<string, number> = {
   PLX_ENDPOINTS_NO_LEASE: CNI.TRY_AGAIN_LATER,
