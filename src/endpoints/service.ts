@@ -502,7 +502,7 @@ export class EndpointService implements Startable {
    *   record the snapshot resurrected: it goes.
    */
   private async recover(): Promise<void> {
-    const { allocator, journal } = this.ready()
+    const { nl, allocator, journal } = this.ready()
     const attempt = async (what: string, id: string, fn: () => Promise<unknown>) => {
       try {
         await fn()
@@ -533,6 +533,18 @@ export class EndpointService implements Startable {
       if (journal.get(r.key) || !isEndpointValue(r.value)) continue
       const v = r.value
       await attempt('removed a record without attachment', attachmentId(v), () => this.teardown(v, v))
+    }
+    // ADD makes the veth and the allocation at once: a veth whose allocation never
+    // reached disk has neither an allocation nor a journal entry naming it.
+    const known = new Set([
+      ...allocator.list().map(hostVethName),
+      ...journal.list().map(([, v]) => v.hostVeth),
+    ])
+    for (const link of await nl.links()) {
+      if (link.kind !== 'veth' || !/^plx[0-9a-f]{12}$/.test(link.name) || known.has(link.name)) continue
+      await attempt('removed a veth without attachment', link.name, () =>
+        this.deleteLinkIfPresent(nl, link.name),
+      )
     }
   }
 
