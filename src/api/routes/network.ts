@@ -1,29 +1,19 @@
 import type { FastifyPluginAsync } from 'fastify'
-import type { NetworkConfigInput } from '../../ipam/config.js'
+import { type NetworkConfigInput, networkConfigSchema } from '../../ipam/config.js'
 import { initNetwork, readNetwork } from '../../ipam/network.js'
 import { PlexusError } from '../../lib/errors.js'
 import type { ApiDeps } from '../app.js'
 
+// The stored config is normalized, so every field is present: the input schema plus `required`.
 const configSchema = {
-  type: 'object',
+  ...networkConfigSchema,
   required: ['Network', 'SubnetLen', 'SubnetMin', 'SubnetMax', 'Backend', 'IPMasq'],
   properties: {
-    Network: { type: 'string' },
-    SubnetLen: { type: 'integer' },
-    SubnetMin: { type: 'string' },
-    SubnetMax: { type: 'string' },
+    ...networkConfigSchema.properties,
     Backend: {
-      type: 'object',
+      ...networkConfigSchema.properties.Backend,
       required: ['Type', 'VNI', 'Port', 'DirectRouting'],
-      properties: {
-        Type: { type: 'string' },
-        VNI: { type: 'integer' },
-        Port: { type: 'integer' },
-        MTU: { type: 'integer' },
-        DirectRouting: { type: 'boolean' },
-      },
     },
-    IPMasq: { type: 'boolean' },
   },
 } as const
 
