@@ -8,23 +8,12 @@ import {
   withLinkBlock,
 } from '../../../src/ports/links.js'
 import type { EndpointValue } from '../../../src/store/records.js'
+import { endpointValue } from '../../helpers/records.js'
 
 function ep(name: string, host: string, ipv4: string, extra: Partial<EndpointValue> = {}): EndpointView {
   return {
     key: `endpoints/peer-${host}/${name}/eth0`,
-    value: {
-      containerId: name,
-      ifname: 'eth0',
-      name,
-      host,
-      ipv4,
-      mac: '02:00:00:00:00:01',
-      netns: `/run/netns/${name}`,
-      hostVeth: `veth${name}`,
-      labels: {},
-      createdAt: '2026-01-01T00:00:00Z',
-      ...extra,
-    },
+    value: endpointValue(name, ipv4, { containerId: name, host, ...extra }),
   }
 }
 

@@ -17,24 +17,13 @@ import {
   portsSection,
   validatePublish,
 } from '../../../src/ports/publish.js'
-import type { EndpointValue, PublishedPort } from '../../../src/store/records.js'
+import type { PublishedPort } from '../../../src/store/records.js'
+import { endpointValue } from '../../helpers/records.js'
 
 const LOCAL = ['127.0.0.1', '192.0.2.11', '10.244.1.1']
 
 function ep(name: string, ipv4: string, published: PublishedPort[], createdAt = '2026-01-01T00:00:00Z') {
-  const value: EndpointValue = {
-    containerId: `${name}-0123456789abcdef`,
-    ifname: 'eth0',
-    name,
-    host: 'h1',
-    ipv4,
-    mac: '02:00:00:00:00:01',
-    netns: `/run/netns/${name}`,
-    hostVeth: `plx${name}`,
-    labels: {},
-    createdAt,
-    published,
-  }
+  const value = endpointValue(name, ipv4, { containerId: `${name}-0123456789abcdef`, createdAt, published })
   return { key: `endpoints/peer1/${value.containerId}/eth0`, value } satisfies EndpointEntry
 }
 

@@ -10,6 +10,7 @@ import { PlexusError } from '../../../src/lib/errors.js'
 import { PortService } from '../../../src/ports/publish-service.js'
 import type { EndpointValue } from '../../../src/store/records.js'
 import type { JsonValue } from '../../../src/store/types.js'
+import { endpointValue } from '../../helpers/records.js'
 import { newStore } from '../store/helpers.js'
 
 // above the kernel's ephemeral range, so the test host's own sockets do not get in the way
@@ -40,19 +41,11 @@ async function setup(t: Test) {
   await ports.start()
   t.teardown(() => ports.stop())
   const endpoint = (name: string, ipv4: string, published?: EndpointValue['published']) => {
-    const value: EndpointValue = {
-      containerId: `${name}-0123456789ab`,
-      ifname: 'eth0',
-      name,
-      host: 'h1',
-      ipv4,
-      mac: '02:00:00:00:00:01',
-      netns: `/run/netns/${name}`,
+    const value = endpointValue(name, ipv4, {
       hostVeth: `plxtest${name}`,
-      labels: {},
       createdAt: new Date().toISOString(),
       ...(published ? { published } : {}),
-    }
+    })
     return { key: `endpoints/${store.self}/${value.containerId}/eth0`, value }
   }
   const last = () => sections.at(-1)?.rules.map((r) => r.id) ?? []
