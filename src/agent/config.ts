@@ -184,8 +184,8 @@ export function defaultConfig(): AgentConfig {
       // see src/cluster/README.md for how these bound failure detection and convergence
       heartbeatIntervalMs: 1000,
       nodeTtlMs: 30_000,
-      suspectAfterMs: 4000,
-      deadAfterMs: 8000,
+      suspectAfterMs: 3000,
+      deadAfterMs: 6000,
       syncIntervalMs: 2000,
       probeIntervalMs: 2000,
       redialMinMs: 500,
