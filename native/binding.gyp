@@ -4,6 +4,11 @@
       "target_name": "plexus_netns",
       "sources": ["netns.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
+    },
+    {
+      "target_name": "plexus_udp",
+      "sources": ["udp.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]
 }

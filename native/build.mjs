@@ -1,4 +1,4 @@
-// Builds the setns addon with node-gyp against the running node's own headers
+// Builds the native addons (setns, batched UDP) with node-gyp against the running node's own headers
 // (--nodedir), so nothing is downloaded. See README.md.
 import { execFileSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs'
@@ -18,4 +18,4 @@ execFileSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`], { c
 // into dist/, next to the compiled code that loads it, so whatever ships dist/ ships the addon
 const out = join(here, '../dist/native')
 mkdirSync(out, { recursive: true })
-copyFileSync(join(here, 'build/Release/plexus_netns.node'), join(out, 'plexus_netns.node'))
+for (const name of ['plexus_netns.node', 'plexus_udp.node']) copyFileSync(join(here, 'build/Release', name), join(out, name))
