@@ -10,7 +10,7 @@ import { defaultDnsConfig } from '../src/dns/config.js'
 import { DnsService } from '../src/dns/service.js'
 import { LocalStore } from '../src/store/store.js'
 
-const [port = '5300', names = '1000', workers = '0'] = process.argv.slice(2)
+const [port = '5300', names = '1000'] = process.argv.slice(2)
 const signer = createSigner(await generateKeyPair('Ed25519'))
 const store = new LocalStore({ signer, verify: verifyRecordSignature })
 for (let i = 0; i < Number(names); i++) {
@@ -34,14 +34,11 @@ const config = {
     listenGateway: false,
     listen: ['127.0.0.1'],
     port: Number(port),
-    workers: Number(workers),
     upstreams: ['127.0.0.9:53'],
   },
 }
 const dns = new DnsService({ config, logger: pino({ level: 'silent' }), store, peerId: signer.self })
 await dns.start()
-for (let i = 0; i < 100 && dns.status().workers < Number(workers); i++)
-  await new Promise((r) => setTimeout(r, 100))
 process.stdout.write(`ready ${JSON.stringify(dns.status().zone)}\n`)
 process.on('SIGTERM', () => {
   void dns.stop().then(() => process.exit(0))

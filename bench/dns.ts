@@ -15,7 +15,6 @@ import { median, progress, quantile, REPO, report, round } from './lib/report.js
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
-const WORKERS = Number(process.env.BENCH_DNS_WORKERS ?? 0)
 const NAMES = 1000
 const FIXED_QPS = 20_000
 const PLEXUS_PORT = 5300
@@ -63,7 +62,6 @@ async function startPlexus(): Promise<number> {
       join(REPO, 'dist/bench/dns-target.js'),
       String(PLEXUS_PORT),
       String(NAMES),
-      String(WORKERS),
     ],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -152,14 +150,7 @@ function fixedRate(port: number): { p50: number; p99: number; loss: number } {
 }
 
 function rssMb(pid: number): number {
-  // the target plus its worker processes
-  const workers = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean)
-  const pids = [pid, ...workers.map(Number)]
-  const kb = pids.reduce(
-    (sum, p) => sum + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0),
-    0,
-  )
-  return kb / 1024
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
 }
 
 async function main(): Promise<void> {
@@ -168,9 +159,7 @@ async function main(): Promise<void> {
   const names = Array.from({ length: NAMES }, (_, i) => `c${i}.ctr.plexus.internal`)
   writeFileSync(join(dir, 'names.txt'), names.map((n) => `${n} A\n`).join(''))
   writeFileSync(join(dir, 'hosts'), names.map((n, i) => `${address(i)} ${n}\n`).join(''))
-  progress(
-    `namespace ${ns}; plexus (workers ${WORKERS}) on :${PLEXUS_PORT}, dnsmasq on :${DNSMASQ_PORT}; ${NAMES} names`,
-  )
+  progress(`namespace ${ns}; plexus on :${PLEXUS_PORT}, dnsmasq on :${DNSMASQ_PORT}; ${NAMES} names`)
   const plexusPid = await startPlexus()
   await startDnsmasq(join(dir, 'hosts'))
   for (const n of ['c7.ctr.plexus.internal', 'c999.ctr.plexus.internal']) {
@@ -206,7 +195,6 @@ async function main(): Promise<void> {
   report('dns', {
     runs: RUNS,
     names: NAMES,
-    workers: WORKERS,
     plexus_qps: Math.round(median(qps.plexus)),
     dnsmasq_qps: Math.round(median(qps.dnsmasq)),
     qps_ratio: round(median(qps.plexus) / median(qps.dnsmasq)),

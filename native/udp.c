@@ -573,7 +573,8 @@ static napi_value init(napi_env env, napi_value exports) {
     const char *name;
     int value;
   } consts[] = {{"SLOTS", SLOTS},       {"SLOT_SIZE", SLOT_SIZE}, {"META_STRIDE", META_STRIDE},
-                {"META_LEN", META_LEN}, {"META_TRUNC", META_TRUNC}, {"META_OUT", META_OUT}};
+                {"META_LEN", META_LEN}, {"META_TRUNC", META_TRUNC}, {"META_OUT", META_OUT},
+                {"QUEUE_MAX", QUEUE_MAX}};
   for (size_t i = 0; i < sizeof consts / sizeof consts[0]; i++) {
     napi_create_int32(env, consts[i].value, &v);
     napi_set_named_property(env, exports, consts[i].name, v);

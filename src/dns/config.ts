@@ -19,8 +19,6 @@ export interface DnsConfig {
   cacheSize: number
   /** longest time anything stays in the forwarding cache, seconds */
   cacheMaxTtl: number
-  /** extra processes answering UDP on the same sockets (0: only the agent process answers) */
-  workers: number
 }
 
 export const dnsConfigSchema = {
@@ -38,7 +36,6 @@ export const dnsConfigSchema = {
     maxInFlight: { type: 'integer', minimum: 1, maximum: 1000000 },
     cacheSize: { type: 'integer', minimum: 0, maximum: 10000000 },
     cacheMaxTtl: { type: 'integer', minimum: 1, maximum: 604800 },
-    workers: { type: 'integer', minimum: 0, maximum: 64 },
   },
 } as const
 
@@ -55,6 +52,5 @@ export function defaultDnsConfig(): DnsConfig {
     maxInFlight: 1024,
     cacheSize: 10000,
     cacheMaxTtl: 300,
-    workers: 0,
   }
 }

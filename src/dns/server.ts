@@ -1,6 +1,6 @@
-import { createSocket, type Socket as UdpSocket } from 'node:dgram'
-import { createServer, isIPv6, type Server, type Socket } from 'node:net'
+import { createServer, type Server, type Socket } from 'node:net'
 import { isPending, type Next, type Reply } from './chain.js'
+import { type BatchSocket, closeBatchSocket, openBatchSocket, udpAddon } from './udp.js'
 import {
   errorReply,
   headerOnlyReply,
@@ -26,18 +26,21 @@ export interface ServerStats {
   malformed: number
   errors: number
   tcpConnections: number
+  /** UDP replies dropped because the socket's send buffer and the queue behind it were full */
+  udpDropped: number
 }
 
 const MAX_TCP_BUFFER = 65535 + 2
-const UDP_BUFFER = 4 * 1024 * 1024
 
 /**
  * UDP and TCP listeners on one address, handing parsed queries to the chain.
- * Nothing a client sends can throw out of here: bad packets are answered
- * (FORMERR/NOTIMP when an id is readable) or dropped, and a handler failure is SERVFAIL.
+ * UDP goes through the native batching socket (src/dns/udp.ts): one JS call per
+ * batch of datagrams, replies written into its output slots. Nothing a client
+ * sends can throw out of here: bad packets are answered (FORMERR/NOTIMP when an
+ * id is readable) or dropped, and a handler failure is SERVFAIL.
  */
 export class DnsListener {
-  private udp?: UdpSocket
+  private udp?: BatchSocket
   private tcp?: Server
   private readonly conns = new Set<Socket>()
 
@@ -49,42 +52,24 @@ export class DnsListener {
   ) {}
 
   /** Binds UDP and TCP; rejects (leaving nothing bound) if either fails. */
-  async listen(udpHandle?: UdpSocket): Promise<void> {
-    // bursts (every container resolving at start-up) must queue in the kernel, not be dropped;
-    // the kernel caps this at net.core.rmem_max/wmem_max
-    const udp =
-      udpHandle ??
-      createSocket({
-        type: isIPv6(this.address) ? 'udp6' : 'udp4',
-        recvBufferSize: UDP_BUFFER,
-        sendBufferSize: UDP_BUFFER,
-      })
-    udp.on('message', (msg, rinfo) => this.onUdp(udp, msg, rinfo.port, rinfo.address))
-    if (!udpHandle) {
-      await new Promise<void>((resolve, reject) => {
-        udp.once('error', reject)
-        udp.bind(this.opts.port, this.address, () => {
-          udp.off('error', reject)
-          resolve()
-        })
-      })
-    }
+  async listen(): Promise<void> {
+    // synchronous: the socket is created in the namespace this JS turn runs in
+    const udp = openBatchSocket(this.address, this.opts.port, (n) => this.onBatch(udp, n))
     const tcp = createServer((s) => this.onTcp(s))
     tcp.maxConnections = this.opts.maxTcpConnections
     try {
       await new Promise<void>((resolve, reject) => {
         tcp.once('error', reject)
-        tcp.listen({ port: this.udpPort(udp), host: this.address }, () => {
+        tcp.listen({ port: udp.port, host: this.address }, () => {
           tcp.off('error', reject)
           resolve()
         })
       })
     } catch (err) {
-      udp.close()
+      await closeBatchSocket(udp)
       throw err
     }
     // counted only once bound: a failed bind is retried by the caller, not an error of a running server
-    udp.on('error', () => this.stats.errors++)
     tcp.on('error', () => this.stats.errors++)
     this.udp = udp
     this.tcp = tcp
@@ -92,33 +77,60 @@ export class DnsListener {
 
   /** the bound port (differs from opts.port when that is 0, in tests) */
   get port(): number {
-    return this.udp ? this.udpPort(this.udp) : this.opts.port
+    return this.udp?.port ?? this.opts.port
   }
 
-  /** the UDP socket, to share with worker processes */
-  get udpSocket(): UdpSocket | undefined {
-    return this.udp
-  }
-
-  private udpPort(udp: UdpSocket): number {
-    return udp.address().port
+  /** what the UDP socket counted itself (sends the kernel refused, replies dropped) */
+  udpCounts(): { errors: number; dropped: number } {
+    const s = this.udp?.stats()
+    return { errors: s?.errors ?? 0, dropped: s?.dropped ?? 0 }
   }
 
   async close(): Promise<void> {
     for (const c of this.conns) c.destroy()
+    const udp = this.udp
+    if (udp) {
+      // the socket's own counters outlive it in the shared stats
+      const { errors, dropped } = this.udpCounts()
+      this.stats.errors += errors
+      this.stats.udpDropped += dropped
+    }
+    this.udp = undefined
     await Promise.all([
-      new Promise<void>((r) => (this.udp ? this.udp.close(() => r()) : r())),
+      udp ? closeBatchSocket(udp) : undefined,
       new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r())),
     ])
-    this.udp = undefined
     this.tcp = undefined
   }
 
-  private onUdp(udp: UdpSocket, msg: Buffer, port: number, address: string): void {
-    this.stats.udpQueries++
-    answer(msg, false, this.chain, this.stats, (out) => {
-      udp.send(out, port, address)
-    })
+  /**
+   * n datagrams are in udp's input slots: answer each into its output slot
+   * (the socket sends them all when this returns). A reply that is not ready
+   * yet (forwarded) is sent on its own later, to a copy of the sender's address.
+   */
+  private onBatch(udp: BatchSocket, n: number): void {
+    const { SLOT_SIZE, META_STRIDE, META_LEN, META_TRUNC, META_OUT } = udpAddon()
+    const { input, output, meta } = udp
+    for (let i = 0; i < n; i++) {
+      const m = i * META_STRIDE
+      const off = i * SLOT_SIZE
+      this.stats.udpQueries++
+      // bigger than a slot: no DNS query is, and the rest of it is gone
+      if (meta[m + META_TRUNC]) {
+        this.stats.malformed++
+        continue
+      }
+      const r = answer(input.subarray(off, off + meta[m + META_LEN]!), false, this.chain, this.stats)
+      if (r === undefined) continue
+      if (isPending(r)) {
+        const peer = udp.peer(i)
+        void r.then((b) => udp.sendTo(b, peer))
+        continue
+      }
+      // fits: UDP replies are capped at MAX_UDP_PAYLOAD (wire.ts), far below a slot
+      output.set(r, off)
+      meta[m + META_OUT] = r.length
+    }
   }
 
   private onTcp(s: Socket): void {
@@ -128,6 +140,15 @@ export class DnsListener {
     s.setTimeout(this.opts.tcpIdleMs, () => s.destroy())
     s.on('close', () => this.conns.delete(s))
     s.on('error', () => s.destroy())
+    const send = (out: Buffer): void => {
+      if (s.destroyed) return
+      const head = Buffer.allocUnsafe(2)
+      head.writeUInt16BE(out.length)
+      s.cork()
+      s.write(head)
+      s.write(out)
+      s.uncork()
+    }
     let buf: Buffer = Buffer.alloc(0)
     s.on('data', (chunk: Buffer) => {
       buf = buf.length ? Buffer.concat([buf, chunk]) : chunk
@@ -143,34 +164,25 @@ export class DnsListener {
         const msg = buf.subarray(2, len + 2)
         buf = buf.subarray(len + 2)
         this.stats.tcpQueries++
-        answer(msg, true, this.chain, this.stats, (out) => {
-          if (s.destroyed) return
-          const head = Buffer.allocUnsafe(2)
-          head.writeUInt16BE(out.length)
-          s.cork()
-          s.write(head)
-          s.write(out)
-          s.uncork()
-        })
+        const r = answer(msg, true, this.chain, this.stats)
+        if (r === undefined) continue
+        if (isPending(r)) void r.then(send)
+        else send(r)
       }
       if (buf.length > MAX_TCP_BUFFER) s.destroy()
     })
   }
 }
 
-/** Parse, run the chain, enforce the size limit, send. Shared by UDP, TCP and workers. */
-export function answer(
-  msg: Buffer,
-  tcp: boolean,
-  chain: Next,
-  stats: ServerStats,
-  send: (b: Buffer) => void,
-): void {
+/**
+ * Parse, run the chain, enforce the size limit. Returns the reply, a promise of
+ * it (never rejected: a failure is SERVFAIL), or undefined when nothing is sent.
+ */
+export function answer(msg: Buffer, tcp: boolean, chain: Next, stats: ServerStats): Reply | undefined {
   const parsed = parseQuery(msg, tcp)
   if (!parsed.ok) {
     stats.malformed++
-    if (parsed.rcode >= 0) send(headerOnlyReply(parsed.id, parsed.flags, parsed.rcode))
-    return
+    return parsed.rcode >= 0 ? headerOnlyReply(parsed.id, parsed.flags, parsed.rcode) : undefined
   }
   const q = parsed.query
   let r: Reply
@@ -180,15 +192,15 @@ export function answer(
     stats.errors++
     r = errorReply(q, RCODE_SERVFAIL)
   }
-  if (!isPending(r)) {
-    send(fit(q, r))
-    return
-  }
-  r.then(
-    (b) => send(fit(q, b)),
+  if (!isPending(r)) return fit(q, r)
+  // the stages still pending (forward: a retry upstream, the SERVFAIL question) and fit
+  // read q.buf later, but msg is only lent (a UDP slot is refilled by the next batch)
+  q.buf = Buffer.from(msg)
+  return r.then(
+    (b) => fit(q, b),
     () => {
       stats.errors++
-      send(errorReply(q, RCODE_SERVFAIL))
+      return errorReply(q, RCODE_SERVFAIL)
     },
   )
 }
@@ -200,5 +212,5 @@ function fit(q: Query, b: Buffer): Buffer {
 }
 
 export function emptyStats(): ServerStats {
-  return { udpQueries: 0, tcpQueries: 0, malformed: 0, errors: 0, tcpConnections: 0 }
+  return { udpQueries: 0, tcpQueries: 0, malformed: 0, errors: 0, tcpConnections: 0, udpDropped: 0 }
 }

@@ -14,7 +14,6 @@ import { buildChain, type Next } from './chain.js'
 import { ForwardStage, type Upstream } from './forward/forward.js'
 import { parseUpstream, readResolvConf } from './forward/resolvconf.js'
 import { DnsListener, emptyStats, type ServerStats } from './server.js'
-import { DnsWorkers } from './workers.js'
 import { type AnswerTable, CompileMemo, compileZone } from './zone/compile.js'
 import { ZoneStage } from './zone/handler.js'
 import { buildZone } from './zone/records.js'
@@ -43,7 +42,6 @@ export interface DnsStatus {
   upstreams: Upstream[]
   zone: { names: number; bytes: number; serial: number; builtAt: string; buildMs: number }
   stats: ServerStats & { cacheHits: number; cacheMisses: number; forwardFailures: number; overloaded: number }
-  workers: number
 }
 
 export interface DecodedAnswer {
@@ -67,7 +65,6 @@ export class DnsService implements Startable {
   private readonly stats = emptyStats()
   private readonly unwatch: (() => void)[] = []
   private readonly upstreams: Upstream[]
-  private readonly workers?: DnsWorkers
   private rebuildTimer?: NodeJS.Timeout
   private expiryTimer?: NodeJS.Timeout
   private bindTimer?: NodeJS.Timeout
@@ -100,18 +97,6 @@ export class DnsService implements Startable {
       maxInFlight: cfg.maxInFlight,
     })
     this.chain = buildChain({ zone: this.zone, cache: this.cache, forward: this.forward })
-    if (cfg.workers > 0)
-      this.workers = new DnsWorkers(
-        cfg.workers,
-        {
-          upstreams: this.upstreams,
-          timeoutMs: cfg.upstreamTimeoutMs,
-          maxInFlight: cfg.maxInFlight,
-          cacheSize: cfg.cacheSize,
-          cacheMaxTtl: cfg.cacheMaxTtl,
-        },
-        c.logger,
-      )
   }
 
   async start(): Promise<void> {
@@ -124,7 +109,6 @@ export class DnsService implements Startable {
       }),
     )
     this.rebuild()
-    await this.workers?.start(this.zone.table)
     await this.reconcileListeners()
     this.c.logger.info(
       { listening: [...this.listeners.keys()], pending: [...this.failedBinds], upstreams: this.upstreams },
@@ -138,7 +122,6 @@ export class DnsService implements Startable {
     clearTimeout(this.rebuildTimer)
     clearTimeout(this.expiryTimer)
     clearTimeout(this.bindTimer)
-    await this.workers?.stop()
     await Promise.all([...this.listeners.values()].map((l) => l.close()))
     this.listeners.clear()
     this.forward.close()
@@ -185,7 +168,6 @@ export class DnsService implements Startable {
       try {
         await l.listen()
         this.listeners.set(addr, l)
-        if (l.udpSocket) this.workers?.share(l.udpSocket)
       } catch (err) {
         // the gateway address appears when the datapath configures the bridge: retry until then
         this.failedBinds.add(addr)
@@ -238,14 +220,13 @@ export class DnsService implements Startable {
     try {
       this.zone.table = this.compile()
       this.lastBuildMs = performance.now() - started
-      this.workers?.publish(this.zone.table)
     } catch (err) {
       this.c.logger.error({ err }, 'dns zone rebuild failed; serving the previous zone')
     }
   }
 
   status(): DnsStatus {
-    const w = this.workers?.stats()
+    const live = [...this.listeners.values()].map((l) => l.udpCounts())
     return {
       listening: [...this.listeners.values()].map((l) => ({ address: l.address, port: l.port })),
       pending: [...this.failedBinds],
@@ -258,14 +239,14 @@ export class DnsService implements Startable {
       },
       stats: {
         ...this.stats,
-        udpQueries: this.stats.udpQueries + (w?.udpQueries ?? 0),
-        malformed: this.stats.malformed + (w?.malformed ?? 0),
+        // the live sockets' own counters (closed ones were folded into this.stats)
+        errors: live.reduce((sum, c) => sum + c.errors, this.stats.errors),
+        udpDropped: live.reduce((sum, c) => sum + c.dropped, this.stats.udpDropped),
         cacheHits: this.cache.hits,
         cacheMisses: this.cache.misses,
         forwardFailures: this.forward.failures,
         overloaded: this.forward.overloaded,
       },
-      workers: this.workers?.ready ?? 0,
     }
   }
 
