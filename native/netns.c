@@ -1,4 +1,4 @@
-// The only native code in Plexus: setns(2) for network namespaces.
+// setns(2) for network namespaces (the other addon, udp.c, is the DNS server's batching socket).
 // See README.md next to this file for why it exists and how it must be used.
 #define _GNU_SOURCE
 #include <errno.h>

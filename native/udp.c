@@ -259,11 +259,14 @@ static void call_batch(udp_t *u, int n) {
 static void on_poll(uv_poll_t *h, int status, int events) {
   udp_t *u = h->data;
   if (status < 0) {
-    // the kernel reported an error on the socket: read it so it does not spin
+    // POLLERR: libuv has stopped the handle. Read (and so clear) the socket's pending
+    // error, count it and keep serving: an unconnected UDP socket without IP_RECVERR
+    // gets none from ICMP, so this is rare and must not end the listener
     int err = 0;
     socklen_t len = sizeof err;
     getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len);
     u->errors++;
+    watch(u);
     return;
   }
   if ((events & UV_WRITABLE) && u->qlen) flush_queue(u);
