@@ -1,7 +1,12 @@
 // iptables backend: our own chains PLEXUS-<HOOK> in the filter and nat
 // tables, each entered by one jump from the built-in chain. Written with one
-// `iptables-restore --noflush` per batch (declaring our chain in the input
-// flushes and refills it; nothing else is touched), read with iptables-save.
+// `iptables-restore --noflush` per batch (nothing but our chains and jumps is
+// touched), read with iptables-save. A batch edits our chains from what they
+// hold to what they should hold, deleting and inserting only the rules that
+// differ: with the nf_tables flavour every deleted or flushed rule makes the
+// commit wait for an RCU grace period (flushing both tables to add one port
+// took 25-30 ms here; inserting its rules takes under 1 ms).
+import { diffArrays } from 'diff'
 import { run } from './exec.js'
 import type { FirewallBackend } from './index.js'
 import {
@@ -75,11 +80,9 @@ function actionArgs(r: Rule): string[] {
   }
 }
 
-/** one `-A` line of iptables-restore input */
-export function renderRule(section: string, hook: Hook, r: Rule): string {
+/** a rule as iptables-restore takes it after `-A <chain>` or `-I <chain> <n>` */
+function ruleArgs(section: string, r: Rule): string {
   return [
-    '-A',
-    chainOf(hook),
     ...matchArgs(r.match),
     '-m',
     'comment',
@@ -87,6 +90,11 @@ export function renderRule(section: string, hook: Hook, r: Rule): string {
     `"${ruleTag(section, r)}"`,
     ...actionArgs(r),
   ].join(' ')
+}
+
+/** one `-A` line of iptables-restore input */
+export function renderRule(section: string, hook: Hook, r: Rule): string {
+  return `-A ${chainOf(hook)} ${ruleArgs(section, r)}`
 }
 
 /** What iptables-save shows of our chains and jumps (pure parse). */
@@ -131,24 +139,79 @@ export function viewOf(dump: IptablesDump): FirewallView {
   return { hooked, rules }
 }
 
-/** iptables-restore --noflush input that makes our chains exactly spec (pure). */
-export function renderRestore(spec: FirewallSpec, dump: IptablesDump): string {
+/**
+ * Lines that turn one of our chains from `have` (rule tags in order) into
+ * `want`: deletions by number, highest first so the lower numbers stay
+ * valid, then insertions at their final positions in ascending order
+ * (appends at the end).
+ */
+function editChain(chain: string, have: string[], want: { tag: string; args: string }[]): string[] {
+  const parts = diffArrays(
+    have,
+    want.map((w) => w.tag),
+  )
+  const dels: number[] = []
+  const ins: string[] = []
+  let old = 0 // position in have
+  let now = 0 // position in the edited chain
+  let next = 0 // index into want
+  let length = have.length - parts.reduce((n, p) => n + (p.removed ? p.count : 0), 0)
+  for (const part of parts) {
+    if (part.removed) {
+      for (let k = 0; k < part.count; k++) dels.push(old + k + 1)
+      old += part.count
+    } else if (part.added) {
+      for (let k = 0; k < part.count; k++) {
+        const args = want[next++]?.args
+        ins.push(++now > length ? `-A ${chain} ${args}` : `-I ${chain} ${now} ${args}`)
+        length++
+      }
+    } else {
+      old += part.count
+      now += part.count
+      next += part.count
+    }
+  }
+  return [...dels.reverse().map((n) => `-D ${chain} ${n}`), ...ins]
+}
+
+/**
+ * iptables-restore --noflush input that makes our chains exactly spec, given
+ * what they hold now (pure). A chain `current` does not know is declared,
+ * which creates it or flushes it, and filled whole.
+ */
+export function renderRestore(spec: FirewallSpec, current: IptablesDump): string {
   const out: string[] = []
   for (const table of ['filter', 'nat'] as const) {
     const hooks = HOOKS.filter((h) => TABLE[h] === table)
     out.push(`*${table}`)
-    // declaring a chain creates it, or flushes it when it exists
-    for (const h of hooks) out.push(`:${chainOf(h)} - [0:0]`)
-    for (const h of hooks)
-      for (const { section, rule } of rulesOf(spec, h)) out.push(renderRule(section, h, rule))
+    for (const h of hooks) if (!current.chains.has(chainOf(h))) out.push(`:${chainOf(h)} - [0:0]`)
     for (const h of hooks) {
-      const n = dump.jumps.get(chainOf(h)) ?? 0
+      const chain = chainOf(h)
+      const want = rulesOf(spec, h).map(({ section, rule }) => ({
+        tag: ruleTag(section, rule),
+        args: ruleArgs(section, rule),
+      }))
+      out.push(...editChain(chain, current.chains.has(chain) ? (current.rules.get(chain) ?? []) : [], want))
+    }
+    for (const h of hooks) {
+      const n = current.jumps.get(chainOf(h)) ?? 0
       if (n === 0) out.push(`-I ${PARENT[h]} 1 ${jumpArgs(h)}`)
       for (let i = 1; i < n; i++) out.push(`-D ${PARENT[h]} ${jumpArgs(h)}`)
     }
     out.push('COMMIT')
   }
   return `${out.join('\n')}\n`
+}
+
+/** what a dump shows right after spec was restored (pure) */
+export function dumpOf(spec: FirewallSpec): IptablesDump {
+  const chains = HOOKS.map(chainOf)
+  return {
+    chains: new Set(chains),
+    rules: new Map(HOOKS.map((h) => [chainOf(h), rulesOf(spec, h).map((x) => ruleTag(x.section, x.rule))])),
+    jumps: new Map(chains.map((c) => [c, 1])),
+  }
 }
 
 /** iptables-restore --noflush input that removes our jumps and chains (pure). */
@@ -185,6 +248,15 @@ export async function detectVariant(netns?: string): Promise<IptablesVariant> {
 
 export class IptablesFirewall implements FirewallBackend {
   readonly name = 'iptables'
+  /**
+   * Our chains as of the last dump or successful restore. apply() edits from
+   * it instead of dumping both tables again, so a published port is one
+   * process, not three. A change by someone else in between is drift that
+   * the next full pass reads (refreshing this) and repairs; an edit that no
+   * longer applies makes apply() dump and try once more.
+   */
+  private known?: IptablesDump
+
   constructor(
     readonly variant: IptablesVariant,
     private readonly netns?: string,
@@ -195,7 +267,12 @@ export class IptablesFirewall implements FirewallBackend {
       run(tool(this.variant, 'save'), ['-t', 'filter'], undefined, this.netns),
       run(tool(this.variant, 'save'), ['-t', 'nat'], undefined, this.netns),
     ])
-    return parseSave(`${filter}\n${nat}`)
+    this.known = parseSave(`${filter}\n${nat}`)
+    return this.known
+  }
+
+  private restore(input: string): Promise<string> {
+    return run(tool(this.variant, 'restore'), ['--noflush', '--wait'], input, this.netns)
   }
 
   async read(): Promise<FirewallView> {
@@ -203,18 +280,22 @@ export class IptablesFirewall implements FirewallBackend {
   }
 
   async apply(spec: FirewallSpec): Promise<void> {
-    await run(
-      tool(this.variant, 'restore'),
-      ['--noflush', '--wait'],
-      renderRestore(spec, await this.dump()),
-      this.netns,
-    )
+    const known = this.known
+    this.known = undefined
+    try {
+      await this.restore(renderRestore(spec, known ?? (await this.dump())))
+    } catch (err) {
+      if (!known) throw err
+      await this.restore(renderRestore(spec, await this.dump()))
+    }
+    this.known = dumpOf(spec)
   }
 
   async remove(): Promise<boolean> {
     const dump = await this.dump()
+    this.known = undefined
     if (dump.chains.size === 0 && dump.jumps.size === 0) return false
-    await run(tool(this.variant, 'restore'), ['--noflush', '--wait'], renderRemove(dump), this.netns)
+    await this.restore(renderRemove(dump))
     return true
   }
 }

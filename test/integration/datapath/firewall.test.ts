@@ -108,6 +108,39 @@ for (const [label, make, dump] of kinds) {
     await fw.apply(withPorts)
     t.ok(sameView(await fw.read(), expectedView(withPorts)), 'repaired')
 
+    if (fw instanceof IptablesFirewall) {
+      // apply() renders from the jumps it last saw; the read() of the next full pass refreshes them
+      nsExec(ns.name, `iptables-${fw.variant === 'legacy' ? 'legacy' : 'nft'}`, [
+        '-D',
+        'FORWARD',
+        '-m',
+        'comment',
+        '--comment',
+        'plexus-hook',
+        '-j',
+        'PLEXUS-FORWARD',
+      ])
+      t.notOk((await fw.read()).hooked, 'a deleted jump shows as drift')
+      await fw.apply(withPorts)
+      t.ok(sameView(await fw.read(), expectedView(withPorts)), 'jump put back')
+
+      // behind its back and unread: the edit (delete rule 1 of a now empty chain) fails, apply dumps and retries
+      nsExec(ns.name, `iptables-${fw.variant === 'legacy' ? 'legacy' : 'nft'}`, [
+        '-t',
+        'nat',
+        '-F',
+        'PLEXUS-PREROUTING',
+      ])
+      await fw.apply(base)
+      t.ok(
+        sameView(await fw.read(), expectedView(base)),
+        'an edit that no longer applies is redone from a dump',
+      )
+    }
+    // a new instance (a restarted agent) knows nothing yet: it must not add a second jump
+    await make(ns.path).apply(withPorts)
+    t.ok(sameView(await fw.read(), expectedView(withPorts)), 'a fresh instance leaves one jump per chain')
+
     t.equal(await fw.remove(), true)
     t.equal(await fw.remove(), false, 'remove is idempotent')
     t.notOk((await fw.read()).hooked)

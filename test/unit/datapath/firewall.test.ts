@@ -1,5 +1,11 @@
 import t from 'tap'
-import { parseSave, renderRemove, renderRestore, viewOf } from '../../../src/datapath/firewall/iptables.js'
+import {
+  dumpOf,
+  parseSave,
+  renderRemove,
+  renderRestore,
+  viewOf,
+} from '../../../src/datapath/firewall/iptables.js'
 import {
   checkSpec,
   clusterSection,
@@ -87,6 +93,91 @@ t.test(
     t.match(renderRemove(dump), /-D FORWARD .*\n-D FORWARD .*\n-F PLEXUS-FORWARD\n-X PLEXUS-FORWARD\n/)
   },
 )
+
+t.test('iptables: a batch deletes and inserts only the rules that differ', async (t) => {
+  const port: Section = {
+    name: 'ports',
+    order: 50,
+    rules: [
+      {
+        id: 'dnat-18080',
+        hook: 'prerouting',
+        match: { proto: 'tcp', dport: 18080, dstLocal: true },
+        action: { type: 'dnat', to: '10.244.1.5', port: 80 },
+      },
+      {
+        id: 'hairpin',
+        hook: 'postrouting',
+        match: { src: '10.244.1.5', dst: '10.244.1.5' },
+        action: { type: 'masquerade' },
+      },
+    ],
+  }
+  const withPort: FirewallSpec = { sections: [...spec.sections, port] }
+  t.equal(renderRestore(spec, dumpOf(spec)), '*filter\nCOMMIT\n*nat\nCOMMIT\n', 'in step: nothing to do')
+
+  const add = renderRestore(withPort, dumpOf(spec)).split('\n')
+  t.same(
+    add.filter((l) => /^[-:]/.test(l)).map((l) => l.split(' -')[0]),
+    ['-A PLEXUS-PREROUTING', '-I PLEXUS-POSTROUTING 1'],
+    'a new port: its two rules inserted in place, no chain flushed',
+  )
+  t.ok(sameView(viewOf(parseSave(replay(dumpOf(spec), add))), expectedView(withPort)))
+
+  const drop = renderRestore(spec, dumpOf(withPort)).split('\n')
+  t.same(
+    drop.filter((l) => /^[-:]/.test(l)),
+    ['-D PLEXUS-PREROUTING 1', '-D PLEXUS-POSTROUTING 1'],
+    'a removed port: its rules deleted by number',
+  )
+
+  // drift: a foreign rule between ours and one of ours gone
+  const drifted = dumpOf(withPort)
+  drifted.rules.set('PLEXUS-POSTROUTING', [
+    ...(drifted.rules.get('PLEXUS-POSTROUTING') ?? []).slice(0, 2),
+    '-A PLEXUS-POSTROUTING -j ACCEPT',
+    ...(drifted.rules.get('PLEXUS-POSTROUTING') ?? []).slice(3),
+  ])
+  const repair = renderRestore(withPort, drifted).split('\n')
+  t.ok(sameView(viewOf(parseSave(replay(drifted, repair))), expectedView(withPort)), 'drift repaired')
+  t.notOk(
+    repair.some((l) => l.startsWith(':')),
+    'chains it knows are edited, not flushed',
+  )
+})
+
+/**
+ * Applies restore lines to a dump the way iptables-restore would (only the
+ * -D n / -I n / -A / :chain forms renderRestore writes), and prints the
+ * result as iptables-save would: the test checks the edits, not the strings.
+ */
+function replay(dump: ReturnType<typeof dumpOf>, lines: string[]): string {
+  const chains = new Map([...dump.chains].map((c) => [c, [...(dump.rules.get(c) ?? [])]]))
+  for (const l of lines) {
+    const decl = /^:(\S+)/.exec(l)
+    if (decl?.[1]) chains.set(decl[1], [])
+    const del = /^-D (PLEXUS-\S+) (\d+)$/.exec(l)
+    if (del?.[1]) chains.get(del[1])?.splice(Number(del[2]) - 1, 1)
+    const ins = /^-I (PLEXUS-\S+) (\d+) .*--comment "([^"]+)"/.exec(l)
+    if (ins?.[1]) chains.get(ins[1])?.splice(Number(ins[2]) - 1, 0, ins[3] as string)
+    const app = /^-A (PLEXUS-\S+) .*--comment "([^"]+)"/.exec(l)
+    if (app?.[1]) chains.get(app[1])?.push(app[2] as string)
+  }
+  const parents: Record<string, string> = {
+    'PLEXUS-FORWARD': 'FORWARD',
+    'PLEXUS-INPUT': 'INPUT',
+    'PLEXUS-PREROUTING': 'PREROUTING',
+    'PLEXUS-OUTPUT': 'OUTPUT',
+    'PLEXUS-POSTROUTING': 'POSTROUTING',
+  }
+  return [...chains]
+    .flatMap(([c, tags]) => [
+      `:${c} - [0:0]`,
+      `-A ${parents[c]} -m comment --comment plexus-hook -j ${c}`,
+      ...tags.map((tag) => (tag.startsWith('-A ') ? tag : `-A ${c} -m comment --comment "${tag}" -j ACCEPT`)),
+    ])
+    .join('\n')
+}
 
 t.test('nftables: one transaction replaces only our table', async (t) => {
   const script = renderScript(spec)
