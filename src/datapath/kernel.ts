@@ -6,7 +6,7 @@ import { mask, parseIPv4 } from '../ipam/cidr.js'
 import { isPlexusError } from '../lib/errors.js'
 import type { ActualLink, ActualState, Change } from './diff.js'
 import type { FirewallBackend } from './firewall/index.js'
-import { expectedView } from './firewall/model.js'
+import type { FirewallView } from './firewall/model.js'
 import { type DesiredState, OWNED_LINK, type Underlay } from './model.js'
 import { type LinkInfo, type Netlink, RTPROT_PLEXUS } from './netlink.js'
 import { withNetns } from './netns.js'
@@ -42,14 +42,14 @@ export interface KernelView {
 }
 
 /**
- * Dumps what the datapath compares. Without a firewall backend the firewall
- * is taken to be as desired (a light pass right after a store change, when
- * the last pass confirmed the same rules; the timer's passes read it).
+ * Dumps what the datapath compares. The firewall's part comes from the
+ * caller: read back (full passes), or assumed (see Reconciler.pass), since
+ * reading it costs two process spawns.
  */
 export async function readActual(
   nl: Netlink,
   desired: DesiredState,
-  firewall: FirewallBackend | undefined,
+  firewall: () => FirewallView | Promise<FirewallView>,
 ): Promise<KernelView> {
   const [links, addrs, routes, neighbours, fdb, view] = await Promise.all([
     nl.links(),
@@ -57,7 +57,7 @@ export async function readActual(
     nl.routes(),
     nl.neighbours(),
     nl.fdb(),
-    firewall ? firewall.read() : expectedView(desired.firewall),
+    firewall(),
   ])
   const name = new Map(links.map((l) => [l.index, l.name]))
   const owned = new Map(links.filter((l) => OWNED_LINK.test(l.name)).map((l) => [l.index, l]))

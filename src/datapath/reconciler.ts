@@ -9,7 +9,7 @@ import type { Logger } from '../lib/log.js'
 import { type DesiredInput, desiredState } from './desired.js'
 import { type Change, changeTarget, desiredTargets, diffState, routeKey } from './diff.js'
 import type { FirewallBackend } from './firewall/index.js'
-import { expectedView } from './firewall/model.js'
+import { expectedView, type FirewallView } from './firewall/model.js'
 import { applyChanges, readActual, readUnderlay } from './kernel.js'
 import type { DesiredState, RemotePlan } from './model.js'
 import type { Netlink } from './netlink.js'
@@ -66,6 +66,12 @@ export interface DatapathStatus {
   repairs: Record<string, number>
   passes: number
   lastPass?: PassReport
+}
+
+/** stands for firewall rules a light pass has not confirmed: differs from any desired view */
+const UNCONFIRMED_FIREWALL: FirewallView = {
+  hooked: false,
+  rules: { forward: [], input: [], prerouting: [], output: [], postrouting: [] },
 }
 
 const REPAIR_KIND: Partial<Record<Change['kind'], string>> = {
@@ -209,8 +215,15 @@ export class Reconciler implements Startable {
     const desired = desiredState(input)
     this.reportRefused(desired)
     const firewallKey = JSON.stringify(expectedView(desired.firewall))
-    const readFirewall = full || this.confirmedFirewall !== firewallKey
-    const { actual, index } = await readActual(this.o.nl, desired, readFirewall ? this.o.firewall : undefined)
+    // A light pass trusts the rules the last pass confirmed. Rules it has not
+    // confirmed are rewritten whole anyway, so they need no reading either:
+    // a new published port costs one firewall process, not three.
+    const firewallView = full
+      ? () => this.o.firewall.read()
+      : this.confirmedFirewall === firewallKey
+        ? () => expectedView(desired.firewall)
+        : () => UNCONFIRMED_FIREWALL
+    const { actual, index } = await readActual(this.o.nl, desired, firewallView)
     const changes = diffState(desired, actual)
     const repairs = changes.filter((c) => this.isRepair(c, firewallKey))
     const result = changes.length

@@ -25,7 +25,7 @@ export interface DatapathComponent {
   ensureBridge(): Promise<void>
   /**
    * Sets (or, with no rules, removes) one firewall section next to the
-   * cluster's own; it is applied in the next pass, atomically with the rest.
+   * cluster's own; it is applied in a light pass, atomically with the rest.
    * Refused (PLX_FIREWALL_INVALID) when a rule cannot be rendered safely.
    */
   setFirewallSection(section: Section): Promise<void>
@@ -160,7 +160,8 @@ export class DatapathService implements Startable, DatapathComponent {
     const previous = this.sections.get(section.name)
     if (section.rules.length) this.sections.set(section.name, section)
     else this.sections.delete(section.name)
-    await this.reconciler.reconcile()
+    // a light pass: the section goes in with one firewall batch and no read-back
+    await this.reconciler.reconcile(false)
     const failed = this.status().lastPass?.failed.find((f) => f.change === 'firewall-apply')
     if (failed) {
       // the batch is atomic, so the kernel still holds the previous rules: keep the model in step with it
