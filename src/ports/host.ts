@@ -1,60 +1,111 @@
 // What the host itself holds, read cheaply: the ports its sockets are bound
-// to (/proc/net, no process spawned), its addresses, and the bridge's
+// to (sock_diag netlink, no process spawned), its addresses, and the bridge's
 // route_localnet switch. Only on a conflict is `ss` run, to name the holder.
 //
-// /proc/self/net and /proc/sys/net show the namespace of the calling thread
-// group's leader, i.e. the agent's host namespace (see datapath/netns.ts:
-// nothing stays inside another namespace across a JS turn), so these
-// synchronous reads always see the host.
+// The netlink socket, /proc/self/net and /proc/sys/net all belong to the
+// agent's host namespace (see datapath/netns.ts: nothing stays inside another
+// namespace across a JS turn), so these reads always see the host.
 import { execFile } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { endianness, networkInterfaces } from 'node:os'
 import { promisify } from 'node:util'
+import { createNetlink, FlagsGet } from 'netlink'
 import type { HeldPort, Protocol } from './publish.js'
 
 const execFileP = promisify(execFile)
-const TCP_LISTEN = '0A'
 
-/** 8 hex digits as /proc prints one 32-bit word (host byte order) → its 4 bytes in network order */
-function wordBytes(hex: string, littleEndian: boolean): number[] {
-  const b = [0, 2, 4, 6].map((i) => Number.parseInt(hex.slice(i, i + 2), 16))
-  return littleEndian ? b.reverse() : b
+/**
+ * The port a socket bound to addr (4 or 16 bytes, network order) takes from
+ * published ports (pure): 0.0.0.0 or :: every IPv4 address (a dual-stack
+ * socket takes IPv4 too unless v6only, which is not visible here: assume
+ * the worst), an IPv4 or IPv4-mapped address that one, other IPv6 nothing.
+ */
+function heldPort(addr: ArrayLike<number>, hostPort: number, protocol: Protocol): HeldPort | undefined {
+  const b = Array.from(addr)
+  let ip: string | null | undefined
+  if (b.every((x) => x === 0)) ip = null
+  else if (b.length === 4) ip = b.join('.')
+  else if (b.slice(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff)
+    ip = b.slice(12).join('.')
+  if (ip === undefined || hostPort === 0) return undefined
+  return { hostPort, protocol, ...(ip ? { hostIp: ip } : {}), holder: { kind: 'process' } }
 }
 
-/** the IPv4 address a /proc/net address means: null = every address, undefined = IPv6 only */
-function ipv4Of(hex: string, littleEndian: boolean): string | null | undefined {
-  const words = hex.match(/.{8}/g) ?? []
-  const bytes = words.flatMap((w) => wordBytes(w, littleEndian))
-  if (bytes.length === 4) return bytes.every((b) => b === 0) ? null : bytes.join('.')
-  if (bytes.every((b) => b === 0)) return null // [::] takes IPv4 too unless v6only; assume the worst
-  const mapped = bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff
-  return mapped ? bytes.slice(12).join('.') : undefined
+// ---- sock_diag, what `ss` uses: the kernel filters by protocol and state ----
+
+const NETLINK_SOCK_DIAG = 4
+const SOCK_DIAG_BY_FAMILY = 20
+const AF_INET = 2
+const AF_INET6 = 10
+const IPPROTO = { tcp: 6, udp: 17 } as const
+const TCP_LISTEN = 10
+/** sizeof(struct inet_diag_req_v2) */
+const REQ_LEN = 56
+/** struct inet_diag_msg up to the end of its IPv6 source address */
+const MSG_MIN = 24
+
+/** A sock_diag dump request (pure): TCP listeners, or every UDP socket, of one family. */
+export function diagRequest(family: number, protocol: Protocol): Buffer {
+  const b = Buffer.alloc(REQ_LEN)
+  b[0] = family
+  b[1] = IPPROTO[protocol]
+  b.writeUInt32LE(protocol === 'tcp' ? 1 << TCP_LISTEN : 0xffffffff, 4)
+  return b
 }
+
+/** The port one struct inet_diag_msg holds (pure): sport at 4, source address at 8. */
+export function parseDiagMessage(msg: Buffer, protocol: Protocol): HeldPort | undefined {
+  if (msg.length < MSG_MIN) return undefined
+  return heldPort(msg.subarray(8, msg[0] === AF_INET ? 12 : 24), msg.readUInt16BE(4), protocol)
+}
+
+async function diagSockets(): Promise<HeldPort[]> {
+  const nl = createNetlink(NETLINK_SOCK_DIAG)
+  const held: HeldPort[] = []
+  try {
+    // one dump at a time: the netlink package reassembles one multipart answer per socket
+    for (const protocol of ['tcp', 'udp'] as const)
+      for (const family of [AF_INET, AF_INET6]) {
+        const [msgs] = await nl.request(SOCK_DIAG_BY_FAMILY, diagRequest(family, protocol), {
+          flags: FlagsGet.DUMP,
+        })
+        for (const m of msgs) {
+          const p = m.type === SOCK_DIAG_BY_FAMILY ? parseDiagMessage(m.data, protocol) : undefined
+          if (p) held.push(p)
+        }
+      }
+    return held
+  } finally {
+    nl.close()
+  }
+}
+
+// ---- /proc/net, where sock_diag is missing (inet_diag not loadable) ----
+
+const PROC_TCP_LISTEN = '0A'
 
 /**
  * Bound sockets in one /proc/net/{tcp,udp}[6] listing (pure): TCP listeners
- * and every bound UDP socket, as held ports.
+ * and every bound UDP socket, as held ports. Addresses are printed as 32-bit
+ * words in host byte order.
  */
 export function parseProcNet(text: string, protocol: Protocol, littleEndian = true): HeldPort[] {
   const out: HeldPort[] = []
   for (const line of text.split('\n').slice(1)) {
     const f = line.trim().split(/\s+/)
     const [addr, port] = (f[1] ?? '').split(':')
-    if (!addr || !port || (protocol === 'tcp' && f[3] !== TCP_LISTEN)) continue
-    const ip = ipv4Of(addr, littleEndian)
-    if (ip === undefined) continue
-    out.push({
-      hostPort: Number.parseInt(port, 16),
-      protocol,
-      ...(ip ? { hostIp: ip } : {}),
-      holder: { kind: 'process' },
+    if (!addr || !port || (protocol === 'tcp' && f[3] !== PROC_TCP_LISTEN)) continue
+    const bytes = (addr.match(/.{8}/g) ?? []).flatMap((w) => {
+      const b = [0, 2, 4, 6].map((i) => Number.parseInt(w.slice(i, i + 2), 16))
+      return littleEndian ? b.reverse() : b
     })
+    const held = heldPort(bytes, Number.parseInt(port, 16), protocol)
+    if (held) out.push(held)
   }
   return out
 }
 
-/** Ports the host's own sockets hold (IPv4 and dual-stack). */
-export function hostSockets(): HeldPort[] {
+function procSockets(): HeldPort[] {
   const le = endianness() === 'LE'
   return (['tcp', 'udp'] as const).flatMap((proto) =>
     ['', '6'].flatMap((v) => {
@@ -65,6 +116,19 @@ export function hostSockets(): HeldPort[] {
       }
     }),
   )
+}
+
+/**
+ * Ports the host's own sockets hold (IPv4 and dual-stack). sock_diag first:
+ * reading /proc/net/tcp walks the machine's whole TCP hash table, 5 ms here
+ * for a namespace with three sockets, on every container start with a port.
+ */
+export async function hostSockets(): Promise<HeldPort[]> {
+  try {
+    return await diagSockets()
+  } catch {
+    return procSockets()
+  }
 }
 
 /** `users:(("nc",pid=123,fd=3))` → `process "nc" (pid 123)` (pure) */

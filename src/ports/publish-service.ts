@@ -199,7 +199,7 @@ export class PortService implements Startable {
     const asked = validatePublish(requests, hostAddresses())
     const others = heldByEndpoints(this.localEndpoints(), key)
     const own = heldByEndpoints([{ key: '', value: { ...value, published: kept } }])
-    const plan = planPublish(asked, [...others, ...own, ...hostSockets()], this.range)
+    const plan = planPublish(asked, [...others, ...own, ...(await hostSockets())], this.range)
     if ('exhausted' in plan) throw exhaustedError(plan.exhausted, this.range)
     if ('conflict' in plan) {
       const { port, held } = plan.conflict
