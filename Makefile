@@ -70,7 +70,7 @@ install: build
 	printf '#!/bin/sh\nexec node $(LIBDIR)/dist/src/agent/main.js "$$@"\n' > $(PREFIX)/bin/plexusd
 	printf '#!/bin/sh\nexec node $(LIBDIR)/dist/src/cli/main.js "$$@"\n' > $(PREFIX)/bin/plexctl
 	chmod 755 $(PREFIX)/bin/plexusd $(PREFIX)/bin/plexctl
-	install -m 755 dist/cni/plexus $(CNI_BIN_DIR)/plexus
+	install -m 755 dist/cni/bin/plexus $(CNI_BIN_DIR)/plexus
 	[ -e $(CNI_CONF_DIR)/10-plexus.conflist ] || install -m 644 cni/10-plexus.conflist $(CNI_CONF_DIR)/10-plexus.conflist
 	install -m 644 scripts/plexusd.service $(UNIT_DIR)/plexusd.service
 	@echo "installed; start with: systemctl daemon-reload && systemctl enable --now plexusd"

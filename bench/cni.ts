@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url'
 import { median, progress, quantile, REPO, report, round } from './lib/report.js'
 
 const CLUSTER = join(REPO, 'netns-fixtures/cluster')
-const PLUGIN = join(REPO, 'dist/cni/plexus')
+const PLUGIN = join(REPO, 'dist/cni/bin/plexus')
 const REF = '/usr/lib/cni'
 const RUNS = Number(process.env.BENCH_RUNS ?? 40)
 const WARMUP = 3

@@ -34,7 +34,7 @@ import {
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const DIST = join(REPO, 'dist')
 const AGENT_JS = join(DIST, 'src/agent/main.js')
-const CNI_PLUGIN = join(DIST, 'cni/plexus')
+const CNI_PLUGIN = join(DIST, 'cni/bin/plexus')
 const STUB_DNS_JS = join(DIST, 'netns-fixtures/stub-dns.js')
 const BIN_DIR = join(DIST, 'bin')
 const NAME_RE = /^[a-z][a-z0-9]{0,9}$/

@@ -37,7 +37,7 @@ if has subnets; then
   sleep 2
   on h2 plexctl subnets
 fi
-if [ -x dist/cni/plexus ] && has endpoints; then
+if [ -x dist/cni/bin/plexus ] && has endpoints; then
   step "A service, defined once for the whole cluster, with an HTTP health check"
   on h1 plexctl service register web --port http:80/tcp --check http:80/ --interval 2s
   step "Containers on different hosts, attached through the CNI plugin"

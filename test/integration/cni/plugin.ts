@@ -1,10 +1,10 @@
-// Runs the real bundled plugin (dist/cni/plexus) as a runtime does: in the
+// Runs the real bundled plugin (dist/cni/bin/plexus) as a runtime does: in the
 // host's namespace, CNI_* in the environment, the network config on stdin.
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Cluster, REPO, run } from '../../helpers/fixture.js'
 
-export const PLUGIN = join(REPO, 'dist/cni/plexus')
+export const PLUGIN = join(REPO, 'dist/cni/bin/plexus')
 
 export interface PluginRun {
   status: number
