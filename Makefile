@@ -47,7 +47,7 @@ build: deps
 	npm run --silent build
 	@mkdir -p dist/bin
 	@printf '#!/bin/sh\nexec node "%s/dist/src/cli/main.js" "$$@"\n' "$(CURDIR)" > dist/bin/plexctl
-	@printf '#!/bin/sh\nexec node "%s/dist/src/agent/main.js" "$$@"\n' "$(CURDIR)" > dist/bin/plexusd
+	@printf '#!/bin/sh\nexec "%s/dist/src/agent/main.js" "$$@"\n' "$(CURDIR)" > dist/bin/plexusd
 	@chmod +x dist/bin/plexctl dist/bin/plexusd
 
 lint: node_modules/.package-lock.json
@@ -67,7 +67,7 @@ install: build
 	rm -rf $(LIBDIR)/dist $(LIBDIR)/node_modules
 	cp -a dist package.json package-lock.json $(LIBDIR)/
 	cd $(LIBDIR) && npm ci --omit=dev --no-audit --no-fund --ignore-scripts >/dev/null
-	printf '#!/bin/sh\nexec node $(LIBDIR)/dist/src/agent/main.js "$$@"\n' > $(PREFIX)/bin/plexusd
+	printf '#!/bin/sh\nexec $(LIBDIR)/dist/src/agent/main.js "$$@"\n' > $(PREFIX)/bin/plexusd
 	printf '#!/bin/sh\nexec node $(LIBDIR)/dist/src/cli/main.js "$$@"\n' > $(PREFIX)/bin/plexctl
 	chmod 755 $(PREFIX)/bin/plexusd $(PREFIX)/bin/plexctl
 	install -m 755 dist/cni/bin/plexus $(CNI_BIN_DIR)/plexus

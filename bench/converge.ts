@@ -167,7 +167,9 @@ async function main(): Promise<void> {
     const ls = JSON.parse(fixture(['ls', '--name', name, '-o', 'json'])) as {
       hosts: { agentPid: number | null }[]
     }
-    const rss = Math.max(...ls.hosts.map((h) => (h.agentPid ? rssMb(h.agentPid) : 0)))
+    const rssAll = ls.hosts.map((h) => (h.agentPid ? rssMb(h.agentPid) : 0))
+    const rss = Math.max(...rssAll)
+    progress(`agent RSS per host (MB): ${rssAll.map((r) => Math.round(r)).join(' ')}`)
 
     progress('simulator: 1,000 hosts')
     const sim = await runScenario({ hosts: 1000, seed: 7 }, progress)
@@ -189,6 +191,7 @@ async function main(): Promise<void> {
       sim_heal_rounds: sim.healRounds,
       sim_violations: sim.violations.length,
       rss_mb: round(rss, 1),
+      rss_median_mb: round(median(rssAll), 1),
     })
   } finally {
     progress('tearing down')

@@ -4,13 +4,15 @@
 // same settings, interleaved A B A B:
 //  - max throughput: dnsperf with 4 clients, 200 outstanding, BENCH_SECONDS each;
 //  - latency and loss at a fixed 20k qps (per-query latencies from dnsperf -v).
-// The Plexus side is bench/dns-target.ts: the agent's DnsService over a real
+// The Plexus side is bench/dns-target.ts, run with the agent's runtime flags
+// (lib/agent-runtime.ts): the agent's DnsService over a real
 // LocalStore with 1,000 endpoints (no gossip; the answer path is what is measured).
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { agentRuntime } from './lib/agent-runtime.js'
 import { median, progress, quantile, REPO, report, round } from './lib/report.js'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
@@ -52,13 +54,17 @@ function address(i: number): string {
 }
 
 async function startPlexus(): Promise<number> {
+  const runtime = agentRuntime()
   const p = spawn(
     'ip',
     [
       'netns',
       'exec',
       ns,
+      'env',
+      ...runtime.env,
       process.execPath,
+      ...runtime.nodeArgs,
       join(REPO, 'dist/bench/dns-target.js'),
       String(PLEXUS_PORT),
       String(NAMES),

@@ -153,7 +153,8 @@ function startAgent(c: ClusterState, h: HostState, index: number): void {
   const cfg = join(h.dir, 'plexusd.json')
   writeFileSync(cfg, `${JSON.stringify(agentConfig(c, h, index), null, 2)}\n`)
   const log = openSync(join(h.dir, 'plexusd.log'), 'a')
-  const child = spawn('ip', ['netns', 'exec', h.ns, process.execPath, AGENT_JS, '--config', cfg], {
+  // executed, not handed to node: its first line carries the agent's runtime flags
+  const child = spawn('ip', ['netns', 'exec', h.ns, AGENT_JS, '--config', cfg], {
     detached: true,
     stdio: ['ignore', log, log],
   })
