@@ -3,8 +3,8 @@
 // ever do *synchronous* work inside a namespace (create a netlink socket,
 // open a /proc/sys/net file) and switch back before this JS turn ends.
 import { closeSync, constants, openSync, statfsSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { errorMessage, PlexusError } from '../lib/errors.js'
+import { loadAddon } from '../lib/native.js'
 
 /** statfs(2) f_type of nsfs, the filesystem namespace handles live on */
 const NSFS_MAGIC = 0x6e736673
@@ -15,21 +15,8 @@ interface NetnsAddon {
   setnsNet(fd: number): void
 }
 
-let addon: NetnsAddon | undefined
 function native(): NetnsAddon {
-  if (!addon) {
-    // dist/native/, where `npm run build:native` puts it
-    const path = new URL('../../native/plexus_netns.node', import.meta.url).pathname
-    try {
-      addon = createRequire(import.meta.url)(path) as NetnsAddon
-    } catch (err) {
-      throw new PlexusError(
-        'PLX_NETNS_ADDON',
-        `native netns addon not loadable (${path}): ${errorMessage(err)}; run "npm run build:native"`,
-      )
-    }
-  }
-  return addon
+  return loadAddon<NetnsAddon>('plexus_netns', 'PLX_NETNS_ADDON')
 }
 
 /**

@@ -1,8 +1,7 @@
 // Typed access to native/udp.c (plexus_udp.node): a UDP socket that receives
 // datagrams in batches into shared slots and sends the replies JS leaves there
 // with one sendmmsg. Why it exists: native/README.md.
-import { createRequire } from 'node:module'
-import { errorMessage, PlexusError } from '../lib/errors.js'
+import { loadAddon } from '../lib/native.js'
 
 /** The native socket object (see native/udp.c for the contract of each member). */
 export interface BatchSocket {
@@ -45,21 +44,9 @@ interface UdpAddon {
   QUEUE_MAX: number
 }
 
-let addon: UdpAddon | undefined
-/** The addon, loaded on first use from dist/native/, where `npm run build:native` puts it. */
+/** The addon (dist/native/plexus_udp.node). */
 export function udpAddon(): UdpAddon {
-  if (!addon) {
-    const path = new URL('../../native/plexus_udp.node', import.meta.url).pathname
-    try {
-      addon = createRequire(import.meta.url)(path) as UdpAddon
-    } catch (err) {
-      throw new PlexusError(
-        'PLX_DNS_UDP_ADDON',
-        `native UDP addon not loadable (${path}): ${errorMessage(err)}; run "npm run build:native"`,
-      )
-    }
-  }
-  return addon
+  return loadAddon<UdpAddon>('plexus_udp', 'PLX_DNS_UDP_ADDON')
 }
 
 /**
