@@ -6,10 +6,11 @@
 // image made from busybox-static (no registry is reachable here).
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import t from 'tap'
 import { loadCluster } from '../../netns-fixtures/lib/state.js'
 import { eventually, REPO, run, upCluster } from '../helpers/fixture.js'
+import { PLUGIN } from './cni/plugin.js'
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
 const missing = ['podman', 'runc', 'busybox', 'nsenter'].filter((c) => !has(c))
@@ -44,7 +45,7 @@ t.test(
       [
         '[network]',
         'network_backend = "cni"',
-        `cni_plugin_dirs = ["${join(REPO, 'dist/cni')}"]`,
+        `cni_plugin_dirs = ["${dirname(PLUGIN)}"]`,
         `network_config_dir = "${join(dir, 'net')}"`,
         '',
       ].join('\n'),
