@@ -1,27 +1,10 @@
+import type { Attachment, AttachRequest, PortMapping, PortSpec } from './agent-api.js'
 import type { CniEnv } from './env.js'
 import { CniCode, CniError } from './errors.js'
 import { type CniDns, type CniResult, parseResult } from './result.js'
 import { negotiateVersion } from './version.js'
 
 export const DEFAULT_SOCKET = '/run/plexus/plexusd.sock'
-
-export interface PortSpec {
-  name?: string
-  port: number
-  protocol: 'tcp' | 'udp'
-}
-
-export interface PortMapping {
-  hostIp?: string
-  hostPort: number
-  containerPort: number
-  protocol: 'tcp' | 'udp'
-}
-
-export interface Attachment {
-  containerId: string
-  ifname: string
-}
 
 interface ArgsSection {
   name?: string
@@ -358,24 +341,6 @@ export function parseNetConf(raw: Record<string, unknown>): NetConf {
 }
 
 /** What ADD asks the agent for: one container interface, everything resolved. */
-export interface AttachRequest {
-  containerId: string
-  ifname: string
-  netns: string
-  network: string
-  name?: string
-  namespace?: string
-  service?: string
-  tags?: string[]
-  labels: Record<string, string>
-  ports?: PortSpec[]
-  published?: PortMapping[]
-  /** static address, "a.b.c.d" or "a.b.c.d/len" */
-  ip?: string
-  mac?: string
-  dns?: CniDns
-}
-
 // CNI_ARGS keys this plugin reads. Anything else is refused unless
 // IgnoreUnknown is set (as the reference plugins' LoadArgs does).
 const ARG_KEYS = new Set([

@@ -1,9 +1,11 @@
 // Pure logic of container attachments: names, the CNI result, CHECK's
 // comparison and the mapping from agent errors to CNI error codes. No I/O.
 import { createHash } from 'node:crypto'
+import type { Attachment, AttachRequest } from '../../cni/lib/agent-api.js'
 import { CniCode } from '../../cni/lib/errors.js'
+import type { CniDns } from '../../cni/lib/result.js'
 import { isPlexusError, PlexusError } from '../lib/errors.js'
-import type { EndpointValue, PortSpec, PublishedPort } from '../store/records.js'
+import type { EndpointValue } from '../store/records.js'
 
 export const ENDPOINT_PREFIX = 'endpoints/'
 /** label carrying the CNI network name, so GC of one network leaves the others alone */
@@ -11,39 +13,9 @@ export const NETWORK_LABEL = 'plexus.network'
 export const DNS_SEARCH = ['svc.plexus.internal', 'plexus.internal']
 export const DNS_OPTIONS = ['ndots:1']
 
-export interface AttachmentKey {
-  containerId: string
-  ifname: string
-}
-
-export interface Dns {
-  nameservers?: string[]
-  domain?: string
-  search?: string[]
-  options?: string[]
-}
-
-/** POST /v1/cni/add: one container interface, resolved by the plugin. */
-export interface AttachRequest extends AttachmentKey {
-  netns: string
-  network: string
-  name?: string
-  namespace?: string
-  service?: string
-  tags?: string[]
-  labels: Record<string, string>
-  ports?: PortSpec[]
-  published?: PublishedPort[]
-  /** static address, with or without prefix length */
-  ip?: string
-  mac?: string
-  dns?: Dns
-}
-
-export interface DetachRequest extends AttachmentKey {
-  /** may be empty: the runtime already removed the namespace */
-  netns?: string
-}
+export type { AttachRequest, DetachRequest } from '../../cni/lib/agent-api.js'
+/** a container interface: what locks, journal entries and veth names are keyed by */
+export type AttachmentKey = Attachment
 
 /** The CNI result in its 1.1.0 shape; the plugin converts it for older runtimes. */
 export interface CniResult {
@@ -51,7 +23,7 @@ export interface CniResult {
   interfaces: { name: string; mac?: string; mtu?: number; sandbox?: string }[]
   ips: { address: string; gateway?: string; interface?: number }[]
   routes: { dst: string; gw?: string }[]
-  dns: Dns
+  dns: CniDns
 }
 
 export function endpointKey(peerId: string, k: AttachmentKey): string {
@@ -98,7 +70,7 @@ export interface AttachmentFacts {
 }
 
 /** ADD's answer; a repeated ADD builds the same one from the stored record. */
-export function buildResult(f: AttachmentFacts, dns: Dns | undefined): CniResult {
+export function buildResult(f: AttachmentFacts, dns: CniDns | undefined): CniResult {
   const host: CniResult['interfaces'][number] = { name: f.hostVeth, mtu: f.mtu }
   if (f.hostMac) host.mac = f.hostMac
   return {
