@@ -1,32 +1,11 @@
+import type { EndpointLive } from '../../endpoints/service.js'
+import type { EndpointValue } from '../../store/records.js'
 import type { RegisterCommand } from '../context.js'
 import { json, keyValues } from '../output.js'
-import { age, type EndpointRow } from './endpoints.js'
+import { age } from './endpoints.js'
 
-interface Live {
-  hostVeth?: { name: string; up: boolean; mtu: number; mac?: string; bridge: boolean }
-  container?: {
-    ifname: string
-    up: boolean
-    mtu: number
-    mac?: string
-    addresses: string[]
-    routes: { dst: string; gateway?: string }[]
-  }
-  dns?: { nameservers?: string[]; search?: string[]; options?: string[] }
-  problems: string[]
-}
-
-interface Endpoint extends EndpointRow {
-  namespace?: string
-  mac?: string
-  netns?: string
-  hostVeth?: string
-  tags?: string[]
-  ports?: { name?: string; port: number; protocol: string }[]
-  published?: { hostIp?: string; hostPort: number; containerPort: number; protocol: string }[]
-  labels?: Record<string, string>
-  live?: Live
-}
+// types only, erased at build: the CLI loads no agent code
+type Endpoint = EndpointValue & { live?: EndpointLive }
 
 const list = (xs: string[] | undefined) => (xs?.length ? xs.join(', ') : undefined)
 
