@@ -3,7 +3,7 @@ import type { ApiDeps } from '../app.js'
 
 const statusSchema = {
   type: 'object',
-  required: ['name', 'peerId', 'version', 'pid', 'startedAt', 'uptimeSeconds', 'counters'],
+  required: ['name', 'peerId', 'version', 'pid', 'startedAt', 'uptimeSeconds', 'memory', 'counters'],
   properties: {
     name: { type: 'string' },
     peerId: { type: 'string' },
@@ -11,9 +11,24 @@ const statusSchema = {
     pid: { type: 'integer' },
     startedAt: { type: 'string' },
     uptimeSeconds: { type: 'number' },
+    /** the agent process: resident set, V8 heap in use, memory outside the heap (buffers, addons) */
+    memory: {
+      type: 'object',
+      required: ['rssBytes', 'heapUsedBytes', 'externalBytes'],
+      properties: {
+        rssBytes: { type: 'integer' },
+        heapUsedBytes: { type: 'integer' },
+        externalBytes: { type: 'integer' },
+      },
+    },
     counters: { type: 'object', additionalProperties: { type: 'number' } },
   },
 } as const
+
+function memory() {
+  const m = process.memoryUsage()
+  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, externalBytes: m.external }
+}
 
 export const statusRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
   app.get('/v1/status', { schema: { response: { 200: statusSchema } } }, async () => ({
@@ -23,6 +38,7 @@ export const statusRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, {
     pid: process.pid,
     startedAt: deps.startedAt.toISOString(),
     uptimeSeconds: Math.round((Date.now() - deps.startedAt.getTime()) / 100) / 10,
+    memory: memory(),
     counters: deps.counters.toJSON(),
   }))
 }

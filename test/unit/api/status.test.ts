@@ -25,6 +25,8 @@ t.test('GET /v1/status reports the agent and its counters', async (t) => {
   t.ok(body.uptimeSeconds >= 5)
   t.equal(body.counters['store.rejected.signature'], 2)
   t.equal(body.peerId, deps.peerId)
+  const m = body.memory
+  t.ok(m.rssBytes > m.heapUsedBytes && m.heapUsedBytes > 0 && m.externalBytes > 0, 'memory of this process')
 })
 
 t.test('unknown routes get a JSON 404 with a stable code', async (t) => {
