@@ -98,6 +98,8 @@ export class LocalStore implements Store {
   private idx = 0
   /** newest version this host wrote */
   private ownMark?: Hlc
+  /** highest modify index of a reaped record (see ReadableStore.prefixIndex) */
+  private reapedIndex = 0
 
   constructor(
     private readonly opts: StoreOptions,
@@ -138,6 +140,12 @@ export class LocalStore implements Store {
 
   modifyIndex(key: string): number {
     return this.entries.get(key)?.index ?? 0
+  }
+
+  prefixIndex(prefix: string): number {
+    let max = this.reapedIndex
+    for (const [key, e] of this.entries) if (e.index > max && key.startsWith(prefix)) max = e.index
+    return max
   }
 
   watch(prefix: string, fn: (ev: WatchEvent) => void): () => void {
@@ -373,6 +381,7 @@ export class LocalStore implements Store {
     const e = this.entries.get(key)
     if (!e) return
     this.entries.delete(key)
+    this.reapedIndex = Math.max(this.reapedIndex, e.index)
     this.owned.get(e.record.owner)?.delete(key)
     if (this.owned.get(e.record.owner)?.size === 0) this.owned.delete(e.record.owner)
   }

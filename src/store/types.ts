@@ -61,6 +61,13 @@ export interface ReadableStore {
   list(prefix: string): StoreRecord[]
   /** modify index at which key last changed locally (0 if never seen) */
   modifyIndex(key: string): number
+  /**
+   * highest modify index under prefix, deletes and expiries included (a
+   * blocking prefix query must see a delete that happened before it arrived);
+   * once a dead record is reaped its index counts for every prefix, so such a
+   * query may return once early but never misses a change
+   */
+  prefixIndex(prefix: string): number
   /** calls fn for every change under prefix; returns an unsubscribe function */
   watch(prefix: string, fn: (ev: WatchEvent) => void): () => void
 }

@@ -79,12 +79,8 @@ function changedSince(
   waitMs: number,
   signal: AbortSignal,
 ): Promise<void> {
-  const current = recurse
-    ? Math.max(0, ...store.list(key).map((r) => store.modifyIndex(r.key)))
-    : store.modifyIndex(key)
-  // Deletes under a prefix that happened before this request arrived are only
-  // seen by exact-key queries (the tombstone keeps its index); for prefixes the
-  // watch below catches every change from now on.
+  // tombstones keep their index, so a delete that came before this request counts too
+  const current = recurse ? store.prefixIndex(key) : store.modifyIndex(key)
   if (current > index) return Promise.resolve()
   return new Promise((resolve) => {
     const done = () => {

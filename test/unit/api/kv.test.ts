@@ -137,6 +137,23 @@ t.test('KV: blocking query returns on change, or after wait', async (t) => {
   t.equal(idle.statusCode, 200)
 })
 
+t.test('KV: a blocking prefix query sees a delete that came before it', async (t) => {
+  const { app, store } = await setup()
+  t.teardown(() => app.close())
+  await store.put('cfg/x', 1)
+  await store.put('cfg/y', 2)
+  const first = await app.inject({ method: 'GET', url: '/v1/kv/cfg/?recurse' })
+  const index = Number(first.headers['x-plexus-index'])
+  await store.delete('cfg/y') // between the watcher's two requests
+  const t0 = Date.now()
+  const res = await app.inject({ method: 'GET', url: `/v1/kv/cfg/?recurse&index=${index}&wait=2s` })
+  t.ok(Date.now() - t0 < 1000, 'answered at once, not after the wait')
+  t.same(
+    res.json().map((e: { key: string }) => e.key),
+    ['cfg/x'],
+  )
+})
+
 t.test('hosts: list with state and labels; label another host through the shared key', async (t) => {
   const { app, store, members } = await setup()
   t.teardown(() => app.close())

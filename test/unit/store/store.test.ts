@@ -124,6 +124,37 @@ t.test('TTL expiry, tombstones beat older writes, reaping after the bound', asyn
   t.equal(b.store.modifyIndex('k'), 0, 'tombstone reaped after the bound')
 })
 
+t.test('prefixIndex counts deletes, expiries and reaped records under the prefix', async (t) => {
+  const { store, clock } = await newStore({ reapAfterMs: 10_000 })
+  await store.put('cfg/a', 1)
+  await store.put('cfg/b', 2)
+  await store.put('other/x', 3)
+  t.equal(store.prefixIndex('cfg/'), store.modifyIndex('cfg/b'))
+  t.equal(store.prefixIndex('none/'), 0)
+  const before = store.index
+  await store.delete('cfg/b')
+  t.ok(
+    store.prefixIndex('cfg/') > before,
+    'a delete moves the prefix index, though cfg/b is gone from list()',
+  )
+  t.equal(store.prefixIndex('other/'), store.modifyIndex('other/x'), 'other prefixes unmoved')
+  await store.put('cfg/ttl', 4, { ttlMs: 1000 })
+  const put = store.prefixIndex('cfg/')
+  clock.t += 1000
+  store.sweep()
+  t.ok(store.prefixIndex('cfg/') > put, 'an expiry moves it too')
+  const dead = store.prefixIndex('cfg/')
+  clock.t += 10_001
+  store.sweep()
+  t.equal(store.modifyIndex('cfg/b'), 0, 'tombstone reaped')
+  t.equal(store.prefixIndex('cfg/'), dead, 'a reaped record still counts')
+  t.equal(
+    store.prefixIndex('none/'),
+    dead,
+    'for every prefix: one early answer at most, never a missed change',
+  )
+})
+
 t.test('records of a host whose node record expired are hidden everywhere, and return with it', async (t) => {
   const a = await newStore({ reapAfterMs: 60_000 })
   const b = await newStore({ now: a.clock, reapAfterMs: 60_000 })
