@@ -1,6 +1,11 @@
-// nftables backend: one table `inet plexus`, replaced whole in a single
-// `nft -f` transaction (create-if-missing, delete, define), so a reader never
-// sees a half-written table and nothing outside our table is touched.
+// nftables backend: one table `inet plexus`, written in single `nft -f`
+// transactions, so a reader never sees a half-written table and nothing
+// outside our table is touched. A batch edits the table from what it held
+// at the last listing or write (rules deleted by handle, inserted before the
+// next rule kept), as the iptables backend does: deleting a table deletes its
+// rules, and every deleted rule makes the commit wait for an RCU grace period.
+// The table is replaced whole when it is not all there or an edit fails.
+import { diffArrays } from 'diff'
 import { PlexusError } from '../../lib/errors.js'
 import { run } from './exec.js'
 import type { FirewallBackend } from './index.js'
@@ -78,11 +83,20 @@ interface NftJson {
   }>
 }
 
-/** our table as the view compares it (pure parse of `nft -j list table`) */
-export function parseListing(json: string): FirewallView {
+/** Our table with rule handles: what an edit starts from. */
+export interface NftTable {
+  /** every base chain is there */
+  hooked: boolean
+  rules: Record<Hook, { tag: string; handle: number }[]>
+}
+
+const noRules = () => Object.fromEntries(HOOKS.map((h) => [h, []])) as unknown as NftTable['rules']
+
+/** our table as `nft -j list table` shows it (pure) */
+export function parseTable(json: string): NftTable {
   const doc = JSON.parse(json) as NftJson
   const chains = new Set<string>()
-  const rules = Object.fromEntries(HOOKS.map((h) => [h, [] as string[]])) as Record<Hook, string[]>
+  const rules = noRules()
   for (const item of doc.nftables ?? []) {
     if (
       item.chain?.hook &&
@@ -93,36 +107,135 @@ export function parseListing(json: string): FirewallView {
     }
     const r = item.rule
     if (r && (HOOKS as string[]).includes(r.chain))
-      rules[r.chain as Hook].push(r.comment ?? `handle ${r.handle}`)
+      rules[r.chain as Hook].push({ tag: r.comment ?? `handle ${r.handle}`, handle: r.handle })
   }
   return { hooked: HOOKS.every((h) => chains.has(h)), rules }
 }
 
-const EMPTY: FirewallView = {
-  hooked: false,
-  rules: Object.fromEntries(HOOKS.map((h) => [h, []])) as unknown as Record<Hook, string[]>,
+function viewOf(t: NftTable): FirewallView {
+  return {
+    hooked: t.hooked,
+    rules: Object.fromEntries(HOOKS.map((h) => [h, t.rules[h].map((r) => r.tag)])) as Record<Hook, string[]>,
+  }
 }
+
+/** our table as the view compares it (pure parse of `nft -j list table`) */
+export function parseListing(json: string): FirewallView {
+  return viewOf(parseTable(json))
+}
+
+/**
+ * The `nft -f` script that turns table into spec (pure; empty when they
+ * agree): deletions by handle, and each new rule inserted before the next
+ * rule that stays, or appended.
+ */
+export function renderEdit(spec: FirewallSpec, table: NftTable): string {
+  const lines: string[] = []
+  for (const h of HOOKS) {
+    const have = table.rules[h]
+    const want = rulesOf(spec, h).map(({ section, rule }) => ({ tag: ruleTag(section, rule), section, rule }))
+    const parts = diffArrays(
+      have.map((r) => r.tag),
+      want.map((w) => w.tag),
+    )
+    let old = 0
+    let next = 0
+    const inserts: string[] = []
+    for (const part of parts) {
+      if (part.removed) {
+        for (let k = 0; k < part.count; k++)
+          lines.push(`delete rule inet ${NFT_TABLE} ${h} handle ${have[old + k]?.handle}`)
+        old += part.count
+      } else if (part.added) {
+        for (let k = 0; k < part.count; k++) {
+          const w = want[next++]
+          if (w) inserts.push(renderRule(w.section, w.rule))
+        }
+      } else {
+        // the kept rule right after a run of new ones is where they go
+        for (const rule of inserts.splice(0)) lines.push(place(h, rule, have[old]?.handle))
+        old += part.count
+        next += part.count
+      }
+    }
+    for (const rule of inserts) lines.push(place(h, rule, undefined))
+  }
+  return lines.length ? `${lines.join('\n')}\n` : ''
+}
+
+function place(chain: Hook, rule: string, before: number | undefined): string {
+  return before === undefined
+    ? `add rule inet ${NFT_TABLE} ${chain} ${rule}`
+    : `insert rule inet ${NFT_TABLE} ${chain} position ${before} ${rule}`
+}
+
+/**
+ * The table after an edit (pure): spec's rules, with the handles of the
+ * rules kept from table and of the new ones from `nft --echo --handle`.
+ * Undefined when a handle cannot be told: the next batch lists first.
+ */
+export function afterEdit(spec: FirewallSpec, table: NftTable, echo: string): NftTable | undefined {
+  const added = new Map<string, number>()
+  for (const m of echo.matchAll(/^(?:add|insert) rule inet \S+ (\S+) .*comment "([^"]+)" # handle (\d+)$/gm))
+    added.set(`${m[1]} ${m[2]}`, Number(m[3]))
+  const rules = noRules()
+  for (const h of HOOKS) {
+    const kept = new Map(table.rules[h].map((r) => [r.tag, r.handle]))
+    for (const { section, rule } of rulesOf(spec, h)) {
+      const tag = ruleTag(section, rule)
+      const handle = added.get(`${h} ${tag}`) ?? kept.get(tag)
+      if (handle === undefined) return undefined
+      rules[h].push({ tag, handle })
+    }
+  }
+  return { hooked: true, rules }
+}
+
+const EMPTY: NftTable = { hooked: false, rules: noRules() }
 
 export class NftablesFirewall implements FirewallBackend {
   readonly name = 'nftables'
   readonly variant = undefined
+  /** our table as of the last listing or write; see the top of this file */
+  private known?: NftTable
+
   constructor(private readonly netns?: string) {}
 
-  async read(): Promise<FirewallView> {
+  private async list(): Promise<NftTable> {
     try {
-      return parseListing(await run('nft', ['-j', 'list', 'table', 'inet', NFT_TABLE], undefined, this.netns))
+      this.known = parseTable(
+        await run('nft', ['-j', 'list', 'table', 'inet', NFT_TABLE], undefined, this.netns),
+      )
     } catch (err) {
-      if (err instanceof PlexusError && /No such file or directory/.test(err.message)) return EMPTY
-      throw err
+      if (!(err instanceof PlexusError && /No such file or directory/.test(err.message))) throw err
+      this.known = EMPTY
     }
+    return this.known
+  }
+
+  async read(): Promise<FirewallView> {
+    return viewOf(await this.list())
   }
 
   async apply(spec: FirewallSpec): Promise<void> {
+    const table = this.known ?? (await this.list())
+    this.known = undefined
+    if (table.hooked) {
+      const script = renderEdit(spec, table)
+      try {
+        const echo = script ? await run('nft', ['--echo', '--handle', '-f', '-'], script, this.netns) : ''
+        this.known = afterEdit(spec, table, echo)
+        return
+      } catch {
+        // the table changed behind our back (a handle is gone): replace it whole
+      }
+    }
     await run('nft', ['-f', '-'], renderScript(spec), this.netns)
   }
 
   async remove(): Promise<boolean> {
-    const present = (await this.read()) !== EMPTY
+    const present = (await this.list()) !== EMPTY
+    this.known = undefined
     if (present)
       await run('nft', ['-f', '-'], `table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\n`, this.netns)
     return present

@@ -81,8 +81,22 @@ for (const [label, make, dump] of kinds) {
     t.ok(sameView(await fw.read(), expectedView(base)), 'apply is idempotent')
     t.match(dump(ns.name), /10\.244\.0\.0\/16/)
 
+    // nftables numbers a table's objects in creation order: rules added to the
+    // table in place get handles above every old one; a rewritten table
+    // numbers them in chain order again, the port's DNAT before the cluster's NAT rules
+    const handles = () =>
+      [
+        ...nsExec(ns.name, 'nft', ['-a', 'list', 'table', 'inet', 'plexus']).matchAll(
+          /comment "([^"]+)" # handle (\d+)/g,
+        ),
+      ].map((m) => ({ tag: m[1] as string, handle: Number(m[2]) }))
+    const before = fw instanceof NftablesFirewall ? Math.max(...handles().map((h) => h.handle)) : 0
     await fw.apply(withPorts)
     t.ok(sameView(await fw.read(), expectedView(withPorts)), 'a further section applies in the same batch')
+    if (fw instanceof NftablesFirewall) {
+      const dnat = handles().find((h) => h.tag.includes('/dnat-8080#'))
+      t.ok(dnat && dnat.handle > before, 'nftables: the port was added to the table, not the table rewritten')
+    }
     t.notOk(sameView(await fw.read(), expectedView(base)))
 
     // drift: delete one of our rules by hand

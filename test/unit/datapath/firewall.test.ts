@@ -11,15 +11,44 @@ import {
   clusterSection,
   expectedView,
   type FirewallSpec,
+  HOOKS,
+  type Rule,
   rulesOf,
   ruleTag,
   type Section,
   sameView,
 } from '../../../src/datapath/firewall/model.js'
-import { parseListing, renderScript } from '../../../src/datapath/firewall/nftables.js'
+import {
+  afterEdit,
+  type NftTable,
+  parseListing,
+  renderEdit,
+  renderScript,
+} from '../../../src/datapath/firewall/nftables.js'
 import { parseNetworkConfig } from '../../../src/ipam/config.js'
 
 const spec: FirewallSpec = { sections: [clusterSection(parseNetworkConfig({}))] }
+
+/** a published port: DNAT in prerouting, hairpin masquerade first in postrouting */
+const port: Section = {
+  name: 'ports',
+  order: 50,
+  rules: [
+    {
+      id: 'dnat-18080',
+      hook: 'prerouting',
+      match: { proto: 'tcp', dport: 18080, dstLocal: true },
+      action: { type: 'dnat', to: '10.244.1.5', port: 80 },
+    },
+    {
+      id: 'hairpin',
+      hook: 'postrouting',
+      match: { src: '10.244.1.5', dst: '10.244.1.5' },
+      action: { type: 'masquerade' },
+    },
+  ],
+}
+const withPort: FirewallSpec = { sections: [...spec.sections, port] }
 
 t.test('cluster section: forward both ways, masquerade leaving only', async (t) => {
   const rules = spec.sections[0]?.rules ?? []
@@ -95,25 +124,6 @@ t.test(
 )
 
 t.test('iptables: a batch deletes and inserts only the rules that differ', async (t) => {
-  const port: Section = {
-    name: 'ports',
-    order: 50,
-    rules: [
-      {
-        id: 'dnat-18080',
-        hook: 'prerouting',
-        match: { proto: 'tcp', dport: 18080, dstLocal: true },
-        action: { type: 'dnat', to: '10.244.1.5', port: 80 },
-      },
-      {
-        id: 'hairpin',
-        hook: 'postrouting',
-        match: { src: '10.244.1.5', dst: '10.244.1.5' },
-        action: { type: 'masquerade' },
-      },
-    ],
-  }
-  const withPort: FirewallSpec = { sections: [...spec.sections, port] }
   t.equal(renderRestore(spec, dumpOf(spec)), '*filter\nCOMMIT\n*nat\nCOMMIT\n', 'in step: nothing to do')
 
   const add = renderRestore(withPort, dumpOf(spec)).split('\n')
@@ -178,6 +188,62 @@ function replay(dump: ReturnType<typeof dumpOf>, lines: string[]): string {
     ])
     .join('\n')
 }
+
+/** the table as nft would hold spec, with made-up handles from 10 */
+function nftTable(sp: FirewallSpec): NftTable {
+  let handle = 10
+  const rules = Object.fromEntries(
+    HOOKS.map((h) => [h, rulesOf(sp, h).map((x) => ({ tag: ruleTag(x.section, x.rule), handle: handle++ }))]),
+  ) as NftTable['rules']
+  return { hooked: true, rules }
+}
+
+t.test('nftables: a batch edits the table by handle, and learns the new handles from the echo', async (t) => {
+  t.equal(renderEdit(spec, nftTable(spec)), '', 'in step: nothing to do')
+  const before = nftTable(spec)
+  const add = renderEdit(withPort, before).trim().split('\n')
+  const firstPost = before.rules.postrouting[0]?.handle
+  t.equal(add.length, 2)
+  t.match(
+    add[0],
+    /^add rule inet plexus prerouting fib daddr type local tcp dport 18080 dnat ip to 10\.244\.1\.5:80 comment "plexus:ports\/dnat-18080#/,
+  )
+  t.match(
+    add[1],
+    new RegExp(`^insert rule inet plexus postrouting position ${firstPost} ip saddr 10\\.244\\.1\\.5 `),
+    'the hairpin goes before the first cluster rule',
+  )
+  t.notMatch(add.join('\n'), /delete|flush|table/, 'nothing deleted, no table replaced')
+
+  const echo = [
+    `add rule inet plexus prerouting fib daddr type local tcp dport 18080 dnat ip to 10.244.1.5:80 comment "${ruleTag('ports', port.rules[0] as Rule)}" # handle 40`,
+    `insert rule inet plexus postrouting ip saddr 10.244.1.5 ip daddr 10.244.1.5 masquerade comment "${ruleTag('ports', port.rules[1] as Rule)}" # handle 41`,
+    '# new generation 7 by process 99 (nft)',
+  ].join('\n')
+  const after = afterEdit(withPort, before, echo)
+  t.same(
+    after?.rules.prerouting.map((r) => r.handle),
+    [40],
+  )
+  t.same(
+    after?.rules.postrouting.map((r) => r.handle),
+    [41, ...before.rules.postrouting.map((r) => r.handle)],
+  )
+  t.equal(afterEdit(withPort, before, ''), undefined, 'a handle it cannot tell: list before the next batch')
+
+  const drop = renderEdit(spec, after as NftTable)
+    .trim()
+    .split('\n')
+  t.same(drop, [
+    'delete rule inet plexus prerouting handle 40',
+    'delete rule inet plexus postrouting handle 41',
+  ])
+
+  // drift: a foreign rule (no comment) in our chain goes, by its handle
+  const drifted = nftTable(spec)
+  drifted.rules.forward.splice(1, 0, { tag: 'handle 99', handle: 99 })
+  t.same(renderEdit(spec, drifted).trim().split('\n'), ['delete rule inet plexus forward handle 99'])
+})
 
 t.test('nftables: one transaction replaces only our table', async (t) => {
   const script = renderScript(spec)
