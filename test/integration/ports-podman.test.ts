@@ -5,11 +5,12 @@
 // under /run/netns is visible to h1's agent), with private storage and an
 // image made from busybox-static (no registry is reachable here).
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import t from 'tap'
 import { loadCluster } from '../../netns-fixtures/lib/state.js'
-import { eventually, REPO, run, upCluster } from '../helpers/fixture.js'
+import { eventually, REPO, upCluster } from '../helpers/fixture.js'
+import { busyboxRootfs, importImage, podmanOnCni } from '../helpers/podman.js'
 import { PLUGIN } from './cni/plugin.js'
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
@@ -25,14 +26,9 @@ t.test(
     t.ok(socket, 'h1 agent socket')
 
     // the image: busybox-static and a page for httpd
-    const rootfs = join(dir, 'rootfs')
-    mkdirSync(join(rootfs, 'bin'), { recursive: true })
+    const rootfs = busyboxRootfs(dir, ['sh', 'httpd']) as string
     mkdirSync(join(rootfs, 'www'))
-    const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim()
-    writeFileSync(join(rootfs, 'bin/busybox'), readFileSync(busybox), { mode: 0o755 })
-    for (const applet of ['sh', 'httpd']) symlinkSync('busybox', join(rootfs, 'bin', applet))
     writeFileSync(join(rootfs, 'www/index.html'), 'served by podman\n')
-    t.equal(run('tar', ['-C', rootfs, '-cf', join(dir, 'rootfs.tar'), '.']).status, 0)
 
     // podman's CNI backend, pointed at our plugin and a conflist for h1's agent
     mkdirSync(join(dir, 'net'))
@@ -40,45 +36,16 @@ t.test(
     conflist.cniVersion = '1.0.0' // what podman 4's libcni speaks; the plugin negotiates
     conflist.plugins[0].socket = socket
     writeFileSync(join(dir, 'net/10-plexus.conflist'), JSON.stringify(conflist))
-    writeFileSync(
-      join(dir, 'containers.conf'),
-      [
-        '[network]',
-        'network_backend = "cni"',
-        `cni_plugin_dirs = ["${dirname(PLUGIN)}"]`,
-        `network_config_dir = "${join(dir, 'net')}"`,
-        '',
-      ].join('\n'),
-    )
-    const env = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf') }
-    // runc: crun refuses this machine's hybrid cgroup layout; small rlimits: the sandbox caps them
-    const podman = (args: string[]) =>
-      run(
-        'nsenter',
-        [
-          `--net=/run/netns/${c.name}-h1`,
-          'podman',
-          '--root',
-          join(dir, 'root'),
-          '--runroot',
-          join(dir, 'run'),
-          '--runtime',
-          'runc',
-          '--cgroup-manager',
-          'cgroupfs',
-          '--events-backend',
-          'file',
-          ...args,
-        ],
-        { env },
-      )
-    t.teardown(() => {
-      podman(['rm', '-f', '-a'])
-      podman(['system', 'reset', '-f'])
-      rmSync(dir, { recursive: true, force: true })
+    const podman = podmanOnCni(t, {
+      dir,
+      netns: `/run/netns/${c.name}-h1`,
+      pluginDir: dirname(PLUGIN),
+      networkDir: join(dir, 'net'),
     })
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
-    t.equal(podman(['import', join(dir, 'rootfs.tar'), 'localhost/plexus-busybox']).status, 0)
+    t.equal(importImage(podman, dir, rootfs, 'localhost/plexus-busybox'), 0)
+    // small rlimits: the sandbox caps them
     const started = podman([
       'run',
       '-d',

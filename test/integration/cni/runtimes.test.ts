@@ -16,6 +16,7 @@ import {
 import { join } from 'node:path'
 import t from 'tap'
 import { eventually, run, upCluster } from '../../helpers/fixture.js'
+import { busyboxRootfs, importImage, podmanOnCni } from '../../helpers/podman.js'
 import { allocations, hostVeths, PLUGIN, socketOf, waitReady } from './plugin.js'
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
@@ -33,14 +34,8 @@ const target = c
   .plexctlJson<{ name: string; ipv4: string }[]>('h2', ['endpoints'])
   .find((e) => e.name === 'target')?.ipv4 as string
 
-// the rootfs: busybox-static only (no image registry here)
-const rootfs = join(dir, 'rootfs')
-mkdirSync(join(rootfs, 'bin'), { recursive: true })
-const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim()
-if (busybox) {
-  writeFileSync(join(rootfs, 'bin/busybox'), readFileSync(busybox), { mode: 0o755 })
-  for (const a of ['sh', 'ping', 'ip', 'sleep', 'cat', 'grep']) symlinkSync('busybox', join(rootfs, 'bin', a))
-}
+// the rootfs: busybox-static only (no image registry here); both tests skip without it
+const rootfs = busyboxRootfs(dir, ['sh', 'ping', 'ip', 'sleep', 'cat', 'grep']) || ''
 
 // the plugin behind a recorder: <dir>/cap/<time>.<COMMAND>.{env,stdin}
 const bin = join(dir, 'bin')
@@ -100,29 +95,13 @@ t.test(
     const net = join(dir, 'podman-net')
     mkdirSync(net)
     writeFileSync(join(net, '10-plexus.conflist'), conflist('plexus'))
-    writeFileSync(
-      join(dir, 'containers.conf'),
-      `[network]\nnetwork_backend = "cni"\ncni_plugin_dirs = ["${bin}"]\nnetwork_config_dir = "${net}"\n`,
-    )
-    const env = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf') }
-    const podman = (args: string[]) =>
-      run(
-        'nsenter',
-        [
-          `--net=/run/netns/${c.name}-h1`,
-          'podman',
-          ...['--root', join(dir, 'proot'), '--runroot', join(dir, 'prun'), '--runtime', 'runc'],
-          ...['--cgroup-manager', 'cgroupfs', '--events-backend', 'file'],
-          ...args,
-        ],
-        { env },
-      )
-    t.teardown(() => {
-      podman(['rm', '-f', '-a'])
-      podman(['system', 'reset', '-f'])
+    const podman = podmanOnCni(t, {
+      dir,
+      netns: `/run/netns/${c.name}-h1`,
+      pluginDir: bin,
+      networkDir: net,
     })
-    run('tar', ['-C', rootfs, '-cf', join(dir, 'rootfs.tar'), '.'])
-    t.equal(podman(['import', join(dir, 'rootfs.tar'), 'localhost/plexus-busybox']).status, 0)
+    t.equal(importImage(podman, dir, rootfs, 'localhost/plexus-busybox'), 0)
     const limits = ['--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024']
 
     const started = podman([
