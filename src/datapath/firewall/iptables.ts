@@ -6,10 +6,10 @@
 // differ: with the nf_tables flavour every deleted or flushed rule makes the
 // commit wait for an RCU grace period (flushing both tables to add one port
 // took 25-30 ms here; inserting its rules takes under 1 ms).
-import { diffArrays } from 'diff'
 import { run } from './exec.js'
 import type { FirewallBackend } from './index.js'
 import {
+  chainEdit,
   type FirewallSpec,
   type FirewallView,
   HOOKS,
@@ -140,39 +140,21 @@ export function viewOf(dump: IptablesDump): FirewallView {
 }
 
 /**
- * Lines that turn one of our chains from `have` (rule tags in order) into
- * `want`: deletions by number, highest first so the lower numbers stay
- * valid, then insertions at their final positions in ascending order
- * (appends at the end).
+ * Lines that turn one of our chains from `have` into `want` (chainEdit):
+ * deletions by number, highest first so the lower numbers stay valid, then
+ * insertions in ascending order, each at its final position (appends at the end).
  */
 function editChain(chain: string, have: string[], want: { tag: string; args: string }[]): string[] {
-  const parts = diffArrays(
+  const { deletes, inserts } = chainEdit(
     have,
     want.map((w) => w.tag),
   )
-  const dels: number[] = []
-  const ins: string[] = []
-  let old = 0 // position in have
-  let now = 0 // position in the edited chain
-  let next = 0 // index into want
-  let length = have.length - parts.reduce((n, p) => n + (p.removed ? p.count : 0), 0)
-  for (const part of parts) {
-    if (part.removed) {
-      for (let k = 0; k < part.count; k++) dels.push(old + k + 1)
-      old += part.count
-    } else if (part.added) {
-      for (let k = 0; k < part.count; k++) {
-        const args = want[next++]?.args
-        ins.push(++now > length ? `-A ${chain} ${args}` : `-I ${chain} ${now} ${args}`)
-        length++
-      }
-    } else {
-      old += part.count
-      now += part.count
-      next += part.count
-    }
-  }
-  return [...dels.reverse().map((n) => `-D ${chain} ${n}`), ...ins]
+  let length = have.length - deletes.length
+  const ins = inserts.map(({ want: i }) => {
+    const args = want[i]?.args
+    return i + 1 > length++ ? `-A ${chain} ${args}` : `-I ${chain} ${i + 1} ${args}`
+  })
+  return [...deletes.reverse().map((n) => `-D ${chain} ${n + 1}`), ...ins]
 }
 
 /**

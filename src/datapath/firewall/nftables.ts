@@ -5,11 +5,11 @@
 // next rule kept), as the iptables backend does: deleting a table deletes its
 // rules, and every deleted rule makes the commit wait for an RCU grace period.
 // The table is replaced whole when it is not all there or an edit fails.
-import { diffArrays } from 'diff'
 import { PlexusError } from '../../lib/errors.js'
 import { run } from './exec.js'
 import type { FirewallBackend } from './index.js'
 import {
+  chainEdit,
   type FirewallSpec,
   type FirewallView,
   HOOKS,
@@ -133,32 +133,18 @@ export function renderEdit(spec: FirewallSpec, table: NftTable): string {
   const lines: string[] = []
   for (const h of HOOKS) {
     const have = table.rules[h]
-    const want = rulesOf(spec, h).map(({ section, rule }) => ({ tag: ruleTag(section, rule), section, rule }))
-    const parts = diffArrays(
+    const want = rulesOf(spec, h)
+    const { deletes, inserts } = chainEdit(
       have.map((r) => r.tag),
-      want.map((w) => w.tag),
+      want.map((x) => ruleTag(x.section, x.rule)),
     )
-    let old = 0
-    let next = 0
-    const inserts: string[] = []
-    for (const part of parts) {
-      if (part.removed) {
-        for (let k = 0; k < part.count; k++)
-          lines.push(`delete rule inet ${NFT_TABLE} ${h} handle ${have[old + k]?.handle}`)
-        old += part.count
-      } else if (part.added) {
-        for (let k = 0; k < part.count; k++) {
-          const w = want[next++]
-          if (w) inserts.push(renderRule(w.section, w.rule))
-        }
-      } else {
-        // the kept rule right after a run of new ones is where they go
-        for (const rule of inserts.splice(0)) lines.push(place(h, rule, have[old]?.handle))
-        old += part.count
-        next += part.count
-      }
+    for (const i of deletes) lines.push(`delete rule inet ${NFT_TABLE} ${h} handle ${have[i]?.handle}`)
+    for (const { want: i, before } of inserts) {
+      const w = want[i] as (typeof want)[number]
+      lines.push(
+        place(h, renderRule(w.section, w.rule), before === undefined ? undefined : have[before]?.handle),
+      )
     }
-    for (const rule of inserts) lines.push(place(h, rule, undefined))
   }
   return lines.length ? `${lines.join('\n')}\n` : ''
 }

@@ -7,6 +7,7 @@ import {
   viewOf,
 } from '../../../src/datapath/firewall/iptables.js'
 import {
+  chainEdit,
   checkSpec,
   clusterSection,
   expectedView,
@@ -122,6 +123,15 @@ t.test(
     t.match(renderRemove(dump), /-D FORWARD .*\n-D FORWARD .*\n-F PLEXUS-FORWARD\n-X PLEXUS-FORWARD\n/)
   },
 )
+
+t.test('chainEdit: only what differs, new rules placed before the kept rule that follows them', async (t) => {
+  t.same(chainEdit(['a', 'b'], ['a', 'b']), { deletes: [], inserts: [] })
+  t.same(chainEdit(['a', 'x', 'b'], ['n', 'a', 'm', 'b', 'z']), {
+    deletes: [1],
+    inserts: [{ want: 0, before: 0 }, { want: 2, before: 2 }, { want: 4 }],
+  })
+  t.same(chainEdit([], ['a', 'b']), { deletes: [], inserts: [{ want: 0 }, { want: 1 }] })
+})
 
 t.test('iptables: a batch deletes and inserts only the rules that differ', async (t) => {
   t.equal(renderRestore(spec, dumpOf(spec)), '*filter\nCOMMIT\n*nat\nCOMMIT\n', 'in step: nothing to do')
