@@ -1,6 +1,6 @@
 import type { Logger } from '../lib/log.js'
 import type { NodeValue } from '../store/records.js'
-import type { ReadableStore } from '../store/types.js'
+import { NODE_PREFIX, type ReadableStore } from '../store/types.js'
 import type { Scheduler } from './transport.js'
 
 // The agent's own re-dial loop: libp2p stops redialing a peer after a few
@@ -78,7 +78,7 @@ export class Dialer {
     }
     if (connected >= this.cfg.targetPeers) return
     const known = this.store
-      .list('nodes/')
+      .list(NODE_PREFIX)
       .filter((r) => r.owner !== this.store.self && !this.t.isConnected(r.owner))
       .sort(() => this.rng() - 0.5)
     for (const r of known.slice(0, this.cfg.targetPeers - connected)) {

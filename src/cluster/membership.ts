@@ -1,7 +1,7 @@
 import type { Logger } from '../lib/log.js'
 import type { NodeValue } from '../store/records.js'
 import type { LocalStore } from '../store/store.js'
-import type { JsonValue, StoreRecord } from '../store/types.js'
+import { type JsonValue, NODE_PREFIX, type StoreRecord } from '../store/types.js'
 import type { Scheduler } from './transport.js'
 import {
   type Coordinate,
@@ -86,7 +86,7 @@ export class Membership {
   start(): void {
     const { store, sched, cfg } = this.d
     this.cancels.push(
-      store.watch('nodes/', (ev) => {
+      store.watch(NODE_PREFIX, (ev) => {
         if (ev.type !== 'put' || ev.record.owner === store.self) return
         // A heartbeat may arrive late (a sync after lost gossip, a pull on
         // reconnect), so it counts from when it was written, not received:
@@ -116,7 +116,7 @@ export class Membership {
     const labels = { ...base.labels, ...(isLabelMap(extra) ? extra : {}) }
     const value: NodeValue = { ...base, labels, coordinate: this.vivaldi.coord }
     try {
-      await store.put(`nodes/${store.self}`, value as unknown as JsonValue, { ttlMs: cfg.nodeTtlMs })
+      await store.put(`${NODE_PREFIX}${store.self}`, value as unknown as JsonValue, { ttlMs: cfg.nodeTtlMs })
     } catch (err) {
       this.d.logger.error({ err }, 'heartbeat write failed')
     }
@@ -124,14 +124,14 @@ export class Membership {
 
   state(peer: string): MemberState | undefined {
     if (peer === this.d.store.self) return 'alive'
-    const rec = this.d.store.listHeld(`nodes/${peer}`).find((r) => r.key === `nodes/${peer}`)
+    const rec = this.d.store.listHeld(`${NODE_PREFIX}${peer}`).find((r) => r.key === `${NODE_PREFIX}${peer}`)
     return rec ? memberState(this.silentMs(rec), this.d.cfg) : undefined
   }
 
   hosts(): HostView[] {
     const now = this.d.sched.now()
     const out: HostView[] = []
-    for (const rec of this.d.store.listHeld('nodes/')) {
+    for (const rec of this.d.store.listHeld(NODE_PREFIX)) {
       const v = rec.value as unknown as NodeValue
       if (typeof v?.name !== 'string') continue
       const self = rec.owner === this.d.store.self
@@ -161,7 +161,7 @@ export class Membership {
 
   private checkStates(): void {
     const seen = new Set<string>()
-    for (const rec of this.d.store.listHeld('nodes/')) {
+    for (const rec of this.d.store.listHeld(NODE_PREFIX)) {
       if (rec.owner === this.d.store.self) continue
       seen.add(rec.owner)
       const state = memberState(this.silentMs(rec), this.d.cfg)
@@ -192,7 +192,8 @@ export class Membership {
     const peers = this.d.connectedPeers()
     if (peers.length === 0) return
     const peer = peers[Math.floor(this.d.rng() * peers.length)] as string
-    const other = (this.d.store.get(`nodes/${peer}`)?.value as unknown as NodeValue | undefined)?.coordinate
+    const other = (this.d.store.get(`${NODE_PREFIX}${peer}`)?.value as unknown as NodeValue | undefined)
+      ?.coordinate
     if (!other) return
     try {
       const rtt = await ping(peer)

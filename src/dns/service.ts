@@ -8,7 +8,14 @@ import { errorMessage, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import { buildCatalog, catalogInput } from '../services/catalog.js'
 import type { LeaseValue } from '../store/records.js'
-import type { ReadableStore } from '../store/types.js'
+import {
+  ENDPOINT_PREFIX,
+  HEALTH_PREFIX,
+  NODE_PREFIX,
+  REGISTRATION_PREFIX,
+  type ReadableStore,
+  SERVICE_PREFIX,
+} from '../store/types.js'
 import { CacheStage } from './cache/cache.js'
 import { buildChain, type Next } from './chain.js'
 import { ForwardStage, type Upstream } from './forward/forward.js'
@@ -22,7 +29,7 @@ export const ZONE_ORIGIN = 'plexus.internal'
 /** what containers get in resolv.conf through the CNI result */
 export const SEARCH_DOMAINS = [`svc.${ZONE_ORIGIN}`, ZONE_ORIGIN]
 /** store prefixes the zone is built from */
-const WATCHED = ['nodes/', 'endpoints/', 'services/', 'registrations/', 'health/']
+const WATCHED = [NODE_PREFIX, ENDPOINT_PREFIX, SERVICE_PREFIX, REGISTRATION_PREFIX, HEALTH_PREFIX]
 /** coalesces bursts of store changes; well under the 1 s the zone may lag the store */
 const REBUILD_DELAY_MS = 20
 const MAX_REBUILD_DELAY_MS = 800

@@ -6,8 +6,8 @@ import { CniCode } from '../../cni/lib/errors.js'
 import type { CniDns } from '../../cni/lib/result.js'
 import { isPlexusError, PlexusError } from '../lib/errors.js'
 import type { EndpointValue } from '../store/records.js'
+import { ENDPOINT_PREFIX } from '../store/types.js'
 
-export const ENDPOINT_PREFIX = 'endpoints/'
 /** label carrying the CNI network name, so GC of one network leaves the others alone */
 export const NETWORK_LABEL = 'plexus.network'
 export const DNS_SEARCH = ['svc.plexus.internal', 'plexus.internal']

@@ -14,7 +14,7 @@ import type { CurrentLease, LeaseComponent } from '../ipam/manager.js'
 import { errorMessage, isPlexusError, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { EndpointValue } from '../store/records.js'
-import type { JsonValue, Store, StoreRecord } from '../store/types.js'
+import { ENDPOINT_PREFIX, type JsonValue, type Store, type StoreRecord } from '../store/types.js'
 import { EndpointJournal } from './journal.js'
 import {
   type AttachmentFacts,
@@ -25,7 +25,6 @@ import {
   type CniResult,
   checkProblems,
   type DetachRequest,
-  ENDPOINT_PREFIX,
   endpointKey,
   hostVethName,
   NETWORK_LABEL,

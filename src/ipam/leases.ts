@@ -1,5 +1,5 @@
 import type { LeaseValue } from '../store/records.js'
-import type { JsonValue, StoreRecord } from '../store/types.js'
+import { type JsonValue, LEASE_PREFIX, type StoreRecord } from '../store/types.js'
 import {
   type Cidr,
   containsAddress,
@@ -23,8 +23,6 @@ import {
 // subnet, and which subnet a host should claim. The lease manager and the
 // datapath reconciler both build on these, so every host reaches the same
 // verdict from the same store contents.
-
-export const LEASE_PREFIX = 'leases/'
 
 export function leaseKey(peerId: string): string {
   return `${LEASE_PREFIX}${peerId}`

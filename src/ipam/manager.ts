@@ -4,7 +4,7 @@ import type { AgentConfig } from '../agent/config.js'
 import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { LeaseValue } from '../store/records.js'
-import type { JsonValue, Store } from '../store/types.js'
+import { type JsonValue, LEASE_PREFIX, type Store } from '../store/types.js'
 import { type Cidr, containsAddress, formatCidr, formatIPv4, overlaps, parseIPv4, sameCidr } from './cidr.js'
 import {
   NETWORK_CONFIG_KEY,
@@ -19,7 +19,6 @@ import {
   chooseSubnet,
   claimable,
   gatewayOf,
-  LEASE_PREFIX,
   type LeaseView,
   leaseKey,
   parseLeaseValue,

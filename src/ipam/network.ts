@@ -1,7 +1,7 @@
 import { errorMessage, PlexusError } from '../lib/errors.js'
-import type { JsonValue, ReadableStore, Store } from '../store/types.js'
+import { type JsonValue, LEASE_PREFIX, type ReadableStore, type Store } from '../store/types.js'
 import { NETWORK_CONFIG_KEY, type NetworkConfig, parseNetworkConfig, sameNetworkConfig } from './config.js'
-import { type InvalidLease, LEASE_PREFIX, validLeases } from './leases.js'
+import { type InvalidLease, validLeases } from './leases.js'
 
 // What the API serves about the cluster network and the leases, computed
 // from the store; the routes only map these to HTTP.

@@ -2,7 +2,7 @@ import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AgentComponents, Startable } from '../agent/components.js'
 import type { EndpointValue, HealthValue, ServiceValue } from '../store/records.js'
-import type { ReadableStore } from '../store/types.js'
+import { ENDPOINT_PREFIX, HEALTH_PREFIX, type ReadableStore, SERVICE_PREFIX } from '../store/types.js'
 import { type LinkEntry, LinkTable } from './link-table.js'
 import {
   type LinkSpec,
@@ -38,7 +38,7 @@ export class LinkService implements Startable {
 
   async start(): Promise<void> {
     const kick = () => this.schedule()
-    this.unwatch = ['endpoints/', 'health/', 'services/'].map((p) => this.c.store.watch(p, kick))
+    this.unwatch = [ENDPOINT_PREFIX, HEALTH_PREFIX, SERVICE_PREFIX].map((p) => this.c.store.watch(p, kick))
     await this.syncHostsFiles()
   }
 
@@ -51,10 +51,10 @@ export class LinkService implements Startable {
   resolve(target: string): LinkTarget | undefined {
     const s = this.c.store
     const endpoints = s
-      .list('endpoints/')
+      .list(ENDPOINT_PREFIX)
       .map((r) => ({ key: r.key, value: r.value as unknown as EndpointValue }))
-    const health = s.list('health/').map((r) => r.value as unknown as HealthValue)
-    const services = s.list('services/').map((r) => r.value as unknown as ServiceValue)
+    const health = s.list(HEALTH_PREFIX).map((r) => r.value as unknown as HealthValue)
+    const services = s.list(SERVICE_PREFIX).map((r) => r.value as unknown as ServiceValue)
     return resolveLinkTarget(target, endpoints, health, services, this.c.config.name)
   }
 

@@ -9,12 +9,17 @@ import type { Counters, Startable } from '../agent/components.js'
 import type { AgentConfig } from '../agent/config.js'
 import { BRIDGE_NAME } from '../datapath/model.js'
 import type { DatapathComponent } from '../datapath/service.js'
-import { LEASE_PREFIX } from '../ipam/leases.js'
 import type { LeaseComponent } from '../ipam/manager.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { EndpointValue, LeaseValue, PublishedPort } from '../store/records.js'
-import type { JsonValue, Store, StoreRecord } from '../store/types.js'
+import {
+  ENDPOINT_PREFIX,
+  type JsonValue,
+  LEASE_PREFIX,
+  type Store,
+  type StoreRecord,
+} from '../store/types.js'
 import { describeSocketHolder, hostAddresses, hostSockets, setHairpin, setRouteLocalnet } from './host.js'
 import {
   checkRange,
@@ -33,7 +38,6 @@ import {
   validatePublish,
 } from './publish.js'
 
-const ENDPOINTS = 'endpoints/'
 /** how long an admitted mapping waits for its record before its rules are dropped (the ADD failed after admit) */
 const PENDING_TTL_MS = 30_000
 
@@ -70,7 +74,7 @@ function isEndpoint(r: StoreRecord): boolean {
     typeof v.ipv4 === 'string' &&
     typeof v.createdAt === 'string' &&
     (v.published === undefined || Array.isArray(v.published)) &&
-    r.key.startsWith(`${ENDPOINTS}${r.owner}/`)
+    r.key.startsWith(`${ENDPOINT_PREFIX}${r.owner}/`)
   )
 }
 
@@ -94,7 +98,7 @@ export class PortService implements Startable {
   async start(): Promise<void> {
     const kick = () => this.schedule()
     this.unwatch.push(
-      this.c.store.watch(`${ENDPOINTS}${this.c.peerId}/`, kick),
+      this.c.store.watch(`${ENDPOINT_PREFIX}${this.c.peerId}/`, kick),
       this.c.store.watch(`${LEASE_PREFIX}${this.c.peerId}`, kick),
     )
     for (const ev of ['acquired', 'changed'] as const) {
@@ -151,7 +155,7 @@ export class PortService implements Startable {
         this.pending.delete(key)
     }
     const byKey = new Map<string, EndpointEntry>(
-      this.endpoints(`${ENDPOINTS}${this.c.peerId}/`).map((e) => [e.key, e]),
+      this.endpoints(`${ENDPOINT_PREFIX}${this.c.peerId}/`).map((e) => [e.key, e]),
     )
     for (const [key, p] of this.pending) byKey.set(key, { key, value: p.value })
     return [...byKey.values()]
@@ -234,7 +238,7 @@ export class PortService implements Startable {
   }
 
   private findLocal(container: string): { entry: EndpointEntry; index: number } {
-    const mine = this.endpoints(`${ENDPOINTS}${this.c.peerId}/`)
+    const mine = this.endpoints(`${ENDPOINT_PREFIX}${this.c.peerId}/`)
     const exact = mine.filter((e) => e.value.name === container || e.value.containerId === container)
     const found = exact.length ? exact : mine.filter((e) => e.value.containerId.startsWith(container))
     const entry = found.sort((a, b) => a.key.localeCompare(b.key))[0]
@@ -244,7 +248,7 @@ export class PortService implements Startable {
       throw new PlexusError('PLX_PORTS_AMBIGUOUS', `"${container}" matches several containers`, {
         status: 400,
       })
-    const elsewhere = this.endpoints(ENDPOINTS).find(
+    const elsewhere = this.endpoints(ENDPOINT_PREFIX).find(
       (e) => e.value.name === container || e.value.containerId === container,
     )
     throw new PlexusError(
@@ -325,6 +329,10 @@ export class PortService implements Startable {
         .list(LEASE_PREFIX)
         .map((r) => [r.owner, (r.value as Partial<LeaseValue> | null)?.publicIp] as const),
     )
-    return portRows(this.endpoints(ENDPOINTS), this.c.peerId, (owner) => addresses.get(owner) ?? undefined)
+    return portRows(
+      this.endpoints(ENDPOINT_PREFIX),
+      this.c.peerId,
+      (owner) => addresses.get(owner) ?? undefined,
+    )
   }
 }

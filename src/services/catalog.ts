@@ -3,7 +3,14 @@
 // The DNS zone, the API and the health checker all read it through here, so
 // they agree on membership by construction.
 import type { EndpointValue, HealthValue, NodeValue, PortSpec } from '../store/records.js'
-import type { StoreRecord } from '../store/types.js'
+import {
+  ENDPOINT_PREFIX,
+  HEALTH_PREFIX,
+  NODE_PREFIX,
+  REGISTRATION_PREFIX,
+  SERVICE_PREFIX,
+  type StoreRecord,
+} from '../store/types.js'
 import {
   type CheckSpec,
   isEndpointValue,
@@ -201,11 +208,11 @@ export function buildCatalog(input: CatalogInput): Catalog {
 /** Reads everything the catalog needs from a store. */
 export function catalogInput(store: { list(prefix: string): StoreRecord[] }): CatalogInput {
   return {
-    nodes: store.list('nodes/'),
-    endpoints: store.list('endpoints/'),
-    services: store.list('services/'),
-    registrations: store.list('registrations/'),
-    health: store.list('health/'),
+    nodes: store.list(NODE_PREFIX),
+    endpoints: store.list(ENDPOINT_PREFIX),
+    services: store.list(SERVICE_PREFIX),
+    registrations: store.list(REGISTRATION_PREFIX),
+    health: store.list(HEALTH_PREFIX),
   }
 }
 

@@ -2,10 +2,16 @@ import type { Startable } from '../agent/components.js'
 import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { HealthValue } from '../store/records.js'
-import type { Store } from '../store/types.js'
+import {
+  ENDPOINT_PREFIX,
+  HEALTH_PREFIX,
+  REGISTRATION_PREFIX,
+  SERVICE_PREFIX,
+  type Store,
+} from '../store/types.js'
 import { buildCatalog, catalogInput, type Member } from './catalog.js'
 import { type CheckResult, type CheckTarget, runCheck } from './checks.js'
-import { type CheckSpec, HEALTH_PREFIX, healthKey, isEndpointValue } from './model.js'
+import { type CheckSpec, healthKey, isEndpointValue } from './model.js'
 
 export interface HealthComponents {
   store: Store
@@ -90,7 +96,7 @@ export class HealthChecker implements Startable {
 
   async start(): Promise<void> {
     const { store, peerId } = this.c
-    for (const p of [`endpoints/${peerId}/`, 'services/', `registrations/${peerId}/`])
+    for (const p of [`${ENDPOINT_PREFIX}${peerId}/`, SERVICE_PREFIX, `${REGISTRATION_PREFIX}${peerId}/`])
       this.unwatch.push(store.watch(p, () => this.schedule()))
     this.reconcile()
   }

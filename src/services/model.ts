@@ -4,6 +4,7 @@
 import { Ajv } from 'ajv'
 import { PlexusError } from '../lib/errors.js'
 import type { EndpointValue, HealthValue, PortSpec, ServiceValue } from '../store/records.js'
+import { HEALTH_PREFIX, REGISTRATION_PREFIX, SERVICE_PREFIX } from '../store/types.js'
 
 /** a DNS label: service names, tags and port names all become one */
 export const LABEL_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'
@@ -46,12 +47,6 @@ export interface RegistrationValue {
   ports: PortSpec[]
   checks?: CheckSpec[]
 }
-
-export const SERVICE_PREFIX = 'services/'
-export const REGISTRATION_PREFIX = 'registrations/'
-export const ENDPOINT_PREFIX = 'endpoints/'
-export const HEALTH_PREFIX = 'health/'
-export const NODE_PREFIX = 'nodes/'
 
 export const serviceKey = (name: string): string => `${SERVICE_PREFIX}${name}`
 export const registrationKey = (peer: string, cid: string, ifname: string, service: string): string =>

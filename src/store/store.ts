@@ -12,7 +12,15 @@ import {
   parseRecord,
   signingText,
 } from './record.js'
-import type { Hlc, JsonValue, PutOptions, Store, StoreRecord, WatchEvent } from './types.js'
+import {
+  type Hlc,
+  type JsonValue,
+  NODE_PREFIX,
+  type PutOptions,
+  type Store,
+  type StoreRecord,
+  type WatchEvent,
+} from './types.js'
 
 /** Signs canonical record text as this host (returns base64). */
 export interface RecordSigner {
@@ -67,8 +75,6 @@ interface Entry {
   index: number
   live: boolean
 }
-
-const NODE_PREFIX = 'nodes/'
 
 /**
  * The local replica: an LWW map of signed records. No timers and no I/O; the

@@ -48,7 +48,19 @@ export interface PutOptions {
  *   services/<name>                             shared service definitions (any member)
  *   anything else                               shared user KV (any member)
  */
-export const OWNED_PREFIXES = ['nodes/', 'leases/', 'endpoints/', 'health/', 'registrations/'] as const
+export const NODE_PREFIX = 'nodes/'
+export const LEASE_PREFIX = 'leases/'
+export const ENDPOINT_PREFIX = 'endpoints/'
+export const HEALTH_PREFIX = 'health/'
+export const REGISTRATION_PREFIX = 'registrations/'
+export const SERVICE_PREFIX = 'services/'
+export const OWNED_PREFIXES = [
+  NODE_PREFIX,
+  LEASE_PREFIX,
+  ENDPOINT_PREFIX,
+  HEALTH_PREFIX,
+  REGISTRATION_PREFIX,
+] as const
 
 export interface ReadableStore {
   /** this host's peer id */
