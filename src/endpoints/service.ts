@@ -13,6 +13,7 @@ import { AddressAllocator, type AllocationResult } from '../ipam/addresses.js'
 import type { CurrentLease, LeaseComponent } from '../ipam/manager.js'
 import { errorMessage, isPlexusError, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import { isEndpointValue } from '../services/model.js'
 import type { EndpointValue } from '../store/records.js'
 import { ENDPOINT_PREFIX, type JsonValue, type Store, type StoreRecord } from '../store/types.js'
 import { EndpointJournal } from './journal.js'
@@ -80,19 +81,6 @@ export interface EndpointLive {
 }
 
 const attachmentId = (k: AttachmentKey) => `${k.containerId}/${k.ifname}`
-
-function isEndpointValue(v: JsonValue): v is JsonValue & EndpointValue {
-  const e = v as Partial<EndpointValue> | null
-  return (
-    typeof e === 'object' &&
-    e !== null &&
-    typeof e.containerId === 'string' &&
-    typeof e.ifname === 'string' &&
-    typeof e.name === 'string' &&
-    typeof e.host === 'string' &&
-    typeof e.ipv4 === 'string'
-  )
-}
 
 export class EndpointService implements Startable {
   private readonly log: Logger

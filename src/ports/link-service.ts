@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AgentComponents, Startable } from '../agent/components.js'
-import type { EndpointValue, HealthValue, ServiceValue } from '../store/records.js'
+import { isEndpointValue, isHealthValue, isServiceValue } from '../services/model.js'
 import { ENDPOINT_PREFIX, HEALTH_PREFIX, type ReadableStore, SERVICE_PREFIX } from '../store/types.js'
 import { type LinkEntry, LinkTable } from './link-table.js'
 import {
@@ -50,11 +50,12 @@ export class LinkService implements Startable {
 
   resolve(target: string): LinkTarget | undefined {
     const s = this.c.store
+    // gossip input: records that fail their schema are left out, never trusted
     const endpoints = s
       .list(ENDPOINT_PREFIX)
-      .map((r) => ({ key: r.key, value: r.value as unknown as EndpointValue }))
-    const health = s.list(HEALTH_PREFIX).map((r) => r.value as unknown as HealthValue)
-    const services = s.list(SERVICE_PREFIX).map((r) => r.value as unknown as ServiceValue)
+      .flatMap((r) => (isEndpointValue(r.value) ? [{ key: r.key, value: r.value }] : []))
+    const health = s.list(HEALTH_PREFIX).flatMap((r) => (isHealthValue(r.value) ? [r.value] : []))
+    const services = s.list(SERVICE_PREFIX).flatMap((r) => (isServiceValue(r.value) ? [r.value] : []))
     return resolveLinkTarget(target, endpoints, health, services, this.c.config.name)
   }
 

@@ -12,6 +12,7 @@ import type { DatapathComponent } from '../datapath/service.js'
 import type { LeaseComponent } from '../ipam/manager.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import { isEndpointValue } from '../services/model.js'
 import type { EndpointValue, LeaseValue, PublishedPort } from '../store/records.js'
 import {
   ENDPOINT_PREFIX,
@@ -64,18 +65,9 @@ interface Pending {
   since: number
 }
 
+/** an endpoint record of this host's or another's, checked as gossip input */
 function isEndpoint(r: StoreRecord): boolean {
-  const v = r.value as Partial<EndpointValue> | null
-  return (
-    typeof v === 'object' &&
-    v !== null &&
-    typeof v.containerId === 'string' &&
-    typeof v.name === 'string' &&
-    typeof v.ipv4 === 'string' &&
-    typeof v.createdAt === 'string' &&
-    (v.published === undefined || Array.isArray(v.published)) &&
-    r.key.startsWith(`${ENDPOINT_PREFIX}${r.owner}/`)
-  )
+  return isEndpointValue(r.value) && r.key.startsWith(`${ENDPOINT_PREFIX}${r.owner}/`)
 }
 
 export class PortService implements Startable {

@@ -148,10 +148,26 @@ const registrationValueSchema = {
   },
 } as const
 
-// Only the fields service discovery uses are checked; the CNI side owns the rest.
+// endpoints/<peer>/...: every module that reads endpoint records (discovery,
+// CNI recovery, published ports, links) checks them with this one schema
+const publishedSchema = {
+  type: 'array',
+  maxItems: 64,
+  items: {
+    type: 'object',
+    required: ['hostPort', 'containerPort', 'protocol'],
+    properties: {
+      hostIp: { type: 'string', format: 'ipv4' },
+      hostPort: { type: 'integer', minimum: 1, maximum: 65535 },
+      containerPort: { type: 'integer', minimum: 1, maximum: 65535 },
+      protocol: { enum: ['tcp', 'udp'] },
+    },
+  },
+} as const
+
 const endpointValueSchema = {
   type: 'object',
-  required: ['containerId', 'ifname', 'name', 'host', 'ipv4'],
+  required: ['containerId', 'ifname', 'name', 'host', 'ipv4', 'createdAt'],
   properties: {
     containerId: { type: 'string', minLength: 1 },
     ifname: { type: 'string', minLength: 1 },
@@ -163,6 +179,8 @@ const endpointValueSchema = {
     service: { type: 'string', pattern: LABEL_PATTERN },
     tags: tagsSchema,
     ports: portsSchema,
+    published: publishedSchema,
+    createdAt: { type: 'string' },
   },
 } as const
 
