@@ -7,9 +7,9 @@
 import '../src/lib/polyfill.js'
 import { execFileSync } from 'node:child_process'
 import { readFileSync, rmSync } from 'node:fs'
-import { request } from 'node:http'
 import { join } from 'node:path'
 import { loadCluster } from '../netns-fixtures/lib/state.js'
+import { createClient } from '../src/cli/client.js'
 import { runScenario } from '../src/cluster/sim/scenario.js'
 import { median, progress, quantile, REPO, report, round } from './lib/report.js'
 
@@ -18,50 +18,14 @@ const HOSTS = 10
 const WRITES = 100
 const PRELOAD = 1000
 
-interface Reply {
-  status: number
-  body: unknown
-  index: number
-}
-
-function call(
+/** one JSON call to an agent (plexctl's client) */
+const call = <T = unknown>(
   socket: string,
   method: string,
   path: string,
   body?: unknown,
-  timeoutMs = 30_000,
-): Promise<Reply> {
-  const payload = body === undefined ? undefined : JSON.stringify(body)
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        socketPath: socket,
-        method,
-        path,
-        timeout: timeoutMs,
-        headers: payload
-          ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
-          : {},
-      },
-      (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString()
-          resolve({
-            status: res.statusCode ?? 0,
-            body: text ? JSON.parse(text) : undefined,
-            index: Number(res.headers['x-plexus-index'] ?? 0),
-          })
-        })
-      },
-    )
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timeout`)))
-    req.on('error', reject)
-    if (payload) req.write(payload)
-    req.end()
-  })
-}
+  timeoutMs?: number,
+) => createClient(socket).call<T>(method, path, body, { timeoutMs })
 
 const fixture = (args: string[]) =>
   execFileSync(CLUSTER, args, { stdio: ['ignore', 'pipe', 'inherit'] }).toString()
@@ -92,12 +56,10 @@ async function main(): Promise<void> {
     await until(
       'all hosts see each other',
       async () => {
-        const r = await Promise.all(sockets.map((s) => call(s, 'GET', '/v1/hosts')))
-        return r.every(
-          (x) =>
-            (x.body as { hosts: { state: string }[] }).hosts.filter((h) => h.state === 'alive').length ===
-            HOSTS,
+        const r = await Promise.all(
+          sockets.map((s) => call<{ hosts: { state: string }[] }>(s, 'GET', '/v1/hosts')),
         )
+        return r.every((x) => x.hosts.filter((h) => h.state === 'alive').length === HOSTS)
       },
       60_000,
     )
@@ -126,7 +88,7 @@ async function main(): Promise<void> {
       )
     }
     const count = async (s: string) =>
-      ((await call(s, 'GET', '/v1/kv/?keys')).body as string[]).filter((k) => k.startsWith('bench/')).length
+      (await call<string[]>(s, 'GET', '/v1/kv/?keys')).filter((k) => k.startsWith('bench/')).length
     const want = await count(first)
     await until(
       'preload replicated',

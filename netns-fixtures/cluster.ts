@@ -5,10 +5,10 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { request } from 'node:http'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, Option } from 'commander'
+import { createClient } from '../src/cli/client.js'
 import { alive, ipNs, killAll, listNetns, netnsPids, sh, shQuiet, sleep } from './lib/sh.js'
 import {
   CLUSTER_PORT,
@@ -163,6 +163,7 @@ function startAgent(c: ClusterState, h: HostState, index: number): void {
   child.unref()
 }
 
+/** one JSON call to a host's agent (plexctl's client) */
 function api(
   socket: string,
   method: string,
@@ -170,24 +171,7 @@ function api(
   body?: unknown,
   timeoutMs = 5000,
 ): Promise<unknown> {
-  const payload = body === undefined ? undefined : JSON.stringify(body)
-  return new Promise((res, rej) => {
-    const headers = payload ? { 'content-type': 'application/json' } : undefined
-    const req = request({ socketPath: socket, method, path, headers, timeout: timeoutMs }, (r) => {
-      let text = ''
-      r.on('data', (d) => {
-        text += d
-      })
-      r.on('end', () =>
-        r.statusCode === 200
-          ? res(JSON.parse(text))
-          : rej(new Error(`${method} ${path}: HTTP ${r.statusCode} ${text}`)),
-      )
-    })
-    req.on('timeout', () => req.destroy(new Error('timeout')))
-    req.on('error', rej)
-    req.end(payload)
-  })
+  return createClient(socket).call(method, path, body, { timeoutMs })
 }
 
 /** Waits until the agent answers and, with lease, until it can take containers (CNI STATUS ready). */
