@@ -7,14 +7,16 @@ import { DatapathService } from '../datapath/service.js'
 import { DnsService } from '../dns/service.js'
 import { EndpointService } from '../endpoints/service.js'
 import { createIpam } from '../ipam/index.js'
+import { Counters } from '../lib/counters.js'
 import type { Logger } from '../lib/log.js'
+import type { Startable } from '../lib/startable.js'
+import { VERSION } from '../lib/version.js'
 import { LinkService } from '../ports/link-service.js'
 import { PortService } from '../ports/publish-service.js'
 import { HealthChecker } from '../services/health.js'
 import { StoreService } from '../store/service.js'
-import { type AgentComponents, Counters, type Startable } from './components.js'
+import type { AgentComponents } from './components.js'
 import type { AgentConfig } from './config.js'
-import { VERSION } from './version.js'
 
 /**
  * Composition root: builds the components, starts services in order, and

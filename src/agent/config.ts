@@ -10,12 +10,14 @@ import {
   parseTree,
   printParseErrorCode,
 } from 'jsonc-parser'
-import { FIREWALL_KINDS, type FirewallKind } from '../datapath/firewall/index.js'
+import type { ClusterConfig } from '../cluster/config.js'
+import type { DatapathConfig } from '../datapath/config.js'
+import { FIREWALL_KINDS } from '../datapath/firewall/index.js'
 import { type DnsConfig, defaultDnsConfig, dnsConfigSchema } from '../dns/config.js'
-import { type NetworkConfigInput, networkConfigSchema } from '../ipam/config.js'
+import { type LeaseConfig, networkConfigSchema } from '../ipam/config.js'
 import { PlexusError } from '../lib/errors.js'
 import type { LogLevel } from '../lib/log.js'
-import { DEFAULT_PORT_RANGE } from '../ports/publish.js'
+import { DEFAULT_PORT_RANGE, type PortsConfig } from '../ports/publish.js'
 
 /** plexusd configuration. The file is JSON (comments allowed); flags override it. Documented in docs/config.md. */
 export interface AgentConfig {
@@ -30,35 +32,7 @@ export interface AgentConfig {
     /** further unix sockets (e.g. one bind-mounted into a runtime's namespace) */
     extraSockets: string[]
   }
-  cluster: {
-    /** libp2p listen multiaddrs */
-    listen: string[]
-    /** multiaddrs to announce instead of the listen addresses */
-    announce: string[]
-    /** multiaddrs of any members to join through */
-    bootstrap: string[]
-    /** pre-shared cluster key (the text `plexctl cluster init` prints), or a file holding it */
-    key?: string
-    keyFile?: string
-    /** membership heartbeat (nodes/<peerId>) period */
-    heartbeatIntervalMs: number
-    /** TTL of the heartbeat record; when it lapses every host hides that host's owned records */
-    nodeTtlMs: number
-    /** failure detector: no heartbeat for this long = suspect, then dead */
-    suspectAfterMs: number
-    deadAfterMs: number
-    /** digest exchange with a random peer */
-    syncIntervalMs: number
-    /** RTT probe (libp2p ping) of a random peer, feeding Vivaldi */
-    probeIntervalMs: number
-    /** re-dial backoff: first retry after redialMinMs, doubling up to redialMaxMs */
-    redialMinMs: number
-    redialMaxMs: number
-    /** keep dialing known hosts until this many are connected */
-    targetPeers: number
-    /** how long tombstones and dead records are kept (the partition bound) */
-    reapAfterMs: number
-  }
+  cluster: ClusterConfig
   /** underlay address other hosts reach this one at (default: the address of the default-route interface) */
   underlayAddress?: string
   /** underlay interface (default: the one carrying the default route or underlayAddress) */
@@ -68,26 +42,11 @@ export interface AgentConfig {
   /** embedded DNS server (src/dns/README.md) */
   dns: DnsConfig
   /** cluster network: what this host seeds into a cluster that has none, and its subnet lease timing */
-  network: {
-    /** flannel net-conf fields written to config/network when the cluster has none; false: wait for `plexctl network init` */
-    seed: NetworkConfigInput | false
-    /** host-subnet lease lifetime; renewed every third of it, freed this long after a host dies */
-    leaseTtlMs: number
-    /** how long a new claim waits for competing claims to surface before the lease counts */
-    leaseSettleMs: number
-  }
+  network: LeaseConfig
   /** overlay datapath (src/datapath/README.md) */
-  datapath: {
-    /** firewall backend, picked once at start-up; auto: iptables when usable, else nftables */
-    firewall: FirewallKind
-    /** reconcile timer: drift (a deleted route, FDB entry or rule) is repaired within this */
-    reconcileIntervalMs: number
-  }
+  datapath: DatapathConfig
   /** published ports (src/ports/README.md) */
-  ports: {
-    /** where hostPort 0 picks a free port from, inclusive */
-    range: [number, number]
-  }
+  ports: PortsConfig
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal']

@@ -14,9 +14,9 @@ import { Command, CommanderError, Option } from 'commander'
 import { cleanupHost, formatCleanup } from '../datapath/cleanup.js'
 import { errorMessage, isPlexusError } from '../lib/errors.js'
 import { createLogger, type LogLevel } from '../lib/log.js'
+import { VERSION } from '../lib/version.js'
 import { Agent } from './agent.js'
 import { type AgentConfig, loadConfigFile, resolveConfig } from './config.js'
-import { VERSION } from './version.js'
 
 const collect = (v: string, acc: string[]) => [...acc, v]
 

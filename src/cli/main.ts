@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander'
-import { VERSION } from '../agent/version.js'
+import { VERSION } from '../lib/version.js'
 import { ApiError, createClient, UnreachableError } from './client.js'
 import { registerCluster } from './commands/cluster.js'
 import { registerDns } from './commands/dns.js'

@@ -1,29 +1,9 @@
 import { readFile } from 'node:fs/promises'
-import { generateKey } from '@libp2p/pnet'
+import { parseClusterKey } from '../lib/cluster-key.js'
 import { PlexusError } from '../lib/errors.js'
 
-// The cluster key: a libp2p private-network pre-shared key in its v1 text form
-// (three lines). `plexctl cluster init` makes one; every host loads the same.
-
-const KEY_RE = /^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-f]{64}\n?$/
-
-/** A new key in the text form `plexctl cluster init` prints (the pnet v1 format). */
-export function newClusterKey(): string {
-  const buf = new Uint8Array(95)
-  generateKey(buf)
-  return `${new TextDecoder().decode(buf)}\n`
-}
-
-export function parseClusterKey(text: string, source: string): Uint8Array {
-  const t = text.trim().replace(/\r\n/g, '\n')
-  if (!KEY_RE.test(t)) {
-    throw new PlexusError(
-      'PLX_CLUSTER_BAD_KEY',
-      `${source}: not a cluster key (expected the 3-line text from \`plexctl cluster init\`)`,
-    )
-  }
-  return new TextEncoder().encode(t)
-}
+// The cluster key: its text form lives in src/lib/cluster-key.ts (the CLI makes
+// keys too); here the agent loads it from its config.
 
 /** The key from config.cluster.key or keyFile (exactly one is required). */
 export async function loadClusterKey(cfg: { key?: string; keyFile?: string }): Promise<Uint8Array> {

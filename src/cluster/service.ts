@@ -1,9 +1,9 @@
 import { cpus, totalmem } from 'node:os'
-import type { Counters } from '../agent/components.js'
-import type { AgentConfig } from '../agent/config.js'
+import type { Counters } from '../lib/counters.js'
 import { isPlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { LocalStore } from '../store/store.js'
+import type { ClusterConfig } from './config.js'
 import { Dialer } from './dialer.js'
 import { loadOrCreatePeerKey } from './identity.js'
 import { loadClusterKey } from './key.js'
@@ -13,7 +13,13 @@ import { Replicator } from './replicator.js'
 import { realScheduler } from './transport.js'
 
 export interface ClusterDeps {
-  config: AgentConfig
+  config: {
+    name: string
+    stateDir: string
+    underlayAddress?: string
+    labels: Record<string, string>
+    cluster: ClusterConfig
+  }
   logger: Logger
   counters: Counters
   store: LocalStore

@@ -2,10 +2,12 @@
 // state from netlink and firewall dumps (kernel.ts), one batch of changes
 // (diff.ts). Runs on every relevant change (debounced) and on a timer, so
 // drift is repaired within one interval; everything is idempotent.
-import type { Counters, Startable } from '../agent/components.js'
+
 import { formatCidr } from '../ipam/cidr.js'
+import type { Counters } from '../lib/counters.js'
 import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import type { Startable } from '../lib/startable.js'
 import { type DesiredInput, desiredState } from './desired.js'
 import { type Change, changeTarget, desiredTargets, diffState, routeKey } from './diff.js'
 import type { FirewallBackend } from './firewall/index.js'

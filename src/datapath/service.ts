@@ -2,15 +2,17 @@
 // reconciler to the store and the lease manager, publishes this host's VTEP
 // MAC in its lease, and lets other modules (published ports, issue 7) add
 // firewall sections that are applied with the cluster rules in one batch.
-import type { Counters, Startable } from '../agent/components.js'
-import type { AgentConfig } from '../agent/config.js'
+
 import { NETWORK_CONFIG_KEY } from '../ipam/config.js'
 import { validLeases } from '../ipam/leases.js'
 import type { LeaseComponent } from '../ipam/manager.js'
+import type { Counters } from '../lib/counters.js'
 import { PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import type { Startable } from '../lib/startable.js'
 import { LEASE_PREFIX, type ReadableStore } from '../store/types.js'
 import { backendFor } from './backend/index.js'
+import type { DatapathConfig } from './config.js'
 import { createFirewall, type FirewallBackend } from './firewall/index.js'
 import { checkSpec, type Section } from './firewall/model.js'
 import { BRIDGE_NAME } from './model.js'
@@ -32,7 +34,7 @@ export interface DatapathComponent {
 }
 
 export interface DatapathComponents {
-  config: Pick<AgentConfig, 'datapath'>
+  config: { datapath: DatapathConfig }
   logger: Logger
   counters: Counters
   peerId: string

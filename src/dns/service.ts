@@ -1,11 +1,10 @@
 import { createSocket } from 'node:dgram'
 import { isIP } from 'node:net'
 import dnsPacket from 'dns-packet'
-import type { Startable } from '../agent/components.js'
-import type { AgentConfig } from '../agent/config.js'
 import { cidrOf, formatIPv4 } from '../ipam/cidr.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import type { Startable } from '../lib/startable.js'
 import { buildCatalog, catalogInput } from '../services/catalog.js'
 import type { LeaseValue } from '../store/records.js'
 import {
@@ -18,6 +17,7 @@ import {
 } from '../store/types.js'
 import { CacheStage } from './cache/cache.js'
 import { buildChain, type Next } from './chain.js'
+import type { DnsConfig } from './config.js'
 import { ForwardStage, type Upstream } from './forward/forward.js'
 import { parseUpstream, readResolvConf } from './forward/resolvconf.js'
 import { DnsListener, emptyStats, type ServerStats } from './server.js'
@@ -37,7 +37,7 @@ const MAX_REBUILD_DELAY_MS = 800
 const BIND_RETRY_MS = 1000
 
 export interface DnsComponents {
-  config: AgentConfig
+  config: { dns: DnsConfig }
   logger: Logger
   store: ReadableStore
   peerId: string

@@ -4,15 +4,15 @@
 // helpers, then attach/detach/check/gc/status. Every kernel change goes
 // through src/datapath (netlink, netns); addresses through src/ipam.
 import { join } from 'node:path'
-import type { Counters, Startable } from '../agent/components.js'
-import type { AgentConfig } from '../agent/config.js'
 import { BRIDGE_NAME } from '../datapath/model.js'
 import { type LinkInfo, Netlink } from '../datapath/netlink.js'
 import { assertNetnsPath } from '../datapath/netns.js'
 import { AddressAllocator, type AllocationResult } from '../ipam/addresses.js'
 import type { CurrentLease, LeaseComponent } from '../ipam/manager.js'
+import type { Counters } from '../lib/counters.js'
 import { errorMessage, isPlexusError, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import type { Startable } from '../lib/startable.js'
 import { isEndpointValue } from '../services/model.js'
 import type { EndpointValue } from '../store/records.js'
 import { ENDPOINT_PREFIX, type JsonValue, type Store, type StoreRecord } from '../store/types.js'
@@ -34,7 +34,7 @@ import {
 } from './model.js'
 
 export interface EndpointServiceComponents {
-  config: Pick<AgentConfig, 'name' | 'stateDir'>
+  config: { name: string; stateDir: string }
   logger: Logger
   counters: Counters
   store: Store

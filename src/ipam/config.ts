@@ -34,6 +34,16 @@ export type NetworkConfigInput = Partial<Omit<NetworkConfig, 'Backend'>> & {
   Backend?: Partial<NetworkConfig['Backend']>
 }
 
+/** The `network` section of plexusd's config: seeding and this host's lease timing. */
+export interface LeaseConfig {
+  /** flannel net-conf fields written to config/network when the cluster has none; false: wait for `plexctl network init` */
+  seed: NetworkConfigInput | false
+  /** host-subnet lease lifetime; renewed every third of it, freed this long after a host dies */
+  leaseTtlMs: number
+  /** how long a new claim waits for competing claims to surface before the lease counts */
+  leaseSettleMs: number
+}
+
 export const NETWORK_DEFAULTS = {
   Network: '10.244.0.0/16',
   SubnetLen: 24,

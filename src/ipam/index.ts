@@ -1,10 +1,12 @@
 import { join } from 'node:path'
-import type { Counters, Startable } from '../agent/components.js'
-import type { AgentConfig } from '../agent/config.js'
+import type { ClusterConfig } from '../cluster/config.js'
 import type { MembersView } from '../cluster/service.js'
+import type { Counters } from '../lib/counters.js'
 import type { Logger } from '../lib/log.js'
+import type { Startable } from '../lib/startable.js'
 import type { Store } from '../store/types.js'
 import { AddressAllocator } from './addresses.js'
+import type { LeaseConfig } from './config.js'
 import { LeaseManager } from './manager.js'
 
 export type { Allocation, AllocationResult, AttachmentKey } from './addresses.js'
@@ -15,7 +17,15 @@ export { LeaseManager } from './manager.js'
 export interface IpamComponents {
   store: Store
   members?: MembersView
-  config: AgentConfig
+  config: {
+    name: string
+    stateDir: string
+    runDir: string
+    underlayAddress?: string
+    underlayInterface?: string
+    network: LeaseConfig
+    cluster: Pick<ClusterConfig, 'nodeTtlMs' | 'bootstrap'>
+  }
   logger: Logger
   counters: Counters
   shutdown: AbortSignal

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events'
-import type { Counters, Startable } from '../agent/components.js'
-import type { AgentConfig } from '../agent/config.js'
+import type { Counters } from '../lib/counters.js'
 import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import type { Startable } from '../lib/startable.js'
 import type { LeaseValue } from '../store/records.js'
 import { type JsonValue, LEASE_PREFIX, type Store } from '../store/types.js'
 import { type Cidr, containsAddress, formatCidr, formatIPv4, overlaps, parseIPv4, sameCidr } from './cidr.js'
@@ -83,7 +83,7 @@ export interface LeaseComponent {
 
 export interface LeaseManagerComponents {
   store: Store
-  config: Pick<AgentConfig, 'name' | 'runDir' | 'underlayAddress' | 'underlayInterface'>
+  config: { name: string; runDir: string; underlayAddress?: string; underlayInterface?: string }
   logger: Logger
   counters: Counters
   shutdown: AbortSignal

@@ -1,6 +1,8 @@
 import { open } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { AgentComponents, Startable } from '../agent/components.js'
+import type { Counters } from '../lib/counters.js'
+import type { Logger } from '../lib/log.js'
+import type { Startable } from '../lib/startable.js'
 import { isEndpointValue, isHealthValue, isServiceValue } from '../services/model.js'
 import { ENDPOINT_PREFIX, HEALTH_PREFIX, type ReadableStore, SERVICE_PREFIX } from '../store/types.js'
 import { type LinkEntry, LinkTable } from './link-table.js'
@@ -13,7 +15,10 @@ import {
   withLinkBlock,
 } from './links.js'
 
-export type LinkComponents = Pick<AgentComponents, 'config' | 'logger' | 'counters'> & {
+export interface LinkComponents {
+  config: { name: string; stateDir: string }
+  logger: Logger
+  counters: Counters
   store: ReadableStore
 }
 

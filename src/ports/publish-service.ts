@@ -5,13 +5,15 @@
 // admitted one at a time: validated, checked against the other containers'
 // ports and the host's own sockets, hostPort 0 chosen, and their rules
 // applied before the caller writes the record; a refusal leaves nothing.
-import type { Counters, Startable } from '../agent/components.js'
-import type { AgentConfig } from '../agent/config.js'
+
+import type { DatapathConfig } from '../datapath/config.js'
 import { BRIDGE_NAME } from '../datapath/model.js'
 import type { DatapathComponent } from '../datapath/service.js'
 import type { LeaseComponent } from '../ipam/manager.js'
+import type { Counters } from '../lib/counters.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import type { Startable } from '../lib/startable.js'
 import { isEndpointValue } from '../services/model.js'
 import type { EndpointValue, LeaseValue, PublishedPort } from '../store/records.js'
 import {
@@ -22,6 +24,7 @@ import {
   type StoreRecord,
 } from '../store/types.js'
 import { describeSocketHolder, hostAddresses, hostSockets, setHairpin, setRouteLocalnet } from './host.js'
+import type { PortsConfig } from './publish.js'
 import {
   checkRange,
   conflictError,
@@ -43,7 +46,7 @@ import {
 const PENDING_TTL_MS = 30_000
 
 export interface PortComponents {
-  config: Pick<AgentConfig, 'ports' | 'datapath'>
+  config: { ports: PortsConfig; datapath: Pick<DatapathConfig, 'reconcileIntervalMs'> }
   logger: Logger
   counters: Counters
   peerId: string

@@ -13,6 +13,12 @@ export const PORTS_SECTION = 'ports'
 export const PROTOCOLS = ['tcp', 'udp'] as const
 export type Protocol = (typeof PROTOCOLS)[number]
 /** Docker's default for hostPort 0 (the IANA dynamic range) */
+/** The `ports` section of plexusd's config. */
+export interface PortsConfig {
+  /** where hostPort 0 picks a free port from, inclusive */
+  range: [number, number]
+}
+
 export const DEFAULT_PORT_RANGE: [number, number] = [49152, 65535]
 const LOOPBACK = '127.0.0.0/8'
 /** ahead of the cluster section: the hairpin masquerade must precede its "no NAT inside the network" RETURN */

@@ -1,6 +1,6 @@
-import type { Startable } from '../agent/components.js'
 import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import type { Startable } from '../lib/startable.js'
 import type { HealthValue } from '../store/records.js'
 import {
   ENDPOINT_PREFIX,

@@ -3,10 +3,11 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
-import { type AgentComponents, Counters } from '../../src/agent/components.js'
+import type { AgentComponents } from '../../src/agent/components.js'
 import { defaultConfig } from '../../src/agent/config.js'
 import { buildApp } from '../../src/api/app.js'
 import { createSigner, verifyRecordSignature } from '../../src/cluster/identity.js'
+import { Counters } from '../../src/lib/counters.js'
 import { LocalStore } from '../../src/store/store.js'
 
 interface Teardownable {

@@ -4,11 +4,11 @@
 import '../../src/lib/polyfill.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { pino } from 'pino'
-import { Counters } from '../../src/agent/components.js'
 import { createSigner, verifyRecordSignature } from '../../src/cluster/identity.js'
 import { loadClusterKey } from '../../src/cluster/key.js'
 import { Libp2pTransport } from '../../src/cluster/libp2p-transport.js'
 import { DELTA_TOPIC, decodeState, encodeDelta, encodePull, encodeState } from '../../src/cluster/wire.js'
+import { Counters } from '../../src/lib/counters.js'
 import { LocalStore } from '../../src/store/store.js'
 import type { StoreRecord } from '../../src/store/types.js'
 

@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises'
+import { newClusterKey } from '../../lib/cluster-key.js'
 import type { RegisterCommand } from '../context.js'
 
 export const registerCluster: RegisterCommand = (program, ctx) => {
@@ -13,8 +14,6 @@ export const registerCluster: RegisterCommand = (program, ctx) => {
       'write the key to this file (mode 0600, never overwritten) instead of printing it',
     )
     .action(async (o: { out?: string }) => {
-      // loaded on demand: the key generator pulls in libp2p code no other command needs
-      const { newClusterKey } = await import('../../cluster/key.js')
       const key = newClusterKey()
       if (!o.out) return ctx.print(key)
       // wx: an existing key file is a running cluster's key; replacing it would lock this host out

@@ -1,5 +1,5 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { Counters } from '../../agent/components.js'
+import { Counters } from '../../lib/counters.js'
 import { LocalStore, type StoreSnapshot } from '../../store/store.js'
 import { createSigner, verifyRecordSignature } from '../identity.js'
 import { Replicator } from '../replicator.js'

@@ -2,7 +2,7 @@
 // an underlay bridge, K hosts each running a Reconciler on its own netlink
 // socket and firewall, a lease table the test controls (standing in for the
 // store), and one endpoint namespace per host attached to plexus0.
-import { Counters } from '../../../src/agent/components.js'
+
 import { backendFor } from '../../../src/datapath/backend/index.js'
 import { createFirewall, type FirewallKind } from '../../../src/datapath/firewall/index.js'
 import { Netlink } from '../../../src/datapath/netlink.js'
@@ -10,6 +10,7 @@ import { Reconciler } from '../../../src/datapath/reconciler.js'
 import { cidrOf, formatCidr, formatIPv4 } from '../../../src/ipam/cidr.js'
 import { type NetworkConfig, type NetworkConfigInput, parseNetworkConfig } from '../../../src/ipam/config.js'
 import { validLeases } from '../../../src/ipam/leases.js'
+import { Counters } from '../../../src/lib/counters.js'
 import { createLogger } from '../../../src/lib/log.js'
 import type { LeaseValue } from '../../../src/store/records.js'
 import type { JsonValue, StoreRecord } from '../../../src/store/types.js'

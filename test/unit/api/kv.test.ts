@@ -1,10 +1,11 @@
 import { pino } from 'pino'
 import t from 'tap'
-import { type AgentComponents, Counters } from '../../../src/agent/components.js'
+import type { AgentComponents } from '../../../src/agent/components.js'
 import { defaultConfig } from '../../../src/agent/config.js'
 import { buildApp } from '../../../src/api/app.js'
 import { Membership } from '../../../src/cluster/membership.js'
 import { realScheduler } from '../../../src/cluster/transport.js'
+import { Counters } from '../../../src/lib/counters.js'
 import { newStore } from '../store/helpers.js'
 
 async function setup() {

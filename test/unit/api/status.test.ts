@@ -1,6 +1,6 @@
 import t from 'tap'
-import { Counters } from '../../../src/agent/components.js'
 import { defaultConfig } from '../../../src/agent/config.js'
+import { Counters } from '../../../src/lib/counters.js'
 import { testApp } from '../../helpers/components.js'
 
 async function status(t: Parameters<typeof testApp>[0]) {

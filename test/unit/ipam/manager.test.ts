@@ -8,10 +8,10 @@ import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
-import { Counters } from '../../../src/agent/components.js'
 import { createSigner, verifyRecordSignature } from '../../../src/cluster/identity.js'
 import { NETWORK_CONFIG_KEY } from '../../../src/ipam/config.js'
 import { type CurrentLease, LeaseManager, type LeaseManagerInit } from '../../../src/ipam/manager.js'
+import { Counters } from '../../../src/lib/counters.js'
 import { LocalStore } from '../../../src/store/store.js'
 
 const TTL = 3000

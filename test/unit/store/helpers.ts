@@ -1,6 +1,6 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { Counters } from '../../../src/agent/components.js'
 import { createSigner, verifyRecordSignature } from '../../../src/cluster/identity.js'
+import { Counters } from '../../../src/lib/counters.js'
 import { LocalStore, type RecordSigner, type StoreSnapshot } from '../../../src/store/store.js'
 
 export async function newSigner(): Promise<RecordSigner> {
