@@ -1,68 +1,12 @@
-import type { MembersView } from '../cluster/service.js'
-import type { DatapathComponent } from '../datapath/service.js'
-import type { DnsService } from '../dns/service.js'
-import type { EndpointService } from '../endpoints/service.js'
-import type { AddressAllocator, LeaseComponent } from '../ipam/index.js'
-import type { Logger } from '../lib/log.js'
-import type { LinkService } from '../ports/link-service.js'
-import type { PortService } from '../ports/publish-service.js'
-import type { Store } from '../store/types.js'
+import type { ApiDeps } from '../api/deps.js'
 import type { AgentConfig } from './config.js'
-
-/** A long-running part of the agent. Started in registration order, stopped in reverse. */
-export interface Startable {
-  start(): Promise<void>
-  stop(): Promise<void>
-}
-
-/**
- * Counters every module may bump (rejected gossip, repaired drift, ...);
- * `GET /v1/status` reports them so operators see trouble without reading logs.
- */
-export class Counters {
-  private readonly values = new Map<string, number>()
-  inc(name: string, by = 1): void {
-    this.values.set(name, (this.values.get(name) ?? 0) + by)
-  }
-  get(name: string): number {
-    return this.values.get(name) ?? 0
-  }
-  toJSON(): Record<string, number> {
-    return Object.fromEntries([...this.values.entries()].sort(([a], [b]) => a.localeCompare(b)))
-  }
-}
 
 /**
  * What the composition root hands each service (js-libp2p style: a service
- * lists only the components it needs). Later modules add their component
- * here as an optional field and fill it in agent.ts.
+ * lists only the components it needs; see src/api/deps.ts for the fields).
+ * A new module adds its component to ApiDeps as an optional field when the
+ * API shows it, and fills it in agent.ts.
  */
-export interface AgentComponents {
+export interface AgentComponents extends ApiDeps {
   config: AgentConfig
-  logger: Logger
-  counters: Counters
-  /** aborted once, on shutdown; long loops and timers watch it */
-  shutdown: AbortSignal
-  startedAt: Date
-  version: string
-  /** this host's libp2p peer id (its identity in the store; key in <stateDir>/peer.key) */
-  peerId: string
-  /** the replicated store (filled in Agent.start() before the API or any service starts) */
-  store: Store
-  /** cluster membership as the API shows it (hosts, state, RTT) */
-  members?: MembersView
-  /** this host's subnet lease (ipam): current(), status(), view(), events acquired/changed/lost */
-  lease?: LeaseComponent
-  /** container addresses inside the host subnet (ipam), for CNI ADD/DEL/CHECK/GC */
-  addresses?: AddressAllocator
-  /** container attachments: what the CNI plugin's ADD/DEL/CHECK/GC/STATUS run (src/endpoints) */
-  endpoints?: EndpointService
-  /** the embedded DNS server (src/dns), absent when dns.enabled is false */
-  dns?: DnsService
-  /** Docker-style links of this host's containers (src/ports) */
-  links?: LinkService
-  /** the overlay datapath (src/datapath): status, reconcile, firewall sections for published ports */
-  datapath?: DatapathComponent
-  /** published ports of this host's containers (src/ports): admission for CNI ADD, the `ports` firewall section */
-  ports?: PortService
 }

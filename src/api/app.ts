@@ -1,6 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
-import type { AgentComponents } from '../agent/components.js'
 import { isPlexusError } from '../lib/errors.js'
+import type { ApiDeps } from './deps.js'
 import { cniRoutes } from './routes/cni.js'
 import { dnsRoutes } from './routes/dns.js'
 import { endpointRoutes } from './routes/endpoints.js'
@@ -13,8 +13,6 @@ import { routeRoutes } from './routes/routes.js'
 import { serviceRoutes } from './routes/services.js'
 import { statusRoutes } from './routes/status.js'
 import { subnetRoutes } from './routes/subnets.js'
-
-export type ApiDeps = AgentComponents
 
 /**
  * The agent API, built apart from listen() so tests use inject().

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { type AttachRequest, CNI, type DetachRequest, toCniError } from '../../endpoints/model.js'
 import type { CheckRequest, EndpointService, GcRequest } from '../../endpoints/service.js'
 import { PlexusError } from '../../lib/errors.js'
-import type { ApiDeps } from '../app.js'
+import type { ApiDeps } from '../deps.js'
 
 // The routes the CNI plugin calls. Errors carry the CNI error the plugin
 // prints (`cni: {code, msg, details}`) next to the usual {error, message}.

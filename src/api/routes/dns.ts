@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { PlexusError } from '../../lib/errors.js'
-import type { ApiDeps } from '../app.js'
+import type { ApiDeps } from '../deps.js'
 
 const record = { type: 'object', additionalProperties: true } as const
 const answerSchema = {

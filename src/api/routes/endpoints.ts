@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { EndpointService } from '../../endpoints/service.js'
 import { PlexusError } from '../../lib/errors.js'
-import type { ApiDeps } from '../app.js'
+import type { ApiDeps } from '../deps.js'
 
 const strings = { type: 'array', items: { type: 'string' } } as const
 const port = {

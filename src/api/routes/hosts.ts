@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { labelsKey } from '../../cluster/membership.js'
 import { PlexusError } from '../../lib/errors.js'
-import type { ApiDeps } from '../app.js'
+import type { ApiDeps } from '../deps.js'
 
 // GET /v1/hosts                      members with state, last heard, labels, RTT estimate
 // PUT /v1/hosts/<name>/labels        {"labels": {"k": "v", "gone": null}} (null removes)

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { PlexusError } from '../../lib/errors.js'
 import { mayWrite } from '../../store/record.js'
 import type { JsonValue, ReadableStore, StoreRecord } from '../../store/types.js'
-import type { ApiDeps } from '../app.js'
+import type { ApiDeps } from '../deps.js'
 
 // Consul-like KV over the replicated store:
 //   GET    /v1/kv/<key>[?recurse][&keys][&index=N&wait=30s]

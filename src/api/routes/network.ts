@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { type NetworkConfigInput, networkConfigSchema } from '../../ipam/config.js'
 import { initNetwork, readNetwork } from '../../ipam/network.js'
 import { PlexusError } from '../../lib/errors.js'
-import type { ApiDeps } from '../app.js'
+import type { ApiDeps } from '../deps.js'
 
 // The stored config is normalized, so every field is present: the input schema plus `required`.
 const configSchema = {

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify'
-import type { ApiDeps } from '../app.js'
+import type { ApiDeps } from '../deps.js'
 
 const route = {
   type: 'object',

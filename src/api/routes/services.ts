@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { type Catalog, hostCounts, type Member, type ServiceEntry } from '../../services/catalog.js'
 import { checkSchema, registrationBodySchema, serviceBodySchema } from '../../services/model.js'
 import { type RegistrationBody, type ServiceBody, ServiceRegistry } from '../../services/registry.js'
-import type { ApiDeps } from '../app.js'
+import type { ApiDeps } from '../deps.js'
 
 const port = {
   type: 'object',

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { subnetsReport } from '../../ipam/network.js'
-import type { ApiDeps } from '../app.js'
+import type { ApiDeps } from '../deps.js'
 
 const leaseRow = {
   type: 'object',

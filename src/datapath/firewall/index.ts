@@ -1,25 +1,15 @@
 // The firewall behind one interface, picked once at start-up (flannel's
 // trafficmngr/{iptables,nftables}): config `iptables` | `nftables` | `auto`.
 import { PlexusError } from '../../lib/errors.js'
+import type { FirewallBackend } from './backend.js'
 import { run } from './exec.js'
 import { detectVariant, IptablesFirewall } from './iptables.js'
-import type { FirewallSpec, FirewallView } from './model.js'
 import { NftablesFirewall } from './nftables.js'
+
+export type { FirewallBackend } from './backend.js'
 
 export const FIREWALL_KINDS = ['auto', 'iptables', 'nftables'] as const
 export type FirewallKind = (typeof FIREWALL_KINDS)[number]
-
-export interface FirewallBackend {
-  readonly name: 'iptables' | 'nftables'
-  /** iptables flavour in use (nf_tables or legacy) */
-  readonly variant: string | undefined
-  /** our chains/table, reduced to rule tags per hook */
-  read(): Promise<FirewallView>
-  /** makes our chains/table exactly spec, as one atomic batch */
-  apply(spec: FirewallSpec): Promise<void>
-  /** removes our chains/table and jumps; false if there was nothing */
-  remove(): Promise<boolean>
-}
 
 async function has(cmd: string, args: string[], netns?: string): Promise<boolean> {
   try {

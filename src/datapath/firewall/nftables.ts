@@ -6,8 +6,8 @@
 // rules, and every deleted rule makes the commit wait for an RCU grace period.
 // The table is replaced whole when it is not all there or an edit fails.
 import { PlexusError } from '../../lib/errors.js'
+import type { FirewallBackend } from './backend.js'
 import { run } from './exec.js'
-import type { FirewallBackend } from './index.js'
 import {
   chainEdit,
   type FirewallSpec,

@@ -1,0 +1,46 @@
+import type { MembersView } from '../cluster/service.js'
+import type { DatapathComponent } from '../datapath/service.js'
+import type { DnsService } from '../dns/service.js'
+import type { EndpointService } from '../endpoints/service.js'
+import type { AddressAllocator, LeaseComponent } from '../ipam/index.js'
+import type { Counters } from '../lib/counters.js'
+import type { Logger } from '../lib/log.js'
+import type { LinkService } from '../ports/link-service.js'
+import type { PortService } from '../ports/publish-service.js'
+import type { Store } from '../store/types.js'
+
+/**
+ * Every component the agent's API reads (the composition root fills them in
+ * src/agent; js-libp2p style, each route plugin picks what it needs). Defined
+ * here, not in src/agent, so the API sits below the root that builds it.
+ */
+export interface ApiDeps {
+  /** the slice of plexusd's config the API shows */
+  config: { name: string }
+  logger: Logger
+  counters: Counters
+  /** aborted once, on shutdown; long loops and timers watch it */
+  shutdown: AbortSignal
+  startedAt: Date
+  version: string
+  /** this host's libp2p peer id (its identity in the store; key in <stateDir>/peer.key) */
+  peerId: string
+  /** the replicated store (filled in Agent.start() before the API or any service starts) */
+  store: Store
+  /** cluster membership as the API shows it (hosts, state, RTT) */
+  members?: MembersView
+  /** this host's subnet lease (ipam): current(), status(), view(), events acquired/changed/lost */
+  lease?: LeaseComponent
+  /** container addresses inside the host subnet (ipam), for CNI ADD/DEL/CHECK/GC */
+  addresses?: AddressAllocator
+  /** container attachments: what the CNI plugin's ADD/DEL/CHECK/GC/STATUS run (src/endpoints) */
+  endpoints?: EndpointService
+  /** the embedded DNS server (src/dns), absent when dns.enabled is false */
+  dns?: DnsService
+  /** Docker-style links of this host's containers (src/ports) */
+  links?: LinkService
+  /** the overlay datapath (src/datapath): status, reconcile, firewall sections for published ports */
+  datapath?: DatapathComponent
+  /** published ports of this host's containers (src/ports): admission for CNI ADD, the `ports` firewall section */
+  ports?: PortService
+}
