@@ -52,6 +52,7 @@ build: deps
 
 lint: node_modules/.package-lock.json
 	npx biome check .
+	npx depcruise src cni --config .dependency-cruiser.cjs
 
 test: deps-test build lint
 	npx tap

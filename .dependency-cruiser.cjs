@@ -1,0 +1,60 @@
+// Import rules for src/ and cni/, checked by `make lint` (dependency-cruiser).
+// Floors, lowest first (ARCHITECTURE.md): a module imports only from its own
+// floor or below; src/agent alone is on top and nothing imports it. Type-only
+// imports count too (tsPreCompilationDeps), so a contract cannot hide a cycle.
+const floor = (name, above) => ({
+  name: `floor-${name}`,
+  comment: `${name} is below ${above.join(', ')}: it may not import them`,
+  severity: 'error',
+  from: { path: `^src/(${name})/` },
+  to: { path: `^src/(${above.join('|')})/` },
+})
+
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-circular',
+      comment: 'an import cycle ties modules into one knot: move the shared contract down a floor',
+      severity: 'error',
+      from: { path: '^(src|cni)/' },
+      to: { circular: true },
+    },
+    {
+      name: 'agent-on-top',
+      comment: 'src/agent is the composition root: nothing imports it',
+      severity: 'error',
+      from: { path: '^(src|cni)/', pathNot: '^src/agent/' },
+      to: { path: '^src/agent/' },
+    },
+    floor('lib', ['store', 'cluster', 'ipam', 'datapath', 'dns', 'ports', 'services', 'endpoints', 'api', 'cli']),
+    floor('store', ['cluster', 'ipam', 'datapath', 'dns', 'ports', 'services', 'endpoints', 'api', 'cli']),
+    floor('cluster', ['ipam', 'datapath', 'dns', 'ports', 'services', 'endpoints', 'api', 'cli']),
+    floor('ipam', ['datapath', 'dns', 'ports', 'services', 'endpoints', 'api', 'cli']),
+    floor('datapath|dns|ports|services', ['endpoints', 'api', 'cli']),
+    floor('endpoints', ['api', 'cli']),
+    floor('api', ['cli']),
+    {
+      name: 'cli-loads-no-agent-code',
+      comment: 'plexctl imports only the API contract: types from the modules, code from src/cli and src/lib',
+      severity: 'error',
+      from: { path: '^src/cli/' },
+      to: { path: '^src/', pathNot: '^src/(cli|lib)/', dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'cni-plugin-stays-light',
+      comment: "the CNI plugin's start-up is its latency: no npm packages, only types from src/",
+      severity: 'error',
+      from: { path: '^cni/' },
+      to: {
+        dependencyTypesNot: ['type-only', 'core'],
+        pathNot: '^cni/',
+      },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    exclude: { path: '^(dist|node_modules)/' },
+  },
+}
