@@ -1,0 +1,523 @@
+// The job spec: its types, its JSON schema (the one contract for the API, the
+// CLI and docs/jobs.md) and the validator. A job arrives as YAML or JSON text
+// (plexctl job plan|run FILE) or as a JSON body (/v1/jobs); either way every
+// problem is reported at once, each with its path (and line, from text), and
+// nothing is placed or written unless the whole spec is valid.
+import { Ajv, type ErrorObject } from 'ajv'
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml'
+import { PlexusError } from '../lib/errors.js'
+import { LABEL_PATTERN, serviceBodySchema } from '../services/model.js'
+
+export type JobType = 'service' | 'batch' | 'system'
+export type Balance = 'spread' | 'binpack'
+
+/** `=` `!=` `in` `not_in` `regexp` `exists` compare one host attribute; the rest relate allocations. */
+export type ConstraintOperator =
+  | '='
+  | '!='
+  | 'in'
+  | 'not_in'
+  | 'regexp'
+  | 'exists'
+  | 'distinct_hosts'
+  | 'distinct_property'
+
+/**
+ * A host attribute: `name`, `address`, `zone` (the `zone` label) or
+ * `labels.<key>` (any label the host advertises).
+ */
+export type Attribute = string
+
+export interface Constraint {
+  operator: ConstraintOperator
+  /** required by every operator except distinct_hosts */
+  attribute?: Attribute
+  /** `=` `!=` `regexp` */
+  value?: string
+  /** `in` `not_in` */
+  values?: string[]
+  /** distinct_property: at most this many allocations of the job per attribute value (default 1) */
+  limit?: number
+}
+
+/** Soft: to a host attribute (operator as in constraints) or to hosts running a service. */
+export interface Affinity {
+  attribute?: Attribute
+  operator?: '=' | '!=' | 'in' | 'not_in' | 'regexp' | 'exists'
+  value?: string
+  values?: string[]
+  service?: string
+  /** -100..100, negative = avoid; default 50 */
+  weight?: number
+}
+
+/** Hard: never on a host that runs an allocation of this service. */
+export interface AntiAffinity {
+  service: string
+}
+
+export interface Spread {
+  attribute: Attribute
+  /** 1..100, default 50 */
+  weight?: number
+  /** percent of the group's allocations per attribute value; absent: even over the values seen */
+  targets?: { value: string; percent: number }[]
+}
+
+export interface TalksTo {
+  /** a group of this job (its service name or group name) or any service in the cluster */
+  service: string
+  /** relative traffic weight, default 1 */
+  weight?: number
+  /** hard bound on the estimated RTT to it */
+  maxRttMs?: number
+}
+
+export interface TaskSpec {
+  name: string
+  driver: 'exec' | 'podman'
+  config: {
+    command?: string[]
+    image?: string
+    rootfs?: string
+    user?: string
+    env?: Record<string, string>
+  }
+  resources: { cpu: number; memoryMb: number }
+}
+
+export interface GroupService {
+  name: string
+  ports?: { name?: string; port: number; protocol: 'tcp' | 'udp' }[]
+  checks?: unknown[]
+}
+
+export interface GroupSpec {
+  name: string
+  /** ignored for system jobs (one per eligible host) */
+  count: number
+  tasks: TaskSpec[]
+  constraints?: Constraint[]
+  affinities?: Affinity[]
+  antiAffinities?: AntiAffinity[]
+  spread?: Spread[]
+  talksTo?: TalksTo[]
+  service?: GroupService
+  ports?: { hostPort: number; containerPort: number; protocol: 'tcp' | 'udp' }[]
+  /** `TARGET[:ALIAS]` as `plexctl link` takes it */
+  links?: string[]
+  restart?: {
+    policy: 'always' | 'on-failure' | 'never'
+    attempts?: number
+    delayMs?: number
+    maxDelayMs?: number
+  }
+  update?: { maxParallel?: number; minHealthyMs?: number; autoRevert?: boolean }
+}
+
+export interface JobSpec {
+  name: string
+  type: JobType
+  balance?: Balance
+  /** apply to every group, before the group's own */
+  constraints?: Constraint[]
+  affinities?: Affinity[]
+  groups: GroupSpec[]
+}
+
+/** every name in a job is a DNS label */
+const dnsLabel = { type: 'string', pattern: LABEL_PATTERN }
+const attribute = { type: 'string', pattern: '^(name|address|zone|labels\\.[A-Za-z0-9_./-]{1,63})$' }
+const strings = { type: 'array', minItems: 1, maxItems: 256, items: { type: 'string', maxLength: 253 } }
+const matchOps = ['=', '!=', 'in', 'not_in', 'regexp', 'exists']
+
+const constraint = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['operator'],
+  properties: {
+    operator: { enum: [...matchOps, 'distinct_hosts', 'distinct_property'] },
+    attribute,
+    value: { type: 'string', maxLength: 253 },
+    values: strings,
+    limit: { type: 'integer', minimum: 1, maximum: 10_000 },
+  },
+} as const
+
+const affinity = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    attribute,
+    operator: { enum: matchOps },
+    value: { type: 'string', maxLength: 253 },
+    values: strings,
+    service: dnsLabel,
+    weight: { type: 'integer', minimum: -100, maximum: 100, not: { const: 0 } },
+  },
+} as const
+
+const protocol = { enum: ['tcp', 'udp'] }
+/** antiAffinities and talksTo entries: a service and the entry's own fields */
+const serviceRef = (more: Record<string, unknown> = {}) => ({
+  type: 'object',
+  additionalProperties: false,
+  required: ['service'],
+  properties: { service: dnsLabel, ...more },
+})
+const port = { type: 'integer', minimum: 1, maximum: 65535 }
+
+const task = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'driver', 'config', 'resources'],
+  properties: {
+    name: dnsLabel,
+    driver: { enum: ['exec', 'podman'] },
+    config: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        command: { type: 'array', minItems: 1, maxItems: 256, items: { type: 'string', maxLength: 4096 } },
+        image: { type: 'string', minLength: 1, maxLength: 512 },
+        rootfs: { type: 'string', pattern: '^/' },
+        user: { type: 'string', minLength: 1, maxLength: 64 },
+        env: {
+          type: 'object',
+          maxProperties: 256,
+          propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+          additionalProperties: { type: 'string', maxLength: 32_768 },
+        },
+      },
+    },
+    resources: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['cpu', 'memoryMb'],
+      properties: {
+        cpu: { type: 'integer', minimum: 1, maximum: 1_024_000 },
+        memoryMb: { type: 'integer', minimum: 1, maximum: 16_777_216 },
+      },
+    },
+  },
+} as const
+
+const group = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'tasks'],
+  properties: {
+    name: dnsLabel,
+    count: { type: 'integer', minimum: 0, maximum: 10_000 },
+    tasks: { type: 'array', minItems: 1, maxItems: 32, items: task },
+    constraints: { type: 'array', maxItems: 64, items: constraint },
+    affinities: { type: 'array', maxItems: 64, items: affinity },
+    antiAffinities: { type: 'array', maxItems: 64, items: serviceRef() },
+    spread: {
+      type: 'array',
+      maxItems: 8,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['attribute'],
+        properties: {
+          attribute,
+          weight: { type: 'integer', minimum: 1, maximum: 100 },
+          targets: {
+            type: 'array',
+            minItems: 1,
+            maxItems: 256,
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['value', 'percent'],
+              properties: {
+                value: { type: 'string', maxLength: 253 },
+                percent: { type: 'number', minimum: 0, maximum: 100 },
+              },
+            },
+          },
+        },
+      },
+    },
+    talksTo: {
+      type: 'array',
+      maxItems: 64,
+      items: serviceRef({
+        weight: { type: 'number', exclusiveMinimum: 0, maximum: 1_000_000 },
+        maxRttMs: { type: 'number', exclusiveMinimum: 0, maximum: 60_000 },
+      }),
+    },
+    // the services module's own definition fields (ports, checks)
+    service: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name'],
+      properties: {
+        name: dnsLabel,
+        ports: serviceBodySchema.properties.ports,
+        checks: serviceBodySchema.properties.checks,
+      },
+    },
+    ports: {
+      type: 'array',
+      maxItems: 64,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['hostPort', 'containerPort', 'protocol'],
+        properties: { hostPort: port, containerPort: port, protocol },
+      },
+    },
+    links: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 130 } },
+    restart: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['policy'],
+      properties: {
+        policy: { enum: ['always', 'on-failure', 'never'] },
+        attempts: { type: 'integer', minimum: 0, maximum: 1000 },
+        delayMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
+        maxDelayMs: { type: 'integer', minimum: 0, maximum: 86_400_000 },
+      },
+    },
+    update: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxParallel: { type: 'integer', minimum: 1, maximum: 1000 },
+        minHealthyMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
+        autoRevert: { type: 'boolean' },
+      },
+    },
+  },
+} as const
+
+/** JSON schema of a job spec (also the body of the /v1/jobs routes). */
+export const jobSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'type', 'groups'],
+  properties: {
+    name: dnsLabel,
+    type: { enum: ['service', 'batch', 'system'] },
+    balance: { enum: ['spread', 'binpack'] },
+    constraints: { type: 'array', maxItems: 64, items: constraint },
+    affinities: { type: 'array', maxItems: 64, items: affinity },
+    groups: { type: 'array', minItems: 1, maxItems: 256, items: group },
+  },
+} as const
+
+export interface SpecProblem {
+  /** dotted path into the spec, e.g. groups.1.tasks.0.resources.cpu ('' = the whole spec) */
+  path: string
+  message: string
+  /** 1-based, when the spec came as text */
+  line?: number
+}
+
+const ajv = new Ajv({ allErrors: true, strict: false })
+const validateShape = ajv.compile<JobSpec>(jobSchema)
+
+const LINK_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}(:[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62})?$/
+
+function shapeProblem(e: ErrorObject): SpecProblem {
+  const parts = e.instancePath.split('/').slice(1)
+  if (e.keyword === 'additionalProperties') {
+    parts.push(String((e.params as { additionalProperty: string }).additionalProperty))
+    return { path: parts.join('.'), message: 'is not a known field' }
+  }
+  if (e.keyword === 'required') {
+    parts.push(String((e.params as { missingProperty: string }).missingProperty))
+    return { path: parts.join('.'), message: 'is required' }
+  }
+  if (e.keyword === 'enum') {
+    const allowed = (e.params as { allowedValues: unknown[] }).allowedValues
+    return {
+      path: parts.join('.'),
+      message: `must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}`,
+    }
+  }
+  return { path: parts.join('.'), message: e.message ?? 'is invalid' }
+}
+
+/** Rules the schema cannot say: per-operator fields, names unique, regexps that compile. */
+function meaningProblems(job: JobSpec): SpecProblem[] {
+  const out: SpecProblem[] = []
+  const matchFields = (
+    path: string,
+    c: { operator?: string; attribute?: string; value?: string; values?: string[] },
+  ) => {
+    const op = c.operator ?? '='
+    if (op !== 'distinct_hosts' && c.attribute === undefined) {
+      out.push({ path: `${path}.attribute`, message: `is required by operator "${op}"` })
+    }
+    const needsValue = op === '=' || op === '!=' || op === 'regexp'
+    const needsValues = op === 'in' || op === 'not_in'
+    if (needsValue && c.value === undefined)
+      out.push({ path: `${path}.value`, message: `is required by operator "${op}"` })
+    if (!needsValue && c.value !== undefined)
+      out.push({ path: `${path}.value`, message: `is not used by operator "${op}"` })
+    if (needsValues && c.values === undefined)
+      out.push({ path: `${path}.values`, message: `is required by operator "${op}"` })
+    if (!needsValues && c.values !== undefined)
+      out.push({ path: `${path}.values`, message: `is not used by operator "${op}"` })
+    if (op === 'regexp' && c.value !== undefined) {
+      try {
+        new RegExp(c.value)
+      } catch (err) {
+        out.push({
+          path: `${path}.value`,
+          message: `is not a valid regular expression: ${(err as Error).message}`,
+        })
+      }
+    }
+  }
+  const constraints = (path: string, list: Constraint[] | undefined) =>
+    list?.forEach((c, i) => {
+      matchFields(`${path}.${i}`, c)
+      if (c.limit !== undefined && c.operator !== 'distinct_property') {
+        out.push({ path: `${path}.${i}.limit`, message: 'is only used by distinct_property' })
+      }
+    })
+  const affinities = (path: string, list: Affinity[] | undefined) =>
+    list?.forEach((a, i) => {
+      const p = `${path}.${i}`
+      if ((a.service === undefined) === (a.attribute === undefined)) {
+        out.push({ path: p, message: 'needs exactly one of "attribute" or "service"' })
+      } else if (a.attribute !== undefined) matchFields(p, a)
+      else if (a.operator || a.value !== undefined || a.values !== undefined) {
+        out.push({ path: p, message: 'a service affinity takes only "service" and "weight"' })
+      }
+    })
+  constraints('constraints', job.constraints)
+  affinities('affinities', job.affinities)
+  const groupNames = new Map<string, number>()
+  const serviceNames = new Map<string, number>()
+  job.groups.forEach((g, gi) => {
+    const gp = `groups.${gi}`
+    const seen = groupNames.get(g.name)
+    if (seen !== undefined)
+      out.push({ path: `${gp}.name`, message: `"${g.name}" is also the name of groups.${seen}` })
+    else groupNames.set(g.name, gi)
+    if (g.service) {
+      const other = serviceNames.get(g.service.name)
+      if (other !== undefined) {
+        out.push({
+          path: `${gp}.service.name`,
+          message: `"${g.service.name}" is also the service of groups.${other}`,
+        })
+      } else serviceNames.set(g.service.name, gi)
+    }
+    if (job.type !== 'system' && g.count === undefined)
+      out.push({ path: `${gp}.count`, message: `is required for a ${job.type} job` })
+    const taskNames = new Set<string>()
+    g.tasks.forEach((t, ti) => {
+      if (taskNames.has(t.name))
+        out.push({ path: `${gp}.tasks.${ti}.name`, message: `"${t.name}" is used twice in this group` })
+      taskNames.add(t.name)
+      const c = t.config
+      if (t.driver === 'exec' && !c.command)
+        out.push({ path: `${gp}.tasks.${ti}.config.command`, message: 'is required by the exec driver' })
+      if (t.driver === 'podman' && !c.image && !c.rootfs) {
+        out.push({ path: `${gp}.tasks.${ti}.config`, message: 'the podman driver needs "image" or "rootfs"' })
+      }
+    })
+    constraints(`${gp}.constraints`, g.constraints)
+    affinities(`${gp}.affinities`, g.affinities)
+    g.spread?.forEach((s, si) => {
+      const sum = (s.targets ?? []).reduce((a, t) => a + t.percent, 0)
+      if (sum > 100)
+        out.push({
+          path: `${gp}.spread.${si}.targets`,
+          message: `percentages add up to ${sum}, more than 100`,
+        })
+    })
+    const hostPorts = new Set<string>()
+    g.ports?.forEach((p, pi) => {
+      const k = `${p.hostPort}/${p.protocol}`
+      if (hostPorts.has(k))
+        out.push({ path: `${gp}.ports.${pi}`, message: `host port ${k} is published twice` })
+      hostPorts.add(k)
+    })
+    g.links?.forEach((l, li) => {
+      if (!LINK_RE.test(l))
+        out.push({ path: `${gp}.links.${li}`, message: `a link is TARGET[:ALIAS], got "${l}"` })
+    })
+    g.talksTo?.forEach((t, ti) => {
+      if (t.service === g.service?.name || t.service === g.name) {
+        out.push({
+          path: `${gp}.talksTo.${ti}.service`,
+          message: 'a group does not talk to itself over the network',
+        })
+      }
+    })
+  })
+  return out
+}
+
+/** Every problem of a parsed spec ([] = valid). */
+export function jobProblems(value: unknown): SpecProblem[] {
+  if (validateShape(value)) return meaningProblems(value)
+  return (validateShape.errors ?? []).map(shapeProblem)
+}
+
+export function invalidJob(problems: SpecProblem[], source = 'job'): PlexusError {
+  const lines = problems.map(
+    (p) => `  ${p.line ? `line ${p.line}: ` : ''}${p.path || '(spec)'}: ${p.message}`,
+  )
+  return new PlexusError(
+    'PLX_JOB_INVALID',
+    `${source} is invalid (${problems.length} problems):\n${lines.join('\n')}`,
+    {
+      status: 400,
+      problems,
+    },
+  )
+}
+
+/** Validates a parsed spec; throws PLX_JOB_INVALID listing every problem. */
+export function validateJob(value: unknown): JobSpec {
+  const problems = jobProblems(value)
+  if (problems.length) throw invalidJob(problems)
+  return value as JobSpec
+}
+
+/** The YAML node at a dotted path, as far down as it exists (for the line of a problem). */
+function nodeAt(root: Node | null, path: string): Node | null {
+  let node = root
+  for (const part of path ? path.split('.') : []) {
+    let next: unknown
+    if (isMap(node)) next = node.get(part, true)
+    else if (isSeq(node)) next = node.get(Number(part), true)
+    if (!next || !(isMap(next) || isSeq(next) || isScalar(next))) break
+    node = next as Node
+  }
+  return node
+}
+
+/**
+ * Parses a job from YAML or JSON text (JSON is YAML) and validates it.
+ * Throws PLX_JOB_INVALID with every problem, each with its line.
+ */
+export function parseJobText(text: string, source = 'job'): JobSpec {
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false })
+  if (doc.errors.length) {
+    throw invalidJob(
+      doc.errors.map((e) => ({
+        path: '',
+        message: e.message.split('\n')[0] ?? e.code,
+        line: lines.linePos(e.pos[0]).line,
+      })),
+      source,
+    )
+  }
+  const value = doc.toJS({ maxAliasCount: 100 }) as unknown
+  const problems = jobProblems(value).map((p) => {
+    const node = nodeAt(doc.contents, p.path)
+    return node?.range ? { ...p, line: lines.linePos(node.range[0]).line } : p
+  })
+  if (problems.length) throw invalidJob(problems, source)
+  return value as JobSpec
+}

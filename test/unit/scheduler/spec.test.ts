@@ -1,0 +1,144 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import t from 'tap'
+import { isPlexusError } from '../../../src/lib/errors.js'
+import { jobProblems, parseJobText, type SpecProblem, validateJob } from '../../../src/scheduler/spec.js'
+
+const EXAMPLES = join(import.meta.dirname, '../../../../examples')
+
+function problemsOf(text: string): SpecProblem[] {
+  try {
+    parseJobText(text)
+  } catch (err) {
+    if (isPlexusError(err, 'PLX_JOB_INVALID')) return (err.details as { problems: SpecProblem[] }).problems
+    throw err
+  }
+  return []
+}
+
+const task = {
+  name: 't',
+  driver: 'exec',
+  config: { command: ['true'] },
+  resources: { cpu: 100, memoryMb: 64 },
+}
+
+t.test('every example in examples/ is a valid job', async (t) => {
+  const files = readdirSync(EXAMPLES).filter((f) => /\.(ya?ml|json)$/.test(f))
+  t.ok(files.length >= 3, 'examples exist')
+  for (const f of files) {
+    const job = parseJobText(readFileSync(join(EXAMPLES, f), 'utf8'), f)
+    t.ok(job.groups.length > 0, `${f} parses`)
+  }
+})
+
+t.test('all problems reported at once, each with its path and line', async (t) => {
+  const yaml = `name: Bad_Name
+type: cron
+groups:
+  - name: web
+    count: -1
+    colour: blue
+    tasks:
+      - name: app
+        driver: exec
+        config: { command: [x] }
+        resources: { cpu: 0, memoryMb: 64 }
+`
+  const problems = problemsOf(yaml)
+  const byPath = new Map(problems.map((p) => [p.path, p]))
+  t.equal(byPath.get('name')?.line, 1)
+  t.match(byPath.get('type')?.message, /one of "service", "batch", "system"/)
+  t.equal(byPath.get('type')?.line, 2)
+  t.equal(byPath.get('groups.0.count')?.line, 5)
+  t.equal(byPath.get('groups.0.colour')?.message, 'is not a known field')
+  t.equal(byPath.get('groups.0.colour')?.line, 6)
+  t.equal(byPath.get('groups.0.tasks.0.resources.cpu')?.line, 11)
+  t.equal(problems.length, 5, JSON.stringify(problems))
+})
+
+t.test('YAML syntax error: the line, nothing else parsed', async (t) => {
+  const problems = problemsOf('name: x\ngroups: [\n  - a: 1\n')
+  t.ok(problems.length >= 1)
+  t.ok(problems.every((p) => typeof p.line === 'number'))
+})
+
+t.test('duplicate keys are an error, not the last one winning', async (t) => {
+  const problems = problemsOf('name: a\nname: b\ntype: service\ngroups: []\n')
+  t.ok(
+    problems.some((p) => /unique|duplicate/i.test(p.message)),
+    JSON.stringify(problems),
+  )
+})
+
+t.test('JSON is accepted as well', async (t) => {
+  const job = parseJobText(
+    JSON.stringify({ name: 'j', type: 'batch', groups: [{ name: 'g', count: 1, tasks: [task] }] }),
+  )
+  t.equal(job.groups[0]?.tasks[0]?.resources.cpu, 100)
+})
+
+t.test('per-operator fields and meaning rules', async (t) => {
+  const job = {
+    name: 'j',
+    type: 'service',
+    constraints: [{ operator: 'distinct_hosts', limit: 2 }],
+    groups: [
+      {
+        name: 'g',
+        count: 1,
+        tasks: [task, { ...task, driver: 'podman', config: {} }],
+        constraints: [
+          { operator: '=', attribute: 'zone' },
+          { operator: 'in', attribute: 'zone', value: 'a' },
+          { operator: 'regexp', attribute: 'name', value: '(' },
+          { operator: 'exists' },
+          { operator: 'distinct_property', attribute: 'zone', limit: 2 },
+        ],
+        affinities: [{ service: 'db', attribute: 'zone', weight: 10 }],
+        spread: [
+          {
+            attribute: 'zone',
+            targets: [
+              { value: 'a', percent: 80 },
+              { value: 'b', percent: 30 },
+            ],
+          },
+        ],
+        talksTo: [{ service: 'g' }],
+        ports: [
+          { hostPort: 80, containerPort: 80, protocol: 'tcp' },
+          { hostPort: 80, containerPort: 81, protocol: 'tcp' },
+        ],
+        links: ['a:b:c'],
+      },
+      { name: 'g', tasks: [task] },
+    ],
+  }
+  const paths = jobProblems(job).map((p) => p.path)
+  t.same(
+    paths.sort(),
+    [
+      'constraints.0.limit',
+      'groups.0.affinities.0',
+      'groups.0.constraints.0.value',
+      'groups.0.constraints.1.value',
+      'groups.0.constraints.1.values',
+      'groups.0.constraints.2.value',
+      'groups.0.constraints.3.attribute',
+      'groups.0.links.0',
+      'groups.0.ports.1',
+      'groups.0.spread.0.targets',
+      'groups.0.talksTo.0.service',
+      'groups.0.tasks.1.config',
+      'groups.0.tasks.1.name',
+      'groups.1.count',
+      'groups.1.name',
+    ].sort(),
+  )
+})
+
+t.test('validateJob throws PLX_JOB_INVALID with status 400', async (t) => {
+  t.throws(() => validateJob({ name: 'x' }), { code: 'PLX_JOB_INVALID', details: { status: 400 } })
+  t.equal(validateJob({ name: 'x', type: 'system', groups: [{ name: 'g', tasks: [task] }] }).type, 'system')
+})
