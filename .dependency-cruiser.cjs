@@ -26,6 +26,16 @@ module.exports = {
       from: { path: '^(src|cni)/', pathNot: '^src/agent/' },
       to: { path: '^src/agent/' },
     },
+    {
+      name: 'module-on-a-floor',
+      comment: 'a new src/ folder must be given its floor here (and in src/lib/README.md) before it imports anything',
+      severity: 'error',
+      from: {
+        path: '^src/',
+        pathNot: '^src/(lib|store|cluster|ipam|datapath|dns|ports|services|scheduler|endpoints|api|cli|agent)/',
+      },
+      to: {},
+    },
     floor('lib', ['store', 'cluster', 'ipam', 'datapath', 'dns', 'ports', 'services', 'scheduler', 'endpoints', 'api', 'cli']),
     floor('store', ['cluster', 'ipam', 'datapath', 'dns', 'ports', 'services', 'scheduler', 'endpoints', 'api', 'cli']),
     floor('cluster', ['ipam', 'datapath', 'dns', 'ports', 'services', 'scheduler', 'endpoints', 'api', 'cli']),
