@@ -11,6 +11,7 @@ import { AddressAllocator, type AllocationResult } from '../ipam/addresses.js'
 import type { CurrentLease, LeaseComponent } from '../ipam/manager.js'
 import type { Counters } from '../lib/counters.js'
 import { errorMessage, isPlexusError, PlexusError } from '../lib/errors.js'
+import { faultPoint } from '../lib/faults.js'
 import type { Logger } from '../lib/log.js'
 import type { Startable } from '../lib/startable.js'
 import { isEndpointValue } from '../services/model.js'
@@ -283,9 +284,11 @@ export class EndpointService implements Startable {
         undo.push(() => this.deleteLinkIfPresent(nl, hostVeth))
         if (allocated.status === 'rejected') throw allocated.reason
         if (made.status === 'rejected') throw made.reason
+        await faultPoint('add.allocated')
         const alloc = allocated.value
         const host = made.value
         const mac = await this.configureContainer(req, alloc)
+        await faultPoint('add.configured')
 
         const facts: AttachmentFacts = {
           containerId: req.containerId,
@@ -303,8 +306,8 @@ export class EndpointService implements Startable {
         if (value.published && this.c.ports) value.published = await this.c.ports.reserve(key, value)
         // On disk before the answer: a restarted agent restores what it answered (recover()).
         const written = await Promise.allSettled([
-          journal.set(key, value),
-          this.c.store.put(key, value as unknown as JsonValue),
+          faultPoint('add.journal').then(() => journal.set(key, value)),
+          faultPoint('add.store').then(() => this.c.store.put(key, value as unknown as JsonValue)),
         ])
         undo.push(
           () => journal.delete(key),
@@ -313,6 +316,7 @@ export class EndpointService implements Startable {
         const failed = written.find((w) => w.status === 'rejected')
         if (failed) throw failed.reason
         undo.length = 0
+        await faultPoint('add.written')
         this.c.counters.inc('endpoints.attached')
         return buildResult(facts, req.dns)
       } finally {
