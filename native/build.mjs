@@ -1,7 +1,7 @@
 // Builds the native addons (setns, batched UDP) with node-gyp against the running node's own headers
 // (--nodedir), so nothing is downloaded. See README.md.
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -18,4 +18,10 @@ execFileSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`], { c
 // into dist/, next to the compiled code that loads it, so whatever ships dist/ ships the addon
 const out = join(here, '../dist/native')
 mkdirSync(out, { recursive: true })
-for (const name of ['plexus_netns.node', 'plexus_udp.node']) copyFileSync(join(here, 'build/Release', name), join(out, name))
+// Copied beside the target, then renamed over it: a running agent keeps its mapping of the
+// old file (a new inode) instead of having the library it executes rewritten under it (SIGBUS).
+for (const name of ['plexus_netns.node', 'plexus_udp.node']) {
+  const tmp = join(out, `.${name}.${process.pid}`)
+  copyFileSync(join(here, 'build/Release', name), tmp)
+  renameSync(tmp, join(out, name))
+}

@@ -13,6 +13,7 @@ import '../lib/polyfill.js'
 import { Command, CommanderError, Option } from 'commander'
 import { cleanupHost, formatCleanup } from '../datapath/cleanup.js'
 import { errorMessage, isPlexusError } from '../lib/errors.js'
+import { configureFaults } from '../lib/faults.js'
 import { createLogger, type LogLevel } from '../lib/log.js'
 import { VERSION } from '../lib/version.js'
 import { Agent } from './agent.js'
@@ -102,14 +103,26 @@ async function main(): Promise<void> {
     process.exit(report.errors.length ? 1 : 0)
   }
   let config: AgentConfig
+  let faults: string[]
   try {
     const file = flags.config ? loadConfigFile(flags.config) : {}
     config = resolveConfig(file, flagsToConfig(flags))
+    faults = configureFaults(process.env.PLEXUS_TEST_FAULTS)
   } catch (err) {
     process.stderr.write(`plexusd: ${errorMessage(err)}\n`)
     process.exit(2)
   }
   const logger = createLogger({ level: config.logLevel, host: config.name })
+  // A death must leave a line saying why: log what would otherwise kill the
+  // process silently, then exit non-zero once the line is written.
+  const die = (kind: string) => (err: unknown) => {
+    logger.fatal({ err }, `plexusd: ${kind}: ${errorMessage(err)}`)
+    logger.flush(() => process.exit(70))
+    setTimeout(() => process.exit(70), 1000).unref()
+  }
+  process.on('uncaughtException', die('uncaught exception'))
+  process.on('unhandledRejection', die('unhandled rejection'))
+  if (faults.length) logger.warn({ faults }, 'test fault points active (PLEXUS_TEST_FAULTS)')
   const agent = new Agent(config, logger)
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down')
