@@ -9,6 +9,7 @@ import { loadClusterKey } from '../../src/cluster/key.js'
 import { Libp2pTransport } from '../../src/cluster/libp2p-transport.js'
 import { DELTA_TOPIC, decodeState, encodeDelta, encodePull, encodeState } from '../../src/cluster/wire.js'
 import { Counters } from '../../src/lib/counters.js'
+import { signingText } from '../../src/store/record.js'
 import { LocalStore } from '../../src/store/store.js'
 import type { StoreRecord } from '../../src/store/types.js'
 
@@ -38,10 +39,13 @@ await new Promise((r) => setTimeout(r, 1500))
 const state = decodeState(await t.request(peer, encodePull(new Map()), 5000))
 const victim = (state.records as StoreRecord[]).find((r) => r.key === `nodes/${peer}`)
 if (!victim) throw new Error('target has no node record')
-const own = await new LocalStore({ signer: createSigner(privateKey), verify: verifyRecordSignature }).put(
-  'scratch/x',
-  1,
-)
+const signer = createSigner(privateKey)
+const own = await new LocalStore({ signer, verify: verifyRecordSignature }).put('scratch/x', 1)
+// a member holding the cluster key signs, validly, a lease under the target's owned prefix
+const claim = { ...own, key: `leases/${peer}`, value: { subnet: '10.244.99.0/24' } }
+const nonOwner: StoreRecord = { ...claim, sig: signer.sign(signingText(claim)) }
+if (!verifyRecordSignature(signer.self, signingText(nonOwner), nonOwner.sig))
+  throw new Error('non-owner record not validly signed')
 
 const attacks: [string, Uint8Array][] = [
   ['malformed', new TextEncoder().encode('{"t":"delta","records":[{"key":')],
@@ -60,7 +64,7 @@ const attacks: [string, Uint8Array][] = [
       },
     ]),
   ],
-  ['non-owner', encodeDelta([{ ...own, key: `leases/${peer}`, value: { subnet: '10.244.99.0/24' } }])],
+  ['non-owner', encodeDelta([nonOwner])],
 ]
 for (const [name, data] of attacks) {
   await t.node.services.pubsub.publish(DELTA_TOPIC, data)

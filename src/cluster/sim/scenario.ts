@@ -1,3 +1,4 @@
+import { signingText } from '../../store/record.js'
 import { encodeDelta } from '../wire.js'
 import { DEFAULT_SIM, type SimConfig, type SimHost, SimNetwork } from './network.js'
 
@@ -64,9 +65,10 @@ async function attack(mallory: SimHost, victim: SimHost): Promise<string[]> {
     value: { name: 'forged' },
     version: { ...real.version, logical: real.version.logical + 1 },
   }
-  // 2. non-owner: mallory signs a write to the victim's lease under its own name
+  // 2. non-owner: mallory signs, validly, a write to the victim's lease under its own name
   const own = await mallory.store.put('scratch/mallory', 1)
-  const nonOwner = { ...own, key: `leases/${victim.id}`, value: { subnet: 'non-owner' } }
+  const claim = { ...own, key: `leases/${victim.id}`, value: { subnet: 'non-owner' } }
+  const nonOwner = { ...claim, sig: mallory.signer.sign(signingText(claim)) }
   // 3. unsigned
   const unsigned = { ...own, key: 'config/unsigned', value: 'unsigned', sig: '' }
   const t = mallory.transport

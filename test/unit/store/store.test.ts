@@ -1,8 +1,9 @@
 import t from 'tap'
+import { verifyRecordSignature } from '../../../src/cluster/identity.js'
 import { compareHlc, hlcObserve, hlcTick } from '../../../src/store/hlc.js'
-import { canonicalJson, keyOwner, mayWrite } from '../../../src/store/record.js'
+import { canonicalJson, keyOwner, mayWrite, signingText } from '../../../src/store/record.js'
 import type { StoreRecord, WatchEvent } from '../../../src/store/types.js'
-import { newSigner, newStore } from './helpers.js'
+import { newStore } from './helpers.js'
 
 t.test('hlc: ticks follow wall time and stay ordered when the clock stalls or lags', async (t) => {
   const a = hlcTick({ wall: 100, logical: 3 }, 50)
@@ -80,17 +81,25 @@ t.test(
 
     const own = await a.store.put(`nodes/${a.store.self}`, { name: 'a' })
     const forged: StoreRecord = { ...own, value: { name: 'evil' } }
-    const nonOwner: StoreRecord = { ...rb, key: `leases/${a.store.self}` }
+    // b, a member holding the cluster key, signs validly a record under a's owned prefix
+    const claim = { ...rb, key: `leases/${a.store.self}`, value: { subnet: '10.244.9.0/24' } }
+    const nonOwner: StoreRecord = { ...claim, sig: b.signer.sign(signingText(claim)) }
+    t.ok(
+      verifyRecordSignature(b.store.self, signingText(nonOwner), nonOwner.sig),
+      'the non-owner record is validly signed',
+    )
     const unsigned = { ...ra, sig: undefined }
     const res = c.store.merge([forged, nonOwner, unsigned, { key: 5 }, 'junk'])
     t.equal(res.rejected, 5)
     t.equal(res.accepted.length, 0)
+    t.equal(
+      c.store.get(`leases/${a.store.self}`),
+      undefined,
+      'the validly signed non-owner record is not merged',
+    )
     t.equal(c.counters.get('store.rejected.signature'), 1)
     t.equal(c.counters.get('store.rejected.not-owner'), 1)
     t.equal(c.counters.get('store.rejected.malformed'), 3)
-    // a non-owner record re-signed by its sender is still refused
-    const signer = await newSigner()
-    t.notOk(mayWrite(signer.self, `nodes/${a.store.self}`))
 
     const future = await newStore({ now: { t: a.clock.t + 3_600_000 } })
     const f = await future.store.put('x', 1)
