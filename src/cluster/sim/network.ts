@@ -43,7 +43,8 @@ export const DEFAULT_SIM: SimConfig = {
   meshMax: 12,
   latencyMs: [5, 40],
   loss: 0.01,
-  syncIntervalMs: 1000,
+  // the agent's default (cluster.syncIntervalMs), so a heal measured here is one the agent gets
+  syncIntervalMs: 2000,
   requestTimeoutMs: 1000,
   reapAfterMs: 3_600_000,
 }
@@ -64,7 +65,7 @@ export class SimHost {
     readonly net: SimNetwork,
     readonly id: string,
     readonly index: number,
-    private readonly signer: ReturnType<typeof createSigner>,
+    readonly signer: ReturnType<typeof createSigner>,
   ) {
     this.transport = new SimTransport(net, this)
   }

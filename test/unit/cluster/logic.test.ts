@@ -1,16 +1,36 @@
 import t from 'tap'
+import { resolveConfig } from '../../../src/agent/config.js'
 import { nextDelay } from '../../../src/cluster/dialer.js'
 import { memberState } from '../../../src/cluster/membership.js'
 import { seededRng } from '../../../src/cluster/sim/clock.js'
+import { DEFAULT_SIM } from '../../../src/cluster/sim/network.js'
 import { distance, newVivaldiState, observe, type VivaldiState } from '../../../src/cluster/vivaldi.js'
 import { decodeDelta, decodeRequest, encodePull, MAX_GOSSIP_BYTES } from '../../../src/cluster/wire.js'
 
-t.test('failure detector: alive, suspect after 4 s, dead after 8 s (defaults)', async (t) => {
-  const cfg = { suspectAfterMs: 4000, deadAfterMs: 8000 }
-  t.equal(memberState(0, cfg), 'alive')
-  t.equal(memberState(3999, cfg), 'alive')
-  t.equal(memberState(4000, cfg), 'suspect')
-  t.equal(memberState(8000, cfg), 'dead')
+t.test(
+  'failure detector: alive, suspect after 3 s, dead after 6 s (the defaults the README states)',
+  async (t) => {
+    const cfg = resolveConfig({}, {}).cluster
+    t.same(
+      {
+        suspectAfterMs: cfg.suspectAfterMs,
+        deadAfterMs: cfg.deadAfterMs,
+        heartbeatIntervalMs: cfg.heartbeatIntervalMs,
+      },
+      { suspectAfterMs: 3000, deadAfterMs: 6000, heartbeatIntervalMs: 1000 },
+      'the agent runs with the documented timers',
+    )
+    t.equal(memberState(0, cfg), 'alive')
+    t.equal(memberState(2999, cfg), 'alive')
+    t.equal(memberState(3000, cfg), 'suspect')
+    t.equal(memberState(5999, cfg), 'suspect')
+    t.equal(memberState(6000, cfg), 'dead')
+  },
+)
+
+t.test("the simulator syncs at the agent's default interval", async (t) => {
+  t.equal(resolveConfig({}, {}).cluster.syncIntervalMs, 2000, 'the README states a digest exchange every 2 s')
+  t.equal(DEFAULT_SIM.syncIntervalMs, 2000, "so heals measured in the simulator are the agent's")
 })
 
 t.test('redial backoff doubles with jitter and is capped', async (t) => {
