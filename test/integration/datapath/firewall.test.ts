@@ -180,13 +180,19 @@ t.test('auto picks the iptables flavour in use', async (t) => {
 t.test('cleanup removes every flavour and leaves others alone', async (t) => {
   const ns = tempNetns(t, 'fw')
   await new IptablesFirewall('nf_tables', ns.path).apply(base)
+  await new IptablesFirewall('legacy', ns.path).apply(base)
   await new NftablesFirewall(ns.path).apply(base)
-  for (const fw of allFirewalls(ns.path)) {
-    try {
-      await fw.remove()
-    } catch {
-      // legacy iptables may be unavailable in this kernel
-    }
-  }
-  t.notMatch(nsExec(ns.name, 'nft', ['list', 'ruleset']), /plexus|PLEXUS/)
+  // someone else's rules in each flavour
+  nsExec(ns.name, 'iptables-nft', ['-A', 'INPUT', '-s', '198.51.100.1', '-j', 'ACCEPT'])
+  nsExec(ns.name, 'iptables-legacy', ['-A', 'INPUT', '-s', '198.51.100.2', '-j', 'ACCEPT'])
+  nsExec(ns.name, 'nft', ['add', 'table', 'inet', 'other'])
+  // every remove() must succeed: an error here is a cleanup that did not happen
+  for (const fw of allFirewalls(ns.path)) await fw.remove()
+  const nft = nsExec(ns.name, 'nft', ['list', 'ruleset'])
+  const legacy = nsExec(ns.name, 'iptables-legacy-save', [])
+  t.notMatch(nft, /plexus|PLEXUS/, 'nothing of ours in nftables or iptables-nft')
+  t.notMatch(legacy, /plexus|PLEXUS/, 'nothing of ours in iptables-legacy')
+  t.match(nft, /198\.51\.100\.1/, 'the iptables-nft rule someone else made stays')
+  t.match(nft, /table inet other/, 'the nft table someone else made stays')
+  t.match(legacy, /198\.51\.100\.2/, 'the legacy rule someone else made stays')
 })

@@ -91,7 +91,11 @@ t.test('veth: peer created directly in another namespace, then enslaved', async 
   t.equal((await nl.linkByName('veth1')).master, br.index)
   await nl.setLink(v.index, { master: 0 })
   t.equal((await nl.linkByName('veth1')).master, undefined, 'detached')
-  t.ok(ns)
+  t.match(
+    nsExec(ns.name, 'ip', ['-d', 'link', 'show', 'veth1']),
+    /^\d+: veth1@if\d+:[^\n]*\n(?:.*\n)*?\s+veth /m,
+    'the host end stays a veth in the host namespace',
+  )
 })
 
 t.test('vxlan, routes, neighbours, fdb', async (t) => {

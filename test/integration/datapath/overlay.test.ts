@@ -104,6 +104,14 @@ for (const c of cases) {
         )) >= 0,
         'deleted FDB entry is back within 5 s',
       )
+      const neigh = () => nsExec(h1.ns.name, 'ip', ['neigh', 'show', '10.244.2.0', 'dev', 'plexus.1'])
+      const lladdr = /lladdr ([0-9a-f:]{17}) PERMANENT/.exec(neigh())?.[1] as string
+      nsExec(h1.ns.name, 'ip', ['neigh', 'del', '10.244.2.0', 'dev', 'plexus.1'])
+      t.notMatch(neigh(), /lladdr/, 'neighbour entry deleted by hand')
+      t.ok(
+        (await waitFor(() => neigh().includes(`lladdr ${lladdr} PERMANENT`), 5000)) >= 0,
+        'deleted neighbour entry is back within 5 s, with its address',
+      )
     }
     if (c.firewall === 'iptables') nsExec(h1.ns.name, 'iptables', ['-D', 'PLEXUS-FORWARD', '1'])
     else nsExec(h1.ns.name, 'nft', ['flush', 'chain', 'inet', 'plexus', 'forward'])

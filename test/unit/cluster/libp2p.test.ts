@@ -68,7 +68,10 @@ t.test('two hosts on loopback: gossip, pull on connect, wrong key refused on bot
   // gossipsub needs a heartbeat to graft the mesh; the pull/digest path covers the gap
   await a.store.put('after/connect', 2)
   await until('gossip or digest', () => b.store.get('after/connect') !== undefined)
-  t.pass('replicated both ways')
+  t.equal(b.store.get('after/connect')?.value, 2, 'a to b')
+  await b.store.put('from/b', 3)
+  await until('b to a', () => a.store.get('from/b') !== undefined)
+  t.equal(a.store.get('from/b')?.value, 3, 'b to a')
 
   const evil = await host(parseClusterKey(newClusterKey(), 'other'))
   t.teardown(async () => {

@@ -3,6 +3,7 @@ import { pino } from 'pino'
 import t from 'tap'
 import { HealthChecker, nextStatus } from '../../../src/services/health.js'
 import type { HealthValue } from '../../../src/store/records.js'
+import { nsExec, tempNetns } from '../../integration/datapath/tempns.js'
 import { newStore } from '../store/helpers.js'
 
 t.test('nextStatus: failures before critical, one success heals', async (t) => {
@@ -30,6 +31,8 @@ t.test('tcp and exec checks write health transitions of this host', async (t) =>
     },
   })
   const self = signer.self
+  const ctr = tempNetns(t, 'hc')
+  nsExec(ctr.name, 'ip', ['link', 'add', 'hcmark0', 'type', 'veth', 'peer', 'name', 'hcmark1'])
   let srv = await listen()
   const port = (srv.address() as { port: number }).port
   t.teardown(() => srv.close())
@@ -40,8 +43,8 @@ t.test('tcp and exec checks write health transitions of this host', async (t) =>
     host: 'h1',
     ipv4: '127.0.0.1',
     mac: '02:00:00:00:00:01',
-    // exec checks enter this namespace with nsenter: our own is a real one to enter
-    netns: '/proc/self/ns/net',
+    // exec checks enter this namespace with nsenter: the check below sees a link only it has
+    netns: ctr.path,
     hostVeth: 'v',
     labels: {},
     createdAt: new Date().toISOString(),
@@ -54,7 +57,7 @@ t.test('tcp and exec checks write health transitions of this host', async (t) =>
     ports: [{ name: 'http', port, protocol: 'tcp' }],
     checks: [
       { name: 'up', type: 'tcp', port: 'http', ...fast },
-      { name: 'sh', type: 'exec', command: ['test', '-e', '/tmp/plexus-health-test-ok'], ...fast },
+      { name: 'sh', type: 'exec', command: ['ip', 'link', 'show', 'hcmark0'], ...fast },
     ],
   })
   const checker = new HealthChecker({ store, peerId: self, logger: pino({ level: 'silent' }) })
@@ -68,7 +71,9 @@ t.test('tcp and exec checks write health transitions of this host', async (t) =>
   }
   t.same(checker.running, [`health/${self}/c1:eth0:web:sh`, `health/${self}/c1:eth0:web:up`])
   t.equal(await until('up', 'passing'), 'passing')
-  t.equal(await until('sh', 'critical'), 'critical', 'exec check fails (file missing)')
+  t.equal(await until('sh', 'passing'), 'passing', "exec check passes: it ran in the container's namespace")
+  nsExec(ctr.name, 'ip', ['link', 'del', 'hcmark0'])
+  t.equal(await until('sh', 'critical'), 'critical', 'exec check fails once the link is gone')
   await new Promise<void>((r) => srv.close(() => r()))
   t.equal(await until('up', 'critical'), 'critical', 'port closed')
   srv = await listen(port)
