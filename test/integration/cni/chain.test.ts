@@ -15,12 +15,9 @@ import {
   waitReady,
 } from './plugin.js'
 
-if (!existsSync('/usr/lib/cni/bandwidth')) {
-  const r = run('apt-get', ['install', '-y', 'containernetworking-plugins'], {
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  })
-  if (r.status !== 0) throw new Error(`apt-get install containernetworking-plugins: ${r.stderr}`)
-}
+// Installed by `make test` (the Makefile's APT_TEST), never from inside a test.
+if (!existsSync('/usr/lib/cni/bandwidth'))
+  throw new Error('/usr/lib/cni/bandwidth is missing: run `make deps-test` (containernetworking-plugins)')
 
 const c = upCluster(t, { hosts: 1, prefix: 'cc' })
 const H = 'h1'
