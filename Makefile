@@ -60,8 +60,10 @@ test: deps-test build lint
 demo: build
 	scripts/demo.sh
 
+# Each bench keeps its JSON line in bench/results/; the README's table is rewritten from those files.
 bench: deps-bench build
 	@set -e; for b in bench/*; do [ -x "$$b" ] && [ -f "$$b" ] && { echo "== $$b" >&2; "$$b"; }; done
+	node dist/bench/table.js
 
 install: build
 	install -d $(LIBDIR) $(PREFIX)/bin $(CNI_BIN_DIR) $(CNI_CONF_DIR) $(UNIT_DIR)

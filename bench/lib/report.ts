@@ -1,6 +1,7 @@
 // Shared by every benchmark (contract: ../shared/BENCH.md): statistics, progress
 // on stderr, one JSON line on stdout, and the copy kept in bench/results/.
 import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -28,9 +29,21 @@ export function progress(msg: string): void {
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`)
 }
 
+/** When and on what a run was made: the README's table shows it next to every figure. */
+export function runFacts(): Record<string, number | string> {
+  const cpu = cpus()
+  return {
+    date: new Date().toISOString().slice(0, 10),
+    machine_cores: cpu.length,
+    machine_model: cpu[0]?.model.trim() ?? 'unknown',
+    load_avg_1m: round(loadavg()[0] ?? 0, 2),
+    node: process.version,
+  }
+}
+
 /** Prints the one JSON line (last on stdout) and keeps it in bench/results/<bench>.json. */
 export function report(bench: string, fields: Record<string, number | string | boolean | null>): void {
-  const line = JSON.stringify({ bench, date: new Date().toISOString().slice(0, 10), ...fields })
+  const line = JSON.stringify({ bench, ...runFacts(), ...fields })
   const dir = join(REPO, 'bench/results')
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, `${bench}.json`), `${line}\n`)

@@ -1,0 +1,248 @@
+// The README's performance table, rendered from bench/results/*.json only: a
+// figure the README shows is a field some result file holds, with that run's
+// date and machine, and each goal is shown as met or missed by the number
+// itself. Benches and fields this file does not know are listed too (as
+// "other figures"), so a new bench or field never needs this file first.
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { REPO } from './report.js'
+
+export type Result = Record<string, unknown> & { bench: string }
+
+interface Goal {
+  op: '<=' | '>=' | '='
+  value: number
+}
+
+/** One row: a figure, where its value comes from, and the goal it is held to. */
+interface Row {
+  label: string
+  /** the field(s) shown as "Plexus"; several are joined with " / " */
+  fields: string[]
+  unit: string
+  /** the reference's field(s) and what it is */
+  ref?: { fields: string[]; name: string }
+  ratio?: string
+  goal?: Goal & { field: string }
+}
+
+const ROWS: Record<string, Row[]> = {
+  overlay: [
+    {
+      label: 'container→container across 2 hosts, vxlan (iperf3, interleaved with the underlay)',
+      fields: ['vxlan_gbps'],
+      unit: 'Gbit/s',
+      ref: { fields: ['underlay_gbps'], name: 'underlay host→host' },
+      ratio: 'vxlan_ratio',
+    },
+    {
+      label: 'container→container across 2 hosts, host-gw',
+      fields: ['hostgw_gbps'],
+      unit: 'Gbit/s',
+      ref: { fields: ['underlay_gbps'], name: 'underlay host→host' },
+      ratio: 'hostgw_ratio',
+    },
+    {
+      label: 'container→container across 2 hosts, WireGuard',
+      fields: ['wireguard_gbps'],
+      unit: 'Gbit/s',
+      ref: { fields: ['underlay_gbps'], name: 'underlay host→host' },
+      ratio: 'wireguard_ratio',
+    },
+    {
+      label: 'new host → its routes programmed on every other host, p50 / p99',
+      fields: ['routes_p50_ms', 'routes_p99_ms'],
+      unit: 'ms',
+      goal: { field: 'routes_p99_ms', op: '<=', value: 1000 },
+    },
+    {
+      label: '1,000 remote leases programmed on one host',
+      fields: ['program_1000_ms'],
+      unit: 'ms',
+      goal: { field: 'program_1000_ms', op: '<=', value: 1000 },
+    },
+  ],
+  dns: [
+    {
+      label: 'max queries/s, dnsperf (interleaved with dnsmasq)',
+      fields: ['plexus_qps'],
+      unit: 'qps',
+      ref: { fields: ['dnsmasq_qps'], name: 'dnsmasq' },
+      ratio: 'qps_ratio',
+      goal: { field: 'qps_ratio', op: '>=', value: 0.9 },
+    },
+    {
+      label: 'latency at a fixed 20k qps, p50 / p99',
+      fields: ['p50_ms_at_20k', 'p99_ms_at_20k'],
+      unit: 'ms',
+      ref: { fields: ['dnsmasq_p50_ms_at_20k', 'dnsmasq_p99_ms_at_20k'], name: 'dnsmasq' },
+    },
+    {
+      label: 'loss at 20k qps',
+      fields: ['loss'],
+      unit: '',
+      ref: { fields: ['dnsmasq_loss'], name: 'dnsmasq' },
+    },
+    { label: 'RSS of the DNS process', fields: ['rss_mb'], unit: 'MB' },
+  ],
+  cni: [
+    {
+      label: 'ADD, median (p95 after it), with a published port',
+      fields: ['plexus_add_ms', 'plexus_add_p95_ms'],
+      unit: 'ms',
+      ref: { fields: ['ref_add_ms', 'ref_add_p95_ms'], name: 'ref_chain' },
+      ratio: 'add_ratio',
+      goal: { field: 'add_ratio', op: '<=', value: 0.8 },
+    },
+    {
+      label: 'DEL, median (p95 after it), same runs',
+      fields: ['plexus_del_ms', 'plexus_del_p95_ms'],
+      unit: 'ms',
+      ref: { fields: ['ref_del_ms', 'ref_del_p95_ms'], name: 'ref_chain' },
+      ratio: 'del_ratio',
+      goal: { field: 'del_ratio', op: '<=', value: 0.8 },
+    },
+    {
+      label: 'ADD / DEL without a published port, same runs',
+      fields: ['plexus_noport_add_ms', 'plexus_noport_del_ms'],
+      unit: 'ms',
+    },
+    { label: 'plugin process alone (VERSION: node start-up)', fields: ['plugin_version_ms'], unit: 'ms' },
+  ],
+  converge: [
+    {
+      label: 'write on one host until all hosts hold it, p50 / p99',
+      fields: ['write_p50_ms', 'write_p99_ms'],
+      unit: 'ms',
+      goal: { field: 'write_p99_ms', op: '<=', value: 500 },
+    },
+    {
+      label: 'new host (fresh identity) holds the full store: process start → first full sync',
+      fields: ['join_ms'],
+      unit: 'ms',
+      goal: { field: 'join_ms', op: '<=', value: 2000 },
+    },
+    {
+      label: 'simulator: one write reaches half / all hosts (simulated seconds)',
+      fields: ['sim_half_s', 'sim_converge_s'],
+      unit: 's',
+    },
+    {
+      label: 'simulator: all hosts hold the same map after a partition heals',
+      fields: ['sim_heal_s'],
+      unit: 's',
+    },
+    {
+      label: 'agent RSS, max (median) over the hosts',
+      fields: ['rss_mb', 'rss_median_mb'],
+      unit: 'MB',
+      goal: { field: 'rss_mb', op: '<=', value: 150 },
+    },
+  ],
+  chaos: [
+    {
+      label: 'invariant violations',
+      fields: ['violations'],
+      unit: '',
+      goal: { field: 'violations', op: '=', value: 0 },
+    },
+    {
+      label: 'agents that died unasked',
+      fields: ['crashes'],
+      unit: '',
+      goal: { field: 'crashes', op: '=', value: 0 },
+    },
+  ],
+}
+
+/** Fields that describe the run, not a figure. */
+const RUN_FIELDS = new Set(['bench', 'runs', 'date', 'machine_cores', 'machine_model', 'load_avg_1m', 'node'])
+
+const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)
+
+function fmt(r: Result, fields: string[], unit: string): string | undefined {
+  const vs = fields.map((f) => r[f])
+  if (!vs.some(num)) return undefined
+  const text = vs.map((v) => (num(v) ? String(v) : '–'))
+  return unit ? `${text.join(' / ')} ${unit}` : text.join(' / ')
+}
+
+function goalText(r: Result, g: Row['goal']): string {
+  if (!g) return ''
+  const v = r[g.field]
+  const want = `${g.op === '=' ? '=' : g.op === '<=' ? '≤' : '≥'} ${g.value}`
+  if (!num(v)) return `${want}: not measured`
+  const met = g.op === '<=' ? v <= g.value : g.op === '>=' ? v >= g.value : v === g.value
+  return `${want}: **${met ? 'met' : 'missed'}**`
+}
+
+function runText(r: Result): string {
+  const when = typeof r.date === 'string' ? r.date : 'date not recorded'
+  const cores = num(r.machine_cores) ? `${r.machine_cores} cores` : undefined
+  const model = typeof r.machine_model === 'string' ? r.machine_model : undefined
+  const load = num(r.load_avg_1m) ? `load ${r.load_avg_1m}` : undefined
+  const machine = cores || model ? [cores, model, load].filter(Boolean).join(', ') : 'machine not recorded'
+  const runs = num(r.runs) ? `; ${r.runs} runs` : ''
+  return `${when}; ${machine}${runs}`
+}
+
+const cell = (s: string) => s.replace(/\|/g, '\\|')
+
+/** The table (markdown) for these results, one run per bench, benches in name order. */
+export function renderTable(results: Result[]): string {
+  const lines = [
+    '| bench | figure | Plexus | reference | ratio | goal | run (date; machine; runs) |',
+    '|---|---|---|---|---|---|---|',
+  ]
+  for (const r of [...results].sort((a, b) => a.bench.localeCompare(b.bench))) {
+    const used = new Set<string>()
+    const rows = ROWS[r.bench] ?? []
+    for (const row of rows) {
+      const plexus = fmt(r, row.fields, row.unit)
+      if (plexus === undefined) continue
+      for (const f of [...row.fields, ...(row.ref?.fields ?? []), row.ratio ?? '', row.goal?.field ?? ''])
+        used.add(f)
+      const refName =
+        row.ref && typeof r[row.ref.name] === 'string' ? (r[row.ref.name] as string) : row.ref?.name
+      if (row.ref && typeof r[row.ref.name] === 'string') used.add(row.ref.name)
+      const ref = row.ref ? fmt(r, row.ref.fields, row.unit) : undefined
+      const ratio = row.ratio && num(r[row.ratio]) ? String(r[row.ratio]) : ''
+      lines.push(
+        `| ${[r.bench, row.label, plexus, ref ? `${refName}: ${ref}` : '', ratio, goalText(r, row.goal), runText(r)].map(cell).join(' | ')} |`,
+      )
+    }
+    const other = Object.entries(r)
+      .filter(([k, v]) => !RUN_FIELDS.has(k) && !used.has(k) && (num(v) || typeof v === 'string'))
+      .map(([k, v]) => `${k} ${v}`)
+    if (other.length)
+      lines.push(
+        `| ${[r.bench, 'other figures', other.join(', '), '', '', '', runText(r)].map(cell).join(' | ')} |`,
+      )
+  }
+  return `${lines.join('\n')}\n`
+}
+
+export const TABLE_START =
+  '<!-- bench-table: generated by `node dist/bench/table.js` from bench/results/*.json -->'
+export const TABLE_END = '<!-- bench-table end -->'
+
+/** The README with the text between the markers replaced by the table; throws if a marker is missing. */
+export function spliceTable(readme: string, table: string): string {
+  const a = readme.indexOf(TABLE_START)
+  const b = readme.indexOf(TABLE_END)
+  if (a < 0 || b < a) throw new Error(`README.md lacks the markers ${TABLE_START} … ${TABLE_END}`)
+  return `${readme.slice(0, a + TABLE_START.length)}\n\n${table}\n${readme.slice(b)}`
+}
+
+/** The last JSON line of each result file (the bench's report line). */
+export function loadResults(dir = join(REPO, 'bench/results')): Result[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => {
+      const lines = readFileSync(join(dir, f), 'utf8').trim().split('\n')
+      const r = JSON.parse(lines.at(-1) ?? '') as Result
+      if (typeof r.bench !== 'string') throw new Error(`${f}: no "bench" field`)
+      return r
+    })
+}
