@@ -1,7 +1,8 @@
 // Fault points for tests. PLEXUS_TEST_FAULTS names the points to disturb,
 // e.g. "add.configured:pause=4000,add.journal:fail": a test can then land a
 // SIGKILL between two steps of an operation, or make one step fail, on
-// purpose instead of by luck of timing. Read once at start (configureFaults);
+// purpose instead of by luck of timing (a pause long enough that the kill, not the
+// pause, ends it). Read once at start (configureFaults);
 // unset, as in every real run, faultPoint() does nothing.
 import { PlexusError } from './errors.js'
 

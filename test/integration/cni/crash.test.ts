@@ -110,14 +110,14 @@ t.test(
     const seen = { retry: 0, cleanedUp: 0, restored: 0 }
     let n = 0
     for (const step of STEPS) {
-      await restartWith(`${step.point}:pause=6000`)
+      await restartWith(`${step.point}:pause=60000`)
       for (let round = 0; round < ROUNDS; round++) {
         const nsName = `${c.name}-k${n}`
         const netns = containerNs(t, nsName)
         const id = `crash-${process.pid}-${n++}`
         const pending = addAsync(id, netns)
         t.ok(await eventually(() => step.reached(id, nsName), 20_000, 50), `ADD held at ${step.point}`)
-        await restartWith(`${step.point}:pause=6000`, 'KILL')
+        await restartWith(`${step.point}:pause=60000`, 'KILL')
         const r = await pending
         t.equal(r.status, 1, `the runtime got an error: ${r.out}`)
         t.equal((JSON.parse(r.out) as { code: number }).code, 11, 'code 11, try again later')
