@@ -4,12 +4,23 @@
 // as a runtime would. Used by tests, benchmarks and `make demo`. See README.md.
 import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, Option } from 'commander'
 import { createClient } from '../src/cli/client.js'
-import { alive, ipNs, killAll, listNetns, netnsPids, sh, shQuiet, sleep } from './lib/sh.js'
+import {
+  alive,
+  ipNs,
+  killAll,
+  listNetns,
+  netnsPids,
+  procStart,
+  sh,
+  shQuiet,
+  signalName,
+  sleep,
+} from './lib/sh.js'
 import {
   CLUSTER_PORT,
   type ClusterState,
@@ -62,11 +73,27 @@ function pidFile(h: HostState): string {
   return join(h.dir, 'plexusd.pid')
 }
 
-function agentPid(h: HostState): number | undefined {
+/** One JSON line per agent life: how it ended (exit code or signal), and any stop the fixture asked for. */
+function exitsFile(h: HostState): string {
+  return join(h.dir, 'plexusd.exits')
+}
+
+/**
+ * The pid file holds "PID START [WRAPPER WSTART]": the agent's pid with its start time
+ * (/proc/PID/stat), and the shell that waits for it. A pid counts as ours only while the
+ * process with that number started at that time, so a reused pid is never signalled.
+ */
+function readPids(h: HostState): { agent?: number; wrapper?: number } {
   const f = pidFile(h)
-  if (!existsSync(f)) return undefined
-  const pid = Number(readFileSync(f, 'utf8').trim())
-  return Number.isInteger(pid) && alive(pid) ? pid : undefined
+  if (!existsSync(f)) return {}
+  const [pid, start, wpid, wstart] = readFileSync(f, 'utf8').trim().split(/\s+/).map(Number)
+  const ours = (p?: number, st?: number) =>
+    p && Number.isInteger(p) && alive(p) && (st === undefined || procStart(p) === st) ? p : undefined
+  return { agent: ours(pid, start), wrapper: wpid ? ours(wpid, wstart ?? -1) : undefined }
+}
+
+function agentPid(h: HostState): number | undefined {
+  return readPids(h).agent
 }
 
 /** Per-host agent config; extended as modules gain settings. */
@@ -147,20 +174,64 @@ async function startStubDns(c: ClusterState): Promise<void> {
   throw new FixtureError(`stub DNS did not start: ${readFileSync(logFile, 'utf8')}`)
 }
 
-function startAgent(c: ClusterState, h: HostState, index: number): void {
+// The agent runs under a shell that waits for it and appends how it ended to the exits
+// file: a death is recorded even when nothing else (log, core, kernel) says a word.
+// `wait` gives the exit code, or 128 + the signal number.
+const WAIT_AGENT = `ip netns exec "$1" "$2" --config "$3" & pid=$!
+echo "$pid" > "$4"
+wait "$pid"; s=$?
+printf '{"pid":%s,"status":%s,"at":"%s"}\\n' "$pid" "$s" "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" >> "$5"`
+
+async function startAgent(c: ClusterState, h: HostState, index: number): Promise<void> {
   need(existsSync(AGENT_JS), `${AGENT_JS} is missing: run 'make build' first`)
   mkdirSync(join(h.dir, 'run'), { recursive: true })
   const cfg = join(h.dir, 'plexusd.json')
   writeFileSync(cfg, `${JSON.stringify(agentConfig(c, h, index), null, 2)}\n`)
   const log = openSync(join(h.dir, 'plexusd.log'), 'a')
+  const started = `${pidFile(h)}.started`
+  rmSync(started, { force: true })
   // executed, not handed to node: its first line carries the agent's runtime flags
-  const child = spawn('ip', ['netns', 'exec', h.ns, AGENT_JS, '--config', cfg], {
-    detached: true,
-    stdio: ['ignore', log, log],
-  })
-  need(child.pid, `could not start plexusd for ${h.name}`)
-  writeFileSync(pidFile(h), `${child.pid}\n`)
-  child.unref()
+  const wrapper = spawn(
+    'sh',
+    ['-c', WAIT_AGENT, 'plexusd-wait', h.ns, AGENT_JS, cfg, started, exitsFile(h)],
+    {
+      detached: true,
+      stdio: ['ignore', log, log],
+    },
+  )
+  need(wrapper.pid, `could not start plexusd for ${h.name}`)
+  const wstart = procStart(wrapper.pid)
+  wrapper.unref()
+  const deadline = Date.now() + 5000
+  while (!existsSync(started) && Date.now() < deadline) await sleep(10)
+  const pid = existsSync(started) ? Number(readFileSync(started, 'utf8').trim()) : 0
+  need(pid > 0, `plexusd for ${h.name} did not start`)
+  writeFileSync(pidFile(h), `${pid} ${procStart(pid) ?? -1} ${wrapper.pid} ${wstart ?? -1}\n`)
+  rmSync(started, { force: true })
+}
+
+/** The agent lives recorded for a host: exit code or signal, and whether the fixture asked for the stop. */
+function agentExits(
+  h: HostState,
+): { pid: number; code?: number; signal?: string; at: string; asked?: string }[] {
+  if (!existsSync(exitsFile(h))) return []
+  const lines = readFileSync(exitsFile(h), 'utf8').trim().split('\n').filter(Boolean)
+  const records = lines.map(
+    (l) => JSON.parse(l) as { pid: number; status?: number; asked?: string; at: string },
+  )
+  const asked = new Map(records.filter((r) => r.asked).map((r) => [r.pid, r.asked as string]))
+  return records
+    .filter((r) => r.status !== undefined)
+    .map((r) => {
+      const status = r.status as number
+      const signal = status > 128 ? signalName(status - 128) : undefined
+      return {
+        pid: r.pid,
+        ...(signal ? { signal } : { code: status }),
+        at: r.at,
+        ...(asked.has(r.pid) ? { asked: asked.get(r.pid) } : {}),
+      }
+    })
 }
 
 /** one JSON call to a host's agent (plexctl's client) */
@@ -218,17 +289,7 @@ async function up(opts: {
     firewall: opts.firewall,
     agentConfig: parseAgentConfig(opts.agentConfig),
     createdAt: new Date().toISOString(),
-    hosts: Array.from({ length: k }, (_, i) => {
-      const name = `h${i + 1}`
-      const dir = join(clusterDir(opts.name), name)
-      return {
-        name,
-        ns: hostNs(opts.name, name),
-        ip: `${UNDERLAY_PREFIX}.${i + 11}`,
-        dir,
-        socket: join(dir, 'run/plexusd.sock'),
-      }
-    }),
+    hosts: Array.from({ length: k }, (_, i) => hostState(opts.name, i)),
   }
   // Record intent before touching the kernel so `down` can undo a half-made cluster.
   saveCluster(c)
@@ -241,31 +302,8 @@ async function up(opts: {
     ipNs(u, 'addr', 'add', `${UNDERLAY_GATEWAY}/24`, 'dev', 'br0')
     ipNs(u, 'link', 'set', 'br0', 'up')
     await startStubDns(c)
-    for (const h of c.hosts) {
-      mkdirSync(h.dir, { recursive: true })
-      sh('ip', ['netns', 'add', h.ns])
-      ipNs(h.ns, 'link', 'set', 'lo', 'up')
-      ipNs(
-        u,
-        'link',
-        'add',
-        `u-${h.name}`,
-        'mtu',
-        '1500',
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'eth0',
-        'netns',
-        h.ns,
-      )
-      ipNs(u, 'link', 'set', `u-${h.name}`, 'master', 'br0', 'up')
-      ipNs(h.ns, 'addr', 'add', `${h.ip}/24`, 'dev', 'eth0')
-      ipNs(h.ns, 'link', 'set', 'eth0', 'up')
-      ipNs(h.ns, 'route', 'add', 'default', 'via', UNDERLAY_GATEWAY)
-    }
-    for (const [i, h] of c.hosts.entries()) startAgent(c, h, i)
+    for (const h of c.hosts) makeHost(c, h)
+    for (const [i, h] of c.hosts.entries()) await startAgent(c, h, i)
     await Promise.all(c.hosts.map((h) => waitAgent(h, 30_000, opts.waitLease)))
   } catch (err) {
     process.stderr.write(`cluster up failed, tearing down: ${(err as Error).message}\n`)
@@ -275,6 +313,44 @@ async function up(opts: {
   process.stdout.write(
     `cluster ${c.name}: ${k} hosts up (${c.hosts.map((h) => `${h.name}=${h.ip}`).join(' ')})\n`,
   )
+}
+
+function hostState(clusterName: string, i: number): HostState {
+  const name = `h${i + 1}`
+  const dir = join(clusterDir(clusterName), name)
+  return {
+    name,
+    ns: hostNs(clusterName, name),
+    ip: `${UNDERLAY_PREFIX}.${i + 11}`,
+    dir,
+    socket: join(dir, 'run/plexusd.sock'),
+  }
+}
+
+/** The host's namespace, with its underlay veth on the cluster's bridge. */
+function makeHost(c: ClusterState, h: HostState): void {
+  const u = underlayNs(c.name)
+  mkdirSync(h.dir, { recursive: true })
+  sh('ip', ['netns', 'add', h.ns])
+  ipNs(h.ns, 'link', 'set', 'lo', 'up')
+  ipNs(u, 'link', 'add', `u-${h.name}`, 'mtu', '1500', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.ns)
+  ipNs(u, 'link', 'set', `u-${h.name}`, 'master', 'br0', 'up')
+  ipNs(h.ns, 'addr', 'add', `${h.ip}/24`, 'dev', 'eth0')
+  ipNs(h.ns, 'link', 'set', 'eth0', 'up')
+  ipNs(h.ns, 'route', 'add', 'default', 'via', UNDERLAY_GATEWAY)
+}
+
+/** Adds one host to a running cluster: a new namespace and a new agent (fresh identity) joining the others. */
+async function joinHost(opts: { name: string; waitLease: boolean }) {
+  const c = requireCluster(opts.name)
+  need(c.hosts.length < 200, 'a cluster holds at most 200 hosts')
+  const h = hostState(c.name, c.hosts.length)
+  c.hosts.push(h)
+  saveCluster(c) // before touching the kernel, so `down` finds the host whatever happens next
+  makeHost(c, h)
+  await startAgent(c, h, c.hosts.length - 1)
+  await waitAgent(h, 30_000, opts.waitLease)
+  process.stdout.write(`${h.name} joined cluster ${c.name} at ${h.ip}\n`)
 }
 
 /** Removes every namespace, process and file of the cluster; works from any half-state. */
@@ -287,11 +363,17 @@ async function down(opts: { name: string }) {
   const c = loadCluster(opts.name)
   const pids = new Set<number>()
   for (const ns of ours) for (const p of netnsPids(ns)) pids.add(p)
+  const wrappers: number[] = []
   for (const h of c?.hosts ?? []) {
-    const p = agentPid(h)
-    if (p) pids.add(p)
+    const { agent, wrapper } = readPids(h)
+    if (agent) pids.add(agent)
+    if (wrapper) wrappers.push(wrapper)
   }
   await killAll([...pids])
+  // each waiting shell records its agent's end and exits; give it the moment that takes
+  const deadline = Date.now() + 2000
+  while (wrappers.some(alive) && Date.now() < deadline) await sleep(20)
+  await killAll(wrappers.filter(alive), 500)
   for (const ns of ours) {
     shQuiet('ip', ['netns', 'delete', ns])
     rmSync(join('/etc/netns', ns), { recursive: true, force: true })
@@ -524,6 +606,10 @@ async function stopHost(opts: { name: string; host: string; signal: string }) {
   const h = hostOf(c, opts.host)
   const pid = agentPid(h)
   need(pid, `plexusd on ${h.name} is not running`)
+  appendFileSync(
+    exitsFile(h),
+    `${JSON.stringify({ pid, asked: opts.signal, at: new Date().toISOString() })}\n`,
+  )
   if (opts.signal === 'KILL') {
     process.kill(pid, 'SIGKILL')
     while (alive(pid)) await sleep(10)
@@ -535,7 +621,7 @@ async function startHost(opts: { name: string; host: string }) {
   const c = requireCluster(opts.name)
   const h = hostOf(c, opts.host)
   need(!agentPid(h), `plexusd on ${h.name} is already running`)
-  startAgent(c, h, c.hosts.indexOf(h))
+  await startAgent(c, h, c.hosts.indexOf(h))
   await waitAgent(h, 30_000)
   process.stdout.write(`${h.name}: plexusd started\n`)
 }
@@ -556,6 +642,7 @@ function ls(opts: { name?: string; output: string }) {
         address: h.ip,
         socket: h.socket,
         agentPid: agentPid(h) ?? null,
+        exits: agentExits(h),
       })),
       containers: listCtrs(c.name).map((x) => ({
         name: x.name,
@@ -600,6 +687,12 @@ program
       .default('auto'),
   )
   .action(up)
+program
+  .command('join')
+  .description('add one host (a new agent) to a running cluster')
+  .requiredOption('--name <N>')
+  .option('--no-wait-lease', 'return once the agent answers, before it holds a subnet lease')
+  .action(joinHost)
 program.command('down').requiredOption('--name <N>').action(down)
 program
   .command('exec')

@@ -1,5 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { constants } from 'node:os'
 
 /** Runs a command, returns stdout; throws with the command's stderr on failure. */
 export function sh(
@@ -62,6 +63,22 @@ export function alive(pid: number): boolean {
   } catch {
     return false
   }
+}
+
+/** Start time of a process (clock ticks since boot, /proc/PID/stat field 22): with the pid, names one process. */
+export function procStart(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // fields after "pid (comm)": state is field 3, starttime field 22
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
+  } catch {
+    return undefined
+  }
+}
+
+/** SIGKILL for 9, and so on; the number itself when the name is unknown. */
+export function signalName(n: number): string {
+  return Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? String(n)
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -66,7 +66,9 @@ t.test('name keys', async (t) => {
   t.equal(keyToName(k), 'web.svc.plexus.internal')
   t.ok(keyWithin(k, nameToKey('plexus.internal')))
   t.notOk(keyWithin(nameToKey('xplexus.internal'), nameToKey('plexus.internal')), 'label boundary')
-  t.equal(query('WEB.svc.plexus.internal', 'A').key, nameToKey('web.svc.plexus.internal'))
+  // length-prefixed lower-case labels, as on the wire, then the root
+  t.equal(nameToKey('Web.SVC.plexus.internal.'), '\x03web\x03svc\x06plexus\x08internal\x00')
+  t.equal(query('WEB.svc.plexus.internal', 'A').key, '\x03web\x03svc\x06plexus\x08internal\x00')
 })
 
 function upstreamAnswer(
