@@ -1,6 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
-import { isPlexusError } from '../lib/errors.js'
 import type { ApiDeps } from './deps.js'
+import { installErrorContract } from './errors.js'
 import { cniRoutes } from './routes/cni.js'
 import { dnsRoutes } from './routes/dns.js'
 import { endpointRoutes } from './routes/endpoints.js'
@@ -27,23 +27,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   })
 
-  app.setErrorHandler((err, _req, reply) => {
-    if (isPlexusError(err)) {
-      const status =
-        typeof (err.details as { status?: number })?.status === 'number'
-          ? (err.details as { status: number }).status
-          : 400
-      return reply.code(status).send({ error: err.code, message: err.message })
-    }
-    const e = err as { validation?: unknown; statusCode?: number; code?: string; message: string }
-    if (e.validation) return reply.code(400).send({ error: 'PLX_API_BAD_REQUEST', message: e.message })
-    const status = e.statusCode && e.statusCode >= 400 ? e.statusCode : 500
-    if (status >= 500) deps.logger.error({ err }, 'api request failed')
-    return reply.code(status).send({ error: e.code ?? 'PLX_API_ERROR', message: e.message })
-  })
-  app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({ error: 'PLX_API_NOT_FOUND', message: `no route ${req.method} ${req.url}` }),
-  )
+  installErrorContract(app, (err) => deps.logger.error({ err }, 'api request failed'))
 
   await app.register(statusRoutes, { deps })
   await app.register(kvRoutes, { deps })

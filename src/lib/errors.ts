@@ -18,3 +18,11 @@ export function isPlexusError(err: unknown, code?: string): err is PlexusError {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err)
 }
+
+/**
+ * Input quoted in an error message, cut to max characters: an over-long key
+ * or path is named, never echoed back whole.
+ */
+export function excerpt(text: string, max = 80): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`
+}

@@ -1,12 +1,15 @@
-import { open } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { open, realpath } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Counters } from '../lib/counters.js'
+import { excerpt, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Startable } from '../lib/startable.js'
 import { isEndpointValue, isHealthValue, isServiceValue } from '../services/model.js'
 import { ENDPOINT_PREFIX, HEALTH_PREFIX, type ReadableStore, SERVICE_PREFIX } from '../store/types.js'
 import { type LinkEntry, LinkTable } from './link-table.js'
 import {
+  hostsFileProblem,
   type LinkSpec,
   type LinkTarget,
   linkEnv,
@@ -74,6 +77,15 @@ export class LinkService implements Startable {
   }
 
   async add(entry: LinkEntry): Promise<ResolvedLink> {
+    if (entry.hostsFile) {
+      const problem = this.hostsFileProblem(entry.container, entry.hostsFile)
+      if (problem) {
+        throw new PlexusError('PLX_LINK_HOSTS_FILE_REFUSED', `hosts file for ${entry.container} ${problem}`, {
+          status: 403,
+        })
+      }
+      await noSymlinkOn(entry.hostsFile)
+    }
     await this.table.set(entry)
     await this.syncHostsFiles()
     return { ...entry, resolved: this.resolve(entry.target) ?? null }
@@ -83,6 +95,20 @@ export class LinkService implements Startable {
     const gone = await this.table.remove(container, alias)
     await this.syncHostsFiles()
     return gone
+  }
+
+  /**
+   * Why the agent may not keep `file` as `container`'s hosts file, or
+   * undefined: the container must have an endpoint on this host and the file
+   * must be one of its own (links.ts hostsFileProblem).
+   */
+  private hostsFileProblem(container: string, file: string): string | undefined {
+    const mine = this.c.store
+      .list(`${ENDPOINT_PREFIX}${this.c.store.self}/`)
+      .flatMap((r) => (isEndpointValue(r.value) && r.value.name === container ? [r.value] : []))
+    if (!mine.length) return 'refused: no container of that name has an endpoint on this host'
+    const problems = mine.map((ep) => hostsFileProblem(file, ep))
+    return problems.includes(undefined) ? undefined : `refused: ${excerpt(file, 200)} ${problems[0]}`
   }
 
   private schedule(): void {
@@ -98,15 +124,46 @@ export class LinkService implements Startable {
     this.running = this.running.then(async () => {
       const byFile = new Map<string, LinkEntry[]>()
       for (const e of this.table.list()) {
+        // re-checked on every write: a container that is gone no longer owns its path
+        if (e.hostsFile && this.hostsFileProblem(e.container, e.hostsFile)) {
+          this.c.counters.inc('links.hosts_refused')
+          continue
+        }
         if (e.hostsFile) byFile.set(e.hostsFile, [...(byFile.get(e.hostsFile) ?? []), e])
       }
       for (const [file, entries] of byFile) {
         const lines = linkHostsLines(entries.map((link) => ({ link, target: this.resolve(link.target) })))
-        if (await rewriteInPlace(file, (text) => withLinkBlock(text, lines)))
-          this.c.counters.inc('links.hosts_updated')
+        try {
+          if (await rewriteInPlace(file, (text) => withLinkBlock(text, lines)))
+            this.c.counters.inc('links.hosts_updated')
+        } catch (err) {
+          // one container's bad file must not stop the others' updates
+          this.c.counters.inc('links.hosts_refused')
+          this.c.logger.warn({ err, file }, 'links: hosts file not updated')
+        }
       }
     })
     return this.running
+  }
+}
+
+/** Refuses a path with a symbolic link on it (a missing file passes: it is skipped until it exists). */
+async function noSymlinkOn(file: string): Promise<void> {
+  let real: string
+  try {
+    real = await realpath(file)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw err
+  }
+  if (real !== file) {
+    throw new PlexusError(
+      'PLX_LINK_HOSTS_FILE_REFUSED',
+      `${excerpt(file, 200)}: a symbolic link lies on the path`,
+      {
+        status: 403,
+      },
+    )
   }
 }
 
@@ -114,11 +171,15 @@ export class LinkService implements Startable {
  * A container's hosts file is bind-mounted into its mount namespace, so it must
  * keep its inode: rewrite it in place (a rename would leave the container on
  * the old file). Returns whether anything changed; a missing file is skipped.
+ * The path was checked as text (hostsFileProblem), so no symlink may lie on
+ * it: realpath must give it back unchanged, and the last step is opened
+ * O_NOFOLLOW, so a link swapped in between is refused too.
  */
 async function rewriteInPlace(file: string, edit: (text: string) => string): Promise<boolean> {
   let fh: Awaited<ReturnType<typeof open>>
   try {
-    fh = await open(file, 'r+')
+    await noSymlinkOn(file)
+    fh = await open(file, constants.O_RDWR | constants.O_NOFOLLOW)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
     throw err

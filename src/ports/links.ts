@@ -1,6 +1,7 @@
 // Docker's legacy links, computed from the store: environment variables and
 // hosts entries for a container linked to a service or another container.
 // Pure: records in, env/hosts out.
+import { basename, normalize } from 'node:path'
 import type { EndpointValue, HealthValue, PortSpec, ServiceValue } from '../store/records.js'
 
 export interface LinkSpec {
@@ -109,4 +110,34 @@ export function withLinkBlock(hostsText: string, lines: string[]): string {
   while (outside.length && outside[outside.length - 1] === '') outside.pop()
   const block = lines.length ? [BEGIN, ...lines, END] : []
   return `${[...outside, ...block].join('\n')}\n`
+}
+
+/** where `ip netns add NAME` puts a namespace, and where `ip netns exec NAME` takes NAME's /etc files from */
+const NETNS_DIRS = ['/run/netns/', '/var/run/netns/']
+
+/**
+ * Whether the agent may keep `path` as the hosts file of the container whose
+ * endpoint (on this host) is `ep` (pure): the API runs as root and rewrites
+ * the file in place, so a caller must not be able to point it at any file of
+ * the host. Allowed: a file named `hosts` in a directory named by the
+ * container id (podman `…/overlay-containers/<id>/userdata/hosts`, containerd
+ * `…/sandboxes/<id>/hosts`, Docker `…/containers/<id>/hosts`), or the
+ * `ip netns` hosts file of the container's own named namespace
+ * (`/etc/netns/<name>/hosts`). The path must be absolute and normalized
+ * (no `..`, no `//`); the writer also refuses symlinks (link-service.ts).
+ * Returns the reason it is refused, or undefined.
+ */
+export function hostsFileProblem(
+  path: string,
+  ep: Pick<EndpointValue, 'containerId' | 'netns'>,
+): string | undefined {
+  if (!path.startsWith('/') || normalize(path) !== path || path.endsWith('/'))
+    return 'must be an absolute, normalized path'
+  if (basename(path) !== 'hosts') return 'must be a file named "hosts"'
+  const dirs = path.split('/').slice(1, -1)
+  if (dirs.includes(ep.containerId)) return undefined
+  const nsDir = NETNS_DIRS.find((d) => ep.netns.startsWith(d))
+  const nsName = nsDir && ep.netns.slice(nsDir.length)
+  if (nsName && !nsName.includes('/') && path === `/etc/netns/${nsName}/hosts`) return undefined
+  return `must lie in a directory named by the container id (${ep.containerId})${nsName ? ` or be /etc/netns/${nsName}/hosts` : ''}`
 }

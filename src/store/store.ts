@@ -1,4 +1,4 @@
-import { PlexusError } from '../lib/errors.js'
+import { excerpt, PlexusError } from '../lib/errors.js'
 import { compareHlc, HlcClock, maxHlc, ZERO_HLC } from './hlc.js'
 import {
   canonicalJson,
@@ -343,7 +343,8 @@ export class LocalStore implements Store {
 
   private checkWrite(key: string): void {
     const err = keyError(key)
-    if (err) throw new PlexusError('PLX_STORE_BAD_KEY', `${err}: ${JSON.stringify(key)}`, { status: 400 })
+    if (err)
+      throw new PlexusError('PLX_STORE_BAD_KEY', `${err}: ${JSON.stringify(excerpt(key))}`, { status: 400 })
     if (!mayWrite(this.self, key)) {
       throw new PlexusError('PLX_STORE_NOT_OWNER', `${key} belongs to ${keyOwner(key)}, not this host`, {
         status: 403,
