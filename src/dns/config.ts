@@ -19,6 +19,16 @@ export interface DnsConfig {
   cacheSize: number
   /** longest time anything stays in the forwarding cache, seconds */
   cacheMaxTtl: number
+  /** TCP connections open at once, all clients together; more are closed at once */
+  tcpMaxConnections: number
+  /** TCP connections one client address may hold at once, so one container cannot take them all */
+  tcpMaxPerClient: number
+  /**
+   * time a TCP client has for each whole query (from the connect or the
+   * previous query): a drip of bytes does not extend it, so slow-drip and
+   * idle connections are both closed after it
+   */
+  tcpMessageTimeoutMs: number
 }
 
 export const dnsConfigSchema = {
@@ -36,6 +46,9 @@ export const dnsConfigSchema = {
     maxInFlight: { type: 'integer', minimum: 1, maximum: 1000000 },
     cacheSize: { type: 'integer', minimum: 0, maximum: 10000000 },
     cacheMaxTtl: { type: 'integer', minimum: 1, maximum: 604800 },
+    tcpMaxConnections: { type: 'integer', minimum: 1, maximum: 65536 },
+    tcpMaxPerClient: { type: 'integer', minimum: 1, maximum: 65536 },
+    tcpMessageTimeoutMs: { type: 'integer', minimum: 100, maximum: 120000 },
   },
 } as const
 
@@ -52,5 +65,8 @@ export function defaultDnsConfig(): DnsConfig {
     maxInFlight: 1024,
     cacheSize: 10000,
     cacheMaxTtl: 300,
+    tcpMaxConnections: 256,
+    tcpMaxPerClient: 16,
+    tcpMessageTimeoutMs: 5000,
   }
 }

@@ -16,8 +16,14 @@ export interface ServerOptions {
   port: number
   /** TCP connections open at once; more are refused (closed) */
   maxTcpConnections: number
-  /** a TCP connection idle this long is closed (RFC 7766 suggests seconds) */
-  tcpIdleMs: number
+  /** TCP connections one client address may hold; more are refused (closed) */
+  maxTcpPerClient: number
+  /**
+   * time for each whole query, from the connect or the previous query: a
+   * connection that has not delivered one complete message by then is closed,
+   * however many bytes it dripped in between (RFC 7766 suggests seconds)
+   */
+  tcpMessageMs: number
 }
 
 export interface ServerStats {
@@ -26,6 +32,10 @@ export interface ServerStats {
   malformed: number
   errors: number
   tcpConnections: number
+  /** TCP connections closed at once: the client already held its share, or all were taken */
+  tcpRefused: number
+  /** TCP connections closed because no whole query arrived in time (idle or dripping) */
+  tcpTimedOut: number
   /** UDP replies dropped because the socket's send buffer and the queue behind it were full */
   udpDropped: number
 }
@@ -43,6 +53,8 @@ export class DnsListener {
   private udp?: BatchSocket
   private tcp?: Server
   private readonly conns = new Set<Socket>()
+  /** open TCP connections per client address */
+  private readonly perClient = new Map<string, number>()
 
   constructor(
     readonly address: string,
@@ -57,6 +69,7 @@ export class DnsListener {
     const udp = openBatchSocket(this.address, this.opts.port, (n) => this.onBatch(udp, n))
     const tcp = createServer((s) => this.onTcp(s))
     tcp.maxConnections = this.opts.maxTcpConnections
+    tcp.on('drop', () => this.stats.tcpRefused++)
     try {
       await new Promise<void>((resolve, reject) => {
         tcp.once('error', reject)
@@ -134,11 +147,38 @@ export class DnsListener {
   }
 
   private onTcp(s: Socket): void {
+    const client = s.remoteAddress ?? ''
+    const held = this.perClient.get(client) ?? 0
+    if (held >= this.opts.maxTcpPerClient) {
+      this.stats.tcpRefused++
+      s.destroy()
+      return
+    }
+    this.perClient.set(client, held + 1)
     this.stats.tcpConnections++
     this.conns.add(s)
     s.setNoDelay(true)
-    s.setTimeout(this.opts.tcpIdleMs, () => s.destroy())
-    s.on('close', () => this.conns.delete(s))
+    // One deadline per message, re-armed only when a whole query has arrived:
+    // an idle timer (socket.setTimeout) is reset by every byte, so a client
+    // dripping one byte every few seconds would hold its slot for ever.
+    let deadline: NodeJS.Timeout
+    let pending = 0 // forwarded answers still owed to this client: the wait is ours, not the client's
+    const arm = () => {
+      clearTimeout(deadline)
+      deadline = setTimeout(() => {
+        if (pending > 0) return arm()
+        this.stats.tcpTimedOut++
+        s.destroy()
+      }, this.opts.tcpMessageMs)
+    }
+    arm()
+    s.on('close', () => {
+      clearTimeout(deadline)
+      this.conns.delete(s)
+      const n = (this.perClient.get(client) ?? 1) - 1
+      if (n > 0) this.perClient.set(client, n)
+      else this.perClient.delete(client)
+    })
     s.on('error', () => s.destroy())
     const send = (out: Buffer): void => {
       if (s.destroyed) return
@@ -163,11 +203,17 @@ export class DnsListener {
         if (buf.length < len + 2) break
         const msg = buf.subarray(2, len + 2)
         buf = buf.subarray(len + 2)
+        arm()
         this.stats.tcpQueries++
         const r = answer(msg, true, this.chain, this.stats)
         if (r === undefined) continue
-        if (isPending(r)) void r.then(send)
-        else send(r)
+        if (isPending(r)) {
+          pending++
+          void r.then((b) => {
+            pending--
+            send(b)
+          })
+        } else send(r)
       }
       if (buf.length > MAX_TCP_BUFFER) s.destroy()
     })
@@ -212,5 +258,14 @@ function fit(q: Query, b: Buffer): Buffer {
 }
 
 export function emptyStats(): ServerStats {
-  return { udpQueries: 0, tcpQueries: 0, malformed: 0, errors: 0, tcpConnections: 0, udpDropped: 0 }
+  return {
+    udpQueries: 0,
+    tcpQueries: 0,
+    malformed: 0,
+    errors: 0,
+    tcpConnections: 0,
+    tcpRefused: 0,
+    tcpTimedOut: 0,
+    udpDropped: 0,
+  }
 }

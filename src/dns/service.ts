@@ -168,7 +168,12 @@ export class DnsService implements Startable {
       if (this.listeners.has(addr)) continue
       const l = new DnsListener(
         addr,
-        { port: cfg.port, maxTcpConnections: 256, tcpIdleMs: 10_000 },
+        {
+          port: cfg.port,
+          maxTcpConnections: cfg.tcpMaxConnections,
+          maxTcpPerClient: cfg.tcpMaxPerClient,
+          tcpMessageMs: cfg.tcpMessageTimeoutMs,
+        },
         this.chain,
         this.stats,
       )

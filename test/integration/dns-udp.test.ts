@@ -139,7 +139,12 @@ t.test(
     const fdsBefore = openFds()
     const l = new DnsListener(
       '127.0.0.1',
-      { port: (srv.address() as AddressInfo).port, maxTcpConnections: 8, tcpIdleMs: 1000 },
+      {
+        port: (srv.address() as AddressInfo).port,
+        maxTcpConnections: 8,
+        maxTcpPerClient: 8,
+        tcpMessageMs: 1000,
+      },
       chain,
       emptyStats(),
     )
@@ -231,7 +236,12 @@ function chain(q: Query): Reply {
 
 async function listener(address: string): Promise<{ l: DnsListener; stats: ReturnType<typeof emptyStats> }> {
   const stats = emptyStats()
-  const l = new DnsListener(address, { port: 0, maxTcpConnections: 8, tcpIdleMs: 1000 }, chain, stats)
+  const l = new DnsListener(
+    address,
+    { port: 0, maxTcpConnections: 8, maxTcpPerClient: 8, tcpMessageMs: 1000 },
+    chain,
+    stats,
+  )
   await l.listen()
   t.teardown(() => l.close())
   return { l, stats }
