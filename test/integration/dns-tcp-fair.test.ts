@@ -9,7 +9,6 @@ import { connect, type Socket } from 'node:net'
 import { promisify } from 'node:util'
 import { pino } from 'pino'
 import t from 'tap'
-import { defaultConfig } from '../../src/agent/config.js'
 import { defaultDnsConfig } from '../../src/dns/config.js'
 import { DnsService } from '../../src/dns/service.js'
 import type { JsonValue } from '../../src/store/types.js'
@@ -40,8 +39,6 @@ await store.put(
 const defaults = defaultDnsConfig()
 const dns = new DnsService({
   config: {
-    ...defaultConfig(),
-    name: 'h1',
     dns: { ...defaults, listenGateway: false, listen: ['127.0.0.1'], port: PORT, upstreams: ['127.0.0.1:1'] },
   },
   logger: pino({ level: 'silent' }),
