@@ -50,7 +50,7 @@ const ROWS: Record<string, Row[]> = {
       ratio: 'wireguard_ratio',
     },
     {
-      label: 'new host → its routes programmed on every other host, p50 / p99',
+      label: 'new host → its routes programmed on every other host, p50 / p99 (method: routes_method)',
       fields: ['routes_p50_ms', 'routes_p99_ms'],
       unit: 'ms',
       goal: { field: 'routes_p99_ms', op: '<=', value: 1000 },
@@ -207,8 +207,14 @@ export function renderTable(results: Result[]): string {
       if (row.ref && typeof r[row.ref.name] === 'string') used.add(row.ref.name)
       const ref = row.ref ? fmt(r, row.ref.fields, row.unit) : undefined
       const ratio = row.ratio && num(r[row.ratio]) ? String(r[row.ratio]) : ''
+      // a label may name a string field of the run (how it was measured): shown as the run says
+      const label = row.label.replace(/\b([a-z0-9_]+_method)\b/g, (f) => {
+        if (typeof r[f] !== 'string') return 'not recorded'
+        used.add(f)
+        return r[f] as string
+      })
       lines.push(
-        `| ${[r.bench, row.label, plexus, ref ? `${refName}: ${ref}` : '', ratio, goalText(r, row.goal), runText(r)].map(cell).join(' | ')} |`,
+        `| ${[r.bench, label, plexus, ref ? `${refName}: ${ref}` : '', ratio, goalText(r, row.goal), runText(r)].map(cell).join(' | ')} |`,
       )
     }
     const other = Object.entries(r)

@@ -42,6 +42,7 @@ t.test('goals met or missed, machine and date per run, unknown benches and field
       brand_new_ms: 12,
     },
     { bench: 'soak', date: '2026-12-02', hours: 1, leaked_fds: 0 },
+    { bench: 'overlay', date: '2026-12-03', routes_p50_ms: 90, routes_p99_ms: 300 },
   ]).split('\n')
   const write = table.find((l) => l.includes('write on one host')) ?? ''
   t.match(write, /\| 40 \/ 620 ms \|/, 'p50 / p99 as recorded')
@@ -56,4 +57,9 @@ t.test('goals met or missed, machine and date per run, unknown benches and field
   const soak = table.find((l) => l.startsWith('| soak ')) ?? ''
   t.match(soak, /hours 1, leaked_fds 0/, 'an unknown bench: its figures listed')
   t.match(soak, /2026-12-02; machine not recorded/, 'a run without machine fields says so')
+  t.match(
+    table.find((l) => l.includes('routes programmed')) ?? '',
+    /\(method: not recorded\)/,
+    'how, when not recorded',
+  )
 })
