@@ -109,6 +109,35 @@ const ROWS: Record<string, Row[]> = {
     },
     { label: 'plugin process alone (VERSION: node start-up)', fields: ['plugin_version_ms'], unit: 'ms' },
   ],
+  scheduler: [
+    {
+      label: 'placements/s, 10,000 allocations (1,000 jobs of two 5-slot groups, constraints, talksTo) on 1,000 simulated hosts, one process',
+      fields: ['placements_per_s'],
+      unit: '/s',
+      goal: { field: 'placements_per_s', op: '>=', value: 5000 },
+    },
+    {
+      label: 'traffic-weighted RTT of a 40-service graph (~100 allocations) on 1,000 hosts in 10 zones',
+      fields: ['cost_plexus_ms'],
+      unit: 'ms',
+      ref: { fields: ['cost_spread_ms'], name: 'plain spread placement' },
+      ratio: 'cost_ratio_vs_spread',
+      goal: { field: 'cost_ratio_vs_spread', op: '<=', value: 0.55 },
+    },
+    {
+      label: 'same graph, against random feasible hosts',
+      fields: ['cost_plexus_ms'],
+      unit: 'ms',
+      ref: { fields: ['cost_random_ms'], name: 'random' },
+      ratio: 'cost_ratio_vs_random',
+    },
+    {
+      label: 'network cost above the exhaustive optimum, small instances, mean (local search alone after it)',
+      fields: ['optimality_gap', 'heuristic_gap'],
+      unit: '',
+      goal: { field: 'optimality_gap', op: '<=', value: 0.05 },
+    },
+  ],
   converge: [
     {
       label: 'write on one host until all hosts hold it, p50 / p99',

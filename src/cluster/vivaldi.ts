@@ -52,8 +52,14 @@ export function newCoordinate(cfg: VivaldiConfig = DEFAULT_VIVALDI): Coordinate 
 const magnitude = (v: number[]) => Math.sqrt(v.reduce((s, x) => s + x * x, 0))
 const diff = (a: number[], b: number[]) => a.map((x, i) => x - (b[i] ?? 0))
 
+// allocation-free: the scheduler asks for thousands of distances per placement
 function rawDistance(a: Coordinate, b: Coordinate): number {
-  return magnitude(diff(a.vec, b.vec)) + a.height + b.height
+  let sum = 0
+  for (let i = 0; i < a.vec.length; i++) {
+    const d = (a.vec[i] as number) - (b.vec[i] ?? 0)
+    sum += d * d
+  }
+  return Math.sqrt(sum) + a.height + b.height
 }
 
 /** Estimated RTT in seconds between two coordinates (adjustments included when they do not make it negative). */

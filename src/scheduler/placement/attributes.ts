@@ -63,13 +63,12 @@ export function describeMatch(m: Match): string {
   return `${m.attribute} ${op} ${m.value}`
 }
 
-/** The cap on hosts for which the whole RTT matrix is cached (2,048² doubles = 32 MiB). */
-const MATRIX_MAX_HOSTS = 2048
-
 /**
  * RTT in ms between host indices: the override, or the Vivaldi estimate, or
- * `unknownRttMs` when a coordinate is missing; 0 on the same host. Cached,
- * since placement asks the same pairs many times.
+ * `unknownRttMs` when a coordinate is missing; 0 on the same host. Cached by
+ * rows allocated on first use: placement asks for the RTT from many
+ * candidates to a few partner hosts, so few rows are ever made (a whole
+ * matrix per call would cost more than the placement).
  */
 export function rttModel(hosts: HostView[], opts: PlacementOptions): (a: number, b: number) => number {
   const n = hosts.length
@@ -82,16 +81,18 @@ export function rttModel(hosts: HostView[], opts: PlacementOptions): (a: number,
       return unknown
     return distance(ha.coordinate, hb.coordinate) * 1000
   }
-  if (n > MATRIX_MAX_HOSTS) return (a, b) => (a === b ? 0 : raw(a, b))
-  const cache = new Float64Array(n * n).fill(-1)
+  const rows: (Float64Array | undefined)[] = new Array(n)
   return (a, b) => {
     if (a === b) return 0
-    const i = a * n + b
-    let v = cache[i] as number
+    let row = rows[b]
+    if (!row) {
+      row = new Float64Array(n).fill(-1)
+      rows[b] = row
+    }
+    let v = row[a] as number
     if (v < 0) {
       v = raw(a, b)
-      cache[i] = v
-      cache[b * n + a] = v
+      row[a] = v
     }
     return v
   }

@@ -8,8 +8,8 @@ import type { PlacementState, Slot } from './state.js'
 
 /** Slot-host evaluations one exact search may spend (~50 ms). */
 export const EXACT_NODE_BUDGET = 300_000
-/** Jobs with more slots than this are left to local search. */
-export const EXACT_MAX_SLOTS = 12
+/** Jobs larger than this (slots × widest candidate set, e.g. 12 slots on 8 hosts) are left to local search. */
+export const EXACT_MAX_SIZE = 100
 
 /**
  * Searches every feasible assignment of the placed slots (same filters as

@@ -69,8 +69,8 @@ export interface GroupModel {
   /** groups of this job whose service this group must never share a host with */
   antiGroups: number[]
   spreads: SpreadTerm[]
-  /** spread attribute values joined: local search keeps a slot within its value */
-  spreadKey: string[]
+  /** spread attribute values joined: local search keeps a slot within its value (undefined: no spread) */
+  spreadKey?: string[]
   edges: Edge[]
   external: ExternalEdge[]
 }
@@ -217,7 +217,9 @@ export function compileProblem(
         counter: counters++,
       }
     })
-    const spreadKey = hosts.map((_, i) => spreads.map((s) => s.valueAt[i] ?? '').join('\u0000'))
+    const spreadKey = spreads.length
+      ? hosts.map((_, i) => spreads.map((s) => s.valueAt[i] ?? '').join('\u0000'))
+      : undefined
 
     return {
       index,

@@ -6,7 +6,7 @@
 // filter satisfied and no slot losing affinity or leaving its spread value.
 // Deterministic: the same input gives the same plan.
 import { hash32, rttModel } from './attributes.js'
-import { EXACT_MAX_SLOTS, exactSearch } from './exact.js'
+import { EXACT_MAX_SIZE, exactSearch } from './exact.js'
 import { compileProblem, type GroupModel, type Problem } from './problem.js'
 import { affinityScore, balanceScore, spreadBounds, spreadScore, WEIGHTS } from './scores.js'
 import { PlacementState, type Slot } from './state.js'
@@ -154,8 +154,29 @@ function chooseHost(ctx: Context, s: number, verdicts?: HostVerdict[]): Choice {
 
 /** Local search keeps what the greedy pass honoured: a slot moves only to a host with no less affinity and the same spread value. */
 function neutral(g: GroupModel, from: number, to: number): boolean {
-  if (g.spreadKey[from] !== g.spreadKey[to]) return false
+  if (g.spreadKey && g.spreadKey[from] !== g.spreadKey[to]) return false
   return !g.affinity || (g.affinity[to] as number) >= (g.affinity[from] as number) - EPS
+}
+
+/** Where the job's slots are: on a large cluster, the hosts moves consider. */
+function jobFootprint(st: PlacementState): number[] {
+  const out: number[] = []
+  for (let h = 0; h < st.jobCount.length; h++) if ((st.jobCount[h] as number) > 0) out.push(h)
+  return out
+}
+
+/** Groups with more candidates than this move only onto hosts that already hold slots of the job. */
+const MOVE_ALL_MAX = 64
+
+/**
+ * Hosts a slot may move to: every candidate on a small cluster; on a large
+ * one the job's footprint (the greedy pass already put slots near their
+ * partners; moves consolidate them onto each other's hosts), which keeps a
+ * pass linear in the job, not in the cluster.
+ */
+function moveTargets(g: GroupModel, footprint: number[]): number[] {
+  if (g.candidates.length <= MOVE_ALL_MAX) return g.candidates
+  return footprint.filter((h) => g.filterOf[h] === undefined)
 }
 
 function localSearch(ctx: Context): number {
@@ -172,6 +193,7 @@ function localSearch(ctx: Context): number {
   let improvements = 0
   for (let pass = 0; pass < MAX_PASSES; pass++) {
     let improved = false
+    const footprint = jobFootprint(st)
     for (const s of talking) {
       const g = problem.groups[(st.slots[s] as Slot).group] as GroupModel
       const from = st.hostOf[s] as number
@@ -179,7 +201,7 @@ function localSearch(ctx: Context): number {
       st.unplace(s)
       let best = from
       let bestDelta = -EPS * Math.max(1, current)
-      for (const h of g.candidates) {
+      for (const h of moveTargets(g, footprint)) {
         if (h === from || !neutral(g, from, h)) continue
         const delta = st.networkCost(g, h) - current
         if (delta < bestDelta && !st.check(g, h, false)) [best, bestDelta] = [h, delta]
@@ -251,7 +273,10 @@ function perturb(ctx: Context, start: Start): number {
     return (st.hostOf[s] as number) >= 0 && (g.edges.length > 0 || g.external.length > 0)
   })
   if (talking.length < 2) return 0
-  const widest = Math.max(...problem.groups.map((g) => g.candidates.length))
+  const widest = Math.min(
+    Math.max(...problem.groups.map((g) => g.candidates.length)),
+    MOVE_ALL_MAX + talking.length,
+  )
   const rounds = Math.min(MAX_ROUNDS, Math.floor(PERTURB_WORK / (talking.length * widest)))
   const next = rng(hash32(`${problem.job.name}/${start.first ?? -1}/${start.binpack}`))
   let best = Int32Array.from(st.hostOf)
@@ -350,18 +375,32 @@ function run(
     else failures.push({ group: g.name, index: slot.index, reason: choice.reason })
   })
   const greedyCost = st.totalNetworkCost()
-  const improvements = system ? 0 : localSearch(ctx) + perturb(ctx, start)
+  // perturbation rounds only for small jobs: on large ones their RTT evaluations cost more than the greedy pass
+  const small = problemSize(problem, slots) <= MULTI_START_MAX_SIZE
+  const improvements = system ? 0 : localSearch(ctx) + (small ? perturb(ctx, start) : 0)
   return { st, failures, verdictsByGroup, greedyCost, improvements }
 }
 
 /** Starts besides the job's own balance: binpack, and binpack from each of the roomiest hosts for the first slot. */
 const EXTRA_STARTS = 6
+/** slots × widest candidate set up to which a job gets the extra starts (each costs a greedy pass) */
+const MULTI_START_MAX_SIZE = 2_000
+
+const problemSize = (problem: Problem, slots: Slot[]) =>
+  slots.length * Math.max(0, ...problem.groups.map((g) => g.candidates.length))
 
 function starts(problem: Problem, slots: Slot[], hostHash: Uint32Array): Start[] {
   const own: Start = { binpack: problem.job.balance === 'binpack' }
   const talks = problem.groups.some((g) => g.edges.length > 0 || g.external.length > 0)
   const first = slots[0] && (problem.groups[slots[0].group] as GroupModel)
-  if (!talks || !first || problem.job.type === 'system') return [own]
+  if (
+    !talks ||
+    !first ||
+    problem.job.type === 'system' ||
+    problemSize(problem, slots) > MULTI_START_MAX_SIZE
+  ) {
+    return [own]
+  }
   const free = (h: number) => {
     const host = problem.hosts[h] as { capacity: { cpu: number }; used: { cpu: number } }
     return host.capacity.cpu - host.used.cpu
@@ -413,7 +452,7 @@ export function place(input: PlacementInput): Plan {
     opts.exact !== false &&
     !failures.length &&
     !soft &&
-    slots.length <= EXACT_MAX_SLOTS &&
+    problemSize(problem, slots) <= EXACT_MAX_SIZE &&
     bestCost > 0 &&
     exactSearch(st, problem.groups)
   ) {

@@ -29,8 +29,12 @@ export class PlacementState {
   ) {
     const n = problem.hosts.length
     this.hostOf = new Int32Array(slots.length).fill(-1)
-    this.freeCpu = Float64Array.from(problem.hosts, (h) => h.capacity.cpu - h.used.cpu)
-    this.freeMem = Float64Array.from(problem.hosts, (h) => h.capacity.memoryMb - h.used.memoryMb)
+    this.freeCpu = new Float64Array(n)
+    this.freeMem = new Float64Array(n)
+    problem.hosts.forEach((h, i) => {
+      this.freeCpu[i] = h.capacity.cpu - h.used.cpu
+      this.freeMem[i] = h.capacity.memoryMb - h.used.memoryMb
+    })
     this.groupCount = problem.groups.map(() => new Int32Array(n))
     this.groupHosts = problem.groups.map(() => [])
     this.jobCount = new Int32Array(n)
@@ -46,12 +50,15 @@ export class PlacementState {
     this.jobCount[h] = (this.jobCount[h] as number) + d
     this.freeCpu[h] = (this.freeCpu[h] as number) - d * g.cpu
     this.freeMem[h] = (this.freeMem[h] as number) - d * g.memoryMb
-    for (const p of [...g.distinctProperties, ...g.spreads]) {
-      const v = p.valueAt[h]
-      if (v === undefined) continue
-      const m = this.counts[p.counter] as Map<string, number>
-      m.set(v, (m.get(v) ?? 0) + d)
-    }
+    for (const p of g.distinctProperties) this.count(p, h, d)
+    for (const p of g.spreads) this.count(p, h, d)
+  }
+
+  private count(p: { valueAt: (string | undefined)[]; counter: number }, h: number, d: 1 | -1): void {
+    const v = p.valueAt[h]
+    if (v === undefined) return
+    const m = this.counts[p.counter] as Map<string, number>
+    m.set(v, (m.get(v) ?? 0) + d)
   }
 
   place(s: number, h: number): void {

@@ -1,47 +1,9 @@
 // Hosts and jobs for the placement tests, and an RTT model that is not
 // Vivaldi's: a zone table (the tests check placement, not coordinates).
 import type { HostView, PlacementInput, Plan } from '../../../src/scheduler/placement/types.js'
-import type { GroupSpec, JobSpec } from '../../../src/scheduler/spec.js'
+import type { JobSpec } from '../../../src/scheduler/spec.js'
 
-export interface HostOpts {
-  zone?: string
-  labels?: Record<string, string>
-  cpu?: number
-  memoryMb?: number
-  usedCpu?: number
-  alive?: boolean
-  usedPorts?: string[]
-}
-
-export function host(name: string, o: HostOpts = {}): HostView {
-  return {
-    id: `peer-${name}`,
-    name,
-    address: `192.0.2.${name.replace(/\D/g, '') || '1'}`,
-    alive: o.alive ?? true,
-    labels: { ...(o.zone ? { zone: o.zone } : {}), ...o.labels },
-    capacity: { cpu: o.cpu ?? 4000, memoryMb: o.memoryMb ?? 8192 },
-    used: { cpu: o.usedCpu ?? 0, memoryMb: 0 },
-    usedPorts: o.usedPorts,
-  }
-}
-
-export function group(name: string, count: number, extra: Partial<GroupSpec> = {}, cpu = 100): GroupSpec {
-  return {
-    name,
-    count,
-    tasks: [{ name, driver: 'exec', config: { command: ['true'] }, resources: { cpu, memoryMb: 64 } }],
-    service: { name },
-    ...extra,
-  }
-}
-
-export const job = (groups: GroupSpec[], extra: Partial<JobSpec> = {}): JobSpec => ({
-  name: 'j',
-  type: 'service',
-  groups,
-  ...extra,
-})
+export { group, host, job } from '../../helpers/placement.js'
 
 /** Same host 0, same zone 0.5 ms, else the zone table (default 20 ms). */
 export function zoneRtt(table: Record<string, number> = {}) {
