@@ -111,7 +111,8 @@ const ROWS: Record<string, Row[]> = {
   ],
   scheduler: [
     {
-      label: 'placements/s, 10,000 allocations (1,000 jobs of two 5-slot groups, constraints, talksTo) on 1,000 simulated hosts, one process',
+      label:
+        'placements/s, 10,000 allocations (1,000 jobs of two 5-slot groups, constraints, talksTo) on 1,000 simulated hosts, one process',
       fields: ['placements_per_s'],
       unit: '/s',
       goal: { field: 'placements_per_s', op: '>=', value: 5000 },
