@@ -11,6 +11,7 @@
 // garbage more often on two cores.
 import '../lib/polyfill.js'
 import { Command, CommanderError, Option } from 'commander'
+import { guardStrayStreamErrors } from '../cluster/stray-errors.js'
 import { cleanupHost, formatCleanup } from '../datapath/cleanup.js'
 import { errorMessage, isPlexusError } from '../lib/errors.js'
 import { configureFaults } from '../lib/faults.js'
@@ -124,6 +125,19 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', die('unhandled rejection'))
   if (faults.length) logger.warn({ faults }, 'test fault points active (PLEXUS_TEST_FAULTS)')
   const agent = new Agent(config, logger)
+  guardStrayStreamErrors(
+    process,
+    (err) => {
+      agent.components.counters.inc('cluster.stray_errors')
+      logger.error({ err }, 'error escaped a cluster connection; logged, the agent carries on')
+    },
+    (err) => {
+      logger.fatal({ err }, `plexusd crashed: ${errorMessage(err)}`)
+      logger.flush()
+      process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`)
+      process.exit(1)
+    },
+  )
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down')
     agent.stop().then(

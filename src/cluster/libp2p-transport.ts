@@ -11,7 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
-import { checkedPreSharedKey } from './protector.js'
+import { clusterProtector } from './protector.js'
 import type { GossipVerdict, Transport, TransportHandlers } from './transport.js'
 import { DELTA_TOPIC, MAX_GOSSIP_BYTES, MAX_SYNC_BYTES, SYNC_PROTOCOL } from './wire.js'
 
@@ -65,12 +65,19 @@ async function createNode(o: Libp2pTransportOptions) {
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionProtector: checkedPreSharedKey(o.psk, (remote, err) => {
-      o.counters.inc('cluster.refused.key')
-      o.logger.warn(
-        { remote, err: errorMessage(err) },
-        'refused connection: cluster key mismatch or failed handshake',
-      )
+    connectionProtector: clusterProtector(o.psk, {
+      refused(remote, err) {
+        o.counters.inc('cluster.refused.key')
+        o.logger.warn(
+          { remote, err: errorMessage(err) },
+          'refused connection: cluster key mismatch or failed handshake',
+        )
+      },
+      failed(remote, err) {
+        o.counters.inc('cluster.connection_errors')
+        o.logger.warn({ remote, err: errorMessage(err) }, 'cluster connection failed and was closed')
+      },
+      ciphers: (delta) => o.counters.inc('cluster.ciphers_live', delta),
     }),
     // no mDNS and no other discovery: peers come from config and the store (dialer.ts)
     peerDiscovery: [],

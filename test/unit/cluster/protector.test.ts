@@ -1,0 +1,129 @@
+import '../../../src/lib/polyfill.js'
+import { createHash, randomBytes } from 'node:crypto'
+import type { ConnectionProtector, MessageStream } from '@libp2p/interface'
+import { preSharedKey } from '@libp2p/pnet'
+import { byteStream, multiaddrConnectionPair } from '@libp2p/utils'
+import t, { type Test } from 'tap'
+import { Counters } from '../../../src/agent/components.js'
+import { newClusterKey, parseClusterKey } from '../../../src/lib/cluster-key.js'
+import { clusterProtector, type ProtectorHooks, StreamXSalsa20 } from '../../../src/cluster/protector.js'
+
+// The known answer of NaCl's tests/stream.c: SHA-256 of the first 4 MiB of
+// XSalsa20 keystream under this key and nonce.
+const NACL_KEY = '1b27556473e985d462cd51197a9a46c76009549eac6474f206c4ee0844f68389'
+const NACL_NONCE = '69696ee955b62b73cd62bda875fc73d68219e0036b7a0b37'
+const NACL_SHA256 = '662b9d0e3463029156069b12f918691a98f7dfb2ca0393c96bbfc6b1fbd630a2'
+
+t.test(
+  'the stream cipher continues the keystream across chunks of any size (NaCl known answer)',
+  async (t) => {
+    const c = new StreamXSalsa20(Buffer.from(NACL_KEY, 'hex'), Buffer.from(NACL_NONCE, 'hex'))
+    const hash = createHash('sha256')
+    let left = 4 * 1024 * 1024
+    // sizes that start inside a block, span several blocks, and land on boundaries
+    const sizes = [1, 63, 64, 65, 7, 4096, 100_003, 129]
+    for (let i = 0; left > 0; i++) {
+      const n = Math.min(left, sizes[i % sizes.length] as number)
+      hash.update(c.update(new Uint8Array(n)))
+      left -= n
+    }
+    t.equal(hash.digest('hex'), NACL_SHA256)
+  },
+)
+
+function hooks(counters: Counters): ProtectorHooks {
+  return {
+    refused: () => counters.inc('refused'),
+    failed: () => counters.inc('failed'),
+    ciphers: (d) => counters.inc('ciphers', d),
+  }
+}
+
+async function protectPair(a: ConnectionProtector, b: ConnectionProtector) {
+  const [outbound, inbound] = multiaddrConnectionPair()
+  return Promise.allSettled([a.protect(outbound), b.protect(inbound)])
+}
+
+async function echoBothWays(t: Test, x: MessageStream, y: MessageStream) {
+  const bx = byteStream(x)
+  const by = byteStream(y)
+  const ping = randomBytes(70_001)
+  const pong = randomBytes(3)
+  const [gotPing, gotPong] = await Promise.all([
+    by.read({ bytes: ping.length }),
+    bx.read({ bytes: pong.length }),
+    bx.write(ping),
+    by.write(pong),
+  ])
+  t.same(Buffer.from(gotPing.subarray()), ping, 'bytes arrive intact one way')
+  t.same(Buffer.from(gotPong.subarray()), pong, 'and the other')
+}
+
+t.test('same key: both sides connect and carry data; closing releases both cipher pairs', async (t) => {
+  const psk = parseClusterKey(newClusterKey(), 'test')
+  const counters = new Counters()
+  const p = clusterProtector(psk, hooks(counters))
+  const [a, b] = await protectPair(p(), p())
+  if (a.status !== 'fulfilled' || b.status !== 'fulfilled') throw new Error('handshake failed')
+  t.equal(counters.get('ciphers'), 2, 'one cipher pair per side while open')
+  await echoBothWays(t, a.value, b.value)
+  await Promise.all([a.value.close(), b.value.close()])
+  t.equal(counters.get('ciphers'), 0, 'released on close')
+  t.equal(counters.get('refused') + counters.get('failed'), 0)
+})
+
+t.test('wire-compatible with @libp2p/pnet (agents of earlier releases)', async (t) => {
+  const psk = parseClusterKey(newClusterKey(), 'test')
+  const counters = new Counters()
+  const ours = clusterProtector(psk, hooks(counters))()
+  const theirs = preSharedKey({ psk })()
+  const magic = new TextEncoder().encode('plexus-cluster/1')
+  const [outbound, inbound] = multiaddrConnectionPair()
+  // earlier releases send the same magic after pnet's nonce exchange
+  const [a, [old, seen]] = await Promise.all([
+    ours.protect(outbound),
+    theirs.protect(inbound).then(async (boxed) => {
+      const bytes = byteStream(boxed)
+      const [got] = await Promise.all([bytes.read({ bytes: magic.length }), bytes.write(magic)])
+      return [bytes, got.subarray()] as const
+    }),
+  ])
+  t.same(seen, magic, 'pnet decrypts our magic')
+  await echoBothWays(t, a, old.unwrap())
+})
+
+t.test('different keys: refused on both sides, nothing left held', async (t) => {
+  const counters = new Counters()
+  const a = clusterProtector(parseClusterKey(newClusterKey(), 'a'), hooks(counters))
+  const b = clusterProtector(parseClusterKey(newClusterKey(), 'b'), hooks(counters))
+  const [x, y] = await protectPair(a(), b())
+  t.equal(x.status, 'rejected')
+  t.equal(y.status, 'rejected')
+  t.match((x as PromiseRejectedResult).reason, { code: 'PLX_CLUSTER_KEY_MISMATCH' })
+  t.equal(counters.get('refused'), 2)
+  t.equal(counters.get('ciphers'), 0)
+})
+
+t.test(
+  'an exception while delivering data closes that connection and is reported, never thrown',
+  async (t) => {
+    const psk = parseClusterKey(newClusterKey(), 'test')
+    const counters = new Counters()
+    const p = clusterProtector(psk, hooks(counters))
+    const [a, b] = await protectPair(p(), p())
+    if (a.status !== 'fulfilled' || b.status !== 'fulfilled') throw new Error('handshake failed')
+    // the layer above fails while taking bytes: onData throws when the stream can no longer take them
+    const receiver = b.value as MessageStream & { onData(d: Uint8Array): void }
+    receiver.onData = () => {
+      throw new Error('boom in the layer above')
+    }
+    a.value.send(new Uint8Array(10))
+    const closed = (s: MessageStream) => s.status !== 'open'
+    for (let i = 0; i < 50 && !(closed(receiver) && closed(a.value)); i++)
+      await new Promise((r) => setTimeout(r, 10))
+    t.ok(closed(receiver), 'the failing connection is closed')
+    t.ok(closed(a.value), 'and so is its other end')
+    t.equal(counters.get('failed'), 1, 'the failure is reported once')
+    t.equal(counters.get('ciphers'), 0, 'both cipher pairs released')
+  },
+)
