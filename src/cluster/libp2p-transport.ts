@@ -30,6 +30,8 @@ const VERDICT: Record<GossipVerdict, TopicValidatorResult> = {
   reject: TopicValidatorResult.Reject,
 }
 
+const MAX_OUTBOUND_GOSSIP_BYTES = 32 * 1024 * 1024
+
 type Noop = (...args: unknown[]) => Noop
 const noop: Noop = () => noop
 const silentMetric = new Proxy({}, { get: () => noop })
@@ -90,6 +92,10 @@ async function createNode(o: Libp2pTransportOptions) {
         emitSelf: false,
         fallbackToFloodsub: false,
         maxInboundDataLength: MAX_GOSSIP_BYTES + 4096,
+        // The replicator stops publishing past a few MiB of unsent gossip
+        // (backlogBytes); a peer that still lets this much pile up is stuck:
+        // its stream is reset and anti-entropy catches it up after.
+        maxOutboundBufferSize: MAX_OUTBOUND_GOSSIP_BYTES,
         metricsRegister: envelopeRejections(o.counters) as never,
         metricsTopicStrToLabel: new Map([[DELTA_TOPIC, DELTA_TOPIC]]),
         // Hosts of one cluster often share a subnet or sit behind one NAT; the
@@ -167,6 +173,16 @@ export class Libp2pTransport implements Transport {
       this.counters.inc('gossip.publish_failed')
       this.logger.debug({ err: errorMessage(err) }, 'gossip publish failed')
     })
+  }
+
+  backlogBytes(): number {
+    // gossipsub's per-peer outbound streams are public on its class, not on its interface
+    const pubsub = this.node.services.pubsub as unknown as {
+      streamsOutbound?: Map<string, { rawStream: { writeBufferLength: number } }>
+    }
+    let sum = 0
+    for (const s of pubsub.streamsOutbound?.values() ?? []) sum += s.rawStream.writeBufferLength
+    return sum
   }
 
   async request(peer: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {

@@ -115,6 +115,8 @@ class BoxedConnection extends AbstractMultiaddrConnection {
   }
 
   sendData(data: Parameters<AbstractMultiaddrConnection['sendData']>[0]) {
+    // the layers above may still write while the socket is being closed: nothing to deliver, not a failure
+    if (this.raw.status !== 'open') return { sentBytes: data.byteLength, canSendMore: false }
     try {
       if (!this.outbound) throw new PlexusError('PLX_CLUSTER_CLOSED', 'connection already closed')
       return { sentBytes: data.byteLength, canSendMore: this.raw.send(this.outbound.update(data.subarray())) }

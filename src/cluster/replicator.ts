@@ -1,12 +1,13 @@
 import { errorMessage } from '../lib/errors.js'
 import type { LocalStore } from '../store/store.js'
-import type { Hlc } from '../store/types.js'
+import { syncPosition } from '../store/store.js'
+import type { Hlc, StoreRecord } from '../store/types.js'
 import type { GossipVerdict, Scheduler, Transport } from './transport.js'
 import {
   decodeDelta,
   decodeRequest,
   decodeState,
-  encodeDelta,
+  encodeDeltaOf,
   encodePull,
   encodePush,
   encodeState,
@@ -17,7 +18,20 @@ export interface ReplicatorConfig {
   /** digest exchange with one random peer this often */
   syncIntervalMs: number
   requestTimeoutMs: number
+  /** local writes waiting to be gossiped; past this the API refuses writes (503) until it drains */
+  maxOutbox?: number
+  /** gossip bytes the transport may hold unsent before the outbox waits for it to drain */
+  maxTransportBacklogBytes?: number
 }
+
+export const DEFAULT_MAX_OUTBOX = 4096
+export const DEFAULT_MAX_TRANSPORT_BACKLOG_BYTES = 4 * 1024 * 1024
+/** how soon the outbox looks again when the transport is still full */
+const DRAIN_POLL_MS = 20
+/** a page of a sync answer: far below the transport's message cap, quick to build, merge and time out */
+export const SYNC_PAGE_BYTES = 1024 * 1024
+/** room left in a delta for its framing */
+const DELTA_BUDGET = MAX_GOSSIP_BYTES - 1024
 
 interface Counter {
   inc(name: string, by?: number): void
@@ -30,7 +44,9 @@ interface Log {
 
 /**
  * Keeps the local store in step with the cluster over any Transport:
- * - local writes go out as gossip deltas;
+ * - local writes queue in a bounded outbox and go out as gossip deltas,
+ *   batched up to the gossip size cap, only while the transport keeps up
+ *   (the API refuses writes while the outbox is full: backpressure);
  * - incoming deltas are validated and merged before the transport forwards them;
  * - a full pull from every peer on (re)connect, and a Scuttlebutt digest pull
  *   from a random peer every syncIntervalMs, repair whatever gossip lost.
@@ -38,6 +54,11 @@ interface Log {
 export class Replicator {
   private cancelTimer?: () => void
   private unsubscribe?: () => void
+  /** local writes not yet handed to the transport, each already JSON-encoded */
+  private outbox: string[] = []
+  private flushScheduled = false
+  private readonly maxOutbox: number
+  private readonly maxBacklog: number
   /** counts for tests and the simulator */
   readonly stats = { pulls: 0, pullFailures: 0, recordsPulled: 0 }
 
@@ -49,7 +70,10 @@ export class Replicator {
     private readonly cfg: ReplicatorConfig,
     private readonly counters?: Counter,
     private readonly log?: Log,
-  ) {}
+  ) {
+    this.maxOutbox = cfg.maxOutbox ?? DEFAULT_MAX_OUTBOX
+    this.maxBacklog = cfg.maxTransportBacklogBytes ?? DEFAULT_MAX_TRANSPORT_BACKLOG_BYTES
+  }
 
   start(): void {
     this.transport.setHandlers({
@@ -57,13 +81,55 @@ export class Replicator {
       request: (from, data) => this.onRequest(from, data),
       connected: (peer) => void this.pull(peer, true),
     })
-    this.unsubscribe = this.store.onLocalWrite((r) => this.transport.publish(encodeDelta([r])))
+    this.unsubscribe = this.store.onLocalWrite((r) => {
+      this.outbox.push(JSON.stringify(r))
+      this.scheduleFlush(0)
+    })
     this.cancelTimer = this.sched.every(this.cfg.syncIntervalMs, () => this.antiEntropy())
   }
 
   stop(): void {
     this.cancelTimer?.()
     this.unsubscribe?.()
+  }
+
+  /**
+   * Local writes waiting for the transport, and the bound past which writers
+   * are refused. A write is accepted (and acknowledged) whatever this says: it
+   * is in the store, and anti-entropy carries it even if gossip drops it; the
+   * bound keeps the queue, and the transport's buffers behind it, finite.
+   */
+  backlog(): { pending: number; limit: number } {
+    return { pending: this.outbox.length, limit: this.maxOutbox }
+  }
+
+  private scheduleFlush(ms: number): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    // after(0): writes of the same burst share a delta
+    this.sched.after(ms, () => {
+      this.flushScheduled = false
+      this.flush()
+    })
+  }
+
+  /** Publishes batched deltas while the transport keeps up; otherwise looks again shortly. */
+  private flush(): void {
+    while (this.outbox.length > 0) {
+      if ((this.transport.backlogBytes?.() ?? 0) > this.maxBacklog) {
+        this.counters?.inc('gossip.outbox_waits')
+        this.scheduleFlush(DRAIN_POLL_MS)
+        return
+      }
+      let n = 0
+      let bytes = 0
+      for (const r of this.outbox) {
+        bytes += Buffer.byteLength(r) + 1
+        if (n > 0 && bytes > DELTA_BUDGET) break
+        n++
+      }
+      this.transport.publish(encodeDeltaOf(this.outbox.splice(0, n)))
+    }
   }
 
   onGossip(from: string, data: Uint8Array): GossipVerdict {
@@ -95,7 +161,12 @@ export class Replicator {
       this.log?.warn({ from, err: errorMessage(err) }, 'sync request rejected')
       throw err
     }
-    if (req.t === 'pull') return encodeState(this.store.recordsAfter(req.digest), this.store.digest())
+    if (req.t === 'pull') {
+      const all = this.store.recordsAfter(req.digest)
+      if (req.after === undefined) return encodeState(all, this.store.digest())
+      const page = pageAfter(all, req.after, SYNC_PAGE_BYTES)
+      return encodeState(page.records, this.store.digest(), page.next)
+    }
     this.absorb(req.records, req.marks)
     return encodeState([], new Map())
   }
@@ -107,21 +178,42 @@ export class Replicator {
    */
   async pull(peer: string, full: boolean): Promise<void> {
     try {
-      const answer = await this.transport.request(
-        peer,
-        encodePull(full ? new Map() : this.store.digest()),
-        this.cfg.requestTimeoutMs,
-      )
-      const state = decodeState(answer)
+      const digest = full ? new Map<string, Hlc>() : this.store.digest()
+      // The answer comes in pages. Watermarks rise to the first page's marks,
+      // and only after the last page: every record they vouch for existed when
+      // the first page was made, so it is in some page (or a newer version is).
+      let marks: ReadonlyMap<string, Hlc> | undefined
+      let after = ''
+      let received = 0
+      let added = 0
+      let rejected = false
+      for (;;) {
+        const answer = await this.transport.request(
+          peer,
+          encodePull(digest, after),
+          this.cfg.requestTimeoutMs,
+        )
+        const state = decodeState(answer)
+        marks ??= state.marks
+        const res = this.store.merge(state.records)
+        received += state.records.length
+        added += res.accepted.length
+        rejected ||= res.rejected > 0
+        // an agent of an earlier release answers in one piece, without next
+        if (state.next === undefined) break
+        if (state.next <= after) throw new Error('sync page cursor did not advance')
+        after = state.next
+      }
+      if (rejected) this.counters?.inc('sync.rejected.records')
+      else this.store.raiseWatermarks(marks)
       this.stats.pulls++
-      const added = this.absorb(state.records, state.marks)
       this.stats.recordsPulled += added
       if (full && this.stats.pulls === 1) {
         // operators (and bench/converge) read how long joining took from this line
-        this.log?.info({ peer, records: state.records.length, added }, 'initial sync complete')
+        this.log?.info({ peer, records: received, added }, 'initial sync complete')
       }
       // after a connect both sides pull in full, so only digest exchanges push back
-      const theyLack = full ? [] : this.store.recordsAfter(state.marks)
+      const theyLack = full ? [] : this.store.recordsAfter(marks)
       if (theyLack.length > 0) {
         await this.transport.request(
           peer,
@@ -155,4 +247,28 @@ export class Replicator {
     const peer = peers[Math.floor(this.rng() * peers.length)] as string
     void this.pull(peer, false)
   }
+}
+
+/**
+ * One page of a sync answer: the records (in recordsAfter's order) after the
+ * cursor, up to about `bytes` of JSON, and the cursor for the next page.
+ * The cursor is the sort position of the page's last record, so a page
+ * never depends on what the earlier ones held.
+ */
+export function pageAfter(
+  records: readonly StoreRecord[],
+  after: string,
+  bytes: number,
+): { records: StoreRecord[]; next?: string } {
+  const out: StoreRecord[] = []
+  let size = 0
+  for (const r of records) {
+    const pos = syncPosition(r)
+    if (after !== '' && pos <= after) continue
+    if (out.length > 0 && size > bytes)
+      return { records: out, next: syncPosition(out[out.length - 1] as StoreRecord) }
+    size += JSON.stringify(r).length
+    out.push(r)
+  }
+  return { records: out }
 }

@@ -30,6 +30,8 @@ export interface ClusterDeps {
 /** What the API reads about the cluster. */
 export interface MembersView {
   hosts(): HostView[]
+  /** local writes waiting to be gossiped, and the bound past which the API refuses writes */
+  replicationBacklog(): { pending: number; limit: number }
 }
 
 const PING_TIMEOUT_MS = 2000
@@ -126,6 +128,11 @@ export class ClusterService implements MembersView {
 
   hosts(): HostView[] {
     return this.membership.hosts()
+  }
+
+  replicationBacklog(): { pending: number; limit: number } {
+    // standalone: nothing to replicate, nothing to wait for
+    return this.replicator?.backlog() ?? { pending: 0, limit: Number.POSITIVE_INFINITY }
   }
 
   private describe() {

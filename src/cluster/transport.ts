@@ -19,6 +19,8 @@ export interface Transport {
   /** publish a delta on the gossip topic (delivered to peers, never back to us) */
   publish(data: Uint8Array): void
   request(peer: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>
+  /** gossip bytes queued for peers and not yet written to their connections (absent: never backs up) */
+  backlogBytes?(): number
   /** currently connected peers */
   peers(): string[]
   /**

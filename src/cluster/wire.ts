@@ -17,10 +17,15 @@ export interface Delta {
   t: 'delta'
   records: unknown[]
 }
-/** digest {} asks for everything (full pull) */
+/**
+ * digest {} asks for everything (full pull). `after` asks for the answer in
+ * pages: "" for the first, then the `next` of the page before (requests
+ * without it come from agents of earlier releases and get one answer).
+ */
 export interface PullRequest {
   t: 'pull'
   digest: Map<string, Hlc>
+  after?: string
 }
 /** the second half of a push-pull exchange: what the responder lacked, by its own digest */
 export interface PushRequest {
@@ -32,6 +37,8 @@ export interface PullResponse {
   t: 'state'
   records: unknown[]
   marks: Map<string, Hlc>
+  /** more pages follow: ask again with after = next */
+  next?: string
 }
 
 const enc = new TextEncoder()
@@ -42,11 +49,22 @@ const marksJson = (m: ReadonlyMap<string, Hlc>) =>
   JSON.stringify([...m].map(([o, h]) => [o, h.wall, h.logical]))
 
 export const encodeDelta = (records: StoreRecord[]): Uint8Array =>
-  enc.encode(JSON.stringify({ t: 'delta', records }))
-export const encodePull = (digest: ReadonlyMap<string, Hlc>): Uint8Array =>
-  enc.encode(`{"t":"pull","digest":${marksJson(digest)}}`)
-export const encodeState = (records: StoreRecord[], marks: ReadonlyMap<string, Hlc>): Uint8Array =>
-  enc.encode(`{"t":"state","records":${JSON.stringify(records)},"marks":${marksJson(marks)}}`)
+  encodeDeltaOf(records.map((r) => JSON.stringify(r)))
+/** a delta of records already JSON-encoded one by one (the replicator sizes its batches by them) */
+export const encodeDeltaOf = (encoded: readonly string[]): Uint8Array =>
+  enc.encode(`{"t":"delta","records":[${encoded.join(',')}]}`)
+export const encodePull = (digest: ReadonlyMap<string, Hlc>, after?: string): Uint8Array =>
+  enc.encode(
+    `{"t":"pull","digest":${marksJson(digest)}${after === undefined ? '' : `,"after":${JSON.stringify(after)}`}}`,
+  )
+export const encodeState = (
+  records: StoreRecord[],
+  marks: ReadonlyMap<string, Hlc>,
+  next?: string,
+): Uint8Array =>
+  enc.encode(
+    `{"t":"state","records":${JSON.stringify(records)},"marks":${marksJson(marks)}${next === undefined ? '' : `,"next":${JSON.stringify(next)}`}}`,
+  )
 export const encodePush = (records: StoreRecord[], marks: ReadonlyMap<string, Hlc>): Uint8Array =>
   enc.encode(`{"t":"push","records":${JSON.stringify(records)},"marks":${marksJson(marks)}}`)
 
@@ -83,6 +101,12 @@ function parseMarks(v: unknown): Map<string, Hlc> {
   return out
 }
 
+function optionalCursor(v: unknown, name: string): string | undefined {
+  if (v === undefined) return undefined
+  if (typeof v !== 'string' || v.length > 1024) bad(`${name} is not a page cursor`)
+  return v
+}
+
 function recordsOf(m: Record<string, unknown>): unknown[] {
   if (!Array.isArray(m.records)) bad('records is not an array')
   return m.records as unknown[]
@@ -96,7 +120,10 @@ export function decodeDelta(data: Uint8Array): Delta {
 
 export function decodeRequest(data: Uint8Array): PullRequest | PushRequest {
   const m = parse(data, MAX_SYNC_BYTES)
-  if (m.t === 'pull') return { t: 'pull', digest: parseMarks(m.digest) }
+  if (m.t === 'pull') {
+    const after = optionalCursor(m.after, 'after')
+    return { t: 'pull', digest: parseMarks(m.digest), ...(after === undefined ? {} : { after }) }
+  }
   if (m.t === 'push') return { t: 'push', records: recordsOf(m), marks: parseMarks(m.marks) }
   return bad('not a sync request')
 }
@@ -104,5 +131,11 @@ export function decodeRequest(data: Uint8Array): PullRequest | PushRequest {
 export function decodeState(data: Uint8Array): PullResponse {
   const m = parse(data, MAX_SYNC_BYTES)
   if (m.t !== 'state') bad('not a state response')
-  return { t: 'state', records: recordsOf(m), marks: parseMarks(m.marks) }
+  const next = optionalCursor(m.next, 'next')
+  return {
+    t: 'state',
+    records: recordsOf(m),
+    marks: parseMarks(m.marks),
+    ...(next === undefined ? {} : { next }),
+  }
 }

@@ -76,6 +76,9 @@ interface Entry {
   live: boolean
 }
 
+/** Where a record sorts in a sync answer: node records first (hosts appear before what they own), then by key. */
+export const syncPosition = (r: StoreRecord): string => (r.key.startsWith(NODE_PREFIX) ? '0' : '1') + r.key
+
 /**
  * The local replica: an LWW map of signed records. No timers and no I/O; the
  * cluster feeds it remote records (merge), calls sweep() on a timer, and
@@ -289,13 +292,19 @@ export class LocalStore implements Store {
     return d
   }
 
-  /** Every held record (live or dead) newer than the digest's watermark for its owner; node records first. */
+  /**
+   * Every held record (live or dead) newer than the digest's watermark for its
+   * owner, in syncPosition order (node records first, then by key), so a sync
+   * answer can be cut into pages.
+   */
   recordsAfter(digest: ReadonlyMap<string, Hlc>): StoreRecord[] {
-    const out: StoreRecord[] = []
+    const out: { pos: string; record: StoreRecord }[] = []
     for (const { record } of this.entries.values()) {
-      if (compareHlc(record.version, digest.get(record.owner) ?? ZERO_HLC) > 0) out.push(record)
+      if (compareHlc(record.version, digest.get(record.owner) ?? ZERO_HLC) > 0) {
+        out.push({ pos: syncPosition(record), record })
+      }
     }
-    return out.sort((a, b) => Number(b.key.startsWith(NODE_PREFIX)) - Number(a.key.startsWith(NODE_PREFIX)))
+    return out.sort((a, b) => (a.pos < b.pos ? -1 : a.pos > b.pos ? 1 : 0)).map((e) => e.record)
   }
 
   /**

@@ -12,6 +12,8 @@ import type { ApiDeps } from '../deps.js'
 // back as ?index= to block until something under the key changes.
 
 export const INDEX_HEADER = 'x-plexus-index'
+/** seconds a refused writer is told to wait (the outbox drains in well under that) */
+const RETRY_AFTER_S = 1
 const MAX_WAIT_MS = 10 * 60_000
 const DEFAULT_WAIT_MS = 5 * 60_000
 
@@ -100,6 +102,23 @@ function changedSince(
 export const kvRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
   const { store } = deps
 
+  // Backpressure: while more local writes wait for the cluster than the
+  // replicator holds, writers are told to come back (503 + Retry-After)
+  // instead of growing queues without bound. Reads are never refused.
+  app.addHook('preHandler', async (req, reply) => {
+    if (req.method !== 'PUT' && req.method !== 'DELETE') return
+    const backlog = deps.members?.replicationBacklog()
+    if (!backlog || backlog.pending < backlog.limit) return
+    deps.counters.inc('api.kv.throttled')
+    return reply
+      .code(503)
+      .header('retry-after', String(RETRY_AFTER_S))
+      .send({
+        error: 'PLX_API_BUSY',
+        message: `${backlog.pending} writes are waiting to reach the cluster; retry in ${RETRY_AFTER_S}s`,
+      })
+  })
+
   app.get<{
     Params: KeyParams
     Querystring: { recurse?: string; keys?: string; index?: number; wait?: string }
@@ -163,7 +182,7 @@ export const kvRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { dep
           properties: { ttl: duration, cas: { type: 'integer', minimum: 0 } },
         },
         body: {},
-        response: { 200: entrySchema, '4xx': errorSchema },
+        response: { 200: entrySchema, '4xx': errorSchema, 503: errorSchema },
       },
     },
     async (req, reply) => {
@@ -200,6 +219,7 @@ export const kvRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { dep
             },
           },
           '4xx': errorSchema,
+          503: errorSchema,
         },
       },
     },

@@ -8,7 +8,7 @@ import { realScheduler } from '../../../src/cluster/transport.js'
 import { Counters } from '../../../src/lib/counters.js'
 import { newStore } from '../store/helpers.js'
 
-async function setup() {
+async function setup(backlog = { pending: 0, limit: 10 }) {
   const { store, clock } = await newStore({ now: { t: Date.now() } })
   const config = { ...defaultConfig(), name: 'h1' }
   const logger = pino({ level: 'silent' })
@@ -38,10 +38,10 @@ async function setup() {
     version: '1',
     peerId: store.self,
     store,
-    members,
+    members: { hosts: () => members.hosts(), replicationBacklog: () => backlog },
   } as AgentComponents
   const app = await buildApp(deps)
-  return { app, store, clock, members }
+  return { app, store, clock, members, counters: deps.counters }
 }
 
 t.test('KV: put, get, recurse, keys, delete, ttl, cas', async (t) => {
@@ -86,6 +86,27 @@ t.test('KV: put, get, recurse, keys, delete, ttl, cas', async (t) => {
   res = await app.inject({ method: 'DELETE', url: '/v1/kv/app/?recurse' })
   t.same(res.json(), { deleted: 2, skipped: [] })
   t.equal(store.get('app/web/port'), undefined)
+})
+
+t.test('KV: writes get 503 + Retry-After while the replication backlog is full; reads do not', async (t) => {
+  const backlog = { pending: 0, limit: 2 }
+  const { app, store, counters } = await setup(backlog)
+  t.teardown(() => app.close())
+  const write = (method: 'PUT' | 'DELETE') =>
+    app.inject({ method, url: '/v1/kv/a', payload: '1', headers: { 'content-type': 'application/json' } })
+  t.equal((await write('PUT')).statusCode, 200, 'accepted below the limit')
+  backlog.pending = 2
+  for (const method of ['PUT', 'DELETE'] as const) {
+    const res = await write(method)
+    t.equal(res.statusCode, 503, `${method} refused at the limit`)
+    t.equal(res.headers['retry-after'], '1')
+    t.equal(res.json().error, 'PLX_API_BUSY')
+  }
+  t.equal(counters.get('api.kv.throttled'), 2, 'each refusal counted')
+  t.equal(store.get('a')?.value, 1, 'a refused delete changed nothing')
+  t.equal((await app.inject({ method: 'GET', url: '/v1/kv/a' })).statusCode, 200, 'reads still served')
+  backlog.pending = 1
+  t.equal((await write('DELETE')).statusCode, 200, 'accepted again once it drains')
 })
 
 t.test('KV: bad input gets 400 with a reason, foreign owned keys 403', async (t) => {

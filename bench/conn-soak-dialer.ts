@@ -1,0 +1,44 @@
+// The dialing side of bench/conn-soak, run inside a fixture host's namespace:
+// one libp2p node with the cluster key (a fresh identity, no replication)
+// connects to ADDR and hangs up, COUNT times, one after the other. Prints one
+// JSON line: how many connections completed, how many failed and why.
+import '../src/lib/polyfill.js'
+import { readFileSync } from 'node:fs'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { pino } from 'pino'
+import { Counters } from '../src/agent/components.js'
+import { parseClusterKey } from '../src/cluster/key.js'
+import { Libp2pTransport } from '../src/cluster/libp2p-transport.js'
+import { quantile, round } from './lib/report.js'
+
+const [keyFile, addr, countArg] = process.argv.slice(2)
+if (!keyFile || !addr) throw new Error('usage: conn-soak-dialer KEYFILE MULTIADDR [COUNT]')
+const count = Number(countArg ?? 1)
+const transport = await Libp2pTransport.create({
+  privateKey: await generateKeyPair('Ed25519'),
+  psk: parseClusterKey(readFileSync(keyFile, 'utf8'), keyFile),
+  listen: [],
+  announce: [],
+  logger: pino({ level: 'silent' }),
+  counters: new Counters(),
+})
+await transport.start()
+const errors: Record<string, number> = {}
+const ms: number[] = []
+for (let i = 0; i < count; i++) {
+  const t0 = performance.now()
+  try {
+    const peer = await transport.dial(addr, 5000)
+    ms.push(performance.now() - t0)
+    await transport.node.hangUp(peerIdFromString(peer))
+  } catch (err) {
+    const why = (err as Error).name || 'Error'
+    errors[why] = (errors[why] ?? 0) + 1
+  }
+  if ((i + 1) % 1000 === 0) process.stderr.write(`  ${i + 1}/${count} connections\n`)
+}
+await transport.stop()
+process.stdout.write(
+  `${JSON.stringify({ connected: ms.length, errors, dial_p50_ms: round(quantile(ms, 0.5)), dial_p99_ms: round(quantile(ms, 0.99)) })}\n`,
+)

@@ -1,0 +1,99 @@
+// bench/conn-soak (contract: ../shared/BENCH.md; not in `make bench`: it
+// takes minutes). Issue 22: every cluster connection must release its cipher
+// state. A 2-host fixture; from h2's namespace a plain libp2p node with the
+// cluster key opens and closes CONN_SOAK_COUNT (default 10,000) connections
+// to h1's agent, one after another. Then: h1 still accepts a new connection,
+// holds no cipher state for the closed ones (counter cluster.ciphers_live back
+// to where it was), and its RSS and V8 heap return to where they started.
+import '../src/lib/polyfill.js'
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { clusterDir, loadCluster } from '../netns-fixtures/lib/state.js'
+import { createClient } from '../src/cli/client.js'
+import { progress, REPO, report, round } from './lib/report.js'
+
+const CLUSTER = join(REPO, 'netns-fixtures/cluster')
+const DIALER = join(REPO, 'dist/bench/conn-soak-dialer.js')
+const COUNT = Number(process.env.CONN_SOAK_COUNT ?? 10_000)
+/** time for the agent to settle (timers, GC) before each memory reading */
+const SETTLE_MS = 20_000
+
+interface Status {
+  memory: { rssBytes: number; heapUsedBytes: number }
+  counters: Record<string, number>
+}
+
+const fixture = (args: string[]) =>
+  execFileSync(CLUSTER, args, { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 }).toString()
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const mb = (b: number) => round(b / 2 ** 20, 1)
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) / 1024 : 0
+}
+
+async function main(): Promise<void> {
+  const name = `cs${process.pid.toString(36)}`.slice(0, 8)
+  progress(`fixture ${name}: 2 hosts`)
+  try {
+    fixture(['up', '--name', name, '--hosts', '2'])
+    const c = loadCluster(name)
+    if (!c) throw new Error('fixture state missing')
+    const h1 = c.hosts[0] as (typeof c.hosts)[number]
+    const pid = Number(readFileSync(join(h1.dir, 'plexusd.pid'), 'utf8'))
+    const key = join(clusterDir(name), 'cluster.key')
+    const target = `/ip4/${h1.ip}/tcp/7373`
+    const status = () => createClient(h1.socket).call<Status>('GET', '/v1/status')
+    const dial = (n: number) =>
+      JSON.parse(
+        fixture(['exec', '--name', name, '--host', 'h2', '--', 'node', DIALER, key, target, String(n)]),
+      ) as { connected: number; errors: Record<string, number>; dial_p50_ms: number; dial_p99_ms: number }
+
+    // warm up: the first connections load code and fill caches that stay
+    dial(100)
+    await sleep(SETTLE_MS)
+    const before = await status()
+    progress(`before: rss ${mb(before.memory.rssBytes)} MB, heap ${mb(before.memory.heapUsedBytes)} MB`)
+    let peak = 0
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, rssMb(pid))
+    }, 250)
+    progress(`${COUNT} connections from h2 to h1`)
+    const run = dial(COUNT)
+    clearInterval(sampler)
+    progress(`dialer: ${JSON.stringify(run)}; settling ${SETTLE_MS / 1000} s`)
+    await sleep(SETTLE_MS)
+    const after = await status()
+    const again = dial(1)
+    const live = (s: Status) => s.counters['cluster.ciphers_live'] ?? 0
+    progress(`after: rss ${mb(after.memory.rssBytes)} MB, heap ${mb(after.memory.heapUsedBytes)} MB`)
+    report('conn-soak', {
+      runs: 1,
+      connections: COUNT,
+      connected: run.connected,
+      failed: COUNT - run.connected,
+      dial_p50_ms: run.dial_p50_ms,
+      dial_p99_ms: run.dial_p99_ms,
+      accepts_after: again.connected === 1,
+      ciphers_live_before: live(before),
+      ciphers_live_after: live(after),
+      rss_before_mb: mb(before.memory.rssBytes),
+      rss_peak_mb: round(peak, 1),
+      rss_after_mb: mb(after.memory.rssBytes),
+      heap_before_mb: mb(before.memory.heapUsedBytes),
+      heap_after_mb: mb(after.memory.heapUsedBytes),
+      connection_errors: after.counters['cluster.connection_errors'] ?? 0,
+      stray_errors: after.counters['cluster.stray_errors'] ?? 0,
+    })
+  } finally {
+    progress('tearing down')
+    fixture(['down', '--name', name])
+  }
+}
+
+main().catch((err) => {
+  progress(`conn-soak failed: ${(err as Error).stack ?? err}`)
+  process.exitCode = 1
+})
