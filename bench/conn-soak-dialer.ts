@@ -7,9 +7,9 @@ import { readFileSync } from 'node:fs'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { pino } from 'pino'
-import { Counters } from '../src/agent/components.js'
-import { parseClusterKey } from '../src/cluster/key.js'
 import { Libp2pTransport } from '../src/cluster/libp2p-transport.js'
+import { parseClusterKey } from '../src/lib/cluster-key.js'
+import { Counters } from '../src/lib/counters.js'
 import { quantile, round } from './lib/report.js'
 
 const [keyFile, addr, countArg] = process.argv.slice(2)

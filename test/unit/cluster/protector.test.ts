@@ -4,9 +4,9 @@ import type { ConnectionProtector, MessageStream } from '@libp2p/interface'
 import { preSharedKey } from '@libp2p/pnet'
 import { byteStream, multiaddrConnectionPair } from '@libp2p/utils'
 import t, { type Test } from 'tap'
-import { Counters } from '../../../src/agent/components.js'
-import { newClusterKey, parseClusterKey } from '../../../src/lib/cluster-key.js'
 import { clusterProtector, type ProtectorHooks, StreamXSalsa20 } from '../../../src/cluster/protector.js'
+import { newClusterKey, parseClusterKey } from '../../../src/lib/cluster-key.js'
+import { Counters } from '../../../src/lib/counters.js'
 
 // The known answer of NaCl's tests/stream.c: SHA-256 of the first 4 MiB of
 // XSalsa20 keystream under this key and nonce.
