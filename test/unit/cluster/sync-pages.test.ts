@@ -1,0 +1,66 @@
+import t from 'tap'
+import { Replicator } from '../../../src/cluster/replicator.js'
+import type { Transport } from '../../../src/cluster/transport.js'
+import { realScheduler } from '../../../src/cluster/transport.js'
+import { decodeState, encodePull } from '../../../src/cluster/wire.js'
+import { newStore } from '../store/helpers.js'
+
+/** B's transport: every request goes straight to A's replicator; answers are recorded. */
+function loopback(answer: (data: Uint8Array) => Uint8Array) {
+  const answers: Uint8Array[] = []
+  const transport: Transport = {
+    self: 'b',
+    setHandlers: () => {},
+    publish: () => {},
+    request: async (_peer, data) => {
+      const res = answer(data)
+      answers.push(res)
+      return res
+    },
+    peers: () => ['a'],
+  }
+  return { transport, answers }
+}
+
+const cfg = { syncIntervalMs: 60_000, requestTimeoutMs: 1000 }
+
+t.test('a full pull of a large store comes in pages, and raises watermarks only at the end', async (t) => {
+  const now = { t: Date.now() }
+  const a = await newStore({ now })
+  const b = await newStore({ now })
+  const value = 'x'.repeat(1000)
+  for (let i = 0; i < 3000; i++) await a.store.put(`svc/${String(i).padStart(4, '0')}`, value)
+  const ra = new Replicator(
+    a.store,
+    loopback(() => new Uint8Array()).transport,
+    realScheduler,
+    Math.random,
+    cfg,
+  )
+  const { transport, answers } = loopback((d) => ra.onRequest('b', d))
+  const rb = new Replicator(b.store, transport, realScheduler, Math.random, cfg)
+  await rb.pull('a', true)
+  t.ok(answers.length >= 3, `answered in ${answers.length} pages`)
+  t.ok(
+    answers.every((x) => x.byteLength < 2 * 1024 * 1024),
+    'no page near the transport cap',
+  )
+  t.equal(b.store.list('svc/').length, 3000, 'every record arrived')
+  t.same(b.store.digest().get(a.store.self), a.store.digest().get(a.store.self), "A's watermark taken over")
+  t.equal(rb.stats.pullFailures, 0)
+})
+
+t.test('a pull without a page cursor (an agent of an earlier release) gets one answer', async (t) => {
+  const a = await newStore({ now: { t: Date.now() } })
+  for (let i = 0; i < 1500; i++) await a.store.put(`svc/${i}`, 'y'.repeat(1000))
+  const ra = new Replicator(
+    a.store,
+    loopback(() => new Uint8Array()).transport,
+    realScheduler,
+    Math.random,
+    cfg,
+  )
+  const state = decodeState(ra.onRequest('old', encodePull(new Map())))
+  t.equal(state.records.length, 1500)
+  t.equal(state.next, undefined)
+})
