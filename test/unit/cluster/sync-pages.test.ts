@@ -3,6 +3,7 @@ import { Replicator } from '../../../src/cluster/replicator.js'
 import type { Transport } from '../../../src/cluster/transport.js'
 import { realScheduler } from '../../../src/cluster/transport.js'
 import { decodeState, encodePull } from '../../../src/cluster/wire.js'
+import type { LocalStore } from '../../../src/store/store.js'
 import { newStore } from '../store/helpers.js'
 
 /** B's transport: every request goes straight to A's replicator; answers are recorded. */
@@ -24,19 +25,17 @@ function loopback(answer: (data: Uint8Array) => Uint8Array) {
 
 const cfg = { syncIntervalMs: 60_000, requestTimeoutMs: 1000 }
 
+/** The replicator of the host that answers (its own transport is never used). */
+const answering = (store: LocalStore) =>
+  new Replicator(store, loopback(() => new Uint8Array()).transport, realScheduler, Math.random, cfg)
+
 t.test('a full pull of a large store comes in pages, and raises watermarks only at the end', async (t) => {
   const now = { t: Date.now() }
   const a = await newStore({ now })
   const b = await newStore({ now })
   const value = 'x'.repeat(1000)
   for (let i = 0; i < 3000; i++) await a.store.put(`svc/${String(i).padStart(4, '0')}`, value)
-  const ra = new Replicator(
-    a.store,
-    loopback(() => new Uint8Array()).transport,
-    realScheduler,
-    Math.random,
-    cfg,
-  )
+  const ra = answering(a.store)
   const { transport, answers } = loopback((d) => ra.onRequest('b', d))
   const rb = new Replicator(b.store, transport, realScheduler, Math.random, cfg)
   await rb.pull('a', true)
@@ -53,13 +52,7 @@ t.test('a full pull of a large store comes in pages, and raises watermarks only 
 t.test('a pull without a page cursor (an agent of an earlier release) gets one answer', async (t) => {
   const a = await newStore({ now: { t: Date.now() } })
   for (let i = 0; i < 1500; i++) await a.store.put(`svc/${i}`, 'y'.repeat(1000))
-  const ra = new Replicator(
-    a.store,
-    loopback(() => new Uint8Array()).transport,
-    realScheduler,
-    Math.random,
-    cfg,
-  )
+  const ra = answering(a.store)
   const state = decodeState(ra.onRequest('old', encodePull(new Map())))
   t.equal(state.records.length, 1500)
   t.equal(state.next, undefined)
