@@ -9,7 +9,7 @@ import t from 'tap'
 import { eventually, run, upCluster } from '../../helpers/fixture.js'
 import { allocations, containerNs, hostNs, hostVeths, netconf, PLUGIN, plugin, waitReady } from './plugin.js'
 
-t.setTimeout(900_000)
+t.setTimeout(1_800_000) // one agent restart per kill: minutes on a loaded 2-core machine
 const c = upCluster(t, { hosts: 1, prefix: 'ck' })
 const H = 'h1'
 await waitReady(c, H)
