@@ -18,6 +18,9 @@ const UNREACHABLE = new Set([
   'ETIMEDOUT',
 ])
 
+/** No agent answered at all (as opposed to an agent that answered "try again later"): DEL then goes on without it. */
+export class AgentUnreachable extends CniError {}
+
 /** An HTTP response as far as the plugin cares. */
 export interface AgentResponse {
   status: number
@@ -122,7 +125,7 @@ export async function callAgent<T>(
 
 function unreachable(socket: string, err: NodeJS.ErrnoException): CniError {
   if (UNREACHABLE.has(err.code ?? '') || err.message === 'socket hang up') {
-    return new CniError(
+    return new AgentUnreachable(
       CniCode.TRY_AGAIN_LATER,
       `plexusd is not reachable at ${socket}; try again later`,
       `${err.code ?? ''} ${err.message}`.trim(),

@@ -2,7 +2,7 @@ import type { Attachment, AttachRequest, PortMapping, PortSpec } from './agent-a
 import type { CniEnv } from './env.js'
 import { CniCode, CniError } from './errors.js'
 import { type CniDns, type CniResult, parseResult } from './result.js'
-import { negotiateVersion } from './version.js'
+import { CURRENT_VERSION, negotiateVersion } from './version.js'
 
 export const DEFAULT_SOCKET = '/run/plexus/plexusd.sock'
 
@@ -70,6 +70,32 @@ const LABEL_KEY = /^[a-zA-Z0-9]([a-zA-Z0-9_./-]{0,252})$/
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
+
+/**
+ * The object with each key that matches one of `names` case-insensitively
+ * renamed to that spelling. Runtimes built on go-cni (containerd's CRI, and so
+ * kubelet) marshal capability args from Go structs without JSON tags:
+ * `{"HostPort":80,"ContainerPort":80,"Protocol":"tcp","HostIP":""}`,
+ * `{"Servers":[…],"Searches":[…]}`. Go's own decoder matches field names
+ * case-insensitively, so the reference plugins accept both; this is the one
+ * place we do the same. Other keys are kept as they are.
+ */
+export function foldKeys(v: Record<string, unknown>, names: readonly string[]): Record<string, unknown> {
+  const canonical = new Map(names.map((n) => [n.toLowerCase(), n]))
+  const out: Record<string, unknown> = {}
+  for (const [k, val] of Object.entries(v)) {
+    const name = canonical.get(k.toLowerCase()) ?? k
+    // the exact spelling wins over a folded one when a runtime sends both
+    if (name === k || !(name in out)) out[name] = val
+  }
+  return out
+}
+
+/** runtimeConfig keys of the capabilities we declare (bandwidth and ipRanges pass through to chained plugins) */
+const RUNTIME_KEYS = ['portMappings', 'dns', 'ips', 'mac', 'bandwidth', 'ipRanges'] as const
+const PORT_MAPPING_KEYS = ['hostPort', 'containerPort', 'protocol', 'hostIP'] as const
+const RUNTIME_DNS_KEYS = ['servers', 'searches', 'options'] as const
+const CONFIG_DNS_KEYS = ['nameservers', 'domain', 'search', 'options'] as const
 
 /** Thrown for a bad field; `code` tells config (7) from CNI_ARGS (4). */
 function invalid(code: number, field: string, what: string): CniError {
@@ -177,15 +203,16 @@ export function parsePorts(code: number, field: string, v: unknown): PortSpec[] 
 function portMappings(v: unknown): PortMapping[] {
   const code = CniCode.INVALID_CONFIG
   if (!Array.isArray(v)) throw invalid(code, 'runtimeConfig.portMappings', 'must be an array')
-  return v.map((m, i) => {
+  return v.map((raw, i) => {
     const f = `runtimeConfig.portMappings[${i}]`
-    if (!isObject(m)) throw invalid(code, f, 'must be an object')
+    if (!isObject(raw)) throw invalid(code, f, 'must be an object')
+    const m = foldKeys(raw, PORT_MAPPING_KEYS)
     const out: PortMapping = {
       hostPort: port(code, `${f}.hostPort`, m.hostPort ?? 0, 0),
       containerPort: port(code, `${f}.containerPort`, m.containerPort, 1),
       protocol: protocol(code, f, m.protocol ?? 'tcp'),
     }
-    const hostIp = m.hostIP ?? m.hostIp
+    const hostIp = m.hostIP
     if (hostIp !== undefined && hostIp !== '') {
       const ip = str(code, `${f}.hostIP`, hostIp)
       if (parseIPv4(ip) === undefined) throw invalid(code, `${f}.hostIP`, `"${ip}" is not an IPv4 address`)
@@ -212,9 +239,10 @@ function mac(code: number, field: string, v: unknown): string {
   return m
 }
 
-function dnsSection(field: string, v: unknown, runtimeSpelling: boolean): CniDns {
+function dnsSection(field: string, raw: unknown, runtimeSpelling: boolean): CniDns {
   const code = CniCode.INVALID_CONFIG
-  if (!isObject(v)) throw invalid(code, field, 'must be an object')
+  if (!isObject(raw)) throw invalid(code, field, 'must be an object')
+  const v = foldKeys(raw, runtimeSpelling ? RUNTIME_DNS_KEYS : CONFIG_DNS_KEYS)
   // runtimeConfig.dns spells its fields servers/searches (CONVENTIONS.md), the network config nameservers/search.
   const [ns, search] = runtimeSpelling ? ['servers', 'searches'] : ['nameservers', 'search']
   const out: CniDns = {}
@@ -325,9 +353,10 @@ export function parseNetConf(raw: Record<string, unknown>): NetConf {
   if (raw.dns !== undefined) conf.dns = dnsSection('dns', raw.dns, false)
 
   // libcni spells it runtimeConfig; some older runtimes sent runtime_config.
-  const rc = raw.runtimeConfig ?? raw.runtime_config
-  if (rc !== undefined) {
-    if (!isObject(rc)) throw invalid(code, 'runtimeConfig', 'must be an object')
+  const rcRaw = raw.runtimeConfig ?? raw.runtime_config
+  if (rcRaw !== undefined) {
+    if (!isObject(rcRaw)) throw invalid(code, 'runtimeConfig', 'must be an object')
+    const rc = foldKeys(rcRaw, RUNTIME_KEYS)
     // Keys for capabilities we do not declare are ignored, as the conventions ask.
     if (rc.portMappings !== undefined) conf.runtime.portMappings = portMappings(rc.portMappings)
     if (rc.dns !== undefined) conf.runtime.dns = dnsSection('runtimeConfig.dns', rc.dns, true)
@@ -337,6 +366,64 @@ export function parseNetConf(raw: Record<string, unknown>): NetConf {
   if (raw.prevResult !== undefined) conf.prevResult = parseResult(raw.prevResult, cniVersion)
   const att = raw['cni.dev/valid-attachments'] ?? raw['cni.dev/attachments']
   if (att !== undefined) conf.validAttachments = attachments(att, 'cni.dev/valid-attachments')
+  return conf
+}
+
+/** What DEL and GC need: which agent to call and, for GC, the attachments to keep. */
+export interface TeardownConf {
+  cniVersion: string
+  name: string
+  socket: string
+  /** GC: undefined when the field is absent; null when it was malformed (then GC releases nothing) */
+  validAttachments?: Attachment[] | null
+  /** what was malformed and ignored, for the log */
+  skipped: string[]
+}
+
+const errMsg = (err: unknown) => (err instanceof CniError ? err.msg : String(err))
+
+/**
+ * DEL and GC never fail because of the config: the spec asks DEL to release
+ * what it can, and a runtime whose DEL fails can never remove the sandbox
+ * (containerd retries it forever). The attachment is known from CNI_CONTAINERID
+ * and CNI_IFNAME alone; only the socket comes from the config, and a malformed
+ * one falls back to the default. Whatever is ignored is listed in `skipped`.
+ */
+export function parseTeardownConf(stdin: string): TeardownConf {
+  const skipped: string[] = []
+  let raw: Record<string, unknown> = {}
+  try {
+    raw = decodeStdin(stdin)
+  } catch (err) {
+    skipped.push(errMsg(err))
+  }
+  try {
+    const conf = parseNetConf(raw)
+    return { ...conf, skipped }
+  } catch (err) {
+    if (Object.keys(raw).length) skipped.push(errMsg(err))
+  }
+  const pick = <T>(what: string, fn: () => T, fallback: T): T => {
+    try {
+      return fn()
+    } catch (err) {
+      skipped.push(`${what}: ${errMsg(err)}`)
+      return fallback
+    }
+  }
+  const conf: TeardownConf = {
+    cniVersion: pick('cniVersion', () => negotiateVersion(raw.cniVersion, raw.cniVersions), CURRENT_VERSION),
+    name: typeof raw.name === 'string' && NETWORK_NAME.test(raw.name) ? raw.name : '',
+    socket: typeof raw.socket === 'string' && raw.socket.startsWith('/') ? raw.socket : DEFAULT_SOCKET,
+    skipped,
+  }
+  const att = raw['cni.dev/valid-attachments'] ?? raw['cni.dev/attachments']
+  if (att !== undefined)
+    conf.validAttachments = pick(
+      'valid attachments',
+      () => attachments(att, 'cni.dev/valid-attachments'),
+      null,
+    )
   return conf
 }
 

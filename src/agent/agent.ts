@@ -6,6 +6,7 @@ import { ClusterService } from '../cluster/service.js'
 import { DatapathService } from '../datapath/service.js'
 import { DnsService } from '../dns/service.js'
 import { EndpointService } from '../endpoints/service.js'
+import { spoolDirOf } from '../endpoints/spool.js'
 import { createIpam } from '../ipam/index.js'
 import { Counters } from '../lib/counters.js'
 import type { Logger } from '../lib/log.js'
@@ -78,6 +79,15 @@ export class Agent {
         ...this.components,
         lease: ipam.lease,
         addresses: ipam.addresses,
+        spoolDirs: [config.api.socket, ...config.api.extraSockets].map(spoolDirOf),
+        // started below, before the API takes an ADD
+        ...(config.dns.enabled
+          ? {
+              dns: {
+                listeningOn: (a: string) => this.components.dns?.listeningOn(a) ?? Promise.resolve(false),
+              },
+            }
+          : {}),
       })
       await endpoints.start()
       this.started.push(endpoints)

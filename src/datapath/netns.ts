@@ -2,7 +2,7 @@
 // works this way; in short: Node cannot pin a JS task to a thread, so we only
 // ever do *synchronous* work inside a namespace (create a netlink socket,
 // open a /proc/sys/net file) and switch back before this JS turn ends.
-import { closeSync, constants, openSync, statfsSync } from 'node:fs'
+import { closeSync, constants, openSync, statfsSync, statSync } from 'node:fs'
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import { loadAddon } from '../lib/native.js'
 
@@ -37,6 +37,47 @@ export function assertNetnsPath(path: string): void {
   }
   if (type !== NSFS_MAGIC)
     throw new PlexusError('PLX_NETNS_INVALID', `${path} is not a namespace handle (not on nsfs)`)
+}
+
+/**
+ * The path this process should use for a namespace a caller named. The
+ * caller's own descriptor (/proc/<pid>/fd/<fd>, a magic link) reaches the
+ * namespace whatever mount namespace the caller's path lives in; the inode
+ * check makes sure the descriptor is still the one the caller opened (a pid
+ * from another PID namespace names some other process here). Without a
+ * usable handle, the path as this process sees it.
+ */
+export function resolveNetns(path: string, handle?: { pid: number; fd: number; ino: number }): string {
+  if (handle) {
+    const viaFd = `/proc/${handle.pid}/fd/${handle.fd}`
+    try {
+      if (statfsSync(viaFd).type === NSFS_MAGIC && statSync(viaFd).ino === handle.ino) return viaFd
+    } catch {
+      // gone or not ours to read: fall back to the path
+    }
+  }
+  assertNetnsPath(path)
+  return path
+}
+
+/** the host's namespaces: init's and this process's own */
+const HOST_NETNS = ['/proc/1/ns/net', '/proc/self/ns/net']
+
+/**
+ * Refuses a host namespace as a container's: attaching there would put an
+ * interface and a second route for the host subnet into the host itself.
+ * Compared by inode, so any path to it (/proc/<pid>/ns/net, a bind mount) is caught.
+ */
+export function assertNotHostNetns(path: string, named = path): void {
+  const ino = statSync(path).ino
+  for (const host of HOST_NETNS) {
+    if (statSync(host).ino === ino) {
+      throw new PlexusError(
+        'PLX_NETNS_HOST',
+        `${named} is a host network namespace (the same as ${host}); a container needs its own`,
+      )
+    }
+  }
 }
 
 function openNs(path: string): number {

@@ -75,6 +75,7 @@ export class DnsService implements Startable {
   private rebuildTimer?: NodeJS.Timeout
   private expiryTimer?: NodeJS.Timeout
   private bindTimer?: NodeJS.Timeout
+  private reconciling: Promise<unknown> = Promise.resolve()
   private serial = 0
   private lastBuildMs = 0
   private readonly memo = new CompileMemo()
@@ -153,7 +154,24 @@ export class DnsService implements Startable {
     }
   }
 
-  private async reconcileListeners(): Promise<void> {
+  /**
+   * Whether the server listens on address, binding it now if it should and
+   * could not before (CNI ADD asks, so the first container's first query on
+   * a fresh host is answered instead of waiting for the next retry).
+   */
+  async listeningOn(address: string): Promise<boolean> {
+    if (!this.listeners.has(address)) await this.reconcileListeners()
+    return this.listeners.has(address)
+  }
+
+  /** one pass at a time: two overlapping passes would bind one address twice */
+  private reconcileListeners(): Promise<void> {
+    const pass = this.reconciling.then(() => this.reconcileOnce())
+    this.reconciling = pass.catch(() => undefined)
+    return pass
+  }
+
+  private async reconcileOnce(): Promise<void> {
     if (this.stopped) return
     const want = new Set(this.desiredAddresses())
     for (const [addr, l] of this.listeners) {

@@ -181,6 +181,12 @@ const CODE_MAP: Record<string, number> = {
   PLX_IPAM_INVALID_ARGUMENT: CNI.INVALID_CONFIG,
   PLX_ENDPOINTS_BAD_PREFIX: CNI.INVALID_CONFIG,
   PLX_ENDPOINTS_IFNAME_TAKEN: CNI.INVALID_CONFIG,
+  PLX_ENDPOINTS_CONFLICT: CNI.INVALID_CONFIG,
+  // the runtime handed us the host itself as the container's namespace
+  PLX_NETNS_HOST: CNI.INVALID_ENV,
+  PLX_ENDPOINTS_DNS_NOT_READY: CNI.TRY_AGAIN_LATER,
+  // state dir read-only, full, failing: the spec's I/O failure, with the path in the message
+  PLX_FS_WRITE: CNI.IO_FAILURE,
   PLX_IPAM_EXHAUSTED: CNI.NO_ADDRESS,
   PLX_IPAM_TAKEN: CNI.ADDRESS_IN_USE,
   PLX_ENDPOINTS_CHECK_FAILED: CNI.CHECK_FAILED,
@@ -204,7 +210,7 @@ export function toCniError(err: unknown): {
     const status =
       cniCode === CNI.TRY_AGAIN_LATER || (cniCode >= 50 && cniCode < 100)
         ? 503
-        : cniCode === CNI.INTERNAL
+        : cniCode === CNI.INTERNAL || cniCode === CNI.IO_FAILURE
           ? 500
           : 400
     const details = Array.isArray((err.details as { problems?: unknown })?.problems)

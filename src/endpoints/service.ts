@@ -6,7 +6,7 @@
 import { join } from 'node:path'
 import { BRIDGE_NAME } from '../datapath/model.js'
 import { type LinkInfo, Netlink } from '../datapath/netlink.js'
-import { assertNetnsPath } from '../datapath/netns.js'
+import { assertNetnsPath, assertNotHostNetns, resolveNetns } from '../datapath/netns.js'
 import { AddressAllocator, type AllocationResult } from '../ipam/addresses.js'
 import type { CurrentLease, LeaseComponent } from '../ipam/manager.js'
 import type { Counters } from '../lib/counters.js'
@@ -33,6 +33,7 @@ import {
   type Observed,
   splitStaticIp,
 } from './model.js'
+import { readSpool, removeSpooled } from './spool.js'
 
 export interface EndpointServiceComponents {
   config: { name: string; stateDir: string }
@@ -45,12 +46,20 @@ export interface EndpointServiceComponents {
   addresses?: AddressAllocator
   /** the datapath's way to create plexus0 when ADD comes before the datapath made it */
   datapath?: { ensureBridge(): Promise<unknown> }
+  /**
+   * The DNS server (src/dns), when enabled: ADD waits until it answers on the
+   * gateway address the result names as nameserver.
+   */
+  dns?: { listeningOn(address: string): Promise<boolean> }
+  /** folders the plugin spools DELs into while the agent is down (next to each API socket) */
+  spoolDirs?: string[]
   /** published ports (src/ports): checks them, picks hostPort 0 and puts their rules in place */
   ports?: { reserve(key: string, value: EndpointValue): Promise<NonNullable<EndpointValue['published']>> }
 }
 
 export interface CheckRequest extends AttachmentKey {
   netns: string
+  netnsHandle?: AttachRequest['netnsHandle']
   prevResult?: { ips?: { address: string }[] }
 }
 
@@ -83,6 +92,29 @@ export interface EndpointLive {
 
 const attachmentId = (k: AttachmentKey) => `${k.containerId}/${k.ifname}`
 
+/** how long ADD waits for the DNS server to answer on a gateway address that just appeared */
+const DNS_READY_TIMEOUT_MS = 5_000
+const DNS_READY_POLL_MS = 10
+
+/**
+ * A repeated ADD is the runtime retrying the same attachment. One that asks
+ * for something else (another namespace, address or MAC) is a bug or a second
+ * container with a reused id: refused, never silently moved or kept.
+ */
+function refuseConflict(existing: EndpointValue, req: AttachRequest, prefixLength: number): void {
+  const differs: string[] = []
+  if (existing.netns !== req.netns) differs.push(`namespace ${existing.netns}, not ${req.netns}`)
+  if (req.ip && splitStaticIp(req.ip, prefixLength) !== existing.ipv4)
+    differs.push(`address ${existing.ipv4}, not ${req.ip}`)
+  if (req.mac && req.mac !== existing.mac) differs.push(`MAC ${existing.mac}, not ${req.mac}`)
+  if (differs.length) {
+    throw new PlexusError(
+      'PLX_ENDPOINTS_CONFLICT',
+      `${attachmentId(req)} is already attached with ${differs.join(', ')}; DEL it before attaching it differently`,
+    )
+  }
+}
+
 export class EndpointService implements Startable {
   private readonly log: Logger
   private nl?: Netlink
@@ -102,6 +134,7 @@ export class EndpointService implements Startable {
       (await AddressAllocator.open(join(this.c.config.stateDir, 'ipam'), () => this.c.lease.current()?.cidr))
     this.journal = await EndpointJournal.open(join(this.c.config.stateDir, 'endpoints.json'))
     await this.recover()
+    await this.drainSpool()
   }
 
   async stop(): Promise<void> {
@@ -193,6 +226,7 @@ export class EndpointService implements Startable {
   private async createHostVeth(
     nl: Netlink,
     req: AttachRequest,
+    nsPath: string,
     hostVeth: string,
     mtu: number,
   ): Promise<LinkInfo> {
@@ -203,7 +237,7 @@ export class EndpointService implements Startable {
     try {
       host = await nl.createVeth(
         hostVeth,
-        { name: req.ifname, nsPath: req.netns, ...(req.mac ? { mac: req.mac } : {}) },
+        { name: req.ifname, nsPath, ...(req.mac ? { mac: req.mac } : {}) },
         { mtu },
       )
     } catch (err) {
@@ -220,8 +254,8 @@ export class EndpointService implements Startable {
   }
 
   /** Gives the container end its address, brings it up and routes everything via the bridge. */
-  private async configureContainer(req: AttachRequest, a: AllocationResult): Promise<string> {
-    const ns = Netlink.open(req.netns)
+  private async configureContainer(req: AttachRequest, nsPath: string, a: AllocationResult): Promise<string> {
+    const ns = Netlink.open(nsPath)
     try {
       const link = await ns.linkByName(req.ifname)
       await ns.addAddress(link.index, a.address, a.prefixLength)
@@ -241,6 +275,28 @@ export class EndpointService implements Startable {
     }
   }
 
+  /**
+   * ADD answers only once what its result promises works. The routes are made
+   * by then; the DNS server named in it may not be: on a fresh host the
+   * gateway address appears on the bridge with the first ADD, and the server
+   * binds it on its next try. Asking it to try now makes the first
+   * container's first query succeed.
+   */
+  private async promised(facts: AttachmentFacts, req: AttachRequest): Promise<void> {
+    const dns = this.c.dns
+    if (!dns || (req.dns?.nameservers && !req.dns.nameservers.includes(facts.gateway))) return
+    const deadline = Date.now() + DNS_READY_TIMEOUT_MS
+    while (!(await dns.listeningOn(facts.gateway))) {
+      if (Date.now() > deadline) {
+        throw new PlexusError(
+          'PLX_ENDPOINTS_DNS_NOT_READY',
+          `the DNS server does not listen on ${facts.gateway}, the nameserver of the result, yet`,
+        )
+      }
+      await new Promise((r) => setTimeout(r, DNS_READY_POLL_MS))
+    }
+  }
+
   // ---- ADD ----
 
   /**
@@ -252,18 +308,23 @@ export class EndpointService implements Startable {
     return this.exclusive(req, async () => {
       const { nl, allocator, journal } = this.ready()
       const lease = this.requireLease()
-      assertNetnsPath(req.netns)
+      const nsPath = resolveNetns(req.netns, req.netnsHandle)
+      assertNotHostNetns(nsPath, req.netns)
       const key = endpointKey(this.c.peerId, req)
 
       const existing = this.localRecord(key)
       if (existing) {
-        if (existing.netns === req.netns && allocator.get(req)?.address === existing.ipv4) {
-          const observed = await this.observe(nl, existing, req.netns)
+        refuseConflict(existing, req, lease.cidr.prefix)
+        if (allocator.get(req)?.address === existing.ipv4) {
+          const observed = await this.observe(nl, existing, nsPath)
           const facts = this.facts(existing, lease, observed.hostVeth?.mac)
-          if (checkProblems(facts, observed, undefined).length === 0) return buildResult(facts, req.dns)
+          if (checkProblems(facts, observed, undefined).length === 0) {
+            await this.promised(facts, req)
+            return buildResult(facts, req.dns)
+          }
         }
-        // Damaged, or the container moved to another namespace: rebuild it with
-        // the same address (the allocation stays; allocate() below returns it).
+        // Damaged: rebuild it with the same address (the allocation stays;
+        // allocate() below returns it).
         await this.deleteLinkIfPresent(nl, existing.hostVeth)
         await this.c.store.delete(key)
         await journal.delete(key)
@@ -276,7 +337,7 @@ export class EndpointService implements Startable {
         // The address and the veth do not depend on each other: get both at once.
         const [allocated, made] = await Promise.allSettled([
           allocator.allocate({ containerId: req.containerId, ifname: req.ifname, address }),
-          this.createHostVeth(nl, req, hostVeth, lease.mtu),
+          this.createHostVeth(nl, req, nsPath, hostVeth, lease.mtu),
         ])
         // Also when reused: without a record the allocation belongs to nobody.
         if (allocated.status === 'fulfilled') undo.push(() => allocator.release(req))
@@ -287,7 +348,7 @@ export class EndpointService implements Startable {
         await faultPoint('add.allocated')
         const alloc = allocated.value
         const host = made.value
-        const mac = await this.configureContainer(req, alloc)
+        const mac = await this.configureContainer(req, nsPath, alloc)
         await faultPoint('add.configured')
 
         const facts: AttachmentFacts = {
@@ -315,6 +376,7 @@ export class EndpointService implements Startable {
         )
         const failed = written.find((w) => w.status === 'rejected')
         if (failed) throw failed.reason
+        await this.promised(facts, req)
         undo.length = 0
         await faultPoint('add.written')
         this.c.counters.inc('endpoints.attached')
@@ -400,12 +462,12 @@ export class EndpointService implements Startable {
     return this.exclusive(req, async () => {
       const { nl } = this.ready()
       const lease = this.requireLease()
-      assertNetnsPath(req.netns)
+      const nsPath = resolveNetns(req.netns, req.netnsHandle)
       const record = this.localRecord(endpointKey(this.c.peerId, req))
       if (!record) {
         throw new PlexusError('PLX_ENDPOINTS_UNKNOWN', `no attachment ${attachmentId(req)} on this host`)
       }
-      const observed = await this.observe(nl, record, req.netns)
+      const observed = await this.observe(nl, record, nsPath)
       const prevIps = req.prevResult?.ips?.map((i) => i.address)
       const problems = checkProblems(this.facts(record, lease), observed, prevIps)
       if (problems.length) {
@@ -536,6 +598,41 @@ export class EndpointService implements Startable {
       await attempt('removed a veth without attachment', link.name, () =>
         this.deleteLinkIfPresent(nl, link.name),
       )
+    }
+  }
+
+  /**
+   * Finishes the DELs the plugin spooled while the agent was down. A record
+   * releases only an attachment made before it: a container attached again
+   * since (same id and interface) keeps its new attachment. A DEL that fails
+   * keeps its file for the next start.
+   */
+  private async drainSpool(): Promise<void> {
+    for (const { file, record } of await readSpool(this.c.spoolDirs ?? [])) {
+      if (!record) {
+        this.log.warn({ file }, 'removed a spool file that is not a DEL record')
+      } else {
+        const id = attachmentId(record)
+        const existing = this.localRecord(endpointKey(this.c.peerId, record))
+        if (existing && Date.parse(existing.createdAt) > record.at) {
+          this.log.info({ attachment: id, file }, 'spooled DEL is older than the attachment: kept it')
+        } else {
+          try {
+            await this.detach(record)
+            this.log.warn(
+              { attachment: id, netns: record.netns },
+              'finished a DEL taken while the agent was down',
+            )
+          } catch (err) {
+            this.log.warn(
+              { err: errorMessage(err), attachment: id, file },
+              'spooled DEL failed; retried at next start',
+            )
+            continue
+          }
+        }
+      }
+      await removeSpooled(file)
     }
   }
 

@@ -11,6 +11,17 @@ const name = { type: 'string', minLength: 1, maxLength: 253 } as const
 const containerId = { type: 'string', pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]*$', maxLength: 256 } as const
 const ifname = { type: 'string', minLength: 1, maxLength: 15, pattern: '^[^/:\\s]+$' } as const
 const netns = { type: 'string', pattern: '^/' } as const
+// the plugin's open descriptor of CNI_NETNS (see NetnsHandle in cni/lib/agent-api.ts)
+const netnsHandle = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['pid', 'fd', 'ino'],
+  properties: {
+    pid: { type: 'integer', minimum: 1 },
+    fd: { type: 'integer', minimum: 0 },
+    ino: { type: 'integer', minimum: 1 },
+  },
+} as const
 const label = { type: 'string', pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' } as const
 const proto = { enum: ['tcp', 'udp'] } as const
 const strings = { type: 'array', items: { type: 'string' } } as const
@@ -29,6 +40,7 @@ const addBody = {
     containerId,
     ifname,
     netns,
+    netnsHandle,
     network: name,
     name,
     namespace: name,
@@ -125,6 +137,7 @@ const checkBody = {
   properties: {
     ...keyBody.properties,
     netns,
+    netnsHandle,
     // the runtime's cached result, already validated by the plugin; only its ips are compared
     prevResult: { type: 'object' },
   },
