@@ -60,6 +60,14 @@ export function resolveNetns(path: string, handle?: { pid: number; fd: number; i
   return path
 }
 
+function inodeOf(path: string): number | undefined {
+  try {
+    return statSync(path).ino
+  } catch {
+    return undefined
+  }
+}
+
 /** the host's namespaces: init's and this process's own */
 const HOST_NETNS = ['/proc/1/ns/net', '/proc/self/ns/net']
 
@@ -71,7 +79,8 @@ const HOST_NETNS = ['/proc/1/ns/net', '/proc/self/ns/net']
 export function assertNotHostNetns(path: string, named = path): void {
   const ino = statSync(path).ino
   for (const host of HOST_NETNS) {
-    if (statSync(host).ino === ino) {
+    // init's is unreadable without CAP_SYS_PTRACE (some sandboxes drop it): then only our own is compared
+    if (inodeOf(host) === ino) {
       throw new PlexusError(
         'PLX_NETNS_HOST',
         `${named} is a host network namespace (the same as ${host}); a container needs its own`,
