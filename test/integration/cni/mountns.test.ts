@@ -1,0 +1,113 @@
+// A runtime in another mount namespace than the agent (containerd inside a
+// container, as kind and k3s-in-docker run it): a harness process plays the
+// runtime from a private mount namespace with its own /run/netns, so the
+// agent cannot open CNI_NETNS by path. It drives the plugin with the conflist
+// as shipped (only the socket pointed at the fixture's agent), through ADD,
+// DEL, DEL with empty CNI_NETNS, 200 times; nothing may leak.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import t from 'tap'
+import { REPO, run, upCluster } from '../../helpers/fixture.js'
+import { allocations, hostNs, hostVeths, PLUGIN, socketOf, waitReady } from './plugin.js'
+
+t.setTimeout(900_000)
+const CYCLES = 200
+const c = upCluster(t, { hosts: 1, prefix: 'cm' })
+const H = 'h1'
+await waitReady(c, H)
+const dir = mkdtempSync('/tmp/plexus-mountns-')
+t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+
+// what libcni hands a plugin from a conflist: the plugin entry plus the list's name and cniVersion
+const shipped = JSON.parse(readFileSync(join(REPO, 'cni/10-plexus.conflist'), 'utf8'))
+const conf = {
+  cniVersion: shipped.cniVersion,
+  name: shipped.name,
+  ...shipped.plugins[0],
+  socket: socketOf(c, H),
+}
+
+const harness = `
+import { execFileSync, spawnSync } from 'node:child_process'
+const [plugin, confJson, cycles, nsName] = process.argv.slice(2)
+const conf = JSON.parse(confJson)
+// this process's own /run/netns: nothing made here is visible to the agent
+execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', '/run/netns'])
+execFileSync('ip', ['netns', 'add', nsName])
+const netns = '/run/netns/' + nsName
+const call = (command, id, nsPath, stdin) => {
+  const r = spawnSync(plugin, [], {
+    input: JSON.stringify(stdin),
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: nsPath,
+      CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin', CNI_ARGS: 'IgnoreUnknown=1' },
+  })
+  return { status: r.status, out: r.stdout, err: r.stderr }
+}
+const failures = []
+let seen = ''
+for (let i = 0; i < Number(cycles); i++) {
+  const id = 'mnt-' + process.pid + '-' + i
+  const add = call('ADD', id, netns, conf)
+  if (add.status !== 0) { failures.push({ i, step: 'ADD', ...add }); continue }
+  if (i === 0) seen = execFileSync('ip', ['-n', nsName, '-o', '-4', 'addr', 'show', 'eth0'], { encoding: 'utf8' })
+  // as containerd does: DEL with the namespace, then (task gone) with an empty CNI_NETNS
+  const prev = { ...conf, prevResult: JSON.parse(add.out) }
+  const del = call('DEL', id, i % 2 ? netns : '', prev)
+  if (del.status !== 0) failures.push({ i, step: 'DEL', ...del })
+  const again = call('DEL', id, '', prev)
+  if (again.status !== 0) failures.push({ i, step: 'DEL again', ...again })
+}
+const left = execFileSync('ip', ['-n', nsName, '-o', 'link'], { encoding: 'utf8' })
+execFileSync('ip', ['netns', 'delete', nsName])
+process.stdout.write(JSON.stringify({ failures: failures.slice(0, 5), failed: failures.length, seen, left }))
+`
+writeFileSync(join(dir, 'harness.mjs'), harness)
+
+/** the host's firewall as text without counters and comments, to compare before and after */
+const rules = () =>
+  run('ip', [
+    'netns',
+    'exec',
+    hostNs(c, H),
+    'sh',
+    '-c',
+    'iptables-save 2>/dev/null; nft list ruleset 2>/dev/null',
+  ])
+    .stdout.split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .map((l) => l.replace(/\[\d+:\d+\]/g, '').replace(/packets \d+ bytes \d+/g, ''))
+    .join('\n')
+
+t.test(
+  `ADD/DEL from another mount namespace, ${CYCLES} cycles, shipped conflist, nothing leaks`,
+  async (t) => {
+    // lives only in the harness's mount namespace: it goes when the harness exits, whatever happens
+    const ctrNs = `${c.name}-mnt`
+    const pid = readFileSync(`/run/plexus-fixture/${c.name}/${H}/plexusd.pid`, 'utf8').trim()
+    const before = { rules: rules(), veths: hostVeths(c, H), allocs: allocations(c, H) }
+    const r = run('nsenter', [
+      `--net=/run/netns/${hostNs(c, H)}`,
+      ...['unshare', '--mount', '--propagation', 'private'],
+      ...['node', join(dir, 'harness.mjs'), PLUGIN, JSON.stringify(conf), String(CYCLES), ctrNs],
+    ])
+    t.equal(r.status, 0, `harness ran: ${r.stderr}`)
+    const out = JSON.parse(r.stdout) as { failed: number; failures: unknown[]; seen: string; left: string }
+    t.equal(out.failed, 0, `every ADD and DEL succeeded: ${JSON.stringify(out.failures)}`)
+    t.match(
+      out.seen,
+      /eth0\s+inet 10\.244\./,
+      'the container got its address in the namespace the runtime named',
+    )
+    t.notMatch(out.left, /eth0/, 'no interface left in the container')
+    t.equal(
+      run('nsenter', [`--mount=/proc/${pid}/ns/mnt`, 'test', '-e', `/run/netns/${ctrNs}`]).status,
+      1,
+      'the agent could not have opened CNI_NETNS by its path',
+    )
+    t.same(hostVeths(c, H), before.veths, 'no veth left')
+    t.same(allocations(c, H), before.allocs, 'no address left')
+    t.same(c.plexctlJson<unknown[]>(H, ['endpoints']), [], 'no endpoint record left')
+    t.equal(rules(), before.rules, 'firewall as before')
+  },
+)
