@@ -15,7 +15,7 @@ import {
 } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { eventually, run, upCluster } from '../../helpers/fixture.js'
+import { eventually, REPO, run, upCluster } from '../../helpers/fixture.js'
 import { busyboxRootfs, importImage, podmanOnCni } from '../../helpers/podman.js'
 import { allocations, hostVeths, PLUGIN, socketOf, waitReady } from './plugin.js'
 
@@ -48,18 +48,13 @@ env | grep '^CNI_' | sort > ${cap}/$n.env
 tee ${cap}/$n.stdin | ${PLUGIN}
 `
 writeFileSync(join(bin, 'plexus'), wrapper, { mode: 0o755 })
-const conflist = (name: string) =>
-  JSON.stringify({
-    cniVersion: '1.0.0',
-    name,
-    plugins: [
-      {
-        type: 'plexus',
-        socket: socketOf(c, 'h1'),
-        capabilities: { portMappings: true, dns: true, ips: true, mac: true },
-      },
-    ],
-  })
+// the conflist as shipped, only pointed at the fixture's agent
+const conflist = (name: string) => {
+  const shipped = JSON.parse(readFileSync(join(REPO, 'cni/10-plexus.conflist'), 'utf8'))
+  shipped.name = name
+  shipped.plugins[0].socket = socketOf(c, 'h1')
+  return JSON.stringify(shipped)
+}
 
 interface Call {
   command: string
