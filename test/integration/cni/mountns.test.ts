@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { REPO, run, upCluster } from '../../helpers/fixture.js'
-import { allocations, hostNs, hostVeths, PLUGIN, socketOf, waitReady } from './plugin.js'
+import { allocations, firewallText, hostNs, hostVeths, PLUGIN, socketOf, waitReady } from './plugin.js'
 
 // CYCLES shortens a run by hand; the judged number is 200
 const CYCLES = Number(process.env.CYCLES ?? 200)
@@ -66,20 +66,7 @@ process.stdout.write(JSON.stringify({ failures: failures.slice(0, 5), failed: fa
 `
 writeFileSync(join(dir, 'harness.mjs'), harness)
 
-/** the host's firewall as text without counters and comments, to compare before and after */
-const rules = () =>
-  run('ip', [
-    'netns',
-    'exec',
-    hostNs(c, H),
-    'sh',
-    '-c',
-    'iptables-save 2>/dev/null; nft list ruleset 2>/dev/null',
-  ])
-    .stdout.split('\n')
-    .filter((l) => !l.startsWith('#'))
-    .map((l) => l.replace(/\[\d+:\d+\]/g, '').replace(/packets \d+ bytes \d+/g, ''))
-    .join('\n')
+const rules = () => firewallText(c, H)
 
 t.test(
   `ADD/DEL from another mount namespace, ${CYCLES} cycles, shipped conflist, nothing leaks`,

@@ -116,3 +116,16 @@ export async function waitReady(
   if (!subnet) throw new Error(`no lease for ${host}`)
   return { subnet, gateway: subnet.replace(/\.0\/\d+$/, '.1') }
 }
+
+/**
+ * The host's firewall as text, whichever backend the agent uses, without
+ * comments and counters, so two readings compare equal when the rules are.
+ */
+export function firewallText(c: Cluster, host: string): string {
+  const cmd = 'iptables-save 2>/dev/null; nft list ruleset 2>/dev/null'
+  return run('ip', ['netns', 'exec', hostNs(c, host), 'sh', '-c', cmd])
+    .stdout.split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .map((l) => l.replace(/\[\d+:\d+\]/g, '').replace(/packets \d+ bytes \d+/g, ''))
+    .join('\n')
+}

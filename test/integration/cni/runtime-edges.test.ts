@@ -5,7 +5,16 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import t from 'tap'
 import { eventually, run, upCluster } from '../../helpers/fixture.js'
-import { allocations, containerNs, hostNs, hostVeths, netconf, plugin, waitReady } from './plugin.js'
+import {
+  allocations,
+  containerNs,
+  firewallText,
+  hostNs,
+  hostVeths,
+  netconf,
+  plugin,
+  waitReady,
+} from './plugin.js'
 
 t.setTimeout(600_000)
 const c = upCluster(t, { hosts: 1, prefix: 'ce' })
@@ -23,16 +32,7 @@ interface Result {
 const addressOf = (out: unknown) => ((out as Result).ips[0]?.address ?? '').split('/')[0] as string
 const records = () =>
   c.plexctlJson<{ containerId: string; ipv4: string; published?: { hostPort: number }[] }[]>(H, ['endpoints'])
-/** the host's firewall as text, whichever backend the agent uses */
-const firewall = () =>
-  run('ip', [
-    'netns',
-    'exec',
-    hostNs(c, H),
-    'sh',
-    '-c',
-    'iptables-save 2>/dev/null; nft list ruleset 2>/dev/null',
-  ]).stdout
+const firewall = () => firewallText(c, H)
 /** runs cmd in the agent's own mount namespace (the fixture starts it under `ip netns exec`) */
 const inAgentMounts = (cmd: string[]) => {
   const pid = readFileSync(`${hostDir}/plexusd.pid`, 'utf8').trim()
@@ -183,6 +183,19 @@ t.test('DEL with the agent stopped succeeds; the agent finishes it when it start
   t.equal(plugin(c, H, { command: 'DEL', containerId: next, netns }, netconf(c, H)).status, 0)
 })
 
+/** mounts something over the state dir in the agent's mount namespace; the returned function (also run in teardown) undoes it */
+function overStateDir(t: { teardown(fn: () => unknown): void }, mount: string[]): () => void {
+  const r = inAgentMounts(['mount', ...mount, stateDir])
+  if (r.status !== 0) throw new Error(`mount ${mount.join(' ')}: ${r.stderr}`)
+  let mounted = true
+  const unmount = () => {
+    if (mounted) inAgentMounts(['umount', stateDir])
+    mounted = false
+  }
+  t.teardown(unmount)
+  return unmount
+}
+
 /** every file under dir (in the agent's mount namespace) whose name ends in .tmp */
 const tempFiles = (dir: string) =>
   inAgentMounts(['find', dir, '-name', '*.tmp']).stdout.split('\n').filter(Boolean)
@@ -191,13 +204,7 @@ t.test('a read-only state dir: code 5 naming the path, nothing left behind, fine
   const netns = containerNs(t, `${c.name}-ro`)
   const conf = netconf(c, H)
   const before = { veths: hostVeths(c, H), allocs: allocations(c, H) }
-  t.equal(inAgentMounts(['mount', '--bind', stateDir, stateDir]).status, 0)
-  let mounted = true
-  const unmount = () => {
-    if (mounted) inAgentMounts(['umount', stateDir])
-    mounted = false
-  }
-  t.teardown(unmount)
+  const unmount = overStateDir(t, ['--bind', stateDir])
   t.equal(inAgentMounts(['mount', '-o', 'remount,bind,ro', stateDir]).status, 0, 'remounted read-only')
   for (let i = 0; i < 5; i++) {
     const r = plugin(c, H, { command: 'ADD', containerId: newId(), netns }, conf)
@@ -220,13 +227,7 @@ t.test('a full state dir: code 5 (ENOSPC), no temp files, fine once space is bac
   t.teardown(() => rmSync(copy, { recursive: true, force: true }))
   // a small tmpfs over the state dir, holding what it held
   t.equal(inAgentMounts(['cp', '-a', `${stateDir}/.`, copy]).status, 0)
-  t.equal(inAgentMounts(['mount', '-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', stateDir]).status, 0)
-  let mounted = true
-  const unmount = () => {
-    if (mounted) inAgentMounts(['umount', stateDir])
-    mounted = false
-  }
-  t.teardown(unmount)
+  const unmount = overStateDir(t, ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs'])
   t.equal(inAgentMounts(['cp', '-a', `${copy}/.`, stateDir]).status, 0)
   inAgentMounts(['dd', 'if=/dev/zero', `of=${stateDir}/filler`, 'bs=64k'])
   for (let i = 0; i < 5; i++) {
