@@ -99,7 +99,7 @@ t.test('CHECK passes on a good attachment and names what is wrong on a bad one',
   t.equal(plugin(c, H, { command: 'DEL', containerId: id, netns }, conf).status, 0)
 })
 
-t.test('DEL is idempotent: twice, namespace gone, CNI_NETNS empty, agent restarted', async (t) => {
+t.test('DEL is idempotent: twice, namespace gone, CNI_NETNS empty, agent down', async (t) => {
   const conf = netconf(c, H)
   const ids = [newId(), newId(), newId()]
   const names = ids.map((_, i) => `${c.name}-del${i}`)
@@ -122,7 +122,7 @@ t.test('DEL is idempotent: twice, namespace gone, CNI_NETNS empty, agent restart
   t.equal(plugin(c, H, { command: 'DEL', containerId: ids[1], netns: '' }, conf).status, 0, 'empty CNI_NETNS')
   t.equal(c.stop(H).status, 0)
   const down = plugin(c, H, { command: 'DEL', containerId: ids[2], netns: paths[2] }, conf)
-  t.equal(down.out?.code, 11, 'agent down: try again later')
+  t.equal(down.status, 0, `agent down: DEL succeeds, the agent finishes it when it starts: ${down.raw}`)
   t.equal(c.start(H).status, 0)
   await waitReady(c, H)
   t.equal(
