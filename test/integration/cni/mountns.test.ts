@@ -73,7 +73,7 @@ t.test(
   async (t) => {
     // lives only in the harness's mount namespace: it goes when the harness exits, whatever happens
     const ctrNs = `${c.name}-mnt`
-    const pid = readFileSync(`/run/plexus-fixture/${c.name}/${H}/plexusd.pid`, 'utf8').trim()
+    const pid = readFileSync(`/run/plexus-fixture/${c.name}/${H}/plexusd.pid`, 'utf8').split(/\s+/)[0]
     const before = { rules: rules(), veths: hostVeths(c, H), allocs: allocations(c, H) }
     const r = run('nsenter', [
       `--net=/run/netns/${hostNs(c, H)}`,

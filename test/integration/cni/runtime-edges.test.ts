@@ -35,7 +35,8 @@ const records = () =>
 const firewall = () => firewallText(c, H)
 /** runs cmd in the agent's own mount namespace (the fixture starts it under `ip netns exec`) */
 const inAgentMounts = (cmd: string[]) => {
-  const pid = readFileSync(`${hostDir}/plexusd.pid`, 'utf8').trim()
+  // the agent's pid is the first field (the fixture adds its start time and its wrapper's)
+  const pid = readFileSync(`${hostDir}/plexusd.pid`, 'utf8').split(/\s+/)[0]
   return run('nsenter', [`--mount=/proc/${pid}/ns/mnt`, ...cmd])
 }
 
