@@ -97,8 +97,10 @@ const schema = {
       additionalProperties: false,
       properties: {
         seed: { anyOf: [networkConfigSchema, { const: false }] },
-        leaseTtlMs: { type: 'integer', minimum: 1000, maximum: 86_400_000 },
+        leaseTtlMs: { type: 'integer', minimum: 1000, maximum: 30 * 86_400_000 },
         leaseSettleMs: { type: 'integer', minimum: 0, maximum: 600_000 },
+        leaseRenewMs: { type: 'integer', minimum: 100, maximum: 86_400_000 },
+        leaseClockDriftMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
       },
     },
     datapath: {
@@ -155,7 +157,7 @@ export function defaultConfig(): AgentConfig {
     },
     labels: {},
     dns: defaultDnsConfig(),
-    network: { seed: {}, leaseTtlMs: 600_000, leaseSettleMs: 3000 },
+    network: { seed: {}, leaseTtlMs: 86_400_000, leaseSettleMs: 3000, leaseClockDriftMs: 60_000 },
     datapath: { firewall: 'auto', reconcileIntervalMs: 3000 },
     ports: { range: [DEFAULT_PORT_RANGE[0], DEFAULT_PORT_RANGE[1]] },
   }

@@ -13,7 +13,7 @@ import { type Change, changeTarget, desiredTargets, diffState, routeKey } from '
 import type { FirewallBackend } from './firewall/index.js'
 import { expectedView, type FirewallView } from './firewall/model.js'
 import { applyChanges, readActual, readUnderlay } from './kernel.js'
-import type { DesiredState, RemotePlan } from './model.js'
+import { BRIDGE_NAME, type DesiredState, type RemotePlan } from './model.js'
 import type { Netlink } from './netlink.js'
 
 /** What one pass starts from; the underlay is named here and read from the kernel by the pass. */
@@ -21,8 +21,12 @@ export interface PassInput extends Omit<DesiredInput, 'underlay'> {
   underlay: { ifname: string; address: string }
 }
 
-/** The store-side inputs of a pass, or why there is nothing to program yet (no lease, no network config). */
-export type InputSource = () => PassInput | { waiting: string }
+/**
+ * The store-side inputs of a pass, or why there is nothing to program yet (no lease, no network config).
+ * `withdraw`: the bridge address of a subnet this host gave up, removed at once (src/ipam/README.md): a
+ * host that lost its lease must not answer for a gateway another host may now serve.
+ */
+export type InputSource = () => PassInput | { waiting: string; withdraw?: { address: string; prefixLen: number } }
 
 export interface ReconcilerOptions {
   nl: Netlink
@@ -203,11 +207,22 @@ export class Reconciler implements Startable {
     }
   }
 
+  private async withdrawBridgeAddress(w: { address: string; prefixLen: number }): Promise<void> {
+    const bridge = await this.o.nl.getLink(BRIDGE_NAME)
+    if (!bridge) return
+    const held = await this.o.nl.addresses(bridge.index)
+    if (!held.some((a) => a.address === w.address && a.prefixLen === w.prefixLen)) return
+    await this.o.nl.deleteAddress(bridge.index, w.address, w.prefixLen)
+    this.o.counters.inc('datapath.withdrawn_addresses')
+    this.log.warn(`withdrew ${w.address}/${w.prefixLen} from ${BRIDGE_NAME}: this host no longer holds that subnet`)
+  }
+
   private async pass(full: boolean): Promise<void> {
     const started = Date.now()
     const src = this.o.source()
     if ('waiting' in src) {
       this.st = { ...this.st, state: 'waiting', reason: src.waiting }
+      if (src.withdraw) await this.withdrawBridgeAddress(src.withdraw)
       return
     }
     const input: DesiredInput = {

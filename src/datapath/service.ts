@@ -4,7 +4,8 @@
 // firewall sections that are applied with the cluster rules in one batch.
 
 import { NETWORK_CONFIG_KEY } from '../ipam/config.js'
-import { validLeases } from '../ipam/leases.js'
+import { formatIPv4 } from '../ipam/cidr.js'
+import { gatewayOf, validLeases } from '../ipam/leases.js'
 import type { LeaseComponent } from '../ipam/manager.js'
 import type { Counters } from '../lib/counters.js'
 import { PlexusError } from '../lib/errors.js'
@@ -80,7 +81,11 @@ export class DatapathService implements Startable, DatapathComponent {
     const cur = lease.current()
     if (!cur) {
       const st = lease.status()
-      return { waiting: `no subnet lease (${st.state}${st.reason ? `: ${st.reason}` : ''})` }
+      const gone = lease.withdrawn()
+      return {
+        waiting: `no subnet lease (${st.state}${st.reason ? `: ${st.reason}` : ''})`,
+        ...(gone ? { withdraw: { address: formatIPv4(gatewayOf(gone)), prefixLen: gone.prefix } } : {}),
+      }
     }
     const leases = validLeases(store.list(LEASE_PREFIX), network)
     const self = leases.valid.find((l) => l.peerId === peerId)

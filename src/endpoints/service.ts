@@ -308,6 +308,10 @@ export class EndpointService implements Startable {
     return this.exclusive(req, async () => {
       const { nl, allocator, journal } = this.ready()
       const lease = this.requireLease()
+      const st = this.c.lease.status()
+      if (st.state === 'fenced')
+        // a fenced holder may lose the subnet before the container would be of any use (src/ipam/README.md)
+        throw new PlexusError('PLX_ENDPOINTS_FENCED', `lease ${lease.subnet} is fenced: ${st.reason}`)
       const nsPath = resolveNetns(req.netns, req.netnsHandle)
       assertNotHostNetns(nsPath, req.netns)
       const key = endpointKey(this.c.peerId, req)

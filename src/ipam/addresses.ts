@@ -317,10 +317,13 @@ export class AddressAllocator {
     return [...this.state.allocations]
   }
 
-  /** Allocations outside the current subnet: left behind when the host's lease moved. The CNI side re-attaches or removes them. */
+  /**
+   * Allocations outside the current subnet (all of them while the host holds none): left behind when the
+   * host's lease moved or was withdrawn. The CNI side re-attaches or removes them.
+   */
   stale(): Allocation[] {
     const subnet = this.currentSubnet()
-    if (!subnet) return []
+    if (!subnet) return [...this.state.allocations]
     return this.state.allocations.filter((a) => {
       const c = parseCidr(a.subnet)
       return 'reason' in c || !sameCidr(c.cidr, subnet)

@@ -38,10 +38,14 @@ export type NetworkConfigInput = Partial<Omit<NetworkConfig, 'Backend'>> & {
 export interface LeaseConfig {
   /** flannel net-conf fields written to config/network when the cluster has none; false: wait for `plexctl network init` */
   seed: NetworkConfigInput | false
-  /** host-subnet lease lifetime; renewed every third of it, freed this long after a host dies */
+  /** host-subnet lease lifetime (24 h, as flannel); a dead host's subnet is free this long after its last renewal */
   leaseTtlMs: number
   /** how long a new claim waits for competing claims to surface before the lease counts */
   leaseSettleMs: number
+  /** renewal period (default: a third of the lease, at most 60 s) */
+  leaseRenewMs?: number
+  /** bound on the clock difference between hosts the lease rules assume (src/ipam/README.md) */
+  leaseClockDriftMs: number
 }
 
 export const NETWORK_DEFAULTS = {

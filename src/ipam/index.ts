@@ -40,17 +40,25 @@ export interface IpamComponents {
 export async function createIpam(
   c: IpamComponents,
 ): Promise<{ lease: LeaseManager; addresses: AddressAllocator; service: Startable }> {
-  const { seed, leaseTtlMs, leaseSettleMs } = c.config.network
-  // The store hides a silent host's records once its membership record lapses (cluster.nodeTtlMs) and shows
-  // them again when it returns. A lease living longer than that would come back with its old claim age and
-  // win against the host that took the subnet meanwhile (flannel's bug). Capped, the lease expires no later
-  // than it is hidden, and expiry is final: a returning host must claim anew, and a new claim is younger.
-  const ttlMs = Math.min(leaseTtlMs, c.config.cluster.nodeTtlMs)
+  const { seed, leaseTtlMs, leaseSettleMs, leaseRenewMs, leaseClockDriftMs } = c.config.network
   // A host with bootstrap peers joins before it claims; the first host of a cluster has nobody to wait for.
   const joined = () =>
     c.config.cluster.bootstrap.length === 0 ||
     (c.members?.hosts() ?? []).some((h) => !h.self && h.state === 'alive')
-  const lease = new LeaseManager(c, { seed, ttlMs, settleMs: leaseSettleMs, joined })
+  // The lease is not tied to the node TTL: the store keeps a silent host's lease visible until the lease itself
+  // expires, and the holder fences and withdraws before then unless a majority confirms it (README.md).
+  const lease = new LeaseManager(c, {
+    seed,
+    ttlMs: leaseTtlMs,
+    settleMs: leaseSettleMs,
+    driftMs: leaseClockDriftMs,
+    ...(leaseRenewMs !== undefined ? { renewMs: leaseRenewMs } : {}),
+    // a renewal reaches every connected host within a gossip hop or a sync round
+    confirmDelayMs: Math.max(1000, 2 * c.config.cluster.syncIntervalMs),
+    // a majority is "in reach" while its heartbeats are no older than the failure detector allows
+    contactMs: c.config.cluster.deadAfterMs + c.config.cluster.heartbeatIntervalMs,
+    joined,
+  })
   const addresses = await AddressAllocator.open(join(c.config.stateDir, 'ipam'), () => lease.current()?.cidr)
   const log = c.logger.child({ component: 'ipam' })
   const reportStale = () => {

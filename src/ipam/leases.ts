@@ -1,5 +1,5 @@
 import type { LeaseValue } from '../store/records.js'
-import { type JsonValue, LEASE_PREFIX, type StoreRecord } from '../store/types.js'
+import { type JsonValue, LEASE_PREFIX, NODE_PREFIX, type StoreRecord } from '../store/types.js'
 import {
   type Cidr,
   containsAddress,
@@ -86,6 +86,11 @@ export function parseLeaseValue(v: JsonValue): { lease: LeaseValue; subnet: Cidr
     !(Number.isInteger(b.vni) && (b.vni as number) >= 1 && (b.vni as number) <= 16777215)
   )
     return { reason: 'backend.vni is out of range' }
+  if (
+    v.confirmedAt !== undefined &&
+    (typeof v.confirmedAt !== 'number' || !Number.isFinite(v.confirmedAt) || v.confirmedAt <= 0)
+  )
+    return { reason: 'confirmedAt is not a timestamp' }
   const backend: LeaseValue['backend'] = { type: b.type as BackendType }
   if (b.vtepMac !== undefined) backend.vtepMac = b.vtepMac as string
   if (b.vni !== undefined) backend.vni = b.vni as number
@@ -96,6 +101,7 @@ export function parseLeaseValue(v: JsonValue): { lease: LeaseValue; subnet: Cidr
       hostname: v.hostname,
       backend,
       claimedAt: v.claimedAt,
+      ...(v.confirmedAt !== undefined ? { confirmedAt: v.confirmedAt as number } : {}),
     },
     subnet: subnet.cidr,
   }
@@ -250,4 +256,46 @@ export function chooseSubnet(
 /** The gateway (bridge) address of a host subnet: its first usable address. */
 export function gatewayOf(subnet: Cidr): number {
   return subnet.base + 1
+}
+
+/**
+ * The newest time t such that a strict majority of the cluster's members
+ * (this host included) has been heard from since t: the k-th newest
+ * heartbeat, k = ⌊n/2⌋ + 1. Members are the hosts with a node record
+ * (expired ones too: a host cut off still counts) written within `forgetMs`
+ * (a host silent for longer than a whole lease has no lease left to protect
+ * and no say). Heard = the HLC wall of its newest heartbeat. Pure, so the
+ * simulator checks the same rule the agent runs.
+ */
+export function majorityHeardSince(
+  nodeRecords: StoreRecord[],
+  self: string,
+  now: number,
+  forgetMs: number,
+): number {
+  const heard = [now]
+  for (const r of nodeRecords) {
+    if (r.tombstone || !r.key.startsWith(NODE_PREFIX) || r.owner === self) continue
+    if (r.key.slice(NODE_PREFIX.length) !== r.owner || r.version.wall <= now - forgetMs) continue
+    heard.push(Math.min(now, r.version.wall))
+  }
+  heard.sort((a, b) => b - a)
+  return heard[Math.floor(heard.length / 2)] as number
+}
+
+/**
+ * Why an endpoint's address is not served by its owner: it lies outside every
+ * valid lease the owner holds (the owner lost the subnet to an older claim, or
+ * withdrew it). Undefined while it is inside. `plexctl endpoints` shows it.
+ */
+export function outsideLease(owner: string, ipv4: string, view: LeaseView): string | undefined {
+  const addr = parseIPv4(ipv4)
+  if (addr === undefined) return `address ${ipv4} is not IPv4`
+  const own = view.valid.find((l) => l.peerId === owner)
+  if (own && containsAddress(own.subnet, addr)) return undefined
+  const holder = view.valid.find((l) => containsAddress(l.subnet, addr))
+  const held = holder ? `; ${holder.value.subnet} is held by ${holder.value.hostname}` : ''
+  return own
+    ? `outside its host's subnet ${own.value.subnet}${held}`
+    : `its host holds no valid lease${held}`
 }

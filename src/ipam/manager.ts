@@ -4,7 +4,7 @@ import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Startable } from '../lib/startable.js'
 import type { LeaseValue } from '../store/records.js'
-import { type JsonValue, LEASE_PREFIX, type Store } from '../store/types.js'
+import { type JsonValue, LEASE_PREFIX, NODE_PREFIX, type Store } from '../store/types.js'
 import { type Cidr, containsAddress, formatCidr, formatIPv4, overlaps, parseIPv4, sameCidr } from './cidr.js'
 import {
   NETWORK_CONFIG_KEY,
@@ -21,16 +21,17 @@ import {
   gatewayOf,
   type LeaseView,
   leaseKey,
-  parseLeaseValue,
+  majorityHeardSince,
   validLeases,
 } from './leases.js'
-import { readSubnetEnv, writeSubnetEnv } from './subnet-env.js'
+import { readSubnetEnv, type SubnetEnv, writeSubnetEnv } from './subnet-env.js'
 import { detectUnderlay, type Underlay } from './underlay.js'
 
 // The lease manager: claims this host's subnet, keeps it renewed, notices
 // when it loses it, and tells the rest of the agent. All decisions come from
 // the pure functions in leases.ts over the store's contents; this file only
-// sequences them in time (claim, settle, renew) and performs the effects.
+// sequences them in time (claim, settle, renew, fence, withdraw) and performs
+// the effects. The safety argument is in README.md ("Why no address is used twice").
 
 /** The lease this host holds, in the form its consumers need. */
 export interface CurrentLease {
@@ -48,14 +49,29 @@ export interface CurrentLease {
   backend: LeaseValue['backend']
 }
 
-export type LeaseState = 'joining' | 'waiting-config' | 'settling' | 'acquired' | 'no-subnet' | 'error'
+export type LeaseState =
+  | 'joining'
+  | 'waiting-config'
+  | 'settling'
+  | 'acquired'
+  /** holding, but unconfirmed by a majority for half the lease: no new addresses */
+  | 'fenced'
+  /** no subnet, and no majority of the cluster in reach: claiming would not be safe */
+  | 'isolated'
+  | 'no-subnet'
+  | 'error'
 
 export interface LeaseStatus {
   state: LeaseState
-  /** why the host has no lease (no-subnet, error, waiting-config) */
+  /** why the host has no lease (no-subnet, error, waiting-config), or is fenced/isolated */
   reason?: string
   subnet?: string
   since: string
+  /** ISO time of the holder's newest renewal a majority had heard of */
+  confirmedAt?: string
+  /** ISO time from which CNI ADD is refused, and when the lease is withdrawn, unless a renewal is confirmed first */
+  fenceAt?: string
+  withdrawAt?: string
 }
 
 export interface LeaseEvents {
@@ -63,13 +79,15 @@ export interface LeaseEvents {
   acquired: [lease: CurrentLease]
   /** same subnet, other attributes (network config, MTU, backend data) */
   changed: [change: { previous: CurrentLease; current: CurrentLease }]
-  /** the subnet is no longer this host's; a re-claim follows */
+  /** the subnet is no longer this host's (lost a conflict, or withdrawn unconfirmed); a re-claim follows */
   lost: [loss: { previous: CurrentLease; reason: string }]
 }
 
 /** What the datapath, CNI and DNS see of the lease manager (`components.lease`). */
 export interface LeaseComponent {
   current(): CurrentLease | undefined
+  /** the subnet this host last gave up (lost or withdrawn) while it holds none: its bridge address must go */
+  withdrawn(): Cidr | undefined
   status(): LeaseStatus
   /** the cluster network config in force (last valid one read from the store) */
   network(): NetworkConfig | undefined
@@ -89,9 +107,38 @@ export interface LeaseManagerComponents {
   shutdown: AbortSignal
 }
 
+/** Time as the lease manager sees it: real by default, the simulator's virtual clock in src/ipam/sim.ts. */
+export interface LeaseClock {
+  now(): number
+  /** calls fn after ms; returns cancel */
+  after(ms: number, fn: () => void): () => void
+}
+
+const REAL_CLOCK: LeaseClock = {
+  now: Date.now,
+  after(ms, fn) {
+    const t = setTimeout(fn, ms)
+    return () => clearTimeout(t)
+  },
+}
+
+/** Where the last subnet is remembered across restarts (`<runDir>/subnet.env` by default). */
+export interface SubnetMemory {
+  read(): Promise<Cidr | undefined>
+  write(e: SubnetEnv): Promise<void>
+}
+
 export interface LeaseManagerInit {
-  /** lease lifetime; renewed every third of it */
+  /** lease lifetime (default in the agent: 24 h, as flannel) */
   ttlMs: number
+  /** renewal period (default: a third of the TTL, at most 60 s, so the confirmed renewal is never far behind) */
+  renewMs?: number
+  /** bound on the clock difference between any two hosts (default 60 s, the store's own refusal bound) */
+  driftMs?: number
+  /** time allowed for a renewal to reach a host whose heartbeat we received (default 3 s: gossip + a sync round) */
+  confirmDelayMs?: number
+  /** a majority heard from within this counts as "in reach" for a new claim (default 10 s) */
+  contactMs?: number
   /** how long a claim waits for gossip/sync to surface a competing claim before it counts */
   settleMs: number
   /** network config written to the store when the cluster has none after settleMs; false: wait for `plexctl network init` */
@@ -109,6 +156,30 @@ export interface LeaseManagerInit {
   /** tests pin the underlay and the subnet choice */
   underlay?: () => Promise<Underlay>
   random?: () => number
+  clock?: LeaseClock
+  subnetMemory?: SubnetMemory
+}
+
+/** The timing the safety argument needs, checked once (README.md "Why no address is used twice"). */
+export function leaseTiming(init: LeaseManagerInit): {
+  ttlMs: number
+  renewMs: number
+  driftMs: number
+  confirmDelayMs: number
+  contactMs: number
+} {
+  const ttlMs = init.ttlMs
+  const renewMs = init.renewMs ?? Math.min(Math.floor(ttlMs / 3), 60_000)
+  const driftMs = init.driftMs ?? 60_000
+  const confirmDelayMs = init.confirmDelayMs ?? 3000
+  const contactMs = init.contactMs ?? 10_000
+  // Fencing starts at half the lease after the confirmed renewal, withdrawal at TTL − 2·drift − delay; in steady
+  // state the confirmed renewal lags by renew + delay + a heartbeat, which must leave both well ahead.
+  if (ttlMs / 2 <= 2 * driftMs + confirmDelayMs || ttlMs / 2 <= renewMs + confirmDelayMs + contactMs)
+    throw new Error(
+      `lease TTL ${ttlMs} ms is too short for drift ${driftMs} ms, renewal ${renewMs} ms, confirm delay ${confirmDelayMs} ms and contact ${contactMs} ms: half the TTL must exceed 2·drift + delay and renewal + delay + contact`,
+    )
+  return { ttlMs, renewMs, driftMs, confirmDelayMs, contactMs }
 }
 
 interface Claim {
@@ -118,6 +189,10 @@ interface Claim {
   lastPut: number
   /** defined while settling */
   settleUntil?: number
+  /** HLC walls of the writes of this claim not yet known to be confirmed, oldest first */
+  unconfirmed: number[]
+  /** wall of the newest write a majority had heard of (or the first write, before any is confirmed) */
+  confirmedAt: number
 }
 
 export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable, LeaseComponent {
@@ -127,6 +202,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
   private claim?: Claim
   private lease?: CurrentLease
   private lastView?: LeaseView
+  private gaveUp?: Cidr
   private backendData: { vtepMac?: string } = {}
   private st: LeaseStatus = {
     state: 'waiting-config',
@@ -137,12 +213,16 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
   private badConfigSeen?: string
   private startedAt = 0
   private seeded = false
+  private resumeTried = false
   private joinedAt?: number
   private dirty = false
   private wakeUp?: () => void
   private unwatch: (() => void)[] = []
   private loop?: Promise<void>
   private readonly stopping = new AbortController()
+  private readonly timing: ReturnType<typeof leaseTiming>
+  private readonly clock: LeaseClock
+  private readonly memory: SubnetMemory
 
   constructor(
     private readonly c: LeaseManagerComponents,
@@ -151,10 +231,24 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     super()
     this.log = c.logger.child({ component: 'ipam' })
     if (init.seed !== false) parseNetworkConfig(init.seed) // refuse a bad seed at start-up, not minutes later
+    this.timing = leaseTiming(init)
+    this.clock = init.clock ?? REAL_CLOCK
+    this.memory = init.subnetMemory ?? {
+      read: () => readSubnetEnv(c.config.runDir),
+      write: (e) => writeSubnetEnv(c.config.runDir, e),
+    }
+  }
+
+  private now(): number {
+    return this.clock.now()
   }
 
   current(): CurrentLease | undefined {
     return this.lease
+  }
+
+  withdrawn(): Cidr | undefined {
+    return this.lease ? undefined : this.gaveUp
   }
 
   status(): LeaseStatus {
@@ -170,7 +264,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
   }
 
   async start(): Promise<void> {
-    this.startedAt = Date.now()
+    this.startedAt = this.now()
     const wake = () => this.wake()
     this.unwatch = [this.c.store.watch(LEASE_PREFIX, wake), this.c.store.watch(NETWORK_CONFIG_KEY, wake)]
     this.loop = this.run()
@@ -219,7 +313,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
       this.dirty = false
       let delay: number
       try {
-        delay = await this.step(Date.now())
+        delay = await this.step(this.now())
       } catch (err) {
         this.c.counters.inc('ipam.errors')
         this.log.error({ err }, `lease step failed: ${errorMessage(err)}`)
@@ -229,12 +323,12 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
       if (this.dirty) continue
       await new Promise<void>((resolve) => {
         const done = () => {
-          clearTimeout(timer)
+          cancel()
           for (const s of signals) s.removeEventListener('abort', done)
           this.wakeUp = undefined
           resolve()
         }
-        const timer = setTimeout(done, Math.max(0, delay))
+        const cancel = this.clock.after(Math.max(0, delay), done)
         for (const s of signals) s.addEventListener('abort', done, { once: true })
         this.wakeUp = done
       })
@@ -243,6 +337,11 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
 
   /** One pass of the state machine; returns how long to sleep unless something changes first. */
   private async step(now: number): Promise<number> {
+    // A restart within the lease resumes at once, before hearing from anyone: nothing in any datapath changes.
+    if (!this.resumeTried) {
+      this.resumeTried = true
+      if (await this.resume(now)) return this.keep(this.cfg as NetworkConfig, now)
+    }
     if (this.joinedFor(now) < 0) {
       this.setStatus('joining', 'waiting to hear from a cluster peer before claiming a subnet')
       return 250
@@ -267,7 +366,70 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
       if (lostWhy) await this.drop(lostWhy)
     }
     if (this.claim) return this.keep(cfg, now)
+    const heard = this.heardSince(now)
+    if (now - heard > this.timing.contactMs) {
+      this.setStatus(
+        'isolated',
+        `no majority of the cluster heard from since ${new Date(heard).toISOString()}: a new claim could take a subnet still in use on the other side`,
+      )
+      return Math.min(1000, this.retryMs)
+    }
     return this.newClaim(cfg, view)
+  }
+
+  /** See majorityHeardSince: members are the node records this host holds, live or expired, not older than a lease. */
+  private heardSince(now: number): number {
+    return majorityHeardSince(this.c.store.listHeld(NODE_PREFIX), this.c.store.self, now, this.timing.ttlMs)
+  }
+
+  /**
+   * After a restart: our own lease record, if it is still live, valid (we hold the older claim) and not past
+   * the withdrawal time of its last confirmation, is the same claim continuing. It is taken back without a
+   * settle period and without waiting for peers, so the datapath (which kept running) is left as it was.
+   */
+  private async resume(now: number): Promise<boolean> {
+    const rec = this.c.store.get(leaseKey(this.c.store.self))
+    if (!rec || rec.ttlMs === undefined) return false
+    const cfg = await this.readConfig(now)
+    if (!cfg) return false
+    const own = validLeases([rec], cfg, now).valid[0]
+    const view = validLeases(this.c.store.list(LEASE_PREFIX), cfg, now)
+    if (!own || !view.valid.some((l) => l.peerId === own.peerId && l.value.claimedAt === own.value.claimedAt))
+      return false
+    const confirmedAt = own.value.confirmedAt ?? own.value.claimedAt
+    if (now >= this.withdrawAt(confirmedAt)) {
+      this.log.warn(
+        { subnet: own.value.subnet },
+        `not resuming lease ${own.value.subnet}: unconfirmed since ${new Date(confirmedAt).toISOString()}, past its withdrawal time`,
+      )
+      await this.c.store.delete(leaseKey(this.c.store.self))
+      return false
+    }
+    if (!this.underlay) this.underlay = await (this.init.underlay ?? (() => detectUnderlay(this.want())))()
+    this.lastView = view
+    // lastPut is the record's own write time, so a restart changes neither renewal nor expiry
+    this.claim = { subnet: own.subnet, value: own.value, lastPut: rec.version.wall, unconfirmed: [], confirmedAt }
+    this.log.info({ subnet: own.value.subnet }, `resumed lease ${own.value.subnet} (still live)`)
+    return true
+  }
+
+  private fenceAt(confirmedAt: number): number {
+    return confirmedAt + this.timing.ttlMs / 2
+  }
+
+  /**
+   * Others can see our lease expire no earlier than confirmedAt + TTL on their clocks, which may run ahead of
+   * ours by the drift bound; the heartbeat times behind confirmedAt may too. Withdrawal comes before both.
+   */
+  private withdrawAt(confirmedAt: number): number {
+    return confirmedAt + this.timing.ttlMs - 2 * this.timing.driftMs - this.timing.confirmDelayMs
+  }
+
+  /** Moves confirmedAt to the newest write a majority has heard of since: heard from at least confirmDelay after it. */
+  private confirm(claim: Claim, now: number): void {
+    const heard = this.heardSince(now)
+    while (claim.unconfirmed.length && (claim.unconfirmed[0] as number) <= heard - this.timing.confirmDelayMs)
+      claim.confirmedAt = Math.max(claim.confirmedAt, claim.unconfirmed.shift() as number)
   }
 
   private want(): { address?: string; ifname?: string } {
@@ -326,7 +488,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
   /** Why the claim no longer holds, or undefined while it does. */
   private claimLost(view: LeaseView, cfg: NetworkConfig, now: number): string | undefined {
     const claim = this.claim as Claim
-    if (now >= claim.lastPut + this.init.ttlMs)
+    if (now >= claim.lastPut + this.timing.ttlMs)
       return 'the lease expired before it was renewed (was the agent paused?)'
     if (!claimable(networkRanges(cfg), claim.subnet))
       return `subnet ${claim.value.subnet} is not in the network config any more`
@@ -338,14 +500,25 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     return bad ? bad.reason : 'the lease record is gone from the store'
   }
 
-  private async drop(reason: string): Promise<void> {
+  /**
+   * Gives the claim up at once: current() is undefined from here, so the datapath withdraws the bridge
+   * address, CNI ADD is refused until a new lease settles, and the allocations left in the old subnet are
+   * reported (`plexctl subnets`, `plexctl endpoints`). `withdraw` also deletes the record, so an old claim
+   * renewed where nobody could see it cannot win the subnet back when the partition heals.
+   */
+  private async drop(reason: string, withdraw = false): Promise<void> {
     const claim = this.claim as Claim
     this.claim = undefined
-    this.c.counters.inc('ipam.lease_lost')
+    this.c.counters.inc(withdraw ? 'ipam.lease_withdrawn' : 'ipam.lease_lost')
+    if (withdraw) await this.c.store.delete(leaseKey(this.c.store.self))
     const previous = this.lease
     this.lease = undefined
     if (previous) {
-      this.log.warn({ subnet: previous.subnet }, `lost lease ${previous.subnet}: ${reason}; claiming another`)
+      this.gaveUp = previous.cidr
+      this.log.warn(
+        { subnet: previous.subnet, event: withdraw ? 'lease-withdrawn' : 'lease-lost' },
+        `lost lease ${previous.subnet}: ${reason}; bridge address withdrawn, new containers refused until a new lease settles`,
+      )
       this.emitSafe('lost', { previous, reason })
     } else
       this.log.info(
@@ -357,6 +530,15 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
   /** Settling or holding: finish settling, follow config/backend changes, renew on time. */
   private async keep(cfg: NetworkConfig, now: number): Promise<number> {
     const claim = this.claim as Claim
+    this.confirm(claim, now)
+    const withdrawAt = this.withdrawAt(claim.confirmedAt)
+    if (now >= withdrawAt) {
+      await this.drop(
+        `no majority of the cluster has heard of a renewal since ${new Date(claim.confirmedAt).toISOString()}; withdrawing before anyone may reclaim it`,
+        true,
+      )
+      return 0
+    }
     const backend = this.backendFor(cfg)
     if (JSON.stringify(backend) !== JSON.stringify(claim.value.backend)) {
       await this.publish({ ...claim.value, backend }, now) // same claimedAt: a change, not a new claim
@@ -368,7 +550,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     const next = this.describe(cfg)
     const previous = this.lease
     if (!previous || JSON.stringify(previous) !== JSON.stringify(next)) {
-      await writeSubnetEnv(this.c.config.runDir, {
+      await this.memory.write({
         network: cfg.Network,
         subnet: next.cidr,
         mtu: next.mtu,
@@ -376,15 +558,17 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
       })
       // current() changes in the same tick as the event, so no consumer sees one without the other
       this.lease = next
-      this.setStatus('acquired', undefined, next.subnet)
+      this.holdStatus(claim, now)
       if (previous) this.emitSafe('changed', { previous, current: next })
       else {
         this.c.counters.inc('ipam.lease_acquired')
         this.log.info({ subnet: next.subnet, claimedAt: next.claimedAt }, `acquired lease ${next.subnet}`)
         this.emitSafe('acquired', next)
       }
-    } else this.setStatus('acquired', undefined, next.subnet) // e.g. after an error in an earlier step
-    const renewAt = claim.lastPut + this.init.ttlMs / 3
+    } else this.holdStatus(claim, now)
+    const renewAt = claim.lastPut + this.timing.renewMs
+    // woken every second at most: confirmation follows the heartbeats, which do not wake this loop
+    const recheck = Math.min(1000, withdrawAt - now)
     if (now >= renewAt) {
       try {
         await this.publish(claim.value, now)
@@ -394,9 +578,37 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
         this.log.warn({ err }, `renewing lease ${claim.value.subnet} failed: ${errorMessage(err)}`)
         return Math.min(1000, this.retryMs)
       }
-      return this.init.ttlMs / 3
+      return Math.min(this.timing.renewMs, recheck)
     }
-    return renewAt - now
+    return Math.min(renewAt - now, recheck)
+  }
+
+  /** acquired, or fenced once half the lease has passed without a confirmed renewal (CNI ADD is refused). */
+  private holdStatus(claim: Claim, now: number): void {
+    const fenceAt = this.fenceAt(claim.confirmedAt)
+    const iso = (t: number) => new Date(t).toISOString()
+    const times = {
+      confirmedAt: iso(claim.confirmedAt),
+      fenceAt: iso(fenceAt),
+      withdrawAt: iso(this.withdrawAt(claim.confirmedAt)),
+    }
+    if (now < fenceAt) {
+      this.setStatus('acquired', undefined, claim.value.subnet, times)
+      return
+    }
+    if (this.st.state !== 'fenced') {
+      this.c.counters.inc('ipam.lease_fenced')
+      this.log.warn(
+        { subnet: claim.value.subnet, event: 'lease-fenced', ...times },
+        `lease ${claim.value.subnet} fenced: no majority of the cluster has heard of a renewal since ${times.confirmedAt}; new containers are refused, the lease is withdrawn at ${times.withdrawAt} unless one is confirmed`,
+      )
+    }
+    this.setStatus(
+      'fenced',
+      `no majority of the cluster has heard of a renewal since ${times.confirmedAt}: new containers are refused; withdrawn at ${times.withdrawAt}`,
+      claim.value.subnet,
+      times,
+    )
   }
 
   private describe(cfg: NetworkConfig): CurrentLease {
@@ -425,12 +637,14 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
   }
 
   private async publish(value: LeaseValue, now: number): Promise<void> {
-    await this.c.store.put(leaseKey(this.c.store.self), value as unknown as JsonValue, {
-      ttlMs: this.init.ttlMs,
-    })
     const claim = this.claim as Claim
-    claim.value = value
+    const written = { ...value, confirmedAt: claim.confirmedAt }
+    const rec = await this.c.store.put(leaseKey(this.c.store.self), written as unknown as JsonValue, {
+      ttlMs: this.timing.ttlMs,
+    })
+    claim.value = written
     claim.lastPut = now
+    claim.unconfirmed.push(rec.version.wall)
   }
 
   /** Claim order: our own live lease, then the subnet in the last subnet.env, then a free one. */
@@ -440,27 +654,19 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     const others = view.valid.filter((l) => l.peerId !== self)
     const free = (s: Cidr) => claimable(ranges, s) && !others.some((l) => overlaps(l.subnet, s))
 
-    let subnet: Cidr | undefined
-    let claimedAt: number | undefined
-    let source = ''
+    // Always a new claim, dated now: a live claim of ours that could keep its age was resumed at start-up.
+    let subnet: Cidr
+    let source: string
     const ownRec = this.c.store.get(leaseKey(self))
-    const own = ownRec ? parseLeaseValue(ownRec.value) : undefined
-    if (own && 'lease' in own && free(own.subnet)) {
-      // Still live: this is the same claim continuing (after a restart), so it keeps its age.
-      subnet = own.subnet
-      claimedAt = own.lease.claimedAt
-      source = 'own lease'
+    const last = await this.memory.read()
+    if (last && free(last)) {
+      subnet = last
+      source = 'last subnet.env'
     } else {
-      const last = await readSubnetEnv(this.c.config.runDir)
-      if (last && free(last)) {
-        subnet = last
-        source = 'last subnet.env'
-      } else {
-        const pick = chooseSubnet(cfg, others, this.init.random)
-        if ('reason' in pick) return this.noSubnet(pick.reason, !!ownRec)
-        subnet = pick.subnet
-        source = 'free subnet'
-      }
+      const pick = chooseSubnet(cfg, others, this.init.random)
+      if ('reason' in pick) return this.noSubnet(pick.reason, !!ownRec)
+      subnet = pick.subnet
+      source = 'free subnet'
     }
     const value: LeaseValue = {
       subnet: formatCidr(subnet),
@@ -468,10 +674,17 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
       hostname: this.c.config.name,
       backend: this.backendFor(cfg),
       // a new claim is dated when it is made, not when this step began
-      claimedAt: claimedAt ?? Date.now(),
+      claimedAt: this.now(),
     }
-    const at = Date.now()
-    this.claim = { subnet, value, lastPut: at, settleUntil: at + this.init.settleMs }
+    const at = this.now()
+    this.claim = {
+      subnet,
+      value,
+      lastPut: at,
+      settleUntil: at + this.init.settleMs,
+      unconfirmed: [],
+      confirmedAt: at,
+    }
     try {
       await this.publish(value, at)
     } catch (err) {
@@ -511,13 +724,19 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     this.reported = now
   }
 
-  private setStatus(state: LeaseState, reason?: string, subnet?: string): void {
-    if (this.st.state === state && this.st.reason === reason && this.st.subnet === subnet) return
+  private setStatus(
+    state: LeaseState,
+    reason?: string,
+    subnet?: string,
+    times?: Pick<LeaseStatus, 'confirmedAt' | 'fenceAt' | 'withdrawAt'>,
+  ): void {
+    const same = this.st.state === state && this.st.reason === reason && this.st.subnet === subnet
     this.st = {
       state,
-      since: new Date().toISOString(),
+      since: same ? this.st.since : new Date(this.now()).toISOString(),
       ...(reason ? { reason } : {}),
       ...(subnet ? { subnet } : {}),
+      ...times,
     }
   }
 

@@ -27,6 +27,11 @@ export interface LeaseValue {
   backend: { type: 'vxlan' | 'host-gw'; vtepMac?: string; vni?: number }
   /** when this claim started (kept across renewals, new on re-claim): the older live claim wins a conflict */
   claimedAt: number
+  /**
+   * the wall time of the holder's newest renewal that a majority of the cluster had heard of when this one
+   * was written (src/ipam/README.md): a restarted holder fences and withdraws from it, not from its restart
+   */
+  confirmedAt?: number
 }
 
 export interface PortSpec {

@@ -15,6 +15,7 @@ import {
 import {
   type Hlc,
   type JsonValue,
+  LEASE_PREFIX,
   NODE_PREFIX,
   type PutOptions,
   type Store,
@@ -423,9 +424,14 @@ export class LocalStore implements Store {
     return !r.tombstone && !isExpired(r, now) && !this.ownerDown(r, now)
   }
 
-  /** True when r is an owned record (not the node record itself) whose owner's node record is deleted or expired. */
+  /**
+   * True when r is an owned record (not the node record itself) whose owner's node record is deleted or expired.
+   * Leases are exempt: they carry their own, much longer TTL and the holder's fencing rule (src/ipam/README.md),
+   * so a restart or partition shorter than the lease changes nothing in any datapath.
+   */
   private ownerDown(r: StoreRecord, now: number): boolean {
-    if (r.key.startsWith(NODE_PREFIX) || keyOwner(r.key) === undefined) return false
+    if (r.key.startsWith(NODE_PREFIX) || r.key.startsWith(LEASE_PREFIX) || keyOwner(r.key) === undefined)
+      return false
     const node = this.entries.get(NODE_PREFIX + r.owner)?.record
     return node !== undefined && (node.tombstone || isExpired(node, now))
   }

@@ -71,6 +71,8 @@ export interface ReadableStore {
   get(key: string): StoreRecord | undefined
   /** live records whose key starts with prefix, sorted by key */
   list(prefix: string): StoreRecord[]
+  /** non-tombstone records under prefix, live or not (the expired heartbeat of a silent host, until reaped) */
+  listHeld(prefix: string): StoreRecord[]
   /** modify index at which key last changed locally (0 if never seen) */
   modifyIndex(key: string): number
   /**

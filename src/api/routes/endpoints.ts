@@ -1,6 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { EndpointService } from '../../endpoints/service.js'
+import { type LeaseView, outsideLease, validLeases } from '../../ipam/leases.js'
 import { PlexusError } from '../../lib/errors.js'
+import { LEASE_PREFIX } from '../../store/types.js'
 import type { ApiDeps } from '../deps.js'
 
 const strings = { type: 'array', items: { type: 'string' } } as const
@@ -40,6 +42,8 @@ const endpointSchema = {
     published: { type: 'array', items: published },
     labels: { type: 'object', additionalProperties: { type: 'string' } },
     createdAt: { type: 'string' },
+    /** why the address is not served: outside every valid lease of its host (lost or withdrawn subnet) */
+    withdrawn: { type: 'string' },
   },
 } as const
 
@@ -86,12 +90,14 @@ export const endpointRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
     }
     return deps.endpoints
   }
-  const flat = (e: ReturnType<EndpointService['list']>[number]) => ({
-    key: e.key,
-    owner: e.owner,
-    local: e.local,
-    ...e.value,
-  })
+  const leases = (): LeaseView | undefined => {
+    const network = deps.lease?.network()
+    return network ? validLeases(deps.store.list(LEASE_PREFIX), network) : undefined
+  }
+  const flat = (e: ReturnType<EndpointService['list']>[number], view = leases()) => {
+    const withdrawn = view ? outsideLease(e.owner, e.value.ipv4, view) : undefined
+    return { key: e.key, owner: e.owner, local: e.local, ...e.value, ...(withdrawn ? { withdrawn } : {}) }
+  }
 
   app.get(
     '/v1/endpoints',
@@ -102,7 +108,10 @@ export const endpointRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
         },
       },
     },
-    async () => ({ endpoints: service().list().map(flat) }),
+    async () => {
+      const view = leases()
+      return { endpoints: service().list().map((e) => flat(e, view)) }
+    },
   )
 
   app.get<{ Params: { id: string } }>(

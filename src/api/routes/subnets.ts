@@ -40,6 +40,18 @@ const selfSchema = {
     reason: { type: 'string' },
     subnet: { type: 'string' },
     since: { type: 'string' },
+    confirmedAt: { type: 'string' },
+    fenceAt: { type: 'string' },
+    withdrawAt: { type: 'string' },
+    /** this host's containers whose addresses lie outside its lease (lost or withdrawn subnet) */
+    withdrawn: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['containerId', 'ifname', 'address'],
+        properties: { containerId: { type: 'string' }, ifname: { type: 'string' }, address: { type: 'string' } },
+      },
+    },
   },
 } as const
 
@@ -65,7 +77,12 @@ export const subnetRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, {
     },
     async () => {
       const status = deps.lease?.status() ?? { state: 'disabled', since: deps.startedAt.toISOString() }
-      return { ...subnetsReport(deps.store), self: { peerId: deps.peerId, ...status } }
+      const withdrawn = (deps.addresses?.stale() ?? []).map((a) => ({
+        containerId: a.containerId,
+        ifname: a.ifname,
+        address: a.address,
+      }))
+      return { ...subnetsReport(deps.store), self: { peerId: deps.peerId, ...status, withdrawn } }
     },
   )
 }

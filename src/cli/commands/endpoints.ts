@@ -9,6 +9,7 @@ export interface EndpointRow {
   ipv4: string
   service?: string
   createdAt: string
+  withdrawn?: string
   [k: string]: unknown
 }
 
@@ -37,12 +38,22 @@ export const registerEndpoints: RegisterCommand = (program, ctx) => {
             e.containerId.slice(0, 12),
             e.name,
             e.host,
-            e.ipv4,
+            e.withdrawn ? `${e.ipv4} (withdrawn)` : e.ipv4,
             e.ifname,
             e.service,
             age(e.createdAt),
           ]),
         ),
       )
+      const withdrawn = rows.filter((e) => e.withdrawn)
+      if (withdrawn.length) {
+        ctx.print(`\naddresses not served (the host lost or withdrew the subnet; restart these containers):\n`)
+        ctx.print(
+          table(
+            ['container', 'host', 'address', 'why'],
+            withdrawn.map((e) => [e.containerId.slice(0, 12), e.host, e.ipv4, e.withdrawn]),
+          ),
+        )
+      }
     })
 }

@@ -14,7 +14,13 @@ interface SubnetsReport {
     self: boolean
   }[]
   invalid: { key: string; owner: string; kind: string; reason: string; subnet?: string }[]
-  self: { peerId: string; state: string; reason?: string; subnet?: string }
+  self: {
+    peerId: string
+    state: string
+    reason?: string
+    subnet?: string
+    withdrawn?: { containerId: string; ifname: string; address: string }[]
+  }
 }
 
 export const registerSubnets: RegisterCommand = (program, ctx) => {
@@ -39,6 +45,15 @@ export const registerSubnets: RegisterCommand = (program, ctx) => {
       )
       if (r.self.state !== 'acquired') {
         ctx.print(`\nthis host: ${r.self.state}${r.self.reason ? `: ${r.self.reason}` : ''}\n`)
+      }
+      if (r.self.withdrawn?.length) {
+        ctx.print(`\ncontainers on this host outside its lease (not served; restart them):\n`)
+        ctx.print(
+          table(
+            ['container', 'interface', 'address'],
+            r.self.withdrawn.map((w) => [w.containerId.slice(0, 12), w.ifname, w.address]),
+          ),
+        )
       }
       if (r.invalid.length) {
         ctx.print(`\nignored leases (${r.invalid.length}):\n`)

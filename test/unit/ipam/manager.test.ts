@@ -107,6 +107,11 @@ class Net {
         ttlMs: TTL,
         settleMs: SETTLE,
         retryMs: 100,
+        // short enough for a 3 s lease (leaseTiming checks the relation)
+        renewMs: 500,
+        driftMs: 100,
+        confirmDelayMs: 200,
+        contactMs: 500,
         seed: false,
         underlay: async () => ({ address, ifname: 'eth0', mtu: 1500 }),
         ...init,

@@ -168,20 +168,25 @@ t.test('records of a host whose node record expired are hidden everywhere, and r
   const a = await newStore({ reapAfterMs: 60_000 })
   const b = await newStore({ now: a.clock, reapAfterMs: 60_000 })
   const node = await a.store.put(`nodes/${a.store.self}`, { name: 'a' }, { ttlMs: 5000 })
-  const lease = await a.store.put(`leases/${a.store.self}`, { subnet: '10.244.1.0/24' })
+  const ep = await a.store.put(`endpoints/${a.store.self}/c1`, { ipv4: '10.244.1.2' })
+  const lease = await a.store.put(`leases/${a.store.self}`, { subnet: '10.244.1.0/24' }, { ttlMs: 30_000 })
   const shared = await a.store.put('services/web', { name: 'web' })
-  b.store.merge([lease, node, shared])
-  t.ok(b.store.get(`leases/${a.store.self}`))
+  b.store.merge([ep, lease, node, shared])
+  t.ok(b.store.get(`endpoints/${a.store.self}/c1`))
   a.clock.t += 5000
   b.store.sweep()
-  t.equal(b.store.get(`leases/${a.store.self}`), undefined, 'owned record hidden')
+  t.equal(b.store.get(`endpoints/${a.store.self}/c1`), undefined, 'owned record hidden')
+  t.ok(b.store.get(`leases/${a.store.self}`), 'a lease is not hidden: it lives by its own TTL')
   t.ok(b.store.get('services/web'), 'shared keys stay')
   const hb = await a.store.put(`nodes/${a.store.self}`, { name: 'a' }, { ttlMs: 5000 })
   b.store.merge([hb])
-  t.ok(b.store.get(`leases/${a.store.self}`), 'visible again with a fresh heartbeat')
-  a.clock.t += 5000 + 60_000
+  t.ok(b.store.get(`endpoints/${a.store.self}/c1`), 'visible again with a fresh heartbeat')
+  a.clock.t += 30_000
   b.store.sweep()
-  t.equal(b.store.modifyIndex(`leases/${a.store.self}`), 0, 'reaped with its node record')
+  t.equal(b.store.get(`leases/${a.store.self}`), undefined, 'the lease expires by its TTL')
+  a.clock.t += 60_000
+  b.store.sweep()
+  t.equal(b.store.modifyIndex(`endpoints/${a.store.self}/c1`), 0, 'reaped with its node record')
   t.equal(b.store.digest().get(a.store.self), undefined, 'watermark dropped so the host can return')
 })
 
