@@ -261,22 +261,17 @@ export function gatewayOf(subnet: Cidr): number {
 /**
  * The newest time t such that a strict majority of the cluster's members
  * (this host included) has been heard from since t: the k-th newest
- * heartbeat, k = ⌊n/2⌋ + 1. Members are the hosts with a node record
- * (expired ones too: a host cut off still counts) written within `forgetMs`
- * (a host silent for longer than a whole lease has no lease left to protect
- * and no say). Heard = the HLC wall of its newest heartbeat. Pure, so the
- * simulator checks the same rule the agent runs.
+ * heartbeat, k = ⌊n/2⌋ + 1. Members are the hosts whose node record this host
+ * holds, live or expired, until the store reaps it (`cluster.reapAfterMs`,
+ * 24 h): a host cut off must never forget the others, or it would soon count
+ * as a majority of one. Heard = the HLC wall of a member's newest heartbeat.
+ * Pure, so the simulator checks the same rule the agent runs.
  */
-export function majorityHeardSince(
-  nodeRecords: StoreRecord[],
-  self: string,
-  now: number,
-  forgetMs: number,
-): number {
+export function majorityHeardSince(nodeRecords: StoreRecord[], self: string, now: number): number {
   const heard = [now]
   for (const r of nodeRecords) {
     if (r.tombstone || !r.key.startsWith(NODE_PREFIX) || r.owner === self) continue
-    if (r.key.slice(NODE_PREFIX.length) !== r.owner || r.version.wall <= now - forgetMs) continue
+    if (r.key.slice(NODE_PREFIX.length) !== r.owner) continue
     heard.push(Math.min(now, r.version.wall))
   }
   heard.sort((a, b) => b - a)

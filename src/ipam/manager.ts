@@ -341,6 +341,8 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     if (!this.resumeTried) {
       this.resumeTried = true
       if (await this.resume(now)) return this.keep(this.cfg as NetworkConfig, now)
+      // not ours any more (expired, withdrawn or lost while the agent was down): the bridge must not keep serving it
+      this.gaveUp = await this.memory.read()
     }
     if (this.joinedFor(now) < 0) {
       this.setStatus('joining', 'waiting to hear from a cluster peer before claiming a subnet')
@@ -377,9 +379,9 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     return this.newClaim(cfg, view)
   }
 
-  /** See majorityHeardSince: members are the node records this host holds, live or expired, not older than a lease. */
+  /** See majorityHeardSince: members are the node records this host holds, live or expired, until reaped. */
   private heardSince(now: number): number {
-    return majorityHeardSince(this.c.store.listHeld(NODE_PREFIX), this.c.store.self, now, this.timing.ttlMs)
+    return majorityHeardSince(this.c.store.listHeld(NODE_PREFIX), this.c.store.self, now)
   }
 
   /**

@@ -25,6 +25,8 @@ export interface SimConfig {
   writers: number
   /** connections each host opens to random others (links are symmetric) */
   dialsPerHost: number
+  /** every host linked to every other, as the agent does below its target of 16 peers (small clusters) */
+  fullMesh?: boolean
   /** gossip mesh bound (gossipsub D_hi): a host relays to at most this many of its links */
   meshMax: number
   latencyMs: [number, number]
@@ -57,6 +59,8 @@ export class SimHost {
   readonly counters = new Counters()
   readonly transport: SimTransport
   up = false
+  /** this host's clock minus the simulator's (bounded drift, for the lease simulation) */
+  clockOffsetMs = 0
   /** what a crash leaves behind (the last snapshot on disk) */
   disk?: StoreSnapshot
   private sched!: ReturnType<EventQueue['scheduler']>
@@ -78,7 +82,7 @@ export class SimHost {
         signer: this.signer,
         verify: verifyRecordSignature,
         counters: this.counters,
-        now: () => q.now(),
+        now: () => this.now(),
         reapAfterMs: this.net.cfg.reapAfterMs,
       },
       this.disk,
@@ -108,6 +112,11 @@ export class SimHost {
 
   get scheduler() {
     return this.sched
+  }
+
+  /** this host's wall clock */
+  now(): number {
+    return this.net.queue.now() + this.clockOffsetMs
   }
 }
 
@@ -212,6 +221,13 @@ export class SimNetwork {
       net.links.set(h.id, [])
     }
     for (const h of net.hosts) {
+      if (cfg.fullMesh) {
+        net.links.set(
+          h.id,
+          net.hosts.filter((o) => o !== h).map((o) => o.id),
+        )
+        continue
+      }
       for (let k = 0; k < cfg.dialsPerHost; k++) {
         const other = net.hosts[Math.floor(net.rng() * cfg.hosts)] as SimHost
         if (other !== h && !net.links.get(h.id)?.includes(other.id)) {
