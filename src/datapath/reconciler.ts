@@ -26,7 +26,9 @@ export interface PassInput extends Omit<DesiredInput, 'underlay'> {
  * `withdraw`: the bridge address of a subnet this host gave up, removed at once (src/ipam/README.md): a
  * host that lost its lease must not answer for a gateway another host may now serve.
  */
-export type InputSource = () => PassInput | { waiting: string; withdraw?: { address: string; prefixLen: number } }
+export type InputSource = () =>
+  | PassInput
+  | { waiting: string; withdraw?: { address: string; prefixLen: number } }
 
 export interface ReconcilerOptions {
   nl: Netlink
@@ -214,7 +216,9 @@ export class Reconciler implements Startable {
     if (!held.some((a) => a.address === w.address && a.prefixLen === w.prefixLen)) return
     await this.o.nl.deleteAddress(bridge.index, w.address, w.prefixLen)
     this.o.counters.inc('datapath.withdrawn_addresses')
-    this.log.warn(`withdrew ${w.address}/${w.prefixLen} from ${BRIDGE_NAME}: this host no longer holds that subnet`)
+    this.log.warn(
+      `withdrew ${w.address}/${w.prefixLen} from ${BRIDGE_NAME}: this host no longer holds that subnet`,
+    )
   }
 
   private async pass(full: boolean): Promise<void> {

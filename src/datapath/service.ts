@@ -3,8 +3,8 @@
 // MAC in its lease, and lets other modules (published ports, issue 7) add
 // firewall sections that are applied with the cluster rules in one batch.
 
-import { NETWORK_CONFIG_KEY } from '../ipam/config.js'
 import { formatIPv4 } from '../ipam/cidr.js'
+import { NETWORK_CONFIG_KEY } from '../ipam/config.js'
 import { gatewayOf, validLeases } from '../ipam/leases.js'
 import type { LeaseComponent } from '../ipam/manager.js'
 import type { Counters } from '../lib/counters.js'

@@ -24,7 +24,7 @@ export interface IpamComponents {
     underlayAddress?: string
     underlayInterface?: string
     network: LeaseConfig
-    cluster: Pick<ClusterConfig, 'nodeTtlMs' | 'bootstrap'>
+    cluster: Pick<ClusterConfig, 'bootstrap' | 'syncIntervalMs' | 'deadAfterMs' | 'heartbeatIntervalMs'>
   }
   logger: Logger
   counters: Counters

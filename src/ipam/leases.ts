@@ -290,7 +290,5 @@ export function outsideLease(owner: string, ipv4: string, view: LeaseView): stri
   if (own && containsAddress(own.subnet, addr)) return undefined
   const holder = view.valid.find((l) => containsAddress(l.subnet, addr))
   const held = holder ? `; ${holder.value.subnet} is held by ${holder.value.hostname}` : ''
-  return own
-    ? `outside its host's subnet ${own.value.subnet}${held}`
-    : `its host holds no valid lease${held}`
+  return own ? `outside its host's subnet ${own.value.subnet}${held}` : `its host holds no valid lease${held}`
 }

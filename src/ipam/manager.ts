@@ -410,7 +410,13 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     if (!this.underlay) this.underlay = await (this.init.underlay ?? (() => detectUnderlay(this.want())))()
     this.lastView = view
     // lastPut is the record's own write time, so a restart changes neither renewal nor expiry
-    this.claim = { subnet: own.subnet, value: own.value, lastPut: rec.version.wall, unconfirmed: [], confirmedAt }
+    this.claim = {
+      subnet: own.subnet,
+      value: own.value,
+      lastPut: rec.version.wall,
+      unconfirmed: [],
+      confirmedAt,
+    }
     this.log.info({ subnet: own.value.subnet }, `resumed lease ${own.value.subnet} (still live)`)
     return true
   }

@@ -287,7 +287,9 @@ export async function runLeaseSim(
     const bridges = hosts.flatMap((s) => (s.bridge ? [s.bridge.base] : []))
     if (new Set(bridges).size !== bridges.length) result.subnetOverlapMs += 100
     if ((q.now() - start) % 5000 < 100)
-      log(`${at()} ${hosts.map((s) => `${s.name}:${s.lm?.status().state}:${s.lm?.current()?.subnet}:${s.bridge ? formatIPv4(s.bridge.base) : '-'}`).join(' | ')}`)
+      log(
+        `${at()} ${hosts.map((s) => `${s.name}:${s.lm?.status().state}:${s.lm?.current()?.subnet}:${s.bridge ? formatIPv4(s.bridge.base) : '-'}`).join(' | ')}`,
+      )
     q.at(100, check)
   }
   q.at(100, check)

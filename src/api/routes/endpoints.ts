@@ -110,7 +110,11 @@ export const endpointRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
     },
     async () => {
       const view = leases()
-      return { endpoints: service().list().map((e) => flat(e, view)) }
+      return {
+        endpoints: service()
+          .list()
+          .map((e) => flat(e, view)),
+      }
     },
   )
 

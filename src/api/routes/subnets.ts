@@ -49,7 +49,11 @@ const selfSchema = {
       items: {
         type: 'object',
         required: ['containerId', 'ifname', 'address'],
-        properties: { containerId: { type: 'string' }, ifname: { type: 'string' }, address: { type: 'string' } },
+        properties: {
+          containerId: { type: 'string' },
+          ifname: { type: 'string' },
+          address: { type: 'string' },
+        },
       },
     },
   },

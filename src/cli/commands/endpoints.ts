@@ -47,7 +47,9 @@ export const registerEndpoints: RegisterCommand = (program, ctx) => {
       )
       const withdrawn = rows.filter((e) => e.withdrawn)
       if (withdrawn.length) {
-        ctx.print(`\naddresses not served (the host lost or withdrew the subnet; restart these containers):\n`)
+        ctx.print(
+          `\naddresses not served (the host lost or withdrew the subnet; restart these containers):\n`,
+        )
         ctx.print(
           table(
             ['container', 'host', 'address', 'why'],

@@ -50,6 +50,8 @@ interface Host {
 class Net {
   hosts: Host[] = []
   cut = false
+  /** hosts cut off from everyone else */
+  readonly off = new Set<Host>()
   constructor(
     readonly t: Test,
     readonly latencyMs = 20,
@@ -71,7 +73,11 @@ class Net {
     }
     store.onLocalWrite((r) => {
       for (const o of this.hosts) {
-        if (o !== h) setTimeout(() => !this.cut && o.store.merge([r]), this.latencyMs)
+        if (o !== h)
+          setTimeout(
+            () => !this.cut && !this.off.has(o) && !this.off.has(h) && o.store.merge([r]),
+            this.latencyMs,
+          )
       }
     })
     this.hosts.push(h)
@@ -86,6 +92,7 @@ class Net {
   /** Anti-entropy after a partition heals: everyone merges everyone's records. */
   heal(): void {
     this.cut = false
+    this.off.clear()
     for (const a of this.hosts)
       for (const b of this.hosts) if (a !== b) b.store.merge(a.store.recordsAfter(new Map()))
   }
@@ -246,36 +253,111 @@ t.test('a host returning after its lease was reclaimed moves instead of stealing
   t.notOk(a.events.slice(1).includes('acquired 10.99.0.64/26'), 'h1 never re-acquired its old subnet')
 })
 
+/** What the cluster service does: nodes/<self> every 100 ms, with a node TTL much shorter than the lease. */
+function heartbeats(t: Test, hosts: Host[]): Map<Host, NodeJS.Timeout> {
+  const beats = new Map<Host, NodeJS.Timeout>()
+  for (const h of hosts)
+    beats.set(
+      h,
+      setInterval(() => void h.store.put(`nodes/${h.store.self}`, { name: h.name }, { ttlMs: 500 }), 100),
+    )
+  t.teardown(() => {
+    for (const b of beats.values()) clearInterval(b)
+  })
+  return beats
+}
+
 t.test(
-  'with membership heartbeats (lease TTL capped at the node TTL): the returning host still moves',
+  "with heartbeats: a dead host's lease outlives its node record, then the majority reclaims it, and the host moves when it returns",
   async (t) => {
     const net = new Net(t)
-    const [a, b] = [await net.host('h1'), await net.host('h2')]
-    // What the cluster service does: nodes/<self> every 200 ms with TTL = lease TTL (createIpam caps the lease TTL so).
-    const beat = (h: Host) =>
-      setInterval(() => void h.store.put(`nodes/${h.store.self}`, { name: h.name }, { ttlMs: TTL }), 200)
-    let beatA = beat(a)
-    const beatB = beat(b)
-    t.teardown(() => {
-      clearInterval(beatA)
-      clearInterval(beatB)
-    })
+    const [a, b, c] = [await net.host('h1'), await net.host('h2'), await net.host('h3')]
+    const beats = heartbeats(t, [a, b, c])
     await a.store.put(NETWORK_CONFIG_KEY, TWO_SUBNETS)
     const la = net.start(a, { random: () => 0 })
     await until(t, 'h1 acquired', () => la.status().state === 'acquired')
+    await sleep(100)
+    const lc = net.start(c, { random: () => 0 })
+    await until(t, 'h3 acquired the other subnet', () => lc.current()?.subnet === '10.99.0.128/26')
     await la.stop()
-    clearInterval(beatA) // h1 dies: neither its heartbeat nor its lease is renewed
-    await sleep(TTL + 200)
+    clearInterval(beats.get(a)) // h1 dies: neither its heartbeat nor its lease is renewed
+    const died = Date.now()
     const lb = net.start(b, { random: () => 0 })
-    await until(t, 'h2 acquired', () => lb.status().state === 'acquired')
-    t.equal(lb.current()?.subnet, '10.99.0.64/26', 'h2 took the subnet of the dead host')
-    beatA = beat(a) // h1 returns: its heartbeat first (the cluster starts before ipam), then its lease manager
-    await sleep(400)
+    await sleep(1000)
+    t.equal(b.store.get(`nodes/${a.store.self}`), undefined, "h1's node record has lapsed")
+    t.ok(b.store.get(`leases/${a.store.self}`), 'its lease is still there: no datapath changes')
+    t.equal(lb.status().state, 'no-subnet')
+    await until(t, 'h2 acquired', () => lb.status().state === 'acquired', TTL * 3)
+    t.ok(Date.now() - died >= TTL - 600, 'not before the lease expired')
+    t.equal(
+      lb.current()?.subnet,
+      '10.99.0.64/26',
+      'h2 (with h3, a majority) took the subnet of the dead host',
+    )
+    beats.set(a, heartbeats(t, [a]).get(a) as NodeJS.Timeout)
+    await sleep(300)
     const la2 = net.start(a, { random: () => 0 })
-    await until(t, 'h1 moved', () => la2.current()?.subnet === '10.99.0.128/26')
+    await until(t, 'h1 has no subnet to take back', () => la2.status().state === 'no-subnet')
     t.same(b.events, ['acquired 10.99.0.64/26'], 'h2 never lost its subnet')
   },
 )
+
+t.test(
+  'an isolated holder fences at half the lease and withdraws before the majority may reclaim its subnet',
+  async (t) => {
+    const net = new Net(t)
+    const [a, b, c] = [await net.host('h1'), await net.host('h2'), await net.host('h3')]
+    heartbeats(t, [a, b, c])
+    await a.store.put(NETWORK_CONFIG_KEY, TWO_SUBNETS)
+    const la = net.start(a, { random: () => 0 })
+    await until(t, 'h1 acquired', () => la.status().state === 'acquired')
+    const lb = net.start(b, { random: () => 0 })
+    await until(t, 'h2 acquired', () => lb.status().state === 'acquired')
+    const lc = net.start(c, { random: () => 0 })
+    await until(t, 'h3 waits: the network is exhausted', () => lc.status().state === 'no-subnet')
+    const subnet = la.current()?.subnet as string
+    const gone: number[] = []
+    la.on('lost', () => gone.push(Date.now()))
+    let taken = 0
+    lc.on('acquired', () => {
+      taken = Date.now()
+    })
+    net.off.add(a) // h1 loses the underlay
+    const cut = Date.now()
+    await until(t, 'h1 fenced', () => la.status().state === 'fenced', TTL)
+    t.ok(Date.now() - cut < TTL, 'fenced within the lease')
+    t.ok(la.current(), 'a fenced holder still holds its subnet (running containers keep working)')
+    t.match(la.status(), { confirmedAt: String, fenceAt: String, withdrawAt: String })
+    await until(t, 'h1 withdrew', () => gone.length === 1, TTL * 2)
+    t.equal(la.current(), undefined)
+    t.same(la.withdrawn(), { base: (la.withdrawn() as { base: number }).base, prefix: 26 })
+    t.equal(a.counters.get('ipam.lease_withdrawn'), 1)
+    t.equal(a.store.get(`leases/${a.store.self}`), undefined, 'its record is deleted (a tombstone)')
+    await until(t, 'h3 took the subnet', () => lc.current()?.subnet === subnet, TTL * 2)
+    t.ok(taken > (gone[0] as number), `withdrawn ${taken - (gone[0] as number)} ms before it was taken`)
+    await sleep(200)
+    t.equal(la.status().state, 'isolated', 'cut off from the majority, h1 makes no new claim')
+    net.heal()
+    await until(t, 'h1 back, no free subnet', () => la.status().state === 'no-subnet')
+    t.equal(lc.current()?.subnet, subnet, 'h3 keeps the subnet after the heal')
+    t.same(c.events, [`acquired ${subnet}`])
+  },
+)
+
+t.test('a restart within the lease resumes it at once: no settle, no waiting for peers', async (t) => {
+  const net = new Net(t)
+  const h = await net.host('h1')
+  await h.store.put(NETWORK_CONFIG_KEY, ONE_SUBNET)
+  const lm = net.start(h)
+  await until(t, 'acquired', () => lm.status().state === 'acquired')
+  const before = lm.current() as CurrentLease
+  await lm.stop()
+  const started = Date.now()
+  const again = net.start(h, { settleMs: 5000, joined: () => false })
+  await until(t, 'resumed', () => again.status().state === 'acquired', 1000)
+  t.ok(Date.now() - started < 1000, `resumed in ${Date.now() - started} ms (settle is 5 s)`)
+  t.equal(again.current()?.claimedAt, before.claimedAt, 'the same claim continues')
+})
 
 t.test('a conflict found after a partition heals: the younger claim moves', async (t) => {
   const net = new Net(t)
