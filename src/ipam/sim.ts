@@ -231,11 +231,12 @@ export async function runLeaseSim(
       const up = hosts.filter((s) => s.h.up)
       const s = up[Math.floor(rng() * up.length)]
       if (s && up.length > 1) {
-        crash(s)
         // An agent crash leaves the kernel (bridge, containers) as it was, and a supervisor restarts it well
-        // within the lease (README: an agent down for longer than the lease is outside the model: nobody is
-        // there to withdraw). A host that goes down takes its containers with it, for any length of time.
-        const hostDown = rng() < 0.4
+        // before its withdrawal time: a crash of a fenced agent could span that time, and an agent down when
+        // it should withdraw is outside the model (README.md: nobody is there to withdraw). A host that goes
+        // down takes its containers with it, for any length of time.
+        const hostDown = rng() < 0.4 || s.lm?.status().state === 'fenced'
+        crash(s)
         const down = hostDown ? len(2 * cfg.ttlMs) : len(0.3 * cfg.ttlMs)
         if (hostDown) {
           s.bridge = undefined
@@ -260,6 +261,14 @@ export async function runLeaseSim(
 
   // the invariant
   const seen = new Set<string>()
+  let overlapping = false
+  const describe = () =>
+    hosts
+      .map(
+        (s) =>
+          `${s.name}:${s.h.up ? s.lm?.status().state : 'down'}:${s.bridge ? formatIPv4(s.bridge.base) : '-'}`,
+      )
+      .join(' ')
   const check = () => {
     // the datapath's timer pass: a subnet the lease manager gave up while the agent was down loses its address
     for (const s of hosts) {
@@ -285,11 +294,12 @@ export async function runLeaseSim(
       }
     }
     const bridges = hosts.flatMap((s) => (s.bridge ? [s.bridge.base] : []))
-    if (new Set(bridges).size !== bridges.length) result.subnetOverlapMs += 100
-    if ((q.now() - start) % 5000 < 100)
-      log(
-        `${at()} ${hosts.map((s) => `${s.name}:${s.lm?.status().state}:${s.lm?.current()?.subnet}:${s.bridge ? formatIPv4(s.bridge.base) : '-'}`).join(' | ')}`,
-      )
+    if (new Set(bridges).size !== bridges.length) {
+      if (!overlapping) log(`${at()} two bridges hold one subnet: ${describe()}`)
+      overlapping = true
+      result.subnetOverlapMs += 100
+    } else overlapping = false
+    if ((q.now() - start) % 5000 < 100) log(`${at()} ${describe()}`)
     q.at(100, check)
   }
   q.at(100, check)
