@@ -137,7 +137,7 @@ function parseAgentConfig(text: string | undefined): Record<string, unknown> {
   } catch (err) {
     throw new FixtureError(`--agent-config is not JSON: ${(err as Error).message}`)
   }
-  need(isObject(v), '--agent-config must be a JSON object, e.g. \'{"network":{"leaseTtlMs":5000}}\'')
+  need(isObject(v), '--agent-config must be a JSON object, e.g. \'{"network":{"leaseSettleMs":1000}}\'')
   return v
 }
 
