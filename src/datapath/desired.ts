@@ -5,6 +5,7 @@ import { type NetworkConfig, overlayMtu } from '../ipam/config.js'
 import { gatewayOf, type Lease, type LeaseView } from '../ipam/leases.js'
 import { backendFor } from './backend/index.js'
 import { vtepMac } from './backend/vxlan/mac.js'
+import { isolationSection } from './firewall/isolation.js'
 import { clusterSection, type Section } from './firewall/model.js'
 import { BRIDGE_NAME, type DesiredState, type LocalContext, type RemotePlan, type Underlay } from './model.js'
 
@@ -52,7 +53,17 @@ export function desiredState(input: DesiredInput): DesiredState {
     routes: [],
     neighbours: [],
     fdb: [],
-    firewall: { sections: [...(input.extraSections ?? []), clusterSection(input.network)] },
+    firewall: {
+      sections: [
+        isolationSection({
+          network: input.network,
+          subnet: input.self.subnet,
+          members: input.leases.valid.map((l) => l.value.publicIp),
+        }),
+        ...(input.extraSections ?? []),
+        clusterSection(input.network),
+      ],
+    },
     remotes: [],
   }
   for (const lease of input.leases.valid) {

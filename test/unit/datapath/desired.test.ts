@@ -90,7 +90,17 @@ t.test('vxlan: bridge, VTEP, and neighbour + FDB + onlink route per remote', asy
   )
   t.same(
     d.firewall.sections.map((s) => s.name),
-    ['cluster'],
+    ['isolation', 'cluster'],
+  )
+  const isolation = d.firewall.sections[0]
+  t.same(
+    isolation?.rules.filter((r) => r.action.type === 'return').map((r) => r.match.src),
+    ['192.0.2.11', '192.0.2.12', '198.51.100.13'],
+    'the VXLAN port takes packets from every host with a valid lease, this one included',
+  )
+  t.ok(
+    isolation?.rules.some((r) => r.hook === 'forward' && r.match.notSrc === '10.244.1.0/24'),
+    'a container packet from outside this host’s subnet is not forwarded',
   )
 })
 

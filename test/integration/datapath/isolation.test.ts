@@ -1,0 +1,115 @@
+// Containers cannot speak for others across hosts (issue 18), for both
+// firewall backends: a packet with a forged source (outside the cluster
+// network, or another host's subnet) is not delivered to a container on
+// another host, and a raw VXLAN packet a container sends to another host's
+// VXLAN port (inner source: any address it likes) is not decapsulated there.
+// A genuine packet on the same path arrives, so a broken path cannot pass.
+import { spawn } from 'node:child_process'
+import t from 'tap'
+import { nsExec } from './tempns.js'
+import { sleep, topology, waitFor } from './topology.js'
+
+const PORT = 9999
+
+/** sends UDP to dst:PORT from the namespace, with a forged IPv4 source when src is given */
+const SEND = `
+import socket, struct, sys
+src, dst, payload = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+if src == '-':
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(payload, (dst, ${PORT})); sys.exit(0)
+udp = struct.pack('!HHHH', 40000, ${PORT}, 8 + len(payload), 0) + payload
+ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 0, 0, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.sendto(ip + udp, (dst, 0))
+`
+
+/** sends one VXLAN packet to host:vxport whose inner frame is UDP inner_src -> inner_dst:PORT for the VTEP MAC */
+const VXLAN = `
+import socket, struct, sys
+host, vxport, vni, mac, inner_src, inner_dst, payload = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7].encode()
+udp = struct.pack('!HHHH', 40000, ${PORT}, 8 + len(payload), 0) + payload
+hdr = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, socket.inet_aton(inner_src), socket.inet_aton(inner_dst))
+c = sum(struct.unpack('!10H', hdr)); c = (c & 0xffff) + (c >> 16); c = (c & 0xffff) + (c >> 16)
+hdr = hdr[:10] + struct.pack('!H', ~c & 0xffff) + hdr[12:]
+eth = bytes.fromhex(mac.replace(':', '')) + bytes.fromhex('02aabbccddee') + b'\\x08\\x00'
+vx = struct.pack('!II', 0x08000000, vni << 8)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.sendto(vx + eth + hdr + udp, (host, vxport))
+`
+
+/** prints every datagram received on PORT, one per line, for ms */
+const RECEIVE = `
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', ${PORT})); s.settimeout(0.1)
+end = time.time() + float(sys.argv[1]) / 1000
+print('ready', flush=True)
+while time.time() < end:
+    try: print(s.recvfrom(2048)[0].decode(), flush=True)
+    except socket.timeout: pass
+`
+
+/** a receiver in ns for at most ms: `lines()` so far; `stop()` ends it */
+function receive(ns: string, ms: number): { lines: () => string[]; stop: () => void } {
+  const p = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', RECEIVE, String(ms)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let out = ''
+  p.stdout.on('data', (d: Buffer) => {
+    out += d.toString()
+  })
+  return {
+    lines: () => out.split('\n').filter(Boolean),
+    stop: () => p.kill(),
+  }
+}
+
+for (const firewall of ['iptables', 'nftables'] as const) {
+  t.test(`forged sources and raw VXLAN from a container are dropped (${firewall})`, async (t) => {
+    const topo = await topology(t, {
+      hosts: 2,
+      network: { Network: '10.244.0.0/16', Backend: { Type: 'vxlan' } },
+      firewall,
+    })
+    const [h1, h2] = topo.hosts as [(typeof topo.hosts)[0], (typeof topo.hosts)[0]]
+    const vtepMac =
+      /link\/ether (\S+)/.exec(nsExec(h2.ns.name, 'ip', ['link', 'show', 'plexus.1']))?.[1] ?? ''
+    const rx = receive(h2.ep.name, 60_000)
+    t.teardown(() => rx.stop())
+    const send = (src: string, payload: string) =>
+      nsExec(h1.ep.name, 'python3', ['-c', SEND, src, h2.ep.ip, payload])
+    const arrives = async (payload: string) => {
+      const by = Date.now() + 10_000
+      while (!rx.lines().includes(payload) && Date.now() < by) {
+        send('-', payload)
+        await sleep(200)
+      }
+    }
+    // python starts slowly on a loaded machine: the receiver is bound once it says so
+    await waitFor(() => rx.lines().includes('ready'), 30_000)
+    // the path is up (routes and neighbours programmed) once a genuine packet crosses
+    await arrives('genuine')
+    t.ok(rx.lines().includes('genuine'), 'a genuine packet crosses')
+    send('203.0.113.5', 'forged-outside')
+    send('10.244.3.9', 'forged-other-subnet')
+    // the inner source is h1's subnet: h2 routes it back through the overlay, so only the firewall can refuse it
+    nsExec(h1.ep.name, 'python3', [
+      '-c',
+      VXLAN,
+      h2.address,
+      String(topo.network.Backend.Port),
+      String(topo.network.Backend.VNI),
+      vtepMac,
+      '10.244.1.77',
+      h2.ep.ip,
+      'raw-vxlan',
+    ])
+    // sent after the forged ones, over the same path: once it is in, so would they be
+    await arrives('genuine-after')
+    await sleep(300)
+    const got = rx.lines()
+    t.ok(got.includes('genuine-after'), `the path still works after them (got ${JSON.stringify(got)})`)
+    t.notOk(got.includes('forged-outside'), 'a source outside the cluster network is not delivered')
+    t.notOk(got.includes('forged-other-subnet'), 'another host’s subnet as source is not delivered')
+    t.notOk(got.includes('raw-vxlan'), 'a raw VXLAN packet from a container is not decapsulated')
+  })
+}
