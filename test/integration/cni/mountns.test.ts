@@ -4,6 +4,7 @@
 // agent cannot open CNI_NETNS by path. It drives the plugin with the conflist
 // as shipped (only the socket pointed at the fixture's agent), through ADD,
 // DEL, DEL with empty CNI_NETNS, 200 times; nothing may leak.
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
@@ -75,11 +76,17 @@ t.test(
     const ctrNs = `${c.name}-mnt`
     const pid = readFileSync(`/run/plexus-fixture/${c.name}/${H}/plexusd.pid`, 'utf8').split(/\s+/)[0]
     const before = { rules: rules(), veths: hostVeths(c, H), allocs: allocations(c, H) }
-    const r = run('nsenter', [
-      `--net=/run/netns/${hostNs(c, H)}`,
-      ...['unshare', '--mount', '--propagation', 'private'],
-      ...['node', join(dir, 'harness.mjs'), PLUGIN, JSON.stringify(conf), String(CYCLES), ctrNs],
-    ])
+    // spawnSync directly: the fixture's run() stops a command after 2 minutes, and 200 cycles take longer
+    const h = spawnSync(
+      'nsenter',
+      [
+        `--net=/run/netns/${hostNs(c, H)}`,
+        ...['unshare', '--mount', '--propagation', 'private'],
+        ...['node', join(dir, 'harness.mjs'), PLUGIN, JSON.stringify(conf), String(CYCLES), ctrNs],
+      ],
+      { encoding: 'utf8', timeout: 1_500_000 },
+    )
+    const r = { status: h.status ?? -1, stdout: h.stdout ?? '', stderr: h.stderr ?? '' }
     t.equal(r.status, 0, `harness ran: ${r.stderr}`)
     const out = JSON.parse(r.stdout) as { failed: number; failures: unknown[]; seen: string; left: string }
     t.equal(out.failed, 0, `every ADD and DEL succeeded: ${JSON.stringify(out.failures)}`)
