@@ -53,6 +53,9 @@ export class Agent {
         signer,
         verify: verifyRecordSignature,
         counters: this.components.counters,
+        // the partition bound: how long tombstones and dead hosts' records (their heartbeats, which
+        // ipam's majority rule counts) are kept
+        reapAfterMs: config.cluster.reapAfterMs,
       })
       Object.assign(this.components, { peerId: signer.self, store: storeService.store })
       await storeService.start()
