@@ -60,7 +60,9 @@ const attacks: [string, Uint8Array][] = [
       {
         ...victim,
         value: { name: 'forged' },
-        version: { ...victim.version, logical: victim.version.logical + 1 },
+        // newer than any heartbeat h1 can have written meanwhile: a stale record is dropped before
+        // its signature is checked, and this one must reach the signature check
+        version: { ...victim.version, wall: Date.now(), logical: victim.version.logical + 1 },
       },
     ]),
   ],
