@@ -61,8 +61,14 @@ demo: build
 	scripts/demo.sh
 
 # Each bench keeps its JSON line in bench/results/; the README's table is rewritten from those files.
+# Long soaks (LONG_BENCHES: tens of minutes each) run only with BENCH_LONG=1.
+LONG_BENCHES := bench/conn-soak
 bench: deps-bench build
-	@set -e; for b in bench/*; do [ -x "$$b" ] && [ -f "$$b" ] && { echo "== $$b" >&2; "$$b"; }; done
+	@set -e; for b in bench/*; do \
+	  [ -x "$$b" ] && [ -f "$$b" ] || continue; \
+	  case " $(LONG_BENCHES) " in *" $$b "*) [ -n "$$BENCH_LONG" ] || { echo "== $$b skipped (BENCH_LONG=1 runs it)" >&2; continue; };; esac; \
+	  echo "== $$b" >&2; "$$b"; \
+	done
 	node dist/bench/table.js
 
 install: build
