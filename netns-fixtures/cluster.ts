@@ -177,8 +177,9 @@ async function startStubDns(c: ClusterState): Promise<void> {
 // The agent runs under a shell that waits for it and appends how it ended to the exits
 // file: a death is recorded even when nothing else (log, core, kernel) says a word.
 // `wait` gives the exit code, or 128 + the signal number.
+// The pid goes through a rename: the poll below would otherwise find the file created but still empty.
 const WAIT_AGENT = `ip netns exec "$1" "$2" --config "$3" & pid=$!
-echo "$pid" > "$4"
+echo "$pid" > "$4.tmp" && mv "$4.tmp" "$4"
 wait "$pid"; s=$?
 printf '{"pid":%s,"status":%s,"at":"%s"}\\n' "$pid" "$s" "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" >> "$5"`
 
