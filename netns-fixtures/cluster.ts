@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, Option } from 'commander'
 import { createClient } from '../src/cli/client.js'
+import { newClusterKey } from '../src/lib/cluster-key.js'
 import {
   alive,
   ipNs,
@@ -142,9 +143,8 @@ function parseAgentConfig(text: string | undefined): Record<string, unknown> {
 }
 
 function writeClusterKey(c: ClusterState): void {
-  // The standard libp2p swarm key format (what `plexctl cluster init` writes).
-  const key = `/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toString('hex')}\n`
-  writeFileSync(join(clusterDir(c.name), 'cluster.key'), key, { mode: 0o600 })
+  // the same key `plexctl cluster init` writes
+  writeFileSync(join(clusterDir(c.name), 'cluster.key'), newClusterKey(), { mode: 0o600 })
 }
 
 /** Names the stub upstream answers, so tests can check forwarding out of the zone. */
