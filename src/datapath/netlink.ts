@@ -223,10 +223,20 @@ export class Netlink {
     }
   }
 
-  /** the package reassembles one multipart reply at a time per socket, so dumps take turns */
+  /**
+   * The package reassembles one multipart reply at a time per socket, so dumps take turns. A reply it
+   * finds torn (parts without their DONE: a few per start-up on a loaded machine) is a failed read, and a
+   * dump only reads, so it is asked once more instead of failing the whole datapath pass.
+   */
   private dumps: Promise<unknown> = Promise.resolve()
   private dump<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    const next = this.dumps.then(() => this.call(op, fn))
+    const once = () => this.call(op, fn)
+    const next = this.dumps.then(() =>
+      once().catch((err: unknown) => {
+        if (!/Multipart message not terminated properly/.test(errorMessage(err))) throw err
+        return once()
+      }),
+    )
     this.dumps = next.catch(() => undefined)
     return next
   }
