@@ -87,7 +87,9 @@ export async function topology(
     network,
     hosts: [],
     records,
-    putLease(h, ttlMs = 60_000) {
+    // An hour: the leases must outlive the test on a loaded machine (at load 30 one case took 143 s). A lapsed
+    // lease stops all programming, and the drift checks then fail for a reason that is not theirs.
+    putLease(h, ttlMs = 3_600_000) {
       const value: LeaseValue = {
         subnet: h.subnet,
         publicIp: h.address,
