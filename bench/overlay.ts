@@ -169,13 +169,14 @@ async function routesLatency(td: Teardown): Promise<number[]> {
   const name = `bor${process.pid.toString(36)}`.slice(0, 9)
   progress(`routes: fixture ${name}, 9 hosts, then ${JOINS} agents join one at a time`)
   td.teardown(() => void cluster('down', '--name', name))
-  cluster('up', '--name', name, '--hosts', '9')
+  // the agents wait for each other before claiming: on 2 loaded cores nine take longer than the default 30 s
+  cluster('up', '--name', name, '--hosts', '9', '--wait', '180')
   const c = loadCluster(name)
   if (!c) throw new Error('fixture state missing')
   const watched = c.hosts.map((h) => watchRoutes(td, h.ns))
   const samples: number[] = []
   for (let j = 0; j < JOINS; j++) {
-    cluster('join', '--name', name)
+    cluster('join', '--name', name, '--wait', '300')
     const joiner = loadCluster(name)?.hosts.at(-1)
     if (!joiner) throw new Error('joined host missing from the fixture state')
     const api = createClient(joiner.socket)

@@ -246,6 +246,13 @@ function api(
   return createClient(socket).call(method, path, body, { timeoutMs })
 }
 
+/** --wait in seconds: a 9-host cluster on 2 loaded cores needs more than the default 30 */
+function waitMs(seconds: string): number {
+  const s = Number(seconds)
+  need(Number.isFinite(s) && s > 0 && s <= 3600, '--wait must be a number of seconds from 1 to 3600')
+  return s * 1000
+}
+
 /** Waits until the agent answers and, with lease, until it can take containers (CNI STATUS ready). */
 async function waitAgent(h: HostState, timeoutMs: number, lease = true): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -274,6 +281,7 @@ async function up(opts: {
   cidr: string
   firewall: string
   waitLease: boolean
+  wait: string
   agentConfig?: string
 }) {
   need(NAME_RE.test(opts.name), `--name must match ${NAME_RE} (it prefixes namespace names)`)
@@ -305,7 +313,7 @@ async function up(opts: {
     await startStubDns(c)
     for (const h of c.hosts) makeHost(c, h)
     for (const [i, h] of c.hosts.entries()) await startAgent(c, h, i)
-    await Promise.all(c.hosts.map((h) => waitAgent(h, 30_000, opts.waitLease)))
+    await Promise.all(c.hosts.map((h) => waitAgent(h, waitMs(opts.wait), opts.waitLease)))
   } catch (err) {
     process.stderr.write(`cluster up failed, tearing down: ${(err as Error).message}\n`)
     await down({ name: c.name })
@@ -342,7 +350,7 @@ function makeHost(c: ClusterState, h: HostState): void {
 }
 
 /** Adds one host to a running cluster: a new namespace and a new agent (fresh identity) joining the others. */
-async function joinHost(opts: { name: string; waitLease: boolean }) {
+async function joinHost(opts: { name: string; waitLease: boolean; wait: string }) {
   const c = requireCluster(opts.name)
   need(c.hosts.length < 200, 'a cluster holds at most 200 hosts')
   const h = hostState(c.name, c.hosts.length)
@@ -350,7 +358,7 @@ async function joinHost(opts: { name: string; waitLease: boolean }) {
   saveCluster(c) // before touching the kernel, so `down` finds the host whatever happens next
   makeHost(c, h)
   await startAgent(c, h, c.hosts.length - 1)
-  await waitAgent(h, 30_000, opts.waitLease)
+  await waitAgent(h, waitMs(opts.wait), opts.waitLease)
   process.stdout.write(`${h.name} joined cluster ${c.name} at ${h.ip}\n`)
 }
 
@@ -681,6 +689,7 @@ program
   .addOption(new Option('--backend <type>', 'overlay backend').choices(['vxlan', 'host-gw']).default('vxlan'))
   .option('--cidr <C>', 'cluster network', '10.244.0.0/16')
   .option('--no-wait-lease', 'return once agents answer, before they hold a subnet lease')
+  .option('--wait <s>', 'seconds to wait for the agents', '30')
   .option('--agent-config <json>', 'JSON merged over every agent config (plexusd checks it)')
   .addOption(
     new Option('--firewall <b>', 'firewall backend')
@@ -693,6 +702,7 @@ program
   .description('add one host (a new agent) to a running cluster')
   .requiredOption('--name <N>')
   .option('--no-wait-lease', 'return once the agent answers, before it holds a subnet lease')
+  .option('--wait <s>', 'seconds to wait for the agent', '30')
   .action(joinHost)
 program.command('down').requiredOption('--name <N>').action(down)
 program
