@@ -10,13 +10,19 @@ let seq = 0
  * fill up with empty ones) and the error is PLX_FS_WRITE naming the target
  * and the errno (EROFS, ENOSPC, …): CNI reports it as an I/O failure (5).
  */
-export async function writeFileAtomic(path: string, text: string, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  text: string | Iterable<string>,
+  mode = 0o644,
+): Promise<void> {
   // unique per call, so two writers of the same path never share a temporary file
   const tmp = `${path}.${process.pid}.${seq++}.tmp`
   try {
     const fh = await open(tmp, 'w', mode)
     try {
-      await fh.writeFile(text)
+      // pieces: a large file (the store snapshot) is never one string, and the event loop runs between them
+      if (typeof text === 'string') await fh.writeFile(text)
+      else for (const piece of text) await fh.write(piece)
       await fh.sync()
     } finally {
       await fh.close()

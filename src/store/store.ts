@@ -62,6 +62,21 @@ export interface StoreSnapshot {
   entries: { index: number; record: StoreRecord }[]
 }
 
+/**
+ * What changed since the last takeChanges(): the journal's unit (persist.ts),
+ * so a burst of writes costs disk in proportion to the burst, not to the map.
+ */
+export interface StoreChanges {
+  clock: Hlc
+  index: number
+  /** entries written, or re-indexed by a visibility change */
+  entries: { index: number; record: StoreRecord }[]
+  /** keys reaped */
+  removed: string[]
+  /** every watermark, present only when one changed */
+  watermarks?: Record<string, Hlc>
+}
+
 export interface MergeResult {
   /** records that changed this host's map (worth forwarding) */
   accepted: StoreRecord[]
@@ -110,6 +125,9 @@ export class LocalStore implements Store {
   private ownMark?: Hlc
   /** highest modify index of a reaped record (see ReadableStore.prefixIndex) */
   private reapedIndex = 0
+  /** keys changed since takeChanges(); undefined until a journal asks (the simulator keeps none) */
+  private dirty?: Set<string>
+  private marksDirty = false
 
   constructor(
     private readonly opts: StoreOptions,
@@ -278,6 +296,7 @@ export class LocalStore implements Store {
     for (const owner of reapOwners) {
       for (const key of [...(this.owned.get(owner) ?? [])]) this.remove(key)
       this.marks.delete(owner)
+      this.marksDirty = true
     }
     if (changed) this.changed()
   }
@@ -318,6 +337,7 @@ export class LocalStore implements Store {
       if (origin === this.self) continue
       const cur = this.marks.get(origin)
       this.marks.set(origin, cur ? maxHlc(cur, mark) : mark)
+      this.marksDirty = true
     }
   }
 
@@ -329,6 +349,25 @@ export class LocalStore implements Store {
       watermarks: Object.fromEntries(this.marks),
       entries: [...this.entries.values()].map((e) => ({ index: e.index, record: e.record })),
     }
+  }
+
+  /** Starts recording which keys change, for takeChanges(). */
+  trackChanges(): void {
+    this.dirty ??= new Set()
+  }
+
+  /** The changes since the last call (or since trackChanges()), and forgets them. */
+  takeChanges(): StoreChanges {
+    const out: StoreChanges = { clock: this.clock.last, index: this.idx, entries: [], removed: [] }
+    for (const key of this.dirty ?? []) {
+      const e = this.entries.get(key)
+      if (e) out.entries.push({ index: e.index, record: e.record })
+      else out.removed.push(key)
+    }
+    this.dirty?.clear()
+    if (this.marksDirty) out.watermarks = Object.fromEntries(this.marks)
+    this.marksDirty = false
+    return out
   }
 
   private restore(s: StoreSnapshot): void {
@@ -380,6 +419,7 @@ export class LocalStore implements Store {
     const prev = this.entries.get(r.key)
     const e: Entry = { record: r, index: ++this.idx, live: this.computeLive(r, now) }
     this.entries.set(r.key, e)
+    this.dirty?.add(r.key)
     this.track(r)
     if (prev && prev.record.owner !== r.owner) this.owned.get(prev.record.owner)?.delete(r.key)
     if (e.live) this.emit('put', e)
@@ -398,6 +438,7 @@ export class LocalStore implements Store {
     const e = this.entries.get(key)
     if (!e) return
     this.entries.delete(key)
+    this.dirty?.add(key)
     this.reapedIndex = Math.max(this.reapedIndex, e.index)
     this.owned.get(e.record.owner)?.delete(key)
     if (this.owned.get(e.record.owner)?.size === 0) this.owned.delete(e.record.owner)
@@ -417,6 +458,7 @@ export class LocalStore implements Store {
   private setVisibility(e: Entry, live: boolean): void {
     e.live = live
     e.index = ++this.idx
+    this.dirty?.add(e.record.key)
     this.emit(live ? 'put' : e.record.tombstone ? 'delete' : 'expire', e)
   }
 
