@@ -373,6 +373,31 @@ export class Netlink {
     )
   }
 
+  /**
+   * Gives an address a lifetime (valid and preferred, whole seconds): the kernel deletes it, with its prefix
+   * route, when the lifetime runs out unless it is set again (NLM_F_REPLACE updates an existing address in
+   * place; the kernel adds it when it is missing).
+   */
+  async setAddressLifetime(
+    ifindex: number,
+    address: string,
+    prefixLen: number,
+    seconds: number,
+  ): Promise<void> {
+    const ip = ipToBuf(address)
+    await this.call(`set lifetime of address ${address}/${prefixLen}`, () =>
+      this.sock.newAddress(
+        { family: AF_INET, prefixlen: prefixLen, index: ifindex },
+        {
+          local: ip,
+          address: ip,
+          cacheInfo: { ifaPrefered: seconds, ifaValid: seconds, cstamp: 0, tstamp: 0 },
+        },
+        { ...this.plain, flags: FlagsNew.REPLACE },
+      ),
+    )
+  }
+
   async deleteAddress(ifindex: number, address: string, prefixLen: number): Promise<void> {
     const ip = ipToBuf(address)
     await this.call(`delete address ${address}/${prefixLen}`, () =>

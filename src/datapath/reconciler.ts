@@ -19,6 +19,12 @@ import type { Netlink } from './netlink.js'
 /** What one pass starts from; the underlay is named here and read from the kernel by the pass. */
 export interface PassInput extends Omit<DesiredInput, 'underlay'> {
   underlay: { ifname: string; address: string }
+  /**
+   * ms epoch: the lease's withdrawal time. The bridge address lives until then in the kernel itself and
+   * every pass extends it, so an agent that is down when it should withdraw still loses the address in
+   * time (src/ipam/README.md "Why no address is used twice").
+   */
+  bridgeUntil?: number
 }
 
 /**
@@ -221,6 +227,30 @@ export class Reconciler implements Startable {
     )
   }
 
+  /** Sets the bridge address to expire at `until` (whole seconds, rounded down: never later). */
+  private async bridgeLifetime(
+    desired: DesiredState,
+    index: Map<string, number>,
+    until: number,
+  ): Promise<void> {
+    const bridge = desired.links.find((l) => l.name === BRIDGE_NAME)
+    const ifindex = index.get(BRIDGE_NAME)
+    const seconds = Math.floor((until - Date.now()) / 1000)
+    if (!bridge || ifindex === undefined || seconds < 1) return
+    for (const a of bridge.addresses) {
+      const [ip, len] = a.split('/') as [string, string]
+      try {
+        await this.o.nl.setAddressLifetime(ifindex, ip, Number(len), seconds)
+      } catch (err) {
+        this.o.counters.inc('datapath.errors')
+        this.log.error(
+          { err },
+          `could not extend the lifetime of ${a} on ${BRIDGE_NAME}: ${errorMessage(err)}`,
+        )
+      }
+    }
+  }
+
   private async pass(full: boolean): Promise<void> {
     const started = Date.now()
     const src = this.o.source()
@@ -251,6 +281,7 @@ export class Reconciler implements Startable {
       ? await applyChanges(this.o.nl, changes, index, desired, this.o.firewall)
       : undefined
     const failed = new Set(result?.failed.map((f) => f.change) ?? [])
+    if (src.bridgeUntil !== undefined) await this.bridgeLifetime(desired, index, src.bridgeUntil)
     for (const c of repairs) {
       if (failed.has(c)) continue
       const kind = REPAIR_KIND[c.kind] as string

@@ -97,6 +97,7 @@ export class DatapathService implements Startable, DatapathComponent {
       self,
       leases,
       underlay: { ifname: cur.underlayInterface, address: cur.publicIp },
+      ...withdrawTime(lease.status()),
       extraSections: [...this.sections.values()],
     }
   }
@@ -180,4 +181,10 @@ export class DatapathService implements Startable, DatapathComponent {
       )
     }
   }
+}
+
+/** The lease's withdrawal time, when the lease manager states one (acquired or fenced). */
+function withdrawTime(st: { withdrawAt?: string }): { bridgeUntil?: number } {
+  const t = st.withdrawAt ? Date.parse(st.withdrawAt) : Number.NaN
+  return Number.isFinite(t) ? { bridgeUntil: t } : {}
 }

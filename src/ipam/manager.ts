@@ -189,6 +189,11 @@ interface Claim {
   lastPut: number
   /** defined while settling */
   settleUntil?: number
+  /**
+   * While settling: the claim counts only once a majority has been heard from since this time (the first
+   * write + 2·confirmDelay): those members held the claim, and we hold every claim they held when they did.
+   */
+  heardBy?: number
   /** HLC walls of the writes of this claim not yet known to be confirmed, oldest first */
   unconfirmed: number[]
   /** wall of the newest write a majority had heard of (or the first write, before any is confirmed) */
@@ -398,7 +403,9 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     const view = validLeases(this.c.store.list(LEASE_PREFIX), cfg, now)
     if (!own || !view.valid.some((l) => l.peerId === own.peerId && l.value.claimedAt === own.value.claimedAt))
       return false
-    const confirmedAt = own.value.confirmedAt ?? own.value.claimedAt
+    // a claim whose record has no confirmedAt never settled, so it was never acquired: not ours to resume
+    const confirmedAt = own.value.confirmedAt
+    if (confirmedAt === undefined) return false
     if (now >= this.withdrawAt(confirmedAt)) {
       this.log.warn(
         { subnet: own.value.subnet },
@@ -553,7 +560,20 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     }
     if (claim.settleUntil !== undefined) {
       if (now < claim.settleUntil) return claim.settleUntil - now
+      const waiting = this.settleWait(claim, now)
+      if (waiting) {
+        this.setStatus(
+          'settling',
+          `claimed ${claim.value.subnet}; waiting until ${waiting}`,
+          claim.value.subnet,
+        )
+        // heartbeats do not wake this loop
+        return Math.min(250, withdrawAt - now)
+      }
       claim.settleUntil = undefined
+      claim.heardBy = undefined
+      // the record now says the claim settled (it carries confirmedAt): only such a claim resumes after a restart
+      await this.publish(claim.value, now)
     }
     const next = this.describe(cfg)
     const previous = this.lease
@@ -589,6 +609,23 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
       return Math.min(this.timing.renewMs, recheck)
     }
     return Math.min(renewAt - now, recheck)
+  }
+
+  /**
+   * What a settled claim still waits for before it counts (README.md rule 3): a majority that has heard of
+   * it, and no younger rival claim in sight. Of two claims that race, the later to reach a member both
+   * heard from sees the other before it counts; a younger rival that never saw ours may have counted
+   * already, so ours waits until the rival's record gives the subnet up (it loses on seeing ours) or expires.
+   */
+  private settleWait(claim: Claim, now: number): string | undefined {
+    const heard = this.heardSince(now)
+    if (claim.heardBy !== undefined && heard < claim.heardBy)
+      return `a majority of the cluster has heard of the claim (heard from since ${new Date(heard).toISOString()})`
+    const self = this.c.store.self
+    const rival = this.lastView?.invalid.find(
+      (i) => i.kind === 'conflict' && i.heldBy === self && i.subnet === claim.value.subnet,
+    )
+    return rival ? `the younger rival claim of ${rival.owner} gives the subnet up` : undefined
   }
 
   /** acquired, or fenced once half the lease has passed without a confirmed renewal (CNI ADD is refused). */
@@ -646,7 +683,8 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
 
   private async publish(value: LeaseValue, now: number): Promise<void> {
     const claim = this.claim as Claim
-    const written = { ...value, confirmedAt: claim.confirmedAt }
+    const { confirmedAt: _, ...unsettled } = value
+    const written = claim.settleUntil === undefined ? { ...value, confirmedAt: claim.confirmedAt } : unsettled
     const rec = await this.c.store.put(leaseKey(this.c.store.self), written as unknown as JsonValue, {
       ttlMs: this.timing.ttlMs,
     })
@@ -699,6 +737,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
       this.claim = undefined
       throw err
     }
+    this.claim.heardBy = (this.claim.unconfirmed[0] as number) + 2 * this.timing.confirmDelayMs
     this.setStatus(
       'settling',
       `claimed ${value.subnet} (${source}); waiting ${this.init.settleMs} ms for competing claims`,

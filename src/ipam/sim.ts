@@ -66,6 +66,8 @@ interface HostState {
   shutdown?: AbortController
   /** the subnet whose gateway is on this host's bridge (kernel state: survives agent crashes) */
   bridge?: Cidr
+  /** host clock time at which the kernel removes the bridge address unless the agent extends it */
+  bridgeUntil?: number
   containers: Container[]
   /** round-robin allocation cursor per subnet, as the allocator's file keeps it */
   next: Map<number, number>
@@ -161,6 +163,7 @@ export async function runLeaseSim(
     lm.on('acquired', (l) => {
       if (s.bridge && !sameCidr(s.bridge, l.cidr)) s.containers = []
       s.bridge = l.cidr
+      s.bridgeUntil = undefined // the next datapath pass sets it for this lease
     })
     lm.on('lost', () => {
       s.bridge = undefined
@@ -231,13 +234,12 @@ export async function runLeaseSim(
       const up = hosts.filter((s) => s.h.up)
       const s = up[Math.floor(rng() * up.length)]
       if (s && up.length > 1) {
-        // An agent crash leaves the kernel (bridge, containers) as it was, and a supervisor restarts it well
-        // before its withdrawal time: a crash of a fenced agent could span that time, and an agent down when
-        // it should withdraw is outside the model (README.md: nobody is there to withdraw). A host that goes
-        // down takes its containers with it, for any length of time.
-        const hostDown = rng() < 0.4 || s.lm?.status().state === 'fenced'
+        // An agent crash leaves the kernel (bridge, containers) as it was, for any length of time: the bridge
+        // address lasts only until the withdrawal time the agent last set on it (README.md). A host that goes
+        // down takes its containers with it.
+        const hostDown = rng() < 0.4
         crash(s)
-        const down = hostDown ? len(2 * cfg.ttlMs) : len(0.3 * cfg.ttlMs)
+        const down = len((rng() < 0.5 ? 0.3 : 2) * cfg.ttlMs)
         if (hostDown) {
           s.bridge = undefined
           s.containers = []
@@ -270,9 +272,18 @@ export async function runLeaseSim(
       )
       .join(' ')
   const check = () => {
-    // the datapath's timer pass: a subnet the lease manager gave up while the agent was down loses its address
     for (const s of hosts) {
-      const gone = s.lm && !s.lm.current() ? s.lm.withdrawn() : undefined
+      // the kernel: the bridge address expires at the withdrawal time last set, agent or no agent
+      if (s.bridge && s.bridgeUntil !== undefined && s.h.now() >= s.bridgeUntil) {
+        s.bridge = undefined
+        s.containers = []
+      }
+      // the datapath's pass: a live agent extends the address to its lease's withdrawal time; a subnet the
+      // lease manager gave up while the agent was down loses its address
+      const cur = s.lm?.current()
+      const until = s.lm?.status().withdrawAt
+      if (cur && s.bridge && sameCidr(cur.cidr, s.bridge) && until) s.bridgeUntil = Date.parse(until)
+      const gone = s.lm && !cur ? s.lm.withdrawn() : undefined
       if (gone && s.bridge && sameCidr(gone, s.bridge)) {
         s.bridge = undefined
         s.containers = []

@@ -29,7 +29,8 @@ export interface LeaseValue {
   claimedAt: number
   /**
    * the wall time of the holder's newest renewal that a majority of the cluster had heard of when this one
-   * was written (src/ipam/README.md): a restarted holder fences and withdraws from it, not from its restart
+   * was written (src/ipam/README.md): a restarted holder fences and withdraws from it, not from its restart;
+   * absent while the claim settles (a claim without it was never acquired and is not resumed)
    */
   confirmedAt?: number
 }

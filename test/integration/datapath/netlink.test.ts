@@ -74,6 +74,27 @@ t.test('bridge: create, set, address, errors, delete', async (t) => {
   await t.rejects(nl.linkByName('plexus9'), { code: 'PLX_NETLINK_NOT_FOUND' })
 })
 
+t.test(
+  'a bridge address with a lifetime: extended in place, gone with its route when it runs out',
+  async (t) => {
+    const { ns, nl } = nsNetlink(t)
+    const br = await nl.createBridge('plexus0')
+    await nl.setLink(br.index, { up: true })
+    await nl.addAddress(br.index, '10.244.1.1', 24)
+    t.match(nsExec(ns.name, 'ip', ['-4', 'addr', 'show', 'plexus0']), /valid_lft forever/)
+    await nl.setAddressLifetime(br.index, '10.244.1.1', 24, 600)
+    t.match(nsExec(ns.name, 'ip', ['-4', 'addr', 'show', 'plexus0']), /valid_lft (600|599)sec preferred_lft/)
+    // the live agent extends it on every pass; here nobody does
+    await nl.setAddressLifetime(br.index, '10.244.1.1', 24, 1)
+    t.match(nsExec(ns.name, 'ip', ['-4', 'route']), /^10\.244\.1\.0\/24 dev plexus0/m)
+    const deadline = Date.now() + 5000
+    while ((await nl.addresses(br.index)).length && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100))
+    t.same(await nl.addresses(br.index), [], 'the kernel removed the address by itself')
+    t.notMatch(nsExec(ns.name, 'ip', ['-4', 'route']), /10\.244\.1\.0\/24/, 'and its prefix route')
+  },
+)
+
 t.test('veth: peer created directly in another namespace, then enslaved', async (t) => {
   const { ns, nl } = nsNetlink(t, 'h')
   const ctr = tempNetns(t, 'c')
