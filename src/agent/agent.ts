@@ -14,6 +14,7 @@ import type { Startable } from '../lib/startable.js'
 import { VERSION } from '../lib/version.js'
 import { LinkService } from '../ports/link-service.js'
 import { PortService } from '../ports/publish-service.js'
+import { SchedulerService } from '../scheduler/service.js'
 import { HealthChecker } from '../services/health.js'
 import { StoreService } from '../store/service.js'
 import type { AgentComponents } from './components.js'
@@ -108,6 +109,14 @@ export class Agent {
       await links.start()
       this.started.push(links)
       Object.assign(this.components, { links })
+      const scheduler = new SchedulerService({
+        ...this.components,
+        members: cluster,
+        logger: logger.child({ component: 'scheduler' }),
+      })
+      await scheduler.start()
+      this.started.push(scheduler)
+      Object.assign(this.components, { scheduler })
       const app = await buildApp(this.components)
       this.closeApi = await listenUnix(app, [config.api.socket, ...config.api.extraSockets])
     } catch (err) {

@@ -18,6 +18,7 @@ import { type LeaseConfig, networkConfigSchema } from '../ipam/config.js'
 import { PlexusError } from '../lib/errors.js'
 import type { LogLevel } from '../lib/log.js'
 import { DEFAULT_PORT_RANGE, type PortsConfig } from '../ports/publish.js'
+import type { SchedulerConfig } from '../scheduler/service.js'
 
 /** plexusd configuration. The file is JSON (comments allowed); flags override it. Documented in docs/config.md. */
 export interface AgentConfig {
@@ -47,6 +48,8 @@ export interface AgentConfig {
   datapath: DatapathConfig
   /** published ports (src/ports/README.md) */
   ports: PortsConfig
+  /** what this host offers to the scheduler (src/scheduler/README.md); default: all cpus and memory */
+  scheduler?: SchedulerConfig
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal']
@@ -120,6 +123,20 @@ const schema = {
           minItems: 2,
           maxItems: 2,
           items: { type: 'integer', minimum: 1, maximum: 65535 },
+        },
+      },
+    },
+    scheduler: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        capacity: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            cpu: { type: 'integer', minimum: 0, maximum: 100_000_000 },
+            memoryMb: { type: 'integer', minimum: 0, maximum: 100_000_000 },
+          },
         },
       },
     },

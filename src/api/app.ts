@@ -5,6 +5,7 @@ import { cniRoutes } from './routes/cni.js'
 import { dnsRoutes } from './routes/dns.js'
 import { endpointRoutes } from './routes/endpoints.js'
 import { hostsRoutes } from './routes/hosts.js'
+import { jobRoutes } from './routes/jobs.js'
 import { kvRoutes } from './routes/kv.js'
 import { linkRoutes } from './routes/links.js'
 import { networkRoutes } from './routes/network.js'
@@ -41,5 +42,6 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(endpointRoutes, { deps })
   if (deps.links) await app.register(linkRoutes, { links: deps.links })
   if (deps.ports) await app.register(portRoutes, { ports: deps.ports })
+  if (deps.scheduler) await app.register(jobRoutes, { deps, scheduler: deps.scheduler })
   return app
 }

@@ -7,6 +7,7 @@ import type { Counters } from '../lib/counters.js'
 import type { Logger } from '../lib/log.js'
 import type { LinkService } from '../ports/link-service.js'
 import type { PortService } from '../ports/publish-service.js'
+import type { SchedulerService } from '../scheduler/service.js'
 import type { Store } from '../store/types.js'
 
 /**
@@ -43,4 +44,6 @@ export interface ApiDeps {
   datapath?: DatapathComponent
   /** published ports of this host's containers (src/ports): admission for CNI ADD, the `ports` firewall section */
   ports?: PortService
+  /** jobs and their allocations (src/scheduler) */
+  scheduler?: SchedulerService
 }

@@ -7,6 +7,7 @@ import { registerDns } from './commands/dns.js'
 import { registerEndpoints } from './commands/endpoints.js'
 import { registerHosts } from './commands/hosts.js'
 import { registerInspect } from './commands/inspect.js'
+import { registerJob } from './commands/job.js'
 import { registerKv } from './commands/kv.js'
 import { registerLink } from './commands/link.js'
 import { registerNetwork } from './commands/network.js'
@@ -30,6 +31,7 @@ const commands: RegisterCommand[] = [
   registerCluster,
   registerNetwork,
   registerSubnets,
+  registerJob,
   registerRoutes,
   registerEndpoints,
   registerInspect,

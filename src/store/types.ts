@@ -44,6 +44,10 @@ export interface PutOptions {
  *   endpoints/<peerId>/<containerId>/<ifname>   container endpoint (owned)
  *   health/<peerId>/<cid>:<ifname>:<svc>:<check> health-check state (owned)
  *   registrations/<peerId>/<cid>/<ifname>/<svc> API service registration of an endpoint (owned)
+ *   capacity/<peerId>                           what a host offers to the scheduler and what it has admitted (owned)
+ *   allocs/<ownerPeerId>/<job>/<group>/<slot>   a slot placed by the job's owner (owned by the owner)
+ *   allocstate/<hostPeerId>/<allocId>           the target host's verdict on an allocation and its life (owned)
+ *   jobs/<name>                                 job specs (any member; src/scheduler/records.ts)
  *   config/...                                  shared cluster config (any member), e.g. config/network
  *   services/<name>                             shared service definitions (any member)
  *   anything else                               shared user KV (any member)
@@ -54,12 +58,18 @@ export const ENDPOINT_PREFIX = 'endpoints/'
 export const HEALTH_PREFIX = 'health/'
 export const REGISTRATION_PREFIX = 'registrations/'
 export const SERVICE_PREFIX = 'services/'
+export const CAPACITY_PREFIX = 'capacity/'
+export const ALLOC_PREFIX = 'allocs/'
+export const ALLOC_STATE_PREFIX = 'allocstate/'
 export const OWNED_PREFIXES = [
   NODE_PREFIX,
   LEASE_PREFIX,
   ENDPOINT_PREFIX,
   HEALTH_PREFIX,
   REGISTRATION_PREFIX,
+  CAPACITY_PREFIX,
+  ALLOC_PREFIX,
+  ALLOC_STATE_PREFIX,
 ] as const
 
 export interface ReadableStore {

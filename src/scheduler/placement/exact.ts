@@ -12,12 +12,12 @@ export const EXACT_NODE_BUDGET = 300_000
 export const EXACT_MAX_SIZE = 100
 
 /**
- * Searches every feasible assignment of the placed slots (same filters as
+ * Searches every feasible assignment of the placed slots that may move (same filters as
  * the heuristic); leaves `st` at the best one. Returns true if it found a
  * cheaper one than `st` held.
  */
 export function exactSearch(st: PlacementState, groups: GroupModel[]): boolean {
-  const slots = [...st.slots.keys()].filter((s) => (st.hostOf[s] as number) >= 0)
+  const slots = [...st.slots.keys()].filter((s) => (st.hostOf[s] as number) >= 0 && !st.fixed[s])
   let bestCost = st.totalNetworkCost()
   let best = Int32Array.from(st.hostOf)
   for (const s of slots) st.unplace(s)

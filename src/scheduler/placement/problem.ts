@@ -98,7 +98,8 @@ function servicesByHost(hosts: HostView[], allocations: ExistingAllocation[]): M
   return out
 }
 
-const groupDemand = (g: GroupSpec) => ({
+/** what one slot of a group needs: the sum of its tasks (a group shares one namespace and one slot) */
+export const groupDemand = (g: GroupSpec) => ({
   cpu: g.tasks.reduce((s, t) => s + t.resources.cpu, 0),
   memoryMb: g.tasks.reduce((s, t) => s + t.resources.memoryMb, 0),
 })

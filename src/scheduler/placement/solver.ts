@@ -186,7 +186,7 @@ function localSearch(ctx: Context): number {
   for (const g of problem.groups)
     for (const e of g.edges) pairWeight[g.index * nGroups + e.group] = e.pairWeight
   const talking = [...st.slots.keys()].filter((s) => {
-    if ((st.hostOf[s] as number) < 0) return false
+    if ((st.hostOf[s] as number) < 0 || st.fixed[s]) return false
     const g = problem.groups[(st.slots[s] as Slot).group] as GroupModel
     return g.edges.length > 0 || g.external.length > 0
   })
@@ -270,7 +270,7 @@ function perturb(ctx: Context, start: Start): number {
   const { st, problem } = ctx
   const talking = [...st.slots.keys()].filter((s) => {
     const g = problem.groups[(st.slots[s] as Slot).group] as GroupModel
-    return (st.hostOf[s] as number) >= 0 && (g.edges.length > 0 || g.external.length > 0)
+    return (st.hostOf[s] as number) >= 0 && !st.fixed[s] && (g.edges.length > 0 || g.external.length > 0)
   })
   if (talking.length < 2) return 0
   const widest = Math.min(
@@ -339,12 +339,18 @@ interface Run {
 function run(
   base: Omit<Context, 'st' | 'binpack'>,
   slots: Slot[],
+  kept: Int32Array,
   rtt: (a: number, b: number) => number,
   start: Start,
 ): Run {
   const { problem } = base
   const hosts = problem.hosts
   const st = new PlacementState(problem, slots, rtt)
+  kept.forEach((h, s) => {
+    if (h < 0) return
+    st.fixed[s] = 1
+    st.place(s, h)
+  })
   const ctx: Context = { ...base, st, binpack: start.binpack }
   const system = problem.job.type === 'system'
   const failures: PlacementFailure[] = []
@@ -369,6 +375,7 @@ function run(
       else st.place(s, h)
       return
     }
+    if (st.fixed[s]) return
     const choice = chooseHost(ctx, s, verdicts)
     if (s === 0 && start.first !== undefined && 'host' in choice) st.place(s, start.first)
     else if ('host' in choice) st.place(s, choice.host)
@@ -415,6 +422,20 @@ function starts(problem: Problem, slots: Slot[], hostHash: Uint32Array): Start[]
   ]
 }
 
+/** per slot, the host index it is kept on (PlacementInput.keep), else -1 */
+function keptHosts(input: PlacementInput, problem: Problem, slots: Slot[]): Int32Array {
+  const kept = new Int32Array(slots.length).fill(-1)
+  if (problem.job.type === 'system' || !input.keep?.length) return kept
+  const hostIndex = new Map(input.hosts.map((h, i) => [h.id, i]))
+  const slotIndex = new Map(slots.map((slot, s) => [`${problem.groups[slot.group]?.name}/${slot.index}`, s]))
+  for (const k of input.keep) {
+    const s = slotIndex.get(`${k.group}/${k.index}`)
+    const h = hostIndex.get(k.host)
+    if (s !== undefined && h !== undefined) kept[s] = h
+  }
+  return kept
+}
+
 /**
  * Places a job. Pure: the same input gives the same plan. A job whose groups
  * talk is solved from several starts (its own balance, binpack, binpack from
@@ -431,10 +452,11 @@ export function place(input: PlacementInput): Plan {
   const rtt = rttModel(input.hosts, opts)
   const hostHash = Uint32Array.from(input.hosts, (h) => hash32(h.id))
   const base = { problem, explain: opts.explain !== false, hostHash }
+  const kept = keptHosts(input, problem, slots)
   let best: Run | undefined
   let bestCost = 0
   for (const start of starts(problem, slots, hostHash)) {
-    const r = run(base, slots, rtt, start)
+    const r = run(base, slots, kept, rtt, start)
     const cost = r.st.totalNetworkCost()
     if (
       !best ||

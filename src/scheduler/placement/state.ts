@@ -11,6 +11,8 @@ export interface Slot {
 
 export class PlacementState {
   readonly hostOf: Int32Array
+  /** 1 for a slot kept where it runs (PlacementInput.keep): placed first, never moved */
+  readonly fixed: Uint8Array
   readonly freeCpu: Float64Array
   readonly freeMem: Float64Array
   /** per group: slots on each host */
@@ -29,6 +31,7 @@ export class PlacementState {
   ) {
     const n = problem.hosts.length
     this.hostOf = new Int32Array(slots.length).fill(-1)
+    this.fixed = new Uint8Array(slots.length)
     this.freeCpu = new Float64Array(n)
     this.freeMem = new Float64Array(n)
     problem.hosts.forEach((h, i) => {

@@ -46,6 +46,13 @@ export interface PlacementInput {
   job: JobSpec
   hosts: HostView[]
   allocations?: ExistingAllocation[]
+  /**
+   * slots of this job that already run and stay where they are: placed first
+   * (their partners score against them), never moved, not filtered again.
+   * Their resources must not also be in their host's `used`. Ignored for
+   * system jobs, whose slots are their hosts.
+   */
+  keep?: { group: string; index: number; host: string }[]
   options?: PlacementOptions
 }
 

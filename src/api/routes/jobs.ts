@@ -1,0 +1,186 @@
+// Jobs: submit, plan (dry run), list, inspect, stop.
+//   PUT    /v1/jobs              body {text} (YAML or JSON, every problem with its line) or {spec}
+//   POST   /v1/jobs/plan         same body: the placement and why, nothing written
+//   GET    /v1/jobs              one line per job
+//   GET    /v1/jobs/:name        the job, its owner and every allocation with its host's verdict
+//   DELETE /v1/jobs/:name        stop: the owner removes the allocations ([?purge] also drops the job)
+import type { FastifyPluginAsync } from 'fastify'
+import { PlexusError } from '../../lib/errors.js'
+import { jobOwner } from '../../scheduler/owner.js'
+import { ownerPlan } from '../../scheduler/owner-plan.js'
+import { type JobValue, jobKey } from '../../scheduler/records.js'
+import type { SchedulerService, SchedulerView } from '../../scheduler/service.js'
+import { claimsOf } from '../../scheduler/settle.js'
+import { type JobSpec, parseJobText, validateJob } from '../../scheduler/spec.js'
+import type { JsonValue, Store } from '../../store/types.js'
+import type { ApiDeps } from '../deps.js'
+
+const submitBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    /** the spec as text: YAML or JSON */
+    text: { type: 'string', maxLength: 1_000_000 },
+    /** the spec as a value */
+    spec: { type: 'object' },
+  },
+} as const
+const nameParam = {
+  type: 'object',
+  required: ['name'],
+  properties: { name: { type: 'string', maxLength: 63 } },
+} as const
+
+type SubmitBody = { text?: string; spec?: unknown }
+
+function specOf(body: SubmitBody | undefined): JobSpec {
+  if (body?.text !== undefined && body.spec === undefined) return parseJobText(body.text)
+  if (body?.spec !== undefined && body.text === undefined) return validateJob(body.spec)
+  throw new PlexusError(
+    'PLX_API_BAD_REQUEST',
+    'give the job as exactly one of "text" (YAML or JSON) or "spec"',
+  )
+}
+
+const sameSpec = (a: JobSpec, b: JobSpec) => JSON.stringify(a) === JSON.stringify(b)
+
+/** Writes jobs/<name>: version + 1 when the spec changed; compare-and-set so two submitters cannot both be version N. */
+async function submit(store: Store, spec: JobSpec): Promise<JobValue> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const key = jobKey(spec.name)
+    const rec = store.get(key)
+    const current = rec?.value as unknown as JobValue | undefined
+    if (current && sameSpec(current.spec, spec) && !current.stopped) return current
+    const value: JobValue = {
+      spec,
+      version: (current?.version ?? 0) + (current && sameSpec(current.spec, spec) ? 0 : 1),
+      submittedAt: new Date().toISOString(),
+      stopped: false,
+    }
+    try {
+      await store.put(key, value as unknown as JsonValue, { cas: rec ? store.modifyIndex(key) : 0 })
+      return value
+    } catch (err) {
+      if (!(err instanceof PlexusError) || !/cas|compare/i.test(`${err.code} ${err.message}`)) throw err
+    }
+  }
+  throw new PlexusError(
+    'PLX_JOB_CONFLICT',
+    `job "${spec.name}" is being changed by someone else: try again`,
+    {
+      status: 409,
+    },
+  )
+}
+
+function allocationsOf(view: SchedulerView, name: string) {
+  const claims = claimsOf(
+    view.allocs.filter((a) => a.alloc.job === name),
+    view.states.filter((s) => s.job === name),
+  )
+  return [...claims.values()]
+    .map((c) => ({
+      id: c.alloc.id,
+      group: c.alloc.group,
+      slot: c.alloc.slot,
+      host: c.alloc.host,
+      hostName: c.alloc.hostName,
+      jobVersion: c.alloc.jobVersion,
+      // a host that is not alive cannot say: its allocation is lost until its records go or it returns
+      status: view.live.has(c.alloc.host) ? (c.state?.status ?? 'placed') : 'lost',
+      ...(c.state?.reason ? { reason: c.state.reason } : {}),
+      owners: c.owners,
+    }))
+    .sort(
+      (a, b) => a.group.localeCompare(b.group) || a.slot.localeCompare(b.slot) || a.id.localeCompare(b.id),
+    )
+}
+
+export const jobRoutes: FastifyPluginAsync<{ deps: ApiDeps; scheduler: SchedulerService }> = async (
+  app,
+  { deps, scheduler },
+) => {
+  const { store } = deps
+  const notFound = (name: string) => new PlexusError('PLX_JOB_NOT_FOUND', `no job "${name}"`, { status: 404 })
+
+  app.put<{ Body: SubmitBody }>('/v1/jobs', { schema: { body: submitBody } }, async (req) => {
+    const job = await submit(store, specOf(req.body))
+    return { name: job.spec.name, version: job.version }
+  })
+
+  app.post<{ Body: SubmitBody }>('/v1/jobs/plan', { schema: { body: submitBody } }, async (req) => {
+    const spec = specOf(req.body)
+    const view = scheduler.view()
+    const current = view.jobs.get(spec.name)
+    const job: JobValue = {
+      spec,
+      version: (current?.version ?? 0) + 1,
+      submittedAt: new Date().toISOString(),
+      stopped: false,
+    }
+    const claims = claimsOf(
+      view.allocs.filter((a) => a.alloc.job === spec.name),
+      view.states.filter((s) => s.job === spec.name),
+    )
+    const self = jobOwner(spec.name, view.owners) ?? deps.peerId
+    const plan = ownerPlan({
+      self,
+      job,
+      hosts: view.hosts,
+      live: view.live,
+      claims: claims.values(),
+      now: Date.now(),
+    })
+    return {
+      job: spec.name,
+      owner: self,
+      place: plan.puts.map((a) => ({ group: a.group, slot: a.slot, host: a.host, hostName: a.hostName })),
+      remove: plan.deletes,
+      ...(plan.plan ? { explanation: plan.plan } : {}),
+    }
+  })
+
+  app.get('/v1/jobs', async () => {
+    const view = scheduler.view()
+    return [...view.jobs.values()]
+      .sort((a, b) => a.spec.name.localeCompare(b.spec.name))
+      .map((j) => {
+        const allocs = allocationsOf(view, j.spec.name)
+        return {
+          name: j.spec.name,
+          type: j.spec.type,
+          version: j.version,
+          stopped: j.stopped,
+          owner: view.hosts.find((h) => h.id === jobOwner(j.spec.name, view.owners))?.name ?? null,
+          wanted: j.stopped ? 0 : j.spec.groups.reduce((n, g) => n + g.count, 0),
+          placed: allocs.filter((a) => a.status !== 'rejected' && a.status !== 'lost').length,
+          admitted: allocs.filter((a) => a.status === 'admitted' || a.status === 'running').length,
+        }
+      })
+  })
+
+  app.get<{ Params: { name: string } }>('/v1/jobs/:name', { schema: { params: nameParam } }, async (req) => {
+    const view = scheduler.view()
+    const job = view.jobs.get(req.params.name)
+    if (!job) throw notFound(req.params.name)
+    const owner = jobOwner(job.spec.name, view.owners)
+    return {
+      job,
+      owner: owner ? { peer: owner, name: view.hosts.find((h) => h.id === owner)?.name } : null,
+      allocations: allocationsOf(view, job.spec.name),
+    }
+  })
+
+  app.delete<{ Params: { name: string }; Querystring: { purge?: string } }>(
+    '/v1/jobs/:name',
+    { schema: { params: nameParam } },
+    async (req) => {
+      const key = jobKey(req.params.name)
+      const job = scheduler.view().jobs.get(req.params.name)
+      if (!job) throw notFound(req.params.name)
+      if (req.query.purge !== undefined) await store.delete(key)
+      else await store.put(key, { ...job, stopped: true } as unknown as JsonValue)
+      return { name: req.params.name, stopped: true, purged: req.query.purge !== undefined }
+    },
+  )
+}

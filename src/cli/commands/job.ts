@@ -1,0 +1,148 @@
+import { readFile } from 'node:fs/promises'
+import type { RegisterCommand } from '../context.js'
+import { json, table } from '../output.js'
+
+interface JobLine {
+  name: string
+  type: string
+  version: number
+  stopped: boolean
+  owner: string | null
+  wanted: number
+  placed: number
+  admitted: number
+}
+interface Allocation {
+  id: string
+  group: string
+  slot: string
+  hostName: string
+  jobVersion: number
+  status: string
+  reason?: string
+}
+interface HostVerdict {
+  name: string
+  filter?: string
+  reason?: string
+  scores?: { total: number; networkCostMs?: number }
+}
+interface PlanOut {
+  job: string
+  place: { group: string; slot: string; hostName: string }[]
+  remove: string[]
+  explanation?: {
+    failures: { group: string; index: number; reason: string }[]
+    groups: { group: string; wanted: number; placed: number; hosts: HostVerdict[] }[]
+    networkCost: number
+  }
+}
+
+const enc = encodeURIComponent
+
+export const registerJob: RegisterCommand = (program, ctx) => {
+  const job = program.command('job').description('run, plan, inspect and stop jobs (docs/jobs.md)')
+
+  job
+    .command('run')
+    .description('submit a job spec (YAML or JSON); a changed spec is a new version')
+    .argument('<file>')
+    .action(async (file: string) => {
+      const text = await readFile(file, 'utf8')
+      const res = await ctx.client().call<{ name: string; version: number }>('PUT', '/v1/jobs', { text })
+      if (ctx.format() === 'json') return ctx.print(json(res))
+      ctx.print(`job ${res.name} version ${res.version} submitted\n`)
+    })
+
+  job
+    .command('plan')
+    .description('where a spec would be placed and why each host was filtered or how it scored; runs nothing')
+    .argument('<file>')
+    .action(async (file: string) => {
+      const text = await readFile(file, 'utf8')
+      const res = await ctx.client().call<PlanOut>('POST', '/v1/jobs/plan', { text })
+      if (ctx.format() === 'json') return ctx.print(json(res))
+      ctx.print(
+        table(
+          ['group', 'slot', 'host'],
+          res.place.map((p) => [p.group, p.slot, p.hostName]),
+        ),
+      )
+      for (const f of res.explanation?.failures ?? [])
+        ctx.print(`not placed: ${f.group}[${f.index}]: ${f.reason}\n`)
+      for (const g of res.explanation?.groups ?? []) {
+        ctx.print(`\ngroup ${g.group}: ${g.placed}/${g.wanted} placed\n`)
+        ctx.print(
+          table(
+            ['host', 'verdict', 'score', 'network ms'],
+            g.hosts.map((h) => [
+              h.name,
+              h.filter ? `${h.filter}: ${h.reason}` : 'feasible',
+              h.scores ? h.scores.total.toFixed(3) : '',
+              h.scores?.networkCostMs !== undefined ? h.scores.networkCostMs.toFixed(1) : '',
+            ]),
+          ),
+        )
+      }
+      if (res.explanation) ctx.print(`\nnetwork cost ${res.explanation.networkCost.toFixed(1)}\n`)
+    })
+
+  job
+    .command('ls')
+    .description('every job with its owner and how many slots are placed and admitted')
+    .action(async () => {
+      const list = await ctx.client().call<JobLine[]>('GET', '/v1/jobs')
+      if (ctx.format() === 'json') return ctx.print(json(list))
+      ctx.print(
+        table(
+          ['job', 'type', 'version', 'owner', 'wanted', 'placed', 'admitted', 'state'],
+          list.map((j) => [
+            j.name,
+            j.type,
+            j.version,
+            j.owner ?? '-',
+            j.wanted,
+            j.placed,
+            j.admitted,
+            j.stopped ? 'stopped' : 'running',
+          ]),
+        ),
+      )
+    })
+
+  job
+    .command('status')
+    .description("a job's allocations: where each runs and its host's verdict")
+    .argument('<name>')
+    .action(async (name: string) => {
+      const res = await ctx
+        .client()
+        .call<{ owner: { name?: string } | null; allocations: Allocation[] }>('GET', `/v1/jobs/${enc(name)}`)
+      if (ctx.format() === 'json') return ctx.print(json(res))
+      ctx.print(`owner: ${res.owner?.name ?? '-'}\n`)
+      ctx.print(
+        table(
+          ['allocation', 'group', 'slot', 'host', 'version', 'status'],
+          res.allocations.map((a) => [
+            a.id,
+            a.group,
+            a.slot.length > 12 ? a.slot.slice(0, 12) : a.slot,
+            a.hostName,
+            a.jobVersion,
+            a.reason ? `${a.status}: ${a.reason}` : a.status,
+          ]),
+        ),
+      )
+    })
+
+  job
+    .command('stop')
+    .description('stop a job: its allocations are removed (--purge also forgets the job)')
+    .argument('<name>')
+    .option('--purge', 'delete the job record too')
+    .action(async (name: string, o: { purge?: boolean }) => {
+      const res = await ctx.client().call('DELETE', `/v1/jobs/${enc(name)}${o.purge ? '?purge' : ''}`)
+      if (ctx.format() === 'json') return ctx.print(json(res))
+      ctx.print(`job ${name} stopped\n`)
+    })
+}

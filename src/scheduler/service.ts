@@ -1,0 +1,337 @@
+// The scheduler on every host, reconciled from the store: advertise this
+// host's capacity, place the jobs this host owns (owner.ts), judge the
+// allocations placed on this host (admission.ts) and release those that
+// lost their slot. No host asks another anything: each reads the same
+// records and writes only its own (allocs/<self>/, allocstate/<self>/,
+// capacity/<self>). The runner (issue 13) takes admitted allocations on.
+import { cpus, totalmem } from 'node:os'
+import type { MembersView } from '../cluster/service.js'
+import type { Counters } from '../lib/counters.js'
+import { errorMessage } from '../lib/errors.js'
+import type { Logger } from '../lib/log.js'
+import type { Startable } from '../lib/startable.js'
+import type { NodeValue } from '../store/records.js'
+import {
+  ALLOC_PREFIX,
+  ALLOC_STATE_PREFIX,
+  CAPACITY_PREFIX,
+  type JsonValue,
+  NODE_PREFIX,
+  type Store,
+} from '../store/types.js'
+import { admit, usedBy } from './admission.js'
+import { jobOwner } from './owner.js'
+import { ownerPlan } from './owner-plan.js'
+import type { ExistingAllocation, HostView } from './placement/types.js'
+import {
+  type AllocStateValue,
+  type AllocValue,
+  allocKey,
+  allocOf,
+  allocStateKey,
+  allocStateOf,
+  type CapacityValue,
+  capacityKey,
+  capacityOf,
+  JOB_PREFIX,
+  type JobValue,
+  jobOf,
+  type Resources,
+} from './records.js'
+import { type Claim, claimsOf, settle } from './settle.js'
+
+export interface SchedulerConfig {
+  /** what this host offers; default: every cpu (×1000 millicores) and all memory */
+  capacity?: Partial<Resources>
+}
+
+export interface SchedulerComponents {
+  store: Store
+  peerId: string
+  members: MembersView
+  logger: Logger
+  counters: Counters
+  config: { name: string; scheduler?: SchedulerConfig }
+}
+
+/** present while host <name> is drained: it takes no new placements */
+export const drainKey = (name: string): string => `config/drain/${name}`
+
+/** how long after a change the pass runs (a burst of records is one pass) */
+const DEBOUNCE_MS = 100
+/** a pass also runs on this timer: membership changes state without a record changing */
+const PERIOD_MS = 2000
+
+/** Everything a pass reads, decoded and validated once. */
+export interface SchedulerView {
+  jobs: Map<string, JobValue>
+  /** every alloc record: its owner (the key's writer) and value */
+  allocs: { owner: string; alloc: AllocValue }[]
+  states: AllocStateValue[]
+  capacity: Map<string, CapacityValue>
+  hosts: HostView[]
+  /** peers that may own jobs: alive or suspect (a suspect owner keeps its jobs until it is declared dead) */
+  owners: string[]
+  /** alive members: their allocations hold their slots */
+  live: Set<string>
+}
+
+export class SchedulerService implements Startable {
+  private readonly cancels: (() => void)[] = []
+  private timer?: NodeJS.Timeout
+  private running?: Promise<void>
+  private again = false
+  private stopped = false
+  private lastPass?: { at: string; ms: number; error?: string }
+
+  constructor(private readonly d: SchedulerComponents) {}
+
+  async start(): Promise<void> {
+    const { store } = this.d
+    for (const prefix of [
+      JOB_PREFIX,
+      ALLOC_PREFIX,
+      ALLOC_STATE_PREFIX,
+      CAPACITY_PREFIX,
+      NODE_PREFIX,
+      'config/drain/',
+    ])
+      this.cancels.push(store.watch(prefix, () => this.trigger()))
+    const period = setInterval(() => this.trigger(), PERIOD_MS)
+    period.unref()
+    this.cancels.push(() => clearInterval(period))
+    await this.pass()
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    for (const c of this.cancels.splice(0)) c()
+    clearTimeout(this.timer)
+    await this.running
+  }
+
+  status(): { lastPass?: { at: string; ms: number; error?: string } } {
+    return { lastPass: this.lastPass }
+  }
+
+  /** The records as this host sees them now (also what the API's job views read). */
+  view(): SchedulerView {
+    const { store } = this.d
+    const jobs = new Map<string, JobValue>()
+    for (const r of store.list(JOB_PREFIX)) {
+      const j = jobOf(r)
+      if (j) jobs.set(j.spec.name, j)
+      else this.d.counters.inc('scheduler.records.invalid')
+    }
+    const allocs: SchedulerView['allocs'] = []
+    for (const r of store.list(ALLOC_PREFIX)) {
+      const alloc = allocOf(r)
+      if (alloc) allocs.push({ owner: r.owner, alloc })
+      else this.d.counters.inc('scheduler.records.invalid')
+    }
+    const states: AllocStateValue[] = []
+    for (const r of store.list(ALLOC_STATE_PREFIX)) {
+      const s = allocStateOf(r)
+      if (s) states.push(s)
+      else this.d.counters.inc('scheduler.records.invalid')
+    }
+    const capacity = new Map<string, CapacityValue>()
+    for (const r of store.list(CAPACITY_PREFIX)) {
+      const c = capacityOf(r)
+      if (c) capacity.set(r.owner, c)
+    }
+    const members = this.d.members.hosts()
+    const hosts: HostView[] = []
+    for (const m of members) {
+      const node = store.get(`${NODE_PREFIX}${m.peerId}`)?.value as unknown as NodeValue | undefined
+      const cap = capacity.get(m.peerId)
+      hosts.push({
+        id: m.peerId,
+        name: m.name,
+        address: m.address,
+        // a host that advertises no capacity (an older agent) or is drained takes no placements
+        alive: m.state === 'alive' && cap !== undefined && cap.eligible,
+        labels: m.labels,
+        capacity: cap?.total ?? { cpu: 0, memoryMb: 0 },
+        used: cap?.used ?? { cpu: 0, memoryMb: 0 },
+        ...(node?.coordinate ? { coordinate: node.coordinate } : {}),
+      })
+    }
+    const owners = members.filter((m) => m.state !== 'dead').map((m) => m.peerId)
+    const live = new Set(members.filter((m) => m.state === 'alive').map((m) => m.peerId))
+    return { jobs, allocs, states, capacity, hosts, owners, live }
+  }
+
+  private trigger(): void {
+    if (this.stopped) return
+    clearTimeout(this.timer)
+    this.timer = setTimeout(() => void this.pass(), DEBOUNCE_MS)
+    this.timer.unref()
+  }
+
+  /** One pass; passes never overlap (a change during a pass runs another after it). */
+  private async pass(): Promise<void> {
+    if (this.running) {
+      this.again = true
+      return this.running
+    }
+    this.running = (async () => {
+      do {
+        this.again = false
+        const t0 = performance.now()
+        try {
+          await this.reconcile()
+          this.lastPass = { at: new Date().toISOString(), ms: Math.round(performance.now() - t0) }
+        } catch (err) {
+          this.lastPass = {
+            at: new Date().toISOString(),
+            ms: Math.round(performance.now() - t0),
+            error: errorMessage(err),
+          }
+          this.d.counters.inc('scheduler.pass.errors')
+          this.d.logger.warn({ err }, 'scheduler pass failed')
+        }
+      } while (this.again && !this.stopped)
+    })().finally(() => {
+      this.running = undefined
+    })
+    return this.running
+  }
+
+  private async reconcile(): Promise<void> {
+    const view = this.view()
+    await this.judge(view)
+    await this.own(view)
+    await this.advertise(this.view())
+  }
+
+  /** Admission and release of the allocations placed on this host. */
+  private async judge(view: SchedulerView): Promise<void> {
+    const { store, peerId: self, logger } = this.d
+    const cap = this.capacityTotal()
+    const mine = view.states.filter((s) => s.host === self)
+    const byId = new Map(mine.map((s) => [s.id, s]))
+    const offered: AllocValue[] = []
+    for (const [name, claims] of this.claimsByJob(view)) {
+      const job = view.jobs.get(name)
+      const verdicts = settle(claims, view.live, job?.spec.type === 'batch')
+      const winners = new Set([...verdicts.values()].map((v) => v.winner.alloc.id))
+      for (const c of claims) {
+        if (c.alloc.host !== self) continue
+        const placedByOwner = c.owners.length > 0
+        if (placedByOwner && winners.has(c.alloc.id) && !byId.has(c.alloc.id)) offered.push(c.alloc)
+        // released: the job is gone or stopped, or another claim won the slot
+        const state = byId.get(c.alloc.id)
+        if (state && (!job || job.stopped || !winners.has(c.alloc.id))) {
+          await store.delete(allocStateKey(self, state.id))
+          logger.info({ alloc: state.id, job: name }, 'allocation released')
+        }
+      }
+    }
+    if (offered.length === 0) return
+    const verdict = admit({ total: cap, eligible: this.eligible(), states: mine, offered })
+    const now = Date.now()
+    for (const a of verdict.admitted) {
+      await store.put(allocStateKey(self, a.id), {
+        ...a,
+        status: 'admitted',
+        updatedAt: now,
+      } as unknown as JsonValue)
+      this.d.counters.inc('scheduler.allocs.admitted')
+    }
+    for (const { alloc, reason } of verdict.rejected) {
+      await store.put(allocStateKey(self, alloc.id), {
+        ...alloc,
+        status: 'rejected',
+        reason,
+        updatedAt: now,
+      } as unknown as JsonValue)
+      this.d.counters.inc('scheduler.allocs.rejected')
+      logger.info({ alloc: alloc.id, reason }, 'allocation rejected')
+    }
+  }
+
+  /** Placement for the jobs this host owns; cleanup of records for jobs it no longer owns. */
+  private async own(view: SchedulerView): Promise<void> {
+    const { store, peerId: self, logger } = this.d
+    const claimsByJob = this.claimsByJob(view)
+    const others: ExistingAllocation[] = []
+    for (const [name, claims] of claimsByJob) {
+      const service = (g: string) => view.jobs.get(name)?.spec.groups.find((x) => x.name === g)?.service?.name
+      for (const c of claims) {
+        const s = service(c.alloc.group)
+        others.push({ host: c.alloc.host, job: name, group: c.alloc.group, ...(s ? { service: s } : {}) })
+      }
+    }
+    const now = Date.now()
+    for (const [name, job] of view.jobs) {
+      const owner = jobOwner(name, view.owners)
+      if (owner !== self) continue
+      const plan = ownerPlan({
+        self,
+        job,
+        hosts: view.hosts,
+        live: view.live,
+        claims: claimsByJob.get(name) ?? [],
+        others: others.filter((o) => o.job !== name),
+        now,
+      })
+      for (const a of plan.puts) await store.put(allocKey(self, a), a as unknown as JsonValue)
+      for (const slot of plan.deletes) await store.delete(`${ALLOC_PREFIX}${self}/${name}/${slot}`)
+      if (plan.puts.length || plan.deletes.length)
+        logger.info({ job: name, placed: plan.puts.length, removed: plan.deletes.length }, 'job placed')
+      for (const f of plan.plan?.failures ?? []) {
+        this.d.counters.inc('scheduler.placement.failures')
+        logger.warn({ job: name, group: f.group, slot: f.index, reason: f.reason }, 'slot not placed')
+      }
+    }
+    // this host's records of jobs it no longer owns: dropped when the job is gone, or once the
+    // current owner has written the slot (adopted or placed anew), so no slot is ever unclaimed
+    const held = new Set(view.allocs.map((x) => `${x.owner}/${x.alloc.job}/${x.alloc.group}/${x.alloc.slot}`))
+    for (const { owner, alloc } of view.allocs) {
+      if (owner !== self) continue
+      if (view.jobs.has(alloc.job)) {
+        const current = jobOwner(alloc.job, view.owners)
+        if (current === self || !held.has(`${current}/${alloc.job}/${alloc.group}/${alloc.slot}`)) continue
+      }
+      await store.delete(allocKey(self, alloc))
+    }
+  }
+
+  /** capacity/<self>: what this host offers and what its holding allocations use. */
+  private async advertise(view: SchedulerView): Promise<void> {
+    const { store, peerId: self } = this.d
+    const value: CapacityValue = {
+      total: this.capacityTotal(),
+      used: usedBy(view.states.filter((s) => s.host === self)),
+      eligible: this.eligible(),
+    }
+    const current = view.capacity.get(self)
+    if (current && JSON.stringify(current) === JSON.stringify(value)) return
+    await store.put(capacityKey(self), value as unknown as JsonValue)
+  }
+
+  private claimsByJob(view: SchedulerView): Map<string, Claim[]> {
+    const allocs = new Map<string, { owner: string; alloc: AllocValue }[]>()
+    for (const a of view.allocs) allocs.set(a.alloc.job, [...(allocs.get(a.alloc.job) ?? []), a])
+    const states = new Map<string, AllocStateValue[]>()
+    for (const s of view.states) states.set(s.job, [...(states.get(s.job) ?? []), s])
+    const out = new Map<string, Claim[]>()
+    for (const job of new Set([...allocs.keys(), ...states.keys(), ...view.jobs.keys()]))
+      out.set(job, [...claimsOf(allocs.get(job) ?? [], states.get(job) ?? []).values()])
+    return out
+  }
+
+  private capacityTotal(): Resources {
+    const c = this.d.config.scheduler?.capacity
+    return {
+      cpu: c?.cpu ?? cpus().length * 1000,
+      memoryMb: c?.memoryMb ?? Math.round(totalmem() / 2 ** 20),
+    }
+  }
+
+  /** false while an operator has drained this host (config/drain/<name>, written by `plexctl hosts drain`) */
+  private eligible(): boolean {
+    return this.d.store.get(drainKey(this.d.config.name)) === undefined
+  }
+}
