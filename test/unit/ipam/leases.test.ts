@@ -160,17 +160,21 @@ t.test('free subnet choice skips taken ranges and reports a full range', async (
   })
 })
 
-t.test('free subnet walk is cheap on a huge network', async (t) => {
+// Speed is bench/'s to judge (a wall-clock bound here fails on a loaded CI machine, not on slow code):
+// these two check the answers at size and print the time.
+t.test('free subnet walk on a huge network', async (t) => {
   const huge = parseNetworkConfig({ Network: '10.0.0.0/8', SubnetLen: 30 })
   const start = process.hrtime.bigint()
   const taken = Array.from({ length: 50_000 }, (_, i) => ({ base: 0x0a000000 + 4 * (i + 1), prefix: 30 }))
   const free = freeSubnets(networkRanges(huge), taken, 100)
   t.equal(free.length, 100)
   t.equal(formatCidr(free[0] as { base: number; prefix: number }), '10.3.13.68/30')
-  t.ok(Number(process.hrtime.bigint() - start) / 1e6 < 500, 'well under a second')
+  t.comment(
+    `freeSubnets past 50,000 taken /30s: ${(Number(process.hrtime.bigint() - start) / 1e6).toFixed(1)} ms`,
+  )
 })
 
-t.test('judging 10,000 leases is fast (the datapath runs this on every store change)', async (t) => {
+t.test('judging 10,000 leases (the datapath runs this on every store change)', async (t) => {
   const big = parseNetworkConfig({ Network: '10.0.0.0/8', SubnetLen: 24 })
   const records = Array.from({ length: 10_000 }, (_, i) =>
     rec(`P${i}`, {
@@ -184,6 +188,5 @@ t.test('judging 10,000 leases is fast (the datapath runs this on every store cha
   const ms = Number(process.hrtime.bigint() - start) / 1e6
   t.equal(v.valid.length, 10_000)
   t.match(v.invalid, [{ key: 'leases/Q', kind: 'conflict', heldBy: 'P0' }])
-  t.ok(ms < 1000, `took ${ms.toFixed(1)} ms`)
   t.comment(`validLeases over 10,001 records: ${ms.toFixed(1)} ms`)
 })
