@@ -7,6 +7,7 @@ import { backendFor } from './backend/index.js'
 import { vtepMac } from './backend/vxlan/mac.js'
 import { isolationSection } from './firewall/isolation.js'
 import { clusterSection, type Section } from './firewall/model.js'
+import { type SpoofEndpoint, spoofSection } from './firewall/spoof.js'
 import { BRIDGE_NAME, type DesiredState, type LocalContext, type RemotePlan, type Underlay } from './model.js'
 
 export interface DesiredInput {
@@ -23,6 +24,8 @@ export interface DesiredInput {
    * cluster's "nat-inside" return; these sections only match their own flows
    */
   extraSections?: Section[]
+  /** this host's container interfaces (endpoint records, checked with checkEndpoint): their anti-spoofing rules */
+  endpoints?: SpoofEndpoint[]
 }
 
 export function localContext(input: DesiredInput): LocalContext {
@@ -55,6 +58,7 @@ export function desiredState(input: DesiredInput): DesiredState {
     fdb: [],
     firewall: {
       sections: [
+        spoofSection(input.endpoints ?? []),
         isolationSection({
           network: input.network,
           subnet: input.self.subnet,

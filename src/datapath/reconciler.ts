@@ -10,6 +10,7 @@ import type { Logger } from '../lib/log.js'
 import type { Startable } from '../lib/startable.js'
 import { type DesiredInput, desiredState } from './desired.js'
 import { type Change, changeTarget, desiredTargets, diffState, routeKey } from './diff.js'
+import { DropCounts } from './firewall/drops.js'
 import type { FirewallBackend } from './firewall/index.js'
 import { expectedView, type FirewallView } from './firewall/model.js'
 import { applyChanges, readActual, readUnderlay } from './kernel.js'
@@ -85,7 +86,7 @@ export interface DatapathStatus {
 /** stands for firewall rules a light pass has not confirmed: differs from any desired view */
 const UNCONFIRMED_FIREWALL: FirewallView = {
   hooked: false,
-  rules: { forward: [], input: [], prerouting: [], output: [], postrouting: [] },
+  rules: { forward: [], input: [], prerouting: [], output: [], postrouting: [], bridge: [] },
 }
 
 const REPAIR_KIND: Partial<Record<Change['kind'], string>> = {
@@ -139,6 +140,7 @@ export class Reconciler implements Startable {
   private refusedSeen = new Set<string>()
   private st: DatapathStatus
   private readonly repairs: Record<string, number> = { total: 0 }
+  private readonly drops = new DropCounts()
 
   constructor(private readonly o: ReconcilerOptions) {
     this.log = o.logger.child({ component: 'datapath' })
@@ -270,11 +272,15 @@ export class Reconciler implements Startable {
     // confirmed are rewritten whole anyway, so they need no reading either:
     // a new published port costs one firewall process, not three.
     const firewallView = full
-      ? () => this.o.firewall.read()
+      ? () => this.o.firewall.read(desired.firewall)
       : this.confirmedFirewall === firewallKey
         ? () => expectedView(desired.firewall)
         : () => UNCONFIRMED_FIREWALL
     const { actual, index } = await readActual(this.o.nl, desired, firewallView)
+    if (full) {
+      for (const [section, n] of this.drops.observe(desired.firewall, actual.firewall.packets ?? {}))
+        this.o.counters.inc(`datapath.${section}.dropped`, n)
+    }
     const changes = diffState(desired, actual)
     const repairs = changes.filter((c) => this.isRepair(c, firewallKey))
     const result = changes.length

@@ -11,11 +11,12 @@ import type { Counters } from '../lib/counters.js'
 import { PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Startable } from '../lib/startable.js'
-import { LEASE_PREFIX, type ReadableStore } from '../store/types.js'
+import { ENDPOINT_PREFIX, LEASE_PREFIX, type ReadableStore, type StoreRecord } from '../store/types.js'
 import { backendFor } from './backend/index.js'
 import type { DatapathConfig } from './config.js'
 import { createFirewall, type FirewallBackend } from './firewall/index.js'
 import { checkSpec, type Section } from './firewall/model.js'
+import { checkEndpoint, type SpoofEndpoint } from './firewall/spoof.js'
 import { BRIDGE_NAME } from './model.js'
 import { Netlink } from './netlink.js'
 import { type DatapathStatus, type InputSource, Reconciler } from './reconciler.js'
@@ -48,6 +49,8 @@ export class DatapathService implements Startable, DatapathComponent {
   private readonly unwatch: (() => void)[] = []
   private publishedMac?: string
   private readonly reconciler: Reconciler
+  /** endpoint records left without anti-spoofing rules (logged once each) */
+  private unguarded = new Set<string>()
 
   private constructor(
     private readonly c: DatapathComponents,
@@ -99,7 +102,36 @@ export class DatapathService implements Startable, DatapathComponent {
       underlay: { ifname: cur.underlayInterface, address: cur.publicIp },
       ...withdrawTime(lease.status()),
       extraSections: [...this.sections.values()],
+      endpoints: this.endpoints(),
     }
+  }
+
+  private get ownEndpoints(): string {
+    return `${ENDPOINT_PREFIX}${this.c.peerId}/`
+  }
+
+  /**
+   * This host's endpoint records as the anti-spoofing rules take them. They
+   * are our own records, so one that cannot be rendered means a bug or a
+   * damaged state file: it is left out (its container is not guarded), logged
+   * once and counted (`datapath.spoof.unguarded`) rather than failing the batch.
+   */
+  private endpoints(): SpoofEndpoint[] {
+    const out: SpoofEndpoint[] = []
+    const bad = new Set<string>()
+    for (const r of this.c.store.list(this.ownEndpoints)) {
+      const { endpoint, problem } = spoofEndpointOf(r)
+      if (endpoint) {
+        out.push(endpoint)
+        continue
+      }
+      bad.add(r.key)
+      if (this.unguarded.has(r.key)) continue
+      this.c.counters.inc('datapath.spoof.unguarded')
+      this.c.logger.warn({ key: r.key }, `no anti-spoofing rules for ${r.key}: ${problem}`)
+    }
+    this.unguarded = bad
+    return out
   }
 
   /** the lease must carry our VTEP MAC before the others can program us */
@@ -123,6 +155,7 @@ export class DatapathService implements Startable, DatapathComponent {
     this.unwatch.push(
       this.c.store.watch(LEASE_PREFIX, this.changed),
       this.c.store.watch(NETWORK_CONFIG_KEY, this.changed),
+      this.c.store.watch(this.ownEndpoints, this.changed),
     )
     for (const ev of ['acquired', 'changed', 'lost'] as const) {
       this.c.lease.on(ev, this.changed)
@@ -187,4 +220,17 @@ export class DatapathService implements Startable, DatapathComponent {
 function withdrawTime(st: { withdrawAt?: string }): { bridgeUntil?: number } {
   const t = st.withdrawAt ? Date.parse(st.withdrawAt) : Number.NaN
   return Number.isFinite(t) ? { bridgeUntil: t } : {}
+}
+
+function spoofEndpointOf(r: StoreRecord): { endpoint?: SpoofEndpoint; problem?: string } {
+  const v = r.value
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    return { problem: 'the value is not an object' }
+  const { hostVeth, mac, ipv4, ipv6 } = v
+  if (typeof hostVeth !== 'string' || typeof mac !== 'string' || typeof ipv4 !== 'string')
+    return { problem: 'hostVeth, mac or ipv4 missing' }
+  if (ipv6 !== undefined && typeof ipv6 !== 'string') return { problem: 'ipv6 is not a string' }
+  const endpoint = { hostVeth, mac, ipv4, ...(ipv6 === undefined ? {} : { ipv6 }) }
+  const problem = checkEndpoint(endpoint)
+  return problem ? { problem } : { endpoint }
 }

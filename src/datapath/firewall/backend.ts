@@ -5,8 +5,12 @@ export interface FirewallBackend {
   readonly name: 'iptables' | 'nftables'
   /** iptables flavour in use (nf_tables or legacy) */
   readonly variant: string | undefined
-  /** our chains/table, reduced to rule tags per hook */
-  read(): Promise<FirewallView>
+  /**
+   * our chains/tables, reduced to rule tags per hook, with the kernel's packet
+   * counts; `want`, the spec the caller expects, names rules a backend cannot
+   * tag in the kernel (ebtables has no comments)
+   */
+  read(want?: FirewallSpec): Promise<FirewallView>
   /** makes our chains/table exactly spec, as one atomic batch */
   apply(spec: FirewallSpec): Promise<void>
   /** removes our chains/table and jumps; false if there was nothing */

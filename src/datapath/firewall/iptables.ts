@@ -6,11 +6,20 @@
 // differ: with the nf_tables flavour every deleted or flushed rule makes the
 // commit wait for an RCU grace period (flushing both tables to add one port
 // took 25-30 ms here; inserting its rules takes under 1 ms).
+// Layer-2 rules (hook `bridge`) go to ebtables (ebtables.ts), edited the same way.
 
 import type { FirewallBackend } from './backend.js'
+import {
+  type EbDump,
+  ebDumpOf,
+  ebHooked,
+  ebView,
+  parseEbSave,
+  renderEbRemove,
+  renderEbRestore,
+} from './ebtables.js'
 import { run } from './exec.js'
 import {
-  chainEdit,
   type FirewallSpec,
   type FirewallView,
   HOOKS,
@@ -20,17 +29,22 @@ import {
   rulesOf,
   ruleTag,
 } from './model.js'
+import { editChain } from './xtables.js'
 
 export type IptablesVariant = 'nf_tables' | 'legacy'
 
-const TABLE: Record<Hook, 'filter' | 'nat'> = {
+/** the hooks iptables itself programs; `bridge` is ebtables' */
+type IptHook = Exclude<Hook, 'bridge'>
+const IPT_HOOKS = HOOKS.filter((h): h is IptHook => h !== 'bridge')
+
+const TABLE: Record<IptHook, 'filter' | 'nat'> = {
   forward: 'filter',
   input: 'filter',
   prerouting: 'nat',
   output: 'nat',
   postrouting: 'nat',
 }
-const PARENT: Record<Hook, string> = {
+const PARENT: Record<IptHook, string> = {
   forward: 'FORWARD',
   input: 'INPUT',
   prerouting: 'PREROUTING',
@@ -39,11 +53,11 @@ const PARENT: Record<Hook, string> = {
 }
 const JUMP_TAG = 'plexus-hook'
 
-export function chainOf(hook: Hook): string {
+export function chainOf(hook: IptHook): string {
   return `PLEXUS-${PARENT[hook]}`
 }
 
-function jumpArgs(hook: Hook): string {
+function jumpArgs(hook: IptHook): string {
   return `-m comment --comment ${JUMP_TAG} -j ${chainOf(hook)}`
 }
 
@@ -94,7 +108,7 @@ function ruleArgs(section: string, r: Rule): string {
 }
 
 /** one `-A` line of iptables-restore input */
-export function renderRule(section: string, hook: Hook, r: Rule): string {
+export function renderRule(section: string, hook: IptHook, r: Rule): string {
   return `-A ${chainOf(hook)} ${ruleArgs(section, r)}`
 }
 
@@ -105,24 +119,31 @@ export interface IptablesDump {
   rules: Map<string, string[]>
   /** number of jumps into each of our chains from its built-in parent */
   jumps: Map<string, number>
+  /** packets each of our rules matched (iptables-save -c), by tag */
+  packets: Map<string, number>
 }
 
 const COMMENT = /--comment "?([^"\s]+)"?/
 
 export function parseSave(text: string): IptablesDump {
-  const dump: IptablesDump = { chains: new Set(), rules: new Map(), jumps: new Map() }
-  const ours = new Map(HOOKS.map((h) => [chainOf(h), h]))
-  const parents = new Map(HOOKS.map((h) => [PARENT[h], chainOf(h)]))
-  for (const line of text.split('\n')) {
-    const decl = /^:(\S+)/.exec(line)
+  const dump: IptablesDump = { chains: new Set(), rules: new Map(), jumps: new Map(), packets: new Map() }
+  const ours = new Map(IPT_HOOKS.map((h) => [chainOf(h), h]))
+  const parents = new Map(IPT_HOOKS.map((h) => [PARENT[h], chainOf(h)]))
+  for (const full of text.split('\n')) {
+    const decl = /^:(\S+)/.exec(full)
     if (decl?.[1] && ours.has(decl[1])) dump.chains.add(decl[1])
+    // with -c every rule starts with [packets:bytes]
+    const counted = /^\[(\d+):\d+\] (.*)$/.exec(full)
+    const line = counted?.[2] ?? full
     const m = /^-A (\S+) (.*)$/.exec(line)
     if (!m?.[1] || m[2] === undefined) continue
     const [, chain, rest] = m
     if (ours.has(chain)) {
       const list = dump.rules.get(chain) ?? []
-      list.push(COMMENT.exec(rest)?.[1] ?? line)
+      const tag = COMMENT.exec(rest)?.[1] ?? line
+      list.push(tag)
       dump.rules.set(chain, list)
+      if (counted) dump.packets.set(tag, Number(counted[1]))
     } else if (parents.get(chain) && rest.endsWith(`-j ${parents.get(chain)}`)) {
       const target = parents.get(chain) as string
       dump.jumps.set(target, (dump.jumps.get(target) ?? 0) + 1)
@@ -131,31 +152,14 @@ export function parseSave(text: string): IptablesDump {
   return dump
 }
 
+/** the view of our iptables chains (the `bridge` hook, ebtables', left empty) */
 export function viewOf(dump: IptablesDump): FirewallView {
-  const hooked = HOOKS.every((h) => dump.chains.has(chainOf(h)) && dump.jumps.get(chainOf(h)) === 1)
-  const rules = Object.fromEntries(HOOKS.map((h) => [h, dump.rules.get(chainOf(h)) ?? []])) as Record<
-    Hook,
-    string[]
-  >
-  return { hooked, rules }
-}
-
-/**
- * Lines that turn one of our chains from `have` into `want` (chainEdit):
- * deletions by number, highest first so the lower numbers stay valid, then
- * insertions in ascending order, each at its final position (appends at the end).
- */
-function editChain(chain: string, have: string[], want: { tag: string; args: string }[]): string[] {
-  const { deletes, inserts } = chainEdit(
-    have,
-    want.map((w) => w.tag),
-  )
-  let length = have.length - deletes.length
-  const ins = inserts.map(({ want: i }) => {
-    const args = want[i]?.args
-    return i + 1 > length++ ? `-A ${chain} ${args}` : `-I ${chain} ${i + 1} ${args}`
-  })
-  return [...deletes.reverse().map((n) => `-D ${chain} ${n + 1}`), ...ins]
+  const hooked = IPT_HOOKS.every((h) => dump.chains.has(chainOf(h)) && dump.jumps.get(chainOf(h)) === 1)
+  const rules = Object.fromEntries([
+    ...IPT_HOOKS.map((h) => [h, dump.rules.get(chainOf(h)) ?? []]),
+    ['bridge', []],
+  ]) as Record<Hook, string[]>
+  return { hooked, rules, packets: Object.fromEntries(dump.packets) }
 }
 
 /**
@@ -166,7 +170,7 @@ function editChain(chain: string, have: string[], want: { tag: string; args: str
 export function renderRestore(spec: FirewallSpec, current: IptablesDump): string {
   const out: string[] = []
   for (const table of ['filter', 'nat'] as const) {
-    const hooks = HOOKS.filter((h) => TABLE[h] === table)
+    const hooks = IPT_HOOKS.filter((h) => TABLE[h] === table)
     out.push(`*${table}`)
     for (const h of hooks) if (!current.chains.has(chainOf(h))) out.push(`:${chainOf(h)} - [0:0]`)
     for (const h of hooks) {
@@ -189,11 +193,14 @@ export function renderRestore(spec: FirewallSpec, current: IptablesDump): string
 
 /** what a dump shows right after spec was restored (pure) */
 export function dumpOf(spec: FirewallSpec): IptablesDump {
-  const chains = HOOKS.map(chainOf)
+  const chains = IPT_HOOKS.map(chainOf)
   return {
     chains: new Set(chains),
-    rules: new Map(HOOKS.map((h) => [chainOf(h), rulesOf(spec, h).map((x) => ruleTag(x.section, x.rule))])),
+    rules: new Map(
+      IPT_HOOKS.map((h) => [chainOf(h), rulesOf(spec, h).map((x) => ruleTag(x.section, x.rule))]),
+    ),
     jumps: new Map(chains.map((c) => [c, 1])),
+    packets: new Map(),
   }
 }
 
@@ -201,7 +208,7 @@ export function dumpOf(spec: FirewallSpec): IptablesDump {
 export function renderRemove(dump: IptablesDump): string {
   const out: string[] = []
   for (const table of ['filter', 'nat'] as const) {
-    const hooks = HOOKS.filter((h) => TABLE[h] === table)
+    const hooks = IPT_HOOKS.filter((h) => TABLE[h] === table)
     out.push(`*${table}`)
     for (const h of hooks)
       for (let i = 0; i < (dump.jumps.get(chainOf(h)) ?? 0); i++) out.push(`-D ${PARENT[h]} ${jumpArgs(h)}`)
@@ -229,6 +236,14 @@ export async function detectVariant(netns?: string): Promise<IptablesVariant> {
   return legacy > nft ? 'legacy' : 'nf_tables'
 }
 
+/**
+ * ebtables writes the kernel's bridge family whatever the iptables flavour:
+ * the nf_tables tool, which ships with iptables 1.8 (Debian's iptables
+ * package), where the legacy ebtables is a separate package most hosts lack.
+ */
+const EBTABLES_SAVE = 'ebtables-nft-save'
+const EBTABLES_RESTORE = 'ebtables-nft-restore'
+
 export class IptablesFirewall implements FirewallBackend {
   readonly name = 'iptables'
   /**
@@ -238,47 +253,64 @@ export class IptablesFirewall implements FirewallBackend {
    * the next full pass reads (refreshing this) and repairs; an edit that no
    * longer applies makes apply() dump and try once more.
    */
-  private known?: IptablesDump
+  private known?: { ipt: IptablesDump; eb: EbDump }
 
   constructor(
     readonly variant: IptablesVariant,
     private readonly netns?: string,
   ) {}
 
-  private async dump(): Promise<IptablesDump> {
-    const [filter, nat] = await Promise.all([
-      run(tool(this.variant, 'save'), ['-t', 'filter'], undefined, this.netns),
-      run(tool(this.variant, 'save'), ['-t', 'nat'], undefined, this.netns),
+  private async dump(): Promise<{ ipt: IptablesDump; eb: EbDump }> {
+    const [filter, nat, eb] = await Promise.all([
+      run(tool(this.variant, 'save'), ['-c', '-t', 'filter'], undefined, this.netns),
+      run(tool(this.variant, 'save'), ['-c', '-t', 'nat'], undefined, this.netns),
+      run(EBTABLES_SAVE, ['-c', '-t', 'nat'], undefined, this.netns),
     ])
-    this.known = parseSave(`${filter}\n${nat}`)
+    this.known = { ipt: parseSave(`${filter}\n${nat}`), eb: parseEbSave(eb) }
     return this.known
   }
 
-  private restore(input: string): Promise<string> {
-    return run(tool(this.variant, 'restore'), ['--noflush', '--wait'], input, this.netns)
+  private async restore(spec: FirewallSpec, from: { ipt: IptablesDump; eb: EbDump }): Promise<void> {
+    await run(
+      tool(this.variant, 'restore'),
+      ['--noflush', '--wait'],
+      renderRestore(spec, from.ipt),
+      this.netns,
+    )
+    const eb = renderEbRestore(spec, from.eb)
+    if (eb !== '*nat\nCOMMIT\n') await run(EBTABLES_RESTORE, ['--noflush'], eb, this.netns)
   }
 
-  async read(): Promise<FirewallView> {
-    return viewOf(await this.dump())
+  /** want: the spec the caller expects, which names the ebtables rules (they cannot carry a comment) */
+  async read(want: FirewallSpec = { sections: [] }): Promise<FirewallView> {
+    const { ipt, eb } = await this.dump()
+    const view = viewOf(ipt)
+    const bridge = ebView(eb, want)
+    return {
+      hooked: view.hooked && ebHooked(eb),
+      rules: { ...view.rules, bridge: bridge.rules },
+      packets: { ...view.packets, ...bridge.packets },
+    }
   }
 
   async apply(spec: FirewallSpec): Promise<void> {
     const known = this.known
     this.known = undefined
     try {
-      await this.restore(renderRestore(spec, known ?? (await this.dump())))
+      await this.restore(spec, known ?? (await this.dump()))
     } catch (err) {
       if (!known) throw err
-      await this.restore(renderRestore(spec, await this.dump()))
+      await this.restore(spec, await this.dump())
     }
-    this.known = dumpOf(spec)
+    this.known = { ipt: dumpOf(spec), eb: ebDumpOf(spec) }
   }
 
   async remove(): Promise<boolean> {
-    const dump = await this.dump()
+    const { ipt, eb } = await this.dump()
     this.known = undefined
-    if (dump.chains.size === 0 && dump.jumps.size === 0) return false
-    await this.restore(renderRemove(dump))
-    return true
+    const ours = ipt.chains.size > 0 || ipt.jumps.size > 0
+    if (ours) await run(tool(this.variant, 'restore'), ['--noflush', '--wait'], renderRemove(ipt), this.netns)
+    if (eb.chain || eb.jumps) await run(EBTABLES_RESTORE, ['--noflush'], renderEbRemove(eb), this.netns)
+    return ours || eb.chain || eb.jumps > 0
   }
 }

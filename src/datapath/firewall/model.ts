@@ -8,13 +8,18 @@
 // hash covers the rule's content, so reading back the comments per chain is
 // enough to detect a rule that was deleted, added, reordered or changed.
 import { createHash } from 'node:crypto'
+import { isIPv6 } from 'node:net'
 import { diffArrays } from 'diff'
 import { parseCidr, parseIPv4 } from '../../ipam/cidr.js'
 import type { NetworkConfig } from '../../ipam/config.js'
 
-/** Where a rule runs. forward/input are filtering hooks, the others NAT hooks. */
-export type Hook = 'forward' | 'input' | 'prerouting' | 'output' | 'postrouting'
-export const HOOKS: readonly Hook[] = ['forward', 'input', 'prerouting', 'output', 'postrouting']
+/**
+ * Where a rule runs. forward/input are filtering hooks, the others NAT hooks;
+ * `bridge` filters layer-2 frames as they enter the bridge from a port
+ * (a container's veth), before the bridge learns their MAC or routes them.
+ */
+export type Hook = 'forward' | 'input' | 'prerouting' | 'output' | 'postrouting' | 'bridge'
+export const HOOKS: readonly Hook[] = ['forward', 'input', 'prerouting', 'output', 'postrouting', 'bridge']
 export const NAT_HOOKS: ReadonlySet<Hook> = new Set(['prerouting', 'output', 'postrouting'])
 
 export interface Match {
@@ -33,7 +38,22 @@ export interface Match {
   ctState?: ('new' | 'established' | 'related' | 'invalid')[]
   /** the connection's destination was NATed (iptables --ctstate DNAT, nft ct status dnat) */
   ctDnat?: boolean
+  // Layer 2, hook `bridge` only (iif is then the bridge port). src/notSrc there need etherType ipv4.
+  /** the frame's ethertype */
+  etherType?: 'ipv4' | 'ipv6' | 'arp'
+  /** the frame's source MAC is not this one */
+  notSrcMac?: string
+  /** IPv6 source address or CIDR (etherType ipv6) */
+  src6?: string
+  /** ARP sender protocol address is not this IPv4 address (etherType arp) */
+  notArpSrc?: string
+  /** ARP sender hardware address is not this MAC (etherType arp) */
+  notArpSrcMac?: string
 }
+
+/** the match fields a `bridge` rule may use, and the ones only it may use */
+const L2_FIELDS = ['iif', 'etherType', 'notSrcMac', 'src6', 'notArpSrc', 'notArpSrcMac', 'src', 'notSrc']
+const L2_ONLY = ['etherType', 'notSrcMac', 'src6', 'notArpSrc', 'notArpSrcMac']
 
 export type Action =
   | { type: 'accept' }
@@ -73,6 +93,8 @@ export interface FirewallView {
   /** our table/chains exist and are hooked in (iptables: the jumps from the built-in chains) */
   hooked: boolean
   rules: Record<Hook, string[]>
+  /** packets each rule matched, by tag, as the kernel counts them (nftables counts its drop rules only) */
+  packets?: Record<string, number>
 }
 
 const NAME = /^[a-z0-9-]{1,40}$/
@@ -148,6 +170,44 @@ const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/
 const isPort = (p: unknown) => Number.isInteger(p) && (p as number) >= 1 && (p as number) <= 65535
 const isAddress = (a: string) => parseIPv4(a) !== undefined
 const isNet = (a: string) => isAddress(a) || !('reason' in parseCidr(a))
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/
+const isNet6 = (a: string) => {
+  const [addr, len, ...rest] = a.split('/')
+  const n = Number(len ?? 128)
+  return rest.length === 0 && isIPv6(addr ?? '') && Number.isInteger(n) && n >= 0 && n <= 128
+}
+
+/** problems of a `bridge` rule: layer-2 fields only there, each with the ethertype it needs */
+function bridgeProblems(where: string, r: Rule): string[] {
+  const p: string[] = []
+  const m = r.match as Record<string, unknown>
+  const fields = Object.keys(m).filter((k) => m[k] !== undefined)
+  if (r.hook !== 'bridge') {
+    for (const k of fields.filter((f) => L2_ONLY.includes(f)))
+      p.push(`rule "${where}": ${k} needs hook bridge`)
+    return p
+  }
+  for (const k of fields.filter((f) => !L2_FIELDS.includes(f)))
+    p.push(`rule "${where}": ${k} cannot be matched in hook bridge`)
+  const e = r.match.etherType
+  if (e !== undefined && !['ipv4', 'ipv6', 'arp'].includes(e))
+    p.push(`rule "${where}": unknown etherType "${e}"`)
+  const need = { src: 'ipv4', notSrc: 'ipv4', src6: 'ipv6', notArpSrc: 'arp', notArpSrcMac: 'arp' } as const
+  for (const [k, type] of Object.entries(need))
+    if (m[k] !== undefined && e !== type) p.push(`rule "${where}": ${k} needs etherType ${type}`)
+  for (const k of ['notSrcMac', 'notArpSrcMac'] as const) {
+    const v = r.match[k]
+    if (v !== undefined && !(typeof v === 'string' && MAC.test(v)))
+      p.push(`rule "${where}": ${k} "${v}" is not a MAC address (lower case, colons)`)
+  }
+  const v6 = r.match.src6
+  if (v6 !== undefined && !(typeof v6 === 'string' && isNet6(v6)))
+    p.push(`rule "${where}": src6 "${v6}" is not an IPv6 address or CIDR`)
+  const arp = r.match.notArpSrc
+  if (arp !== undefined && !(typeof arp === 'string' && isAddress(arp)))
+    p.push(`rule "${where}": notArpSrc "${arp}" is not an IPv4 address`)
+  return p
+}
 
 /**
  * Every value that ends up in iptables-restore input or an nft script is
@@ -188,7 +248,7 @@ function valueProblems(where: string, r: Rule): string[] {
   if (!['accept', 'return', 'drop', 'masquerade', 'snat', 'dnat'].includes(a.type))
     p.push(`rule "${where}": unknown action "${a.type}"`)
   if (!HOOKS.includes(r.hook)) p.push(`rule "${where}": unknown hook "${r.hook}"`)
-  return p
+  return [...p, ...bridgeProblems(where, r)]
 }
 
 /** Refuses specs the renderers could not express safely (names, actions in the wrong hook). */

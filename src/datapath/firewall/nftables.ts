@@ -5,6 +5,8 @@
 // next rule kept), as the iptables backend does: deleting a table deletes its
 // rules, and every deleted rule makes the commit wait for an RCU grace period.
 // The table is replaced whole when it is not all there or an edit fails.
+// Layer-2 rules (hook `bridge`) live in a second table, `bridge plexus`,
+// written in the same transactions: the inet family never sees bridged frames.
 import { PlexusError } from '../../lib/errors.js'
 import type { FirewallBackend } from './backend.js'
 import { run } from './exec.js'
@@ -22,7 +24,16 @@ import {
 
 export const NFT_TABLE = 'plexus'
 
+type Family = 'inet' | 'bridge'
+const FAMILIES: readonly Family[] = ['inet', 'bridge']
+const familyOf = (h: Hook): Family => (h === 'bridge' ? 'bridge' : 'inet')
+/** the chain a hook's rules go in (its table: familyOf), named as the kernel hook it sits on */
+const chainOf = (h: Hook): string => (h === 'bridge' ? 'prerouting' : h)
+const hookOf = (family: string, chain: string): Hook | undefined =>
+  HOOKS.find((h) => familyOf(h) === family && chainOf(h) === chain)
+
 const CHAIN_TYPE: Record<Hook, string> = {
+  bridge: 'type filter hook prerouting priority filter; policy accept;',
   forward: 'type filter hook forward priority filter; policy accept;',
   input: 'type filter hook input priority filter; policy accept;',
   prerouting: 'type nat hook prerouting priority dstnat; policy accept;',
@@ -34,6 +45,11 @@ function matchExpr(m: Match): string[] {
   const e: string[] = []
   if (m.iif) e.push(`iifname "${m.iif}"`)
   if (m.oif) e.push(`oifname "${m.oif}"`)
+  if (m.notSrcMac) e.push(`ether saddr != ${m.notSrcMac}`)
+  if (m.etherType) e.push(`ether type ${{ ipv4: 'ip', ipv6: 'ip6', arp: 'arp' }[m.etherType]}`)
+  if (m.src6) e.push(`ip6 saddr ${m.src6}`)
+  if (m.notArpSrc) e.push(`arp saddr ip != ${m.notArpSrc}`)
+  if (m.notArpSrcMac) e.push(`arp saddr ether != ${m.notArpSrcMac}`)
   if (m.src) e.push(`ip saddr ${m.src}`)
   if (m.notSrc) e.push(`ip saddr != ${m.notSrc}`)
   if (m.dst) e.push(`ip daddr ${m.dst}`)
@@ -48,9 +64,11 @@ function matchExpr(m: Match): string[] {
 function actionExpr(r: Rule): string {
   const a = r.action
   switch (a.type) {
+    case 'drop':
+      // counted: the drops are read back into the agent's counters
+      return 'counter drop'
     case 'accept':
     case 'return':
-    case 'drop':
     case 'masquerade':
       return a.type
     case 'snat':
@@ -64,22 +82,35 @@ export function renderRule(section: string, r: Rule): string {
   return [...matchExpr(r.match), actionExpr(r), `comment "${ruleTag(section, r)}"`].join(' ')
 }
 
-/** the `nft -f` script that replaces our table with spec in one transaction (pure) */
+/** `nft -f` lines that delete our tables (creating them first, so a missing one is no error) */
+const dropTables = () =>
+  FAMILIES.flatMap((f) => [`table ${f} ${NFT_TABLE}`, `delete table ${f} ${NFT_TABLE}`])
+
+/** the `nft -f` script that replaces our tables with spec in one transaction (pure) */
 export function renderScript(spec: FirewallSpec): string {
-  const lines = [`table inet ${NFT_TABLE}`, `delete table inet ${NFT_TABLE}`, `table inet ${NFT_TABLE} {`]
-  for (const h of HOOKS) {
-    lines.push(`\tchain ${h} {`, `\t\t${CHAIN_TYPE[h]}`)
-    for (const { section, rule } of rulesOf(spec, h)) lines.push(`\t\t${renderRule(section, rule)}`)
-    lines.push('\t}')
+  const lines = dropTables()
+  for (const f of FAMILIES) {
+    lines.push(`table ${f} ${NFT_TABLE} {`)
+    for (const h of HOOKS.filter((x) => familyOf(x) === f)) {
+      lines.push(`\tchain ${chainOf(h)} {`, `\t\t${CHAIN_TYPE[h]}`)
+      for (const { section, rule } of rulesOf(spec, h)) lines.push(`\t\t${renderRule(section, rule)}`)
+      lines.push('\t}')
+    }
+    lines.push('}')
   }
-  lines.push('}')
   return `${lines.join('\n')}\n`
 }
 
 interface NftJson {
   nftables?: Array<{
-    chain?: { name: string; hook?: string }
-    rule?: { chain: string; comment?: string; handle: number }
+    chain?: { family: string; name: string; hook?: string }
+    rule?: {
+      family: string
+      chain: string
+      comment?: string
+      handle: number
+      expr?: { counter?: { packets: number } }[]
+    }
   }>
 }
 
@@ -88,40 +119,43 @@ export interface NftTable {
   /** every base chain is there */
   hooked: boolean
   rules: Record<Hook, { tag: string; handle: number }[]>
+  /** packets counted by the rules that count (the drops), by tag */
+  packets: Record<string, number>
 }
 
 const noRules = () => Object.fromEntries(HOOKS.map((h) => [h, []])) as unknown as NftTable['rules']
 
-/** our table as `nft -j list table` shows it (pure) */
-export function parseTable(json: string): NftTable {
-  const doc = JSON.parse(json) as NftJson
-  const chains = new Set<string>()
+/** our tables as `nft -j list table` shows them, one listing each (pure) */
+export function parseTable(...listings: string[]): NftTable {
+  const chains = new Set<Hook>()
   const rules = noRules()
-  for (const item of doc.nftables ?? []) {
-    if (
-      item.chain?.hook &&
-      (HOOKS as string[]).includes(item.chain.name) &&
-      item.chain.hook === item.chain.name
-    ) {
-      chains.add(item.chain.name)
-    }
+  const packets: Record<string, number> = {}
+  for (const item of listings.flatMap((json) => (JSON.parse(json) as NftJson).nftables ?? [])) {
+    const c = item.chain
+    const hook = c && hookOf(c.family, c.name)
+    if (c?.hook && hook && c.hook === c.name) chains.add(hook)
     const r = item.rule
-    if (r && (HOOKS as string[]).includes(r.chain))
-      rules[r.chain as Hook].push({ tag: r.comment ?? `handle ${r.handle}`, handle: r.handle })
+    const ruleHook = r && hookOf(r.family, r.chain)
+    if (!r || !ruleHook) continue
+    const tag = r.comment ?? `handle ${r.handle}`
+    rules[ruleHook].push({ tag, handle: r.handle })
+    const counted = r.expr?.find((x) => x.counter)?.counter
+    if (counted) packets[tag] = counted.packets
   }
-  return { hooked: HOOKS.every((h) => chains.has(h)), rules }
+  return { hooked: HOOKS.every((h) => chains.has(h)), rules, packets }
 }
 
 function viewOf(t: NftTable): FirewallView {
   return {
     hooked: t.hooked,
     rules: Object.fromEntries(HOOKS.map((h) => [h, t.rules[h].map((r) => r.tag)])) as Record<Hook, string[]>,
+    packets: t.packets,
   }
 }
 
-/** our table as the view compares it (pure parse of `nft -j list table`) */
-export function parseListing(json: string): FirewallView {
-  return viewOf(parseTable(json))
+/** our tables as the view compares them (pure parse of `nft -j list table`, one listing each) */
+export function parseListing(...listings: string[]): FirewallView {
+  return viewOf(parseTable(...listings))
 }
 
 /**
@@ -138,7 +172,8 @@ export function renderEdit(spec: FirewallSpec, table: NftTable): string {
       have.map((r) => r.tag),
       want.map((x) => ruleTag(x.section, x.rule)),
     )
-    for (const i of deletes) lines.push(`delete rule inet ${NFT_TABLE} ${h} handle ${have[i]?.handle}`)
+    for (const i of deletes)
+      lines.push(`delete rule ${familyOf(h)} ${NFT_TABLE} ${chainOf(h)} handle ${have[i]?.handle}`)
     for (const { want: i, before } of inserts) {
       const w = want[i] as (typeof want)[number]
       lines.push(
@@ -149,10 +184,11 @@ export function renderEdit(spec: FirewallSpec, table: NftTable): string {
   return lines.length ? `${lines.join('\n')}\n` : ''
 }
 
-function place(chain: Hook, rule: string, before: number | undefined): string {
+function place(hook: Hook, rule: string, before: number | undefined): string {
+  const chain = `${familyOf(hook)} ${NFT_TABLE} ${chainOf(hook)}`
   return before === undefined
-    ? `add rule inet ${NFT_TABLE} ${chain} ${rule}`
-    : `insert rule inet ${NFT_TABLE} ${chain} position ${before} ${rule}`
+    ? `add rule ${chain} ${rule}`
+    : `insert rule ${chain} position ${before} ${rule}`
 }
 
 /**
@@ -162,8 +198,8 @@ function place(chain: Hook, rule: string, before: number | undefined): string {
  */
 export function afterEdit(spec: FirewallSpec, table: NftTable, echo: string): NftTable | undefined {
   const added = new Map<string, number>()
-  for (const m of echo.matchAll(/^(?:add|insert) rule inet \S+ (\S+) .*comment "([^"]+)" # handle (\d+)$/gm))
-    added.set(`${m[1]} ${m[2]}`, Number(m[3]))
+  for (const m of echo.matchAll(/^(?:add|insert) rule (\S+) \S+ (\S+) .*comment "([^"]+)" # handle (\d+)$/gm))
+    added.set(`${hookOf(m[1] as string, m[2] as string)} ${m[3]}`, Number(m[4]))
   const rules = noRules()
   for (const h of HOOKS) {
     const kept = new Map(table.rules[h].map((r) => [r.tag, r.handle]))
@@ -174,10 +210,11 @@ export function afterEdit(spec: FirewallSpec, table: NftTable, echo: string): Nf
       rules[h].push({ tag, handle })
     }
   }
-  return { hooked: true, rules }
+  // counters of a rule kept stay as they were; a new rule starts at 0
+  return { hooked: true, rules, packets: table.packets }
 }
 
-const EMPTY: NftTable = { hooked: false, rules: noRules() }
+const EMPTY_TABLE = JSON.stringify({ nftables: [] })
 
 export class NftablesFirewall implements FirewallBackend {
   readonly name = 'nftables'
@@ -187,15 +224,17 @@ export class NftablesFirewall implements FirewallBackend {
 
   constructor(private readonly netns?: string) {}
 
-  private async list(): Promise<NftTable> {
+  private async listing(family: Family): Promise<string> {
     try {
-      this.known = parseTable(
-        await run('nft', ['-j', 'list', 'table', 'inet', NFT_TABLE], undefined, this.netns),
-      )
+      return await run('nft', ['-j', 'list', 'table', family, NFT_TABLE], undefined, this.netns)
     } catch (err) {
       if (!(err instanceof PlexusError && /No such file or directory/.test(err.message))) throw err
-      this.known = EMPTY
+      return EMPTY_TABLE
     }
+  }
+
+  private async list(): Promise<NftTable> {
+    this.known = parseTable(...(await Promise.all(FAMILIES.map((f) => this.listing(f)))))
     return this.known
   }
 
@@ -220,10 +259,10 @@ export class NftablesFirewall implements FirewallBackend {
   }
 
   async remove(): Promise<boolean> {
-    const present = (await this.list()) !== EMPTY
+    const listings = await Promise.all(FAMILIES.map((f) => this.listing(f)))
     this.known = undefined
-    if (present)
-      await run('nft', ['-f', '-'], `table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\n`, this.netns)
+    const present = listings.some((l) => l !== EMPTY_TABLE)
+    if (present) await run('nft', ['-f', '-'], `${dropTables().join('\n')}\n`, this.netns)
     return present
   }
 }

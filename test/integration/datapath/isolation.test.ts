@@ -4,24 +4,10 @@
 // another host, and a raw VXLAN packet a container sends to another host's
 // VXLAN port (inner source: any address it likes) is not decapsulated there.
 // A genuine packet on the same path arrives, so a broken path cannot pass.
-import { spawn } from 'node:child_process'
 import t from 'tap'
 import { nsExec } from './tempns.js'
-import { sleep, topology, waitFor } from './topology.js'
-
-const PORT = 9999
-
-/** sends UDP to dst:PORT from the namespace, with a forged IPv4 source when src is given */
-const SEND = `
-import socket, struct, sys
-src, dst, payload = sys.argv[1], sys.argv[2], sys.argv[3].encode()
-if src == '-':
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(payload, (dst, ${PORT})); sys.exit(0)
-udp = struct.pack('!HHHH', 40000, ${PORT}, 8 + len(payload), 0) + payload
-ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 0, 0, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-s.sendto(ip + udp, (dst, 0))
-`
+import { macOf, sleep, topology, waitFor } from './topology.js'
+import { PORT, receive, SEND } from './udp-probe.js'
 
 /** sends one VXLAN packet to host:vxport whose inner frame is UDP inner_src -> inner_dst:PORT for the VTEP MAC */
 const VXLAN = `
@@ -37,32 +23,6 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.sendto(vx + eth + hdr + udp, (host, vxport))
 `
 
-/** prints every datagram received on PORT, one per line, for ms */
-const RECEIVE = `
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', ${PORT})); s.settimeout(0.1)
-end = time.time() + float(sys.argv[1]) / 1000
-print('ready', flush=True)
-while time.time() < end:
-    try: print(s.recvfrom(2048)[0].decode(), flush=True)
-    except socket.timeout: pass
-`
-
-/** a receiver in ns for at most ms: `lines()` so far; `stop()` ends it */
-function receive(ns: string, ms: number): { lines: () => string[]; stop: () => void } {
-  const p = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', RECEIVE, String(ms)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  let out = ''
-  p.stdout.on('data', (d: Buffer) => {
-    out += d.toString()
-  })
-  return {
-    lines: () => out.split('\n').filter(Boolean),
-    stop: () => p.kill(),
-  }
-}
-
 for (const firewall of ['iptables', 'nftables'] as const) {
   t.test(`forged sources and raw VXLAN from a container are dropped (${firewall})`, async (t) => {
     const topo = await topology(t, {
@@ -71,8 +31,7 @@ for (const firewall of ['iptables', 'nftables'] as const) {
       firewall,
     })
     const [h1, h2] = topo.hosts as [(typeof topo.hosts)[0], (typeof topo.hosts)[0]]
-    const vtepMac =
-      /link\/ether (\S+)/.exec(nsExec(h2.ns.name, 'ip', ['link', 'show', 'plexus.1']))?.[1] ?? ''
+    const vtepMac = macOf(h2.ns.name, 'plexus.1')
     const rx = receive(h2.ep.name, 60_000)
     t.teardown(() => rx.stop())
     const send = (src: string, payload: string) =>

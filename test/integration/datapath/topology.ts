@@ -5,6 +5,7 @@
 
 import { backendFor } from '../../../src/datapath/backend/index.js'
 import { createFirewall, type FirewallKind } from '../../../src/datapath/firewall/index.js'
+import type { SpoofEndpoint } from '../../../src/datapath/firewall/spoof.js'
 import { Netlink } from '../../../src/datapath/netlink.js'
 import { Reconciler } from '../../../src/datapath/reconciler.js'
 import { cidrOf, formatCidr, formatIPv4 } from '../../../src/ipam/cidr.js'
@@ -26,7 +27,18 @@ export interface Host {
   counters: Counters
   reconciler: Reconciler
   /** endpoint namespace and its address */
-  ep: { name: string; path: string; ip: string }
+  ep: Container
+  /** the host's endpoint records (hostVeth, mac, ipv4) by veth, as the store would hold them */
+  endpoints: Map<string, SpoofEndpoint>
+}
+
+export interface Container {
+  name: string
+  path: string
+  ip: string
+  /** its host-side veth (set once attached) */
+  veth?: string
+  mac?: string
 }
 
 export interface Topology {
@@ -61,7 +73,7 @@ export function hostSubnet(network: NetworkConfig, i: number): string {
   return formatCidr({ base: net.base + i * 2 ** (32 - network.SubnetLen), prefix: network.SubnetLen })
 }
 
-function nthAddress(subnet: string, n: number): string {
+export function nthAddress(subnet: string, n: number): string {
   return formatIPv4(cidrOf(subnet).base + n)
 }
 
@@ -125,6 +137,7 @@ export async function topology(
     const nl = Netlink.open(ns.path)
     t.teardown(() => nl.close())
     const counters = new Counters()
+    const endpoints = new Map<string, SpoofEndpoint>()
     const peerId = `peer${i}`
     const firewall = await createFirewall(opts.firewall, ns.path)
     const reconciler = new Reconciler({
@@ -137,26 +150,46 @@ export async function topology(
         const view = validLeases([...records.values()], network)
         const self = view.valid.find((l) => l.peerId === peerId)
         if (!self) return { waiting: 'no lease' }
-        return { network, peerId, self, leases: view, underlay: { ifname: 'eth0', address } }
+        return {
+          network,
+          peerId,
+          self,
+          leases: view,
+          underlay: { ifname: 'eth0', address },
+          endpoints: [...endpoints.values()],
+        }
       },
     })
     t.teardown(() => reconciler.stop())
     const ep = { ...tempNetns(t, `c${i}`), ip: nthAddress(subnet, 2) }
-    topo.hosts.push({ i, peerId, ns, address, subnet, nl, counters, reconciler, ep })
+    topo.hosts.push({ i, peerId, ns, address, subnet, nl, counters, reconciler, ep, endpoints })
   }
   for (const h of topo.hosts) topo.putLease(h)
   for (const h of topo.hosts) await h.reconciler.start()
   if (opts.endpoints === false) return topo
-  // endpoints: what the CNI plugin does, done here with the same netlink helpers
-  for (const h of topo.hosts) {
-    const br = await h.nl.linkByName('plexus0')
-    const veth = await h.nl.createVeth(`veth-c${h.i}`, { name: 'eth0', nsPath: h.ep.path }, { mtu: br.mtu })
-    await h.nl.setLink(veth.index, { master: br.index, up: true })
-    nsExec(h.ep.name, 'ip', ['addr', 'add', `${h.ep.ip}/24`, 'dev', 'eth0'])
-    nsExec(h.ep.name, 'ip', ['link', 'set', 'eth0', 'up'])
-    nsExec(h.ep.name, 'ip', ['route', 'add', 'default', 'via', nthAddress(h.subnet, 1)])
-  }
+  for (const h of topo.hosts) await attach(h, h.ep, `veth-c${h.i}`)
   return topo
+}
+
+/**
+ * What the CNI plugin does, done with the same netlink helpers: the
+ * container's veth on plexus0, its address and default route, and its
+ * endpoint record (which the host's next pass guards).
+ */
+export async function attach(h: Host, c: Container, veth: string): Promise<void> {
+  const br = await h.nl.linkByName('plexus0')
+  const link = await h.nl.createVeth(veth, { name: 'eth0', nsPath: c.path }, { mtu: br.mtu })
+  await h.nl.setLink(link.index, { master: br.index, up: true })
+  nsExec(c.name, 'ip', ['addr', 'add', `${c.ip}/24`, 'dev', 'eth0'])
+  nsExec(c.name, 'ip', ['link', 'set', 'eth0', 'up'])
+  nsExec(c.name, 'ip', ['route', 'add', 'default', 'via', nthAddress(h.subnet, 1)])
+  c.veth = veth
+  c.mac = macOf(c.name, 'eth0')
+  h.endpoints.set(veth, { hostVeth: veth, mac: c.mac, ipv4: c.ip })
+}
+
+export function macOf(ns: string, ifname: string): string {
+  return /link\/ether (\S+)/.exec(nsExec(ns, 'ip', ['link', 'show', ifname]))?.[1] ?? ''
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))

@@ -90,9 +90,10 @@ t.test('vxlan: bridge, VTEP, and neighbour + FDB + onlink route per remote', asy
   )
   t.same(
     d.firewall.sections.map((s) => s.name),
-    ['isolation', 'cluster'],
+    ['spoof', 'isolation', 'cluster'],
   )
-  const isolation = d.firewall.sections[0]
+  t.same(d.firewall.sections[0]?.rules, [], 'no endpoints, no anti-spoofing rules')
+  const isolation = d.firewall.sections[1]
   t.same(
     isolation?.rules.filter((r) => r.action.type === 'return').map((r) => r.match.src),
     ['192.0.2.11', '192.0.2.12', '198.51.100.13'],
@@ -102,6 +103,14 @@ t.test('vxlan: bridge, VTEP, and neighbour + FDB + onlink route per remote', asy
     isolation?.rules.some((r) => r.hook === 'forward' && r.match.notSrc === '10.244.1.0/24'),
     'a container packet from outside this host’s subnet is not forwarded',
   )
+})
+
+t.test('endpoints: each veth gets its anti-spoofing block in the bridge hook', async (t) => {
+  const endpoints = [{ hostVeth: 'plxaaaaaaaaaaaa', mac: '02:00:00:00:00:05', ipv4: '10.244.1.5' }]
+  const d = desiredState({ ...input({}), endpoints })
+  const spoof = d.firewall.sections.find((s) => s.name === 'spoof')
+  t.ok(spoof?.rules.length, 'rules for the endpoint')
+  t.ok(spoof?.rules.every((r) => r.hook === 'bridge' && r.match.iif === 'plxaaaaaaaaaaaa'))
 })
 
 t.test('vxlan DirectRouting: direct route on the same segment, VXLAN beyond it', async (t) => {

@@ -64,7 +64,7 @@ t.test('empty host: everything is created, in dependency order', async (t) => {
     fdb: [],
     firewall: {
       hooked: false,
-      rules: { forward: [], input: [], prerouting: [], output: [], postrouting: [] },
+      rules: { forward: [], input: [], prerouting: [], output: [], postrouting: [], bridge: [] },
     },
     forwarding: false,
   }

@@ -61,6 +61,7 @@ const WITH_PORT = {
     prerouting: ['ports/dnat-18080'],
     output: [],
     postrouting: ['ports/hairpin', 'cluster/nat-inside', 'cluster/nat-multicast', 'cluster/nat-leaving'],
+    bridge: [],
   },
 }
 
@@ -229,7 +230,7 @@ function nftTable(sp: FirewallSpec): NftTable {
   const rules = Object.fromEntries(
     HOOKS.map((h) => [h, rulesOf(sp, h).map((x) => ({ tag: ruleTag(x.section, x.rule), handle: handle++ }))]),
   ) as NftTable['rules']
-  return { hooked: true, rules }
+  return { hooked: true, rules, packets: {} }
 }
 
 t.test('nftables: a batch edits the table by handle, and learns the new handles from the echo', async (t) => {
@@ -279,26 +280,47 @@ t.test('nftables: a batch edits the table by handle, and learns the new handles 
   t.same(renderEdit(spec, drifted).trim().split('\n'), ['delete rule inet plexus forward handle 99'])
 })
 
-t.test('nftables: one transaction replaces only our table', async (t) => {
+t.test('nftables: one transaction replaces only our tables', async (t) => {
   const script = renderScript(spec)
   const lines = script.split('\n')
-  t.same(lines.slice(0, 3), ['table inet plexus', 'delete table inet plexus', 'table inet plexus {'])
+  t.same(lines.slice(0, 5), [
+    'table inet plexus',
+    'delete table inet plexus',
+    'table bridge plexus',
+    'delete table bridge plexus',
+    'table inet plexus {',
+  ])
+  t.match(
+    script,
+    /table bridge plexus \{\n\tchain prerouting \{\n\t\ttype filter hook prerouting priority filter;/,
+  )
   t.match(
     script,
     /chain forward \{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tip saddr 10\.244\.0\.0\/16 accept comment "plexus:cluster\/fwd-from-cluster#/,
   )
   t.match(script, /ip saddr 10\.244\.0\.0\/16 ip daddr != 10\.244\.0\.0\/16 masquerade comment/)
-  t.notMatch(script, /flush ruleset|table ip(6)? |table inet (?!plexus)/, 'touches no other table')
+  t.notMatch(script, /flush ruleset|table ip(6)? |table (inet|bridge) (?!plexus)/, 'touches no other table')
   const listing = JSON.stringify({
     nftables: [
-      { chain: { name: 'forward', hook: 'forward' } },
-      { rule: { chain: 'forward', comment: 'plexus:cluster/a#1', handle: 3 } },
-      { rule: { chain: 'forward', handle: 4 } },
+      { chain: { family: 'inet', name: 'forward', hook: 'forward' } },
+      { rule: { family: 'inet', chain: 'forward', comment: 'plexus:cluster/a#1', handle: 3 } },
+      {
+        rule: { family: 'inet', chain: 'forward', handle: 4, expr: [{ counter: { packets: 9, bytes: 0 } }] },
+      },
     ],
   })
-  const v = parseListing(listing)
+  const bridge = JSON.stringify({
+    nftables: [
+      { chain: { family: 'bridge', name: 'prerouting', hook: 'prerouting' } },
+      { rule: { family: 'bridge', chain: 'prerouting', comment: 'plexus:spoof/b#2', handle: 5 } },
+    ],
+  })
+  const v = parseListing(listing, bridge)
   t.notOk(v.hooked, 'missing chains: not hooked')
   t.same(v.rules.forward, ['plexus:cluster/a#1', 'handle 4'])
+  t.same(v.rules.prerouting, [], "the bridge table's prerouting is the bridge hook")
+  t.same(v.rules.bridge, ['plexus:spoof/b#2'])
+  t.same(v.packets, { 'handle 4': 9 }, 'counters by tag')
 })
 
 t.test(
@@ -328,7 +350,7 @@ t.test(
 t.test('views compare rule tags per hook, in order', async (t) => {
   const want = {
     hooked: true,
-    rules: { forward: ['a', 'b'], input: [], prerouting: [], output: [], postrouting: ['c'] },
+    rules: { forward: ['a', 'b'], input: [], prerouting: [], output: [], postrouting: ['c'], bridge: [] },
   }
   t.ok(sameView(want, structuredClone(want)), 'an equal view, another object')
   t.notOk(sameView(want, { ...want, hooked: false }), 'not hooked in')

@@ -17,11 +17,11 @@ t.test('isolation: forged sources and raw VXLAN from containers, VXLAN only from
   t.same(checkSpec({ sections: [section] }), [], 'both renderers can express it')
   const input = rulesOf({ sections: [section] }, 'input').map(({ rule }) => nftRule('isolation', rule))
   t.match(input, [
-    /^iifname "plexus0" ip saddr != 10\.244\.1\.0\/24 drop/,
-    /^iifname "plexus0" udp dport 4789 drop/,
+    /^iifname "plexus0" ip saddr != 10\.244\.1\.0\/24 counter drop/,
+    /^iifname "plexus0" udp dport 4789 counter drop/,
     /^ip saddr 192\.0\.2\.11 udp dport 4789 return/,
     /^ip saddr 192\.0\.2\.12 udp dport 4789 return/,
-    /^udp dport 4789 drop/,
+    /^udp dport 4789 counter drop/,
   ])
   t.equal(input.length, 5, 'one return per member, however often it is listed')
   const forward = rulesOf({ sections: [section] }, 'forward').map(({ rule }) =>

@@ -1,0 +1,153 @@
+// Layer-2 anti-spoofing on container veths (issue 18), for both firewall
+// backends: a container ("thief") on the same bridge as another ("victim")
+// takes the victim's address, then its MAC as well. Whatever it does, its
+// spoofed traffic gets no replies and the victim keeps every packet; forged
+// sources (outside the cluster network, or unused inside its own subnet) are
+// not delivered; the kernel's drop counts reach `datapath.spoof.dropped`.
+// Genuine packets on the same paths arrive, so a broken path cannot pass.
+import { spawn } from 'node:child_process'
+import t from 'tap'
+import { nsExec, tempNetns } from './tempns.js'
+import { attach, type Container, nthAddress, pingOk, sleep, topology, waitFor } from './topology.js'
+import { receive, SEND } from './udp-probe.js'
+
+const PINGS = 40
+
+/** `ping -c PINGS` at 20/s from ns (async, so two run at once): packets sent and replies received */
+function pings(ns: string, dst: string): Promise<{ sent: number; received: number; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn('ip', [
+      'netns',
+      'exec',
+      ns,
+      'ping',
+      '-n',
+      '-c',
+      String(PINGS),
+      '-i',
+      '0.05',
+      '-W',
+      '1',
+      dst,
+    ])
+    let out = ''
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+    })
+    p.on('close', () => {
+      const m = /(\d+) packets transmitted, (\d+) received/.exec(out)
+      resolve({
+        sent: Number(m?.[1] ?? 0),
+        received: Number(m?.[2] ?? 0),
+        out: out.split('\n').slice(-3).join(' '),
+      })
+    })
+  })
+}
+
+for (const firewall of ['iptables', 'nftables'] as const) {
+  t.test(
+    `a container cannot take a neighbour's address or MAC (${firewall})`,
+    { timeout: 240_000 },
+    async (t) => {
+      const topo = await topology(t, {
+        hosts: 2,
+        network: { Network: '10.244.0.0/16', Backend: { Type: 'vxlan' } },
+        firewall,
+      })
+      const [h1, h2] = topo.hosts as [(typeof topo.hosts)[0], (typeof topo.hosts)[0]]
+      const victim = h1.ep
+      const peer = h2.ep
+      const thief: Container = { ...tempNetns(t, 'x1'), ip: nthAddress(h1.subnet, 3) }
+      await attach(h1, thief, 'veth-x1')
+      await h1.reconciler.reconcile()
+      t.not(
+        await waitFor(() => pingOk(peer.name, victim.ip) && pingOk(thief.name, peer.ip), 30_000),
+        -1,
+        'paths up',
+      )
+
+      // forged UDP sources, with genuine datagrams before and after on the same paths
+      const atVictim = receive(victim.name, 120_000)
+      const atPeer = receive(peer.name, 120_000)
+      t.teardown(() => {
+        atVictim.stop()
+        atPeer.stop()
+      })
+      await waitFor(() => atVictim.lines().includes('ready') && atPeer.lines().includes('ready'), 30_000)
+      const send = (src: string, dst: string, payload: string) =>
+        nsExec(thief.name, 'python3', ['-c', SEND, src, dst, payload])
+      const genuine = async (payload: string) => {
+        const by = Date.now() + 10_000
+        while (!(atVictim.lines().includes(payload) && atPeer.lines().includes(payload)) && Date.now() < by) {
+          send('-', victim.ip, payload)
+          send('-', peer.ip, payload)
+          await sleep(200)
+        }
+      }
+      await genuine('genuine')
+      send('203.0.113.5', victim.ip, 'outside-to-neighbour')
+      send('203.0.113.5', peer.ip, 'outside-to-other-host')
+      send(nthAddress(h1.subnet, 77), victim.ip, 'own-subnet-to-neighbour')
+      send(nthAddress(h1.subnet, 77), peer.ip, 'own-subnet-to-other-host')
+      await genuine('genuine-after')
+      await sleep(300)
+      const got = [...atVictim.lines(), ...atPeer.lines()]
+      t.ok(got.includes('genuine-after'), 'genuine datagrams arrive before and after the forged ones')
+      for (const forged of [
+        'outside-to-neighbour',
+        'outside-to-other-host',
+        'own-subnet-to-neighbour',
+        'own-subnet-to-other-host',
+      ])
+        t.notOk(got.includes(forged), `forged source not delivered: ${forged}`)
+
+      // a full pass reads the kernel's rule counters; one can fail under load, so read until `least` or 30 s
+      const dropped = async (least: number) => {
+        const by = Date.now() + 30_000
+        do await h1.reconciler.reconcile()
+        while (h1.counters.get('datapath.spoof.dropped') < least && Date.now() < by)
+        return h1.counters.get('datapath.spoof.dropped')
+      }
+      const beforeAttack = await dropped(4)
+      t.ok(beforeAttack >= 4, `the forged datagrams are counted (datapath.spoof.dropped ${beforeAttack})`)
+      const sentByThief = () =>
+        Number(nsExec(thief.name, 'cat', ['/sys/class/net/eth0/statistics/tx_packets']))
+      const thiefSentBefore = sentByThief()
+
+      // the thief takes the victim's address (ARP announces it as the thief's MAC), then its MAC too
+      const gateway = nthAddress(h1.subnet, 1)
+      const impersonate = (mac?: string) => {
+        nsExec(thief.name, 'ip', ['addr', 'flush', 'dev', 'eth0'])
+        if (mac) nsExec(thief.name, 'ip', ['link', 'set', 'dev', 'eth0', 'address', mac])
+        nsExec(thief.name, 'ip', ['addr', 'add', `${victim.ip}/24`, 'dev', 'eth0'])
+        nsExec(thief.name, 'ip', ['route', 'replace', 'default', 'via', gateway])
+      }
+      for (const [what, mac] of [
+        ['address', undefined],
+        ['address and MAC', victim.mac],
+      ] as const) {
+        impersonate(mac)
+        const [fromThief, toVictim] = await Promise.all([
+          pings(thief.name, peer.ip),
+          pings(peer.name, victim.ip),
+        ])
+        t.equal(
+          fromThief.received,
+          0,
+          `with the victim's ${what}, the thief gets no replies (${fromThief.out})`,
+        )
+        t.equal(toVictim.sent, PINGS)
+        t.equal(toVictim.received, PINGS, `the victim answers every ping meanwhile (${toVictim.out})`)
+      }
+
+      // every frame the thief sent since it took the victim's address is a spoof (ARP, IPv4, its IPv6 chatter)
+      const spoofed = sentByThief() - thiefSentBefore
+      const counted = (await dropped(beforeAttack + spoofed)) - beforeAttack
+      t.ok(
+        spoofed > 0 && counted >= spoofed,
+        `all ${spoofed} frames the thief sent are counted as dropped (${counted})`,
+      )
+    },
+  )
+}
