@@ -561,6 +561,8 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     if (claim.settleUntil !== undefined) {
       if (now < claim.settleUntil) return claim.settleUntil - now
       const waiting = this.settleWait(claim, now)
+      // renewed while it waits, so the renewals a majority confirms keep up and the lease is not fenced on arrival
+      if (waiting && now >= claim.lastPut + this.timing.renewMs) await this.publish(claim.value, now)
       if (waiting) {
         this.setStatus(
           'settling',
