@@ -8,8 +8,9 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { pino } from 'pino'
 import { Libp2pTransport } from '../src/cluster/libp2p-transport.js'
+import { clusterMetrics } from '../src/cluster/metrics.js'
 import { parseClusterKey } from '../src/lib/cluster-key.js'
-import { Counters } from '../src/lib/counters.js'
+import { Metrics } from '../src/lib/metrics.js'
 import { quantile, round } from './lib/report.js'
 
 const [keyFile, addr, countArg] = process.argv.slice(2)
@@ -24,7 +25,7 @@ const transport = await Libp2pTransport.create({
   listen: [],
   announce: [],
   logger: pino({ level: 'silent' }),
-  counters: new Counters(),
+  metrics: clusterMetrics(new Metrics()),
 })
 await transport.start()
 const errors: Record<string, number> = {}

@@ -24,7 +24,7 @@ const SETTLE_MS = 20_000
 
 interface Status {
   memory: { rssBytes: number; heapUsedBytes: number }
-  counters: Record<string, number>
+  metrics: Record<string, number>
 }
 
 const fixture = (args: string[]) =>
@@ -78,7 +78,7 @@ async function main(): Promise<void> {
     await sleep(SETTLE_MS)
     const after = await status()
     const again = await dial(1)
-    const live = (s: Status) => s.counters['cluster.ciphers_live'] ?? 0
+    const live = (s: Status) => s.metrics.plexus_cluster_ciphers ?? 0
     progress(`after: rss ${mb(after.memory.rssBytes)} MB, heap ${mb(after.memory.heapUsedBytes)} MB`)
     report('conn-soak', {
       runs: 1,
@@ -95,8 +95,8 @@ async function main(): Promise<void> {
       rss_after_mb: mb(after.memory.rssBytes),
       heap_before_mb: mb(before.memory.heapUsedBytes),
       heap_after_mb: mb(after.memory.heapUsedBytes),
-      connection_errors: after.counters['cluster.connection_errors'] ?? 0,
-      stray_errors: after.counters['cluster.stray_errors'] ?? 0,
+      connection_errors: after.metrics.plexus_cluster_connection_errors_total ?? 0,
+      stray_errors: after.metrics.plexus_cluster_stray_errors_total ?? 0,
     })
   } finally {
     progress('tearing down')

@@ -8,6 +8,7 @@ import { defaultConfig } from '../src/agent/config.js'
 import { createSigner, verifyRecordSignature } from '../src/cluster/identity.js'
 import { defaultDnsConfig } from '../src/dns/config.js'
 import { DnsService } from '../src/dns/service.js'
+import { Metrics } from '../src/lib/metrics.js'
 import { LocalStore } from '../src/store/store.js'
 
 const [port = '5300', names = '1000'] = process.argv.slice(2)
@@ -37,7 +38,13 @@ const config = {
     upstreams: ['127.0.0.9:53'],
   },
 }
-const dns = new DnsService({ config, logger: pino({ level: 'silent' }), store, peerId: signer.self })
+const dns = new DnsService({
+  config,
+  logger: pino({ level: 'silent' }),
+  metrics: new Metrics(),
+  store,
+  peerId: signer.self,
+})
 await dns.start()
 process.stdout.write(`ready ${JSON.stringify(dns.status().zone)}\n`)
 process.on('SIGTERM', () => {

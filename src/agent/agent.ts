@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import { buildApp } from '../api/app.js'
+import { listenMetrics } from '../api/metrics-listener.js'
 import { listenUnix } from '../api/server.js'
 import { createSigner, loadOrCreatePeerKey, verifyRecordSignature } from '../cluster/identity.js'
 import { ClusterService } from '../cluster/service.js'
@@ -8,8 +9,8 @@ import { DnsService } from '../dns/service.js'
 import { EndpointService } from '../endpoints/service.js'
 import { spoolDirOf } from '../endpoints/spool.js'
 import { createIpam } from '../ipam/index.js'
-import { Counters } from '../lib/counters.js'
 import type { Logger } from '../lib/log.js'
+import { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import { VERSION } from '../lib/version.js'
 import { LinkService } from '../ports/link-service.js'
@@ -29,12 +30,15 @@ export class Agent {
   private readonly controller = new AbortController()
   private readonly started: Startable[] = []
   private closeApi?: () => Promise<void>
+  private closeMetrics?: () => Promise<void>
 
   constructor(config: AgentConfig, logger: Logger) {
+    const metrics = new Metrics()
+    metrics.collectProcessMetrics()
     this.components = {
       config,
       logger,
-      counters: new Counters(),
+      metrics,
       shutdown: this.controller.signal,
       startedAt: new Date(),
       version: VERSION,
@@ -53,7 +57,7 @@ export class Agent {
         logger: logger.child({ component: 'store' }),
         signer,
         verify: verifyRecordSignature,
-        counters: this.components.counters,
+        metrics: this.components.metrics,
         // the partition bound: how long tombstones and dead hosts' records (their heartbeats, which
         // ipam's majority rule counts) are kept
         reapAfterMs: config.cluster.reapAfterMs,
@@ -119,6 +123,8 @@ export class Agent {
       Object.assign(this.components, { scheduler })
       const app = await buildApp(this.components)
       this.closeApi = await listenUnix(app, [config.api.socket, ...config.api.extraSockets])
+      if (config.metrics.listen)
+        this.closeMetrics = await listenMetrics(this.components.metrics, config.metrics.listen, logger)
     } catch (err) {
       await this.stop()
       throw err
@@ -130,6 +136,7 @@ export class Agent {
     if (this.controller.signal.aborted) return
     this.controller.abort()
     await this.closeApi?.()
+    await this.closeMetrics?.()
     for (const s of this.started.reverse()) {
       try {
         await s.stop()

@@ -10,12 +10,13 @@ import {
   parseTree,
   printParseErrorCode,
 } from 'jsonc-parser'
+import { type MetricsConfig, metricsConfigSchema, parseMetricsListen } from '../api/metrics-listener.js'
 import type { ClusterConfig } from '../cluster/config.js'
 import type { DatapathConfig } from '../datapath/config.js'
 import { FIREWALL_KINDS } from '../datapath/firewall/index.js'
 import { type DnsConfig, defaultDnsConfig, dnsConfigSchema } from '../dns/config.js'
 import { type LeaseConfig, networkConfigSchema } from '../ipam/config.js'
-import { PlexusError } from '../lib/errors.js'
+import { errorMessage, PlexusError } from '../lib/errors.js'
 import type { LogLevel } from '../lib/log.js'
 import { DEFAULT_PORT_RANGE, type PortsConfig } from '../ports/publish.js'
 import type { SchedulerConfig } from '../scheduler/service.js'
@@ -50,6 +51,8 @@ export interface AgentConfig {
   ports: PortsConfig
   /** what this host offers to the scheduler (src/scheduler/README.md); default: all cpus and memory */
   scheduler?: SchedulerConfig
+  /** GET /metrics on TCP besides the API sockets (src/api/README.md); off by default */
+  metrics: MetricsConfig
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal']
@@ -114,6 +117,7 @@ const schema = {
         reconcileIntervalMs: { type: 'integer', minimum: 200, maximum: 5000 },
       },
     },
+    metrics: metricsConfigSchema,
     ports: {
       type: 'object',
       additionalProperties: false,
@@ -177,6 +181,7 @@ export function defaultConfig(): AgentConfig {
     network: { seed: {}, leaseTtlMs: 86_400_000, leaseSettleMs: 3000, leaseClockDriftMs: 60_000 },
     datapath: { firewall: 'auto', reconcileIntervalMs: 3000 },
     ports: { range: [DEFAULT_PORT_RANGE[0], DEFAULT_PORT_RANGE[1]] },
+    metrics: {},
   }
 }
 
@@ -245,6 +250,17 @@ export function parseConfigText(file: string, text: string): Partial<AgentConfig
     const err = validate.errors?.[0]
     if (err) throw fieldError(file, text, parseTree(text), err)
   }
+  const listen = (value as Partial<AgentConfig>).metrics?.listen
+  if (listen !== undefined) {
+    try {
+      parseMetricsListen(listen)
+    } catch (err) {
+      throw new PlexusError('PLX_CONFIG_INVALID', `${file}: ${errorMessage(err)}`, {
+        file,
+        field: 'metrics.listen',
+      })
+    }
+  }
   return value as Partial<AgentConfig>
 }
 
@@ -277,6 +293,7 @@ export function resolveConfig(file: Partial<AgentConfig>, flags: Partial<AgentCo
     network: { ...base.network, ...file.network },
     datapath: { ...base.datapath, ...file.datapath },
     ports: { ...base.ports, ...file.ports },
+    metrics: { ...base.metrics, ...file.metrics, ...stripUndefined(flags.metrics ?? {}) },
   }
 }
 

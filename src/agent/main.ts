@@ -11,6 +11,7 @@
 // garbage more often on two cores.
 import '../lib/polyfill.js'
 import { Command, CommanderError, Option } from 'commander'
+import { clusterMetrics } from '../cluster/metrics.js'
 import { guardStrayStreamErrors } from '../cluster/stray-errors.js'
 import { cleanupHost, formatCleanup } from '../datapath/cleanup.js'
 import { errorMessage, isPlexusError } from '../lib/errors.js'
@@ -128,7 +129,7 @@ async function main(): Promise<void> {
   guardStrayStreamErrors(
     process,
     (err) => {
-      agent.components.counters.inc('cluster.stray_errors')
+      clusterMetrics(agent.components.metrics).strayErrors.inc()
       logger.error({ err }, 'error escaped a cluster connection; logged, the agent carries on')
     },
     (err) => {

@@ -8,6 +8,7 @@ import { hostsRoutes } from './routes/hosts.js'
 import { jobRoutes } from './routes/jobs.js'
 import { kvRoutes } from './routes/kv.js'
 import { linkRoutes } from './routes/links.js'
+import { metricsRoutes } from './routes/metrics.js'
 import { networkRoutes } from './routes/network.js'
 import { portRoutes } from './routes/ports.js'
 import { routeRoutes } from './routes/routes.js'
@@ -31,6 +32,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   installErrorContract(app, (err) => deps.logger.error({ err }, 'api request failed'))
 
   await app.register(statusRoutes, { deps })
+  await app.register(metricsRoutes, { metrics: deps.metrics })
   await app.register(kvRoutes, { deps })
   await app.register(hostsRoutes, { deps })
   await app.register(networkRoutes, { deps })

@@ -3,8 +3,8 @@ import type { DatapathComponent } from '../datapath/service.js'
 import type { DnsService } from '../dns/service.js'
 import type { EndpointService } from '../endpoints/service.js'
 import type { AddressAllocator, LeaseComponent } from '../ipam/index.js'
-import type { Counters } from '../lib/counters.js'
 import type { Logger } from '../lib/log.js'
+import type { Metrics } from '../lib/metrics.js'
 import type { LinkService } from '../ports/link-service.js'
 import type { PortService } from '../ports/publish-service.js'
 import type { SchedulerService } from '../scheduler/service.js'
@@ -19,7 +19,8 @@ export interface ApiDeps {
   /** the slice of plexusd's config the API shows */
   config: { name: string }
   logger: Logger
-  counters: Counters
+  /** the agent's metrics registry: every module declares its metrics on it; GET /metrics serves it */
+  metrics: Metrics
   /** aborted once, on shutdown; long loops and timers watch it */
   shutdown: AbortSignal
   startedAt: Date

@@ -11,6 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import type { ClusterMetrics } from './metrics.js'
 import { clusterProtector } from './protector.js'
 import type { GossipVerdict, Transport, TransportHandlers } from './transport.js'
 import { DELTA_TOPIC, MAX_GOSSIP_BYTES, MAX_SYNC_BYTES, SYNC_PROTOCOL } from './wire.js'
@@ -21,7 +22,7 @@ export interface Libp2pTransportOptions {
   listen: string[]
   announce: string[]
   logger: Logger
-  counters: { inc(name: string, by?: number): void }
+  metrics: ClusterMetrics
 }
 
 const VERDICT: Record<GossipVerdict, TopicValidatorResult> = {
@@ -40,14 +41,15 @@ const silentMetric = new Proxy({}, { get: () => noop })
  * Gossipsub drops envelopes that fail its own checks (missing or bad message
  * signature under StrictSign, bad sequence number) before our validator sees
  * them; its metrics hook is the only place that learns why. This register
- * forwards those to our counters and discards every other metric.
+ * forwards those to our metrics and discards every other one.
  */
-function envelopeRejections(counters: Libp2pTransportOptions['counters']) {
+function envelopeRejections(metrics: ClusterMetrics) {
   const invalid = {
     inc(labels?: { error?: string }) {
       const error = labels?.error ?? 'unknown'
       // ignore/reject verdicts come from our own validator, which counts them itself
-      if (error !== 'ignore' && error !== 'reject') counters.inc(`gossip.rejected.envelope_${error}`)
+      if (error !== 'ignore' && error !== 'reject')
+        metrics.gossipMessages.inc({ verdict: 'reject', reason: `envelope_${error}` })
     },
     set: noop,
     addCollect: noop,
@@ -69,17 +71,17 @@ async function createNode(o: Libp2pTransportOptions) {
     streamMuxers: [yamux()],
     connectionProtector: clusterProtector(o.psk, {
       refused(remote, err) {
-        o.counters.inc('cluster.refused.key')
+        o.metrics.connectionsRefused.inc()
         o.logger.warn(
           { remote, err: errorMessage(err) },
           'refused connection: cluster key mismatch or failed handshake',
         )
       },
       failed(remote, err) {
-        o.counters.inc('cluster.connection_errors')
+        o.metrics.connectionErrors.inc()
         o.logger.warn({ remote, err: errorMessage(err) }, 'cluster connection failed and was closed')
       },
-      ciphers: (delta) => o.counters.inc('cluster.ciphers_live', delta),
+      ciphers: (delta) => o.metrics.ciphers.inc(delta),
     }),
     // no mDNS and no other discovery: peers come from config and the store (dialer.ts)
     peerDiscovery: [],
@@ -96,7 +98,7 @@ async function createNode(o: Libp2pTransportOptions) {
         // (backlogBytes); a peer that still lets this much pile up is stuck:
         // its stream is reset and anti-entropy catches it up after.
         maxOutboundBufferSize: MAX_OUTBOUND_GOSSIP_BYTES,
-        metricsRegister: envelopeRejections(o.counters) as never,
+        metricsRegister: envelopeRejections(o.metrics) as never,
         metricsTopicStrToLabel: new Map([[DELTA_TOPIC, DELTA_TOPIC]]),
         // Hosts of one cluster often share a subnet or sit behind one NAT; the
         // IP-colocation penalty would graylist them, so it is off.
@@ -115,7 +117,7 @@ export class Libp2pTransport implements Transport {
   private constructor(
     readonly node: Node,
     private readonly logger: Logger,
-    private readonly counters: Libp2pTransportOptions['counters'],
+    private readonly metrics: ClusterMetrics,
   ) {}
 
   get self(): string {
@@ -123,7 +125,7 @@ export class Libp2pTransport implements Transport {
   }
 
   static async create(o: Libp2pTransportOptions): Promise<Libp2pTransport> {
-    const t = new Libp2pTransport(await createNode(o), o.logger, o.counters)
+    const t = new Libp2pTransport(await createNode(o), o.logger, o.metrics)
     await t.wire()
     return t
   }
@@ -170,7 +172,7 @@ export class Libp2pTransport implements Transport {
 
   publish(data: Uint8Array): void {
     this.node.services.pubsub.publish(DELTA_TOPIC, data).catch((err: unknown) => {
-      this.counters.inc('gossip.publish_failed')
+      this.metrics.gossipPublishFailures.inc()
       this.logger.debug({ err: errorMessage(err) }, 'gossip publish failed')
     })
   }

@@ -2,6 +2,7 @@ import { errorMessage } from '../lib/errors.js'
 import type { LocalStore } from '../store/store.js'
 import { syncPosition } from '../store/store.js'
 import type { Hlc, StoreRecord } from '../store/types.js'
+import type { ClusterMetrics } from './metrics.js'
 import type { GossipVerdict, Scheduler, Transport } from './transport.js'
 import {
   decodeDelta,
@@ -33,9 +34,6 @@ export const SYNC_PAGE_BYTES = 1024 * 1024
 /** room left in a delta for its framing */
 const DELTA_BUDGET = MAX_GOSSIP_BYTES - 1024
 
-interface Counter {
-  inc(name: string, by?: number): void
-}
 interface Log {
   debug(obj: object, msg: string): void
   info(obj: object, msg: string): void
@@ -68,7 +66,7 @@ export class Replicator {
     private readonly sched: Scheduler,
     private readonly rng: () => number,
     private readonly cfg: ReplicatorConfig,
-    private readonly counters?: Counter,
+    private readonly metrics?: ClusterMetrics,
     private readonly log?: Log,
   ) {
     this.maxOutbox = cfg.maxOutbox ?? DEFAULT_MAX_OUTBOX
@@ -117,7 +115,7 @@ export class Replicator {
   private flush(): void {
     while (this.outbox.length > 0) {
       if ((this.transport.backlogBytes?.() ?? 0) > this.maxBacklog) {
-        this.counters?.inc('gossip.outbox_waits')
+        this.metrics?.gossipOutboxWaits.inc()
         this.scheduleFlush(DRAIN_POLL_MS)
         return
       }
@@ -138,18 +136,20 @@ export class Replicator {
       records = decodeDelta(data).records
     } catch (err) {
       const reason = data.byteLength > MAX_GOSSIP_BYTES ? 'oversize' : 'malformed'
-      this.counters?.inc(`gossip.rejected.${reason}`)
+      this.metrics?.gossipMessages.inc({ verdict: 'reject', reason })
       this.log?.warn({ from, reason, bytes: data.byteLength, err: errorMessage(err) }, 'gossip rejected')
       return 'reject'
     }
     const res = this.store.merge(records)
     if (res.rejected > 0) {
-      // the store counted each record under store.rejected.<reason>
-      this.counters?.inc('gossip.rejected.records')
+      // the store counted each record in plexus_store_records_rejected_total{reason}
+      this.metrics?.gossipMessages.inc({ verdict: 'reject', reason: 'records' })
       this.log?.warn({ from, rejected: res.rejected }, 'gossip carried records that failed validation')
       return 'reject'
     }
-    return res.accepted.length > 0 ? 'accept' : 'ignore'
+    const verdict = res.accepted.length > 0 ? 'accept' : 'ignore'
+    this.metrics?.gossipMessages.inc({ verdict })
+    return verdict
   }
 
   onRequest(from: string, data: Uint8Array): Uint8Array {
@@ -157,10 +157,17 @@ export class Replicator {
     try {
       req = decodeRequest(data)
     } catch (err) {
-      this.counters?.inc('sync.rejected.malformed')
+      this.metrics?.syncRequestsRejected.inc({ reason: 'malformed' })
       this.log?.warn({ from, err: errorMessage(err) }, 'sync request rejected')
       throw err
     }
+    this.metrics?.syncBytes.inc({ direction: 'received' }, data.byteLength)
+    const answer = this.answer(req)
+    this.metrics?.syncBytes.inc({ direction: 'sent' }, answer.byteLength)
+    return answer
+  }
+
+  private answer(req: ReturnType<typeof decodeRequest>): Uint8Array {
     if (req.t === 'pull') {
       const all = this.store.recordsAfter(req.digest)
       if (req.after === undefined) return encodeState(all, this.store.digest())
@@ -188,11 +195,7 @@ export class Replicator {
       let added = 0
       let rejected = false
       for (;;) {
-        const answer = await this.transport.request(
-          peer,
-          encodePull(digest, after),
-          this.cfg.requestTimeoutMs,
-        )
+        const answer = await this.exchange(peer, encodePull(digest, after))
         const state = decodeState(answer)
         marks ??= state.marks
         const res = this.store.merge(state.records)
@@ -204,8 +207,11 @@ export class Replicator {
         if (state.next <= after) throw new Error('sync page cursor did not advance')
         after = state.next
       }
-      if (rejected) this.counters?.inc('sync.rejected.records')
-      else this.store.raiseWatermarks(marks)
+      if (rejected) this.metrics?.syncRounds.inc({ result: 'rejected' })
+      else {
+        this.store.raiseWatermarks(marks)
+        this.metrics?.syncRounds.inc({ result: 'ok' })
+      }
       this.stats.pulls++
       this.stats.recordsPulled += added
       if (full && this.stats.pulls === 1) {
@@ -215,18 +221,22 @@ export class Replicator {
       // after a connect both sides pull in full, so only digest exchanges push back
       const theyLack = full ? [] : this.store.recordsAfter(marks)
       if (theyLack.length > 0) {
-        await this.transport.request(
-          peer,
-          encodePush(theyLack, this.store.digest()),
-          this.cfg.requestTimeoutMs,
-        )
+        await this.exchange(peer, encodePush(theyLack, this.store.digest()))
       }
     } catch (err) {
       this.stats.pullFailures++
-      this.counters?.inc('sync.failed')
+      this.metrics?.syncRounds.inc({ result: 'failed' })
       this.transport.reset?.(peer)
       this.log?.debug({ peer, err: errorMessage(err) }, 'sync exchange failed')
     }
+  }
+
+  /** One request of a sync round, its bytes counted both ways. */
+  private async exchange(peer: string, req: Uint8Array): Promise<Uint8Array> {
+    this.metrics?.syncBytes.inc({ direction: 'sent' }, req.byteLength)
+    const answer = await this.transport.request(peer, req, this.cfg.requestTimeoutMs)
+    this.metrics?.syncBytes.inc({ direction: 'received' }, answer.byteLength)
+    return answer
   }
 
   /**
@@ -237,7 +247,7 @@ export class Replicator {
   private absorb(records: unknown[], marks: ReadonlyMap<string, Hlc>): number {
     const res = this.store.merge(records)
     if (res.rejected === 0) this.store.raiseWatermarks(marks)
-    else this.counters?.inc('sync.rejected.records')
+    else this.metrics?.syncRequestsRejected.inc({ reason: 'records' })
     return res.accepted.length
   }
 

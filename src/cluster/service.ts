@@ -1,7 +1,7 @@
 import { cpus, totalmem } from 'node:os'
-import type { Counters } from '../lib/counters.js'
 import { isPlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import type { Metrics } from '../lib/metrics.js'
 import type { LocalStore } from '../store/store.js'
 import type { ClusterConfig } from './config.js'
 import { Dialer } from './dialer.js'
@@ -9,6 +9,7 @@ import { loadOrCreatePeerKey } from './identity.js'
 import { loadClusterKey } from './key.js'
 import { Libp2pTransport } from './libp2p-transport.js'
 import { type HostView, Membership } from './membership.js'
+import { clusterMetrics, membershipGauges } from './metrics.js'
 import { Replicator } from './replicator.js'
 import { realScheduler } from './transport.js'
 
@@ -21,7 +22,7 @@ export interface ClusterDeps {
     cluster: ClusterConfig
   }
   logger: Logger
-  counters: Counters
+  metrics: Metrics
   store: LocalStore
   startedAt: Date
   version: string
@@ -67,6 +68,7 @@ export class ClusterService implements MembersView {
       ping: t ? (peer) => t.ping(peer, PING_TIMEOUT_MS) : undefined,
       connectedPeers: () => t?.peers() ?? [],
     })
+    membershipGauges(d.metrics, () => this.membership.hosts())
     if (!t) return
     this.replicator = new Replicator(
       store,
@@ -74,7 +76,7 @@ export class ClusterService implements MembersView {
       realScheduler,
       Math.random,
       { syncIntervalMs: c.syncIntervalMs, requestTimeoutMs: DIAL_TIMEOUT_MS },
-      d.counters,
+      clusterMetrics(d.metrics),
       logger.child({ component: 'replicator' }),
     )
     this.dialer = new Dialer(
@@ -103,7 +105,7 @@ export class ClusterService implements MembersView {
       listen: d.config.cluster.listen,
       announce: d.config.cluster.announce,
       logger: d.logger.child({ component: 'libp2p' }),
-      counters: d.counters,
+      metrics: clusterMetrics(d.metrics),
     })
     return new ClusterService(d, transport)
   }

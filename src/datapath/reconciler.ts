@@ -4,7 +4,6 @@
 // drift is repaired within one interval; everything is idempotent.
 
 import { formatCidr } from '../ipam/cidr.js'
-import type { Counters } from '../lib/counters.js'
 import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Startable } from '../lib/startable.js'
@@ -14,6 +13,7 @@ import { DropCounts } from './firewall/drops.js'
 import type { FirewallBackend } from './firewall/index.js'
 import { expectedView, type FirewallView } from './firewall/model.js'
 import { applyChanges, readActual, readUnderlay } from './kernel.js'
+import type { DatapathMetrics } from './metrics.js'
 import { BRIDGE_NAME, type DesiredState, type RemotePlan } from './model.js'
 import type { Netlink } from './netlink.js'
 
@@ -42,7 +42,7 @@ export interface ReconcilerOptions {
   firewall: FirewallBackend
   source: InputSource
   logger: Logger
-  counters: Counters
+  metrics: DatapathMetrics
   /** timer period; drift is repaired within it (default 3000) */
   intervalMs?: number
   /** coalesces bursts of store changes (default 50) */
@@ -204,7 +204,7 @@ export class Reconciler implements Startable {
         try {
           await this.pass(fullPass)
         } catch (err) {
-          this.o.counters.inc('datapath.errors')
+          this.o.metrics.passes.inc({ result: 'failed' })
           this.st = { ...this.st, state: 'error', reason: errorMessage(err) }
           this.log.error({ err }, `datapath pass failed: ${errorMessage(err)}`)
         }
@@ -223,7 +223,7 @@ export class Reconciler implements Startable {
     const held = await this.o.nl.addresses(bridge.index)
     if (!held.some((a) => a.address === w.address && a.prefixLen === w.prefixLen)) return
     await this.o.nl.deleteAddress(bridge.index, w.address, w.prefixLen)
-    this.o.counters.inc('datapath.withdrawn_addresses')
+    this.o.metrics.bridgeAddressesWithdrawn.inc()
     this.log.warn(
       `withdrew ${w.address}/${w.prefixLen} from ${BRIDGE_NAME}: this host no longer holds that subnet`,
     )
@@ -244,7 +244,7 @@ export class Reconciler implements Startable {
       try {
         await this.o.nl.setAddressLifetime(ifindex, ip, Number(len), seconds)
       } catch (err) {
-        this.o.counters.inc('datapath.errors')
+        this.o.metrics.changeErrors.inc()
         this.log.error(
           { err },
           `could not extend the lifetime of ${a} on ${BRIDGE_NAME}: ${errorMessage(err)}`,
@@ -279,7 +279,7 @@ export class Reconciler implements Startable {
     const { actual, index } = await readActual(this.o.nl, desired, firewallView)
     if (full) {
       for (const [section, n] of this.drops.observe(desired.firewall, actual.firewall.packets ?? {}))
-        this.o.counters.inc(`datapath.${section}.dropped`, n)
+        this.o.metrics.firewallDropped.inc({ section }, n)
     }
     const changes = diffState(desired, actual)
     const repairs = changes.filter((c) => this.isRepair(c, firewallKey))
@@ -293,7 +293,7 @@ export class Reconciler implements Startable {
       const kind = REPAIR_KIND[c.kind] as string
       this.repairs[kind] = (this.repairs[kind] ?? 0) + 1
       this.repairs.total = (this.repairs.total ?? 0) + 1
-      this.o.counters.inc(`datapath.repairs.${kind}`)
+      this.o.metrics.driftRepaired.inc({ kind })
     }
     if (repairs.length)
       this.log.warn({ repaired: repairs.map(describe) }, `repaired ${repairs.length} drifted kernel entries`)
@@ -307,13 +307,14 @@ export class Reconciler implements Startable {
     this.confirmedFirewall = firewallFailed ? undefined : firewallKey
     this.forwardingConfirmed = ![...failed].some((c) => c.kind === 'forwarding-on')
     if (failed.size) {
-      this.o.counters.inc('datapath.errors', failed.size)
+      this.o.metrics.changeErrors.inc(failed.size)
       this.log.error(
         { failed: result?.failed.map((f) => `${describe(f.change)}: ${f.error}`) },
         'some datapath changes failed',
       )
     }
-    this.o.counters.inc('datapath.passes')
+    this.o.metrics.passes.inc({ result: failed.size ? 'failed' : 'ok' })
+    this.o.metrics.passDuration.observe((Date.now() - started) / 1000)
     this.st = this.statusOf(desired, input, failed, {
       at: new Date(started).toISOString(),
       durationMs: Date.now() - started,
@@ -343,7 +344,7 @@ export class Reconciler implements Startable {
       const key = `${r.peerId} ${r.subnet} ${r.reason}`
       now.add(key)
       if (!this.refusedSeen.has(key)) {
-        this.o.counters.inc('datapath.refused')
+        this.o.metrics.remotesRefused.inc()
         this.log.warn(
           { host: r.host, subnet: r.subnet, publicIp: r.publicIp },
           `not programming ${r.subnet}: ${r.reason}`,

@@ -7,9 +7,9 @@ import { formatIPv4 } from '../ipam/cidr.js'
 import { NETWORK_CONFIG_KEY } from '../ipam/config.js'
 import { gatewayOf, validLeases } from '../ipam/leases.js'
 import type { LeaseComponent } from '../ipam/manager.js'
-import type { Counters } from '../lib/counters.js'
 import { PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import { ENDPOINT_PREFIX, LEASE_PREFIX, type ReadableStore, type StoreRecord } from '../store/types.js'
 import { backendFor } from './backend/index.js'
@@ -17,6 +17,7 @@ import type { DatapathConfig } from './config.js'
 import { createFirewall, type FirewallBackend } from './firewall/index.js'
 import { checkSpec, type Section } from './firewall/model.js'
 import { checkEndpoint, type SpoofEndpoint } from './firewall/spoof.js'
+import { datapathMetrics, timedFirewall } from './metrics.js'
 import { BRIDGE_NAME } from './model.js'
 import { Netlink } from './netlink.js'
 import { type DatapathStatus, type InputSource, Reconciler } from './reconciler.js'
@@ -38,7 +39,7 @@ export interface DatapathComponent {
 export interface DatapathComponents {
   config: { datapath: DatapathConfig }
   logger: Logger
-  counters: Counters
+  metrics: Metrics
   peerId: string
   store: ReadableStore
   lease: LeaseComponent
@@ -57,12 +58,13 @@ export class DatapathService implements Startable, DatapathComponent {
     private readonly nl: Netlink,
     firewall: FirewallBackend,
   ) {
+    const metrics = datapathMetrics(c.metrics)
     this.reconciler = new Reconciler({
       nl,
-      firewall,
+      firewall: timedFirewall(firewall, metrics),
       source: this.inputs,
       logger: c.logger,
-      counters: c.counters,
+      metrics,
       intervalMs: c.config.datapath.reconcileIntervalMs,
     })
   }
@@ -127,7 +129,7 @@ export class DatapathService implements Startable, DatapathComponent {
       }
       bad.add(r.key)
       if (this.unguarded.has(r.key)) continue
-      this.c.counters.inc('datapath.spoof.unguarded')
+      datapathMetrics(this.c.metrics).spoofUnguarded.inc()
       this.c.logger.warn({ key: r.key }, `no anti-spoofing rules for ${r.key}: ${problem}`)
     }
     this.unguarded = bad

@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { isPending, type Next, type Reply } from './chain.js'
+import type { AnswerRecorder } from './metrics.js'
 import { type BatchSocket, closeBatchSocket, openBatchSocket, udpAddon } from './udp.js'
 import {
   errorReply,
@@ -61,6 +62,7 @@ export class DnsListener {
     private readonly opts: ServerOptions,
     private readonly chain: Next,
     private readonly stats: ServerStats,
+    private readonly recorder?: AnswerRecorder,
   ) {}
 
   /** Binds UDP and TCP; rejects (leaving nothing bound) if either fails. */
@@ -133,7 +135,13 @@ export class DnsListener {
         this.stats.malformed++
         continue
       }
-      const r = answer(input.subarray(off, off + meta[m + META_LEN]!), false, this.chain, this.stats)
+      const r = answer(
+        input.subarray(off, off + meta[m + META_LEN]!),
+        false,
+        this.chain,
+        this.stats,
+        this.recorder,
+      )
       if (r === undefined) continue
       if (isPending(r)) {
         const peer = udp.peer(i)
@@ -205,7 +213,7 @@ export class DnsListener {
         buf = buf.subarray(len + 2)
         arm()
         this.stats.tcpQueries++
-        const r = answer(msg, true, this.chain, this.stats)
+        const r = answer(msg, true, this.chain, this.stats, this.recorder)
         if (r === undefined) continue
         if (isPending(r)) {
           pending++
@@ -224,7 +232,14 @@ export class DnsListener {
  * Parse, run the chain, enforce the size limit. Returns the reply, a promise of
  * it (never rejected: a failure is SERVFAIL), or undefined when nothing is sent.
  */
-export function answer(msg: Buffer, tcp: boolean, chain: Next, stats: ServerStats): Reply | undefined {
+export function answer(
+  msg: Buffer,
+  tcp: boolean,
+  chain: Next,
+  stats: ServerStats,
+  recorder?: AnswerRecorder,
+): Reply | undefined {
+  const started = recorder ? performance.now() : 0
   const parsed = parseQuery(msg, tcp)
   if (!parsed.ok) {
     stats.malformed++
@@ -238,17 +253,22 @@ export function answer(msg: Buffer, tcp: boolean, chain: Next, stats: ServerStat
     stats.errors++
     r = errorReply(q, RCODE_SERVFAIL)
   }
-  if (!isPending(r)) return fit(q, r)
+  if (!isPending(r)) return recorded(fit(q, r), q, started, recorder)
   // the stages still pending (forward: a retry upstream, the SERVFAIL question) and fit
   // read q.buf later, but msg is only lent (a UDP slot is refilled by the next batch)
   q.buf = Buffer.from(msg)
   return r.then(
-    (b) => fit(q, b),
+    (b) => recorded(fit(q, b), q, started, recorder),
     () => {
       stats.errors++
-      return errorReply(q, RCODE_SERVFAIL)
+      return recorded(errorReply(q, RCODE_SERVFAIL), q, started, recorder)
     },
   )
+}
+
+function recorded(reply: Buffer, q: Query, started: number, recorder: AnswerRecorder | undefined): Buffer {
+  recorder?.answered(q.tcp, q.qtype, reply.readUInt16BE(2) & 0xf, started)
+  return reply
 }
 
 function fit(q: Query, b: Buffer): Buffer {

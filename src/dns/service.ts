@@ -4,6 +4,7 @@ import dnsPacket from 'dns-packet'
 import { cidrOf, formatIPv4 } from '../ipam/cidr.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import { buildCatalog, catalogInput } from '../services/catalog.js'
 import type { LeaseValue } from '../store/records.js'
@@ -20,6 +21,7 @@ import { buildChain, type Next } from './chain.js'
 import type { DnsConfig } from './config.js'
 import { ForwardStage, type Upstream } from './forward/forward.js'
 import { parseUpstream, readResolvConf } from './forward/resolvconf.js'
+import { DnsMetrics } from './metrics.js'
 import { DnsListener, emptyStats, type ServerStats } from './server.js'
 import { type AnswerTable, CompileMemo, compileZone } from './zone/compile.js'
 import { ZoneStage } from './zone/handler.js'
@@ -39,6 +41,7 @@ const BIND_RETRY_MS = 1000
 export interface DnsComponents {
   config: { dns: DnsConfig }
   logger: Logger
+  metrics: Metrics
   store: ReadableStore
   peerId: string
 }
@@ -70,6 +73,7 @@ export class DnsService implements Startable {
   private readonly listeners = new Map<string, DnsListener>()
   private readonly failedBinds = new Set<string>()
   private readonly stats = emptyStats()
+  private readonly metrics: DnsMetrics
   private readonly unwatch: (() => void)[] = []
   private readonly upstreams: Upstream[]
   private rebuildTimer?: NodeJS.Timeout
@@ -99,10 +103,12 @@ export class DnsService implements Startable {
       if (!isIP(a)) throw new PlexusError('PLX_DNS_BAD_LISTEN', `dns.listen: "${a}" is not an IP address`)
     this.zone = new ZoneStage(this.compile())
     this.cache = new CacheStage({ size: cfg.cacheSize, maxTtl: cfg.cacheMaxTtl })
+    this.metrics = new DnsMetrics(c.metrics, () => this.status().stats)
     this.forward = new ForwardStage({
       upstreams: this.upstreams,
       timeoutMs: cfg.upstreamTimeoutMs,
       maxInFlight: cfg.maxInFlight,
+      onAttempt: (u, result) => this.metrics.forwarded(u, result),
     })
     this.chain = buildChain({ zone: this.zone, cache: this.cache, forward: this.forward })
   }
@@ -194,6 +200,7 @@ export class DnsService implements Startable {
         },
         this.chain,
         this.stats,
+        this.metrics,
       )
       try {
         await l.listen()

@@ -9,15 +9,16 @@ import { type LinkInfo, Netlink } from '../datapath/netlink.js'
 import { assertNetnsPath, assertNotHostNetns, resolveNetns } from '../datapath/netns.js'
 import { AddressAllocator, type AllocationResult } from '../ipam/addresses.js'
 import type { CurrentLease, LeaseComponent } from '../ipam/manager.js'
-import type { Counters } from '../lib/counters.js'
 import { errorMessage, isPlexusError, PlexusError } from '../lib/errors.js'
 import { faultPoint } from '../lib/faults.js'
 import type { Logger } from '../lib/log.js'
+import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import { isEndpointValue } from '../services/model.js'
 import type { EndpointValue } from '../store/records.js'
 import { ENDPOINT_PREFIX, type JsonValue, type Store, type StoreRecord } from '../store/types.js'
 import { EndpointJournal } from './journal.js'
+import { type EndpointsMetrics, endpointsMetrics } from './metrics.js'
 import {
   type AttachmentFacts,
   type AttachmentKey,
@@ -38,7 +39,7 @@ import { readSpool, removeSpooled } from './spool.js'
 export interface EndpointServiceComponents {
   config: { name: string; stateDir: string }
   logger: Logger
-  counters: Counters
+  metrics: Metrics
   store: Store
   peerId: string
   lease: Pick<LeaseComponent, 'current' | 'status'>
@@ -117,6 +118,7 @@ function refuseConflict(existing: EndpointValue, req: AttachRequest, prefixLengt
 
 export class EndpointService implements Startable {
   private readonly log: Logger
+  private readonly metrics: EndpointsMetrics
   private nl?: Netlink
   private allocator?: AddressAllocator
   private journal?: EndpointJournal
@@ -125,6 +127,7 @@ export class EndpointService implements Startable {
 
   constructor(private readonly c: EndpointServiceComponents) {
     this.log = c.logger.child({ component: 'endpoints' })
+    this.metrics = endpointsMetrics(c.metrics)
   }
 
   async start(): Promise<void> {
@@ -383,7 +386,7 @@ export class EndpointService implements Startable {
         await this.promised(facts, req)
         undo.length = 0
         await faultPoint('add.written')
-        this.c.counters.inc('endpoints.attached')
+        this.metrics.events.inc({ event: 'attached' })
         return buildResult(facts, req.dns)
       } finally {
         for (const u of undo.reverse()) {
@@ -417,7 +420,7 @@ export class EndpointService implements Startable {
     return this.exclusive(req, async () => {
       const record = this.localRecord(endpointKey(this.c.peerId, req))
       await this.teardown(req, record)
-      if (record) this.c.counters.inc('endpoints.detached')
+      if (record) this.metrics.events.inc({ event: 'detached' })
     })
   }
 
@@ -516,7 +519,7 @@ export class EndpointService implements Startable {
       released.push({ containerId: a.containerId, ifname: a.ifname })
     }
     if (released.length) {
-      this.c.counters.inc('endpoints.gc_released', released.length)
+      this.metrics.events.inc({ event: 'gc_released' }, released.length)
       this.log.info({ released: released.map(attachmentId) }, 'GC released attachments')
     }
     return { released }
@@ -563,7 +566,7 @@ export class EndpointService implements Startable {
     const attempt = async (what: string, id: string, fn: () => Promise<unknown>) => {
       try {
         await fn()
-        this.c.counters.inc('endpoints.recovered')
+        this.metrics.events.inc({ event: 'recovered' })
         this.log.warn({ attachment: id }, what)
       } catch (err) {
         this.log.warn({ err: errorMessage(err), attachment: id }, `${what}: failed`)

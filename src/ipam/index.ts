@@ -1,13 +1,14 @@
 import { join } from 'node:path'
 import type { ClusterConfig } from '../cluster/config.js'
 import type { MembersView } from '../cluster/service.js'
-import type { Counters } from '../lib/counters.js'
 import type { Logger } from '../lib/log.js'
+import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import type { Store } from '../store/types.js'
 import { AddressAllocator } from './addresses.js'
 import type { LeaseConfig } from './config.js'
 import { LeaseManager } from './manager.js'
+import { ipamMetrics } from './metrics.js'
 
 export type { Allocation, AllocationResult, AttachmentKey } from './addresses.js'
 export { AddressAllocator } from './addresses.js'
@@ -27,7 +28,7 @@ export interface IpamComponents {
     cluster: Pick<ClusterConfig, 'bootstrap' | 'syncIntervalMs' | 'deadAfterMs' | 'heartbeatIntervalMs'>
   }
   logger: Logger
-  counters: Counters
+  metrics: Metrics
   shutdown: AbortSignal
 }
 
@@ -64,7 +65,7 @@ export async function createIpam(
   const reportStale = () => {
     const stale = addresses.stale()
     if (stale.length === 0) return
-    c.counters.inc('ipam.stale_allocations', stale.length)
+    ipamMetrics(c.metrics).staleAddresses.inc(stale.length)
     log.warn(
       { stale: stale.map((a) => `${a.containerId}/${a.ifname} ${a.address}`) },
       `${stale.length} container address(es) are outside this host's subnet ${lease.current()?.subnet}: the lease moved`,

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
-import type { Counters } from '../lib/counters.js'
 import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import type { LeaseValue } from '../store/records.js'
 import { type JsonValue, LEASE_PREFIX, NODE_PREFIX, type Store } from '../store/types.js'
@@ -24,6 +24,7 @@ import {
   majorityHeardSince,
   validLeases,
 } from './leases.js'
+import { type IpamMetrics, ipamMetrics, leaseStateGauge } from './metrics.js'
 import { readSubnetEnv, type SubnetEnv, writeSubnetEnv } from './subnet-env.js'
 import { detectUnderlay, type Underlay } from './underlay.js'
 
@@ -60,6 +61,18 @@ export type LeaseState =
   | 'isolated'
   | 'no-subnet'
   | 'error'
+
+/** every lease state (a Record, so the compiler says when a new state is missing here): the metric's label values */
+const LEASE_STATES: Record<LeaseState, null> = {
+  joining: null,
+  'waiting-config': null,
+  settling: null,
+  acquired: null,
+  fenced: null,
+  isolated: null,
+  'no-subnet': null,
+  error: null,
+}
 
 export interface LeaseStatus {
   state: LeaseState
@@ -103,7 +116,7 @@ export interface LeaseManagerComponents {
   store: Store
   config: { name: string; runDir: string; underlayAddress?: string; underlayInterface?: string }
   logger: Logger
-  counters: Counters
+  metrics: Metrics
   shutdown: AbortSignal
 }
 
@@ -202,6 +215,7 @@ interface Claim {
 
 export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable, LeaseComponent {
   private readonly log: Logger
+  private readonly metrics: IpamMetrics
   private cfg?: NetworkConfig
   private underlay?: Underlay
   private claim?: Claim
@@ -235,6 +249,8 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
   ) {
     super()
     this.log = c.logger.child({ component: 'ipam' })
+    this.metrics = ipamMetrics(c.metrics)
+    leaseStateGauge(c.metrics, Object.keys(LEASE_STATES), () => this.st.state)
     if (init.seed !== false) parseNetworkConfig(init.seed) // refuse a bad seed at start-up, not minutes later
     this.timing = leaseTiming(init)
     this.clock = init.clock ?? REAL_CLOCK
@@ -320,7 +336,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
       try {
         delay = await this.step(this.now())
       } catch (err) {
-        this.c.counters.inc('ipam.errors')
+        this.metrics.stepErrors.inc()
         this.log.error({ err }, `lease step failed: ${errorMessage(err)}`)
         this.setStatus('error', errorMessage(err))
         delay = this.retryMs
@@ -484,7 +500,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
       const why = `${NETWORK_CONFIG_KEY} written by ${rec.owner} is invalid, keeping the last valid one: ${errorMessage(err)}`
       if (this.badConfigSeen !== why) {
         this.badConfigSeen = why
-        this.c.counters.inc('ipam.invalid_network_config')
+        this.metrics.invalidNetworkConfig.inc()
         this.log.warn(why)
       }
       if (!this.cfg) this.setStatus('waiting-config', why)
@@ -524,7 +540,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
   private async drop(reason: string, withdraw = false): Promise<void> {
     const claim = this.claim as Claim
     this.claim = undefined
-    this.c.counters.inc(withdraw ? 'ipam.lease_withdrawn' : 'ipam.lease_lost')
+    this.metrics.leaseEvents.inc({ event: withdraw ? 'withdrawn' : 'lost' })
     if (withdraw) await this.c.store.delete(leaseKey(this.c.store.self))
     const previous = this.lease
     this.lease = undefined
@@ -591,7 +607,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
       this.holdStatus(claim, now)
       if (previous) this.emitSafe('changed', { previous, current: next })
       else {
-        this.c.counters.inc('ipam.lease_acquired')
+        this.metrics.leaseEvents.inc({ event: 'acquired' })
         this.log.info({ subnet: next.subnet, claimedAt: next.claimedAt }, `acquired lease ${next.subnet}`)
         this.emitSafe('acquired', next)
       }
@@ -602,9 +618,9 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     if (now >= renewAt) {
       try {
         await this.publish(claim.value, now)
-        this.c.counters.inc('ipam.lease_renewals')
+        this.metrics.leaseEvents.inc({ event: 'renewed' })
       } catch (err) {
-        this.c.counters.inc('ipam.lease_renew_failures')
+        this.metrics.leaseEvents.inc({ event: 'renew_failed' })
         this.log.warn({ err }, `renewing lease ${claim.value.subnet} failed: ${errorMessage(err)}`)
         return Math.min(1000, this.retryMs)
       }
@@ -644,7 +660,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
       return
     }
     if (this.st.state !== 'fenced') {
-      this.c.counters.inc('ipam.lease_fenced')
+      this.metrics.leaseEvents.inc({ event: 'fenced' })
       this.log.warn(
         { subnet: claim.value.subnet, event: 'lease-fenced', ...times },
         `lease ${claim.value.subnet} fenced: no majority of the cluster has heard of a renewal since ${times.confirmedAt}; new containers are refused, the lease is withdrawn at ${times.withdrawAt} unless one is confirmed`,
@@ -757,7 +773,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     if (haveRecord) await this.c.store.delete(leaseKey(this.c.store.self))
     if (this.st.state !== 'no-subnet' || this.st.reason !== reason)
       this.log.warn(`${reason}; retrying every ${this.retryMs} ms`)
-    this.c.counters.inc('ipam.no_free_subnet')
+    this.metrics.noFreeSubnet.inc()
     this.setStatus('no-subnet', reason)
     return this.retryMs
   }
@@ -767,7 +783,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     for (const i of view.invalid) {
       const id = `${i.key} ${i.kind} ${i.subnet ?? ''} ${i.heldBy ?? ''}`
       if (this.reported.has(id)) continue
-      this.c.counters.inc(`ipam.invalid_leases.${i.kind}`)
+      this.metrics.invalidLeases.inc({ kind: i.kind })
       this.log.warn({ key: i.key, owner: i.owner, kind: i.kind }, `ignoring lease ${i.key}: ${i.reason}`)
     }
     this.reported = now

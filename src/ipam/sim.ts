@@ -154,7 +154,7 @@ export async function runLeaseSim(
         store: s.h.store,
         config: { name: s.name, runDir: '' },
         logger: silent,
-        counters: s.h.counters,
+        metrics: s.h.metrics,
         shutdown: s.shutdown.signal,
       },
       lmInit(s),
@@ -317,8 +317,8 @@ export async function runLeaseSim(
 
   await q.runUntil(start + cfg.durationMs)
   for (const s of hosts) {
-    for (const [k, v] of Object.entries(s.h.counters.toJSON()))
-      if (k.startsWith('ipam.')) result.counters[k] = (result.counters[k] ?? 0) + v
+    for (const [k, v] of Object.entries(await s.h.metrics.figures()))
+      if (k.startsWith('plexus_ipam_lease_events_total')) result.counters[k] = (result.counters[k] ?? 0) + v
     s.shutdown?.abort()
   }
   // let the aborted loops finish

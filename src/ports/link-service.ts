@@ -1,9 +1,9 @@
 import { constants } from 'node:fs'
 import { open, realpath } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Counters } from '../lib/counters.js'
 import { excerpt, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import { isEndpointValue, isHealthValue, isServiceValue } from '../services/model.js'
 import { ENDPOINT_PREFIX, HEALTH_PREFIX, type ReadableStore, SERVICE_PREFIX } from '../store/types.js'
@@ -17,11 +17,12 @@ import {
   resolveLinkTarget,
   withLinkBlock,
 } from './links.js'
+import { type PortsMetrics, portsMetrics } from './metrics.js'
 
 export interface LinkComponents {
   config: { name: string; stateDir: string }
   logger: Logger
-  counters: Counters
+  metrics: Metrics
   store: ReadableStore
 }
 
@@ -39,9 +40,11 @@ export class LinkService implements Startable {
   private unwatch: (() => void)[] = []
   private timer?: NodeJS.Timeout
   private running = Promise.resolve()
+  private readonly metrics: PortsMetrics
 
   constructor(private readonly c: LinkComponents) {
     this.table = new LinkTable(join(c.config.stateDir, 'links.json'))
+    this.metrics = portsMetrics(c.metrics)
   }
 
   async start(): Promise<void> {
@@ -126,7 +129,7 @@ export class LinkService implements Startable {
       for (const e of this.table.list()) {
         // re-checked on every write: a container that is gone no longer owns its path
         if (e.hostsFile && this.hostsFileProblem(e.container, e.hostsFile)) {
-          this.c.counters.inc('links.hosts_refused')
+          this.metrics.linkHostsUpdates.inc({ result: 'refused' })
           continue
         }
         if (e.hostsFile) byFile.set(e.hostsFile, [...(byFile.get(e.hostsFile) ?? []), e])
@@ -135,10 +138,10 @@ export class LinkService implements Startable {
         const lines = linkHostsLines(entries.map((link) => ({ link, target: this.resolve(link.target) })))
         try {
           if (await rewriteInPlace(file, (text) => withLinkBlock(text, lines)))
-            this.c.counters.inc('links.hosts_updated')
+            this.metrics.linkHostsUpdates.inc({ result: 'updated' })
         } catch (err) {
           // one container's bad file must not stop the others' updates
-          this.c.counters.inc('links.hosts_refused')
+          this.metrics.linkHostsUpdates.inc({ result: 'refused' })
           this.c.logger.warn({ err, file }, 'links: hosts file not updated')
         }
       }

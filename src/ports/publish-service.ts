@@ -10,9 +10,9 @@ import type { DatapathConfig } from '../datapath/config.js'
 import { BRIDGE_NAME } from '../datapath/model.js'
 import type { DatapathComponent } from '../datapath/service.js'
 import type { LeaseComponent } from '../ipam/manager.js'
-import type { Counters } from '../lib/counters.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import { isEndpointValue } from '../services/model.js'
 import type { EndpointValue, LeaseValue, PublishedPort } from '../store/records.js'
@@ -24,6 +24,7 @@ import {
   type StoreRecord,
 } from '../store/types.js'
 import { describeSocketHolder, hostAddresses, hostSockets, setHairpin, setRouteLocalnet } from './host.js'
+import { type PortsMetrics, portsMetrics, publishedPortsGauge } from './metrics.js'
 import type { PortsConfig } from './publish.js'
 import {
   checkRange,
@@ -48,7 +49,7 @@ const PENDING_TTL_MS = 30_000
 export interface PortComponents {
   config: { ports: PortsConfig; datapath: Pick<DatapathConfig, 'reconcileIntervalMs'> }
   logger: Logger
-  counters: Counters
+  metrics: Metrics
   peerId: string
   store: Store
   lease: Pick<LeaseComponent, 'current' | 'on' | 'off'>
@@ -81,6 +82,9 @@ export class PortService implements Startable {
   private queue: Promise<unknown> = Promise.resolve()
   private scheduled = false
   private applied?: string
+  /** host ports in the section last applied (the published-ports gauge) */
+  private appliedMappings = 0
+  private readonly metrics: PortsMetrics
   private shadowedSeen = ''
   private timer?: NodeJS.Timeout
   private readonly unwatch: (() => void)[] = []
@@ -88,6 +92,8 @@ export class PortService implements Startable {
   constructor(private readonly c: PortComponents) {
     this.range = checkRange(c.config.ports.range)
     this.log = c.logger.child({ component: 'ports' })
+    this.metrics = portsMetrics(c.metrics)
+    publishedPortsGauge(c.metrics, () => this.appliedMappings)
   }
 
   async start(): Promise<void> {
@@ -127,7 +133,7 @@ export class PortService implements Startable {
       this.scheduled = false
       await this.apply()
     }).catch((err) => {
-      this.c.counters.inc('ports.apply_failed')
+      this.metrics.firewallUpdates.inc({ result: 'failed' })
       this.log.warn({ err: errorMessage(err) }, 'ports: firewall update failed; retrying on the timer')
     })
   }
@@ -166,7 +172,7 @@ export class PortService implements Startable {
     const { mappings, shadowed } = mappingsOf(endpoints)
     const seen = JSON.stringify(shadowed)
     if (shadowed.length && seen !== this.shadowedSeen) {
-      this.c.counters.inc('ports.shadowed', shadowed.length)
+      this.metrics.shadowed.inc(shadowed.length)
       this.log.warn({ shadowed }, 'ports: mappings overlapping an older one are not applied')
     }
     this.shadowedSeen = seen
@@ -175,7 +181,8 @@ export class PortService implements Startable {
     if (text !== this.applied) {
       await this.c.datapath.setFirewallSection(section)
       this.applied = text
-      this.c.counters.inc('ports.applied')
+      this.appliedMappings = mappings.length
+      this.metrics.firewallUpdates.inc({ result: 'applied' })
     }
     // Retried each pass: the bridge may not exist yet on the first one.
     setRouteLocalnet(BRIDGE_NAME, mappings.length > 0)
@@ -202,7 +209,7 @@ export class PortService implements Startable {
     if ('exhausted' in plan) throw exhaustedError(plan.exhausted, this.range)
     if ('conflict' in plan) {
       const { port, held } = plan.conflict
-      this.c.counters.inc('ports.conflicts')
+      this.metrics.conflicts.inc()
       if (held.holder.kind === 'process')
         held.holder.description = await describeSocketHolder(port.hostPort, port.protocol)
       throw conflictError(port, held)

@@ -6,9 +6,9 @@
 // capacity/<self>). The runner (issue 13) takes admitted allocations on.
 import { cpus, totalmem } from 'node:os'
 import type { MembersView } from '../cluster/service.js'
-import type { Counters } from '../lib/counters.js'
 import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import type { NodeValue } from '../store/records.js'
 import {
@@ -20,6 +20,7 @@ import {
   type Store,
 } from '../store/types.js'
 import { admit, usedBy } from './admission.js'
+import { schedulerMetrics } from './metrics.js'
 import { jobOwner } from './owner.js'
 import { ownerPlan } from './owner-plan.js'
 import type { ExistingAllocation, HostView } from './placement/types.js'
@@ -50,7 +51,7 @@ export interface SchedulerComponents {
   peerId: string
   members: MembersView
   logger: Logger
-  counters: Counters
+  metrics: Metrics
   config: { name: string; scheduler?: SchedulerConfig }
 }
 
@@ -83,8 +84,11 @@ export class SchedulerService implements Startable {
   private again = false
   private stopped = false
   private lastPass?: { at: string; ms: number; error?: string }
+  private readonly metrics: ReturnType<typeof schedulerMetrics>
 
-  constructor(private readonly d: SchedulerComponents) {}
+  constructor(private readonly d: SchedulerComponents) {
+    this.metrics = schedulerMetrics(d.metrics)
+  }
 
   async start(): Promise<void> {
     const { store } = this.d
@@ -121,19 +125,19 @@ export class SchedulerService implements Startable {
     for (const r of store.list(JOB_PREFIX)) {
       const j = jobOf(r)
       if (j) jobs.set(j.spec.name, j)
-      else this.d.counters.inc('scheduler.records.invalid')
+      else this.metrics.invalidRecords.inc()
     }
     const allocs: SchedulerView['allocs'] = []
     for (const r of store.list(ALLOC_PREFIX)) {
       const alloc = allocOf(r)
       if (alloc) allocs.push({ owner: r.owner, alloc })
-      else this.d.counters.inc('scheduler.records.invalid')
+      else this.metrics.invalidRecords.inc()
     }
     const states: AllocStateValue[] = []
     for (const r of store.list(ALLOC_STATE_PREFIX)) {
       const s = allocStateOf(r)
       if (s) states.push(s)
-      else this.d.counters.inc('scheduler.records.invalid')
+      else this.metrics.invalidRecords.inc()
     }
     const capacity = new Map<string, CapacityValue>()
     for (const r of store.list(CAPACITY_PREFIX)) {
@@ -188,7 +192,7 @@ export class SchedulerService implements Startable {
             ms: Math.round(performance.now() - t0),
             error: errorMessage(err),
           }
-          this.d.counters.inc('scheduler.pass.errors')
+          this.metrics.passErrors.inc()
           this.d.logger.warn({ err }, 'scheduler pass failed')
         }
       } while (this.again && !this.stopped)
@@ -237,7 +241,7 @@ export class SchedulerService implements Startable {
         status: 'admitted',
         updatedAt: now,
       } as unknown as JsonValue)
-      this.d.counters.inc('scheduler.allocs.admitted')
+      this.metrics.allocations.inc({ result: 'admitted' })
     }
     for (const { alloc, reason } of verdict.rejected) {
       await store.put(allocStateKey(self, alloc.id), {
@@ -246,7 +250,7 @@ export class SchedulerService implements Startable {
         reason,
         updatedAt: now,
       } as unknown as JsonValue)
-      this.d.counters.inc('scheduler.allocs.rejected')
+      this.metrics.allocations.inc({ result: 'rejected' })
       logger.info({ alloc: alloc.id, reason }, 'allocation rejected')
     }
   }
@@ -281,7 +285,7 @@ export class SchedulerService implements Startable {
       if (plan.puts.length || plan.deletes.length)
         logger.info({ job: name, placed: plan.puts.length, removed: plan.deletes.length }, 'job placed')
       for (const f of plan.plan?.failures ?? []) {
-        this.d.counters.inc('scheduler.placement.failures')
+        this.metrics.placementFailures.inc()
         logger.warn({ job: name, group: f.group, slot: f.index, reason: f.reason }, 'slot not placed')
       }
     }

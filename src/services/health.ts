@@ -1,5 +1,6 @@
 import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import type { HealthValue } from '../store/records.js'
 import {
@@ -11,12 +12,14 @@ import {
 } from '../store/types.js'
 import { buildCatalog, catalogInput, type Member } from './catalog.js'
 import { type CheckResult, type CheckTarget, runCheck } from './checks.js'
+import { type HealthMetrics, healthMetrics, healthStatusGauge } from './metrics.js'
 import { type CheckSpec, healthKey, isEndpointValue } from './model.js'
 
 export interface HealthComponents {
   store: Store
   peerId: string
   logger: Logger
+  metrics: Metrics
 }
 
 /** Pure state step of one check: consecutive failures until `failures`, one success heals. */
@@ -42,7 +45,13 @@ class CheckRunner {
     private readonly target: CheckTarget,
     private readonly member: Member,
     private readonly write: (key: string, v: HealthValue) => Promise<void>,
+    private readonly metrics: HealthMetrics,
   ) {}
+
+  /** the current verdict; pending until the first run decides (a success, or `failures` failures) */
+  get status(): string {
+    return this.state.status ?? 'pending'
+  }
 
   start(): void {
     this.tick()
@@ -61,6 +70,7 @@ class CheckRunner {
   private async record(r: CheckResult): Promise<void> {
     if (this.stopped) return
     const before = this.state.status
+    this.metrics.runs.inc({ result: r.ok ? 'pass' : 'fail' })
     this.state = nextStatus(this.state, r.ok, this.spec.failures)
     // only transitions are written: a steady state costs no gossip
     if (this.state.status && this.state.status !== before) {
@@ -91,8 +101,12 @@ export class HealthChecker implements Startable {
   private readonly unwatch: (() => void)[] = []
   private timer?: NodeJS.Timeout
   private stopped = false
+  private readonly metrics: HealthMetrics
 
-  constructor(private readonly c: HealthComponents) {}
+  constructor(private readonly c: HealthComponents) {
+    this.metrics = healthMetrics(c.metrics)
+    healthStatusGauge(c.metrics, () => [...this.runners.values()].map((r) => r.status))
+  }
 
   async start(): Promise<void> {
     const { store, peerId } = this.c
@@ -150,8 +164,14 @@ export class HealthChecker implements Startable {
     }
     for (const [key, w] of want) {
       if (this.runners.has(key)) continue
-      const r = new CheckRunner(key, JSON.stringify([w.spec, w.target]), w.spec, w.target, w.member, (k, v) =>
-        this.write(k, v),
+      const r = new CheckRunner(
+        key,
+        JSON.stringify([w.spec, w.target]),
+        w.spec,
+        w.target,
+        w.member,
+        (k, v) => this.write(k, v),
+        this.metrics,
       )
       this.runners.set(key, r)
       r.start()

@@ -1,5 +1,7 @@
 import { excerpt, PlexusError } from '../lib/errors.js'
+import type { Metrics } from '../lib/metrics.js'
 import { compareHlc, HlcClock, maxHlc, ZERO_HLC } from './hlc.js'
+import { type StoreMetrics, storeMetrics, storeRecordsGauge } from './metrics.js'
 import {
   canonicalJson,
   compareRecords,
@@ -36,7 +38,8 @@ export type RejectReason = 'malformed' | 'signature' | 'not-owner' | 'future'
 export interface StoreOptions {
   signer: RecordSigner
   verify: RecordVerifier
-  counters?: { inc(name: string, by?: number): void }
+  /** the agent's metrics registry; the store declares its own (./metrics.ts) */
+  metrics?: Metrics
   now?: () => number
   /**
    * How long a dead record is kept after it died: tombstones (from version.wall),
@@ -128,6 +131,7 @@ export class LocalStore implements Store {
   /** keys changed since takeChanges(); undefined until a journal asks (the simulator keeps none) */
   private dirty?: Set<string>
   private marksDirty = false
+  private readonly metrics?: StoreMetrics
 
   constructor(
     private readonly opts: StoreOptions,
@@ -138,7 +142,18 @@ export class LocalStore implements Store {
     this.reapAfterMs = opts.reapAfterMs ?? DEFAULT_REAP_AFTER_MS
     this.maxDriftMs = opts.maxClockDriftMs ?? DEFAULT_MAX_CLOCK_DRIFT_MS
     this.clock = new HlcClock(this.now, snapshot?.clock ?? ZERO_HLC)
+    if (opts.metrics) {
+      this.metrics = storeMetrics(opts.metrics)
+      storeRecordsGauge(opts.metrics, () => this.counts())
+    }
     if (snapshot) this.restore(snapshot)
+  }
+
+  /** Records held: live, and dead ones (tombstones, expired) kept until reaped. */
+  counts(): { live: number; dead: number } {
+    let live = 0
+    for (const e of this.entries.values()) if (e.live) live++
+    return { live, dead: this.entries.size - live }
   }
 
   get index(): number {
@@ -225,7 +240,7 @@ export class LocalStore implements Store {
   /**
    * Merges records from another host. Each is shape-checked, owner-checked and
    * signature-checked before it can touch the map; failures are counted under
-   * store.rejected.<reason> and dropped. LWW by compareRecords.
+   * plexus_store_records_rejected_total{reason} and dropped. LWW by compareRecords.
    */
   merge(input: readonly unknown[]): MergeResult {
     const now = this.now()
@@ -238,7 +253,7 @@ export class LocalStore implements Store {
       }
       if (typeof verdict === 'string') {
         res.rejected++
-        this.opts.counters?.inc(`store.rejected.${verdict}`)
+        this.metrics?.rejected.inc({ reason: verdict })
         continue
       }
       this.clock.observe(verdict.version)
@@ -376,7 +391,7 @@ export class LocalStore implements Store {
       const r = this.check(record, Number.MAX_SAFE_INTEGER)
       if (r === 'stale') continue
       if (typeof r === 'string') {
-        this.opts.counters?.inc(`store.snapshot.${r}`)
+        this.metrics?.snapshotDropped.inc({ reason: r })
         continue
       }
       this.clock.observe(r.version)
@@ -494,7 +509,7 @@ export class LocalStore implements Store {
       try {
         w.fn(ev)
       } catch {
-        this.opts.counters?.inc('store.watch_errors')
+        this.metrics?.watchErrors.inc()
       }
     }
   }

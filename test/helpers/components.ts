@@ -7,7 +7,7 @@ import type { AgentComponents } from '../../src/agent/components.js'
 import { defaultConfig } from '../../src/agent/config.js'
 import { buildApp } from '../../src/api/app.js'
 import { createSigner, verifyRecordSignature } from '../../src/cluster/identity.js'
-import { Counters } from '../../src/lib/counters.js'
+import { Metrics } from '../../src/lib/metrics.js'
 import { LocalStore } from '../../src/store/store.js'
 
 interface Teardownable {
@@ -22,7 +22,7 @@ export async function testComponents(
   const deps: AgentComponents = {
     config: { ...defaultConfig(), name: 'h1' },
     logger: pino({ level: 'silent' }),
-    counters: new Counters(),
+    metrics: new Metrics(),
     shutdown: new AbortController().signal,
     startedAt: new Date(),
     version: '0.0.0',

@@ -7,8 +7,9 @@ import { pino } from 'pino'
 import { createSigner, verifyRecordSignature } from '../../src/cluster/identity.js'
 import { loadClusterKey } from '../../src/cluster/key.js'
 import { Libp2pTransport } from '../../src/cluster/libp2p-transport.js'
+import { clusterMetrics } from '../../src/cluster/metrics.js'
 import { DELTA_TOPIC, decodeState, encodeDelta, encodePull, encodeState } from '../../src/cluster/wire.js'
-import { Counters } from '../../src/lib/counters.js'
+import { Metrics } from '../../src/lib/metrics.js'
 import { signingText } from '../../src/store/record.js'
 import { LocalStore } from '../../src/store/store.js'
 import type { StoreRecord } from '../../src/store/types.js'
@@ -23,7 +24,7 @@ const t = await Libp2pTransport.create({
   listen: ['/ip4/0.0.0.0/tcp/0'],
   announce: [],
   logger: pino({ level: 'silent' }),
-  counters: new Counters(),
+  metrics: clusterMetrics(new Metrics()),
 })
 t.setHandlers({ gossip: () => 'ignore', request: () => encodeState([], new Map()), connected: () => {} })
 await t.start()

@@ -16,7 +16,7 @@ interface Host {
 }
 interface Status {
   peerId: string
-  counters: Record<string, number>
+  metrics: Record<string, number>
 }
 
 const ip = (i: number) => `${UNDERLAY_PREFIX}.${10 + i}`
@@ -181,20 +181,20 @@ t.test('5 hosts: replicate, detect death, survive partition and restart', async 
   ])
   t.equal(atk.status, 0, `attacker ran: ${atk.stderr}`)
   const counters = await eventually(() => {
-    const s = c.plexctlJson<Status>('h1', ['status']).counters
+    const s = c.plexctlJson<Status>('h1', ['status']).metrics
     return [
-      'gossip.rejected.malformed',
-      'gossip.rejected.oversize',
-      'store.rejected.signature',
-      'store.rejected.not-owner',
-      'store.rejected.malformed',
+      'plexus_gossip_messages_total{reason="malformed",verdict="reject"}',
+      'plexus_gossip_messages_total{reason="oversize",verdict="reject"}',
+      'plexus_store_records_rejected_total{reason="signature"}',
+      'plexus_store_records_rejected_total{reason="not-owner"}',
+      'plexus_store_records_rejected_total{reason="malformed"}',
     ].every((k) => (s[k] ?? 0) > 0)
       ? s
       : undefined
   }, 10_000)
   t.ok(
     counters,
-    `h1 counted every rejection: ${JSON.stringify(c.plexctlJson<Status>('h1', ['status']).counters)}`,
+    `h1 counted every rejection: ${JSON.stringify(c.plexctlJson<Status>('h1', ['status']).metrics)}`,
   )
   t.notOk(kvGet(c, 'h1', 'attack/unsigned'), 'nothing the attacker sent was merged')
   const h1Peer = hosts(c, 'h1').find((x) => x.name === 'h1')?.peerId
@@ -236,13 +236,13 @@ t.test('5 hosts: replicate, detect death, survive partition and restart', async 
     ) as Status
   t.ok(
     await eventually(
-      () => existsSync(sock) && (status(sock).counters?.['cluster.refused.key'] ?? 0) > 0,
+      () => existsSync(sock) && (status(sock).metrics?.plexus_cluster_connections_refused_total ?? 0) > 0,
       15_000,
     ),
     'the intruder counts the refusal',
   )
   t.ok(
-    (c.plexctlJson<Status>('h1', ['status']).counters['cluster.refused.key'] ?? 0) > 0,
+    (c.plexctlJson<Status>('h1', ['status']).metrics.plexus_cluster_connections_refused_total ?? 0) > 0,
     'h1 counts the refusal',
   )
   t.ok(!hosts(c, 'h1').some((x) => x.name === 'intruder'), 'the intruder never joined')

@@ -12,6 +12,7 @@ import { defaultConfig } from '../../src/agent/config.js'
 import { defaultDnsConfig } from '../../src/dns/config.js'
 import { DnsService, queryServer } from '../../src/dns/service.js'
 import { udpAddon } from '../../src/dns/udp.js'
+import { Metrics } from '../../src/lib/metrics.js'
 import type { JsonValue } from '../../src/store/types.js'
 import { REPO } from '../helpers/fixture.js'
 import { ownNetns } from '../helpers/own-netns.js'
@@ -89,7 +90,13 @@ function service(dns: Partial<ReturnType<typeof defaultDnsConfig>>, port = PORT)
       ...dns,
     },
   }
-  return new DnsService({ config, logger: pino({ level: 'silent' }), store, peerId: self })
+  return new DnsService({
+    config,
+    logger: pino({ level: 'silent' }),
+    metrics: new Metrics(),
+    store,
+    peerId: self,
+  })
 }
 
 const dns = service({ upstreams: ['127.0.0.3:5353', '127.0.0.2:5353'] })

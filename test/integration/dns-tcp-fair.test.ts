@@ -11,6 +11,7 @@ import { pino } from 'pino'
 import t from 'tap'
 import { defaultDnsConfig } from '../../src/dns/config.js'
 import { DnsService } from '../../src/dns/service.js'
+import { Metrics } from '../../src/lib/metrics.js'
 import type { JsonValue } from '../../src/store/types.js'
 import { ownNetns } from '../helpers/own-netns.js'
 import { endpointValue } from '../helpers/records.js'
@@ -38,6 +39,7 @@ await store.put(
 // the shipped defaults: the test holds them to the numbers
 const defaults = defaultDnsConfig()
 const dns = new DnsService({
+  metrics: new Metrics(),
   config: {
     dns: { ...defaults, listenGateway: false, listen: ['127.0.0.1'], port: PORT, upstreams: ['127.0.0.1:1'] },
   },

@@ -13,7 +13,7 @@ const HOSTS = ['h1', 'h2', 'h3']
 
 interface Status {
   pid: number
-  counters: Record<string, number>
+  metrics: Record<string, number>
   memory: { rssBytes?: number; rss?: number }
 }
 
@@ -50,7 +50,7 @@ t.test(
     t.comment(`${burst.acknowledged.length} acknowledged, ${burst.refused} refused (503), in ${burst.ms} ms`)
     t.same(burst.failures, {}, 'every answer was 200 or 503 + Retry-After')
     t.equal(burst.acknowledged.length, KEYS, 'every key acknowledged in the end (refused ones retried)')
-    const counted = c.plexctlJson<Status>('h1', ['status']).counters['api.kv.throttled'] ?? 0
+    const counted = c.plexctlJson<Status>('h1', ['status']).metrics.plexus_api_kv_writes_throttled_total ?? 0
     t.equal(counted, burst.refused, 'the agent counted exactly the refusals the writers were told')
 
     for (const h of HOSTS) {
@@ -67,7 +67,7 @@ t.test(
     for (const h of HOSTS) {
       const s = c.plexctlJson<Status>(h, ['status'])
       t.equal(s.pid, pids[h], `${h}: the same agent process is still running`)
-      t.equal(s.counters['cluster.stray_errors'] ?? 0, 0, `${h}: no error escaped a connection`)
+      t.equal(s.metrics.plexus_cluster_stray_errors_total ?? 0, 0, `${h}: no error escaped a connection`)
     }
   },
 )

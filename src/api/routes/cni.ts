@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify'
+import { cniCommandOf, endpointsMetrics } from '../../endpoints/metrics.js'
 import { type AttachRequest, CNI, type DetachRequest, toCniError } from '../../endpoints/model.js'
 import type { CheckRequest, EndpointService, GcRequest } from '../../endpoints/service.js'
 import { PlexusError } from '../../lib/errors.js'
@@ -171,7 +172,11 @@ const errors = { 400: errorSchema, 500: errorSchema, 503: errorSchema } as const
 const ok = { type: 'object', properties: { ok: { type: 'boolean' } } } as const
 
 export const cniRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
-  app.setErrorHandler((err, _req, reply) => {
+  const metrics = endpointsMetrics(deps.metrics)
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.cniDuration.observe({ command: cniCommandOf(req.routeOptions.url) }, reply.elapsedTime / 1000)
+  })
+  app.setErrorHandler((err, req, reply) => {
     const e = (err as { validation?: unknown }).validation
       ? {
           status: 400,
@@ -180,6 +185,11 @@ export const cniRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { de
         }
       : toCniError(err)
     if (e.cni.code === CNI.INTERNAL) deps.logger.error({ err }, 'CNI request failed')
+    metrics.cniErrors.inc({
+      command: cniCommandOf(req.routeOptions.url),
+      code: String(e.cni.code),
+      reason: e.code,
+    })
     return reply.code(e.status).send({ error: e.code, message: e.cni.msg, cni: e.cni })
   })
 

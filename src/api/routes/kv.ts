@@ -3,6 +3,7 @@ import { PlexusError } from '../../lib/errors.js'
 import { mayWrite } from '../../store/record.js'
 import type { JsonValue, ReadableStore, StoreRecord } from '../../store/types.js'
 import type { ApiDeps } from '../deps.js'
+import { apiMetrics } from '../metrics.js'
 
 // Consul-like KV over the replicated store:
 //   GET    /v1/kv/<key>[?recurse][&keys][&index=N&wait=30s]
@@ -101,6 +102,7 @@ function changedSince(
 
 export const kvRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
   const { store } = deps
+  const throttled = apiMetrics(deps.metrics).kvThrottled
 
   // Backpressure: while more local writes wait for the cluster than the
   // replicator holds, writers are told to come back (503 + Retry-After)
@@ -109,7 +111,7 @@ export const kvRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { dep
     if (req.method !== 'PUT' && req.method !== 'DELETE') return
     const backlog = deps.members?.replicationBacklog()
     if (!backlog || backlog.pending < backlog.limit) return
-    deps.counters.inc('api.kv.throttled')
+    throttled.inc()
     return reply
       .code(503)
       .header('retry-after', String(RETRY_AFTER_S))

@@ -3,7 +3,7 @@ import type { ApiDeps } from '../deps.js'
 
 const statusSchema = {
   type: 'object',
-  required: ['name', 'peerId', 'version', 'pid', 'startedAt', 'uptimeSeconds', 'memory', 'counters'],
+  required: ['name', 'peerId', 'version', 'pid', 'startedAt', 'uptimeSeconds', 'memory', 'metrics'],
   properties: {
     name: { type: 'string' },
     peerId: { type: 'string' },
@@ -21,7 +21,8 @@ const statusSchema = {
         externalBytes: { type: 'integer' },
       },
     },
-    counters: { type: 'object', additionalProperties: { type: 'number' } },
+    /** the operator's figures: each plexus_ counter and gauge series (histograms: _count, _sum), as GET /metrics names it */
+    metrics: { type: 'object', additionalProperties: { type: 'number' } },
   },
 } as const
 
@@ -39,6 +40,6 @@ export const statusRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, {
     startedAt: deps.startedAt.toISOString(),
     uptimeSeconds: Math.round((Date.now() - deps.startedAt.getTime()) / 100) / 10,
     memory: memory(),
-    counters: deps.counters.toJSON(),
+    metrics: await deps.metrics.figures(),
   }))
 }

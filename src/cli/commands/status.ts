@@ -8,7 +8,8 @@ interface Status {
   startedAt: string
   uptimeSeconds: number
   memory: { rssBytes: number; heapUsedBytes: number; externalBytes: number }
-  counters: Record<string, number>
+  /** plexus_ series by their Prometheus key (GET /metrics has them all, with help and types) */
+  metrics: Record<string, number>
   [k: string]: unknown
 }
 
@@ -17,7 +18,7 @@ const mb = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MB`
 export const registerStatus: RegisterCommand = (program, ctx) => {
   program
     .command('status')
-    .description('show this host agent: name, version, uptime, memory, counters')
+    .description('show this host agent: name, version, uptime, memory, metrics')
     .action(async () => {
       const s = await ctx.client().call<Status>('GET', '/v1/status')
       if (ctx.format() === 'json') return ctx.print(json(s))
@@ -32,10 +33,10 @@ export const registerStatus: RegisterCommand = (program, ctx) => {
         ],
       ]
       for (const [k, v] of Object.entries(s)) {
-        if (!['name', 'version', 'pid', 'startedAt', 'uptimeSeconds', 'memory', 'counters'].includes(k))
+        if (!['name', 'version', 'pid', 'startedAt', 'uptimeSeconds', 'memory', 'metrics'].includes(k))
           pairs.push([k, v])
       }
-      for (const [k, v] of Object.entries(s.counters)) pairs.push([`counter ${k}`, v])
+      for (const [k, v] of Object.entries(s.metrics)) pairs.push([k, v])
       ctx.print(keyValues(pairs))
     })
 }

@@ -1,7 +1,8 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { Counters } from '../../lib/counters.js'
+import { Metrics } from '../../lib/metrics.js'
 import { LocalStore, type StoreSnapshot } from '../../store/store.js'
 import { createSigner, verifyRecordSignature } from '../identity.js'
+import { clusterMetrics } from '../metrics.js'
 import { Replicator } from '../replicator.js'
 import type { GossipVerdict, Transport, TransportHandlers } from '../transport.js'
 import { EventQueue, seededRng } from './clock.js'
@@ -56,7 +57,7 @@ const EPOCH = 1_750_000_000_000
 export class SimHost {
   store!: LocalStore
   replicator!: Replicator
-  readonly counters = new Counters()
+  readonly metrics = new Metrics()
   readonly transport: SimTransport
   up = false
   /** this host's clock minus the simulator's (bounded drift, for the lease simulation) */
@@ -81,7 +82,7 @@ export class SimHost {
       {
         signer: this.signer,
         verify: verifyRecordSignature,
-        counters: this.counters,
+        metrics: this.metrics,
         now: () => this.now(),
         reapAfterMs: this.net.cfg.reapAfterMs,
       },
@@ -96,7 +97,7 @@ export class SimHost {
         syncIntervalMs: this.net.cfg.syncIntervalMs,
         requestTimeoutMs: this.net.cfg.requestTimeoutMs,
       },
-      this.counters,
+      clusterMetrics(this.metrics),
     )
     this.replicator.start()
     this.up = true

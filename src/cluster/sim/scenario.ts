@@ -160,8 +160,8 @@ export async function runScenario(overrides: Partial<SimConfig> = {}, log: (s: s
 
   const rejected: Record<string, number> = {}
   for (const h of net.hosts) {
-    for (const [k, v] of Object.entries(h.counters.toJSON())) {
-      if (k.includes('rejected')) rejected[k] = (rejected[k] ?? 0) + v
+    for (const [k, v] of Object.entries(await h.metrics.figures())) {
+      if (k.includes('reject')) rejected[k] = (rejected[k] ?? 0) + v
     }
   }
   const result: SimResult = {

@@ -15,6 +15,8 @@ export interface ForwardOptions {
   timeoutMs: number
   /** queries waiting on upstreams at once; beyond this the answer is SERVFAIL at once */
   maxInFlight: number
+  /** told the outcome of each attempt at an upstream (metrics) */
+  onAttempt?: (u: Upstream, result: 'answer' | 'failed' | 'no_reply') => void
 }
 
 export const MAX_UPSTREAMS = 3
@@ -69,10 +71,17 @@ export class ForwardStage implements Stage {
     const clientId = q.id
     for (const u of this.upstreams) {
       const answer = q.tcp ? await this.viaTcp(q, u) : await this.viaUdp(q, u)
-      if (!answer || answer.length < 12) continue
-      const rcode = answer.readUInt16BE(2) & 0xf
+      if (!answer) {
+        this.opts.onAttempt?.(u, 'no_reply')
+        continue
+      }
+      const rcode = answer.length < 12 ? RCODE_SERVFAIL : answer.readUInt16BE(2) & 0xf
       // a broken upstream is no answer: try the next one
-      if (rcode === RCODE_SERVFAIL || rcode === RCODE_REFUSED) continue
+      if (rcode === RCODE_SERVFAIL || rcode === RCODE_REFUSED) {
+        this.opts.onAttempt?.(u, 'failed')
+        continue
+      }
+      this.opts.onAttempt?.(u, 'answer')
       answer.writeUInt16BE(clientId, 0)
       return answer
     }

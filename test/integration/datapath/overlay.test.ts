@@ -8,6 +8,8 @@ import { allFirewalls } from '../../../src/datapath/firewall/index.js'
 import { nsExec } from './tempns.js'
 import { leaseRecord, pingOk, tcpSession, tcpTransfer, topology, waitFor } from './topology.js'
 
+const REFUSED = 'plexus_datapath_remote_subnets_refused_total'
+
 const cases = [
   { backend: 'vxlan', firewall: 'iptables' },
   { backend: 'host-gw', firewall: 'nftables' },
@@ -129,7 +131,7 @@ for (const c of cases) {
         (c.backend !== 'vxlan' || ((repairs.fdb ?? 0) >= 1 && (repairs.neigh ?? 0) >= 1)),
       `repairs counted: ${JSON.stringify(repairs)}`,
     )
-    t.ok(h1.counters.get('datapath.repairs.route') >= 1)
+    t.ok((await h1.metrics.value('plexus_datapath_drift_repaired_total', { kind: 'route' })) >= 1)
 
     // a hostile lease: a subnet outside the network is ignored, never programmed
     topo.records.set(
@@ -216,9 +218,9 @@ t.test('host-gw refuses a remote that is not on the same L2 segment', async (t) 
   t.equal(far?.mode, 'refused')
   t.match(far?.reason, /not on this host's L2 segment/)
   t.equal(st.state, 'degraded')
-  t.equal(h1.counters.get('datapath.refused'), 1, 'counted once')
+  t.equal(await h1.metrics.value(REFUSED), 1, 'counted once')
   await h1.reconciler.reconcile()
-  t.equal(h1.counters.get('datapath.refused'), 1, 'not counted again while unchanged')
+  t.equal(await h1.metrics.value(REFUSED), 1, 'not counted again while unchanged')
   t.notMatch(nsExec(h1.ns.name, 'ip', ['route']), /10\.244\.9\./)
 })
 

@@ -103,11 +103,13 @@ for (const firewall of ['iptables', 'nftables'] as const) {
         t.notOk(got.includes(forged), `forged source not delivered: ${forged}`)
 
       // a full pass reads the kernel's rule counters; one can fail under load, so read until `least` or 30 s
+      const spoofDrops = () =>
+        h1.metrics.value('plexus_datapath_firewall_dropped_packets_total', { section: 'spoof' })
       const dropped = async (least: number) => {
         const by = Date.now() + 30_000
         do await h1.reconciler.reconcile()
-        while (h1.counters.get('datapath.spoof.dropped') < least && Date.now() < by)
-        return h1.counters.get('datapath.spoof.dropped')
+        while ((await spoofDrops()) < least && Date.now() < by)
+        return spoofDrops()
       }
       const beforeAttack = await dropped(4)
       t.ok(beforeAttack >= 4, `the forged datagrams are counted (datapath.spoof.dropped ${beforeAttack})`)

@@ -6,13 +6,14 @@
 import { backendFor } from '../../../src/datapath/backend/index.js'
 import { createFirewall, type FirewallKind } from '../../../src/datapath/firewall/index.js'
 import type { SpoofEndpoint } from '../../../src/datapath/firewall/spoof.js'
+import { datapathMetrics } from '../../../src/datapath/metrics.js'
 import { Netlink } from '../../../src/datapath/netlink.js'
 import { Reconciler } from '../../../src/datapath/reconciler.js'
 import { cidrOf, formatCidr, formatIPv4 } from '../../../src/ipam/cidr.js'
 import { type NetworkConfig, type NetworkConfigInput, parseNetworkConfig } from '../../../src/ipam/config.js'
 import { validLeases } from '../../../src/ipam/leases.js'
-import { Counters } from '../../../src/lib/counters.js'
 import { createLogger } from '../../../src/lib/log.js'
+import { Metrics } from '../../../src/lib/metrics.js'
 import type { LeaseValue } from '../../../src/store/records.js'
 import type { JsonValue, StoreRecord } from '../../../src/store/types.js'
 import { nsExec, sh, type Teardownable, tempNetns } from './tempns.js'
@@ -24,7 +25,7 @@ export interface Host {
   address: string
   subnet: string
   nl: Netlink
-  counters: Counters
+  metrics: Metrics
   reconciler: Reconciler
   /** endpoint namespace and its address */
   ep: Container
@@ -136,15 +137,15 @@ export async function topology(
     nsExec(ns.name, 'ip', ['link', 'set', 'eth0', 'up'])
     const nl = Netlink.open(ns.path)
     t.teardown(() => nl.close())
-    const counters = new Counters()
     const endpoints = new Map<string, SpoofEndpoint>()
+    const metrics = new Metrics()
     const peerId = `peer${i}`
     const firewall = await createFirewall(opts.firewall, ns.path)
     const reconciler = new Reconciler({
       nl,
       firewall,
       logger: logger.child({ host: `h${i}` }),
-      counters,
+      metrics: datapathMetrics(metrics),
       intervalMs: opts.intervalMs ?? 1000,
       source: () => {
         const view = validLeases([...records.values()], network)
@@ -162,7 +163,7 @@ export async function topology(
     })
     t.teardown(() => reconciler.stop())
     const ep = { ...tempNetns(t, `c${i}`), ip: nthAddress(subnet, 2) }
-    topo.hosts.push({ i, peerId, ns, address, subnet, nl, counters, reconciler, ep, endpoints })
+    topo.hosts.push({ i, peerId, ns, address, subnet, nl, metrics, reconciler, ep, endpoints })
   }
   for (const h of topo.hosts) topo.putLease(h)
   for (const h of topo.hosts) await h.reconciler.start()

@@ -5,7 +5,7 @@ import { defaultConfig } from '../../../src/agent/config.js'
 import { buildApp } from '../../../src/api/app.js'
 import { Membership } from '../../../src/cluster/membership.js'
 import { realScheduler } from '../../../src/cluster/transport.js'
-import { Counters } from '../../../src/lib/counters.js'
+import { Metrics } from '../../../src/lib/metrics.js'
 import { newStore } from '../store/helpers.js'
 
 async function setup(backlog = { pending: 0, limit: 10 }) {
@@ -32,7 +32,7 @@ async function setup(backlog = { pending: 0, limit: 10 }) {
   const deps = {
     config,
     logger,
-    counters: new Counters(),
+    metrics: new Metrics(),
     shutdown: new AbortController().signal,
     startedAt: new Date(),
     version: '1',
@@ -41,7 +41,7 @@ async function setup(backlog = { pending: 0, limit: 10 }) {
     members: { hosts: () => members.hosts(), replicationBacklog: () => backlog },
   } as AgentComponents
   const app = await buildApp(deps)
-  return { app, store, clock, members, counters: deps.counters }
+  return { app, store, clock, members, metrics: deps.metrics }
 }
 
 t.test('KV: put, get, recurse, keys, delete, ttl, cas', async (t) => {
@@ -90,7 +90,7 @@ t.test('KV: put, get, recurse, keys, delete, ttl, cas', async (t) => {
 
 t.test('KV: writes get 503 + Retry-After while the replication backlog is full; reads do not', async (t) => {
   const backlog = { pending: 0, limit: 2 }
-  const { app, store, counters } = await setup(backlog)
+  const { app, store, metrics } = await setup(backlog)
   t.teardown(() => app.close())
   const write = (method: 'PUT' | 'DELETE') =>
     app.inject({ method, url: '/v1/kv/a', payload: '1', headers: { 'content-type': 'application/json' } })
@@ -102,7 +102,7 @@ t.test('KV: writes get 503 + Retry-After while the replication backlog is full; 
     t.equal(res.headers['retry-after'], '1')
     t.equal(res.json().error, 'PLX_API_BUSY')
   }
-  t.equal(counters.get('api.kv.throttled'), 2, 'each refusal counted')
+  t.equal(await metrics.value('plexus_api_kv_writes_throttled_total'), 2, 'each refusal counted')
   t.equal(store.get('a')?.value, 1, 'a refused delete changed nothing')
   t.equal((await app.inject({ method: 'GET', url: '/v1/kv/a' })).statusCode, 200, 'reads still served')
   backlog.pending = 1

@@ -4,25 +4,26 @@ import { pino } from 'pino'
 import t from 'tap'
 import { createSigner, verifyRecordSignature } from '../../../src/cluster/identity.js'
 import { Libp2pTransport } from '../../../src/cluster/libp2p-transport.js'
+import { clusterMetrics } from '../../../src/cluster/metrics.js'
 import { Replicator } from '../../../src/cluster/replicator.js'
 import { realScheduler } from '../../../src/cluster/transport.js'
 import { newClusterKey, parseClusterKey } from '../../../src/lib/cluster-key.js'
-import { Counters } from '../../../src/lib/counters.js'
+import { Metrics } from '../../../src/lib/metrics.js'
 import { LocalStore } from '../../../src/store/store.js'
 
 const logger = pino({ level: process.env.PLEXUS_TEST_LOG ?? 'silent' })
 
 async function host(psk: Uint8Array) {
   const privateKey = await generateKeyPair('Ed25519')
-  const counters = new Counters()
-  const store = new LocalStore({ signer: createSigner(privateKey), verify: verifyRecordSignature, counters })
+  const metrics = new Metrics()
+  const store = new LocalStore({ signer: createSigner(privateKey), verify: verifyRecordSignature, metrics })
   const transport = await Libp2pTransport.create({
     privateKey,
     psk,
     listen: ['/ip4/127.0.0.1/tcp/0'],
     announce: [],
     logger,
-    counters,
+    metrics: clusterMetrics(metrics),
   })
   const replicator = new Replicator(
     store,
@@ -33,17 +34,19 @@ async function host(psk: Uint8Array) {
       syncIntervalMs: 500,
       requestTimeoutMs: 2000,
     },
-    counters,
+    clusterMetrics(metrics),
     logger,
   )
   replicator.start()
   await transport.start()
-  return { store, transport, counters, replicator }
+  return { store, transport, metrics, replicator }
 }
 
-async function until(what: string, fn: () => boolean, ms = 5000): Promise<void> {
+const REFUSED = 'plexus_cluster_connections_refused_total'
+
+async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
   const end = Date.now() + ms
-  while (!fn()) {
+  while (!(await fn())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 20))
   }
@@ -81,7 +84,7 @@ t.test('two hosts on loopback: gossip, pull on connect, wrong key refused on bot
   await t.rejects(evil.transport.dial(addr, 3000))
   await until(
     'refusal counted on both sides',
-    () => a.counters.get('cluster.refused.key') > 0 && evil.counters.get('cluster.refused.key') > 0,
+    async () => (await a.metrics.value(REFUSED)) > 0 && (await evil.metrics.value(REFUSED)) > 0,
   )
   t.equal(evil.store.get('before/connect'), undefined)
 })

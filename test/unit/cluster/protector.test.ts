@@ -6,7 +6,6 @@ import { byteStream, multiaddrConnectionPair } from '@libp2p/utils'
 import t, { type Test } from 'tap'
 import { clusterProtector, type ProtectorHooks, StreamXSalsa20 } from '../../../src/cluster/protector.js'
 import { newClusterKey, parseClusterKey } from '../../../src/lib/cluster-key.js'
-import { Counters } from '../../../src/lib/counters.js'
 
 // The known answer of NaCl's tests/stream.c: SHA-256 of the first 4 MiB of
 // XSalsa20 keystream under this key and nonce.
@@ -31,7 +30,18 @@ t.test(
   },
 )
 
-function hooks(counters: Counters): ProtectorHooks {
+/** what the hooks reported, by name */
+class Tally {
+  private readonly n = new Map<string, number>()
+  inc(name: string, by = 1): void {
+    this.n.set(name, this.get(name) + by)
+  }
+  get(name: string): number {
+    return this.n.get(name) ?? 0
+  }
+}
+
+function hooks(counters: Tally): ProtectorHooks {
   return {
     refused: () => counters.inc('refused'),
     failed: () => counters.inc('failed'),
@@ -61,7 +71,7 @@ async function echoBothWays(t: Test, x: MessageStream, y: MessageStream) {
 
 t.test('same key: both sides connect and carry data; closing releases both cipher pairs', async (t) => {
   const psk = parseClusterKey(newClusterKey(), 'test')
-  const counters = new Counters()
+  const counters = new Tally()
   const p = clusterProtector(psk, hooks(counters))
   const [a, b] = await protectPair(p(), p())
   if (a.status !== 'fulfilled' || b.status !== 'fulfilled') throw new Error('handshake failed')
@@ -74,7 +84,7 @@ t.test('same key: both sides connect and carry data; closing releases both ciphe
 
 t.test('wire-compatible with @libp2p/pnet (agents of earlier releases)', async (t) => {
   const psk = parseClusterKey(newClusterKey(), 'test')
-  const counters = new Counters()
+  const counters = new Tally()
   const ours = clusterProtector(psk, hooks(counters))()
   const theirs = preSharedKey({ psk })()
   const magic = new TextEncoder().encode('plexus-cluster/1')
@@ -93,7 +103,7 @@ t.test('wire-compatible with @libp2p/pnet (agents of earlier releases)', async (
 })
 
 t.test('different keys: refused on both sides, nothing left held', async (t) => {
-  const counters = new Counters()
+  const counters = new Tally()
   const a = clusterProtector(parseClusterKey(newClusterKey(), 'a'), hooks(counters))
   const b = clusterProtector(parseClusterKey(newClusterKey(), 'b'), hooks(counters))
   const [x, y] = await protectPair(a(), b())
@@ -108,7 +118,7 @@ t.test(
   'an exception while delivering data closes that connection and is reported, never thrown',
   async (t) => {
     const psk = parseClusterKey(newClusterKey(), 'test')
-    const counters = new Counters()
+    const counters = new Tally()
     const p = clusterProtector(psk, hooks(counters))
     const [a, b] = await protectPair(p(), p())
     if (a.status !== 'fulfilled' || b.status !== 'fulfilled') throw new Error('handshake failed')

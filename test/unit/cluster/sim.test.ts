@@ -16,9 +16,13 @@ t.test('1,000 hosts: converge after heal, nothing forged merged, no resurrection
     r.writeAllMs > 0 && r.writeAllMs <= 3000,
     `one write reaches all 1,000 hosts in ${r.writeAllMs} ms simulated`,
   )
-  for (const k of ['store.rejected.signature', 'store.rejected.not-owner', 'store.rejected.malformed']) {
+  for (const reason of ['signature', 'not-owner', 'malformed']) {
+    const k = `plexus_store_records_rejected_total{reason="${reason}"}`
     t.ok((r.rejected[k] ?? 0) > 0, `${k} counted`)
   }
-  t.ok((r.rejected['gossip.rejected.oversize'] ?? 0) > 0, 'oversize gossip counted')
+  t.ok(
+    (r.rejected['plexus_gossip_messages_total{reason="oversize",verdict="reject"}'] ?? 0) > 0,
+    'oversize gossip counted',
+  )
   t.comment(`real time ${Date.now() - started} ms`)
 })

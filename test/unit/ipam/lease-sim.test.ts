@@ -20,9 +20,9 @@ t.test(`${seeds} seeds × ${minutes} simulated minutes: no address on two live c
     totals.faults += Object.values(r.faults).reduce((a, b) => a + b, 0)
     totals.containers += r.containers
     totals.refused += r.refused
-    totals.withdrawn += r.counters['ipam.lease_withdrawn'] ?? 0
-    totals.fenced += r.counters['ipam.lease_fenced'] ?? 0
-    totals.lost += r.counters['ipam.lease_lost'] ?? 0
+    totals.withdrawn += r.counters['plexus_ipam_lease_events_total{event="withdrawn"}'] ?? 0
+    totals.fenced += r.counters['plexus_ipam_lease_events_total{event="fenced"}'] ?? 0
+    totals.lost += r.counters['plexus_ipam_lease_events_total{event="lost"}'] ?? 0
     totals.overlapMs += r.subnetOverlapMs
   }
   // the run must actually exercise the rules it claims to check

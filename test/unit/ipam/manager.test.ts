@@ -11,7 +11,7 @@ import t, { type Test } from 'tap'
 import { createSigner, verifyRecordSignature } from '../../../src/cluster/identity.js'
 import { NETWORK_CONFIG_KEY } from '../../../src/ipam/config.js'
 import { type CurrentLease, LeaseManager, type LeaseManagerInit } from '../../../src/ipam/manager.js'
-import { Counters } from '../../../src/lib/counters.js'
+import { Metrics } from '../../../src/lib/metrics.js'
 import { LocalStore } from '../../../src/store/store.js'
 
 const TTL = 3000
@@ -24,11 +24,12 @@ const ONE_SUBNET = {
 }
 const TWO_SUBNETS = { ...ONE_SUBNET, SubnetMax: '10.99.0.128' }
 
+const LEASE_EVENTS = 'plexus_ipam_lease_events_total'
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-async function until(t: Test, what: string, fn: () => boolean, ms = 5000): Promise<void> {
+async function until(t: Test, what: string, fn: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
   const end = Date.now() + ms
-  while (!fn()) {
+  while (!(await fn())) {
     if (Date.now() > end) {
       t.fail(`timed out waiting for ${what}`)
       return
@@ -40,7 +41,7 @@ async function until(t: Test, what: string, fn: () => boolean, ms = 5000): Promi
 interface Host {
   name: string
   store: LocalStore
-  counters: Counters
+  metrics: Metrics
   runDir: string
   lm?: LeaseManager
   events: string[]
@@ -59,14 +60,14 @@ class Net {
 
   async host(name: string): Promise<Host> {
     const signer = createSigner(await generateKeyPair('Ed25519'))
-    const counters = new Counters()
-    const store = new LocalStore({ signer, verify: verifyRecordSignature, counters })
+    const metrics = new Metrics()
+    const store = new LocalStore({ signer, verify: verifyRecordSignature, metrics })
     const runDir = await mkdtemp(join(tmpdir(), `plexus-lm-${name}-`))
     // The store only expires records visibly (watch events) when swept; the cluster does this on a timer.
     const h: Host = {
       name,
       store,
-      counters,
+      metrics,
       runDir,
       events: [],
       sweeper: setInterval(() => store.sweep(), 50),
@@ -107,7 +108,7 @@ class Net {
         store: h.store,
         config: { name: h.name, runDir: h.runDir },
         logger: pino({ level: 'silent' }),
-        counters: h.counters,
+        metrics: h.metrics,
         shutdown: new AbortController().signal,
       },
       {
@@ -169,7 +170,7 @@ t.test('renews well before expiry and keeps claimedAt', async (t) => {
   const later = h.store.get(`leases/${h.store.self}`)
   t.ok(later && first && later.version.wall > first.version.wall, 'rewritten')
   t.match(later?.value, { claimedAt: (first?.value as { claimedAt: number } | undefined)?.claimedAt })
-  t.ok(h.counters.get('ipam.lease_renewals') >= 2)
+  t.ok((await h.metrics.value(LEASE_EVENTS, { event: 'renewed' })) >= 2)
   t.same(h.events, ['acquired 10.99.0.64/26'], 'no lost/acquired churn')
 })
 
@@ -191,7 +192,7 @@ t.test('two hosts start at the same instant with one free subnet: exactly one ge
     loser.lm?.status().reason,
     /^no free subnet: all 1 \/26 subnet from 10\.99\.0\.64 to 10\.99\.0\.64 in 10\.99\.0\.0\/24 are held \(10\.99\.0\.64\/26 h[12]\)/,
   )
-  t.ok(loser.counters.get('ipam.no_free_subnet') >= 1)
+  t.ok((await loser.metrics.value('plexus_ipam_no_free_subnet_total')) >= 1)
   await sleep(100)
   t.equal(loser.store.get(`leases/${loser.store.self}`), undefined, 'the losing claim was withdrawn')
   t.equal(winner.store.get(`leases/${loser.store.self}`), undefined)
@@ -331,7 +332,7 @@ t.test(
     await until(t, 'h1 withdrew', () => gone.length === 1, TTL * 2)
     t.equal(la.current(), undefined)
     t.same(la.withdrawn(), { base: (la.withdrawn() as { base: number }).base, prefix: 26 })
-    t.equal(a.counters.get('ipam.lease_withdrawn'), 1)
+    t.equal(await a.metrics.value(LEASE_EVENTS, { event: 'withdrawn' }), 1)
     t.equal(a.store.get(`leases/${a.store.self}`), undefined, 'its record is deleted (a tombstone)')
     await until(t, 'h3 took the subnet', () => lc.current()?.subnet === subnet, TTL * 2)
     t.ok(taken > (gone[0] as number), `withdrawn ${taken - (gone[0] as number)} ms before it was taken`)
@@ -375,7 +376,7 @@ t.test('a conflict found after a partition heals: the younger claim moves', asyn
   await until(t, 'h2 moved', () => lb.current()?.subnet === '10.99.0.128/26')
   t.same(b.events, ['acquired 10.99.0.64/26', 'lost 10.99.0.64/26', 'acquired 10.99.0.128/26'])
   t.same(a.events, ['acquired 10.99.0.64/26'])
-  t.equal(b.counters.get('ipam.lease_lost'), 1)
+  t.equal(await b.metrics.value(LEASE_EVENTS, { event: 'lost' }), 1)
 })
 
 t.test('the subnet of the last subnet.env is preferred', async (t) => {
@@ -410,13 +411,22 @@ t.test(
       },
       { ttlMs: 60_000 },
     )
-    await until(t, 'counted', () => a.counters.get('ipam.invalid_leases.public-ip-in-network') === 1)
+    await until(
+      t,
+      'counted',
+      async () =>
+        (await a.metrics.value('plexus_ipam_invalid_leases_total', { kind: 'public-ip-in-network' })) === 1,
+    )
     t.match(la.view()?.invalid, [
       { kind: 'public-ip-in-network', reason: /publicIp 10\.99\.0\.70 is inside the cluster network/ },
     ])
     t.equal(la.current()?.subnet, '10.99.0.64/26', 'an invalid lease, even an old one, takes nothing')
     await evil.store.put(NETWORK_CONFIG_KEY, { Network: 'bogus' })
-    await until(t, 'bad config counted', () => a.counters.get('ipam.invalid_network_config') === 1)
+    await until(
+      t,
+      'bad config counted',
+      async () => (await a.metrics.value('plexus_ipam_invalid_network_config_total')) === 1,
+    )
     t.equal(la.network()?.Network, '10.99.0.0/24')
     t.same(a.events, ['acquired 10.99.0.64/26'])
   },

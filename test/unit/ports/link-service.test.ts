@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import t from 'tap'
 import { defaultConfig } from '../../../src/agent/config.js'
-import { Counters } from '../../../src/lib/counters.js'
+import { Metrics } from '../../../src/lib/metrics.js'
 import { LinkService } from '../../../src/ports/link-service.js'
 import type { JsonValue } from '../../../src/store/types.js'
 import { endpointValue } from '../../helpers/records.js'
@@ -30,7 +30,7 @@ t.test('links resolve past endpoint, health and service records that are not wel
   const links = new LinkService({
     config: { ...defaultConfig(), stateDir },
     logger: pino({ level: 'silent' }),
-    counters: new Counters(),
+    metrics: new Metrics(),
     store: here.store,
   })
   t.same(links.resolve('web'), { name: 'web', ipv4: '10.244.2.5', host: 'h2', ports: [] })

@@ -17,7 +17,7 @@ import { newStore } from '../store/helpers.js'
 const RANGE: [number, number] = [61010, 61012]
 
 async function setup(t: Test) {
-  const { store, counters } = await newStore()
+  const { store, metrics } = await newStore()
   const sections: Section[] = []
   const datapath = {
     fail: false,
@@ -32,7 +32,7 @@ async function setup(t: Test) {
   const ports = new PortService({
     config,
     logger: pino({ level: 'silent' }),
-    counters,
+    metrics,
     peerId: store.self,
     store,
     lease: lease as unknown as AgentComponents['lease'] & object,
@@ -49,7 +49,7 @@ async function setup(t: Test) {
     return { key: `endpoints/${store.self}/${value.containerId}/eth0`, value }
   }
   const last = () => sections.at(-1)?.rules.map((r) => r.id) ?? []
-  return { store, ports, datapath, sections, endpoint, last, config, counters }
+  return { store, ports, datapath, sections, endpoint, last, config, metrics }
 }
 
 t.test('concurrent ADDs with hostPort 0 get distinct ports; the range runs out cleanly', async (t) => {
@@ -99,12 +99,13 @@ t.test('a firewall failure leaves nothing admitted', async (t) => {
 })
 
 t.test('API: publish, conflicts and bad input with reasons, list, unpublish', async (t) => {
-  const { store, ports, endpoint } = await setup(t)
+  const { store, ports, endpoint, metrics } = await setup(t)
   const web = endpoint('web', '10.244.1.5')
   await store.put(web.key, web.value as unknown as JsonValue)
   const app = await buildApp({
     config: defaultConfig(),
     logger: pino({ level: 'silent' }),
+    metrics,
     store,
     peerId: store.self,
     ports,

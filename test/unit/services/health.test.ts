@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:net'
 import { pino } from 'pino'
 import t from 'tap'
+import { Metrics } from '../../../src/lib/metrics.js'
 import { HealthChecker, nextStatus } from '../../../src/services/health.js'
 import type { HealthValue } from '../../../src/store/records.js'
 import { nsExec, tempNetns } from '../../integration/datapath/tempns.js'
@@ -60,7 +61,12 @@ t.test('tcp and exec checks write health transitions of this host', async (t) =>
       { name: 'sh', type: 'exec', command: ['ip', 'link', 'show', 'hcmark0'], ...fast },
     ],
   })
-  const checker = new HealthChecker({ store, peerId: self, logger: pino({ level: 'silent' }) })
+  const checker = new HealthChecker({
+    store,
+    peerId: self,
+    logger: pino({ level: 'silent' }),
+    metrics: new Metrics(),
+  })
   await checker.start()
   t.teardown(() => checker.stop())
   const status = (check: string) =>

@@ -1,6 +1,6 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createSigner, verifyRecordSignature } from '../../../src/cluster/identity.js'
-import { Counters } from '../../../src/lib/counters.js'
+import { Metrics } from '../../../src/lib/metrics.js'
 import { LocalStore, type RecordSigner, type StoreSnapshot } from '../../../src/store/store.js'
 
 export async function newSigner(): Promise<RecordSigner> {
@@ -12,11 +12,11 @@ export async function newStore(
   opts: { signer?: RecordSigner; now?: { t: number }; snapshot?: StoreSnapshot; reapAfterMs?: number } = {},
 ) {
   const clock = opts.now ?? { t: 1_700_000_000_000 }
-  const counters = new Counters()
+  const metrics = new Metrics()
   const signer = opts.signer ?? (await newSigner())
   const store = new LocalStore(
-    { signer, verify: verifyRecordSignature, counters, now: () => clock.t, reapAfterMs: opts.reapAfterMs },
+    { signer, verify: verifyRecordSignature, metrics, now: () => clock.t, reapAfterMs: opts.reapAfterMs },
     opts.snapshot,
   )
-  return { store, clock, counters, signer }
+  return { store, clock, metrics, signer }
 }

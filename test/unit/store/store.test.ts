@@ -5,6 +5,8 @@ import { canonicalJson, keyOwner, mayWrite, signingText } from '../../../src/sto
 import type { StoreRecord, WatchEvent } from '../../../src/store/types.js'
 import { newStore } from './helpers.js'
 
+const REJECTED = 'plexus_store_records_rejected_total'
+
 t.test('hlc: ticks follow wall time and stay ordered when the clock stalls or lags', async (t) => {
   const a = hlcTick({ wall: 100, logical: 3 }, 50)
   t.same(a, { wall: 100, logical: 4 })
@@ -97,14 +99,14 @@ t.test(
       undefined,
       'the validly signed non-owner record is not merged',
     )
-    t.equal(c.counters.get('store.rejected.signature'), 1)
-    t.equal(c.counters.get('store.rejected.not-owner'), 1)
-    t.equal(c.counters.get('store.rejected.malformed'), 3)
+    t.equal(await c.metrics.value(REJECTED, { reason: 'signature' }), 1)
+    t.equal(await c.metrics.value(REJECTED, { reason: 'not-owner' }), 1)
+    t.equal(await c.metrics.value(REJECTED, { reason: 'malformed' }), 3)
 
     const future = await newStore({ now: { t: a.clock.t + 3_600_000 } })
     const f = await future.store.put('x', 1)
     t.equal(c.store.merge([f]).rejected, 1)
-    t.equal(c.counters.get('store.rejected.future'), 1)
+    t.equal(await c.metrics.value(REJECTED, { reason: 'future' }), 1)
   },
 )
 

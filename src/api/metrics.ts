@@ -1,0 +1,11 @@
+import type { Metrics } from '../lib/metrics.js'
+
+/** The API's own metrics; conventions in src/lib/metrics.ts. */
+export function apiMetrics(m: Metrics) {
+  return {
+    kvThrottled: m.counter({
+      name: 'plexus_api_kv_writes_throttled_total',
+      help: 'KV writes refused with 503 because local writes waiting for gossip were past their bound',
+    }),
+  }
+}
