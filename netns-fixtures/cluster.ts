@@ -246,7 +246,15 @@ function api(
   return createClient(socket).call(method, path, body, { timeoutMs })
 }
 
-/** --wait in seconds: a 9-host cluster on 2 loaded cores needs more than the default 30 */
+/**
+ * How long `up`, `join` and `start` wait for an agent to serve with a lease. A
+ * first lease takes a join, a settle period and a majority's confirmation
+ * (src/ipam/README.md): 10-20 s on an idle 2-core machine for a fresh cluster,
+ * over 30 s at load 20, more for 9 hosts.
+ */
+const DEFAULT_WAIT_S = '90'
+
+/** --wait in seconds */
 function waitMs(seconds: string): number {
   const s = Number(seconds)
   need(Number.isFinite(s) && s > 0 && s <= 3600, '--wait must be a number of seconds from 1 to 3600')
@@ -631,7 +639,7 @@ async function startHost(opts: { name: string; host: string }) {
   const h = hostOf(c, opts.host)
   need(!agentPid(h), `plexusd on ${h.name} is already running`)
   await startAgent(c, h, c.hosts.indexOf(h))
-  await waitAgent(h, 30_000)
+  await waitAgent(h, waitMs(DEFAULT_WAIT_S))
   process.stdout.write(`${h.name}: plexusd started\n`)
 }
 
@@ -689,7 +697,7 @@ program
   .addOption(new Option('--backend <type>', 'overlay backend').choices(['vxlan', 'host-gw']).default('vxlan'))
   .option('--cidr <C>', 'cluster network', '10.244.0.0/16')
   .option('--no-wait-lease', 'return once agents answer, before they hold a subnet lease')
-  .option('--wait <s>', 'seconds to wait for the agents', '30')
+  .option('--wait <s>', 'seconds to wait for the agents', DEFAULT_WAIT_S)
   .option('--agent-config <json>', 'JSON merged over every agent config (plexusd checks it)')
   .addOption(
     new Option('--firewall <b>', 'firewall backend')
@@ -702,7 +710,7 @@ program
   .description('add one host (a new agent) to a running cluster')
   .requiredOption('--name <N>')
   .option('--no-wait-lease', 'return once the agent answers, before it holds a subnet lease')
-  .option('--wait <s>', 'seconds to wait for the agent', '30')
+  .option('--wait <s>', 'seconds to wait for the agent', DEFAULT_WAIT_S)
   .action(joinHost)
 program.command('down').requiredOption('--name <N>').action(down)
 program
