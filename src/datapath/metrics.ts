@@ -59,7 +59,7 @@ export function timedFirewall(fw: FirewallBackend, metrics: DatapathMetrics): Fi
   return {
     name: fw.name,
     variant: fw.variant,
-    read: () => fw.read(),
+    read: (want) => fw.read(want),
     remove: () => fw.remove(),
     async apply(spec) {
       const end = metrics.firewallApplyDuration.startTimer({ backend: fw.name })
