@@ -5,6 +5,9 @@ import { CLUSTER_PORT, clusterDir, hostNs, UNDERLAY_PREFIX } from '../../netns-f
 import { createClient } from '../../src/cli/client.js'
 import { type Cluster, eventually, REPO, run, upCluster } from '../helpers/fixture.js'
 
+// a multi-host fixture run outlasts tap's 300 s file default on a loaded 2-core machine
+t.setTimeout(1_200_000)
+
 // Issue 3 acceptance: replication, failure detection, partitions, restarts and
 // hostile peers on a 5-host cluster in network namespaces.
 

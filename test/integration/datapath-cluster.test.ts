@@ -5,6 +5,9 @@ import t from 'tap'
 import { eventually, REPO, upCluster } from '../helpers/fixture.js'
 import { tcpTransfer } from './datapath/topology.js'
 
+// a multi-host fixture run outlasts tap's 300 s file default on a loaded 2-core machine
+t.setTimeout(1_200_000)
+
 interface Routes {
   state: string
   firewall: { backend: string }

@@ -8,6 +8,9 @@ import { join } from 'node:path'
 import t from 'tap'
 import { eventually, upCluster } from '../helpers/fixture.js'
 
+// a multi-host fixture run outlasts tap's 300 s file default on a loaded 2-core machine
+t.setTimeout(1_200_000)
+
 const TTL_S = 5
 const INTERVAL_S = 1
 const FAILURES = 1

@@ -8,6 +8,9 @@ import { dirname, join } from 'node:path'
 import t from 'tap'
 import { Cluster, eventually, REPO, uniqueName } from '../helpers/fixture.js'
 
+// a multi-host fixture run outlasts tap's 300 s file default on a loaded 2-core machine
+t.setTimeout(1_200_000)
+
 const AGENT_JS = join(REPO, 'dist/src/agent/main.js')
 const TTL_MS = 30_000
 const SETTLE_MS = 3000

@@ -12,6 +12,9 @@ import { execFile, spawnSync } from 'node:child_process'
 import t from 'tap'
 import { CLUSTER, Cluster, eventually, uniqueName } from '../helpers/fixture.js'
 
+// a multi-host fixture run outlasts tap's 300 s file default on a loaded 2-core machine
+t.setTimeout(1_200_000)
+
 const CUT_MS = 72_000
 /** 40 s leases: fenced 20 s and withdrawn ~35 s after the last confirmed renewal (src/ipam/README.md) */
 const AGENT_CONFIG = {

@@ -9,6 +9,9 @@ import { join } from 'node:path'
 import t from 'tap'
 import { type Cluster, eventually, upCluster } from '../helpers/fixture.js'
 
+// a multi-host fixture run outlasts tap's 300 s file default on a loaded 2-core machine
+t.setTimeout(1_200_000)
+
 interface Allocation {
   id: string
   group: string

@@ -3,6 +3,9 @@ import t from 'tap'
 import { eventually, upCluster } from '../helpers/fixture.js'
 import { kvBurst } from '../helpers/kv-burst.js'
 
+// a multi-host fixture run outlasts tap's 300 s file default on a loaded 2-core machine
+t.setTimeout(1_200_000)
+
 // Issue 22: a burst of KV writes on one agent (32 keep-alive writers) killed
 // agents through the private-network cipher. Now no agent may die, every
 // acknowledged key must reach every host, and a refused write is answered
