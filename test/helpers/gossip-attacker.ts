@@ -61,9 +61,10 @@ const attacks: [string, Uint8Array][] = [
       {
         ...victim,
         value: { name: 'forged' },
-        // newer than any heartbeat h1 can have written meanwhile: a stale record is dropped before
-        // its signature is checked, and this one must reach the signature check
-        version: { ...victim.version, wall: Date.now(), logical: victim.version.logical + 1 },
+        // newer than any heartbeat the victim writes before this arrives (20 s ahead, inside the 60 s
+        // drift bound): a stale record is dropped before its signature is checked, and this one must
+        // reach the signature check however slowly the loaded machine delivers it
+        version: { ...victim.version, wall: Date.now() + 20_000, logical: victim.version.logical + 1 },
       },
     ]),
   ],
