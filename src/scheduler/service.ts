@@ -204,19 +204,20 @@ export class SchedulerService implements Startable {
 
   private async reconcile(): Promise<void> {
     const view = this.view()
-    await this.judge(view)
-    await this.own(view)
+    const claims = this.claimsByJob(view)
+    await this.judge(view, claims)
+    await this.own(view, claims)
     await this.advertise(this.view())
   }
 
   /** Admission and release of the allocations placed on this host. */
-  private async judge(view: SchedulerView): Promise<void> {
+  private async judge(view: SchedulerView, claimsByJob: Map<string, Claim[]>): Promise<void> {
     const { store, peerId: self, logger } = this.d
     const cap = this.capacityTotal()
     const mine = view.states.filter((s) => s.host === self)
     const byId = new Map(mine.map((s) => [s.id, s]))
     const offered: AllocValue[] = []
-    for (const [name, claims] of this.claimsByJob(view)) {
+    for (const [name, claims] of claimsByJob) {
       const job = view.jobs.get(name)
       const verdicts = settle(claims, view.live, job?.spec.type === 'batch')
       const winners = new Set([...verdicts.values()].map((v) => v.winner.alloc.id))
@@ -256,9 +257,8 @@ export class SchedulerService implements Startable {
   }
 
   /** Placement for the jobs this host owns; cleanup of records for jobs it no longer owns. */
-  private async own(view: SchedulerView): Promise<void> {
+  private async own(view: SchedulerView, claimsByJob: Map<string, Claim[]>): Promise<void> {
     const { store, peerId: self, logger } = this.d
-    const claimsByJob = this.claimsByJob(view)
     const others: ExistingAllocation[] = []
     for (const [name, claims] of claimsByJob) {
       const service = (g: string) => view.jobs.get(name)?.spec.groups.find((x) => x.name === g)?.service?.name

@@ -14,6 +14,7 @@ import { claimsOf } from '../../scheduler/settle.js'
 import { type JobSpec, parseJobText, validateJob } from '../../scheduler/spec.js'
 import type { JsonValue, Store } from '../../store/types.js'
 import type { ApiDeps } from '../deps.js'
+import { nameParam } from './services.js'
 
 const submitBody = {
   type: 'object',
@@ -24,11 +25,6 @@ const submitBody = {
     /** the spec as a value */
     spec: { type: 'object' },
   },
-} as const
-const nameParam = {
-  type: 'object',
-  required: ['name'],
-  properties: { name: { type: 'string', maxLength: 63 } },
 } as const
 
 type SubmitBody = { text?: string; spec?: unknown }
@@ -73,12 +69,15 @@ async function submit(store: Store, spec: JobSpec): Promise<JobValue> {
   )
 }
 
-function allocationsOf(view: SchedulerView, name: string) {
-  const claims = claimsOf(
+/** every claim on a job's slots, from owners' records and hosts' states */
+const jobClaims = (view: SchedulerView, name: string) =>
+  claimsOf(
     view.allocs.filter((a) => a.alloc.job === name),
     view.states.filter((s) => s.job === name),
   )
-  return [...claims.values()]
+
+function allocationsOf(view: SchedulerView, name: string) {
+  return [...jobClaims(view, name).values()]
     .map((c) => ({
       id: c.alloc.id,
       group: c.alloc.group,
@@ -118,10 +117,7 @@ export const jobRoutes: FastifyPluginAsync<{ deps: ApiDeps; scheduler: Scheduler
       submittedAt: new Date().toISOString(),
       stopped: false,
     }
-    const claims = claimsOf(
-      view.allocs.filter((a) => a.alloc.job === spec.name),
-      view.states.filter((s) => s.job === spec.name),
-    )
+    const claims = jobClaims(view, spec.name)
     const self = jobOwner(spec.name, view.owners) ?? deps.peerId
     const plan = ownerPlan({
       self,

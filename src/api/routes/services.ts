@@ -51,7 +51,8 @@ const detail = {
   required: [...summary.required, 'endpoints'],
   properties: { ...summary.properties, endpoints: { type: 'array', items: member } },
 } as const
-const nameParam = {
+/** `:name` of a named object (a DNS label): services, jobs */
+export const nameParam = {
   type: 'object',
   required: ['name'],
   properties: { name: { type: 'string', maxLength: 63 } },
