@@ -90,7 +90,14 @@ interface Teardownable {
 /** Brings up a cluster and registers its teardown; throws with the fixture's output if `up` fails. */
 export function upCluster(
   t: Teardownable,
-  opts: { hosts: number; backend?: 'vxlan' | 'host-gw'; firewall?: string; prefix?: string },
+  opts: {
+    hosts: number
+    backend?: 'vxlan' | 'host-gw'
+    firewall?: string
+    prefix?: string
+    /** merged over every agent's config (the fixture's --agent-config) */
+    agentConfig?: Record<string, unknown>
+  },
 ): Cluster {
   const c = new Cluster(uniqueName(opts.prefix))
   t.teardown(() => {
@@ -99,6 +106,7 @@ export function upCluster(
   const args = ['up', '--name', c.name, '--hosts', String(opts.hosts)]
   if (opts.backend) args.push('--backend', opts.backend)
   if (opts.firewall) args.push('--firewall', opts.firewall)
+  if (opts.agentConfig) args.push('--agent-config', JSON.stringify(opts.agentConfig))
   const r = c.cli(args)
   if (r.status !== 0) throw new Error(`cluster up failed (${r.status}): ${r.stderr}${r.stdout}`)
   return c
