@@ -58,7 +58,7 @@ function promtool(text: string): { status: number; problems: string[] } {
   return { status: r.status, problems: (r.stdout + r.stderr).split('\n').filter(Boolean) }
 }
 
-t.setTimeout(300_000)
+t.setTimeout(1_200_000)
 const c = upCluster(t, {
   hosts: 3,
   prefix: 'mx',
