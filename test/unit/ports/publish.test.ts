@@ -248,7 +248,10 @@ t.test('portsSection: DNAT in prerouting and output, masquerade only for hairpin
   const guard = byId['loopback-guard']
   if (guard) {
     t.match(iptRule('ports', 'input', guard), /-m conntrack --ctstate NEW,INVALID .*-j DROP$/)
-    t.match(nftRule('ports', guard), /^iifname "plexus0" ip daddr 127\.0\.0\.0\/8 ct state new,invalid counter drop/)
+    t.match(
+      nftRule('ports', guard),
+      /^iifname "plexus0" ip daddr 127\.0\.0\.0\/8 ct state new,invalid counter drop/,
+    )
   }
   // no masquerade matches a client from outside this host's subnet and loopback
   for (const r of s.rules.filter((r) => r.action.type === 'masquerade'))
