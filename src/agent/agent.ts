@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import { buildApp } from '../api/app.js'
+import { apiMetrics } from '../api/metrics.js'
 import { listenMetrics } from '../api/metrics-listener.js'
 import { listenUnix } from '../api/server.js'
 import { createSigner, loadOrCreatePeerKey, verifyRecordSignature } from '../cluster/identity.js'
@@ -122,9 +123,20 @@ export class Agent {
       this.started.push(scheduler)
       Object.assign(this.components, { scheduler })
       const app = await buildApp(this.components)
-      this.closeApi = await listenUnix(app, [config.api.socket, ...config.api.extraSockets])
+      const { connections } = apiMetrics(this.components.metrics)
+      this.closeApi = await listenUnix(
+        app,
+        [config.api.socket, ...config.api.extraSockets],
+        config.api,
+        (outcome) => connections.inc({ listener: 'api', outcome }),
+      )
       if (config.metrics.listen)
-        this.closeMetrics = await listenMetrics(this.components.metrics, config.metrics.listen, logger)
+        this.closeMetrics = await listenMetrics(
+          this.components.metrics,
+          config.metrics.listen,
+          logger,
+          config.api,
+        )
     } catch (err) {
       await this.stop()
       throw err

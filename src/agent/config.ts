@@ -11,6 +11,7 @@ import {
   printParseErrorCode,
 } from 'jsonc-parser'
 import { type MetricsConfig, metricsConfigSchema, parseMetricsListen } from '../api/metrics-listener.js'
+import { type ApiLimits, apiLimitsSchema, DEFAULT_API_LIMITS } from '../api/server.js'
 import type { ClusterConfig } from '../cluster/config.js'
 import type { DatapathConfig } from '../datapath/config.js'
 import { FIREWALL_KINDS } from '../datapath/firewall/index.js'
@@ -33,7 +34,7 @@ export interface AgentConfig {
     socket: string
     /** further unix sockets (e.g. one bind-mounted into a runtime's namespace) */
     extraSockets: string[]
-  }
+  } & ApiLimits
   cluster: ClusterConfig
   /** underlay address other hosts reach this one at (default: the address of the default-route interface) */
   underlayAddress?: string
@@ -71,6 +72,7 @@ const schema = {
       properties: {
         socket: { type: 'string', minLength: 1 },
         extraSockets: { type: 'array', items: { type: 'string', minLength: 1 } },
+        ...apiLimitsSchema,
       },
     },
     cluster: {
@@ -158,7 +160,7 @@ export function defaultConfig(): AgentConfig {
     stateDir: '/var/lib/plexus',
     runDir,
     logLevel: 'info',
-    api: { socket: join(runDir, 'plexusd.sock'), extraSockets: [] },
+    api: { socket: join(runDir, 'plexusd.sock'), extraSockets: [], ...DEFAULT_API_LIMITS },
     cluster: {
       listen: ['/ip4/0.0.0.0/tcp/7373'],
       announce: [],
@@ -284,6 +286,8 @@ export function resolveConfig(file: Partial<AgentConfig>, flags: Partial<AgentCo
     ...stripUndefined(flags),
     runDir,
     api: {
+      ...base.api,
+      ...file.api,
       socket: flags.api?.socket ?? file.api?.socket ?? join(runDir, 'plexusd.sock'),
       extraSockets: [...(file.api?.extraSockets ?? []), ...(flags.api?.extraSockets ?? [])],
     },

@@ -56,7 +56,8 @@ function flagsToConfig(f: Flags): Partial<AgentConfig> {
     underlayAddress: f.underlayAddress,
     underlayInterface: f.underlayInterface,
     labels: f.label,
-    api: { socket: f.socket as string, extraSockets: f.extraSocket },
+    // limits come from the file or the defaults (resolveConfig merges api field by field)
+    api: { socket: f.socket as string, extraSockets: f.extraSocket } as AgentConfig['api'],
     cluster: {
       listen: f.listen.length ? f.listen : (undefined as unknown as string[]),
       announce: f.announce.length ? f.announce : (undefined as unknown as string[]),

@@ -1,9 +1,13 @@
+import { createServer } from 'node:net'
 import Fastify, { type FastifyBaseLogger, LogController } from 'fastify'
 import { parseUpstream } from '../dns/forward/resolvconf.js'
+import { ConnectionGate } from '../lib/conn-gate.js'
 import { PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
+import { apiMetrics } from './metrics.js'
 import { metricsRoutes } from './routes/metrics.js'
+import { type ApiLimits, gateLimits, serveThroughGate } from './server.js'
 
 /** The `metrics` section of the agent config. */
 export interface MetricsConfig {
@@ -34,12 +38,14 @@ export function parseMetricsListen(s: string): { host: string; port: number } {
 /**
  * Serves `GET /metrics` alone on TCP: the rest of the API stays on the unix
  * sockets (mode 0600), since it can attach containers. Metrics carry no
- * secret, but bind it to an address only the scraper reaches.
+ * secret, but bind it to an address only the scraper reaches. The API's
+ * connection bounds apply, per remote address.
  */
 export async function listenMetrics(
   metrics: Metrics,
   listen: string,
   logger: Logger,
+  limits: ApiLimits,
 ): Promise<() => Promise<void>> {
   const { host, port } = parseMetricsListen(listen)
   const app = Fastify({
@@ -47,7 +53,22 @@ export async function listenMetrics(
     logController: new LogController({ disableRequestLogging: true }),
   })
   await app.register(metricsRoutes, { metrics })
-  await app.listen({ host, port })
+  await app.ready()
+  const { connections } = apiMetrics(metrics)
+  const gate = new ConnectionGate(gateLimits(limits), (outcome) =>
+    connections.inc({ listener: 'metrics', outcome }),
+  )
+  const server = createServer()
+  serveThroughGate(app, server, gate, (s) => s.remoteAddress ?? '')
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ host, port }, () => resolve())
+  })
   logger.info({ listen }, `serving /metrics on ${listen}`)
-  return () => app.close()
+  return async () => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+    gate.destroyAll()
+    await closed
+    await app.close()
+  }
 }

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net'
+import { ConnectionGate, type GateEvent } from '../lib/conn-gate.js'
 import { isPending, type Next, type Reply } from './chain.js'
 import type { AnswerRecorder } from './metrics.js'
 import { type BatchSocket, closeBatchSocket, openBatchSocket, udpAddon } from './udp.js'
@@ -43,6 +44,12 @@ export interface ServerStats {
 
 const MAX_TCP_BUFFER = 65535 + 2
 
+const GATE_STAT = {
+  accepted: 'tcpConnections',
+  refused: 'tcpRefused',
+  timedOut: 'tcpTimedOut',
+} as const satisfies Record<GateEvent, keyof ServerStats>
+
 /**
  * UDP and TCP listeners on one address, handing parsed queries to the chain.
  * UDP goes through the native batching socket (src/dns/udp.ts): one JS call per
@@ -53,9 +60,7 @@ const MAX_TCP_BUFFER = 65535 + 2
 export class DnsListener {
   private udp?: BatchSocket
   private tcp?: Server
-  private readonly conns = new Set<Socket>()
-  /** open TCP connections per client address */
-  private readonly perClient = new Map<string, number>()
+  private readonly gate: ConnectionGate
 
   constructor(
     readonly address: string,
@@ -63,15 +68,22 @@ export class DnsListener {
     private readonly chain: Next,
     private readonly stats: ServerStats,
     private readonly recorder?: AnswerRecorder,
-  ) {}
+  ) {
+    this.gate = new ConnectionGate(
+      {
+        maxConnections: opts.maxTcpConnections,
+        maxPerClient: opts.maxTcpPerClient,
+        messageMs: opts.tcpMessageMs,
+      },
+      (e) => this.stats[GATE_STAT[e]]++,
+    )
+  }
 
   /** Binds UDP and TCP; rejects (leaving nothing bound) if either fails. */
   async listen(): Promise<void> {
     // synchronous: the socket is created in the namespace this JS turn runs in
     const udp = openBatchSocket(this.address, this.opts.port, (n) => this.onBatch(udp, n))
     const tcp = createServer((s) => this.onTcp(s))
-    tcp.maxConnections = this.opts.maxTcpConnections
-    tcp.on('drop', () => this.stats.tcpRefused++)
     try {
       await new Promise<void>((resolve, reject) => {
         tcp.once('error', reject)
@@ -102,7 +114,7 @@ export class DnsListener {
   }
 
   async close(): Promise<void> {
-    for (const c of this.conns) c.destroy()
+    this.gate.destroyAll()
     const udp = this.udp
     if (udp) {
       // the socket's own counters outlive it in the shared stats
@@ -155,38 +167,9 @@ export class DnsListener {
   }
 
   private onTcp(s: Socket): void {
-    const client = s.remoteAddress ?? ''
-    const held = this.perClient.get(client) ?? 0
-    if (held >= this.opts.maxTcpPerClient) {
-      this.stats.tcpRefused++
-      s.destroy()
-      return
-    }
-    this.perClient.set(client, held + 1)
-    this.stats.tcpConnections++
-    this.conns.add(s)
+    const deadline = this.gate.admit(s, s.remoteAddress ?? '')
+    if (!deadline) return
     s.setNoDelay(true)
-    // One deadline per message, re-armed only when a whole query has arrived:
-    // an idle timer (socket.setTimeout) is reset by every byte, so a client
-    // dripping one byte every few seconds would hold its slot for ever.
-    let deadline: NodeJS.Timeout
-    let pending = 0 // forwarded answers still owed to this client: the wait is ours, not the client's
-    const arm = () => {
-      clearTimeout(deadline)
-      deadline = setTimeout(() => {
-        if (pending > 0) return arm()
-        this.stats.tcpTimedOut++
-        s.destroy()
-      }, this.opts.tcpMessageMs)
-    }
-    arm()
-    s.on('close', () => {
-      clearTimeout(deadline)
-      this.conns.delete(s)
-      const n = (this.perClient.get(client) ?? 1) - 1
-      if (n > 0) this.perClient.set(client, n)
-      else this.perClient.delete(client)
-    })
     s.on('error', () => s.destroy())
     const send = (out: Buffer): void => {
       if (s.destroyed) return
@@ -211,17 +194,19 @@ export class DnsListener {
         if (buf.length < len + 2) break
         const msg = buf.subarray(2, len + 2)
         buf = buf.subarray(len + 2)
-        arm()
+        deadline.received()
         this.stats.tcpQueries++
         const r = answer(msg, true, this.chain, this.stats, this.recorder)
-        if (r === undefined) continue
-        if (isPending(r)) {
-          pending++
+        if (r === undefined) deadline.answered()
+        else if (isPending(r))
           void r.then((b) => {
-            pending--
+            deadline.answered()
             send(b)
           })
-        } else send(r)
+        else {
+          deadline.answered()
+          send(r)
+        }
       }
       if (buf.length > MAX_TCP_BUFFER) s.destroy()
     })

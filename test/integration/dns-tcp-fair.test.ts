@@ -5,7 +5,7 @@
 // still answered meanwhile. Loopback addresses in a throwaway namespace stand
 // for two containers (the limit is per source address).
 import { execFile } from 'node:child_process'
-import { connect, type Socket } from 'node:net'
+import { connect } from 'node:net'
 import { promisify } from 'node:util'
 import { pino } from 'pino'
 import t from 'tap'
@@ -13,6 +13,7 @@ import { defaultDnsConfig } from '../../src/dns/config.js'
 import { DnsService } from '../../src/dns/service.js'
 import { Metrics } from '../../src/lib/metrics.js'
 import type { JsonValue } from '../../src/store/types.js'
+import { drip } from '../helpers/drip.js'
 import { ownNetns } from '../helpers/own-netns.js'
 import { endpointValue } from '../helpers/records.js'
 import { newStore } from '../unit/store/helpers.js'
@@ -61,40 +62,12 @@ function frame(): Buffer {
   return Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q])
 }
 
-interface Drip {
-  sock: Socket
-  openedAt: number
-  /** when the server closed it (undefined: still open) */
-  closedAt?: number
-  /** bytes written before it was closed */
-  sent: number
-}
-
-/** one connection from ATTACKER that sends one byte of a query each second */
-function drip(): Promise<Drip> {
-  return new Promise((resolve) => {
-    const bytes = frame()
-    const sock = connect({ port: PORT, host: '127.0.0.1', localAddress: ATTACKER })
-    const d: Drip = { sock, openedAt: Date.now(), sent: 0 }
-    const timer = setInterval(() => {
-      if (d.sent < bytes.length - 1 && !sock.destroyed) sock.write(bytes.subarray(d.sent, ++d.sent))
-    }, 1000)
-    sock.on('connect', () => {
-      d.openedAt = Date.now()
-      sock.write(bytes.subarray(0, ++d.sent))
-      resolve(d)
-    })
-    sock.on('error', () => {})
-    sock.on('close', () => {
-      d.closedAt ??= Date.now()
-      clearInterval(timer)
-      resolve(d)
-    })
-  })
-}
-
 t.test('one client dripping into 300 connections cannot take TCP DNS from another', async (t) => {
-  const drips = await Promise.all(Array.from({ length: ATTACK_CONNECTIONS }, drip))
+  const drips = await Promise.all(
+    Array.from({ length: ATTACK_CONNECTIONS }, () =>
+      drip(() => connect({ port: PORT, host: '127.0.0.1', localAddress: ATTACKER }), frame()),
+    ),
+  )
   t.teardown(() => {
     for (const d of drips) d.sock.destroy()
   })
