@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { Command, Option } from 'commander'
 import { createClient } from '../src/cli/client.js'
 import { newClusterKey } from '../src/lib/cluster-key.js'
+import { cleanupRunner } from '../src/runner/cleanup.js'
 import {
   alive,
   ipNs,
@@ -117,6 +118,8 @@ function agentConfig(c: ClusterState, h: HostState, index: number): Record<strin
     // The stub upstream runs in the underlay namespace: forwarding never leaves the test bed.
     dns: { upstreams: [UNDERLAY_GATEWAY] },
     datapath: { firewall: c.firewall },
+    // the bundled plugin of this build, as a runtime finds an installed one on its CNI_PATH
+    runner: { cniPath: [dirname(CNI_PLUGIN)] },
     labels: { fixture: c.name, index: String(index + 1) },
   }
   for (const [k, v] of Object.entries(c.agentConfig ?? {})) {
@@ -387,6 +390,8 @@ async function down(opts: { name: string }) {
     if (wrapper) wrappers.push(wrapper)
   }
   await killAll([...pids])
+  // tasks run in namespaces of their own, detached from their agent: the runner's records name them
+  for (const h of c?.hosts ?? []) await cleanupRunner(join(h.dir, 'state'))
   // each waiting shell records its agent's end and exits; give it the moment that takes
   const deadline = Date.now() + 2000
   while (wrappers.some(alive) && Date.now() < deadline) await sleep(20)

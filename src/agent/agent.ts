@@ -16,6 +16,7 @@ import type { Startable } from '../lib/startable.js'
 import { VERSION } from '../lib/version.js'
 import { LinkService } from '../ports/link-service.js'
 import { PortService } from '../ports/publish-service.js'
+import { RunnerService } from '../runner/service.js'
 import { SchedulerService } from '../scheduler/service.js'
 import { HealthChecker } from '../services/health.js'
 import { StoreService } from '../store/service.js'
@@ -122,6 +123,12 @@ export class Agent {
       await scheduler.start()
       this.started.push(scheduler)
       Object.assign(this.components, { scheduler })
+      // after the API socket exists: the runner attaches tasks through the CNI plugin, which calls the API
+      const runner =
+        config.runner?.enabled === false
+          ? undefined
+          : new RunnerService({ ...this.components, logger: logger.child({ component: 'runner' }) })
+      if (runner) Object.assign(this.components, { runner })
       const app = await buildApp(this.components)
       const { connections } = apiMetrics(this.components.metrics)
       this.closeApi = await listenUnix(
@@ -137,6 +144,10 @@ export class Agent {
           logger,
           config.api,
         )
+      if (runner) {
+        await runner.start()
+        this.started.push(runner)
+      }
     } catch (err) {
       await this.stop()
       throw err

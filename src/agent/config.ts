@@ -20,6 +20,7 @@ import { type LeaseConfig, networkConfigSchema } from '../ipam/config.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import type { LogLevel } from '../lib/log.js'
 import { DEFAULT_PORT_RANGE, type PortsConfig } from '../ports/publish.js'
+import type { RunnerConfig } from '../runner/service.js'
 import type { SchedulerConfig } from '../scheduler/service.js'
 
 /** plexusd configuration. The file is JSON (comments allowed); flags override it. Documented in docs/config.md. */
@@ -52,6 +53,8 @@ export interface AgentConfig {
   ports: PortsConfig
   /** what this host offers to the scheduler (src/scheduler/README.md); default: all cpus and memory */
   scheduler?: SchedulerConfig
+  /** runs this host's allocations (src/runner/README.md) */
+  runner?: RunnerConfig
   /** GET /metrics on TCP besides the API sockets (src/api/README.md); off by default */
   metrics: MetricsConfig
 }
@@ -142,6 +145,23 @@ const schema = {
           properties: {
             cpu: { type: 'integer', minimum: 0, maximum: 100_000_000 },
             memoryMb: { type: 'integer', minimum: 0, maximum: 100_000_000 },
+          },
+        },
+      },
+    },
+    runner: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        cniPath: { type: 'array', minItems: 1, maxItems: 16, items: { type: 'string', pattern: '^/' } },
+        logs: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            // multilog's own bounds: at least 4096 bytes a file, at least 2 files
+            maxBytes: { type: 'integer', minimum: 4096, maximum: 1_073_741_824 },
+            files: { type: 'integer', minimum: 2, maximum: 100 },
           },
         },
       },

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { ApiDeps } from './deps.js'
 import { installErrorContract } from './errors.js'
+import { allocRoutes } from './routes/allocs.js'
 import { cniRoutes } from './routes/cni.js'
 import { dnsRoutes } from './routes/dns.js'
 import { endpointRoutes } from './routes/endpoints.js'
@@ -45,5 +46,6 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   if (deps.links) await app.register(linkRoutes, { links: deps.links })
   if (deps.ports) await app.register(portRoutes, { ports: deps.ports })
   if (deps.scheduler) await app.register(jobRoutes, { deps, scheduler: deps.scheduler })
+  await app.register(allocRoutes, { deps, ...(deps.runner ? { runner: deps.runner } : {}) })
   return app
 }

@@ -7,6 +7,7 @@ import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { LinkService } from '../ports/link-service.js'
 import type { PortService } from '../ports/publish-service.js'
+import type { RunnerService } from '../runner/service.js'
 import type { SchedulerService } from '../scheduler/service.js'
 import type { Store } from '../store/types.js'
 
@@ -47,4 +48,6 @@ export interface ApiDeps {
   ports?: PortService
   /** jobs and their allocations (src/scheduler) */
   scheduler?: SchedulerService
+  /** this host's allocations as they run (src/runner): logs, local state */
+  runner?: RunnerService
 }

@@ -16,6 +16,14 @@ export class UnreachableError extends Error {}
 export interface ApiClient {
   readonly socket: string
   call<T = unknown>(method: string, path: string, body?: unknown, opts?: { timeoutMs?: number }): Promise<T>
+  /** GET whose body streams (logs -f): each chunk to onData as it comes, until the agent ends it */
+  stream(path: string, onData: (chunk: string) => void): Promise<void>
+}
+
+function unreachable(socket: string, err: NodeJS.ErrnoException): Error {
+  return ['ENOENT', 'ECONNREFUSED', 'EACCES', 'ENOTSOCK'].includes(err.code ?? '')
+    ? new UnreachableError(`cannot reach plexusd at ${socket}: is it running? (${err.code})`)
+    : err
 }
 
 /** Minimal JSON-over-unix-socket client; plexctl must not import agent internals. */
@@ -57,12 +65,34 @@ export function createClient(socket: string): ApiClient {
         req.on('timeout', () =>
           req.destroy(new Error(`no answer from plexusd at ${socket} within the timeout`)),
         )
-        req.on('error', (err: NodeJS.ErrnoException) => {
-          if (['ENOENT', 'ECONNREFUSED', 'EACCES', 'ENOTSOCK'].includes(err.code ?? '')) {
-            reject(new UnreachableError(`cannot reach plexusd at ${socket}: is it running? (${err.code})`))
-          } else reject(err)
-        })
+        req.on('error', (err: NodeJS.ErrnoException) => reject(unreachable(socket, err)))
         if (payload) req.write(payload)
+        req.end()
+      })
+    },
+    stream(path: string, onData: (chunk: string) => void): Promise<void> {
+      return new Promise<void>((resolve, reject) => {
+        const req = request({ socketPath: socket, method: 'GET', path }, (res) => {
+          const status = res.statusCode ?? 0
+          if (status >= 400) {
+            const chunks: Buffer[] = []
+            res.on('data', (c: Buffer) => chunks.push(c))
+            res.on('end', () => {
+              let e: { error?: string; message?: string } = {}
+              try {
+                e = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+              } catch {
+                // not JSON: the status says enough
+              }
+              reject(new ApiError(status, e.error ?? 'PLX_API_ERROR', e.message ?? `HTTP ${status}`))
+            })
+            return
+          }
+          res.setEncoding('utf8')
+          res.on('data', (c: string) => onData(c))
+          res.on('end', () => resolve())
+        })
+        req.on('error', (err: NodeJS.ErrnoException) => reject(unreachable(socket, err)))
         req.end()
       })
     },

@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from 'commander'
 import { VERSION } from '../lib/version.js'
 import { ApiError, createClient, UnreachableError } from './client.js'
+import { registerAllocs } from './commands/allocs.js'
 import { registerCluster } from './commands/cluster.js'
 import { registerDns } from './commands/dns.js'
 import { registerEndpoints } from './commands/endpoints.js'
@@ -32,6 +33,7 @@ const commands: RegisterCommand[] = [
   registerNetwork,
   registerSubnets,
   registerJob,
+  registerAllocs,
   registerRoutes,
   registerEndpoints,
   registerInspect,

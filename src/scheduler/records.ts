@@ -75,6 +75,19 @@ export interface AllocStateValue extends AllocValue {
   /** why it was rejected or why it last failed */
   reason?: string
   updatedAt: number
+  /** the runner's: restarts of its tasks so far, the last exit status, its address, each task's state */
+  restarts?: number
+  exitCode?: number
+  address?: string
+  tasks?: Record<string, AllocTaskState>
+}
+
+/** One task of a running allocation, as the runner reports it. */
+export interface AllocTaskState {
+  state: 'pending' | 'running' | 'complete' | 'failed' | 'lost'
+  restarts: number
+  exitCode?: number
+  reason?: string
 }
 
 /** states in which an allocation holds its slot and its host's capacity */
@@ -128,6 +141,23 @@ const validState = ajv.compile({
     status: { enum: [...HOLDING, 'rejected', 'complete', 'failed', 'lost'] },
     reason: { type: 'string', maxLength: 1024 },
     updatedAt: { type: 'number', minimum: 0 },
+    restarts: { type: 'integer', minimum: 0 },
+    exitCode: { type: 'integer', minimum: 0, maximum: 255 },
+    address: { type: 'string', maxLength: 64 },
+    tasks: {
+      type: 'object',
+      maxProperties: 32,
+      additionalProperties: {
+        type: 'object',
+        required: ['state', 'restarts'],
+        properties: {
+          state: { enum: ['pending', 'running', 'complete', 'failed', 'lost'] },
+          restarts: { type: 'integer', minimum: 0 },
+          exitCode: { type: 'integer', minimum: 0, maximum: 255 },
+          reason: { type: 'string', maxLength: 1024 },
+        },
+      },
+    },
   },
 })
 const validCapacity = ajv.compile({

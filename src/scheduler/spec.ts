@@ -83,7 +83,10 @@ export interface TaskSpec {
     user?: string
     env?: Record<string, string>
   }
-  resources: { cpu: number; memoryMb: number }
+  /** pids: the most processes the task may have at once (the runner's default when absent) */
+  resources: { cpu: number; memoryMb: number; pids?: number }
+  /** stop: SIGTERM, then SIGKILL after this long (the runner's default when absent) */
+  killTimeoutMs?: number
 }
 
 export interface GroupService {
@@ -197,8 +200,10 @@ const task = {
       properties: {
         cpu: { type: 'integer', minimum: 1, maximum: 1_024_000 },
         memoryMb: { type: 'integer', minimum: 1, maximum: 16_777_216 },
+        pids: { type: 'integer', minimum: 1, maximum: 4_194_304 },
       },
     },
+    killTimeoutMs: { type: 'integer', minimum: 0, maximum: 600_000 },
   },
 } as const
 

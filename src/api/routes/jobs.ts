@@ -8,7 +8,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { PlexusError } from '../../lib/errors.js'
 import { jobOwner } from '../../scheduler/owner.js'
 import { ownerPlan } from '../../scheduler/owner-plan.js'
-import { type JobValue, jobKey } from '../../scheduler/records.js'
+import { type AllocStatus, HOLDING, type JobValue, jobKey } from '../../scheduler/records.js'
 import type { SchedulerService, SchedulerView } from '../../scheduler/service.js'
 import { claimsOf } from '../../scheduler/settle.js'
 import { type JobSpec, parseJobText, validateJob } from '../../scheduler/spec.js'
@@ -88,6 +88,8 @@ function allocationsOf(view: SchedulerView, name: string) {
       // a host that is not alive cannot say: its allocation is lost until its records go or it returns
       status: view.live.has(c.alloc.host) ? (c.state?.status ?? 'placed') : 'lost',
       ...(c.state?.reason ? { reason: c.state.reason } : {}),
+      ...(c.state?.restarts !== undefined ? { restarts: c.state.restarts } : {}),
+      ...(c.state?.address ? { address: c.state.address } : {}),
       owners: c.owners,
     }))
     .sort(
@@ -150,7 +152,7 @@ export const jobRoutes: FastifyPluginAsync<{ deps: ApiDeps; scheduler: Scheduler
           owner: view.hosts.find((h) => h.id === jobOwner(j.spec.name, view.owners))?.name ?? null,
           wanted: j.stopped ? 0 : j.spec.groups.reduce((n, g) => n + g.count, 0),
           placed: allocs.filter((a) => a.status !== 'rejected' && a.status !== 'lost').length,
-          admitted: allocs.filter((a) => a.status === 'admitted' || a.status === 'running').length,
+          admitted: allocs.filter((a) => HOLDING.has(a.status as AllocStatus)).length,
         }
       })
   })

@@ -1,0 +1,79 @@
+// The contract between the runner and the ways it can run a task (Nomad's
+// drivers: StartTask, WaitTask, StopTask, RecoverTask). One folder per
+// driver; the runner picks one by the task's `driver` field. A driver knows
+// processes, not allocations: the network namespace it joins, the state
+// directory it writes and the limits it applies are handed to it.
+import { PlexusError } from '../lib/errors.js'
+
+export interface TaskLaunch {
+  /** the allocation (a group instance): names the task's cgroup */
+  allocId: string
+  task: string
+  /** argv; the first element a name looked up in PATH or a path */
+  command: string[]
+  /** the task's whole environment (nothing of the agent's leaks in) */
+  env: Record<string, string>
+  /** `name`, `uid` or `uid:gid`; absent: root */
+  user?: string
+  /** directory the task sees as / (absent: the host's) */
+  rootfs?: string
+  /** cpu in millicores, memory in MiB, the most processes at once */
+  resources: { cpu: number; memoryMb: number; pids: number }
+  /** path of the network namespace the task joins (the runner made and attached it) */
+  netns: string
+  /** this task's own directory: pid and exit files, logs/ */
+  dir: string
+  /** log rotation: each file at most maxBytes, at most files of them (current included) */
+  logs: { maxBytes: number; files: number }
+}
+
+/** What names one started process for as long as it lives: a pid alone may be reused. */
+export interface TaskHandle {
+  pid: number
+  /** /proc/<pid>/stat field 22 (clock ticks after boot) */
+  startTime: number
+  /** the process that waits for the task and records its exit status */
+  supervisor: { pid: number; startTime: number }
+  /** ms epoch */
+  startedAt: number
+}
+
+export type Observed =
+  | { state: 'running' }
+  /** it ended and its exit status was recorded; signal when killed by one */
+  | { state: 'exited'; exitCode: number; signal?: string; reason?: string }
+  /** it is gone and nothing recorded how it ended (its supervisor was killed, the host rebooted) */
+  | { state: 'gone' }
+
+export interface Driver {
+  readonly name: string
+  /** Starts the task detached from the agent (its own session): it outlives an agent restart. */
+  start(launch: TaskLaunch): Promise<TaskHandle>
+  /** What became of a started task; after an agent restart this is how a task is adopted. */
+  inspect(launch: TaskLaunch, handle: TaskHandle): Promise<Observed>
+  /** SIGTERM, up to graceMs, then SIGKILL; every process the task left is killed. Never signals a process it cannot prove is the task's. */
+  stop(launch: TaskLaunch, handle: TaskHandle, graceMs: number): Promise<void>
+  /** Resolves once the task has ended (or timeoutMs passed: false). */
+  wait(launch: TaskLaunch, handle: TaskHandle, timeoutMs: number): Promise<boolean>
+  /** Releases what start() made (cgroups, files); the task must have ended. Idempotent. */
+  destroy(launch: TaskLaunch): Promise<void>
+}
+
+/** Drivers by name, picked once when the runner starts (flannel's backend manager). */
+export class DriverRegistry {
+  private readonly drivers = new Map<string, Driver>()
+
+  register(d: Driver): void {
+    this.drivers.set(d.name, d)
+  }
+
+  get(name: string): Driver {
+    const d = this.drivers.get(name)
+    if (!d)
+      throw new PlexusError(
+        'PLX_RUNNER_UNKNOWN_DRIVER',
+        `unknown driver "${name}" (have: ${[...this.drivers.keys()].join(', ')})`,
+      )
+    return d
+  }
+}

@@ -1,0 +1,155 @@
+// The exec driver: the task is a process of this host, in the network
+// namespace the runner attached, its own mount namespace, optionally chrooted
+// into a root filesystem directory, as a given user, inside cgroups that
+// bound its memory, cpu and process count. See ../README.md.
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, rm } from 'node:fs/promises'
+import { constants } from 'node:os'
+import { join } from 'node:path'
+import { PlexusError } from '../../lib/errors.js'
+import type { Driver, Observed, TaskHandle, TaskLaunch } from '../driver.js'
+import { isAlive, procStartTime, signalOwn, sleep } from '../proc.js'
+import { Cgroups } from './cgroups.js'
+import { checkRootfs, DEFAULT_PATH, resolveCommand, resolveUser, SUPERVISOR, taskArgv } from './launch.js'
+
+/** how long start() waits for the supervisor to record the task's pid */
+const START_TIMEOUT_MS = 10_000
+
+const signalName = (n: number): string =>
+  Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`
+
+export class ExecDriver implements Driver {
+  readonly name = 'exec'
+
+  constructor(private readonly cgroups: Cgroups = Cgroups.detect()) {}
+
+  async start(l: TaskLaunch): Promise<TaskHandle> {
+    if (l.rootfs) checkRootfs(l.rootfs)
+    const command = resolveCommand(l.command[0] ?? '', l.env.PATH ?? DEFAULT_PATH, l.rootfs)
+    const ids = l.user ? resolveUser(l.user, l.rootfs) : undefined
+    await mkdir(join(l.dir, 'logs'), { recursive: true })
+    // a new run: the previous run's pid and exit status must not be read as this one's
+    await rm(join(l.dir, 'exit'), { force: true })
+    await rm(join(l.dir, 'pid'), { force: true })
+    await this.cgroups.create(l.allocId, l.task, l.resources)
+    const child = spawn(
+      '/bin/sh',
+      [
+        '-c',
+        SUPERVISOR,
+        'plexus-task',
+        l.dir,
+        String(l.logs.maxBytes),
+        String(l.logs.files),
+        ...taskArgv(l, command, ids),
+      ],
+      {
+        detached: true,
+        stdio: 'ignore',
+        env: {
+          PATH: DEFAULT_PATH,
+          PLEXUS_CGROUP_PROCS: this.cgroups.procsFiles(l.allocId, l.task).join(' '),
+        },
+      },
+    )
+    const supervisorPid = child.pid
+    child.unref()
+    if (supervisorPid === undefined)
+      throw new PlexusError('PLX_RUNNER_START_FAILED', 'could not spawn /bin/sh')
+    const supervisorStart = procStartTime(supervisorPid) ?? 0
+    const deadline = Date.now() + START_TIMEOUT_MS
+    for (;;) {
+      const pid = Number((await readFile(join(l.dir, 'pid'), 'utf8').catch(() => '')).trim())
+      const startTime = pid > 0 ? procStartTime(pid) : undefined
+      if (pid > 0 && startTime !== undefined)
+        return {
+          pid,
+          startTime,
+          supervisor: { pid: supervisorPid, startTime: supervisorStart },
+          startedAt: Date.now(),
+        }
+      // the task may have come and gone already: its exit status says so
+      if (existsSync(join(l.dir, 'exit')) && pid > 0)
+        return {
+          pid,
+          startTime: -1,
+          supervisor: { pid: supervisorPid, startTime: supervisorStart },
+          startedAt: Date.now(),
+        }
+      if (existsSync(join(l.dir, 'exit')) || Date.now() > deadline) {
+        const code = (await readFile(join(l.dir, 'exit'), 'utf8').catch(() => '')).trim()
+        throw new PlexusError(
+          'PLX_RUNNER_START_FAILED',
+          code === '125'
+            ? 'could not join the task cgroups'
+            : `the task did not start (supervisor exit ${code || 'none'})`,
+        )
+      }
+      await sleep(10)
+    }
+  }
+
+  async inspect(l: TaskLaunch, h: TaskHandle): Promise<Observed> {
+    const exit = (await readFile(join(l.dir, 'exit'), 'utf8').catch(() => '')).trim()
+    if (/^\d+$/.test(exit)) {
+      const status = Number(exit)
+      if (status <= 128) return { state: 'exited', exitCode: status, ...this.commandProblem(status) }
+      const signal = signalName(status - 128)
+      const oom = signal === 'SIGKILL' && (await this.cgroups.oomKills(l.allocId, l.task)) > 0
+      return {
+        state: 'exited',
+        exitCode: status,
+        signal,
+        ...(oom
+          ? { reason: `memory limit hit (${l.resources.memoryMb} MiB): killed by the OOM killer` }
+          : {}),
+      }
+    }
+    if (isAlive(h.pid, h.startTime)) return { state: 'running' }
+    // the task's process is gone; while its supervisor lives it is about to write the exit file
+    if (isAlive(h.supervisor.pid, h.supervisor.startTime)) return { state: 'running' }
+    return { state: 'gone' }
+  }
+
+  private commandProblem(status: number): { reason?: string } {
+    if (status === 126) return { reason: 'exit code 126: the command could not be executed' }
+    if (status === 127) return { reason: 'exit code 127: the command was not found' }
+    return {}
+  }
+
+  async wait(l: TaskLaunch, h: TaskHandle, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs
+    while (Date.now() < deadline) {
+      if ((await this.inspect(l, h)).state !== 'running') return true
+      await sleep(25)
+    }
+    return false
+  }
+
+  async stop(l: TaskLaunch, h: TaskHandle, graceMs: number): Promise<void> {
+    if (signalOwn(h.pid, h.startTime, 'SIGTERM') && (await this.wait(l, h, graceMs))) return this.reap(l, h)
+    signalOwn(h.pid, h.startTime, 'SIGKILL')
+    await this.wait(l, h, 5000)
+    await this.reap(l, h)
+  }
+
+  /** what the task forked and left (it kept the log pipe open, say): killed through its cgroup */
+  private async reap(l: TaskLaunch, h: TaskHandle): Promise<void> {
+    for (const p of await this.cgroups.pids(l.allocId, l.task)) {
+      try {
+        process.kill(p, 'SIGKILL')
+      } catch {
+        // gone
+      }
+    }
+    // the supervisor ends once the log pipe closes; a supervisor is ours by (pid, start time)
+    const deadline = Date.now() + 2000
+    while (isAlive(h.supervisor.pid, h.supervisor.startTime) && Date.now() < deadline) await sleep(20)
+    signalOwn(h.supervisor.pid, h.supervisor.startTime, 'SIGKILL')
+  }
+
+  async destroy(l: TaskLaunch): Promise<void> {
+    await this.cgroups.destroy(l.allocId, l.task)
+  }
+}

@@ -1,0 +1,117 @@
+// What the exec driver runs, decided before anything is started: the command
+// resolved to a file that exists, the user to numeric ids, and the argv of
+// the chain that puts the task in its namespaces. Problems here are the
+// task's own (a missing binary, an unknown user, a bad rootfs) and come back
+// as typed errors the runner reports as the allocation's failure reason.
+import { accessSync, constants, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { PlexusError } from '../../lib/errors.js'
+import type { TaskLaunch } from '../driver.js'
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+const isExecutableFile = (path: string): boolean => {
+  try {
+    if (!statSync(path).isFile()) return false
+    accessSync(path, constants.X_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The command's path as the task sees it (inside rootfs when one is given). */
+export function resolveCommand(name: string, pathVar: string, rootfs = '/'): string {
+  const candidates = name.includes('/')
+    ? [name]
+    : pathVar
+        .split(':')
+        .filter(Boolean)
+        .map((d) => join(d, name))
+  for (const c of candidates) if (c.startsWith('/') && isExecutableFile(join(rootfs, c))) return c
+  throw new PlexusError(
+    'PLX_RUNNER_NO_COMMAND',
+    name.includes('/')
+      ? `command "${name}" is not an executable file${rootfs === '/' ? '' : ` in rootfs ${rootfs}`}`
+      : `command "${name}" not found in PATH (${pathVar})${rootfs === '/' ? '' : ` in rootfs ${rootfs}`}`,
+  )
+}
+
+export interface Ids {
+  uid: number
+  gid: number
+}
+
+/** `uid`, `uid:gid` or a name from the passwd text (pure). */
+export function parseUser(user: string, passwd: string): Ids {
+  const numeric = /^(\d+)(?::(\d+))?$/.exec(user)
+  if (numeric) return { uid: Number(numeric[1]), gid: Number(numeric[2] ?? numeric[1]) }
+  for (const line of passwd.split('\n')) {
+    const [name, , uid, gid] = line.split(':')
+    if (name === user && uid !== undefined && gid !== undefined) return { uid: Number(uid), gid: Number(gid) }
+  }
+  throw new PlexusError('PLX_RUNNER_BAD_USER', `user "${user}" is not in /etc/passwd`)
+}
+
+export function resolveUser(user: string, rootfs = '/'): Ids {
+  let passwd = ''
+  try {
+    passwd = readFileSync(join(rootfs, 'etc/passwd'), 'utf8')
+  } catch {
+    // no passwd file: only numeric users resolve
+  }
+  return parseUser(user, passwd)
+}
+
+export function checkRootfs(rootfs: string): void {
+  let ok = false
+  try {
+    ok = statSync(rootfs).isDirectory()
+  } catch {
+    ok = false
+  }
+  if (!ok) throw new PlexusError('PLX_RUNNER_BAD_ROOTFS', `rootfs ${rootfs} is not a directory`)
+}
+
+/**
+ * The chain the task is exec'd through (pure), each step replacing the last so
+ * the task keeps the pid the supervisor recorded:
+ *   env -i            the task's environment only, nothing of the agent's
+ *   unshare --mount   its own mount namespace (private propagation: its mounts never reach the host)
+ *   nsenter --net     the network namespace the runner attached, then chroot and the user's ids
+ */
+export function taskArgv(l: TaskLaunch, command: string, ids: Ids | undefined): string[] {
+  const env = Object.entries(l.env).map(([k, v]) => `${k}=${v}`)
+  return [
+    '/usr/bin/env',
+    '-i',
+    ...env,
+    '/usr/bin/unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    '--',
+    '/usr/bin/nsenter',
+    `--net=${l.netns}`,
+    ...(l.rootfs ? [`--root=${l.rootfs}`, '--wd=/'] : []),
+    ...(ids ? [`--setgid=${ids.gid}`, `--setuid=${ids.uid}`] : []),
+    '--',
+    command,
+    ...l.command.slice(1),
+  ]
+}
+
+/**
+ * The supervisor (POSIX sh, detached in its own session): joins the task's
+ * cgroups, records the task's pid, execs the task with its output through
+ * multilog (size-bounded rotation), waits for it and records its exit status
+ * ($? is 128+N when signal N killed it). It outlives the agent, so a new agent
+ * reads the pid and the exit file instead of waiting on a child.
+ * $1: the task's directory, $2: the log size, $3: the log file count, then the argv.
+ */
+export const SUPERVISOR = `dir=$1; size=$2; files=$3; shift 3
+{
+  sh -c 'for f in $PLEXUS_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done
+echo $$ > "$0/pid.tmp" && mv "$0/pid.tmp" "$0/pid" && exec "$@"' "$dir" "$@" 2>&1 </dev/null
+  echo $? > "$dir/exit.tmp"; mv "$dir/exit.tmp" "$dir/exit"
+} | multilog s"$size" n"$files" "$dir/logs"`

@@ -1,0 +1,141 @@
+// An allocation's network: a named network namespace attached by the
+// installed `plexus` CNI plugin, run exactly as a runtime runs it (CNI_*
+// environment, the network config on stdin, the result on stdout). The
+// runner is one more runtime to the CNI path: endpoints, DNS, published ports
+// and the datapath treat a task like any container.
+import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { existsSync, readFileSync, readlinkSync } from 'node:fs'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { PlexusError } from '../lib/errors.js'
+
+const run = promisify(execFile)
+
+/** `plx-` and 12 hex digits of the allocation id: unique, short, and a valid interface-free netns name */
+export const netnsName = (allocId: string): string =>
+  `plx-${createHash('sha256').update(allocId).digest('hex').slice(0, 12)}`
+
+export const netnsPath = (name: string): string => `/run/netns/${name}`
+
+/**
+ * `ip netns` keeps names system-wide as bind mounts under /run/netns. An
+ * agent started by `ip netns exec` (the test bed) lives in a private copy of
+ * the mount namespace whose new mounts never reach the host, so a namespace
+ * made there would vanish with the agent and a restarted agent could not
+ * find it. Names are therefore made and removed in pid 1's mount namespace
+ * (the same one for an agent under systemd) and reach ours by propagation.
+ */
+function inHostMounts(argv: string[]): string[] {
+  let same = true
+  try {
+    same = readlinkSync('/proc/self/ns/mnt') === readlinkSync('/proc/1/ns/mnt')
+  } catch {
+    same = true
+  }
+  return same ? argv : ['nsenter', '--mount=/proc/1/ns/mnt', '--', ...argv]
+}
+
+/** the namespace is mounted at its path in this mount namespace (not merely a leftover file) */
+export function netnsExists(name: string): boolean {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+  return mounts.split('\n').some((l) => l.split(' ')[4] === netnsPath(name))
+}
+
+export async function createNetns(name: string): Promise<string> {
+  if (!netnsExists(name)) {
+    const [cmd, ...args] = inHostMounts(['ip', 'netns', 'add', name]) as [string, ...string[]]
+    try {
+      await run(cmd, args)
+    } catch (err) {
+      throw new PlexusError(
+        'PLX_RUNNER_NETNS',
+        `ip netns add ${name}: ${(err as { stderr?: string }).stderr ?? err}`,
+      )
+    }
+    // propagation to this mount namespace is asynchronous only in name: wait for it briefly
+    for (let i = 0; i < 100 && !netnsExists(name); i++) await new Promise((r) => setTimeout(r, 10))
+    if (!netnsExists(name))
+      throw new PlexusError('PLX_RUNNER_NETNS', `${netnsPath(name)} did not appear in this mount namespace`)
+  }
+  // what a runtime does before CNI ADD: the task's own loopback works
+  await run('ip', ['-n', name, 'link', 'set', 'lo', 'up'])
+  return netnsPath(name)
+}
+
+export async function deleteNetns(name: string): Promise<void> {
+  if (!existsSync(netnsPath(name))) return
+  const [cmd, ...args] = inHostMounts(['ip', 'netns', 'delete', name]) as [string, ...string[]]
+  await run(cmd, args).catch(() => undefined)
+}
+
+export interface CniConfig {
+  /** directories searched for the `plexus` plugin, as CNI_PATH (default /opt/cni/bin) */
+  path: string[]
+  /** the agent's API socket the plugin talks to */
+  socket: string
+}
+
+export interface CniCall {
+  command: 'ADD' | 'DEL' | 'CHECK'
+  containerId: string
+  /** '' for a DEL whose namespace is gone */
+  netns: string
+  /** CNI_ARGS pairs */
+  args: Record<string, string>
+  /** the ADD result, handed to DEL and CHECK as prevResult */
+  prevResult?: unknown
+}
+
+/** The network config on the plugin's stdin: the shipped conflist's plugin entry, pointed at our socket. */
+export function netconf(c: CniConfig, prevResult?: unknown): Record<string, unknown> {
+  return {
+    cniVersion: '1.1.0',
+    name: 'plexus',
+    type: 'plexus',
+    socket: c.socket,
+    ...(prevResult ? { prevResult } : {}),
+  }
+}
+
+export function pluginPath(c: CniConfig): string {
+  const found = c.path.map((d) => join(d, 'plexus')).find((p) => existsSync(p))
+  if (!found)
+    throw new PlexusError('PLX_RUNNER_NO_PLUGIN', `the plexus CNI plugin is not in ${c.path.join(':')}`)
+  return found
+}
+
+/** Runs the plugin once; its JSON result, or a PLX_RUNNER_CNI error carrying the plugin's CNI error. */
+export function cni(c: CniConfig, call: CniCall): Promise<Record<string, unknown> | undefined> {
+  const plugin = pluginPath(c)
+  const env = {
+    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+    CNI_COMMAND: call.command,
+    CNI_CONTAINERID: call.containerId,
+    CNI_NETNS: call.netns,
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: c.path.join(':'),
+    CNI_ARGS: ['IgnoreUnknown=1', ...Object.entries(call.args).map(([k, v]) => `${k}=${v}`)].join(';'),
+  }
+  return new Promise((resolve, reject) => {
+    const child = execFile(plugin, [], { env, timeout: 60_000 }, (err, stdout) => {
+      const text = stdout.trim()
+      let out: Record<string, unknown> | undefined
+      try {
+        out = text ? (JSON.parse(text) as Record<string, unknown>) : undefined
+      } catch {
+        out = undefined
+      }
+      if (!err) return resolve(out)
+      const msg = (out?.msg as string | undefined) ?? text ?? String(err)
+      reject(new PlexusError('PLX_RUNNER_CNI', `CNI ${call.command} failed: ${msg}`, { cniCode: out?.code }))
+    })
+    child.stdin?.end(JSON.stringify(netconf(c, call.prevResult)))
+  })
+}
+
+/** The first IP address of a CNI result (what `plexctl allocs` shows). */
+export function resultAddress(result: unknown): string | undefined {
+  const ips = (result as { ips?: { address?: string }[] } | undefined)?.ips
+  return ips?.[0]?.address?.split('/')[0]
+}

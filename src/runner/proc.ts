@@ -1,0 +1,44 @@
+// Processes by pid and start time. A pid is reused once its process is gone,
+// so the runner never signals a pid alone: (pid, start time) names one
+// process for as long as it lives.
+import { readFileSync } from 'node:fs'
+
+interface ProcStat {
+  state: string
+  startTime: number
+}
+
+function stat(pid: number): ProcStat | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // "pid (comm) S ...": comm may hold spaces and parentheses, so split after the last ')'
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
+    return { state: fields[0] ?? '', startTime: Number(fields[19]) }
+  } catch {
+    return undefined
+  }
+}
+
+/** /proc/<pid>/stat field 22, or undefined when there is no such process. */
+export function procStartTime(pid: number): number | undefined {
+  return stat(pid)?.startTime
+}
+
+/** The process (pid, startTime) still exists and has not exited (a zombie has). */
+export function isAlive(pid: number, startTime: number): boolean {
+  const s = stat(pid)
+  return s !== undefined && s.startTime === startTime && s.state !== 'Z'
+}
+
+/** Sends a signal to (pid, startTime) only: false when that process is gone. */
+export function signalOwn(pid: number, startTime: number, signal: NodeJS.Signals): boolean {
+  if (!isAlive(pid, startTime)) return false
+  try {
+    process.kill(pid, signal)
+    return true
+  } catch {
+    return false
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))

@@ -1,0 +1,420 @@
+// The runner on every host, reconciled from the store: the allocations the
+// scheduler admitted on this host (allocstate/<self>/…) are set up (network
+// namespace, CNI ADD), their tasks started through a driver, watched,
+// restarted per the group's policy, and stopped with nothing left once the
+// allocation is released. Decisions are lifecycle.ts's (pure); this file
+// observes, acts and writes the allocation's life back to its allocstate
+// record. Tasks outlive the agent: a new agent adopts them from the state dir.
+import { existsSync } from 'node:fs'
+import { errorMessage } from '../lib/errors.js'
+import type { Logger } from '../lib/log.js'
+import type { Metrics } from '../lib/metrics.js'
+import type { Startable } from '../lib/startable.js'
+import {
+  type AllocStateValue,
+  type AllocTaskState,
+  allocStateOf,
+  JOB_PREFIX,
+  jobOf,
+} from '../scheduler/records.js'
+import type { GroupSpec, TaskSpec } from '../scheduler/spec.js'
+import { ALLOC_STATE_PREFIX, type JsonValue, type Store } from '../store/types.js'
+import { type Driver, DriverRegistry, type TaskLaunch } from './driver.js'
+import { ExecDriver } from './exec/driver.js'
+import { DEFAULT_PATH } from './exec/launch.js'
+import {
+  afterEnd,
+  allocSummary,
+  isFinal,
+  newTask,
+  nextAction,
+  type Outcome,
+  resolvePolicy,
+  type TaskRecord,
+} from './lifecycle.js'
+import { runnerMetrics } from './metrics.js'
+import {
+  type CniConfig,
+  cni,
+  createNetns,
+  deleteNetns,
+  netnsName,
+  netnsPath,
+  resultAddress,
+} from './network.js'
+import { type LocalAlloc, loadAllocs, removeAlloc, saveAlloc, taskDir } from './state.js'
+
+export interface RunnerConfig {
+  /** default true; false: admitted allocations are not started on this host */
+  enabled?: boolean
+  /** where the `plexus` CNI plugin is installed (CNI_PATH), default ["/opt/cni/bin"] */
+  cniPath?: string[]
+  /** per task: each log file at most maxBytes (default 1 MiB), at most files of them (default 3) */
+  logs?: { maxBytes?: number; files?: number }
+}
+
+export interface RunnerComponents {
+  store: Store
+  peerId: string
+  logger: Logger
+  metrics: Metrics
+  config: { name: string; stateDir: string; api: { socket: string }; runner?: RunnerConfig }
+  /** drivers to use instead of the built-in ones (tests) */
+  drivers?: Driver[]
+}
+
+/** a change is acted on after this (a burst of records is one pass) */
+const DEBOUNCE_MS = 50
+/** tasks are observed this often: an exit is noticed within it */
+const PERIOD_MS = 1000
+const DEFAULT_PIDS = 1024
+const DEFAULT_KILL_TIMEOUT_MS = 5000
+const MAX_REASON = 1000
+
+export class RunnerService implements Startable {
+  private readonly drivers = new DriverRegistry()
+  private readonly allocs = new Map<string, LocalAlloc>()
+  private readonly cancels: (() => void)[] = []
+  private readonly metrics: ReturnType<typeof runnerMetrics>
+  private timer?: NodeJS.Timeout
+  private running?: Promise<void>
+  private again = false
+  private stopped = false
+  private lastPass?: { at: string; ms: number; error?: string }
+
+  constructor(private readonly d: RunnerComponents) {
+    this.metrics = runnerMetrics(d.metrics)
+    for (const drv of d.drivers ?? [new ExecDriver()]) this.drivers.register(drv)
+  }
+
+  async start(): Promise<void> {
+    const { allocs, unreadable } = await loadAllocs(this.d.config.stateDir)
+    for (const a of allocs) this.allocs.set(a.id, a)
+    if (unreadable.length)
+      this.d.logger.warn({ dirs: unreadable }, 'runner: unreadable allocation records skipped')
+    for (const prefix of [`${ALLOC_STATE_PREFIX}${this.d.peerId}/`, JOB_PREFIX])
+      this.cancels.push(this.d.store.watch(prefix, () => this.trigger()))
+    const period = setInterval(() => this.trigger(), PERIOD_MS)
+    period.unref()
+    this.cancels.push(() => clearInterval(period))
+    await this.pass()
+  }
+
+  /** Stops the loop only: tasks keep running for the next agent to adopt. */
+  async stop(): Promise<void> {
+    this.stopped = true
+    for (const c of this.cancels.splice(0)) c()
+    clearTimeout(this.timer)
+    await this.running
+  }
+
+  status(): { lastPass?: { at: string; ms: number; error?: string }; allocations: number } {
+    return { ...(this.lastPass ? { lastPass: this.lastPass } : {}), allocations: this.allocs.size }
+  }
+
+  /** The allocation as this host runs it (undefined: not here). */
+  local(id: string): LocalAlloc | undefined {
+    return this.allocs.get(id)
+  }
+
+  /** where a task's logs are (multilog's directory) */
+  logDir(id: string, task: string): string {
+    return `${taskDir(this.d.config.stateDir, id, task)}/logs`
+  }
+
+  private trigger(): void {
+    if (this.stopped) return
+    clearTimeout(this.timer)
+    this.timer = setTimeout(() => void this.pass(), DEBOUNCE_MS)
+    this.timer.unref()
+  }
+
+  /** One pass; passes never overlap (a change during a pass runs another after it). */
+  private async pass(): Promise<void> {
+    if (this.running) {
+      this.again = true
+      return this.running
+    }
+    this.running = (async () => {
+      do {
+        this.again = false
+        const t0 = performance.now()
+        try {
+          await this.reconcile()
+          this.lastPass = { at: new Date().toISOString(), ms: Math.round(performance.now() - t0) }
+        } catch (err) {
+          this.lastPass = {
+            at: new Date().toISOString(),
+            ms: Math.round(performance.now() - t0),
+            error: errorMessage(err),
+          }
+          this.metrics.passErrors.inc()
+          this.d.logger.warn({ err }, 'runner pass failed')
+        }
+      } while (this.again && !this.stopped)
+    })().finally(() => {
+      this.running = undefined
+    })
+    return this.running
+  }
+
+  /** allocstate/<self>/… that should run here, each with its group's spec (a stopped or unknown job runs nothing). */
+  private desired(): Map<string, { state: AllocStateValue; group: GroupSpec }> {
+    const { store, peerId } = this.d
+    const out = new Map<string, { state: AllocStateValue; group: GroupSpec }>()
+    for (const r of store.list(`${ALLOC_STATE_PREFIX}${peerId}/`)) {
+      const state = allocStateOf(r)
+      if (!state || state.status === 'rejected') continue
+      const rec = store.get(`${JOB_PREFIX}${state.job}`)
+      const job = rec && jobOf(rec)
+      const group = job && !job.stopped ? job.spec.groups.find((g) => g.name === state.group) : undefined
+      if (group) out.set(state.id, { state, group })
+    }
+    return out
+  }
+
+  private async reconcile(): Promise<void> {
+    const desired = this.desired()
+    for (const [id, local] of this.allocs) {
+      if (desired.has(id)) continue
+      await this.release(local)
+      await removeAlloc(this.d.config.stateDir, id)
+      this.allocs.delete(id)
+      this.d.logger.info({ alloc: id }, 'allocation stopped and removed')
+    }
+    for (const [id, { state, group }] of desired) {
+      let local = this.allocs.get(id)
+      if (!local) {
+        // an allocation that ended before this host kept a record of it (a wiped state dir) is not run again
+        if (isFinal(state.status)) continue
+        const now = Date.now()
+        local = {
+          id,
+          job: state.job,
+          group: state.group,
+          spec: group,
+          netns: netnsName(id),
+          tasks: group.tasks.map((t) => newTask(t.name, now)),
+          released: false,
+        }
+        this.allocs.set(id, local)
+      }
+      const before = JSON.stringify(local)
+      if (!local.final) await this.advance(local, state)
+      if (JSON.stringify(local) !== before) await saveAlloc(this.d.config.stateDir, local)
+      await this.report(local, state)
+    }
+  }
+
+  /** Attach the network, observe and start tasks, settle the allocation's status; release it once final. */
+  private async advance(a: LocalAlloc, state: AllocStateValue): Promise<void> {
+    if (!a.cni) {
+      try {
+        const path = await createNetns(a.netns)
+        const result = await cni(this.cniConfig(), {
+          command: 'ADD',
+          containerId: a.id,
+          netns: path,
+          args: this.cniArgs(a),
+        })
+        const address = resultAddress(result)
+        a.cni = { result: result ?? null, ...(address ? { address } : {}) }
+        delete a.setupError
+        this.d.logger.info({ alloc: a.id, netns: a.netns, address }, 'allocation attached')
+      } catch (err) {
+        a.setupError = `network: ${errorMessage(err)}`
+        return
+      }
+    }
+    const policy = resolvePolicy(a.spec.restart)
+    for (const [i, t] of a.tasks.entries()) {
+      const spec = a.spec.tasks.find((s) => s.name === t.name)
+      if (!spec) continue
+      let rec = t
+      if (rec.state === 'running' && rec.handle) {
+        const drv = this.drivers.get(spec.driver)
+        const seen = await drv.inspect(this.launch(a, spec, state), rec.handle)
+        if (seen.state !== 'running') {
+          const outcome: Outcome = seen.state === 'gone' ? { kind: 'gone' } : { kind: 'exited', ...seen }
+          this.metrics.taskExits.inc({
+            outcome: seen.state === 'gone' ? 'gone' : seen.exitCode === 0 ? 'success' : 'failure',
+          })
+          rec = afterEnd(rec, outcome, policy, Date.now())
+          this.d.logger.info(
+            { alloc: a.id, task: t.name, state: rec.state, reason: rec.reason },
+            'task ended',
+          )
+        }
+      }
+      if (nextAction(rec, Date.now()).kind === 'start')
+        rec = await this.startTask(a, spec, state, rec, policy)
+      a.tasks[i] = rec
+    }
+    const summary = allocSummary(a.tasks, true)
+    if (isFinal(summary.status)) {
+      a.final = { status: summary.status, ...(summary.reason ? { reason: summary.reason } : {}) }
+      this.d.logger.info({ alloc: a.id, status: summary.status, reason: summary.reason }, 'allocation ended')
+      await this.release(a)
+    }
+  }
+
+  private async startTask(
+    a: LocalAlloc,
+    spec: TaskSpec,
+    state: AllocStateValue,
+    rec: TaskRecord,
+    policy: ReturnType<typeof resolvePolicy>,
+  ): Promise<TaskRecord> {
+    const launch = this.launch(a, spec, state)
+    const drv = this.drivers.get(spec.driver)
+    try {
+      // a restart: the previous run's cgroups may still hold what it forked
+      await drv.destroy(launch)
+      const handle = await drv.start(launch)
+      this.metrics.taskStarts.inc({ result: 'ok' })
+      this.d.logger.info(
+        { alloc: a.id, task: spec.name, pid: handle.pid, restarts: rec.restarts },
+        'task started',
+      )
+      const { startAt: _, ...rest } = rec
+      return { ...rest, state: 'running', handle }
+    } catch (err) {
+      this.metrics.taskStarts.inc({ result: 'failed' })
+      this.d.logger.warn({ alloc: a.id, task: spec.name, err: errorMessage(err) }, 'task could not start')
+      return afterEnd(rec, { kind: 'start-failed', reason: errorMessage(err) }, policy, Date.now())
+    }
+  }
+
+  /** Stops every task (grace, then SIGKILL), removes its cgroups, CNI DEL, deletes the namespace. Idempotent. */
+  private async release(a: LocalAlloc): Promise<void> {
+    if (a.released) return
+    const state = { id: a.id, job: a.job, group: a.group } as AllocStateValue
+    for (const t of a.tasks) {
+      const spec = a.spec.tasks.find((s) => s.name === t.name)
+      if (!spec) continue
+      const launch = this.launch(a, spec, state)
+      const drv = this.drivers.get(spec.driver)
+      if (t.handle) await drv.stop(launch, t.handle, spec.killTimeoutMs ?? DEFAULT_KILL_TIMEOUT_MS)
+      await drv.destroy(launch)
+    }
+    if (a.cni) {
+      const path = netnsPath(a.netns)
+      await cni(this.cniConfig(), {
+        command: 'DEL',
+        containerId: a.id,
+        netns: existsSync(path) ? path : '',
+        args: this.cniArgs(a),
+        prevResult: a.cni.result,
+      })
+    }
+    await deleteNetns(a.netns)
+    a.released = true
+    await saveAlloc(this.d.config.stateDir, a)
+  }
+
+  /** allocstate/<self>/<id> with the allocation's life, written only when it changed and only while the record exists. */
+  private async report(a: LocalAlloc, state: AllocStateValue): Promise<void> {
+    const summary = a.final
+      ? {
+          ...allocSummary(a.tasks, true),
+          status: a.final.status,
+          ...(a.final.reason ? { reason: a.final.reason } : {}),
+        }
+      : allocSummary(a.tasks, a.cni !== undefined, a.setupError)
+    const tasks: Record<string, AllocTaskState> = {}
+    for (const t of a.tasks)
+      tasks[t.name] = {
+        state: t.state,
+        restarts: t.restarts,
+        ...(t.exitCode !== undefined ? { exitCode: t.exitCode } : {}),
+        ...(t.reason ? { reason: t.reason.slice(0, MAX_REASON) } : {}),
+      }
+    const {
+      status: _s,
+      reason: _r,
+      restarts: _n,
+      exitCode: _e,
+      address: _a,
+      tasks: _t,
+      updatedAt: _u,
+      ...identity
+    } = state
+    const next = {
+      ...identity,
+      status: summary.status,
+      ...(summary.reason ? { reason: summary.reason.slice(0, MAX_REASON) } : {}),
+      restarts: summary.restarts,
+      ...(summary.exitCode !== undefined ? { exitCode: summary.exitCode } : {}),
+      ...(a.cni?.address ? { address: a.cni.address } : {}),
+      tasks,
+    }
+    const { updatedAt: _u2, ...current } = state
+    if (JSON.stringify(sorted(current)) === JSON.stringify(sorted(next))) return
+    const key = `${ALLOC_STATE_PREFIX}${this.d.peerId}/${a.id}`
+    // compare-and-set: a record the scheduler released meanwhile is not written back to life
+    const index = this.d.store.modifyIndex(key)
+    if (!this.d.store.get(key)) return
+    await this.d.store
+      .put(key, { ...next, updatedAt: Date.now() } as unknown as JsonValue, { cas: index })
+      .catch((err) => this.d.logger.debug({ err, alloc: a.id }, 'allocstate changed meanwhile'))
+  }
+
+  private launch(
+    a: LocalAlloc,
+    spec: TaskSpec,
+    state: Pick<AllocStateValue, 'id' | 'job' | 'group'>,
+  ): TaskLaunch {
+    const logs = this.d.config.runner?.logs
+    return {
+      allocId: a.id,
+      task: spec.name,
+      command: spec.config.command ?? [],
+      env: {
+        PATH: DEFAULT_PATH,
+        HOME: '/',
+        ...spec.config.env,
+        PLEXUS_ALLOC_ID: a.id,
+        PLEXUS_JOB: state.job,
+        PLEXUS_GROUP: state.group,
+        PLEXUS_TASK: spec.name,
+        PLEXUS_HOST: this.d.config.name,
+        ...(a.cni?.address ? { PLEXUS_ADDRESS: a.cni.address } : {}),
+      },
+      ...(spec.config.user ? { user: spec.config.user } : {}),
+      ...(spec.config.rootfs ? { rootfs: spec.config.rootfs } : {}),
+      resources: {
+        cpu: spec.resources.cpu,
+        memoryMb: spec.resources.memoryMb,
+        pids: spec.resources.pids ?? DEFAULT_PIDS,
+      },
+      netns: netnsPath(a.netns),
+      dir: taskDir(this.d.config.stateDir, a.id, spec.name),
+      logs: { maxBytes: logs?.maxBytes ?? 1_048_576, files: logs?.files ?? 3 },
+    }
+  }
+
+  private cniConfig(): CniConfig {
+    return { path: this.d.config.runner?.cniPath ?? ['/opt/cni/bin'], socket: this.d.config.api.socket }
+  }
+
+  /** what a runtime passes: the name DNS answers for it (<alloc>.ctr…) and, when the group declares one, its service */
+  private cniArgs(a: LocalAlloc): Record<string, string> {
+    return {
+      K8S_POD_NAME: a.id,
+      PLEXUS_NAME: a.id,
+      ...(a.spec.service ? { PLEXUS_SERVICE: a.spec.service.name } : {}),
+    }
+  }
+}
+
+/** JSON with keys in order, for comparing two records */
+function sorted(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sorted)
+  if (v && typeof v === 'object')
+    return Object.fromEntries(
+      Object.entries(v)
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([k, x]) => [k, sorted(x)]),
+    )
+  return v
+}

@@ -1,0 +1,95 @@
+// The exec driver's pure parts: where cgroups are, the limits it writes, users, the exec chain.
+import t from 'tap'
+import type { TaskLaunch } from '../../../src/runner/driver.js'
+import { limitFiles, parseCgroupMounts } from '../../../src/runner/exec/cgroups.js'
+import { parseUser, taskArgv } from '../../../src/runner/exec/launch.js'
+
+const V1 = `cgroup /sys/fs/cgroup/cpu cgroup rw,relatime,cpu 0 0
+cgroup /sys/fs/cgroup/cpuacct cgroup rw,relatime,cpuacct 0 0
+cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0
+cgroup /sys/fs/cgroup/pids cgroup rw,relatime,pids 0 0
+cgroup /sys/fs/cgroup/systemd cgroup rw,relatime,name=systemd 0 0`
+
+t.test('cgroup layout from /proc/self/mounts', async (t) => {
+  t.same(parseCgroupMounts(V1), {
+    version: 1,
+    mounts: { cpu: '/sys/fs/cgroup/cpu', memory: '/sys/fs/cgroup/memory', pids: '/sys/fs/cgroup/pids' },
+  })
+  t.same(parseCgroupMounts('cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid 0 0\n'), {
+    version: 2,
+    mounts: { unified: '/sys/fs/cgroup' },
+  })
+  t.same(
+    parseCgroupMounts(
+      'cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,cpu,cpuacct 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0',
+    ),
+    { version: 1, mounts: { cpu: '/sys/fs/cgroup/cpu,cpuacct' } },
+    'hybrid: the v1 controllers win over an empty unified mount',
+  )
+})
+
+t.test('limits: millicores to a CFS quota per 100 ms, MiB to bytes, pids', async (t) => {
+  const v1 = limitFiles(1, { cpu: 250, memoryMb: 64, pids: 100 })
+  t.equal(v1['cpu/cpu.cfs_quota_us'], '25000', '250 m = 25 ms per 100 ms')
+  t.equal(v1['cpu/cpu.cfs_period_us'], '100000')
+  t.equal(v1['cpu/cpu.shares'], '256')
+  t.equal(v1['memory/memory.limit_in_bytes'], String(64 * 1024 * 1024))
+  t.equal(v1['pids/pids.max'], '100')
+  const v2 = limitFiles(2, { cpu: 1500, memoryMb: 1, pids: 7 })
+  t.same(v2, {
+    'unified/memory.max': '1048576',
+    'unified/memory.swap.max': '0',
+    'unified/cpu.max': '150000 100000',
+    'unified/pids.max': '7',
+  })
+})
+
+t.test('users: numeric, uid:gid, or a passwd name; unknown is an error', async (t) => {
+  const passwd = 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n'
+  t.same(parseUser('1000', passwd), { uid: 1000, gid: 1000 })
+  t.same(parseUser('1000:50', passwd), { uid: 1000, gid: 50 })
+  t.same(parseUser('nobody', passwd), { uid: 65534, gid: 65534 })
+  t.throws(() => parseUser('ghost', passwd), { code: 'PLX_RUNNER_BAD_USER' })
+})
+
+t.test(
+  'the exec chain: only the task env, own mount namespace, the netns, rootfs and ids, then the command',
+  async (t) => {
+    const l: TaskLaunch = {
+      allocId: 'a',
+      task: 'web',
+      command: ['server', '--port', '80'],
+      env: { PATH: '/bin', A: 'b c' },
+      rootfs: '/srv/root',
+      resources: { cpu: 1, memoryMb: 1, pids: 1 },
+      netns: '/run/netns/plx-1',
+      dir: '/tmp/x',
+      logs: { maxBytes: 4096, files: 2 },
+    }
+    t.same(taskArgv(l, '/bin/server', { uid: 5, gid: 6 }), [
+      '/usr/bin/env',
+      '-i',
+      'PATH=/bin',
+      'A=b c',
+      '/usr/bin/unshare',
+      '--mount',
+      '--propagation',
+      'private',
+      '--',
+      '/usr/bin/nsenter',
+      '--net=/run/netns/plx-1',
+      '--root=/srv/root',
+      '--wd=/',
+      '--setgid=6',
+      '--setuid=5',
+      '--',
+      '/bin/server',
+      '--port',
+      '80',
+    ])
+    const { rootfs: _, ...plain } = l
+    t.notOk(
+      taskArgv(plain, '/bin/server', undefined).some((a) => a.startsWith('--root') || a.startsWith('--set')),
+    )
+  },
+)
