@@ -3,6 +3,7 @@
 // because no agent answers. Processes are killed only when they are provably
 // the task's ((pid, start time), or membership of the task's cgroup).
 import { Cgroups } from './exec/cgroups.js'
+import { killSupervisor } from './exec/driver.js'
 import { deleteNetns } from './network.js'
 import { signalOwn } from './proc.js'
 import { loadAllocs, removeAlloc } from './state.js'
@@ -17,7 +18,7 @@ export async function cleanupRunner(
     for (const t of a.tasks) {
       if (t.handle) {
         signalOwn(t.handle.pid, t.handle.startTime, 'SIGKILL')
-        signalOwn(t.handle.supervisor.pid, t.handle.supervisor.startTime, 'SIGKILL')
+        killSupervisor(t.handle)
       }
       await cgroups.destroy(a.id, t.name)
     }

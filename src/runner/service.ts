@@ -89,7 +89,10 @@ export class RunnerService implements Startable {
 
   async start(): Promise<void> {
     const { allocs, unreadable } = await loadAllocs(this.d.config.stateDir)
-    for (const a of allocs) this.allocs.set(a.id, a)
+    for (const a of allocs) {
+      this.allocs.set(a.id, a)
+      await this.adopt(a)
+    }
     if (unreadable.length)
       this.d.logger.warn({ dirs: unreadable }, 'runner: unreadable allocation records skipped')
     for (const prefix of [`${ALLOC_STATE_PREFIX}${this.d.peerId}/`, JOB_PREFIX])
@@ -98,6 +101,19 @@ export class RunnerService implements Startable {
     period.unref()
     this.cancels.push(() => clearInterval(period))
     await this.pass()
+  }
+
+  /** What a previous agent started and still runs is kept as it is: no second process, no second CNI ADD. */
+  private async adopt(a: LocalAlloc): Promise<void> {
+    if (a.final) return
+    for (const t of a.tasks) {
+      const spec = a.spec.tasks.find((s) => s.name === t.name)
+      if (t.state !== 'running' || !t.handle || !spec) continue
+      const seen = await this.drivers.get(spec.driver).inspect(this.launch(a, spec, a), t.handle)
+      if (seen.state !== 'running') continue
+      this.metrics.adopted.inc()
+      this.d.logger.info({ alloc: a.id, task: t.name, pid: t.handle.pid }, 'task adopted')
+    }
   }
 
   /** Stops the loop only: tasks keep running for the next agent to adopt. */
@@ -182,28 +198,33 @@ export class RunnerService implements Startable {
       this.allocs.delete(id)
       this.d.logger.info({ alloc: id }, 'allocation stopped and removed')
     }
-    for (const [id, { state, group }] of desired) {
-      let local = this.allocs.get(id)
-      if (!local) {
-        // an allocation that ended before this host kept a record of it (a wiped state dir) is not run again
-        if (isFinal(state.status)) continue
-        const now = Date.now()
-        local = {
-          id,
-          job: state.job,
-          group: state.group,
-          spec: group,
-          netns: netnsName(id),
-          tasks: group.tasks.map((t) => newTask(t.name, now)),
-          released: false,
-        }
-        this.allocs.set(id, local)
+    // allocations are independent: one's CNI ADD or grace period does not hold up the others
+    await Promise.all([...desired].map(([id, want]) => this.reconcileOne(id, want.state, want.group)))
+  }
+
+  private async reconcileOne(id: string, state: AllocStateValue, group: GroupSpec): Promise<void> {
+    let local = this.allocs.get(id)
+    if (!local) {
+      // an allocation that ended before this host kept a record of it (a wiped state dir) is not run again
+      if (isFinal(state.status)) return
+      const now = Date.now()
+      local = {
+        id,
+        job: state.job,
+        group: state.group,
+        spec: group,
+        netns: netnsName(id),
+        tasks: group.tasks.map((t) => newTask(t.name, now)),
+        released: false,
       }
-      const before = JSON.stringify(local)
-      if (!local.final) await this.advance(local, state)
-      if (JSON.stringify(local) !== before) await saveAlloc(this.d.config.stateDir, local)
-      await this.report(local, state)
+      this.allocs.set(id, local)
+      // recorded before its namespace exists: an agent killed half-way leaves nothing unnamed behind
+      await saveAlloc(this.d.config.stateDir, local)
     }
+    const before = JSON.stringify(local)
+    if (!local.final) await this.advance(local, state)
+    if (JSON.stringify(local) !== before) await saveAlloc(this.d.config.stateDir, local)
+    await this.report(local, state)
   }
 
   /** Attach the network, observe and start tasks, settle the allocation's status; release it once final. */

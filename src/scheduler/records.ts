@@ -93,6 +93,11 @@ export interface AllocTaskState {
 /** states in which an allocation holds its slot and its host's capacity */
 export const HOLDING: ReadonlySet<AllocStatus> = new Set(['admitted', 'pending', 'starting', 'running'])
 
+/** states the runner reports once an allocation ended for good */
+export const ENDED: ReadonlySet<AllocStatus> = new Set(['complete', 'failed', 'lost'])
+/** how long an ended allocation's record (its status, exit code, reason) is kept after its slot moved on */
+export const ENDED_KEEP_MS = 60_000
+
 export const jobKey = (name: string): string => `${JOB_PREFIX}${name}`
 export const capacityKey = (peer: string): string => `${CAPACITY_PREFIX}${peer}`
 export const allocKey = (owner: string, a: Pick<AllocValue, 'job' | 'group' | 'slot'>): string =>

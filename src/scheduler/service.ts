@@ -34,6 +34,8 @@ import {
   type CapacityValue,
   capacityKey,
   capacityOf,
+  ENDED,
+  ENDED_KEEP_MS,
   JOB_PREFIX,
   type JobValue,
   jobOf,
@@ -225,9 +227,12 @@ export class SchedulerService implements Startable {
         if (c.alloc.host !== self) continue
         const placedByOwner = c.owners.length > 0
         if (placedByOwner && winners.has(c.alloc.id) && !byId.has(c.alloc.id)) offered.push(c.alloc)
-        // released: the job is gone or stopped, or another claim won the slot
+        // released: the job is gone or stopped, or another claim won the slot; an allocation
+        // that ended (failed, with its reason) stays visible a while after its slot moved on
         const state = byId.get(c.alloc.id)
-        if (state && (!job || job.stopped || !winners.has(c.alloc.id))) {
+        const shown =
+          state !== undefined && ENDED.has(state.status) && Date.now() - state.updatedAt < ENDED_KEEP_MS
+        if (state && (!job || job.stopped || (!winners.has(c.alloc.id) && !shown))) {
           await store.delete(allocStateKey(self, state.id))
           logger.info({ alloc: state.id, job: name }, 'allocation released')
         }

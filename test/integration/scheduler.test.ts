@@ -51,10 +51,11 @@ groups:
         resources: { cpu: 100, memoryMb: 32 }
 `
 
+/** admitted by its host, and then (the runner) on its way to running or running */
+const holds = (a: Allocation) => ['admitted', 'pending', 'starting', 'running'].includes(a.status)
 const status = (c: Cluster, host: string) => c.plexctlJson<JobStatus>(host, ['job', 'status', 'shop'])
 /** the allocations that hold a slot, one line each */
-const holding = (s: JobStatus) =>
-  s.allocations.filter((a) => a.status === 'admitted').map((a) => `${a.group}/${a.slot}@${a.hostName}`)
+const holding = (s: JobStatus) => s.allocations.filter(holds).map((a) => `${a.group}/${a.slot}@${a.hostName}`)
 
 t.test('3 hosts: place, lose the owner, re-place, owner returns, stop', { timeout: 240_000 }, async (t) => {
   const c = upCluster(t, { hosts: 3, prefix: 'sch' })
@@ -99,7 +100,7 @@ t.test('3 hosts: place, lose the owner, re-place, owner returns, stop', { timeou
   const moved = await eventually(
     () => {
       const s = status(c, survivors[0] as string)
-      const live = s.allocations.filter((a) => a.status === 'admitted' && a.hostName !== ownerName)
+      const live = s.allocations.filter((a) => holds(a) && a.hostName !== ownerName)
       return live.length === 3 && s.owner?.name !== ownerName ? s : undefined
     },
     DEAD_AFTER_MS + 20_000,
@@ -110,7 +111,7 @@ t.test('3 hosts: place, lose the owner, re-place, owner returns, stop', { timeou
   t.ok(tookMs < DEAD_AFTER_MS + 5000, `within the detector's ${DEAD_AFTER_MS} ms + 5 s (${tookMs} ms)`)
   t.comment(`owner lost; job re-placed after ${tookMs} ms`)
   if (!moved) return
-  const kept = moved.allocations.filter((a) => a.status === 'admitted' && before.has(a.id))
+  const kept = moved.allocations.filter((a) => holds(a) && before.has(a.id))
   t.equal(kept.length, 3 - onDead, 'slots on live hosts were adopted (same allocation ids), not placed again')
 
   // the old owner returns (it owns the job again by the same rule): nothing moves back, no slot held twice
@@ -133,8 +134,7 @@ t.test('3 hosts: place, lose the owner, re-place, owner returns, stop', { timeou
       'the allocations placed while it was away stay where they are',
     )
     t.equal(
-      new Set(settled.allocations.filter((a) => a.status === 'admitted').map((a) => `${a.group}/${a.slot}`))
-        .size,
+      new Set(settled.allocations.filter(holds).map((a) => `${a.group}/${a.slot}`)).size,
       3,
       'each slot once',
     )

@@ -19,6 +19,20 @@ const START_TIMEOUT_MS = 10_000
 const signalName = (n: number): string =>
   Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`
 
+/**
+ * The supervisor leads its own process group (spawned detached: setsid), and
+ * multilog is in it: killing the group, once the supervisor is proven ours,
+ * leaves no log writer behind.
+ */
+export function killSupervisor(h: TaskHandle): void {
+  if (!isAlive(h.supervisor.pid, h.supervisor.startTime)) return
+  try {
+    process.kill(-h.supervisor.pid, 'SIGKILL')
+  } catch {
+    // gone meanwhile
+  }
+}
+
 export class ExecDriver implements Driver {
   readonly name = 'exec'
 
@@ -146,7 +160,7 @@ export class ExecDriver implements Driver {
     // the supervisor ends once the log pipe closes; a supervisor is ours by (pid, start time)
     const deadline = Date.now() + 2000
     while (isAlive(h.supervisor.pid, h.supervisor.startTime) && Date.now() < deadline) await sleep(20)
-    signalOwn(h.supervisor.pid, h.supervisor.startTime, 'SIGKILL')
+    killSupervisor(h)
   }
 
   async destroy(l: TaskLaunch): Promise<void> {

@@ -1,0 +1,191 @@
+// Jobs run on real agents (2 hosts in the netns test bed): each allocation of
+// a group runs a real process in a network namespace of its own that got its
+// address from the CNI plugin; a SIGKILLed task is restarted per its policy;
+// a SIGKILLed agent comes back and adopts its running task (one process, no
+// second CNI ADD); a missing binary fails with the reason after its restart
+// attempts; job stop leaves nothing (process, netns, veth, cgroup, records).
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { type Cluster, eventually, run, upCluster } from '../helpers/fixture.js'
+import { allocations, hostVeths } from './cni/plugin.js'
+
+t.setTimeout(900_000)
+
+interface Alloc {
+  id: string
+  group: string
+  hostName: string
+  status: string
+  restarts: number
+  address?: string
+  reason?: string
+  tasks: Record<string, { state: string; restarts: number; reason?: string }>
+}
+interface LocalAlloc {
+  netns: string
+  tasks: { name: string; handle?: { pid: number } }[]
+}
+
+const SPEC = `name: rt
+type: service
+groups:
+  - name: web
+    count: 2
+    constraints:
+      - operator: distinct_hosts
+    restart: { policy: on-failure, attempts: 5, delayMs: 200 }
+    tasks:
+      - name: web
+        driver: exec
+        config: { command: ["sh", "-c", "echo up $PLEXUS_ALLOC_ID; exec sleep 600"] }
+        resources: { cpu: 100, memoryMb: 32 }
+        killTimeoutMs: 2000
+  - name: bad
+    count: 1
+    restart: { policy: on-failure, attempts: 1, delayMs: 100 }
+    tasks:
+      - name: bad
+        driver: exec
+        config: { command: ["no-such-binary-plexus"] }
+        resources: { cpu: 10, memoryMb: 8 }
+`
+
+const hostDir = (c: Cluster, h: string) => `/run/plexus-fixture/${c.name}/${h}`
+const allocs = (c: Cluster, h = 'h1') => c.plexctlJson<Alloc[]>(h, ['allocs', '--job', 'rt'])
+const local = (c: Cluster, a: Alloc): LocalAlloc =>
+  JSON.parse(readFileSync(join(hostDir(c, a.hostName), 'state/runner', a.id, 'alloc.json'), 'utf8'))
+const pidOf = (c: Cluster, a: Alloc) => local(c, a).tasks[0]?.handle?.pid as number
+const netnsPids = (ns: string) =>
+  run('ip', ['netns', 'pids', ns])
+    .stdout.split('\n')
+    .filter((l) => l.trim())
+    .map(Number)
+const nsInode = (path: string) => execFileSync('stat', ['-L', '-c', '%i', path], { encoding: 'utf8' }).trim()
+/** how many times this host's runner attached an allocation (a CNI ADD each) */
+const attaches = (c: Cluster, a: Alloc) =>
+  readFileSync(join(hostDir(c, a.hostName), 'plexusd.log'), 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('allocation attached') && l.includes(a.id)).length
+const cgroupDirs = (id: string) =>
+  ['memory', 'cpu', 'pids'].map((c) => `/sys/fs/cgroup/${c}/plexus/${id}`).filter((d) => existsSync(d))
+
+t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000 }, async (t) => {
+  // a restarted agent must not be declared dead meanwhile (its slots would move elsewhere)
+  const c = upCluster(t, { hosts: 2, prefix: 'run', agentConfig: { cluster: { deadAfterMs: 60_000 } } })
+  const file = join(tmpdir(), `${c.name}-rt.yaml`)
+  writeFileSync(file, SPEC)
+  t.teardown(() => writeFileSync(file, ''))
+  t.ok(
+    await eventually(
+      () =>
+        c.plexctlJson<{ state: string }[]>('h1', ['hosts']).filter((x) => x.state === 'alive').length === 2,
+      30_000,
+      500,
+    ),
+    'both hosts alive',
+  )
+  const runJob = c.exec('h1', ['plexctl', 'job', 'run', file])
+  t.equal(runJob.status, 0, `job run: ${runJob.stderr}`)
+
+  const webs = await eventually(() => {
+    const w = allocs(c).filter((a) => a.group === 'web')
+    return w.length === 2 && w.every((a) => a.status === 'running' && a.address) ? w : undefined
+  }, 150_000)
+  t.ok(webs, 'both web allocations running with an address')
+  if (!webs) return
+  t.same(new Set(webs.map((a) => a.hostName)).size, 2, 'on distinct hosts')
+  const seen = new Map<string, { ns: string; pid: number }>()
+  for (const a of webs) {
+    const l = local(c, a)
+    const pid = pidOf(c, a)
+    const nsPath = `/run/netns/${l.netns}`
+    t.equal(
+      nsInode(`/proc/${pid}/ns/net`),
+      nsInode(nsPath),
+      `${a.id}: its process is in its own netns ${l.netns}`,
+    )
+    t.not(nsInode(`/proc/${pid}/ns/net`), nsInode('/proc/self/ns/net'), 'not the test’s namespace')
+    const addr = run('ip', ['-n', l.netns, '-4', '-o', 'addr', 'show', 'eth0']).stdout
+    t.match(
+      addr,
+      new RegExp(` ${(a.address as string).replace(/\./g, '\\.')}/`),
+      `eth0 has ${a.address} from the CNI plugin`,
+    )
+    t.same(netnsPids(l.netns), [pid], 'exactly one process in it')
+    t.equal(attaches(c, a), 1, 'one CNI ADD')
+    const logs = c.exec(a.hostName, ['plexctl', 'logs', a.id, '--tail', '1'])
+    t.equal(logs.stdout, `up ${a.id}\n`, 'its output is in plexctl logs')
+    seen.set(a.id, { ns: l.netns, pid })
+  }
+
+  // a missing binary: the start fails with the reason, is retried once (attempts: 1), then failed
+  const bad = await eventually(
+    () => allocs(c).find((a) => a.group === 'bad' && a.status === 'failed'),
+    30_000,
+  )
+  t.ok(bad, 'the bad allocation is reported failed')
+  t.match(bad?.reason, /no-such-binary-plexus.*not found.*after 1 restart/, `with the reason: ${bad?.reason}`)
+  t.equal(bad?.restarts, 1, 'after one restart, as its policy says')
+
+  // SIGKILL the task: restarted per policy, counted
+  const [first, second] = webs as [Alloc, Alloc]
+  const before = seen.get(first.id) as { ns: string; pid: number }
+  process.kill(before.pid, 'SIGKILL')
+  const restarted = await eventually(() => {
+    const a = allocs(c).find((x) => x.id === first.id)
+    return a && a.status === 'running' && a.restarts === 1 ? a : undefined
+  }, 60_000)
+  t.ok(restarted, 'the killed task runs again, 1 restart counted')
+  const newPid = pidOf(c, first)
+  t.not(newPid, before.pid, 'a new process')
+  t.same(netnsPids(before.ns), [newPid], 'in the same namespace, alone')
+  t.equal(attaches(c, first), 1, 'no second CNI ADD for a restart')
+
+  // SIGKILL the agent of the second allocation, start it again: the task was never touched and is adopted
+  const other = seen.get(second.id) as { ns: string; pid: number }
+  t.equal(c.stop(second.hostName, 'KILL').status, 0, `SIGKILL plexusd on ${second.hostName}`)
+  t.ok(existsSync(`/proc/${other.pid}`), 'the task outlives its agent')
+  t.equal(c.start(second.hostName).status, 0, `plexusd on ${second.hostName} started again`)
+  const adopted = await eventually(
+    () =>
+      readFileSync(join(hostDir(c, second.hostName), 'plexusd.log'), 'utf8')
+        .split('\n')
+        .some((l) => l.includes('task adopted') && l.includes(second.id)),
+    90_000,
+  )
+  t.ok(adopted, 'the new agent adopted the task')
+  // a few passes of the new agent's runner
+  await new Promise((r) => setTimeout(r, 3000))
+  t.same(netnsPids(other.ns), [other.pid], 'the same single process, no second one')
+  t.equal(attaches(c, second), 1, 'no second CNI ADD')
+  t.equal(allocs(c, second.hostName).find((a) => a.id === second.id)?.status, 'running', 'still running')
+
+  // stop: nothing left behind
+  const ids = allocs(c).map((a) => a.id)
+  t.equal(c.exec('h1', ['plexctl', 'job', 'stop', 'rt']).status, 0, 'job stop')
+  const gone = await eventually(
+    () =>
+      allocs(c, 'h1').length === 0 &&
+      allocs(c, 'h2').length === 0 &&
+      [...seen.values()].every((s) => !existsSync(`/run/netns/${s.ns}`)),
+    90_000,
+  )
+  t.ok(gone, 'every allocation record and namespace gone')
+  t.notOk(existsSync(`/proc/${newPid}`), 'the restarted task process ended')
+  t.notOk(existsSync(`/proc/${other.pid}`), 'the adopted task process ended')
+  for (const id of ids) t.same(cgroupDirs(id), [], `no cgroup left for ${id}`)
+  for (const h of ['h1', 'h2']) {
+    t.same(hostVeths(c, h), [], `no veth left on ${h}`)
+    t.same(allocations(c, h), [], `no address held on ${h}`)
+    const dir = join(hostDir(c, h), 'state/runner')
+    const left = existsSync(dir) ? readdirNames(dir) : []
+    t.same(left, [], `no runner state left on ${h}`)
+  }
+})
+
+function readdirNames(dir: string): string[] {
+  return execFileSync('ls', ['-A', dir], { encoding: 'utf8' }).split('\n').filter(Boolean)
+}
