@@ -5,7 +5,7 @@
 // second CNI ADD); a missing binary fails with the reason after its restart
 // attempts; job stop leaves nothing (process, netns, veth, cgroup, records).
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -58,12 +58,23 @@ const allocs = (c: Cluster, h = 'h1') => c.plexctlJson<Alloc[]>(h, ['allocs', '-
 const local = (c: Cluster, a: Alloc): LocalAlloc =>
   JSON.parse(readFileSync(join(hostDir(c, a.hostName), 'state/runner', a.id, 'alloc.json'), 'utf8'))
 const pidOf = (c: Cluster, a: Alloc) => local(c, a).tasks[0]?.handle?.pid as number
-const netnsPids = (ns: string) =>
-  run('ip', ['netns', 'pids', ns])
-    .stdout.split('\n')
-    .filter((l) => l.trim())
-    .map(Number)
 const nsInode = (path: string) => execFileSync('stat', ['-L', '-c', '%i', path], { encoding: 'utf8' }).trim()
+/**
+ * Processes whose network namespace is this one, found through /proc (the
+ * namespace's /run/netns name is a mount the test's own mount namespace may
+ * not see: the fixture's agents run under `ip netns exec`).
+ */
+const pidsInNetns = (inode: string) =>
+  readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return statSync(`/proc/${d}/ns/net`).ino === Number(inode)
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
 /** how many times this host's runner attached an allocation (a CNI ADD each) */
 const attaches = (c: Cluster, a: Alloc) =>
   readFileSync(join(hostDir(c, a.hostName), 'plexusd.log'), 'utf8')
@@ -97,28 +108,38 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
   t.ok(webs, 'both web allocations running with an address')
   if (!webs) return
   t.same(new Set(webs.map((a) => a.hostName)).size, 2, 'on distinct hosts')
-  const seen = new Map<string, { ns: string; pid: number }>()
+  const seen = new Map<string, { ns: string; pid: number; inode: string }>()
   for (const a of webs) {
     const l = local(c, a)
     const pid = pidOf(c, a)
-    const nsPath = `/run/netns/${l.netns}`
-    t.equal(
-      nsInode(`/proc/${pid}/ns/net`),
-      nsInode(nsPath),
-      `${a.id}: its process is in its own netns ${l.netns}`,
+    const inode = nsInode(`/proc/${pid}/ns/net`)
+    t.not(inode, nsInode('/proc/self/ns/net'), `${a.id}: its process is not in the test’s namespace`)
+    t.not(
+      inode,
+      nsInode(
+        `/proc/${readFileSync(join(hostDir(c, a.hostName), 'plexusd.pid'), 'utf8').split(/\s+/)[0]}/ns/net`,
+      ),
+      'nor its host’s',
     )
-    t.not(nsInode(`/proc/${pid}/ns/net`), nsInode('/proc/self/ns/net'), 'not the test’s namespace')
-    const addr = run('ip', ['-n', l.netns, '-4', '-o', 'addr', 'show', 'eth0']).stdout
+    const addr = run('nsenter', [
+      `--net=/proc/${pid}/ns/net`,
+      'ip',
+      '-4',
+      '-o',
+      'addr',
+      'show',
+      'eth0',
+    ]).stdout
     t.match(
       addr,
       new RegExp(` ${(a.address as string).replace(/\./g, '\\.')}/`),
       `eth0 has ${a.address} from the CNI plugin`,
     )
-    t.same(netnsPids(l.netns), [pid], 'exactly one process in it')
+    t.same(pidsInNetns(inode), [pid], 'exactly one process in its namespace')
     t.equal(attaches(c, a), 1, 'one CNI ADD')
     const logs = c.exec(a.hostName, ['plexctl', 'logs', a.id, '--tail', '1'])
     t.equal(logs.stdout, `up ${a.id}\n`, 'its output is in plexctl logs')
-    seen.set(a.id, { ns: l.netns, pid })
+    seen.set(a.id, { ns: l.netns, pid, inode })
   }
 
   // a missing binary: the start fails with the reason, is retried once (attempts: 1), then failed
@@ -132,7 +153,7 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
 
   // SIGKILL the task: restarted per policy, counted
   const [first, second] = webs as [Alloc, Alloc]
-  const before = seen.get(first.id) as { ns: string; pid: number }
+  const before = seen.get(first.id) as { ns: string; pid: number; inode: string }
   process.kill(before.pid, 'SIGKILL')
   const restarted = await eventually(() => {
     const a = allocs(c).find((x) => x.id === first.id)
@@ -141,11 +162,11 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
   t.ok(restarted, 'the killed task runs again, 1 restart counted')
   const newPid = pidOf(c, first)
   t.not(newPid, before.pid, 'a new process')
-  t.same(netnsPids(before.ns), [newPid], 'in the same namespace, alone')
+  t.same(pidsInNetns(before.inode), [newPid], 'in the same namespace, alone')
   t.equal(attaches(c, first), 1, 'no second CNI ADD for a restart')
 
   // SIGKILL the agent of the second allocation, start it again: the task was never touched and is adopted
-  const other = seen.get(second.id) as { ns: string; pid: number }
+  const other = seen.get(second.id) as { ns: string; pid: number; inode: string }
   t.equal(c.stop(second.hostName, 'KILL').status, 0, `SIGKILL plexusd on ${second.hostName}`)
   t.ok(existsSync(`/proc/${other.pid}`), 'the task outlives its agent')
   t.equal(c.start(second.hostName).status, 0, `plexusd on ${second.hostName} started again`)
@@ -159,7 +180,7 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
   t.ok(adopted, 'the new agent adopted the task')
   // a few passes of the new agent's runner
   await new Promise((r) => setTimeout(r, 3000))
-  t.same(netnsPids(other.ns), [other.pid], 'the same single process, no second one')
+  t.same(pidsInNetns(other.inode), [other.pid], 'the same single process, no second one')
   t.equal(attaches(c, second), 1, 'no second CNI ADD')
   t.equal(allocs(c, second.hostName).find((a) => a.id === second.id)?.status, 'running', 'still running')
 
