@@ -6,6 +6,7 @@
 import { formatCidr } from '../ipam/cidr.js'
 import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import { PassLoop } from '../lib/pass-loop.js'
 import type { Startable } from '../lib/startable.js'
 import { type DesiredInput, desiredState } from './desired.js'
 import { type Change, changeTarget, desiredTargets, diffState, routeKey } from './diff.js'
@@ -43,6 +44,8 @@ export interface ReconcilerOptions {
   source: InputSource
   logger: Logger
   metrics: DatapathMetrics
+  /** the store's modify index: what a pass has applied, for `converged()` */
+  index: () => number
   /** timer period; drift is repaired within it (default 3000) */
   intervalMs?: number
   /** coalesces bursts of store changes (default 50) */
@@ -125,14 +128,7 @@ function describe(c: Change): string {
 
 export class Reconciler implements Startable {
   private readonly log: Logger
-  private readonly intervalMs: number
-  private readonly debounceMs: number
-  private timer?: NodeJS.Timeout
-  private debounce?: NodeJS.Timeout
-  private running?: Promise<void>
-  private again = false
-  private fullWanted = false
-  private stopped = true
+  private readonly loop: PassLoop
   /** what the last pass left programmed: a change re-creating one of these is a drift repair */
   private confirmed = new Set<string>()
   private confirmedFirewall?: string
@@ -144,8 +140,17 @@ export class Reconciler implements Startable {
 
   constructor(private readonly o: ReconcilerOptions) {
     this.log = o.logger.child({ component: 'datapath' })
-    this.intervalMs = o.intervalMs ?? 3000
-    this.debounceMs = o.debounceMs ?? 50
+    this.loop = new PassLoop({
+      intervalMs: o.intervalMs ?? 3000,
+      debounceMs: o.debounceMs ?? 50,
+      index: o.index,
+      pass: (full) => this.pass(full),
+      onError: (err) => {
+        this.o.metrics.passes.inc({ result: 'failed' })
+        this.st = { ...this.st, state: 'error', reason: errorMessage(err) }
+        this.log.error({ err }, `datapath pass failed: ${errorMessage(err)}`)
+      },
+    })
     this.st = {
       state: 'waiting',
       reason: 'not started',
@@ -157,17 +162,12 @@ export class Reconciler implements Startable {
     }
   }
 
-  async start(): Promise<void> {
-    this.stopped = false
-    await this.reconcile()
-    this.timer = setInterval(() => this.trigger(0, true), this.intervalMs)
+  start(): Promise<void> {
+    return this.loop.start()
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true
-    clearInterval(this.timer)
-    clearTimeout(this.debounce)
-    await this.running
+  stop(): Promise<void> {
+    return this.loop.stop()
   }
 
   status(): DatapathStatus {
@@ -175,13 +175,8 @@ export class Reconciler implements Startable {
   }
 
   /** schedules a light pass after the debounce (store changes call this; the timer schedules full ones) */
-  trigger(delayMs = this.debounceMs, full = false): void {
-    if (full) this.fullWanted = true
-    if (this.stopped || this.debounce) return
-    this.debounce = setTimeout(() => {
-      this.debounce = undefined
-      void this.reconcile(false)
-    }, delayMs)
+  trigger(delayMs?: number, full = false): void {
+    this.loop.trigger(delayMs, full)
   }
 
   /**
@@ -190,31 +185,13 @@ export class Reconciler implements Startable {
    * one trusts the rules the last pass confirmed (one process spawn less, so
    * a new lease is programmed sooner).
    */
-  async reconcile(full = true): Promise<void> {
-    if (full) this.fullWanted = true
-    if (this.running) {
-      this.again = true
-      return this.running
-    }
-    this.running = (async () => {
-      do {
-        this.again = false
-        const fullPass = this.fullWanted
-        this.fullWanted = false
-        try {
-          await this.pass(fullPass)
-        } catch (err) {
-          this.o.metrics.passes.inc({ result: 'failed' })
-          this.st = { ...this.st, state: 'error', reason: errorMessage(err) }
-          this.log.error({ err }, `datapath pass failed: ${errorMessage(err)}`)
-        }
-      } while (this.again && !this.stopped)
-    })()
-    try {
-      await this.running
-    } finally {
-      this.running = undefined
-    }
+  reconcile(full = true): Promise<void> {
+    return this.loop.run(full)
+  }
+
+  /** Resolves once a pass has applied the store as it was at `index` (or later). */
+  converged(index: number, timeoutMs: number): Promise<void> {
+    return this.loop.converged(index, timeoutMs)
   }
 
   private async withdrawBridgeAddress(w: { address: string; prefixLen: number }): Promise<void> {

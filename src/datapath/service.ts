@@ -65,6 +65,7 @@ export class DatapathService implements Startable, DatapathComponent {
       source: this.inputs,
       logger: c.logger,
       metrics,
+      index: () => c.store.index,
       intervalMs: c.config.datapath.reconcileIntervalMs,
     })
   }

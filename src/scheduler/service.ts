@@ -6,9 +6,9 @@
 // capacity/<self>). The runner (issue 13) takes admitted allocations on.
 import { cpus, totalmem } from 'node:os'
 import type { MembersView } from '../cluster/service.js'
-import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
+import { PassLoop, type PassLoopStatus } from '../lib/pass-loop.js'
 import type { Startable } from '../lib/startable.js'
 import type { NodeValue } from '../store/records.js'
 import {
@@ -81,15 +81,21 @@ export interface SchedulerView {
 
 export class SchedulerService implements Startable {
   private readonly cancels: (() => void)[] = []
-  private timer?: NodeJS.Timeout
-  private running?: Promise<void>
-  private again = false
-  private stopped = false
-  private lastPass?: { at: string; ms: number; error?: string }
+  private readonly loop: PassLoop
   private readonly metrics: ReturnType<typeof schedulerMetrics>
 
   constructor(private readonly d: SchedulerComponents) {
     this.metrics = schedulerMetrics(d.metrics)
+    this.loop = new PassLoop({
+      debounceMs: DEBOUNCE_MS,
+      intervalMs: PERIOD_MS,
+      index: () => d.store.index,
+      pass: () => this.reconcile(),
+      onError: (err) => {
+        this.metrics.passErrors.inc()
+        d.logger.warn({ err }, 'scheduler pass failed')
+      },
+    })
   }
 
   async start(): Promise<void> {
@@ -102,22 +108,17 @@ export class SchedulerService implements Startable {
       NODE_PREFIX,
       'config/drain/',
     ])
-      this.cancels.push(store.watch(prefix, () => this.trigger()))
-    const period = setInterval(() => this.trigger(), PERIOD_MS)
-    period.unref()
-    this.cancels.push(() => clearInterval(period))
-    await this.pass()
+      this.cancels.push(store.watch(prefix, () => this.loop.trigger()))
+    await this.loop.start()
   }
 
   async stop(): Promise<void> {
-    this.stopped = true
     for (const c of this.cancels.splice(0)) c()
-    clearTimeout(this.timer)
-    await this.running
+    await this.loop.stop()
   }
 
-  status(): { lastPass?: { at: string; ms: number; error?: string } } {
-    return { lastPass: this.lastPass }
+  status(): PassLoopStatus {
+    return this.loop.status()
   }
 
   /** The records as this host sees them now (also what the API's job views read). */
@@ -166,42 +167,6 @@ export class SchedulerService implements Startable {
     const owners = members.filter((m) => m.state !== 'dead').map((m) => m.peerId)
     const live = new Set(members.filter((m) => m.state === 'alive').map((m) => m.peerId))
     return { jobs, allocs, states, capacity, hosts, owners, live }
-  }
-
-  private trigger(): void {
-    if (this.stopped) return
-    clearTimeout(this.timer)
-    this.timer = setTimeout(() => void this.pass(), DEBOUNCE_MS)
-    this.timer.unref()
-  }
-
-  /** One pass; passes never overlap (a change during a pass runs another after it). */
-  private async pass(): Promise<void> {
-    if (this.running) {
-      this.again = true
-      return this.running
-    }
-    this.running = (async () => {
-      do {
-        this.again = false
-        const t0 = performance.now()
-        try {
-          await this.reconcile()
-          this.lastPass = { at: new Date().toISOString(), ms: Math.round(performance.now() - t0) }
-        } catch (err) {
-          this.lastPass = {
-            at: new Date().toISOString(),
-            ms: Math.round(performance.now() - t0),
-            error: errorMessage(err),
-          }
-          this.metrics.passErrors.inc()
-          this.d.logger.warn({ err }, 'scheduler pass failed')
-        }
-      } while (this.again && !this.stopped)
-    })().finally(() => {
-      this.running = undefined
-    })
-    return this.running
   }
 
   private async reconcile(): Promise<void> {

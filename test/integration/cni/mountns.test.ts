@@ -2,8 +2,9 @@
 // container, as kind and k3s-in-docker run it): a harness process plays the
 // runtime from a private mount namespace with its own /run/netns, so the
 // agent cannot open CNI_NETNS by path. It drives the plugin with the conflist
-// as shipped (only the socket pointed at the fixture's agent), through ADD,
-// DEL, DEL with empty CNI_NETNS, 200 times; nothing may leak.
+// as shipped (only the socket pointed at the fixture's agent) and a published
+// port, through ADD, DEL, DEL with empty CNI_NETNS, 200 times; nothing may
+// leak: no address, veth, rule or record.
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -13,6 +14,7 @@ import { allocations, firewallText, hostNs, hostVeths, PLUGIN, socketOf, waitRea
 
 // CYCLES shortens a run by hand; the judged number is 200
 const CYCLES = Number(process.env.CYCLES ?? 200)
+const PORT = 18080
 t.setTimeout(1_800_000)
 const c = upCluster(t, { hosts: 1, prefix: 'cm' })
 const H = 'h1'
@@ -27,11 +29,13 @@ const conf = {
   name: shipped.name,
   ...shipped.plugins[0],
   socket: socketOf(c, H),
+  // the port's DNAT and hairpin rules must come with each ADD and go with each DEL
+  runtimeConfig: { portMappings: [{ hostPort: PORT, containerPort: 80, protocol: 'tcp' }] },
 }
 
 const harness = `
 import { execFileSync, spawnSync } from 'node:child_process'
-const [plugin, confJson, cycles, nsName] = process.argv.slice(2)
+const [plugin, confJson, cycles, nsName, port] = process.argv.slice(2)
 const conf = JSON.parse(confJson)
 // this process's own /run/netns: nothing made here is visible to the agent
 execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', '/run/netns'])
@@ -48,12 +52,24 @@ const call = (command, id, nsPath, stdin) => {
 }
 const failures = []
 let seen = ''
+// this process shares the host's network namespace: its firewall is readable here
+const portRules = () =>
+  (execFileSync('iptables-save', { encoding: 'utf8' }) + execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }))
+    .split('\\n').filter((l) => l.includes(port)).length
+let published = 0
 for (let i = 0; i < Number(cycles); i++) {
   const id = 'mnt-' + process.pid + '-' + i
   const add = call('ADD', id, netns, conf)
   if (i % 20 === 0) process.stderr.write('cycle ' + i + '\\n')
   if (add.status !== 0) { failures.push({ i, step: 'ADD', ...add }); continue }
-  if (i === 0) seen = execFileSync('ip', ['-n', nsName, '-o', '-4', 'addr', 'show', 'eth0'], { encoding: 'utf8' })
+  if (i === 0) {
+    seen = execFileSync('ip', ['-n', nsName, '-o', '-4', 'addr', 'show', 'eth0'], { encoding: 'utf8' })
+    // the datapath applies the port's rules right after ADD answers: give it 5 s
+    for (const until = Date.now() + 5000; published === 0 && Date.now() < until; ) {
+      published = portRules()
+      if (published === 0) spawnSync('sleep', ['0.1'])
+    }
+  }
   // as containerd does: DEL with the namespace, then (task gone) with an empty CNI_NETNS
   const prev = { ...conf, prevResult: JSON.parse(add.out) }
   const del = call('DEL', id, i % 2 ? netns : '', prev)
@@ -63,7 +79,7 @@ for (let i = 0; i < Number(cycles); i++) {
 }
 const left = execFileSync('ip', ['-n', nsName, '-o', 'link'], { encoding: 'utf8' })
 execFileSync('ip', ['netns', 'delete', nsName])
-process.stdout.write(JSON.stringify({ failures: failures.slice(0, 5), failed: failures.length, seen, left }))
+process.stdout.write(JSON.stringify({ failures: failures.slice(0, 5), failed: failures.length, seen, left, published }))
 `
 writeFileSync(join(dir, 'harness.mjs'), harness)
 
@@ -82,19 +98,34 @@ t.test(
       [
         `--net=/run/netns/${hostNs(c, H)}`,
         ...['unshare', '--mount', '--propagation', 'private'],
-        ...['node', join(dir, 'harness.mjs'), PLUGIN, JSON.stringify(conf), String(CYCLES), ctrNs],
+        ...[
+          'node',
+          join(dir, 'harness.mjs'),
+          PLUGIN,
+          JSON.stringify(conf),
+          String(CYCLES),
+          ctrNs,
+          String(PORT),
+        ],
       ],
       { encoding: 'utf8', timeout: 1_500_000 },
     )
     const r = { status: h.status ?? -1, stdout: h.stdout ?? '', stderr: h.stderr ?? '' }
     t.equal(r.status, 0, `harness ran: ${r.stderr}`)
-    const out = JSON.parse(r.stdout) as { failed: number; failures: unknown[]; seen: string; left: string }
+    const out = JSON.parse(r.stdout) as {
+      failed: number
+      failures: unknown[]
+      seen: string
+      left: string
+      published: number
+    }
     t.equal(out.failed, 0, `every ADD and DEL succeeded: ${JSON.stringify(out.failures)}`)
     t.match(
       out.seen,
       /eth0\s+inet 10\.244\./,
       'the container got its address in the namespace the runtime named',
     )
+    t.ok(out.published > 0, `the published port had rules while attached (${out.published})`)
     t.notMatch(out.left, /eth0/, 'no interface left in the container')
     t.equal(
       run('nsenter', [`--mount=/proc/${pid}/ns/mnt`, 'test', '-e', `/run/netns/${ctrNs}`]).status,
@@ -105,5 +136,6 @@ t.test(
     t.same(allocations(c, H), before.allocs, 'no address left')
     t.same(c.plexctlJson<unknown[]>(H, ['endpoints']), [], 'no endpoint record left')
     t.equal(rules(), before.rules, 'firewall as before')
+    t.notMatch(rules(), String(PORT), 'no rule of the published port left')
   },
 )

@@ -1,12 +1,13 @@
-// Volume: fill the host subnet, then 200 ADD/DEL cycles through the real
-// plugin binary; afterwards no address, veth, rule or record may be left.
+// Volume: fill the host subnet; the next ADD is refused with code 100 and
+// leaves nothing behind. (The 200 ADD/DEL cycles with a published port run in
+// mountns.test.ts, from another mount namespace as containerd-in-a-container
+// drives the plugin: one long leak check instead of two.)
 import t from 'tap'
 import { createClient } from '../../../src/cli/client.js'
-import { eventually, run, upCluster } from '../../helpers/fixture.js'
+import { run, upCluster } from '../../helpers/fixture.js'
 import {
   allocations,
   containerNs,
-  hostNs,
   hostVeths,
   netconf,
   plugin,
@@ -14,7 +15,6 @@ import {
   waitReady,
 } from './plugin.js'
 
-// 400 plugin runs: minutes on a loaded two-core machine
 t.setTimeout(900_000)
 const c = upCluster(t, { hosts: 1, prefix: 'cv' })
 const H = 'h1'
@@ -44,43 +44,7 @@ t.test('an exhausted subnet is refused (code 100) and leaves nothing behind', as
   t.equal(run('ip', ['-n', nsName, 'link', 'show', 'extra']).status, 1, 'no interface made')
   t.equal(allocations(c, H).length, usable, 'nothing more allocated')
   for (let i = 0; i < usable; i++) await api.call('POST', '/v1/cni/del', key(i))
-  t.same(allocations(c, H), [])
-  t.same(hostVeths(c, H), [])
-})
-
-t.test('200 ADD/DEL cycles leave no address, veth, rule or record behind', async (t) => {
-  const conf = netconf(c, H, {
-    runtimeConfig: { portMappings: [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }] },
-  })
-  const nsName = `${c.name}-cyc`
-  const netns = containerNs(t, nsName)
-  // Rules for the published port (and its container) must go with each DEL.
-  const leftovers = () =>
-    [
-      run('ip', ['netns', 'exec', hostNs(c, H), 'iptables-save']).stdout,
-      run('ip', ['netns', 'exec', hostNs(c, H), 'nft', 'list', 'ruleset']).stdout,
-    ]
-      .join('\n')
-      .split('\n')
-      .filter((l) => l.includes('18080'))
-  for (let i = 0; i < 200; i++) {
-    const id = newId()
-    const add = plugin(c, H, { command: 'ADD', containerId: id, netns }, conf)
-    if (i === 0)
-      t.ok(
-        await eventually(() => leftovers().length > 0, 5000),
-        'the published port has rules while attached',
-      )
-    const del = plugin(c, H, { command: 'DEL', containerId: id, netns }, conf)
-    if (add.status !== 0 || del.status !== 0) {
-      t.fail(`cycle ${i}: ADD ${add.raw} DEL ${del.raw}`)
-      break
-    }
-  }
   t.same(allocations(c, H), [], 'no address')
   t.same(hostVeths(c, H), [], 'no veth')
-  t.equal(run('ip', ['-n', nsName, 'link', 'show', 'eth0']).status, 1, 'no container interface')
   t.same(records(), [], 'no endpoint record')
-  await eventually(() => leftovers().length === 0, 5000)
-  t.same(leftovers(), [], 'no rule left')
 })

@@ -146,6 +146,8 @@ export async function topology(
       firewall,
       logger: logger.child({ host: `h${i}` }),
       metrics: datapathMetrics(metrics),
+      // no store here (leases are a Map the test edits), and nothing waits on converged()
+      index: () => 0,
       intervalMs: opts.intervalMs ?? 1000,
       source: () => {
         const view = validLeases([...records.values()], network)
