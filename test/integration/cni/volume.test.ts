@@ -5,15 +5,7 @@
 import t from 'tap'
 import { createClient } from '../../../src/cli/client.js'
 import { run, upCluster } from '../../helpers/fixture.js'
-import {
-  allocations,
-  containerNs,
-  hostVeths,
-  netconf,
-  plugin,
-  socketOf,
-  waitReady,
-} from './plugin.js'
+import { allocations, containerNs, hostVeths, netconf, plugin, socketOf, waitReady } from './plugin.js'
 
 t.setTimeout(900_000)
 const c = upCluster(t, { hosts: 1, prefix: 'cv' })
