@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs'
 import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
+import { PassLoop, type PassLoopStatus } from '../lib/pass-loop.js'
 import type { Startable } from '../lib/startable.js'
 import {
   type AllocStateValue,
@@ -76,14 +77,20 @@ export class RunnerService implements Startable {
   private readonly allocs = new Map<string, LocalAlloc>()
   private readonly cancels: (() => void)[] = []
   private readonly metrics: ReturnType<typeof runnerMetrics>
-  private timer?: NodeJS.Timeout
-  private running?: Promise<void>
-  private again = false
-  private stopped = false
-  private lastPass?: { at: string; ms: number; error?: string }
+  private readonly loop: PassLoop
 
   constructor(private readonly d: RunnerComponents) {
     this.metrics = runnerMetrics(d.metrics)
+    this.loop = new PassLoop({
+      debounceMs: DEBOUNCE_MS,
+      intervalMs: PERIOD_MS,
+      index: () => d.store.index,
+      pass: () => this.reconcile(),
+      onError: (err) => {
+        this.metrics.passErrors.inc()
+        d.logger.warn({ err }, 'runner pass failed')
+      },
+    })
     for (const drv of d.drivers ?? [new ExecDriver()]) this.drivers.register(drv)
   }
 
@@ -96,11 +103,8 @@ export class RunnerService implements Startable {
     if (unreadable.length)
       this.d.logger.warn({ dirs: unreadable }, 'runner: unreadable allocation records skipped')
     for (const prefix of [`${ALLOC_STATE_PREFIX}${this.d.peerId}/`, JOB_PREFIX])
-      this.cancels.push(this.d.store.watch(prefix, () => this.trigger()))
-    const period = setInterval(() => this.trigger(), PERIOD_MS)
-    period.unref()
-    this.cancels.push(() => clearInterval(period))
-    await this.pass()
+      this.cancels.push(this.d.store.watch(prefix, () => this.loop.trigger()))
+    await this.loop.start()
   }
 
   /** What a previous agent started and still runs is kept as it is: no second process, no second CNI ADD. */
@@ -118,14 +122,12 @@ export class RunnerService implements Startable {
 
   /** Stops the loop only: tasks keep running for the next agent to adopt. */
   async stop(): Promise<void> {
-    this.stopped = true
     for (const c of this.cancels.splice(0)) c()
-    clearTimeout(this.timer)
-    await this.running
+    await this.loop.stop()
   }
 
-  status(): { lastPass?: { at: string; ms: number; error?: string }; allocations: number } {
-    return { ...(this.lastPass ? { lastPass: this.lastPass } : {}), allocations: this.allocs.size }
+  status(): PassLoopStatus & { allocations: number } {
+    return { ...this.loop.status(), allocations: this.allocs.size }
   }
 
   /** The allocation as this host runs it (undefined: not here). */
@@ -136,42 +138,6 @@ export class RunnerService implements Startable {
   /** where a task's logs are (multilog's directory) */
   logDir(id: string, task: string): string {
     return `${taskDir(this.d.config.stateDir, id, task)}/logs`
-  }
-
-  private trigger(): void {
-    if (this.stopped) return
-    clearTimeout(this.timer)
-    this.timer = setTimeout(() => void this.pass(), DEBOUNCE_MS)
-    this.timer.unref()
-  }
-
-  /** One pass; passes never overlap (a change during a pass runs another after it). */
-  private async pass(): Promise<void> {
-    if (this.running) {
-      this.again = true
-      return this.running
-    }
-    this.running = (async () => {
-      do {
-        this.again = false
-        const t0 = performance.now()
-        try {
-          await this.reconcile()
-          this.lastPass = { at: new Date().toISOString(), ms: Math.round(performance.now() - t0) }
-        } catch (err) {
-          this.lastPass = {
-            at: new Date().toISOString(),
-            ms: Math.round(performance.now() - t0),
-            error: errorMessage(err),
-          }
-          this.metrics.passErrors.inc()
-          this.d.logger.warn({ err }, 'runner pass failed')
-        }
-      } while (this.again && !this.stopped)
-    })().finally(() => {
-      this.running = undefined
-    })
-    return this.running
   }
 
   /** allocstate/<self>/… that should run here, each with its group's spec (a stopped or unknown job runs nothing). */
