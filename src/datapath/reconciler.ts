@@ -189,11 +189,6 @@ export class Reconciler implements Startable {
     return this.loop.run(full)
   }
 
-  /** Resolves once a pass has applied the store as it was at `index` (or later). */
-  converged(index: number, timeoutMs: number): Promise<void> {
-    return this.loop.converged(index, timeoutMs)
-  }
-
   private async withdrawBridgeAddress(w: { address: string; prefixLen: number }): Promise<void> {
     const bridge = await this.o.nl.getLink(BRIDGE_NAME)
     if (!bridge) return

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { CLUSTER_PORT, clusterDir, hostNs, UNDERLAY_PREFIX } from '../../netns-fixtures/lib/state.js'
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 export const CLUSTER = join(REPO, 'netns-fixtures/cluster')
@@ -121,4 +122,18 @@ export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 10_000
     last = await fn()
   }
   return last
+}
+
+/**
+ * Runs the hostile gossip member (test/helpers/gossip-attacker.ts) from host `from`'s namespace, with the
+ * cluster key, against host number `to`'s cluster port; what it sends is the test's to check.
+ */
+export function runGossipAttacker(c: Cluster, from: string, to: number): ReturnType<typeof run> {
+  return run('ip', [
+    ...['netns', 'exec', hostNs(c.name, from)],
+    process.execPath,
+    join(REPO, 'dist/test/helpers/gossip-attacker.js'),
+    join(clusterDir(c.name), 'cluster.key'),
+    `/ip4/${UNDERLAY_PREFIX}.${10 + to}/tcp/${CLUSTER_PORT}`,
+  ])
 }

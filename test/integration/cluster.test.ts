@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { CLUSTER_PORT, clusterDir, hostNs, UNDERLAY_PREFIX } from '../../netns-fixtures/lib/state.js'
 import { createClient } from '../../src/cli/client.js'
-import { type Cluster, eventually, REPO, run, upCluster } from '../helpers/fixture.js'
+import { type Cluster, eventually, REPO, run, runGossipAttacker, upCluster } from '../helpers/fixture.js'
 
 // a multi-host fixture run outlasts tap's 300 s file default on a loaded 2-core machine
 t.setTimeout(1_200_000)
@@ -171,17 +171,7 @@ t.test('5 hosts: replicate, detect death, survive partition and restart', async 
   t.equal(kvGet(c, 'h4', 'test/hello'), '{"from":"h1"}', 'and the replicated ones')
 
   // hostile member: bad deltas on the gossip topic are rejected and counted; h1 keeps running
-  const attacker = join(REPO, 'dist/test/helpers/gossip-attacker.js')
-  const key = join(clusterDir(c.name), 'cluster.key')
-  const atk = run('ip', [
-    'netns',
-    'exec',
-    hostNs(c.name, 'h5'),
-    process.execPath,
-    attacker,
-    key,
-    `/ip4/${ip(1)}/tcp/${CLUSTER_PORT}`,
-  ])
+  const atk = runGossipAttacker(c, 'h5', 1)
   t.equal(atk.status, 0, `attacker ran: ${atk.stderr}`)
   const counters = await eventually(() => {
     const s = c.plexctlJson<Status>('h1', ['status']).metrics

@@ -4,10 +4,9 @@
 // rejected; the output parses with promtool, on the API socket and on the
 // TCP listener `metrics.listen` opens.
 import { request } from 'node:http'
-import { join } from 'node:path'
 import t from 'tap'
-import { CLUSTER_PORT, clusterDir, hostNs, UNDERLAY_PREFIX } from '../../netns-fixtures/lib/state.js'
-import { eventually, REPO, run, upCluster } from '../helpers/fixture.js'
+import { UNDERLAY_PREFIX } from '../../netns-fixtures/lib/state.js'
+import { eventually, run, runGossipAttacker, upCluster } from '../helpers/fixture.js'
 import { socketOf, waitReady } from './cni/plugin.js'
 
 const METRICS_PORT = 9464
@@ -173,17 +172,7 @@ t.test('a route deleted by hand is repaired and counted', async (t) => {
 
 t.test('a forged gossip record is rejected and counted', async (t) => {
   const before = await h1()
-  const attacker = join(REPO, 'dist/test/helpers/gossip-attacker.js')
-  const key = join(clusterDir(c.name), 'cluster.key')
-  const atk = run('ip', [
-    'netns',
-    'exec',
-    hostNs(c.name, 'h3'),
-    process.execPath,
-    attacker,
-    key,
-    `/ip4/${ip(1)}/tcp/${CLUSTER_PORT}`,
-  ])
+  const atk = runGossipAttacker(c, 'h3', 1)
   t.equal(atk.status, 0, `attacker ran: ${atk.stderr}`)
   const moved = (s: Map<string, number>, name: string, labels: Record<string, string>) =>
     total(s, name, labels) - total(before, name, labels)
