@@ -15,6 +15,10 @@ export function schedulerMetrics(m: Metrics) {
       name: 'plexus_scheduler_placement_failures_total',
       help: 'Job slots the scheduler could not place (no feasible host)',
     }),
+    deferredSlots: m.gauge({
+      name: 'plexus_scheduler_deferred_slots',
+      help: 'Slots of jobs this host owns left empty after a failure: waiting out the reschedule delay or given up',
+    }),
     allocations: m.counter({
       name: 'plexus_scheduler_allocations_total',
       help: 'Allocations this host judged, by result (admitted, rejected)',

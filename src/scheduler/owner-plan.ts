@@ -8,6 +8,12 @@ import { groupDemand } from './placement/problem.js'
 import { place } from './placement/solver.js'
 import type { ExistingAllocation, HostView, Plan } from './placement/types.js'
 import { type AllocValue, HOLDING, type JobValue } from './records.js'
+import {
+  type RescheduleDecision,
+  type RescheduleTracker,
+  rescheduleDecision,
+  resolveReschedule,
+} from './reschedule.js'
 import { type Claim, type SlotVerdict, settle, slotOf } from './settle.js'
 
 export interface OwnerInput {
@@ -32,6 +38,8 @@ export interface OwnerPlan {
   /** set when slots had to be placed */
   plan?: Plan
   verdicts: Map<string, SlotVerdict>
+  /** empty slots not placed this pass ("group/slot"): waiting out a reschedule delay, or given up */
+  deferred: Map<string, { until?: number; reason: string }>
 }
 
 /** lowercase, DNS-label-safe, unique per placement: the job, the group and a hash of where and when */
@@ -44,6 +52,43 @@ export function allocId(job: string, group: string, slot: string, host: string, 
 function wantedSlots(job: JobValue): Set<string> {
   const out = new Set<string>()
   for (const g of job.spec.groups) for (let i = 0; i < g.count; i++) out.add(`${g.name}/${i}`)
+  return out
+}
+
+/** A failed allocation ends its run in one of these (the runner's verdict, on a live host). */
+const FAILED = new Set(['failed', 'lost'])
+
+/**
+ * Every empty slot whose latest allocation of this version of the job failed
+ * (what the reschedule policy says of it), or was itself a replacement (its
+ * count carries on to the next one, so a refusal in between does not reset it).
+ */
+function reschedules(
+  claims: Claim[],
+  job: JobValue,
+  verdicts: Map<string, SlotVerdict>,
+  now: number,
+): Map<string, { claim: Claim; decision: RescheduleDecision }> {
+  const latest = new Map<string, Claim>()
+  for (const c of claims) {
+    const k = slotOf(c.alloc)
+    if (verdicts.has(k) || c.alloc.jobVersion !== job.version) continue
+    const seen = latest.get(k)
+    if (!seen || c.alloc.createdAt > seen.alloc.createdAt) latest.set(k, c)
+  }
+  const out = new Map<string, { claim: Claim; decision: RescheduleDecision }>()
+  for (const [k, c] of latest) {
+    if (c.state && FAILED.has(c.state.status)) {
+      const group = job.spec.groups.find((g) => g.name === c.alloc.group)
+      const policy = resolveReschedule(group?.reschedule, job.spec.type)
+      out.set(k, {
+        claim: c,
+        decision: rescheduleDecision(policy, c.state.updatedAt, c.alloc.reschedule, now),
+      })
+    } else if (c.alloc.reschedule) {
+      out.set(k, { claim: c, decision: { kind: 'place', tracker: c.alloc.reschedule } })
+    }
+  }
   return out
 }
 
@@ -95,10 +140,28 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
   const verdicts = settle(claims, live, job.spec.type === 'batch')
   const mine = new Map<string, AllocValue>()
   for (const c of claims) if (c.owners.includes(self)) mine.set(c.alloc.id, c.alloc)
-  const out: OwnerPlan = { puts: [], deletes: [], verdicts }
+  const out: OwnerPlan = { puts: [], deletes: [], verdicts, deferred: new Map() }
   const keepSlots = new Map<string, Claim>()
+  // the failed allocations of slots that wait: their records stay (the host keeps their state, reason
+  // and exit code visible while an owner's record names them), adopted if another owner placed them
+  const retained = new Set<string>()
+  const trackers = new Map<string, RescheduleTracker>()
 
   if (!job.stopped) {
+    for (const [slot, { claim, decision }] of reschedules(claims, job, verdicts, now)) {
+      if (decision.kind === 'place') {
+        trackers.set(slot, decision.tracker)
+        continue
+      }
+      const reason =
+        decision.kind === 'wait'
+          ? `failed: placed again after ${new Date(decision.until).toISOString()} (reschedule ${decision.tracker.attempt})`
+          : decision.reason
+      out.deferred.set(slot, decision.kind === 'wait' ? { until: decision.until, reason } : { reason })
+      retained.add(claim.alloc.id)
+      if (!mine.has(claim.alloc.id)) out.puts.push(recordOf(claim.alloc))
+    }
+    const open = (slot: string) => !keepSlots.has(slot) && !out.deferred.has(slot)
     const skip = refusing(claims, job, input.hosts)
     const hosts = withoutKept(
       input.hosts.filter((h) => !skip.has(h.id)),
@@ -108,12 +171,15 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
       // a system job's slots are its eligible hosts: placement says which they are
       const plan = place({ job: job.spec, hosts, allocations: input.others ?? [] })
       out.plan = plan
-      for (const p of plan.placements)
-        addSlot(out, keepSlots, verdicts, job, p.group, p.host, p.host, p.hostName, now)
+      for (const p of plan.placements) {
+        const slot = `${p.group}/${p.host}`
+        if (!out.deferred.has(slot))
+          addSlot(out, keepSlots, verdicts, job, p.group, p.host, p.host, p.hostName, now, trackers.get(slot))
+      }
     } else {
       const wanted = wantedSlots(job)
       for (const [slot, v] of verdicts) if (wanted.has(slot)) keepSlots.set(slot, v.winner)
-      if (keepSlots.size < wanted.size) {
+      if ([...wanted].some(open)) {
         const keep = [...keepSlots.values()].map((c) => ({
           group: c.alloc.group,
           index: Number(c.alloc.slot),
@@ -123,8 +189,19 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
         out.plan = plan
         for (const p of plan.placements) {
           const slot = `${p.group}/${p.index}`
-          if (!keepSlots.has(slot))
-            addSlot(out, keepSlots, verdicts, job, p.group, String(p.index), p.host, p.hostName, now)
+          if (open(slot))
+            addSlot(
+              out,
+              keepSlots,
+              verdicts,
+              job,
+              p.group,
+              String(p.index),
+              p.host,
+              p.hostName,
+              now,
+              trackers.get(slot),
+            )
         }
       }
     }
@@ -138,7 +215,7 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
   const keptIds = new Set([...keepSlots.values()].map((c) => c.alloc.id))
   const putSlots = new Set(out.puts.map(slotOf))
   for (const a of mine.values()) {
-    if (keptIds.has(a.id)) continue
+    if (keptIds.has(a.id) || retained.has(a.id)) continue
     // a record is keyed by its slot: a new allocation for the slot overwrites it, no delete needed
     if (!putSlots.has(slotOf(a))) out.deletes.push(slotOf(a))
   }
@@ -148,8 +225,19 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
 
 /** the alloc fields only: a state's extra fields never go into an alloc record */
 function recordOf(a: AllocValue): AllocValue {
-  const { id, job, jobVersion, group, slot, host, hostName, resources, createdAt } = a
-  return { id, job, jobVersion, group, slot, host, hostName, resources, createdAt }
+  const { id, job, jobVersion, group, slot, host, hostName, resources, createdAt, reschedule } = a
+  return {
+    id,
+    job,
+    jobVersion,
+    group,
+    slot,
+    host,
+    hostName,
+    resources,
+    createdAt,
+    ...(reschedule ? { reschedule } : {}),
+  }
 }
 
 /** One wanted slot: kept if a claim holds it, else a new allocation on the host placement chose. */
@@ -163,6 +251,7 @@ function addSlot(
   host: string,
   hostName: string,
   now: number,
+  reschedule: RescheduleTracker | undefined,
 ): void {
   const key = `${group}/${slot}`
   const held = verdicts.get(key)
@@ -181,6 +270,7 @@ function addSlot(
     hostName,
     resources: spec ? groupDemand(spec) : { cpu: 0, memoryMb: 0 },
     createdAt: now,
+    ...(reschedule ? { reschedule } : {}),
   }
   out.puts.push(alloc)
   keepSlots.set(key, { alloc, owners: [] })

@@ -12,6 +12,7 @@
 // of its own capacity. Values arrive by gossip, so every reader validates.
 import { Ajv } from 'ajv'
 import { ALLOC_PREFIX, ALLOC_STATE_PREFIX, CAPACITY_PREFIX, type StoreRecord } from '../store/types.js'
+import type { RescheduleTracker } from './reschedule.js'
 import { type JobSpec, jobProblems } from './spec.js'
 
 export const JOB_PREFIX = 'jobs/'
@@ -57,6 +58,8 @@ export interface AllocValue {
   resources: Resources
   /** ms epoch when the slot was first placed (settles duplicates: the older wins) */
   createdAt: number
+  /** set on the replacement of a failed allocation: its place in the slot's run of failures */
+  reschedule?: RescheduleTracker
 }
 
 export type AllocStatus =
@@ -124,6 +127,15 @@ const allocProperties = {
   hostName: { type: 'string', maxLength: 253 },
   resources,
   createdAt: { type: 'number', minimum: 0 },
+  reschedule: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['attempt', 'since'],
+    properties: {
+      attempt: { type: 'integer', minimum: 1, maximum: 1e6 },
+      since: { type: 'number', minimum: 0 },
+    },
+  },
 } as const
 const allocRequired = [
   'id',

@@ -83,6 +83,8 @@ export class SchedulerService implements Startable {
   private readonly cancels: (() => void)[] = []
   private readonly loop: PassLoop
   private readonly metrics: ReturnType<typeof schedulerMetrics>
+  /** "job/group/slot" → why it is left empty, as last logged (a waiting slot is logged once, not every pass) */
+  private readonly deferred = new Map<string, string>()
 
   constructor(private readonly d: SchedulerComponents) {
     this.metrics = schedulerMetrics(d.metrics)
@@ -193,10 +195,13 @@ export class SchedulerService implements Startable {
         const placedByOwner = c.owners.length > 0
         if (placedByOwner && winners.has(c.alloc.id) && !byId.has(c.alloc.id)) offered.push(c.alloc)
         // released: the job is gone or stopped, or another claim won the slot; an allocation
-        // that ended (failed, with its reason) stays visible a while after its slot moved on
+        // that ended (failed, with its reason) stays visible while its owner keeps its record
+        // (the slot waits to be placed again, or was given up) and a while after its slot moved on
         const state = byId.get(c.alloc.id)
         const shown =
-          state !== undefined && ENDED.has(state.status) && Date.now() - state.updatedAt < ENDED_KEEP_MS
+          state !== undefined &&
+          ENDED.has(state.status) &&
+          (placedByOwner || Date.now() - state.updatedAt < ENDED_KEEP_MS)
         if (state && (!job || job.stopped || (!winners.has(c.alloc.id) && !shown))) {
           await store.delete(allocStateKey(self, state.id))
           logger.info({ alloc: state.id, job: name }, 'allocation released')
@@ -238,9 +243,12 @@ export class SchedulerService implements Startable {
       }
     }
     const now = Date.now()
+    let deferred = 0
+    const owned = new Set<string>()
     for (const [name, job] of view.jobs) {
       const owner = jobOwner(name, view.owners)
       if (owner !== self) continue
+      owned.add(name)
       const plan = ownerPlan({
         self,
         job,
@@ -254,11 +262,16 @@ export class SchedulerService implements Startable {
       for (const slot of plan.deletes) await store.delete(`${ALLOC_PREFIX}${self}/${name}/${slot}`)
       if (plan.puts.length || plan.deletes.length)
         logger.info({ job: name, placed: plan.puts.length, removed: plan.deletes.length }, 'job placed')
+      this.logDeferred(name, plan.deferred)
+      deferred += plan.deferred.size
       for (const f of plan.plan?.failures ?? []) {
         this.metrics.placementFailures.inc()
         logger.warn({ job: name, group: f.group, slot: f.index, reason: f.reason }, 'slot not placed')
       }
     }
+    this.metrics.deferredSlots.set(deferred)
+    for (const key of this.deferred.keys())
+      if (!owned.has(key.split('/')[0] as string)) this.deferred.delete(key)
     // this host's records of jobs it no longer owns: dropped when the job is gone, or once the
     // current owner has written the slot (adopted or placed anew), so no slot is ever unclaimed
     const held = new Set(view.allocs.map((x) => `${x.owner}/${x.alloc.job}/${x.alloc.group}/${x.alloc.slot}`))
@@ -269,6 +282,17 @@ export class SchedulerService implements Startable {
         if (current === self || !held.has(`${current}/${alloc.job}/${alloc.group}/${alloc.slot}`)) continue
       }
       await store.delete(allocKey(self, alloc))
+    }
+  }
+
+  private logDeferred(job: string, deferred: Map<string, { reason: string }>): void {
+    for (const key of this.deferred.keys())
+      if (key.startsWith(`${job}/`) && !deferred.has(key.slice(job.length + 1))) this.deferred.delete(key)
+    for (const [slot, { reason }] of deferred) {
+      const key = `${job}/${slot}`
+      if (this.deferred.get(key) === reason) continue
+      this.deferred.set(key, reason)
+      this.d.logger.warn({ job, slot, reason }, 'failed slot not placed again yet')
     }
   }
 

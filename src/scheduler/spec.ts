@@ -115,6 +115,14 @@ export interface GroupSpec {
     delayMs?: number
     maxDelayMs?: number
   }
+  /** placing a failed allocation's slot again (reschedule.ts): delay, backoff, how often */
+  reschedule?: {
+    attempts?: number
+    intervalMs?: number
+    delayMs?: number
+    maxDelayMs?: number
+    unlimited?: boolean
+  }
   update?: { maxParallel?: number; minHealthyMs?: number; autoRevert?: boolean }
 }
 
@@ -284,6 +292,17 @@ const group = {
         attempts: { type: 'integer', minimum: 0, maximum: 1000 },
         delayMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
         maxDelayMs: { type: 'integer', minimum: 0, maximum: 86_400_000 },
+      },
+    },
+    reschedule: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        attempts: { type: 'integer', minimum: 0, maximum: 1000 },
+        intervalMs: { type: 'integer', minimum: 1000, maximum: 7 * 86_400_000 },
+        delayMs: { type: 'integer', minimum: 0, maximum: 86_400_000 },
+        maxDelayMs: { type: 'integer', minimum: 0, maximum: 86_400_000 },
+        unlimited: { type: 'boolean' },
       },
     },
     update: {

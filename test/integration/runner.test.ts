@@ -46,6 +46,7 @@ groups:
   - name: bad
     count: 1
     restart: { policy: on-failure, attempts: 1, delayMs: 100 }
+    reschedule: { attempts: 1, delayMs: 500 }
     tasks:
       - name: bad
         driver: exec
@@ -150,6 +151,23 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
   t.ok(bad, 'the bad allocation is reported failed')
   t.match(bad?.reason, /no-such-binary-plexus.*not found.*after 1 restart/, `with the reason: ${bad?.reason}`)
   t.equal(bad?.restarts, 1, 'after one restart, as its policy says')
+  // its slot is placed again once (reschedule attempts: 1) after the delay, then given up: no retry loop
+  const bads = () => allocs(c).filter((a) => a.group === 'bad')
+  const twice = await eventually(() => {
+    const b = bads()
+    return b.length === 2 && b.every((a) => a.status === 'failed') ? b : undefined
+  }, 30_000)
+  t.ok(twice, `placed again once, failed again: ${JSON.stringify(bads().map((a) => [a.id, a.status]))}`)
+  const gaveUp = await eventually(
+    () =>
+      ['h1', 'h2'].some((h) =>
+        readFileSync(join(hostDir(c, h), 'plexusd.log'), 'utf8').includes('failed after 1 reschedule(s)'),
+      ),
+    10_000,
+  )
+  t.ok(gaveUp, 'its owner logs that the slot is given up')
+  await new Promise((r) => setTimeout(r, 3000))
+  t.equal(bads().length, 2, 'and places it no more (3 s later: 6 × the reschedule delay)')
 
   // SIGKILL the task: restarted per policy, counted
   const [first, second] = webs as [Alloc, Alloc]
