@@ -288,7 +288,7 @@ async function waitAgent(h: HostState, timeoutMs: number, lease = true): Promise
 async function up(opts: {
   name: string
   hosts: string
-  backend: 'vxlan' | 'host-gw'
+  backend: 'vxlan' | 'host-gw' | 'wireguard'
   cidr: string
   firewall: string
   waitLease: boolean
@@ -699,7 +699,11 @@ program
   .command('up')
   .requiredOption('--name <N>', 'cluster name (prefixes every namespace)')
   .requiredOption('--hosts <K>', 'number of hosts')
-  .addOption(new Option('--backend <type>', 'overlay backend').choices(['vxlan', 'host-gw']).default('vxlan'))
+  .addOption(
+    new Option('--backend <type>', 'overlay backend')
+      .choices(['vxlan', 'host-gw', 'wireguard'])
+      .default('vxlan'),
+  )
   .option('--cidr <C>', 'cluster network', '10.244.0.0/16')
   .option('--no-wait-lease', 'return once agents answer, before they hold a subnet lease')
   .option('--wait <s>', 'seconds to wait for the agents', DEFAULT_WAIT_S)

@@ -18,7 +18,7 @@ export interface HostState {
 
 export interface ClusterState {
   name: string
-  backend: 'vxlan' | 'host-gw'
+  backend: 'vxlan' | 'host-gw' | 'wireguard'
   cidr: string
   firewall: string
   /** merged over every host's generated plexusd config (sections merged one level deep) */

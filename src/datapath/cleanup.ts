@@ -3,19 +3,22 @@
 // on our devices (neighbours, FDB, addresses) go with the devices. The
 // forwarding sysctl is left as it is: other software may rely on it.
 import { errorMessage } from '../lib/errors.js'
+import { stopDevices } from './backend/wireguard/device.js'
 import { allFirewalls, type FirewallBackend } from './firewall/index.js'
-import { OWNED_LINK } from './model.js'
+import { OWNED_LINK, WIREGUARD_NAME } from './model.js'
 import { Netlink, RTPROT_PLEXUS } from './netlink.js'
 
 export interface CleanupReport {
   routes: string[]
   links: string[]
+  /** pids of the WireGuard device processes stopped */
+  processes: number[]
   firewall: string[]
   errors: string[]
 }
 
 export async function cleanup(nl: Netlink, firewalls: FirewallBackend[]): Promise<CleanupReport> {
-  const report: CleanupReport = { routes: [], links: [], firewall: [], errors: [] }
+  const report: CleanupReport = { routes: [], links: [], processes: [], firewall: [], errors: [] }
   for (const r of (await nl.routes()).filter((x) => x.protocol === RTPROT_PLEXUS)) {
     try {
       await nl.deleteRoute({ dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}) })
@@ -24,6 +27,10 @@ export async function cleanup(nl: Netlink, firewalls: FirewallBackend[]): Promis
       report.errors.push(`route ${r.dst}: ${errorMessage(err)}`)
     }
   }
+  // wireguard-go: the agent leaves it running across restarts; stopped first, it takes its device with it
+  const wg = await stopDevices(WIREGUARD_NAME)
+  report.processes.push(...wg.stopped)
+  report.errors.push(...wg.errors)
   for (const l of (await nl.links()).filter((x) => OWNED_LINK.test(x.name))) {
     try {
       await nl.deleteLink(l.name)
@@ -65,6 +72,7 @@ export function formatCleanup(r: CleanupReport): string {
   const lines = [
     `removed links: ${list(r.links)}`,
     `removed routes: ${list(r.routes)}`,
+    `stopped processes: ${list(r.processes.map((p) => `wireguard-go (pid ${p})`))}`,
     `removed firewall rules: ${list(r.firewall)}`,
     ...r.errors.map((e) => `error: ${e}`),
   ]

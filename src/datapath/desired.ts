@@ -8,7 +8,15 @@ import { vtepMac } from './backend/vxlan/mac.js'
 import { isolationSection } from './firewall/isolation.js'
 import { clusterSection, type Section } from './firewall/model.js'
 import { type SpoofEndpoint, spoofSection } from './firewall/spoof.js'
-import { BRIDGE_NAME, type DesiredState, type LocalContext, type RemotePlan, type Underlay } from './model.js'
+import {
+  BRIDGE_NAME,
+  type DesiredState,
+  type LocalContext,
+  type RemotePlan,
+  type Underlay,
+  type WgPeer,
+  WIREGUARD_NAME,
+} from './model.js'
 
 export interface DesiredInput {
   network: NetworkConfig
@@ -26,6 +34,8 @@ export interface DesiredInput {
   extraSections?: Section[]
   /** this host's container interfaces (endpoint records, checked with checkEndpoint): their anti-spoofing rules */
   endpoints?: SpoofEndpoint[]
+  /** wireguard: this host's public key (a remote publishing the same one is refused) */
+  wgPublicKey?: string
 }
 
 export function localContext(input: DesiredInput): LocalContext {
@@ -37,6 +47,7 @@ export function localContext(input: DesiredInput): LocalContext {
     // follow what our lease publishes (what the others program); derive it when the lease has none
     vtepMac: self.value.backend.vtepMac ?? vtepMac(input.peerId, network.Backend.VNI),
     mtu: overlayMtu(network, underlay.mtu),
+    ...(input.wgPublicKey ? { wgPublicKey: input.wgPublicKey } : {}),
   }
 }
 
@@ -70,6 +81,12 @@ export function desiredState(input: DesiredInput): DesiredState {
     },
     remotes: [],
   }
+  const wireguard =
+    input.network.Backend.Type === 'wireguard'
+      ? { ifname: WIREGUARD_NAME, listenPort: input.network.Backend.Port, peers: [] as WgPeer[] }
+      : undefined
+  if (wireguard) state.wireguard = wireguard
+  const keyHolder = new Map<string, string>()
   for (const lease of input.leases.valid) {
     if (lease.peerId === input.peerId) continue
     const plan: RemotePlan = {
@@ -89,6 +106,14 @@ export function desiredState(input: DesiredInput): DesiredState {
       plan.reason = entries.refused
       continue
     }
+    // one WireGuard peer per key: a second lease naming a key already taken is refused, not merged
+    const taken = entries.peers?.map((p) => keyHolder.get(p.publicKey)).find((h) => h !== undefined)
+    if (taken) {
+      plan.reason = `${lease.value.hostname} publishes the WireGuard key of ${taken}`
+      continue
+    }
+    for (const p of entries.peers ?? []) keyHolder.set(p.publicKey, lease.value.hostname)
+    wireguard?.peers.push(...(entries.peers ?? []))
     plan.mode = entries.mode
     state.routes.push(...entries.routes)
     state.neighbours.push(...entries.neighbours)

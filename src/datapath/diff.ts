@@ -52,6 +52,8 @@ const sameRoute = (a: DesiredRoute, b: DesiredRoute) =>
 
 /** whether an existing link can be kept (adjusted in place) or must be recreated */
 function linkFits(want: DesiredLink, have: ActualLink): boolean {
+  // wireguard-go's device is a tun; the kernel's would be of kind wireguard
+  if (want.kind === 'wireguard') return have.kind === 'tun' || have.kind === 'wireguard'
   if (have.kind !== want.kind) return false
   if (!want.vxlan) return true
   const v = have.vxlan

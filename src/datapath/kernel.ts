@@ -136,6 +136,8 @@ async function applyOne(
       return
     case 'link-create': {
       const { link } = c
+      if (link.kind === 'wireguard')
+        throw new Error(`${link.name} is started by the WireGuard driver at the start of the next pass`)
       const opts = { mtu: link.mtu, ...(link.mac ? { mac: link.mac } : {}) }
       const made = link.vxlan
         ? await nl.createVxlan(link.name, { ...link.vxlan, dev: ifindex(index, link.vxlan.dev) }, opts)

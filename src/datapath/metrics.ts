@@ -43,6 +43,10 @@ export function datapathMetrics(m: Metrics) {
       name: 'plexus_datapath_spoof_unguarded_total',
       help: 'Endpoint records the anti-spoofing section could not guard (no usable MAC or address)',
     }),
+    wireguardRestarts: m.counter({
+      name: 'plexus_datapath_wireguard_restarts_total',
+      help: 'Times the WireGuard device (wireguard-go) was found dead or deaf and started again',
+    }),
     firewallApplyDuration: m.histogram({
       name: 'plexus_datapath_firewall_apply_duration_seconds',
       help: 'Time one atomic firewall apply took (iptables-restore or nft -f), by backend',

@@ -7,8 +7,10 @@ import type { Lease } from '../ipam/leases.js'
 import type { FirewallSpec } from './firewall/model.js'
 
 export const BRIDGE_NAME = 'plexus0'
-/** every link Plexus owns is named plexus0 or plexus.<VNI>; cleanup and stale-device removal key on this */
-export const OWNED_LINK = /^plexus(0|\.\d+)$/
+/** the wireguard backend's one device */
+export const WIREGUARD_NAME = 'plexus-wg'
+/** every link Plexus owns is named plexus0, plexus.<VNI> or plexus-wg; cleanup and stale-device removal key on this */
+export const OWNED_LINK = /^plexus(0|\.\d+|-wg)$/
 
 export function vtepName(vni: number): string {
   return `plexus.${vni}`
@@ -32,13 +34,16 @@ export interface LocalContext {
   underlay: Underlay
   /** this host's VTEP MAC (vxlan) */
   vtepMac: string
+  /** this host's WireGuard public key (wireguard), when the driver has loaded it */
+  wgPublicKey?: string
   /** overlay MTU: of the bridge, the VTEP and (set by the CNI plugin) container interfaces */
   mtu: number
 }
 
 export interface DesiredLink {
   name: string
-  kind: 'bridge' | 'vxlan'
+  /** wireguard: made by the WireGuard driver (kernel or wireguard-go), not by netlink */
+  kind: 'bridge' | 'vxlan' | 'wireguard'
   mtu: number
   mac?: string
   vxlan?: { vni: number; port: number; local: string; dev: string; learning: false }
@@ -67,13 +72,29 @@ export interface DesiredFdb {
   dst: string
 }
 
+/** One WireGuard peer: a remote host, its key, where it listens and the subnet it may send from. */
+export interface WgPeer {
+  /** base64, as `wg` prints it */
+  publicKey: string
+  /** address:port */
+  endpoint: string
+  allowedIps: string[]
+}
+
+/** The WireGuard device's configuration (the private key is the driver's: it never enters the model). */
+export interface DesiredWireguard {
+  ifname: string
+  listenPort: number
+  peers: WgPeer[]
+}
+
 /** How one remote lease is reached, or why it is not. */
 export interface RemotePlan {
   peerId: string
   host: string
   subnet: string
   publicIp: string
-  mode: 'vxlan' | 'direct' | 'refused'
+  mode: 'vxlan' | 'direct' | 'wireguard' | 'refused'
   reason?: string
 }
 
@@ -84,12 +105,15 @@ export interface DesiredState {
   fdb: DesiredFdb[]
   firewall: FirewallSpec
   remotes: RemotePlan[]
+  /** wireguard backend only */
+  wireguard?: DesiredWireguard
 }
 
 /** Kernel entries a backend wants for one remote lease. */
 export interface RemoteEntries {
-  mode: 'vxlan' | 'direct'
+  mode: 'vxlan' | 'direct' | 'wireguard'
   routes: DesiredRoute[]
   neighbours: DesiredNeighbour[]
   fdb: DesiredFdb[]
+  peers?: WgPeer[]
 }

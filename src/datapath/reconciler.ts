@@ -8,6 +8,7 @@ import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import { PassLoop } from '../lib/pass-loop.js'
 import type { Startable } from '../lib/startable.js'
+import type { WireguardDriver, WireguardStatus } from './backend/wireguard/device.js'
 import { type DesiredInput, desiredState } from './desired.js'
 import { type Change, changeTarget, desiredTargets, diffState, routeKey } from './diff.js'
 import { DropCounts } from './firewall/drops.js'
@@ -50,6 +51,8 @@ export interface ReconcilerOptions {
   intervalMs?: number
   /** coalesces bursts of store changes (default 50) */
   debounceMs?: number
+  /** runs and configures the wireguard backend's device */
+  wireguard?: WireguardDriver
 }
 
 export interface RouteStatus {
@@ -84,6 +87,8 @@ export interface DatapathStatus {
   repairs: Record<string, number>
   passes: number
   lastPass?: PassReport
+  /** wireguard backend: the device process and its peers as it reports them (handshakes, bytes) */
+  wireguard?: WireguardStatus
 }
 
 /** stands for firewall rules a light pass has not confirmed: differs from any desired view */
@@ -137,6 +142,10 @@ export class Reconciler implements Startable {
   private st: DatapathStatus
   private readonly repairs: Record<string, number> = { total: 0 }
   private readonly drops = new DropCounts()
+  /** WireGuard peers (public keys) the last pass left configured: one added again is a repair */
+  private confirmedPeers = new Set<string>()
+  /** why the WireGuard device could not be started or configured in the last pass */
+  private wgFailure?: string
 
   constructor(private readonly o: ReconcilerOptions) {
     this.log = o.logger.child({ component: 'datapath' })
@@ -239,6 +248,7 @@ export class Reconciler implements Startable {
     }
     const desired = desiredState(input)
     this.reportRefused(desired)
+    const peerRepairs = await this.wireguard(desired)
     const firewallKey = JSON.stringify(expectedView(desired.firewall))
     // A light pass trusts the rules the last pass confirmed. Rules it has not
     // confirmed are rewritten whole anyway, so they need no reading either:
@@ -255,6 +265,12 @@ export class Reconciler implements Startable {
     }
     const changes = diffState(desired, actual)
     const repairs = changes.filter((c) => this.isRepair(c, firewallKey))
+    if (peerRepairs.length) {
+      this.repairs.peer = (this.repairs.peer ?? 0) + peerRepairs.length
+      this.repairs.total = (this.repairs.total ?? 0) + peerRepairs.length
+      this.o.metrics.driftRepaired.inc({ kind: 'peer' }, peerRepairs.length)
+      this.log.warn({ peers: peerRepairs }, `repaired ${peerRepairs.length} WireGuard peers`)
+    }
     const result = changes.length
       ? await applyChanges(this.o.nl, changes, index, desired, this.o.firewall)
       : undefined
@@ -302,6 +318,36 @@ export class Reconciler implements Startable {
       this.log.debug({ changes: changes.map(describe) }, `applied ${changes.length} datapath changes`)
   }
 
+  /**
+   * wireguard: the device runs (started or adopted) and holds our key, port
+   * and one peer per remote before the links and routes are diffed. Returns
+   * the peers it added back although the last pass had left them configured.
+   */
+  private async wireguard(desired: DesiredState): Promise<string[]> {
+    const wg = this.o.wireguard
+    if (!wg) return []
+    if (!desired.wireguard) {
+      if (wg.status()) await wg.stop()
+      this.confirmedPeers.clear()
+      return []
+    }
+    try {
+      await wg.ensure(desired.wireguard.ifname)
+      const plan = await wg.configure(desired.wireguard)
+      const repaired = plan.added.filter((k) => this.confirmedPeers.has(k))
+      this.confirmedPeers = new Set(desired.wireguard.peers.map((p) => p.publicKey))
+      this.wgFailure = undefined
+      return repaired
+    } catch (err) {
+      // the bridge and the firewall are still converged; the device is retried next pass
+      this.wgFailure = errorMessage(err)
+      this.confirmedPeers.clear()
+      this.o.metrics.changeErrors.inc()
+      this.log.error({ err }, `WireGuard device: ${this.wgFailure}`)
+      return []
+    }
+  }
+
   private isRepair(c: Change, firewallKey: string): boolean {
     if (c.kind === 'firewall-apply') return this.confirmedFirewall === firewallKey
     if (c.kind === 'forwarding-on') return this.forwardingConfirmed
@@ -344,15 +390,18 @@ export class Reconciler implements Startable {
         programmed: !failedRoutes.has(r.dst),
       }
     })
-    const degraded = failed.size > 0 || desired.remotes.some((r) => r.mode === 'refused')
+    const degraded =
+      failed.size > 0 || this.wgFailure !== undefined || desired.remotes.some((r) => r.mode === 'refused')
     return {
       ...this.st,
       state: degraded ? 'degraded' : 'ok',
-      reason: failed.size
-        ? `${failed.size} change(s) failed`
-        : degraded
-          ? 'some remote leases are refused'
-          : undefined,
+      reason: this.wgFailure
+        ? `WireGuard device: ${this.wgFailure}`
+        : failed.size
+          ? `${failed.size} change(s) failed`
+          : degraded
+            ? 'some remote leases are refused'
+            : undefined,
       backend: input.network.Backend.Type,
       mtu: desired.links[0]?.mtu,
       routes,
@@ -362,6 +411,7 @@ export class Reconciler implements Startable {
       })),
       passes: this.st.passes + 1,
       lastPass,
+      wireguard: this.o.wireguard?.status(),
       subnet: formatCidr(input.self.subnet),
     }
   }

@@ -7,12 +7,13 @@ import { formatIPv4 } from '../ipam/cidr.js'
 import { NETWORK_CONFIG_KEY } from '../ipam/config.js'
 import { gatewayOf, validLeases } from '../ipam/leases.js'
 import type { LeaseComponent } from '../ipam/manager.js'
-import { PlexusError } from '../lib/errors.js'
+import { errorMessage, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import { ENDPOINT_PREFIX, LEASE_PREFIX, type ReadableStore, type StoreRecord } from '../store/types.js'
 import { backendFor } from './backend/index.js'
+import { WireguardDriver } from './backend/wireguard/device.js'
 import type { DatapathConfig } from './config.js'
 import { createFirewall, type FirewallBackend } from './firewall/index.js'
 import { checkSpec, type Section } from './firewall/model.js'
@@ -37,7 +38,8 @@ export interface DatapathComponent {
 }
 
 export interface DatapathComponents {
-  config: { datapath: DatapathConfig }
+  /** stateDir: the WireGuard key; runDir: the WireGuard device's socket, pid and log */
+  config: { datapath: DatapathConfig; stateDir: string; runDir: string }
   logger: Logger
   metrics: Metrics
   peerId: string
@@ -48,8 +50,9 @@ export interface DatapathComponents {
 export class DatapathService implements Startable, DatapathComponent {
   private readonly sections = new Map<string, Section>()
   private readonly unwatch: (() => void)[] = []
-  private publishedMac?: string
+  private published?: string
   private readonly reconciler: Reconciler
+  private readonly wireguard: WireguardDriver
   /** endpoint records left without anti-spoofing rules (logged once each) */
   private unguarded = new Set<string>()
 
@@ -59,7 +62,15 @@ export class DatapathService implements Startable, DatapathComponent {
     firewall: FirewallBackend,
   ) {
     const metrics = datapathMetrics(c.metrics)
+    this.wireguard = new WireguardDriver({
+      stateDir: c.config.stateDir,
+      runDir: c.config.runDir,
+      logger: c.logger,
+      onExit: () => this.reconciler.trigger(),
+      onRestart: () => metrics.wireguardRestarts.inc(),
+    })
     this.reconciler = new Reconciler({
+      wireguard: this.wireguard,
       nl,
       firewall: timedFirewall(firewall, metrics),
       source: this.inputs,
@@ -106,6 +117,7 @@ export class DatapathService implements Startable, DatapathComponent {
       ...withdrawTime(lease.status()),
       extraSections: [...this.sections.values()],
       endpoints: this.endpoints(),
+      ...(this.wireguard.publicKey ? { wgPublicKey: this.wireguard.publicKey } : {}),
     }
   }
 
@@ -137,24 +149,40 @@ export class DatapathService implements Startable, DatapathComponent {
     return out
   }
 
-  /** the lease must carry our VTEP MAC before the others can program us */
-  private publishBackendData(): void {
+  /** the lease must carry our VTEP MAC (vxlan) or public key and endpoint (wireguard) before the others can program us */
+  private async publishBackendData(): Promise<void> {
     const network = this.c.lease.network()
     if (!network) return
-    const mac = backendFor(network.Backend.Type).leaseData(network, this.c.peerId).vtepMac
-    if (mac && mac !== this.publishedMac) {
-      this.publishedMac = mac
-      void this.c.lease.setBackendData({ vtepMac: mac })
+    if (network.Backend.Type === 'wireguard') await this.wireguard.keys()
+    const publicIp = this.c.lease.current()?.publicIp
+    const { vtepMac, publicKey, endpoint } = backendFor(network.Backend.Type).leaseData(
+      network,
+      this.c.peerId,
+      {
+        ...(publicIp ? { publicIp } : {}),
+        ...(this.wireguard.publicKey ? { wgPublicKey: this.wireguard.publicKey } : {}),
+      },
+    )
+    const data = {
+      ...(vtepMac ? { vtepMac } : {}),
+      ...(publicKey && endpoint ? { publicKey, endpoint } : {}),
+    }
+    const key = JSON.stringify(data)
+    if (Object.keys(data).length && key !== this.published) {
+      this.published = key
+      await this.c.lease.setBackendData(data)
     }
   }
 
   private readonly changed = () => {
-    this.publishBackendData()
+    this.publishBackendData().catch((err: unknown) => {
+      this.c.logger.error({ err }, `datapath: cannot publish backend data: ${errorMessage(err)}`)
+    })
     this.reconciler.trigger()
   }
 
   async start(): Promise<void> {
-    this.publishBackendData()
+    await this.publishBackendData()
     this.unwatch.push(
       this.c.store.watch(LEASE_PREFIX, this.changed),
       this.c.store.watch(NETWORK_CONFIG_KEY, this.changed),
@@ -170,6 +198,7 @@ export class DatapathService implements Startable, DatapathComponent {
   async stop(): Promise<void> {
     for (const u of this.unwatch.splice(0)) u()
     await this.reconciler.stop()
+    this.wireguard.close()
     // Devices, routes and rules stay: traffic keeps flowing across an agent restart. `plexusd --cleanup` removes them.
     this.nl.close()
   }

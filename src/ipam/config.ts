@@ -5,11 +5,15 @@ import { type Cidr, formatCidr, formatIPv4, lastAddress, parseCidr, parseIPv4 } 
 // net-conf.json field names so existing flannel configs paste in unchanged.
 
 export const NETWORK_CONFIG_KEY = 'config/network'
-export const BACKEND_TYPES = ['vxlan', 'host-gw'] as const
+export const BACKEND_TYPES = ['vxlan', 'host-gw', 'wireguard'] as const
 export type BackendType = (typeof BACKEND_TYPES)[number]
 
 /** VXLAN encapsulation: outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
 export const VXLAN_OVERHEAD = 50
+/** WireGuard over IPv4: outer IPv4 (20) + UDP (8) + WireGuard header (16) + authentication tag (16). */
+export const WIREGUARD_OVERHEAD = 60
+/** WireGuard's customary port (flannel's default for its wireguard backend too). */
+export const WIREGUARD_PORT = 51820
 
 /** Normalized config: every default filled in, so all hosts derive the same ranges. */
 export interface NetworkConfig {
@@ -145,7 +149,7 @@ export function parseNetworkConfig(input: unknown): NetworkConfig {
   const vni = b.VNI ?? NETWORK_DEFAULTS.Backend.VNI
   if (!intIn(vni, 1, 16777215))
     problems.push(`Backend.VNI must be an integer from 1 to 16777215, got ${JSON.stringify(vni)}`)
-  const port = b.Port ?? NETWORK_DEFAULTS.Backend.Port
+  const port = b.Port ?? (type === 'wireguard' ? WIREGUARD_PORT : NETWORK_DEFAULTS.Backend.Port)
   if (!intIn(port, 1, 65535))
     problems.push(`Backend.Port must be an integer from 1 to 65535, got ${JSON.stringify(port)}`)
   // 576 is the smallest datagram every IPv4 host must accept (RFC 791).
@@ -154,8 +158,8 @@ export function parseNetworkConfig(input: unknown): NetworkConfig {
   }
   const direct = b.DirectRouting ?? NETWORK_DEFAULTS.Backend.DirectRouting
   if (typeof direct !== 'boolean') problems.push('Backend.DirectRouting must be true or false')
-  if (direct === true && type === 'host-gw')
-    problems.push('Backend.DirectRouting applies to vxlan only (host-gw always routes directly)')
+  if (direct === true && type !== 'vxlan')
+    problems.push(`Backend.DirectRouting applies to vxlan only (not ${String(type)})`)
   const ipMasq = input.IPMasq ?? NETWORK_DEFAULTS.IPMasq
   if (typeof ipMasq !== 'boolean') problems.push('IPMasq must be true or false')
 
@@ -244,7 +248,8 @@ export function subnetCount(r: NetworkRanges): number {
 /** The overlay MTU on a host whose underlay interface has `underlayMtu`. */
 export function overlayMtu(cfg: NetworkConfig, underlayMtu: number): number {
   if (cfg.Backend.MTU !== undefined) return cfg.Backend.MTU
-  return cfg.Backend.Type === 'vxlan' ? underlayMtu - VXLAN_OVERHEAD : underlayMtu
+  if (cfg.Backend.Type === 'vxlan') return underlayMtu - VXLAN_OVERHEAD
+  return cfg.Backend.Type === 'wireguard' ? underlayMtu - WIREGUARD_OVERHEAD : underlayMtu
 }
 
 /** Structural equality of two normalized configs (key order does not matter). */

@@ -57,12 +57,23 @@ export interface LeaseView {
 }
 
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/
+/** a WireGuard key as `wg` prints it: base64 of 32 bytes (the last character carries 4 bits, hence its set) */
+export const WG_KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/
 const HOSTNAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 /** A claim dated further in the future than this is refused (clock skew allowance). */
 export const MAX_CLAIM_SKEW_MS = 60_000
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+/** `a.b.c.d:port` (a WireGuard endpoint as a lease carries it), or undefined */
+export function parseEndpoint(v: unknown): { address: string; port: number } | undefined {
+  if (typeof v !== 'string') return undefined
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(v)
+  if (!m?.[1] || parseIPv4(m[1]) === undefined) return undefined
+  const port = Number(m[2])
+  return port >= 1 && port <= 65535 ? { address: m[1], port } : undefined
 }
 
 /** Checks the shape of a lease value that arrived from the store (outside input). Returns the value or why not. */
@@ -78,7 +89,7 @@ export function parseLeaseValue(v: JsonValue): { lease: LeaseValue; subnet: Cidr
     return { reason: 'claimedAt is not a timestamp' }
   const b = v.backend
   if (!isObject(b) || !BACKEND_TYPES.includes(b.type as BackendType))
-    return { reason: 'backend.type is not vxlan or host-gw' }
+    return { reason: `backend.type is not one of ${BACKEND_TYPES.join(', ')}` }
   if (b.vtepMac !== undefined && (typeof b.vtepMac !== 'string' || !MAC_RE.test(b.vtepMac)))
     return { reason: 'backend.vtepMac is not a lower-case MAC address' }
   if (
@@ -86,6 +97,10 @@ export function parseLeaseValue(v: JsonValue): { lease: LeaseValue; subnet: Cidr
     !(Number.isInteger(b.vni) && (b.vni as number) >= 1 && (b.vni as number) <= 16777215)
   )
     return { reason: 'backend.vni is out of range' }
+  if (b.publicKey !== undefined && (typeof b.publicKey !== 'string' || !WG_KEY_RE.test(b.publicKey)))
+    return { reason: 'backend.publicKey is not a WireGuard key (base64 of 32 bytes)' }
+  if (b.endpoint !== undefined && parseEndpoint(b.endpoint) === undefined)
+    return { reason: 'backend.endpoint is not IPv4:port' }
   if (
     v.confirmedAt !== undefined &&
     (typeof v.confirmedAt !== 'number' || !Number.isFinite(v.confirmedAt) || v.confirmedAt <= 0)
@@ -94,6 +109,8 @@ export function parseLeaseValue(v: JsonValue): { lease: LeaseValue; subnet: Cidr
   const backend: LeaseValue['backend'] = { type: b.type as BackendType }
   if (b.vtepMac !== undefined) backend.vtepMac = b.vtepMac as string
   if (b.vni !== undefined) backend.vni = b.vni as number
+  if (b.publicKey !== undefined) backend.publicKey = b.publicKey as string
+  if (b.endpoint !== undefined) backend.endpoint = b.endpoint as string
   return {
     lease: {
       subnet: formatCidr(subnet.cidr),

@@ -97,6 +97,9 @@ export interface LeaseEvents {
 }
 
 /** What the datapath, CNI and DNS see of the lease manager (`components.lease`). */
+/** what the datapath's backend publishes in this host's lease (LeaseValue['backend'] without the type) */
+export type BackendData = Pick<LeaseValue['backend'], 'vtepMac' | 'publicKey' | 'endpoint'>
+
 export interface LeaseComponent {
   current(): CurrentLease | undefined
   /** the subnet this host last gave up (lost or withdrawn) while it holds none: its bridge address must go */
@@ -107,7 +110,7 @@ export interface LeaseComponent {
   /** every lease in the store, judged (valid ones hold their subnets) */
   view(): LeaseView | undefined
   /** backend data published in the lease (e.g. the VTEP MAC once the VXLAN device exists) */
-  setBackendData(data: { vtepMac?: string }): Promise<void>
+  setBackendData(data: BackendData): Promise<void>
   on<K extends keyof LeaseEvents>(event: K, fn: (...args: LeaseEvents[K]) => void): unknown
   off<K extends keyof LeaseEvents>(event: K, fn: (...args: LeaseEvents[K]) => void): unknown
 }
@@ -222,7 +225,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
   private lease?: CurrentLease
   private lastView?: LeaseView
   private gaveUp?: Cidr
-  private backendData: { vtepMac?: string } = {}
+  private backendData: BackendData = {}
   private st: LeaseStatus = {
     state: 'waiting-config',
     reason: 'no network config in the store yet',
@@ -299,7 +302,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     // The lease record stays: a restart within the TTL keeps the subnet.
   }
 
-  async setBackendData(data: { vtepMac?: string }): Promise<void> {
+  async setBackendData(data: BackendData): Promise<void> {
     this.backendData = { ...data }
     this.wake()
   }
@@ -570,7 +573,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
       )
       return 0
     }
-    const backend = this.backendFor(cfg)
+    const backend = this.backendFor(cfg, claim.value.backend)
     if (JSON.stringify(backend) !== JSON.stringify(claim.value.backend)) {
       await this.publish({ ...claim.value, backend }, now) // same claimedAt: a change, not a new claim
     }
@@ -690,7 +693,14 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     }
   }
 
-  private backendFor(cfg: NetworkConfig): LeaseValue['backend'] {
+  private backendFor(cfg: NetworkConfig, held?: LeaseValue['backend']): LeaseValue['backend'] {
+    // The datapath starts after ipam: until it says what it publishes, a resumed lease keeps what it
+    // carried (a WireGuard key, a VTEP MAC), or every peer would drop this host's tunnel over a restart.
+    if (held?.type === cfg.Backend.Type && Object.keys(this.backendData).length === 0) return held
+    if (cfg.Backend.Type === 'wireguard') {
+      const { publicKey, endpoint } = this.backendData
+      return { type: 'wireguard', ...(publicKey && endpoint ? { publicKey, endpoint } : {}) }
+    }
     if (cfg.Backend.Type !== 'vxlan') return { type: cfg.Backend.Type }
     return {
       type: 'vxlan',

@@ -24,7 +24,15 @@ export interface LeaseValue {
   /** underlay address other hosts send overlay traffic to */
   publicIp: string
   hostname: string
-  backend: { type: 'vxlan' | 'host-gw'; vtepMac?: string; vni?: number }
+  backend: {
+    type: 'vxlan' | 'host-gw' | 'wireguard'
+    vtepMac?: string
+    vni?: number
+    /** wireguard: this host's public key (base64, as `wg` prints it) */
+    publicKey?: string
+    /** wireguard: where it listens, address:port */
+    endpoint?: string
+  }
   /** when this claim started (kept across renewals, new on re-claim): the older live claim wins a conflict */
   claimedAt: number
   /**

@@ -93,7 +93,7 @@ export function upCluster(
   t: Teardownable,
   opts: {
     hosts: number
-    backend?: 'vxlan' | 'host-gw'
+    backend?: 'vxlan' | 'host-gw' | 'wireguard'
     firewall?: string
     prefix?: string
     /** merged over every agent's config (the fixture's --agent-config) */

@@ -35,6 +35,36 @@ const failure = {
   properties: { change: { type: 'string' }, error: { type: 'string' }, code: { type: 'string' } },
 } as const
 
+const wgPeer = {
+  type: 'object',
+  required: ['publicKey', 'endpoint', 'allowedIps', 'lastHandshake', 'rxBytes', 'txBytes'],
+  properties: {
+    publicKey: { type: 'string' },
+    endpoint: { type: 'string' },
+    allowedIps: { type: 'array', items: { type: 'string' } },
+    lastHandshake: { type: 'integer' },
+    rxBytes: { type: 'integer' },
+    txBytes: { type: 'integer' },
+  },
+} as const
+
+/** the wireguard backend's device process and peers */
+const wireguard = {
+  type: 'object',
+  required: ['implementation', 'ifname', 'socket', 'adopted', 'restarts', 'peers'],
+  properties: {
+    implementation: { type: 'string' },
+    ifname: { type: 'string' },
+    socket: { type: 'string' },
+    pid: { type: 'integer' },
+    adopted: { type: 'boolean' },
+    restarts: { type: 'integer' },
+    publicKey: { type: 'string' },
+    listenPort: { type: 'integer' },
+    peers: { type: 'array', items: wgPeer },
+  },
+} as const
+
 /** The overlay datapath: desired vs programmed routes, how each remote host is reached, drift repaired. */
 export const routeRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
   app.get(
@@ -60,6 +90,7 @@ export const routeRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { 
               remotes: { type: 'array', items: remote },
               repairs: { type: 'object', additionalProperties: { type: 'integer' } },
               passes: { type: 'integer' },
+              wireguard,
               lastPass: {
                 type: 'object',
                 required: ['at', 'durationMs', 'changes', 'repairs', 'failed'],

@@ -15,7 +15,15 @@ export interface Backend {
   /** the kernel entries that reach one remote lease, or why it cannot be reached */
   remote(ctx: LocalContext, lease: Lease): RemoteEntries | { refused: string }
   /** backend data this host publishes in its own lease */
-  leaseData(network: NetworkConfig, peerId: string): LeaseValue['backend']
+  leaseData(network: NetworkConfig, peerId: string, local?: LocalIdentity): LeaseValue['backend']
+}
+
+/** What this host knows of itself that a backend may publish (absent while not known yet). */
+export interface LocalIdentity {
+  /** underlay address others reach this host at */
+  publicIp?: string
+  /** WireGuard public key (base64) */
+  wgPublicKey?: string
 }
 
 const registry = new Map<string, Backend>()

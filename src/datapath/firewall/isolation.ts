@@ -20,7 +20,7 @@
 import type { Cidr } from '../../ipam/cidr.js'
 import { formatCidr } from '../../ipam/cidr.js'
 import type { NetworkConfig } from '../../ipam/config.js'
-import { BRIDGE_NAME, vtepName } from '../model.js'
+import { BRIDGE_NAME, vtepName, WIREGUARD_NAME } from '../model.js'
 import type { Rule, Section } from './model.js'
 
 export interface IsolationInput {
@@ -78,6 +78,15 @@ export function isolationSection(input: IsolationInput): Section {
         action: { type: 'drop' },
       },
     )
+  }
+  if (network.Backend.Type === 'wireguard') {
+    // cryptokey routing already holds each peer to its own subnet; this is vxlan's rule, for the same count
+    rules.push({
+      id: 'overlay-spoof',
+      hook: 'forward',
+      match: { iif: WIREGUARD_NAME, notSrc: network.Network },
+      action: { type: 'drop' },
+    })
   }
   return { name: 'isolation', order: ISOLATION_ORDER, rules }
 }

@@ -295,6 +295,15 @@ export function clusterSection(network: NetworkConfig): Section {
     { id: 'fwd-from-cluster', hook: 'forward', match: { src: net }, action: { type: 'accept' } },
     { id: 'fwd-to-cluster', hook: 'forward', match: { dst: net }, action: { type: 'accept' } },
   ]
+  // WireGuard authenticates every packet itself (an unknown sender gets no answer), so its port is open
+  // to all, ahead of a host INPUT policy that might drop it; VXLAN's port is the isolation section's
+  if (network.Backend.Type === 'wireguard')
+    rules.push({
+      id: 'wg-port',
+      hook: 'input',
+      match: { proto: 'udp', dport: network.Backend.Port },
+      action: { type: 'accept' },
+    })
   if (network.IPMasq) {
     rules.push(
       { id: 'nat-inside', hook: 'postrouting', match: { src: net, dst: net }, action: { type: 'return' } },

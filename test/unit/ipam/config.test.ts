@@ -67,7 +67,7 @@ const bad: [string, unknown, RegExp][] = [
   [
     'unknown backend',
     { Backend: { Type: 'udp' } },
-    /unknown backend type "udp" \(supported: vxlan, host-gw\)/,
+    /unknown backend type "udp" \(supported: vxlan, host-gw, wireguard\)/,
   ],
   ['bad VNI', { Backend: { VNI: 0 } }, /Backend\.VNI must be/],
   ['bad VNI big', { Backend: { VNI: 2 ** 24 } }, /Backend\.VNI must be/],

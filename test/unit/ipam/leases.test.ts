@@ -60,6 +60,10 @@ t.test('hostile and malformed leases are ignored and reported', async (t) => {
       rec('H', { subnet: '10.244.8.0/24', claimedAt: NOW + 3_600_000 }),
       rec('I', { subnet: '10.244.9.0/24', backend: { type: 'vxlan', vtepMac: 'ZZ' } }),
       { ...rec('J', {}), value: 'text' },
+      rec('K', { subnet: '10.244.10.0/24', backend: { type: 'wireguard', publicKey: 'short=' } }),
+      rec('L', { subnet: '10.244.11.0/24', backend: { type: 'wireguard', endpoint: '192.0.2.11:0' } }),
+      rec('M', { subnet: '10.244.12.0/24', backend: { type: 'wireguard', endpoint: 'h1:51820' } }),
+      rec('N', { subnet: '10.244.13.0/24', backend: { type: 'wireguard', publicKey: 7 } }),
     ],
     cfg,
     NOW,
@@ -78,6 +82,10 @@ t.test('hostile and malformed leases are ignored and reported', async (t) => {
       ['leases/H', 'malformed'],
       ['leases/I', 'malformed'],
       ['leases/J', 'malformed'],
+      ['leases/K', 'malformed'],
+      ['leases/L', 'malformed'],
+      ['leases/M', 'malformed'],
+      ['leases/N', 'malformed'],
     ],
   )
 })
