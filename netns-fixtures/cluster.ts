@@ -122,9 +122,11 @@ function agentConfig(c: ClusterState, h: HostState, index: number): Record<strin
     runner: { cniPath: [dirname(CNI_PLUGIN)] },
     labels: { fixture: c.name, index: String(index + 1) },
   }
-  for (const [k, v] of Object.entries(c.agentConfig ?? {})) {
-    const base = generated[k]
-    generated[k] = isObject(base) && isObject(v) ? { ...base, ...v } : v
+  for (const extra of [c.agentConfig ?? {}, h.agentConfig ?? {}]) {
+    for (const [k, v] of Object.entries(extra)) {
+      const base = generated[k]
+      generated[k] = isObject(base) && isObject(v) ? { ...base, ...v } : v
+    }
   }
   return generated
 }
@@ -361,10 +363,11 @@ function makeHost(c: ClusterState, h: HostState): void {
 }
 
 /** Adds one host to a running cluster: a new namespace and a new agent (fresh identity) joining the others. */
-async function joinHost(opts: { name: string; waitLease: boolean; wait: string }) {
+async function joinHost(opts: { name: string; waitLease: boolean; wait: string; agentConfig?: string }) {
   const c = requireCluster(opts.name)
   need(c.hosts.length < 200, 'a cluster holds at most 200 hosts')
   const h = hostState(c.name, c.hosts.length)
+  if (opts.agentConfig) h.agentConfig = parseAgentConfig(opts.agentConfig)
   c.hosts.push(h)
   saveCluster(c) // before touching the kernel, so `down` finds the host whatever happens next
   makeHost(c, h)
@@ -720,6 +723,7 @@ program
   .requiredOption('--name <N>')
   .option('--no-wait-lease', 'return once the agent answers, before it holds a subnet lease')
   .option('--wait <s>', 'seconds to wait for the agent', DEFAULT_WAIT_S)
+  .option('--agent-config <json>', "JSON merged over this host's agent config (over the cluster's)")
   .action(joinHost)
 program.command('down').requiredOption('--name <N>').action(down)
 program

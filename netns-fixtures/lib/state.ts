@@ -14,6 +14,8 @@ export interface HostState {
   ip: string
   dir: string
   socket: string
+  /** merged over the cluster's agentConfig for this host only (`join --agent-config`) */
+  agentConfig?: Record<string, unknown>
 }
 
 export interface ClusterState {
