@@ -101,7 +101,7 @@ export const registerNetwork: RegisterCommand = (program, ctx) => {
     .option('--subnet-len <n>', 'host subnet prefix length (default 24)', int)
     .option('--subnet-min <ip>', 'first host subnet to hand out')
     .option('--subnet-max <ip>', 'last host subnet to hand out')
-    .option('--backend <type>', 'vxlan (default) or host-gw')
+    .option('--backend <type>', 'vxlan (default), host-gw or wireguard')
     .option('--vni <n>', 'VXLAN network identifier (default 1)', int)
     .option('--port <n>', 'VXLAN UDP port (default 8472)', int)
     .option('--mtu <n>', 'overlay MTU (default: underlay MTU - 50 for vxlan)', int)
