@@ -1,13 +1,16 @@
 // bench/overlay (contract: ../shared/BENCH.md). In one run:
-//  1. throughput: iperf3 container-to-container across two hosts over vxlan
-//     and over host-gw (two fixture clusters), beside host-to-host over the
-//     underlay, interleaved A B C A B C so machine noise hits all alike;
+//  1. throughput: iperf3 container-to-container across two hosts over vxlan,
+//     host-gw and wireguard (three fixture clusters), beside host-to-host over
+//     the underlay, interleaved A B C D A B C D so machine noise hits all alike;
+//     for wireguard also the CPU time of both wireguard-go processes per Gbit
+//     carried (userspace WireGuard: this kernel has no wireguard link type);
 //  2. program_1000_ms: one host programs 1,000 remote leases from scratch;
 //  3. routes_p99_ms: a new agent joins a 9-host fixture cluster; from its lease
 //     record's write to its route in each other host's kernel (store, gossip,
 //     watch, reconciler: the whole path); 10 joins.
 // 2 runs the real Reconciler against the kernel in a throwaway namespace.
 import { execFileSync, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadCluster } from '../netns-fixtures/lib/state.js'
 import { createClient } from '../src/cli/client.js'
@@ -77,9 +80,23 @@ function iperf(name: string, where: string[], target: string, port = 5201): numb
   return r.end.sum_received.bits_per_second / 1e9
 }
 
+/** CPU seconds (user + system) the wireguard-go processes of a fixture's hosts have used so far */
+function wireguardCpuSeconds(name: string): number {
+  const hz = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
+  let ticks = 0
+  for (const h of loadCluster(name)?.hosts ?? []) {
+    const pid = readFileSync(join(h.dir, 'run/wireguard/plexus-wg.pid'), 'utf8').trim()
+    // fields after the command (in parentheses): utime and stime are the 14th and 15th of the line
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    ticks += Number(fields[11]) + Number(fields[12])
+  }
+  return ticks / hz
+}
+
 async function throughput(td: Teardown) {
   const vx = fixture(td, 'bovx', 'vxlan')
   const hg = fixture(td, 'bohg', 'host-gw')
+  const wg = fixture(td, 'bowg', 'wireguard')
   // an underlay server next to the vxlan cluster's container server
   const srv = spawn(CLUSTER, ['exec', '--name', 'bovx', '--host', 'h2', '--', 'iperf3', '-s', '-p', '5202'], {
     stdio: 'ignore',
@@ -89,15 +106,22 @@ async function throughput(td: Teardown) {
   const underlay: number[] = []
   const vxlan: number[] = []
   const hostgw: number[] = []
+  const wireguard: number[] = []
+  /** wireguard-go CPU seconds per Gbit carried, per run */
+  const wgCpu: number[] = []
   for (let i = 0; i < RUNS; i++) {
     underlay.push(iperf('bovx', ['--host', 'h1'], '192.0.2.12', 5202))
     vxlan.push(iperf('bovx', ['--ctr', 'cli'], vx.serverIp))
     hostgw.push(iperf('bohg', ['--ctr', 'cli'], hg.serverIp))
+    const cpu0 = wireguardCpuSeconds('bowg')
+    const gbps = iperf('bowg', ['--ctr', 'cli'], wg.serverIp)
+    wireguard.push(gbps)
+    wgCpu.push((wireguardCpuSeconds('bowg') - cpu0) / (gbps * SECONDS))
     progress(
-      `run ${i + 1}/${RUNS}: underlay ${round(underlay[i] as number)} vxlan ${round(vxlan[i] as number)} host-gw ${round(hostgw[i] as number)} Gbit/s`,
+      `run ${i + 1}/${RUNS}: underlay ${round(underlay[i] as number)} vxlan ${round(vxlan[i] as number)} host-gw ${round(hostgw[i] as number)} wireguard ${round(gbps)} Gbit/s (${round(wgCpu[i] as number)} CPU s/Gbit)`,
     )
   }
-  return { underlay, vxlan, hostgw }
+  return { underlay, vxlan, hostgw, wireguard, wgCpu }
 }
 
 async function program1000(td: Teardown): Promise<number> {
@@ -214,6 +238,7 @@ async function main(): Promise<void> {
     const u = median(tp.underlay)
     const v = median(tp.vxlan)
     const g = median(tp.hostgw)
+    const w = median(tp.wireguard)
     report('overlay', {
       runs: RUNS,
       seconds_per_run: SECONDS,
@@ -222,6 +247,12 @@ async function main(): Promise<void> {
       hostgw_gbps: round(g),
       vxlan_ratio: round(v / u),
       hostgw_ratio: round(g / u),
+      wireguard_gbps: round(w),
+      wireguard_ratio: round(w / u),
+      wireguard_method: 'wireguard-go (userspace; no kernel wireguard link type here)',
+      wireguard_cpu_s_per_gbit: round(median(tp.wgCpu)),
+      wireguard_cpu_method:
+        'user+system CPU of both hosts wireguard-go during the run / Gbit carried (kernel softirq not included)',
       routes_p50_ms: round(median(routes), 1),
       routes_p99_ms: round(quantile(routes, 0.99), 1),
       routes_samples: routes.length,

@@ -43,11 +43,18 @@ const ROWS: Record<string, Row[]> = {
       ratio: 'hostgw_ratio',
     },
     {
-      label: 'container→container across 2 hosts, WireGuard',
+      label: 'container→container across 2 hosts, WireGuard (wireguard_method)',
       fields: ['wireguard_gbps'],
       unit: 'Gbit/s',
       ref: { fields: ['underlay_gbps'], name: 'underlay host→host' },
       ratio: 'wireguard_ratio',
+      // issue 17: userspace WireGuard at 0.3 × the underlay on these machines
+      goal: { field: 'wireguard_ratio', op: '>=', value: 0.3 },
+    },
+    {
+      label: 'WireGuard CPU per Gbit carried (method: wireguard_cpu_method)',
+      fields: ['wireguard_cpu_s_per_gbit'],
+      unit: 'CPU s/Gbit',
     },
     {
       label: 'new host → its routes programmed on every other host, p50 / p99 (method: routes_method)',
