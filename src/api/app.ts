@@ -1,4 +1,5 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
+import { lazyCompilers } from './compilers.js'
 import type { ApiDeps } from './deps.js'
 import { installErrorContract } from './errors.js'
 import { allocRoutes } from './routes/allocs.js'
@@ -21,13 +22,20 @@ import { subnetRoutes } from './routes/subnets.js'
  * The agent API, built apart from listen() so tests use inject().
  * One encapsulated plugin per resource; every route has a JSON schema.
  */
-export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
+export async function buildApp(
+  deps: ApiDeps,
+  opts: {
+    /** compile every schema at ready() (tests: a broken schema fails there, not on a request) */ eagerSchemas?: boolean
+  } = {},
+): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger.child({ component: 'api' }) as FastifyBaseLogger,
     // Per-request lines would drown the agent log (the CNI plugin calls it per container).
     logController: new LogController({ disableRequestLogging: true }),
     // Unknown body fields are a client bug: report them instead of dropping them.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // validators and serializers compiled on each route's first request, not at start-up (compilers.ts)
+    ...(opts.eagerSchemas ? {} : { schemaController: { compilersFactory: lazyCompilers() } }),
   })
 
   installErrorContract(app, (err) => deps.logger.error({ err }, 'api request failed'))

@@ -10,7 +10,9 @@
 // (owner.ts, settle.ts, admission.ts), so no consensus is needed: the owner
 // is the only writer of a job's allocations, the target host the only judge
 // of its own capacity. Values arrive by gossip, so every reader validates.
+
 import { Ajv } from 'ajv'
+import { lazy, lazyValidator } from '../lib/lazy.js'
 import { ALLOC_PREFIX, ALLOC_STATE_PREFIX, CAPACITY_PREFIX, type StoreRecord } from '../store/types.js'
 import type { RescheduleTracker } from './reschedule.js'
 import { type JobSpec, jobProblems } from './spec.js'
@@ -107,7 +109,8 @@ export const allocKey = (owner: string, a: Pick<AllocValue, 'job' | 'group' | 's
   `${ALLOC_PREFIX}${owner}/${a.job}/${a.group}/${a.slot}`
 export const allocStateKey = (host: string, id: string): string => `${ALLOC_STATE_PREFIX}${host}/${id}`
 
-const ajv = new Ajv({ allErrors: false })
+// the validators compile on first use, not at import (src/lib/lazy.ts)
+const ajv = lazy(() => new Ajv({ allErrors: false }))
 const resources = {
   type: 'object',
   required: ['cpu', 'memoryMb'],
@@ -149,48 +152,56 @@ const allocRequired = [
   'createdAt',
 ]
 
-const validAlloc = ajv.compile({ type: 'object', required: allocRequired, properties: allocProperties })
-const validState = ajv.compile({
-  type: 'object',
-  required: [...allocRequired, 'status', 'updatedAt'],
-  properties: {
-    ...allocProperties,
-    status: { enum: [...HOLDING, 'rejected', 'complete', 'failed', 'lost'] },
-    reason: { type: 'string', maxLength: 1024 },
-    updatedAt: { type: 'number', minimum: 0 },
-    restarts: { type: 'integer', minimum: 0 },
-    exitCode: { type: 'integer', minimum: 0, maximum: 255 },
-    address: { type: 'string', maxLength: 64 },
-    tasks: {
-      type: 'object',
-      maxProperties: 32,
-      additionalProperties: {
+const validAlloc = lazyValidator(() =>
+  ajv().compile({ type: 'object', required: allocRequired, properties: allocProperties }),
+)
+const validState = lazyValidator(() =>
+  ajv().compile({
+    type: 'object',
+    required: [...allocRequired, 'status', 'updatedAt'],
+    properties: {
+      ...allocProperties,
+      status: { enum: [...HOLDING, 'rejected', 'complete', 'failed', 'lost'] },
+      reason: { type: 'string', maxLength: 1024 },
+      updatedAt: { type: 'number', minimum: 0 },
+      restarts: { type: 'integer', minimum: 0 },
+      exitCode: { type: 'integer', minimum: 0, maximum: 255 },
+      address: { type: 'string', maxLength: 64 },
+      tasks: {
         type: 'object',
-        required: ['state', 'restarts'],
-        properties: {
-          state: { enum: ['pending', 'running', 'complete', 'failed', 'lost'] },
-          restarts: { type: 'integer', minimum: 0 },
-          exitCode: { type: 'integer', minimum: 0, maximum: 255 },
-          reason: { type: 'string', maxLength: 1024 },
+        maxProperties: 32,
+        additionalProperties: {
+          type: 'object',
+          required: ['state', 'restarts'],
+          properties: {
+            state: { enum: ['pending', 'running', 'complete', 'failed', 'lost'] },
+            restarts: { type: 'integer', minimum: 0 },
+            exitCode: { type: 'integer', minimum: 0, maximum: 255 },
+            reason: { type: 'string', maxLength: 1024 },
+          },
         },
       },
     },
-  },
-})
-const validCapacity = ajv.compile({
-  type: 'object',
-  required: ['total', 'used', 'eligible'],
-  properties: { total: resources, used: resources, eligible: { type: 'boolean' } },
-})
-const validJobEnvelope = ajv.compile({
-  type: 'object',
-  required: ['spec', 'version', 'submittedAt', 'stopped'],
-  properties: {
-    version: { type: 'integer', minimum: 1 },
-    submittedAt: { type: 'string', maxLength: 64 },
-    stopped: { type: 'boolean' },
-  },
-})
+  }),
+)
+const validCapacity = lazyValidator(() =>
+  ajv().compile({
+    type: 'object',
+    required: ['total', 'used', 'eligible'],
+    properties: { total: resources, used: resources, eligible: { type: 'boolean' } },
+  }),
+)
+const validJobEnvelope = lazyValidator(() =>
+  ajv().compile({
+    type: 'object',
+    required: ['spec', 'version', 'submittedAt', 'stopped'],
+    properties: {
+      version: { type: 'integer', minimum: 1 },
+      submittedAt: { type: 'string', maxLength: 64 },
+      stopped: { type: 'boolean' },
+    },
+  }),
+)
 
 /** the key's segments after the prefix: [owner, job, group, slot] or [host, id] */
 const segments = (key: string, prefix: string) => key.slice(prefix.length).split('/')

@@ -3,9 +3,11 @@
 // (plexctl job plan|run FILE) or as a JSON body (/v1/jobs); either way every
 // problem is reported at once, each with its path (and line, from text), and
 // nothing is placed or written unless the whole spec is valid.
+
 import { Ajv, type ErrorObject } from 'ajv'
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml'
 import { PlexusError } from '../lib/errors.js'
+import { lazyValidator } from '../lib/lazy.js'
 import { LABEL_PATTERN, serviceBodySchema } from '../services/model.js'
 
 export type JobType = 'service' | 'batch' | 'system'
@@ -340,8 +342,10 @@ export interface SpecProblem {
   line?: number
 }
 
-const ajv = new Ajv({ allErrors: true, strict: false })
-const validateShape = ajv.compile<JobSpec>(jobSchema)
+// compiled on the first spec, not at import: most agents never see one (src/lib/lazy.ts)
+const validateShape = lazyValidator(() =>
+  new Ajv({ allErrors: true, strict: false }).compile<JobSpec>(jobSchema),
+)
 
 const LINK_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}(:[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62})?$/
 

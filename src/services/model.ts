@@ -1,8 +1,10 @@
 // Service definitions, registrations and health checks: value shapes, keys
 // and validation. Everything read from the store arrived possibly by gossip,
 // so readers validate too (invalid values are skipped and counted, not trusted).
+
 import { Ajv } from 'ajv'
 import { PlexusError } from '../lib/errors.js'
+import { lazy, lazyValidator } from '../lib/lazy.js'
 import type { EndpointValue, HealthValue, PortSpec, ServiceValue } from '../store/records.js'
 import { HEALTH_PREFIX, REGISTRATION_PREFIX, SERVICE_PREFIX } from '../store/types.js'
 
@@ -195,15 +197,21 @@ const healthValueSchema = {
   },
 } as const
 
-const ajv = new Ajv({ allErrors: false, strict: false })
-ajv.addFormat('ipv4', /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/)
-// permissive shape check; the kernel-facing code never sees these, dns-packet encodes them
-ajv.addFormat('ipv6', /^[0-9a-fA-F:.]{2,45}$/)
+// compiled on first use, not at import: start-up is not slowed by records it may never read (src/lib/lazy.ts)
+const ajv = lazy(() => {
+  const a = new Ajv({ allErrors: false, strict: false })
+  a.addFormat('ipv4', /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/)
+  // permissive shape check; the kernel-facing code never sees these, dns-packet encodes them
+  a.addFormat('ipv6', /^[0-9a-fA-F:.]{2,45}$/)
+  return a
+})
 
-export const isServiceValue = ajv.compile<ServiceDefinition>(serviceValueSchema)
-export const isRegistrationValue = ajv.compile<RegistrationValue>(registrationValueSchema)
-export const isEndpointValue = ajv.compile<EndpointValue>(endpointValueSchema)
-export const isHealthValue = ajv.compile<HealthValue>(healthValueSchema)
+export const isServiceValue = lazyValidator(() => ajv().compile<ServiceDefinition>(serviceValueSchema))
+export const isRegistrationValue = lazyValidator(() =>
+  ajv().compile<RegistrationValue>(registrationValueSchema),
+)
+export const isEndpointValue = lazyValidator(() => ajv().compile<EndpointValue>(endpointValueSchema))
+export const isHealthValue = lazyValidator(() => ajv().compile<HealthValue>(healthValueSchema))
 
 /** Validates a service or tag name from outside (path parameter, CLI). */
 export function assertLabel(what: string, value: string): void {
