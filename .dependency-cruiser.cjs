@@ -44,6 +44,13 @@ module.exports = {
     floor('endpoints|runner', ['api', 'cli']),
     floor('api', ['cli']),
     {
+      name: 'api-contract-stands-alone',
+      comment: 'src/api/contract is what plexctl, the CNI plugin and the UI import: TypeBox schemas only, no agent code behind them',
+      severity: 'error',
+      from: { path: '^src/api/contract/' },
+      to: { path: '^src/', pathNot: '^src/(api/contract|lib)/' },
+    },
+    {
       name: 'cli-loads-no-agent-code',
       comment: 'plexctl imports only the API contract: types from the modules, code from src/cli and src/lib',
       severity: 'error',

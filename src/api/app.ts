@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { lazyCompilers } from './compilers.js'
 import type { ApiDeps } from './deps.js'
 import { installErrorContract } from './errors.js'
+import { registerOpenapi } from './openapi.js'
 import { allocRoutes } from './routes/allocs.js'
 import { cniRoutes } from './routes/cni.js'
 import { dnsRoutes } from './routes/dns.js'
@@ -40,6 +41,7 @@ export async function buildApp(
 
   installErrorContract(app, (err) => deps.logger.error({ err }, 'api request failed'))
 
+  await registerOpenapi(app)
   await app.register(statusRoutes, { deps })
   await app.register(metricsRoutes, { metrics: deps.metrics })
   await app.register(kvRoutes, { deps })

@@ -59,9 +59,9 @@ export interface DecodedAnswer {
   rcode: string
   flags: string[]
   rttMs: number
-  answers: unknown[]
-  authorities: unknown[]
-  additionals: unknown[]
+  answers: dnsPacket.Answer[]
+  authorities: dnsPacket.Answer[]
+  additionals: dnsPacket.Answer[]
 }
 
 /** The agent's DNS server: zone view over the store, forwarding, listeners on the gateway and host addresses. */

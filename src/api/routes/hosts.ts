@@ -1,6 +1,7 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { labelsKey } from '../../cluster/membership.js'
 import { PlexusError } from '../../lib/errors.js'
+import { HostParams, HostsReply, LabelsBody, LabelsReply } from '../contract/hosts.js'
 import type { ApiDeps } from '../deps.js'
 
 // GET /v1/hosts                      members with state, last heard, labels, RTT estimate
@@ -8,79 +9,22 @@ import type { ApiDeps } from '../deps.js'
 // Labels set here live in the shared key config/labels/<name>, so any host can
 // label any other; the labelled host folds them into its own heartbeat record.
 
-const LABEL_KEY = '^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62}[A-Za-z0-9])?$'
 const CAS_RETRIES = 5
 
-const host = {
-  type: 'object',
-  required: ['name', 'peerId', 'address', 'state', 'self', 'lastHeard', 'silentMs', 'labels', 'rttMs'],
-  properties: {
-    name: { type: 'string' },
-    peerId: { type: 'string' },
-    address: { type: 'string' },
-    state: { enum: ['alive', 'suspect', 'dead'] },
-    self: { type: 'boolean' },
-    lastHeard: { type: 'string' },
-    silentMs: { type: 'integer' },
-    labels: { type: 'object', additionalProperties: { type: 'string' } },
-    rttMs: { type: ['number', 'null'] },
-    version: { type: 'string' },
-    startedAt: { type: 'string' },
-    multiaddrs: { type: 'array', items: { type: 'string' } },
-  },
-} as const
-
-const labels = { type: 'object', additionalProperties: { type: 'string' } } as const
-
-export const hostsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
+export const hostsRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
   const members = () => {
     if (!deps.members)
       throw new PlexusError('PLX_API_UNAVAILABLE', 'membership is not running', { status: 503 })
     return deps.members
   }
 
-  app.get(
-    '/v1/hosts',
-    {
-      schema: {
-        response: {
-          200: { type: 'object', required: ['hosts'], properties: { hosts: { type: 'array', items: host } } },
-        },
-      },
-    },
-    async () => ({ hosts: members().hosts() }),
-  )
+  app.get('/v1/hosts', { schema: { response: { 200: HostsReply } } }, async () => ({
+    hosts: members().hosts(),
+  }))
 
-  app.put<{ Params: { name: string }; Body: { labels: Record<string, string | null> } }>(
+  app.put(
     '/v1/hosts/:name/labels',
-    {
-      schema: {
-        params: {
-          type: 'object',
-          required: ['name'],
-          properties: { name: { type: 'string', minLength: 1 } },
-        },
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['labels'],
-          properties: {
-            labels: {
-              type: 'object',
-              propertyNames: { pattern: LABEL_KEY },
-              additionalProperties: { type: ['string', 'null'], maxLength: 256 },
-            },
-          },
-        },
-        response: {
-          200: {
-            type: 'object',
-            required: ['name', 'labels'],
-            properties: { name: { type: 'string' }, labels },
-          },
-        },
-      },
-    },
+    { schema: { params: HostParams, body: LabelsBody, response: { 200: LabelsReply } } },
     async (req) => {
       const { name } = req.params
       if (

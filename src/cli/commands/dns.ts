@@ -1,21 +1,6 @@
+import type { DnsAnswer, DnsRecord } from '../../api/contract/dns.js'
 import type { RegisterCommand } from '../context.js'
 import { json, keyValues, table } from '../output.js'
-
-interface Rr {
-  name: string
-  type: string
-  ttl?: number
-  data?: unknown
-}
-interface Answer {
-  server: string
-  rcode: string
-  flags: string[]
-  rttMs: number
-  answers: Rr[]
-  authorities: Rr[]
-  additionals: Rr[]
-}
 
 function rdata(d: unknown): string {
   if (d && typeof d === 'object') {
@@ -37,7 +22,7 @@ export const registerDns: RegisterCommand = (program, ctx) => {
     .argument('[type]', 'record type (A, AAAA, SRV, PTR, SOA, NS, ANY, ...)', 'A')
     .action(async (name: string, type: string) => {
       const q = new URLSearchParams({ name, type: type.toUpperCase() })
-      const a = await ctx.client().call<Answer>('GET', `/v1/dns/query?${q}`)
+      const a = await ctx.client().call<DnsAnswer>('GET', `/v1/dns/query?${q}`)
       if (ctx.format() === 'json') return ctx.print(json(a))
       ctx.print(`;; ${a.rcode} flags: ${a.flags.join(' ')} from ${a.server} in ${a.rttMs.toFixed(2)} ms\n`)
       for (const [title, list] of [

@@ -1,18 +1,7 @@
 import { InvalidArgumentError } from 'commander'
+import type { HostsReply, LabelsReply } from '../../api/contract/hosts.js'
 import type { RegisterCommand } from '../context.js'
 import { json, table } from '../output.js'
-
-interface Host {
-  name: string
-  peerId: string
-  address: string
-  state: string
-  self: boolean
-  lastHeard: string
-  silentMs: number
-  labels: Record<string, string>
-  rttMs: number | null
-}
 
 /** k=v sets a label, k- removes it (kubectl style). */
 export function parseLabelArgs(args: string[]): Record<string, string | null> {
@@ -35,7 +24,7 @@ export const registerHosts: RegisterCommand = (program, ctx) => {
     .command('hosts')
     .description('cluster members: state, last heard, labels, estimated RTT')
     .action(async () => {
-      const { hosts } = await ctx.client().call<{ hosts: Host[] }>('GET', '/v1/hosts')
+      const { hosts } = await ctx.client().call<HostsReply>('GET', '/v1/hosts')
       if (ctx.format() === 'json') return ctx.print(json(hosts))
       ctx.print(
         table(
@@ -64,11 +53,7 @@ export const registerHosts: RegisterCommand = (program, ctx) => {
       const body = { labels: parseLabelArgs(labels) }
       const r = await ctx
         .client()
-        .call<{ name: string; labels: Record<string, string> }>(
-          'PUT',
-          `/v1/hosts/${encodeURIComponent(host)}/labels`,
-          body,
-        )
+        .call<LabelsReply>('PUT', `/v1/hosts/${encodeURIComponent(host)}/labels`, body)
       ctx.print(ctx.format() === 'json' ? json(r) : `${r.name}: ${JSON.stringify(r.labels)}\n`)
     })
 }

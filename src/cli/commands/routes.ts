@@ -1,34 +1,13 @@
+import type { RoutesReply } from '../../api/contract/routes.js'
 import type { RegisterCommand } from '../context.js'
 import { json, table } from '../output.js'
-
-interface RoutesReport {
-  state: string
-  reason?: string
-  backend?: string
-  subnet?: string
-  mtu?: number
-  firewall: { backend: string; variant?: string }
-  routes: {
-    dst: string
-    gateway: string
-    dev: string
-    onlink: boolean
-    host?: string
-    mode?: string
-    programmed: boolean
-  }[]
-  remotes: { host: string; subnet: string; publicIp: string; mode: string; reason?: string }[]
-  repairs: Record<string, number>
-  passes: number
-  lastPass?: { at: string; durationMs: number; changes: number; failed: { change: string; error: string }[] }
-}
 
 export const registerRoutes: RegisterCommand = (program, ctx) => {
   program
     .command('routes')
     .description('overlay routes: desired vs programmed, refused remote hosts, drift repaired')
     .action(async () => {
-      const r = await ctx.client().call<RoutesReport>('GET', '/v1/routes')
+      const r = await ctx.client().call<RoutesReply>('GET', '/v1/routes')
       if (ctx.format() === 'json') return ctx.print(json(r))
       const fw = `${r.firewall.backend}${r.firewall.variant ? ` (${r.firewall.variant})` : ''}`
       ctx.print(

@@ -1,17 +1,6 @@
+import type { StatusReply } from '../../api/contract/status.js'
 import type { RegisterCommand } from '../context.js'
 import { duration, json, keyValues } from '../output.js'
-
-interface Status {
-  name: string
-  version: string
-  pid: number
-  startedAt: string
-  uptimeSeconds: number
-  memory: { rssBytes: number; heapUsedBytes: number; externalBytes: number }
-  /** plexus_ series by their Prometheus key (GET /metrics has them all, with help and types) */
-  metrics: Record<string, number>
-  [k: string]: unknown
-}
 
 const mb = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MB`
 
@@ -20,7 +9,7 @@ export const registerStatus: RegisterCommand = (program, ctx) => {
     .command('status')
     .description('show this host agent: name, version, uptime, memory, metrics')
     .action(async () => {
-      const s = await ctx.client().call<Status>('GET', '/v1/status')
+      const s = await ctx.client().call<StatusReply>('GET', '/v1/status')
       if (ctx.format() === 'json') return ctx.print(json(s))
       const pairs: [string, unknown][] = [
         ['name', s.name],

@@ -1,34 +1,13 @@
+import type { SubnetsReply } from '../../api/contract/subnets.js'
 import type { RegisterCommand } from '../context.js'
 import { duration, json, table } from '../output.js'
-
-interface SubnetsReport {
-  network: string | null
-  leases: {
-    peerId: string
-    host: string
-    subnet: string
-    publicIp: string
-    backend: string
-    vtepMac?: string
-    expiresInSeconds: number
-    self: boolean
-  }[]
-  invalid: { key: string; owner: string; kind: string; reason: string; subnet?: string }[]
-  self: {
-    peerId: string
-    state: string
-    reason?: string
-    subnet?: string
-    withdrawn?: { containerId: string; ifname: string; address: string }[]
-  }
-}
 
 export const registerSubnets: RegisterCommand = (program, ctx) => {
   program
     .command('subnets')
     .description('host-subnet leases across the cluster (and the ones ignored as invalid)')
     .action(async () => {
-      const r = await ctx.client().call<SubnetsReport>('GET', '/v1/subnets')
+      const r = await ctx.client().call<SubnetsReply>('GET', '/v1/subnets')
       if (ctx.format() === 'json') return ctx.print(json(r))
       if (!r.network) return ctx.print('no network config is set: run `plexctl network init`\n')
       ctx.print(

@@ -1,0 +1,46 @@
+import { type Static, Type } from '@sinclair/typebox'
+import { Nullable, StringEnum } from './common.js'
+
+/** a cluster member as this host sees it */
+export const Host = Type.Object({
+  name: Type.String(),
+  peerId: Type.String(),
+  address: Type.String(),
+  state: StringEnum(['alive', 'suspect', 'dead']),
+  self: Type.Boolean(),
+  lastHeard: Type.String(),
+  silentMs: Type.Integer(),
+  labels: Type.Record(Type.String(), Type.String()),
+  rttMs: Nullable(Type.Number()),
+  version: Type.Optional(Type.String()),
+  startedAt: Type.Optional(Type.String()),
+  multiaddrs: Type.Optional(Type.Array(Type.String())),
+})
+export type Host = Static<typeof Host>
+
+/** GET /v1/hosts */
+export const HostsReply = Type.Object({ hosts: Type.Array(Host) })
+export type HostsReply = Static<typeof HostsReply>
+
+/** a label key: Kubernetes' name part (letters, digits, '.', '_', '/', '-'; alphanumeric at both ends) */
+const LABEL_KEY = '^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62}[A-Za-z0-9])?$'
+
+export const HostParams = Type.Object({ name: Type.String({ minLength: 1 }) })
+
+/** PUT /v1/hosts/:name/labels: {"labels": {"k": "v", "gone": null}} (null removes) */
+export const LabelsBody = Type.Object(
+  {
+    // a key outside the pattern is refused, not ignored
+    labels: Type.Record(Type.String({ pattern: LABEL_KEY }), Nullable(Type.String({ maxLength: 256 })), {
+      additionalProperties: false,
+    }),
+  },
+  { additionalProperties: false },
+)
+export type LabelsBody = Static<typeof LabelsBody>
+
+export const LabelsReply = Type.Object({
+  name: Type.String(),
+  labels: Type.Record(Type.String(), Type.String()),
+})
+export type LabelsReply = Static<typeof LabelsReply>
