@@ -14,7 +14,7 @@ import {
   rescheduleDecision,
   resolveReschedule,
 } from './reschedule.js'
-import { type Claim, type SlotVerdict, settle, slotOf } from './settle.js'
+import { type Claim, healthGate, type SlotVerdict, settle, slotOf } from './settle.js'
 
 export interface OwnerInput {
   self: string
@@ -59,9 +59,11 @@ function wantedSlots(job: JobValue): Set<string> {
 const FAILED = new Set(['failed', 'lost'])
 
 /**
- * Every empty slot whose latest allocation of this version of the job failed
- * (what the reschedule policy says of it), or was itself a replacement (its
- * count carries on to the next one, so a refusal in between does not reset it).
+ * Every slot whose latest allocation of this version of the job failed (what
+ * the reschedule policy says of it), or was itself a replacement (its count
+ * carries on to the next one, so a refusal in between does not reset it).
+ * A slot still held counts only when the failure came after its holder: a
+ * replacement (update, drain) failed while the old allocation serves on.
  */
 function reschedules(
   claims: Claim[],
@@ -72,12 +74,14 @@ function reschedules(
   const latest = new Map<string, Claim>()
   for (const c of claims) {
     const k = slotOf(c.alloc)
-    if (verdicts.has(k) || c.alloc.jobVersion !== job.version) continue
+    if (c.alloc.jobVersion !== job.version) continue
     const seen = latest.get(k)
     if (!seen || c.alloc.createdAt > seen.alloc.createdAt) latest.set(k, c)
   }
   const out = new Map<string, { claim: Claim; decision: RescheduleDecision }>()
   for (const [k, c] of latest) {
+    const holder = verdicts.get(k)?.winner
+    if (holder && holder.alloc.createdAt >= c.alloc.createdAt) continue
     if (c.state && FAILED.has(c.state.status)) {
       const group = job.spec.groups.find((g) => g.name === c.alloc.group)
       const policy = resolveReschedule(group?.reschedule, job.spec.type)
@@ -133,24 +137,60 @@ function refusing(claims: Claim[], job: JobValue, hosts: HostView[]): Set<string
   return out
 }
 
+/**
+ * Slots whose allocation is to be replaced beside it: it runs an older
+ * version of the job (a rolling update), or its host was drained. At most
+ * `update.maxParallel` (default 1) of a group at once, counting the
+ * replacements already being brought up; in slot order, so every pass picks
+ * the same ones. A group with a failed slot (a replacement that failed waits
+ * out its reschedule delay, or was given up) replaces nothing more: the old
+ * instances keep serving until the job changes. Maps each slot to the id of
+ * the allocation it replaces.
+ */
+function replacements(
+  job: JobValue,
+  verdicts: Map<string, SlotVerdict>,
+  hosts: HostView[],
+  live: ReadonlySet<string>,
+  deferred: ReadonlyMap<string, unknown>,
+): Map<string, string> {
+  const eligible = new Set(hosts.filter((h) => h.alive).map((h) => h.id))
+  const out = new Map<string, string>()
+  for (const g of job.spec.groups) {
+    const slots = [...verdicts].filter(([, v]) => v.group === g.name).sort(([a], [b]) => (a < b ? -1 : 1))
+    const failing = [...deferred.keys()].some((slot) => slot.startsWith(`${g.name}/`))
+    let budget = failing ? 0 : (g.update?.maxParallel ?? 1) - slots.filter(([, v]) => v.incoming).length
+    for (const [slot, v] of slots) {
+      if (budget <= 0) break
+      if (v.incoming || deferred.has(slot)) continue
+      const { jobVersion, host } = v.winner.alloc
+      if (jobVersion >= job.version && !(live.has(host) && !eligible.has(host))) continue
+      out.set(slot, v.winner.alloc.id)
+      budget--
+    }
+  }
+  return out
+}
+
 export function ownerPlan(input: OwnerInput): OwnerPlan {
   const { self, job, now } = input
   const claims = [...input.claims]
   const live = input.live ?? new Set(input.hosts.filter((h) => h.alive).map((h) => h.id))
-  const verdicts = settle(claims, live, job.spec.type === 'batch')
+  const verdicts = settle(claims, live, job.spec.type === 'batch', healthGate(job, now))
   const mine = new Map<string, AllocValue>()
   for (const c of claims) if (c.owners.includes(self)) mine.set(c.alloc.id, c.alloc)
   const out: OwnerPlan = { puts: [], deletes: [], verdicts, deferred: new Map() }
+  /** slot → the claim this owner's record for it names */
   const keepSlots = new Map<string, Claim>()
   // the failed allocations of slots that wait: their records stay (the host keeps their state, reason
   // and exit code visible while an owner's record names them), adopted if another owner placed them
   const retained = new Set<string>()
-  const trackers = new Map<string, RescheduleTracker>()
+  const fresh: Fresh = { trackers: new Map(), replaces: new Map() }
 
   if (!job.stopped) {
     for (const [slot, { claim, decision }] of reschedules(claims, job, verdicts, now)) {
       if (decision.kind === 'place') {
-        trackers.set(slot, decision.tracker)
+        fresh.trackers.set(slot, decision.tracker)
         continue
       }
       const reason =
@@ -161,11 +201,17 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
       retained.add(claim.alloc.id)
       if (!mine.has(claim.alloc.id)) out.puts.push(recordOf(claim.alloc))
     }
-    const open = (slot: string) => !keepSlots.has(slot) && !out.deferred.has(slot)
+    fresh.replaces = replacements(job, verdicts, input.hosts, live, out.deferred)
+    // what stays where it is, as the owner's record names it: the holder, or the replacement being
+    // brought up beside it (a waiting slot keeps the record of its failed allocation instead)
+    const staying = new Map<string, Claim>()
+    for (const [slot, v] of verdicts)
+      if (!fresh.replaces.has(slot) && !out.deferred.has(slot)) staying.set(slot, v.incoming ?? v.winner)
+    const open = (slot: string) => !staying.has(slot) && !out.deferred.has(slot)
     const skip = refusing(claims, job, input.hosts)
     const hosts = withoutKept(
       input.hosts.filter((h) => !skip.has(h.id)),
-      [...verdicts.values()].map((v) => v.winner),
+      [...staying.values()],
     )
     if (job.spec.type === 'system') {
       // a system job's slots are its eligible hosts: placement says which they are
@@ -173,12 +219,14 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
       out.plan = plan
       for (const p of plan.placements) {
         const slot = `${p.group}/${p.host}`
-        if (!out.deferred.has(slot))
-          addSlot(out, keepSlots, verdicts, job, p.group, p.host, p.host, p.hostName, now, trackers.get(slot))
+        if (out.deferred.has(slot)) continue
+        const held = staying.get(slot)
+        if (held) keepSlots.set(slot, held)
+        else addSlot(out, keepSlots, job, p.group, p.host, p.host, p.hostName, now, fresh)
       }
     } else {
       const wanted = wantedSlots(job)
-      for (const [slot, v] of verdicts) if (wanted.has(slot)) keepSlots.set(slot, v.winner)
+      for (const [slot, c] of staying) if (wanted.has(slot)) keepSlots.set(slot, c)
       if ([...wanted].some(open)) {
         const keep = [...keepSlots.values()].map((c) => ({
           group: c.alloc.group,
@@ -188,20 +236,8 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
         const plan = place({ job: job.spec, hosts, allocations: input.others ?? [], keep })
         out.plan = plan
         for (const p of plan.placements) {
-          const slot = `${p.group}/${p.index}`
-          if (open(slot))
-            addSlot(
-              out,
-              keepSlots,
-              verdicts,
-              job,
-              p.group,
-              String(p.index),
-              p.host,
-              p.hostName,
-              now,
-              trackers.get(slot),
-            )
+          if (open(`${p.group}/${p.index}`))
+            addSlot(out, keepSlots, job, p.group, String(p.index), p.host, p.hostName, now, fresh)
         }
       }
     }
@@ -240,26 +276,28 @@ function recordOf(a: AllocValue): AllocValue {
   }
 }
 
-/** One wanted slot: kept if a claim holds it, else a new allocation on the host placement chose. */
+/** What a new allocation of a slot carries: its reschedule count, the allocation it replaces. */
+interface Fresh {
+  trackers: Map<string, RescheduleTracker>
+  replaces: Map<string, string>
+}
+
+/** A new allocation for a slot, on the host placement chose. */
 function addSlot(
   out: OwnerPlan,
   keepSlots: Map<string, Claim>,
-  verdicts: Map<string, SlotVerdict>,
   job: JobValue,
   group: string,
   slot: string,
   host: string,
   hostName: string,
   now: number,
-  reschedule: RescheduleTracker | undefined,
+  fresh: Fresh,
 ): void {
   const key = `${group}/${slot}`
-  const held = verdicts.get(key)
-  if (held) {
-    keepSlots.set(key, held.winner)
-    return
-  }
   const spec = job.spec.groups.find((g) => g.name === group)
+  const reschedule = fresh.trackers.get(key)
+  const replaces = fresh.replaces.get(key)
   const alloc: AllocValue = {
     id: allocId(job.spec.name, group, slot, host, now),
     job: job.spec.name,
@@ -271,6 +309,7 @@ function addSlot(
     resources: spec ? groupDemand(spec) : { cpu: 0, memoryMb: 0 },
     createdAt: now,
     ...(reschedule ? { reschedule } : {}),
+    ...(replaces ? { replaces } : {}),
   }
   out.puts.push(alloc)
   keepSlots.set(key, { alloc, owners: [] })

@@ -18,6 +18,9 @@ import type { RescheduleTracker } from './reschedule.js'
 import { type JobSpec, jobProblems } from './spec.js'
 
 export const JOB_PREFIX = 'jobs/'
+/** config/drain/<name>: present while host <name> is drained (`plexctl hosts drain`): no new placements, its allocations move */
+export const DRAIN_PREFIX = 'config/drain/'
+export const drainKey = (name: string): string => `${DRAIN_PREFIX}${name}`
 
 /** cpu in millicores, memory in MiB (the units of a task's resources) */
 export interface Resources {
@@ -62,6 +65,8 @@ export interface AllocValue {
   createdAt: number
   /** set on the replacement of a failed allocation: its place in the slot's run of failures */
   reschedule?: RescheduleTracker
+  /** set on a replacement brought up beside a running allocation (update, drain): that allocation's id */
+  replaces?: string
 }
 
 export type AllocStatus =
@@ -130,6 +135,7 @@ const allocProperties = {
   hostName: { type: 'string', maxLength: 253 },
   resources,
   createdAt: { type: 'number', minimum: 0 },
+  replaces: { type: 'string', pattern: '^[a-z0-9-]{1,200}$' },
   reschedule: {
     type: 'object',
     additionalProperties: false,

@@ -34,6 +34,8 @@ import {
   type CapacityValue,
   capacityKey,
   capacityOf,
+  DRAIN_PREFIX,
+  drainKey,
   ENDED,
   ENDED_KEEP_MS,
   JOB_PREFIX,
@@ -41,7 +43,7 @@ import {
   jobOf,
   type Resources,
 } from './records.js'
-import { type Claim, claimsOf, settle } from './settle.js'
+import { type Claim, claimsOf, healthGate, settle } from './settle.js'
 
 export interface SchedulerConfig {
   /** what this host offers; default: every cpu (×1000 millicores) and all memory */
@@ -56,9 +58,6 @@ export interface SchedulerComponents {
   metrics: Metrics
   config: { name: string; scheduler?: SchedulerConfig }
 }
-
-/** present while host <name> is drained: it takes no new placements */
-export const drainKey = (name: string): string => `config/drain/${name}`
 
 /** how long after a change the pass runs (a burst of records is one pass) */
 const DEBOUNCE_MS = 100
@@ -75,7 +74,7 @@ export interface SchedulerView {
   hosts: HostView[]
   /** peers that may own jobs: alive or suspect (a suspect owner keeps its jobs until it is declared dead) */
   owners: string[]
-  /** alive members: their allocations hold their slots */
+  /** members not declared dead (alive or suspect): their allocations hold their slots */
   live: Set<string>
 }
 
@@ -108,7 +107,7 @@ export class SchedulerService implements Startable {
       ALLOC_STATE_PREFIX,
       CAPACITY_PREFIX,
       NODE_PREFIX,
-      'config/drain/',
+      DRAIN_PREFIX,
     ])
       this.cancels.push(store.watch(prefix, () => this.loop.trigger()))
     await this.loop.start()
@@ -167,7 +166,9 @@ export class SchedulerService implements Startable {
       })
     }
     const owners = members.filter((m) => m.state !== 'dead').map((m) => m.peerId)
-    const live = new Set(members.filter((m) => m.state === 'alive').map((m) => m.peerId))
+    // a suspect host (a late heartbeat: load, a short partition) keeps its slots until it is
+    // declared dead, as it keeps its jobs: else each hiccup places a slot twice and stops one
+    const live = new Set(owners)
     return { jobs, allocs, states, capacity, hosts, owners, live }
   }
 
@@ -186,10 +187,17 @@ export class SchedulerService implements Startable {
     const mine = view.states.filter((s) => s.host === self)
     const byId = new Map(mine.map((s) => [s.id, s]))
     const offered: AllocValue[] = []
+    const now = Date.now()
     for (const [name, claims] of claimsByJob) {
       const job = view.jobs.get(name)
-      const verdicts = settle(claims, view.live, job?.spec.type === 'batch')
-      const winners = new Set([...verdicts.values()].map((v) => v.winner.alloc.id))
+      const verdicts = settle(claims, view.live, job?.spec.type === 'batch', healthGate(job, now))
+      // a replacement being brought up runs beside the allocation it replaces: both are kept
+      const winners = new Set(
+        [...verdicts.values()].flatMap((v) => [
+          v.winner.alloc.id,
+          ...(v.incoming ? [v.incoming.alloc.id] : []),
+        ]),
+      )
       for (const c of claims) {
         if (c.alloc.host !== self) continue
         const placedByOwner = c.owners.length > 0
@@ -201,7 +209,7 @@ export class SchedulerService implements Startable {
         const shown =
           state !== undefined &&
           ENDED.has(state.status) &&
-          (placedByOwner || Date.now() - state.updatedAt < ENDED_KEEP_MS)
+          (placedByOwner || now - state.updatedAt < ENDED_KEEP_MS)
         if (state && (!job || job.stopped || (!winners.has(c.alloc.id) && !shown))) {
           await store.delete(allocStateKey(self, state.id))
           logger.info({ alloc: state.id, job: name }, 'allocation released')
@@ -210,7 +218,6 @@ export class SchedulerService implements Startable {
     }
     if (offered.length === 0) return
     const verdict = admit({ total: cap, eligible: this.eligible(), states: mine, offered })
-    const now = Date.now()
     for (const a of verdict.admitted) {
       await store.put(allocStateKey(self, a.id), {
         ...a,

@@ -6,7 +6,7 @@
 // may come back holding slots placed elsewhere meanwhile; every host applies
 // the same rule to the same records and reaches the same verdict, so the
 // loser is stopped where it runs and the count returns to the spec.
-import { type AllocStateValue, type AllocValue, HOLDING } from './records.js'
+import { type AllocStateValue, type AllocValue, HOLDING, type JobValue } from './records.js'
 
 /** One allocation as seen through every record that names it. */
 export interface Claim {
@@ -23,6 +23,12 @@ export interface SlotVerdict {
   winner: Claim
   /** other live claims on the slot: to be stopped */
   losers: Claim[]
+  /**
+   * the winner's replacement (a new version of the job, or a move off a
+   * drained host) while it is not yet healthy: it runs beside the winner,
+   * which keeps the slot until then, so the slot is never without an instance
+   */
+  incoming?: Claim
 }
 
 export const slotOf = (a: Pick<AllocValue, 'group' | 'slot'>): string => `${a.group}/${a.slot}`
@@ -70,11 +76,32 @@ function rank(a: Claim, b: Claim): number {
   return admitted || b.alloc.createdAt - a.alloc.createdAt || (a.alloc.id < b.alloc.id ? -1 : 1)
 }
 
-/** Every slot with at least one holding claim, its winner and its losers. */
+/**
+ * Whether a replacement may take its slot over: it has run for the group's
+ * `update.minHealthyMs` (default 10 s, Nomad's min_healthy_time) since it last
+ * (re)started. The runner writes its state only on change, so `updatedAt` of
+ * a running allocation is when it started running; it is the runner host's
+ * clock, read on another host: skew shortens or lengthens the wait by as much.
+ */
+export const DEFAULT_MIN_HEALTHY_MS = 10_000
+export function healthGate(job: JobValue | undefined, now: number): (c: Claim) => boolean {
+  return (c) => {
+    if (c.state?.status !== 'running') return false
+    const g = job?.spec.groups.find((x) => x.name === c.alloc.group)
+    return now - c.state.updatedAt >= (g?.update?.minHealthyMs ?? DEFAULT_MIN_HEALTHY_MS)
+  }
+}
+
+/**
+ * Every slot with at least one holding claim, its winner, its losers and the
+ * winner's replacement still being brought up. `healthy` says when a
+ * replacement may take over (every host must pass the same rule: healthGate).
+ */
 export function settle(
   claims: Iterable<Claim>,
   alive: ReadonlySet<string>,
   batch: boolean,
+  healthy: (c: Claim) => boolean,
 ): Map<string, SlotVerdict> {
   const bySlot = new Map<string, Claim[]>()
   for (const c of claims) {
@@ -84,8 +111,30 @@ export function settle(
   }
   const out = new Map<string, SlotVerdict>()
   for (const [k, cs] of bySlot) {
-    const [winner, ...losers] = cs.sort(rank) as [Claim, ...Claim[]]
-    out.set(k, { group: winner.alloc.group, slot: winner.alloc.slot, winner, losers })
+    cs.sort(rank)
+    // a replacement and the allocation it replaces hold the slot together until the replacement is
+    // healthy, whichever ranks first (the replacement is later, but admitted only after a while)
+    const replacementOf = (c: Claim) => cs.find((x) => x.alloc.replaces === c.alloc.id)
+    const top = cs[0] as Claim
+    const old = replacementOf(top) ? top : cs.find((x) => x.alloc.id === top.alloc.replaces)
+    const replacement = old && replacementOf(old)
+    let winner = top
+    let incoming: Claim | undefined
+    if (old && replacement) {
+      if (healthy(replacement)) winner = replacement
+      else {
+        winner = old
+        incoming = replacement
+      }
+    }
+    const losers = cs.filter((c) => c !== winner && c !== incoming)
+    out.set(k, {
+      group: winner.alloc.group,
+      slot: winner.alloc.slot,
+      winner,
+      losers,
+      ...(incoming ? { incoming } : {}),
+    })
   }
   return out
 }

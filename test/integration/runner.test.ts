@@ -17,6 +17,8 @@ t.setTimeout(900_000)
 interface Alloc {
   id: string
   group: string
+  jobVersion: number
+  replaces?: string
   hostName: string
   status: string
   restarts: number
@@ -52,6 +54,22 @@ groups:
         driver: exec
         config: { command: ["no-such-binary-plexus"] }
         resources: { cpu: 10, memoryMb: 8 }
+`
+
+// version 2 of the web group (the bad group dropped, no distinct_hosts, so a drain can move one):
+// rolled out one allocation at a time
+const SPEC_V2 = `name: rt
+type: service
+groups:
+  - name: web
+    count: 2
+    update: { maxParallel: 1, minHealthyMs: 1500 }
+    tasks:
+      - name: web
+        driver: exec
+        config: { command: ["sh", "-c", "echo v2 $PLEXUS_ALLOC_ID; exec sleep 600"] }
+        resources: { cpu: 100, memoryMb: 32 }
+        killTimeoutMs: 2000
 `
 
 const hostDir = (c: Cluster, h: string) => `/run/plexus-fixture/${c.name}/${h}`
@@ -202,8 +220,72 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
   t.equal(attaches(c, second), 1, 'no second CNI ADD')
   t.equal(allocs(c, second.hostName).find((a) => a.id === second.id)?.status, 'running', 'still running')
 
+  // rolling update: each new allocation comes up beside the one it replaces, which serves until the new
+  // one has run for minHealthyMs; one at a time; two web instances run throughout
+  const before2 = allocs(c).filter((a) => a.group === 'web')
+  writeFileSync(file, SPEC_V2)
+  t.equal(c.exec('h1', ['plexctl', 'job', 'run', file]).status, 0, 'job run: version 2')
+  let fewest = 2
+  let most = 0
+  const rolled = await eventually(
+    () => {
+      const w = allocs(c).filter((a) => a.group === 'web')
+      const up = w.filter((a) => a.status === 'running').length
+      fewest = Math.min(fewest, up)
+      most = Math.max(most, w.filter((a) => a.status !== 'complete' && a.status !== 'failed').length)
+      return w.length === 2 && w.every((a) => a.jobVersion === 2 && a.status === 'running') ? w : undefined
+    },
+    120_000,
+    300,
+  )
+  t.ok(rolled, 'both web allocations replaced by version 2, running')
+  t.equal(fewest, 2, 'never fewer than two running web instances during the update')
+  t.equal(most, 3, 'one replacement at a time (maxParallel 1): at most three instances at once')
+  t.same(
+    (rolled ?? []).map((a) => a.replaces).sort(),
+    before2.map((a) => a.id).sort(),
+    'each replaced one version-1 allocation',
+  )
+  for (const a of rolled ?? []) {
+    const logs = c.exec(a.hostName, ['plexctl', 'logs', a.id, '--tail', '1'])
+    t.equal(logs.stdout, `v2 ${a.id}\n`, `${a.id} runs version 2`)
+  }
+
+  // drain the host of a web allocation: what runs there moves to the other host, started before it stops
+  const from = rolled?.[0]?.hostName ?? 'h2'
+  const to = from === 'h1' ? 'h2' : 'h1'
+  const leaving = (rolled ?? []).filter((a) => a.hostName === from).map((a) => a.id)
+  t.equal(c.exec(to, ['plexctl', 'hosts', 'drain', from]).status, 0, `plexctl hosts drain ${from}`)
+  fewest = 2
+  const moved = await eventually(
+    () => {
+      const w = allocs(c).filter((a) => a.group === 'web')
+      fewest = Math.min(fewest, w.filter((a) => a.status === 'running').length)
+      return w.length === 2 && w.every((a) => a.hostName === to && a.status === 'running') ? w : undefined
+    },
+    60_000,
+    300,
+  )
+  t.ok(moved, `both web allocations run on ${to}`)
+  t.equal(fewest, 2, 'never fewer than two running during the move')
+  t.same(
+    (moved ?? []).flatMap((a) => (a.replaces && leaving.includes(a.replaces) ? [a.replaces] : [])).sort(),
+    [...leaving].sort(),
+    `each allocation that was on ${from} was replaced by a moved one`,
+  )
+  const drained = () =>
+    c.plexctlJson<{ name: string; drained: boolean }[]>('h1', ['hosts']).find((h) => h.name === from)?.drained
+  t.equal(drained(), true, `plexctl hosts shows ${from} drained`)
+  t.equal(c.exec(from, ['plexctl', 'hosts', 'undrain', from]).status, 0, `plexctl hosts undrain ${from}`)
+  t.equal(drained(), false, 'and no longer')
+  t.equal(
+    c.exec('h1', ['plexctl', 'hosts', 'drain', 'no-such-host']).status,
+    1,
+    'draining an unknown host is refused',
+  )
+
   // stop: nothing left behind
-  const ids = allocs(c).map((a) => a.id)
+  const ids = [...before2.map((a) => a.id), ...(rolled ?? []).map((a) => a.id), ...allocs(c).map((a) => a.id)]
   t.equal(c.exec('h1', ['plexctl', 'job', 'stop', 'rt']).status, 0, 'job stop')
   const gone = await eventually(
     () =>

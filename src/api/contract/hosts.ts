@@ -15,6 +15,8 @@ export const Host = Type.Object({
   version: Type.Optional(Type.String()),
   startedAt: Type.Optional(Type.String()),
   multiaddrs: Type.Optional(Type.Array(Type.String())),
+  /** config/drain/<name> exists: no new placements, its allocations move away */
+  drained: Type.Optional(Type.Boolean()),
 })
 export type Host = Static<typeof Host>
 
@@ -38,6 +40,10 @@ export const LabelsBody = Type.Object(
   { additionalProperties: false },
 )
 export type LabelsBody = Static<typeof LabelsBody>
+
+/** PUT and DELETE /v1/hosts/:name/drain */
+export const DrainReply = Type.Object({ name: Type.String(), drained: Type.Boolean() })
+export type DrainReply = Static<typeof DrainReply>
 
 export const LabelsReply = Type.Object({
   name: Type.String(),

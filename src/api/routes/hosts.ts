@@ -1,11 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { labelsKey } from '../../cluster/membership.js'
 import { PlexusError } from '../../lib/errors.js'
-import { HostParams, HostsReply, LabelsBody, LabelsReply } from '../contract/hosts.js'
+import { drainKey } from '../../scheduler/records.js'
+import { DrainReply, HostParams, HostsReply, LabelsBody, LabelsReply } from '../contract/hosts.js'
 import type { ApiDeps } from '../deps.js'
 
 // GET /v1/hosts                      members with state, last heard, labels, RTT estimate
 // PUT /v1/hosts/<name>/labels        {"labels": {"k": "v", "gone": null}} (null removes)
+// PUT|DELETE /v1/hosts/<name>/drain  drain a host (no new placements, its allocations move away) or undo it
 // Labels set here live in the shared key config/labels/<name>, so any host can
 // label any other; the labelled host folds them into its own heartbeat record.
 
@@ -18,22 +20,47 @@ export const hostsRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
     return deps.members
   }
 
+  const known = (name: string) => {
+    if (
+      !members()
+        .hosts()
+        .some((h) => h.name === name)
+    )
+      throw new PlexusError('PLX_HOSTS_NOT_FOUND', `no host named ${name}`, { status: 404 })
+  }
+
   app.get('/v1/hosts', { schema: { response: { 200: HostsReply } } }, async () => ({
-    hosts: members().hosts(),
+    hosts: members()
+      .hosts()
+      .map((h) => ({ ...h, drained: deps.store.get(drainKey(h.name)) !== undefined })),
   }))
+
+  app.put(
+    '/v1/hosts/:name/drain',
+    { schema: { params: HostParams, response: { 200: DrainReply } } },
+    async (req) => {
+      known(req.params.name)
+      await deps.store.put(drainKey(req.params.name), { since: new Date().toISOString() })
+      return { name: req.params.name, drained: true }
+    },
+  )
+
+  app.delete(
+    '/v1/hosts/:name/drain',
+    { schema: { params: HostParams, response: { 200: DrainReply } } },
+    async (req) => {
+      known(req.params.name)
+      if (deps.store.get(drainKey(req.params.name))) await deps.store.delete(drainKey(req.params.name))
+      return { name: req.params.name, drained: false }
+    },
+  )
 
   app.put(
     '/v1/hosts/:name/labels',
     { schema: { params: HostParams, body: LabelsBody, response: { 200: LabelsReply } } },
     async (req) => {
       const { name } = req.params
-      if (
-        !members()
-          .hosts()
-          .some((h) => h.name === name)
-      ) {
-        throw new PlexusError('PLX_HOSTS_NOT_FOUND', `no host named ${name}`, { status: 404 })
-      }
+      known(name)
       const key = labelsKey(name)
       // read-modify-write with compare-and-set, so two operators labelling at once both land
       for (let attempt = 0; ; attempt++) {

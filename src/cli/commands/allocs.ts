@@ -5,6 +5,7 @@ interface AllocLine {
   id: string
   job: string
   group: string
+  jobVersion: number
   hostName: string
   status: string
   restarts: number
@@ -27,11 +28,12 @@ export const registerAllocs: RegisterCommand = (program, ctx) => {
       if (ctx.format() === 'json') return ctx.print(json(res))
       ctx.print(
         table(
-          ['allocation', 'job', 'group', 'host', 'status', 'address', 'restarts', 'exit'],
+          ['allocation', 'job', 'group', 'version', 'host', 'status', 'address', 'restarts', 'exit'],
           res.map((a) => [
             a.id,
             a.job,
             a.group,
+            a.jobVersion,
             a.hostName,
             a.reason ? `${a.status}: ${a.reason}` : a.status,
             a.address ?? '-',

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from 'commander'
-import type { HostsReply, LabelsReply } from '../../api/contract/hosts.js'
+import type { DrainReply, HostsReply, LabelsReply } from '../../api/contract/hosts.js'
 import type { RegisterCommand } from '../context.js'
 import { json, table } from '../output.js'
 
@@ -33,7 +33,7 @@ export const registerHosts: RegisterCommand = (program, ctx) => {
             h.self ? `${h.name} (self)` : h.name,
             h.peerId,
             h.address,
-            h.state,
+            h.drained ? `${h.state}, drained` : h.state,
             h.self ? '-' : ago(h.silentMs),
             h.rttMs === null ? '-' : `${h.rttMs}ms`,
             Object.entries(h.labels)
@@ -43,6 +43,23 @@ export const registerHosts: RegisterCommand = (program, ctx) => {
         ),
       )
     })
+
+  for (const [verb, method, what] of [
+    [
+      'drain',
+      'PUT',
+      'no new placements on HOST; its allocations move away, update.maxParallel of a job at a time',
+    ],
+    ['undrain', 'DELETE', 'HOST takes placements again (what moved away stays where it is)'],
+  ] as const)
+    hosts
+      .command(verb)
+      .description(what)
+      .argument('<host>')
+      .action(async (host: string) => {
+        const r = await ctx.client().call<DrainReply>(method, `/v1/hosts/${encodeURIComponent(host)}/drain`)
+        ctx.print(ctx.format() === 'json' ? json(r) : `${r.name}: ${r.drained ? 'drained' : 'not drained'}\n`)
+      })
 
   hosts
     .command('label')

@@ -50,6 +50,8 @@ const alloc = (o: Partial<AllocValue> & { id: string; host: string }): AllocValu
   createdAt: 1000,
   ...o,
 })
+/** no replacements among these claims: the health gate is never asked */
+const ready = () => true
 const state = (a: AllocValue, status: AllocStatus, reason?: string): AllocStateValue => ({
   ...a,
   status,
@@ -71,6 +73,7 @@ t.test('settling a slot held twice: the same verdict whatever order the records 
     ).values(),
     alive,
     false,
+    ready,
   )
   const two = settle(
     claimsOf(
@@ -82,6 +85,7 @@ t.test('settling a slot held twice: the same verdict whatever order the records 
     ).values(),
     alive,
     false,
+    ready,
   )
   t.equal(one.get('g/0')?.winner.alloc.id, 'web-g-aaaa', 'the later placement (the replacement) wins')
   t.equal(two.get('g/0')?.winner.alloc.id, 'web-g-aaaa', 'in either order')
@@ -94,20 +98,37 @@ t.test('settling a slot held twice: the same verdict whatever order the records 
     { owner: 'peer-h2', alloc: b },
   ]
   // a placement its host has admitted beats a later one nobody has admitted yet
-  const admitted = settle(claimsOf(pair, [state(b, 'running')]).values(), alive, false)
+  const admitted = settle(claimsOf(pair, [state(b, 'running')]).values(), alive, false, ready)
   t.equal(admitted.get('g/0')?.winner.alloc.id, 'web-g-bbbb', 'admitted beats later')
   const tie = alloc({ id: 'web-g-0000', host: 'peer-h2', createdAt: 1000 })
   const tied = settle(
     claimsOf([pair[0] as (typeof pair)[0], { owner: 'peer-h2', alloc: tie }], []).values(),
     alive,
     false,
+    ready,
   )
   t.equal(tied.get('g/0')?.winner.alloc.id, 'web-g-0000', 'placed at the same time: the smaller id')
   // void claims hold nothing
-  t.equal(settle(claimsOf([], [state(a, 'rejected', 'full')]).values(), alive, false).size, 0, 'rejected')
-  t.equal(settle(claimsOf([{ owner: 'x', alloc: a }], []).values(), new Set(), false).size, 0, 'dead host')
-  t.equal(settle(claimsOf([], [state(a, 'complete')]).values(), alive, false).size, 0, 'a finished service')
-  t.equal(settle(claimsOf([], [state(a, 'complete')]).values(), alive, true).size, 1, 'a finished batch slot')
+  t.equal(
+    settle(claimsOf([], [state(a, 'rejected', 'full')]).values(), alive, false, ready).size,
+    0,
+    'rejected',
+  )
+  t.equal(
+    settle(claimsOf([{ owner: 'x', alloc: a }], []).values(), new Set(), false, ready).size,
+    0,
+    'dead host',
+  )
+  t.equal(
+    settle(claimsOf([], [state(a, 'complete')]).values(), alive, false, ready).size,
+    0,
+    'a finished service',
+  )
+  t.equal(
+    settle(claimsOf([], [state(a, 'complete')]).values(), alive, true, ready).size,
+    1,
+    'a finished batch slot',
+  )
 })
 
 t.test('admission: in the agreed order, up to the host’s own capacity', async (t) => {

@@ -1,0 +1,129 @@
+// Rolling updates and drains: a slot's allocation is replaced by a new one
+// brought up beside it, which takes the slot only once healthy, at most
+// update.maxParallel of a group at a time; a failing replacement stops the
+// rollout and the old instances keep serving.
+import t from 'tap'
+import { ownerPlan } from '../../../src/scheduler/owner-plan.js'
+import type { AllocStateValue, AllocStatus, AllocValue, JobValue } from '../../../src/scheduler/records.js'
+import { claimsOf, healthGate, settle } from '../../../src/scheduler/settle.js'
+import type { GroupSpec } from '../../../src/scheduler/spec.js'
+import { group, host, job } from './fixtures.js'
+
+const hosts = [host('h1'), host('h2'), host('h3')]
+const update: GroupSpec['update'] = { maxParallel: 1, minHealthyMs: 5000 }
+const web = (version: number, maxParallel = 1): JobValue => ({
+  spec: job([group('g', 2, { update: { ...update, maxParallel } })], { name: 'web' }),
+  version,
+  submittedAt: '2026-12-02T00:00:00Z',
+  stopped: false,
+})
+const alloc = (
+  id: string,
+  slot: string,
+  h: string,
+  version: number,
+  extra: Partial<AllocValue> = {},
+): AllocValue => ({
+  id,
+  job: 'web',
+  jobVersion: version,
+  group: 'g',
+  slot,
+  host: `peer-${h}`,
+  hostName: h,
+  resources: { cpu: 100, memoryMb: 64 },
+  createdAt: 1000,
+  ...extra,
+})
+const st = (a: AllocValue, status: AllocStatus, at: number): AllocStateValue => ({
+  ...a,
+  status,
+  updatedAt: at,
+})
+const owned = (...as: AllocValue[]) => as.map((alloc) => ({ owner: 'peer-h1', alloc }))
+const plan = (j: JobValue, now: number, records: AllocValue[], states: AllocStateValue[], hs = hosts) =>
+  ownerPlan({
+    self: 'peer-h1',
+    job: j,
+    hosts: hs,
+    live: new Set(hosts.map((h) => h.id)),
+    claims: claimsOf(owned(...records), states).values(),
+    now,
+  })
+
+const a0 = alloc('web-g-a0', '0', 'h1', 1)
+const a1 = alloc('web-g-a1', '1', 'h2', 1)
+const running = [st(a0, 'running', 1000), st(a1, 'running', 1000)]
+
+t.test('rolling update: one at a time, each healthy for minHealthyMs before the next', async (t) => {
+  const first = plan(web(2), 10_000, [a0, a1], running)
+  t.equal(first.puts.length, 1, 'one replacement (maxParallel 1)')
+  const r0 = first.puts[0] as AllocValue
+  t.match(r0, { slot: '0', jobVersion: 2, replaces: a0.id }, 'slot 0 first, naming what it replaces')
+  t.same(first.deletes, [], 'its record takes the slot key; nothing deleted')
+
+  const admitted = [...running, st(r0, 'admitted', 10_500)]
+  const bringing = plan(web(2), 11_000, [r0, a1], admitted)
+  t.same(bringing.puts, [], 'nothing more while it is brought up')
+  t.same(bringing.deletes, [])
+  const v = bringing.verdicts.get('g/0')
+  t.equal(v?.winner.alloc.id, a0.id, 'the old allocation keeps the slot')
+  t.equal(v?.incoming?.alloc.id, r0.id, 'the replacement runs beside it')
+  t.same(v?.losers, [], 'neither is stopped')
+
+  const young = [...running, st(r0, 'running', 12_000)]
+  t.same(plan(web(2), 16_999, [r0, a1], young).puts, [], 'running 4.999 s: not yet healthy')
+
+  const healthy = plan(web(2), 17_000, [r0, a1], young)
+  const g0 = healthy.verdicts.get('g/0')
+  t.equal(g0?.winner.alloc.id, r0.id, 'healthy for 5 s: it takes the slot')
+  t.same(
+    g0?.losers.map((c) => c.alloc.id),
+    [a0.id],
+    'the old one loses it (its host stops it)',
+  )
+  t.equal(healthy.puts.length, 1, 'and the next slot is replaced')
+  t.match(healthy.puts[0], { slot: '1', jobVersion: 2, replaces: a1.id })
+})
+
+t.test('rolling update: maxParallel 2 replaces both at once', async (t) => {
+  const p = plan(web(2, 2), 10_000, [a0, a1], running)
+  t.same(p.puts.map((a) => [a.slot, a.replaces]).sort(), [
+    ['0', a0.id],
+    ['1', a1.id],
+  ])
+})
+
+t.test('rolling update: a failing replacement stops the rollout, the old instance serves on', async (t) => {
+  const r0 = alloc('web-g-r0', '0', 'h3', 2, { replaces: a0.id, createdAt: 10_000 })
+  const p = plan(web(2), 13_500, [r0, a1], [...running, st(r0, 'failed', 13_000)])
+  t.same(p.puts, [], 'no other slot replaced, the failed one not at once')
+  t.same(p.deletes, [], 'the failed replacement stays on record')
+  t.equal(p.verdicts.get('g/0')?.winner.alloc.id, a0.id, 'slot 0 still held by the old version')
+  t.ok(p.deferred.get('g/0')?.until, 'the failed slot waits out its reschedule delay')
+  const later = plan(web(2), 13_000 + 30_000, [r0, a1], [...running, st(r0, 'failed', 13_000)])
+  t.equal(later.puts.length, 1, 'after the delay it is tried again')
+  t.match(later.puts[0], { slot: '0', replaces: a0.id, reschedule: { attempt: 1, since: 13_000 } })
+})
+
+t.test('drain: the allocations of a drained host move, the new one first', async (t) => {
+  const drained = [host('h1', { alive: false }), host('h2'), host('h3')]
+  const p = plan(web(1), 10_000, [a0, a1], running, drained)
+  t.equal(p.puts.length, 1, 'one move')
+  t.match(p.puts[0], { slot: '0', replaces: a0.id, jobVersion: 1 })
+  t.not(p.puts[0]?.host, 'peer-h1', 'off the drained host')
+  const nothing = plan(web(1), 10_000, [a0, a1], running)
+  t.same([nothing.puts, nothing.deletes], [[], []], 'undrained: nothing moves')
+})
+
+t.test('settle: every host reaches the same verdict on a replacement', async (t) => {
+  const r0 = alloc('web-g-r0', '0', 'h3', 2, { replaces: a0.id, createdAt: 10_000 })
+  const claims = () => claimsOf(owned(r0, a1), [...running, st(r0, 'running', 12_000)]).values()
+  const alive = new Set(hosts.map((h) => h.id))
+  const early = settle(claims(), alive, false, healthGate(web(2), 14_000)).get('g/0')
+  t.same([early?.winner.alloc.id, early?.incoming?.alloc.id], [a0.id, r0.id])
+  const late = settle(claims(), alive, false, healthGate(web(2), 17_000)).get('g/0')
+  t.same([late?.winner.alloc.id, late?.incoming], [r0.id, undefined])
+  const gone = settle(claims(), new Set(['peer-h2', 'peer-h3']), false, healthGate(web(2), 14_000)).get('g/0')
+  t.equal(gone?.winner.alloc.id, r0.id, 'the old host dead: the replacement holds alone, healthy or not')
+})
