@@ -1,4 +1,4 @@
-import type { DnsAnswer, DnsRecord } from '../../api/contract/dns.js'
+import type { DnsAnswer } from '../../api/contract/dns.js'
 import type { RegisterCommand } from '../context.js'
 import { json, keyValues, table } from '../output.js'
 

@@ -1,17 +1,6 @@
+import type { EndpointsReply } from '../../api/contract/endpoints.js'
 import type { RegisterCommand } from '../context.js'
 import { duration, json, table } from '../output.js'
-
-export interface EndpointRow {
-  containerId: string
-  ifname: string
-  name: string
-  host: string
-  ipv4: string
-  service?: string
-  createdAt: string
-  withdrawn?: string
-  [k: string]: unknown
-}
 
 /** Age of a record from its creation time, "-" when the time is unreadable. */
 export function age(createdAt: string, now = Date.now()): string {
@@ -26,7 +15,7 @@ export const registerEndpoints: RegisterCommand = (program, ctx) => {
     .option('--host <name>', 'only endpoints on this host')
     .option('--service <name>', 'only endpoints of this service')
     .action(async (opts: { host?: string; service?: string }) => {
-      const { endpoints } = await ctx.client().call<{ endpoints: EndpointRow[] }>('GET', '/v1/endpoints')
+      const { endpoints } = await ctx.client().call<EndpointsReply>('GET', '/v1/endpoints')
       const rows = endpoints
         .filter((e) => (!opts.host || e.host === opts.host) && (!opts.service || e.service === opts.service))
         .sort((a, b) => a.host.localeCompare(b.host) || a.name.localeCompare(b.name))

@@ -1,15 +1,11 @@
-import type { EndpointLive } from '../../endpoints/service.js'
-import type { EndpointValue } from '../../store/records.js'
+import type { EndpointDetail, EndpointDetailReply } from '../../api/contract/endpoints.js'
 import type { RegisterCommand } from '../context.js'
 import { json, keyValues } from '../output.js'
 import { age } from './endpoints.js'
 
-// types only, erased at build: the CLI loads no agent code
-type Endpoint = EndpointValue & { live?: EndpointLive }
-
 const list = (xs: string[] | undefined) => (xs?.length ? xs.join(', ') : undefined)
 
-function describe(e: Endpoint): string {
+function describe(e: EndpointDetail): string {
   const pairs: [string, unknown][] = [
     ['container', e.containerId],
     ['name', e.name],
@@ -67,7 +63,7 @@ export const registerInspect: RegisterCommand = (program, ctx) => {
     .action(async (id: string) => {
       const { endpoints } = await ctx
         .client()
-        .call<{ endpoints: Endpoint[] }>('GET', `/v1/endpoints/${encodeURIComponent(id)}`)
+        .call<EndpointDetailReply>('GET', `/v1/endpoints/${encodeURIComponent(id)}`)
       if (ctx.format() === 'json') return ctx.print(json(endpoints.length === 1 ? endpoints[0] : endpoints))
       ctx.print(endpoints.map(describe).join('\n'))
     })
