@@ -50,7 +50,10 @@ build: deps
 	@printf '#!/bin/sh\nexec "%s/dist/src/agent/main.js" "$$@"\n' "$(CURDIR)" > dist/bin/plexusd
 	@chmod +x dist/bin/plexctl dist/bin/plexusd
 
-lint: node_modules/.package-lock.json
+# Installs packages only when there are none: never reinstalls them under a test running from the
+# same tree (after a rebase the lock file is newer; `make build` and `make test` reinstall then).
+lint:
+	@[ -x node_modules/.bin/biome ] || $(MAKE) --no-print-directory node_modules/.package-lock.json
 	npx biome check .
 	npx depcruise src cni --config .dependency-cruiser.cjs
 
