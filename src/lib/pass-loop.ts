@@ -24,6 +24,11 @@ export interface PassLoopStatus {
   lastPass?: PassReport
 }
 
+/** What the loop needs of the store to trigger on its changes (the lib floor does not import the store). */
+export interface Watchable {
+  watch(prefix: string, fn: () => void): () => void
+}
+
 export interface PassLoopOptions {
   /** how long after a trigger the pass runs; a trigger while one is pending does not move it */
   debounceMs: number
@@ -35,6 +40,8 @@ export interface PassLoopOptions {
   pass: (full: boolean) => Promise<void>
   /** a pass threw: the owner logs and counts it; the loop goes on */
   onError: (err: unknown) => void
+  /** store prefixes whose changes trigger a pass: watched from start() until stop() */
+  watch?: { store: Watchable; prefixes: readonly string[] }
 }
 
 interface Waiter {
@@ -52,13 +59,16 @@ export class PassLoop {
   private fullWanted = false
   private stopped = true
   private waiters: Waiter[] = []
+  private cancels: (() => void)[] = []
   private st: PassLoopStatus = { passes: 0, failures: 0, applied: -1 }
 
   constructor(private readonly o: PassLoopOptions) {}
 
-  /** Runs the first (full) pass, then starts the timer. */
+  /** Watches the store, runs the first (full) pass, then starts the timer. */
   async start(): Promise<void> {
     this.stopped = false
+    const w = this.o.watch
+    if (w) this.cancels = w.prefixes.map((p) => w.store.watch(p, () => this.trigger()))
     await this.run(true)
     this.timer = setInterval(() => this.trigger(0, true), this.o.intervalMs)
     this.timer.unref()
@@ -67,6 +77,7 @@ export class PassLoop {
   /** Stops the timer, waits for a pass in progress; waiters are refused. */
   async stop(): Promise<void> {
     this.stopped = true
+    for (const cancel of this.cancels.splice(0)) cancel()
     clearInterval(this.timer)
     clearTimeout(this.debounce)
     this.debounce = undefined

@@ -75,7 +75,6 @@ const MAX_REASON = 1000
 export class RunnerService implements Startable {
   private readonly drivers = new DriverRegistry()
   private readonly allocs = new Map<string, LocalAlloc>()
-  private readonly cancels: (() => void)[] = []
   private readonly metrics: ReturnType<typeof runnerMetrics>
   private readonly loop: PassLoop
 
@@ -85,6 +84,7 @@ export class RunnerService implements Startable {
       debounceMs: DEBOUNCE_MS,
       intervalMs: PERIOD_MS,
       index: () => d.store.index,
+      watch: { store: d.store, prefixes: [`${ALLOC_STATE_PREFIX}${d.peerId}/`, JOB_PREFIX] },
       pass: () => this.reconcile(),
       onError: (err) => {
         this.metrics.passErrors.inc()
@@ -102,8 +102,6 @@ export class RunnerService implements Startable {
     }
     if (unreadable.length)
       this.d.logger.warn({ dirs: unreadable }, 'runner: unreadable allocation records skipped')
-    for (const prefix of [`${ALLOC_STATE_PREFIX}${this.d.peerId}/`, JOB_PREFIX])
-      this.cancels.push(this.d.store.watch(prefix, () => this.loop.trigger()))
     await this.loop.start()
   }
 
@@ -122,7 +120,6 @@ export class RunnerService implements Startable {
 
   /** Stops the loop only: tasks keep running for the next agent to adopt. */
   async stop(): Promise<void> {
-    for (const c of this.cancels.splice(0)) c()
     await this.loop.stop()
   }
 

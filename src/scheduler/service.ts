@@ -79,7 +79,6 @@ export interface SchedulerView {
 }
 
 export class SchedulerService implements Startable {
-  private readonly cancels: (() => void)[] = []
   private readonly loop: PassLoop
   private readonly metrics: ReturnType<typeof schedulerMetrics>
   /** "job/group/slot" → why it is left empty, as last logged (a waiting slot is logged once, not every pass) */
@@ -91,6 +90,10 @@ export class SchedulerService implements Startable {
       debounceMs: DEBOUNCE_MS,
       intervalMs: PERIOD_MS,
       index: () => d.store.index,
+      watch: {
+        store: d.store,
+        prefixes: [JOB_PREFIX, ALLOC_PREFIX, ALLOC_STATE_PREFIX, CAPACITY_PREFIX, NODE_PREFIX, DRAIN_PREFIX],
+      },
       pass: () => this.reconcile(),
       onError: (err) => {
         this.metrics.passErrors.inc()
@@ -100,21 +103,10 @@ export class SchedulerService implements Startable {
   }
 
   async start(): Promise<void> {
-    const { store } = this.d
-    for (const prefix of [
-      JOB_PREFIX,
-      ALLOC_PREFIX,
-      ALLOC_STATE_PREFIX,
-      CAPACITY_PREFIX,
-      NODE_PREFIX,
-      DRAIN_PREFIX,
-    ])
-      this.cancels.push(store.watch(prefix, () => this.loop.trigger()))
     await this.loop.start()
   }
 
   async stop(): Promise<void> {
-    for (const c of this.cancels.splice(0)) c()
     await this.loop.stop()
   }
 

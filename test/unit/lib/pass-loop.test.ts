@@ -146,3 +146,34 @@ t.test(
     t.equal(h.passes.length, n, 'no pass after stop')
   },
 )
+
+t.test('a change under a watched prefix triggers a pass; stop cancels the watches', async (t) => {
+  const watchers = new Map<string, () => void>()
+  const passes: boolean[] = []
+  const loop = new PassLoop({
+    debounceMs: 10,
+    intervalMs: 60_000,
+    index: () => 0,
+    pass: async (full) => {
+      passes.push(full)
+    },
+    onError: () => {},
+    watch: {
+      store: {
+        watch: (prefix, fn) => {
+          watchers.set(prefix, fn)
+          return () => watchers.delete(prefix)
+        },
+      },
+      prefixes: ['jobs/', 'allocs/'],
+    },
+  })
+  t.same([...watchers.keys()], [], 'nothing watched before start')
+  await loop.start()
+  t.same([...watchers.keys()], ['jobs/', 'allocs/'], 'both prefixes watched')
+  watchers.get('allocs/')?.()
+  await tick(40)
+  t.same(passes, [true, false], 'the first full pass, then one light pass for the change')
+  await loop.stop()
+  t.same([...watchers.keys()], [], 'stop cancels every watch')
+})
