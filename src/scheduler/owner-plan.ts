@@ -21,8 +21,10 @@ export interface OwnerInput {
   job: JobValue
   /** every known host; `alive` = may take placements; `used` is what its admitted allocations use, this job's included */
   hosts: HostView[]
-  /** hosts whose allocations still hold their slots (alive members, drained ones included); default: alive hosts */
+  /** hosts whose allocations still hold their slots (members not declared dead, drained ones included); default: alive hosts */
   live?: ReadonlySet<string>
+  /** drained hosts (their capacity record says not eligible): their allocations move away */
+  drained?: ReadonlySet<string>
   /** this job's allocations, from every owner's records and every host's states */
   claims: Iterable<Claim>
   /** other jobs' allocations (service affinities, anti-affinities) */
@@ -150,11 +152,9 @@ function refusing(claims: Claim[], job: JobValue, hosts: HostView[]): Set<string
 function replacements(
   job: JobValue,
   verdicts: Map<string, SlotVerdict>,
-  hosts: HostView[],
-  live: ReadonlySet<string>,
+  drained: ReadonlySet<string>,
   deferred: ReadonlyMap<string, unknown>,
 ): Map<string, string> {
-  const eligible = new Set(hosts.filter((h) => h.alive).map((h) => h.id))
   const out = new Map<string, string>()
   for (const g of job.spec.groups) {
     const slots = [...verdicts].filter(([, v]) => v.group === g.name).sort(([a], [b]) => (a < b ? -1 : 1))
@@ -164,7 +164,8 @@ function replacements(
       if (budget <= 0) break
       if (v.incoming || deferred.has(slot)) continue
       const { jobVersion, host } = v.winner.alloc
-      if (jobVersion >= job.version && !(live.has(host) && !eligible.has(host))) continue
+      // drained, not merely unable to take placements: a suspect host keeps what it runs
+      if (jobVersion >= job.version && !drained.has(host)) continue
       out.set(slot, v.winner.alloc.id)
       budget--
     }
@@ -201,7 +202,7 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
       retained.add(claim.alloc.id)
       if (!mine.has(claim.alloc.id)) out.puts.push(recordOf(claim.alloc))
     }
-    fresh.replaces = replacements(job, verdicts, input.hosts, live, out.deferred)
+    fresh.replaces = replacements(job, verdicts, input.drained ?? new Set(), out.deferred)
     // what stays where it is, as the owner's record names it: the holder, or the replacement being
     // brought up beside it (a waiting slot keeps the record of its failed allocation instead)
     const staying = new Map<string, Claim>()

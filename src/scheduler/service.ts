@@ -76,6 +76,8 @@ export interface SchedulerView {
   owners: string[]
   /** members not declared dead (alive or suspect): their allocations hold their slots */
   live: Set<string>
+  /** hosts whose capacity record says drained: their allocations move away */
+  drained: Set<string>
 }
 
 export class SchedulerService implements Startable {
@@ -161,7 +163,8 @@ export class SchedulerService implements Startable {
     // a suspect host (a late heartbeat: load, a short partition) keeps its slots until it is
     // declared dead, as it keeps its jobs: else each hiccup places a slot twice and stops one
     const live = new Set(owners)
-    return { jobs, allocs, states, capacity, hosts, owners, live }
+    const drained = new Set([...capacity].filter(([, c]) => !c.eligible).map(([peer]) => peer))
+    return { jobs, allocs, states, capacity, hosts, owners, live, drained }
   }
 
   private async reconcile(): Promise<void> {
@@ -253,6 +256,7 @@ export class SchedulerService implements Startable {
         job,
         hosts: view.hosts,
         live: view.live,
+        drained: view.drained,
         claims: claimsByJob.get(name) ?? [],
         others: others.filter((o) => o.job !== name),
         now,

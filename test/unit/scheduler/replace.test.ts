@@ -41,12 +41,20 @@ const st = (a: AllocValue, status: AllocStatus, at: number): AllocStateValue => 
   updatedAt: at,
 })
 const owned = (...as: AllocValue[]) => as.map((alloc) => ({ owner: 'peer-h1', alloc }))
-const plan = (j: JobValue, now: number, records: AllocValue[], states: AllocStateValue[], hs = hosts) =>
+const plan = (
+  j: JobValue,
+  now: number,
+  records: AllocValue[],
+  states: AllocStateValue[],
+  hs = hosts,
+  drained = new Set<string>(),
+) =>
   ownerPlan({
     self: 'peer-h1',
     job: j,
     hosts: hs,
     live: new Set(hosts.map((h) => h.id)),
+    drained,
     claims: claimsOf(owned(...records), states).values(),
     now,
   })
@@ -107,13 +115,20 @@ t.test('rolling update: a failing replacement stops the rollout, the old instanc
 })
 
 t.test('drain: the allocations of a drained host move, the new one first', async (t) => {
-  const drained = [host('h1', { alive: false }), host('h2'), host('h3')]
-  const p = plan(web(1), 10_000, [a0, a1], running, drained)
+  // a drained host takes no placements (not alive to placement) and its capacity record says so
+  const closed = [host('h1', { alive: false }), host('h2'), host('h3')]
+  const p = plan(web(1), 10_000, [a0, a1], running, closed, new Set(['peer-h1']))
   t.equal(p.puts.length, 1, 'one move')
   t.match(p.puts[0], { slot: '0', replaces: a0.id, jobVersion: 1 })
   t.not(p.puts[0]?.host, 'peer-h1', 'off the drained host')
   const nothing = plan(web(1), 10_000, [a0, a1], running)
   t.same([nothing.puts, nothing.deletes], [[], []], 'undrained: nothing moves')
+  const suspect = plan(web(1), 10_000, [a0, a1], running, closed)
+  t.same(
+    [suspect.puts, suspect.deletes],
+    [[], []],
+    'a host only unable to take placements (suspect) keeps its own',
+  )
 })
 
 t.test('settle: every host reaches the same verdict on a replacement', async (t) => {
