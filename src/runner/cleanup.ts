@@ -2,10 +2,11 @@
 // host being torn down (the test bed's `down`) where no CNI DEL can run
 // because no agent answers. Processes are killed only when they are provably
 // the task's ((pid, start time), or membership of the task's cgroup).
+
+import { signalOwn } from '../lib/proc.js'
 import { Cgroups } from './exec/cgroups.js'
 import { killSupervisor } from './exec/driver.js'
 import { deleteNetns } from './network.js'
-import { signalOwn } from './proc.js'
 import { loadAllocs, removeAlloc } from './state.js'
 
 /** Kills every recorded task, removes its cgroups and namespace and the records; returns the allocation ids. */

@@ -4,7 +4,7 @@
 import { createReadStream } from 'node:fs'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { sleep } from './proc.js'
+import { sleep } from '../lib/proc.js'
 
 /** The log files in order, oldest first (rotated ones, then current). */
 export async function logFiles(dir: string): Promise<string[]> {

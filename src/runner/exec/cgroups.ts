@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { sleep } from '../proc.js'
+import { sleep } from '../../lib/proc.js'
 
 export interface Limits {
   cpu: number

@@ -20,11 +20,11 @@ import {
 } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
+import { isAlive, procStartTime } from '../../../src/lib/proc.js'
 import type { TaskHandle, TaskLaunch } from '../../../src/runner/driver.js'
 import { Cgroups } from '../../../src/runner/exec/cgroups.js'
 import { ExecDriver } from '../../../src/runner/exec/driver.js'
 import { logFiles, readLogs } from '../../../src/runner/logs.js'
-import { isAlive, procStartTime } from '../../../src/runner/proc.js'
 import { tempNetns } from '../datapath/tempns.js'
 
 t.setTimeout(120_000)

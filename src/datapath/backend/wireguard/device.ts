@@ -29,6 +29,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errorMessage, PlexusError } from '../../../lib/errors.js'
 import type { Logger } from '../../../lib/log.js'
+import { isAlive, procStartTime, signalOwn } from '../../../lib/proc.js'
 import type { DesiredWireguard } from '../../model.js'
 import { loadOrCreateKeys, type WgKeys } from './keys.js'
 import { type DevicePlan, type DeviceState, getDevice, planDevice, uapiCall } from './uapi.js'
@@ -66,19 +67,18 @@ export interface WireguardDriverOptions {
   binary?: string
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
+/** the device's process: its pid file says both, so a reused pid is never taken for it */
+interface DeviceProc {
+  pid: number
+  startTime: number
 }
+
+const alive = (p: DeviceProc | undefined): p is DeviceProc => p !== undefined && isAlive(p.pid, p.startTime)
 
 export class WireguardDriver {
   private keyPair?: WgKeys
   private child?: ChildProcess
-  private pid?: number
+  private proc?: DeviceProc
   private adopted = false
   private restarts = 0
   private startedAt = 0
@@ -120,18 +120,18 @@ export class WireguardDriver {
     this.ifname = ifname
     const socket = this.socketOf(ifname)
     if (await this.answers(socket)) {
-      if (this.pid === undefined) this.adopt(ifname)
+      if (this.proc === undefined) this.adopt(ifname)
       return
     }
-    if (this.pid !== undefined && alive(this.pid)) {
+    if (alive(this.proc)) {
       // running but deaf: a wedged device is replaced
       this.log.warn(
-        { pid: this.pid },
+        { pid: this.proc.pid },
         `${WIREGUARD_GO} for ${ifname} does not answer on ${socket}: restarting it`,
       )
-      process.kill(this.pid, 'SIGKILL')
+      signalOwn(this.proc.pid, this.proc.startTime, 'SIGKILL')
     }
-    if (this.pid !== undefined || this.adopted) this.lost(`${ifname} was not answering`)
+    if (this.proc !== undefined || this.adopted) this.lost(`${ifname} was not answering`)
     const wait = this.notBefore - Date.now()
     if (wait > 0)
       throw new PlexusError(
@@ -151,27 +151,33 @@ export class WireguardDriver {
     }
   }
 
-  /** a device left running by an earlier agent: watch its pid (not our child, so polled) */
+  /** a device left running by an earlier agent: watch its process (not our child, so polled) */
   private adopt(ifname: string): void {
     this.adopted = true
-    let pid: number | undefined
-    try {
-      pid = Number(readFileSync(this.pidFile(ifname), 'utf8').trim())
-    } catch {
-      pid = undefined
-    }
-    if (pid && alive(pid)) {
-      this.pid = pid
+    const proc = this.readPidFile(ifname)
+    if (alive(proc)) {
+      this.proc = proc
       this.watch = setInterval(() => {
-        if (this.pid === pid && !alive(pid)) this.died(`adopted ${WIREGUARD_GO} (pid ${pid}) exited`)
+        if (this.proc === proc && !isAlive(proc.pid, proc.startTime))
+          this.died(`adopted ${WIREGUARD_GO} (pid ${proc.pid}) exited`)
       }, 1000)
       this.watch.unref()
     }
-    this.log.info({ pid }, `adopted the running ${ifname} device`)
+    this.log.info({ pid: proc?.pid }, `adopted the running ${ifname} device`)
+  }
+
+  /** "pid startTime", as spawn wrote it */
+  private readPidFile(ifname: string): DeviceProc | undefined {
+    try {
+      const [pid, startTime] = readFileSync(this.pidFile(ifname), 'utf8').trim().split(' ').map(Number)
+      return pid && startTime ? { pid, startTime } : undefined
+    } catch {
+      return undefined
+    }
   }
 
   private lost(why: string): void {
-    this.pid = undefined
+    this.proc = undefined
     this.adopted = false
     if (this.watch) clearInterval(this.watch)
     this.watch = undefined
@@ -216,16 +222,19 @@ export class WireguardDriver {
       closeSync(out)
     }
     const pid = child.pid
-    if (pid === undefined) throw new PlexusError('PLX_WG_DEVICE_DOWN', `could not start ${WIREGUARD_GO}`)
+    // unshare and sh exec in place: the pid (and its start time) is wireguard-go's from here on
+    const startTime = pid === undefined ? undefined : procStartTime(pid)
+    if (pid === undefined || startTime === undefined)
+      throw new PlexusError('PLX_WG_DEVICE_DOWN', `could not start ${WIREGUARD_GO}`)
     child.unref()
     this.child = child
-    this.pid = pid
+    this.proc = { pid, startTime }
     this.startedAt = Date.now()
     child.once('exit', (code, signal) => {
       if (this.child === child)
         this.died(`${WIREGUARD_GO} for ${ifname} exited (${signal ?? `code ${code}`})`)
     })
-    await writeFile(this.pidFile(ifname), `${pid}\n`)
+    await writeFile(this.pidFile(ifname), `${pid} ${startTime}\n`)
     const deadline = Date.now() + 5000
     while (!(await this.answers(this.socketOf(ifname)))) {
       if (this.child !== child || Date.now() > deadline)
@@ -258,7 +267,7 @@ export class WireguardDriver {
       implementation: 'wireguard-go',
       ifname: this.ifname,
       socket: this.socketOf(this.ifname),
-      ...(this.pid !== undefined ? { pid: this.pid } : {}),
+      ...(this.proc ? { pid: this.proc.pid } : {}),
       adopted: this.adopted,
       restarts: this.restarts,
       ...(this.keyPair ? { publicKey: this.keyPair.publicKey } : {}),
@@ -277,15 +286,15 @@ export class WireguardDriver {
 
   /** Stops the device (the backend is no longer wireguard). */
   async stop(): Promise<void> {
-    const pid = this.pid
+    const proc = this.proc
     const ifname = this.ifname
     this.close()
-    this.pid = undefined
+    this.proc = undefined
     this.adopted = false
     this.ifname = undefined
-    if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGTERM')
+    if (proc) signalOwn(proc.pid, proc.startTime, 'SIGTERM')
     if (ifname) rmSync(this.pidFile(ifname), { force: true })
-    if (pid !== undefined) this.log.info({ pid }, `stopped ${WIREGUARD_GO}`)
+    if (proc) this.log.info({ pid: proc.pid }, `stopped ${WIREGUARD_GO}`)
   }
 }
 
@@ -311,17 +320,19 @@ export function devicePids(ifname: string): number[] {
 
 /** SIGTERM to each, then waits (up to 2 s) until they are gone, so their devices are too */
 export async function stopDevices(ifname: string): Promise<{ stopped: number[]; errors: string[] }> {
-  const stopped: number[] = []
+  const stopped: DeviceProc[] = []
   const errors: string[] = []
   for (const pid of devicePids(ifname)) {
+    const startTime = procStartTime(pid)
+    if (startTime === undefined) continue
     try {
       process.kill(pid, 'SIGTERM')
-      stopped.push(pid)
+      stopped.push({ pid, startTime })
     } catch (err) {
       errors.push(`${WIREGUARD_GO} pid ${pid}: ${errorMessage(err)}`)
     }
   }
   const deadline = Date.now() + 2000
   while (stopped.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
-  return { stopped, errors }
+  return { stopped: stopped.map((p) => p.pid), errors }
 }

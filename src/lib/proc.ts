@@ -1,6 +1,7 @@
 // Processes by pid and start time. A pid is reused once its process is gone,
-// so the runner never signals a pid alone: (pid, start time) names one
-// process for as long as it lives.
+// so a supervisor (the runner's tasks, the WireGuard device) never signals a
+// pid alone: (pid, start time) names one process for as long as it lives, and
+// a zombie (this machine's PID 1 does not reap orphans) counts as gone.
 import { readFileSync } from 'node:fs'
 
 interface ProcStat {
