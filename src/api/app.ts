@@ -18,6 +18,7 @@ import { routeRoutes } from './routes/routes.js'
 import { serviceRoutes } from './routes/services.js'
 import { statusRoutes } from './routes/status.js'
 import { subnetRoutes } from './routes/subnets.js'
+import { watchRoutes } from './routes/watch.js'
 
 /**
  * The agent API, built apart from listen() so tests use inject().
@@ -45,6 +46,7 @@ export async function buildApp(
   await app.register(statusRoutes, { deps })
   await app.register(metricsRoutes, { metrics: deps.metrics })
   await app.register(kvRoutes, { deps })
+  await app.register(watchRoutes, { deps })
   await app.register(hostsRoutes, { deps })
   await app.register(networkRoutes, { deps })
   await app.register(subnetRoutes, { deps })

@@ -12,5 +12,10 @@ export function apiMetrics(m: Metrics) {
       help: 'API connections by outcome: accepted, refused (the client or the listener was full), timedOut (no whole request in time)',
       labelNames: ['listener', 'outcome'],
     }),
+    watchStreams: m.counter({
+      name: 'plexus_api_watch_streams_total',
+      help: 'SSE watch streams: opened, and tooSlow (closed because the reader left more than 1 MiB unread; it resumes with Last-Event-ID)',
+      labelNames: ['outcome'],
+    }),
   }
 }

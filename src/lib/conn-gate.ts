@@ -59,8 +59,11 @@ export class ConnectionGate {
     this.count('accepted')
     let timer: NodeJS.Timeout | undefined
     let pending = 0
+    let closed = false
     const arm = (): void => {
       clearTimeout(timer)
+      // a response that ends because its client went away is told after the close: no deadline for a gone socket
+      if (closed) return
       timer = setTimeout(() => {
         if (pending > 0) return arm()
         this.count('timedOut')
@@ -69,6 +72,7 @@ export class ConnectionGate {
     }
     arm()
     s.once('close', () => {
+      closed = true
       clearTimeout(timer)
       this.open.delete(s)
       const n = (this.perClient.get(client) ?? 1) - 1

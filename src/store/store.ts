@@ -191,6 +191,17 @@ export class LocalStore implements Store {
     return max
   }
 
+  changesSince(prefix: string, index: number): { events: WatchEvent[]; complete: boolean } {
+    const now = this.now()
+    const events: WatchEvent[] = []
+    for (const [key, e] of this.entries) {
+      if (e.index <= index || !key.startsWith(prefix)) continue
+      const type = e.live && !isExpired(e.record, now) ? 'put' : e.record.tombstone ? 'delete' : 'expire'
+      events.push({ type, key, record: e.record, index: e.index })
+    }
+    return { events: events.sort((a, b) => a.index - b.index), complete: this.reapedIndex <= index }
+  }
+
   watch(prefix: string, fn: (ev: WatchEvent) => void): () => void {
     const w = { prefix, fn }
     this.watchers.add(w)

@@ -92,6 +92,12 @@ export interface ReadableStore {
    * query may return once early but never misses a change
    */
   prefixIndex(prefix: string): number
+  /**
+   * every change under prefix past `index`, oldest first, as watch() would have
+   * told it (a held dead record: delete or expire); `complete` is false when a
+   * record past `index` was already reaped, so its change can no longer be told
+   */
+  changesSince(prefix: string, index: number): { events: WatchEvent[]; complete: boolean }
   /** calls fn for every change under prefix; returns an unsubscribe function */
   watch(prefix: string, fn: (ev: WatchEvent) => void): () => void
 }

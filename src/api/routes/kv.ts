@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { PlexusError } from '../../lib/errors.js'
 import { mayWrite } from '../../store/record.js'
 import type { JsonValue, ReadableStore, StoreRecord } from '../../store/types.js'
+import { KvEntry } from '../contract/kv.js'
 import type { ApiDeps } from '../deps.js'
 import { apiMetrics } from '../metrics.js'
 
@@ -30,23 +31,7 @@ export function parseDuration(text: string, what: string): number {
   return n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms']
 }
 
-const entrySchema = {
-  type: 'object',
-  required: ['key', 'value', 'owner', 'version', 'modifyIndex'],
-  properties: {
-    key: { type: 'string' },
-    value: {},
-    owner: { type: 'string' },
-    version: {
-      type: 'object',
-      required: ['wall', 'logical'],
-      properties: { wall: { type: 'integer' }, logical: { type: 'integer' } },
-    },
-    ttlMs: { type: 'integer' },
-    expiresAt: { type: 'string' },
-    modifyIndex: { type: 'integer' },
-  },
-} as const
+const entrySchema = KvEntry
 
 type KeyParams = { '*': string }
 const keyParams = { type: 'object', required: ['*'], properties: { '*': { type: 'string' } } } as const
@@ -60,7 +45,8 @@ const errorSchema = {
   properties: { error: { type: 'string' }, message: { type: 'string' } },
 } as const
 
-function entry(store: ReadableStore, r: StoreRecord) {
+/** a record as the API shows it (KV reads and the watch stream) */
+export function entry(store: ReadableStore, r: StoreRecord): KvEntry {
   return {
     key: r.key,
     value: r.value,

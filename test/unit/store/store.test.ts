@@ -166,6 +166,39 @@ t.test('prefixIndex counts deletes, expiries and reaped records under the prefix
   )
 })
 
+t.test(
+  'changesSince tells every change under a prefix past an index, and when it no longer can',
+  async (t) => {
+    const { store, clock } = await newStore({ reapAfterMs: 10_000 })
+    await store.put('cfg/a', 1)
+    const from = store.index
+    await store.put('cfg/b', 2, { ttlMs: 1000 })
+    await store.put('other/x', 3)
+    await store.put('cfg/c', 4)
+    await store.delete('cfg/c')
+    await store.put('cfg/a', 5)
+    clock.t += 1000
+    const seen = store.changesSince('cfg/', from)
+    t.same(
+      seen.events.map((e) => `${e.type} ${e.key}`),
+      ['expire cfg/b', 'delete cfg/c', 'put cfg/a'],
+      'oldest first; one event per key, its latest state; a TTL past its end is an expiry before any sweep',
+    )
+    t.ok(seen.complete)
+    t.same(store.changesSince('cfg/', store.index).events, [], 'nothing past the newest index')
+    clock.t += 10_001
+    store.sweep()
+    const after = store.changesSince('cfg/', from)
+    t.same(
+      after.events.map((e) => `${e.type} ${e.key}`),
+      ['put cfg/a'],
+      'reaped records are gone',
+    )
+    t.equal(after.complete, false, 'so a reader from before them is told it missed changes')
+    t.equal(store.changesSince('cfg/', store.index).complete, true)
+  },
+)
+
 t.test('records of a host whose node record expired are hidden everywhere, and return with it', async (t) => {
   const a = await newStore({ reapAfterMs: 60_000 })
   const b = await newStore({ now: a.clock, reapAfterMs: 60_000 })
