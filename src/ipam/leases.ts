@@ -285,14 +285,20 @@ export function gatewayOf(subnet: Cidr): number {
  * Pure, so the simulator checks the same rule the agent runs.
  */
 export function majorityHeardSince(nodeRecords: StoreRecord[], self: string, now: number): number {
-  const heard = [now]
-  for (const r of nodeRecords) {
-    if (r.tombstone || !r.key.startsWith(NODE_PREFIX) || r.owner === self) continue
-    if (r.key.slice(NODE_PREFIX.length) !== r.owner) continue
-    heard.push(Math.min(now, r.version.wall))
-  }
+  const heard = [now, ...otherMembers(nodeRecords, self).map((r) => Math.min(now, r.version.wall))]
   heard.sort((a, b) => b - a)
   return heard[Math.floor(heard.length / 2)] as number
+}
+
+/** The members other than this host: the node records it holds that their owners wrote about themselves. */
+export function otherMembers(nodeRecords: StoreRecord[], self: string): StoreRecord[] {
+  return nodeRecords.filter(
+    (r) =>
+      !r.tombstone &&
+      r.key.startsWith(NODE_PREFIX) &&
+      r.owner !== self &&
+      r.key.slice(NODE_PREFIX.length) === r.owner,
+  )
 }
 
 /**

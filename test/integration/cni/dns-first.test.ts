@@ -10,7 +10,8 @@ import { containerNs, hostNs, netconf, plugin, waitReady } from './plugin.js'
 
 t.setTimeout(1_800_000)
 const ROUNDS = 20
-const c = upCluster(t, { hosts: 1, prefix: 'cf' })
+// a short settle period: what is tested is the first ADD after the lease, not how long a claim waits
+const c = upCluster(t, { hosts: 1, prefix: 'cf', agentConfig: { network: { leaseSettleMs: 500 } } })
 const H = 'h1'
 await waitReady(c, H)
 const stateDir = `/run/plexus-fixture/${c.name}/${H}/state`

@@ -360,6 +360,31 @@ t.test('a restart within the lease resumes it at once: no settle, no waiting for
   t.equal(again.current()?.claimedAt, before.claimedAt, 'the same claim continues')
 })
 
+t.test(
+  'a lone host counts its claim after the settle period; one that knows a member waits to hear from it',
+  async (t) => {
+    // δ = 3 s: the majority wait (2·δ after the claim) is far longer than the settle period
+    const slow = { ttlMs: 60_000, confirmDelayMs: 3000 }
+    const net = new Net(t)
+    const [a, b] = [await net.host('h1'), await net.host('h2')]
+    await a.store.put(NETWORK_CONFIG_KEY, ONE_SUBNET)
+    const started = Date.now()
+    const alone = net.start(a, slow)
+    await until(t, 'the lone host acquired', () => alone.status().state === 'acquired', 6000)
+    t.ok(Date.now() - started < 6000, `acquired in ${Date.now() - started} ms, before 2·δ (6 s)`)
+    await alone.stop()
+
+    // h2 holds h1's node record (written before its claim, and not renewed since): h1 is a member to hear from
+    await b.store.put(NETWORK_CONFIG_KEY, TWO_SUBNETS)
+    await a.store.put(`nodes/${a.store.self}`, { name: 'h1' })
+    b.store.merge(a.store.recordsAfter(new Map()))
+    const member = net.start(b, slow)
+    await sleep(SETTLE + 1000)
+    t.equal(member.status().state, 'settling', 'still settling after the settle period')
+    t.match(member.status().reason, /majority of the cluster has heard of the claim/)
+  },
+)
+
 t.test('a conflict found after a partition heals: the younger claim moves', async (t) => {
   const net = new Net(t)
   const [a, b] = [await net.host('h1'), await net.host('h2')]
