@@ -8,7 +8,12 @@ import { run, upCluster } from '../../helpers/fixture.js'
 import { allocations, containerNs, hostVeths, netconf, plugin, socketOf, waitReady } from './plugin.js'
 
 t.setTimeout(900_000)
-const c = upCluster(t, { hosts: 1, prefix: 'cv' })
+// /26 host subnets: filling one is the same check as filling a /24, in a quarter of the ADDs
+const c = upCluster(t, {
+  hosts: 1,
+  prefix: 'cv',
+  agentConfig: { network: { seed: { Network: '10.244.0.0/16', SubnetLen: 26, Backend: { Type: 'vxlan' } } } },
+})
 const H = 'h1'
 const { subnet } = await waitReady(c, H)
 const prefix = subnet.split('/')[1]
