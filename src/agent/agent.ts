@@ -6,6 +6,7 @@ import { listenUnix } from '../api/server.js'
 import { createSigner, loadOrCreatePeerKey, verifyRecordSignature } from '../cluster/identity.js'
 import { ClusterService } from '../cluster/service.js'
 import { DatapathService } from '../datapath/service.js'
+import { DiagService } from '../diag/service.js'
 import { DnsService } from '../dns/service.js'
 import { EndpointService } from '../endpoints/service.js'
 import { spoolDirOf } from '../endpoints/spool.js'
@@ -123,6 +124,10 @@ export class Agent {
       await scheduler.start()
       this.started.push(scheduler)
       Object.assign(this.components, { scheduler })
+      // read-only: answers other members' inspect questions and the API's doctor/trace
+      const diag = new DiagService({ ...this.components, lease: ipam.lease, inspector: cluster })
+      diag.start()
+      Object.assign(this.components, { diag })
       // after the API socket exists: the runner attaches tasks through the CNI plugin, which calls the API
       const runner =
         config.runner?.enabled === false

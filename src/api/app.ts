@@ -5,6 +5,7 @@ import { installErrorContract } from './errors.js'
 import { registerOpenapi } from './openapi.js'
 import { allocRoutes } from './routes/allocs.js'
 import { cniRoutes } from './routes/cni.js'
+import { diagRoutes } from './routes/diag.js'
 import { dnsRoutes } from './routes/dns.js'
 import { endpointRoutes } from './routes/endpoints.js'
 import { hostsRoutes } from './routes/hosts.js'
@@ -58,6 +59,7 @@ export async function buildApp(
   if (deps.links) await app.register(linkRoutes, { links: deps.links })
   if (deps.ports) await app.register(portRoutes, { ports: deps.ports })
   if (deps.scheduler) await app.register(jobRoutes, { deps, scheduler: deps.scheduler })
+  if (deps.diag) await app.register(diagRoutes, { diag: deps.diag })
   await app.register(allocRoutes, { deps, ...(deps.runner ? { runner: deps.runner } : {}) })
   return app
 }

@@ -1,5 +1,6 @@
 import type { MembersView } from '../cluster/service.js'
 import type { DatapathComponent } from '../datapath/service.js'
+import type { DiagComponent } from '../diag/service.js'
 import type { DnsService } from '../dns/service.js'
 import type { EndpointService } from '../endpoints/service.js'
 import type { AddressAllocator, LeaseComponent } from '../ipam/index.js'
@@ -44,6 +45,8 @@ export interface ApiDeps {
   links?: LinkService
   /** the overlay datapath (src/datapath): status, reconcile, firewall sections for published ports */
   datapath?: DatapathComponent
+  /** plexctl doctor and trace (src/diag) */
+  diag?: DiagComponent
   /** published ports of this host's containers (src/ports): admission for CNI ADD, the `ports` firewall section */
   ports?: PortService
   /** jobs and their allocations (src/scheduler) */

@@ -24,6 +24,7 @@ export async function apiDocument(): Promise<unknown> {
     ports: placeholder,
     scheduler: placeholder,
     runner: placeholder,
+    diag: placeholder,
   })
   try {
     await app.ready()

@@ -5,6 +5,7 @@ import { ApiError, createClient, UnreachableError } from './client.js'
 import { registerAllocs } from './commands/allocs.js'
 import { registerCluster } from './commands/cluster.js'
 import { registerDns } from './commands/dns.js'
+import { registerDoctor } from './commands/doctor.js'
 import { registerEndpoints } from './commands/endpoints.js'
 import { registerHosts } from './commands/hosts.js'
 import { registerInspect } from './commands/inspect.js'
@@ -21,7 +22,7 @@ import { registerSubnets } from './commands/subnets.js'
 import type { CliContext, RegisterCommand } from './context.js'
 import type { OutputFormat } from './output.js'
 
-// Exit codes: 0 ok, 1 error (agent unreachable or refused the request), 2 usage.
+// Exit codes: 0 ok, 1 error (agent unreachable or refused the request; doctor: a check failed), 2 usage.
 const EXIT_ERROR = 1
 const EXIT_USAGE = 2
 
@@ -42,6 +43,7 @@ const commands: RegisterCommand[] = [
   registerService,
   registerServices,
   registerDns,
+  registerDoctor,
 ]
 
 const program = new Command('plexctl')
@@ -100,5 +102,6 @@ async function main(): Promise<number> {
 }
 
 main().then((code) => {
-  process.exitCode = code
+  // a command may set 1 itself for an answer that is bad news (doctor finding a failure)
+  process.exitCode = code === 0 ? (process.exitCode ?? 0) : code
 })

@@ -9,8 +9,17 @@ import { lpStream } from '@libp2p/utils'
 import { yamux } from '@libp2p/yamux'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
-import { errorMessage } from '../lib/errors.js'
+import { errorMessage, isPlexusError, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import {
+  decodeInspect,
+  encodeInspect,
+  INSPECT_PROTOCOL,
+  INSPECT_SERVE_TIMEOUT_MS,
+  type InspectAnswer,
+  type InspectHandler,
+  MAX_INSPECT_BYTES,
+} from './inspect.js'
 import type { ClusterMetrics } from './metrics.js'
 import { clusterProtector } from './protector.js'
 import type { GossipVerdict, Transport, TransportHandlers } from './transport.js'
@@ -113,6 +122,7 @@ type Node = Awaited<ReturnType<typeof createNode>>
 /** The cluster Transport over libp2p: gossipsub deltas, /plexus/sync/1 request/response, ping. */
 export class Libp2pTransport implements Transport {
   private handlers?: TransportHandlers
+  private inspectHandler?: InspectHandler
 
   private constructor(
     readonly node: Node,
@@ -156,6 +166,77 @@ export class Libp2pTransport implements Transport {
       },
       { maxInboundStreams: 64 },
     )
+    await this.node.handle(
+      INSPECT_PROTOCOL,
+      (stream, connection) => this.answerInspect(stream, connection.remotePeer.toString()),
+      {
+        maxInboundStreams: 16,
+      },
+    )
+  }
+
+  /** sets the one handler of /plexus/inspect/1 questions (src/diag, through the cluster service) */
+  serveInspect(handler: InspectHandler): void {
+    this.inspectHandler = handler
+  }
+
+  private async answerInspect(stream: Parameters<typeof lpStream>[0], from: string): Promise<void> {
+    const signal = AbortSignal.timeout(INSPECT_SERVE_TIMEOUT_MS)
+    const lp = lpStream(stream, { maxDataLength: MAX_INSPECT_BYTES })
+    try {
+      const question = decodeInspect((await lp.read({ signal })).subarray())
+      let answer: InspectAnswer
+      try {
+        if (!this.inspectHandler)
+          throw new PlexusError('PLX_INSPECT_UNAVAILABLE', 'this agent answers no inspect questions')
+        answer = { ok: true, result: await this.inspectHandler(from, question) }
+      } catch (err) {
+        answer = {
+          ok: false,
+          code: isPlexusError(err) ? err.code : 'PLX_INSPECT_FAILED',
+          message: errorMessage(err),
+        }
+      }
+      await lp.write(encodeInspect(answer), { signal })
+      await stream.close({ signal })
+    } catch (err) {
+      stream.abort(err as Error)
+    }
+  }
+
+  /** asks one question over /plexus/inspect/1; the whole exchange, dial included, within timeoutMs */
+  async inspect(peer: string, question: unknown, timeoutMs: number): Promise<unknown> {
+    const signal = AbortSignal.timeout(timeoutMs)
+    let answer: InspectAnswer
+    try {
+      const stream = await this.node.dialProtocol(peerIdFromString(peer), INSPECT_PROTOCOL, { signal })
+      try {
+        const lp = lpStream(stream, { maxDataLength: MAX_INSPECT_BYTES })
+        await lp.write(encodeInspect(question), { signal })
+        answer = decodeInspect((await lp.read({ signal })).subarray()) as InspectAnswer
+        await stream.close({ signal })
+      } catch (err) {
+        stream.abort(err as Error)
+        throw err
+      }
+    } catch (err) {
+      if (signal.aborted)
+        throw new PlexusError('PLX_INSPECT_TIMEOUT', `no answer from ${peer} within ${timeoutMs} ms`, {
+          peer,
+        })
+      if (isPlexusError(err)) throw err
+      throw new PlexusError('PLX_INSPECT_FAILED', `inspect ${peer}: ${errorMessage(err)}`, { peer })
+    }
+    if (typeof answer !== 'object' || answer === null || typeof answer.ok !== 'boolean')
+      throw new PlexusError('PLX_INSPECT_BAD_MESSAGE', `malformed inspect answer from ${peer}`, { peer })
+    if (!answer.ok) {
+      // the code is the remote's word: only a well-formed one is passed on as ours
+      const code = /^PLX_[A-Z0-9_]{1,60}$/.test(String(answer.code))
+        ? String(answer.code)
+        : 'PLX_INSPECT_FAILED'
+      throw new PlexusError(code, `${peer}: ${String(answer.message).slice(0, 500)}`, { peer })
+    }
+    return answer.result
   }
 
   setHandlers(h: TransportHandlers): void {

@@ -1,11 +1,13 @@
 import { cpus, totalmem } from 'node:os'
-import { isPlexusError } from '../lib/errors.js'
+import { isPlexusError, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { LocalStore } from '../store/store.js'
+import { NODE_PREFIX } from '../store/types.js'
 import type { ClusterConfig } from './config.js'
 import { Dialer } from './dialer.js'
 import { loadOrCreatePeerKey } from './identity.js'
+import type { InspectHandler, Inspector } from './inspect.js'
 import { loadClusterKey } from './key.js'
 import { Libp2pTransport } from './libp2p-transport.js'
 import { type HostView, Membership } from './membership.js'
@@ -46,7 +48,7 @@ const usable = (ip: string | undefined) => ip !== undefined && ip !== '0.0.0.0' 
  * re-dialing. Without a cluster key the host runs standalone (its store and
  * heartbeat work locally, nothing is dialed or accepted).
  */
-export class ClusterService implements MembersView {
+export class ClusterService implements MembersView, Inspector {
   readonly membership: Membership
   private readonly replicator?: Replicator
   private readonly dialer?: Dialer
@@ -130,6 +132,21 @@ export class ClusterService implements MembersView {
 
   hosts(): HostView[] {
     return this.membership.hosts()
+  }
+
+  /** answers inspect questions from members only: the key opens a connection, a heartbeat record makes a member */
+  serve(handler: InspectHandler): void {
+    this.transport?.serveInspect(async (from, question) => {
+      if (!this.d.store.get(`${NODE_PREFIX}${from}`))
+        throw new PlexusError('PLX_INSPECT_FORBIDDEN', `${from} is not a member of this cluster`)
+      return handler(from, question)
+    })
+  }
+
+  ask(peer: string, question: unknown, timeoutMs: number): Promise<unknown> {
+    if (!this.transport)
+      return Promise.reject(new PlexusError('PLX_INSPECT_UNAVAILABLE', 'standalone agent: no cluster to ask'))
+    return this.transport.inspect(peer, question, timeoutMs)
   }
 
   replicationBacklog(): { pending: number; limit: number } {

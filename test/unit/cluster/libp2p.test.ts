@@ -8,6 +8,7 @@ import { clusterMetrics } from '../../../src/cluster/metrics.js'
 import { Replicator } from '../../../src/cluster/replicator.js'
 import { realScheduler } from '../../../src/cluster/transport.js'
 import { newClusterKey, parseClusterKey } from '../../../src/lib/cluster-key.js'
+import { PlexusError } from '../../../src/lib/errors.js'
 import { Metrics } from '../../../src/lib/metrics.js'
 import { LocalStore } from '../../../src/store/store.js'
 
@@ -87,4 +88,38 @@ t.test('two hosts on loopback: gossip, pull on connect, wrong key refused on bot
     async () => (await a.metrics.value(REFUSED)) > 0 && (await evil.metrics.value(REFUSED)) > 0,
   )
   t.equal(evil.store.get('before/connect'), undefined)
+})
+
+t.test('inspect protocol: an answer, a refusal with its code, a handler too slow is a timeout', async (t) => {
+  const psk = parseClusterKey(newClusterKey(), 'test')
+  const a = await host(psk)
+  const b = await host(psk)
+  t.teardown(async () => {
+    for (const h of [a, b]) {
+      h.replicator.stop()
+      await h.transport.stop()
+    }
+  })
+  await b.transport.dial(a.transport.multiaddrs()[0] as string, 5000)
+  let asked: { from: string; q: unknown } | undefined
+  a.transport.serveInspect(async (from, q) => {
+    asked = { from, q }
+    const op = (q as { op: string }).op
+    if (op === 'refuse') throw new PlexusError('PLX_DIAG_UNKNOWN_HOST', 'no such host')
+    if (op === 'hang') await new Promise((r) => setTimeout(r, 3000))
+    return { echo: q }
+  })
+  t.same(await b.transport.inspect(a.transport.self, { op: 'hi', n: 1 }, 2000), { echo: { op: 'hi', n: 1 } })
+  t.equal(asked?.from, b.transport.self, 'the handler learns who asked')
+  await t.rejects(b.transport.inspect(a.transport.self, { op: 'refuse' }, 2000), {
+    code: 'PLX_DIAG_UNKNOWN_HOST',
+  })
+  const started = Date.now()
+  await t.rejects(b.transport.inspect(a.transport.self, { op: 'hang' }, 500), { code: 'PLX_INSPECT_TIMEOUT' })
+  t.ok(Date.now() - started < 1500, `timed out after ${Date.now() - started} ms, not the handler's 3 s`)
+  await t.rejects(
+    a.transport.inspect(b.transport.self, { op: 'hi' }, 2000),
+    { code: 'PLX_INSPECT_UNAVAILABLE' },
+    'no handler on b',
+  )
 })

@@ -1,0 +1,15 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { DoctorQuery, DoctorReply } from '../contract/diag.js'
+import type { ApiDeps } from '../deps.js'
+
+/** plexctl doctor (and trace): read-only diagnosis of this or another host (src/diag) */
+export const diagRoutes: FastifyPluginAsyncTypebox<{ diag: NonNullable<ApiDeps['diag']> }> = async (
+  app,
+  { diag },
+) => {
+  app.get(
+    '/v1/doctor',
+    { schema: { querystring: DoctorQuery, response: { 200: DoctorReply } } },
+    async (req) => diag.doctor(req.query.host),
+  )
+}

@@ -1,0 +1,282 @@
+// plexctl doctor's checks: pure functions over DoctorFacts (gathered once by
+// facts.ts), so each rule is unit-tested without a kernel. Every finding
+// says what was looked at (evidence) and, when it is not ok, what to do (fix).
+import {
+  ahead,
+  foreignNftChains,
+  foreignNftDrops,
+  parseIptablesFilter,
+  type XtChain,
+  xtRuleDrops,
+} from '../firewall-view.js'
+
+export type FindingStatus = 'ok' | 'warn' | 'fail'
+
+export interface Finding {
+  check: string
+  status: FindingStatus
+  evidence: string
+  fix?: string
+}
+
+/** what one host looks like, as far as the checks care (read by facts.ts) */
+export interface DoctorFacts {
+  /** /proc/sys/net/ipv4/ip_forward; undefined when unreadable */
+  ipForward?: number
+  /** net.ipv4.conf.<name>.rp_filter for `all` and each device Plexus forwards through */
+  rpFilter: Record<string, number | undefined>
+  /** MTU per device name (devices that exist) */
+  mtu: Record<string, number>
+  /** what this host's overlay is, from its lease (absent: no lease) */
+  overlay?: {
+    backend: string
+    /** UDP port of the encapsulation (vxlan, wireguard) */
+    port?: number
+    bridge: string
+    /** the encapsulating device (vxlan, wireguard) */
+    device?: string
+    underlay: string
+    /** bytes the encapsulation adds (vxlan 50, wireguard 60, host-gw 0) */
+    overhead: number
+    /** the overlay MTU the lease asks for */
+    mtu: number
+    /** the cluster network, for the forwarded-traffic rules */
+    network: string
+  }
+  /** iptables-save output (undefined: iptables not there or not readable) */
+  iptablesSave?: string
+  /** `nft -j list ruleset` parsed (undefined: nft not there) */
+  nftRuleset?: unknown
+  lease: { state: string; reason?: string; subnet?: string }
+  /** a DNS query to the bridge gateway address (absent: DNS disabled or no lease) */
+  dns?: { address: string; answered: boolean; detail: string }
+}
+
+const CAUSES_DROP = ['DROP', 'REJECT']
+
+function ipForward(f: DoctorFacts): Finding {
+  const check = 'ip-forwarding'
+  if (f.ipForward === undefined)
+    return { check, status: 'warn', evidence: 'net.ipv4.ip_forward could not be read' }
+  if (f.ipForward === 1) return { check, status: 'ok', evidence: 'net.ipv4.ip_forward = 1' }
+  return {
+    check,
+    status: 'fail',
+    evidence: `net.ipv4.ip_forward = ${f.ipForward}: the host drops every packet between containers and the overlay`,
+    fix: 'sysctl -w net.ipv4.ip_forward=1 (and set it in /etc/sysctl.d so a reboot keeps it); the datapath sets it on each pass, so something else turns it off',
+  }
+}
+
+/**
+ * rp_filter 1 (strict) drops a packet whose source the host would not route
+ * back out of the device it came in on; the kernel uses max(all, device).
+ * Overlay sources arrive on the VXLAN device and leave by it, so strict mode
+ * is usually harmless there but breaks asymmetric paths (DirectRouting,
+ * several underlay devices); loose (2) is what Calico and flannel recommend.
+ */
+function rpFilter(f: DoctorFacts): Finding {
+  const check = 'rp-filter'
+  const all = f.rpFilter.all ?? 0
+  const devs = f.overlay ? [f.overlay.bridge, f.overlay.device, f.overlay.underlay] : []
+  const strict = devs
+    .filter((d): d is string => d !== undefined && d in f.rpFilter)
+    .map((d) => ({ d, eff: Math.max(all, f.rpFilter[d] ?? 0), own: f.rpFilter[d] }))
+    .filter((x) => x.eff === 1)
+  const shown = Object.entries(f.rpFilter)
+    .map(([k, v]) => `${k}=${v ?? '?'}`)
+    .join(', ')
+  if (!strict.length) return { check, status: 'ok', evidence: `rp_filter: ${shown}` }
+  return {
+    check,
+    status: 'warn',
+    evidence: `strict rp_filter (effective max(all, device) = 1) on ${strict.map((x) => x.d).join(', ')} (${shown}): a packet whose reverse route leaves by another device is dropped silently`,
+    fix: `sysctl -w net.ipv4.conf.all.rp_filter=2 ${strict.map((x) => `net.ipv4.conf.${x.d}.rp_filter=2`).join(' ')} (loose mode)`,
+  }
+}
+
+function xtDropping(
+  chain: XtChain | undefined,
+  plexusChain: string,
+  flow: Parameters<typeof xtRuleDrops>[1],
+) {
+  if (!chain) return undefined
+  const { rules, jump } = ahead(chain, plexusChain)
+  const drops = rules.filter((r) => xtRuleDrops(r, flow))
+  const policyDrops = CAUSES_DROP.includes(chain.policy)
+  return { jump, drops, policyDrops, policy: chain.policy }
+}
+
+function iptablesFindings(f: DoctorFacts): Finding[] {
+  if (f.iptablesSave === undefined || !f.overlay) return []
+  const chains = parseIptablesFilter(f.iptablesSave)
+  const o = f.overlay
+  const out: Finding[] = []
+  const fwd = xtDropping(chains.get('FORWARD'), 'PLEXUS-FORWARD', { src: o.network.split('/')[0] })
+  if (fwd) {
+    const check = 'iptables-forward'
+    if (fwd.drops.length)
+      out.push({
+        check,
+        status: 'fail',
+        evidence: `FORWARD has rules ahead of the jump to PLEXUS-FORWARD that drop forwarded container traffic: ${fwd.drops.map((r) => `-A FORWARD ${r}`).join('; ')}`,
+        fix: 'delete those rules or move them after the PLEXUS-FORWARD jump (iptables -D FORWARD <rule>), or exempt the cluster network from them',
+      })
+    else if (!fwd.jump && fwd.policyDrops)
+      out.push({
+        check,
+        status: 'fail',
+        evidence: `FORWARD policy ${fwd.policy} and no jump to PLEXUS-FORWARD: forwarded container traffic is dropped`,
+        fix: 'the datapath puts the jump back within one pass (datapath.reconcileIntervalMs); if it stays missing, see `plexctl routes` for a failed firewall batch',
+      })
+    else
+      out.push({
+        check,
+        status: 'ok',
+        evidence: `FORWARD policy ${fwd.policy}, jump to PLEXUS-FORWARD ${fwd.jump ? 'present' : 'absent'}, no dropping rule ahead of it`,
+      })
+  }
+  if (o.port !== undefined) {
+    const inp = xtDropping(chains.get('INPUT'), 'PLEXUS-INPUT', { proto: 'udp', dport: o.port })
+    if (inp) {
+      const check = 'iptables-overlay-port'
+      if (inp.drops.length)
+        out.push({
+          check,
+          status: 'fail',
+          evidence: `INPUT drops UDP ${o.port} (${o.backend}) ahead of PLEXUS-INPUT: ${inp.drops.map((r) => `-A INPUT ${r}`).join('; ')}`,
+          fix: `accept UDP ${o.port} from the other hosts' underlay addresses before that rule`,
+        })
+      else if (inp.policyDrops && !inp.jump)
+        out.push({
+          check,
+          status: 'fail',
+          evidence: `INPUT policy ${inp.policy} without the jump to PLEXUS-INPUT: UDP ${o.port} from other hosts is dropped`,
+          fix: `iptables -I INPUT -p udp --dport ${o.port} -j ACCEPT, or let the datapath restore its jump`,
+        })
+      else
+        out.push({
+          check,
+          status: 'ok',
+          evidence: `INPUT policy ${inp.policy}, no rule ahead of PLEXUS-INPUT drops UDP ${o.port}`,
+        })
+    }
+  }
+  return out
+}
+
+function nftFindings(f: DoctorFacts): Finding[] {
+  if (f.nftRuleset === undefined || !f.overlay) return []
+  const opts = { skipXtables: f.iptablesSave !== undefined }
+  const check = 'nft-foreign-chains'
+  const hooks = ['forward', 'input', 'prerouting']
+  const policies = foreignNftChains(f.nftRuleset, opts).filter(
+    (c) => hooks.includes(c.hook) && c.policy === 'drop',
+  )
+  const drops = foreignNftDrops(f.nftRuleset, { ...opts, hooks })
+  if (!policies.length && !drops.length)
+    return [
+      {
+        check,
+        status: 'ok',
+        evidence: 'no nftables base chain outside Plexus drops on forward, input or prerouting',
+      },
+    ]
+  const out: Finding[] = []
+  if (policies.length)
+    out.push({
+      check,
+      status: 'fail',
+      evidence: `nftables base chains with policy drop outside Plexus' table: ${policies.map((c) => `${c.family} ${c.table} ${c.name} (hook ${c.hook}, priority ${c.priority})`).join('; ')}; every base chain on a hook sees the packet, so Plexus' accepts do not save it`,
+      fix: `accept the overlay in that chain too, e.g. nft insert rule ${policies[0]?.family} ${policies[0]?.table} ${policies[0]?.name} ip saddr ${f.overlay.network} accept${f.overlay.port ? `; udp dport ${f.overlay.port} accept` : ''}`,
+    })
+  if (drops.length)
+    out.push({
+      check: 'nft-foreign-rules',
+      status: 'warn',
+      evidence: `drop/reject rules outside Plexus' table on forward/input/prerouting: ${drops.join('; ')}`,
+      fix: `make sure they do not match the cluster network ${f.overlay.network} or UDP ${f.overlay.port ?? '-'}`,
+    })
+  return out
+}
+
+function mtu(f: DoctorFacts): Finding | undefined {
+  const o = f.overlay
+  if (!o) return undefined
+  const check = 'underlay-mtu'
+  const under = f.mtu[o.underlay]
+  if (under === undefined)
+    return {
+      check,
+      status: 'fail',
+      evidence: `underlay device ${o.underlay} not found`,
+      fix: 'check datapath.underlayInterface / --underlay-interface',
+    }
+  const needed = o.mtu + o.overhead
+  if (under < needed)
+    return {
+      check,
+      status: 'fail',
+      evidence: `underlay ${o.underlay} MTU ${under} < overlay MTU ${o.mtu} + ${o.overhead} (${o.backend}) = ${needed}: full-size packets are dropped or fragmented`,
+      fix: `raise ${o.underlay}'s MTU to ${needed}, or set Backend.MTU to ${under - o.overhead} (plexctl network init) and restart the containers`,
+    }
+  const dev = o.device ? f.mtu[o.device] : undefined
+  if (dev !== undefined && dev > under - o.overhead)
+    return {
+      check,
+      status: 'fail',
+      evidence: `${o.device} MTU ${dev} > underlay ${o.underlay} MTU ${under} - ${o.overhead}`,
+      fix: `ip link set ${o.device} mtu ${under - o.overhead}`,
+    }
+  return {
+    check,
+    status: 'ok',
+    evidence: `underlay ${o.underlay} MTU ${under} >= overlay ${o.mtu} + ${o.overhead}`,
+  }
+}
+
+function lease(f: DoctorFacts): Finding {
+  const check = 'lease'
+  if (f.lease.state === 'acquired')
+    return { check, status: 'ok', evidence: `lease ${f.lease.subnet ?? '?'} held (acquired)` }
+  return {
+    check,
+    status: 'fail',
+    evidence: `no subnet lease held: ${f.lease.state}${f.lease.reason ? ` (${f.lease.reason})` : ''}`,
+    fix:
+      f.lease.state === 'isolated' || f.lease.state === 'fenced'
+        ? 'the host cannot reach a majority of the cluster: check `plexctl hosts` and the underlay'
+        : 'see `plexctl subnets` and `plexctl status`; a missing network config is set with `plexctl network init`',
+  }
+}
+
+function dns(f: DoctorFacts): Finding | undefined {
+  if (!f.dns) return undefined
+  const check = 'dns'
+  if (f.dns.answered)
+    return { check, status: 'ok', evidence: `DNS on ${f.dns.address}:53 answered (${f.dns.detail})` }
+  return {
+    check,
+    status: 'fail',
+    evidence: `DNS on ${f.dns.address}:53 did not answer: ${f.dns.detail}`,
+    fix: 'see the agent log (component dns) and `plexctl dns`; a foreign INPUT rule may drop UDP 53 from the bridge',
+  }
+}
+
+/** every check, in the order an operator reads them */
+export function runChecks(f: DoctorFacts): Finding[] {
+  return [
+    lease(f),
+    ipForward(f),
+    rpFilter(f),
+    ...iptablesFindings(f),
+    ...nftFindings(f),
+    mtu(f),
+    dns(f),
+  ].filter((x): x is Finding => x !== undefined)
+}
+
+/** worst status of a set of findings */
+export function overall(findings: Finding[]): FindingStatus {
+  if (findings.some((x) => x.status === 'fail')) return 'fail'
+  return findings.some((x) => x.status === 'warn') ? 'warn' : 'ok'
+}

@@ -1,0 +1,149 @@
+// Pure readers of the host's firewall as dumped by iptables-save and
+// `nft -j list ruleset`, for the questions diag asks: which foreign rule or
+// policy would drop overlay or forwarded container traffic, and does it come
+// ahead of Plexus' own chains. Plexus' own rules are recognised by their
+// chains (PLEXUS-*) and table (`inet plexus`, `bridge plexus`), as the
+// datapath names them (src/datapath/README.md, Firewall).
+
+/** one built-in iptables chain of the filter table: its policy and its rules in order */
+export interface XtChain {
+  policy: string
+  rules: string[]
+}
+
+/** filter-table built-in chains from iptables-save text (other tables are skipped) */
+export function parseIptablesFilter(save: string): Map<string, XtChain> {
+  const chains = new Map<string, XtChain>()
+  let inFilter = false
+  for (const line of save.split('\n')) {
+    if (line.startsWith('*')) {
+      inFilter = line === '*filter'
+      continue
+    }
+    if (!inFilter) continue
+    const decl = /^:(\S+) (\S+)/.exec(line)
+    if (decl?.[1] && decl[2]) {
+      chains.set(decl[1], { policy: decl[2], rules: [] })
+      continue
+    }
+    const rule = /^-A (\S+) (.*)$/.exec(line)
+    if (rule?.[1] && rule[2] !== undefined) chains.get(rule[1])?.rules.push(rule[2])
+  }
+  return chains
+}
+
+/** what a packet is, as far as a rule's match is concerned */
+export interface FlowMatch {
+  proto?: 'udp' | 'tcp' | 'icmp'
+  dport?: number
+  src?: string
+  dst?: string
+}
+
+const DROPPING = /-j (DROP|REJECT)\b/
+
+/**
+ * Whether an iptables rule (iptables-save syntax, without `-A CHAIN`) would
+ * drop this flow, as far as its common matches tell: protocol, destination
+ * port, and source/destination when given as plain addresses. A match the
+ * reader does not understand counts as "may match" (conservative for a
+ * diagnosis: the rule is shown as evidence, the operator judges).
+ */
+export function xtRuleDrops(rule: string, flow: FlowMatch): boolean {
+  if (!DROPPING.test(rule)) return false
+  const proto = /(?:^| )-p (\S+)/.exec(rule)?.[1]
+  if (proto && flow.proto && proto !== flow.proto) return false
+  const dport = /--dport (\d+)/.exec(rule)?.[1]
+  if (dport && flow.dport !== undefined && Number(dport) !== flow.dport) return false
+  if (dport && flow.dport === undefined) return false
+  for (const [flag, addr] of [
+    ['-s', flow.src],
+    ['-d', flow.dst],
+  ] as const) {
+    const m = new RegExp(`(?:^| )(! )?${flag} (\\d+\\.\\d+\\.\\d+\\.\\d+)(?:/(\\d+))?`).exec(rule)
+    if (!m?.[2] || !addr) continue
+    const inside = ipInCidr(addr, m[2], Number(m[3] ?? 32))
+    if (inside === Boolean(m[1])) return false
+  }
+  return true
+}
+
+/**
+ * The rules of a built-in chain that come before its jump to Plexus' chain
+ * (all of them when the jump is missing), and whether the jump is there.
+ */
+export function ahead(chain: XtChain, plexusChain: string): { rules: string[]; jump: boolean } {
+  const i = chain.rules.findIndex((r) => r === `-j ${plexusChain}` || r.endsWith(` -j ${plexusChain}`))
+  return i < 0 ? { rules: chain.rules, jump: false } : { rules: chain.rules.slice(0, i), jump: true }
+}
+
+function ipToInt(ip: string): number {
+  return ip.split('.').reduce((n, o) => n * 256 + Number(o), 0)
+}
+
+export function ipInCidr(ip: string, net: string, prefix: number): boolean {
+  if (prefix === 0) return true
+  const mask = 2 ** 32 - 2 ** (32 - prefix)
+  return (ipToInt(ip) & mask) >>> 0 === (ipToInt(net) & mask) >>> 0
+}
+
+/** a base chain of some nftables table that is not Plexus' own */
+export interface NftBaseChain {
+  family: string
+  table: string
+  name: string
+  hook: string
+  priority: number
+  policy: string
+}
+
+/** iptables-nft's tables: already read through iptables-save, so not reported twice */
+const XT_TABLES = new Set(['filter', 'nat', 'mangle', 'raw', 'security'])
+const PLEXUS_TABLE = 'plexus'
+
+/**
+ * Foreign base chains from `nft -j list ruleset` output. In nftables every
+ * base chain on a hook sees the packet, whatever an earlier table decided: an
+ * accept in Plexus' table does not save it from another table's drop policy.
+ */
+export function foreignNftChains(ruleset: unknown, opts: { skipXtables: boolean }): NftBaseChain[] {
+  const items = (ruleset as { nftables?: unknown[] } | undefined)?.nftables
+  if (!Array.isArray(items)) return []
+  const out: NftBaseChain[] = []
+  for (const item of items) {
+    const c = (item as { chain?: Record<string, unknown> }).chain
+    if (!c || typeof c.hook !== 'string') continue
+    const table = String(c.table)
+    const family = String(c.family)
+    if (table === PLEXUS_TABLE) continue
+    if (opts.skipXtables && (family === 'ip' || family === 'ip6') && XT_TABLES.has(table)) continue
+    out.push({
+      family,
+      table,
+      name: String(c.name),
+      hook: c.hook,
+      priority: Number(c.prio ?? 0),
+      policy: String(c.policy ?? 'accept'),
+    })
+  }
+  return out
+}
+
+/** foreign nft rules whose verdict is drop or reject, as `family table chain: expr` evidence */
+export function foreignNftDrops(ruleset: unknown, opts: { skipXtables: boolean; hooks: string[] }): string[] {
+  const items = (ruleset as { nftables?: unknown[] } | undefined)?.nftables
+  if (!Array.isArray(items)) return []
+  const chains = new Set(
+    foreignNftChains(ruleset, opts)
+      .filter((c) => opts.hooks.includes(c.hook))
+      .map((c) => `${c.family} ${c.table} ${c.name}`),
+  )
+  const out: string[] = []
+  for (const item of items) {
+    const r = (item as { rule?: { family: string; table: string; chain: string; expr?: unknown[] } }).rule
+    if (!r || !chains.has(`${r.family} ${r.table} ${r.chain}`)) continue
+    const expr = JSON.stringify(r.expr ?? [])
+    if (/"(drop|reject)"/.test(expr)) out.push(`${r.family} ${r.table} ${r.chain}: ${expr}`)
+  }
+  return out
+}

@@ -1,0 +1,106 @@
+// components.diag: plexctl doctor and plexctl trace as the API calls them.
+// Questions about another host go to that host's agent over the inspect
+// protocol (src/cluster/inspect.ts); this module answers the same questions
+// for its own host. It reads the kernel and the store, and changes neither.
+import type { Inspector } from '../cluster/inspect.js'
+import { BRIDGE_NAME, vtepName, WIREGUARD_NAME } from '../datapath/model.js'
+import type { LeaseComponent } from '../ipam/manager.js'
+import { PlexusError } from '../lib/errors.js'
+import type { ReadableStore } from '../store/types.js'
+import { NODE_PREFIX } from '../store/types.js'
+import { type DoctorFacts, type Finding, overall, runChecks } from './doctor/checks.js'
+import { gatherDoctorFacts } from './doctor/facts.js'
+
+/** bytes each backend's encapsulation adds to a packet (src/datapath/README.md) */
+const OVERHEAD: Record<string, number> = { vxlan: 50, wireguard: 60, 'host-gw': 0 }
+
+/** how long a remote host gets to answer before it is shown as not answering */
+export const INSPECT_TIMEOUT_MS = 1500
+
+export interface DoctorReport {
+  host: string
+  status: Finding['status']
+  findings: Finding[]
+}
+
+export interface DiagComponent {
+  /** checks one host (this one when host is absent or names it) */
+  doctor(host?: string): Promise<DoctorReport>
+}
+
+export interface DiagComponents {
+  config: { name: string; dns: { enabled: boolean; listenGateway: boolean } }
+  peerId: string
+  store: ReadableStore
+  lease: LeaseComponent
+  inspector: Inspector
+}
+
+export class DiagService implements DiagComponent {
+  constructor(private readonly c: DiagComponents) {}
+
+  start(): void {
+    this.c.inspector.serve((_from, q) => this.answer(q))
+  }
+
+  /** one inspect question from another member, validated: it is outside input */
+  private async answer(q: unknown): Promise<unknown> {
+    const op = (q as { op?: unknown } | null)?.op
+    if (op === 'doctor') return this.doctorHere()
+    throw new PlexusError(
+      'PLX_INSPECT_BAD_QUESTION',
+      `unknown inspect question ${JSON.stringify(op)?.slice(0, 40)}`,
+    )
+  }
+
+  /** the peer id of a host name (from the membership records) */
+  peerOf(host: string): string | undefined {
+    for (const r of this.c.store.list(NODE_PREFIX)) {
+      const name = (r.value as { name?: unknown } | null)?.name
+      if (name === host || r.key.slice(NODE_PREFIX.length) === host) return r.key.slice(NODE_PREFIX.length)
+    }
+    return undefined
+  }
+
+  async doctor(host?: string): Promise<DoctorReport> {
+    if (host === undefined || host === this.c.config.name || host === this.c.peerId) return this.doctorHere()
+    const peer = this.peerOf(host)
+    if (!peer) throw new PlexusError('PLX_DIAG_UNKNOWN_HOST', `no host named ${host} in the cluster`)
+    return (await this.c.inspector.ask(peer, { op: 'doctor' }, INSPECT_TIMEOUT_MS)) as DoctorReport
+  }
+
+  private async doctorHere(): Promise<DoctorReport> {
+    const { lease, config } = this.c
+    const cur = lease.current()
+    const st = lease.status()
+    const overlay: DoctorFacts['overlay'] = cur
+      ? {
+          backend: cur.network.Backend.Type,
+          ...(cur.network.Backend.Type === 'host-gw' ? {} : { port: cur.network.Backend.Port }),
+          bridge: BRIDGE_NAME,
+          ...deviceOf(cur.network.Backend.Type, cur.network.Backend.VNI),
+          underlay: cur.underlayInterface,
+          overhead: OVERHEAD[cur.network.Backend.Type] ?? 0,
+          mtu: cur.mtu,
+          network: cur.network.Network,
+        }
+      : undefined
+    const facts = await gatherDoctorFacts({
+      ...(overlay ? { overlay } : {}),
+      lease: {
+        state: st.state,
+        ...(st.reason ? { reason: st.reason } : {}),
+        ...(st.subnet ? { subnet: st.subnet } : {}),
+      },
+      ...(cur && config.dns.enabled && config.dns.listenGateway ? { dnsAddress: cur.gateway } : {}),
+    })
+    const findings = runChecks(facts)
+    return { host: config.name, status: overall(findings), findings }
+  }
+}
+
+function deviceOf(type: string, vni: number): { device?: string } {
+  if (type === 'vxlan') return { device: vtepName(vni) }
+  if (type === 'wireguard') return { device: WIREGUARD_NAME }
+  return {}
+}
