@@ -32,7 +32,7 @@ module.exports = {
       severity: 'error',
       from: {
         path: '^src/',
-        pathNot: '^src/(lib|store|cluster|ipam|datapath|dns|ports|services|scheduler|endpoints|runner|diag|api|cli|agent)/',
+        pathNot: '^src/(lib|store|cluster|ipam|datapath|dns|ports|services|scheduler|endpoints|runner|diag|api|cli|ui|agent)/',
       },
       to: {},
     },
@@ -57,6 +57,27 @@ module.exports = {
       severity: 'error',
       from: { path: '^src/cli/' },
       to: { path: '^src/', pathNot: '^src/(cli|lib)/', dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'ui-imports-only-the-contract',
+      comment: 'the web UI runs in a browser: code from src/ui and npm packages, and only types from the API contract (values would bundle TypeBox)',
+      severity: 'error',
+      from: { path: '^src/ui/' },
+      to: { path: '^src/', pathNot: '^src/ui/', dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'nothing-imports-the-ui',
+      comment: 'src/ui is bundled for the browser apart from the agent: the agent serves its files, never its code',
+      severity: 'error',
+      from: { path: '^(src|cni)/', pathNot: '^src/ui/' },
+      to: { path: '^src/ui/' },
+    },
+    {
+      name: 'ui-types-from-the-contract-only',
+      comment: 'the web UI takes types only from src/api/contract, never from agent modules',
+      severity: 'error',
+      from: { path: '^src/ui/' },
+      to: { path: '^src/', pathNot: '^src/(ui|api/contract)/' },
     },
     {
       name: 'cni-plugin-stays-light',

@@ -19,6 +19,7 @@ import { routeRoutes } from './routes/routes.js'
 import { serviceRoutes } from './routes/services.js'
 import { statusRoutes } from './routes/status.js'
 import { subnetRoutes } from './routes/subnets.js'
+import { uiRoutes } from './routes/ui.js'
 import { watchRoutes } from './routes/watch.js'
 
 /**
@@ -61,5 +62,6 @@ export async function buildApp(
   if (deps.scheduler) await app.register(jobRoutes, { deps, scheduler: deps.scheduler })
   if (deps.diag) await app.register(diagRoutes, { diag: deps.diag })
   await app.register(allocRoutes, { deps, ...(deps.runner ? { runner: deps.runner } : {}) })
+  await app.register(uiRoutes)
   return app
 }

@@ -7,6 +7,7 @@ import {
   type Coordinate,
   distance,
   forgetPeer,
+  isCoordinate,
   newVivaldiState,
   observe,
   type VivaldiState,
@@ -53,6 +54,8 @@ export interface HostView {
   version: string
   startedAt: string
   multiaddrs: string[]
+  /** its Vivaldi coordinate as it published it (the web UI lays hosts out by it) */
+  coordinate?: Coordinate
 }
 
 /** Operator labels for host <name> live here (any member may write them; the host merges them into its record). */
@@ -149,6 +152,7 @@ export class Membership {
         version: v.version,
         startedAt: v.startedAt,
         multiaddrs: v.multiaddrs ?? [],
+        ...(isCoordinate(v.coordinate) ? { coordinate: v.coordinate } : {}),
       })
     }
     return out.sort((a, b) => a.name.localeCompare(b.name))

@@ -77,6 +77,20 @@ function isValid(c: Coordinate): boolean {
   return [...c.vec, c.height, c.error, c.adjustment].every(Number.isFinite)
 }
 
+/** a coordinate that arrived by gossip (outside input): the shape, and every figure finite */
+export function isCoordinate(c: unknown): c is Coordinate {
+  const o = c as Partial<Coordinate> | null
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    Array.isArray(o.vec) &&
+    o.vec.length <= 64 &&
+    o.vec.every((x) => typeof x === 'number') &&
+    [o.height, o.error, o.adjustment].every((x) => typeof x === 'number') &&
+    isValid(o as Coordinate)
+  )
+}
+
 function unitVectorAt(a: number[], b: number[], rng: () => number): [number[], number] {
   const d = diff(a, b)
   const mag = magnitude(d)

@@ -17,6 +17,15 @@ export const Host = Type.Object({
   multiaddrs: Type.Optional(Type.Array(Type.String())),
   /** config/drain/<name> exists: no new placements, its allocations move away */
   drained: Type.Optional(Type.Boolean()),
+  /** its Vivaldi coordinate (Serf's variant: RTT estimate = |a.vec - b.vec| + heights, in seconds) */
+  coordinate: Type.Optional(
+    Type.Object({
+      vec: Type.Array(Type.Number()),
+      height: Type.Number(),
+      error: Type.Number(),
+      adjustment: Type.Number(),
+    }),
+  ),
 })
 export type Host = Static<typeof Host>
 
