@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { endianness, networkInterfaces } from 'node:os'
 import { promisify } from 'node:util'
-import { createNetlink, FlagsGet } from 'netlink'
+import { AF_INET, AF_INET6, ALL_STATES, dumpSockets, TCP_LISTEN } from '../lib/sock-diag.js'
 import type { HeldPort, Protocol } from './publish.js'
 
 const execFileP = promisify(execFile)
@@ -31,53 +31,22 @@ function heldPort(addr: ArrayLike<number>, hostPort: number, protocol: Protocol)
   return { hostPort, protocol, ...(ip ? { hostIp: ip } : {}), holder: { kind: 'process' } }
 }
 
-// ---- sock_diag, what `ss` uses: the kernel filters by protocol and state ----
-
-const NETLINK_SOCK_DIAG = 4
-const SOCK_DIAG_BY_FAMILY = 20
-const AF_INET = 2
-const AF_INET6 = 10
-const IPPROTO = { tcp: 6, udp: 17 } as const
-const TCP_LISTEN = 10
-/** sizeof(struct inet_diag_req_v2) */
-const REQ_LEN = 56
-/** struct inet_diag_msg up to the end of its IPv6 source address */
-const MSG_MIN = 24
-
-/** A sock_diag dump request (pure): TCP listeners, or every UDP socket, of one family. */
-export function diagRequest(family: number, protocol: Protocol): Buffer {
-  const b = Buffer.alloc(REQ_LEN)
-  b[0] = family
-  b[1] = IPPROTO[protocol]
-  b.writeUInt32LE(protocol === 'tcp' ? 1 << TCP_LISTEN : 0xffffffff, 4)
-  return b
-}
-
-/** The port one struct inet_diag_msg holds (pure): sport at 4, source address at 8. */
-export function parseDiagMessage(msg: Buffer, protocol: Protocol): HeldPort | undefined {
-  if (msg.length < MSG_MIN) return undefined
-  return heldPort(msg.subarray(8, msg[0] === AF_INET ? 12 : 24), msg.readUInt16BE(4), protocol)
-}
+// ---- sock_diag (src/lib/sock-diag.ts): TCP listeners and every UDP socket ----
 
 async function diagSockets(): Promise<HeldPort[]> {
-  const nl = createNetlink(NETLINK_SOCK_DIAG)
+  const queries = (['tcp', 'udp'] as const).flatMap((protocol) =>
+    [AF_INET, AF_INET6].map((family) => ({
+      family,
+      protocol,
+      states: protocol === 'tcp' ? 1 << TCP_LISTEN : ALL_STATES,
+    })),
+  )
   const held: HeldPort[] = []
-  try {
-    // one dump at a time: the netlink package reassembles one multipart answer per socket
-    for (const protocol of ['tcp', 'udp'] as const)
-      for (const family of [AF_INET, AF_INET6]) {
-        const [msgs] = await nl.request(SOCK_DIAG_BY_FAMILY, diagRequest(family, protocol), {
-          flags: FlagsGet.DUMP,
-        })
-        for (const m of msgs) {
-          const p = m.type === SOCK_DIAG_BY_FAMILY ? parseDiagMessage(m.data, protocol) : undefined
-          if (p) held.push(p)
-        }
-      }
-    return held
-  } finally {
-    nl.close()
+  for (const s of await dumpSockets(queries)) {
+    const p = heldPort(s.src, s.sport, s.protocol)
+    if (p) held.push(p)
   }
+  return held
 }
 
 // ---- /proc/net, where sock_diag is missing (inet_diag not loadable) ----
