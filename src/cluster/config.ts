@@ -18,7 +18,7 @@ export interface ClusterConfig {
   deadAfterMs: number
   /** digest exchange with a random peer */
   syncIntervalMs: number
-  /** RTT probe (libp2p ping) of a random peer, feeding Vivaldi */
+  /** RTT probe of a random peer (the kernel's TCP RTT, else libp2p ping), feeding Vivaldi */
   probeIntervalMs: number
   /** re-dial backoff: first retry after redialMinMs, doubling up to redialMaxMs */
   redialMinMs: number

@@ -20,6 +20,7 @@ import {
   type InspectHandler,
   MAX_INSPECT_BYTES,
 } from './inspect.js'
+import { endpointText } from './kernel-rtt.js'
 import type { ClusterMetrics } from './metrics.js'
 import { clusterProtector } from './protector.js'
 import type { GossipVerdict, Transport, TransportHandlers } from './transport.js'
@@ -309,6 +310,16 @@ export class Libp2pTransport implements Transport {
       multiaddrs: addrs.map((a) => multiaddr(a.endsWith(p2p) ? a.slice(0, -p2p.length) : a)),
     })
     await this.node.dial(id, { signal: AbortSignal.timeout(timeoutMs) })
+  }
+
+  /** The remote TCP endpoints of this peer's open connections, as sock_diag names them (kernel-rtt.ts). */
+  remoteEndpoints(peer: string): string[] {
+    return this.node.getConnections(peerIdFromString(peer)).flatMap((conn) => {
+      const parts = conn.remoteAddr.getComponents()
+      const ip = parts.find((p) => p.name === 'ip4' || p.name === 'ip6')?.value
+      const port = parts.find((p) => p.name === 'tcp')?.value
+      return ip && port ? [endpointText(ip, port)] : []
+    })
   }
 
   /** Round-trip time in ms over libp2p ping. */

@@ -51,6 +51,9 @@ export interface HostView {
   labels: Record<string, string>
   /** estimated round trip from this host, from Vivaldi coordinates */
   rttMs: number | null
+  /** the last round trip measured to this peer (what feeds the coordinates), and how */
+  measuredRttMs: number | null
+  measuredBy?: RttSource
   version: string
   startedAt: string
   multiaddrs: string[]
@@ -61,6 +64,13 @@ export interface HostView {
 /** Operator labels for host <name> live here (any member may write them; the host merges them into its record). */
 export const labelsKey = (name: string) => `config/labels/${name}`
 
+/** kernel: the TCP connection's own RTT (sock_diag); ping: libp2p ping, where the kernel has no sample */
+export type RttSource = 'kernel' | 'ping'
+export interface RttSample {
+  ms: number
+  by: RttSource
+}
+
 export interface MembershipDeps {
   store: LocalStore
   sched: Scheduler
@@ -69,8 +79,8 @@ export interface MembershipDeps {
   cfg: MembershipConfig
   /** the parts of this host's NodeValue that do not come from membership itself */
   describe: () => Omit<NodeValue, 'coordinate' | 'labels'> & { labels: Record<string, string> }
-  /** RTT in ms to a connected peer (absent when there is no network) */
-  ping?: (peer: string) => Promise<number>
+  /** RTT in ms to a connected peer, and how it was measured (absent when there is no network) */
+  measureRtt?: (peer: string) => Promise<RttSample>
   connectedPeers: () => string[]
 }
 
@@ -78,6 +88,7 @@ export class Membership {
   private readonly lastHeard = new Map<string, number>()
   private readonly states = new Map<string, MemberState>()
   private vivaldi: VivaldiState = newVivaldiState()
+  private readonly measured = new Map<string, RttSample>()
   private readonly cancels: (() => void)[] = []
 
   constructor(private readonly d: MembershipDeps) {}
@@ -139,6 +150,7 @@ export class Membership {
       if (typeof v?.name !== 'string') continue
       const self = rec.owner === this.d.store.self
       const silentMs = self ? 0 : this.silentMs(rec)
+      const measured = this.measured.get(rec.owner)
       out.push({
         name: v.name,
         peerId: rec.owner,
@@ -149,6 +161,8 @@ export class Membership {
         silentMs,
         labels: v.labels ?? {},
         rttMs: self || !v.coordinate ? null : round(distance(this.vivaldi.coord, v.coordinate) * 1000),
+        measuredRttMs: measured ? round(measured.ms) : null,
+        ...(measured ? { measuredBy: measured.by } : {}),
         version: v.version,
         startedAt: v.startedAt,
         multiaddrs: v.multiaddrs ?? [],
@@ -185,14 +199,15 @@ export class Membership {
         this.states.delete(peer)
         this.lastHeard.delete(peer)
         this.vivaldi = forgetPeer(this.vivaldi, peer)
+        this.measured.delete(peer)
       }
     }
   }
 
   /** One RTT probe of a random connected peer whose coordinate we know. */
   private async probe(): Promise<void> {
-    const ping = this.d.ping
-    if (!ping) return
+    const measure = this.d.measureRtt
+    if (!measure) return
     const peers = this.d.connectedPeers()
     if (peers.length === 0) return
     const peer = peers[Math.floor(this.d.rng() * peers.length)] as string
@@ -200,8 +215,9 @@ export class Membership {
       ?.coordinate
     if (!other) return
     try {
-      const rtt = await ping(peer)
-      this.vivaldi = observe(this.vivaldi, peer, other, rtt, this.d.rng)
+      const sample = await measure(peer)
+      this.measured.set(peer, sample)
+      this.vivaldi = observe(this.vivaldi, peer, other, sample.ms, this.d.rng)
     } catch (err) {
       this.d.logger.debug({ peer, err }, 'rtt probe failed')
     }
@@ -217,4 +233,5 @@ function isLabelMap(v: unknown): v is Record<string, string> {
   )
 }
 
-const round = (x: number) => Math.round(x * 100) / 100
+// to the microsecond: kernel RTTs between namespaces are tens of microseconds
+const round = (x: number) => Math.round(x * 1000) / 1000

@@ -8,6 +8,7 @@ import type { ClusterConfig } from './config.js'
 import { Dialer } from './dialer.js'
 import { loadOrCreatePeerKey } from './identity.js'
 import type { InspectHandler, Inspector } from './inspect.js'
+import { measureRtt } from './kernel-rtt.js'
 import { loadClusterKey } from './key.js'
 import { Libp2pTransport } from './libp2p-transport.js'
 import { type HostView, Membership } from './membership.js'
@@ -67,7 +68,7 @@ export class ClusterService implements MembersView, Inspector {
       logger: logger.child({ component: 'membership' }),
       cfg: c,
       describe: () => this.describe(),
-      ping: t ? (peer) => t.ping(peer, PING_TIMEOUT_MS) : undefined,
+      measureRtt: t ? (peer) => measureRtt(t, peer, PING_TIMEOUT_MS) : undefined,
       connectedPeers: () => t?.peers() ?? [],
     })
     membershipGauges(d.metrics, () => this.membership.hosts())

@@ -14,8 +14,11 @@ t.setTimeout(1_200_000)
 interface Host {
   name: string
   peerId: string
+  address: string
   state: string
   labels: Record<string, string>
+  measuredRttMs: number | null
+  measuredBy?: string
 }
 interface Status {
   peerId: string
@@ -43,6 +46,31 @@ t.test('5 hosts: replicate, detect death, survive partition and restart', async 
     ),
     'every host sees 5 alive members',
   )
+
+  // The RTT that feeds the coordinates is the kernel's (sock_diag tcp_info), not a libp2p ping's 4-11 ms of
+  // userspace delay: within 25 % or 0.5 ms of what ping says between the same namespaces.
+  const peer = await eventually(() => hosts(c, 'h1').find((x) => x.measuredBy === 'kernel'), 20_000)
+  t.ok(peer, 'h1 measured a peer through the kernel')
+  if (peer) {
+    const p = run('ip', [
+      'netns',
+      'exec',
+      hostNs(c.name, 'h1'),
+      'ping',
+      '-c',
+      '5',
+      '-i',
+      '0.2',
+      '-q',
+      peer.address,
+    ])
+    const avg = Number(/= [\d.]+\/([\d.]+)\//.exec(p.stdout)?.[1])
+    const rtt = peer.measuredRttMs as number
+    t.ok(
+      Math.abs(rtt - avg) <= Math.max(0.25 * avg, 0.5),
+      `h1 -> ${peer.name}: measured ${rtt} ms, ping ${avg} ms`,
+    )
+  }
 
   ok(c.exec('h1', ['plexctl', 'kv', 'put', 'test/hello', '{"from":"h1"}']), 'kv put')
   const t0 = Date.now()

@@ -11,7 +11,11 @@ export const Host = Type.Object({
   lastHeard: Type.String(),
   silentMs: Type.Integer(),
   labels: Type.Record(Type.String(), Type.String()),
+  /** estimated from Vivaldi coordinates */
   rttMs: Nullable(Type.Number()),
+  /** the last round trip measured to this peer (what feeds the coordinates): the kernel's TCP RTT, else a ping */
+  measuredRttMs: Type.Optional(Nullable(Type.Number())),
+  measuredBy: Type.Optional(StringEnum(['kernel', 'ping'])),
   version: Type.Optional(Type.String()),
   startedAt: Type.Optional(Type.String()),
   multiaddrs: Type.Optional(Type.Array(Type.String())),

@@ -22,19 +22,20 @@ const ago = (ms: number) => (ms < 1000 ? `${ms}ms ago` : `${(ms / 1000).toFixed(
 export const registerHosts: RegisterCommand = (program, ctx) => {
   const hosts = program
     .command('hosts')
-    .description('cluster members: state, last heard, labels, estimated RTT')
+    .description('cluster members: state, last heard, labels, measured and estimated RTT')
     .action(async () => {
       const { hosts } = await ctx.client().call<HostsReply>('GET', '/v1/hosts')
       if (ctx.format() === 'json') return ctx.print(json(hosts))
       ctx.print(
         table(
-          ['name', 'peer id', 'address', 'state', 'last heard', 'rtt', 'labels'],
+          ['name', 'peer id', 'address', 'state', 'last heard', 'rtt measured', 'rtt estimated', 'labels'],
           hosts.map((h) => [
             h.self ? `${h.name} (self)` : h.name,
             h.peerId,
             h.address,
             h.drained ? `${h.state}, drained` : h.state,
             h.self ? '-' : ago(h.silentMs),
+            h.measuredRttMs == null ? '-' : `${h.measuredRttMs}ms (${h.measuredBy})`,
             h.rttMs === null ? '-' : `${h.rttMs}ms`,
             Object.entries(h.labels)
               .map(([k, v]) => `${k}=${v}`)
