@@ -1,5 +1,7 @@
 import { mkdir } from 'node:fs/promises'
 import { buildApp } from '../api/app.js'
+import { buildAppApi } from '../api/app-api.js'
+import { AppListener } from '../api/app-listener.js'
 import { apiMetrics } from '../api/metrics.js'
 import { listenMetrics } from '../api/metrics-listener.js'
 import { listenUnix } from '../api/server.js'
@@ -142,6 +144,12 @@ export class Agent {
         config.api,
         (outcome) => connections.inc({ listener: 'api', outcome }),
       )
+      if (config.api.appPort) {
+        const appApi = new AppListener(this.components, await buildAppApi(this.components))
+        await appApi.start()
+        this.started.push(appApi)
+        Object.assign(this.components, { appApi })
+      }
       if (config.metrics.listen)
         this.closeMetrics = await listenMetrics(
           this.components.metrics,

@@ -10,6 +10,7 @@ import {
   parseTree,
   printParseErrorCode,
 } from 'jsonc-parser'
+import { DEFAULT_APP_PORT } from '../api/app-listener.js'
 import { type MetricsConfig, metricsConfigSchema, parseMetricsListen } from '../api/metrics-listener.js'
 import { type ApiLimits, apiLimitsSchema, DEFAULT_API_LIMITS } from '../api/server.js'
 import type { ClusterConfig } from '../cluster/config.js'
@@ -35,6 +36,8 @@ export interface AgentConfig {
     socket: string
     /** further unix sockets (e.g. one bind-mounted into a runtime's namespace) */
     extraSockets: string[]
+    /** port of the application API on the bridge gateway (src/api/README.md); 0: not served */
+    appPort: number
   } & ApiLimits
   cluster: ClusterConfig
   /** underlay address other hosts reach this one at (default: the address of the default-route interface) */
@@ -75,6 +78,7 @@ const schema = {
       properties: {
         socket: { type: 'string', minLength: 1 },
         extraSockets: { type: 'array', items: { type: 'string', minLength: 1 } },
+        appPort: { type: 'integer', minimum: 0, maximum: 65535 },
         ...apiLimitsSchema,
       },
     },
@@ -180,7 +184,12 @@ export function defaultConfig(): AgentConfig {
     stateDir: '/var/lib/plexus',
     runDir,
     logLevel: 'info',
-    api: { socket: join(runDir, 'plexusd.sock'), extraSockets: [], ...DEFAULT_API_LIMITS },
+    api: {
+      socket: join(runDir, 'plexusd.sock'),
+      extraSockets: [],
+      appPort: DEFAULT_APP_PORT,
+      ...DEFAULT_API_LIMITS,
+    },
     cluster: {
       listen: ['/ip4/0.0.0.0/tcp/7373'],
       announce: [],

@@ -23,6 +23,28 @@ import { uiRoutes } from './routes/ui.js'
 import { watchRoutes } from './routes/watch.js'
 
 /**
+ * A fastify instance with the API's options and error contract (the operator
+ * API and the application API share them).
+ */
+export function newApiFastify(
+  deps: ApiDeps,
+  component: string,
+  opts: { eagerSchemas?: boolean } = {},
+): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ component }) as FastifyBaseLogger,
+    // Per-request lines would drown the agent log (the CNI plugin calls it per container).
+    logController: new LogController({ disableRequestLogging: true }),
+    // Unknown body fields are a client bug: report them instead of dropping them.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // validators and serializers compiled on each route's first request, not at start-up (compilers.ts)
+    ...(opts.eagerSchemas ? {} : { schemaController: { compilersFactory: lazyCompilers() } }),
+  })
+  installErrorContract(app, (err) => deps.logger.error({ err }, `${component} request failed`))
+  return app
+}
+
+/**
  * The agent API, built apart from listen() so tests use inject().
  * One encapsulated plugin per resource; every route has a JSON schema.
  */
@@ -32,18 +54,7 @@ export async function buildApp(
     /** compile every schema at ready() (tests: a broken schema fails there, not on a request) */ eagerSchemas?: boolean
   } = {},
 ): Promise<FastifyInstance> {
-  const app = Fastify({
-    loggerInstance: deps.logger.child({ component: 'api' }) as FastifyBaseLogger,
-    // Per-request lines would drown the agent log (the CNI plugin calls it per container).
-    logController: new LogController({ disableRequestLogging: true }),
-    // Unknown body fields are a client bug: report them instead of dropping them.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
-    // validators and serializers compiled on each route's first request, not at start-up (compilers.ts)
-    ...(opts.eagerSchemas ? {} : { schemaController: { compilersFactory: lazyCompilers() } }),
-  })
-
-  installErrorContract(app, (err) => deps.logger.error({ err }, 'api request failed'))
-
+  const app = newApiFastify(deps, 'api', opts)
   await registerOpenapi(app)
   await app.register(statusRoutes, { deps })
   await app.register(metricsRoutes, { metrics: deps.metrics })

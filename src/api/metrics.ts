@@ -17,5 +17,10 @@ export function apiMetrics(m: Metrics) {
       help: 'SSE watch streams: opened, and tooSlow (closed because the reader left more than 1 MiB unread; it resumes with Last-Event-ID)',
       labelNames: ['outcome'],
     }),
+    appCallers: m.counter({
+      name: 'plexus_api_app_requests_total',
+      help: "application API requests by who called: endpoint (one of this host's containers), unknown (refused, 403)",
+      labelNames: ['outcome'],
+    }),
   }
 }

@@ -1,13 +1,12 @@
 import { createSocket } from 'node:dgram'
 import { isIP } from 'node:net'
 import dnsPacket from 'dns-packet'
-import { cidrOf, formatIPv4 } from '../ipam/cidr.js'
+import { leaseGateway } from '../ipam/leases.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import { buildCatalog, catalogInput } from '../services/catalog.js'
-import type { LeaseValue } from '../store/records.js'
 import {
   ENDPOINT_PREFIX,
   HEALTH_PREFIX,
@@ -151,13 +150,7 @@ export class DnsService implements Startable {
   }
 
   private gateway(): string | undefined {
-    const lease = this.c.store.get(`leases/${this.c.peerId}`)?.value as unknown as LeaseValue | undefined
-    if (typeof lease?.subnet !== 'string') return undefined
-    try {
-      return formatIPv4(cidrOf(lease.subnet).base + 1)
-    } catch {
-      return undefined
-    }
+    return leaseGateway(this.c.store, this.c.peerId)
   }
 
   /**
@@ -239,6 +232,7 @@ export class DnsService implements Startable {
       ttl: this.c.config.dns.ttl,
       serial: this.serial,
       nsAddresses: this.desiredAddresses(),
+      agentAddress: this.gateway(),
     })
     // a TTL registration lapses without a store event here if the store expires lazily: rebuild then
     clearTimeout(this.expiryTimer)

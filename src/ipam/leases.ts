@@ -276,6 +276,21 @@ export function gatewayOf(subnet: Cidr): number {
 }
 
 /**
+ * The bridge gateway address of `peerId`'s lease as the store holds it (what
+ * the agent's DNS and application listeners bind to), or undefined without a
+ * lease or with a malformed one.
+ */
+export function leaseGateway(
+  store: { get(key: string): StoreRecord | undefined },
+  peerId: string,
+): string | undefined {
+  const r = store.get(leaseKey(peerId))
+  if (!r) return undefined
+  const parsed = parseLeaseValue(r.value)
+  return 'subnet' in parsed ? formatIPv4(gatewayOf(parsed.subnet)) : undefined
+}
+
+/**
  * The newest time t such that a strict majority of the cluster's members
  * (this host included) has been heard from since t: the k-th newest
  * heartbeat, k = ⌊n/2⌋ + 1. Members are the hosts whose node record this host

@@ -5,7 +5,9 @@
 // allocation is released. Decisions are lifecycle.ts's (pure); this file
 // observes, acts and writes the allocation's life back to its allocstate
 // record. Tasks outlive the agent: a new agent adopts them from the state dir.
+
 import { existsSync } from 'node:fs'
+import { leaseGateway } from '../ipam/leases.js'
 import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
@@ -59,7 +61,7 @@ export interface RunnerComponents {
   peerId: string
   logger: Logger
   metrics: Metrics
-  config: { name: string; stateDir: string; api: { socket: string }; runner?: RunnerConfig }
+  config: { name: string; stateDir: string; api: { socket: string; appPort?: number }; runner?: RunnerConfig }
   /** drivers to use instead of the built-in ones (tests) */
   drivers?: Driver[]
 }
@@ -343,6 +345,13 @@ export class RunnerService implements Startable {
       .catch((err) => this.d.logger.debug({ err, alloc: a.id }, 'allocstate changed meanwhile'))
   }
 
+  /** PLEXUS_HTTP_ADDR (as CONSUL_HTTP_ADDR: host:port) for a task on the overlay: its host's application API */
+  private appAddress(a: LocalAlloc): { PLEXUS_HTTP_ADDR?: string } {
+    const port = this.d.config.api.appPort
+    const gateway = a.cni?.address && port ? leaseGateway(this.d.store, this.d.peerId) : undefined
+    return gateway ? { PLEXUS_HTTP_ADDR: `${gateway}:${port}` } : {}
+  }
+
   private launch(
     a: LocalAlloc,
     spec: TaskSpec,
@@ -363,6 +372,7 @@ export class RunnerService implements Startable {
         PLEXUS_TASK: spec.name,
         PLEXUS_HOST: this.d.config.name,
         ...(a.cni?.address ? { PLEXUS_ADDRESS: a.cni.address } : {}),
+        ...this.appAddress(a),
       },
       ...(spec.config.user ? { user: spec.config.user } : {}),
       ...(spec.config.rootfs ? { rootfs: spec.config.rootfs } : {}),

@@ -100,13 +100,13 @@ export const checkSchema = {
   },
 } as const
 
-const tagsSchema = {
+export const tagsSchema = {
   type: 'array',
   maxItems: 64,
   uniqueItems: true,
   items: { type: 'string', pattern: LABEL_PATTERN },
 }
-const portsSchema = { type: 'array', maxItems: 64, items: portSchema }
+export const portsSchema = { type: 'array', maxItems: 64, items: portSchema }
 const checksSchema = { type: 'array', maxItems: 16, items: checkSchema }
 
 /** Body of PUT /v1/services/<name> (name comes from the path). */

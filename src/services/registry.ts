@@ -1,7 +1,7 @@
 // Writes for the services API: definitions and API registrations of this host's endpoints.
 import { PlexusError } from '../lib/errors.js'
 import type { PortSpec } from '../store/records.js'
-import type { JsonValue, Store } from '../store/types.js'
+import type { JsonValue, Store, StoreRecord } from '../store/types.js'
 import { buildCatalog, type Catalog, catalogInput, type Endpoint } from './catalog.js'
 import {
   assertLabel,
@@ -28,6 +28,19 @@ export interface RegistrationBody extends ServiceBody {
   service: string
   ifname?: string
   ttlSeconds?: number
+}
+
+export interface Registered {
+  key: string
+  endpointKey: string
+  /** when a TTL registration lapses unless renewed */
+  expiresAt?: string
+}
+
+function registered(rec: StoreRecord, ep: Endpoint): Registered {
+  const out: Registered = { key: rec.key, endpointKey: ep.key }
+  if (rec.ttlMs !== undefined) out.expiresAt = new Date(rec.version.wall + rec.ttlMs).toISOString()
+  return out
 }
 
 export class ServiceRegistry {
@@ -84,12 +97,13 @@ export class ServiceRegistry {
     return pick
   }
 
-  async register(
-    id: string,
-    body: RegistrationBody,
-  ): Promise<{ key: string; endpointKey: string; expiresAt?: string }> {
+  async register(id: string, body: RegistrationBody): Promise<Registered> {
+    return this.registerEndpoint(this.findEndpoint(id, body.ifname), body)
+  }
+
+  /** Registers endpoint `ep` (of this host) in `body.service`: the application API's self-registration. */
+  async registerEndpoint(ep: Endpoint, body: RegistrationBody): Promise<Registered> {
     assertLabel('service name', body.service)
-    const ep = this.findEndpoint(id, body.ifname)
     const ports = body.ports ?? []
     const def = this.catalog().services.get(body.service)?.definition
     const v: RegistrationValue = { service: body.service, endpointKey: ep.key, tags: body.tags ?? [], ports }
@@ -97,10 +111,30 @@ export class ServiceRegistry {
     if (checks.length) v.checks = checks
     const key = registrationKey(this.c.peerId, ep.value.containerId, ep.value.ifname, body.service)
     const opts = body.ttlSeconds ? { ttlMs: body.ttlSeconds * 1000 } : {}
-    const rec = await this.c.store.put(key, v as unknown as JsonValue, opts)
-    const out: { key: string; endpointKey: string; expiresAt?: string } = { key, endpointKey: ep.key }
-    if (rec.ttlMs !== undefined) out.expiresAt = new Date(rec.version.wall + rec.ttlMs).toISOString()
-    return out
+    return registered(await this.c.store.put(key, v as unknown as JsonValue, opts), ep)
+  }
+
+  /**
+   * The `pass` of a TTL registration: writes it again unchanged, so it lives
+   * one more TTL from now. A registration that already lapsed is gone (404):
+   * the caller registers again.
+   */
+  async renew(ep: Endpoint, service: string): Promise<Registered> {
+    assertLabel('service name', service)
+    const key = registrationKey(this.c.peerId, ep.value.containerId, ep.value.ifname, service)
+    const r = this.c.store.get(key)
+    if (!r)
+      throw new PlexusError(
+        'PLX_SERVICE_NOT_REGISTERED',
+        `this endpoint has no registration in "${service}"`,
+        {
+          status: 404,
+        },
+      )
+    return registered(
+      await this.c.store.put(key, r.value, r.ttlMs !== undefined ? { ttlMs: r.ttlMs } : {}),
+      ep,
+    )
   }
 
   async deregister(id: string, service: string, ifname?: string): Promise<void> {

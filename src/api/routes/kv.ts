@@ -37,8 +37,8 @@ type KeyParams = { '*': string }
 const keyParams = { type: 'object', required: ['*'], properties: { '*': { type: 'string' } } } as const
 const duration = { type: 'string', pattern: '^\\d+(ms|s|m|h)?$' } as const
 /** Consul-style flags: a bare ?recurse counts as true */
-const flagSchema = { type: 'string', enum: ['', 'true', '1', 'false', '0'] } as const
-const flag = (v: string | undefined) => v !== undefined && v !== 'false' && v !== '0'
+export const flagSchema = { type: 'string', enum: ['', 'true', '1', 'false', '0'] } as const
+export const flag = (v: string | undefined) => v !== undefined && v !== 'false' && v !== '0'
 const errorSchema = {
   type: 'object',
   required: ['error', 'message'],

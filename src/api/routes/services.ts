@@ -1,8 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify'
+import { PlexusError } from '../../lib/errors.js'
 import { type Catalog, hostCounts, type Member, type ServiceEntry } from '../../services/catalog.js'
 import { checkSchema, registrationBodySchema, serviceBodySchema } from '../../services/model.js'
+import { nearestFirst } from '../../services/near.js'
 import { type RegistrationBody, type ServiceBody, ServiceRegistry } from '../../services/registry.js'
 import type { ApiDeps } from '../deps.js'
+import { flag, flagSchema } from './kv.js'
 
 const port = {
   type: 'object',
@@ -62,7 +65,8 @@ const idParam = {
   required: ['id'],
   properties: { id: { type: 'string', minLength: 1, maxLength: 253 } },
 } as const
-const registered = {
+/** a registration as written: its key, the endpoint it names, when it lapses (TTL) */
+export const registered = {
   type: 'object',
   required: ['key', 'endpointKey'],
   properties: { key: { type: 'string' }, endpointKey: { type: 'string' }, expiresAt: { type: 'string' } },
@@ -102,7 +106,21 @@ function lookup(catalog: Catalog, name: string): ServiceEntry | undefined {
   return catalog.services.get(name)
 }
 
-export const serviceRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
+const healthQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    /** only members whose checks pass */
+    passing: flagSchema,
+    /** only members with this tag */
+    tag: { type: 'string', minLength: 1, maxLength: 63 },
+    /** nearest first from this host (its name), or `_agent` (the host answering) */
+    near: { type: 'string', minLength: 1, maxLength: 63 },
+  },
+} as const
+
+/** Reads of the catalog: mounted by the operator API and the application API. */
+export const serviceReadRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
   const registry = new ServiceRegistry(deps)
 
   app.get('/v1/services', { schema: { response: { 200: { type: 'array', items: summary } } } }, async () =>
@@ -121,6 +139,42 @@ export const serviceRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, 
       return { ...summarize(e), endpoints: e.members.map(memberOut) }
     },
   )
+
+  app.get<{ Params: { name: string }; Querystring: { passing?: string; tag?: string; near?: string } }>(
+    '/v1/health/service/:name',
+    {
+      schema: {
+        description:
+          "The members of a service with their health (Consul's /v1/health/service): ?passing, ?tag=, ?near=<host>|_agent orders them by estimated RTT (Vivaldi)",
+        params: nameParam,
+        querystring: healthQuery,
+        response: { 200: { type: 'array', items: member } },
+      },
+    },
+    async (req) => {
+      const catalog = registry.catalog()
+      const { passing, tag, near } = req.query
+      let members = catalog.services.get(req.params.name)?.members ?? []
+      if (flag(passing)) members = members.filter((m) => m.healthy)
+      if (tag !== undefined) members = members.filter((m) => m.tags.includes(tag))
+      if (near !== undefined)
+        members = nearestFirst(members, catalog.nodes, nearPeer(catalog, near, deps.peerId))
+      return members.map(memberOut)
+    },
+  )
+}
+
+/** The peer id `?near=` names: `_agent` is the answering host, else a host by name (400 when there is none). */
+function nearPeer(catalog: Catalog, near: string, self: string): string {
+  if (near === '_agent') return self
+  const node = catalog.nodes.find((n) => n.value.name === near)
+  if (!node) throw new PlexusError('PLX_API_BAD_REQUEST', `near: no host "${near}" (a host name, or _agent)`)
+  return node.peer
+}
+
+export const serviceRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
+  const registry = new ServiceRegistry(deps)
+  await app.register(serviceReadRoutes, { deps })
 
   app.put<{ Params: { name: string }; Body: ServiceBody }>(
     '/v1/services/:name',

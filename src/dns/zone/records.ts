@@ -20,6 +20,12 @@ export interface ZoneOptions {
   serial: number
   /** this server's own addresses (the glue of ns.<origin>) */
   nsAddresses: string[]
+  /**
+   * `agent.<origin>`: this host's bridge gateway, where its application API
+   * listens. A container asks its own host's server (its resolver is its
+   * gateway), so each agent answering with its own gateway is the asker's.
+   */
+  agentAddress?: string
 }
 
 /** A name and its record sets; `shuffle` marks sets whose order is randomised per answer. */
@@ -120,6 +126,7 @@ export function buildZone(catalog: Catalog, opts: ZoneOptions): ZoneData {
   for (const a of opts.nsAddresses)
     addAddress(`ns.${origin}`, a.includes(':') ? undefined : a, a.includes(':') ? a : undefined)
   for (const ent of ['svc', 'ctr', 'node']) at(`${ent}.${origin}`)
+  if (opts.agentAddress) add(`agent.${origin}`, 'A', opts.agentAddress)
 
   for (const n of catalog.nodes) {
     const label = toLabel(n.value.name)

@@ -32,6 +32,23 @@ t.test('service A/AAAA lists healthy endpoints, authoritative, question echoed a
   t.same(data(ask(z, 'web.svc.plexus.internal.', 'AAAA')!.msg.answers), ['fd00::1:2'])
 })
 
+t.test("agent.plexus.internal is the answering host's gateway, and absent without one", async (t) => {
+  const zone = (agentAddress?: string) =>
+    new ZoneStage(
+      compileZone(
+        buildZone(buildCatalog(sampleInput()), {
+          origin: 'plexus.internal',
+          ttl: 5,
+          serial: 7,
+          nsAddresses: [],
+          ...(agentAddress ? { agentAddress } : {}),
+        }),
+      ),
+    )
+  t.same(data(ask(zone('10.244.3.1'), 'agent.plexus.internal', 'A')?.msg.answers), ['10.244.3.1'])
+  t.equal(ask(zone(), 'agent.plexus.internal', 'A')?.msg.rcode, 'NXDOMAIN', 'no lease yet: no such name')
+})
+
 t.test('answers are shuffled: every endpoint leads sometimes', async (t) => {
   const z = new ZoneStage(table())
   const firsts = new Set<unknown>()

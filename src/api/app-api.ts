@@ -1,0 +1,46 @@
+// The application API: what containers reach on their host's bridge gateway
+// (agent.plexus.internal, PLEXUS_HTTP_ADDR). A separate fastify instance with
+// only the routes an application needs (KV, watch, catalog and health, its own
+// registration), so no operator route (CNI, jobs, networks) is ever reachable
+// from a container. Who calls is the peer address: it must be one of this
+// host's endpoints (403 otherwise).
+import type { FastifyInstance } from 'fastify'
+import { callerEndpoint } from '../services/caller.js'
+import { ENDPOINT_PREFIX } from '../store/types.js'
+import { newApiFastify } from './app.js'
+import type { ApiDeps } from './deps.js'
+import { apiMetrics } from './metrics.js'
+import { agentRoutes, setCaller } from './routes/agent.js'
+import { kvRoutes } from './routes/kv.js'
+import { serviceReadRoutes } from './routes/services.js'
+import { watchRoutes } from './routes/watch.js'
+
+export async function buildAppApi(
+  deps: ApiDeps,
+  opts: { eagerSchemas?: boolean } = {},
+): Promise<FastifyInstance> {
+  const app = newApiFastify(deps, 'app-api', opts)
+  const { appCallers } = apiMetrics(deps.metrics)
+  // before routing and body parsing: an unknown caller learns nothing, not even which routes exist
+  app.addHook('onRequest', async (req, reply) => {
+    const ep = callerEndpoint(
+      deps.store.list(`${ENDPOINT_PREFIX}${deps.peerId}/`),
+      deps.peerId,
+      req.socket.remoteAddress ?? '',
+    )
+    if (!ep) {
+      appCallers.inc({ outcome: 'unknown' })
+      return reply.code(403).send({
+        error: 'PLX_API_UNKNOWN_CALLER',
+        message: `${req.socket.remoteAddress ?? 'this address'} is not a container endpoint of this host`,
+      })
+    }
+    appCallers.inc({ outcome: 'endpoint' })
+    setCaller(req, ep)
+  })
+  await app.register(kvRoutes, { deps })
+  await app.register(watchRoutes, { deps })
+  await app.register(serviceReadRoutes, { deps })
+  await app.register(agentRoutes, { deps })
+  return app
+}
