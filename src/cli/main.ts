@@ -19,6 +19,7 @@ import { registerService } from './commands/service.js'
 import { registerServices } from './commands/services.js'
 import { registerStatus } from './commands/status.js'
 import { registerSubnets } from './commands/subnets.js'
+import { registerTrace } from './commands/trace.js'
 import { registerUi } from './commands/ui.js'
 import type { CliContext, RegisterCommand } from './context.js'
 import type { OutputFormat } from './output.js'
@@ -45,6 +46,7 @@ const commands: RegisterCommand[] = [
   registerServices,
   registerDns,
   registerDoctor,
+  registerTrace,
   registerUi,
 ]
 

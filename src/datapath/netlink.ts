@@ -75,6 +75,14 @@ export interface RouteInfo {
   table: number
 }
 
+/** the answer of a route lookup: RTN type (unicast, local, unreachable, …), output device, next hop */
+export interface RouteLookup {
+  type: string
+  oif?: number
+  gateway?: string
+  prefsrc?: string
+}
+
 export interface RouteSpec {
   dst: string
   gateway?: string
@@ -431,6 +439,29 @@ export class Netlink {
       if (m.attrs.oif) r.oif = m.attrs.oif
       return [r]
     })
+  }
+
+  /**
+   * The kernel's route lookup for one packet (RTM_GETROUTE, what `ip route get` asks): with iif,
+   * as a packet arriving on that device (forwarding, rp_filter and policy routing count). The
+   * kernel's refusal (unreachable, rp_filter) is a PLX_NETLINK_* error with its errno.
+   */
+  async lookupRoute(q: { dst: string; src?: string; iif?: number }): Promise<RouteLookup> {
+    const [m] = await this.call(`route get ${q.dst}`, () =>
+      this.sock.getRoute(
+        { family: AF_INET, dstLen: 32, ...(q.src ? { srcLen: 32 } : {}) },
+        { dst: ipToBuf(q.dst), ...(q.src ? { src: ipToBuf(q.src) } : {}), ...(q.iif ? { iif: q.iif } : {}) },
+        this.plain,
+      ),
+    )
+    if (!m) throw new PlexusError('PLX_NETLINK_FAILED', `route get ${q.dst}: no answer`)
+    const type = routeNumber(m.data.type, rt.RouteType as unknown as Record<string, number>)
+    return {
+      type: (rt.RouteType[type] ?? String(type)).toLowerCase(),
+      ...(m.attrs.oif ? { oif: m.attrs.oif } : {}),
+      ...(m.attrs.gateway ? { gateway: bufToIp(m.attrs.gateway) } : {}),
+      ...(m.attrs.prefsrc ? { prefsrc: bufToIp(m.attrs.prefsrc) } : {}),
+    }
   }
 
   /** adds a route; PLX_NETLINK_EXISTS if one for the destination exists */

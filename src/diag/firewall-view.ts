@@ -4,6 +4,7 @@
 // ahead of Plexus' own chains. Plexus' own rules are recognised by their
 // chains (PLEXUS-*) and table (`inet plexus`, `bridge plexus`), as the
 // datapath names them (src/datapath/README.md, Firewall).
+import { containsAddress, mask, parseIPv4 } from '../ipam/cidr.js'
 
 /** one built-in iptables chain of the filter table: its policy and its rules in order */
 export interface XtChain {
@@ -77,14 +78,12 @@ export function ahead(chain: XtChain, plexusChain: string): { rules: string[]; j
   return i < 0 ? { rules: chain.rules, jump: false } : { rules: chain.rules.slice(0, i), jump: true }
 }
 
-function ipToInt(ip: string): number {
-  return ip.split('.').reduce((n, o) => n * 256 + Number(o), 0)
-}
-
-export function ipInCidr(ip: string, net: string, prefix: number): boolean {
-  if (prefix === 0) return true
-  const mask = 2 ** 32 - 2 ** (32 - prefix)
-  return (ipToInt(ip) & mask) >>> 0 === (ipToInt(net) & mask) >>> 0
+/** whether ip is inside net/prefix; an address it cannot read counts as inside ("may match") */
+function ipInCidr(ip: string, net: string, prefix: number): boolean {
+  const addr = parseIPv4(ip)
+  const base = parseIPv4(net)
+  if (addr === undefined || base === undefined) return true
+  return containsAddress({ base: (base & mask(prefix)) >>> 0, prefix }, addr)
 }
 
 /** a base chain of some nftables table that is not Plexus' own */

@@ -10,12 +10,23 @@ import type { ReadableStore } from '../store/types.js'
 import { NODE_PREFIX } from '../store/types.js'
 import { type DoctorFacts, type Finding, overall, runChecks } from './doctor/checks.js'
 import { gatherDoctorFacts } from './doctor/facts.js'
+import { type HostSide, traceHere } from './trace/hops.js'
+import {
+  type Diagnosis,
+  diagnose,
+  type Flow,
+  type Hop,
+  type Proto,
+  parseTraceQuestion,
+  type TraceQuestion,
+} from './trace/model.js'
+import { type Place, recordsOf, resolvePlace } from './trace/places.js'
 
 /** bytes each backend's encapsulation adds to a packet (src/datapath/README.md) */
 const OVERHEAD: Record<string, number> = { vxlan: 50, wireguard: 60, 'host-gw': 0 }
 
-/** how long a remote host gets to answer before it is shown as not answering */
-export const INSPECT_TIMEOUT_MS = 1500
+/** how long a remote host gets to answer before it is shown as not answering (the issue bounds that at 2 s) */
+export const INSPECT_TIMEOUT_MS = 1800
 
 export interface DoctorReport {
   host: string
@@ -23,9 +34,25 @@ export interface DoctorReport {
   findings: Finding[]
 }
 
+export interface TraceRequest {
+  src: string
+  dst: string
+  port?: number
+  proto?: Proto
+}
+
+export interface TraceReport {
+  flow: Flow & { srcName: string; dstName: string; srcHost: string; dstHost: string }
+  hops: Hop[]
+  diagnosis: Diagnosis
+  durationMs: number
+}
+
 export interface DiagComponent {
   /** checks one host (this one when host is absent or names it) */
   doctor(host?: string): Promise<DoctorReport>
+  /** the path of one flow, hop by hop, from the kernel of each host on it */
+  trace(req: TraceRequest): Promise<TraceReport>
 }
 
 export interface DiagComponents {
@@ -47,6 +74,7 @@ export class DiagService implements DiagComponent {
   private async answer(q: unknown): Promise<unknown> {
     const op = (q as { op?: unknown } | null)?.op
     if (op === 'doctor') return this.doctorHere()
+    if (op === 'trace') return traceHere(this.hostSide(), parseTraceQuestion(q))
     throw new PlexusError(
       'PLX_INSPECT_BAD_QUESTION',
       `unknown inspect question ${JSON.stringify(op)?.slice(0, 40)}`,
@@ -65,8 +93,85 @@ export class DiagService implements DiagComponent {
   async doctor(host?: string): Promise<DoctorReport> {
     if (host === undefined || host === this.c.config.name || host === this.c.peerId) return this.doctorHere()
     const peer = this.peerOf(host)
-    if (!peer) throw new PlexusError('PLX_DIAG_UNKNOWN_HOST', `no host named ${host} in the cluster`)
+    if (!peer)
+      throw new PlexusError('PLX_DIAG_UNKNOWN_HOST', `no host named ${host} in the cluster`, { status: 404 })
     return (await this.c.inspector.ask(peer, { op: 'doctor' }, INSPECT_TIMEOUT_MS)) as DoctorReport
+  }
+
+  private hostSide(): HostSide {
+    const { config, peerId, store, lease } = this.c
+    const cur = lease.current()
+    const t = cur?.network.Backend.Type
+    return {
+      name: config.name,
+      peerId,
+      store,
+      ...(cur && t
+        ? {
+            overlay: {
+              backend: t,
+              device: deviceOf(t, cur.network.Backend.VNI).device ?? cur.underlayInterface,
+              underlay: cur.underlayInterface,
+              lease: `leases/${peerId}`,
+            },
+          }
+        : {}),
+    }
+  }
+
+  async trace(req: TraceRequest): Promise<TraceReport> {
+    const started = performance.now()
+    const records = recordsOf(this.c.store)
+    const src = resolvePlace(records, req.src)
+    const dst = resolvePlace(records, req.dst)
+    const flow: Flow = {
+      src: src.ip,
+      dst: dst.ip,
+      proto: req.proto ?? (req.port === undefined ? 'icmp' : 'tcp'),
+      ...(req.port === undefined ? {} : { port: req.port }),
+    }
+    const local = src.peer === dst.peer
+    const ask = (p: Place, role: 'src' | 'dst') =>
+      this.askTrace(p, {
+        op: 'trace',
+        role,
+        flow,
+        local,
+        ...(p.endpointKey ? { endpointKey: p.endpointKey } : {}),
+      })
+    const [a, b] = await Promise.all([ask(src, 'src'), ask(dst, 'dst')])
+    // a source that does not answer or drops the packet ends the path there
+    const stopped = a.some((h) => h.action === 'dropped' || h.action === 'no-answer')
+    const hops = stopped ? a : [...a, ...b]
+    return {
+      flow: { ...flow, srcName: src.named, dstName: dst.named, srcHost: src.host, dstHost: dst.host },
+      hops,
+      diagnosis: diagnose(hops),
+      durationMs: Math.round(performance.now() - started),
+    }
+  }
+
+  /** one host's hops: here directly, elsewhere over the inspect protocol; a host that does not answer is a hop too */
+  private async askTrace(p: Place, q: TraceQuestion): Promise<Hop[]> {
+    if (p.peer === this.c.peerId) return traceHere(this.hostSide(), q)
+    try {
+      return (await this.c.inspector.ask(p.peer, q, INSPECT_TIMEOUT_MS)) as Hop[]
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      return [
+        {
+          host: p.host,
+          component: 'agent',
+          action: 'no-answer',
+          object: `/plexus/inspect/1 to ${p.peer}`,
+          cause: `${code ?? 'error'}: ${(err as Error).message}`,
+          fix:
+            code === 'PLX_INSPECT_TIMEOUT' || code === 'PLX_INSPECT_FAILED'
+              ? `check plexusd on ${p.host} (plexctl hosts shows whether it is alive)`
+              : 'see the agent log on that host',
+        },
+      ]
+    }
   }
 
   private async doctorHere(): Promise<DoctorReport> {

@@ -24,3 +24,55 @@ export const DoctorReply = Type.Object({
   findings: Type.Array(Finding),
 })
 export type DoctorReply = Static<typeof DoctorReply>
+
+const Proto = StringEnum(['tcp', 'udp', 'icmp'] as const)
+
+/** POST /v1/trace: a flow between two places (container name or id, host name, cluster address) */
+export const TraceRequest = Type.Object(
+  {
+    src: Type.String({ minLength: 1, maxLength: 253 }),
+    dst: Type.String({ minLength: 1, maxLength: 253 }),
+    port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    /** default: tcp with a port, icmp without */
+    proto: Type.Optional(Proto),
+  },
+  { additionalProperties: false },
+)
+export type TraceRequest = Static<typeof TraceRequest>
+
+/** one observation on the path */
+const Hop = Type.Object({
+  host: Type.String(),
+  /** container-route, veth, host-route, firewall, vxlan-neighbour, vxlan-fdb, underlay, container, socket, host, agent */
+  component: Type.String(),
+  action: StringEnum(['forwarded', 'delivered', 'nat', 'dropped', 'no-answer'] as const),
+  /** the kernel object that decided */
+  object: Type.String(),
+  /** the store record that made it */
+  record: Type.Optional(Type.String()),
+  cause: Type.Optional(Type.String()),
+  fix: Type.Optional(Type.String()),
+})
+
+/** POST /v1/trace: hop by hop from each host's kernel, and one diagnosis line */
+export const TraceReply = Type.Object({
+  flow: Type.Object({
+    src: Type.String(),
+    dst: Type.String(),
+    proto: Proto,
+    port: Type.Optional(Type.Integer()),
+    srcName: Type.String(),
+    dstName: Type.String(),
+    srcHost: Type.String(),
+    dstHost: Type.String(),
+  }),
+  hops: Type.Array(Hop),
+  diagnosis: Type.Object({
+    ok: Type.Boolean(),
+    /** index of the broken hop */
+    hop: Type.Optional(Type.Integer()),
+    line: Type.String(),
+  }),
+  durationMs: Type.Integer(),
+})
+export type TraceReply = Static<typeof TraceReply>

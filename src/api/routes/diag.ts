@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { DoctorQuery, DoctorReply } from '../contract/diag.js'
+import { DoctorQuery, DoctorReply, TraceReply, TraceRequest } from '../contract/diag.js'
 import type { ApiDeps } from '../deps.js'
 
 /** plexctl doctor (and trace): read-only diagnosis of this or another host (src/diag) */
@@ -11,5 +11,8 @@ export const diagRoutes: FastifyPluginAsyncTypebox<{ diag: NonNullable<ApiDeps['
     '/v1/doctor',
     { schema: { querystring: DoctorQuery, response: { 200: DoctorReply } } },
     async (req) => diag.doctor(req.query.host),
+  )
+  app.post('/v1/trace', { schema: { body: TraceRequest, response: { 200: TraceReply } } }, async (req) =>
+    diag.trace(req.body),
   )
 }

@@ -100,12 +100,18 @@ export function askDns(address: string, timeoutMs = DNS_TIMEOUT_MS): Promise<Doc
   })
 }
 
-export async function gatherDoctorFacts(s: FactSources): Promise<DoctorFacts> {
-  const [mtu, iptablesSave, nftText, dns] = await Promise.all([
-    mtus(s.netns),
-    optional(() => run('iptables-save', ['-t', 'filter'], undefined, s.netns)),
-    optional(() => run('nft', ['-j', 'list', 'ruleset'], undefined, s.netns)),
-    s.dnsAddress ? askDns(s.dnsAddress) : Promise.resolve(undefined),
+/**
+ * The filter table as iptables-save prints it and the nftables ruleset; either absent when its
+ * tool is. chainsOnly: nft lists only the chains (a trace's verdict needs their hooks and
+ * policies, not the rules; half the work).
+ */
+export async function readFirewall(
+  netns?: string,
+  chainsOnly = false,
+): Promise<Pick<DoctorFacts, 'iptablesSave' | 'nftRuleset'>> {
+  const [iptablesSave, nftText] = await Promise.all([
+    optional(() => run('iptables-save', ['-t', 'filter'], undefined, netns)),
+    optional(() => run('nft', ['-j', 'list', chainsOnly ? 'chains' : 'ruleset'], undefined, netns)),
   ])
   let nftRuleset: unknown
   try {
@@ -114,11 +120,22 @@ export async function gatherDoctorFacts(s: FactSources): Promise<DoctorFacts> {
     nftRuleset = undefined
   }
   return {
+    ...(iptablesSave === undefined ? {} : { iptablesSave }),
+    ...(nftRuleset === undefined ? {} : { nftRuleset }),
+  }
+}
+
+export async function gatherDoctorFacts(s: FactSources): Promise<DoctorFacts> {
+  const [mtu, firewall, dns] = await Promise.all([
+    mtus(s.netns),
+    readFirewall(s.netns),
+    s.dnsAddress ? askDns(s.dnsAddress) : Promise.resolve(undefined),
+  ])
+  return {
     ...sysctls(s),
     mtu,
     ...(s.overlay ? { overlay: s.overlay } : {}),
-    ...(iptablesSave === undefined ? {} : { iptablesSave }),
-    ...(nftRuleset === undefined ? {} : { nftRuleset }),
+    ...firewall,
     lease: s.lease,
     ...(dns ? { dns } : {}),
   }

@@ -1,0 +1,452 @@
+// One host's part of a trace, read from its kernel: the kernel's own route
+// lookup (RTM_GETROUTE over netlink, as `ip route get`, in the right namespace, with the input device,
+// so rp_filter and policy routing count), links, neighbour and FDB entries
+// (netlink), the firewall dumps, and listening sockets (`ss`, sock_diag) in
+// the destination namespace. Read-only.
+import { execFile } from 'node:child_process'
+import { BRIDGE_NAME } from '../../datapath/model.js'
+import { type LinkInfo, Netlink } from '../../datapath/netlink.js'
+import { errorMessage, PlexusError } from '../../lib/errors.js'
+import type { ReadableStore } from '../../store/types.js'
+import { ENDPOINT_PREFIX } from '../../store/types.js'
+import { readFirewall } from '../doctor/facts.js'
+import type { Flow, Hop, TraceQuestion } from './model.js'
+import { leaseFor, recordsOf } from './places.js'
+import { forwardVerdict } from './verdict.js'
+
+const TOOL_TIMEOUT_MS = 1000
+
+/** this host, as the trace needs it (from its lease) */
+export interface HostSide {
+  name: string
+  peerId: string
+  store: ReadableStore
+  /** absent without a lease */
+  overlay?: { backend: string; device: string; underlay: string; lease: string }
+}
+
+function tool(cmd: string, args: string[], netns?: string): Promise<string> {
+  const [file, argv] = netns === undefined ? [cmd, args] : ['nsenter', [`--net=${netns}`, '--', cmd, ...args]]
+  return new Promise((resolve, reject) => {
+    execFile(file, argv, { timeout: TOOL_TIMEOUT_MS, encoding: 'utf8' }, (err, out, stderr) => {
+      if (err)
+        reject(
+          new PlexusError(
+            'PLX_TRACE_TOOL',
+            `${cmd} ${args.join(' ')}: ${(stderr || errorMessage(err)).trim()}`,
+          ),
+        )
+      else resolve(out)
+    })
+  })
+}
+
+interface RouteGot {
+  dst: string
+  dev?: string
+  gateway?: string
+  type?: string
+  prefsrc?: string
+}
+
+/** the kernel's route lookup for one packet; an error (unreachable, rp_filter) is the answer too */
+type Routed = { route?: RouteGot; error?: string }
+
+interface Lookup {
+  dst: string
+  src?: string
+  /** the device the packet arrives on (a forwarded packet), by name */
+  iif?: string
+}
+
+/** the kernel's route lookup over netlink (RTM_GETROUTE, as `ip route get` asks it) */
+async function routeGet(nl: Netlink, links: LinkInfo[], q: Lookup): Promise<Routed> {
+  try {
+    const iif = q.iif === undefined ? undefined : links.find((l) => l.name === q.iif)?.index
+    if (q.iif !== undefined && iif === undefined) return { error: `no device ${q.iif}` }
+    const r = await nl.lookupRoute({ dst: q.dst, ...(q.src ? { src: q.src } : {}), ...(iif ? { iif } : {}) })
+    const dev = links.find((l) => l.index === r.oif)?.name
+    return {
+      route: {
+        dst: q.dst,
+        type: r.type,
+        ...(dev ? { dev } : {}),
+        ...(r.gateway ? { gateway: r.gateway } : {}),
+      },
+    }
+  } catch (err) {
+    return { error: errorMessage(err) }
+  }
+}
+
+/** runs fn with a netlink socket made inside a container's namespace */
+async function inContainer<T>(netns: string, fn: (nl: Netlink, links: LinkInfo[]) => Promise<T>): Promise<T> {
+  const nl = Netlink.open(netns)
+  try {
+    return await fn(nl, await nl.links())
+  } finally {
+    nl.close()
+  }
+}
+
+const showRoute = (r: RouteGot) =>
+  `${r.type && r.type !== 'unicast' ? `${r.type} ` : ''}${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`
+
+interface Endpoint {
+  key: string
+  netns: string
+  hostVeth: string
+  ipv4: string
+}
+
+function endpointOf(h: HostSide, key: string | undefined): Endpoint | undefined {
+  if (!key) return undefined
+  if (!key.startsWith(`${ENDPOINT_PREFIX}${h.peerId}/`))
+    throw new PlexusError('PLX_INSPECT_BAD_QUESTION', `${key} is not an endpoint of ${h.name}`)
+  const v = h.store.get(key)?.value as Record<string, unknown> | undefined
+  if (!v || typeof v.netns !== 'string' || typeof v.hostVeth !== 'string' || typeof v.ipv4 !== 'string')
+    throw new PlexusError('PLX_TRACE_UNKNOWN', `no endpoint record ${key} on ${h.name}`)
+  return { key, netns: v.netns, hostVeth: v.hostVeth, ipv4: v.ipv4 }
+}
+
+function vethHop(h: HostSide, ep: Endpoint, links: LinkInfo[], dir: 'to' | 'from'): Hop {
+  const base = { host: h.name, component: 'veth', record: ep.key }
+  const veth = links.find((l) => l.name === ep.hostVeth)
+  const bridge = links.find((l) => l.name === BRIDGE_NAME)
+  if (!veth)
+    return {
+      ...base,
+      action: 'dropped',
+      object: `link ${ep.hostVeth}`,
+      cause: `host veth ${ep.hostVeth} does not exist`,
+      fix: 'the container lost its interface: re-attach it (CNI DEL + ADD, or restart it)',
+    }
+  if (!veth.up)
+    return {
+      ...base,
+      action: 'dropped',
+      object: `link ${ep.hostVeth} down`,
+      cause: `${ep.hostVeth} is down`,
+      fix: `ip link set ${ep.hostVeth} up`,
+    }
+  if (!bridge || veth.master !== bridge.index)
+    return {
+      ...base,
+      action: 'dropped',
+      object: `link ${ep.hostVeth} (no master ${BRIDGE_NAME})`,
+      cause: `${ep.hostVeth} is not a port of ${BRIDGE_NAME}`,
+      fix: `ip link set ${ep.hostVeth} master ${BRIDGE_NAME}`,
+    }
+  return {
+    ...base,
+    action: 'forwarded',
+    object: `${ep.hostVeth} ${dir === 'from' ? '→' : '←'} ${BRIDGE_NAME} (up, mtu ${veth.mtu})`,
+  }
+}
+
+/** the overlay part after the host's route picked a device other than the bridge */
+async function encapHops(
+  h: HostSide,
+  nl: Netlink,
+  links: LinkInfo[],
+  route: RouteGot,
+  flow: Flow,
+  /** the underlay route to the remote's address in its lease, looked up ahead */
+  ahead?: Routed,
+): Promise<Hop[]> {
+  const remote = leaseFor(recordsOf(h.store), flow.dst)
+  const record = remote?.key
+  const publicIp = typeof remote?.value.publicIp === 'string' ? remote.value.publicIp : undefined
+  const base = { host: h.name, ...(record ? { record } : {}) }
+  const dev = links.find((l) => l.name === route.dev)
+  if (dev?.kind !== 'vxlan') {
+    // host-gw (or wireguard): the route itself names the next hop
+    const ok = !publicIp || route.gateway === publicIp || dev?.kind === 'wireguard'
+    return [
+      ok
+        ? { ...base, component: 'underlay', action: 'forwarded', object: showRoute(route) }
+        : {
+            ...base,
+            component: 'underlay',
+            action: 'dropped',
+            object: showRoute(route),
+            cause: `the route's gateway is not ${publicIp}, the underlay address in ${record}`,
+            fix: 'the datapath repairs routes within one pass; see `plexctl routes`',
+          },
+    ]
+  }
+  const hops: Hop[] = []
+  const neigh = (await nl.neighbours(dev.index)).find((n) => n.ip === route.gateway)
+  if (!neigh?.mac)
+    return [
+      {
+        ...base,
+        component: 'vxlan-neighbour',
+        action: 'dropped',
+        object: `no neighbour ${route.gateway} on ${dev.name}`,
+        cause: `the neighbour entry for ${route.gateway} (the remote VTEP) is missing on ${h.name}`,
+        fix: 'the datapath repairs it within one pass (datapath.reconcileIntervalMs); if it comes back missing, see `plexctl routes`',
+      },
+    ]
+  hops.push({
+    ...base,
+    component: 'vxlan-neighbour',
+    action: 'forwarded',
+    object: `neigh ${route.gateway} lladdr ${neigh.mac} dev ${dev.name}${neigh.permanent ? ' PERMANENT' : ''}`,
+  })
+  const fdb = (await nl.fdb(dev.index)).find((f) => f.mac === neigh.mac && f.dst)
+  if (!fdb?.dst)
+    return [
+      ...hops,
+      {
+        ...base,
+        component: 'vxlan-fdb',
+        action: 'dropped',
+        object: `no fdb ${neigh.mac} on ${dev.name}`,
+        cause: `FDB entry for ${neigh.mac} (host ${publicIp ?? '?'}) missing on ${h.name}`,
+        fix: 'the datapath repairs it within one pass (datapath.reconcileIntervalMs); if it comes back missing, see `plexctl routes`',
+      },
+    ]
+  if (publicIp && fdb.dst !== publicIp)
+    return [
+      ...hops,
+      {
+        ...base,
+        component: 'vxlan-fdb',
+        action: 'dropped',
+        object: `fdb ${fdb.mac} dst ${fdb.dst} dev ${dev.name}`,
+        cause: `the FDB sends to ${fdb.dst}, the lease says ${publicIp}`,
+        fix: 'the datapath replaces it within one pass; see `plexctl routes`',
+      },
+    ]
+  hops.push({
+    ...base,
+    component: 'vxlan-fdb',
+    action: 'forwarded',
+    object: `fdb ${fdb.mac} dst ${fdb.dst} dev ${dev.name}`,
+  })
+  const under = ahead && fdb.dst === publicIp ? ahead : await routeGet(nl, links, { dst: fdb.dst })
+  if (!under.route)
+    return [
+      ...hops,
+      {
+        ...base,
+        component: 'underlay',
+        action: 'dropped',
+        object: `route get ${fdb.dst}`,
+        cause: `no underlay route to ${fdb.dst}: ${under.error}`,
+        fix: 'check the underlay interface and its routes',
+      },
+    ]
+  const ul = links.find((l) => l.name === under.route?.dev)
+  const mtuShort = ul && ul.mtu < dev.mtu + 50
+  hops.push({
+    ...base,
+    component: 'underlay',
+    action: mtuShort ? 'dropped' : 'forwarded',
+    object: `${showRoute(under.route)} (mtu ${ul?.mtu ?? '?'}), VXLAN to UDP ${dev.vxlan?.port ?? '?'}`,
+    ...(mtuShort
+      ? {
+          cause: `underlay MTU ${ul?.mtu} < ${dev.name} MTU ${dev.mtu} + 50: full-size packets are lost`,
+          fix: `raise ${ul?.name} MTU to ${dev.mtu + 50}`,
+        }
+      : {}),
+  })
+  return hops
+}
+
+type Dumps = Parameters<typeof forwardVerdict>[2]
+const NOT_ASKED = Promise.resolve(undefined)
+const stops = (r: Routed) => !r.route || ['unreachable', 'blackhole', 'prohibit'].includes(r.route.type ?? '')
+
+async function srcHops(
+  h: HostSide,
+  q: TraceQuestion,
+  nl: Netlink,
+  links: LinkInfo[],
+  fw: Dumps,
+): Promise<Hop[]> {
+  const { flow } = q
+  const ep = endpointOf(h, q.endpointKey)
+  const remote = leaseFor(recordsOf(h.store), flow.dst)
+  const remoteIp = q.local ? undefined : remote?.value.publicIp
+  // every lookup at once: under load each spawn of ip costs 100-300 ms
+  const [inCtr, route, underlay] = await Promise.all([
+    ep
+      ? inContainer(ep.netns, (cnl, clinks) => routeGet(cnl, clinks, { dst: flow.dst, src: flow.src })).catch(
+          (err: unknown): Routed => ({ error: errorMessage(err) }),
+        )
+      : NOT_ASKED,
+    routeGet(nl, links, { dst: flow.dst, src: flow.src, ...(ep ? { iif: BRIDGE_NAME } : {}) }),
+    typeof remoteIp === 'string' ? routeGet(nl, links, { dst: remoteIp }) : NOT_ASKED,
+  ])
+  const hops: Hop[] = []
+  if (ep && inCtr) {
+    const base = { host: h.name, component: 'container-route', record: ep.key }
+    if (!inCtr.route)
+      return [
+        {
+          ...base,
+          action: 'dropped',
+          object: `route get ${flow.dst} in ${ep.netns}`,
+          cause: `no route in the source container: ${inCtr.error}`,
+          fix: 're-attach the container (its default route via the bridge is missing)',
+        },
+      ]
+    hops.push({ ...base, action: 'forwarded', object: showRoute(inCtr.route) })
+    const veth = vethHop(h, ep, links, 'from')
+    hops.push(veth)
+    if (veth.action === 'dropped') return hops
+  }
+  if (!route.route || stops(route))
+    return [
+      ...hops,
+      {
+        host: h.name,
+        component: 'host-route',
+        action: 'dropped',
+        object: route.route ? showRoute(route.route) : `route get ${flow.dst}`,
+        cause: `the kernel has no route for ${flow.dst}: ${route.error ?? route.route?.type}`,
+        fix: 'the datapath programs a route per remote lease: see `plexctl routes` (refused or missing remote)',
+      },
+    ]
+  const local = route.route.dev === BRIDGE_NAME
+  const record = local ? h.overlay?.lease : remote?.key
+  hops.push({
+    host: h.name,
+    component: 'host-route',
+    action: 'forwarded',
+    object: showRoute(route.route),
+    ...(record ? { record } : {}),
+  })
+  if (ep) {
+    const verdict = forwardVerdict(h.name, flow, fw)
+    hops.push(verdict)
+    if (verdict.action === 'dropped') return hops
+  }
+  if (local) return hops
+  return [...hops, ...(await encapHops(h, nl, links, route.route, flow, underlay))]
+}
+
+async function dstHops(
+  h: HostSide,
+  q: TraceQuestion,
+  nl: Netlink,
+  links: LinkInfo[],
+  fw: Dumps,
+): Promise<Hop[]> {
+  const { flow } = q
+  const ep = endpointOf(h, q.endpointKey)
+  const withPort = flow.port !== undefined && flow.proto !== 'icmp'
+  const iif = !q.local ? h.overlay?.device : undefined
+  const [arriving, addrs, socks, mine] = await Promise.all([
+    iif ? routeGet(nl, links, { dst: flow.dst, src: flow.src, iif }) : NOT_ASKED,
+    ep
+      ? inContainer(ep.netns, (cnl) => cnl.addresses()).then(
+          (list) => ({ list }),
+          (err: unknown) => ({ err }),
+        )
+      : NOT_ASKED,
+    ep && withPort
+      ? tool('ss', ['-Hln', flow.proto === 'tcp' ? '-t' : '-u', `sport = :${flow.port}`], ep.netns).catch(
+          () => '',
+        )
+      : Promise.resolve(''),
+    ep ? NOT_ASKED : routeGet(nl, links, { dst: flow.dst }),
+  ])
+  const lease = h.overlay?.lease
+  const hops: Hop[] = []
+  if (arriving && iif) {
+    const base = { host: h.name, component: 'host-route', ...(lease ? { record: lease } : {}) }
+    if (!ep && arriving.route?.type === 'local')
+      return [{ ...base, component: 'host', action: 'delivered', object: `local ${flow.dst} (in on ${iif})` }]
+    if (!arriving.route || arriving.route.dev !== BRIDGE_NAME)
+      return [
+        {
+          ...base,
+          action: 'dropped',
+          object: arriving.route ? showRoute(arriving.route) : `route get ${flow.dst} iif ${iif}`,
+          cause: `arriving on ${iif}, ${flow.dst} is not routed to ${BRIDGE_NAME}: ${arriving.error ?? showRoute(arriving.route as RouteGot)}`,
+          fix: 'check net.ipv4.ip_forward, rp_filter and the bridge address (plexctl doctor)',
+        },
+      ]
+    hops.push({ ...base, action: 'forwarded', object: `${showRoute(arriving.route)} (in on ${iif})` })
+    if (ep) {
+      const verdict = forwardVerdict(h.name, flow, fw)
+      hops.push(verdict)
+      if (verdict.action === 'dropped') return hops
+    }
+  }
+  if (!ep) {
+    // an address of this host's subnet that no endpoint record holds (the gateway is local)
+    return mine?.route?.type === 'local'
+      ? [...hops, { host: h.name, component: 'host', action: 'delivered', object: `local ${flow.dst}` }]
+      : [
+          ...hops,
+          {
+            host: h.name,
+            component: 'container',
+            action: 'dropped',
+            object: `no endpoint holds ${flow.dst}`,
+            cause: `no container on ${h.name} has ${flow.dst}`,
+            fix: 'check the address: plexctl endpoints',
+          },
+        ]
+  }
+  const veth = vethHop(h, ep, links, 'to')
+  hops.push(veth)
+  if (veth.action === 'dropped') return hops
+  const base = { host: h.name, component: 'container', record: ep.key }
+  if (!addrs || 'err' in addrs)
+    return [
+      ...hops,
+      {
+        ...base,
+        action: 'dropped',
+        object: ep.netns,
+        cause: `cannot read the destination namespace: ${errorMessage(addrs?.err)}`,
+        fix: 'the container is gone: remove it (CNI DEL) or restart it',
+      },
+    ]
+  const has = addrs.list.some((a) => a.address === flow.dst)
+  if (!has)
+    return [
+      ...hops,
+      {
+        ...base,
+        action: 'dropped',
+        object: `no address ${flow.dst} in ${ep.netns}`,
+        cause: `the destination namespace does not hold ${flow.dst}`,
+        fix: 're-attach the container',
+      },
+    ]
+  if (!withPort) return [...hops, { ...base, action: 'delivered', object: `${flow.dst} in ${ep.netns}` }]
+  hops.push({ ...base, action: 'forwarded', object: `${flow.dst} in ${ep.netns}` })
+  const sock = socks.trim().split('\n')[0]
+  if (!sock)
+    return [
+      ...hops,
+      {
+        host: h.name,
+        component: 'socket',
+        action: 'dropped',
+        object: `no ${flow.proto} socket on :${flow.port}`,
+        cause: `nothing listens on ${flow.proto}/${flow.port} in the destination container`,
+        fix: 'start the service, or check the port it binds',
+      },
+    ]
+  return [
+    ...hops,
+    { host: h.name, component: 'socket', action: 'delivered', object: sock.replace(/\s+/g, ' ') },
+  ]
+}
+
+export async function traceHere(h: HostSide, q: TraceQuestion): Promise<Hop[]> {
+  const nl = Netlink.open()
+  try {
+    const [links, fw] = await Promise.all([nl.links(), readFirewall(undefined, true)])
+    return q.role === 'src' ? await srcHops(h, q, nl, links, fw) : await dstHops(h, q, nl, links, fw)
+  } finally {
+    nl.close()
+  }
+}
