@@ -255,17 +255,18 @@ async function encapHops(
   return hops
 }
 
-type Dumps = Parameters<typeof forwardVerdict>[2]
+/** what both parts of a trace read from: this host, the question, its netlink socket, links and firewall dumps */
+interface Reading {
+  h: HostSide
+  q: TraceQuestion
+  nl: Netlink
+  links: LinkInfo[]
+  fw: Parameters<typeof forwardVerdict>[2]
+}
 const NOT_ASKED = Promise.resolve(undefined)
 const stops = (r: Routed) => !r.route || ['unreachable', 'blackhole', 'prohibit'].includes(r.route.type ?? '')
 
-async function srcHops(
-  h: HostSide,
-  q: TraceQuestion,
-  nl: Netlink,
-  links: LinkInfo[],
-  fw: Dumps,
-): Promise<Hop[]> {
+async function srcHops({ h, q, nl, links, fw }: Reading): Promise<Hop[]> {
   const { flow } = q
   const ep = endpointOf(h, q.endpointKey)
   const remote = leaseFor(recordsOf(h.store), flow.dst)
@@ -328,13 +329,7 @@ async function srcHops(
   return [...hops, ...(await encapHops(h, nl, links, route.route, flow, underlay))]
 }
 
-async function dstHops(
-  h: HostSide,
-  q: TraceQuestion,
-  nl: Netlink,
-  links: LinkInfo[],
-  fw: Dumps,
-): Promise<Hop[]> {
+async function dstHops({ h, q, nl, links, fw }: Reading): Promise<Hop[]> {
   const { flow } = q
   const ep = endpointOf(h, q.endpointKey)
   const withPort = flow.port !== undefined && flow.proto !== 'icmp'
@@ -445,7 +440,8 @@ export async function traceHere(h: HostSide, q: TraceQuestion): Promise<Hop[]> {
   const nl = Netlink.open()
   try {
     const [links, fw] = await Promise.all([nl.links(), readFirewall(undefined, true)])
-    return q.role === 'src' ? await srcHops(h, q, nl, links, fw) : await dstHops(h, q, nl, links, fw)
+    const r: Reading = { h, q, nl, links, fw }
+    return q.role === 'src' ? await srcHops(r) : await dstHops(r)
   } finally {
     nl.close()
   }
