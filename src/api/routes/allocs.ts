@@ -8,6 +8,7 @@ import { followLogs, readLogs } from '../../runner/logs.js'
 import type { RunnerService } from '../../runner/service.js'
 import { type AllocStateValue, allocStateOf } from '../../scheduler/records.js'
 import { ALLOC_STATE_PREFIX } from '../../store/types.js'
+import { AllocsReply } from '../contract/jobs.js'
 import type { ApiDeps } from '../deps.js'
 
 const idParam = {
@@ -50,7 +51,7 @@ export const allocRoutes: FastifyPluginAsync<{ deps: ApiDeps; runner?: RunnerSer
 ) => {
   app.get<{ Querystring: { job?: string } }>(
     '/v1/allocs',
-    { schema: { querystring: listQuery } },
+    { schema: { querystring: listQuery, response: { 200: AllocsReply } } },
     async (req) =>
       allStates(deps)
         .filter((s) => req.query.job === undefined || s.job === req.query.job)

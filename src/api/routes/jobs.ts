@@ -13,6 +13,7 @@ import type { SchedulerService, SchedulerView } from '../../scheduler/service.js
 import { claimsOf } from '../../scheduler/settle.js'
 import { type JobSpec, parseJobText, validateJob } from '../../scheduler/spec.js'
 import type { JsonValue, Store } from '../../store/types.js'
+import { JobsReply } from '../contract/jobs.js'
 import type { ApiDeps } from '../deps.js'
 import { nameParam } from './services.js'
 
@@ -138,7 +139,7 @@ export const jobRoutes: FastifyPluginAsync<{ deps: ApiDeps; scheduler: Scheduler
     }
   })
 
-  app.get('/v1/jobs', async () => {
+  app.get('/v1/jobs', { schema: { response: { 200: JobsReply } } }, async () => {
     const view = scheduler.view()
     return [...view.jobs.values()]
       .sort((a, b) => a.spec.name.localeCompare(b.spec.name))

@@ -1,18 +1,6 @@
+import type { AllocLine } from '../../api/contract/jobs.js'
 import type { RegisterCommand } from '../context.js'
 import { json, table } from '../output.js'
-
-interface AllocLine {
-  id: string
-  job: string
-  group: string
-  jobVersion: number
-  hostName: string
-  status: string
-  restarts: number
-  exitCode?: number
-  address?: string
-  reason?: string
-}
 
 const enc = encodeURIComponent
 

@@ -1,17 +1,8 @@
 import { readFile } from 'node:fs/promises'
+import type { JobLine } from '../../api/contract/jobs.js'
 import type { RegisterCommand } from '../context.js'
 import { json, table } from '../output.js'
 
-interface JobLine {
-  name: string
-  type: string
-  version: number
-  stopped: boolean
-  owner: string | null
-  wanted: number
-  placed: number
-  admitted: number
-}
 interface Allocation {
   id: string
   group: string

@@ -2,11 +2,12 @@
 // the agent, or by `plexctl ui` in front of it), and the watch stream for live updates.
 import type { EndpointsReply } from '../../api/contract/endpoints.js'
 import type { Host, HostsReply } from '../../api/contract/hosts.js'
+import type { AllocLine, JobLine } from '../../api/contract/jobs.js'
 import type { KvEntry } from '../../api/contract/kv.js'
 import type { StatusReply } from '../../api/contract/status.js'
 import type { SubnetsReply } from '../../api/contract/subnets.js'
 
-export type { Host, KvEntry, StatusReply, SubnetsReply }
+export type { AllocLine, Host, JobLine, KvEntry, StatusReply, SubnetsReply }
 export type Endpoint = EndpointsReply['endpoints'][number]
 
 // Routes not yet in src/api/contract (issue 11, item 5): their replies as the routes build them.
@@ -29,29 +30,6 @@ export interface ServiceMember {
   checks: string[]
   ports: { name?: string; port: number; protocol: string }[]
 }
-export interface JobSummary {
-  name: string
-  type: string
-  version: number
-  stopped: boolean
-  owner: string | null
-  wanted: number
-  placed: number
-  admitted: number
-}
-export interface Alloc {
-  id: string
-  job: string
-  group: string
-  slot: string
-  jobVersion: number
-  hostName: string
-  status: string
-  restarts: number
-  address?: string
-  reason?: string
-}
-
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -87,8 +65,8 @@ export const api = {
   services: () => call<ServiceSummary[]>('GET', '/v1/services'),
   service: (name: string) =>
     call<ServiceSummary & { endpoints: ServiceMember[] }>('GET', `/v1/services/${encodeURIComponent(name)}`),
-  jobs: () => call<JobSummary[]>('GET', '/v1/jobs'),
-  allocs: () => call<Alloc[]>('GET', '/v1/allocs'),
+  jobs: () => call<JobLine[]>('GET', '/v1/jobs'),
+  allocs: () => call<AllocLine[]>('GET', '/v1/allocs'),
   kvKeys: () => call<string[]>('GET', '/v1/kv/?keys'),
   kvGet: (key: string) => call<KvEntry>('GET', kvPath(key)),
   /** written only if the key is still at `cas` (0: only if absent), so two editors cannot overwrite each other */

@@ -4,11 +4,11 @@ import { render } from 'preact'
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import { RESOURCES, type Resource, touched } from '../model/live.js'
 import {
-  type Alloc,
+  type AllocLine,
   api,
   type Endpoint,
   type Host,
-  type JobSummary,
+  type JobLine,
   type ServiceSummary,
   type StatusReply,
   type SubnetsReply,
@@ -24,8 +24,8 @@ interface Data {
   subnets?: SubnetsReply
   endpoints: Endpoint[]
   services: ServiceSummary[]
-  jobs: JobSummary[]
-  allocs: Alloc[]
+  jobs: JobLine[]
+  allocs: AllocLine[]
   kv: string[]
 }
 

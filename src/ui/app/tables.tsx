@@ -3,11 +3,11 @@
 import { useEffect, useState } from 'preact/hooks'
 import { zoneOf } from '../model/rtt.js'
 import {
-  type Alloc,
+  type AllocLine,
   api,
   type Endpoint,
   type Host,
-  type JobSummary,
+  type JobLine,
   type ServiceMember,
   type ServiceSummary,
 } from './api.js'
@@ -218,7 +218,7 @@ export function ContainersView({ endpoints }: { endpoints: Endpoint[] }) {
   )
 }
 
-export function JobsView({ jobs, allocs }: { jobs: JobSummary[]; allocs: Alloc[] }) {
+export function JobsView({ jobs, allocs }: { jobs: JobLine[]; allocs: AllocLine[] }) {
   return (
     <>
       <table>
