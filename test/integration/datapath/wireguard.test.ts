@@ -187,13 +187,16 @@ t.test('3 hosts over wireguard', async (t) => {
 
   phase('traffic and capture')
   // drift: a peer removed by hand comes back and is counted
+  const repairsBefore = routes('h1').repairs.peer ?? 0
   t.equal(wgSet(c, 'h1', `peer ${keys.h2} remove`), 0, 'wg set … remove on h1')
-  t.notOk(wgPeers(c, 'h1')?.includes(keys.h2 as string), 'the peer is gone')
+  // the datapath may put it back before this read (CI saw it): then the repair is already counted
+  const gone = !wgPeers(c, 'h1')?.includes(keys.h2 as string)
+  t.ok(gone || (routes('h1').repairs.peer ?? 0) > repairsBefore, 'the peer is gone, or already repaired')
   t.ok(
     await eventually(() => wgPeers(c, 'h1')?.includes(keys.h2 as string), 5000, 50),
     'the removed peer is back within 5 s',
   )
-  t.ok((routes('h1').repairs.peer ?? 0) >= 1, 'peer repair counted')
+  t.ok((routes('h1').repairs.peer ?? 0) > repairsBefore, 'peer repair counted')
 
   phase('peer repair')
   // SIGKILL + start of h2's agent while c1 pings c2 at 100/s: the device is adopted, the tunnel stays
