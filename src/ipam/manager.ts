@@ -22,7 +22,6 @@ import {
   type LeaseView,
   leaseKey,
   majorityHeardSince,
-  otherMembers,
   validLeases,
 } from './leases.js'
 import { type IpamMetrics, ipamMetrics, leaseStateGauge } from './metrics.js'
@@ -766,10 +765,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
       this.claim = undefined
       throw err
     }
-    // A host that knows no other member is the whole majority and has heard its own claim: waiting 2·δ for
-    // itself would only delay the first host of a cluster (and every fresh start of a lone host) by seconds.
-    if (otherMembers(this.c.store.listHeld(NODE_PREFIX), this.c.store.self).length > 0)
-      this.claim.heardBy = (this.claim.unconfirmed[0] as number) + 2 * this.timing.confirmDelayMs
+    this.claim.heardBy = (this.claim.unconfirmed[0] as number) + 2 * this.timing.confirmDelayMs
     this.setStatus(
       'settling',
       `claimed ${value.subnet} (${source}); waiting ${this.init.settleMs} ms for competing claims`,
