@@ -1,5 +1,6 @@
 // The views that are tables: hosts (the map's facts, for keyboard and screen-reader users),
 // a host's details, services, containers, jobs with their allocations.
+import type { ComponentChildren } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
 import { zoneOf } from '../model/rtt.js'
 import {
@@ -16,6 +17,58 @@ const labelText = (labels: Record<string, string>) =>
   Object.entries(labels)
     .map(([k, v]) => `${k}=${v}`)
     .join(', ')
+
+/** a data cell whose state is styled (state-…, alloc-…: the stylesheet colours them) */
+interface Styled {
+  styled: ComponentChildren
+  class: string
+}
+const styled = (value: ComponentChildren, cls: string): Styled => ({ styled: value, class: cls })
+const isStyled = (c: unknown): c is Styled => typeof c === 'object' && c !== null && 'styled' in c
+
+/** One table as every view draws it: a caption, column headers, each row headed by its first cell. */
+function DataTable<T>(p: {
+  caption: ComponentChildren
+  columns: string[]
+  rows: T[]
+  rowKey: (row: T) => string
+  cells: (row: T) => [ComponentChildren, ...(ComponentChildren | Styled)[]]
+}) {
+  return (
+    <table>
+      <caption>{p.caption}</caption>
+      <thead>
+        <tr>
+          {p.columns.map((c) => (
+            <th scope="col" key={c}>
+              {c}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>
+        {p.rows.map((row) => {
+          const [head, ...rest] = p.cells(row)
+          return (
+            <tr key={p.rowKey(row)}>
+              <th scope="row">{head}</th>
+              {rest.map((c, i) =>
+                isStyled(c) ? (
+                  <td key={i} class={c.class}>
+                    {c.styled}
+                  </td>
+                ) : (
+                  <td key={i}>{c}</td>
+                ),
+              )}
+            </tr>
+          )
+        })}
+      </tbody>
+    </table>
+  )
+}
+
 const rtt = (h: Host) => (h.self ? 'this host' : h.rttMs === null ? 'unknown' : `${h.rttMs} ms`)
 
 export function HostsTable({
@@ -28,37 +81,23 @@ export function HostsTable({
   onSelect: (n: string) => void
 }) {
   return (
-    <table>
-      <caption>{hosts.length} hosts: state, subnet, zone, RTT from this host, labels</caption>
-      <thead>
-        <tr>
-          <th scope="col">host</th>
-          <th scope="col">state</th>
-          <th scope="col">address</th>
-          <th scope="col">subnet</th>
-          <th scope="col">zone</th>
-          <th scope="col">RTT</th>
-          <th scope="col">labels</th>
-        </tr>
-      </thead>
-      <tbody>
-        {hosts.map((h) => (
-          <tr key={h.name}>
-            <th scope="row">
-              <button type="button" class="link" onClick={() => onSelect(h.name)}>
-                {h.name}
-              </button>
-            </th>
-            <td class={`state-${h.state}`}>{h.state + (h.drained ? ' (drained)' : '')}</td>
-            <td>{h.address}</td>
-            <td>{subnetOf.get(h.name) ?? 'none'}</td>
-            <td>{zoneOf(h.labels) ?? ''}</td>
-            <td>{rtt(h)}</td>
-            <td>{labelText(h.labels)}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+    <DataTable
+      caption={`${hosts.length} hosts: state, subnet, zone, RTT from this host, labels`}
+      columns={['host', 'state', 'address', 'subnet', 'zone', 'RTT', 'labels']}
+      rows={hosts}
+      rowKey={(h) => h.name}
+      cells={(h) => [
+        <button type="button" class="link" onClick={() => onSelect(h.name)}>
+          {h.name}
+        </button>,
+        styled(h.state + (h.drained ? ' (drained)' : ''), `state-${h.state}`),
+        h.address,
+        subnetOf.get(h.name) ?? 'none',
+        zoneOf(h.labels) ?? '',
+        rtt(h),
+        labelText(h.labels),
+      ]}
+    />
   )
 }
 
@@ -113,29 +152,19 @@ function ServiceEndpoints({ name, version }: { name: string; version: number }) 
   }, [name, version])
   if (typeof members === 'string') return <p>{members}</p>
   return (
-    <table>
-      <caption>endpoints of {name}</caption>
-      <thead>
-        <tr>
-          <th scope="col">container</th>
-          <th scope="col">host</th>
-          <th scope="col">address</th>
-          <th scope="col">ports</th>
-          <th scope="col">health</th>
-        </tr>
-      </thead>
-      <tbody>
-        {members.map((m) => (
-          <tr key={m.endpointKey}>
-            <td>{m.name}</td>
-            <td>{m.host}</td>
-            <td>{m.ipv4}</td>
-            <td>{portText(m.ports)}</td>
-            <td>{m.healthy ? 'healthy' : `unhealthy${m.checks.length ? `: ${m.checks.join(', ')}` : ''}`}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+    <DataTable
+      caption={`endpoints of ${name}`}
+      columns={['container', 'host', 'address', 'ports', 'health']}
+      rows={members}
+      rowKey={(m) => m.endpointKey}
+      cells={(m) => [
+        m.name,
+        m.host,
+        m.ipv4,
+        portText(m.ports),
+        m.healthy ? 'healthy' : `unhealthy${m.checks.length ? `: ${m.checks.join(', ')}` : ''}`,
+      ]}
+    />
   )
 }
 
@@ -143,40 +172,26 @@ export function ServicesView({ services, version }: { services: ServiceSummary[]
   const [open, setOpen] = useState<string | undefined>()
   return (
     <>
-      <table>
-        <caption>{services.length} services: healthy / total per host</caption>
-        <thead>
-          <tr>
-            <th scope="col">service</th>
-            <th scope="col">healthy / total</th>
-            <th scope="col">per host</th>
-            <th scope="col">ports</th>
-            <th scope="col">tags</th>
-          </tr>
-        </thead>
-        <tbody>
-          {services.map((s) => (
-            <tr key={s.name}>
-              <th scope="row">
-                <button
-                  type="button"
-                  class="link"
-                  aria-expanded={open === s.name}
-                  onClick={() => setOpen(open === s.name ? undefined : s.name)}
-                >
-                  {s.name}
-                </button>
-              </th>
-              <td>
-                {s.healthy} / {s.total}
-              </td>
-              <td>{s.hosts.map((h) => `${h.host} ${h.healthy}/${h.total}`).join(', ')}</td>
-              <td>{portText(s.ports)}</td>
-              <td>{s.tags.join(', ')}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <DataTable
+        caption={`${services.length} services: healthy / total per host`}
+        columns={['service', 'healthy / total', 'per host', 'ports', 'tags']}
+        rows={services}
+        rowKey={(s) => s.name}
+        cells={(s) => [
+          <button
+            type="button"
+            class="link"
+            aria-expanded={open === s.name}
+            onClick={() => setOpen(open === s.name ? undefined : s.name)}
+          >
+            {s.name}
+          </button>,
+          `${s.healthy} / ${s.total}`,
+          s.hosts.map((h) => `${h.host} ${h.healthy}/${h.total}`).join(', '),
+          portText(s.ports),
+          s.tags.join(', '),
+        ]}
+      />
       {open && <ServiceEndpoints name={open} version={version} />}
     </>
   )
@@ -184,95 +199,57 @@ export function ServicesView({ services, version }: { services: ServiceSummary[]
 
 export function ContainersView({ endpoints }: { endpoints: Endpoint[] }) {
   return (
-    <table>
-      <caption>{endpoints.length} container endpoints</caption>
-      <thead>
-        <tr>
-          <th scope="col">container</th>
-          <th scope="col">host</th>
-          <th scope="col">address</th>
-          <th scope="col">interface</th>
-          <th scope="col">service</th>
-          <th scope="col">ports</th>
-          <th scope="col">published</th>
-        </tr>
-      </thead>
-      <tbody>
-        {endpoints.map((e) => (
-          <tr key={e.key}>
-            <th scope="row">{e.name}</th>
-            <td>{e.host}</td>
-            <td>{e.ipv4 + (e.withdrawn ? ` (withdrawn: ${e.withdrawn})` : '')}</td>
-            <td>{e.ifname}</td>
-            <td>{e.service ?? ''}</td>
-            <td>{portText(e.ports)}</td>
-            <td>
-              {(e.published ?? [])
-                .map((p) => `${p.hostIp ?? '*'}:${p.hostPort} → ${p.containerPort}/${p.protocol ?? 'tcp'}`)
-                .join(', ')}
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+    <DataTable
+      caption={`${endpoints.length} container endpoints`}
+      columns={['container', 'host', 'address', 'interface', 'service', 'ports', 'published']}
+      rows={endpoints}
+      rowKey={(e) => e.key}
+      cells={(e) => [
+        e.name,
+        e.host,
+        e.ipv4 + (e.withdrawn ? ` (withdrawn: ${e.withdrawn})` : ''),
+        e.ifname,
+        e.service ?? '',
+        portText(e.ports),
+        (e.published ?? [])
+          .map((p) => `${p.hostIp ?? '*'}:${p.hostPort} → ${p.containerPort}/${p.protocol ?? 'tcp'}`)
+          .join(', '),
+      ]}
+    />
   )
 }
 
 export function JobsView({ jobs, allocs }: { jobs: JobLine[]; allocs: AllocLine[] }) {
   return (
     <>
-      <table>
-        <caption>{jobs.length} jobs</caption>
-        <thead>
-          <tr>
-            <th scope="col">job</th>
-            <th scope="col">type</th>
-            <th scope="col">version</th>
-            <th scope="col">owner</th>
-            <th scope="col">wanted / placed / admitted</th>
-          </tr>
-        </thead>
-        <tbody>
-          {jobs.map((j) => (
-            <tr key={j.name}>
-              <th scope="row">{j.name + (j.stopped ? ' (stopped)' : '')}</th>
-              <td>{j.type}</td>
-              <td>{j.version}</td>
-              <td>{j.owner ?? 'none'}</td>
-              <td>
-                {j.wanted} / {j.placed} / {j.admitted}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      <table>
-        <caption>{allocs.length} allocations, by job and group</caption>
-        <thead>
-          <tr>
-            <th scope="col">allocation</th>
-            <th scope="col">job / group / slot</th>
-            <th scope="col">host</th>
-            <th scope="col">state</th>
-            <th scope="col">address</th>
-            <th scope="col">restarts</th>
-            <th scope="col">reason</th>
-          </tr>
-        </thead>
-        <tbody>
-          {allocs.map((a) => (
-            <tr key={a.id}>
-              <th scope="row">{a.id}</th>
-              <td>{`${a.job} / ${a.group} / ${a.slot} (v${a.jobVersion})`}</td>
-              <td>{a.hostName}</td>
-              <td class={`alloc-${a.status}`}>{a.status}</td>
-              <td>{a.address ?? ''}</td>
-              <td>{a.restarts}</td>
-              <td>{a.reason ?? ''}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <DataTable
+        caption={`${jobs.length} jobs`}
+        columns={['job', 'type', 'version', 'owner', 'wanted / placed / admitted']}
+        rows={jobs}
+        rowKey={(j) => j.name}
+        cells={(j) => [
+          j.name + (j.stopped ? ' (stopped)' : ''),
+          j.type,
+          j.version,
+          j.owner ?? 'none',
+          `${j.wanted} / ${j.placed} / ${j.admitted}`,
+        ]}
+      />
+      <DataTable
+        caption={`${allocs.length} allocations, by job and group`}
+        columns={['allocation', 'job / group / slot', 'host', 'state', 'address', 'restarts', 'reason']}
+        rows={allocs}
+        rowKey={(a) => a.id}
+        cells={(a) => [
+          a.id,
+          `${a.job} / ${a.group} / ${a.slot} (v${a.jobVersion})`,
+          a.hostName,
+          styled(a.status, `alloc-${a.status}`),
+          a.address ?? '',
+          a.restarts,
+          a.reason ?? '',
+        ]}
+      />
     </>
   )
 }
