@@ -1,7 +1,7 @@
 import '../../../src/lib/polyfill.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { pino } from 'pino'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createSigner, verifyRecordSignature } from '../../../src/cluster/identity.js'
 import { Libp2pTransport } from '../../../src/cluster/libp2p-transport.js'
 import { clusterMetrics } from '../../../src/cluster/metrics.js'
@@ -53,16 +53,20 @@ async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 50
   }
 }
 
+/** a host with the cluster key psk, stopped when the test ends */
+async function member(t: Test, psk: Uint8Array): Promise<Awaited<ReturnType<typeof host>>> {
+  const h = await host(psk)
+  t.teardown(async () => {
+    h.replicator.stop()
+    await h.transport.stop()
+  })
+  return h
+}
+
 t.test('two hosts on loopback: gossip, pull on connect, wrong key refused on both sides', async (t) => {
   const psk = parseClusterKey(newClusterKey(), 'test')
-  const a = await host(psk)
-  const b = await host(psk)
-  t.teardown(async () => {
-    for (const h of [a, b]) {
-      h.replicator.stop()
-      await h.transport.stop()
-    }
-  })
+  const a = await member(t, psk)
+  const b = await member(t, psk)
   await a.store.put('before/connect', 1)
   const addr = a.transport.multiaddrs()[0] as string
   // dial without /p2p/<id>, as bootstrap entries may be written
@@ -77,11 +81,7 @@ t.test('two hosts on loopback: gossip, pull on connect, wrong key refused on bot
   await until('b to a', () => a.store.get('from/b') !== undefined)
   t.equal(a.store.get('from/b')?.value, 3, 'b to a')
 
-  const evil = await host(parseClusterKey(newClusterKey(), 'other'))
-  t.teardown(async () => {
-    evil.replicator.stop()
-    await evil.transport.stop()
-  })
+  const evil = await member(t, parseClusterKey(newClusterKey(), 'other'))
   await t.rejects(evil.transport.dial(addr, 3000))
   await until(
     'refusal counted on both sides',
@@ -92,14 +92,8 @@ t.test('two hosts on loopback: gossip, pull on connect, wrong key refused on bot
 
 t.test('inspect protocol: an answer, a refusal with its code, a handler too slow is a timeout', async (t) => {
   const psk = parseClusterKey(newClusterKey(), 'test')
-  const a = await host(psk)
-  const b = await host(psk)
-  t.teardown(async () => {
-    for (const h of [a, b]) {
-      h.replicator.stop()
-      await h.transport.stop()
-    }
-  })
+  const a = await member(t, psk)
+  const b = await member(t, psk)
   await b.transport.dial(a.transport.multiaddrs()[0] as string, 5000)
   let asked: { from: string; q: unknown } | undefined
   a.transport.serveInspect(async (from, q) => {
