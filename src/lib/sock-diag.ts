@@ -83,9 +83,16 @@ export function parseDiagMessage(msg: Buffer, protocol: DiagProtocol): DiagSocke
   return sock
 }
 
-/** Runs the dumps, one after another on one netlink socket, in this process's network namespace. */
-export async function dumpSockets(queries: DiagQuery[]): Promise<DiagSocket[]> {
-  const nl = createNetlink(NETLINK_SOCK_DIAG)
+/** A sock_diag netlink socket in the current network namespace (it stays bound to it). */
+export const openSockDiag = () => createNetlink(NETLINK_SOCK_DIAG)
+
+/**
+ * Runs the dumps, one after another on one netlink socket: this process's
+ * network namespace, or another one when `open` makes the socket there
+ * (datapath/netns.ts withNetns).
+ */
+export async function dumpSockets(queries: DiagQuery[], open = openSockDiag): Promise<DiagSocket[]> {
+  const nl = open()
   const out: DiagSocket[] = []
   try {
     // one dump at a time: the netlink package reassembles one multipart answer per socket

@@ -1,20 +1,28 @@
 // One host's part of a trace, read from its kernel: the kernel's own route
 // lookup (RTM_GETROUTE over netlink, as `ip route get`, in the right namespace, with the input device,
 // so rp_filter and policy routing count), links, neighbour and FDB entries
-// (netlink), the firewall dumps, and listening sockets (`ss`, sock_diag) in
+// (netlink), the firewall dumps, and listening sockets (sock_diag, src/lib/sock-diag.ts) in
 // the destination namespace. Read-only.
-import { execFile } from 'node:child_process'
 import { BRIDGE_NAME } from '../../datapath/model.js'
 import { type LinkInfo, Netlink } from '../../datapath/netlink.js'
+import { withNetns } from '../../datapath/netns.js'
 import { errorMessage, PlexusError } from '../../lib/errors.js'
+import {
+  AF_INET,
+  AF_INET6,
+  ALL_STATES,
+  addressText,
+  type DiagSocket,
+  dumpSockets,
+  openSockDiag,
+  TCP_LISTEN,
+} from '../../lib/sock-diag.js'
 import type { ReadableStore } from '../../store/types.js'
 import { ENDPOINT_PREFIX } from '../../store/types.js'
 import { readFirewall } from '../doctor/facts.js'
 import type { Flow, Hop, TraceQuestion } from './model.js'
 import { leaseFor, recordsOf } from './places.js'
 import { forwardVerdict } from './verdict.js'
-
-const TOOL_TIMEOUT_MS = 1000
 
 /** this host, as the trace needs it (from its lease) */
 export interface HostSide {
@@ -25,20 +33,15 @@ export interface HostSide {
   overlay?: { backend: string; device: string; underlay: string; lease: string }
 }
 
-function tool(cmd: string, args: string[], netns?: string): Promise<string> {
-  const [file, argv] = netns === undefined ? [cmd, args] : ['nsenter', [`--net=${netns}`, '--', cmd, ...args]]
-  return new Promise((resolve, reject) => {
-    execFile(file, argv, { timeout: TOOL_TIMEOUT_MS, encoding: 'utf8' }, (err, out, stderr) => {
-      if (err)
-        reject(
-          new PlexusError(
-            'PLX_TRACE_TOOL',
-            `${cmd} ${args.join(' ')}: ${(stderr || errorMessage(err)).trim()}`,
-          ),
-        )
-      else resolve(out)
-    })
-  })
+/** the sockets in a namespace that take `port`: TCP listeners or bound UDP sockets, read with sock_diag */
+async function listening(netns: string, proto: 'tcp' | 'udp', port: number): Promise<DiagSocket[]> {
+  const queries = [AF_INET, AF_INET6].map((family) => ({
+    family,
+    protocol: proto,
+    states: proto === 'tcp' ? 1 << TCP_LISTEN : ALL_STATES,
+  }))
+  const all = await dumpSockets(queries, () => withNetns(netns, openSockDiag))
+  return all.filter((s) => s.sport === port)
 }
 
 interface RouteGot {
@@ -343,10 +346,8 @@ async function dstHops({ h, q, nl, links, fw }: Reading): Promise<Hop[]> {
         )
       : NOT_ASKED,
     ep && withPort
-      ? tool('ss', ['-Hln', flow.proto === 'tcp' ? '-t' : '-u', `sport = :${flow.port}`], ep.netns).catch(
-          () => '',
-        )
-      : Promise.resolve(''),
+      ? listening(ep.netns, flow.proto as 'tcp' | 'udp', flow.port as number).catch(() => [])
+      : Promise.resolve([]),
     ep ? NOT_ASKED : routeGet(nl, links, { dst: flow.dst }),
   ])
   const lease = h.overlay?.lease
@@ -417,7 +418,7 @@ async function dstHops({ h, q, nl, links, fw }: Reading): Promise<Hop[]> {
     ]
   if (!withPort) return [...hops, { ...base, action: 'delivered', object: `${flow.dst} in ${ep.netns}` }]
   hops.push({ ...base, action: 'forwarded', object: `${flow.dst} in ${ep.netns}` })
-  const sock = socks.trim().split('\n')[0]
+  const sock = socks[0]
   if (!sock)
     return [
       ...hops,
@@ -432,7 +433,12 @@ async function dstHops({ h, q, nl, links, fw }: Reading): Promise<Hop[]> {
     ]
   return [
     ...hops,
-    { host: h.name, component: 'socket', action: 'delivered', object: sock.replace(/\s+/g, ' ') },
+    {
+      host: h.name,
+      component: 'socket',
+      action: 'delivered',
+      object: `${flow.proto} ${addressText(sock.src)}:${sock.sport} (${flow.proto === 'tcp' ? 'listening' : 'bound'})`,
+    },
   ]
 }
 
