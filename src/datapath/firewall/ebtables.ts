@@ -22,6 +22,9 @@ const ETHER: Record<NonNullable<Rule['match']['etherType']>, string> = {
 }
 const host = (a: string) => a.replace(/\/(32|128)$/, '')
 
+/** ebtables has no match for a neighbour advertisement's target (nor any raw payload match) */
+export const ebtablesCan = (r: Rule) => r.match.notNaTarget === undefined
+
 /** a rule as `ebtables-save` prints it after `-A PLEXUS-BRIDGE ` (pure) */
 export function renderEbRule(r: Rule): string {
   const m = r.match

@@ -6,13 +6,17 @@
 // differ: with the nf_tables flavour every deleted or flushed rule makes the
 // commit wait for an RCU grace period (flushing both tables to add one port
 // took 25-30 ms here; inserting its rules takes under 1 ms).
-// Layer-2 rules (hook `bridge`) go to ebtables (ebtables.ts), edited the same way.
+// Layer-2 rules (hook `bridge`) go to ebtables (ebtables.ts), edited the same way;
+// the few ebtables cannot express (a neighbour advertisement's target) go to
+// nftables' bridge family, table `bridge plexus`, which exists only while
+// such rules do. Both are the kernel's nf_tables bridge family (ebtables-nft).
 
 import type { FirewallBackend } from './backend.js'
 import {
   type EbDump,
   ebDumpOf,
   ebHooked,
+  ebtablesCan,
   ebView,
   parseEbSave,
   renderEbRemove,
@@ -28,7 +32,9 @@ import {
   type Rule,
   rulesOf,
   ruleTag,
+  withRules,
 } from './model.js'
+import { NftablesFirewall } from './nftables.js'
 import { editChain } from './xtables.js'
 
 export type IptablesVariant = 'nf_tables' | 'legacy'
@@ -218,6 +224,34 @@ export function renderRemove(dump: IptablesDump): string {
   return `${out.join('\n')}\n`
 }
 
+/** the part of spec ebtables and iptables write, and the part nftables' bridge table holds (pure) */
+export function splitSpec(spec: FirewallSpec): { xt: FirewallSpec; nft: FirewallSpec } {
+  return {
+    xt: withRules(spec, (r) => r.hook !== 'bridge' || ebtablesCan(r)),
+    nft: withRules(spec, (r) => r.hook === 'bridge' && !ebtablesCan(r)),
+  }
+}
+
+/**
+ * The `bridge` hook's rules in the order the spec wants them, from where
+ * they live (ebtables' chain, the nft table; each in its own order) (pure):
+ * while the next wanted tag heads one of the two, it is taken from there;
+ * what remains follows, so any difference shows as drift. Where a rule
+ * lives does not change what it does: all are drops or returns to the
+ * bridge, and a frame meets both chains (ebtables' at the bridge's nat
+ * priority, -300, before the nft table's filter, -200).
+ */
+export function mergeBridge(want: string[], eb: string[], nft: string[]): string[] {
+  const from = [[...eb], [...nft]]
+  const out: string[] = []
+  for (const tag of want) {
+    const list = from.find((l) => l[0] === tag)
+    if (!list) break
+    out.push(list.shift() as string)
+  }
+  return [...out, ...from.flat()]
+}
+
 function tool(variant: IptablesVariant, what: 'save' | 'restore'): string {
   return `iptables-${variant === 'legacy' ? 'legacy' : 'nft'}-${what}`
 }
@@ -254,11 +288,17 @@ export class IptablesFirewall implements FirewallBackend {
    * longer applies makes apply() dump and try once more.
    */
   private known?: { ipt: IptablesDump; eb: EbDump }
+  /** the `bridge plexus` table for the rules ebtables cannot express */
+  private readonly nd: NftablesFirewall
+  /** whether that table may exist: it is removed when no rule needs it, but not listed before every apply */
+  private ndMayExist = true
 
   constructor(
     readonly variant: IptablesVariant,
     private readonly netns?: string,
-  ) {}
+  ) {
+    this.nd = new NftablesFirewall(netns, ['bridge'])
+  }
 
   private async dump(): Promise<{ ipt: IptablesDump; eb: EbDump }> {
     const [filter, nat, eb] = await Promise.all([
@@ -283,26 +323,44 @@ export class IptablesFirewall implements FirewallBackend {
 
   /** want: the spec the caller expects, which names the ebtables rules (they cannot carry a comment) */
   async read(want: FirewallSpec = { sections: [] }): Promise<FirewallView> {
-    const { ipt, eb } = await this.dump()
+    const { xt, nft } = splitSpec(want)
+    const [{ ipt, eb }, nd] = await Promise.all([this.dump(), this.nd.read()])
+    this.ndMayExist = nd.hooked || nd.rules.bridge.length > 0
     const view = viewOf(ipt)
-    const bridge = ebView(eb, want)
+    const bridge = ebView(eb, xt)
+    const ndWanted = rulesOf(nft, 'bridge').length > 0
     return {
-      hooked: view.hooked && ebHooked(eb),
-      rules: { ...view.rules, bridge: bridge.rules },
-      packets: { ...view.packets, ...bridge.packets },
+      hooked: view.hooked && ebHooked(eb) && (nd.hooked || !(ndWanted || this.ndMayExist)),
+      rules: {
+        ...view.rules,
+        bridge: mergeBridge(
+          rulesOf(want, 'bridge').map((x) => ruleTag(x.section, x.rule)),
+          bridge.rules,
+          nd.rules.bridge,
+        ),
+      },
+      packets: { ...view.packets, ...bridge.packets, ...nd.packets },
     }
   }
 
   async apply(spec: FirewallSpec): Promise<void> {
+    const { xt, nft } = splitSpec(spec)
     const known = this.known
     this.known = undefined
     try {
-      await this.restore(spec, known ?? (await this.dump()))
+      await this.restore(xt, known ?? (await this.dump()))
     } catch (err) {
       if (!known) throw err
-      await this.restore(spec, await this.dump())
+      await this.restore(xt, await this.dump())
     }
-    this.known = { ipt: dumpOf(spec), eb: ebDumpOf(spec) }
+    this.known = { ipt: dumpOf(xt), eb: ebDumpOf(xt) }
+    if (rulesOf(nft, 'bridge').length > 0) {
+      this.ndMayExist = true
+      await this.nd.apply(nft)
+    } else if (this.ndMayExist) {
+      await this.nd.remove()
+      this.ndMayExist = false
+    }
   }
 
   async remove(): Promise<boolean> {
@@ -311,6 +369,8 @@ export class IptablesFirewall implements FirewallBackend {
     const ours = ipt.chains.size > 0 || ipt.jumps.size > 0
     if (ours) await run(tool(this.variant, 'restore'), ['--noflush', '--wait'], renderRemove(ipt), this.netns)
     if (eb.chain || eb.jumps) await run(EBTABLES_RESTORE, ['--noflush'], renderEbRemove(eb), this.netns)
-    return ours || eb.chain || eb.jumps > 0
+    const nd = await this.nd.remove()
+    this.ndMayExist = false
+    return ours || eb.chain || eb.jumps > 0 || nd
   }
 }

@@ -49,11 +49,16 @@ export interface Match {
   notArpSrc?: string
   /** ARP sender hardware address is not this MAC (etherType arp) */
   notArpSrcMac?: string
+  /**
+   * an ICMPv6 neighbour advertisement whose target is none of these IPv6 addresses (etherType ipv6);
+   * ebtables cannot read the target, so the iptables backend puts such rules in nftables' bridge family
+   */
+  notNaTarget?: string[]
 }
 
-/** the match fields a `bridge` rule may use, and the ones only it may use */
-const L2_FIELDS = ['iif', 'etherType', 'notSrcMac', 'src6', 'notArpSrc', 'notArpSrcMac', 'src', 'notSrc']
-const L2_ONLY = ['etherType', 'notSrcMac', 'src6', 'notArpSrc', 'notArpSrcMac']
+/** the match fields only a `bridge` rule may use, and all it may use */
+const L2_ONLY = ['etherType', 'notSrcMac', 'src6', 'notArpSrc', 'notArpSrcMac', 'notNaTarget']
+const L2_FIELDS = ['iif', 'src', 'notSrc', ...L2_ONLY]
 
 export type Action =
   | { type: 'accept' }
@@ -107,6 +112,11 @@ export function ruleTag(section: string, rule: Rule): string {
     .digest('hex')
     .slice(0, 8)
   return `plexus:${section}/${rule.id}#${h}`
+}
+
+/** spec with only the rules that pass keep, each section kept (so its rules keep their tags) (pure) */
+export function withRules(spec: FirewallSpec, keep: (r: Rule) => boolean): FirewallSpec {
+  return { sections: spec.sections.map((s) => ({ ...s, rules: s.rules.filter(keep) })) }
 }
 
 /** rules of one hook in order, each with its section's name */
@@ -166,6 +176,21 @@ export function sameView(a: FirewallView, b: FirewallView): boolean {
   return a.hooked === b.hooked && HOOKS.every((h) => a.rules[h].join('\n') === b.rules[h].join('\n'))
 }
 
+/** the address as the kernel tools print it (RFC 5952), so a read-back compares equal */
+export function canonicalIPv6(a: string): string {
+  return new URL(`http://[${a}]`).hostname.slice(1, -1)
+}
+
+/** the 128-bit value of an IPv6 address as 32 hex digits (for a raw payload match) */
+export function ipv6Hex(a: string): string {
+  const [head = '', tail] = canonicalIPv6(a).split('::')
+  const groups = (x: string | undefined) => (x ? x.split(':') : [])
+  const fill = Array<string>(8 - groups(head).length - groups(tail).length).fill('0')
+  return [...groups(head), ...(tail === undefined ? [] : fill), ...groups(tail)]
+    .map((g) => g.padStart(4, '0'))
+    .join('')
+}
+
 const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/
 const isPort = (p: unknown) => Number.isInteger(p) && (p as number) >= 1 && (p as number) <= 65535
 const isAddress = (a: string) => parseIPv4(a) !== undefined
@@ -192,7 +217,14 @@ function bridgeProblems(where: string, r: Rule): string[] {
   const e = r.match.etherType
   if (e !== undefined && !['ipv4', 'ipv6', 'arp'].includes(e))
     p.push(`rule "${where}": unknown etherType "${e}"`)
-  const need = { src: 'ipv4', notSrc: 'ipv4', src6: 'ipv6', notArpSrc: 'arp', notArpSrcMac: 'arp' } as const
+  const need = {
+    src: 'ipv4',
+    notSrc: 'ipv4',
+    src6: 'ipv6',
+    notArpSrc: 'arp',
+    notArpSrcMac: 'arp',
+    notNaTarget: 'ipv6',
+  } as const
   for (const [k, type] of Object.entries(need))
     if (m[k] !== undefined && e !== type) p.push(`rule "${where}": ${k} needs etherType ${type}`)
   for (const k of ['notSrcMac', 'notArpSrcMac'] as const) {
@@ -203,6 +235,9 @@ function bridgeProblems(where: string, r: Rule): string[] {
   const v6 = r.match.src6
   if (v6 !== undefined && !(typeof v6 === 'string' && isNet6(v6)))
     p.push(`rule "${where}": src6 "${v6}" is not an IPv6 address or CIDR`)
+  const na = r.match.notNaTarget
+  if (na !== undefined && !(Array.isArray(na) && na.length > 0 && na.every((a) => isIPv6(String(a)))))
+    p.push(`rule "${where}": notNaTarget must list IPv6 addresses`)
   const arp = r.match.notArpSrc
   if (arp !== undefined && !(typeof arp === 'string' && isAddress(arp)))
     p.push(`rule "${where}": notArpSrc "${arp}" is not an IPv4 address`)

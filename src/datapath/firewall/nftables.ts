@@ -16,6 +16,7 @@ import {
   type FirewallView,
   HOOKS,
   type Hook,
+  ipv6Hex,
   type Match,
   type Rule,
   rulesOf,
@@ -24,9 +25,10 @@ import {
 
 export const NFT_TABLE = 'plexus'
 
-type Family = 'inet' | 'bridge'
+export type Family = 'inet' | 'bridge'
 const FAMILIES: readonly Family[] = ['inet', 'bridge']
 const familyOf = (h: Hook): Family => (h === 'bridge' ? 'bridge' : 'inet')
+const hooksOf = (families: readonly Family[]) => HOOKS.filter((h) => families.includes(familyOf(h)))
 /** the chain a hook's rules go in (its table: familyOf), named as the kernel hook it sits on */
 const chainOf = (h: Hook): string => (h === 'bridge' ? 'prerouting' : h)
 const hookOf = (family: string, chain: string): Hook | undefined =>
@@ -48,6 +50,11 @@ function matchExpr(m: Match): string[] {
   if (m.notSrcMac) e.push(`ether saddr != ${m.notSrcMac}`)
   if (m.etherType) e.push(`ether type ${{ ipv4: 'ip', ipv6: 'ip6', arp: 'arp' }[m.etherType]}`)
   if (m.src6) e.push(`ip6 saddr ${m.src6}`)
+  // the target sits after type, code, checksum and flags (RFC 4861 4.4); nft has no name for it
+  if (m.notNaTarget)
+    e.push(
+      `icmpv6 type nd-neighbor-advert @th,64,128 != { ${m.notNaTarget.map((a) => `0x${ipv6Hex(a)}`).join(', ')} }`,
+    )
   if (m.notArpSrc) e.push(`arp saddr ip != ${m.notArpSrc}`)
   if (m.notArpSrcMac) e.push(`arp saddr ether != ${m.notArpSrcMac}`)
   if (m.src) e.push(`ip saddr ${m.src}`)
@@ -83,13 +90,13 @@ export function renderRule(section: string, r: Rule): string {
 }
 
 /** `nft -f` lines that delete our tables (creating them first, so a missing one is no error) */
-const dropTables = () =>
-  FAMILIES.flatMap((f) => [`table ${f} ${NFT_TABLE}`, `delete table ${f} ${NFT_TABLE}`])
+const dropTables = (families: readonly Family[]) =>
+  families.flatMap((f) => [`table ${f} ${NFT_TABLE}`, `delete table ${f} ${NFT_TABLE}`])
 
-/** the `nft -f` script that replaces our tables with spec in one transaction (pure) */
-export function renderScript(spec: FirewallSpec): string {
-  const lines = dropTables()
-  for (const f of FAMILIES) {
+/** the `nft -f` script that replaces our tables (of these families) with spec in one transaction (pure) */
+export function renderScript(spec: FirewallSpec, families: readonly Family[] = FAMILIES): string {
+  const lines = dropTables(families)
+  for (const f of families) {
     lines.push(`table ${f} ${NFT_TABLE} {`)
     for (const h of HOOKS.filter((x) => familyOf(x) === f)) {
       lines.push(`\tchain ${chainOf(h)} {`, `\t\t${CHAIN_TYPE[h]}`)
@@ -125,8 +132,8 @@ export interface NftTable {
 
 const noRules = () => Object.fromEntries(HOOKS.map((h) => [h, []])) as unknown as NftTable['rules']
 
-/** our tables as `nft -j list table` shows them, one listing each (pure) */
-export function parseTable(...listings: string[]): NftTable {
+/** our tables (of these families) as `nft -j list table` shows them, one listing each (pure) */
+export function parseTable(listings: string[], families: readonly Family[] = FAMILIES): NftTable {
   const chains = new Set<Hook>()
   const rules = noRules()
   const packets: Record<string, number> = {}
@@ -142,7 +149,7 @@ export function parseTable(...listings: string[]): NftTable {
     const counted = r.expr?.find((x) => x.counter)?.counter
     if (counted) packets[tag] = counted.packets
   }
-  return { hooked: HOOKS.every((h) => chains.has(h)), rules, packets }
+  return { hooked: hooksOf(families).every((h) => chains.has(h)), rules, packets }
 }
 
 function viewOf(t: NftTable): FirewallView {
@@ -155,7 +162,7 @@ function viewOf(t: NftTable): FirewallView {
 
 /** our tables as the view compares them (pure parse of `nft -j list table`, one listing each) */
 export function parseListing(...listings: string[]): FirewallView {
-  return viewOf(parseTable(...listings))
+  return viewOf(parseTable(listings))
 }
 
 /**
@@ -222,7 +229,11 @@ export class NftablesFirewall implements FirewallBackend {
   /** our table as of the last listing or write; see the top of this file */
   private known?: NftTable
 
-  constructor(private readonly netns?: string) {}
+  /** families: the tables it keeps (the iptables backend keeps only the bridge one, for rules ebtables cannot express) */
+  constructor(
+    private readonly netns?: string,
+    private readonly families: readonly Family[] = FAMILIES,
+  ) {}
 
   private async listing(family: Family): Promise<string> {
     try {
@@ -234,7 +245,7 @@ export class NftablesFirewall implements FirewallBackend {
   }
 
   private async list(): Promise<NftTable> {
-    this.known = parseTable(...(await Promise.all(FAMILIES.map((f) => this.listing(f)))))
+    this.known = parseTable(await Promise.all(this.families.map((f) => this.listing(f))), this.families)
     return this.known
   }
 
@@ -255,14 +266,14 @@ export class NftablesFirewall implements FirewallBackend {
         // the table changed behind our back (a handle is gone): replace it whole
       }
     }
-    await run('nft', ['-f', '-'], renderScript(spec), this.netns)
+    await run('nft', ['-f', '-'], renderScript(spec, this.families), this.netns)
   }
 
   async remove(): Promise<boolean> {
-    const listings = await Promise.all(FAMILIES.map((f) => this.listing(f)))
+    const listings = await Promise.all(this.families.map((f) => this.listing(f)))
     this.known = undefined
     const present = listings.some((l) => l !== EMPTY_TABLE)
-    if (present) await run('nft', ['-f', '-'], `${dropTables().join('\n')}\n`, this.netns)
+    if (present) await run('nft', ['-f', '-'], `${dropTables(this.families).join('\n')}\n`, this.netns)
     return present
   }
 }

@@ -2,7 +2,9 @@
 // per container veth built from this host's endpoint records. A frame that
 // enters the bridge from a container's veth must carry that container's MAC;
 // IPv4 must come from its address; ARP must announce its address and MAC;
-// IPv6 only from its own IPv6 address (if it has one) or link-local; no other
+// IPv6 only from its own IPv6 address (if it has one) or link-local, and a
+// neighbour advertisement (IPv6's ARP reply) only for its own IPv6 address or
+// its link-local one; no other
 // ethertype (a VLAN tag would hide the IP header from these checks). So a
 // container that takes a neighbour's address or MAC reaches no one, the
 // bridge never learns the neighbour's MAC on the wrong port, and the host's
@@ -14,7 +16,7 @@
 // Every drop's kernel counter is read into `datapath.spoof.dropped`.
 import { isIPv6 } from 'node:net'
 import { parseIPv4 } from '../../ipam/cidr.js'
-import type { Rule, Section } from './model.js'
+import { canonicalIPv6, type Rule, type Section } from './model.js'
 
 /** what the rules need of one endpoint record (endpoints/<this host>/…) */
 export interface SpoofEndpoint {
@@ -31,9 +33,16 @@ export const SPOOF_SECTION = 'spoof'
 const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/
 const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/
 
-/** the address as the kernel tools print it (RFC 5952), so a read-back compares equal */
-function canonicalIPv6(a: string): string {
-  return new URL(`http://[${a}]`).hostname.slice(1, -1)
+/**
+ * The link-local address the kernel gives an interface with this MAC (modified EUI-64, RFC 4291 2.5.1:
+ * the universal/local bit flipped, ff:fe in the middle): addr_gen_mode eui64, the default in a new
+ * namespace. A container that picks another link-local address cannot advertise it.
+ */
+export function linkLocalOf(mac: string): string {
+  const b = mac.split(':').map((x) => Number.parseInt(x, 16))
+  const hex = (hi: number, lo: number) => ((hi << 8) | lo).toString(16)
+  const [b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0] = b
+  return `fe80::${hex(b0 ^ 2, b1)}:${hex(b2, 0xff)}:${hex(0xfe, b3)}:${hex(b4, b5)}`
 }
 
 /** a rule id per veth ([a-z0-9-]): the name itself when it fits, else a readable form and a hash of it */
@@ -76,6 +85,12 @@ function endpointRules(e: SpoofEndpoint): Rule[] {
     ...(e.ipv6 === undefined
       ? []
       : ([
+          {
+            id: `${id}-na-target`,
+            hook: 'bridge',
+            match: { iif, etherType: 'ipv6', notNaTarget: [canonicalIPv6(e.ipv6), linkLocalOf(mac)] },
+            action: drop,
+          },
           {
             id: `${id}-ip6-ok`,
             hook: 'bridge',

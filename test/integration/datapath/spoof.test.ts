@@ -3,13 +3,15 @@
 // takes the victim's address, then its MAC as well. Whatever it does, its
 // spoofed traffic gets no replies and the victim keeps every packet; forged
 // sources (outside the cluster network, or unused inside its own subnet) are
-// not delivered; the kernel's drop counts reach `datapath.spoof.dropped`.
+// not delivered; nor is an IPv6 neighbour advertisement naming the victim's
+// address; the kernel's drop counts reach `datapath.spoof.dropped`.
 // Genuine packets on the same paths arrive, so a broken path cannot pass.
 import { spawn } from 'node:child_process'
 import t from 'tap'
+import { linkLocalOf, type SpoofEndpoint } from '../../../src/datapath/firewall/spoof.js'
 import { nsExec, tempNetns } from './tempns.js'
 import { attach, type Container, nthAddress, pingOk, sleep, topology, waitFor } from './topology.js'
-import { receive, SEND } from './udp-probe.js'
+import { RECEIVE_NA, receive, SEND, SEND_NA } from './udp-probe.js'
 
 const PINGS = 40
 
@@ -102,6 +104,45 @@ for (const firewall of ['iptables', 'nftables'] as const) {
       ])
         t.notOk(got.includes(forged), `forged source not delivered: ${forged}`)
 
+      // IPv6 (in the records of both): the thief advertises its own address, then the victim's, then its
+      // link-local one; only its own arrive
+      const v6 = { victim: 'fd00:1::2', thief: 'fd00:1::3' }
+      const records = [
+        [victim, v6.victim],
+        [thief, v6.thief],
+      ] as const
+      for (const [c, ip] of records) {
+        nsExec(c.name, 'ip', ['-6', 'addr', 'add', `${ip}/64`, 'dev', 'eth0', 'nodad'])
+        const veth = c.veth as string
+        h1.endpoints.set(veth, { ...(h1.endpoints.get(veth) as SpoofEndpoint), ipv6: ip })
+      }
+      await h1.reconciler.reconcile()
+      const advertised = receive(victim.name, 60_000, RECEIVE_NA)
+      t.teardown(() => advertised.stop())
+      await waitFor(() => advertised.lines().includes('ready'), 30_000)
+      const advertise = (target: string) =>
+        nsExec(thief.name, 'python3', ['-c', SEND_NA, v6.victim, target, thief.mac as string])
+      const arrives = async (target: string) => {
+        const by = Date.now() + 10_000
+        while (!advertised.lines().includes(target) && Date.now() < by) {
+          advertise(target)
+          await sleep(200)
+        }
+      }
+      await arrives(v6.thief)
+      const FORGED_NA = 3
+      for (let i = 0; i < FORGED_NA; i++) advertise(v6.victim)
+      await arrives(linkLocalOf(thief.mac as string))
+      t.same(
+        advertised.lines().filter((l) => l !== 'ready' && l !== v6.thief),
+        [linkLocalOf(thief.mac as string)],
+        "advertisements for the thief's own addresses arrive, none for the victim's",
+      )
+      // back to IPv4 only, so everything the thief sends from here on is a spoof
+      const { ipv6: _, ...v4only } = h1.endpoints.get(thief.veth as string) as SpoofEndpoint
+      h1.endpoints.set(thief.veth as string, v4only)
+      await h1.reconciler.reconcile()
+
       // a full pass reads the kernel's rule counters; one can fail under load, so read until `least` or 30 s
       const spoofDrops = () =>
         h1.metrics.value('plexus_datapath_firewall_dropped_packets_total', { section: 'spoof' })
@@ -111,8 +152,11 @@ for (const firewall of ['iptables', 'nftables'] as const) {
         while ((await spoofDrops()) < least && Date.now() < by)
         return spoofDrops()
       }
-      const beforeAttack = await dropped(4)
-      t.ok(beforeAttack >= 4, `the forged datagrams are counted (datapath.spoof.dropped ${beforeAttack})`)
+      const beforeAttack = await dropped(4 + FORGED_NA)
+      t.ok(
+        beforeAttack >= 4 + FORGED_NA,
+        `the forged datagrams and advertisements are counted (datapath.spoof.dropped ${beforeAttack})`,
+      )
       const sentByThief = () =>
         Number(nsExec(thief.name, 'cat', ['/sys/class/net/eth0/statistics/tx_packets']))
       const thiefSentBefore = sentByThief()

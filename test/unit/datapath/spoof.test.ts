@@ -6,9 +6,16 @@ import {
   renderEbRestore,
   renderEbRule,
 } from '../../../src/datapath/firewall/ebtables.js'
-import { checkSpec, type FirewallSpec, rulesOf, ruleTag } from '../../../src/datapath/firewall/model.js'
+import { mergeBridge, splitSpec } from '../../../src/datapath/firewall/iptables.js'
+import {
+  checkSpec,
+  type FirewallSpec,
+  ipv6Hex,
+  rulesOf,
+  ruleTag,
+} from '../../../src/datapath/firewall/model.js'
 import { renderRule as nftRule } from '../../../src/datapath/firewall/nftables.js'
-import { checkEndpoint, spoofSection } from '../../../src/datapath/firewall/spoof.js'
+import { checkEndpoint, linkLocalOf, spoofSection } from '../../../src/datapath/firewall/spoof.js'
 
 const a = { hostVeth: 'plx0123456789ab', mac: '02:AA:00:00:00:01', ipv4: '10.244.1.2' }
 const b = { hostVeth: 'plxffffffffffff', mac: '02:aa:00:00:00:02', ipv4: '10.244.1.3', ipv6: 'FD00:0:0::3' }
@@ -34,6 +41,7 @@ t.test(
         'plxffffffffffff-arp-ip drop',
         'plxffffffffffff-arp-mac drop',
         'plxffffffffffff-arp-ok return',
+        'plxffffffffffff-na-target drop',
         'plxffffffffffff-ip6-ok return',
         'plxffffffffffff-ip6-ll return',
         'plxffffffffffff-other drop',
@@ -55,6 +63,11 @@ t.test(
     )
     t.match(
       nft[13],
+      /^iifname "plxffffffffffff" ether type ip6 icmpv6 type nd-neighbor-advert @th,64,128 != \{ 0xfd000000000000000000000000000003, 0xfe8000000000000000aa00fffe000002 \} counter drop/,
+      'a neighbour advertisement only for its own address or its EUI-64 link-local one',
+    )
+    t.match(
+      nft[14],
       /^iifname "plxffffffffffff" ether type ip6 ip6 saddr fd00::3 return/,
       'IPv6 as the tools print it',
     )
@@ -68,7 +81,7 @@ t.test(
       '-p ARP -i plx0123456789ab -j RETURN',
       '-i plx0123456789ab -j DROP',
     ])
-    t.equal(eb[13], '-p IPv6 -i plxffffffffffff --ip6-src fd00::3 -j RETURN')
+    t.equal(eb[14], '-p IPv6 -i plxffffffffffff --ip6-src fd00::3 -j RETURN')
   },
 )
 
@@ -79,6 +92,35 @@ t.test('spoof: records that cannot be rendered are named', async (t) => {
   t.match(checkEndpoint({ ...a, ipv4: '10.244.1.300' }), /not an IPv4/)
   t.match(checkEndpoint({ ...a, ipv6: 'fd00::g' }), /not an IPv6/)
 })
+
+t.test('IPv6: link-local from the MAC as the kernel derives it; the 128-bit value for nft', async (t) => {
+  t.equal(
+    linkLocalOf('02:aa:00:00:00:02'),
+    'fe80::aa:ff:fe00:2',
+    'universal/local bit flipped, ff:fe inserted',
+  )
+  t.equal(linkLocalOf('52:54:00:12:34:56'), 'fe80::5054:ff:fe12:3456')
+  t.equal(ipv6Hex('FD00:0:0::3'), 'fd000000000000000000000000000003')
+  t.equal(ipv6Hex('1:2:3:4:5:6:7:8'), '00010002000300040005000600070008')
+  t.equal(ipv6Hex('::'), '0'.repeat(32))
+  t.equal(ipv6Hex('::ffff:1.2.3.4'), `${'0'.repeat(20)}ffff01020304`)
+})
+
+t.test(
+  'iptables backend: the advertisement check goes to nftables, the view keeps the spec order',
+  async (t) => {
+    const spec: FirewallSpec = { sections: [spoofSection([b])] }
+    const { xt, nft } = splitSpec(spec)
+    const ids = (s: FirewallSpec) => rulesOf(s, 'bridge').map(({ rule }) => rule.id)
+    t.same(ids(nft), ['plxffffffffffff-na-target'], 'what ebtables cannot read')
+    t.equal(ids(xt).length, ids(spec).length - 1, 'ebtables: all the others')
+    const tag = (s: FirewallSpec) => rulesOf(s, 'bridge').map((x) => ruleTag(x.section, x.rule))
+    t.same(mergeBridge(tag(spec), tag(xt), tag(nft)), tag(spec), 'both as wanted: the spec, in order')
+    const missing = mergeBridge(tag(spec), tag(xt), [])
+    t.not(missing.join(), tag(spec).join(), 'the nft rule gone: drift')
+    t.same(missing, tag(xt))
+  },
+)
 
 t.test('bridge hook: layer-2 fields only there, each with its ethertype', async (t) => {
   const problems = checkSpec({
@@ -91,6 +133,13 @@ t.test('bridge hook: layer-2 fields only there, each with its ethertype', async 
           { id: 'c', hook: 'bridge', match: { notArpSrc: '10.0.0.1' }, action: { type: 'drop' } },
           { id: 'd', hook: 'bridge', match: { iif: 'v' }, action: { type: 'masquerade' } },
           { id: 'e', hook: 'bridge', match: { notSrcMac: '02:AA:00:00:00:01' }, action: { type: 'drop' } },
+          { id: 'f', hook: 'bridge', match: { notNaTarget: ['fd00::1'] }, action: { type: 'drop' } },
+          {
+            id: 'g',
+            hook: 'bridge',
+            match: { etherType: 'ipv6', notNaTarget: ['10.0.0.1'] },
+            action: { type: 'drop' },
+          },
         ],
       },
     ],
@@ -101,6 +150,8 @@ t.test('bridge hook: layer-2 fields only there, each with its ethertype', async 
     /x\/c": notArpSrc needs etherType arp/,
     /x\/d": masquerade is not allowed in bridge/,
     /x\/e": notSrcMac .* is not a MAC address/,
+    /x\/f": notNaTarget needs etherType ipv6/,
+    /x\/g": notNaTarget must list IPv6 addresses/,
   ])
 })
 
