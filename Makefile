@@ -82,14 +82,14 @@ install: build
 	printf '#!/bin/sh\nexec $(LIBDIR)/dist/src/agent/main.js "$$@"\n' > $(PREFIX)/bin/plexusd
 	printf '#!/bin/sh\nexec node $(LIBDIR)/dist/src/cli/main.js "$$@"\n' > $(PREFIX)/bin/plexctl
 	chmod 755 $(PREFIX)/bin/plexusd $(PREFIX)/bin/plexctl
-	install -m 755 dist/cni/bin/plexus $(CNI_BIN_DIR)/plexus
+	install -m 755 dist/cni/bin/plexus dist/cni/bin/plexus-node $(CNI_BIN_DIR)/
 	[ -e $(CNI_CONF_DIR)/10-plexus.conflist ] || install -m 644 cni/10-plexus.conflist $(CNI_CONF_DIR)/10-plexus.conflist
 	install -m 644 scripts/plexusd.service $(UNIT_DIR)/plexusd.service
 	@echo "installed; start with: systemctl daemon-reload && systemctl enable --now plexusd"
 
 uninstall:
 	-[ -x $(PREFIX)/bin/plexusd ] && $(PREFIX)/bin/plexusd --cleanup
-	rm -rf $(LIBDIR) $(PREFIX)/bin/plexusd $(PREFIX)/bin/plexctl $(CNI_BIN_DIR)/plexus $(UNIT_DIR)/plexusd.service
+	rm -rf $(LIBDIR) $(PREFIX)/bin/plexusd $(PREFIX)/bin/plexctl $(CNI_BIN_DIR)/plexus $(CNI_BIN_DIR)/plexus-node $(UNIT_DIR)/plexusd.service
 	rm -f $(CNI_CONF_DIR)/10-plexus.conflist
 
 clean:

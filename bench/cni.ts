@@ -17,6 +17,8 @@ import { median, progress, quantile, REPO, report, round } from './lib/report.js
 
 const CLUSTER = join(REPO, 'netns-fixtures/cluster')
 const PLUGIN = join(REPO, 'dist/cni/bin/plexus')
+// what the native front end runs when it cannot forward: the whole plugin in Node
+const NODE_PLUGIN = join(REPO, 'dist/cni/bin/plexus-node')
 const REF = '/usr/lib/cni'
 const RUNS = Number(process.env.BENCH_RUNS ?? 40)
 const WARMUP = 3
@@ -30,6 +32,7 @@ interface Samples {
   refAdd: number[]
   refDel: number[]
   versionMs: number[]
+  nodeVersionMs: number[]
 }
 
 function invoke(binary: string, env: Record<string, string>, conf: unknown): { ms: number; out: string } {
@@ -85,6 +88,7 @@ function inner(socket: string, nsPrefix: string): void {
     refAdd: [],
     refDel: [],
     versionMs: [],
+    nodeVersionMs: [],
   }
   const { runtimeConfig: _, ...bareConf } = plexusConf
   const env = (cmd: string, id: string, netns: string) => ({
@@ -136,8 +140,11 @@ function inner(socket: string, nsPrefix: string): void {
           adds.push(r.add)
           dels.push(r.del)
         }
-        if (i >= WARMUP)
-          s.versionMs.push(invoke(PLUGIN, { CNI_COMMAND: 'VERSION' }, { cniVersion: '1.1.0' }).ms)
+        if (i >= WARMUP) {
+          // the plugin's own cost: the front end through the agent, and the Node plugin alone
+          s.versionMs.push(invoke(PLUGIN, { CNI_COMMAND: 'VERSION' }, { cniVersion: '1.1.0', socket }).ms)
+          s.nodeVersionMs.push(invoke(NODE_PLUGIN, { CNI_COMMAND: 'VERSION' }, { cniVersion: '1.1.0' }).ms)
+        }
       }
       if (i >= WARMUP && (i - WARMUP + 1) % 10 === 0) progress(`${i - WARMUP + 1}/${RUNS} runs`)
     }
@@ -221,6 +228,7 @@ async function outer(): Promise<void> {
     plexus_del_p95_ms: r(quantile(samples.plexusDel, 0.95)),
     ref_del_p95_ms: r(quantile(samples.refDel, 0.95)),
     plugin_version_ms: r(median(samples.versionMs)),
+    node_plugin_version_ms: r(median(samples.nodeVersionMs)),
     plexus_noport_add_ms: r(median(samples.bareAdd)),
     plexus_noport_del_ms: r(median(samples.bareDel)),
     ref_chain: 'bridge+host-local(ipMasq)+portmap, cniVersion 1.0.0',

@@ -1,18 +1,22 @@
 #!/usr/bin/env node
-// Bundles the CNI plugin (cni/plexus.ts) into one executable file,
-// dist/cni/bin/plexus, that runtimes copy into their CNI bin dir. Bundled and
+// Builds the CNI plugin into dist/cni/bin/, the two files runtimes copy into
+// their CNI bin dir: `plexus`, the native front end (cni/front/plexus.c) that
+// forwards each invocation to the agent, and `plexus-node`, the Node plugin
+// (cni/plexus.ts) it runs when it cannot forward. The Node plugin is bundled and
 // minified, because parsing is part of every container start. The plugin
 // takes node built-ins from process.getBuiltinModule, so the output has no
 // import, import() or require and runs alike as ESM (here, under "type":
 // "module") and as CommonJS (copied alone into /opt/cni/bin); the check
 // below keeps it so.
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const outfile = join(root, 'dist/cni/bin/plexus')
+const front = join(root, 'dist/cni/bin/plexus')
+const outfile = join(root, 'dist/cni/bin/plexus-node')
 
 await mkdir(dirname(outfile), { recursive: true })
 // Node starts a CommonJS entry 3-4 ms sooner than an ES module: in dist/ the
@@ -38,3 +42,11 @@ if (/(^|[;}\n])\s*(import\s*[{*\w]|export\s)|\b(require|import)\(/.test(code)) {
 await chmod(outfile, 0o755)
 const bytes = Object.values(result.metafile.outputs)[0]?.bytes ?? 0
 process.stderr.write(`bundled ${outfile} (${bytes} bytes)\n`)
+
+// Compiled beside the target, then renamed over it: a runtime (or a test) may be executing the old one.
+const tmp = `${front}.${process.pid}`
+execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', tmp, join(root, 'cni/front/plexus.c')], {
+  stdio: 'inherit',
+})
+await rename(tmp, front)
+process.stderr.write(`compiled ${front}\n`)

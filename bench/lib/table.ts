@@ -114,7 +114,11 @@ const ROWS: Record<string, Row[]> = {
       fields: ['plexus_noport_add_ms', 'plexus_noport_del_ms'],
       unit: 'ms',
     },
-    { label: 'plugin process alone (VERSION: node start-up)', fields: ['plugin_version_ms'], unit: 'ms' },
+    {
+      label: 'VERSION: native front end through the agent, then the Node plugin alone',
+      fields: ['plugin_version_ms', 'node_plugin_version_ms'],
+      unit: 'ms',
+    },
   ],
   scheduler: [
     {

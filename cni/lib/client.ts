@@ -106,6 +106,11 @@ export async function callAgent<T>(
       else reject(unreachable(socket, Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })))
     })
   })
+  return answerOf<T>(res)
+}
+
+/** The agent's answer as the plugin takes it: the body of a success, or the CniError an error stands for. */
+export function answerOf<T>(res: AgentResponse): T {
   let data: unknown
   try {
     data = res.body ? JSON.parse(res.body) : undefined

@@ -5,6 +5,7 @@ import { installErrorContract } from './errors.js'
 import { registerOpenapi } from './openapi.js'
 import { allocRoutes } from './routes/allocs.js'
 import { cniRoutes } from './routes/cni.js'
+import { cniInvokeRoutes } from './routes/cni-invoke.js'
 import { diagRoutes } from './routes/diag.js'
 import { dnsRoutes } from './routes/dns.js'
 import { endpointRoutes } from './routes/endpoints.js'
@@ -67,6 +68,7 @@ export async function buildApp(
   await app.register(serviceRoutes, { deps })
   await app.register(dnsRoutes, { deps })
   await app.register(cniRoutes, { deps })
+  await app.register(cniInvokeRoutes)
   await app.register(endpointRoutes, { deps })
   if (deps.links) await app.register(linkRoutes, { links: deps.links })
   if (deps.ports) await app.register(portRoutes, { ports: deps.ports })

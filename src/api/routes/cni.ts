@@ -13,7 +13,7 @@ const containerId = { type: 'string', pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]*$', m
 const ifname = { type: 'string', minLength: 1, maxLength: 15, pattern: '^[^/:\\s]+$' } as const
 const netns = { type: 'string', pattern: '^/' } as const
 // the plugin's open descriptor of CNI_NETNS (see NetnsHandle in cni/lib/agent-api.ts)
-const netnsHandle = {
+export const netnsHandle = {
   type: 'object',
   additionalProperties: false,
   required: ['pid', 'fd', 'ino'],
