@@ -1,64 +1,21 @@
-// What the plugin sends plexusd (POST /v1/cni/add and /del): the one
-// definition both sides compile against. The plugin imports nothing from
-// src/; the agent imports this, as it does the error code table.
-import type { CniDns } from './result.js'
+// What the plugin sends plexusd and what it answers: the API contract's types
+// (src/api/contract/cni.ts, TypeBox schemas the agent validates with). Types
+// only: `import type` is erased, so the plugin's bundle carries none of it and
+// its start-up does not change.
+import type { Attachment } from '../../src/api/contract/cni.js'
 
-export interface PortSpec {
-  name?: string
-  port: number
-  protocol: 'tcp' | 'udp'
-}
-
-export interface PortMapping {
-  hostIp?: string
-  hostPort: number
-  containerPort: number
-  protocol: 'tcp' | 'udp'
-}
-
-/** one container interface, as CNI names it */
-export interface Attachment {
-  containerId: string
-  ifname: string
-}
-
-/**
- * The container's namespace as the plugin holds it open: the agent opens
- * /proc/<pid>/fd/<fd>, a magic link that reaches the namespace even when the
- * runtime (and so CNI_NETNS) lives in another mount namespace. `ino` is the
- * namespace's inode, so the agent never takes another process's descriptor
- * for it (a plugin in another PID namespace sends a pid the agent cannot use).
- */
-export interface NetnsHandle {
-  pid: number
-  fd: number
-  ino: number
-}
-
-/** POST /v1/cni/add: one container interface, resolved by the plugin. */
-export interface AttachRequest extends Attachment {
-  /** CNI_NETNS as the runtime named it (the result's `sandbox`) */
-  netns: string
-  netnsHandle?: NetnsHandle
-  network: string
-  name?: string
-  namespace?: string
-  service?: string
-  tags?: string[]
-  labels: Record<string, string>
-  ports?: PortSpec[]
-  published?: PortMapping[]
-  /** static address, "a.b.c.d" or "a.b.c.d/len" */
-  ip?: string
-  mac?: string
-  dns?: CniDns
-}
-
-/** POST /v1/cni/del */
-export interface DetachRequest extends Attachment {
-  /** may be empty: the runtime already removed the namespace */
-  netns?: string
-}
+export type {
+  Attachment,
+  AttachReply,
+  AttachRequest,
+  CheckRequest,
+  CniErrorBody,
+  DetachRequest,
+  GcRequest,
+  NetnsHandle,
+  PortMapping,
+} from '../../src/api/contract/cni.js'
+export type { PortSpec } from '../../src/store/schemas.js'
 
 /**
  * A DEL the agent could not take (not running): the plugin leaves one of

@@ -1,11 +1,8 @@
+import type { CniErrorBody } from './agent-api.js'
 import { CniCode, CniError } from './errors.js'
 
-/** The agent's error body: its own code plus, for CNI routes, the CNI error to print. */
-interface AgentError {
-  error?: string
-  message?: string
-  cni?: { code: number; msg: string; details?: string }
-}
+/** The agent's error body: its own code plus, for CNI routes, the CNI error to print (any field may be missing from an agent that is not ours). */
+type AgentError = Partial<CniErrorBody>
 
 // Socket errors that mean "no agent there (yet)": the runtime should retry.
 const UNREACHABLE = new Set([

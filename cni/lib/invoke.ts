@@ -3,7 +3,7 @@
 // socket) or the agent itself for the native front end (cni/front/, through
 // POST /v1/cni/invoke, with calls made in-process). The same parsing,
 // validation and result conversion either way, so both print the same bytes.
-import type { NetnsHandle } from './agent-api.js'
+import type { AttachReply, CheckRequest, DetachRequest, GcRequest, NetnsHandle } from './agent-api.js'
 import { AgentUnreachable } from './client.js'
 import {
   buildAttachRequest,
@@ -15,7 +15,7 @@ import {
 } from './config.js'
 import { type CniEnv, parseCommand, parseEnv } from './env.js'
 import { CniCode, CniError } from './errors.js'
-import { type CniResult, convertResult, mergeResults } from './result.js'
+import { convertResult, mergeResults } from './result.js'
 import { CURRENT_VERSION, isSupported, requireVersionFor, versionInfo } from './version.js'
 
 /** What an invocation needs of where it runs. */
@@ -49,7 +49,7 @@ export interface InvokeOutcome {
 async function cmdAdd(ctx: InvokeContext, conf: NetConf, env: CniEnv): Promise<Record<string, unknown>> {
   const req = buildAttachRequest(conf, env)
   req.netnsHandle = ctx.openNetns(env.netns)
-  const ours = await ctx.call<CniResult>(conf.socket, 'POST', '/v1/cni/add', req)
+  const ours = await ctx.call<AttachReply>(conf.socket, 'POST', '/v1/cni/add', req)
   return convertResult(mergeResults(conf.prevResult, ours), conf.cniVersion)
 }
 
@@ -57,7 +57,7 @@ async function cmdAdd(ctx: InvokeContext, conf: NetConf, env: CniEnv): Promise<R
 async function cmdDel(ctx: InvokeContext, conf: TeardownConf, env: CniEnv): Promise<void> {
   const key = { containerId: env.containerId, ifname: env.ifname }
   try {
-    await ctx.call(conf.socket, 'POST', '/v1/cni/del', { ...key, netns: env.netns })
+    await ctx.call(conf.socket, 'POST', '/v1/cni/del', { ...key, netns: env.netns } satisfies DetachRequest)
   } catch (err) {
     if (!(err instanceof AgentUnreachable) || !ctx.delWithoutAgent) throw err
     ctx.delWithoutAgent(conf, env, err)
@@ -73,7 +73,7 @@ async function cmdCheck(ctx: InvokeContext, conf: NetConf, env: CniEnv): Promise
     netns: env.netns,
     netnsHandle: ctx.openNetns(env.netns),
     prevResult: conf.prevResult,
-  })
+  } satisfies CheckRequest)
 }
 
 async function cmdStatus(ctx: InvokeContext, conf: NetConf): Promise<void> {
@@ -98,7 +98,7 @@ async function cmdGc(ctx: InvokeContext, conf: TeardownConf): Promise<void> {
   await ctx.call(conf.socket, 'POST', '/v1/cni/gc', {
     network: conf.name,
     validAttachments: conf.validAttachments ?? [],
-  })
+  } satisfies GcRequest)
 }
 
 /** Runs one command; errors are reported in the config's cniVersion once it is known. */

@@ -1,11 +1,16 @@
 import { PlexusError } from '../lib/errors.js'
+import {
+  BACKEND_TYPES,
+  NetworkConfig,
+  NetworkConfigInput as NetworkConfigInputSchema,
+} from '../store/schemas.js'
 import { type Cidr, formatCidr, formatIPv4, lastAddress, parseCidr, parseIPv4 } from './cidr.js'
 
 // The cluster network config (store key `config/network`), in flannel's
 // net-conf.json field names so existing flannel configs paste in unchanged.
 
 export const NETWORK_CONFIG_KEY = 'config/network'
-export const BACKEND_TYPES = ['vxlan', 'host-gw', 'wireguard'] as const
+export { BACKEND_TYPES, NetworkConfig }
 export type BackendType = (typeof BACKEND_TYPES)[number]
 
 /** VXLAN encapsulation: outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
@@ -14,24 +19,6 @@ export const VXLAN_OVERHEAD = 50
 export const WIREGUARD_OVERHEAD = 60
 /** WireGuard's customary port (flannel's default for its wireguard backend too). */
 export const WIREGUARD_PORT = 51820
-
-/** Normalized config: every default filled in, so all hosts derive the same ranges. */
-export interface NetworkConfig {
-  Network: string
-  SubnetLen: number
-  SubnetMin: string
-  SubnetMax: string
-  Backend: {
-    Type: BackendType
-    VNI: number
-    Port: number
-    /** absent: underlay MTU minus the encapsulation overhead, computed per host */
-    MTU?: number
-    /** vxlan only: route directly (host-gw style) to hosts on the same L2 segment */
-    DirectRouting: boolean
-  }
-  IPMasq: boolean
-}
 
 /** What a user may write: any field may be left out. */
 export type NetworkConfigInput = Partial<Omit<NetworkConfig, 'Backend'>> & {
@@ -60,28 +47,7 @@ export const NETWORK_DEFAULTS = {
 } as const
 
 /** JSON schema of the input shape (types only; `parseNetworkConfig` checks meaning). Shared by the API and the agent config. */
-export const networkConfigSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    Network: { type: 'string' },
-    SubnetLen: { type: 'integer' },
-    SubnetMin: { type: 'string' },
-    SubnetMax: { type: 'string' },
-    Backend: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        Type: { type: 'string' },
-        VNI: { type: 'integer' },
-        Port: { type: 'integer' },
-        MTU: { type: 'integer' },
-        DirectRouting: { type: 'boolean' },
-      },
-    },
-    IPMasq: { type: 'boolean' },
-  },
-} as const
+export const networkConfigSchema = NetworkConfigInputSchema
 
 /** Parsed ranges the lease logic works on. */
 export interface NetworkRanges {

@@ -8,7 +8,7 @@ import { Ajv, type ErrorObject } from 'ajv'
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml'
 import { PlexusError } from '../lib/errors.js'
 import { lazyValidator } from '../lib/lazy.js'
-import { LABEL_PATTERN, serviceBodySchema } from '../services/model.js'
+import { Checks, LABEL_PATTERN, Ports } from '../store/schemas.js'
 
 export type JobType = 'service' | 'batch' | 'system'
 export type Balance = 'spread' | 'binpack'
@@ -270,8 +270,8 @@ const group = {
       required: ['name'],
       properties: {
         name: dnsLabel,
-        ports: serviceBodySchema.properties.ports,
-        checks: serviceBodySchema.properties.checks,
+        ports: Ports,
+        checks: Checks,
       },
     },
     ports: {

@@ -6,10 +6,9 @@ import { Ajv } from 'ajv'
 import { PlexusError } from '../lib/errors.js'
 import { lazy, lazyValidator } from '../lib/lazy.js'
 import type { EndpointValue, HealthValue, PortSpec, ServiceValue } from '../store/records.js'
+import { Checks, LABEL_PATTERN, Ports, Tags } from '../store/schemas.js'
 import { HEALTH_PREFIX, REGISTRATION_PREFIX, SERVICE_PREFIX } from '../store/types.js'
 
-/** a DNS label: service names, tags and port names all become one */
-export const LABEL_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'
 const LABEL_RE = new RegExp(LABEL_PATTERN)
 
 export interface CheckSpec {
@@ -67,75 +66,10 @@ export function keyPeer(key: string): string {
   return key.split('/')[1] ?? ''
 }
 
-const portSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['port', 'protocol'],
-  properties: {
-    name: { type: 'string', pattern: LABEL_PATTERN },
-    port: { type: 'integer', minimum: 1, maximum: 65535 },
-    protocol: { enum: ['tcp', 'udp'] },
-  },
-} as const
-
-export const checkSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['name', 'type'],
-  properties: {
-    name: { type: 'string', pattern: LABEL_PATTERN },
-    type: { enum: ['tcp', 'http', 'exec'] },
-    port: {
-      anyOf: [
-        { type: 'integer', minimum: 1, maximum: 65535 },
-        { type: 'string', pattern: LABEL_PATTERN },
-      ],
-    },
-    path: { type: 'string', pattern: '^/', maxLength: 1024 },
-    status: { type: 'integer', minimum: 100, maximum: 599 },
-    command: { type: 'array', minItems: 1, maxItems: 64, items: { type: 'string', maxLength: 4096 } },
-    intervalMs: { type: 'integer', minimum: 100, maximum: 3_600_000 },
-    timeoutMs: { type: 'integer', minimum: 10, maximum: 600_000 },
-    failures: { type: 'integer', minimum: 1, maximum: 100 },
-  },
-} as const
-
-export const tagsSchema = {
-  type: 'array',
-  maxItems: 64,
-  uniqueItems: true,
-  items: { type: 'string', pattern: LABEL_PATTERN },
-}
-export const portsSchema = { type: 'array', maxItems: 64, items: portSchema }
-const checksSchema = { type: 'array', maxItems: 16, items: checkSchema }
-
-/** Body of PUT /v1/services/<name> (name comes from the path). */
-export const serviceBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { tags: tagsSchema, ports: portsSchema, checks: checksSchema },
-} as const
-
-/** Body of PUT /v1/endpoints/<id>/register. */
-export const registrationBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['service'],
-  properties: {
-    service: { type: 'string', pattern: LABEL_PATTERN },
-    ifname: { type: 'string', minLength: 1, maxLength: 15 },
-    tags: tagsSchema,
-    ports: portsSchema,
-    checks: checksSchema,
-    /** absent: until deregistered; else the registration drops out unless refreshed within this time */
-    ttlSeconds: { type: 'integer', minimum: 1, maximum: 86_400 },
-  },
-} as const
-
 const serviceValueSchema = {
   type: 'object',
   required: ['name', 'tags', 'ports'],
-  properties: { name: { type: 'string', pattern: LABEL_PATTERN }, ...serviceBodySchema.properties },
+  properties: { name: { type: 'string', pattern: LABEL_PATTERN }, tags: Tags, ports: Ports, checks: Checks },
 } as const
 
 const registrationValueSchema = {
@@ -144,9 +78,9 @@ const registrationValueSchema = {
   properties: {
     service: { type: 'string', pattern: LABEL_PATTERN },
     endpointKey: { type: 'string', pattern: '^endpoints/' },
-    tags: tagsSchema,
-    ports: portsSchema,
-    checks: checksSchema,
+    tags: Tags,
+    ports: Ports,
+    checks: Checks,
   },
 } as const
 
@@ -179,8 +113,8 @@ const endpointValueSchema = {
     ipv6: { type: 'string', format: 'ipv6' },
     netns: { type: 'string' },
     service: { type: 'string', pattern: LABEL_PATTERN },
-    tags: tagsSchema,
-    ports: portsSchema,
+    tags: Tags,
+    ports: Ports,
     published: publishedSchema,
     createdAt: { type: 'string' },
   },

@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox'
-import { StringEnum } from './common.js'
+import { StringEnum } from '../../lib/schema.js'
 
 const TYPES = ['A', 'AAAA', 'SRV', 'PTR', 'SOA', 'NS', 'ANY', 'TXT', 'MX', 'CNAME', 'CAA'] as const
 

@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox'
-import { Nullable, StringEnum } from './common.js'
+import { Nullable, StringEnum } from '../../lib/schema.js'
 
 /** a cluster member as this host sees it */
 export const Host = Type.Object({

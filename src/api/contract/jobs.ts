@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox'
-import { Nullable, StringEnum } from './common.js'
+import { Nullable, StringEnum } from '../../lib/schema.js'
 
 /** an allocation's lifecycle (scheduler/records.ts AllocStatus) */
 const AllocStatus = StringEnum([
@@ -61,3 +61,146 @@ export const AllocLine = Type.Object({
 })
 export type AllocLine = Static<typeof AllocLine>
 export const AllocsReply = Type.Array(AllocLine)
+
+/** PUT /v1/jobs and POST /v1/jobs/plan: the spec as text (YAML or JSON, every problem with its line) or as a value */
+export const JobSubmitBody = Type.Object(
+  {
+    /** the spec as text: YAML or JSON */
+    text: Type.Optional(Type.String({ maxLength: 1_000_000 })),
+    /** the spec as a value */
+    spec: Type.Optional(Type.Object({}, { additionalProperties: true })),
+  },
+  { additionalProperties: false },
+)
+export type JobSubmitBody = Static<typeof JobSubmitBody>
+
+/** PUT /v1/jobs: the job and its version (a changed spec is a new version) */
+export const JobSubmitReply = Type.Object({ name: Type.String(), version: Type.Integer() })
+export type JobSubmitReply = Static<typeof JobSubmitReply>
+
+/** each term in [0, 1] (affinity in [-1, 1]), higher is better; total is their weighted mean */
+const Scores = Type.Object({
+  network: Type.Optional(Type.Number()),
+  /** Σ weight × RTT to the partners placed so far, before normalisation */
+  networkCostMs: Type.Optional(Type.Number()),
+  balance: Type.Number(),
+  affinity: Type.Optional(Type.Number()),
+  spread: Type.Optional(Type.Number()),
+  total: Type.Number(),
+})
+
+/** one host's verdict for a group: the filter that removed it and why, or its scores */
+export const HostVerdict = Type.Object({
+  host: Type.String(),
+  name: Type.String(),
+  filter: Type.Optional(Type.String()),
+  reason: Type.Optional(Type.String()),
+  scores: Type.Optional(Scores),
+})
+
+/** the placement and why (src/scheduler/placement/types.ts Plan) */
+export const PlanExplanation = Type.Object({
+  job: Type.String(),
+  placements: Type.Array(
+    Type.Object({
+      group: Type.String(),
+      index: Type.Integer(),
+      host: Type.String(),
+      hostName: Type.String(),
+    }),
+  ),
+  failures: Type.Array(Type.Object({ group: Type.String(), index: Type.Integer(), reason: Type.String() })),
+  groups: Type.Array(
+    Type.Object({
+      group: Type.String(),
+      /** the order groups were placed in (callees before callers) */
+      order: Type.Integer(),
+      wanted: Type.Integer(),
+      placed: Type.Integer(),
+      /** verdict of every host for the group's first slot */
+      hosts: Type.Array(HostVerdict),
+      /** feasible hosts / hosts removed, per filter */
+      filtered: Type.Record(Type.String(), Type.Integer()),
+    }),
+  ),
+  /** Σ over talking slot pairs of pair weight × estimated RTT (ms) */
+  networkCost: Type.Number(),
+  /** network cost after the greedy pass, before local search */
+  greedyCost: Type.Number(),
+  /** moves and swaps local search applied */
+  improvements: Type.Integer(),
+})
+
+/** POST /v1/jobs/plan: where the spec would be placed (nothing is written) */
+export const JobPlanReply = Type.Object({
+  job: Type.String(),
+  /** the host that would own the job (peer id) */
+  owner: Type.String(),
+  place: Type.Array(
+    Type.Object({ group: Type.String(), slot: Type.String(), host: Type.String(), hostName: Type.String() }),
+  ),
+  /** slots ("group/slot") the owner would remove */
+  remove: Type.Array(Type.String()),
+  /** set when slots had to be placed */
+  explanation: Type.Optional(PlanExplanation),
+})
+export type JobPlanReply = Static<typeof JobPlanReply>
+
+/** one allocation of a job with its host's verdict */
+export const JobAllocation = Type.Object({
+  id: Type.String(),
+  group: Type.String(),
+  slot: Type.String(),
+  host: Type.String(),
+  hostName: Type.String(),
+  jobVersion: Type.Integer(),
+  /** the host's status, `placed` before it said, `lost` when the host is not alive */
+  status: Type.String(),
+  reason: Type.Optional(Type.String()),
+  restarts: Type.Optional(Type.Integer()),
+  address: Type.Optional(Type.String()),
+  /** the hosts whose records place it (more than one only across a partition) */
+  owners: Type.Array(Type.String()),
+})
+
+/** GET /v1/jobs/<name>: the job record, its owner and every allocation */
+export const JobDetail = Type.Object({
+  job: Type.Object({
+    /** the spec as submitted (docs/jobs.md) */
+    spec: Type.Unknown(),
+    version: Type.Integer(),
+    submittedAt: Type.String(),
+    stopped: Type.Boolean(),
+  }),
+  owner: Nullable(Type.Object({ peer: Type.String(), name: Type.Optional(Type.String()) })),
+  allocations: Type.Array(JobAllocation),
+})
+export type JobDetail = Static<typeof JobDetail>
+
+/** DELETE /v1/jobs/<name>[?purge] */
+export const JobStopQuery = Type.Object({ purge: Type.Optional(Type.String()) })
+export const JobStopReply = Type.Object({
+  name: Type.String(),
+  stopped: Type.Boolean(),
+  purged: Type.Boolean(),
+})
+export type JobStopReply = Static<typeof JobStopReply>
+
+/** GET /v1/allocs[?job=] */
+export const AllocsQuery = Type.Object(
+  { job: Type.Optional(Type.String({ maxLength: 128 })) },
+  { additionalProperties: false },
+)
+
+/** `:id` of an allocation */
+export const AllocIdParam = Type.Object({ id: Type.String({ pattern: '^[a-z0-9-]{1,200}$' }) })
+
+/** GET /v1/allocs/<id>/logs: a task's output on this host, as text/plain (streamed with ?follow) */
+export const AllocLogsQuery = Type.Object(
+  {
+    task: Type.Optional(Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' })),
+    tail: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+    follow: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+)

@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox'
+import { Duration, Flag } from './common.js'
 
 /** one KV record as GET /v1/kv/<key> and the watch stream show it */
 export const KvEntry = Type.Object({
@@ -14,3 +15,45 @@ export const KvEntry = Type.Object({
   modifyIndex: Type.Integer(),
 })
 export type KvEntry = Static<typeof KvEntry>
+
+/** the key: everything after /v1/kv/ */
+export const KvKey = Type.Object({ '*': Type.String() })
+
+/** GET /v1/kv/<key>[?recurse][&keys][&index=N&wait=30s] */
+export const KvGetQuery = Type.Object(
+  {
+    recurse: Type.Optional(Flag),
+    /** key names only (implies recurse) */
+    keys: Type.Optional(Flag),
+    /** block until something under the key changes past this index */
+    index: Type.Optional(Type.Integer({ minimum: 0 })),
+    wait: Type.Optional(Duration),
+  },
+  { additionalProperties: false },
+)
+
+/** one entry, the entries under a prefix (?recurse), or their keys (?keys) */
+export const KvGetReply = Type.Union([KvEntry, Type.Array(KvEntry), Type.Array(Type.String())])
+export type KvGetReply = Static<typeof KvGetReply>
+
+/** PUT /v1/kv/<key>[?ttl=30s][&cas=N], body: any JSON value */
+export const KvPutQuery = Type.Object(
+  { ttl: Type.Optional(Duration), cas: Type.Optional(Type.Integer({ minimum: 0 })) },
+  { additionalProperties: false },
+)
+
+/** the value: any JSON (content-type application/json) */
+export const KvPutBody = Type.Unknown()
+
+/** DELETE /v1/kv/<key>[?recurse][&cas=N] */
+export const KvDeleteQuery = Type.Object(
+  { recurse: Type.Optional(Flag), cas: Type.Optional(Type.Integer({ minimum: 0 })) },
+  { additionalProperties: false },
+)
+
+/** how many records went; under a prefix, the keys other hosts own are skipped */
+export const KvDeleteReply = Type.Object({
+  deleted: Type.Integer(),
+  skipped: Type.Array(Type.String()),
+})
+export type KvDeleteReply = Static<typeof KvDeleteReply>

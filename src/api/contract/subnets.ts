@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox'
-import { Nullable } from './common.js'
+import { Nullable } from '../../lib/schema.js'
 
 /** one host-subnet lease as the store holds it */
 export const LeaseRow = Type.Object({

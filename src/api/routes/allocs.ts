@@ -2,36 +2,14 @@
 //   GET /v1/allocs                       every allocation the cluster's hosts report (?job= to narrow)
 //   GET /v1/allocs/:id/logs              a task's output on this host (?task=&tail=&follow=)
 import { PassThrough } from 'node:stream'
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { PlexusError } from '../../lib/errors.js'
 import { followLogs, readLogs } from '../../runner/logs.js'
 import type { RunnerService } from '../../runner/service.js'
 import { type AllocStateValue, allocStateOf } from '../../scheduler/records.js'
 import { ALLOC_STATE_PREFIX } from '../../store/types.js'
-import { AllocsReply } from '../contract/jobs.js'
+import { AllocIdParam, AllocLogsQuery, AllocsQuery, AllocsReply } from '../contract/jobs.js'
 import type { ApiDeps } from '../deps.js'
-
-const idParam = {
-  type: 'object',
-  required: ['id'],
-  properties: { id: { type: 'string', pattern: '^[a-z0-9-]{1,200}$' } },
-} as const
-
-const logsQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    task: { type: 'string', pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' },
-    tail: { type: 'integer', minimum: 0, maximum: 1_000_000 },
-    follow: { type: 'boolean' },
-  },
-} as const
-
-const listQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { job: { type: 'string', maxLength: 128 } },
-} as const
 
 function allStates(deps: ApiDeps): AllocStateValue[] {
   return deps.store
@@ -45,13 +23,13 @@ function allStates(deps: ApiDeps): AllocStateValue[] {
     )
 }
 
-export const allocRoutes: FastifyPluginAsync<{ deps: ApiDeps; runner?: RunnerService }> = async (
+export const allocRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps; runner?: RunnerService }> = async (
   app,
   { deps, runner },
 ) => {
-  app.get<{ Querystring: { job?: string } }>(
+  app.get(
     '/v1/allocs',
-    { schema: { querystring: listQuery, response: { 200: AllocsReply } } },
+    { schema: { querystring: AllocsQuery, response: { 200: AllocsReply } } },
     async (req) =>
       allStates(deps)
         .filter((s) => req.query.job === undefined || s.job === req.query.job)
@@ -75,9 +53,9 @@ export const allocRoutes: FastifyPluginAsync<{ deps: ApiDeps; runner?: RunnerSer
         })),
   )
 
-  app.get<{ Params: { id: string }; Querystring: { task?: string; tail?: number; follow?: boolean } }>(
+  app.get(
     '/v1/allocs/:id/logs',
-    { schema: { params: idParam, querystring: logsQuery } },
+    { schema: { params: AllocIdParam, querystring: AllocLogsQuery } },
     async (req, reply) => {
       const { id } = req.params
       const local = runner?.local(id)

@@ -1,9 +1,8 @@
-import type { FastifyPluginAsync } from 'fastify'
-import type { NetnsHandle } from '../../../cni/lib/agent-api.js'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { type AgentResponse, AgentUnreachable, answerOf } from '../../../cni/lib/client.js'
 import { CniCode } from '../../../cni/lib/errors.js'
 import { invoke } from '../../../cni/lib/invoke.js'
-import { netnsHandle } from './cni.js'
+import { InvokeRequest } from '../contract/cni.js'
 
 // POST /v1/cni/invoke: a whole CNI invocation, as the native front end of the
 // plugin (cni/front/) forwards it: the CNI_* environment, stdin as it came,
@@ -18,32 +17,8 @@ import { netnsHandle } from './cni.js'
 // could not finish in time must still go on without it (the plugin spools
 // it), and a namespace the front end did not hold open is the plugin's to report.
 
-const MAX_STDIN = 1 << 20
-
-const body = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['env', 'stdin'],
-  properties: {
-    env: {
-      type: 'object',
-      maxProperties: 32,
-      propertyNames: { pattern: '^CNI_[A-Z_]{1,32}$' },
-      additionalProperties: { type: 'string', maxLength: 4096 },
-    },
-    stdin: { type: 'string', maxLength: MAX_STDIN },
-    netnsHandle,
-  },
-} as const
-
-interface InvokeBody {
-  env: Record<string, string>
-  stdin: string
-  netnsHandle?: NetnsHandle
-}
-
-export const cniInvokeRoutes: FastifyPluginAsync = async (app) => {
-  app.post<{ Body: InvokeBody }>('/v1/cni/invoke', { schema: { body } }, async (req, reply) => {
+export const cniInvokeRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post('/v1/cni/invoke', { schema: { body: InvokeRequest } }, async (req, reply) => {
     const { env, stdin, netnsHandle: handle } = req.body
     const warnings: string[] = []
     let fallBack = false

@@ -4,7 +4,7 @@
 //   GET    /v1/jobs              one line per job
 //   GET    /v1/jobs/:name        the job, its owner and every allocation with its host's verdict
 //   DELETE /v1/jobs/:name        stop: the owner removes the allocations ([?purge] also drops the job)
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { PlexusError } from '../../lib/errors.js'
 import { jobOwner } from '../../scheduler/owner.js'
 import { ownerPlan } from '../../scheduler/owner-plan.js'
@@ -13,24 +13,19 @@ import type { SchedulerService, SchedulerView } from '../../scheduler/service.js
 import { claimsOf } from '../../scheduler/settle.js'
 import { type JobSpec, parseJobText, validateJob } from '../../scheduler/spec.js'
 import type { JsonValue, Store } from '../../store/types.js'
-import { JobsReply } from '../contract/jobs.js'
+import { NameParam } from '../contract/common.js'
+import {
+  JobDetail,
+  JobPlanReply,
+  JobStopQuery,
+  JobStopReply,
+  JobSubmitBody,
+  JobSubmitReply,
+  JobsReply,
+} from '../contract/jobs.js'
 import type { ApiDeps } from '../deps.js'
-import { nameParam } from './services.js'
 
-const submitBody = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    /** the spec as text: YAML or JSON */
-    text: { type: 'string', maxLength: 1_000_000 },
-    /** the spec as a value */
-    spec: { type: 'object' },
-  },
-} as const
-
-type SubmitBody = { text?: string; spec?: unknown }
-
-function specOf(body: SubmitBody | undefined): JobSpec {
+function specOf(body: JobSubmitBody | undefined): JobSpec {
   if (body?.text !== undefined && body.spec === undefined) return parseJobText(body.text)
   if (body?.spec !== undefined && body.text === undefined) return validateJob(body.spec)
   throw new PlexusError(
@@ -98,46 +93,50 @@ function allocationsOf(view: SchedulerView, name: string) {
     )
 }
 
-export const jobRoutes: FastifyPluginAsync<{ deps: ApiDeps; scheduler: SchedulerService }> = async (
+export const jobRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps; scheduler: SchedulerService }> = async (
   app,
   { deps, scheduler },
 ) => {
   const { store } = deps
   const notFound = (name: string) => new PlexusError('PLX_JOB_NOT_FOUND', `no job "${name}"`, { status: 404 })
 
-  app.put<{ Body: SubmitBody }>('/v1/jobs', { schema: { body: submitBody } }, async (req) => {
+  app.put('/v1/jobs', { schema: { body: JobSubmitBody, response: { 200: JobSubmitReply } } }, async (req) => {
     const job = await submit(store, specOf(req.body))
     return { name: job.spec.name, version: job.version }
   })
 
-  app.post<{ Body: SubmitBody }>('/v1/jobs/plan', { schema: { body: submitBody } }, async (req) => {
-    const spec = specOf(req.body)
-    const view = scheduler.view()
-    const current = view.jobs.get(spec.name)
-    const job: JobValue = {
-      spec,
-      version: (current?.version ?? 0) + 1,
-      submittedAt: new Date().toISOString(),
-      stopped: false,
-    }
-    const claims = jobClaims(view, spec.name)
-    const self = jobOwner(spec.name, view.owners) ?? deps.peerId
-    const plan = ownerPlan({
-      self,
-      job,
-      hosts: view.hosts,
-      live: view.live,
-      claims: claims.values(),
-      now: Date.now(),
-    })
-    return {
-      job: spec.name,
-      owner: self,
-      place: plan.puts.map((a) => ({ group: a.group, slot: a.slot, host: a.host, hostName: a.hostName })),
-      remove: plan.deletes,
-      ...(plan.plan ? { explanation: plan.plan } : {}),
-    }
-  })
+  app.post(
+    '/v1/jobs/plan',
+    { schema: { body: JobSubmitBody, response: { 200: JobPlanReply } } },
+    async (req) => {
+      const spec = specOf(req.body)
+      const view = scheduler.view()
+      const current = view.jobs.get(spec.name)
+      const job: JobValue = {
+        spec,
+        version: (current?.version ?? 0) + 1,
+        submittedAt: new Date().toISOString(),
+        stopped: false,
+      }
+      const claims = jobClaims(view, spec.name)
+      const self = jobOwner(spec.name, view.owners) ?? deps.peerId
+      const plan = ownerPlan({
+        self,
+        job,
+        hosts: view.hosts,
+        live: view.live,
+        claims: claims.values(),
+        now: Date.now(),
+      })
+      return {
+        job: spec.name,
+        owner: self,
+        place: plan.puts.map((a) => ({ group: a.group, slot: a.slot, host: a.host, hostName: a.hostName })),
+        remove: plan.deletes,
+        ...(plan.plan ? { explanation: plan.plan } : {}),
+      }
+    },
+  )
 
   app.get('/v1/jobs', { schema: { response: { 200: JobsReply } } }, async () => {
     const view = scheduler.view()
@@ -158,7 +157,7 @@ export const jobRoutes: FastifyPluginAsync<{ deps: ApiDeps; scheduler: Scheduler
       })
   })
 
-  app.get<{ Params: { name: string } }>('/v1/jobs/:name', { schema: { params: nameParam } }, async (req) => {
+  app.get('/v1/jobs/:name', { schema: { params: NameParam, response: { 200: JobDetail } } }, async (req) => {
     const view = scheduler.view()
     const job = view.jobs.get(req.params.name)
     if (!job) throw notFound(req.params.name)
@@ -170,9 +169,9 @@ export const jobRoutes: FastifyPluginAsync<{ deps: ApiDeps; scheduler: Scheduler
     }
   })
 
-  app.delete<{ Params: { name: string }; Querystring: { purge?: string } }>(
+  app.delete(
     '/v1/jobs/:name',
-    { schema: { params: nameParam } },
+    { schema: { params: NameParam, querystring: JobStopQuery, response: { 200: JobStopReply } } },
     async (req) => {
       const key = jobKey(req.params.name)
       const job = scheduler.view().jobs.get(req.params.name)

@@ -1,8 +1,18 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { PlexusError } from '../../lib/errors.js'
 import { mayWrite } from '../../store/record.js'
 import type { JsonValue, ReadableStore, StoreRecord } from '../../store/types.js'
-import { KvEntry } from '../contract/kv.js'
+import { ErrorBody, flag } from '../contract/common.js'
+import {
+  KvDeleteQuery,
+  KvDeleteReply,
+  KvEntry,
+  KvGetQuery,
+  KvGetReply,
+  KvKey,
+  KvPutBody,
+  KvPutQuery,
+} from '../contract/kv.js'
 import type { ApiDeps } from '../deps.js'
 import { apiMetrics } from '../metrics.js'
 
@@ -30,20 +40,6 @@ export function parseDuration(text: string, what: string): number {
   const n = Number(m[1])
   return n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms']
 }
-
-const entrySchema = KvEntry
-
-type KeyParams = { '*': string }
-const keyParams = { type: 'object', required: ['*'], properties: { '*': { type: 'string' } } } as const
-const duration = { type: 'string', pattern: '^\\d+(ms|s|m|h)?$' } as const
-/** Consul-style flags: a bare ?recurse counts as true */
-export const flagSchema = { type: 'string', enum: ['', 'true', '1', 'false', '0'] } as const
-export const flag = (v: string | undefined) => v !== undefined && v !== 'false' && v !== '0'
-const errorSchema = {
-  type: 'object',
-  required: ['error', 'message'],
-  properties: { error: { type: 'string' }, message: { type: 'string' } },
-} as const
 
 /** a record as the API shows it (KV reads and the watch stream) */
 export function entry(store: ReadableStore, r: StoreRecord): KvEntry {
@@ -86,7 +82,7 @@ function changedSince(
   })
 }
 
-export const kvRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
+export const kvRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
   const { store } = deps
   const throttled = apiMetrics(deps.metrics).kvThrottled
 
@@ -107,34 +103,13 @@ export const kvRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { dep
       })
   })
 
-  app.get<{
-    Params: KeyParams
-    Querystring: { recurse?: string; keys?: string; index?: number; wait?: string }
-  }>(
+  app.get(
     '/v1/kv/*',
     {
       schema: {
-        params: keyParams,
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            recurse: flagSchema,
-            keys: flagSchema,
-            index: { type: 'integer', minimum: 0 },
-            wait: duration,
-          },
-        },
-        response: {
-          200: {
-            anyOf: [
-              entrySchema,
-              { type: 'array', items: entrySchema },
-              { type: 'array', items: { type: 'string' } },
-            ],
-          },
-          404: errorSchema,
-        },
+        params: KvKey,
+        querystring: KvGetQuery,
+        response: { 200: KvGetReply, 404: ErrorBody },
       },
     },
     async (req, reply) => {
@@ -159,18 +134,14 @@ export const kvRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { dep
     },
   )
 
-  app.put<{ Params: KeyParams; Querystring: { ttl?: string; cas?: number }; Body: unknown }>(
+  app.put(
     '/v1/kv/*',
     {
       schema: {
-        params: keyParams,
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { ttl: duration, cas: { type: 'integer', minimum: 0 } },
-        },
-        body: {},
-        response: { 200: entrySchema, '4xx': errorSchema, 503: errorSchema },
+        params: KvKey,
+        querystring: KvPutQuery,
+        body: KvPutBody,
+        response: { 200: KvEntry, '4xx': ErrorBody, 503: ErrorBody },
       },
     },
     async (req, reply) => {
@@ -187,28 +158,13 @@ export const kvRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { dep
     },
   )
 
-  app.delete<{ Params: KeyParams; Querystring: { recurse?: string; cas?: number } }>(
+  app.delete(
     '/v1/kv/*',
     {
       schema: {
-        params: keyParams,
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { recurse: flagSchema, cas: { type: 'integer', minimum: 0 } },
-        },
-        response: {
-          200: {
-            type: 'object',
-            required: ['deleted'],
-            properties: {
-              deleted: { type: 'integer' },
-              skipped: { type: 'array', items: { type: 'string' } },
-            },
-          },
-          '4xx': errorSchema,
-          503: errorSchema,
-        },
+        params: KvKey,
+        querystring: KvDeleteQuery,
+        response: { 200: KvDeleteReply, '4xx': ErrorBody, 503: ErrorBody },
       },
     },
     async (req, reply) => {

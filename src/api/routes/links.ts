@@ -1,30 +1,17 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { PlexusError } from '../../lib/errors.js'
 import type { LinkService } from '../../ports/link-service.js'
 import { parseLinkSpec } from '../../ports/links.js'
-
-const name = { type: 'string', pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$' } as const
-const target = {
-  type: ['object', 'null'],
-  properties: {
-    name: { type: 'string' },
-    ipv4: { type: 'string' },
-    host: { type: 'string' },
-    ports: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: { port: { type: 'integer' }, protocol: { type: 'string' }, name: { type: 'string' } },
-      },
-    },
-  },
-} as const
-const link = {
-  type: 'object',
-  required: ['container', 'target', 'alias', 'resolved'],
-  properties: { container: name, target: name, alias: name, hostsFile: { type: 'string' }, resolved: target },
-} as const
-const envBody = { type: 'object', additionalProperties: { type: 'string' } } as const
+import {
+  LinkAddReply,
+  LinkBody,
+  LinkDeleteParams,
+  LinkEnvQuery,
+  LinkEnvReply,
+  LinkParams,
+  LinkRemoveReply,
+  LinksReply,
+} from '../contract/links.js'
 
 function notFound(what: string): PlexusError {
   return new PlexusError(
@@ -37,20 +24,10 @@ function notFound(what: string): PlexusError {
 }
 
 /** Docker-style links: env for a link, and links whose hosts entries the agent keeps current. */
-export const linkRoutes: FastifyPluginAsync<{ links: LinkService }> = async (app, { links }) => {
-  app.get<{ Querystring: { container: string; to: string } }>(
+export const linkRoutes: FastifyPluginAsyncTypebox<{ links: LinkService }> = async (app, { links }) => {
+  app.get(
     '/v1/links/env',
-    {
-      schema: {
-        querystring: {
-          type: 'object',
-          required: ['container', 'to'],
-          additionalProperties: false,
-          properties: { container: name, to: { type: 'string', minLength: 1, maxLength: 130 } },
-        },
-        response: { 200: { type: 'object', required: ['env'], properties: { env: envBody } } },
-      },
-    },
+    { schema: { querystring: LinkEnvQuery, response: { 200: LinkEnvReply } } },
     async (req) => {
       const spec = parseSpec(req.query.to)
       const env = links.env(req.query.container, spec)
@@ -59,24 +36,11 @@ export const linkRoutes: FastifyPluginAsync<{ links: LinkService }> = async (app
     },
   )
 
-  app.get('/v1/links', { schema: { response: { 200: { type: 'array', items: link } } } }, async () =>
-    links.list(),
-  )
+  app.get('/v1/links', { schema: { response: { 200: LinksReply } } }, async () => links.list())
 
-  app.put<{ Params: { container: string; alias: string }; Body: { target: string; hostsFile?: string } }>(
+  app.put(
     '/v1/links/:container/:alias',
-    {
-      schema: {
-        params: { type: 'object', properties: { container: name, alias: name } },
-        body: {
-          type: 'object',
-          required: ['target'],
-          additionalProperties: false,
-          properties: { target: name, hostsFile: { type: 'string', pattern: '^/', maxLength: 4096 } },
-        },
-        response: { 200: { type: 'object', properties: { link, env: envBody } } },
-      },
-    },
+    { schema: { params: LinkParams, body: LinkBody, response: { 200: LinkAddReply } } },
     async (req) => {
       const { container, alias } = req.params
       const entry = await links.add({
@@ -89,14 +53,9 @@ export const linkRoutes: FastifyPluginAsync<{ links: LinkService }> = async (app
     },
   )
 
-  app.delete<{ Params: { container: string; alias?: string } }>(
+  app.delete(
     '/v1/links/:container/:alias?',
-    {
-      schema: {
-        params: { type: 'object', properties: { container: name, alias: name } },
-        response: { 200: { type: 'object', properties: { removed: { type: 'integer' } } } },
-      },
-    },
+    { schema: { params: LinkDeleteParams, response: { 200: LinkRemoveReply } } },
     async (req) => ({ removed: (await links.remove(req.params.container, req.params.alias)).length }),
   )
 }

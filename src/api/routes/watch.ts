@@ -8,6 +8,7 @@
 // dropping a reader that falls behind instead of buffering for it).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { ReadableStore, WatchEvent } from '../../store/types.js'
+import { KvKey } from '../contract/kv.js'
 import { WatchEventData, WatchHeaders, WatchQuery } from '../contract/watch.js'
 import type { ApiDeps } from '../deps.js'
 import { apiMetrics } from '../metrics.js'
@@ -66,7 +67,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       schema: {
         description:
           'Changes under a key prefix as Server-Sent Events (text/event-stream); resumable with Last-Event-ID = store index. Events: put, delete, expire, reset, synced (src/api/contract/watch.ts).',
-        params: { type: 'object', required: ['*'], properties: { '*': { type: 'string' } } },
+        params: KvKey,
         querystring: WatchQuery,
         headers: WatchHeaders,
         response: {

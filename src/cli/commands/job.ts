@@ -1,33 +1,13 @@
 import { readFile } from 'node:fs/promises'
-import type { JobLine } from '../../api/contract/jobs.js'
+import type {
+  JobDetail,
+  JobLine,
+  JobPlanReply,
+  JobStopReply,
+  JobSubmitReply,
+} from '../../api/contract/jobs.js'
 import type { RegisterCommand } from '../context.js'
 import { json, table } from '../output.js'
-
-interface Allocation {
-  id: string
-  group: string
-  slot: string
-  hostName: string
-  jobVersion: number
-  status: string
-  reason?: string
-}
-interface HostVerdict {
-  name: string
-  filter?: string
-  reason?: string
-  scores?: { total: number; networkCostMs?: number }
-}
-interface PlanOut {
-  job: string
-  place: { group: string; slot: string; hostName: string }[]
-  remove: string[]
-  explanation?: {
-    failures: { group: string; index: number; reason: string }[]
-    groups: { group: string; wanted: number; placed: number; hosts: HostVerdict[] }[]
-    networkCost: number
-  }
-}
 
 const enc = encodeURIComponent
 
@@ -40,7 +20,7 @@ export const registerJob: RegisterCommand = (program, ctx) => {
     .argument('<file>')
     .action(async (file: string) => {
       const text = await readFile(file, 'utf8')
-      const res = await ctx.client().call<{ name: string; version: number }>('PUT', '/v1/jobs', { text })
+      const res = await ctx.client().call<JobSubmitReply>('PUT', '/v1/jobs', { text })
       if (ctx.format() === 'json') return ctx.print(json(res))
       ctx.print(`job ${res.name} version ${res.version} submitted\n`)
     })
@@ -51,7 +31,7 @@ export const registerJob: RegisterCommand = (program, ctx) => {
     .argument('<file>')
     .action(async (file: string) => {
       const text = await readFile(file, 'utf8')
-      const res = await ctx.client().call<PlanOut>('POST', '/v1/jobs/plan', { text })
+      const res = await ctx.client().call<JobPlanReply>('POST', '/v1/jobs/plan', { text })
       if (ctx.format() === 'json') return ctx.print(json(res))
       ctx.print(
         table(
@@ -106,9 +86,7 @@ export const registerJob: RegisterCommand = (program, ctx) => {
     .description("a job's allocations: where each runs and its host's verdict")
     .argument('<name>')
     .action(async (name: string) => {
-      const res = await ctx
-        .client()
-        .call<{ owner: { name?: string } | null; allocations: Allocation[] }>('GET', `/v1/jobs/${enc(name)}`)
+      const res = await ctx.client().call<JobDetail>('GET', `/v1/jobs/${enc(name)}`)
       if (ctx.format() === 'json') return ctx.print(json(res))
       ctx.print(`owner: ${res.owner?.name ?? '-'}\n`)
       ctx.print(
@@ -132,7 +110,9 @@ export const registerJob: RegisterCommand = (program, ctx) => {
     .argument('<name>')
     .option('--purge', 'delete the job record too')
     .action(async (name: string, o: { purge?: boolean }) => {
-      const res = await ctx.client().call('DELETE', `/v1/jobs/${enc(name)}${o.purge ? '?purge' : ''}`)
+      const res = await ctx
+        .client()
+        .call<JobStopReply>('DELETE', `/v1/jobs/${enc(name)}${o.purge ? '?purge' : ''}`)
       if (ctx.format() === 'json') return ctx.print(json(res))
       ctx.print(`job ${name} stopped\n`)
     })

@@ -1,16 +1,7 @@
 import { InvalidArgumentError } from 'commander'
+import type { KvEntry as Entry, KvDeleteReply } from '../../api/contract/kv.js'
 import type { RegisterCommand } from '../context.js'
 import { json, table } from '../output.js'
-
-interface Entry {
-  key: string
-  value: unknown
-  owner: string
-  version: { wall: number; logical: number }
-  ttlMs?: number
-  expiresAt?: string
-  modifyIndex: number
-}
 
 const enc = encodeURIComponent
 const keyPath = (key: string) => `/v1/kv/${key.split('/').map(enc).join('/')}`
@@ -78,9 +69,7 @@ export const registerKv: RegisterCommand = (program, ctx) => {
     .option('--cas <index>', 'only delete if the key is still at this modify index', intArg)
     .action(async (key: string, o: { recurse?: boolean; cas?: number }) => {
       const q = o.recurse ? '?recurse' : o.cas !== undefined ? `?cas=${o.cas}` : ''
-      const r = await ctx
-        .client()
-        .call<{ deleted: number; skipped: string[] }>('DELETE', `${keyPath(key)}${q}`)
+      const r = await ctx.client().call<KvDeleteReply>('DELETE', `${keyPath(key)}${q}`)
       if (ctx.format() === 'json') return ctx.print(json(r))
       ctx.print(
         `deleted ${r.deleted}${r.skipped.length ? `, skipped (owned by other hosts): ${r.skipped.join(' ')}` : ''}\n`,

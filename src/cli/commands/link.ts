@@ -1,13 +1,6 @@
+import type { Link, LinkAddReply, LinkEnvReply, LinkRemoveReply } from '../../api/contract/links.js'
 import type { RegisterCommand } from '../context.js'
 import { json, table } from '../output.js'
-
-interface Link {
-  container: string
-  target: string
-  alias: string
-  hostsFile?: string
-  resolved: { name: string; ipv4: string; host: string } | null
-}
 
 function splitSpec(spec: string): { target: string; alias: string } {
   const [target = '', alias = target] = spec.split(':')
@@ -28,7 +21,7 @@ export const registerLink: RegisterCommand = (program, ctx) => {
     .requiredOption('--to <target[:alias]>', 'service or container to link to')
     .action(async (container: string, opts: { to: string }) => {
       const q = new URLSearchParams({ container, to: opts.to })
-      const { env } = await ctx.client().call<{ env: Record<string, string> }>('GET', `/v1/links/env?${q}`)
+      const { env } = await ctx.client().call<LinkEnvReply>('GET', `/v1/links/env?${q}`)
       if (ctx.format() === 'json') return ctx.print(json(env))
       ctx.print(
         Object.entries(env)
@@ -48,7 +41,7 @@ export const registerLink: RegisterCommand = (program, ctx) => {
       const { target, alias } = splitSpec(opts.to)
       const res = await ctx
         .client()
-        .call<{ link: Link }>(
+        .call<LinkAddReply>(
           'PUT',
           `/v1/links/${encodeURIComponent(container)}/${encodeURIComponent(alias)}`,
           { target, ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}) },
@@ -67,7 +60,7 @@ export const registerLink: RegisterCommand = (program, ctx) => {
     .option('--alias <alias>')
     .action(async (container: string, opts: { alias?: string }) => {
       const path = `/v1/links/${encodeURIComponent(container)}${opts.alias ? `/${encodeURIComponent(opts.alias)}` : ''}`
-      const res = await ctx.client().call<{ removed: number }>('DELETE', path)
+      const res = await ctx.client().call<LinkRemoveReply>('DELETE', path)
       ctx.print(ctx.format() === 'json' ? json(res) : `removed ${res.removed}\n`)
     })
 

@@ -1,16 +1,10 @@
 import { readFileSync } from 'node:fs'
 import { InvalidArgumentError } from 'commander'
+import type { NetworkInfo, NetworkInitReply } from '../../api/contract/network.js'
 import type { RegisterCommand } from '../context.js'
 import { json, keyValues } from '../output.js'
 
-interface NetworkConfig {
-  Network: string
-  SubnetLen: number
-  SubnetMin: string
-  SubnetMax: string
-  Backend: { Type: string; VNI: number; Port: number; MTU?: number; DirectRouting: boolean }
-  IPMasq: boolean
-}
+type NetworkConfig = NetworkInitReply['config']
 
 interface InitFlags {
   file?: string
@@ -112,9 +106,7 @@ export const registerNetwork: RegisterCommand = (program, ctx) => {
       // commander sets ipmasq=true by default for --no-ipmasq; send it only when turned off or given in the file
       const flags = { ...f, ipmasq: f.ipmasq === false ? false : undefined }
       const q = f.force ? '?force=true' : ''
-      const res = await ctx
-        .client()
-        .call<{ config: NetworkConfig; changed: boolean }>('PUT', `/v1/network${q}`, configFrom(flags))
+      const res = await ctx.client().call<NetworkInitReply>('PUT', `/v1/network${q}`, configFrom(flags))
       if (ctx.format() === 'json') return ctx.print(json(res))
       ctx.print(res.changed ? 'network config set:\n' : 'network config unchanged (already set to this):\n')
       ctx.print(show(res.config))
@@ -124,12 +116,7 @@ export const registerNetwork: RegisterCommand = (program, ctx) => {
     .command('show')
     .description('show the cluster network config')
     .action(async () => {
-      const info = await ctx
-        .client()
-        .call<{ config: NetworkConfig | null; problem?: string; setBy: string; setAt: string; mtu?: number }>(
-          'GET',
-          '/v1/network',
-        )
+      const info = await ctx.client().call<NetworkInfo>('GET', '/v1/network')
       if (ctx.format() === 'json') return ctx.print(json(info))
       const who: [string, unknown][] = [
         ['set by', info.setBy],

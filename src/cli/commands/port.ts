@@ -1,15 +1,6 @@
+import type { PortRow, UnpublishReply } from '../../api/contract/ports.js'
 import type { CliContext, RegisterCommand } from '../context.js'
 import { json, table } from '../output.js'
-
-interface PortRow {
-  host: string
-  hostAddress: string
-  hostPort: number
-  protocol: string
-  container: string
-  containerIp: string
-  containerPort: number
-}
 
 /**
  * Splits `[IP:]HOSTPORT[:CTRPORT][/PROTO]` (docker -p syntax). Only the shape
@@ -100,10 +91,7 @@ export const registerPort: RegisterCommand = (program, ctx) => {
       const q = new URLSearchParams({ protocol: s.protocol, ...(hostIp ? { hostIp } : {}) })
       const res = await ctx
         .client()
-        .call<{ removed: unknown[] }>(
-          'DELETE',
-          `/v1/ports/${encodeURIComponent(container)}/${s.hostPort}?${q}`,
-        )
+        .call<UnpublishReply>('DELETE', `/v1/ports/${encodeURIComponent(container)}/${s.hostPort}?${q}`)
       ctx.print(ctx.format() === 'json' ? json(res) : `removed ${res.removed.length}\n`)
     })
 

@@ -1,35 +1,9 @@
 import { Option } from 'commander'
+import type { Registered, ServiceDetail, ServiceSummary } from '../../api/contract/services.js'
 import type { RegisterCommand } from '../context.js'
 import { json, keyValues, table } from '../output.js'
 
-interface Port {
-  name?: string
-  port: number
-  protocol: string
-}
-export interface Summary {
-  name: string
-  defined: boolean
-  tags: string[]
-  ports: Port[]
-  checks?: { name: string; type: string }[]
-  healthy: number
-  total: number
-  hosts: { host: string; healthy: number; total: number }[]
-}
-interface Detail extends Summary {
-  endpoints: {
-    endpointKey: string
-    host: string
-    name: string
-    ipv4: string
-    ipv6?: string
-    tags: string[]
-    healthy: boolean
-    source: string
-    expiresAt?: string
-  }[]
-}
+type Port = ServiceSummary['ports'][number]
 
 const collect = (v: string, prev: string[]) => [...prev, v]
 
@@ -37,7 +11,7 @@ const collect = (v: string, prev: string[]) => [...prev, v]
 export function parsePort(s: string): Port {
   const m = /^(?:([a-z0-9-]+):)?(\d{1,5})(?:\/(tcp|udp))?$/.exec(s)
   if (!m) throw new Error(`--port "${s}": use [name:]number[/tcp|udp], e.g. http:80/tcp`)
-  const p: Port = { port: Number(m[2]), protocol: m[3] ?? 'tcp' }
+  const p: Port = { port: Number(m[2]), protocol: (m[3] as Port['protocol'] | undefined) ?? 'tcp' }
   if (m[1]) p.name = m[1]
   return p
 }
@@ -113,13 +87,13 @@ export const registerService: RegisterCommand = (program, ctx) => {
       }
       const c = ctx.client()
       if (!o.endpoint) {
-        const s = await c.call<Summary>('PUT', `/v1/services/${encodeURIComponent(name)}`, spec)
+        const s = await c.call<ServiceSummary>('PUT', `/v1/services/${encodeURIComponent(name)}`, spec)
         return ctx.print(ctx.format() === 'json' ? json(s) : `service ${s.name} defined\n`)
       }
       const body: Record<string, unknown> = { service: name, ...spec }
       if (o.ifname) body.ifname = o.ifname
       if (o.ttl) body.ttlSeconds = Math.max(1, Math.round(duration(o.ttl as string) / 1000))
-      const r = await c.call<{ key: string; expiresAt?: string }>(
+      const r = await c.call<Registered>(
         'PUT',
         `/v1/endpoints/${encodeURIComponent(o.endpoint as string)}/register`,
         body,
@@ -152,7 +126,7 @@ export const registerService: RegisterCommand = (program, ctx) => {
     .command('ls')
     .description('list services with healthy/total endpoints')
     .action(async () => {
-      const list = await ctx.client().call<Summary[]>('GET', '/v1/services')
+      const list = await ctx.client().call<ServiceSummary[]>('GET', '/v1/services')
       if (ctx.format() === 'json') return ctx.print(json(list))
       ctx.print(
         table(
@@ -173,7 +147,7 @@ export const registerService: RegisterCommand = (program, ctx) => {
     .description('one service: definition and every endpoint with its health')
     .argument('<name>', 'service name')
     .action(async (name: string) => {
-      const s = await ctx.client().call<Detail>('GET', `/v1/services/${encodeURIComponent(name)}`)
+      const s = await ctx.client().call<ServiceDetail>('GET', `/v1/services/${encodeURIComponent(name)}`)
       if (ctx.format() === 'json') return ctx.print(json(s))
       ctx.print(
         keyValues([

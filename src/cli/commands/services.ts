@@ -1,13 +1,13 @@
+import type { ServiceSummary } from '../../api/contract/services.js'
 import type { RegisterCommand } from '../context.js'
 import { json, table } from '../output.js'
-import type { Summary } from './service.js'
 
 export const registerServices: RegisterCommand = (program, ctx) => {
   program
     .command('services')
     .description('each service with healthy/total endpoints per host')
     .action(async () => {
-      const list = await ctx.client().call<Summary[]>('GET', '/v1/services')
+      const list = await ctx.client().call<ServiceSummary[]>('GET', '/v1/services')
       if (ctx.format() === 'json') return ctx.print(json(list))
       const rows = list.flatMap((s) =>
         s.hosts.length

@@ -1,0 +1,21 @@
+// TypeBox helpers shared by every schema: the store's record codecs
+// (src/store/schemas.ts) and the API contract (src/api/contract/).
+import { type Static, type TSchema, Type } from '@sinclair/typebox'
+
+/**
+ * schema or null, as one JSON Schema type list (`{"type": ["string", "null"]}`)
+ * rather than TypeBox's anyOf: fastify's ajv coerces types (coerceTypes), and in
+ * an anyOf it turns a null into "" through the string branch before the null
+ * branch is tried (a label set to null, meaning "remove", became "").
+ */
+export function Nullable<T extends TSchema & { type: string }>(schema: T) {
+  return Type.Unsafe<Static<T> | null>({ ...schema, type: [schema.type, 'null'] })
+}
+
+/** one of the given strings, as a JSON Schema enum (TypeBox's own union of literals is an anyOf of consts) */
+export function StringEnum<const T extends readonly string[]>(
+  values: T,
+  options: { description?: string } = {},
+) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options })
+}

@@ -1,0 +1,102 @@
+// Schemas of the value shapes that records and the API share (TypeBox: JSON
+// Schema with its TypeScript type derived, `Static<typeof X>` under the same
+// name). Written once here, below every module: the API contract
+// (src/api/contract/) builds its bodies and replies from them, so a port or a
+// check means the same on the wire and in the store. Schemas only: nothing
+// here compiles a validator (records.ts does, lazily).
+import { type Static, Type } from '@sinclair/typebox'
+import { StringEnum } from '../lib/schema.js'
+
+/** a DNS label: service names, tags and port names all become one */
+export const LABEL_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'
+export const Label = Type.String({ pattern: LABEL_PATTERN })
+
+export const Protocol = StringEnum(['tcp', 'udp'])
+export type Protocol = Static<typeof Protocol>
+
+/** a port a service or an endpoint offers (SRV records, checks by port name) */
+export const PortSpec = Type.Object(
+  {
+    name: Type.Optional(Label),
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    protocol: Protocol,
+  },
+  { additionalProperties: false },
+)
+export type PortSpec = Static<typeof PortSpec>
+
+export const Tags = Type.Array(Label, { maxItems: 64, uniqueItems: true })
+export const Ports = Type.Array(PortSpec, { maxItems: 64 })
+
+/** a health check as written (defaults not filled in: src/services/model.ts normalizeChecks) */
+export const CheckInput = Type.Object(
+  {
+    /** unique within the service (a DNS label) */
+    name: Label,
+    type: StringEnum(['tcp', 'http', 'exec']),
+    /** tcp/http: port number, or the name of one of the service's ports */
+    port: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 65535 }), Label])),
+    /** http: path, default / */
+    path: Type.Optional(Type.String({ pattern: '^/', maxLength: 1024 })),
+    /** http: expected status, default: any 2xx */
+    status: Type.Optional(Type.Integer({ minimum: 100, maximum: 599 })),
+    /** exec: argv run inside the endpoint's network namespace; exit 0 = passing */
+    command: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 64 })),
+    intervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000 })),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 600_000 })),
+    /** consecutive failures before the endpoint leaves answers */
+    failures: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+  },
+  { additionalProperties: false },
+)
+export type CheckInput = Static<typeof CheckInput>
+export const Checks = Type.Array(CheckInput, { maxItems: 16 })
+
+/**
+ * config/network as a user writes it (flannel's net-conf.json field names): the
+ * types only, every field optional; src/ipam/config.ts parseNetworkConfig checks
+ * meaning and names every bad field. Shared by the API and the agent config's seed.
+ */
+export const NetworkConfigInput = Type.Object(
+  {
+    Network: Type.Optional(Type.String()),
+    SubnetLen: Type.Optional(Type.Integer()),
+    SubnetMin: Type.Optional(Type.String()),
+    SubnetMax: Type.Optional(Type.String()),
+    Backend: Type.Optional(
+      Type.Object(
+        {
+          Type: Type.Optional(Type.String()),
+          VNI: Type.Optional(Type.Integer()),
+          Port: Type.Optional(Type.Integer()),
+          MTU: Type.Optional(Type.Integer()),
+          DirectRouting: Type.Optional(Type.Boolean()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    IPMasq: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+)
+
+export const BACKEND_TYPES = ['vxlan', 'host-gw', 'wireguard'] as const
+
+/** config/network as stored: normalized, every default filled in, so all hosts derive the same ranges */
+export const NetworkConfig = Type.Object({
+  Network: Type.String(),
+  SubnetLen: Type.Integer(),
+  SubnetMin: Type.String(),
+  SubnetMax: Type.String(),
+  Backend: Type.Object({
+    Type: StringEnum(BACKEND_TYPES),
+    VNI: Type.Integer(),
+    Port: Type.Integer(),
+    /** absent: underlay MTU minus the encapsulation overhead, computed per host */
+    MTU: Type.Optional(Type.Integer()),
+    /** vxlan only: route directly (host-gw style) to hosts on the same L2 segment */
+    DirectRouting: Type.Boolean(),
+  }),
+  IPMasq: Type.Boolean(),
+})
+export type NetworkConfig = Static<typeof NetworkConfig>
