@@ -59,13 +59,17 @@ export const PortMapping = Type.Object(
 )
 export type PortMapping = Static<typeof PortMapping>
 
+/** the interface in its namespace, as ADD and CHECK name it */
+const InNamespace = {
+  ...Attachment.properties,
+  netns: Netns,
+  netnsHandle: Type.Optional(NetnsHandle),
+}
+
 /** POST /v1/cni/add: one container interface, resolved by the plugin */
 export const AttachRequest = Type.Object(
   {
-    containerId: ContainerId,
-    ifname: Ifname,
-    netns: Netns,
-    netnsHandle: Type.Optional(NetnsHandle),
+    ...InNamespace,
     network: Name,
     name: Type.Optional(Name),
     namespace: Type.Optional(Name),
@@ -111,8 +115,7 @@ export type AttachReply = Static<typeof AttachReply>
 /** POST /v1/cni/del */
 export const DetachRequest = Type.Object(
   {
-    containerId: ContainerId,
-    ifname: Ifname,
+    ...Attachment.properties,
     /** may be empty: the runtime already removed the namespace */
     netns: Type.Optional(Type.String()),
   },
@@ -123,10 +126,7 @@ export type DetachRequest = Static<typeof DetachRequest>
 /** POST /v1/cni/check */
 export const CheckRequest = Type.Object(
   {
-    containerId: ContainerId,
-    ifname: Ifname,
-    netns: Netns,
-    netnsHandle: Type.Optional(NetnsHandle),
+    ...InNamespace,
     /** the runtime's cached result, already validated by the plugin; only its ips are compared */
     prevResult: Type.Optional(
       Type.Unsafe<{ ips?: { address: string }[] }>(Type.Object({}, { additionalProperties: true })),
