@@ -12,7 +12,7 @@ import type { ApiDeps } from './deps.js'
 import { apiMetrics } from './metrics.js'
 import { agentRoutes, setCaller } from './routes/agent.js'
 import { kvRoutes } from './routes/kv.js'
-import { serviceReadRoutes } from './routes/services.js'
+import { healthRoutes, serviceReadRoutes } from './routes/services.js'
 import { watchRoutes } from './routes/watch.js'
 
 export async function buildAppApi(
@@ -38,9 +38,11 @@ export async function buildAppApi(
     appCallers.inc({ outcome: 'endpoint' })
     setCaller(req, ep)
   })
-  await app.register(kvRoutes, { deps })
-  await app.register(watchRoutes, { deps })
-  await app.register(serviceReadRoutes, { deps })
-  await app.register(agentRoutes, { deps })
+  const { store, peerId, metrics } = deps
+  await app.register(kvRoutes, { prefix: '/v1/kv', store, members: deps.members, metrics })
+  await app.register(watchRoutes, { prefix: '/v1/watch', store, metrics, shutdown: deps.shutdown })
+  await app.register(serviceReadRoutes, { prefix: '/v1/services', store, peerId })
+  await app.register(healthRoutes, { prefix: '/v1/health', store, peerId })
+  await app.register(agentRoutes, { prefix: '/v1/agent', store, peerId })
   return app
 }

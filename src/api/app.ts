@@ -17,7 +17,7 @@ import { metricsRoutes } from './routes/metrics.js'
 import { networkRoutes } from './routes/network.js'
 import { portRoutes } from './routes/ports.js'
 import { routeRoutes } from './routes/routes.js'
-import { serviceRoutes } from './routes/services.js'
+import { healthRoutes, registrationRoutes, serviceReadRoutes, serviceWriteRoutes } from './routes/services.js'
 import { statusRoutes } from './routes/status.js'
 import { subnetRoutes } from './routes/subnets.js'
 import { uiRoutes } from './routes/ui.js'
@@ -47,7 +47,8 @@ export function newApiFastify(
 
 /**
  * The agent API, built apart from listen() so tests use inject().
- * One encapsulated plugin per resource; every route has a JSON schema.
+ * One encapsulated plugin per resource, registered under its prefix with only
+ * the components it reads; every route's schema is in ./contract/.
  */
 export async function buildApp(
   deps: ApiDeps,
@@ -57,24 +58,50 @@ export async function buildApp(
 ): Promise<FastifyInstance> {
   const app = newApiFastify(deps, 'api', opts)
   await registerOpenapi(app)
-  await app.register(statusRoutes, { deps })
-  await app.register(metricsRoutes, { metrics: deps.metrics })
-  await app.register(kvRoutes, { deps })
-  await app.register(watchRoutes, { deps })
-  await app.register(hostsRoutes, { deps })
-  await app.register(networkRoutes, { deps })
-  await app.register(subnetRoutes, { deps })
-  await app.register(routeRoutes, { deps })
-  await app.register(serviceRoutes, { deps })
-  await app.register(dnsRoutes, { deps })
-  await app.register(cniRoutes, { deps })
-  await app.register(cniInvokeRoutes)
-  await app.register(endpointRoutes, { deps })
-  if (deps.links) await app.register(linkRoutes, { links: deps.links })
-  if (deps.ports) await app.register(portRoutes, { ports: deps.ports })
-  if (deps.scheduler) await app.register(jobRoutes, { deps, scheduler: deps.scheduler })
-  if (deps.diag) await app.register(diagRoutes, { diag: deps.diag })
-  await app.register(allocRoutes, { deps, ...(deps.runner ? { runner: deps.runner } : {}) })
+  // one plugin per resource under its prefix, each given only the components it reads
+  const { store, peerId, metrics, shutdown, lease } = deps
+  const catalog = { store, peerId }
+  await app.register(statusRoutes, {
+    prefix: '/v1/status',
+    config: deps.config,
+    peerId,
+    version: deps.version,
+    startedAt: deps.startedAt,
+    metrics,
+  })
+  await app.register(metricsRoutes, { metrics })
+  await app.register(kvRoutes, { prefix: '/v1/kv', store, members: deps.members, metrics })
+  await app.register(watchRoutes, { prefix: '/v1/watch', store, metrics, shutdown })
+  await app.register(hostsRoutes, { prefix: '/v1/hosts', store, members: deps.members })
+  await app.register(networkRoutes, { prefix: '/v1/network', store, lease })
+  await app.register(subnetRoutes, {
+    prefix: '/v1/subnets',
+    store,
+    peerId,
+    startedAt: deps.startedAt,
+    lease,
+    addresses: deps.addresses,
+  })
+  await app.register(routeRoutes, { prefix: '/v1/routes', datapath: deps.datapath })
+  await app.register(serviceReadRoutes, { prefix: '/v1/services', ...catalog })
+  await app.register(serviceWriteRoutes, { prefix: '/v1/services', ...catalog })
+  await app.register(healthRoutes, { prefix: '/v1/health', ...catalog })
+  await app.register(registrationRoutes, { prefix: '/v1/endpoints', ...catalog })
+  await app.register(dnsRoutes, { prefix: '/v1/dns', dns: deps.dns })
+  await app.register(cniRoutes, {
+    prefix: '/v1/cni',
+    logger: deps.logger,
+    metrics,
+    endpoints: deps.endpoints,
+  })
+  await app.register(cniInvokeRoutes, { prefix: '/v1/cni' })
+  await app.register(endpointRoutes, { prefix: '/v1/endpoints', store, lease, endpoints: deps.endpoints })
+  if (deps.links) await app.register(linkRoutes, { prefix: '/v1/links', links: deps.links })
+  if (deps.ports) await app.register(portRoutes, { prefix: '/v1/ports', ports: deps.ports })
+  if (deps.scheduler)
+    await app.register(jobRoutes, { prefix: '/v1/jobs', store, peerId, scheduler: deps.scheduler })
+  if (deps.diag) await app.register(diagRoutes, { prefix: '/v1', diag: deps.diag })
+  await app.register(allocRoutes, { prefix: '/v1/allocs', store, shutdown, runner: deps.runner })
   await app.register(uiRoutes)
   return app
 }

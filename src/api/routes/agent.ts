@@ -25,11 +25,14 @@ export function callerOf(req: FastifyRequest): Endpoint {
   return ep
 }
 
-export const agentRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
+/** what the /v1/agent routes read (registered with that prefix) */
+export type AgentComponents = Pick<ApiDeps, 'store' | 'peerId'>
+
+export const agentRoutes: FastifyPluginAsyncTypebox<AgentComponents> = async (app, deps) => {
   const registry = new ServiceRegistry(deps)
 
   app.get(
-    '/v1/agent/self',
+    '/self',
     {
       schema: {
         description: 'the calling container as this agent knows it (found from its address)',
@@ -52,7 +55,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   )
 
   app.put(
-    '/v1/agent/service',
+    '/service',
     {
       schema: {
         description: "registers the caller's own endpoint in a service (tags, ports, optional TTL check)",
@@ -64,7 +67,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   )
 
   app.put(
-    '/v1/agent/service/:name/pass',
+    '/service/:name/pass',
     {
       schema: {
         description: "renews the caller's TTL registration in the service for one more TTL",
@@ -76,7 +79,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   )
 
   app.delete(
-    '/v1/agent/service/:name',
+    '/service/:name',
     { schema: { params: NameParam, response: { 204: NoContent } } },
     async (req, reply) => {
       const ep = callerOf(req)

@@ -11,7 +11,7 @@ import { ALLOC_STATE_PREFIX } from '../../store/types.js'
 import { AllocIdParam, AllocLogsQuery, AllocsQuery, AllocsReply } from '../contract/jobs.js'
 import type { ApiDeps } from '../deps.js'
 
-function allStates(deps: ApiDeps): AllocStateValue[] {
+function allStates(deps: Pick<ApiDeps, 'store'>): AllocStateValue[] {
   return deps.store
     .list(ALLOC_STATE_PREFIX)
     .flatMap((r) => {
@@ -23,38 +23,36 @@ function allStates(deps: ApiDeps): AllocStateValue[] {
     )
 }
 
-export const allocRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps; runner?: RunnerService }> = async (
-  app,
-  { deps, runner },
-) => {
-  app.get(
-    '/v1/allocs',
-    { schema: { querystring: AllocsQuery, response: { 200: AllocsReply } } },
-    async (req) =>
-      allStates(deps)
-        .filter((s) => req.query.job === undefined || s.job === req.query.job)
-        .map((s) => ({
-          id: s.id,
-          job: s.job,
-          group: s.group,
-          slot: s.slot,
-          jobVersion: s.jobVersion,
-          ...(s.replaces ? { replaces: s.replaces } : {}),
-          ...(s.reschedule ? { reschedule: s.reschedule } : {}),
-          host: s.host,
-          hostName: s.hostName,
-          status: s.status,
-          restarts: s.restarts ?? 0,
-          ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}),
-          ...(s.address ? { address: s.address } : {}),
-          ...(s.reason ? { reason: s.reason } : {}),
-          tasks: s.tasks ?? {},
-          updatedAt: s.updatedAt,
-        })),
+/** what the /v1/allocs routes read (registered with that prefix; the runner only where it runs) */
+export type AllocsComponents = Pick<ApiDeps, 'store' | 'shutdown' | 'runner'>
+
+export const allocRoutes: FastifyPluginAsyncTypebox<AllocsComponents> = async (app, deps) => {
+  const { runner } = deps
+  app.get('', { schema: { querystring: AllocsQuery, response: { 200: AllocsReply } } }, async (req) =>
+    allStates(deps)
+      .filter((s) => req.query.job === undefined || s.job === req.query.job)
+      .map((s) => ({
+        id: s.id,
+        job: s.job,
+        group: s.group,
+        slot: s.slot,
+        jobVersion: s.jobVersion,
+        ...(s.replaces ? { replaces: s.replaces } : {}),
+        ...(s.reschedule ? { reschedule: s.reschedule } : {}),
+        host: s.host,
+        hostName: s.hostName,
+        status: s.status,
+        restarts: s.restarts ?? 0,
+        ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}),
+        ...(s.address ? { address: s.address } : {}),
+        ...(s.reason ? { reason: s.reason } : {}),
+        tasks: s.tasks ?? {},
+        updatedAt: s.updatedAt,
+      })),
   )
 
   app.get(
-    '/v1/allocs/:id/logs',
+    '/:id/logs',
     { schema: { params: AllocIdParam, querystring: AllocLogsQuery } },
     async (req, reply) => {
       const { id } = req.params

@@ -18,7 +18,7 @@ import { InvokeRequest } from '../contract/cni.js'
 // it), and a namespace the front end did not hold open is the plugin's to report.
 
 export const cniInvokeRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.post('/v1/cni/invoke', { schema: { body: InvokeRequest } }, async (req, reply) => {
+  app.post('/invoke', { schema: { body: InvokeRequest } }, async (req, reply) => {
     const { env, stdin, netnsHandle: handle } = req.body
     const warnings: string[] = []
     let fallBack = false

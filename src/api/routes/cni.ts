@@ -17,7 +17,10 @@ import {
 } from '../contract/cni.js'
 import type { ApiDeps } from '../deps.js'
 
-export const cniRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
+/** what the /v1/cni routes read (registered with that prefix) */
+export type CniComponents = Pick<ApiDeps, 'logger' | 'metrics' | 'endpoints'>
+
+export const cniRoutes: FastifyPluginAsyncTypebox<CniComponents> = async (app, deps) => {
   const metrics = endpointsMetrics(deps.metrics)
   app.addHook('onResponse', async (req, reply) => {
     metrics.cniDuration.observe({ command: cniCommandOf(req.routeOptions.url) }, reply.elapsedTime / 1000)
@@ -47,12 +50,12 @@ export const cniRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (ap
   }
 
   app.post(
-    '/v1/cni/add',
+    '/add',
     { schema: { body: AttachRequest, response: { 200: AttachReply, ...CniErrors } } },
     async (req) => service().attach(req.body),
   )
   app.post(
-    '/v1/cni/del',
+    '/del',
     { schema: { body: DetachRequest, response: { 200: CniOk, ...CniErrors } } },
     async (req) => {
       await service().detach(req.body)
@@ -60,19 +63,17 @@ export const cniRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (ap
     },
   )
   app.post(
-    '/v1/cni/check',
+    '/check',
     { schema: { body: CheckRequest, response: { 200: CniOk, ...CniErrors } } },
     async (req) => {
       await service().check(req.body)
       return { ok: true }
     },
   )
-  app.post(
-    '/v1/cni/gc',
-    { schema: { body: GcRequest, response: { 200: GcReply, ...CniErrors } } },
-    async (req) => service().gc(req.body),
+  app.post('/gc', { schema: { body: GcRequest, response: { 200: GcReply, ...CniErrors } } }, async (req) =>
+    service().gc(req.body),
   )
-  app.get('/v1/cni/status', { schema: { response: { 200: CniStatus, ...CniErrors } } }, async () =>
+  app.get('/status', { schema: { response: { 200: CniStatus, ...CniErrors } } }, async () =>
     service().status(),
   )
 }

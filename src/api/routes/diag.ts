@@ -7,12 +7,10 @@ export const diagRoutes: FastifyPluginAsyncTypebox<{ diag: NonNullable<ApiDeps['
   app,
   { diag },
 ) => {
-  app.get(
-    '/v1/doctor',
-    { schema: { querystring: DoctorQuery, response: { 200: DoctorReply } } },
-    async (req) => diag.doctor(req.query.host),
+  app.get('/doctor', { schema: { querystring: DoctorQuery, response: { 200: DoctorReply } } }, async (req) =>
+    diag.doctor(req.query.host),
   )
-  app.post('/v1/trace', { schema: { body: TraceRequest, response: { 200: TraceReply } } }, async (req) =>
+  app.post('/trace', { schema: { body: TraceRequest, response: { 200: TraceReply } } }, async (req) =>
     diag.trace(req.body),
   )
 }

@@ -7,7 +7,10 @@ import { EndpointDetailReply, EndpointParams, EndpointsReply } from '../contract
 import type { ApiDeps } from '../deps.js'
 
 /** Container endpoints across the cluster (plexctl endpoints, plexctl inspect). */
-export const endpointRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
+/** what the /v1/endpoints routes read (registered with that prefix) */
+export type EndpointsComponents = Pick<ApiDeps, 'store' | 'lease' | 'endpoints'>
+
+export const endpointRoutes: FastifyPluginAsyncTypebox<EndpointsComponents> = async (app, deps) => {
   const service = (): EndpointService => {
     if (!deps.endpoints) {
       throw new PlexusError('PLX_ENDPOINTS_NOT_READY', 'the endpoint service is not running', { status: 503 })
@@ -23,7 +26,7 @@ export const endpointRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asyn
     return { key: e.key, owner: e.owner, local: e.local, ...e.value, ...(withdrawn ? { withdrawn } : {}) }
   }
 
-  app.get('/v1/endpoints', { schema: { response: { 200: EndpointsReply } } }, async () => {
+  app.get('', { schema: { response: { 200: EndpointsReply } } }, async () => {
     const view = leases()
     return {
       endpoints: service()
@@ -33,7 +36,7 @@ export const endpointRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = asyn
   })
 
   app.get(
-    '/v1/endpoints/:id',
+    '/:id',
     { schema: { params: EndpointParams, response: { 200: EndpointDetailReply } } },
     async (req) => {
       const s = service()

@@ -13,7 +13,10 @@ import type { ApiDeps } from '../deps.js'
 
 const CAS_RETRIES = 5
 
-export const hostsRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
+/** what the /v1/hosts routes read (registered with that prefix) */
+export type HostsComponents = Pick<ApiDeps, 'store' | 'members'>
+
+export const hostsRoutes: FastifyPluginAsyncTypebox<HostsComponents> = async (app, deps) => {
   const members = () => {
     if (!deps.members)
       throw new PlexusError('PLX_API_UNAVAILABLE', 'membership is not running', { status: 503 })
@@ -29,24 +32,20 @@ export const hostsRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
       throw new PlexusError('PLX_HOSTS_NOT_FOUND', `no host named ${name}`, { status: 404 })
   }
 
-  app.get('/v1/hosts', { schema: { response: { 200: HostsReply } } }, async () => ({
+  app.get('', { schema: { response: { 200: HostsReply } } }, async () => ({
     hosts: members()
       .hosts()
       .map((h) => ({ ...h, drained: deps.store.get(drainKey(h.name)) !== undefined })),
   }))
 
-  app.put(
-    '/v1/hosts/:name/drain',
-    { schema: { params: HostParams, response: { 200: DrainReply } } },
-    async (req) => {
-      known(req.params.name)
-      await deps.store.put(drainKey(req.params.name), { since: new Date().toISOString() })
-      return { name: req.params.name, drained: true }
-    },
-  )
+  app.put('/:name/drain', { schema: { params: HostParams, response: { 200: DrainReply } } }, async (req) => {
+    known(req.params.name)
+    await deps.store.put(drainKey(req.params.name), { since: new Date().toISOString() })
+    return { name: req.params.name, drained: true }
+  })
 
   app.delete(
-    '/v1/hosts/:name/drain',
+    '/:name/drain',
     { schema: { params: HostParams, response: { 200: DrainReply } } },
     async (req) => {
       known(req.params.name)
@@ -56,7 +55,7 @@ export const hostsRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (
   )
 
   app.put(
-    '/v1/hosts/:name/labels',
+    '/:name/labels',
     { schema: { params: HostParams, body: LabelsBody, response: { 200: LabelsReply } } },
     async (req) => {
       const { name } = req.params

@@ -93,52 +93,49 @@ function allocationsOf(view: SchedulerView, name: string) {
     )
 }
 
-export const jobRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps; scheduler: SchedulerService }> = async (
-  app,
-  { deps, scheduler },
-) => {
+/** what the /v1/jobs routes read (registered with that prefix, only where the scheduler runs) */
+export type JobsComponents = Pick<ApiDeps, 'store' | 'peerId'> & { scheduler: SchedulerService }
+
+export const jobRoutes: FastifyPluginAsyncTypebox<JobsComponents> = async (app, deps) => {
+  const { scheduler } = deps
   const { store } = deps
   const notFound = (name: string) => new PlexusError('PLX_JOB_NOT_FOUND', `no job "${name}"`, { status: 404 })
 
-  app.put('/v1/jobs', { schema: { body: JobSubmitBody, response: { 200: JobSubmitReply } } }, async (req) => {
+  app.put('', { schema: { body: JobSubmitBody, response: { 200: JobSubmitReply } } }, async (req) => {
     const job = await submit(store, specOf(req.body))
     return { name: job.spec.name, version: job.version }
   })
 
-  app.post(
-    '/v1/jobs/plan',
-    { schema: { body: JobSubmitBody, response: { 200: JobPlanReply } } },
-    async (req) => {
-      const spec = specOf(req.body)
-      const view = scheduler.view()
-      const current = view.jobs.get(spec.name)
-      const job: JobValue = {
-        spec,
-        version: (current?.version ?? 0) + 1,
-        submittedAt: new Date().toISOString(),
-        stopped: false,
-      }
-      const claims = jobClaims(view, spec.name)
-      const self = jobOwner(spec.name, view.owners) ?? deps.peerId
-      const plan = ownerPlan({
-        self,
-        job,
-        hosts: view.hosts,
-        live: view.live,
-        claims: claims.values(),
-        now: Date.now(),
-      })
-      return {
-        job: spec.name,
-        owner: self,
-        place: plan.puts.map((a) => ({ group: a.group, slot: a.slot, host: a.host, hostName: a.hostName })),
-        remove: plan.deletes,
-        ...(plan.plan ? { explanation: plan.plan } : {}),
-      }
-    },
-  )
+  app.post('/plan', { schema: { body: JobSubmitBody, response: { 200: JobPlanReply } } }, async (req) => {
+    const spec = specOf(req.body)
+    const view = scheduler.view()
+    const current = view.jobs.get(spec.name)
+    const job: JobValue = {
+      spec,
+      version: (current?.version ?? 0) + 1,
+      submittedAt: new Date().toISOString(),
+      stopped: false,
+    }
+    const claims = jobClaims(view, spec.name)
+    const self = jobOwner(spec.name, view.owners) ?? deps.peerId
+    const plan = ownerPlan({
+      self,
+      job,
+      hosts: view.hosts,
+      live: view.live,
+      claims: claims.values(),
+      now: Date.now(),
+    })
+    return {
+      job: spec.name,
+      owner: self,
+      place: plan.puts.map((a) => ({ group: a.group, slot: a.slot, host: a.host, hostName: a.hostName })),
+      remove: plan.deletes,
+      ...(plan.plan ? { explanation: plan.plan } : {}),
+    }
+  })
 
-  app.get('/v1/jobs', { schema: { response: { 200: JobsReply } } }, async () => {
+  app.get('', { schema: { response: { 200: JobsReply } } }, async () => {
     const view = scheduler.view()
     return [...view.jobs.values()]
       .sort((a, b) => a.spec.name.localeCompare(b.spec.name))
@@ -157,7 +154,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps; scheduler: Sc
       })
   })
 
-  app.get('/v1/jobs/:name', { schema: { params: NameParam, response: { 200: JobDetail } } }, async (req) => {
+  app.get('/:name', { schema: { params: NameParam, response: { 200: JobDetail } } }, async (req) => {
     const view = scheduler.view()
     const job = view.jobs.get(req.params.name)
     if (!job) throw notFound(req.params.name)
@@ -170,7 +167,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps; scheduler: Sc
   })
 
   app.delete(
-    '/v1/jobs/:name',
+    '/:name',
     { schema: { params: NameParam, querystring: JobStopQuery, response: { 200: JobStopReply } } },
     async (req) => {
       const key = jobKey(req.params.name)

@@ -82,7 +82,10 @@ function changedSince(
   })
 }
 
-export const kvRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
+/** what the /v1/kv routes read (registered with that prefix) */
+export type KvComponents = Pick<ApiDeps, 'store' | 'members' | 'metrics'>
+
+export const kvRoutes: FastifyPluginAsyncTypebox<KvComponents> = async (app, deps) => {
   const { store } = deps
   const throttled = apiMetrics(deps.metrics).kvThrottled
 
@@ -104,7 +107,7 @@ export const kvRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app
   })
 
   app.get(
-    '/v1/kv/*',
+    '/*',
     {
       schema: {
         params: KvKey,
@@ -135,7 +138,7 @@ export const kvRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app
   )
 
   app.put(
-    '/v1/kv/*',
+    '/*',
     {
       schema: {
         params: KvKey,
@@ -159,7 +162,7 @@ export const kvRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app
   )
 
   app.delete(
-    '/v1/kv/*',
+    '/*',
     {
       schema: {
         params: KvKey,

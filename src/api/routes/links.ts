@@ -25,21 +25,17 @@ function notFound(what: string): PlexusError {
 
 /** Docker-style links: env for a link, and links whose hosts entries the agent keeps current. */
 export const linkRoutes: FastifyPluginAsyncTypebox<{ links: LinkService }> = async (app, { links }) => {
-  app.get(
-    '/v1/links/env',
-    { schema: { querystring: LinkEnvQuery, response: { 200: LinkEnvReply } } },
-    async (req) => {
-      const spec = parseSpec(req.query.to)
-      const env = links.env(req.query.container, spec)
-      if (!env) throw notFound(spec.target)
-      return { env }
-    },
-  )
+  app.get('/env', { schema: { querystring: LinkEnvQuery, response: { 200: LinkEnvReply } } }, async (req) => {
+    const spec = parseSpec(req.query.to)
+    const env = links.env(req.query.container, spec)
+    if (!env) throw notFound(spec.target)
+    return { env }
+  })
 
-  app.get('/v1/links', { schema: { response: { 200: LinksReply } } }, async () => links.list())
+  app.get('', { schema: { response: { 200: LinksReply } } }, async () => links.list())
 
   app.put(
-    '/v1/links/:container/:alias',
+    '/:container/:alias',
     { schema: { params: LinkParams, body: LinkBody, response: { 200: LinkAddReply } } },
     async (req) => {
       const { container, alias } = req.params
@@ -54,7 +50,7 @@ export const linkRoutes: FastifyPluginAsyncTypebox<{ links: LinkService }> = asy
   )
 
   app.delete(
-    '/v1/links/:container/:alias?',
+    '/:container/:alias?',
     { schema: { params: LinkDeleteParams, response: { 200: LinkRemoveReply } } },
     async (req) => ({ removed: (await links.remove(req.params.container, req.params.alias)).length }),
   )

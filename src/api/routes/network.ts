@@ -5,8 +5,11 @@ import { NetworkInfo, NetworkInitBody, NetworkInitQuery, NetworkInitReply } from
 import type { ApiDeps } from '../deps.js'
 
 /** The cluster network config (store key config/network): read it, or set it once. */
-export const networkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
-  app.get('/v1/network', { schema: { response: { 200: NetworkInfo } } }, async () => {
+/** what the /v1/network routes read (registered with that prefix) */
+export type NetworkComponents = Pick<ApiDeps, 'store' | 'lease'>
+
+export const networkRoutes: FastifyPluginAsyncTypebox<NetworkComponents> = async (app, deps) => {
+  app.get('', { schema: { response: { 200: NetworkInfo } } }, async () => {
     const info = readNetwork(deps.store)
     if (!info) {
       throw new PlexusError('PLX_IPAM_NO_NETWORK', 'no network config is set: run `plexctl network init`', {
@@ -18,7 +21,7 @@ export const networkRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async
   })
 
   app.put(
-    '/v1/network',
+    '',
     { schema: { body: NetworkInitBody, querystring: NetworkInitQuery, response: { 200: NetworkInitReply } } },
     async (req) => initNetwork(deps.store, req.body, req.query.force === true),
   )

@@ -12,21 +12,17 @@ import {
 } from '../contract/ports.js'
 
 export const portRoutes: FastifyPluginAsyncTypebox<{ ports: PortService }> = async (app, { ports }) => {
-  app.get('/v1/ports', { schema: { querystring: PortsQuery, response: { 200: PortsReply } } }, async (req) =>
+  app.get('', { schema: { querystring: PortsQuery, response: { 200: PortsReply } } }, async (req) =>
     ports.rows().filter((r) => !req.query.local || r.local),
   )
 
-  app.post(
-    '/v1/ports',
-    { schema: { body: PublishBody, response: { 200: PortRow, ...PortErrors } } },
-    async (req) => {
-      const { container, protocol = 'tcp', ...rest } = req.body
-      return ports.publish(container, { ...rest, protocol })
-    },
-  )
+  app.post('', { schema: { body: PublishBody, response: { 200: PortRow, ...PortErrors } } }, async (req) => {
+    const { container, protocol = 'tcp', ...rest } = req.body
+    return ports.publish(container, { ...rest, protocol })
+  })
 
   app.delete(
-    '/v1/ports/:container/:hostPort',
+    '/:container/:hostPort',
     {
       schema: {
         params: UnpublishParams,

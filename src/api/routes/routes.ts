@@ -3,9 +3,12 @@ import { RoutesReply } from '../contract/routes.js'
 import type { ApiDeps } from '../deps.js'
 
 /** The overlay datapath: desired vs programmed routes, how each remote host is reached, drift repaired. */
-export const routeRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
+/** what the /v1/routes routes read (registered with that prefix) */
+export type RoutesComponents = Pick<ApiDeps, 'datapath'>
+
+export const routeRoutes: FastifyPluginAsyncTypebox<RoutesComponents> = async (app, deps) => {
   app.get(
-    '/v1/routes',
+    '',
     { schema: { response: { 200: RoutesReply } } },
     async () =>
       deps.datapath?.status() ?? {

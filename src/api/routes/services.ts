@@ -54,16 +54,19 @@ function lookup(catalog: Catalog, name: string): ServiceEntry | undefined {
   return catalog.services.get(name)
 }
 
-/** Reads of the catalog: mounted by the operator API and the application API. */
-export const serviceReadRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
+/** what the catalog's routes read and write (the registry over the store, as this host) */
+export type ServicesComponents = Pick<ApiDeps, 'store' | 'peerId'>
+
+/** Reads of the catalog (prefix /v1/services): mounted by the operator API and the application API. */
+export const serviceReadRoutes: FastifyPluginAsyncTypebox<ServicesComponents> = async (app, deps) => {
   const registry = new ServiceRegistry(deps)
 
-  app.get('/v1/services', { schema: { response: { 200: ServicesReply } } }, async () =>
+  app.get('', { schema: { response: { 200: ServicesReply } } }, async () =>
     [...registry.catalog().services.values()].sort((a, b) => a.name.localeCompare(b.name)).map(summarize),
   )
 
   app.get(
-    '/v1/services/:name',
+    '/:name',
     { schema: { params: NameParam, response: { 200: ServiceDetail, 404: ErrorBody } } },
     async (req, reply) => {
       const e = lookup(registry.catalog(), req.params.name)
@@ -74,9 +77,14 @@ export const serviceReadRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = a
       return { ...summarize(e), endpoints: e.members.map(memberOut) }
     },
   )
+}
+
+/** The members of a service with their health (prefix /v1/health): mounted by both APIs too. */
+export const healthRoutes: FastifyPluginAsyncTypebox<ServicesComponents> = async (app, deps) => {
+  const registry = new ServiceRegistry(deps)
 
   app.get(
-    '/v1/health/service/:name',
+    '/service/:name',
     {
       schema: {
         description:
@@ -107,12 +115,12 @@ function nearPeer(catalog: Catalog, near: string, self: string): string {
   return node.peer
 }
 
-export const serviceRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
+/** Service definitions (prefix /v1/services): the operator API only. */
+export const serviceWriteRoutes: FastifyPluginAsyncTypebox<ServicesComponents> = async (app, deps) => {
   const registry = new ServiceRegistry(deps)
-  await app.register(serviceReadRoutes, { deps })
 
   app.put(
-    '/v1/services/:name',
+    '/:name',
     { schema: { params: NameParam, body: ServiceBody, response: { 200: ServiceSummarySchema } } },
     async (req) => {
       await registry.define(req.params.name, req.body ?? {})
@@ -121,22 +129,27 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async
   )
 
   app.delete(
-    '/v1/services/:name',
+    '/:name',
     { schema: { params: NameParam, response: { 204: NoContent } } },
     async (req, reply) => {
       await registry.undefine(req.params.name)
       return reply.code(204).send(null)
     },
   )
+}
+
+/** An endpoint of this host joins or leaves a service (prefix /v1/endpoints): the operator API only. */
+export const registrationRoutes: FastifyPluginAsyncTypebox<ServicesComponents> = async (app, deps) => {
+  const registry = new ServiceRegistry(deps)
 
   app.put(
-    '/v1/endpoints/:id/register',
+    '/:id/register',
     { schema: { params: EndpointIdParam, body: RegistrationBody, response: { 200: Registered } } },
     async (req) => registry.register(req.params.id, req.body),
   )
 
   app.delete(
-    '/v1/endpoints/:id/register',
+    '/:id/register',
     { schema: { params: EndpointIdParam, querystring: DeregisterQuery, response: { 204: NoContent } } },
     async (req, reply) => {
       await registry.deregister(req.params.id, req.query.service, req.query.ifname)

@@ -7,8 +7,11 @@ function memory() {
   return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, externalBytes: m.external }
 }
 
-export const statusRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
-  app.get('/v1/status', { schema: { response: { 200: StatusReply } } }, async () => ({
+/** what the /v1/status routes read (registered with that prefix) */
+export type StatusComponents = Pick<ApiDeps, 'config' | 'peerId' | 'version' | 'startedAt' | 'metrics'>
+
+export const statusRoutes: FastifyPluginAsyncTypebox<StatusComponents> = async (app, deps) => {
+  app.get('', { schema: { response: { 200: StatusReply } } }, async () => ({
     name: deps.config.name,
     peerId: deps.peerId,
     version: deps.version,

@@ -4,9 +4,12 @@ import { SubnetsReply } from '../contract/subnets.js'
 import type { ApiDeps } from '../deps.js'
 
 /** Host-subnet leases across the cluster, the ignored ones with reasons, and this host's lease state. */
-export const subnetRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
+/** what the /v1/subnets routes read (registered with that prefix) */
+export type SubnetsComponents = Pick<ApiDeps, 'store' | 'peerId' | 'startedAt' | 'lease' | 'addresses'>
+
+export const subnetRoutes: FastifyPluginAsyncTypebox<SubnetsComponents> = async (app, deps) => {
   app.get(
-    '/v1/subnets',
+    '',
     {
       schema: { response: { 200: SubnetsReply } },
     },

@@ -57,12 +57,15 @@ export function catchUp(store: ReadableStore, prefix: string, since: number): st
   return out
 }
 
-export const watchRoutes: FastifyPluginAsyncTypebox<{ deps: ApiDeps }> = async (app, { deps }) => {
+/** what the /v1/watch routes read (registered with that prefix) */
+export type WatchComponents = Pick<ApiDeps, 'store' | 'metrics' | 'shutdown'>
+
+export const watchRoutes: FastifyPluginAsyncTypebox<WatchComponents> = async (app, deps) => {
   const { store } = deps
   const { watchStreams } = apiMetrics(deps.metrics)
 
   app.get(
-    '/v1/watch/*',
+    '/*',
     {
       schema: {
         description:
