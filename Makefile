@@ -65,7 +65,7 @@ demo: build
 
 # Each bench keeps its JSON line in bench/results/; the README's table is rewritten from those files.
 # Long soaks (LONG_BENCHES: tens of minutes each) run only with BENCH_LONG=1.
-LONG_BENCHES := bench/conn-soak
+LONG_BENCHES := bench/conn-soak bench/chaos
 bench: deps-bench build
 	@set -e; for b in bench/*; do \
 	  [ -x "$$b" ] && [ -f "$$b" ] || continue; \

@@ -194,6 +194,28 @@ const ROWS: Record<string, Row[]> = {
       unit: '',
       goal: { field: 'crashes', op: '=', value: 0 },
     },
+    {
+      label: 'faults injected (kinds in the JSON line), minutes of the run',
+      fields: ['faults', 'minutes'],
+      unit: '',
+    },
+    {
+      label: 'longest loss of reachability between live containers, any fault',
+      fields: ['longest_outage_s'],
+      unit: 's',
+    },
+    { label: 'hostile inputs sent (DNS, API, CNI, gossip)', fields: ['fuzz_inputs'], unit: '' },
+    {
+      label: "a container's own name from its host's DNS, p50 / max, in the same rounds",
+      fields: ['dns_p50_ms', 'dns_max_ms'],
+      unit: 'ms',
+      ref: { fields: ['ref_dns_p50_ms', 'ref_dns_max_ms'], name: "the fixture's stub DNS, same machine" },
+    },
+    {
+      label: 'agent RSS growth (largest of any agent life of 3 min or more)',
+      fields: ['rss_growth_mb_per_h'],
+      unit: 'MB/h',
+    },
   ],
 }
 
