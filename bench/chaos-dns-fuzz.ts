@@ -5,10 +5,11 @@
 // usage: node chaos-dns-fuzz.js <server> <seed> <rate>
 import { createSocket } from 'node:dgram'
 import { connect } from 'node:net'
-import { fuzzBytes, fuzzDnsQuery, rng } from './lib/chaos.js'
+import { seededRng } from '../src/cluster/sim/clock.js'
+import { fuzzBytes, fuzzDnsQuery } from './lib/chaos.js'
 
 const [server = '', seed = '1', rate = '20'] = process.argv.slice(2)
-const r = rng(Number(seed))
+const r = seededRng(Number(seed))
 const udp = createSocket('udp4')
 udp.on('error', () => {})
 udp.on('message', () => {})

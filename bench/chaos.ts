@@ -33,6 +33,7 @@ import {
   underlayNs,
 } from '../netns-fixtures/lib/state.js'
 import { createClient } from '../src/cli/client.js'
+import { seededRng } from '../src/cluster/sim/clock.js'
 import { Cluster, runGossipAttacker, uniqueName } from '../test/helpers/fixture.js'
 import { netconf, plugin } from '../test/integration/cni/plugin.js'
 import {
@@ -46,7 +47,6 @@ import {
   kernelViolations,
   leaked,
   liveContainers,
-  rng,
   rssGrowthPerHour,
   schedule,
   servedTwice,
@@ -138,7 +138,7 @@ async function main(): Promise<void> {
   const { minutes, seed } = args()
   const durationMs = minutes * 60_000
   progress(`chaos: seed ${seed}, ${minutes} min (replay: bench/chaos --seed ${seed} --minutes ${minutes})`)
-  const r = rng(seed)
+  const r = seededRng(seed)
   const c = new Cluster(uniqueName('ch'))
   const fx = (argv: string[], timeoutMs?: number) => exec(CLUSTER_CLI, argv, timeoutMs)
   const list = async () => JSON.parse((await fx(['ls', '--name', c.name, '-o', 'json'])).out) as Listing

@@ -1,19 +1,8 @@
 // Pure parts of bench/chaos: the seeded fault schedule (one seed, one run:
 // a failure replays), the fuzz inputs, and the invariant checks on what the
 // run read from the kernels and the agents.
+import { seededRng } from '../../src/cluster/sim/clock.js'
 import { formatCidr, mask, parseIPv4 } from '../../src/ipam/cidr.js'
-
-/** mulberry32: small, fast, and the same sequence for a seed on every machine */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 export const FAULT_KINDS = ['kill', 'partition-one', 'partition-half', 'exhaust', 'churn'] as const
 export type FaultKind = (typeof FAULT_KINDS)[number]
@@ -39,7 +28,7 @@ const between = (r: () => number, lo: number, hi: number) => Math.round(lo + r()
  * subnet may be reclaimed), half the hosts 10-40 s.
  */
 export function schedule(seed: number, durationMs: number, hosts: string[]): Fault[] {
-  const r = rng(seed)
+  const r = seededRng(seed)
   const out: Fault[] = []
   let planned = 0
   while (planned < durationMs) {
