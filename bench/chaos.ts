@@ -492,6 +492,8 @@ async function main(): Promise<void> {
     for (const f of plan as Fault[]) {
       if (Date.now() >= endAt) break
       current = f.kind
+      // a heal is judged in the quiet gap after it (longer than the 5 s), not once the next fault is on
+      healedAt = undefined
       faults[f.kind] = (faults[f.kind] ?? 0) + 1
       progress(`fault ${f.kind} on ${f.hosts.join(',')} (hold ${round(f.holdMs / 1000, 1)} s)`)
       if (f.kind === 'kill') {

@@ -47,7 +47,8 @@ export function schedule(seed: number, durationMs: number, hosts: string[]): Fau
                 gapMs: 0,
               }
             : { kind, hosts: shuffled.slice(0, 1), holdMs: 0, gapMs: 0 }
-    f.gapMs = between(r, 3000, 10_000)
+    // quiet long enough to judge the heal (reachability back within 5 s)
+    f.gapMs = between(r, 8000, 15_000)
     out.push(f)
     // a fault without a hold still takes time (container starts): count 15 s for it
     planned += (f.holdMs || 15_000) + f.gapMs
