@@ -282,7 +282,11 @@ export function renderTable(results: Result[]): string {
       )
     }
     const other = Object.entries(r)
-      .filter(([k, v]) => !RUN_FIELDS.has(k) && !used.has(k) && (num(v) || typeof v === 'string'))
+      // a JSON text (bench/chaos's counts by kind) is detail for the result file, not a figure
+      .filter(
+        ([k, v]) =>
+          !RUN_FIELDS.has(k) && !used.has(k) && (num(v) || (typeof v === 'string' && !/^[[{]/.test(v))),
+      )
       .map(([k, v]) => `${k} ${v}`)
     if (other.length)
       lines.push(
