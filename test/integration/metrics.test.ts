@@ -12,10 +12,14 @@ import { socketOf, waitReady } from './cni/plugin.js'
 const METRICS_PORT = 9464
 const ip = (i: number) => `${UNDERLAY_PREFIX}.${10 + i}`
 
-/** GET /metrics on a host's API socket (the test process reaches the socket file from any namespace). */
+/**
+ * GET /metrics on a host's API socket (the test process reaches the socket file from any namespace).
+ * A connection of its own each time (agent: false): Node's global agent keeps connections alive and
+ * would reuse one the agent has already closed as idle, which fails as "write EPIPE" under load.
+ */
 function scrapeSocket(socketPath: string): Promise<{ type: string; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path: '/metrics', method: 'GET' }, (res) => {
+    const req = request({ socketPath, path: '/metrics', method: 'GET', agent: false }, (res) => {
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (d: string) => {
