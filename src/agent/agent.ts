@@ -18,6 +18,7 @@ import { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import { VERSION } from '../lib/version.js'
 import { LinkService } from '../ports/link-service.js'
+import { publishedPortRules } from '../ports/publish.js'
 import { PortService } from '../ports/publish-service.js'
 import { RunnerService } from '../runner/service.js'
 import { SchedulerService } from '../scheduler/service.js'
@@ -79,7 +80,11 @@ export class Agent {
       await ipam.service.start()
       this.started.push(ipam.service)
       // before endpoints: the CNI path attaches containers to the bridge the datapath makes
-      const datapath = await DatapathService.create({ ...this.components, lease: ipam.lease })
+      const datapath = await DatapathService.create({
+        ...this.components,
+        lease: ipam.lease,
+        providers: [publishedPortRules],
+      })
       await datapath.start()
       this.started.push(datapath)
       Object.assign(this.components, { datapath })

@@ -9,6 +9,7 @@ import { cniInvokeRoutes } from './routes/cni-invoke.js'
 import { diagRoutes } from './routes/diag.js'
 import { dnsRoutes } from './routes/dns.js'
 import { endpointRoutes } from './routes/endpoints.js'
+import { explainRoutes } from './routes/explain.js'
 import { hostsRoutes } from './routes/hosts.js'
 import { jobRoutes } from './routes/jobs.js'
 import { kvRoutes } from './routes/kv.js'
@@ -83,6 +84,7 @@ export async function buildApp(
     addresses: deps.addresses,
   })
   await app.register(routeRoutes, { prefix: '/v1/routes', datapath: deps.datapath })
+  await app.register(explainRoutes, { prefix: '/v1/explain', datapath: deps.datapath, dns: deps.dns })
   await app.register(serviceReadRoutes, { prefix: '/v1/services', ...catalog })
   await app.register(serviceWriteRoutes, { prefix: '/v1/services', ...catalog })
   await app.register(healthRoutes, { prefix: '/v1/health', ...catalog })

@@ -43,11 +43,11 @@ export interface ApiDeps {
   dns?: DnsService
   /** Docker-style links of this host's containers (src/ports) */
   links?: LinkService
-  /** the overlay datapath (src/datapath): status, reconcile, firewall sections for published ports */
+  /** the overlay datapath (src/datapath): status, reconcile, converged, explain */
   datapath?: DatapathComponent
   /** plexctl doctor and trace (src/diag) */
   diag?: DiagComponent
-  /** published ports of this host's containers (src/ports): admission for CNI ADD, the `ports` firewall section */
+  /** published ports of this host's containers (src/ports): admission for CNI ADD and the API, listing */
   ports?: PortService
   /** jobs and their allocations (src/scheduler) */
   scheduler?: SchedulerService

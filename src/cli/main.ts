@@ -7,6 +7,7 @@ import { registerCluster } from './commands/cluster.js'
 import { registerDns } from './commands/dns.js'
 import { registerDoctor } from './commands/doctor.js'
 import { registerEndpoints } from './commands/endpoints.js'
+import { registerExplain } from './commands/explain.js'
 import { registerHosts } from './commands/hosts.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerJob } from './commands/job.js'
@@ -38,6 +39,7 @@ const commands: RegisterCommand[] = [
   registerJob,
   registerAllocs,
   registerRoutes,
+  registerExplain,
   registerEndpoints,
   registerInspect,
   registerLink,

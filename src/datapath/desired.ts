@@ -11,6 +11,7 @@ import { type SpoofEndpoint, spoofSection } from './firewall/spoof.js'
 import {
   BRIDGE_NAME,
   type DesiredState,
+  type DesiredSwitch,
   type LocalContext,
   type RemotePlan,
   type Underlay,
@@ -32,6 +33,8 @@ export interface DesiredInput {
    * cluster's "nat-inside" return; these sections only match their own flows
    */
   extraSections?: Section[]
+  /** per-interface switches those sections need (route_localnet, hairpin) */
+  switches?: DesiredSwitch[]
   /** this host's container interfaces (endpoint records, checked with checkEndpoint): their anti-spoofing rules */
   endpoints?: SpoofEndpoint[]
   /** wireguard: this host's public key (a remote publishing the same one is refused) */
@@ -79,6 +82,7 @@ export function desiredState(input: DesiredInput): DesiredState {
         clusterSection(input.network),
       ],
     },
+    ...(input.switches?.length ? { switches: input.switches } : {}),
     remotes: [],
   }
   const wireguard =

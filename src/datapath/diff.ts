@@ -3,7 +3,14 @@
 // plexus0/plexus.<n>, routes stamped with our protocol, permanent neighbour
 // and FDB entries on our links, and our own firewall chains/table.
 import { expectedView, type FirewallView, sameView } from './firewall/model.js'
-import type { DesiredFdb, DesiredLink, DesiredNeighbour, DesiredRoute, DesiredState } from './model.js'
+import type {
+  DesiredFdb,
+  DesiredLink,
+  DesiredNeighbour,
+  DesiredRoute,
+  DesiredState,
+  DesiredSwitch,
+} from './model.js'
 
 export interface ActualLink {
   name: string
@@ -30,6 +37,8 @@ export interface ActualState {
   fdb: DesiredFdb[]
   firewall: FirewallView
   forwarding: boolean
+  /** the desired switches whose interface exists, as the kernel has them */
+  switches?: DesiredSwitch[]
 }
 
 export type Change =
@@ -43,10 +52,12 @@ export type Change =
   | { kind: 'fdb-set' | 'fdb-del'; fdb: DesiredFdb }
   | { kind: 'firewall-apply' }
   | { kind: 'forwarding-on' }
+  | { kind: 'switch-set'; switch: DesiredSwitch }
 
 export const routeKey = (r: Pick<DesiredRoute, 'dst'>) => r.dst
 export const neighKey = (n: DesiredNeighbour) => `${n.dev}|${n.ip}`
 export const fdbKey = (f: DesiredFdb) => `${f.dev}|${f.mac}`
+export const switchKey = (s: Pick<DesiredSwitch, 'kind' | 'dev'>) => `${s.kind} ${s.dev}`
 const sameRoute = (a: DesiredRoute, b: DesiredRoute) =>
   a.gateway === b.gateway && a.dev === b.dev && a.onlink === b.onlink
 
@@ -134,6 +145,13 @@ export function diffState(desired: DesiredState, actual: ActualState): Change[] 
   }
 
   if (!actual.forwarding) out.push({ kind: 'forwarding-on' })
+  // a switch of an interface that is not there is left alone, unless this batch makes the interface
+  const haveSwitch = new Map((actual.switches ?? []).map((s) => [switchKey(s), s.on]))
+  const made = new Set(out.flatMap((c) => (c.kind === 'link-create' ? [c.link.name] : [])))
+  for (const s of desired.switches ?? []) {
+    const have = haveSwitch.get(switchKey(s))
+    if (have === undefined ? made.has(s.dev) : have !== s.on) out.push({ kind: 'switch-set', switch: s })
+  }
   if (!sameView(expectedView(desired.firewall), actual.firewall)) out.push({ kind: 'firewall-apply' })
   return out
 }
@@ -151,6 +169,8 @@ export function changeTarget(c: Change): string | undefined {
       return target('fdb', c.fdb)
     case 'link-create':
       return target('link', c.link)
+    case 'switch-set':
+      return target('switch', c.switch)
     default:
       return undefined
   }
@@ -163,5 +183,6 @@ export function desiredTargets(d: DesiredState): Set<string> {
     ...d.neighbours.map((n) => target('neigh', n)),
     ...d.fdb.map((f) => target('fdb', f)),
     ...d.links.map((l) => target('link', l)),
+    ...(d.switches ?? []).map((s) => target('switch', s)),
   ])
 }

@@ -7,7 +7,7 @@ import { isPlexusError } from '../lib/errors.js'
 import type { ActualLink, ActualState, Change } from './diff.js'
 import type { FirewallBackend } from './firewall/index.js'
 import type { FirewallView } from './firewall/model.js'
-import { type DesiredState, OWNED_LINK, type Underlay } from './model.js'
+import { type DesiredState, type DesiredSwitch, OWNED_LINK, type Underlay } from './model.js'
 import { type LinkInfo, type Netlink, RTPROT_PLEXUS } from './netlink.js'
 import { withNetns } from './netns.js'
 
@@ -23,6 +23,30 @@ const CONCURRENCY = 64
 /** /proc/sys/net is per namespace: read and write it in the socket's namespace */
 function inNs<T>(nl: Netlink, fn: () => T): T {
   return nl.nsPath === undefined ? fn() : withNetns(nl.nsPath, fn)
+}
+
+/**
+ * Where a switch lives. route_localnet is per namespace under /proc/sys (read
+ * in the socket's namespace); hairpin mode through /sys, which shows the
+ * agent's namespace (the fixture's `ip netns exec` mounts it so; on a real
+ * host it is the root namespace).
+ */
+function switchFile(s: Pick<DesiredSwitch, 'kind' | 'dev'>): string {
+  return s.kind === 'route-localnet'
+    ? `/proc/sys/net/ipv4/conf/${s.dev}/route_localnet`
+    : `/sys/class/net/${s.dev}/brport/hairpin_mode`
+}
+
+/** the switches' current values; one whose interface (or bridge port) is not there is left out */
+function readSwitches(nl: Netlink, wanted: DesiredSwitch[]): DesiredSwitch[] {
+  return wanted.flatMap((s) => {
+    try {
+      const read = () => readFileSync(switchFile(s), 'utf8').trim()
+      return [{ ...s, on: (s.kind === 'route-localnet' ? inNs(nl, read) : read()) !== '0' }]
+    } catch {
+      return []
+    }
+  })
 }
 
 /** the underlay interface as the kernel has it: index, MTU and the networks directly connected on it */
@@ -82,6 +106,7 @@ export async function readActual(
   })
   const wanted = new Set(desired.routes.map((r) => r.dst))
   const forwarding = inNs(nl, () => readFileSync(IP_FORWARD, 'utf8').trim() === '1')
+  const switches = readSwitches(nl, desired.switches ?? [])
   return {
     index: new Map(links.map((l) => [l.name, l.index])),
     actual: {
@@ -107,6 +132,7 @@ export async function readActual(
       ),
       firewall: view,
       forwarding,
+      ...(switches.length ? { switches } : {}),
     },
   }
 }
@@ -186,6 +212,12 @@ async function applyOne(
     case 'forwarding-on':
       inNs(nl, () => writeFileSync(IP_FORWARD, '1'))
       return
+    case 'switch-set': {
+      const write = () => writeFileSync(switchFile(c.switch), c.switch.on ? '1' : '0')
+      if (c.switch.kind === 'route-localnet') inNs(nl, write)
+      else write()
+      return
+    }
     case 'firewall-apply':
       await firewall.apply(desired.firewall)
       return
@@ -200,7 +232,7 @@ const STAGES: Change['kind'][][] = [
   ['route-del', 'neigh-del', 'fdb-del'],
   ['fdb-set', 'neigh-set'],
   ['route-set'],
-  ['forwarding-on', 'firewall-apply'],
+  ['forwarding-on', 'firewall-apply', 'switch-set'],
 ]
 
 /**

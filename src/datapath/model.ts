@@ -4,7 +4,8 @@
 import type { Cidr } from '../ipam/cidr.js'
 import type { NetworkConfig } from '../ipam/config.js'
 import type { Lease } from '../ipam/leases.js'
-import type { FirewallSpec } from './firewall/model.js'
+import type { StoreRecord } from '../store/types.js'
+import type { FirewallSpec, Section } from './firewall/model.js'
 
 export const BRIDGE_NAME = 'plexus0'
 /** the wireguard backend's one device */
@@ -98,12 +99,49 @@ export interface RemotePlan {
   reason?: string
 }
 
+/**
+ * A per-interface kernel switch a rule provider needs: net.ipv4.conf.<dev>.route_localnet
+ * (/proc/sys), or hairpin mode of a bridge port (/sys/class/net/<dev>/brport/hairpin_mode).
+ */
+export interface DesiredSwitch {
+  kind: 'route-localnet' | 'hairpin'
+  dev: string
+  on: boolean
+}
+
+/** What a rule provider computes from: this host's endpoint records and where its containers live. */
+export interface ProviderInput {
+  /** this host's subnet, as a CIDR */
+  subnet: string
+  bridge: string
+  /** the records under endpoints/<self>/, unchecked: the provider validates what it reads */
+  endpoints: readonly Pick<StoreRecord, 'key' | 'owner' | 'value'>[]
+}
+
+/** A rule provider's share of the desired state: one firewall section and the switches it needs. */
+export interface Provided {
+  section: Section
+  switches: DesiredSwitch[]
+  /** the store keys behind each rule (by rule id) and switch (by `<kind> <dev>`), for explain() */
+  origins: Record<string, string[]>
+}
+
+/**
+ * Pure: store records → a firewall section and switches (published ports:
+ * src/ports/publish.ts `publishedPortRules`). The agent hands providers to
+ * the datapath, which calls them on every pass, so everything they produce
+ * is rebuilt from the store after a restart.
+ */
+export type RuleProvider = (input: ProviderInput) => Provided
+
 export interface DesiredState {
   links: DesiredLink[]
   routes: DesiredRoute[]
   neighbours: DesiredNeighbour[]
   fdb: DesiredFdb[]
   firewall: FirewallSpec
+  /** switches of rule providers (absent: none) */
+  switches?: DesiredSwitch[]
   remotes: RemotePlan[]
   /** wireguard backend only */
   wireguard?: DesiredWireguard

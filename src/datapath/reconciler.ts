@@ -5,6 +5,7 @@
 
 import { formatCidr } from '../ipam/cidr.js'
 import { errorMessage } from '../lib/errors.js'
+import type { Explanation } from '../lib/explain.js'
 import type { Logger } from '../lib/log.js'
 import { PassLoop } from '../lib/pass-loop.js'
 import type { Startable } from '../lib/startable.js'
@@ -18,10 +19,13 @@ import { applyChanges, readActual, readUnderlay } from './kernel.js'
 import type { DatapathMetrics } from './metrics.js'
 import { BRIDGE_NAME, type DesiredState, type RemotePlan } from './model.js'
 import type { Netlink } from './netlink.js'
+import { datapathOrigins, type OriginSources } from './origins.js'
 
 /** What one pass starts from; the underlay is named here and read from the kernel by the pass. */
 export interface PassInput extends Omit<DesiredInput, 'underlay'> {
   underlay: { ifname: string; address: string }
+  /** the store keys behind the endpoints and the providers' rules, for explain() */
+  sources?: OriginSources
   /**
    * ms epoch: the lease's withdrawal time. The bridge address lives until then in the kernel itself and
    * every pass extends it, so an agent that is down when it should withdraw still loses the address in
@@ -47,6 +51,8 @@ export interface ReconcilerOptions {
   metrics: DatapathMetrics
   /** the store's modify index: what a pass has applied, for `converged()` */
   index: () => number
+  /** a key's modify index in the store, for `explain()` (without it explanations name keys with index 0) */
+  indexOf?: (key: string) => number
   /** timer period; drift is repaired within it (default 3000) */
   intervalMs?: number
   /** coalesces bursts of store changes (default 50) */
@@ -104,6 +110,7 @@ const REPAIR_KIND: Partial<Record<Change['kind'], string>> = {
   'link-create': 'link',
   'firewall-apply': 'firewall',
   'forwarding-on': 'forwarding',
+  'switch-set': 'switch',
 }
 
 function describe(c: Change): string {
@@ -126,6 +133,8 @@ function describe(c: Change): string {
     case 'fdb-set':
     case 'fdb-del':
       return `${c.kind} ${c.fdb.mac} dst ${c.fdb.dst} dev ${c.fdb.dev}`
+    case 'switch-set':
+      return `${c.switch.kind} ${c.switch.on ? 'on' : 'off'} dev ${c.switch.dev}`
     default:
       return c.kind
   }
@@ -146,6 +155,8 @@ export class Reconciler implements Startable {
   private confirmedPeers = new Set<string>()
   /** why the WireGuard device could not be started or configured in the last pass */
   private wgFailure?: string
+  /** what the last pass computed its desired state from, and that state (explain) */
+  private last?: { input: DesiredInput; desired: DesiredState; sources: OriginSources }
 
   constructor(private readonly o: ReconcilerOptions) {
     this.log = o.logger.child({ component: 'datapath' })
@@ -154,6 +165,11 @@ export class Reconciler implements Startable {
       debounceMs: o.debounceMs ?? 50,
       index: o.index,
       pass: (full) => this.pass(full),
+      explain: {
+        origins: () =>
+          this.last ? datapathOrigins(this.last.input, this.last.desired, this.last.sources) : [],
+        indexOf: o.indexOf ?? (() => 0),
+      },
       onError: (err) => {
         this.o.metrics.passes.inc({ result: 'failed' })
         this.st = { ...this.st, state: 'error', reason: errorMessage(err) }
@@ -186,6 +202,16 @@ export class Reconciler implements Startable {
   /** schedules a light pass after the debounce (store changes call this; the timer schedules full ones) */
   trigger(delayMs?: number, full = false): void {
     this.loop.trigger(delayMs, full)
+  }
+
+  /** which store records produced the kernel objects `subject` names, as the last pass computed them */
+  explain(subject: string): Explanation[] {
+    return this.loop.explain(subject)
+  }
+
+  /** resolves once a pass that read the store at `index` or later has run (PassLoop.converged) */
+  converged(index: number, timeoutMs: number): Promise<void> {
+    return this.loop.converged(index, timeoutMs)
   }
 
   /**
@@ -247,6 +273,7 @@ export class Reconciler implements Startable {
       underlay: await readUnderlay(this.o.nl, src.underlay.ifname, src.underlay.address),
     }
     const desired = desiredState(input)
+    this.last = { input, desired, sources: src.sources ?? { endpoints: [], provided: {} } }
     this.reportRefused(desired)
     const peerRepairs = await this.wireguard(desired)
     const firewallKey = JSON.stringify(expectedView(desired.firewall))

@@ -1,13 +1,15 @@
 // The datapath service as the agent sees it (components.datapath): wires the
 // reconciler to the store and the lease manager, publishes this host's VTEP
-// MAC in its lease, and lets other modules (published ports, issue 7) add
-// firewall sections that are applied with the cluster rules in one batch.
+// MAC in its lease, and calls the rule providers the agent hands it
+// (published ports) on every pass, so their firewall sections and switches
+// are applied with the cluster rules in one batch, rebuilt from the store.
 
 import { formatIPv4 } from '../ipam/cidr.js'
 import { NETWORK_CONFIG_KEY } from '../ipam/config.js'
 import { gatewayOf, validLeases } from '../ipam/leases.js'
 import type { LeaseComponent } from '../ipam/manager.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
+import type { Explanation } from '../lib/explain.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
@@ -16,12 +18,13 @@ import { backendFor } from './backend/index.js'
 import { WireguardDriver } from './backend/wireguard/device.js'
 import type { DatapathConfig } from './config.js'
 import { createFirewall, type FirewallBackend } from './firewall/index.js'
-import { checkSpec, type Section } from './firewall/model.js'
+import { checkSpec } from './firewall/model.js'
 import { checkEndpoint, type SpoofEndpoint } from './firewall/spoof.js'
 import { datapathMetrics, timedFirewall } from './metrics.js'
-import { BRIDGE_NAME } from './model.js'
+import { BRIDGE_NAME, type Provided, type RuleProvider } from './model.js'
 import { Netlink } from './netlink.js'
-import { type DatapathStatus, type InputSource, Reconciler } from './reconciler.js'
+import type { OriginSources } from './origins.js'
+import { type DatapathStatus, type InputSource, type PassInput, Reconciler } from './reconciler.js'
 
 export interface DatapathComponent {
   status(): DatapathStatus
@@ -30,12 +33,19 @@ export interface DatapathComponent {
   /** makes sure plexus0 exists (a CNI ADD may come before the first pass); PLX_DATAPATH_NOT_READY while there is no lease */
   ensureBridge(): Promise<void>
   /**
-   * Sets (or, with no rules, removes) one firewall section next to the
-   * cluster's own; it is applied in a light pass, atomically with the rest.
-   * Refused (PLX_FIREWALL_INVALID) when a rule cannot be rendered safely.
+   * Resolves once a pass has applied the store as it was at `index` (a
+   * caller that wrote a record waits until the kernel has it). Rejects with
+   * PLX_FIREWALL_FAILED when that pass could not apply the firewall batch
+   * (the kernel keeps the previous rules), PLX_DATAPATH_NOT_READY when no
+   * pass applied it in time.
    */
-  setFirewallSection(section: Section): Promise<void>
+  converged(index: number): Promise<void>
+  /** which store records produced the kernel objects `subject` names (a route, neighbour, FDB entry, rule tag, veth) */
+  explain(subject: string): Explanation[]
 }
+
+/** how long converged() waits for a pass: a light pass takes tens of ms, a firewall batch under load a few hundred */
+const CONVERGE_TIMEOUT_MS = 10_000
 
 export interface DatapathComponents {
   /** stateDir: the WireGuard key; runDir: the WireGuard device's socket, pid and log */
@@ -45,14 +55,17 @@ export interface DatapathComponents {
   peerId: string
   store: ReadableStore
   lease: LeaseComponent
+  /** pure providers of firewall sections and switches from this host's endpoint records (published ports) */
+  providers?: readonly RuleProvider[]
 }
 
 export class DatapathService implements Startable, DatapathComponent {
-  private readonly sections = new Map<string, Section>()
   private readonly unwatch: (() => void)[] = []
   private published?: string
   private readonly reconciler: Reconciler
   private readonly wireguard: WireguardDriver
+  /** provider sections refused by checkSpec in the last pass (logged once each) */
+  private refusedSections = new Set<string>()
   /** endpoint records left without anti-spoofing rules (logged once each) */
   private unguarded = new Set<string>()
 
@@ -77,6 +90,7 @@ export class DatapathService implements Startable, DatapathComponent {
       logger: c.logger,
       metrics,
       index: () => c.store.index,
+      indexOf: (key) => c.store.modifyIndex(key),
       intervalMs: c.config.datapath.reconcileIntervalMs,
     })
   }
@@ -115,10 +129,53 @@ export class DatapathService implements Startable, DatapathComponent {
       leases,
       underlay: { ifname: cur.underlayInterface, address: cur.publicIp },
       ...withdrawTime(lease.status()),
-      extraSections: [...this.sections.values()],
+      ...this.provided(cur.subnet),
       endpoints: this.endpoints(),
       ...(this.wireguard.publicKey ? { wgPublicKey: this.wireguard.publicKey } : {}),
     }
+  }
+
+  /**
+   * The providers' sections and switches for this pass. A section that could
+   * not be rendered safely is left out (its rules are not applied), logged
+   * once and counted as a failed change, rather than failing the batch.
+   */
+  private provided(
+    subnet: string,
+  ): Pick<PassInput, 'extraSections' | 'switches'> & { sources: OriginSources } {
+    const endpoints = this.c.store.list(this.ownEndpoints)
+    const extraSections: Provided['section'][] = []
+    const switches: Provided['switches'] = []
+    const sources: OriginSources = {
+      endpoints: endpoints.flatMap((r) => {
+        const veth = (r.value as { hostVeth?: unknown } | null)?.hostVeth
+        return typeof veth === 'string' ? [{ key: r.key, hostVeth: veth }] : []
+      }),
+      provided: {},
+    }
+    const out = { extraSections, switches, sources }
+    const refused = new Set<string>()
+    for (const provide of this.c.providers ?? []) {
+      const { section, switches: wanted, origins } = provide({ subnet, bridge: BRIDGE_NAME, endpoints })
+      const problems =
+        section.name === 'cluster'
+          ? ['section "cluster" belongs to the datapath']
+          : checkSpec({ sections: [section] })
+      if (problems.length) {
+        const text = `firewall section ${section.name} refused: ${problems.join('; ')}`
+        refused.add(text)
+        if (!this.refusedSections.has(text)) {
+          datapathMetrics(this.c.metrics).changeErrors.inc()
+          this.c.logger.error({ problems }, text)
+        }
+        continue
+      }
+      if (section.rules.length) extraSections.push(section)
+      switches.push(...wanted)
+      sources.provided[section.name] = origins
+    }
+    this.refusedSections = refused
+    return out
   }
 
   private get ownEndpoints(): string {
@@ -222,29 +279,22 @@ export class DatapathService implements Startable, DatapathComponent {
     )
   }
 
-  async setFirewallSection(section: Section): Promise<void> {
-    if (section.name === 'cluster')
-      throw new PlexusError('PLX_FIREWALL_INVALID', 'section "cluster" belongs to the datapath')
-    const problems = checkSpec({ sections: [section] })
-    if (problems.length)
-      throw new PlexusError('PLX_FIREWALL_INVALID', `firewall section refused: ${problems.join('; ')}`, {
-        problems,
-      })
-    const previous = this.sections.get(section.name)
-    if (section.rules.length) this.sections.set(section.name, section)
-    else this.sections.delete(section.name)
-    // a light pass: the section goes in with one firewall batch and no read-back
-    await this.reconciler.reconcile(false)
-    const failed = this.status().lastPass?.failed.find((f) => f.change === 'firewall-apply')
-    if (failed) {
-      // the batch is atomic, so the kernel still holds the previous rules: keep the model in step with it
-      if (previous) this.sections.set(section.name, previous)
-      else this.sections.delete(section.name)
+  explain(subject: string): Explanation[] {
+    return this.reconciler.explain(subject)
+  }
+
+  async converged(index: number): Promise<void> {
+    try {
+      await this.reconciler.converged(index, CONVERGE_TIMEOUT_MS)
+    } catch (err) {
+      const st = this.status()
       throw new PlexusError(
-        'PLX_FIREWALL_FAILED',
-        `firewall section ${section.name} not applied: ${failed.error}`,
+        'PLX_DATAPATH_NOT_READY',
+        `the datapath has not applied the store (${errorMessage(err)}): ${st.reason ?? st.state}`,
       )
     }
+    const failed = this.status().lastPass?.failed.find((f) => f.change === 'firewall-apply')
+    if (failed) throw new PlexusError('PLX_FIREWALL_FAILED', `firewall rules not applied: ${failed.error}`)
   }
 }
 

@@ -3,6 +3,7 @@ import { isIP } from 'node:net'
 import dnsPacket from 'dns-packet'
 import { leaseGateway } from '../ipam/leases.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
+import { type Explanation, explainSubject } from '../lib/explain.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
@@ -24,6 +25,7 @@ import { DnsMetrics } from './metrics.js'
 import { DnsListener, emptyStats, type ServerStats } from './server.js'
 import { type AnswerTable, CompileMemo, compileZone } from './zone/compile.js'
 import { ZoneStage } from './zone/handler.js'
+import { zoneOrigins } from './zone/origins.js'
 import { buildZone } from './zone/records.js'
 
 export const ZONE_ORIGIN = 'plexus.internal'
@@ -254,6 +256,16 @@ export class DnsService implements Startable {
     } catch (err) {
       this.c.logger.error({ err }, 'dns zone rebuild failed; serving the previous zone')
     }
+  }
+
+  /**
+   * Which store records produced the zone entries `subject` names (a name, an
+   * address). From the store as it is now: the zone served lags it by at most
+   * one rebuild (under a second).
+   */
+  explain(subject: string): Explanation[] {
+    const origins = zoneOrigins(buildCatalog(catalogInput(this.c.store)), ZONE_ORIGIN)
+    return explainSubject(origins, subject, (key) => this.c.store.modifyIndex(key))
   }
 
   status(): DnsStatus {

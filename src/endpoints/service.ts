@@ -45,8 +45,12 @@ export interface EndpointServiceComponents {
   lease: Pick<LeaseComponent, 'current' | 'status'>
   /** the ipam allocator, when the agent already opened one; else this service opens <stateDir>/ipam */
   addresses?: AddressAllocator
-  /** the datapath's way to create plexus0 when ADD comes before the datapath made it */
-  datapath?: { ensureBridge(): Promise<unknown> }
+  /**
+   * The datapath: creates plexus0 when ADD comes before its first pass, and
+   * tells when a pass has applied the record ADD wrote (anti-spoofing and
+   * published-port rules), so ADD answers only once they are in the kernel.
+   */
+  datapath?: { ensureBridge(): Promise<unknown>; converged(index: number): Promise<void> }
   /**
    * The DNS server (src/dns), when enabled: ADD waits until it answers on the
    * gateway address the result names as nameserver.
@@ -54,7 +58,7 @@ export interface EndpointServiceComponents {
   dns?: { listeningOn(address: string): Promise<boolean> }
   /** folders the plugin spools DELs into while the agent is down (next to each API socket) */
   spoolDirs?: string[]
-  /** published ports (src/ports): checks them, picks hostPort 0 and puts their rules in place */
+  /** published ports (src/ports): checks them and picks hostPort 0; the datapath applies their rules from the record */
   ports?: { reserve(key: string, value: EndpointValue): Promise<NonNullable<EndpointValue['published']>> }
 }
 
@@ -383,7 +387,7 @@ export class EndpointService implements Startable {
         )
         const failed = written.find((w) => w.status === 'rejected')
         if (failed) throw failed.reason
-        await this.promised(facts, req)
+        await Promise.all([this.c.datapath?.converged(this.c.store.index), this.promised(facts, req)])
         undo.length = 0
         await faultPoint('add.written')
         this.metrics.events.inc({ event: 'attached' })

@@ -2,10 +2,13 @@
  * The loop every reconciler runs on: a pass after a change (debounced, so a
  * burst of records is one pass), a pass on a timer (drift and time-driven
  * state change without a record changing), never two passes at once (a
- * trigger during a pass runs one more right after it), and a way to wait
- * until the store as it was at some index has been applied (`converged`).
+ * trigger during a pass runs one more right after it), a way to wait
+ * until the store as it was at some index has been applied (`converged`),
+ * and `explain(subject)`: which store records produced an object the last
+ * pass made (the owner lists its origins; lib/explain.ts matches them).
  * What a pass does is the owner's; this file holds only the timing.
  */
+import { type Explanation, explainSubject, type Origin } from './explain.js'
 
 export interface PassReport {
   /** ISO time the pass started */
@@ -42,6 +45,12 @@ export interface PassLoopOptions {
   onError: (err: unknown) => void
   /** store prefixes whose changes trigger a pass: watched from start() until stop() */
   watch?: { store: Watchable; prefixes: readonly string[] }
+  /**
+   * What the last pass produced and from which records (computed when asked:
+   * a pass does not pay for explanations nobody reads), and the store's
+   * modify index of a key, for explain().
+   */
+  explain?: { origins: () => Iterable<Origin>; indexOf: (key: string) => number }
 }
 
 interface Waiter {
@@ -54,6 +63,8 @@ interface Waiter {
 export class PassLoop {
   private timer?: NodeJS.Timeout
   private debounce?: NodeJS.Timeout
+  /** ms epoch the pending debounced pass runs at */
+  private due = 0
   private running?: Promise<void>
   private again = false
   private fullWanted = false
@@ -92,10 +103,25 @@ export class PassLoop {
     return this.st
   }
 
-  /** Schedules a pass after the debounce (store watches call this). */
+  /** Which store records produced the objects `subject` names (none before the owner's first pass). */
+  explain(subject: string): Explanation[] {
+    const e = this.o.explain
+    return e ? explainSubject(e.origins(), subject, e.indexOf) : []
+  }
+
+  /**
+   * Schedules a pass after the debounce (store watches call this). A pending
+   * pass is not put off by another trigger, but brought forward by one that
+   * asks for it sooner (a caller waiting in converged() does not sit out the
+   * debounce its own record write started).
+   */
   trigger(delayMs = this.o.debounceMs, full = false): void {
     if (full) this.fullWanted = true
-    if (this.stopped || this.debounce) return
+    if (this.stopped) return
+    const due = Date.now() + delayMs
+    if (this.debounce && due >= this.due) return
+    clearTimeout(this.debounce)
+    this.due = due
     this.debounce = setTimeout(() => {
       this.debounce = undefined
       void this.run(false)

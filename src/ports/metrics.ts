@@ -3,11 +3,6 @@ import type { Metrics } from '../lib/metrics.js'
 /** Published ports' and links' metrics; conventions in src/lib/metrics.ts. */
 export function portsMetrics(m: Metrics) {
   return {
-    firewallUpdates: m.counter({
-      name: 'plexus_ports_firewall_updates_total',
-      help: 'Updates of the published-port firewall section, by result (applied, failed: retried on the timer)',
-      labelNames: ['result'],
-    }),
     shadowed: m.counter({
       name: 'plexus_ports_shadowed_mappings_total',
       help: 'Published-port mappings not applied because an older one holds the same host port',

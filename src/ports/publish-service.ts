@@ -1,20 +1,19 @@
-// Published ports on this host (components.ports). The endpoint records of
-// this host are the truth: the `ports` firewall section is reconciled from
-// them on every change under endpoints/<self>/ and on a timer, so rules go
-// away with the record on CNI DEL. New mappings (CNI ADD, the API) are
-// admitted one at a time: validated, checked against the other containers'
-// ports and the host's own sockets, hostPort 0 chosen, and their rules
-// applied before the caller writes the record; a refusal leaves nothing.
+// Published ports on this host (components.ports): admission and the
+// listing. The endpoint records of this host are the truth: the datapath
+// renders the `ports` firewall section and its switches from them on every
+// pass (publishedPortRules, publish.ts), so rules go away with the record on
+// CNI DEL and come back from the store after a restart. New mappings (CNI
+// ADD, the API) are admitted one at a time: validated, checked against the
+// other containers' ports and the host's own sockets, hostPort 0 chosen;
+// the caller writes the record and waits for the datapath to apply it.
 
-import type { DatapathConfig } from '../datapath/config.js'
+import { checkSpec } from '../datapath/firewall/model.js'
 import { BRIDGE_NAME } from '../datapath/model.js'
-import type { DatapathComponent } from '../datapath/service.js'
 import type { LeaseComponent } from '../ipam/manager.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
-import { isEndpointValue } from '../services/model.js'
 import type { EndpointValue, LeaseValue, PublishedPort } from '../store/records.js'
 import {
   ENDPOINT_PREFIX,
@@ -23,15 +22,15 @@ import {
   type Store,
   type StoreRecord,
 } from '../store/types.js'
-import { describeSocketHolder, hostAddresses, hostSockets, setHairpin, setRouteLocalnet } from './host.js'
+import { describeSocketHolder, hostAddresses, hostSockets } from './host.js'
 import { type PortsMetrics, portsMetrics, publishedPortsGauge } from './metrics.js'
 import type { PortsConfig } from './publish.js'
 import {
   checkRange,
   conflictError,
   type EndpointEntry,
+  endpointEntry,
   exhaustedError,
-  hairpinVeths,
   heldByEndpoints,
   mappingsOf,
   overlaps,
@@ -39,21 +38,22 @@ import {
   type PublishRequest,
   planPublish,
   portRows,
-  portsSection,
+  publishedPortRules,
   validatePublish,
 } from './publish.js'
 
-/** how long an admitted mapping waits for its record before its rules are dropped (the ADD failed after admit) */
+/** how long an admitted mapping waits for its record before it no longer holds its port (the ADD failed after admit) */
 const PENDING_TTL_MS = 30_000
 
 export interface PortComponents {
-  config: { ports: PortsConfig; datapath: Pick<DatapathConfig, 'reconcileIntervalMs'> }
+  config: { ports: PortsConfig }
   logger: Logger
   metrics: Metrics
   peerId: string
   store: Store
-  lease: Pick<LeaseComponent, 'current' | 'on' | 'off'>
-  datapath: Pick<DatapathComponent, 'setFirewallSection'>
+  lease: Pick<LeaseComponent, 'current'>
+  /** the datapath's pass loop: a mapping the API wrote is answered once its rules are in the kernel */
+  datapath: { converged(index: number): Promise<void> }
 }
 
 export interface UnpublishRequest {
@@ -69,55 +69,33 @@ interface Pending {
   since: number
 }
 
-/** an endpoint record of this host's or another's, checked as gossip input */
-function isEndpoint(r: StoreRecord): boolean {
-  return isEndpointValue(r.value) && r.key.startsWith(`${ENDPOINT_PREFIX}${r.owner}/`)
-}
-
 export class PortService implements Startable {
   private readonly range: [number, number]
   private readonly log: Logger
   private readonly pending = new Map<string, Pending>()
-  /** admissions and reconciles run one at a time: two ADDs never get the same port */
+  /** admissions run one at a time: two ADDs never get the same port */
   private queue: Promise<unknown> = Promise.resolve()
-  private scheduled = false
-  private applied?: string
-  /** host ports in the section last applied (the published-ports gauge) */
-  private appliedMappings = 0
   private readonly metrics: PortsMetrics
   private shadowedSeen = ''
-  private timer?: NodeJS.Timeout
-  private readonly unwatch: (() => void)[] = []
+  private unwatch?: () => void
 
   constructor(private readonly c: PortComponents) {
     this.range = checkRange(c.config.ports.range)
     this.log = c.logger.child({ component: 'ports' })
     this.metrics = portsMetrics(c.metrics)
-    publishedPortsGauge(c.metrics, () => this.appliedMappings)
+    publishedPortsGauge(c.metrics, () => mappingsOf(this.ownEndpoints()).mappings.length)
   }
 
-  async start(): Promise<void> {
-    const kick = () => this.schedule()
-    this.unwatch.push(
-      this.c.store.watch(`${ENDPOINT_PREFIX}${this.c.peerId}/`, kick),
-      this.c.store.watch(`${LEASE_PREFIX}${this.c.peerId}`, kick),
-    )
-    for (const ev of ['acquired', 'changed'] as const) {
-      this.c.lease.on(ev, kick)
-      this.unwatch.push(() => this.c.lease.off(ev, kick))
-    }
-    this.timer = setInterval(kick, this.c.config.datapath.reconcileIntervalMs)
-    this.timer.unref()
-    await this.reconcile().catch((err) =>
-      this.log.warn({ err: errorMessage(err) }, 'ports: first pass failed'),
-    )
+  start(): Promise<void> {
+    this.unwatch = this.c.store.watch(`${ENDPOINT_PREFIX}${this.c.peerId}/`, () => this.reportShadowed())
+    this.reportShadowed()
+    return Promise.resolve()
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer)
-    for (const u of this.unwatch.splice(0)) u()
+    this.unwatch?.()
     await this.queue.catch(() => undefined)
-    // The rules stay, like the datapath's: published ports keep working across an agent restart.
+    // The rules stay, like the rest of the datapath's: published ports keep working across an agent restart.
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -126,26 +104,25 @@ export class PortService implements Startable {
     return run
   }
 
-  private schedule(): void {
-    if (this.scheduled) return
-    this.scheduled = true
-    void this.serial(async () => {
-      this.scheduled = false
-      await this.apply()
-    }).catch((err) => {
-      this.metrics.firewallUpdates.inc({ result: 'failed' })
-      this.log.warn({ err: errorMessage(err) }, 'ports: firewall update failed; retrying on the timer')
-    })
+  /** Mappings that records from a restart or an operator's edit put on a port an older one holds: left out by the rules. */
+  private reportShadowed(): void {
+    const { shadowed } = mappingsOf(this.ownEndpoints())
+    const seen = JSON.stringify(shadowed)
+    if (shadowed.length && seen !== this.shadowedSeen) {
+      this.metrics.shadowed.inc(shadowed.length)
+      this.log.warn({ shadowed }, 'ports: mappings overlapping an older one are not applied')
+    }
+    this.shadowedSeen = seen
   }
 
   // ---- reading the store ----
 
   private endpoints(prefix: string): (EndpointEntry & { owner: string })[] {
-    return this.c.store
-      .list(prefix)
-      .flatMap((r) =>
-        isEndpoint(r) ? [{ key: r.key, owner: r.owner, value: r.value as unknown as EndpointValue }] : [],
-      )
+    return this.c.store.list(prefix).flatMap((r: StoreRecord) => endpointEntry(r) ?? [])
+  }
+
+  private ownEndpoints(): EndpointEntry[] {
+    return this.endpoints(`${ENDPOINT_PREFIX}${this.c.peerId}/`)
   }
 
   /** this host's endpoints, with admitted mappings standing in for records not written yet */
@@ -155,43 +132,14 @@ export class PortService implements Startable {
       if (this.c.store.modifyIndex(key) !== p.index || now - p.since > PENDING_TTL_MS)
         this.pending.delete(key)
     }
-    const byKey = new Map<string, EndpointEntry>(
-      this.endpoints(`${ENDPOINT_PREFIX}${this.c.peerId}/`).map((e) => [e.key, e]),
-    )
+    const byKey = new Map<string, EndpointEntry>(this.ownEndpoints().map((e) => [e.key, e]))
     for (const [key, p] of this.pending) byKey.set(key, { key, value: p.value })
     return [...byKey.values()]
   }
 
-  // ---- converging the firewall ----
-
-  /** Makes the `ports` section match this host's endpoints; skips the datapath when nothing changed. */
-  private async apply(): Promise<void> {
-    const lease = this.c.lease.current()
-    if (!lease) return // no lease, no endpoints: nothing to publish yet
-    const endpoints = this.localEndpoints()
-    const { mappings, shadowed } = mappingsOf(endpoints)
-    const seen = JSON.stringify(shadowed)
-    if (shadowed.length && seen !== this.shadowedSeen) {
-      this.metrics.shadowed.inc(shadowed.length)
-      this.log.warn({ shadowed }, 'ports: mappings overlapping an older one are not applied')
-    }
-    this.shadowedSeen = seen
-    const section = portsSection({ subnet: lease.subnet, bridge: BRIDGE_NAME, mappings })
-    const text = JSON.stringify(section)
-    if (text !== this.applied) {
-      await this.c.datapath.setFirewallSection(section)
-      this.applied = text
-      this.appliedMappings = mappings.length
-      this.metrics.firewallUpdates.inc({ result: 'applied' })
-    }
-    // Retried each pass: the bridge may not exist yet on the first one.
-    setRouteLocalnet(BRIDGE_NAME, mappings.length > 0)
-    for (const veth of hairpinVeths(endpoints, mappings)) setHairpin(veth)
-  }
-
-  /** Converges now (the timer and store changes do this on their own). */
-  reconcile(): Promise<void> {
-    return this.serial(() => this.apply())
+  /** Waits until the datapath has applied the store as it is now (the record just written). */
+  private converged(): Promise<void> {
+    return this.c.datapath.converged(this.c.store.index)
   }
 
   // ---- admitting new mappings ----
@@ -214,26 +162,35 @@ export class PortService implements Startable {
         held.holder.description = await describeSocketHolder(port.hostPort, port.protocol)
       throw conflictError(port, held)
     }
-    this.pending.set(key, {
-      value: { ...value, published: [...kept, ...plan.ok] },
-      index: this.c.store.modifyIndex(key),
-      since: Date.now(),
-    })
-    try {
-      await this.apply()
-    } catch (err) {
-      this.pending.delete(key)
-      // the datapath kept the previous rules (its batch is atomic); bring our view back in step
-      await this.apply().catch(() => undefined)
-      throw err
+    const admitted = { ...value, published: [...kept, ...plan.ok] }
+    const endpoints = [...this.localEndpoints().filter((e) => e.key !== key), { key, value: admitted }]
+    const subnet = this.c.lease.current()?.subnet
+    if (subnet) {
+      // what the datapath will render once the record is written: refused here, before anything is
+      const { section } = publishedPortRules({
+        subnet,
+        bridge: BRIDGE_NAME,
+        endpoints: endpoints.map((e) => ({
+          key: e.key,
+          owner: this.c.peerId,
+          value: e.value as unknown as JsonValue,
+        })),
+      })
+      const problems = checkSpec({ sections: [section] })
+      if (problems.length)
+        throw new PlexusError('PLX_FIREWALL_INVALID', `firewall section refused: ${problems.join('; ')}`, {
+          problems,
+        })
     }
+    this.pending.set(key, { value: admitted, index: this.c.store.modifyIndex(key), since: Date.now() })
     return plan.ok
   }
 
   /**
    * CNI ADD, before the endpoint record is written: checks the record's
-   * published ports, picks hostPort 0, and puts their rules in place.
-   * Returns the ports as the record should store them.
+   * published ports and picks hostPort 0; they hold their host ports until
+   * the record is written (or 30 s). Returns the ports as the record should
+   * store them; the datapath applies their rules from the record.
    */
   reserve(key: string, value: EndpointValue): Promise<PublishedPort[]> {
     return this.serial(() => this.admit(key, value, value.published ?? [], []))
@@ -283,12 +240,16 @@ export class PortService implements Startable {
       const value = { ...entry.value, published: [...kept, added as PublishedPort] }
       try {
         await this.write(entry.key, value, index)
-      } catch (err) {
+      } finally {
         this.pending.delete(entry.key)
-        await this.apply().catch(() => undefined)
+      }
+      try {
+        await this.converged()
+      } catch (err) {
+        // the kernel kept the previous rules: so does the record, and the port is free again
+        await this.write(entry.key, entry.value, this.c.store.modifyIndex(entry.key)).catch(() => undefined)
         throw err
       }
-      await this.apply()
       const row = this.rows().find(
         (r) => r.containerId === value.containerId && overlaps(r, added as PublishedPort),
       )
@@ -317,7 +278,7 @@ export class PortService implements Startable {
       const value: EndpointValue = { ...entry.value, published: all.filter((p) => !gone.includes(p)) }
       if (!value.published?.length) delete value.published
       await this.write(entry.key, value, index)
-      await this.apply()
+      await this.converged()
       return gone
     })
   }

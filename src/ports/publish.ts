@@ -1,13 +1,18 @@
 // Published ports, the pure part: validate what a runtime or an operator asks
 // for, find who already holds a host port, pick a free one for hostPort 0,
-// and render the firewall section `ports` the datapath applies atomically
-// with its own rules. No I/O here: the service (publish-service.ts) reads
-// the store, the host's sockets and addresses, and hands them in.
+// and the rule provider the datapath calls on every pass: this host's
+// endpoint records → the firewall section `ports` (applied atomically with
+// the datapath's own rules) and the switches it needs. No I/O here: the
+// service (publish-service.ts) reads the store, the host's sockets and
+// addresses, and hands them in.
 
 import { DEFAULT_ORDER, type Rule, type Section } from '../datapath/firewall/model.js'
+import type { DesiredSwitch, Provided, ProviderInput } from '../datapath/model.js'
 import { formatIPv4, parseIPv4 } from '../ipam/cidr.js'
 import { PlexusError } from '../lib/errors.js'
+import { isEndpointValue } from '../services/model.js'
 import type { EndpointValue, PublishedPort } from '../store/records.js'
+import { ENDPOINT_PREFIX, type StoreRecord } from '../store/types.js'
 
 export const PORTS_SECTION = 'ports'
 export const PROTOCOLS = ['tcp', 'udp'] as const
@@ -243,6 +248,10 @@ function ruleId(m: Mapping, what: string): string {
   return [m.protocol, m.hostPort, ...(m.hostIp ? [m.hostIp.replaceAll('.', '-')] : []), what].join('-')
 }
 
+function hairpinRuleId(m: Mapping): string {
+  return `hairpin-${m.protocol}-${m.containerIp.replaceAll('.', '-')}-${m.containerPort}`
+}
+
 /**
  * The `ports` firewall section for this host:
  * - prerouting DNAT for traffic to a local address (other hosts via the
@@ -252,7 +261,7 @@ function ruleId(m: Mapping, what: string): string {
  *   from this host's containers (the server would answer the client
  *   directly over the bridge) and the host's loopback sources (127/8 cannot
  *   leave on plexus0). Clients on other hosts keep their source address;
- * - route_localnet (set by the service on the bridge only) lets 127/8 go out
+ * - route_localnet (a switch of publishedPortRules, on the bridge only) lets 127/8 go out
  *   on plexus0; the input guard keeps containers from opening connections
  *   to the host's loopback services through it (CVE-2020-8558), while
  *   replies of the DNATed localhost connections (established) pass.
@@ -274,7 +283,7 @@ export function portsSection(input: { subnet: string; bridge: string; mappings: 
       { id: ruleId(m, 'out'), hook: 'output', match, action: dnat },
     )
     // one per container port, however many host ports lead to it
-    const id = `hairpin-${m.protocol}-${m.containerIp.replaceAll('.', '-')}-${m.containerPort}`
+    const id = hairpinRuleId(m)
     hairpins.set(id, {
       id,
       hook: 'postrouting',
@@ -309,6 +318,47 @@ export function portsSection(input: { subnet: string; bridge: string; mappings: 
     )
   }
   return { name: PORTS_SECTION, order: PORTS_ORDER, rules }
+}
+
+/** An endpoint record of this host's or another's, checked as gossip input (its key names its owner). */
+export function endpointEntry(
+  r: Pick<StoreRecord, 'key' | 'owner' | 'value'>,
+): (EndpointEntry & { owner: string }) | undefined {
+  return isEndpointValue(r.value) && r.key.startsWith(`${ENDPOINT_PREFIX}${r.owner}/`)
+    ? { key: r.key, owner: r.owner, value: r.value }
+    : undefined
+}
+
+/**
+ * The rule provider of published ports (datapath RuleProvider): the `ports`
+ * section from the endpoint records, route_localnet on the bridge while
+ * anything is published (off otherwise), and hairpin mode on the bridge
+ * ports of the containers that publish; each rule and switch with the
+ * record keys behind it.
+ */
+export function publishedPortRules(input: ProviderInput): Provided {
+  const endpoints = input.endpoints.flatMap((r) => endpointEntry(r) ?? [])
+  const { mappings } = mappingsOf(endpoints)
+  const section = portsSection({ subnet: input.subnet, bridge: input.bridge, mappings })
+  const keys = mappings.map((m) => m.key)
+  const origins: Record<string, string[]> = {}
+  const add = (id: string, key: string) => {
+    const list = origins[id] ?? []
+    if (!list.includes(key)) origins[id] = [...list, key]
+  }
+  for (const m of mappings) {
+    for (const what of ['pre', 'out']) add(ruleId(m, what), m.key)
+    add(hairpinRuleId(m), m.key)
+  }
+  // the section-wide rules stand for every publishing record
+  for (const id of ['localhost', 'loopback-guard']) for (const k of keys) add(id, k)
+  const switches: DesiredSwitch[] = [
+    { kind: 'route-localnet', dev: input.bridge, on: mappings.length > 0 },
+    ...hairpinVeths(endpoints, mappings).map((dev) => ({ kind: 'hairpin' as const, dev, on: true })),
+  ]
+  for (const k of keys) add(`route-localnet ${input.bridge}`, k)
+  for (const e of endpoints) if (keys.includes(e.key)) add(`hairpin ${e.value.hostVeth}`, e.key)
+  return { section, switches, origins }
 }
 
 /** Host-side veths that need hairpin mode: a container reaching its own published port gets its packets back on the port they came in on. */

@@ -89,6 +89,19 @@ for (const { backend, firewall } of cases) {
     )
     t.ok(back, 'deleted route is back within 5 s')
     t.ok((routes('h1').repairs.route ?? 0) >= 1, 'repair counted')
+    // explain: the repaired route comes from h2's lease and the network config
+    const h2peer = c
+      .plexctlJson<{ remotes: { peerId: string; subnet: string }[] }>('h1', ['routes'])
+      .remotes.find((r) => r.subnet === h2subnet)?.peerId
+    const why = c.plexctlJson<{ explanations: { by: string; kind: string; records: { key: string }[] }[] }>(
+      'h1',
+      ['explain', h2subnet],
+    )
+    t.same(
+      why.explanations.filter((e) => e.kind === 'route').map((e) => [e.by, e.records.map((r) => r.key)]),
+      [['datapath', ['config/network', `leases/${h2peer}`]]],
+      "plexctl explain names the route's records",
+    )
 
     // cleanup leaves nothing of ours on the host
     t.equal(c.stop('h1').status, 0)

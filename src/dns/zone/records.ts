@@ -52,7 +52,7 @@ export function toLabel(s: string): string {
     .slice(0, 63)
 }
 
-function reverseName(ip: string): string | undefined {
+export function reverseName(ip: string): string | undefined {
   if (Address4.isValid(ip)) return new Address4(ip).reverseForm().replace(/\.$/, '')
   if (Address6.isValid(ip)) return new Address6(ip).reverseForm().replace(/\.$/, '')
   return undefined

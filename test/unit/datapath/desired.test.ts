@@ -2,9 +2,11 @@ import t from 'tap'
 import { backendFor } from '../../../src/datapath/backend/index.js'
 import { vtepMac } from '../../../src/datapath/backend/vxlan/mac.js'
 import { type DesiredInput, desiredState } from '../../../src/datapath/desired.js'
+import { datapathOrigins } from '../../../src/datapath/origins.js'
 import { cidrOf } from '../../../src/ipam/cidr.js'
 import { type NetworkConfigInput, parseNetworkConfig } from '../../../src/ipam/config.js'
 import { validLeases } from '../../../src/ipam/leases.js'
+import { explainSubject } from '../../../src/lib/explain.js'
 import type { LeaseValue } from '../../../src/store/records.js'
 import type { JsonValue, StoreRecord } from '../../../src/store/types.js'
 
@@ -171,4 +173,36 @@ t.test('VTEP MAC: stable, per peer and VNI, locally administered unicast', async
 
 t.test('unknown backend type is refused by the registry', async (t) => {
   t.throws(() => backendFor('udp'), { code: 'PLX_DATAPATH_UNKNOWN_BACKEND' })
+})
+
+t.test('origins: each kernel object names the records it came from', async (t) => {
+  const i = {
+    ...input({ Backend: { Type: 'vxlan' } }),
+    endpoints: [{ hostVeth: 'plx0123456789ab', mac: '02:00:00:00:00:aa', ipv4: '10.244.1.5' }],
+  }
+  const d = desiredState(i)
+  const origins = datapathOrigins(i, d, {
+    endpoints: [{ key: 'endpoints/peer1/c1/eth0', hostVeth: 'plx0123456789ab' }],
+    provided: {},
+  })
+  const keysOf = (subject: string) =>
+    explainSubject(origins, subject, () => 1).map((e) => [e.kind, e.records.map((r) => r.key)])
+  t.same(keysOf('10.244.2.0/24'), [['route', ['config/network', 'leases/peer2']]])
+  t.same(
+    keysOf('plexus.1').filter(([k]) => k === 'link'),
+    [['link', ['config/network', 'leases/peer1']]],
+    "the VTEP from the config and this host's lease",
+  )
+  t.same(
+    keysOf('plexus:spoof/plx0123456789ab-mac').map(([, keys]) => keys),
+    [['endpoints/peer1/c1/eth0']],
+    "a veth's anti-spoofing rule from its endpoint record",
+  )
+  t.same(keysOf('plx0123456789ab'), [['veth', ['endpoints/peer1/c1/eth0']]])
+  const fdb = d.fdb.find((f) => f.dst === '192.0.2.12')
+  t.ok(fdb)
+  t.same(keysOf(fdb?.mac ?? ''), [
+    ['neigh', ['config/network', 'leases/peer2']],
+    ['fdb', ['config/network', 'leases/peer2']],
+  ])
 })

@@ -148,3 +148,38 @@ t.test('a VTEP of another VNI, or one host-gw does not want, is removed', async 
   a.links.push({ name: 'plexus.7', kind: 'vxlan', mtu: 1450, up: true, addresses: [] })
   t.same(diffState(desired, a), [{ kind: 'link-delete', name: 'plexus.7' }])
 })
+
+t.test(
+  'switches: set where the kernel differs, on a link made in this batch, not on a missing interface',
+  async (t) => {
+    const withSwitches: DesiredState = {
+      ...desired,
+      switches: [
+        { kind: 'route-localnet', dev: 'plexus0', on: true },
+        { kind: 'hairpin', dev: 'plxaaaaaaaaaaaa', on: true },
+        { kind: 'hairpin', dev: 'plxgone00000000', on: true },
+      ],
+    }
+    const actual: ActualState = {
+      ...converged(),
+      switches: [
+        { kind: 'route-localnet', dev: 'plexus0', on: false },
+        { kind: 'hairpin', dev: 'plxaaaaaaaaaaaa', on: true },
+      ],
+    }
+    const changes = diffState(withSwitches, actual)
+    t.same(changes, [{ kind: 'switch-set', switch: { kind: 'route-localnet', dev: 'plexus0', on: true } }])
+    t.ok(
+      desiredTargets(withSwitches).has(changeTarget(changes[0] as never) as string),
+      'a repair once confirmed',
+    )
+    const noBridge = { ...actual, links: actual.links.filter((l) => l.name !== 'plexus0'), switches: [] }
+    t.same(
+      diffState(withSwitches, noBridge)
+        .filter((c) => c.kind === 'switch-set')
+        .map((c) => (c.kind === 'switch-set' ? c.switch.dev : '')),
+      ['plexus0'],
+      'the bridge made in this batch gets its switch; a veth that is not there does not',
+    )
+  },
+)

@@ -54,7 +54,8 @@ t.test('GET /v1/routes returns the datapath status through its schema, nothing d
     status: () => status,
     reconcile: async () => {},
     ensureBridge: async () => {},
-    setFirewallSection: async () => {},
+    converged: async () => {},
+    explain: () => [],
   }
   const res = await (await app(t, datapath)).inject({ method: 'GET', url: '/v1/routes' })
   t.equal(res.statusCode, 200)

@@ -4,7 +4,9 @@ import { isPending, type Reply } from '../../../src/dns/chain.js'
 import { nameToKey } from '../../../src/dns/wire.js'
 import { CompileMemo, compileZone, orders } from '../../../src/dns/zone/compile.js'
 import { ZoneStage } from '../../../src/dns/zone/handler.js'
+import { zoneOrigins } from '../../../src/dns/zone/origins.js'
 import { buildZone } from '../../../src/dns/zone/records.js'
+import { explainSubject } from '../../../src/lib/explain.js'
 import { buildCatalog } from '../../../src/services/catalog.js'
 import { endpoint, query, rec, sampleInput, table } from '../../helpers/dns-zone.js'
 
@@ -157,15 +159,19 @@ t.test('unhealthy endpoints leave answers, then come back', async (t) => {
   t.equal(ask(z, 'web.svc.plexus.internal', 'A')!.msg.answers!.length, 2)
 })
 
+/** db1 on peer2 joins service db through the API, tagged primary, with a named port */
+const dbRegistration = () =>
+  rec('registrations/peer2/db1/eth0/db', {
+    service: 'db',
+    endpointKey: 'endpoints/peer2/db1/eth0',
+    tags: ['primary'],
+    ports: [{ name: 'pg', port: 5432, protocol: 'tcp' }],
+  })
+
 t.test('API registrations join services; a wrong owner is ignored', async (t) => {
   const input = sampleInput()
   input.registrations.push(
-    rec('registrations/peer2/db1/eth0/db', {
-      service: 'db',
-      endpointKey: 'endpoints/peer2/db1/eth0',
-      tags: ['primary'],
-      ports: [{ name: 'pg', port: 5432, protocol: 'tcp' }],
-    }),
+    dbRegistration(),
     rec('registrations/peer1/db1/eth0/evil', {
       service: 'evil',
       endpointKey: 'endpoints/peer2/db1/eth0',
@@ -227,4 +233,45 @@ t.test('incremental compile: unchanged names are reused, changed ones re-encoded
   t.same(data(ask(z, 'web.svc.plexus.internal', 'A')!.msg.answers).sort(), ['10.244.1.2', '10.244.2.9'])
   const soa = ask(z, 'db_one.ctr.plexus.internal', 'AAAA')!.msg.authorities![0] as dnsPacket.SoaAnswer
   t.equal(soa.data.serial, 2, 'NODATA of a reused name carries the new SOA')
+})
+
+t.test('explain: zone entries name the records they come from', async (t) => {
+  const input = sampleInput()
+  input.registrations.push(dbRegistration())
+  const origins = zoneOrigins(buildCatalog(input), 'plexus.internal')
+  const explain = (s: string) =>
+    explainSubject(origins, s, () => 3).map((e) => `${e.kind} ${e.records.map((r) => r.key).join(',')}`)
+  t.same(explain('h2.node.plexus.internal'), ['A nodes/peer2'])
+  t.same(
+    explain('DB_One.ctr.plexus.internal.'),
+    [
+      'A endpoints/peer2/db1/eth0',
+      'PTR endpoints/peer2/db1/eth0',
+      'SRV endpoints/peer2/db1/eth0,registrations/peer2/db1/eth0/db',
+      'SRV endpoints/peer2/db1/eth0,registrations/peer2/db1/eth0/db',
+    ],
+    'its address, and the entries that name it: its PTR, the SRV records (by port name and number) of its service',
+  )
+  t.same(explain('web.svc.plexus.internal'), [
+    'A endpoints/peer1/web1/eth0,services/web',
+    'AAAA endpoints/peer1/web1/eth0,services/web',
+    'A endpoints/peer2/web2/eth0,services/web',
+  ])
+  t.same(explain('_pg._tcp.db.svc.plexus.internal'), [
+    'SRV endpoints/peer2/db1/eth0,registrations/peer2/db1/eth0/db',
+  ])
+  t.same(explain('10.244.2.3'), [
+    'A endpoints/peer2/db1/eth0',
+    'A endpoints/peer2/db1/eth0,registrations/peer2/db1/eth0/db',
+    'A endpoints/peer2/db1/eth0,registrations/peer2/db1/eth0/db',
+  ])
+  // every name the served zone holds records at is explained, and nothing else
+  const zone = buildZone(buildCatalog(input), {
+    origin: 'plexus.internal',
+    ttl: 5,
+    serial: 1,
+    nsAddresses: [],
+  })
+  const withData = [...zone.names].filter(([n, z]) => z.sets.size && n !== 'plexus.internal').map(([n]) => n)
+  t.same([...new Set(origins.map((o) => o.object.split(' ')[0]))].sort(), withData.sort())
 })

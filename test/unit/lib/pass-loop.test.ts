@@ -110,6 +110,20 @@ t.test('converged resolves once a pass has read the store at that index', async 
   t.equal(h.passes.at(-1)?.index, 6, 'a pass that read index 6 ran')
 })
 
+t.test('converged brings a pending debounced pass forward instead of waiting it out', async (t) => {
+  const h = harness(500)
+  await h.loop.start()
+  t.teardown(() => h.loop.stop())
+  h.store.index = 3
+  h.loop.trigger() // what the store watch does on the write: a pass in 500 ms
+  const started = Date.now()
+  await h.loop.converged(3, 2000)
+  t.ok(Date.now() - started < 250, 'answered well before the debounce')
+  t.equal(h.passes.length, 2, 'one pass, not one more after the debounce')
+  await tick(600)
+  t.equal(h.passes.length, 2, 'the earlier trigger was folded into it')
+})
+
 t.test('a failing pass is reported, applies nothing, and the loop goes on', async (t) => {
   const h = harness()
   await h.loop.start()

@@ -15,6 +15,7 @@ import {
   planPublish,
   portRows,
   portsSection,
+  publishedPortRules,
   validatePublish,
 } from '../../../src/ports/publish.js'
 import type { PublishedPort } from '../../../src/store/records.js'
@@ -278,6 +279,41 @@ t.test('hairpinVeths: the veths of containers with an applied mapping', async (t
   const b = ep('b', '10.244.1.6', [])
   t.same(hairpinVeths([a, b], mappingsOf([a, b]).mappings), ['plxa'])
 })
+
+t.test(
+  'publishedPortRules: the section, switches and their records from valid endpoint records only',
+  async (t) => {
+    const web = ep('web', '10.244.1.5', [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }])
+    const quiet = ep('quiet', '10.244.1.6', [])
+    const record = (e: EndpointEntry, owner = 'peer1') => ({ key: e.key, owner, value: e.value as never })
+    const input = (endpoints: ReturnType<typeof record>[]) => ({
+      subnet: '10.244.1.0/24',
+      bridge: 'plexus0',
+      endpoints,
+    })
+    const got = publishedPortRules(
+      input([
+        record(web),
+        record(quiet),
+        { key: 'endpoints/peer1/bad/eth0', owner: 'peer1', value: 'x' as never },
+      ]),
+    )
+    t.same(
+      got.section,
+      portsSection({ subnet: '10.244.1.0/24', bridge: 'plexus0', mappings: mappingsOf([web]).mappings }),
+    )
+    t.same(got.switches, [
+      { kind: 'route-localnet', dev: 'plexus0', on: true },
+      { kind: 'hairpin', dev: web.value.hostVeth, on: true },
+    ])
+    t.same(got.origins['tcp-18080-pre'], [web.key])
+    t.same(got.origins['route-localnet plexus0'], [web.key])
+    t.same(got.origins[`hairpin ${web.value.hostVeth}`], [web.key])
+    const forged = publishedPortRules(input([record(web, 'peer2')]))
+    t.same(forged.section.rules, [], "a record under another host's key is not ours to publish")
+    t.same(forged.switches, [{ kind: 'route-localnet', dev: 'plexus0', on: false }], 'route_localnet off')
+  },
+)
 
 t.test('portRows lists every published port with the host address clients use', async (t) => {
   const a = {

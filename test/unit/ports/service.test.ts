@@ -1,5 +1,6 @@
-// PortService against the real store, with the datapath's firewall as a
-// recorder (the kernel side is covered by test/integration/ports.test.ts).
+// PortService against the real store, with the datapath as a recorder of
+// the sections publishedPortRules renders from the records when a pass runs
+// (the kernel side is covered by test/integration/ports.test.ts).
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import type { AgentComponents } from '../../../src/agent/components.js'
@@ -7,6 +8,7 @@ import { defaultConfig } from '../../../src/agent/config.js'
 import { buildApp } from '../../../src/api/app.js'
 import type { Section } from '../../../src/datapath/firewall/model.js'
 import { PlexusError } from '../../../src/lib/errors.js'
+import { publishedPortRules } from '../../../src/ports/publish.js'
 import { PortService } from '../../../src/ports/publish-service.js'
 import type { EndpointValue } from '../../../src/store/records.js'
 import type { JsonValue } from '../../../src/store/types.js'
@@ -19,16 +21,24 @@ const RANGE: [number, number] = [61010, 61012]
 async function setup(t: Test) {
   const { store, metrics } = await newStore()
   const sections: Section[] = []
+  /** a datapath pass: the `ports` section as the provider renders it from this host's records */
+  const pass = () =>
+    sections.push(
+      publishedPortRules({
+        subnet: '10.244.1.0/24',
+        bridge: 'plexus0',
+        endpoints: store.list(`endpoints/${store.self}/`),
+      }).section,
+    )
   const datapath = {
     fail: false,
-    async setFirewallSection(s: Section) {
-      if (datapath.fail)
-        throw new PlexusError('PLX_FIREWALL_FAILED', 'firewall section ports not applied: boom')
-      sections.push(structuredClone(s))
+    async converged(_index: number) {
+      if (datapath.fail) throw new PlexusError('PLX_FIREWALL_FAILED', 'firewall rules not applied: boom')
+      pass()
     },
   }
   const config = { ...defaultConfig(), name: 'h1', ports: { range: RANGE } }
-  const lease = { current: () => ({ subnet: '10.244.1.0/24' }), on() {}, off() {} }
+  const lease = { current: () => ({ subnet: '10.244.1.0/24' }) }
   const ports = new PortService({
     config,
     logger: pino({ level: 'silent' }),
@@ -49,17 +59,20 @@ async function setup(t: Test) {
     return { key: `endpoints/${store.self}/${value.containerId}/eth0`, value }
   }
   const last = () => sections.at(-1)?.rules.map((r) => r.id) ?? []
-  return { store, ports, datapath, sections, endpoint, last, config, metrics }
+  return { store, ports, datapath, sections, endpoint, last, config, metrics, pass }
 }
 
 t.test('concurrent ADDs with hostPort 0 get distinct ports; the range runs out cleanly', async (t) => {
-  const { ports, endpoint, last } = await setup(t)
+  const { store, ports, endpoint, last, pass } = await setup(t)
   const eps = ['a', 'b', 'c'].map((n, i) =>
     endpoint(n, `10.244.1.${i + 2}`, [{ hostPort: 0, containerPort: 80, protocol: 'tcp' }]),
   )
   const got = await Promise.all(eps.map((e) => ports.reserve(e.key, e.value)))
   t.same(got.map((p) => p[0]?.hostPort).sort(), [61010, 61011, 61012])
-  t.equal(last().filter((id) => id.endsWith('-pre')).length, 3, 'rules in place before the records exist')
+  for (const [i, e] of eps.entries())
+    await store.put(e.key, { ...e.value, published: got[i] } as unknown as JsonValue)
+  pass()
+  t.equal(last().filter((id) => id.endsWith('-pre')).length, 3, 'rules rendered from the three records')
   const d = endpoint('d', '10.244.1.9', [{ hostPort: 0, containerPort: 80, protocol: 'tcp' }])
   await t.rejects(ports.reserve(d.key, d.value), { code: 'PLX_PORTS_EXHAUSTED' })
   // UDP is a separate space
@@ -68,34 +81,44 @@ t.test('concurrent ADDs with hostPort 0 get distinct ports; the range runs out c
 })
 
 t.test('rules follow the records: written, then deleted (CNI DEL)', async (t) => {
-  const { store, ports, endpoint, last } = await setup(t)
+  const { store, ports, endpoint, last, pass } = await setup(t)
   const web = endpoint('web', '10.244.1.5', [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }])
   web.value.published = await ports.reserve(web.key, web.value)
   await store.put(web.key, web.value as unknown as JsonValue)
-  await ports.reconcile()
+  pass()
   t.ok(last().includes('tcp-18080-pre'))
   const other = endpoint('other', '10.244.1.6', [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }])
   await t.rejects(ports.reserve(other.key, other.value), {
     code: 'PLX_PORTS_CONFLICT',
     message: /already taken by container "web"/,
   })
+  pass()
   t.ok(last().includes('tcp-18080-pre'), 'the refusal changed nothing')
   await store.delete(web.key)
-  await ports.reconcile()
+  pass()
   t.same(last(), [], 'no rule once the record is gone')
   t.same(ports.rows(), [])
 })
 
 t.test('a firewall failure leaves nothing admitted', async (t) => {
-  const { ports, datapath, endpoint, last } = await setup(t)
-  const web = endpoint('web', '10.244.1.5', [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }])
+  const { store, ports, datapath, endpoint, last, pass } = await setup(t)
+  const web = endpoint('web', '10.244.1.5')
+  await store.put(web.key, web.value as unknown as JsonValue)
   datapath.fail = true
-  await t.rejects(ports.reserve(web.key, web.value), { code: 'PLX_FIREWALL_FAILED' })
+  await t.rejects(ports.publish('web', { hostPort: 18080, containerPort: 80, protocol: 'tcp' }), {
+    code: 'PLX_FIREWALL_FAILED',
+  })
   datapath.fail = false
-  await ports.reconcile()
-  t.same(last(), [], 'the refused mapping did not stay pending')
+  t.equal(
+    (store.get(web.key)?.value as unknown as EndpointValue | undefined)?.published,
+    undefined,
+    'the record is back',
+  )
+  pass()
+  t.same(last(), [], 'the refused mapping did not stay')
   // and the port is free for the next one
-  t.same(await ports.reserve(web.key, web.value), [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }])
+  const next = endpoint('next', '10.244.1.6', [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }])
+  t.same(await ports.reserve(next.key, next.value), [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }])
 })
 
 t.test('API: publish, conflicts and bad input with reasons, list, unpublish', async (t) => {
