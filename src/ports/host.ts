@@ -1,12 +1,13 @@
-// What the host itself holds, read cheaply: the ports its sockets are bound
-// to (sock_diag netlink, no process spawned), its addresses, and the bridge's
-// route_localnet switch. Only on a conflict is `ss` run, to name the holder.
+// What the host itself holds, read cheaply (reads only: the datapath writes
+// the kernel): the ports its sockets are bound to (sock_diag netlink, no
+// process spawned) and its addresses. Only on a conflict is `ss` run, to
+// name the holder.
 //
-// The netlink socket, /proc/self/net and /proc/sys/net all belong to the
-// agent's host namespace (see datapath/netns.ts: nothing stays inside another
-// namespace across a JS turn), so these reads always see the host.
+// The netlink socket and /proc/self/net belong to the agent's host namespace
+// (see datapath/netns.ts: nothing stays inside another namespace across a JS
+// turn), so these reads always see the host.
 import { execFile } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { endianness, networkInterfaces } from 'node:os'
 import { promisify } from 'node:util'
 import { AF_INET, AF_INET6, ALL_STATES, dumpSockets, TCP_LISTEN } from '../lib/sock-diag.js'
@@ -124,39 +125,4 @@ export function hostAddresses(): string[] {
   return Object.values(networkInterfaces()).flatMap((list) =>
     (list ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address),
   )
-}
-
-/**
- * Turns on hairpin mode of a bridge port (false when it is not one): with
- * br_netfilter loaded, a DNATed packet for the container it came from is
- * bridged back to its own port, which the bridge refuses otherwise. Through
- * /sys, which shows the agent's namespace (the fixture's `ip netns exec`
- * mounts it so; on a real host it is the root namespace).
- */
-export function setHairpin(ifname: string): boolean {
-  const file = `/sys/class/net/${ifname}/brport/hairpin_mode`
-  try {
-    if (readFileSync(file, 'utf8').trim() !== '1') writeFileSync(file, '1')
-    return true
-  } catch {
-    return false
-  }
-}
-
-/**
- * Sets net.ipv4.conf.<ifname>.route_localnet (only the bridge needs it: DNATed
- * 127.0.0.1 connections leave through it). False when the interface is not
- * there yet.
- */
-export function setRouteLocalnet(ifname: string, on: boolean): boolean {
-  const file = `/proc/sys/net/ipv4/conf/${ifname}/route_localnet`
-  let current: string
-  try {
-    current = readFileSync(file, 'utf8').trim()
-  } catch {
-    return false
-  }
-  const want = on ? '1' : '0'
-  if (current !== want) writeFileSync(file, want)
-  return true
 }
