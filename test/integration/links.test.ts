@@ -2,6 +2,9 @@ import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { eventually, upCluster } from '../helpers/fixture.js'
 
+// fixture work that outlasts tap's 300 s default on a loaded 2-core machine (ports.test did in a helper's run)
+t.setTimeout(900_000)
+
 interface Ls {
   containers: { name: string; pid: number | null; addresses: string[] }[]
 }

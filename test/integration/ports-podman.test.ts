@@ -13,6 +13,9 @@ import { eventually, REPO, upCluster } from '../helpers/fixture.js'
 import { busyboxRootfs, importImage, podmanOnCni } from '../helpers/podman.js'
 import { PLUGIN } from './cni/plugin.js'
 
+// fixture work that outlasts tap's 300 s default on a loaded 2-core machine (ports.test did in a helper's run)
+t.setTimeout(900_000)
+
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
 const missing = ['podman', 'runc', 'busybox', 'nsenter'].filter((c) => !has(c))
 

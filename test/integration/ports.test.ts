@@ -8,6 +8,9 @@ import { join } from 'node:path'
 import t from 'tap'
 import { type Cluster, eventually, REPO, upCluster } from '../helpers/fixture.js'
 
+// fixture work that outlasts tap's 300 s default on a loaded 2-core machine (ports.test did in a helper's run)
+t.setTimeout(900_000)
+
 const ECHO = join(REPO, 'dist/test/helpers/echo.js')
 const H1 = '192.0.2.11'
 const H2 = '192.0.2.12'

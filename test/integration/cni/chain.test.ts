@@ -15,6 +15,9 @@ import {
   waitReady,
 } from './plugin.js'
 
+// fixture work that outlasts tap's 300 s default on a loaded 2-core machine (ports.test did in a helper's run)
+t.setTimeout(900_000)
+
 // Installed by `make test` (the Makefile's APT_TEST), never from inside a test.
 if (!existsSync('/usr/lib/cni/bandwidth'))
   throw new Error('/usr/lib/cni/bandwidth is missing: run `make deps-test` (containernetworking-plugins)')

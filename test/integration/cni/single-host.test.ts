@@ -4,6 +4,9 @@ import t from 'tap'
 import { run, upCluster } from '../../helpers/fixture.js'
 import { allocations, containerNs, hostVeths, netconf, plugin, waitReady } from './plugin.js'
 
+// fixture work that outlasts tap's 300 s default on a loaded 2-core machine (ports.test did in a helper's run)
+t.setTimeout(900_000)
+
 const c = upCluster(t, { hosts: 1, prefix: 'cs' })
 const H = 'h1'
 const { subnet, gateway } = await waitReady(c, H)

@@ -13,6 +13,9 @@ import { nsExec, tempNetns } from './tempns.js'
 import { attach, type Container, nthAddress, pingOk, sleep, topology, waitFor } from './topology.js'
 import { RECEIVE_NA, receive, SEND, SEND_NA } from './udp-probe.js'
 
+// fixture work that outlasts tap's 300 s default on a loaded 2-core machine (ports.test did in a helper's run)
+t.setTimeout(900_000)
+
 const PINGS = 40
 
 /** `ping -c PINGS` at 20/s from ns (async, so two run at once): packets sent and replies received */
