@@ -6,11 +6,12 @@
 // attempts; job stop leaves nothing (process, netns, veth, cgroup, records).
 import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { type Cluster, eventually, run, upCluster } from '../helpers/fixture.js'
-import { allocations, hostVeths } from './cni/plugin.js'
+import { allocations, hostVeths, socketOf } from './cni/plugin.js'
 
 t.setTimeout(900_000)
 
@@ -74,6 +75,30 @@ groups:
 
 const hostDir = (c: Cluster, h: string) => `/run/plexus-fixture/${c.name}/${h}`
 const allocs = (c: Cluster, h = 'h1') => c.plexctlJson<Alloc[]>(h, ['allocs', '--job', 'rt'])
+/**
+ * The same list read straight from h1's API socket: a few milliseconds instead of a plexctl process
+ * (half a second or more on a busy machine), so the loops that watch a rollout sample it often enough
+ * to see each 1.5 s overlap of an old and a new instance.
+ */
+const allocsNow = (c: Cluster): Promise<Alloc[]> =>
+  new Promise((resolve, reject) => {
+    const req = request({ socketPath: socketOf(c, 'h1'), path: '/v1/allocs?job=rt', agent: false }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => {
+        body += d
+      })
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(body) as Alloc[])
+        } catch (err) {
+          reject(err)
+        }
+      })
+    })
+    req.on('error', reject)
+    req.end()
+  })
 const local = (c: Cluster, a: Alloc): LocalAlloc =>
   JSON.parse(readFileSync(join(hostDir(c, a.hostName), 'state/runner', a.id, 'alloc.json'), 'utf8'))
 const pidOf = (c: Cluster, a: Alloc) => local(c, a).tasks[0]?.handle?.pid as number
@@ -228,15 +253,15 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
   let fewest = 2
   let most = 0
   const rolled = await eventually(
-    () => {
-      const w = allocs(c).filter((a) => a.group === 'web')
+    async () => {
+      const w = (await allocsNow(c)).filter((a) => a.group === 'web')
       const up = w.filter((a) => a.status === 'running').length
       fewest = Math.min(fewest, up)
       most = Math.max(most, w.filter((a) => a.status !== 'complete' && a.status !== 'failed').length)
       return w.length === 2 && w.every((a) => a.jobVersion === 2 && a.status === 'running') ? w : undefined
     },
     120_000,
-    300,
+    100,
   )
   t.ok(rolled, 'both web allocations replaced by version 2, running')
   t.equal(fewest, 2, 'never fewer than two running web instances during the update')
@@ -258,13 +283,13 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
   t.equal(c.exec(to, ['plexctl', 'hosts', 'drain', from]).status, 0, `plexctl hosts drain ${from}`)
   fewest = 2
   const moved = await eventually(
-    () => {
-      const w = allocs(c).filter((a) => a.group === 'web')
+    async () => {
+      const w = (await allocsNow(c)).filter((a) => a.group === 'web')
       fewest = Math.min(fewest, w.filter((a) => a.status === 'running').length)
       return w.length === 2 && w.every((a) => a.hostName === to && a.status === 'running') ? w : undefined
     },
     60_000,
-    300,
+    100,
   )
   t.ok(moved, `both web allocations run on ${to}`)
   t.equal(fewest, 2, 'never fewer than two running during the move')
