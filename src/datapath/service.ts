@@ -122,6 +122,8 @@ export class DatapathService implements Startable, DatapathComponent {
     const self = leases.valid.find((l) => l.peerId === peerId)
     if (!self || self.value.subnet !== cur.subnet)
       return { waiting: `own lease ${cur.subnet} is not valid in the store yet` }
+    // this host's endpoint records, read once a pass for the providers and the anti-spoofing rules
+    const own = store.list(this.ownEndpoints)
     return {
       network,
       peerId,
@@ -129,8 +131,8 @@ export class DatapathService implements Startable, DatapathComponent {
       leases,
       underlay: { ifname: cur.underlayInterface, address: cur.publicIp },
       ...withdrawTime(lease.status()),
-      ...this.provided(cur.subnet),
-      endpoints: this.endpoints(),
+      ...this.provided(cur.subnet, own),
+      endpoints: this.endpoints(own),
       ...(this.wireguard.publicKey ? { wgPublicKey: this.wireguard.publicKey } : {}),
     }
   }
@@ -142,8 +144,8 @@ export class DatapathService implements Startable, DatapathComponent {
    */
   private provided(
     subnet: string,
+    endpoints: StoreRecord[],
   ): Pick<PassInput, 'extraSections' | 'switches'> & { sources: OriginSources } {
-    const endpoints = this.c.store.list(this.ownEndpoints)
     const extraSections: Provided['section'][] = []
     const switches: Provided['switches'] = []
     const sources: OriginSources = {
@@ -188,10 +190,10 @@ export class DatapathService implements Startable, DatapathComponent {
    * damaged state file: it is left out (its container is not guarded), logged
    * once and counted (`datapath.spoof.unguarded`) rather than failing the batch.
    */
-  private endpoints(): SpoofEndpoint[] {
+  private endpoints(records: StoreRecord[]): SpoofEndpoint[] {
     const out: SpoofEndpoint[] = []
     const bad = new Set<string>()
-    for (const r of this.c.store.list(this.ownEndpoints)) {
+    for (const r of records) {
       const { endpoint, problem } = spoofEndpointOf(r)
       if (endpoint) {
         out.push(endpoint)
