@@ -149,9 +149,11 @@ t.test('the UI against a 3-host cluster, and at 1,000 hosts', { timeout: 300_000
       (subnets ?? []).map((l) => `${l.host} ${l.subnet}`).sort(),
       'the map draws each host with the subnet plexctl subnets shows',
     )
-    // coordinates move with every probe: read where h2 is drawn right before each click
+    // coordinates move with every probe: read where h2 is drawn right before each click, and click
+    // again until the details are h2's (a click as h2 moves can land on another host, or on none)
     const details = page.locator('section.details')
-    for (let attempt = 0; attempt < 5 && !(await details.isVisible()); attempt++) {
+    const h2Details = page.locator('section.details[aria-label="host h2"]')
+    for (let attempt = 0; attempt < 10 && !(await h2Details.isVisible()); attempt++) {
       const now = JSON.parse((await page.getAttribute('canvas.map', 'data-drawn')) as string) as typeof drawn
       const h2 = now.find((h) => h.name === 'h2') as { x: number; y: number }
       await page.click('canvas.map', { position: { x: h2.x, y: h2.y } })

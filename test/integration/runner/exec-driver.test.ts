@@ -83,6 +83,12 @@ t.test('namespaces, rootfs, user and limits', async (t) => {
   t.same(await drv.inspect(l, h), { state: 'running' })
   const link = (kind: string, pid: number | string) =>
     execFileSync('readlink', [`/proc/${pid}/ns/${kind}`], { encoding: 'utf8' }).trim()
+  // the pid is recorded before the exec chain (env, unshare, nsenter) has run: the namespaces are
+  // the task's once its own command runs, and `exec sleep` is the last step of that command
+  const comm = () => readFileSync(`/proc/${h.pid}/comm`, 'utf8').trim()
+  const ran = Date.now() + 10_000
+  while (comm() !== 'sleep' && Date.now() < ran) await new Promise((r) => setTimeout(r, 20))
+  t.equal(comm(), 'sleep', 'the task reached its own command')
   t.equal(
     link('net', h.pid),
     execFileSync('ip', ['netns', 'exec', ns.name, 'readlink', '/proc/self/ns/net'], {
