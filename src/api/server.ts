@@ -31,27 +31,20 @@ export function gateLimits(l: ApiLimits): GateLimits {
   return { maxConnections: l.maxConnections, maxPerClient: l.maxPerClient, messageMs: l.requestTimeoutMs }
 }
 
+/** each app's connection deadlines, read by its one `request` listener */
+const deadlinesOf = new WeakMap<FastifyInstance, WeakMap<Socket, MessageDeadline>>()
+
 /**
- * Hands the connections of `server` to the fastify app through `gate` (which
- * refuses past its bounds), keyed by `clientOf`. A connection's deadline moves
- * when a whole request (headers and body) has arrived and again when its
- * response is done, and is held in between, so a blocking KV read outlives it
- * but a client dripping a request byte by byte does not.
+ * The deadlines of `app`'s connections, with the one `request` listener that
+ * moves them installed the first time. One per app, not one per server handed
+ * to it: the application API rebinds its listener whenever the gateway moves or
+ * a bind is retried, and a listener per server would pile up for good.
  */
-export function serveThroughGate(
-  app: FastifyInstance,
-  server: Server,
-  gate: ConnectionGate,
-  clientOf: (s: Socket) => string,
-): void {
+function deadlinesFor(app: FastifyInstance): WeakMap<Socket, MessageDeadline> {
+  const known = deadlinesOf.get(app)
+  if (known) return known
   const deadlines = new WeakMap<Socket, MessageDeadline>()
-  server.on('connection', (sock) => {
-    sock.on('error', () => sock.destroy())
-    const d = gate.admit(sock, clientOf(sock))
-    if (!d) return
-    deadlines.set(sock, d)
-    app.server.emit('connection', sock)
-  })
+  deadlinesOf.set(app, deadlines)
   app.server.on('request', (req, res) => {
     const d = deadlines.get(req.socket)
     if (!d) return
@@ -69,6 +62,30 @@ export function serveThroughGate(
     res.once('close', () => {
       if (whole) d.answered()
     })
+  })
+  return deadlines
+}
+
+/**
+ * Hands the connections of `server` to the fastify app through `gate` (which
+ * refuses past its bounds), keyed by `clientOf`. A connection's deadline moves
+ * when a whole request (headers and body) has arrived and again when its
+ * response is done, and is held in between, so a blocking KV read outlives it
+ * but a client dripping a request byte by byte does not.
+ */
+export function serveThroughGate(
+  app: FastifyInstance,
+  server: Server,
+  gate: ConnectionGate,
+  clientOf: (s: Socket) => string,
+): void {
+  const deadlines = deadlinesFor(app)
+  server.on('connection', (sock) => {
+    sock.on('error', () => sock.destroy())
+    const d = gate.admit(sock, clientOf(sock))
+    if (!d) return
+    deadlines.set(sock, d)
+    app.server.emit('connection', sock)
   })
 }
 

@@ -85,6 +85,11 @@ t.test('unix sockets: one socket file dripping cannot take the API from another'
   const runtime = join(dir, 'runtime.sock')
   const close = await listenUnix(app, [primary, runtime], LIMITS)
   t.teardown(close)
+  // every socket served later (the application API rebinds as the gateway moves) shares the app's
+  // one deadline listener: a listener per socket piled up past Node's warning after ten rebinds
+  const listeners = app.server.listenerCount('request')
+  for (let i = 0; i < 12; i++) await (await listenUnix(app, [join(dir, `extra-${i}.sock`)], LIMITS))()
+  t.equal(app.server.listenerCount('request'), listeners, 'serving more sockets adds no request listener')
 
   await heldToItsShare(
     t,
