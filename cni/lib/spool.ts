@@ -5,6 +5,7 @@
 // and leaves the rest (address, rules, record, host veth) to the agent in a
 // spool file it drains when it starts (src/endpoints/spool.ts). Only this
 // path loads node:child_process; a normal DEL never does.
+import { hostNetnsWithInode } from '../../src/lib/host-netns.js'
 import { type SpoolRecord, spoolDirOf } from './agent-api.js'
 import type { CniEnv } from './env.js'
 import { CniCode, CniError } from './errors.js'
@@ -45,21 +46,16 @@ export function removeInterface(fs: Fs, env: CniEnv): string {
   if (!env.netns) return 'no CNI_NETNS: the namespace, and the veth with it, is already gone'
   if (!fs.existsSync(env.netns)) return `${env.netns} is gone, and the veth with it`
   // a DEL naming the host's own namespace (init's, or the plugin's, which a runtime runs in the host's)
-  // would delete a host interface: bench/chaos's CNI fuzz took a fixture host's eth0 this way
-  // (init's is unreadable without CAP_SYS_PTRACE: then only the plugin's own is compared)
-  const inode = (p: string) => {
-    try {
-      return fs.statSync(p).ino
-    } catch {
-      return undefined
-    }
+  // would delete a host interface
+  let ino: number
+  try {
+    ino = fs.statSync(env.netns).ino
+  } catch {
+    return `cannot read ${env.netns}: nothing removed there`
   }
-  const ino = inode(env.netns)
-  if (ino === undefined) return `cannot read ${env.netns}: nothing removed there`
-  for (const host of ['/proc/1/ns/net', '/proc/self/ns/net']) {
-    if (inode(host) === ino)
-      return `${env.netns} is a host network namespace (the same as ${host}): nothing removed there`
-  }
+  const host = hostNetnsWithInode(ino, fs.statSync)
+  if (host !== undefined)
+    return `${env.netns} is a host network namespace (the same as ${host}): nothing removed there`
   const { spawnSync } = process.getBuiltinModule('node:child_process')
   const r = spawnSync('nsenter', [`--net=${env.netns}`, 'ip', 'link', 'del', env.ifname], {
     encoding: 'utf8',

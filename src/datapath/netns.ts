@@ -4,6 +4,7 @@
 // open a /proc/sys/net file) and switch back before this JS turn ends.
 import { closeSync, constants, openSync, statfsSync, statSync } from 'node:fs'
 import { errorMessage, PlexusError } from '../lib/errors.js'
+import { hostNetnsWithInode } from '../lib/host-netns.js'
 import { loadAddon } from '../lib/native.js'
 
 /** statfs(2) f_type of nsfs, the filesystem namespace handles live on */
@@ -60,32 +61,17 @@ export function resolveNetns(path: string, handle?: { pid: number; fd: number; i
   return path
 }
 
-function inodeOf(path: string): number | undefined {
-  try {
-    return statSync(path).ino
-  } catch {
-    return undefined
-  }
-}
-
-/** the host's namespaces: init's and this process's own */
-const HOST_NETNS = ['/proc/1/ns/net', '/proc/self/ns/net']
-
 /**
  * Refuses a host namespace as a container's: attaching there would put an
  * interface and a second route for the host subnet into the host itself.
- * Compared by inode, so any path to it (/proc/<pid>/ns/net, a bind mount) is caught.
  */
 export function assertNotHostNetns(path: string, named = path): void {
-  const ino = statSync(path).ino
-  for (const host of HOST_NETNS) {
-    // init's is unreadable without CAP_SYS_PTRACE (some sandboxes drop it): then only our own is compared
-    if (inodeOf(host) === ino) {
-      throw new PlexusError(
-        'PLX_NETNS_HOST',
-        `${named} is a host network namespace (the same as ${host}); a container needs its own`,
-      )
-    }
+  const host = hostNetnsWithInode(statSync(path).ino, statSync)
+  if (host !== undefined) {
+    throw new PlexusError(
+      'PLX_NETNS_HOST',
+      `${named} is a host network namespace (the same as ${host}); a container needs its own`,
+    )
   }
 }
 
