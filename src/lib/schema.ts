@@ -1,6 +1,6 @@
 // TypeBox helpers shared by every schema: the store's record codecs
 // (src/store/schemas.ts) and the API contract (src/api/contract/).
-import { type Static, type TSchema, Type } from '@sinclair/typebox'
+import { Kind, type Static, type TSchema, Type } from '@sinclair/typebox'
 
 /**
  * schema or null, as one JSON Schema type list (`{"type": ["string", "null"]}`)
@@ -12,10 +12,14 @@ export function Nullable<T extends TSchema & { type: string }>(schema: T) {
   return Type.Unsafe<Static<T> | null>({ ...schema, type: [schema.type, 'null'] })
 }
 
-/** one of the given strings, as a JSON Schema enum (TypeBox's own union of literals is an anyOf of consts) */
+/**
+ * one of the given strings, as a JSON Schema enum (TypeBox's own union of
+ * literals is an anyOf of consts); its own kind, so TypeBox's compiler checks
+ * it too (src/store/codec.ts registers the check)
+ */
 export function StringEnum<const T extends readonly string[]>(
   values: T,
   options: { description?: string } = {},
 ) {
-  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options })
+  return Type.Unsafe<T[number]>({ [Kind]: 'StringEnum', type: 'string', enum: [...values], ...options })
 }

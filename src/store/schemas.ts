@@ -100,3 +100,132 @@ export const NetworkConfig = Type.Object({
   IPMasq: Type.Boolean(),
 })
 export type NetworkConfig = Static<typeof NetworkConfig>
+
+// ---- record values (src/store/codecs.ts: one codec per key prefix) ----
+// Only what a reader relies on is required; other fields pass through, so a
+// newer writer's extra fields do not make an older reader drop its records.
+
+const Ipv4 = Type.String({ format: 'ipv4' })
+const Port = Type.Integer({ minimum: 1, maximum: 65535 })
+
+/** a port published on the host (DNAT to the container) */
+export const PublishedPort = Type.Object({
+  hostIp: Type.Optional(Ipv4),
+  hostPort: Port,
+  containerPort: Port,
+  protocol: Protocol,
+})
+
+/** endpoints/<peerId>/<containerId>/<ifname> */
+export const EndpointRecord = Type.Object({
+  containerId: Type.String({ minLength: 1 }),
+  ifname: Type.String({ minLength: 1 }),
+  name: Type.String({ minLength: 1, maxLength: 253 }),
+  host: Type.String(),
+  ipv4: Ipv4,
+  ipv6: Type.Optional(Type.String({ format: 'ipv6' })),
+  netns: Type.Optional(Type.String()),
+  service: Type.Optional(Label),
+  tags: Type.Optional(Tags),
+  ports: Type.Optional(Ports),
+  published: Type.Optional(Type.Array(PublishedPort, { maxItems: 64 })),
+  createdAt: Type.String(),
+})
+
+/** services/<name> */
+export const ServiceRecord = Type.Object({
+  name: Label,
+  tags: Tags,
+  ports: Ports,
+  checks: Type.Optional(Checks),
+})
+
+/** registrations/<peerId>/<containerId>/<ifname>/<service> */
+export const RegistrationRecord = Type.Object({
+  service: Label,
+  endpointKey: Type.String({ pattern: '^endpoints/' }),
+  tags: Tags,
+  ports: Ports,
+  checks: Type.Optional(Checks),
+})
+
+/** health/<peerId>/<checkId> */
+export const HealthRecord = Type.Object({
+  endpointKey: Type.String(),
+  status: StringEnum(['passing', 'critical']),
+  service: Type.Optional(Type.String()),
+  check: Type.Optional(Type.String()),
+})
+
+/** cpu in millicores, memory in MiB */
+const Resources = Type.Object({
+  cpu: Type.Integer({ minimum: 0, maximum: 1e9 }),
+  memoryMb: Type.Integer({ minimum: 0, maximum: 1e9 }),
+})
+
+/** capacity/<peerId> */
+export const CapacityRecord = Type.Object({ total: Resources, used: Resources, eligible: Type.Boolean() })
+
+const KeySegment = Type.String({ minLength: 1, maxLength: 128, pattern: '^[^/]+$' })
+const AllocId = Type.String({ pattern: '^[a-z0-9-]{1,200}$' })
+const ExitCode = Type.Integer({ minimum: 0, maximum: 255 })
+const Reason = Type.String({ maxLength: 1024 })
+
+const allocFields = {
+  id: AllocId,
+  job: KeySegment,
+  jobVersion: Type.Integer({ minimum: 1 }),
+  group: KeySegment,
+  slot: KeySegment,
+  host: KeySegment,
+  hostName: Type.String({ maxLength: 253 }),
+  resources: Resources,
+  createdAt: Type.Number({ minimum: 0 }),
+  replaces: Type.Optional(AllocId),
+  reschedule: Type.Optional(
+    Type.Object(
+      {
+        attempt: Type.Integer({ minimum: 1, maximum: 1e6 }),
+        since: Type.Number({ minimum: 0 }),
+      },
+      { additionalProperties: false },
+    ),
+  ),
+}
+
+/** allocs/<ownerPeerId>/<job>/<group>/<slot> */
+export const AllocRecord = Type.Object(allocFields)
+
+export const ALLOC_STATUSES = [
+  'admitted',
+  'pending',
+  'starting',
+  'running',
+  'rejected',
+  'complete',
+  'failed',
+  'lost',
+] as const
+
+/** allocstate/<hostPeerId>/<allocId> */
+export const AllocStateRecord = Type.Object({
+  ...allocFields,
+  status: StringEnum(ALLOC_STATUSES),
+  reason: Type.Optional(Reason),
+  updatedAt: Type.Number({ minimum: 0 }),
+  restarts: Type.Optional(Type.Integer({ minimum: 0 })),
+  exitCode: Type.Optional(ExitCode),
+  address: Type.Optional(Type.String({ maxLength: 64 })),
+  tasks: Type.Optional(
+    Type.Record(
+      Type.String(),
+      Type.Object({
+        state: StringEnum(['pending', 'running', 'complete', 'failed', 'lost']),
+        restarts: Type.Integer({ minimum: 0 }),
+        exitCode: Type.Optional(ExitCode),
+        reason: Type.Optional(Reason),
+      }),
+      { maxProperties: 32 },
+    ),
+  ),
+})

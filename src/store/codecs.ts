@@ -1,0 +1,95 @@
+// The codec of every well-known key prefix (key layout: types.ts; value
+// shapes: records.ts, their schemas: schemas.ts). Readers decode through
+// these and skip what does not decode, counting or logging it as they did;
+// writers encode through them.
+import { type RecordCodec, recordCodec } from './codec.js'
+import type {
+  AllocStateValue,
+  AllocValue,
+  CapacityValue,
+  EndpointValue,
+  HealthValue,
+  RegistrationValue,
+  ServiceValue,
+} from './records.js'
+import {
+  AllocRecord,
+  AllocStateRecord,
+  CapacityRecord,
+  EndpointRecord,
+  HealthRecord,
+  RegistrationRecord,
+  ServiceRecord,
+} from './schemas.js'
+import {
+  ALLOC_PREFIX,
+  ALLOC_STATE_PREFIX,
+  CAPACITY_PREFIX,
+  ENDPOINT_PREFIX,
+  HEALTH_PREFIX,
+  REGISTRATION_PREFIX,
+  SERVICE_PREFIX,
+} from './types.js'
+
+/** the key's segments after its prefix */
+const segments = (key: string, prefix: string): string[] => key.slice(prefix.length).split('/')
+
+/** "<what> is <value>, the key says <segment>" when they differ */
+const differs = (what: string, value: string, segment: string | undefined): string | undefined =>
+  value === segment ? undefined : `${what} is ${value}, the key says ${segment ?? '(nothing)'}`
+
+export const endpointCodec: RecordCodec<EndpointValue> = recordCodec<typeof EndpointRecord, EndpointValue>({
+  prefix: ENDPOINT_PREFIX,
+  schema: EndpointRecord,
+})
+
+export const serviceCodec: RecordCodec<ServiceValue> = recordCodec<typeof ServiceRecord, ServiceValue>({
+  prefix: SERVICE_PREFIX,
+  schema: ServiceRecord,
+  agrees: (key, v) => differs('name', v.name, key.slice(SERVICE_PREFIX.length)),
+})
+
+export const registrationCodec: RecordCodec<RegistrationValue> = recordCodec<
+  typeof RegistrationRecord,
+  RegistrationValue
+>({ prefix: REGISTRATION_PREFIX, schema: RegistrationRecord })
+
+/** a health record counts only from the endpoint's own host (the key's owner) */
+export const healthCodec: RecordCodec<HealthValue> = recordCodec<typeof HealthRecord, HealthValue>({
+  prefix: HEALTH_PREFIX,
+  schema: HealthRecord,
+  agrees: (key, v) =>
+    differs(
+      'the endpoint host',
+      segments(v.endpointKey, ENDPOINT_PREFIX)[0] ?? '',
+      segments(key, HEALTH_PREFIX)[0],
+    ),
+})
+
+export const capacityCodec: RecordCodec<CapacityValue> = recordCodec<typeof CapacityRecord, CapacityValue>({
+  prefix: CAPACITY_PREFIX,
+  schema: CapacityRecord,
+})
+
+/** keyed by the job's owner, job, group and slot: the value names the same */
+export const allocCodec: RecordCodec<AllocValue> = recordCodec<typeof AllocRecord, AllocValue>({
+  prefix: ALLOC_PREFIX,
+  schema: AllocRecord,
+  agrees: (key, a) => {
+    const [, job, group, slot] = segments(key, ALLOC_PREFIX)
+    return differs('job', a.job, job) ?? differs('group', a.group, group) ?? differs('slot', a.slot, slot)
+  },
+})
+
+/** keyed by the host that judges it and the allocation's id: the value names the same */
+export const allocStateCodec: RecordCodec<AllocStateValue> = recordCodec<
+  typeof AllocStateRecord,
+  AllocStateValue
+>({
+  prefix: ALLOC_STATE_PREFIX,
+  schema: AllocStateRecord,
+  agrees: (key, s) => {
+    const [host, id] = segments(key, ALLOC_STATE_PREFIX)
+    return differs('host', s.host, host) ?? differs('id', s.id, id)
+  },
+})
