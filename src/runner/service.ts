@@ -13,14 +13,9 @@ import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import { PassLoop, type PassLoopStatus } from '../lib/pass-loop.js'
 import type { Startable } from '../lib/startable.js'
-import {
-  type AllocStateValue,
-  type AllocTaskState,
-  allocStateOf,
-  JOB_PREFIX,
-  jobOf,
-} from '../scheduler/records.js'
+import { type AllocStateValue, type AllocTaskState, JOB_PREFIX, jobOf } from '../scheduler/records.js'
 import type { GroupSpec, TaskSpec } from '../scheduler/spec.js'
+import { allocStateCodec } from '../store/codecs.js'
 import { ALLOC_STATE_PREFIX, type JsonValue, type Store } from '../store/types.js'
 import { type Driver, DriverRegistry, type TaskLaunch } from './driver.js'
 import { ExecDriver } from './exec/driver.js'
@@ -144,7 +139,7 @@ export class RunnerService implements Startable {
     const { store, peerId } = this.d
     const out = new Map<string, { state: AllocStateValue; group: GroupSpec }>()
     for (const r of store.list(`${ALLOC_STATE_PREFIX}${peerId}/`)) {
-      const state = allocStateOf(r)
+      const state = allocStateCodec.valueOf(r)
       if (!state || state.status === 'rejected') continue
       const rec = store.get(`${JOB_PREFIX}${state.job}`)
       const job = rec && jobOf(rec)

@@ -7,7 +7,10 @@
 // unlimited, gives up after `attempts` within `intervalMs`. The count travels
 // on the replacement's own record (`AllocValue.reschedule`), so it survives
 // owner changes and the expiry of the failed allocation's state.
+import type { RescheduleTracker } from '../store/records.js'
 import type { JobType } from './spec.js'
+
+export type { RescheduleTracker }
 
 export interface ReschedulePolicy {
   /** reschedules allowed within `intervalMs` (ignored when unlimited) */
@@ -18,14 +21,6 @@ export interface ReschedulePolicy {
   delayMs: number
   maxDelayMs: number
   unlimited: boolean
-}
-
-/** What the replacement of a failed allocation carries: its place in the run of failures of its slot. */
-export interface RescheduleTracker {
-  /** 1 for the first replacement in the window */
-  attempt: number
-  /** ms epoch of the failure that opened the window */
-  since: number
 }
 
 /**

@@ -10,15 +10,9 @@ import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import { PassLoop, type PassLoopStatus } from '../lib/pass-loop.js'
 import type { Startable } from '../lib/startable.js'
+import { allocCodec, allocStateCodec, capacityCodec } from '../store/codecs.js'
 import type { NodeValue } from '../store/records.js'
-import {
-  ALLOC_PREFIX,
-  ALLOC_STATE_PREFIX,
-  CAPACITY_PREFIX,
-  type JsonValue,
-  NODE_PREFIX,
-  type Store,
-} from '../store/types.js'
+import { ALLOC_PREFIX, ALLOC_STATE_PREFIX, CAPACITY_PREFIX, NODE_PREFIX, type Store } from '../store/types.js'
 import { admit, usedBy } from './admission.js'
 import { schedulerMetrics } from './metrics.js'
 import { jobOwner } from './owner.js'
@@ -28,12 +22,9 @@ import {
   type AllocStateValue,
   type AllocValue,
   allocKey,
-  allocOf,
   allocStateKey,
-  allocStateOf,
   type CapacityValue,
   capacityKey,
-  capacityOf,
   DRAIN_PREFIX,
   drainKey,
   ENDED,
@@ -127,19 +118,19 @@ export class SchedulerService implements Startable {
     }
     const allocs: SchedulerView['allocs'] = []
     for (const r of store.list(ALLOC_PREFIX)) {
-      const alloc = allocOf(r)
+      const alloc = allocCodec.valueOf(r)
       if (alloc) allocs.push({ owner: r.owner, alloc })
       else this.metrics.invalidRecords.inc()
     }
     const states: AllocStateValue[] = []
     for (const r of store.list(ALLOC_STATE_PREFIX)) {
-      const s = allocStateOf(r)
+      const s = allocStateCodec.valueOf(r)
       if (s) states.push(s)
       else this.metrics.invalidRecords.inc()
     }
     const capacity = new Map<string, CapacityValue>()
     for (const r of store.list(CAPACITY_PREFIX)) {
-      const c = capacityOf(r)
+      const c = capacityCodec.valueOf(r)
       if (c) capacity.set(r.owner, c)
     }
     const members = this.d.members.hosts()
@@ -214,20 +205,17 @@ export class SchedulerService implements Startable {
     if (offered.length === 0) return
     const verdict = admit({ total: cap, eligible: this.eligible(), states: mine, offered })
     for (const a of verdict.admitted) {
-      await store.put(allocStateKey(self, a.id), {
-        ...a,
-        status: 'admitted',
-        updatedAt: now,
-      } as unknown as JsonValue)
+      await store.put(
+        allocStateKey(self, a.id),
+        allocStateCodec.encode({ ...a, status: 'admitted', updatedAt: now }),
+      )
       this.metrics.allocations.inc({ result: 'admitted' })
     }
     for (const { alloc, reason } of verdict.rejected) {
-      await store.put(allocStateKey(self, alloc.id), {
-        ...alloc,
-        status: 'rejected',
-        reason,
-        updatedAt: now,
-      } as unknown as JsonValue)
+      await store.put(
+        allocStateKey(self, alloc.id),
+        allocStateCodec.encode({ ...alloc, status: 'rejected', reason, updatedAt: now }),
+      )
       this.metrics.allocations.inc({ result: 'rejected' })
       logger.info({ alloc: alloc.id, reason }, 'allocation rejected')
     }
@@ -261,7 +249,7 @@ export class SchedulerService implements Startable {
         others: others.filter((o) => o.job !== name),
         now,
       })
-      for (const a of plan.puts) await store.put(allocKey(self, a), a as unknown as JsonValue)
+      for (const a of plan.puts) await store.put(allocKey(self, a), allocCodec.encode(a))
       for (const slot of plan.deletes) await store.delete(`${ALLOC_PREFIX}${self}/${name}/${slot}`)
       if (plan.puts.length || plan.deletes.length)
         logger.info({ job: name, placed: plan.puts.length, removed: plan.deletes.length }, 'job placed')
@@ -309,7 +297,7 @@ export class SchedulerService implements Startable {
     }
     const current = view.capacity.get(self)
     if (current && JSON.stringify(current) === JSON.stringify(value)) return
-    await store.put(capacityKey(self), value as unknown as JsonValue)
+    await store.put(capacityKey(self), capacityCodec.encode(value))
   }
 
   private claimsByJob(view: SchedulerView): Map<string, Claim[]> {

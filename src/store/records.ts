@@ -1,6 +1,6 @@
 // Value shapes of the well-known keys (see the key layout in types.ts).
-// Writers validate against these before put; readers validate before use,
-// because a value that arrived by gossip is outside input.
+// Writers encode and readers decode them through their prefix's codec
+// (codecs.ts), because a value that arrived by gossip is outside input.
 
 /** nodes/<peerId>: membership heartbeat, refreshed by its owner. */
 export interface NodeValue {
@@ -80,11 +80,44 @@ export interface EndpointValue {
   createdAt: string
 }
 
-/** services/<name>: shared service definition. */
+/** A health check with its defaults filled in (src/services/model.ts normalizeChecks). */
+export interface CheckSpec {
+  /** unique within the service (a DNS label) */
+  name: string
+  type: 'tcp' | 'http' | 'exec'
+  /** tcp/http: port number, or the name of one of the service's ports */
+  port?: number | string
+  /** http: path, default / */
+  path?: string
+  /** http: expected status, default: any 2xx */
+  status?: number
+  /** exec: argv run inside the endpoint's network namespace; exit 0 = passing */
+  command?: string[]
+  intervalMs: number
+  timeoutMs: number
+  /** consecutive failures before the endpoint leaves answers */
+  failures: number
+}
+
+/** services/<name>: shared service definition, with the health checks every endpoint of the service gets. */
 export interface ServiceValue {
   name: string
   tags: string[]
   ports: PortSpec[]
+  checks?: CheckSpec[]
+}
+
+/**
+ * registrations/<peerId>/<containerId>/<ifname>/<service>: an endpoint joined to a
+ * service through the API, usually with a TTL its owner refreshes. Written
+ * only by the endpoint's own host.
+ */
+export interface RegistrationValue {
+  service: string
+  endpointKey: string
+  tags: string[]
+  ports: PortSpec[]
+  checks?: CheckSpec[]
 }
 
 /** health/<peerId>/<checkId>: result of a health check the owning host runs on one of its endpoints. */
@@ -97,4 +130,82 @@ export interface HealthValue {
   status: 'passing' | 'critical'
   output: string
   checkedAt: string
+}
+
+// ---- the scheduler's and the runner's records (src/scheduler/records.ts) ----
+
+/** cpu in millicores, memory in MiB (the units of a task's resources) */
+export interface Resources {
+  cpu: number
+  memoryMb: number
+}
+
+/** capacity/<peerId> */
+export interface CapacityValue {
+  /** what the host offers (from the host, overridable in config) */
+  total: Resources
+  /** what the allocations it admitted use */
+  used: Resources
+  /** false while drained: no new placements */
+  eligible: boolean
+}
+
+/** allocs/<ownerPeerId>/<job>/<group>/<slot> */
+export interface AllocValue {
+  /** stable across owner changes: a new owner adopts the slot with the same id */
+  id: string
+  job: string
+  jobVersion: number
+  group: string
+  /** the slot within the group: its index, or the host's peer id for a system job */
+  slot: string
+  /** peer id of the host that runs it */
+  host: string
+  hostName: string
+  resources: Resources
+  /** ms epoch when the slot was first placed (settles duplicates: the older wins) */
+  createdAt: number
+  /** set on the replacement of a failed allocation: its place in the slot's run of failures */
+  reschedule?: RescheduleTracker
+  /** set on a replacement brought up beside a running allocation (update, drain): that allocation's id */
+  replaces?: string
+}
+
+export type AllocStatus =
+  | 'admitted'
+  | 'rejected'
+  | 'pending'
+  | 'starting'
+  | 'running'
+  | 'complete'
+  | 'failed'
+  | 'lost'
+
+/** allocstate/<hostPeerId>/<allocId>: carries the allocation's identity so a new owner can adopt it */
+export interface AllocStateValue extends AllocValue {
+  status: AllocStatus
+  /** why it was rejected or why it last failed */
+  reason?: string
+  updatedAt: number
+  /** the runner's: restarts of its tasks so far, the last exit status, its address, each task's state */
+  restarts?: number
+  exitCode?: number
+  address?: string
+  tasks?: Record<string, AllocTaskState>
+}
+
+/** One task of a running allocation, as the runner reports it. */
+export interface AllocTaskState {
+  state: 'pending' | 'running' | 'complete' | 'failed' | 'lost'
+  restarts: number
+  exitCode?: number
+  reason?: string
+}
+
+/** What the replacement of a failed allocation carries: its place in the run of failures of its slot. */
+export interface RescheduleTracker {
+  /** 1 for the first replacement in the window */
+  attempt: number
+  /** ms epoch of the failure that opened the window */
+  since: number
 }

@@ -6,7 +6,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { PlexusError } from '../../lib/errors.js'
 import { followLogs, readLogs } from '../../runner/logs.js'
 import type { RunnerService } from '../../runner/service.js'
-import { type AllocStateValue, allocStateOf } from '../../scheduler/records.js'
+import type { AllocStateValue } from '../../scheduler/records.js'
+import { allocStateCodec } from '../../store/codecs.js'
 import { ALLOC_STATE_PREFIX } from '../../store/types.js'
 import { AllocIdParam, AllocLogsQuery, AllocsQuery, AllocsReply } from '../contract/jobs.js'
 import type { ApiDeps } from '../deps.js'
@@ -15,7 +16,7 @@ function allStates(deps: Pick<ApiDeps, 'store'>): AllocStateValue[] {
   return deps.store
     .list(ALLOC_STATE_PREFIX)
     .flatMap((r) => {
-      const s = allocStateOf(r)
+      const s = allocStateCodec.valueOf(r)
       return s ? [s] : []
     })
     .sort(
