@@ -14,7 +14,7 @@ import { faultPoint } from '../lib/faults.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
-import { isEndpointValue } from '../services/model.js'
+import { endpointCodec } from '../store/codecs.js'
 import type { EndpointValue } from '../store/records.js'
 import { ENDPOINT_PREFIX, type JsonValue, type Store, type StoreRecord } from '../store/types.js'
 import { EndpointJournal } from './journal.js'
@@ -586,7 +586,7 @@ export class EndpointService implements Startable {
         continue
       }
       const stored = this.c.store.get(key)
-      const same = stored && isEndpointValue(stored.value) && stored.value.createdAt === v.createdAt
+      const same = stored && endpointCodec.valueOf(stored)?.createdAt === v.createdAt
       if (!same) {
         await attempt('restored the endpoint record', attachmentId(v), () =>
           this.c.store.put(key, v as unknown as JsonValue),
@@ -594,8 +594,8 @@ export class EndpointService implements Startable {
       }
     }
     for (const r of this.c.store.list(`${ENDPOINT_PREFIX}${this.c.peerId}/`)) {
-      if (journal.get(r.key) || !isEndpointValue(r.value)) continue
-      const v = r.value
+      const v = journal.get(r.key) ? undefined : endpointCodec.valueOf(r)
+      if (!v) continue
       await attempt('removed a record without attachment', attachmentId(v), () => this.teardown(v, v))
     }
     // ADD makes the veth and the allocation at once: a veth whose allocation never
@@ -652,8 +652,8 @@ export class EndpointService implements Startable {
   /** Every endpoint in the cluster, as this host's store sees it. */
   list(): EndpointEntry[] {
     return this.c.store.list(ENDPOINT_PREFIX).flatMap((r: StoreRecord) => {
-      if (!isEndpointValue(r.value) || !r.key.startsWith(`${ENDPOINT_PREFIX}${r.owner}/`)) return []
-      return [{ key: r.key, owner: r.owner, local: r.owner === this.c.peerId, value: r.value }]
+      const value = endpointCodec.valueOf(r)
+      return value ? [{ key: r.key, owner: r.owner, local: r.owner === this.c.peerId, value }] : []
     })
   }
 

@@ -5,7 +5,7 @@ import { excerpt, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
-import { isEndpointValue, isHealthValue, isServiceValue } from '../services/model.js'
+import { endpointCodec, healthCodec, serviceCodec } from '../store/codecs.js'
 import { ENDPOINT_PREFIX, HEALTH_PREFIX, type ReadableStore, SERVICE_PREFIX } from '../store/types.js'
 import { type LinkEntry, LinkTable } from './link-table.js'
 import {
@@ -62,11 +62,12 @@ export class LinkService implements Startable {
   resolve(target: string): LinkTarget | undefined {
     const s = this.c.store
     // gossip input: records that fail their schema are left out, never trusted
-    const endpoints = s
-      .list(ENDPOINT_PREFIX)
-      .flatMap((r) => (isEndpointValue(r.value) ? [{ key: r.key, value: r.value }] : []))
-    const health = s.list(HEALTH_PREFIX).flatMap((r) => (isHealthValue(r.value) ? [r.value] : []))
-    const services = s.list(SERVICE_PREFIX).flatMap((r) => (isServiceValue(r.value) ? [r.value] : []))
+    const endpoints = s.list(ENDPOINT_PREFIX).flatMap((r) => {
+      const value = endpointCodec.valueOf(r)
+      return value ? [{ key: r.key, value }] : []
+    })
+    const health = s.list(HEALTH_PREFIX).flatMap((r) => healthCodec.valueOf(r) ?? [])
+    const services = s.list(SERVICE_PREFIX).flatMap((r) => serviceCodec.valueOf(r) ?? [])
     return resolveLinkTarget(target, endpoints, health, services, this.c.config.name)
   }
 
@@ -108,7 +109,8 @@ export class LinkService implements Startable {
   private hostsFileProblem(container: string, file: string): string | undefined {
     const mine = this.c.store
       .list(`${ENDPOINT_PREFIX}${this.c.store.self}/`)
-      .flatMap((r) => (isEndpointValue(r.value) && r.value.name === container ? [r.value] : []))
+      .flatMap((r) => endpointCodec.valueOf(r) ?? [])
+      .filter((ep) => ep.name === container)
     if (!mine.length) return 'refused: no container of that name has an endpoint on this host'
     const problems = mine.map((ep) => hostsFileProblem(file, ep))
     return problems.includes(undefined) ? undefined : `refused: ${excerpt(file, 200)} ${problems[0]}`

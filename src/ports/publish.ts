@@ -10,9 +10,9 @@ import { DEFAULT_ORDER, type Rule, type Section } from '../datapath/firewall/mod
 import type { DesiredSwitch, Provided, ProviderInput } from '../datapath/model.js'
 import { formatIPv4, parseIPv4 } from '../ipam/cidr.js'
 import { PlexusError } from '../lib/errors.js'
-import { isEndpointValue } from '../services/model.js'
+import { endpointCodec } from '../store/codecs.js'
 import type { EndpointValue, PublishedPort } from '../store/records.js'
-import { ENDPOINT_PREFIX, type StoreRecord } from '../store/types.js'
+import type { StoreRecord } from '../store/types.js'
 
 export const PORTS_SECTION = 'ports'
 export const PROTOCOLS = ['tcp', 'udp'] as const
@@ -324,9 +324,8 @@ export function portsSection(input: { subnet: string; bridge: string; mappings: 
 export function endpointEntry(
   r: Pick<StoreRecord, 'key' | 'owner' | 'value'>,
 ): (EndpointEntry & { owner: string }) | undefined {
-  return isEndpointValue(r.value) && r.key.startsWith(`${ENDPOINT_PREFIX}${r.owner}/`)
-    ? { key: r.key, owner: r.owner, value: r.value }
-    : undefined
+  const value = endpointCodec.valueOf(r)
+  return value ? { key: r.key, owner: r.owner, value } : undefined
 }
 
 /**

@@ -1,9 +1,9 @@
 // Who is calling the application API: a request from a container's address is
 // that container's endpoint (anti-spoofing in the datapath drops packets whose
 // source is not the sending veth's container, so the address cannot be borrowed).
+import { endpointCodec } from '../store/codecs.js'
 import { ENDPOINT_PREFIX, type StoreRecord } from '../store/types.js'
 import type { Endpoint } from './catalog.js'
-import { isEndpointValue } from './model.js'
 
 /** A socket's remote address as the endpoint table writes it (IPv4-mapped IPv6 unwrapped). */
 export function plainAddress(address: string): string {
@@ -19,8 +19,8 @@ export function callerEndpoint(records: StoreRecord[], self: string, address: st
   const ip = plainAddress(address)
   const prefix = `${ENDPOINT_PREFIX}${self}/`
   for (const r of records) {
-    if (!r.key.startsWith(prefix) || r.owner !== self || !isEndpointValue(r.value)) continue
-    if (r.value.ipv4 === ip || r.value.ipv6 === ip) return { key: r.key, peer: self, value: r.value }
+    const v = r.key.startsWith(prefix) ? endpointCodec.valueOf(r) : undefined
+    if (v && (v.ipv4 === ip || v.ipv6 === ip)) return { key: r.key, peer: self, value: v }
   }
   return undefined
 }

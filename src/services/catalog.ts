@@ -2,7 +2,16 @@
 // in which service, with which tags/ports/checks, and whether it is healthy.
 // The DNS zone, the API and the health checker all read it through here, so
 // they agree on membership by construction.
-import type { EndpointValue, HealthValue, NodeValue, PortSpec } from '../store/records.js'
+import type { RecordCodec } from '../store/codec.js'
+import { endpointCodec, healthCodec, registrationCodec, serviceCodec } from '../store/codecs.js'
+import type {
+  CheckSpec,
+  EndpointValue,
+  HealthValue,
+  NodeValue,
+  PortSpec,
+  ServiceValue,
+} from '../store/records.js'
 import {
   ENDPOINT_PREFIX,
   HEALTH_PREFIX,
@@ -11,16 +20,7 @@ import {
   SERVICE_PREFIX,
   type StoreRecord,
 } from '../store/types.js'
-import {
-  type CheckSpec,
-  isEndpointValue,
-  isHealthValue,
-  isRegistrationValue,
-  isServiceValue,
-  keyPeer,
-  type RegistrationValue,
-  type ServiceDefinition,
-} from './model.js'
+import { keyPeer } from './model.js'
 
 export interface Endpoint {
   key: string
@@ -50,7 +50,7 @@ export interface Member {
 
 export interface ServiceEntry {
   name: string
-  definition?: ServiceDefinition
+  definition?: ServiceValue
   members: Member[]
 }
 
@@ -89,15 +89,16 @@ export function buildCatalog(input: CatalogInput): Catalog {
     if (e !== undefined && (nextExpiry === undefined || e < nextExpiry)) nextExpiry = e
     return e
   }
-  // Owned records must be written by the peer their key names (the store enforces this
-  // too; checking here keeps a buggy or foreign store from steering DNS).
-  const ownedValid = <T>(r: StoreRecord, check: (v: unknown) => v is T): T | undefined => {
-    if (r.owner !== keyPeer(r.key) || !check(r.value)) {
+  // The codecs refuse an owned record not written by the peer its key names (the store
+  // enforces this too; checking here keeps a buggy or foreign store from steering DNS).
+  const decoded = <T>(r: StoreRecord, codec: RecordCodec<T>): T | undefined => {
+    const v = codec.valueOf(r)
+    if (v === undefined) {
       invalid++
       return undefined
     }
     noteExpiry(r)
-    return r.value as T
+    return v
   }
 
   const nodes: Catalog['nodes'] = []
@@ -114,7 +115,7 @@ export function buildCatalog(input: CatalogInput): Catalog {
   const endpoints: Endpoint[] = []
   const byKey = new Map<string, Endpoint>()
   for (const r of input.endpoints) {
-    const v = ownedValid(r, isEndpointValue)
+    const v = decoded(r, endpointCodec)
     if (!v) continue
     const ep = { key: r.key, peer: r.owner, value: v }
     endpoints.push(ep)
@@ -124,12 +125,8 @@ export function buildCatalog(input: CatalogInput): Catalog {
   // health by endpoint key; a health record counts only from the endpoint's own host
   const health = new Map<string, HealthValue[]>()
   for (const r of input.health) {
-    const v = ownedValid(r, isHealthValue)
+    const v = decoded(r, healthCodec)
     if (!v) continue
-    if (keyPeer(v.endpointKey) !== r.owner) {
-      invalid++
-      continue
-    }
     const list = health.get(v.endpointKey)
     if (list) list.push(v)
     else health.set(v.endpointKey, [v])
@@ -149,12 +146,8 @@ export function buildCatalog(input: CatalogInput): Catalog {
     return e
   }
   for (const r of input.services) {
-    if (!isServiceValue(r.value) || r.key !== `services/${r.value.name}`) {
-      invalid++
-      continue
-    }
-    noteExpiry(r)
-    entry(r.value.name).definition = r.value
+    const v = decoded(r, serviceCodec)
+    if (v) entry(v.name).definition = v
   }
 
   const addMember = (
@@ -191,7 +184,7 @@ export function buildCatalog(input: CatalogInput): Catalog {
     if (ep.value.service) addMember(ep, ep.value.service, ep.value, 'cni')
   }
   for (const r of input.registrations) {
-    const v = ownedValid<RegistrationValue>(r, isRegistrationValue)
+    const v = decoded(r, registrationCodec)
     if (!v) continue
     const ep = byKey.get(v.endpointKey)
     // a registration outlives nothing: without its endpoint it names no address

@@ -2,8 +2,7 @@
 import { spawn } from 'node:child_process'
 import { request } from 'node:http'
 import { connect } from 'node:net'
-import type { PortSpec } from '../store/records.js'
-import type { CheckSpec } from './model.js'
+import type { CheckSpec, PortSpec } from '../store/records.js'
 
 export interface CheckTarget {
   ipv4: string

@@ -2,7 +2,8 @@ import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
-import type { HealthValue } from '../store/records.js'
+import { endpointCodec, healthCodec } from '../store/codecs.js'
+import type { CheckSpec, HealthValue } from '../store/records.js'
 import {
   ENDPOINT_PREFIX,
   HEALTH_PREFIX,
@@ -13,7 +14,7 @@ import {
 import { buildCatalog, catalogInput, type Member } from './catalog.js'
 import { type CheckResult, type CheckTarget, runCheck } from './checks.js'
 import { type HealthMetrics, healthMetrics, healthStatusGauge } from './metrics.js'
-import { type CheckSpec, healthKey, isEndpointValue } from './model.js'
+import { healthKey } from './model.js'
 
 export interface HealthComponents {
   store: Store
@@ -145,8 +146,9 @@ export class HealthChecker implements Startable {
     for (const svc of catalog.services.values()) {
       for (const m of svc.members) {
         if (m.peer !== peerId) continue
-        const ep = store.get(m.endpointKey)?.value
-        if (!isEndpointValue(ep)) continue
+        const rec = store.get(m.endpointKey)
+        const ep = rec && endpointCodec.valueOf(rec)
+        if (!ep) continue
         const [, , cid = '', ifname = ''] = m.endpointKey.split('/')
         for (const spec of m.checks) {
           const target: CheckTarget = { ipv4: m.ipv4, ports: m.ports }
@@ -184,7 +186,7 @@ export class HealthChecker implements Startable {
 
   private async write(key: string, v: HealthValue): Promise<void> {
     try {
-      await this.c.store.put(key, v as unknown as Parameters<Store['put']>[1])
+      await this.c.store.put(key, healthCodec.encode(v))
       this.c.logger.info({ key, status: v.status, output: v.output }, 'health check changed')
     } catch (err) {
       this.c.logger.warn({ key, err: errorMessage(err) }, 'cannot write health result')

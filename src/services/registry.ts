@@ -1,17 +1,10 @@
 // Writes for the services API: definitions and API registrations of this host's endpoints.
 import { PlexusError } from '../lib/errors.js'
-import type { PortSpec } from '../store/records.js'
-import type { JsonValue, Store, StoreRecord } from '../store/types.js'
+import { registrationCodec, serviceCodec } from '../store/codecs.js'
+import type { CheckSpec, PortSpec, RegistrationValue, ServiceValue } from '../store/records.js'
+import type { Store, StoreRecord } from '../store/types.js'
 import { buildCatalog, type Catalog, catalogInput, type Endpoint } from './catalog.js'
-import {
-  assertLabel,
-  type CheckSpec,
-  normalizeChecks,
-  type RegistrationValue,
-  registrationKey,
-  type ServiceDefinition,
-  serviceKey,
-} from './model.js'
+import { assertLabel, normalizeChecks, registrationKey, serviceKey } from './model.js'
 
 export interface RegistryComponents {
   store: Store
@@ -50,13 +43,13 @@ export class ServiceRegistry {
     return buildCatalog(catalogInput(this.c.store))
   }
 
-  async define(name: string, body: ServiceBody): Promise<ServiceDefinition> {
+  async define(name: string, body: ServiceBody): Promise<ServiceValue> {
     assertLabel('service name', name)
     const ports = body.ports ?? []
-    const def: ServiceDefinition = { name, tags: body.tags ?? [], ports }
+    const def: ServiceValue = { name, tags: body.tags ?? [], ports }
     const checks = normalizeChecks(body.checks, ports)
     if (checks.length) def.checks = checks
-    await this.c.store.put(serviceKey(name), def as unknown as JsonValue)
+    await this.c.store.put(serviceKey(name), serviceCodec.encode(def))
     return def
   }
 
@@ -111,7 +104,7 @@ export class ServiceRegistry {
     if (checks.length) v.checks = checks
     const key = registrationKey(this.c.peerId, ep.value.containerId, ep.value.ifname, body.service)
     const opts = body.ttlSeconds ? { ttlMs: body.ttlSeconds * 1000 } : {}
-    return registered(await this.c.store.put(key, v as unknown as JsonValue, opts), ep)
+    return registered(await this.c.store.put(key, registrationCodec.encode(v), opts), ep)
   }
 
   /**
