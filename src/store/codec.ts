@@ -5,7 +5,7 @@
 // are TypeBox schemas (schemas.ts) compiled by TypeBox's TypeCompiler on a
 // prefix's first use, not at import: start-up pays only for the prefixes it
 // reads (src/lib/lazy.ts).
-import type { Static, TSchema } from '@sinclair/typebox'
+import type { TSchema } from '@sinclair/typebox'
 import { FormatRegistry, TypeRegistry } from '@sinclair/typebox'
 import { type TypeCheck, TypeCompiler } from '@sinclair/typebox/compiler'
 import { PlexusError } from '../lib/errors.js'
@@ -57,35 +57,31 @@ export function firstError(check: TypeCheck<TSchema>, value: unknown): string {
   return e ? `${e.path || '/'}: ${e.message}` : 'invalid'
 }
 
-export interface CodecSpec<S extends TSchema, T> {
-  prefix: string
-  schema: S
-  /** why a value of the right shape does not belong under this key (its name or ids disagree), or undefined */
-  agrees?: (key: string, value: T) => string | undefined
-}
+/** why a value of the right shape does not belong under its key (its name or ids disagree), or undefined */
+export type Agrees<T> = (key: string, value: T) => string | undefined
 
 /**
- * A codec for records under `prefix` whose values have the shape `schema`.
- * T is the value's TypeScript type (`Static<S>` unless the prefix names one).
+ * A codec for records under `prefix` whose values have the shape `schema`;
+ * T is the value's TypeScript type (store/records.ts), which the schema checks.
  */
-export function recordCodec<S extends TSchema, T = Static<S>>(spec: CodecSpec<S, T>): RecordCodec<T> {
-  const check = lazyCheck(spec.schema)
+export function recordCodec<T>(prefix: string, schema: TSchema, agrees?: Agrees<T>): RecordCodec<T> {
+  const check = lazyCheck(schema)
   const shape = (value: unknown): string | undefined =>
     check().Check(value) ? undefined : firstError(check(), value)
   const decode = (rec: RecordInput): Decoded<T> => {
     const why = (reason: string): Decoded<T> => ({ ok: false, reason: `${rec.key}: ${reason}` })
-    if (!rec.key.startsWith(spec.prefix)) return why(`not under ${spec.prefix}`)
+    if (!rec.key.startsWith(prefix)) return why(`not under ${prefix}`)
     const owner = keyOwner(rec.key)
     if (owner !== undefined && owner !== rec.owner)
       return why(`written by ${rec.owner}, not its owner ${owner}`)
     const bad = shape(rec.value)
     if (bad) return why(bad)
     const value = rec.value as unknown as T
-    const disagrees = spec.agrees?.(rec.key, value)
+    const disagrees = agrees?.(rec.key, value)
     return disagrees ? why(disagrees) : { ok: true, value }
   }
   return {
-    prefix: spec.prefix,
+    prefix: prefix,
     decode,
     valueOf: (rec) => {
       const d = decode(rec)
@@ -93,7 +89,7 @@ export function recordCodec<S extends TSchema, T = Static<S>>(spec: CodecSpec<S,
     },
     encode: (value) => {
       const bad = shape(value)
-      if (bad) throw new PlexusError('PLX_STORE_BAD_VALUE', `a ${spec.prefix} value is malformed: ${bad}`)
+      if (bad) throw new PlexusError('PLX_STORE_BAD_VALUE', `a ${prefix} value is malformed: ${bad}`)
       return value as unknown as JsonValue
     },
   }

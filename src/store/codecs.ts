@@ -2,7 +2,7 @@
 // shapes: records.ts, their schemas: schemas.ts). Readers decode through
 // these and skip what does not decode, counting or logging it as they did;
 // writers encode through them.
-import { type RecordCodec, recordCodec } from './codec.js'
+import { recordCodec } from './codec.js'
 import type {
   AllocStateValue,
   AllocValue,
@@ -38,58 +38,33 @@ const segments = (key: string, prefix: string): string[] => key.slice(prefix.len
 const differs = (what: string, value: string, segment: string | undefined): string | undefined =>
   value === segment ? undefined : `${what} is ${value}, the key says ${segment ?? '(nothing)'}`
 
-export const endpointCodec: RecordCodec<EndpointValue> = recordCodec<typeof EndpointRecord, EndpointValue>({
-  prefix: ENDPOINT_PREFIX,
-  schema: EndpointRecord,
-})
+export const endpointCodec = recordCodec<EndpointValue>(ENDPOINT_PREFIX, EndpointRecord)
 
-export const serviceCodec: RecordCodec<ServiceValue> = recordCodec<typeof ServiceRecord, ServiceValue>({
-  prefix: SERVICE_PREFIX,
-  schema: ServiceRecord,
-  agrees: (key, v) => differs('name', v.name, key.slice(SERVICE_PREFIX.length)),
-})
+export const serviceCodec = recordCodec<ServiceValue>(SERVICE_PREFIX, ServiceRecord, (key, v) =>
+  differs('name', v.name, key.slice(SERVICE_PREFIX.length)),
+)
 
-export const registrationCodec: RecordCodec<RegistrationValue> = recordCodec<
-  typeof RegistrationRecord,
-  RegistrationValue
->({ prefix: REGISTRATION_PREFIX, schema: RegistrationRecord })
+export const registrationCodec = recordCodec<RegistrationValue>(REGISTRATION_PREFIX, RegistrationRecord)
 
 /** a health record counts only from the endpoint's own host (the key's owner) */
-export const healthCodec: RecordCodec<HealthValue> = recordCodec<typeof HealthRecord, HealthValue>({
-  prefix: HEALTH_PREFIX,
-  schema: HealthRecord,
-  agrees: (key, v) =>
-    differs(
-      'the endpoint host',
-      segments(v.endpointKey, ENDPOINT_PREFIX)[0] ?? '',
-      segments(key, HEALTH_PREFIX)[0],
-    ),
-})
+export const healthCodec = recordCodec<HealthValue>(HEALTH_PREFIX, HealthRecord, (key, v) =>
+  differs('the endpoint host', v.endpointKey.split('/')[1] ?? '', segments(key, HEALTH_PREFIX)[0]),
+)
 
-export const capacityCodec: RecordCodec<CapacityValue> = recordCodec<typeof CapacityRecord, CapacityValue>({
-  prefix: CAPACITY_PREFIX,
-  schema: CapacityRecord,
-})
+export const capacityCodec = recordCodec<CapacityValue>(CAPACITY_PREFIX, CapacityRecord)
 
 /** keyed by the job's owner, job, group and slot: the value names the same */
-export const allocCodec: RecordCodec<AllocValue> = recordCodec<typeof AllocRecord, AllocValue>({
-  prefix: ALLOC_PREFIX,
-  schema: AllocRecord,
-  agrees: (key, a) => {
-    const [, job, group, slot] = segments(key, ALLOC_PREFIX)
-    return differs('job', a.job, job) ?? differs('group', a.group, group) ?? differs('slot', a.slot, slot)
-  },
+export const allocCodec = recordCodec<AllocValue>(ALLOC_PREFIX, AllocRecord, (key, a) => {
+  const [, job, group, slot] = segments(key, ALLOC_PREFIX)
+  return differs('job', a.job, job) ?? differs('group', a.group, group) ?? differs('slot', a.slot, slot)
 })
 
 /** keyed by the host that judges it and the allocation's id: the value names the same */
-export const allocStateCodec: RecordCodec<AllocStateValue> = recordCodec<
-  typeof AllocStateRecord,
-  AllocStateValue
->({
-  prefix: ALLOC_STATE_PREFIX,
-  schema: AllocStateRecord,
-  agrees: (key, s) => {
+export const allocStateCodec = recordCodec<AllocStateValue>(
+  ALLOC_STATE_PREFIX,
+  AllocStateRecord,
+  (key, s) => {
     const [host, id] = segments(key, ALLOC_STATE_PREFIX)
     return differs('host', s.host, host) ?? differs('id', s.id, id)
   },
-})
+)
