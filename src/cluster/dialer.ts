@@ -1,5 +1,5 @@
 import type { Logger } from '../lib/log.js'
-import type { NodeValue } from '../store/records.js'
+import { nodeCodec } from '../store/codecs.js'
 import { NODE_PREFIX, type ReadableStore } from '../store/types.js'
 import type { Scheduler } from './transport.js'
 
@@ -82,8 +82,8 @@ export class Dialer {
       .filter((r) => r.owner !== this.store.self && !this.t.isConnected(r.owner))
       .sort(() => this.rng() - 0.5)
     for (const r of known.slice(0, this.cfg.targetPeers - connected)) {
-      const addrs = (r.value as unknown as NodeValue).multiaddrs
-      if (!Array.isArray(addrs) || addrs.length === 0) continue
+      const addrs = nodeCodec.valueOf(r)?.multiaddrs
+      if (!addrs?.length) continue
       this.attempt(`peer:${r.owner}`, now, () => this.t.dialPeer(r.owner, addrs, this.cfg.dialTimeoutMs))
     }
   }

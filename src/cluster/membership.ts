@@ -1,7 +1,8 @@
 import type { Logger } from '../lib/log.js'
+import { nodeCodec } from '../store/codecs.js'
 import type { NodeValue } from '../store/records.js'
 import type { LocalStore } from '../store/store.js'
-import { type JsonValue, NODE_PREFIX, type StoreRecord } from '../store/types.js'
+import { NODE_PREFIX, type StoreRecord } from '../store/types.js'
 import type { Scheduler } from './transport.js'
 import {
   type Coordinate,
@@ -130,7 +131,7 @@ export class Membership {
     const labels = { ...base.labels, ...(isLabelMap(extra) ? extra : {}) }
     const value: NodeValue = { ...base, labels, coordinate: this.vivaldi.coord }
     try {
-      await store.put(`${NODE_PREFIX}${store.self}`, value as unknown as JsonValue, { ttlMs: cfg.nodeTtlMs })
+      await store.put(`${NODE_PREFIX}${store.self}`, nodeCodec.encode(value), { ttlMs: cfg.nodeTtlMs })
     } catch (err) {
       this.d.logger.error({ err }, 'heartbeat write failed')
     }
@@ -146,8 +147,8 @@ export class Membership {
     const now = this.d.sched.now()
     const out: HostView[] = []
     for (const rec of this.d.store.listHeld(NODE_PREFIX)) {
-      const v = rec.value as unknown as NodeValue
-      if (typeof v?.name !== 'string') continue
+      const v = nodeCodec.valueOf(rec)
+      if (!v) continue
       const self = rec.owner === this.d.store.self
       const silentMs = self ? 0 : this.silentMs(rec)
       const measured = this.measured.get(rec.owner)
@@ -163,8 +164,8 @@ export class Membership {
         rttMs: self || !v.coordinate ? null : round(distance(this.vivaldi.coord, v.coordinate) * 1000),
         measuredRttMs: measured ? round(measured.ms) : null,
         ...(measured ? { measuredBy: measured.by } : {}),
-        version: v.version,
-        startedAt: v.startedAt,
+        version: v.version ?? '',
+        startedAt: v.startedAt ?? '',
         multiaddrs: v.multiaddrs ?? [],
         ...(isCoordinate(v.coordinate) ? { coordinate: v.coordinate } : {}),
       })
@@ -186,7 +187,7 @@ export class Membership {
       const prev = this.states.get(rec.owner)
       if (state === prev) continue
       this.states.set(rec.owner, state)
-      const name = (rec.value as { name?: string } | null)?.name
+      const name = nodeCodec.valueOf(rec)?.name
       const log = state === 'alive' ? this.d.logger.info : this.d.logger.warn
       log.call(
         this.d.logger,
@@ -211,8 +212,8 @@ export class Membership {
     const peers = this.d.connectedPeers()
     if (peers.length === 0) return
     const peer = peers[Math.floor(this.d.rng() * peers.length)] as string
-    const other = (this.d.store.get(`${NODE_PREFIX}${peer}`)?.value as unknown as NodeValue | undefined)
-      ?.coordinate
+    const rec = this.d.store.get(`${NODE_PREFIX}${peer}`)
+    const other = rec && nodeCodec.valueOf(rec)?.coordinate
     if (!other) return
     try {
       const sample = await measure(peer)

@@ -10,8 +10,7 @@ import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import { PassLoop, type PassLoopStatus } from '../lib/pass-loop.js'
 import type { Startable } from '../lib/startable.js'
-import { allocCodec, allocStateCodec, capacityCodec } from '../store/codecs.js'
-import type { NodeValue } from '../store/records.js'
+import { allocCodec, allocStateCodec, capacityCodec, nodeCodec } from '../store/codecs.js'
 import { ALLOC_PREFIX, ALLOC_STATE_PREFIX, CAPACITY_PREFIX, NODE_PREFIX, type Store } from '../store/types.js'
 import { admit, usedBy } from './admission.js'
 import { schedulerMetrics } from './metrics.js'
@@ -136,7 +135,8 @@ export class SchedulerService implements Startable {
     const members = this.d.members.hosts()
     const hosts: HostView[] = []
     for (const m of members) {
-      const node = store.get(`${NODE_PREFIX}${m.peerId}`)?.value as unknown as NodeValue | undefined
+      const rec = store.get(`${NODE_PREFIX}${m.peerId}`)
+      const node = rec && nodeCodec.valueOf(rec)
       const cap = capacity.get(m.peerId)
       hosts.push({
         id: m.peerId,

@@ -3,7 +3,7 @@
 // The DNS zone, the API and the health checker all read it through here, so
 // they agree on membership by construction.
 import type { RecordCodec } from '../store/codec.js'
-import { endpointCodec, healthCodec, registrationCodec, serviceCodec } from '../store/codecs.js'
+import { endpointCodec, healthCodec, nodeCodec, registrationCodec, serviceCodec } from '../store/codecs.js'
 import type {
   CheckSpec,
   EndpointValue,
@@ -20,7 +20,6 @@ import {
   SERVICE_PREFIX,
   type StoreRecord,
 } from '../store/types.js'
-import { keyPeer } from './model.js'
 
 export interface Endpoint {
   key: string
@@ -103,13 +102,8 @@ export function buildCatalog(input: CatalogInput): Catalog {
 
   const nodes: Catalog['nodes'] = []
   for (const r of input.nodes) {
-    const v = r.value as unknown as NodeValue
-    if (r.owner !== keyPeer(r.key) || typeof v?.name !== 'string' || typeof v.address !== 'string') {
-      invalid++
-      continue
-    }
-    noteExpiry(r)
-    nodes.push({ peer: r.owner, value: v })
+    const v = decoded(r, nodeCodec)
+    if (v) nodes.push({ peer: r.owner, value: v })
   }
 
   const endpoints: Endpoint[] = []

@@ -9,6 +9,7 @@ import type {
   CapacityValue,
   EndpointValue,
   HealthValue,
+  NodeValue,
   RegistrationValue,
   ServiceValue,
 } from './records.js'
@@ -18,6 +19,7 @@ import {
   CapacityRecord,
   EndpointRecord,
   HealthRecord,
+  NodeRecord,
   RegistrationRecord,
   ServiceRecord,
 } from './schemas.js'
@@ -27,6 +29,7 @@ import {
   CAPACITY_PREFIX,
   ENDPOINT_PREFIX,
   HEALTH_PREFIX,
+  NODE_PREFIX,
   REGISTRATION_PREFIX,
   SERVICE_PREFIX,
 } from './types.js'
@@ -37,6 +40,8 @@ const segments = (key: string, prefix: string): string[] => key.slice(prefix.len
 /** "<what> is <value>, the key says <segment>" when they differ */
 const differs = (what: string, value: string, segment: string | undefined): string | undefined =>
   value === segment ? undefined : `${what} is ${value}, the key says ${segment ?? '(nothing)'}`
+
+export const nodeCodec = recordCodec<NodeValue>(NODE_PREFIX, NodeRecord)
 
 export const endpointCodec = recordCodec<EndpointValue>(ENDPOINT_PREFIX, EndpointRecord)
 

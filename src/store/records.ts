@@ -2,17 +2,17 @@
 // Writers encode and readers decode them through their prefix's codec
 // (codecs.ts), because a value that arrived by gossip is outside input.
 
-/** nodes/<peerId>: membership heartbeat, refreshed by its owner. */
+/** nodes/<peerId>: membership heartbeat, refreshed by its owner (readers need only name and address). */
 export interface NodeValue {
   name: string
   /** underlay address other hosts reach it at */
   address: string
   /** libp2p multiaddrs it listens on (used to re-dial) */
-  multiaddrs: string[]
-  labels: Record<string, string>
+  multiaddrs?: string[]
+  labels?: Record<string, string>
   capacity?: { cpus: number; memoryMb: number }
-  version: string
-  startedAt: string
+  version?: string
+  startedAt?: string
   /** Vivaldi coordinate (Serf variant) */
   coordinate?: { vec: number[]; height: number; error: number; adjustment: number }
 }

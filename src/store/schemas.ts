@@ -116,6 +116,26 @@ export const PublishedPort = Type.Object({
   protocol: Protocol,
 })
 
+/** nodes/<peerId> */
+export const NodeRecord = Type.Object({
+  name: Type.String(),
+  address: Type.String(),
+  multiaddrs: Type.Optional(Type.Array(Type.String(), { maxItems: 64 })),
+  labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+  capacity: Type.Optional(Type.Object({ cpus: Type.Number(), memoryMb: Type.Number() })),
+  version: Type.Optional(Type.String()),
+  startedAt: Type.Optional(Type.String()),
+  /** Vivaldi coordinate */
+  coordinate: Type.Optional(
+    Type.Object({
+      vec: Type.Array(Type.Number(), { maxItems: 16 }),
+      height: Type.Number(),
+      error: Type.Number(),
+      adjustment: Type.Number(),
+    }),
+  ),
+})
+
 /** endpoints/<peerId>/<containerId>/<ifname> */
 export const EndpointRecord = Type.Object({
   containerId: Type.String({ minLength: 1 }),

@@ -6,6 +6,7 @@ import {
   capacityCodec,
   endpointCodec,
   healthCodec,
+  nodeCodec,
   registrationCodec,
   serviceCodec,
 } from '../../../src/store/codecs.js'
@@ -48,6 +49,23 @@ const endpoint = {
   published: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
   createdAt: '2026-01-01T00:00:00Z',
 }
+
+t.test('nodes/', async (t) => {
+  const node = {
+    name: 'h1',
+    address: '192.0.2.1',
+    multiaddrs: ['/ip4/192.0.2.1/tcp/7946'],
+    labels: { zone: 'a' },
+  }
+  const coordinate = { vec: [0.1, 0], height: 0.001, error: 1.5, adjustment: 0 }
+  check(t, nodeCodec, { key: 'nodes/P1', value: { ...node, coordinate } }, [
+    ['/address', { key: 'nodes/P1', value: { name: 'h1' } }],
+    ['/multiaddrs', { key: 'nodes/P1', value: { ...node, multiaddrs: '/ip4/192.0.2.1' } }],
+    ['/labels/zone', { key: 'nodes/P1', value: { ...node, labels: { zone: 1 } } }],
+    ['/coordinate/vec', { key: 'nodes/P1', value: { ...node, coordinate: { ...coordinate, vec: 'x' } } }],
+    ['not its owner P1', { key: 'nodes/P1', owner: 'P9', value: node }],
+  ])
+})
 
 t.test('endpoints/', async (t) => {
   const key = 'endpoints/P1/c1/eth0'
