@@ -9,12 +9,13 @@
 
 import { checkSpec } from '../datapath/firewall/model.js'
 import { BRIDGE_NAME } from '../datapath/model.js'
+import { parseLeaseValue } from '../ipam/leases.js'
 import type { LeaseComponent } from '../ipam/manager.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
-import type { EndpointValue, LeaseValue, PublishedPort } from '../store/records.js'
+import type { EndpointValue, PublishedPort } from '../store/records.js'
 import {
   ENDPOINT_PREFIX,
   type JsonValue,
@@ -288,9 +289,10 @@ export class PortService implements Startable {
   /** Every published port in the cluster as this host's store sees it. */
   rows(): PortRow[] {
     const addresses = new Map(
-      this.c.store
-        .list(LEASE_PREFIX)
-        .map((r) => [r.owner, (r.value as Partial<LeaseValue> | null)?.publicIp] as const),
+      this.c.store.list(LEASE_PREFIX).flatMap((r) => {
+        const parsed = parseLeaseValue(r.value)
+        return 'lease' in parsed ? [[r.owner, parsed.lease.publicIp] as const] : []
+      }),
     )
     return portRows(
       this.endpoints(ENDPOINT_PREFIX),

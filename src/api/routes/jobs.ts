@@ -8,7 +8,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { PlexusError } from '../../lib/errors.js'
 import { jobOwner } from '../../scheduler/owner.js'
 import { ownerPlan } from '../../scheduler/owner-plan.js'
-import { type AllocStatus, HOLDING, type JobValue, jobKey } from '../../scheduler/records.js'
+import { type AllocStatus, HOLDING, type JobValue, jobKey, jobOf } from '../../scheduler/records.js'
 import type { SchedulerService, SchedulerView } from '../../scheduler/service.js'
 import { claimsOf } from '../../scheduler/settle.js'
 import { type JobSpec, parseJobText, validateJob } from '../../scheduler/spec.js'
@@ -41,7 +41,8 @@ async function submit(store: Store, spec: JobSpec): Promise<JobValue> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const key = jobKey(spec.name)
     const rec = store.get(key)
-    const current = rec?.value as unknown as JobValue | undefined
+    // a job record that does not decode (from gossip) is replaced as if there were none
+    const current = rec && jobOf(rec)
     if (current && sameSpec(current.spec, spec) && !current.stopped) return current
     const value: JobValue = {
       spec,
