@@ -16,7 +16,7 @@ import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import { endpointCodec } from '../store/codecs.js'
 import type { EndpointValue } from '../store/records.js'
-import { ENDPOINT_PREFIX, type JsonValue, type Store, type StoreRecord } from '../store/types.js'
+import { ENDPOINT_PREFIX, type Store, type StoreRecord } from '../store/types.js'
 import { EndpointJournal } from './journal.js'
 import { type EndpointsMetrics, endpointsMetrics } from './metrics.js'
 import {
@@ -379,7 +379,7 @@ export class EndpointService implements Startable {
         // On disk before the answer: a restarted agent restores what it answered (recover()).
         const written = await Promise.allSettled([
           faultPoint('add.journal').then(() => journal.set(key, value)),
-          faultPoint('add.store').then(() => this.c.store.put(key, value as unknown as JsonValue)),
+          faultPoint('add.store').then(() => this.c.store.put(key, endpointCodec.encode(value))),
         ])
         undo.push(
           () => journal.delete(key),
@@ -589,7 +589,7 @@ export class EndpointService implements Startable {
       const same = stored && endpointCodec.valueOf(stored)?.createdAt === v.createdAt
       if (!same) {
         await attempt('restored the endpoint record', attachmentId(v), () =>
-          this.c.store.put(key, v as unknown as JsonValue),
+          this.c.store.put(key, endpointCodec.encode(v)),
         )
       }
     }

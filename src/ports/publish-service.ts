@@ -15,6 +15,7 @@ import { errorMessage, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
+import { endpointCodec } from '../store/codecs.js'
 import type { EndpointValue, PublishedPort } from '../store/records.js'
 import {
   ENDPOINT_PREFIX,
@@ -221,8 +222,9 @@ export class PortService implements Startable {
   }
 
   private async write(key: string, value: EndpointValue, index: number): Promise<void> {
+    const encoded = endpointCodec.encode(value)
     try {
-      await this.c.store.put(key, value as unknown as JsonValue, { cas: index })
+      await this.c.store.put(key, encoded, { cas: index })
     } catch (err) {
       throw new PlexusError(
         'PLX_PORTS_RETRY',
