@@ -17,6 +17,7 @@ import {
   openSockDiag,
   TCP_LISTEN,
 } from '../../lib/sock-diag.js'
+import { endpointCodec } from '../../store/codecs.js'
 import type { ReadableStore } from '../../store/types.js'
 import { ENDPOINT_PREFIX } from '../../store/types.js'
 import { readFirewall } from '../doctor/facts.js'
@@ -106,8 +107,9 @@ function endpointOf(h: HostSide, key: string | undefined): Endpoint | undefined 
   if (!key) return undefined
   if (!key.startsWith(`${ENDPOINT_PREFIX}${h.peerId}/`))
     throw new PlexusError('PLX_INSPECT_BAD_QUESTION', `${key} is not an endpoint of ${h.name}`)
-  const v = h.store.get(key)?.value as Record<string, unknown> | undefined
-  if (!v || typeof v.netns !== 'string' || typeof v.hostVeth !== 'string' || typeof v.ipv4 !== 'string')
+  const rec = h.store.get(key)
+  const v = rec && endpointCodec.valueOf(rec)
+  if (!v?.netns || !v.hostVeth)
     throw new PlexusError('PLX_TRACE_UNKNOWN', `no endpoint record ${key} on ${h.name}`)
   return { key, netns: v.netns, hostVeth: v.hostVeth, ipv4: v.ipv4 }
 }
@@ -159,7 +161,7 @@ async function encapHops(
 ): Promise<Hop[]> {
   const remote = leaseFor(recordsOf(h.store), flow.dst)
   const record = remote?.key
-  const publicIp = typeof remote?.value.publicIp === 'string' ? remote.value.publicIp : undefined
+  const publicIp = remote?.value.publicIp
   const base = { host: h.name, ...(record ? { record } : {}) }
   const dev = links.find((l) => l.name === route.dev)
   if (dev?.kind !== 'vxlan') {

@@ -2,8 +2,11 @@
 // container (name, id or id prefix of 12+, address), a host (name), or an
 // address inside some host's subnet. The store is what Plexus intended;
 // the kernel readers (kernel.ts) then show what each host actually has.
-import { cidrOf, containsAddress, parseIPv4 } from '../../ipam/cidr.js'
+import { type Cidr, containsAddress, formatIPv4, parseIPv4 } from '../../ipam/cidr.js'
+import { gatewayOf, parseLeaseValue } from '../../ipam/leases.js'
 import { PlexusError } from '../../lib/errors.js'
+import { endpointCodec, nodeCodec } from '../../store/codecs.js'
+import type { EndpointValue, LeaseValue } from '../../store/records.js'
 import { ENDPOINT_PREFIX, LEASE_PREFIX, NODE_PREFIX, type StoreRecord } from '../../store/types.js'
 
 export interface Place {
@@ -28,11 +31,6 @@ interface Records {
   nodes: StoreRecord[]
 }
 
-type Obj = Record<string, unknown>
-const obj = (v: unknown): Obj => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : {})
-const str = (v: unknown) => (typeof v === 'string' ? v : undefined)
-const ownerOf = (key: string, prefix: string) => key.slice(prefix.length).split('/')[0] ?? ''
-
 export function recordsOf(store: { list(prefix: string): StoreRecord[] }): Records {
   return {
     endpoints: store.list(ENDPOINT_PREFIX),
@@ -41,54 +39,60 @@ export function recordsOf(store: { list(prefix: string): StoreRecord[] }): Recor
   }
 }
 
+/** a lease as trace reads it: its holder, its record and its subnet */
+export interface TraceLease {
+  peer: string
+  key: string
+  value: LeaseValue
+  subnet: Cidr
+}
+
+// records from gossip: each is decoded (src/store/codecs.ts, src/ipam/leases.ts) and one that does not decode names nothing
+const endpointsOf = (r: Records) =>
+  r.endpoints.flatMap((e) => {
+    const value = endpointCodec.valueOf(e)
+    return value ? [{ key: e.key, peer: e.owner, value }] : []
+  })
+const leasesOf = (r: Records): TraceLease[] =>
+  r.leases.flatMap((l) => {
+    const parsed = parseLeaseValue(l.value)
+    return 'lease' in parsed
+      ? [{ peer: l.owner, key: l.key, value: parsed.lease, subnet: parsed.subnet }]
+      : []
+  })
+
 export function hostNameOf(r: Records, peer: string): string {
-  const n = r.nodes.find((x) => ownerOf(x.key, NODE_PREFIX) === peer)
-  return str(obj(n?.value).name) ?? peer
+  const n = r.nodes.find((x) => x.owner === peer && x.key === `${NODE_PREFIX}${peer}`)
+  return (n && nodeCodec.valueOf(n)?.name) ?? peer
 }
 
 /** the lease whose subnet holds ip (the host that owns that address) */
-export function leaseFor(r: Records, ip: string): { peer: string; key: string; value: Obj } | undefined {
+export function leaseFor(r: Records, ip: string): TraceLease | undefined {
   const n = parseIPv4(ip)
-  if (n === undefined) return undefined
-  for (const l of r.leases) {
-    const subnet = str(obj(l.value).subnet)
-    if (!subnet) continue
-    try {
-      if (containsAddress(cidrOf(subnet), n))
-        return { peer: ownerOf(l.key, LEASE_PREFIX), key: l.key, value: obj(l.value) }
-    } catch {
-      // a malformed lease holds no address
-    }
-  }
-  return undefined
+  return n === undefined ? undefined : leasesOf(r).find((l) => containsAddress(l.subnet, n))
 }
 
-function gatewayOf(subnet: string): string | undefined {
-  const base = parseIPv4(subnet.split('/')[0] ?? '')
-  if (base === undefined) return undefined
-  return [24, 16, 8, 0].map((s) => ((base + 1) >>> s) & 255).join('.')
-}
-
-function containerPlace(r: Records, named: string, e: StoreRecord): Place {
-  const v = obj(e.value)
-  const peer = ownerOf(e.key, ENDPOINT_PREFIX)
+function containerPlace(
+  r: Records,
+  named: string,
+  e: { key: string; peer: string; value: EndpointValue },
+): Place {
   return {
     kind: 'container',
     named,
-    peer,
-    host: str(v.host) ?? hostNameOf(r, peer),
-    ip: str(v.ipv4) ?? '',
+    peer: e.peer,
+    host: e.value.host || hostNameOf(r, e.peer),
+    ip: e.value.ipv4,
     endpointKey: e.key,
-    ...(str(v.name) ? { name: str(v.name) as string } : {}),
+    name: e.value.name,
   }
 }
 
 /** resolves one name; PLX_TRACE_UNKNOWN when nothing in the store matches, PLX_TRACE_AMBIGUOUS when several do */
 export function resolvePlace(r: Records, named: string): Place {
   const text = named.trim()
-  const byName = r.endpoints.filter((e) => {
-    const v = obj(e.value)
-    const id = str(v.containerId) ?? ''
+  const byName = endpointsOf(r).filter(({ value: v }) => {
+    const id = v.containerId
     return v.name === text || id === text || (text.length >= 12 && id.startsWith(text)) || v.ipv4 === text
   })
   if (byName.length > 1)
@@ -97,17 +101,22 @@ export function resolvePlace(r: Records, named: string): Place {
       `"${text}" names ${byName.length} containers: give the container id`,
     )
   if (byName[0]) return containerPlace(r, text, byName[0])
-  const node = r.nodes.find((n) => obj(n.value).name === text || ownerOf(n.key, NODE_PREFIX) === text)
+  const node = r.nodes.find((n) => nodeCodec.valueOf(n)?.name === text || n.key === `${NODE_PREFIX}${text}`)
   if (node) {
-    const peer = ownerOf(node.key, NODE_PREFIX)
-    const lease = r.leases.find((l) => ownerOf(l.key, LEASE_PREFIX) === peer)
-    const gw = gatewayOf(str(obj(lease?.value).subnet) ?? '')
-    if (!gw)
+    const peer = node.owner
+    const lease = leasesOf(r).find((l) => l.peer === peer)
+    if (!lease)
       throw new PlexusError(
         'PLX_TRACE_UNKNOWN',
         `host ${text} holds no subnet lease: nothing to trace to or from`,
       )
-    return { kind: 'host', named: text, peer, host: hostNameOf(r, peer), ip: gw }
+    return {
+      kind: 'host',
+      named: text,
+      peer,
+      host: hostNameOf(r, peer),
+      ip: formatIPv4(gatewayOf(lease.subnet)),
+    }
   }
   if (parseIPv4(text) !== undefined) {
     const lease = leaseFor(r, text)

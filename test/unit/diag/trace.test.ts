@@ -5,25 +5,40 @@ import { resolvePlace } from '../../../src/diag/trace/places.js'
 import { forwardVerdict } from '../../../src/diag/trace/verdict.js'
 import type { StoreRecord } from '../../../src/store/types.js'
 
-const rec = (key: string, value: unknown) => ({ key, value }) as unknown as StoreRecord
+const rec = (key: string, value: unknown) =>
+  ({ key, owner: key.split('/')[1], value }) as unknown as StoreRecord
+const lease = (subnet: string, publicIp: string, hostname: string) => ({
+  subnet,
+  publicIp,
+  hostname,
+  backend: { type: 'vxlan' },
+  claimedAt: 1,
+})
 const records = {
-  nodes: [rec('nodes/P1', { name: 'h1' }), rec('nodes/P2', { name: 'h2' })],
+  nodes: [
+    rec('nodes/P1', { name: 'h1', address: '192.0.2.11' }),
+    rec('nodes/P2', { name: 'h2', address: '192.0.2.12' }),
+  ],
   leases: [
-    rec('leases/P1', { subnet: '10.244.1.0/24', publicIp: '192.0.2.11' }),
-    rec('leases/P2', { subnet: '10.244.2.0/24', publicIp: '192.0.2.12' }),
+    rec('leases/P1', lease('10.244.1.0/24', '192.0.2.11', 'h1')),
+    rec('leases/P2', lease('10.244.2.0/24', '192.0.2.12', 'h2')),
   ],
   endpoints: [
     rec('endpoints/P1/abcdef0123456789/eth0', {
       name: 'web',
       containerId: 'abcdef0123456789',
+      ifname: 'eth0',
       host: 'h1',
       ipv4: '10.244.1.5',
+      createdAt: '2026-01-01T00:00:00Z',
     }),
     rec('endpoints/P2/0123456789abcdef/eth0', {
       name: 'db',
       containerId: '0123456789abcdef',
+      ifname: 'eth0',
       host: 'h2',
       ipv4: '10.244.2.7',
+      createdAt: '2026-01-01T00:00:00Z',
     }),
   ],
 }
