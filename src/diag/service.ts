@@ -6,6 +6,7 @@ import type { Inspector } from '../cluster/inspect.js'
 import { BRIDGE_NAME, vtepName, WIREGUARD_NAME } from '../datapath/model.js'
 import type { LeaseComponent } from '../ipam/manager.js'
 import { PlexusError } from '../lib/errors.js'
+import { nodeCodec } from '../store/codecs.js'
 import type { ReadableStore } from '../store/types.js'
 import { NODE_PREFIX } from '../store/types.js'
 import { type DoctorFacts, type Finding, overall, runChecks } from './doctor/checks.js'
@@ -84,7 +85,7 @@ export class DiagService implements DiagComponent {
   /** the peer id of a host name (from the membership records) */
   peerOf(host: string): string | undefined {
     for (const r of this.c.store.list(NODE_PREFIX)) {
-      const name = (r.value as { name?: unknown } | null)?.name
+      const name = nodeCodec.valueOf(r)?.name
       if (name === host || r.key.slice(NODE_PREFIX.length) === host) return r.key.slice(NODE_PREFIX.length)
     }
     return undefined
