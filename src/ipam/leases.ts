@@ -1,5 +1,8 @@
+import type { RecordInput } from '../store/codec.js'
+import { leaseCodec } from '../store/codecs.js'
 import type { LeaseValue } from '../store/records.js'
-import { type JsonValue, LEASE_PREFIX, NODE_PREFIX, type StoreRecord } from '../store/types.js'
+import { WG_KEY_PATTERN } from '../store/schemas.js'
+import { LEASE_PREFIX, NODE_PREFIX, type StoreRecord } from '../store/types.js'
 import {
   type Cidr,
   containsAddress,
@@ -10,14 +13,7 @@ import {
   parseCidr,
   parseIPv4,
 } from './cidr.js'
-import {
-  BACKEND_TYPES,
-  type BackendType,
-  type NetworkConfig,
-  type NetworkRanges,
-  networkRanges,
-  subnetCount,
-} from './config.js'
+import { type NetworkConfig, type NetworkRanges, networkRanges, subnetCount } from './config.js'
 
 // Pure lease logic: which leases in the store count, who wins a contested
 // subnet, and which subnet a host should claim. The lease manager and the
@@ -56,16 +52,10 @@ export interface LeaseView {
   invalid: InvalidLease[]
 }
 
-const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/
-/** a WireGuard key as `wg` prints it: base64 of 32 bytes (the last character carries 4 bits, hence its set) */
-export const WG_KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/
-const HOSTNAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+/** a WireGuard key as `wg` prints it (the lease codec's pattern, src/store/schemas.ts) */
+export const WG_KEY_RE = new RegExp(WG_KEY_PATTERN)
 /** A claim dated further in the future than this is refused (clock skew allowance). */
 export const MAX_CLAIM_SKEW_MS = 60_000
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
 
 /** `a.b.c.d:port` (a WireGuard endpoint as a lease carries it), or undefined */
 export function parseEndpoint(v: unknown): { address: string; port: number } | undefined {
@@ -76,41 +66,26 @@ export function parseEndpoint(v: unknown): { address: string; port: number } | u
   return port >= 1 && port <= 65535 ? { address: m[1], port } : undefined
 }
 
-/** Checks the shape of a lease value that arrived from the store (outside input). Returns the value or why not. */
-export function parseLeaseValue(v: JsonValue): { lease: LeaseValue; subnet: Cidr } | { reason: string } {
-  if (!isObject(v)) return { reason: 'value is not an object' }
+/**
+ * A lease record that arrived from the store (outside input): its shape by
+ * the store's lease codec, then the lease rules (the subnet is a CIDR, the
+ * endpoint's port in range). Returns the lease, normalized (canonical subnet,
+ * known backend fields only), or why not.
+ */
+export function parseLease(rec: RecordInput): { lease: LeaseValue; subnet: Cidr } | { reason: string } {
+  const decoded = leaseCodec.decode(rec)
+  if (!decoded.ok) return { reason: decoded.reason }
+  const v = decoded.value
   const subnet = parseCidr(v.subnet)
   if ('reason' in subnet) return { reason: `subnet: ${subnet.reason}` }
-  if (typeof v.publicIp !== 'string' || parseIPv4(v.publicIp) === undefined)
-    return { reason: 'publicIp is not an IPv4 address' }
-  if (typeof v.hostname !== 'string' || !HOSTNAME_RE.test(v.hostname))
-    return { reason: 'hostname is not a valid host name' }
-  if (typeof v.claimedAt !== 'number' || !Number.isFinite(v.claimedAt) || v.claimedAt <= 0)
-    return { reason: 'claimedAt is not a timestamp' }
   const b = v.backend
-  if (!isObject(b) || !BACKEND_TYPES.includes(b.type as BackendType))
-    return { reason: `backend.type is not one of ${BACKEND_TYPES.join(', ')}` }
-  if (b.vtepMac !== undefined && (typeof b.vtepMac !== 'string' || !MAC_RE.test(b.vtepMac)))
-    return { reason: 'backend.vtepMac is not a lower-case MAC address' }
-  if (
-    b.vni !== undefined &&
-    !(Number.isInteger(b.vni) && (b.vni as number) >= 1 && (b.vni as number) <= 16777215)
-  )
-    return { reason: 'backend.vni is out of range' }
-  if (b.publicKey !== undefined && (typeof b.publicKey !== 'string' || !WG_KEY_RE.test(b.publicKey)))
-    return { reason: 'backend.publicKey is not a WireGuard key (base64 of 32 bytes)' }
   if (b.endpoint !== undefined && parseEndpoint(b.endpoint) === undefined)
     return { reason: 'backend.endpoint is not IPv4:port' }
-  if (
-    v.confirmedAt !== undefined &&
-    (typeof v.confirmedAt !== 'number' || !Number.isFinite(v.confirmedAt) || v.confirmedAt <= 0)
-  )
-    return { reason: 'confirmedAt is not a timestamp' }
-  const backend: LeaseValue['backend'] = { type: b.type as BackendType }
-  if (b.vtepMac !== undefined) backend.vtepMac = b.vtepMac as string
-  if (b.vni !== undefined) backend.vni = b.vni as number
-  if (b.publicKey !== undefined) backend.publicKey = b.publicKey as string
-  if (b.endpoint !== undefined) backend.endpoint = b.endpoint as string
+  const backend: LeaseValue['backend'] = { type: b.type }
+  if (b.vtepMac !== undefined) backend.vtepMac = b.vtepMac
+  if (b.vni !== undefined) backend.vni = b.vni
+  if (b.publicKey !== undefined) backend.publicKey = b.publicKey
+  if (b.endpoint !== undefined) backend.endpoint = b.endpoint
   return {
     lease: {
       subnet: formatCidr(subnet.cidr),
@@ -118,7 +93,7 @@ export function parseLeaseValue(v: JsonValue): { lease: LeaseValue; subnet: Cidr
       hostname: v.hostname,
       backend,
       claimedAt: v.claimedAt,
-      ...(v.confirmedAt !== undefined ? { confirmedAt: v.confirmedAt as number } : {}),
+      ...(v.confirmedAt !== undefined ? { confirmedAt: v.confirmedAt } : {}),
     },
     subnet: subnet.cidr,
   }
@@ -149,11 +124,11 @@ export function validLeases(records: StoreRecord[], cfg: NetworkConfig, now = Da
     const peerId = rec.key.slice(LEASE_PREFIX.length)
     const bad = (kind: InvalidKind, reason: string, subnet?: string) =>
       invalid.push({ key: rec.key, owner: rec.owner, kind, reason, ...(subnet ? { subnet } : {}) })
-    if (peerId !== rec.owner || peerId.includes('/')) {
-      bad('malformed', `key names peer ${peerId} but the record is owned by ${rec.owner}`)
+    if (peerId.includes('/')) {
+      bad('malformed', `${rec.key}: not a lease key (leases/<peerId>)`)
       continue
     }
-    const parsed = parseLeaseValue(rec.value)
+    const parsed = parseLease(rec)
     if ('reason' in parsed) {
       bad('malformed', parsed.reason)
       continue
@@ -286,7 +261,7 @@ export function leaseGateway(
 ): string | undefined {
   const r = store.get(leaseKey(peerId))
   if (!r) return undefined
-  const parsed = parseLeaseValue(r.value)
+  const parsed = parseLease(r)
   return 'subnet' in parsed ? formatIPv4(gatewayOf(parsed.subnet)) : undefined
 }
 

@@ -3,6 +3,7 @@ import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
+import { leaseCodec } from '../store/codecs.js'
 import type { LeaseValue } from '../store/records.js'
 import { type JsonValue, LEASE_PREFIX, NODE_PREFIX, type Store } from '../store/types.js'
 import { type Cidr, containsAddress, formatCidr, formatIPv4, overlaps, parseIPv4, sameCidr } from './cidr.js'
@@ -713,7 +714,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     const claim = this.claim as Claim
     const { confirmedAt: _, ...unsettled } = value
     const written = claim.settleUntil === undefined ? { ...value, confirmedAt: claim.confirmedAt } : unsettled
-    const rec = await this.c.store.put(leaseKey(this.c.store.self), written as unknown as JsonValue, {
+    const rec = await this.c.store.put(leaseKey(this.c.store.self), leaseCodec.encode(written), {
       ttlMs: this.timing.ttlMs,
     })
     claim.value = written

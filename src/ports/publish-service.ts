@@ -9,7 +9,7 @@
 
 import { checkSpec } from '../datapath/firewall/model.js'
 import { BRIDGE_NAME } from '../datapath/model.js'
-import { parseLeaseValue } from '../ipam/leases.js'
+import { parseLease } from '../ipam/leases.js'
 import type { LeaseComponent } from '../ipam/manager.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
@@ -292,7 +292,7 @@ export class PortService implements Startable {
   rows(): PortRow[] {
     const addresses = new Map(
       this.c.store.list(LEASE_PREFIX).flatMap((r) => {
-        const parsed = parseLeaseValue(r.value)
+        const parsed = parseLease(r)
         return 'lease' in parsed ? [[r.owner, parsed.lease.publicIp] as const] : []
       }),
     )

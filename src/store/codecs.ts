@@ -9,6 +9,7 @@ import type {
   CapacityValue,
   EndpointValue,
   HealthValue,
+  LeaseValue,
   NodeValue,
   RegistrationValue,
   ServiceValue,
@@ -19,6 +20,7 @@ import {
   CapacityRecord,
   EndpointRecord,
   HealthRecord,
+  LeaseRecord,
   NodeRecord,
   RegistrationRecord,
   ServiceRecord,
@@ -29,6 +31,7 @@ import {
   CAPACITY_PREFIX,
   ENDPOINT_PREFIX,
   HEALTH_PREFIX,
+  LEASE_PREFIX,
   NODE_PREFIX,
   REGISTRATION_PREFIX,
   SERVICE_PREFIX,
@@ -40,6 +43,9 @@ const segments = (key: string, prefix: string): string[] => key.slice(prefix.len
 /** "<what> is <value>, the key says <segment>" when they differ */
 const differs = (what: string, value: string, segment: string | undefined): string | undefined =>
   value === segment ? undefined : `${what} is ${value}, the key says ${segment ?? '(nothing)'}`
+
+/** the lease's shape; its subnet's and endpoint's meaning are the lease rules' (src/ipam/leases.ts parseLease) */
+export const leaseCodec = recordCodec<LeaseValue>(LEASE_PREFIX, LeaseRecord)
 
 export const nodeCodec = recordCodec<NodeValue>(NODE_PREFIX, NodeRecord)
 

@@ -116,6 +116,26 @@ export const PublishedPort = Type.Object({
   protocol: Protocol,
 })
 
+/** a WireGuard public key as `wg` prints it: base64 of 32 bytes (the last character carries 4 bits, hence its set) */
+export const WG_KEY_PATTERN = '^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$'
+const Timestamp = Type.Number({ exclusiveMinimum: 0 })
+
+/** leases/<peerId>; the subnet's and the endpoint's meaning are checked by src/ipam/leases.ts parseLease */
+export const LeaseRecord = Type.Object({
+  subnet: Type.String({ maxLength: 18 }),
+  publicIp: Type.String({ format: 'ipv4' }),
+  hostname: Label,
+  backend: Type.Object({
+    type: StringEnum(BACKEND_TYPES),
+    vtepMac: Type.Optional(Type.String({ pattern: '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' })),
+    vni: Type.Optional(Type.Integer({ minimum: 1, maximum: 16777215 })),
+    publicKey: Type.Optional(Type.String({ pattern: WG_KEY_PATTERN })),
+    endpoint: Type.Optional(Type.String({ pattern: '^\\d{1,3}(\\.\\d{1,3}){3}:\\d{1,5}$' })),
+  }),
+  claimedAt: Timestamp,
+  confirmedAt: Type.Optional(Timestamp),
+})
+
 /** nodes/<peerId> */
 export const NodeRecord = Type.Object({
   name: Type.String(),

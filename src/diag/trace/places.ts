@@ -3,7 +3,7 @@
 // address inside some host's subnet. The store is what Plexus intended;
 // the kernel readers (kernel.ts) then show what each host actually has.
 import { type Cidr, containsAddress, formatIPv4, parseIPv4 } from '../../ipam/cidr.js'
-import { gatewayOf, parseLeaseValue } from '../../ipam/leases.js'
+import { gatewayOf, parseLease } from '../../ipam/leases.js'
 import { PlexusError } from '../../lib/errors.js'
 import { endpointCodec, nodeCodec } from '../../store/codecs.js'
 import type { EndpointValue, LeaseValue } from '../../store/records.js'
@@ -55,7 +55,7 @@ const endpointsOf = (r: Records) =>
   })
 const leasesOf = (r: Records): TraceLease[] =>
   r.leases.flatMap((l) => {
-    const parsed = parseLeaseValue(l.value)
+    const parsed = parseLease(l)
     return 'lease' in parsed
       ? [{ peer: l.owner, key: l.key, value: parsed.lease, subnet: parsed.subnet }]
       : []

@@ -6,6 +6,7 @@ import {
   capacityCodec,
   endpointCodec,
   healthCodec,
+  leaseCodec,
   nodeCodec,
   registrationCodec,
   serviceCodec,
@@ -49,6 +50,31 @@ const endpoint = {
   published: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
   createdAt: '2026-01-01T00:00:00Z',
 }
+
+t.test('leases/', async (t) => {
+  const lease = {
+    subnet: '10.244.3.0/24',
+    publicIp: '192.0.2.3',
+    hostname: 'h3',
+    backend: { type: 'wireguard', publicKey: `${'A'.repeat(42)}E=`, endpoint: '192.0.2.3:51820' },
+    claimedAt: 1,
+    confirmedAt: 2,
+  }
+  const key = 'leases/P1'
+  check(t, leaseCodec, { key, value: lease }, [
+    ['/publicIp', { key, value: { ...lease, publicIp: 'h3' } }],
+    ['/hostname', { key, value: { ...lease, hostname: 'H_3' } }],
+    ['/backend/type', { key, value: { ...lease, backend: { type: 'gre' } } }],
+    [
+      '/backend/vtepMac',
+      { key, value: { ...lease, backend: { type: 'vxlan', vtepMac: '02:AA:00:00:00:01' } } },
+    ],
+    ['/backend/vni', { key, value: { ...lease, backend: { type: 'vxlan', vni: 0 } } }],
+    ['/backend/publicKey', { key, value: { ...lease, backend: { type: 'wireguard', publicKey: 'short=' } } }],
+    ['/claimedAt', { key, value: { ...lease, claimedAt: 0 } }],
+    ['not its owner P1', { key, owner: 'P2', value: lease }],
+  ])
+})
 
 t.test('nodes/', async (t) => {
   const node = {
