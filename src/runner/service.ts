@@ -16,7 +16,7 @@ import type { Startable } from '../lib/startable.js'
 import { type AllocStateValue, type AllocTaskState, JOB_PREFIX, jobOf } from '../scheduler/records.js'
 import type { GroupSpec, TaskSpec } from '../scheduler/spec.js'
 import { allocStateCodec } from '../store/codecs.js'
-import { ALLOC_STATE_PREFIX, type JsonValue, type Store } from '../store/types.js'
+import { ALLOC_STATE_PREFIX, type Store } from '../store/types.js'
 import { type Driver, DriverRegistry, type TaskLaunch } from './driver.js'
 import { ExecDriver } from './exec/driver.js'
 import { DEFAULT_PATH } from './exec/launch.js'
@@ -336,7 +336,7 @@ export class RunnerService implements Startable {
     const index = this.d.store.modifyIndex(key)
     if (!this.d.store.get(key)) return
     await this.d.store
-      .put(key, { ...next, updatedAt: Date.now() } as unknown as JsonValue, { cas: index })
+      .put(key, allocStateCodec.encode({ ...next, updatedAt: Date.now() }), { cas: index })
       .catch((err) => this.d.logger.debug({ err, alloc: a.id }, 'allocstate changed meanwhile'))
   }
 
