@@ -7,6 +7,7 @@
 // record. Tasks outlive the agent: a new agent adopts them from the state dir.
 
 import { existsSync } from 'node:fs'
+import { ZONE_ORIGIN } from '../dns/service.js'
 import { leaseGateway } from '../ipam/leases.js'
 import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
@@ -15,6 +16,7 @@ import { PassLoop, type PassLoopStatus } from '../lib/pass-loop.js'
 import type { Startable } from '../lib/startable.js'
 import { type AllocStateValue, type AllocTaskState, JOB_PREFIX, jobOf } from '../scheduler/records.js'
 import type { GroupSpec, TaskSpec } from '../scheduler/spec.js'
+import { buildCatalog, catalogInput } from '../services/catalog.js'
 import { allocStateCodec } from '../store/codecs.js'
 import { ALLOC_STATE_PREFIX, type Store } from '../store/types.js'
 import { type Driver, DriverRegistry, type TaskLaunch } from './driver.js'
@@ -41,6 +43,7 @@ import {
   resultAddress,
 } from './network.js'
 import { type LocalAlloc, loadAllocs, removeAlloc, saveAlloc, taskDir } from './state.js'
+import { talksToEnv } from './talks-to.js'
 
 export interface RunnerConfig {
   /** default true; false: admitted allocations are not started on this host */
@@ -246,7 +249,8 @@ export class RunnerService implements Startable {
     rec: TaskRecord,
     policy: ReturnType<typeof resolvePolicy>,
   ): Promise<TaskRecord> {
-    const launch = this.launch(a, spec, state)
+    const base = this.launch(a, spec, state)
+    const launch = { ...base, env: { ...base.env, ...this.talksTo(a, state) } }
     const drv = this.drivers.get(spec.driver)
     try {
       // a restart: the previous run's cgroups may still hold what it forked
@@ -345,6 +349,23 @@ export class RunnerService implements Startable {
     const port = this.d.config.api.appPort
     const gateway = a.cni?.address && port ? leaseGateway(this.d.store, this.d.peerId) : undefined
     return gateway ? { PLEXUS_HTTP_ADDR: `${gateway}:${port}` } : {}
+  }
+
+  /** PLEXUS_TALKSTO_*: what the group talks to, resolved when the task starts */
+  private talksTo(a: LocalAlloc, state: AllocStateValue): Record<string, string> {
+    const { store, peerId } = this.d
+    const talksTo = a.spec.talksTo ?? []
+    const rec = talksTo.length ? store.get(`${JOB_PREFIX}${state.job}`) : undefined
+    const job = rec && jobOf(rec)
+    if (!job) return {}
+    return talksToEnv({
+      talksTo,
+      job: job.spec,
+      catalog: buildCatalog(catalogInput(store)),
+      allocs: store.list(ALLOC_STATE_PREFIX).flatMap((r) => allocStateCodec.valueOf(r) ?? []),
+      self: peerId,
+      origin: ZONE_ORIGIN,
+    })
   }
 
   private launch(

@@ -5,16 +5,16 @@ import type { NodeValue } from '../store/records.js'
 import type { Member } from './catalog.js'
 
 /**
- * Members sorted nearest first from `origin` (a peer id): the origin's own
+ * Members (or anything placed on a host) sorted nearest first from `origin` (a peer id): the origin's own
  * members first (no network between), then by estimated RTT; hosts without a
  * coordinate, or when the origin has none, after those with one, in their
  * given order (the sort is stable). Pure.
  */
-export function nearestFirst(
-  members: Member[],
+export function nearestFirst<M extends Pick<Member, 'peer'>>(
+  members: M[],
   nodes: { peer: string; value: NodeValue }[],
   origin: string,
-): Member[] {
+): M[] {
   const coords = new Map(nodes.map((n) => [n.peer, n.value.coordinate]))
   const from = coords.get(origin)
   const rtt = (peer: string): number => {

@@ -71,6 +71,14 @@ groups:
         config: { command: ["sh", "-c", "echo v2 $PLEXUS_ALLOC_ID; exec sleep 600"] }
         resources: { cpu: 100, memoryMb: 32 }
         killTimeoutMs: 2000
+  - name: client
+    count: 1
+    talksTo: [{ service: web }]
+    tasks:
+      - name: client
+        driver: exec
+        config: { command: ["sh", "-c", "echo talks to $PLEXUS_TALKSTO_WEB_ADDRS; exec sleep 600"] }
+        resources: { cpu: 10, memoryMb: 16 }
 `
 
 const hostDir = (c: Cluster, h: string) => `/run/plexus-fixture/${c.name}/${h}`
@@ -274,6 +282,21 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
   for (const a of rolled ?? []) {
     const logs = c.exec(a.hostName, ['plexctl', 'logs', a.id, '--tail', '1'])
     t.equal(logs.stdout, `v2 ${a.id}\n`, `${a.id} runs version 2`)
+  }
+  // the client group of version 2 was started with the addresses of the web instances running then
+  const client = await eventually(
+    () => allocs(c).find((a) => a.group === 'client' && a.status === 'running'),
+    30_000,
+  )
+  t.ok(client, 'the client allocation runs')
+  if (client) {
+    const line = c.exec(client.hostName, ['plexctl', 'logs', client.id, '--tail', '1']).stdout
+    const addrs = /^talks to (\S+)\n$/.exec(line)?.[1]?.split(',') ?? []
+    const web = new Set([...before2, ...(rolled ?? [])].map((a) => a.address))
+    t.ok(
+      addrs.length > 0 && addrs.every((x) => web.has(x)),
+      `PLEXUS_TALKSTO_WEB_ADDRS lists web instances: ${line}`,
+    )
   }
 
   // drain the host of a web allocation: what runs there moves to the other host, started before it stops
