@@ -15,6 +15,10 @@ import type {
   ServiceValue,
 } from './records.js'
 import {
+  AclDefaultRecord,
+  type AclDefaultValue,
+  AclPolicyRecord,
+  type AclPolicyValue,
   AllocRecord,
   AllocStateRecord,
   CapacityRecord,
@@ -26,6 +30,8 @@ import {
   ServiceRecord,
 } from './schemas.js'
 import {
+  ACL_DEFAULT_KEY,
+  ACL_POLICY_PREFIX,
   ALLOC_PREFIX,
   ALLOC_STATE_PREFIX,
   CAPACITY_PREFIX,
@@ -78,4 +84,12 @@ export const allocStateCodec = recordCodec<AllocStateValue>(
     const [host, id] = segments(key, ALLOC_STATE_PREFIX)
     return differs('host', s.host, host) ?? differs('id', s.id, id)
   },
+)
+
+export const aclPolicyCodec = recordCodec<AclPolicyValue>(ACL_POLICY_PREFIX, AclPolicyRecord, (key, v) =>
+  differs('name', v.name, key.slice(ACL_POLICY_PREFIX.length)),
+)
+
+export const aclDefaultCodec = recordCodec<AclDefaultValue>(ACL_DEFAULT_KEY, AclDefaultRecord, (key) =>
+  key === ACL_DEFAULT_KEY ? undefined : `not ${ACL_DEFAULT_KEY}`,
 )

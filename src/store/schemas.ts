@@ -269,3 +269,43 @@ export const AllocStateRecord = Type.Object({
     ),
   ),
 })
+
+/** one rule of an access policy: a KV key prefix ("" = every key) or a service name ("*" = every service, "web*" = a prefix) */
+export const AclRule = Type.Union([
+  Type.Object(
+    { kv: Type.String({ maxLength: 512 }), access: StringEnum(['read', 'write', 'deny']) },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      service: Type.String({ pattern: '^(\\*|[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\*?)$' }),
+      access: StringEnum(['discover', 'register', 'deny']),
+    },
+    { additionalProperties: false },
+  ),
+])
+export type AclRule = Static<typeof AclRule>
+
+/** acl/policies/<name>: rules for the containers of some services and some named containers */
+export const AclPolicyRecord = Type.Object(
+  {
+    name: Label,
+    description: Type.Optional(Type.String({ maxLength: 1024 })),
+    /** every container that joined one of these services (its CNI service, not a self-registration) */
+    services: Type.Optional(Type.Array(Label, { maxItems: 256, uniqueItems: true })),
+    /** containers by name (<name>.ctr.plexus.internal) */
+    containers: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 256, uniqueItems: true }),
+    ),
+    rules: Type.Array(AclRule, { minItems: 1, maxItems: 256 }),
+  },
+  { additionalProperties: false },
+)
+export type AclPolicyValue = Static<typeof AclPolicyRecord>
+
+/** acl/default: what a request no rule matches gets ("allow" when the record is absent) */
+export const AclDefaultRecord = Type.Object(
+  { policy: StringEnum(['allow', 'deny']) },
+  { additionalProperties: false },
+)
+export type AclDefaultValue = Static<typeof AclDefaultRecord>

@@ -50,6 +50,7 @@ export interface PutOptions {
  *   jobs/<name>                                 job specs (any member; src/scheduler/records.ts)
  *   config/...                                  shared cluster config (any member), e.g. config/network
  *   services/<name>                             shared service definitions (any member)
+ *   acl/default, acl/policies/<name>            the application API's access policies (operators; src/services/acl.ts)
  *   anything else                               shared user KV (any member)
  */
 export const NODE_PREFIX = 'nodes/'
@@ -61,6 +62,9 @@ export const SERVICE_PREFIX = 'services/'
 export const CAPACITY_PREFIX = 'capacity/'
 export const ALLOC_PREFIX = 'allocs/'
 export const ALLOC_STATE_PREFIX = 'allocstate/'
+export const ACL_PREFIX = 'acl/'
+export const ACL_POLICY_PREFIX = 'acl/policies/'
+export const ACL_DEFAULT_KEY = 'acl/default'
 export const OWNED_PREFIXES = [
   NODE_PREFIX,
   LEASE_PREFIX,
@@ -70,6 +74,23 @@ export const OWNED_PREFIXES = [
   CAPACITY_PREFIX,
   ALLOC_PREFIX,
   ALLOC_STATE_PREFIX,
+] as const
+
+/**
+ * Keys the agents and operators manage: the owned namespaces, service
+ * definitions, jobs, the network, drain and label config, the access policies.
+ * An application (the application API) never writes them, whatever a policy
+ * says. Written out here, below every module that owns one of them; a unit
+ * test checks each owner's constant is covered.
+ */
+export const AGENT_KEY_PREFIXES = [
+  ...OWNED_PREFIXES,
+  SERVICE_PREFIX,
+  ACL_PREFIX,
+  'jobs/',
+  'config/network',
+  'config/drain/',
+  'config/labels/',
 ] as const
 
 export interface ReadableStore {

@@ -1,0 +1,142 @@
+// Access control for the application API (Consul's ACL rules, cut to what a
+// container does): which KV keys a container may read or write, which services
+// it may discover or register in. Policies are records (`acl/policies/<name>`,
+// operators only); `acl/default` says what a request no rule matches gets.
+// Every decision names the rule that made it, so a 403 explains itself. Pure.
+import type { AclPolicyValue, AclRule } from '../store/schemas.js'
+import { AGENT_KEY_PREFIXES } from '../store/types.js'
+
+export type DefaultPolicy = 'allow' | 'deny'
+
+/** who asks: a container endpoint of this host */
+export interface AclCaller {
+  /** container name */
+  name: string
+  /** the service it joined when it was attached (CNI); a self-registration does not count, or a container could name its own privileges */
+  service?: string
+}
+
+export type AclRequest =
+  | { kind: 'kv'; op: 'read' | 'write'; key: string }
+  | { kind: 'service'; op: 'discover' | 'register'; name: string }
+
+export interface AclDecision {
+  allow: boolean
+  /** the rule that decided, as a person reads it: `policy "web" kv "config/web/" read` */
+  rule: string
+}
+
+interface Ranked {
+  rule: AclRule
+  /** where it came from: `policy "x"` or `built-in` */
+  source: string
+}
+
+/** The rules that apply to one caller, ready for decisions (built once per request). */
+export interface Acl {
+  defaultPolicy: DefaultPolicy
+  rules: Ranked[]
+}
+
+/** what an access grants, by strength: a rule for `write` also lets read, `register` also discover */
+const STRENGTH: Record<AclRule['access'], number> = { deny: 0, read: 1, discover: 1, write: 2, register: 2 }
+
+/**
+ * The caller's rules: those of every policy bound to its service or its name
+ * and, under a `deny` default, the built-in grants every container needs (read
+ * `config/<own service>/` and `config/shared/`, register in its own service).
+ * Under `allow` they would grant nothing and only narrow what the default
+ * gives, so they are left out.
+ */
+export function aclFor(caller: AclCaller, policies: AclPolicyValue[], defaultPolicy: DefaultPolicy): Acl {
+  const rules: Ranked[] = []
+  if (defaultPolicy === 'deny')
+    rules.push({ rule: { kv: 'config/shared/', access: 'read' }, source: 'built-in' })
+  if (defaultPolicy === 'deny' && caller.service) {
+    rules.push({ rule: { kv: `config/${caller.service}/`, access: 'read' }, source: 'built-in' })
+    rules.push({ rule: { service: caller.service, access: 'register' }, source: 'built-in' })
+  }
+  for (const p of policies) {
+    const bound =
+      (caller.service !== undefined && p.services?.includes(caller.service)) ||
+      p.containers?.includes(caller.name)
+    if (bound) for (const rule of p.rules) rules.push({ rule, source: `policy "${p.name}"` })
+  }
+  return { defaultPolicy, rules }
+}
+
+/** the prefix of the agent's own keys `key` falls under, if any */
+export function agentKeyPrefix(key: string): string | undefined {
+  return AGENT_KEY_PREFIXES.find((p) => key.startsWith(p))
+}
+
+/** how specific a rule is for the request (longer prefix = more specific), or -1 when it does not match */
+function specificity(rule: AclRule, req: AclRequest): number {
+  if ('kv' in rule) return req.kind === 'kv' && req.key.startsWith(rule.kv) ? rule.kv.length : -1
+  if (req.kind !== 'service') return -1
+  if (rule.service === '*') return 0
+  if (rule.service.endsWith('*')) {
+    const prefix = rule.service.slice(0, -1)
+    return req.name.startsWith(prefix) ? prefix.length : -1
+  }
+  // an exact name beats any prefix of it
+  return req.name === rule.service ? rule.service.length + 1 : -1
+}
+
+/**
+ * Between equally specific rules: a deny wins, so one policy cannot outvote
+ * another's deny; else the wider grant, so a built-in read does not narrow a
+ * policy's write of the same prefix.
+ */
+function outranks(a: AclRule, b: AclRule): boolean {
+  if (b.access === 'deny') return false
+  return a.access === 'deny' || STRENGTH[a.access] > STRENGTH[b.access]
+}
+
+const describe = (r: Ranked): string =>
+  'kv' in r.rule
+    ? `${r.source} kv "${r.rule.kv}" ${r.rule.access}`
+    : `${r.source} service "${r.rule.service}" ${r.rule.access}`
+
+/**
+ * The decision on one request: the agent's own keys are never written by a
+ * container (and `acl/` is not read); otherwise the most specific matching
+ * rule decides (deny first among equals), and no match falls to the default.
+ */
+export function decide(acl: Acl, req: AclRequest): AclDecision {
+  if (req.kind === 'kv') {
+    const own = agentKeyPrefix(req.key)
+    if (own && (req.op === 'write' || own === 'acl/'))
+      return { allow: false, rule: `built-in: "${own}" is the agents' own, read-only to containers` }
+  }
+  let best: Ranked | undefined
+  let bestAt = -1
+  for (const r of acl.rules) {
+    const at = specificity(r.rule, req)
+    if (at < 0) continue
+    if (at > bestAt || (at === bestAt && best && outranks(r.rule, best.rule))) {
+      best = r
+      bestAt = at
+    }
+  }
+  if (!best) return { allow: acl.defaultPolicy === 'allow', rule: `default policy ${acl.defaultPolicy}` }
+  const need = req.op === 'write' || req.op === 'register' ? 2 : 1
+  return { allow: STRENGTH[best.rule.access] >= need, rule: describe(best) }
+}
+
+/**
+ * Whether any key under `prefix` may be read: the prefix itself, or a more
+ * specific rule below it that grants read (a listing then shows only those).
+ */
+export function mayReadSomeUnder(acl: Acl, prefix: string): AclDecision {
+  const whole = decide(acl, { kind: 'kv', op: 'read', key: prefix })
+  if (whole.allow) return whole
+  const below = acl.rules.find(
+    (r) =>
+      'kv' in r.rule &&
+      r.rule.kv.startsWith(prefix) &&
+      r.rule.kv.length > prefix.length &&
+      decide(acl, { kind: 'kv', op: 'read', key: r.rule.kv }).allow,
+  )
+  return below ? { allow: true, rule: describe(below) } : whole
+}
