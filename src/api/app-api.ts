@@ -3,10 +3,14 @@
 // only the routes an application needs (KV, watch, catalog and health, its own
 // registration), so no operator route (CNI, jobs, networks) is ever reachable
 // from a container. Who calls is the peer address: it must be one of this
-// host's endpoints (403 otherwise).
+// host's endpoints (403 otherwise); what it may do is its ACL (acl/ records,
+// src/services/acl.ts), checked by each route through acl-guard.ts.
 import type { FastifyInstance } from 'fastify'
+import { aclFor } from '../services/acl.js'
 import { callerEndpoint } from '../services/caller.js'
-import { ENDPOINT_PREFIX } from '../store/types.js'
+import { aclDefaultCodec, aclPolicyCodec } from '../store/codecs.js'
+import { ACL_DEFAULT_KEY, ACL_POLICY_PREFIX, ENDPOINT_PREFIX } from '../store/types.js'
+import { setAcl } from './acl-guard.js'
 import { newApiFastify } from './app.js'
 import type { ApiDeps } from './deps.js'
 import { apiMetrics } from './metrics.js'
@@ -20,7 +24,7 @@ export async function buildAppApi(
   opts: { eagerSchemas?: boolean } = {},
 ): Promise<FastifyInstance> {
   const app = newApiFastify(deps, 'app-api', opts)
-  const { appCallers } = apiMetrics(deps.metrics)
+  const { appCallers, aclDenials } = apiMetrics(deps.metrics)
   // before routing and body parsing: an unknown caller learns nothing, not even which routes exist
   app.addHook('onRequest', async (req, reply) => {
     const ep = callerEndpoint(
@@ -37,6 +41,14 @@ export async function buildAppApi(
     }
     appCallers.inc({ outcome: 'endpoint' })
     setCaller(req, ep)
+    const { store } = deps
+    const defaultRec = store.get(ACL_DEFAULT_KEY)
+    const acl = aclFor(
+      { name: ep.value.name, ...(ep.value.service ? { service: ep.value.service } : {}) },
+      store.list(ACL_POLICY_PREFIX).flatMap((r) => aclPolicyCodec.valueOf(r) ?? []),
+      (defaultRec && aclDefaultCodec.valueOf(defaultRec)?.policy) ?? 'allow',
+    )
+    setAcl(req, acl, (kind) => aclDenials.inc({ kind }))
   })
   const { store, peerId, metrics } = deps
   await app.register(kvRoutes, { prefix: '/v1/kv', store, members: deps.members, metrics })

@@ -3,6 +3,7 @@ import { lazyCompilers } from './compilers.js'
 import type { ApiDeps } from './deps.js'
 import { installErrorContract } from './errors.js'
 import { registerOpenapi } from './openapi.js'
+import { aclRoutes } from './routes/acl.js'
 import { allocRoutes } from './routes/allocs.js'
 import { cniRoutes } from './routes/cni.js'
 import { cniInvokeRoutes } from './routes/cni-invoke.js'
@@ -72,6 +73,7 @@ export async function buildApp(
   })
   await app.register(metricsRoutes, { metrics })
   await app.register(kvRoutes, { prefix: '/v1/kv', store, members: deps.members, metrics })
+  await app.register(aclRoutes, { prefix: '/v1/acl', store })
   await app.register(watchRoutes, { prefix: '/v1/watch', store, metrics, shutdown })
   await app.register(hostsRoutes, { prefix: '/v1/hosts', store, members: deps.members })
   await app.register(networkRoutes, { prefix: '/v1/network', store, lease })

@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from 'commander'
 import { VERSION } from '../lib/version.js'
 import { ApiError, createClient, UnreachableError } from './client.js'
+import { registerAcl } from './commands/acl.js'
 import { registerAllocs } from './commands/allocs.js'
 import { registerCluster } from './commands/cluster.js'
 import { registerDns } from './commands/dns.js'
@@ -32,6 +33,7 @@ const EXIT_USAGE = 2
 const commands: RegisterCommand[] = [
   registerStatus,
   registerKv,
+  registerAcl,
   registerHosts,
   registerCluster,
   registerNetwork,

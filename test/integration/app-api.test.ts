@@ -5,6 +5,8 @@
 // address, which is no container endpoint, is refused with 403. Requests are
 // batched into few processes: each spawn costs a node start-up.
 import { spawn } from 'node:child_process'
+import { rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { DEFAULT_APP_PORT } from '../../src/api/app-listener.js'
@@ -16,7 +18,7 @@ const CALL = join(REPO, 'dist/test/helpers/http-call.js')
 /** a reply's status and parsed body (the fields the checks read) */
 type Reply = {
   status: number
-  body: { error?: string; expiresAt?: string; name?: string; ipv4?: string }
+  body: { error?: string; message?: string; expiresAt?: string; name?: string; ipv4?: string }
 }
 
 t.test('a container uses its agent through the gateway', async (t) => {
@@ -133,5 +135,71 @@ t.test('a container uses its agent through the gateway', async (t) => {
   const [host] = calls(undefined, [{ method: 'GET', url: `${base}/v1/kv/config/app/greeting` }]) as Reply[]
   t.equal(host?.status, 403, 'an address that is not a container endpoint is refused')
   t.equal(host?.body.error, 'PLX_API_UNKNOWN_CALLER')
+
+  // ACLs (issue 14 item 3). The agents' keys are never a container's to write, even under `allow`
+  const [network, lease] = calls('app', [
+    { method: 'PUT', url: `${base}/v1/kv/config/network`, body: { Network: '10.0.0.0/8' } },
+    { method: 'DELETE', url: `${base}/v1/kv/leases/${me.name}` },
+  ]) as Reply[]
+  t.equal(network?.status, 403, 'a container cannot rewrite the cluster network')
+  t.match(network?.body, {
+    error: 'PLX_ACL_DENIED',
+    message: /built-in: "config\/network" is the agents' own/,
+  })
+  t.equal(lease?.status, 403, 'nor delete a lease')
+  // deny by default: a container reads its own service's config and config/shared/, writes nothing else
+  t.equal(c.run('h1', 'web1', ['sleep', '600'], ['--service', 'web']).status, 0)
+  for (const [k, v] of [
+    ['config/shared/motd', '"hi"'],
+    ['config/web/port', '8080'],
+    ['config/db/password', '"s3cret"'],
+  ])
+    t.equal(c.exec('h1', ['plexctl', 'kv', 'put', k as string, v as string]).status, 0)
+  t.equal(c.exec('h1', ['plexctl', 'acl', 'default', 'deny']).status, 0, 'plexctl acl default deny')
+  const [ownRead, ownWrite, sharedRead, otherWrite, listing, watchDb, discover] = calls('web1', [
+    { method: 'GET', url: `${base}/v1/kv/config/web/port` },
+    { method: 'PUT', url: `${base}/v1/kv/config/web/port`, body: 9090 },
+    { method: 'GET', url: `${base}/v1/kv/config/shared/motd` },
+    { method: 'PUT', url: `${base}/v1/kv/config/api/port`, body: 1 },
+    { method: 'GET', url: `${base}/v1/kv/config/?keys` },
+    { method: 'GET', url: `${base}/v1/watch/config/db/` },
+    { method: 'GET', url: `${base}/v1/health/service/api` },
+  ]) as Reply[]
+  t.equal(ownRead?.status, 200, 'reads config/<own service>/')
+  t.match(
+    ownWrite,
+    { status: 403, body: { message: /denied by built-in kv "config\/web\/" read/ } },
+    'but not write it',
+  )
+  t.equal(sharedRead?.status, 200, 'reads config/shared/')
+  t.match(
+    otherWrite,
+    { status: 403, body: { message: /denied by default policy deny/ } },
+    'writes nothing else',
+  )
+  t.same(listing?.body, ['config/shared/motd', 'config/web/port'], 'a listing shows only what it may read')
+  t.equal(watchDb?.status, 403, 'a watch of a prefix it may not read is refused')
+  t.equal(discover?.status, 403, 'discovery needs a rule under deny')
+  // a policy bound to the service grants more, and the 403 names the policy's rule where it denies
+  const policy = join(tmpdir(), `${c.name}-web-writers.yaml`)
+  t.teardown(() => rmSync(policy, { force: true }))
+  writeFileSync(
+    policy,
+    'name: web-writers\nservices: [web]\nrules:\n  - { kv: config/web/, access: write }\n  - { kv: config/web/tls/, access: deny }\n  - { service: "*", access: discover }\n',
+  )
+  t.equal(c.exec('h1', ['plexctl', 'acl', 'policy', 'put', policy]).status, 0, 'plexctl acl policy put')
+  const [granted, tls, found, stillApp] = [
+    ...(calls('web1', [
+      { method: 'PUT', url: `${base}/v1/kv/config/web/port`, body: 9090 },
+      { method: 'PUT', url: `${base}/v1/kv/config/web/tls/key`, body: 'k' },
+      { method: 'GET', url: `${base}/v1/health/service/api` },
+    ]) as Reply[]),
+    ...(calls('app', [{ method: 'PUT', url: `${base}/v1/kv/config/web/port`, body: 1 }]) as Reply[]),
+  ]
+  t.equal(granted?.status, 200, 'the policy lets web write config/web/')
+  t.match(tls?.body.message, /denied by policy "web-writers" kv "config\/web\/tls\/" deny/)
+  t.equal(found?.status, 200, 'and discover services')
+  t.equal(stillApp?.status, 403, 'a container of no service is still refused')
+  t.equal(c.plexctlJson<{ value: unknown }>('h1', ['kv', 'get', 'config/web/port']).value, 9090)
   lap('wall time')
 })

@@ -7,6 +7,7 @@ import type { FastifyRequest } from 'fastify'
 import { PlexusError } from '../../lib/errors.js'
 import type { Endpoint } from '../../services/catalog.js'
 import { ServiceRegistry } from '../../services/registry.js'
+import { authorize } from '../acl-guard.js'
 import { NameParam, NoContent } from '../contract/common.js'
 import { AgentSelf, Registered, SelfRegistrationBody } from '../contract/services.js'
 import type { ApiDeps } from '../deps.js'
@@ -63,7 +64,10 @@ export const agentRoutes: FastifyPluginAsyncTypebox<AgentComponents> = async (ap
         response: { 200: Registered },
       },
     },
-    async (req) => registry.registerEndpoint(callerOf(req), req.body),
+    async (req) => {
+      authorize(req, { kind: 'service', op: 'register', name: req.body.service })
+      return registry.registerEndpoint(callerOf(req), req.body)
+    },
   )
 
   app.put(

@@ -1,7 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import { PlexusError } from '../../lib/errors.js'
 import { mayWrite } from '../../store/record.js'
 import type { JsonValue, ReadableStore, StoreRecord } from '../../store/types.js'
+import { authorize, readableUnder, writable } from '../acl-guard.js'
 import { ErrorBody, flag } from '../contract/common.js'
 import {
   KvDeleteQuery,
@@ -120,6 +122,9 @@ export const kvRoutes: FastifyPluginAsyncTypebox<KvComponents> = async (app, dep
       const q = req.query
       const keysOnly = flag(q.keys)
       const recurse = flag(q.recurse) || keysOnly
+      // asked before a blocking query waits: a refusal is immediate
+      const visible = recurse ? readableUnder(req, key) : () => true
+      if (!recurse) authorize(req, { kind: 'kv', op: 'read', key })
       if (q.index !== undefined && q.index > 0) {
         const waitMs = Math.min(q.wait ? parseDuration(q.wait, 'wait') : DEFAULT_WAIT_MS, MAX_WAIT_MS)
         const closed = new AbortController()
@@ -128,7 +133,7 @@ export const kvRoutes: FastifyPluginAsyncTypebox<KvComponents> = async (app, dep
       }
       reply.header(INDEX_HEADER, String(store.index))
       if (recurse) {
-        const records = store.list(key)
+        const records = store.list(key).filter((r) => visible(r.key))
         return keysOnly ? records.map((r) => r.key) : records.map((r) => entry(store, r))
       }
       const r = store.get(key)
@@ -154,12 +159,18 @@ export const kvRoutes: FastifyPluginAsyncTypebox<KvComponents> = async (app, dep
           'body must be a JSON value (content-type: application/json)',
         )
       }
+      authorize(req, { kind: 'kv', op: 'write', key: req.params['*'] })
       const ttlMs = req.query.ttl ? parseDuration(req.query.ttl, 'ttl') : undefined
       const r = await store.put(req.params['*'], req.body as JsonValue, { ttlMs, cas: req.query.cas })
       reply.header(INDEX_HEADER, String(store.index))
       return entry(store, r)
     },
   )
+
+  const deleteOne = async (req: FastifyRequest, key: string, cas?: number): Promise<boolean> => {
+    authorize(req, { kind: 'kv', op: 'write', key })
+    return store.delete(key, { cas })
+  }
 
   app.delete(
     '/*',
@@ -175,12 +186,14 @@ export const kvRoutes: FastifyPluginAsyncTypebox<KvComponents> = async (app, dep
       let deleted = 0
       const skipped: string[] = []
       if (flag(req.query.recurse)) {
-        // a prefix may hold other hosts' owned keys: delete what this host may, report the rest
+        // a prefix may hold other hosts' owned keys or keys the caller may not write:
+        // delete what this host and the caller may, report the rest
+        const mayDelete = writable(req)
         for (const r of store.list(key)) {
-          if (!mayWrite(store.self, r.key)) skipped.push(r.key)
+          if (!mayWrite(store.self, r.key) || !mayDelete(r.key)) skipped.push(r.key)
           else if (await deps.store.delete(r.key)) deleted++
         }
-      } else if (await store.delete(key, { cas: req.query.cas })) deleted = 1
+      } else if (await deleteOne(req, key, req.query.cas)) deleted = 1
       else if (req.query.cas !== undefined && store.get(key)) {
         throw new PlexusError('PLX_STORE_CAS_FAILED', `${key} changed (index ${store.modifyIndex(key)})`, {
           status: 409,

@@ -3,6 +3,7 @@ import { PlexusError } from '../../lib/errors.js'
 import { type Catalog, hostCounts, type Member, type ServiceEntry } from '../../services/catalog.js'
 import { nearestFirst } from '../../services/near.js'
 import { ServiceRegistry } from '../../services/registry.js'
+import { authorize, discoverable } from '../acl-guard.js'
 import { ErrorBody, flag, NameParam, NoContent } from '../contract/common.js'
 import {
   DeregisterQuery,
@@ -61,14 +62,19 @@ export type ServicesComponents = Pick<ApiDeps, 'store' | 'peerId'>
 export const serviceReadRoutes: FastifyPluginAsyncTypebox<ServicesComponents> = async (app, deps) => {
   const registry = new ServiceRegistry(deps)
 
-  app.get('', { schema: { response: { 200: ServicesReply } } }, async () =>
-    [...registry.catalog().services.values()].sort((a, b) => a.name.localeCompare(b.name)).map(summarize),
-  )
+  app.get('', { schema: { response: { 200: ServicesReply } } }, async (req) => {
+    const shown = discoverable(req)
+    return [...registry.catalog().services.values()]
+      .filter((e) => shown(e.name))
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map(summarize)
+  })
 
   app.get(
     '/:name',
     { schema: { params: NameParam, response: { 200: ServiceDetail, 404: ErrorBody } } },
     async (req, reply) => {
+      authorize(req, { kind: 'service', op: 'discover', name: req.params.name })
       const e = lookup(registry.catalog(), req.params.name)
       if (!e)
         return reply
@@ -95,6 +101,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<ServicesComponents> = async
       },
     },
     async (req) => {
+      authorize(req, { kind: 'service', op: 'discover', name: req.params.name })
       const catalog = registry.catalog()
       const { passing, tag, near } = req.query
       let members = catalog.services.get(req.params.name)?.members ?? []

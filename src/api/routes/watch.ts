@@ -8,6 +8,7 @@
 // dropping a reader that falls behind instead of buffering for it).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { ReadableStore, WatchEvent } from '../../store/types.js'
+import { readableUnder } from '../acl-guard.js'
 import { KvKey } from '../contract/kv.js'
 import { WatchEventData, WatchHeaders, WatchQuery } from '../contract/watch.js'
 import type { ApiDeps } from '../deps.js'
@@ -42,16 +43,22 @@ export function changeEvent(store: ReadableStore, ev: WatchEvent): string {
  * or (from scratch, or when some were reaped) a reset and every live record,
  * then `synced` at the store's index. Pure over the store's state at one instant.
  */
-export function catchUp(store: ReadableStore, prefix: string, since: number): string[] {
+export function catchUp(
+  store: ReadableStore,
+  prefix: string,
+  since: number,
+  visible: (key: string) => boolean = () => true,
+): string[] {
   const { events, complete } = store.changesSince(prefix, since)
   const out: string[] = []
   if (since > 0 && !complete) {
     out.push(sseEvent('reset', since, { index: since }))
     for (const ev of store.changesSince(prefix, 0).events)
-      if (ev.type === 'put') out.push(changeEvent(store, ev))
+      if (ev.type === 'put' && visible(ev.key)) out.push(changeEvent(store, ev))
   } else {
     // from scratch a delete tells nothing: the reader holds no record yet
-    for (const ev of events) if (since > 0 || ev.type === 'put') out.push(changeEvent(store, ev))
+    for (const ev of events)
+      if ((since > 0 || ev.type === 'put') && visible(ev.key)) out.push(changeEvent(store, ev))
   }
   out.push(sseEvent('synced', store.index, { index: store.index }))
   return out
@@ -85,6 +92,8 @@ export const watchRoutes: FastifyPluginAsyncTypebox<WatchComponents> = async (ap
       const prefix = (req.params as { '*': string })['*']
       const header = req.headers['last-event-id']
       const since = header !== undefined ? Number(header) : (req.query.index ?? 0)
+      // refused before the stream opens (403 PLX_ACL_DENIED); keys a rule hides are never sent
+      const visible = readableUnder(req, prefix)
       reply.hijack()
       const res = reply.raw
       res.writeHead(200, {
@@ -106,10 +115,10 @@ export const watchRoutes: FastifyPluginAsyncTypebox<WatchComponents> = async (ap
       const unwatch = store.watch(prefix, (ev) => {
         if (ev.index <= last) return
         last = ev.index
-        send(changeEvent(store, ev))
+        if (visible(ev.key)) send(changeEvent(store, ev))
       })
       send(`retry: ${RETRY_MS}\n\n`)
-      for (const text of catchUp(store, prefix, since)) send(text)
+      for (const text of catchUp(store, prefix, since, visible)) send(text)
       last = Math.max(last, store.index)
       const ping = setInterval(() => send(': ping\n\n'), PING_MS)
       ping.unref()
