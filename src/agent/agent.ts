@@ -150,7 +150,10 @@ export class Agent {
         (outcome) => connections.inc({ listener: 'api', outcome }),
       )
       if (config.api.appPort) {
-        const appApi = new AppListener(this.components, await buildAppApi(this.components))
+        const appApi = new AppListener(
+          this.components,
+          await buildAppApi(this.components, { requestsPerSecond: config.api.appRequestsPerSecond }),
+        )
         await appApi.start()
         this.started.push(appApi)
         Object.assign(this.components, { appApi })

@@ -10,6 +10,7 @@ import {
   parseTree,
   printParseErrorCode,
 } from 'jsonc-parser'
+import { DEFAULT_APP_REQUESTS_PER_SECOND } from '../api/app-api.js'
 import { DEFAULT_APP_PORT } from '../api/app-listener.js'
 import { type MetricsConfig, metricsConfigSchema, parseMetricsListen } from '../api/metrics-listener.js'
 import { type ApiLimits, apiLimitsSchema, DEFAULT_API_LIMITS } from '../api/server.js'
@@ -38,6 +39,8 @@ export interface AgentConfig {
     extraSockets: string[]
     /** port of the application API on the bridge gateway (src/api/README.md); 0: not served */
     appPort: number
+    /** requests one address may make on the application API each second; more get 429 */
+    appRequestsPerSecond: number
   } & ApiLimits
   cluster: ClusterConfig
   /** underlay address other hosts reach this one at (default: the address of the default-route interface) */
@@ -79,6 +82,7 @@ const schema = {
         socket: { type: 'string', minLength: 1 },
         extraSockets: { type: 'array', items: { type: 'string', minLength: 1 } },
         appPort: { type: 'integer', minimum: 0, maximum: 65535 },
+        appRequestsPerSecond: { type: 'integer', minimum: 1, maximum: 1_000_000 },
         ...apiLimitsSchema,
       },
     },
@@ -188,6 +192,7 @@ export function defaultConfig(): AgentConfig {
       socket: join(runDir, 'plexusd.sock'),
       extraSockets: [],
       appPort: DEFAULT_APP_PORT,
+      appRequestsPerSecond: DEFAULT_APP_REQUESTS_PER_SECOND,
       ...DEFAULT_API_LIMITS,
     },
     cluster: {

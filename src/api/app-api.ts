@@ -5,9 +5,11 @@
 // from a container. Who calls is the peer address: it must be one of this
 // host's endpoints (403 otherwise); what it may do is its ACL (acl/ records,
 // src/services/acl.ts), checked by each route through acl-guard.ts.
+import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance } from 'fastify'
+import { PlexusError } from '../lib/errors.js'
 import { aclFor } from '../services/acl.js'
-import { callerEndpoint } from '../services/caller.js'
+import { callerEndpoint, plainAddress } from '../services/caller.js'
 import { aclDefaultCodec, aclPolicyCodec } from '../store/codecs.js'
 import { ACL_DEFAULT_KEY, ACL_POLICY_PREFIX, ENDPOINT_PREFIX } from '../store/types.js'
 import { setAcl } from './acl-guard.js'
@@ -19,12 +21,29 @@ import { kvRoutes } from './routes/kv.js'
 import { healthRoutes, serviceReadRoutes } from './routes/services.js'
 import { watchRoutes } from './routes/watch.js'
 
+/** requests one address may make each second (`api.appRequestsPerSecond`) */
+export const DEFAULT_APP_REQUESTS_PER_SECOND = 100
+
 export async function buildAppApi(
   deps: ApiDeps,
-  opts: { eagerSchemas?: boolean } = {},
+  opts: { eagerSchemas?: boolean; requestsPerSecond?: number } = {},
 ): Promise<FastifyInstance> {
   const app = newApiFastify(deps, 'app-api', opts)
-  const { appCallers, aclDenials } = apiMetrics(deps.metrics)
+  const { appCallers, aclDenials, appRateLimited } = apiMetrics(deps.metrics)
+  // first of all hooks: a flood from one container (or anything else) is refused before any work,
+  // so it cannot take the agent from the others (@fastify/rate-limit: src/api/README.md says why)
+  await app.register(rateLimit, {
+    max: opts.requestsPerSecond ?? DEFAULT_APP_REQUESTS_PER_SECOND,
+    timeWindow: 1000,
+    keyGenerator: (req) => plainAddress(req.socket.remoteAddress ?? ''),
+    onExceeded: () => appRateLimited.inc(),
+    errorResponseBuilder: (_req, ctx) =>
+      new PlexusError(
+        'PLX_API_RATE_LIMITED',
+        `more than ${ctx.max} requests a second from this address; retry in ${ctx.after}`,
+        { status: 429 },
+      ),
+  })
   // before routing and body parsing: an unknown caller learns nothing, not even which routes exist
   app.addHook('onRequest', async (req, reply) => {
     const ep = callerEndpoint(

@@ -22,6 +22,10 @@ export function apiMetrics(m: Metrics) {
       help: "application API requests by who called: endpoint (one of this host's containers), unknown (refused, 403)",
       labelNames: ['outcome'],
     }),
+    appRateLimited: m.counter({
+      name: 'plexus_api_app_rate_limited_total',
+      help: 'application API requests refused with 429 because their address made more than api.appRequestsPerSecond that second',
+    }),
     aclDenials: m.counter({
       name: 'plexus_api_acl_denials_total',
       help: 'application API requests refused with 403 PLX_ACL_DENIED, by kind: kv (read or write of a key), service (discover or register)',

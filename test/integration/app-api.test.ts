@@ -24,7 +24,8 @@ type Reply = {
 t.test('a container uses its agent through the gateway', async (t) => {
   const started = Date.now()
   const lap = (what: string) => t.comment(`${what} at ${((Date.now() - started) / 1000).toFixed(1)} s`)
-  const c = upCluster(t, { hosts: 1, prefix: 'ap' })
+  // a low request rate per address, so the flood below passes it on any machine
+  const c = upCluster(t, { hosts: 1, prefix: 'ap', agentConfig: { api: { appRequestsPerSecond: 20 } } })
   lap('cluster up')
   t.equal(c.run('h1', 'app', ['sleep', '600']).status, 0)
   /** requests from the container (or, ctr undefined, from the host's namespace) in one process */
@@ -201,5 +202,20 @@ t.test('a container uses its agent through the gateway', async (t) => {
   t.equal(found?.status, 200, 'and discover services')
   t.equal(stillApp?.status, 403, 'a container of no service is still refused')
   t.equal(c.plexctlJson<{ value: unknown }>('h1', ['kv', 'get', 'config/web/port']).value, 9090)
+
+  // a flood from one container is refused per address (429); the others are still served
+  const flood = calls(
+    'web1',
+    Array.from({ length: 200 }, () => ({ method: 'GET', url: `${base}/v1/agent/self` })),
+  )
+  const limited = flood.filter((r) => r.status === 429)
+  t.ok(limited.length > 0, `${limited.length} of 200 requests in a burst refused`)
+  t.equal(limited[0]?.body.error, 'PLX_API_RATE_LIMITED')
+  t.ok(
+    flood.every((r) => r.status === 200 || r.status === 429),
+    'the rest answered',
+  )
+  const [other] = calls('app', [{ method: 'GET', url: `${base}/v1/agent/self` }]) as Reply[]
+  t.equal(other?.status, 200, 'another container is served meanwhile')
   lap('wall time')
 })
