@@ -5,6 +5,7 @@ import { AppListener } from '../api/app-listener.js'
 import { apiMetrics } from '../api/metrics.js'
 import { listenMetrics } from '../api/metrics-listener.js'
 import { listenUnix } from '../api/server.js'
+import { listenTcp } from '../api/tcp-listener.js'
 import { createSigner, loadOrCreatePeerKey, verifyRecordSignature } from '../cluster/identity.js'
 import { ClusterService } from '../cluster/service.js'
 import { DatapathService } from '../datapath/service.js'
@@ -37,6 +38,7 @@ export class Agent {
   private readonly started: Startable[] = []
   private closeApi?: () => Promise<void>
   private closeMetrics?: () => Promise<void>
+  private closeTcpApi?: () => Promise<void>
 
   constructor(config: AgentConfig, logger: Logger) {
     const metrics = new Metrics()
@@ -149,6 +151,14 @@ export class Agent {
         config.api,
         (outcome) => connections.inc({ listener: 'api', outcome }),
       )
+      if (config.api.listen)
+        this.closeTcpApi = await listenTcp(
+          app,
+          { ...config.api, listen: config.api.listen },
+          config.api,
+          this.components.metrics,
+          logger,
+        )
       if (config.api.appPort) {
         const appApi = new AppListener(
           this.components,
@@ -180,6 +190,7 @@ export class Agent {
     if (this.controller.signal.aborted) return
     this.controller.abort()
     await this.closeApi?.()
+    await this.closeTcpApi?.()
     await this.closeMetrics?.()
     for (const s of this.started.reverse()) {
       try {

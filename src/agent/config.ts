@@ -12,8 +12,9 @@ import {
 } from 'jsonc-parser'
 import { DEFAULT_APP_REQUESTS_PER_SECOND } from '../api/app-api.js'
 import { DEFAULT_APP_PORT } from '../api/app-listener.js'
-import { type MetricsConfig, metricsConfigSchema, parseMetricsListen } from '../api/metrics-listener.js'
+import { type MetricsConfig, metricsConfigSchema, parseListen } from '../api/metrics-listener.js'
 import { type ApiLimits, apiLimitsSchema, DEFAULT_API_LIMITS } from '../api/server.js'
+import { type TcpApiConfig, tcpApiConfigSchema } from '../api/tcp-listener.js'
 import type { ClusterConfig } from '../cluster/config.js'
 import type { DatapathConfig } from '../datapath/config.js'
 import { FIREWALL_KINDS } from '../datapath/firewall/index.js'
@@ -41,7 +42,8 @@ export interface AgentConfig {
     appPort: number
     /** requests one address may make on the application API each second; more get 429 */
     appRequestsPerSecond: number
-  } & ApiLimits
+  } & ApiLimits &
+    TcpApiConfig
   cluster: ClusterConfig
   /** underlay address other hosts reach this one at (default: the address of the default-route interface) */
   underlayAddress?: string
@@ -84,6 +86,7 @@ const schema = {
         appPort: { type: 'integer', minimum: 0, maximum: 65535 },
         appRequestsPerSecond: { type: 'integer', minimum: 1, maximum: 1_000_000 },
         ...apiLimitsSchema,
+        ...tcpApiConfigSchema,
       },
     },
     cluster: {
@@ -286,15 +289,16 @@ export function parseConfigText(file: string, text: string): Partial<AgentConfig
     const err = validate.errors?.[0]
     if (err) throw fieldError(file, text, parseTree(text), err)
   }
-  const listen = (value as Partial<AgentConfig>).metrics?.listen
-  if (listen !== undefined) {
+  const partial = value as Partial<AgentConfig>
+  for (const [field, listen] of [
+    ['metrics.listen', partial.metrics?.listen],
+    ['api.listen', partial.api?.listen],
+  ] as const) {
+    if (listen === undefined) continue
     try {
-      parseMetricsListen(listen)
+      parseListen(listen, field)
     } catch (err) {
-      throw new PlexusError('PLX_CONFIG_INVALID', `${file}: ${errorMessage(err)}`, {
-        file,
-        field: 'metrics.listen',
-      })
+      throw new PlexusError('PLX_CONFIG_INVALID', `${file}: ${errorMessage(err)}`, { file, field })
     }
   }
   return value as Partial<AgentConfig>

@@ -25,7 +25,11 @@ function refuse(g: Guard, req: AclRequest, what: string, rule: string): never {
 }
 
 const describe = (r: AclRequest): string =>
-  r.kind === 'kv' ? `${r.op} of key "${r.key}"` : `${r.op} of service "${r.name}"`
+  r.kind === 'kv'
+    ? `${r.op} of key "${r.key}"`
+    : r.kind === 'service'
+      ? `${r.op} of service "${r.name}"`
+      : `operator ${r.op}`
 
 /** Throws 403 PLX_ACL_DENIED naming the rule when the caller may not do this. */
 export function authorize(req: FastifyRequest, request: AclRequest): void {

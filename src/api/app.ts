@@ -24,6 +24,7 @@ import { statusRoutes } from './routes/status.js'
 import { subnetRoutes } from './routes/subnets.js'
 import { uiRoutes } from './routes/ui.js'
 import { watchRoutes } from './routes/watch.js'
+import { installTokenAuth } from './tcp-listener.js'
 
 /**
  * A fastify instance with the API's options and error contract (the operator
@@ -59,6 +60,7 @@ export async function buildApp(
   } = {},
 ): Promise<FastifyInstance> {
   const app = newApiFastify(deps, 'api', opts)
+  installTokenAuth(app, deps)
   await registerOpenapi(app)
   // one plugin per resource under its prefix, each given only the components it reads
   const { store, peerId, metrics, shutdown, lease } = deps

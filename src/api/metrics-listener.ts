@@ -24,13 +24,13 @@ export const metricsConfigSchema = {
   properties: { listen: { type: 'string', minLength: 3, maxLength: 53 } },
 } as const
 
-/** "127.0.0.1:9464", "[::1]:9464" → host and port; PLX_CONFIG_INVALID otherwise (the port is required). */
-export function parseMetricsListen(s: string): { host: string; port: number } {
+/** "127.0.0.1:9464", "[::1]:9464" → host and port; PLX_CONFIG_INVALID naming `what` otherwise (the port is required). */
+export function parseListen(s: string, what = 'metrics.listen'): { host: string; port: number } {
   const hp = /^(?:[\d.]+|\[[^\]]+\]):\d+$/.test(s) ? parseUpstream(s) : undefined
   if (!hp)
     throw new PlexusError(
       'PLX_CONFIG_INVALID',
-      `metrics.listen: "${s}" is not "ip:port" or "[ipv6]:port" with a port from 1 to 65535`,
+      `${what}: "${s}" is not "ip:port" or "[ipv6]:port" with a port from 1 to 65535`,
     )
   return hp
 }
@@ -47,7 +47,7 @@ export async function listenMetrics(
   logger: Logger,
   limits: ApiLimits,
 ): Promise<() => Promise<void>> {
-  const { host, port } = parseMetricsListen(listen)
+  const { host, port } = parseListen(listen)
   const app = Fastify({
     loggerInstance: logger.child({ component: 'metrics' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),

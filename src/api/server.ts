@@ -78,13 +78,20 @@ export function serveThroughGate(
   server: Server,
   gate: ConnectionGate,
   clientOf: (s: Socket) => string,
+  opts: {
+    /** a TLS server hands over its connections once their handshake is done */
+    event?: 'connection' | 'secureConnection'
+    /** told of each connection handed to the app */
+    admitted?: (s: Socket) => void
+  } = {},
 ): void {
   const deadlines = deadlinesFor(app)
-  server.on('connection', (sock) => {
+  server.on(opts.event ?? 'connection', (sock: Socket) => {
     sock.on('error', () => sock.destroy())
     const d = gate.admit(sock, clientOf(sock))
     if (!d) return
     deadlines.set(sock, d)
+    opts.admitted?.(sock)
     app.server.emit('connection', sock)
   })
 }

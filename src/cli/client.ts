@@ -1,4 +1,10 @@
-import { request } from 'node:http'
+import {
+  type ClientRequest,
+  request as httpRequest,
+  type IncomingMessage,
+  type RequestOptions,
+} from 'node:http'
+import { request as httpsRequest } from 'node:https'
 
 export class ApiError extends Error {
   constructor(
@@ -13,7 +19,16 @@ export class ApiError extends Error {
 /** Cannot talk to the agent at all (no socket, refused, permission). */
 export class UnreachableError extends Error {}
 
+/** An agent's operator API over TCP (`api.listen`): its URL, the token and the CA to trust for https. */
+export interface RemoteTarget {
+  url: URL
+  token?: string
+  /** PEM of the CA that signed the agent's certificate (`plexctl tls init`) */
+  ca?: Buffer
+}
+
 export interface ApiClient {
+  /** the unix socket, or the URL of a remote agent */
   readonly socket: string
   call<T = unknown>(method: string, path: string, body?: unknown, opts?: { timeoutMs?: number }): Promise<T>
   /** GET whose body streams (logs -f): each chunk to onData as it comes, until the agent ends it */
@@ -21,13 +36,36 @@ export interface ApiClient {
 }
 
 function unreachable(socket: string, err: NodeJS.ErrnoException): Error {
-  return ['ENOENT', 'ECONNREFUSED', 'EACCES', 'ENOTSOCK'].includes(err.code ?? '')
+  return ['ENOENT', 'ECONNREFUSED', 'EACCES', 'ENOTSOCK', 'ECONNRESET', 'EHOSTUNREACH'].includes(
+    err.code ?? '',
+  )
     ? new UnreachableError(`cannot reach plexusd at ${socket}: is it running? (${err.code})`)
     : err
 }
 
-/** Minimal JSON-over-unix-socket client; plexctl must not import agent internals. */
-export function createClient(socket: string): ApiClient {
+/**
+ * Minimal JSON client of the agent API, over its unix socket (a path) or a
+ * remote agent's TCP listener (with a token, TLS for https URLs); plexctl must
+ * not import agent internals.
+ */
+export function createClient(target: string | RemoteTarget): ApiClient {
+  const socket = typeof target === 'string' ? target : target.url.href
+  const request = (
+    o: RequestOptions & { method: string; path: string },
+    onResponse: (res: IncomingMessage) => void,
+  ): ClientRequest => {
+    if (typeof target === 'string') return httpRequest({ ...o, socketPath: target }, onResponse)
+    const { url, token, ca } = target
+    const remote = {
+      ...o,
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      port: url.port || (url.protocol === 'https:' ? 443 : 80),
+      headers: { ...o.headers, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    }
+    return url.protocol === 'https:'
+      ? httpsRequest({ ...remote, ...(ca ? { ca } : {}) }, onResponse)
+      : httpRequest(remote, onResponse)
+  }
   return {
     socket,
     call<T>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number } = {}): Promise<T> {
@@ -35,7 +73,6 @@ export function createClient(socket: string): ApiClient {
       return new Promise<T>((resolve, reject) => {
         const req = request(
           {
-            socketPath: socket,
             method,
             path,
             headers: payload
@@ -72,7 +109,7 @@ export function createClient(socket: string): ApiClient {
     },
     stream(path: string, onData: (chunk: string) => void): Promise<void> {
       return new Promise<void>((resolve, reject) => {
-        const req = request({ socketPath: socket, method: 'GET', path }, (res) => {
+        const req = request({ method: 'GET', path }, (res) => {
           const status = res.statusCode ?? 0
           if (status >= 400) {
             const chunks: Buffer[] = []

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs'
 import { Command, CommanderError, Option } from 'commander'
 import { VERSION } from '../lib/version.js'
-import { ApiError, createClient, UnreachableError } from './client.js'
+import { ApiError, createClient, type RemoteTarget, UnreachableError } from './client.js'
 import { registerAcl } from './commands/acl.js'
 import { registerAllocs } from './commands/allocs.js'
 import { registerCluster } from './commands/cluster.js'
@@ -21,6 +22,7 @@ import { registerService } from './commands/service.js'
 import { registerServices } from './commands/services.js'
 import { registerStatus } from './commands/status.js'
 import { registerSubnets } from './commands/subnets.js'
+import { registerTls } from './commands/tls.js'
 import { registerTrace } from './commands/trace.js'
 import { registerUi } from './commands/ui.js'
 import type { CliContext, RegisterCommand } from './context.js'
@@ -34,6 +36,7 @@ const commands: RegisterCommand[] = [
   registerStatus,
   registerKv,
   registerAcl,
+  registerTls,
   registerHosts,
   registerCluster,
   registerNetwork,
@@ -62,12 +65,52 @@ const program = new Command('plexctl')
     'plexusd API socket',
     process.env.PLEXUS_SOCKET ?? '/run/plexus/plexusd.sock',
   )
+  .option(
+    '-H, --addr <url>',
+    "a remote agent's operator API (api.listen), e.g. https://10.0.0.5:7375 (default $PLEXUS_ADDR); needs --token-file",
+    process.env.PLEXUS_ADDR,
+  )
+  .option(
+    '--token-file <file>',
+    'file holding the token for -H (default $PLEXUS_TOKEN_FILE)',
+    process.env.PLEXUS_TOKEN_FILE,
+  )
+  .option(
+    '--ca-file <file>',
+    'CA certificate to trust for an https -H (default $PLEXUS_CA_FILE)',
+    process.env.PLEXUS_CA_FILE,
+  )
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
   .showHelpAfterError()
   .exitOverride()
 
+interface GlobalFlags {
+  socket: string
+  addr?: string
+  tokenFile?: string
+  caFile?: string
+}
+
+/** the unix socket, or with -H the remote agent with its token and CA */
+function target(f: GlobalFlags): string | RemoteTarget {
+  if (!f.addr) return f.socket
+  let url: URL
+  try {
+    url = new URL(f.addr)
+  } catch {
+    throw new Error(`-H: "${f.addr}" is not a URL like https://10.0.0.5:7375`)
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new Error(`-H: ${url.protocol} is not http: or https:`)
+  return {
+    url,
+    ...(f.tokenFile ? { token: readFileSync(f.tokenFile, 'utf8').trim() } : {}),
+    ...(f.caFile ? { ca: readFileSync(f.caFile) } : {}),
+  }
+}
+
 const ctx: CliContext = {
-  client: () => createClient(program.opts<{ socket: string }>().socket),
+  client: () => createClient(target(program.opts<GlobalFlags>())),
   format: () => program.opts<{ output: OutputFormat }>().output,
   print: (text) => process.stdout.write(text),
 }

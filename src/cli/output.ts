@@ -33,3 +33,6 @@ export function duration(seconds: number): string {
   if (seconds < 86400) return `${Math.floor(seconds / 3600)}h${Math.floor((seconds % 3600) / 60)}m`
   return `${Math.floor(seconds / 86400)}d${Math.floor((seconds % 86400) / 3600)}h`
 }
+
+/** commander's collector for a repeatable option: `--x a --x b` → ["a", "b"] */
+export const collect = (v: string, prev: string[]): string[] => [...prev, v]

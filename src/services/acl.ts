@@ -3,7 +3,7 @@
 // it may discover or register in. Policies are records (`acl/policies/<name>`,
 // operators only); `acl/default` says what a request no rule matches gets.
 // Every decision names the rule that made it, so a 403 explains itself. Pure.
-import type { AclPolicyValue, AclRule } from '../store/schemas.js'
+import type { AclPolicyValue, AclRule, AclTokenValue } from '../store/schemas.js'
 import { AGENT_KEY_PREFIXES } from '../store/types.js'
 
 export type DefaultPolicy = 'allow' | 'deny'
@@ -19,6 +19,7 @@ export interface AclCaller {
 export type AclRequest =
   | { kind: 'kv'; op: 'read' | 'write'; key: string }
   | { kind: 'service'; op: 'discover' | 'register'; name: string }
+  | { kind: 'operator'; op: 'read' | 'write' }
 
 export interface AclDecision {
   allow: boolean
@@ -36,10 +37,12 @@ interface Ranked {
 export interface Acl {
   defaultPolicy: DefaultPolicy
   rules: Ranked[]
+  /** an operator's token: the agents' own keys are governed by its rules, not refused outright */
+  operator?: boolean
 }
 
 /** what an access grants, by strength: a rule for `write` also lets read, `register` also discover */
-const STRENGTH: Record<AclRule['access'], number> = { deny: 0, read: 1, discover: 1, write: 2, register: 2 }
+const STRENGTH = { deny: 0, read: 1, discover: 1, write: 2, register: 2 } as const
 
 /**
  * The caller's rules: those of every policy bound to its service or its name
@@ -65,6 +68,20 @@ export function aclFor(caller: AclCaller, policies: AclPolicyValue[], defaultPol
   return { defaultPolicy, rules }
 }
 
+/**
+ * A token's rules: those of the policies it names. A token has exactly what
+ * they grant (default deny whatever `acl/default` says): that default is for
+ * containers, which had access before there were policies; a token is made
+ * for a purpose.
+ */
+export function aclForToken(token: AclTokenValue, policies: AclPolicyValue[]): Acl {
+  const rules: Ranked[] = []
+  for (const p of policies)
+    if (token.policies.includes(p.name))
+      for (const rule of p.rules) rules.push({ rule, source: `policy "${p.name}"` })
+  return { defaultPolicy: 'deny', rules, operator: true }
+}
+
 /** the prefix of the agent's own keys `key` falls under, if any */
 export function agentKeyPrefix(key: string): string | undefined {
   return AGENT_KEY_PREFIXES.find((p) => key.startsWith(p))
@@ -73,6 +90,7 @@ export function agentKeyPrefix(key: string): string | undefined {
 /** how specific a rule is for the request (longer prefix = more specific), or -1 when it does not match */
 function specificity(rule: AclRule, req: AclRequest): number {
   if ('kv' in rule) return req.kind === 'kv' && req.key.startsWith(rule.kv) ? rule.kv.length : -1
+  if ('operator' in rule) return req.kind === 'operator' ? 0 : -1
   if (req.kind !== 'service') return -1
   if (rule.service === '*') return 0
   if (rule.service.endsWith('*')) {
@@ -89,14 +107,19 @@ function specificity(rule: AclRule, req: AclRequest): number {
  * policy's write of the same prefix.
  */
 function outranks(a: AclRule, b: AclRule): boolean {
-  if (b.access === 'deny') return false
-  return a.access === 'deny' || STRENGTH[a.access] > STRENGTH[b.access]
+  if (accessOf(b) === 'deny') return false
+  return accessOf(a) === 'deny' || STRENGTH[accessOf(a)] > STRENGTH[accessOf(b)]
 }
 
 const describe = (r: Ranked): string =>
   'kv' in r.rule
     ? `${r.source} kv "${r.rule.kv}" ${r.rule.access}`
-    : `${r.source} service "${r.rule.service}" ${r.rule.access}`
+    : 'operator' in r.rule
+      ? `${r.source} operator ${r.rule.operator}`
+      : `${r.source} service "${r.rule.service}" ${r.rule.access}`
+
+/** what a rule grants or refuses */
+const accessOf = (rule: AclRule): keyof typeof STRENGTH => ('operator' in rule ? rule.operator : rule.access)
 
 /**
  * The decision on one request: the agent's own keys are never written by a
@@ -104,7 +127,7 @@ const describe = (r: Ranked): string =>
  * rule decides (deny first among equals), and no match falls to the default.
  */
 export function decide(acl: Acl, req: AclRequest): AclDecision {
-  if (req.kind === 'kv') {
+  if (req.kind === 'kv' && !acl.operator) {
     const own = agentKeyPrefix(req.key)
     if (own && (req.op === 'write' || own === 'acl/'))
       return { allow: false, rule: `built-in: "${own}" is the agents' own, read-only to containers` }
@@ -121,7 +144,7 @@ export function decide(acl: Acl, req: AclRequest): AclDecision {
   }
   if (!best) return { allow: acl.defaultPolicy === 'allow', rule: `default policy ${acl.defaultPolicy}` }
   const need = req.op === 'write' || req.op === 'register' ? 2 : 1
-  return { allow: STRENGTH[best.rule.access] >= need, rule: describe(best) }
+  return { allow: STRENGTH[accessOf(best.rule)] >= need, rule: describe(best) }
 }
 
 /**

@@ -19,6 +19,8 @@ import {
   type AclDefaultValue,
   AclPolicyRecord,
   type AclPolicyValue,
+  AclTokenRecord,
+  type AclTokenValue,
   AllocRecord,
   AllocStateRecord,
   CapacityRecord,
@@ -32,6 +34,7 @@ import {
 import {
   ACL_DEFAULT_KEY,
   ACL_POLICY_PREFIX,
+  ACL_TOKEN_PREFIX,
   ALLOC_PREFIX,
   ALLOC_STATE_PREFIX,
   CAPACITY_PREFIX,
@@ -92,4 +95,11 @@ export const aclPolicyCodec = recordCodec<AclPolicyValue>(ACL_POLICY_PREFIX, Acl
 
 export const aclDefaultCodec = recordCodec<AclDefaultValue>(ACL_DEFAULT_KEY, AclDefaultRecord, (key) =>
   key === ACL_DEFAULT_KEY ? undefined : `not ${ACL_DEFAULT_KEY}`,
+)
+
+/** the key names the secret's hash, so a token is found without listing */
+export const aclTokenCodec = recordCodec<AclTokenValue>(ACL_TOKEN_PREFIX, AclTokenRecord, (key) =>
+  /^[0-9a-f]{64}$/.test(key.slice(ACL_TOKEN_PREFIX.length))
+    ? undefined
+    : 'not a sha256 in hex after acl/tokens/',
 )

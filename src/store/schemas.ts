@@ -270,7 +270,7 @@ export const AllocStateRecord = Type.Object({
   ),
 })
 
-/** one rule of an access policy: a KV key prefix ("" = every key) or a service name ("*" = every service, "web*" = a prefix) */
+/** one rule of an access policy: a KV key prefix ("" = every key), a service name ("*" = every service, "web*" = a prefix), or the operator routes */
 export const AclRule = Type.Union([
   Type.Object(
     { kv: Type.String({ maxLength: 512 }), access: StringEnum(['read', 'write', 'deny']) },
@@ -283,6 +283,8 @@ export const AclRule = Type.Union([
     },
     { additionalProperties: false },
   ),
+  // the operator API's other routes over TCP (jobs, network, hosts…): read = GET, write = the rest
+  Type.Object({ operator: StringEnum(['read', 'write', 'deny']) }, { additionalProperties: false }),
 ])
 export type AclRule = Static<typeof AclRule>
 
@@ -309,3 +311,14 @@ export const AclDefaultRecord = Type.Object(
   { additionalProperties: false },
 )
 export type AclDefaultValue = Static<typeof AclDefaultRecord>
+
+/** acl/tokens/<sha256 of the secret, hex>: a token of the TCP operator API and the policies it carries (never the secret) */
+export const AclTokenRecord = Type.Object(
+  {
+    name: Label,
+    policies: Type.Array(Label, { minItems: 1, maxItems: 64, uniqueItems: true }),
+    createdAt: Type.String({ maxLength: 64 }),
+  },
+  { additionalProperties: false },
+)
+export type AclTokenValue = Static<typeof AclTokenRecord>

@@ -50,7 +50,8 @@ export interface PutOptions {
  *   jobs/<name>                                 job specs (any member; src/scheduler/records.ts)
  *   config/...                                  shared cluster config (any member), e.g. config/network
  *   services/<name>                             shared service definitions (any member)
- *   acl/default, acl/policies/<name>            the application API's access policies (operators; src/services/acl.ts)
+ *   acl/default, acl/policies/<name>            the API's access policies (operators; src/services/acl.ts)
+ *   acl/tokens/<sha256 of the secret>           tokens of the TCP operator API (operators)
  *   anything else                               shared user KV (any member)
  */
 export const NODE_PREFIX = 'nodes/'
@@ -65,6 +66,7 @@ export const ALLOC_STATE_PREFIX = 'allocstate/'
 export const ACL_PREFIX = 'acl/'
 export const ACL_POLICY_PREFIX = 'acl/policies/'
 export const ACL_DEFAULT_KEY = 'acl/default'
+export const ACL_TOKEN_PREFIX = 'acl/tokens/'
 export const OWNED_PREFIXES = [
   NODE_PREFIX,
   LEASE_PREFIX,

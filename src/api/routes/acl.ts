@@ -1,13 +1,23 @@
-// The application API's access policies, managed on the operator API only
-// (the unix socket): policies under acl/policies/<name>, the default under
-// acl/default. Rules and their meaning: src/services/README.md.
+// Access policies and tokens, managed on the unix socket only (the TCP
+// listener refuses /v1/acl): policies under acl/policies/<name>, the default
+// under acl/default, tokens under acl/tokens/<sha256 of the secret>. Rules and
+// their meaning: src/services/README.md.
+import { randomBytes } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { PlexusError } from '../../lib/errors.js'
-import { aclDefaultCodec, aclPolicyCodec } from '../../store/codecs.js'
-import { ACL_DEFAULT_KEY, ACL_POLICY_PREFIX } from '../../store/types.js'
-import { AclDefault, AclPolicies, AclPolicy } from '../contract/acl.js'
+import { aclDefaultCodec, aclPolicyCodec, aclTokenCodec } from '../../store/codecs.js'
+import { ACL_DEFAULT_KEY, ACL_POLICY_PREFIX, ACL_TOKEN_PREFIX } from '../../store/types.js'
+import {
+  AclDefault,
+  AclPolicies,
+  AclPolicy,
+  AclTokenBody,
+  AclTokenCreated,
+  AclTokens,
+} from '../contract/acl.js'
 import { ErrorBody, NameParam, NoContent } from '../contract/common.js'
 import type { ApiDeps } from '../deps.js'
+import { tokenKey } from '../tcp-listener.js'
 
 /** what the /v1/acl routes read (registered with that prefix) */
 export type AclComponents = Pick<ApiDeps, 'store'>
@@ -48,6 +58,38 @@ export const aclRoutes: FastifyPluginAsyncTypebox<AclComponents> = async (app, {
     async (req, reply) => {
       if (!(await store.delete(`${ACL_POLICY_PREFIX}${req.params.name}`)))
         throw new PlexusError('PLX_ACL_NOT_FOUND', `no policy "${req.params.name}"`, { status: 404 })
+      return reply.code(204).send(null)
+    },
+  )
+
+  const tokens = () =>
+    store.list(ACL_TOKEN_PREFIX).flatMap((r) => {
+      const v = aclTokenCodec.valueOf(r)
+      return v ? [{ key: r.key, value: v }] : []
+    })
+
+  app.get('/tokens', { schema: { response: { 200: AclTokens } } }, async () => tokens().map((t) => t.value))
+
+  app.post(
+    '/tokens',
+    { schema: { body: AclTokenBody, response: { 200: AclTokenCreated, 409: ErrorBody } } },
+    async (req) => {
+      if (tokens().some((t) => t.value.name === req.body.name))
+        throw new PlexusError('PLX_ACL_EXISTS', `a token named "${req.body.name}" exists`, { status: 409 })
+      const secret = `plx_${randomBytes(32).toString('base64url')}`
+      const value = { ...req.body, createdAt: new Date().toISOString() }
+      await store.put(tokenKey(secret), aclTokenCodec.encode(value))
+      return { ...value, secret }
+    },
+  )
+
+  app.delete(
+    '/tokens/:name',
+    { schema: { params: NameParam, response: { 204: NoContent, 404: ErrorBody } } },
+    async (req, reply) => {
+      const t = tokens().find((x) => x.value.name === req.params.name)
+      if (!t) throw new PlexusError('PLX_ACL_NOT_FOUND', `no token "${req.params.name}"`, { status: 404 })
+      await store.delete(t.key)
       return reply.code(204).send(null)
     },
   )

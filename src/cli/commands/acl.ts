@@ -1,14 +1,18 @@
 import { readFile } from 'node:fs/promises'
 import { parse } from 'yaml'
-import type { AclDefault, AclPolicy } from '../../api/contract/acl.js'
+import type { AclDefault, AclPolicy, AclToken, AclTokenCreated } from '../../api/contract/acl.js'
 import type { RegisterCommand } from '../context.js'
-import { json, table } from '../output.js'
+import { collect, json, table } from '../output.js'
 
 const enc = encodeURIComponent
 
-/** one rule as a table cell: `kv config/web/ write`, `service web* discover` */
+/** one rule as a table cell: `kv "config/web/" write`, `service "web*" discover`, `operator read` */
 const rule = (r: AclPolicy['rules'][number]): string =>
-  'kv' in r ? `kv "${r.kv}" ${r.access}` : `service "${r.service}" ${r.access}`
+  'kv' in r
+    ? `kv "${r.kv}" ${r.access}`
+    : 'operator' in r
+      ? `operator ${r.operator}`
+      : `service "${r.service}" ${r.access}`
 
 export const registerAcl: RegisterCommand = (program, ctx) => {
   const acl = program
@@ -79,5 +83,44 @@ export const registerAcl: RegisterCommand = (program, ctx) => {
     .action(async (name: string) => {
       await ctx.client().call('DELETE', `/v1/acl/policies/${enc(name)}`)
       if (ctx.format() !== 'json') ctx.print(`policy ${name} deleted\n`)
+    })
+
+  const token = acl
+    .command('token')
+    .description('tokens of the TCP operator API (api.listen), each carrying policies')
+
+  token
+    .command('create')
+    .description('make a token; its secret is printed once (the store keeps only a hash)')
+    .argument('<name>')
+    .requiredOption('--policy <name>', 'a policy it carries (repeatable)', collect, [] as string[])
+    .action(async (name: string, o: { policy: string[] }) => {
+      const res = await ctx
+        .client()
+        .call<AclTokenCreated>('POST', '/v1/acl/tokens', { name, policies: o.policy })
+      ctx.print(ctx.format() === 'json' ? json(res) : `${res.secret}\n`)
+    })
+
+  token
+    .command('ls')
+    .description('list the tokens (never their secrets)')
+    .action(async () => {
+      const res = await ctx.client().call<AclToken[]>('GET', '/v1/acl/tokens')
+      if (ctx.format() === 'json') return ctx.print(json(res))
+      ctx.print(
+        table(
+          ['name', 'policies', 'created'],
+          res.map((t) => [t.name, t.policies.join(','), t.createdAt]),
+        ),
+      )
+    })
+
+  token
+    .command('rm')
+    .description('delete a token: requests with it get 401 from then on')
+    .argument('<name>')
+    .action(async (name: string) => {
+      await ctx.client().call('DELETE', `/v1/acl/tokens/${enc(name)}`)
+      if (ctx.format() !== 'json') ctx.print(`token ${name} deleted\n`)
     })
 }

@@ -1,11 +1,9 @@
 import { Option } from 'commander'
 import type { Registered, ServiceDetail, ServiceSummary } from '../../api/contract/services.js'
 import type { RegisterCommand } from '../context.js'
-import { json, keyValues, table } from '../output.js'
+import { collect, json, keyValues, table } from '../output.js'
 
 type Port = ServiceSummary['ports'][number]
-
-const collect = (v: string, prev: string[]) => [...prev, v]
 
 /** "http:80/tcp", "80", "dns:53/udp" → port spec */
 export function parsePort(s: string): Port {

@@ -6,7 +6,7 @@ import t from 'tap'
 import { labelsKey } from '../../../src/cluster/membership.js'
 import { NETWORK_CONFIG_KEY } from '../../../src/ipam/config.js'
 import { DRAIN_PREFIX, JOB_PREFIX } from '../../../src/scheduler/records.js'
-import { type AclRequest, aclFor, decide, mayReadSomeUnder } from '../../../src/services/acl.js'
+import { type AclRequest, aclFor, aclForToken, decide, mayReadSomeUnder } from '../../../src/services/acl.js'
 import type { AclPolicyValue } from '../../../src/store/schemas.js'
 import {
   ACL_DEFAULT_KEY,
@@ -131,4 +131,27 @@ t.test('listings: some key below may be readable', async (t) => {
   t.ok(mayReadSomeUnder(acl, 'config/').allow, 'config/web/ is under config/')
   t.notOk(mayReadSomeUnder(acl, 'jobs/').allow)
   t.notOk(mayReadSomeUnder(aclFor(web, [], 'allow'), 'acl/').allow, 'never acl/')
+})
+
+t.test('tokens: their policies and nothing else; the agents’ keys by their rules', async (t) => {
+  const reader: AclPolicyValue = { name: 'reader', rules: [{ operator: 'read' }, { kv: '', access: 'read' }] }
+  const admin: AclPolicyValue = { name: 'admin', rules: [{ operator: 'write' }, { kv: '', access: 'write' }] }
+  const token = { name: 'ci', policies: ['reader'], createdAt: '2026-12-03T00:00:00Z' }
+  const ro = aclForToken(token, [reader, admin])
+  t.same(decide(ro, { kind: 'operator', op: 'read' }), { allow: true, rule: 'policy "reader" operator read' })
+  t.same(decide(ro, { kind: 'operator', op: 'write' }), {
+    allow: false,
+    rule: 'policy "reader" operator read',
+  })
+  t.notOk(decide(ro, kv('write', 'config/x')).allow)
+  t.notOk(decide(ro, svc('discover', 'web')).allow, 'default deny, whatever acl/default says')
+  const rw = aclForToken({ ...token, policies: ['admin'] }, [reader, admin])
+  t.ok(
+    decide(rw, kv('write', NETWORK_CONFIG_KEY)).allow,
+    'an operator token may write agent keys its rules grant',
+  )
+  t.same(decide(aclForToken({ ...token, policies: ['gone'] }, [reader]), { kind: 'operator', op: 'read' }), {
+    allow: false,
+    rule: 'default policy deny',
+  })
 })
