@@ -11,6 +11,7 @@ import { Command, Option } from 'commander'
 import { createClient } from '../src/cli/client.js'
 import { newClusterKey } from '../src/lib/cluster-key.js'
 import { cleanupRunner } from '../src/runner/cleanup.js'
+import { resolvConfText } from '../src/runner/network.js'
 import {
   alive,
   ipNs,
@@ -509,15 +510,9 @@ function cniArgs(o: { ctr: string; service?: string; expose?: string[]; label?: 
 }
 
 function writeResolvConf(ns: string, result: Record<string, unknown> | undefined): void {
-  const dns = (result?.dns ?? {}) as { nameservers?: string[]; search?: string[]; options?: string[] }
   const dir = join('/etc/netns', ns)
   mkdirSync(dir, { recursive: true })
-  const lines = [
-    ...(dns.nameservers ?? []).map((n) => `nameserver ${n}`),
-    ...(dns.search?.length ? [`search ${dns.search.join(' ')}`] : []),
-    ...(dns.options?.length ? [`options ${dns.options.join(' ')}`] : []),
-  ]
-  writeFileSync(join(dir, 'resolv.conf'), `${lines.join('\n')}\n`)
+  writeFileSync(join(dir, 'resolv.conf'), resolvConfText(result) ?? '\n')
 }
 
 /** The container's own hosts file (ip netns exec mounts it); the agent keeps the link entries in it current. */

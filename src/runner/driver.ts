@@ -21,6 +21,8 @@ export interface TaskLaunch {
   resources: { cpu: number; memoryMb: number; pids: number }
   /** path of the network namespace the task joins (the runner made and attached it) */
   netns: string
+  /** a resolv.conf (from the CNI result: the host's Plexus DNS) the task sees as /etc/resolv.conf */
+  resolvConf?: string
   /** this task's own directory: pid and exit files, logs/ */
   dir: string
   /** log rotation: each file at most maxBytes, at most files of them (current included) */

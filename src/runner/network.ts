@@ -139,3 +139,20 @@ export function resultAddress(result: unknown): string | undefined {
   const ips = (result as { ips?: { address?: string }[] } | undefined)?.ips
   return ips?.[0]?.address?.split('/')[0]
 }
+
+/**
+ * The resolv.conf a runtime writes from a CNI result's `dns` (nameservers,
+ * search, options), or undefined when the result carries none. Pure.
+ */
+export function resolvConfText(result: unknown): string | undefined {
+  const dns = (
+    result as { dns?: { nameservers?: string[]; search?: string[]; options?: string[] } } | undefined
+  )?.dns
+  if (!dns?.nameservers?.length) return undefined
+  const lines = [
+    ...dns.nameservers.map((n) => `nameserver ${n}`),
+    ...(dns.search?.length ? [`search ${dns.search.join(' ')}`] : []),
+    ...(dns.options?.length ? [`options ${dns.options.join(' ')}`] : []),
+  ]
+  return `${lines.join('\n')}\n`
+}

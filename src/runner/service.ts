@@ -7,9 +7,11 @@
 // record. Tasks outlive the agent: a new agent adopts them from the state dir.
 
 import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { ZONE_ORIGIN } from '../dns/service.js'
 import { leaseGateway } from '../ipam/leases.js'
 import { errorMessage } from '../lib/errors.js'
+import { writeFileAtomic } from '../lib/fs.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import { PassLoop, type PassLoopStatus } from '../lib/pass-loop.js'
@@ -40,9 +42,10 @@ import {
   deleteNetns,
   netnsName,
   netnsPath,
+  resolvConfText,
   resultAddress,
 } from './network.js'
-import { type LocalAlloc, loadAllocs, removeAlloc, saveAlloc, taskDir } from './state.js'
+import { allocDir, type LocalAlloc, loadAllocs, removeAlloc, saveAlloc, taskDir } from './state.js'
 import { talksToEnv } from './talks-to.js'
 
 export interface RunnerConfig {
@@ -253,6 +256,7 @@ export class RunnerService implements Startable {
     const launch = { ...base, env: { ...base.env, ...this.talksTo(a, state) } }
     const drv = this.drivers.get(spec.driver)
     try {
+      await this.writeResolvConf(a)
       // a restart: the previous run's cgroups may still hold what it forked
       await drv.destroy(launch)
       const handle = await drv.start(launch)
@@ -351,6 +355,16 @@ export class RunnerService implements Startable {
     return gateway ? { PLEXUS_HTTP_ADDR: `${gateway}:${port}` } : {}
   }
 
+  /** the allocation's resolv.conf from its CNI result (rewritten at each start: an adopted allocation may predate it) */
+  private async writeResolvConf(a: LocalAlloc): Promise<void> {
+    const text = resolvConfText(a.cni?.result)
+    if (text) await writeFileAtomic(this.resolvConfPath(a), text, 0o644)
+  }
+
+  private resolvConfPath(a: LocalAlloc): string {
+    return join(allocDir(this.d.config.stateDir, a.id), 'resolv.conf')
+  }
+
   /** PLEXUS_TALKSTO_*: what the group talks to, resolved when the task starts */
   private talksTo(a: LocalAlloc, state: AllocStateValue): Record<string, string> {
     const { store, peerId } = this.d
@@ -398,6 +412,7 @@ export class RunnerService implements Startable {
         pids: spec.resources.pids ?? DEFAULT_PIDS,
       },
       netns: netnsPath(a.netns),
+      ...(resolvConfText(a.cni?.result) ? { resolvConf: this.resolvConfPath(a) } : {}),
       dir: taskDir(this.d.config.stateDir, a.id, spec.name),
       logs: { maxBytes: logs?.maxBytes ?? 1_048_576, files: logs?.files ?? 3 },
     }

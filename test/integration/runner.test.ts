@@ -297,6 +297,18 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
       addrs.length > 0 && addrs.every((x) => web.has(x)),
       `PLEXUS_TALKSTO_WEB_ADDRS lists web instances: ${line}`,
     )
+    // its resolver is its host's Plexus DNS (what /etc/resolv.conf is inside its own mount namespace)
+    const resolv = readFileSync(`/proc/${pidOf(c, client)}/root/etc/resolv.conf`, 'utf8')
+    t.match(
+      resolv,
+      /^nameserver 10\.\d+\.\d+\.1\nsearch svc\.plexus\.internal plexus\.internal\n/,
+      'resolv.conf',
+    )
+    t.notMatch(
+      readFileSync('/etc/resolv.conf', 'utf8'),
+      /svc\.plexus\.internal/,
+      "the host's file is untouched",
+    )
   }
 
   // drain the host of a web allocation: what runs there moves to the other host, started before it stops

@@ -74,14 +74,25 @@ export function checkRootfs(rootfs: string): void {
 }
 
 /**
+ * Bind-mounts $0 over $1 when $1 exists (a rootfs without /etc/resolv.conf
+ * keeps its own resolving), then execs the rest: run inside the task's own
+ * mount namespace, so the host's file is never touched.
+ */
+const BIND_THEN_EXEC = 'if [ -e "$1" ]; then mount --bind "$0" "$1" || exit 126; fi; shift; exec "$@"'
+
+/**
  * The chain the task is exec'd through (pure), each step replacing the last so
  * the task keeps the pid the supervisor recorded:
  *   env -i            the task's environment only, nothing of the agent's
  *   unshare --mount   its own mount namespace (private propagation: its mounts never reach the host)
+ *   sh: mount --bind  the allocation's resolv.conf over /etc/resolv.conf (the host's Plexus DNS), when given
  *   nsenter --net     the network namespace the runner attached, then chroot and the user's ids
  */
 export function taskArgv(l: TaskLaunch, command: string, ids: Ids | undefined): string[] {
   const env = Object.entries(l.env).map(([k, v]) => `${k}=${v}`)
+  const resolv = l.resolvConf
+    ? ['/bin/sh', '-c', BIND_THEN_EXEC, l.resolvConf, `${l.rootfs ?? ''}/etc/resolv.conf`]
+    : []
   return [
     '/usr/bin/env',
     '-i',
@@ -91,6 +102,7 @@ export function taskArgv(l: TaskLaunch, command: string, ids: Ids | undefined): 
     '--propagation',
     'private',
     '--',
+    ...resolv,
     '/usr/bin/nsenter',
     `--net=${l.netns}`,
     ...(l.rootfs ? [`--root=${l.rootfs}`, '--wd=/'] : []),

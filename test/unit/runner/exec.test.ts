@@ -91,5 +91,25 @@ t.test(
     t.notOk(
       taskArgv(plain, '/bin/server', undefined).some((a) => a.startsWith('--root') || a.startsWith('--set')),
     )
+    // a resolv.conf is bind-mounted inside the task's own mount namespace, before nsenter enters the rootfs
+    const withDns = taskArgv(
+      { ...l, resolvConf: '/var/lib/plexus/runner/a/resolv.conf' },
+      '/bin/server',
+      undefined,
+    )
+    const at = withDns.indexOf('/bin/sh')
+    t.ok(
+      at > withDns.indexOf('/usr/bin/unshare') && at < withDns.indexOf('/usr/bin/nsenter'),
+      'after unshare',
+    )
+    t.same(withDns.slice(at + 3, at + 5), [
+      '/var/lib/plexus/runner/a/resolv.conf',
+      '/srv/root/etc/resolv.conf',
+    ])
+    t.equal(
+      taskArgv({ ...plain, resolvConf: '/r' }, '/bin/server', undefined)[withDns.indexOf('/bin/sh') + 4],
+      '/etc/resolv.conf',
+      "without a rootfs, over the host's path in the task's namespace",
+    )
   },
 )
