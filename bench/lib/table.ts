@@ -121,6 +121,18 @@ const ROWS: Record<string, Row[]> = {
       unit: 'ms',
     },
   ],
+  runner: [
+    {
+      label:
+        '100 tasks (one group with a service) on 5 hosts: `plexctl job run` → all running and answered by DNS',
+      fields: ['plexus_s'],
+      unit: 's',
+      ref: { fields: ['podman_s'], name: '100 × `podman run -d` on one host, one after the other' },
+      ratio: 'ratio',
+      // issue 13: Plexus ≤ 0.5 × podman's time
+      goal: { field: 'ratio', op: '<=', value: 0.5 },
+    },
+  ],
   scheduler: [
     {
       label:

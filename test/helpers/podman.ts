@@ -21,15 +21,20 @@ export function busyboxRootfs(dir: string, applets: string[]): string | false {
 
 export type Podman = (args: string[]) => RunResult
 
+/** where podman runs and what its CNI backend reads */
+export interface PodmanPlace {
+  dir: string
+  netns: string
+  pluginDir: string
+  networkDir: string
+}
+
 /**
  * podman in the namespace netns (a path), its CNI backend reading conflists
- * from networkDir and plugins from pluginDir, storage under dir. Its
- * containers and storage are removed when t ends.
+ * from networkDir and plugins from pluginDir, storage under dir. The caller
+ * removes its containers and storage (`rm -f -a`, `system reset -f`).
  */
-export function podmanOnCni(
-  t: Test,
-  o: { dir: string; netns: string; pluginDir: string; networkDir: string },
-): Podman {
+export function podmanCommand(o: PodmanPlace): Podman {
   const conf = join(o.dir, 'containers.conf')
   writeFileSync(
     conf,
@@ -43,7 +48,7 @@ export function podmanOnCni(
   )
   const env = { ...process.env, CONTAINERS_CONF: conf }
   // runc: crun refuses this machine's hybrid cgroup layout
-  const podman: Podman = (args) =>
+  return (args) =>
     run(
       'nsenter',
       [
@@ -55,6 +60,11 @@ export function podmanOnCni(
       ],
       { env },
     )
+}
+
+/** podmanCommand whose containers and storage are removed when t ends */
+export function podmanOnCni(t: Test, o: PodmanPlace): Podman {
+  const podman = podmanCommand(o)
   t.teardown(() => {
     podman(['rm', '-f', '-a'])
     podman(['system', 'reset', '-f'])
