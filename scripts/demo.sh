@@ -62,6 +62,58 @@ if [ -x dist/cni/bin/plexus ] && has endpoints; then
   $CLUSTER exec --name "$NAME" --ctr client -- dig +short example.test
   if has services; then on h2 plexctl services; fi
 fi
+if has job; then
+  step "A job: the scheduler places it, every host's runner runs its part (exec driver, attached by the CNI plugin)"
+  job=$(mktemp /tmp/plexus-demo-job.XXXXXX.yaml)
+  cat > "$job" <<'YAML'
+name: shop
+type: service
+groups:
+  - name: api
+    count: 2
+    service: { name: api, ports: [{ name: http, port: 8080, protocol: tcp }] }
+    constraints: [{ operator: distinct_hosts }]
+    tasks:
+      - name: api
+        driver: exec
+        # one answer per connection: enough for a demo, no image needed
+        config: { command: ["sh", "-c", "while true; do printf 'HTTP/1.0 200 OK\r\n\r\nhello from %s on %s\n' $PLEXUS_ALLOC_ID $PLEXUS_HOST | busybox nc -l -p 8080 >/dev/null; done"] }
+        resources: { cpu: 50, memoryMb: 32 }
+        killTimeoutMs: 1000
+  - name: front
+    count: 1
+    talksTo: [{ service: api }]
+    tasks:
+      - name: front
+        driver: exec
+        # "api" resolves through the task's resolver, its host's Plexus DNS
+        config: { command: ["sh", "-c", "while true; do busybox wget -qO- http://api:8080/ || echo no answer; sleep 1; done"] }
+        resources: { cpu: 50, memoryMb: 32 }
+        killTimeoutMs: 1000
+YAML
+  cat "$job"
+  on h1 plexctl job run "$job"
+  printf 'waiting for its 3 allocations to run'
+  for _ in $(seq 1 60); do
+    running=$($CLUSTER exec --name "$NAME" --host h1 -- plexctl allocs --job shop | grep -c ' running' || true)
+    [ "$running" -ge 3 ] && break
+    printf '.'; sleep 1
+  done
+  echo
+  on h1 plexctl job status shop
+  step "A request flowing through it: front's output, then the client container asking api by name"
+  front=$($CLUSTER exec --name "$NAME" --host h1 -- plexctl allocs --job shop | awk '$3 == "front" { print $1; print $5 }')
+  sleep 3
+  on "$(echo "$front" | sed -n 2p)" plexctl logs "$(echo "$front" | sed -n 1p)" --tail 4
+  if [ -n "${www:-}" ]; then
+    for _ in 1 2; do
+      printf '[client]$ wget -qO- http://api:8080/  ->  '
+      $CLUSTER exec --name "$NAME" --ctr client -- busybox wget -qO- http://api:8080/ || echo "(no answer)"
+    done
+  fi
+  on h1 plexctl job stop shop
+  rm -f "$job"
+fi
 
 step "Tear down: every namespace, process and rule goes away"
 show $CLUSTER down --name "$NAME"
