@@ -12,6 +12,7 @@ interface ArgsSection {
   tags?: string[]
   labels: Record<string, string>
   ports?: PortSpec[]
+  checks?: NonNullable<AttachRequest['checks']>
   ips?: string[]
   mac?: string
 }
@@ -279,8 +280,20 @@ function argsSection(v: unknown): ArgsSection {
     if (px.tags !== undefined) out.tags = strList(code, 'args.plexus.tags', px.tags, DNS_LABEL)
     if (px.labels !== undefined) Object.assign(out.labels, labelMap(code, 'args.plexus.labels', px.labels))
     if (px.ports !== undefined) out.ports = parsePorts(code, 'args.plexus.ports', px.ports)
+    if (px.checks !== undefined) out.checks = checkList(code, px.checks)
   }
   return out
+}
+
+/**
+ * `args.plexus.checks`: their fields are checked by the agent against the API's
+ * schema and the services module's rules (src/services/model.ts), so the plugin
+ * carries no schema code; here only the shape that lets it pass them on.
+ */
+function checkList(code: number, v: unknown): NonNullable<ArgsSection['checks']> {
+  if (!Array.isArray(v) || v.length > 16 || !v.every(isObject))
+    throw invalid(code, 'args.plexus.checks', 'must be an array of at most 16 check objects')
+  return v as NonNullable<ArgsSection['checks']>
 }
 
 function attachments(v: unknown, field: string): Attachment[] {
@@ -496,6 +509,7 @@ export function buildAttachRequest(conf: NetConf, env: CniEnv): AttachRequest {
       ? parsePorts(e, 'PLEXUS_EXPOSE', a.PLEXUS_EXPOSE)
       : (conf.args.ports ?? conf.ports)
   if (ports?.length) req.ports = ports
+  if (conf.args.checks?.length) req.checks = conf.args.checks
   if (conf.runtime.portMappings?.length) req.published = conf.runtime.portMappings
 
   if (a.IP !== undefined) staticIps(e, 'IP', [a.IP])

@@ -5,6 +5,7 @@ import type { Attachment, AttachRequest } from '../../cni/lib/agent-api.js'
 import { CniCode } from '../../cni/lib/errors.js'
 import type { CniDns } from '../../cni/lib/result.js'
 import { isPlexusError, PlexusError } from '../lib/errors.js'
+import { normalizeChecks } from '../services/model.js'
 import type { EndpointValue } from '../store/records.js'
 import { ENDPOINT_PREFIX } from '../store/types.js'
 
@@ -110,6 +111,9 @@ export function buildEndpoint(
   if (req.service) v.service = req.service
   if (req.tags?.length) v.tags = req.tags
   if (req.ports?.length) v.ports = req.ports
+  // refused here (PLX_SERVICE_BAD_CHECK, the ADD rolls back) rather than written and never run
+  const checks = normalizeChecks(req.checks, req.ports ?? [])
+  if (checks.length) v.checks = checks
   if (req.published?.length) v.published = req.published
   return v
 }
@@ -183,6 +187,7 @@ const CODE_MAP: Record<string, number> = {
   PLX_ENDPOINTS_BAD_PREFIX: CNI.INVALID_CONFIG,
   PLX_ENDPOINTS_IFNAME_TAKEN: CNI.INVALID_CONFIG,
   PLX_ENDPOINTS_CONFLICT: CNI.INVALID_CONFIG,
+  PLX_SERVICE_BAD_CHECK: CNI.INVALID_CONFIG,
   // the runtime handed us the host itself as the container's namespace
   PLX_NETNS_HOST: CNI.INVALID_ENV,
   PLX_ENDPOINTS_DNS_NOT_READY: CNI.TRY_AGAIN_LATER,

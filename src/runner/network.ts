@@ -85,15 +85,22 @@ export interface CniCall {
   args: Record<string, string>
   /** the ADD result, handed to DEL and CHECK as prevResult */
   prevResult?: unknown
+  /** `args.plexus` of the network config: what CNI_ARGS cannot carry (a service's ports and checks) */
+  plexus?: Record<string, unknown>
 }
 
 /** The network config on the plugin's stdin: the shipped conflist's plugin entry, pointed at our socket. */
-export function netconf(c: CniConfig, prevResult?: unknown): Record<string, unknown> {
+export function netconf(
+  c: CniConfig,
+  prevResult?: unknown,
+  plexus?: Record<string, unknown>,
+): Record<string, unknown> {
   return {
     cniVersion: '1.1.0',
     name: 'plexus',
     type: 'plexus',
     socket: c.socket,
+    ...(plexus ? { args: { plexus } } : {}),
     ...(prevResult ? { prevResult } : {}),
   }
 }
@@ -130,7 +137,7 @@ export function cni(c: CniConfig, call: CniCall): Promise<Record<string, unknown
       const msg = (out?.msg as string | undefined) ?? text ?? String(err)
       reject(new PlexusError('PLX_RUNNER_CNI', `CNI ${call.command} failed: ${msg}`, { cniCode: out?.code }))
     })
-    child.stdin?.end(JSON.stringify(netconf(c, call.prevResult)))
+    child.stdin?.end(JSON.stringify(netconf(c, call.prevResult, call.plexus)))
   })
 }
 

@@ -36,6 +36,7 @@ import {
 } from './lifecycle.js'
 import { runnerMetrics } from './metrics.js'
 import {
+  type CniCall,
   type CniConfig,
   cni,
   createNetns,
@@ -203,6 +204,7 @@ export class RunnerService implements Startable {
           containerId: a.id,
           netns: path,
           args: this.cniArgs(a),
+          ...this.serviceArgs(a),
         })
         const address = resultAddress(result)
         a.cni = { result: result ?? null, ...(address ? { address } : {}) }
@@ -420,6 +422,19 @@ export class RunnerService implements Startable {
 
   private cniConfig(): CniConfig {
     return { path: this.d.config.runner?.cniPath ?? ['/opt/cni/bin'], socket: this.d.config.api.socket }
+  }
+
+  /**
+   * The group service's ports and checks, on the endpoint's record from ADD on: its host checks it and
+   * DNS answers it only once every check passes. Carried by the endpoint, not read from the job by the
+   * services module, so each allocation is checked as its own version of the job declared it.
+   */
+  private serviceArgs(a: LocalAlloc): Pick<CniCall, 'plexus'> {
+    const svc = a.spec.service
+    if (!svc?.ports?.length && !svc?.checks?.length) return {}
+    return {
+      plexus: { ...(svc.ports ? { ports: svc.ports } : {}), ...(svc.checks ? { checks: svc.checks } : {}) },
+    }
   }
 
   /** what a runtime passes: the name DNS answers for it (<alloc>.ctr…) and, when the group declares one, its service */

@@ -125,10 +125,15 @@ export function buildCatalog(input: CatalogInput): Catalog {
     if (list) list.push(v)
     else health.set(v.endpointKey, [v])
   }
-  const healthy = (endpointKey: string, service: string): boolean =>
-    !(health.get(endpointKey) ?? []).some(
-      (h) => h.status === 'critical' && (h.service === undefined || h.service === service),
+  // Consul's initial state: a member with checks is critical until each of them has passed once, so
+  // DNS never answers an instance that is still starting; a member without checks is healthy as it joins
+  const healthy = (endpointKey: string, service: string, checks: CheckSpec[]): boolean => {
+    const results = (health.get(endpointKey) ?? []).filter(
+      (h) => h.service === undefined || h.service === service,
     )
+    if (results.some((h) => h.status === 'critical')) return false
+    return checks.every((c) => results.some((h) => h.check === c.name && h.status === 'passing'))
+  }
 
   const services = new Map<string, ServiceEntry>()
   const entry = (name: string): ServiceEntry => {
@@ -153,6 +158,7 @@ export function buildCatalog(input: CatalogInput): Catalog {
   ): void => {
     const e = entry(service)
     const def = e.definition
+    const checks = [...(def?.checks ?? []), ...(own.checks ?? [])]
     const m: Member = {
       service,
       endpointKey: ep.key,
@@ -162,8 +168,8 @@ export function buildCatalog(input: CatalogInput): Catalog {
       ipv4: ep.value.ipv4,
       tags: union(def?.tags ?? [], own.tags),
       ports: own.ports?.length ? own.ports.map((p) => namedLike(p, def?.ports)) : (def?.ports ?? []),
-      checks: [...(def?.checks ?? []), ...(own.checks ?? [])],
-      healthy: healthy(ep.key, service),
+      checks,
+      healthy: healthy(ep.key, service, checks),
       source,
     }
     if (ep.value.ipv6) m.ipv6 = ep.value.ipv6

@@ -95,7 +95,7 @@ class CheckRunner {
  * Runs the health checks of the endpoints on this host (only the endpoint's own
  * host checks it: it can reach the container without crossing the overlay, and
  * the result is an owned record nobody else may forge). Results are HealthValue
- * records; the DNS zone drops members with a critical one.
+ * records; the catalog takes a member with a critical one out, and one with checks in only once each has passed.
  */
 export class HealthChecker implements Startable {
   private readonly runners = new Map<string, CheckRunner>()

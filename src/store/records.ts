@@ -75,6 +75,8 @@ export interface EndpointValue {
   service?: string
   tags?: string[]
   ports?: PortSpec[]
+  /** checks of its `service` declared with the attachment (a job group's): every one must pass before it is healthy */
+  checks?: CheckSpec[]
   published?: PublishedPort[]
   labels: Record<string, string>
   createdAt: string

@@ -168,6 +168,8 @@ export const EndpointRecord = Type.Object({
   service: Type.Optional(Label),
   tags: Type.Optional(Tags),
   ports: Type.Optional(Ports),
+  /** its service's checks as its runtime declared them (a job group's `service.checks`), defaults filled in */
+  checks: Type.Optional(Checks),
   published: Type.Optional(Type.Array(PublishedPort, { maxItems: 64 })),
   createdAt: Type.String(),
 })

@@ -4,7 +4,7 @@
 // plugin prints (`cni: {code, msg, details}`) next to the usual {error, message}.
 import { type Static, Type } from '@sinclair/typebox'
 import { StringEnum } from '../../lib/schema.js'
-import { Label, PortSpec } from '../../store/schemas.js'
+import { Checks, Label, PortSpec } from '../../store/schemas.js'
 
 const Name = Type.String({ minLength: 1, maxLength: 253 })
 const ContainerId = Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]*$', maxLength: 256 })
@@ -77,6 +77,8 @@ export const AttachRequest = Type.Object(
     tags: Type.Optional(Type.Array(Label)),
     labels: Type.Record(Type.String(), Type.String()),
     ports: Type.Optional(Type.Array(PortSpec)),
+    /** health checks of `service` for this endpoint (defaults and cross-field rules: src/services/model.ts) */
+    checks: Type.Optional(Checks),
     published: Type.Optional(Type.Array(PortMapping)),
     /** static address, "a.b.c.d" or "a.b.c.d/len" */
     ip: Type.Optional(Type.String({ pattern: '^\\d{1,3}(\\.\\d{1,3}){3}(/\\d{1,2})?$' })),

@@ -137,7 +137,10 @@ t.test('attach request: name, labels, service, tags, ports, static ip, mac, dns'
     dns: { nameservers: ['10.244.0.1'], domain: 'x' },
     args: {
       cni: { labels: [{ key: 'team', value: 'blue' }], ips: ['10.244.1.5'] },
-      plexus: { ports: ['80/tcp', { port: 53, protocol: 'udp', name: 'dns' }] },
+      plexus: {
+        ports: ['80/tcp', { port: 53, protocol: 'udp', name: 'dns' }],
+        checks: [{ name: 'up', type: 'tcp', port: 80 }],
+      },
       podman_labels: { ignored: 'yes' },
     },
     runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] },
@@ -160,10 +163,18 @@ t.test('attach request: name, labels, service, tags, ports, static ip, mac, dns'
       { port: 80, protocol: 'tcp' },
       { port: 53, protocol: 'udp', name: 'dns' },
     ],
+    checks: [{ name: 'up', type: 'tcp', port: 80 }],
     published: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
     ip: '10.244.1.5',
     dns: { nameservers: ['10.244.0.1'], domain: 'x' },
   })
+})
+
+t.test('args.plexus.checks: the plugin passes a list of objects on and refuses anything else', async (t) => {
+  for (const checks of ['up', [1], Array.from({ length: 17 }, () => ({}))])
+    t.throws(() => parseNetConf({ ...minimal, args: { plexus: { checks } } }), {
+      message: /args.plexus.checks must be an array of at most 16 check objects/,
+    })
 })
 
 t.test('per-container sources beat per-network ones', async (t) => {

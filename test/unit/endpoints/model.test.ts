@@ -98,6 +98,35 @@ t.test('endpoint record carries the request and the network label', async (t) =>
   t.same(v.published, [{ hostPort: 80, containerPort: 80, protocol: 'tcp' }])
 })
 
+t.test("endpoint record carries its service's checks with defaults; a bad one refuses the ADD", async (t) => {
+  const req = {
+    containerId: facts.containerId,
+    ifname: 'eth0',
+    netns: facts.netns,
+    network: 'net1',
+    labels: {},
+    service: 'web',
+    ports: [{ name: 'http', port: 8080, protocol: 'tcp' as const }],
+  }
+  const v = buildEndpoint(
+    { ...req, checks: [{ name: 'up', type: 'http', port: 'http' }] },
+    facts,
+    'h1',
+    new Date(0),
+  )
+  t.same(v.checks, [
+    { name: 'up', type: 'http', port: 'http', intervalMs: 5000, timeoutMs: 2000, failures: 3 },
+  ])
+  t.equal(buildEndpoint(req, facts, 'h1', new Date(0)).checks, undefined)
+  t.throws(
+    () =>
+      buildEndpoint({ ...req, checks: [{ name: 'up', type: 'tcp', port: 'db' }] }, facts, 'h1', new Date(0)),
+    {
+      code: 'PLX_SERVICE_BAD_CHECK',
+    },
+  )
+})
+
 t.test('static address prefix must match the host subnet', async (t) => {
   t.equal(splitStaticIp('10.244.3.9', 24), '10.244.3.9')
   t.equal(splitStaticIp('10.244.3.9/24', 24), '10.244.3.9')

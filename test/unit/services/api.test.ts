@@ -53,9 +53,10 @@ t.test('define, list, show and delete a service', async (t) => {
       tags: ['prod'],
       ports: [{ name: 'http', port: 80, protocol: 'tcp' }],
       checks: [{ name: 'up', type: 'tcp', port: 'http', intervalMs: 5000, timeoutMs: 2000, failures: 3 }],
-      healthy: 1,
+      // its check has not passed yet: a member, not yet healthy
+      healthy: 0,
       total: 1,
-      hosts: [{ host: 'h1', healthy: 1, total: 1 }],
+      hosts: [{ host: 'h1', healthy: 0, total: 1 }],
     },
   ])
   res = await app.inject({ method: 'GET', url: '/v1/services/web' })
