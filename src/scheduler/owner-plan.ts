@@ -14,7 +14,7 @@ import {
   rescheduleDecision,
   resolveReschedule,
 } from './reschedule.js'
-import { type Claim, healthGate, type SlotVerdict, settle, slotOf } from './settle.js'
+import { type Claim, healthGate, type PassingSince, type SlotVerdict, settle, slotOf } from './settle.js'
 
 export interface OwnerInput {
   self: string
@@ -29,6 +29,8 @@ export interface OwnerInput {
   claims: Iterable<Claim>
   /** other jobs' allocations (service affinities, anti-affinities) */
   others?: ExistingAllocation[]
+  /** health checks passing, by allocation (healthGate) */
+  passing?: PassingSince
   now: number
 }
 
@@ -177,7 +179,7 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
   const { self, job, now } = input
   const claims = [...input.claims]
   const live = input.live ?? new Set(input.hosts.filter((h) => h.alive).map((h) => h.id))
-  const verdicts = settle(claims, live, job.spec.type === 'batch', healthGate(job, now))
+  const verdicts = settle(claims, live, job.spec.type === 'batch', healthGate(job, now, input.passing))
   const mine = new Map<string, AllocValue>()
   for (const c of claims) if (c.owners.includes(self)) mine.set(c.alloc.id, c.alloc)
   const out: OwnerPlan = { puts: [], deletes: [], verdicts, deferred: new Map() }

@@ -10,8 +10,15 @@ import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import { PassLoop, type PassLoopStatus } from '../lib/pass-loop.js'
 import type { Startable } from '../lib/startable.js'
-import { allocCodec, allocStateCodec, capacityCodec, nodeCodec } from '../store/codecs.js'
-import { ALLOC_PREFIX, ALLOC_STATE_PREFIX, CAPACITY_PREFIX, NODE_PREFIX, type Store } from '../store/types.js'
+import { allocCodec, allocStateCodec, capacityCodec, healthCodec, nodeCodec } from '../store/codecs.js'
+import {
+  ALLOC_PREFIX,
+  ALLOC_STATE_PREFIX,
+  CAPACITY_PREFIX,
+  HEALTH_PREFIX,
+  NODE_PREFIX,
+  type Store,
+} from '../store/types.js'
 import { admit, usedBy } from './admission.js'
 import { schedulerMetrics } from './metrics.js'
 import { jobOwner } from './owner.js'
@@ -33,7 +40,7 @@ import {
   jobOf,
   type Resources,
 } from './records.js'
-import { type Claim, claimsOf, healthGate, settle } from './settle.js'
+import { type Claim, claimsOf, healthGate, type PassingSince, passingSince, settle } from './settle.js'
 
 export interface SchedulerConfig {
   /** what this host offers; default: every cpu (×1000 millicores) and all memory */
@@ -68,6 +75,8 @@ export interface SchedulerView {
   live: Set<string>
   /** hosts whose capacity record says drained: their allocations move away */
   drained: Set<string>
+  /** health checks passing, by allocation (a replacement whose group has checks waits for them) */
+  passing: PassingSince
 }
 
 export class SchedulerService implements Startable {
@@ -84,7 +93,15 @@ export class SchedulerService implements Startable {
       index: () => d.store.index,
       watch: {
         store: d.store,
-        prefixes: [JOB_PREFIX, ALLOC_PREFIX, ALLOC_STATE_PREFIX, CAPACITY_PREFIX, NODE_PREFIX, DRAIN_PREFIX],
+        prefixes: [
+          JOB_PREFIX,
+          ALLOC_PREFIX,
+          ALLOC_STATE_PREFIX,
+          CAPACITY_PREFIX,
+          NODE_PREFIX,
+          DRAIN_PREFIX,
+          HEALTH_PREFIX,
+        ],
       },
       pass: () => this.reconcile(),
       onError: (err) => {
@@ -155,7 +172,13 @@ export class SchedulerService implements Startable {
     // declared dead, as it keeps its jobs: else each hiccup places a slot twice and stops one
     const live = new Set(owners)
     const drained = new Set([...capacity].filter(([, c]) => !c.eligible).map(([peer]) => peer))
-    return { jobs, allocs, states, capacity, hosts, owners, live, drained }
+    const passing = passingSince(
+      store.list(HEALTH_PREFIX).flatMap((r) => {
+        const h = healthCodec.valueOf(r)
+        return h ? [{ ...h, at: r.version.wall }] : []
+      }),
+    )
+    return { jobs, allocs, states, capacity, hosts, owners, live, drained, passing }
   }
 
   private async reconcile(): Promise<void> {
@@ -176,7 +199,12 @@ export class SchedulerService implements Startable {
     const now = Date.now()
     for (const [name, claims] of claimsByJob) {
       const job = view.jobs.get(name)
-      const verdicts = settle(claims, view.live, job?.spec.type === 'batch', healthGate(job, now))
+      const verdicts = settle(
+        claims,
+        view.live,
+        job?.spec.type === 'batch',
+        healthGate(job, now, view.passing),
+      )
       // a replacement being brought up runs beside the allocation it replaces: both are kept
       const winners = new Set(
         [...verdicts.values()].flatMap((v) => [
@@ -247,6 +275,7 @@ export class SchedulerService implements Startable {
         drained: view.drained,
         claims: claimsByJob.get(name) ?? [],
         others: others.filter((o) => o.job !== name),
+        passing: view.passing,
         now,
       })
       for (const a of plan.puts) await store.put(allocKey(self, a), allocCodec.encode(a))

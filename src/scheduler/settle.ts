@@ -77,18 +77,56 @@ function rank(a: Claim, b: Claim): number {
 }
 
 /**
- * Whether a replacement may take its slot over: it has run for the group's
- * `update.minHealthyMs` (default 10 s, Nomad's min_healthy_time) since it last
- * (re)started. The runner writes its state only on change, so `updatedAt` of
- * a running allocation is when it started running; it is the runner host's
- * clock, read on another host: skew shortens or lengthens the wait by as much.
+ * When each check of an allocation's service last turned passing: "<host>/<alloc id>" → "<service>/<check>"
+ * → ms. The health checker writes only transitions, so a passing record's write time (its HLC wall
+ * clock, the checking host's) is when the check started passing.
+ */
+export type PassingSince = ReadonlyMap<string, ReadonlyMap<string, number>>
+
+/** PassingSince from health/ records (already decoded: their owner is the endpoint's host). */
+export function passingSince(
+  results: { endpointKey: string; service?: string; check?: string; status: string; at: number }[],
+): PassingSince {
+  const out = new Map<string, Map<string, number>>()
+  for (const r of results) {
+    // endpoints/<host>/<container id = allocation id>/<ifname>
+    const [, host, id] = r.endpointKey.split('/')
+    if (r.status !== 'passing' || !host || !id || !r.service || !r.check) continue
+    const k = `${host}/${id}`
+    const m = out.get(k) ?? new Map<string, number>()
+    m.set(`${r.service}/${r.check}`, r.at)
+    out.set(k, m)
+  }
+  return out
+}
+
+/**
+ * Whether a replacement may take its slot over: it has been healthy for the
+ * group's `update.minHealthyMs` (default 10 s, Nomad's min_healthy_time).
+ * Healthy is running, and when the group's service has checks, each of them
+ * passing too (Nomad's `health_check = "checks"`): the time counts from the
+ * later of the two. The runner writes its state only on change, so `updatedAt`
+ * of a running allocation is when it started running; both times are the
+ * runner host's clock, read on another host: skew shortens or lengthens the
+ * wait by as much.
  */
 export const DEFAULT_MIN_HEALTHY_MS = 10_000
-export function healthGate(job: JobValue | undefined, now: number): (c: Claim) => boolean {
+export function healthGate(
+  job: JobValue | undefined,
+  now: number,
+  passing: PassingSince = new Map(),
+): (c: Claim) => boolean {
   return (c) => {
     if (c.state?.status !== 'running') return false
     const g = job?.spec.groups.find((x) => x.name === c.alloc.group)
-    return now - c.state.updatedAt >= (g?.update?.minHealthyMs ?? DEFAULT_MIN_HEALTHY_MS)
+    let since = c.state.updatedAt
+    const svc = g?.service
+    for (const check of svc?.checks ?? []) {
+      const at = passing.get(`${c.alloc.host}/${c.alloc.id}`)?.get(`${svc?.name}/${check.name}`)
+      if (at === undefined) return false
+      since = Math.max(since, at)
+    }
+    return now - since >= (g?.update?.minHealthyMs ?? DEFAULT_MIN_HEALTHY_MS)
   }
 }
 

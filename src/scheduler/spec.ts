@@ -8,7 +8,7 @@ import { Ajv, type ErrorObject } from 'ajv'
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml'
 import { PlexusError } from '../lib/errors.js'
 import { lazyValidator } from '../lib/lazy.js'
-import { Checks, LABEL_PATTERN, Ports } from '../store/schemas.js'
+import { type CheckInput, Checks, LABEL_PATTERN, Ports } from '../store/schemas.js'
 
 export type JobType = 'service' | 'batch' | 'system'
 export type Balance = 'spread' | 'binpack'
@@ -94,7 +94,8 @@ export interface TaskSpec {
 export interface GroupService {
   name: string
   ports?: { name?: string; port: number; protocol: 'tcp' | 'udp' }[]
-  checks?: unknown[]
+  /** the services module's checks, as written (src/store/schemas.ts CheckInput); an allocation is healthy once all pass */
+  checks?: CheckInput[]
 }
 
 export interface GroupSpec {

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { ownerPlan } from '../../../src/scheduler/owner-plan.js'
 import type { AllocStateValue, AllocStatus, AllocValue, JobValue } from '../../../src/scheduler/records.js'
-import { claimsOf, healthGate, settle } from '../../../src/scheduler/settle.js'
+import { claimsOf, healthGate, passingSince, settle } from '../../../src/scheduler/settle.js'
 import type { GroupSpec } from '../../../src/scheduler/spec.js'
 import { group, host, job } from './fixtures.js'
 
@@ -142,3 +142,61 @@ t.test('settle: every host reaches the same verdict on a replacement', async (t)
   const gone = settle(claims(), new Set(['peer-h2', 'peer-h3']), false, healthGate(web(2), 14_000)).get('g/0')
   t.equal(gone?.winner.alloc.id, r0.id, 'the old host dead: the replacement holds alone, healthy or not')
 })
+
+t.test(
+  'a group with checks: a replacement takes over once every check has passed for minHealthyMs',
+  async (t) => {
+    const checked: JobValue = {
+      ...web(2),
+      spec: job(
+        [
+          group('g', 2, {
+            update,
+            service: {
+              name: 'web',
+              checks: [
+                { name: 'up', type: 'tcp', port: 80 },
+                { name: 'ready', type: 'exec', command: ['true'] },
+              ],
+            },
+          }),
+        ],
+        { name: 'web' },
+      ),
+    }
+    const r0 = alloc('web-g-r0', '0', 'h3', 2, { replaces: a0.id, createdAt: 10_000 })
+    const claims = () => claimsOf(owned(r0, a1), [...running, st(r0, 'running', 12_000)]).values()
+    const alive = new Set(hosts.map((h) => h.id))
+    const result = (check: string, at: number, status = 'passing', host = 'peer-h3') => ({
+      endpointKey: `endpoints/${host}/${r0.id}/eth0`,
+      service: 'web',
+      check,
+      status,
+      at,
+    })
+    const winner = (now: number, results: ReturnType<typeof result>[]) =>
+      settle(claims(), alive, false, healthGate(checked, now, passingSince(results))).get('g/0')?.winner.alloc
+        .id
+    t.equal(winner(60_000, []), a0.id, 'running long enough, no check passed: the old one keeps the slot')
+    t.equal(winner(60_000, [result('up', 13_000)]), a0.id, 'one check of two')
+    t.equal(
+      winner(60_000, [result('up', 13_000), result('ready', 13_000, 'critical')]),
+      a0.id,
+      'one critical',
+    )
+    t.equal(
+      winner(60_000, [result('up', 13_000), result('ready', 14_000, 'passing', 'peer-h1')]),
+      a0.id,
+      "another host's endpoint",
+    )
+    const both = [result('up', 13_000), result('ready', 20_000)]
+    t.equal(winner(24_000, both), a0.id, 'passing for 4 s of 5')
+    t.equal(winner(25_000, both), r0.id, 'passing for minHealthyMs: the replacement takes the slot')
+    t.equal(
+      settle(claims(), alive, false, healthGate(web(2), 17_000, passingSince([]))).get('g/0')?.winner.alloc
+        .id,
+      r0.id,
+      'a group without checks: running for minHealthyMs, as before',
+    )
+  },
+)

@@ -1,0 +1,94 @@
+// A job group's service is health-gated end to end (issue 13 items 4 and 6):
+// its allocation's endpoint carries the group's check, DNS answers it only
+// once the check passes (the task listens a few seconds after it starts), and
+// a rolling update keeps the old instance until the new one's check has
+// passed for minHealthyMs, so the name answers throughout.
+
+import { writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { eventually, upCluster } from '../../helpers/fixture.js'
+
+t.setTimeout(400_000)
+
+interface Alloc {
+  id: string
+  jobVersion: number
+  status: string
+  address?: string
+}
+
+/** the task listens on 8080 only after `delay` seconds */
+const spec = (version: string, delay: number) => `name: hc
+type: service
+groups:
+  - name: web
+    count: 1
+    update: { maxParallel: 1, minHealthyMs: 1000 }
+    service:
+      name: hcweb
+      ports: [{ name: http, port: 8080, protocol: tcp }]
+      checks: [{ name: up, type: tcp, port: http, intervalMs: 2000, timeoutMs: 500, failures: 3 }]
+    tasks:
+      - name: web
+        driver: exec
+        config: { command: ["sh", "-c", "echo ${version}; sleep ${delay}; exec busybox httpd -f -p 8080 -h /"] }
+        resources: { cpu: 50, memoryMb: 32 }
+        killTimeoutMs: 1000
+`
+
+t.test('DNS answers a job service member once its check passes; a rolling update waits for it', async (t) => {
+  const c = upCluster(t, { hosts: 1, prefix: 'hc' })
+  t.equal(c.run('h1', 'client', ['sleep', '600']).status, 0, 'a client container')
+  const file = join(tmpdir(), `${c.name}-hc.yaml`)
+  const allocs = () => c.plexctlJson<Alloc[]>('h1', ['allocs', '--job', 'hc'])
+  /** the name's addresses; undefined when dig got no reply (a timeout on a loaded machine is not an answer) */
+  const answers = (): string[] | undefined => {
+    const r = c.execCtr('client', ['dig', '+short', '+time=2', '+tries=1', 'hcweb.svc.plexus.internal'])
+    log.push(`${Date.now()} ${r.status} ${r.stdout.trim().replace(/\n/g, ',')}`)
+    if (r.status !== 0) return undefined
+    return r.stdout
+      .split('\n')
+      .filter((l) => /^\d+\.\d+\.\d+\.\d+$/.test(l))
+      .sort()
+  }
+  const log: string[] = []
+
+  writeFileSync(file, spec('v1', 8))
+  t.equal(c.exec('h1', ['plexctl', 'job', 'run', file]).status, 0, 'job run')
+  const v1 = await eventually(() => allocs().find((a) => a.status === 'running' && a.address), 120_000, 250)
+  t.ok(v1, 'the allocation runs with an address')
+  if (!v1) return
+  // the task sleeps before it listens: its check fails, and for its first 4 s (failures × interval) it
+  // is not yet critical either; DNS answers it only once the check has passed
+  const early = await eventually(answers, 5000, 100)
+  t.same(early, [], `no answer while its check has not passed (got ${early?.join(',')})`)
+  const answered = await eventually(() => answers()?.includes(v1.address as string), 30_000, 250)
+  t.ok(answered, `answered with ${v1.address} once its check passed`)
+
+  // version 2 listens 8 s after it starts, its update's minHealthyMs is 1 s: were "healthy" only
+  // running for 1 s, the old instance would stop 7 s before the new one answers
+  writeFileSync(file, spec('v2', 8))
+  t.equal(c.exec('h1', ['plexctl', 'job', 'run', file]).status, 0, 'job run: version 2')
+  let empty = 0
+  let samples = 0
+  const v2 = await eventually(
+    () => {
+      const got = answers()
+      if (!got) return undefined
+      samples++
+      if (got.length === 0) empty++
+      const a = allocs().find((x) => x.jobVersion === 2 && x.status === 'running' && x.address)
+      return a && got.length === 1 && got[0] === a.address ? a : undefined
+    },
+    120_000,
+    200,
+  )
+  t.ok(v2, `the name answers with version 2's address only (${v2?.address})`)
+  t.equal(empty, 0, `the name answered throughout the update (${samples} queries)`)
+  if (empty) t.comment(`dig: ${log.join('\n')}`)
+  const left = await eventually(() => !allocs().some((a) => a.id === v1.id && a.status === 'running'), 30_000)
+  t.ok(left, 'and the old allocation was stopped')
+  t.equal(c.exec('h1', ['plexctl', 'job', 'stop', 'hc']).status, 0, 'job stop')
+})
