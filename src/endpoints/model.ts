@@ -5,7 +5,7 @@ import type { Attachment, AttachRequest } from '../../cni/lib/agent-api.js'
 import { CniCode } from '../../cni/lib/errors.js'
 import type { CniDns } from '../../cni/lib/result.js'
 import { isPlexusError, PlexusError } from '../lib/errors.js'
-import { normalizeChecks } from '../services/model.js'
+import { normalizeChecks } from '../store/checks.js'
 import type { EndpointValue } from '../store/records.js'
 import { ENDPOINT_PREFIX } from '../store/types.js'
 

@@ -6,8 +6,9 @@
 
 import { Ajv, type ErrorObject } from 'ajv'
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml'
-import { PlexusError } from '../lib/errors.js'
+import { errorMessage, PlexusError } from '../lib/errors.js'
 import { lazyValidator } from '../lib/lazy.js'
+import { normalizeChecks } from '../store/checks.js'
 import { type CheckInput, Checks, LABEL_PATTERN, Ports } from '../store/schemas.js'
 
 export type JobType = 'service' | 'batch' | 'system'
@@ -437,6 +438,12 @@ function meaningProblems(job: JobSpec): SpecProblem[] {
           message: `"${g.service.name}" is also the service of groups.${other}`,
         })
       } else serviceNames.set(g.service.name, gi)
+      // the rules every allocation's CNI ADD would apply (src/endpoints): refused now, not at each ADD
+      try {
+        normalizeChecks(g.service.checks, g.service.ports ?? [])
+      } catch (err) {
+        out.push({ path: `${gp}.service.checks`, message: errorMessage(err) })
+      }
     }
     if (job.type !== 'system' && g.count === undefined)
       out.push({ path: `${gp}.count`, message: `is required for a ${job.type} job` })

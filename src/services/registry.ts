@@ -1,10 +1,12 @@
 // Writes for the services API: definitions and API registrations of this host's endpoints.
+
 import { PlexusError } from '../lib/errors.js'
+import { normalizeChecks } from '../store/checks.js'
 import { registrationCodec, serviceCodec } from '../store/codecs.js'
 import type { CheckSpec, PortSpec, RegistrationValue, ServiceValue } from '../store/records.js'
 import type { Store, StoreRecord } from '../store/types.js'
 import { buildCatalog, type Catalog, catalogInput, type Endpoint } from './catalog.js'
-import { assertLabel, normalizeChecks, registrationKey, serviceKey } from './model.js'
+import { assertLabel, registrationKey, serviceKey } from './model.js'
 
 export interface RegistryComponents {
   store: Store

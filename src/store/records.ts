@@ -82,7 +82,7 @@ export interface EndpointValue {
   createdAt: string
 }
 
-/** A health check with its defaults filled in (src/services/model.ts normalizeChecks). */
+/** A health check with its defaults filled in (checks.ts normalizeChecks). */
 export interface CheckSpec {
   /** unique within the service (a DNS label) */
   name: string

@@ -28,7 +28,7 @@ export type PortSpec = Static<typeof PortSpec>
 export const Tags = Type.Array(Label, { maxItems: 64, uniqueItems: true })
 export const Ports = Type.Array(PortSpec, { maxItems: 64 })
 
-/** a health check as written (defaults not filled in: src/services/model.ts normalizeChecks) */
+/** a health check as written (defaults not filled in: checks.ts normalizeChecks) */
 export const CheckInput = Type.Object(
   {
     /** unique within the service (a DNS label) */

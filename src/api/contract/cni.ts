@@ -77,7 +77,7 @@ export const AttachRequest = Type.Object(
     tags: Type.Optional(Type.Array(Label)),
     labels: Type.Record(Type.String(), Type.String()),
     ports: Type.Optional(Type.Array(PortSpec)),
-    /** health checks of `service` for this endpoint (defaults and cross-field rules: src/services/model.ts) */
+    /** health checks of `service` for this endpoint (defaults and cross-field rules: src/store/checks.ts) */
     checks: Type.Optional(Checks),
     published: Type.Optional(Type.Array(PortMapping)),
     /** static address, "a.b.c.d" or "a.b.c.d/len" */

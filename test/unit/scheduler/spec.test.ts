@@ -138,6 +138,29 @@ t.test('per-operator fields and meaning rules', async (t) => {
   )
 })
 
+t.test("a group service's checks follow the services module's rules at submission", async (t) => {
+  const withChecks = (checks: unknown[]) =>
+    jobProblems({
+      name: 'j',
+      type: 'service',
+      groups: [
+        {
+          name: 'g',
+          count: 1,
+          tasks: [task],
+          service: { name: 'web', ports: [{ name: 'http', port: 80, protocol: 'tcp' }], checks },
+        },
+      ],
+    })
+  t.same(withChecks([{ name: 'up', type: 'tcp', port: 'http' }]), [])
+  t.match(withChecks([{ name: 'up', type: 'tcp', port: 'db' }]), [
+    { path: 'groups.0.service.checks', message: /no port named "db"/ },
+  ])
+  t.match(withChecks([{ name: 'up', type: 'exec' }]), [
+    { path: 'groups.0.service.checks', message: /exec needs a command/ },
+  ])
+})
+
 t.test('validateJob throws PLX_JOB_INVALID with status 400', async (t) => {
   t.throws(() => validateJob({ name: 'x' }), { code: 'PLX_JOB_INVALID', details: { status: 400 } })
   t.equal(validateJob({ name: 'x', type: 'system', groups: [{ name: 'g', tasks: [task] }] }).type, 'system')
