@@ -31,8 +31,16 @@ export interface ApiClient {
   /** the unix socket, or the URL of a remote agent */
   readonly socket: string
   call<T = unknown>(method: string, path: string, body?: unknown, opts?: { timeoutMs?: number }): Promise<T>
-  /** GET whose body streams (logs -f): each chunk to onData as it comes, until the agent ends it */
-  stream(path: string, onData: (chunk: string) => void): Promise<void>
+  /**
+   * GET whose body streams (logs -f, a watch): each chunk to onData as it comes, until the agent
+   * ends it, the connection is lost (rejects), `signal` aborts it (resolves), or nothing arrives
+   * for `idleMs` (rejects: a watch gets a ping every 15 s, so silence means a dead connection)
+   */
+  stream(
+    path: string,
+    onData: (chunk: string) => void,
+    opts?: { signal?: AbortSignal; idleMs?: number },
+  ): Promise<void>
 }
 
 function unreachable(socket: string, err: NodeJS.ErrnoException): Error {
@@ -107,9 +115,15 @@ export function createClient(target: string | RemoteTarget): ApiClient {
         req.end()
       })
     },
-    stream(path: string, onData: (chunk: string) => void): Promise<void> {
+    stream(
+      path: string,
+      onData: (chunk: string) => void,
+      opts: { signal?: AbortSignal; idleMs?: number } = {},
+    ): Promise<void> {
       return new Promise<void>((resolve, reject) => {
-        const req = request({ method: 'GET', path }, (res) => {
+        const { signal, idleMs } = opts
+        if (signal?.aborted) return resolve()
+        const req = request({ method: 'GET', path, ...(idleMs ? { timeout: idleMs } : {}) }, (res) => {
           const status = res.statusCode ?? 0
           if (status >= 400) {
             const chunks: Buffer[] = []
@@ -128,7 +142,16 @@ export function createClient(target: string | RemoteTarget): ApiClient {
           res.setEncoding('utf8')
           res.on('data', (c: string) => onData(c))
           res.on('end', () => resolve())
+          // a connection reset mid-stream ("aborted"): the caller decides whether to come back
+          res.on('error', reject)
         })
+        const abort = (): void => {
+          req.destroy()
+          resolve()
+        }
+        signal?.addEventListener('abort', abort, { once: true })
+        req.on('close', () => signal?.removeEventListener('abort', abort))
+        req.on('timeout', () => req.destroy(new Error(`nothing from plexusd at ${socket} for ${idleMs} ms`)))
         req.on('error', (err: NodeJS.ErrnoException) => reject(unreachable(socket, err)))
         req.end()
       })

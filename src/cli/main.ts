@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { Command, CommanderError, Option } from 'commander'
+import { isPlexusError } from '../lib/errors.js'
 import { VERSION } from '../lib/version.js'
 import { ApiError, createClient, type RemoteTarget, UnreachableError } from './client.js'
 import { registerAcl } from './commands/acl.js'
@@ -22,6 +23,7 @@ import { registerService } from './commands/service.js'
 import { registerServices } from './commands/services.js'
 import { registerStatus } from './commands/status.js'
 import { registerSubnets } from './commands/subnets.js'
+import { registerTemplate } from './commands/template.js'
 import { registerTls } from './commands/tls.js'
 import { registerTrace } from './commands/trace.js'
 import { registerUi } from './commands/ui.js'
@@ -54,6 +56,7 @@ const commands: RegisterCommand[] = [
   registerDns,
   registerDoctor,
   registerTrace,
+  registerTemplate,
   registerUi,
 ]
 
@@ -93,6 +96,10 @@ interface GlobalFlags {
 
 /** the unix socket, or with -H the remote agent with its token and CA */
 function target(f: GlobalFlags): string | RemoteTarget {
+  // inside a container (a task, a linked container) the agent is its application API at
+  // PLEXUS_HTTP_ADDR (host:port, as CONSUL_HTTP_ADDR); the caller is known by its address
+  const app = process.env.PLEXUS_HTTP_ADDR
+  if (!f.addr && app && !existsSync(f.socket)) return { url: new URL(`http://${app}`) }
   if (!f.addr) return f.socket
   let url: URL
   try {
@@ -143,7 +150,7 @@ async function main(): Promise<number> {
       process.stderr.write(`plexctl: ${err.message}\n`)
       return EXIT_ERROR
     }
-    if (err instanceof ApiError) {
+    if (err instanceof ApiError || isPlexusError(err)) {
       process.stderr.write(`plexctl: ${err.message} (${err.code})\n`)
       return EXIT_ERROR
     }

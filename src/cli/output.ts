@@ -34,5 +34,12 @@ export function duration(seconds: number): string {
   return `${Math.floor(seconds / 86400)}d${Math.floor((seconds % 86400) / 3600)}h`
 }
 
+/** "500ms", "5s", "1m", or a plain number of seconds → milliseconds */
+export function parseDuration(s: string): number {
+  const m = /^(\d+)(ms|s|m)?$/.exec(s)
+  if (!m) throw new Error(`"${s}" is not a duration like 500ms, 5s or 1m`)
+  return Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000)
+}
+
 /** commander's collector for a repeatable option: `--x a --x b` → ["a", "b"] */
 export const collect = (v: string, prev: string[]): string[] => [...prev, v]

@@ -20,6 +20,8 @@ export async function writeFileAtomic(
   try {
     const fh = await open(tmp, 'w', mode)
     try {
+      // exactly `mode`, whatever the umask: a rewritten file keeps the mode it had
+      await fh.chmod(mode)
       // pieces: a large file (the store snapshot) is never one string, and the event loop runs between them
       if (typeof text === 'string') await fh.writeFile(text)
       else for (const piece of text) await fh.write(piece)

@@ -1,12 +1,9 @@
 // A Server-Sent Events reader for tests: parses the stream of GET /v1/watch/…
 // into events and lets a test wait for the next one matching a predicate.
 import { type IncomingMessage, type RequestOptions, request } from 'node:http'
+import { parseSse, type SseEvent } from '../../src/cli/sse.js'
 
-export interface SseEvent {
-  id?: string
-  event: string
-  data: string
-}
+export { parseSse, type SseEvent }
 
 export interface SseReader {
   status: number
@@ -18,28 +15,6 @@ export interface SseReader {
   /** resolves when the server ends the stream */
   ended: Promise<void>
   close(): void
-}
-
-/** Parses complete events out of `text`; returns them and the unparsed rest (pure). */
-export function parseSse(text: string): { events: SseEvent[]; rest: string } {
-  const events: SseEvent[] = []
-  const blocks = text.split('\n\n')
-  const rest = blocks.pop() ?? ''
-  for (const block of blocks) {
-    const e: SseEvent = { event: 'message', data: '' }
-    let fields = 0
-    for (const line of block.split('\n')) {
-      const m = /^([^:]+): ?(.*)$/.exec(line)
-      if (!m) continue
-      if (m[1] === 'id') e.id = m[2]
-      else if (m[1] === 'event') e.event = m[2] as string
-      else if (m[1] === 'data') e.data = e.data ? `${e.data}\n${m[2]}` : (m[2] as string)
-      else continue
-      fields++
-    }
-    if (fields > 0) events.push(e)
-  }
-  return { events, rest }
 }
 
 /** Opens an SSE stream with node's http client (any transport RequestOptions gives: socketPath, host:port). */

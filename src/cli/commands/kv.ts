@@ -3,8 +3,9 @@ import type { KvEntry as Entry, KvDeleteReply } from '../../api/contract/kv.js'
 import type { RegisterCommand } from '../context.js'
 import { json, table } from '../output.js'
 
-const enc = encodeURIComponent
-const keyPath = (key: string) => `/v1/kv/${key.split('/').map(enc).join('/')}`
+/** a key or prefix as a path below /v1/kv/ or /v1/watch/: each segment escaped, the slashes kept */
+export const encodeKey = (key: string) => key.split('/').map(encodeURIComponent).join('/')
+const keyPath = (key: string) => `/v1/kv/${encodeKey(key)}`
 const show = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v))
 
 /** A value on the command line: JSON if it parses, else the text as a string (`plexctl kv put k hello`). */

@@ -1,7 +1,7 @@
 import { Option } from 'commander'
 import type { Registered, ServiceDetail, ServiceSummary } from '../../api/contract/services.js'
 import type { RegisterCommand } from '../context.js'
-import { collect, json, keyValues, table } from '../output.js'
+import { collect, json, keyValues, parseDuration, table } from '../output.js'
 
 type Port = ServiceSummary['ports'][number]
 
@@ -43,12 +43,6 @@ export function parseCheck(s: string, common: { interval?: number; timeout?: num
   throw new Error(`--check "${s}": use tcp:PORT, http:PORT[/path][=STATUS] or exec:COMMAND`)
 }
 
-function duration(s: string): number {
-  const m = /^(\d+)(ms|s|m)?$/.exec(s)
-  if (!m) throw new Error(`"${s}" is not a duration like 500ms, 5s or 1m`)
-  return Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000)
-}
-
 export const registerService: RegisterCommand = (program, ctx) => {
   const service = program.command('service').description('define services and register endpoints in them')
 
@@ -74,8 +68,8 @@ export const registerService: RegisterCommand = (program, ctx) => {
     )
     .action(async (name: string, o: Record<string, string | string[] | undefined>) => {
       const common = {
-        interval: o.interval ? duration(o.interval as string) : undefined,
-        timeout: o.timeout ? duration(o.timeout as string) : undefined,
+        interval: o.interval ? parseDuration(o.interval as string) : undefined,
+        timeout: o.timeout ? parseDuration(o.timeout as string) : undefined,
         failures: o.failures ? Number(o.failures) : undefined,
       }
       const spec = {
@@ -90,7 +84,7 @@ export const registerService: RegisterCommand = (program, ctx) => {
       }
       const body: Record<string, unknown> = { service: name, ...spec }
       if (o.ifname) body.ifname = o.ifname
-      if (o.ttl) body.ttlSeconds = Math.max(1, Math.round(duration(o.ttl as string) / 1000))
+      if (o.ttl) body.ttlSeconds = Math.max(1, Math.round(parseDuration(o.ttl as string) / 1000))
       const r = await c.call<Registered>(
         'PUT',
         `/v1/endpoints/${encodeURIComponent(o.endpoint as string)}/register`,
