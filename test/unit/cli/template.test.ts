@@ -1,5 +1,7 @@
 // plexctl template's pure parts: what a template reads, how it renders (strict,
 // no escaping, no code from data), which prefixes it watches, when it renders.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import t from 'tap'
 import {
   compileTemplate,
@@ -9,6 +11,7 @@ import {
   watchPrefixes,
 } from '../../../src/cli/template/engine.js'
 import { DEFAULT_WAIT, Pending, parseWait } from '../../../src/cli/template/wait.js'
+import { REPO } from '../../helpers/fixture.js'
 
 const data = (over: Partial<TemplateData> = {}): TemplateData => ({
   keys: new Map(),
@@ -194,4 +197,45 @@ t.test('debounce decisions', async (t) => {
   t.notOk(p.take(99), 'not before it is due')
   t.ok(p.take(100))
   t.equal(p.due(), undefined, 'taken')
+})
+
+t.test('examples/nginx-upstream.tpl renders', async (t) => {
+  const file = join(REPO, 'examples/nginx-upstream.tpl')
+  const tpl = compileTemplate(readFileSync(file, 'utf8'), file)
+  const member = (name: string, ipv4: string, host: string) =>
+    instanceOf({
+      endpointKey: `endpoints/p/${name}/eth0`,
+      host,
+      name,
+      ipv4,
+      tags: [],
+      ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
+      healthy: true,
+      source: 'cni',
+      checks: ['http'],
+    })
+  const keys = new Map<string, unknown>([
+    ['config/proxy/listen', 80],
+    ['config/proxy/server-name', 'shop.example.com'],
+  ])
+  const trees = new Map([['config/proxy/headers/', [{ name: 'X-Forwarded-Proto', path: '', value: 'http' }]]])
+  const two = tpl.render(
+    data({
+      keys,
+      trees,
+      services: new Map([['web', [member('web1', '10.244.1.2', 'h1'), member('web2', '10.244.2.2', 'h2')]]]),
+    }),
+  )
+  t.match(
+    two,
+    /upstream web \{\n {2}least_conn;\n {2}server 10\.244\.1\.2:8080; # web1 on h1\n {2}server 10\.244\.2\.2:8080; # web2 on h2\n\}/,
+  )
+  t.match(two, /listen 80;\n {2}server_name shop\.example\.com;/)
+  t.match(two, /proxy_set_header X-Forwarded-Proto http;\n {2}\}/)
+  t.notMatch(two, /\{\{|!--/, 'the comment is not in the output')
+  t.match(
+    tpl.render(data({ keys, trees })),
+    /server 127\.0\.0\.1:9 down;/,
+    'no instance: a placeholder server',
+  )
 })
