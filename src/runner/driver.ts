@@ -47,6 +47,24 @@ export type Observed =
   /** it is gone and nothing recorded how it ended (its supervisor was killed, the host rebooted) */
   | { state: 'gone' }
 
+/** What a command run in a task (`exec`) may take: the most time, the most output kept per stream. */
+export interface ExecLimits {
+  timeoutMs: number
+  maxOutputBytes: number
+}
+
+/** A command run in a task: its exit status (128+N when signal N ended it) and its output. */
+export interface ExecResult {
+  exitCode: number
+  signal?: string
+  stdout: string
+  stderr: string
+  /** a stream wrote more than maxOutputBytes: only its first bytes are here */
+  truncated: boolean
+  /** the timeout passed and the command's process group was killed */
+  timedOut: boolean
+}
+
 export interface Driver {
   readonly name: string
   /** Starts the task detached from the agent (its own session): it outlives an agent restart. */
@@ -57,6 +75,8 @@ export interface Driver {
   stop(launch: TaskLaunch, handle: TaskHandle, graceMs: number): Promise<void>
   /** Resolves once the task has ended (or timeoutMs passed: false). */
   wait(launch: TaskLaunch, handle: TaskHandle, timeoutMs: number): Promise<boolean>
+  /** Runs a command in the running task's namespaces, root, user, environment and cgroups; PLX_RUNNER_TASK_NOT_RUNNING (409) when it is not running. */
+  exec(launch: TaskLaunch, handle: TaskHandle, command: string[], limits: ExecLimits): Promise<ExecResult>
   /** Releases what start() made (cgroups, files); the task must have ended. Idempotent. */
   destroy(launch: TaskLaunch): Promise<void>
 }

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { ZONE_ORIGIN } from '../dns/service.js'
 import { leaseGateway } from '../ipam/leases.js'
-import { errorMessage } from '../lib/errors.js'
+import { errorMessage, PlexusError } from '../lib/errors.js'
 import { writeFileAtomic } from '../lib/fs.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
@@ -21,7 +21,7 @@ import type { GroupSpec, TaskSpec } from '../scheduler/spec.js'
 import { buildCatalog, catalogInput } from '../services/catalog.js'
 import { allocStateCodec } from '../store/codecs.js'
 import { ALLOC_STATE_PREFIX, type Store } from '../store/types.js'
-import { type Driver, DriverRegistry, type TaskLaunch } from './driver.js'
+import { type Driver, DriverRegistry, type ExecLimits, type ExecResult, type TaskLaunch } from './driver.js'
 import { ExecDriver } from './exec/driver.js'
 import { DEFAULT_PATH } from './exec/launch.js'
 import {
@@ -254,8 +254,7 @@ export class RunnerService implements Startable {
     rec: TaskRecord,
     policy: ReturnType<typeof resolvePolicy>,
   ): Promise<TaskRecord> {
-    const base = this.launch(a, spec, state)
-    const launch = { ...base, env: { ...base.env, ...this.talksTo(a, state) } }
+    const launch = this.startLaunch(a, spec, state)
     const drv = this.drivers.get(spec.driver)
     try {
       await this.writeResolvConf(a)
@@ -274,6 +273,34 @@ export class RunnerService implements Startable {
       this.d.logger.warn({ alloc: a.id, task: spec.name, err: errorMessage(err) }, 'task could not start')
       return afterEnd(rec, { kind: 'start-failed', reason: errorMessage(err) }, policy, Date.now())
     }
+  }
+
+  /** what a task is started with: its launch and, resolved now, what its group talks to */
+  private startLaunch(
+    a: LocalAlloc,
+    spec: TaskSpec,
+    state: Pick<AllocStateValue, 'id' | 'job' | 'group'>,
+  ): TaskLaunch {
+    const base = this.launch(a, spec, state)
+    return { ...base, env: { ...base.env, ...this.talksTo(a, state) } }
+  }
+
+  /**
+   * Runs a command in a running task of this host's allocation (`plexctl exec`),
+   * with the environment the task is started with. The caller named a task the
+   * allocation has (see `local`).
+   */
+  async exec(allocId: string, task: string, command: string[], limits: ExecLimits): Promise<ExecResult> {
+    const a = this.allocs.get(allocId)
+    const spec = a?.spec.tasks.find((s) => s.name === task)
+    const rec = a?.tasks.find((t) => t.name === task)
+    if (!a || !spec || rec?.state !== 'running' || !rec.handle || a.final)
+      throw new PlexusError(
+        'PLX_RUNNER_TASK_NOT_RUNNING',
+        `task ${task} of ${allocId} is not running (${a?.final?.status ?? rec?.state ?? 'unknown'})`,
+        { status: 409 },
+      )
+    return this.drivers.get(spec.driver).exec(this.startLaunch(a, spec, a), rec.handle, command, limits)
   }
 
   /** Stops every task (grace, then SIGKILL), removes its cgroups, CNI DEL, deletes the namespace. Idempotent. */
@@ -368,7 +395,7 @@ export class RunnerService implements Startable {
   }
 
   /** PLEXUS_TALKSTO_*: what the group talks to, resolved when the task starts */
-  private talksTo(a: LocalAlloc, state: AllocStateValue): Record<string, string> {
+  private talksTo(a: LocalAlloc, state: Pick<AllocStateValue, 'job'>): Record<string, string> {
     const { store, peerId } = this.d
     const talksTo = a.spec.talksTo ?? []
     const rec = talksTo.length ? store.get(`${JOB_PREFIX}${state.job}`) : undefined

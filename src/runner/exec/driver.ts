@@ -9,8 +9,9 @@ import { constants } from 'node:os'
 import { join } from 'node:path'
 import { PlexusError } from '../../lib/errors.js'
 import { isAlive, procStartTime, signalOwn, sleep } from '../../lib/proc.js'
-import type { Driver, Observed, TaskHandle, TaskLaunch } from '../driver.js'
+import type { Driver, ExecLimits, ExecResult, Observed, TaskHandle, TaskLaunch } from '../driver.js'
 import { Cgroups } from './cgroups.js'
+import { enterArgv, runEntered } from './enter.js'
 import { checkRootfs, DEFAULT_PATH, resolveCommand, resolveUser, SUPERVISOR, taskArgv } from './launch.js'
 
 /** how long start() waits for the supervisor to record the task's pid */
@@ -161,6 +162,22 @@ export class ExecDriver implements Driver {
     const deadline = Date.now() + 2000
     while (isAlive(h.supervisor.pid, h.supervisor.startTime) && Date.now() < deadline) await sleep(20)
     killSupervisor(h)
+  }
+
+  async exec(l: TaskLaunch, h: TaskHandle, command: string[], limits: ExecLimits): Promise<ExecResult> {
+    // the task's own process, not its supervisor: only it holds the namespaces and the root to enter
+    if (!isAlive(h.pid, h.startTime))
+      throw new PlexusError('PLX_RUNNER_TASK_NOT_RUNNING', `task ${l.task} of ${l.allocId} is not running`, {
+        status: 409,
+      })
+    const [name = '', ...args] = command
+    const path = resolveCommand(name, l.env.PATH ?? DEFAULT_PATH, l.rootfs)
+    const ids = l.user ? resolveUser(l.user, l.rootfs) : undefined
+    return runEntered(
+      enterArgv(l, h.pid, [path, ...args], ids),
+      this.cgroups.procsFiles(l.allocId, l.task),
+      limits,
+    )
   }
 
   async destroy(l: TaskLaunch): Promise<void> {

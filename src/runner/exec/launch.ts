@@ -89,14 +89,11 @@ const BIND_THEN_EXEC = 'if [ -e "$1" ]; then mount --bind "$0" "$1" || exit 126;
  *   nsenter --net     the network namespace the runner attached, then chroot and the user's ids
  */
 export function taskArgv(l: TaskLaunch, command: string, ids: Ids | undefined): string[] {
-  const env = Object.entries(l.env).map(([k, v]) => `${k}=${v}`)
   const resolv = l.resolvConf
     ? ['/bin/sh', '-c', BIND_THEN_EXEC, l.resolvConf, `${l.rootfs ?? ''}/etc/resolv.conf`]
     : []
   return [
-    '/usr/bin/env',
-    '-i',
-    ...env,
+    ...onlyEnv(l.env),
     '/usr/bin/unshare',
     '--mount',
     '--propagation',
@@ -106,12 +103,30 @@ export function taskArgv(l: TaskLaunch, command: string, ids: Ids | undefined): 
     '/usr/bin/nsenter',
     `--net=${l.netns}`,
     ...(l.rootfs ? [`--root=${l.rootfs}`, '--wd=/'] : []),
-    ...(ids ? [`--setgid=${ids.gid}`, `--setuid=${ids.uid}`] : []),
+    ...idArgs(ids),
     '--',
     command,
     ...l.command.slice(1),
   ]
 }
+
+/** `env -i` and the task's variables: the argv after it sees the task's environment and nothing of the agent's */
+export const onlyEnv = (env: Record<string, string>): string[] => [
+  '/usr/bin/env',
+  '-i',
+  ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+]
+
+/** nsenter's switch to the task's user (group first: after setuid it could no longer be set) */
+export const idArgs = (ids: Ids | undefined): string[] =>
+  ids ? [`--setgid=${ids.gid}`, `--setuid=${ids.uid}`] : []
+
+/**
+ * POSIX sh: the shell joins each cgroup whose `cgroup.procs` file is named in
+ * $PLEXUS_CGROUP_PROCS (exit 125 when it cannot), so what it execs next is
+ * limited and swept with the task. No single quotes: it is embedded in one.
+ */
+export const JOIN_CGROUPS = 'for f in $PLEXUS_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done'
 
 /**
  * The supervisor (POSIX sh, detached in its own session): joins the task's
@@ -123,7 +138,7 @@ export function taskArgv(l: TaskLaunch, command: string, ids: Ids | undefined): 
  */
 export const SUPERVISOR = `dir=$1; size=$2; files=$3; shift 3
 {
-  sh -c 'for f in $PLEXUS_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done
+  sh -c '${JOIN_CGROUPS}
 echo $$ > "$0/pid.tmp" && mv "$0/pid.tmp" "$0/pid" && exec "$@"' "$dir" "$@" 2>&1 </dev/null
   echo $? > "$dir/exit.tmp"; mv "$dir/exit.tmp" "$dir/exit"
 } | multilog s"$size" n"$files" "$dir/logs"`

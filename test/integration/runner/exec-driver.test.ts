@@ -19,7 +19,7 @@ import {
   writeFileSync,
 } from 'node:fs'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { isAlive, procStartTime } from '../../../src/lib/proc.js'
 import type { TaskHandle, TaskLaunch } from '../../../src/runner/driver.js'
 import { Cgroups } from '../../../src/runner/exec/cgroups.js'
@@ -64,6 +64,22 @@ const untilExit = async (l: TaskLaunch, h: TaskHandle) => {
   return drv.inspect(l, h)
 }
 
+const link = (kind: string, pid: number | string) =>
+  execFileSync('readlink', [`/proc/${pid}/ns/${kind}`], { encoding: 'utf8' }).trim()
+
+/**
+ * The pid is recorded before the exec chain (env, unshare, nsenter) has run: the namespaces are
+ * the task's once its own command runs, and `exec <comm>` is the last step of that command.
+ */
+const reached = async (t: Test, h: TaskHandle, comm: string) => {
+  const now = () => readFileSync(`/proc/${h.pid}/comm`, 'utf8').trim()
+  const deadline = Date.now() + 10_000
+  while (now() !== comm && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  t.equal(now(), comm, 'the task reached its own command')
+}
+
+const LIMITS = { timeoutMs: 10_000, maxOutputBytes: 1 << 20 }
+
 t.test('namespaces, rootfs, user and limits', async (t) => {
   // a root filesystem of one static busybox
   const root = join(dir, 'rootfs')
@@ -81,14 +97,7 @@ t.test('namespaces, rootfs, user and limits', async (t) => {
   const h = await drv.start(l)
   t.teardown(() => drv.stop(l, h, 0))
   t.same(await drv.inspect(l, h), { state: 'running' })
-  const link = (kind: string, pid: number | string) =>
-    execFileSync('readlink', [`/proc/${pid}/ns/${kind}`], { encoding: 'utf8' }).trim()
-  // the pid is recorded before the exec chain (env, unshare, nsenter) has run: the namespaces are
-  // the task's once its own command runs, and `exec sleep` is the last step of that command
-  const comm = () => readFileSync(`/proc/${h.pid}/comm`, 'utf8').trim()
-  const ran = Date.now() + 10_000
-  while (comm() !== 'sleep' && Date.now() < ran) await new Promise((r) => setTimeout(r, 20))
-  t.equal(comm(), 'sleep', 'the task reached its own command')
+  await reached(t, h, 'sleep')
   t.equal(
     link('net', h.pid),
     execFileSync('ip', ['netns', 'exec', ns.name, 'readlink', '/proc/self/ns/net'], {
@@ -116,6 +125,18 @@ t.test('namespaces, rootfs, user and limits', async (t) => {
     await readLogs(l.dir + '/logs'),
     /uid=4321.*\ninside the rootfs\n/,
     'saw the rootfs as /, output captured',
+  )
+
+  // exec enters the task: its rootfs as /, its user
+  t.match(
+    await drv.exec(l, h, ['sh', '-c', 'cat /marker; id -u'], LIMITS),
+    { exitCode: 0, stdout: 'inside the rootfs\n4321\n', stderr: '', truncated: false, timedOut: false },
+    "exec sees the task's rootfs, as the task's user",
+  )
+  await t.rejects(
+    drv.exec(l, h, ['ip', 'addr'], LIMITS),
+    { code: 'PLX_RUNNER_NO_COMMAND' },
+    'resolved in the rootfs',
   )
 
   // a second driver is what a restarted agent has: it adopts from the handle alone
@@ -190,4 +211,72 @@ t.test('a task flooding its output stays within the log bound', async (t) => {
     'the tail is the newest output',
   )
   t.ok(readdirSync(join(l.dir, 'logs')).includes('current'))
+})
+
+t.test('exec: a command in a running task, its output, limits and end', async (t) => {
+  const l = launch('sh-task', ['sleep', '60'], { env: { PATH: '/usr/bin:/bin', GREETING: 'from the task' } })
+  const h = await drv.start(l)
+  t.teardown(() => drv.stop(l, h, 0))
+  await reached(t, h, 'sleep')
+
+  const ns = await drv.exec(
+    l,
+    h,
+    ['sh', '-c', 'readlink /proc/self/ns/net /proc/self/ns/mnt; echo "$GREETING"'],
+    LIMITS,
+  )
+  t.equal(
+    ns.stdout,
+    `${link('net', h.pid)}\n${link('mnt', h.pid)}\nfrom the task\n`,
+    "the task's network and mount namespaces, its environment",
+  )
+  t.not(link('mnt', h.pid), link('mnt', 'self'), "(the task's mount namespace is not the host's)")
+
+  const cg = await drv.exec(l, h, ['cat', '/proc/self/cgroup'], LIMITS)
+  for (const [controller, dir] of Object.entries(cgroups.dirs(allocId, 'sh-task'))) {
+    const rel = dir.slice((cgroups.layout.mounts as Record<string, string>)[controller]?.length ?? 0)
+    t.match(cg.stdout, new RegExp(`:${rel}$`, 'm'), `in the task's ${controller} cgroup`)
+  }
+
+  t.same(
+    await drv.exec(l, h, ['sh', '-c', 'echo out; echo err >&2; exit 3'], LIMITS),
+    { exitCode: 3, stdout: 'out\n', stderr: 'err\n', truncated: false, timedOut: false },
+    'exit status and both streams',
+  )
+
+  const flood = await drv.exec(l, h, ['sh', '-c', 'head -c 200000 /dev/zero | tr "\\0" x'], {
+    timeoutMs: 10_000,
+    maxOutputBytes: 1000,
+  })
+  t.match(flood, { exitCode: 0, truncated: true, timedOut: false }, 'a flood is truncated')
+  t.equal(flood.stdout, 'x'.repeat(1000), 'its first bytes are kept')
+
+  const started = Date.now()
+  const slow = await drv.exec(l, h, ['sh', '-c', 'echo $$; sleep 100'], {
+    timeoutMs: 1000,
+    maxOutputBytes: 1000,
+  })
+  t.match(slow, { timedOut: true, signal: 'SIGKILL', exitCode: 137 }, 'a timeout kills it')
+  t.ok(Date.now() - started < 5000, `back in ${Date.now() - started} ms`)
+  const pgid = Number(slow.stdout.trim())
+  const inGroup = readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+        return fields[0] !== 'Z' && Number(fields[2]) === pgid
+      } catch {
+        return false
+      }
+    })
+  t.same(inGroup, [], `nothing of process group ${pgid} is left (the sleep included)`)
+  t.same(await drv.inspect(l, h), { state: 'running' }, 'the task itself runs on')
+
+  await t.rejects(drv.exec(l, h, ['no-such-binary-x'], LIMITS), { code: 'PLX_RUNNER_NO_COMMAND' })
+  await drv.stop(l, h, 1000)
+  await t.rejects(drv.exec(l, h, ['true'], LIMITS), {
+    code: 'PLX_RUNNER_TASK_NOT_RUNNING',
+    details: { status: 409 },
+  })
 })

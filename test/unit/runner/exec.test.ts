@@ -1,7 +1,9 @@
-// The exec driver's pure parts: where cgroups are, the limits it writes, users, the exec chain.
+// The exec driver's pure parts: where cgroups are, the limits it writes, users, the exec chain,
+// the argv that enters a running task.
 import t from 'tap'
 import type { TaskLaunch } from '../../../src/runner/driver.js'
 import { limitFiles, parseCgroupMounts } from '../../../src/runner/exec/cgroups.js'
+import { enterArgv } from '../../../src/runner/exec/enter.js'
 import { parseUser, taskArgv } from '../../../src/runner/exec/launch.js'
 
 const V1 = `cgroup /sys/fs/cgroup/cpu cgroup rw,relatime,cpu 0 0
@@ -111,5 +113,58 @@ t.test(
       '/etc/resolv.conf',
       "without a rootfs, over the host's path in the task's namespace",
     )
+  },
+)
+
+t.test(
+  'entering a task: its env only, its namespaces, root and cwd by pid, its user, then the command',
+  async (t) => {
+    const l: TaskLaunch = {
+      allocId: 'a',
+      task: 'web',
+      command: ['server'],
+      env: { PATH: '/bin', PLEXUS_ALLOC_ID: 'a' },
+      rootfs: '/srv/root',
+      user: 'worker',
+      resources: { cpu: 1, memoryMb: 1, pids: 1 },
+      netns: '/run/netns/plx-1',
+      resolvConf: '/var/lib/plexus/runner/a/resolv.conf',
+      dir: '/tmp/x',
+      logs: { maxBytes: 4096, files: 2 },
+    }
+    t.same(enterArgv(l, 4242, ['/bin/ip', '-4', 'addr'], { uid: 5, gid: 6 }), [
+      '/usr/bin/env',
+      '-i',
+      'PATH=/bin',
+      'PLEXUS_ALLOC_ID=a',
+      '/usr/bin/nsenter',
+      '--target=4242',
+      '--net',
+      '--mount',
+      '--root',
+      '--wd',
+      '--setgid=6',
+      '--setuid=5',
+      '--',
+      '/bin/ip',
+      '-4',
+      'addr',
+    ])
+    // no rootfs, no user: the same entry (the root is the task's, whatever it is), no id switch
+    const { rootfs: _r, user: _u, ...plain } = l
+    t.same(enterArgv(plain, 7, ['/bin/true'], undefined), [
+      '/usr/bin/env',
+      '-i',
+      'PATH=/bin',
+      'PLEXUS_ALLOC_ID=a',
+      '/usr/bin/nsenter',
+      '--target=7',
+      '--net',
+      '--mount',
+      '--root',
+      '--wd',
+      '--',
+      '/bin/true',
+    ])
   },
 )
