@@ -4,14 +4,15 @@
 // exactly once each time; 100 KV writes in a burst give at most 5 renders; a
 // reader looping on the file never sees it half-written; the mode is kept; a
 // missing key fails naming it (with --once, and when deleted under a running
-// template).
+// template); and --once from inside a container, through PLEXUS_HTTP_ADDR.
 import { spawn } from 'node:child_process'
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setImmediate as tick } from 'node:timers/promises'
 import t from 'tap'
-import { CLUSTER, eventually, upCluster } from '../helpers/fixture.js'
+import { DEFAULT_APP_PORT } from '../../src/api/app-listener.js'
+import { CLUSTER, eventually, PLEXCTL, upCluster } from '../helpers/fixture.js'
 import { kvBurst } from '../helpers/kv-burst.js'
 
 t.setTimeout(300_000)
@@ -62,6 +63,20 @@ t.test('a template follows a service and KV, reloads once per change, never show
   t.equal(once.status, 1, 'exit 1')
   t.match(once.stderr, /key "config\/web\/absent" does not exist.*PLX_TEMPLATE_MISSING_KEY/, once.stderr)
   t.notOk(existsSync(join(dir, 'm.conf')), 'nothing written instead of an empty value')
+
+  // inside a container the agent is its application API at PLEXUS_HTTP_ADDR (no socket there)
+  const gateway = /default via (\S+)/.exec(
+    c.execCtr('web1', ['ip', '-4', 'route', 'show', 'default']).stdout,
+  )?.[1]
+  const inside = c.execCtr('web1', [
+    ...['env', `PLEXUS_HTTP_ADDR=${gateway}:${DEFAULT_APP_PORT}`, 'PLEXUS_SOCKET=/nonexistent'],
+    ...[PLEXCTL, 'template', '--once', '--source', source, '--dest', join(dir, 'inside.conf')],
+  ])
+  t.equal(inside.status, 0, `from a container through ${gateway}: ${inside.stderr}`)
+  t.match(
+    readFileSync(join(dir, 'inside.conf'), 'utf8'),
+    /^# generation 1\nupstream web \{\n {2}server [\d.]+:80;\n\}/,
+  )
 
   let reading = true
   const tpl = spawn(
