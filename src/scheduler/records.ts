@@ -14,8 +14,15 @@
 
 import { Ajv } from 'ajv'
 import { lazy, lazyValidator } from '../lib/lazy.js'
+import { canonicalJson, MAX_VALUE_BYTES } from '../store/record.js'
 import type { AllocStatus, AllocValue } from '../store/records.js'
-import { ALLOC_PREFIX, ALLOC_STATE_PREFIX, CAPACITY_PREFIX, type StoreRecord } from '../store/types.js'
+import {
+  ALLOC_PREFIX,
+  ALLOC_STATE_PREFIX,
+  CAPACITY_PREFIX,
+  type JsonValue,
+  type StoreRecord,
+} from '../store/types.js'
 import { type JobSpec, jobProblems } from './spec.js'
 
 export const JOB_PREFIX = 'jobs/'
@@ -31,6 +38,44 @@ export interface JobValue {
   submittedAt: string
   /** `plexctl job stop`: the owner removes its allocations, runners stop the tasks */
   stopped: boolean
+  /** the versions before this one, oldest first (`plexctl job history`): at most HISTORY_KEEP, fewer when the record would outgrow the store's value limit */
+  history?: JobVersion[]
+}
+
+/** a version a job had before its current one */
+export interface JobVersion {
+  version: number
+  spec: JobSpec
+  submittedAt: string
+}
+
+export const HISTORY_KEEP = 10
+
+const sameSpec = (a: JobSpec, b: JobSpec) => JSON.stringify(a) === JSON.stringify(b)
+
+/**
+ * The job record after a submission of `spec`: undefined when it is the
+ * running job's spec already; else the same version when only restarting a
+ * stopped job, or the next version with the current one moved into history.
+ * History is kept in the job record itself (one compare-and-set covers the
+ * version and its history), so it gives way, oldest first, to the store's
+ * value limit.
+ */
+export function submitted(current: JobValue | undefined, spec: JobSpec, at: string): JobValue | undefined {
+  if (current && sameSpec(current.spec, spec) && !current.stopped) return undefined
+  if (current && sameSpec(current.spec, spec)) return { ...current, submittedAt: at, stopped: false }
+  const value: JobValue = { spec, version: (current?.version ?? 0) + 1, submittedAt: at, stopped: false }
+  if (!current) return value
+  const history = [
+    ...(current.history ?? []),
+    { version: current.version, spec: current.spec, submittedAt: current.submittedAt },
+  ].slice(-HISTORY_KEEP)
+  while (
+    history.length &&
+    canonicalJson({ ...value, history } as unknown as JsonValue).length > MAX_VALUE_BYTES
+  )
+    history.shift()
+  return history.length ? { ...value, history } : value
 }
 
 // the value shapes are the store's (src/store/records.ts; decoded by src/store/codecs.ts)
@@ -67,6 +112,20 @@ const validJobEnvelope = lazyValidator(() =>
       version: { type: 'integer', minimum: 1 },
       submittedAt: { type: 'string', maxLength: 64 },
       stopped: { type: 'boolean' },
+      // what `job history` shows; an old spec is checked again only if it is ever run again
+      history: {
+        type: 'array',
+        maxItems: HISTORY_KEEP,
+        items: {
+          type: 'object',
+          required: ['version', 'spec', 'submittedAt'],
+          properties: {
+            version: { type: 'integer', minimum: 1 },
+            spec: { type: 'object' },
+            submittedAt: { type: 'string', maxLength: 64 },
+          },
+        },
+      },
     },
   }),
 )

@@ -177,6 +177,19 @@ export const JobDetail = Type.Object({
 })
 export type JobDetail = Static<typeof JobDetail>
 
+/** GET /v1/jobs/<name>/history: the versions the job record keeps, newest first */
+export const JobHistoryReply = Type.Array(
+  Type.Object({
+    version: Type.Integer(),
+    submittedAt: Type.String(),
+    /** the version the job runs now */
+    current: Type.Boolean(),
+    /** the spec of that version (docs/jobs.md) */
+    spec: Type.Unknown(),
+  }),
+)
+export type JobHistoryReply = Static<typeof JobHistoryReply>
+
 /** DELETE /v1/jobs/<name>[?purge] */
 export const JobStopQuery = Type.Object({ purge: Type.Optional(Type.String()) })
 export const JobStopReply = Type.Object({

@@ -3,12 +3,21 @@
 //   POST   /v1/jobs/plan         same body: the placement and why, nothing written
 //   GET    /v1/jobs              one line per job
 //   GET    /v1/jobs/:name        the job, its owner and every allocation with its host's verdict
+//   GET    /v1/jobs/:name/history  the versions kept in the job record, newest first
 //   DELETE /v1/jobs/:name        stop: the owner removes the allocations ([?purge] also drops the job)
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { PlexusError } from '../../lib/errors.js'
 import { jobOwner } from '../../scheduler/owner.js'
 import { ownerPlan } from '../../scheduler/owner-plan.js'
-import { type AllocStatus, HOLDING, type JobValue, jobKey, jobOf } from '../../scheduler/records.js'
+import {
+  type AllocStatus,
+  HOLDING,
+  type JobValue,
+  type JobVersion,
+  jobKey,
+  jobOf,
+  submitted,
+} from '../../scheduler/records.js'
 import type { SchedulerService, SchedulerView } from '../../scheduler/service.js'
 import { claimsOf } from '../../scheduler/settle.js'
 import { type JobSpec, parseJobText, validateJob } from '../../scheduler/spec.js'
@@ -16,6 +25,7 @@ import type { JsonValue, Store } from '../../store/types.js'
 import { NameParam } from '../contract/common.js'
 import {
   JobDetail,
+  JobHistoryReply,
   JobPlanReply,
   JobStopQuery,
   JobStopReply,
@@ -34,22 +44,15 @@ function specOf(body: JobSubmitBody | undefined): JobSpec {
   )
 }
 
-const sameSpec = (a: JobSpec, b: JobSpec) => JSON.stringify(a) === JSON.stringify(b)
-
-/** Writes jobs/<name>: version + 1 when the spec changed; compare-and-set so two submitters cannot both be version N. */
+/** Writes jobs/<name> (records.ts `submitted`); compare-and-set so two submitters cannot both be version N. */
 async function submit(store: Store, spec: JobSpec): Promise<JobValue> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const key = jobKey(spec.name)
     const rec = store.get(key)
     // a job record that does not decode (from gossip) is replaced as if there were none
     const current = rec && jobOf(rec)
-    if (current && sameSpec(current.spec, spec) && !current.stopped) return current
-    const value: JobValue = {
-      spec,
-      version: (current?.version ?? 0) + (current && sameSpec(current.spec, spec) ? 0 : 1),
-      submittedAt: new Date().toISOString(),
-      stopped: false,
-    }
+    const value = submitted(current, spec, new Date().toISOString())
+    if (!value) return current as JobValue
     try {
       await store.put(key, value as unknown as JsonValue, { cas: rec ? store.modifyIndex(key) : 0 })
       return value
@@ -166,6 +169,22 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobsComponents> = async (app, 
       allocations: allocationsOf(view, job.spec.name),
     }
   })
+
+  app.get(
+    '/:name/history',
+    { schema: { params: NameParam, response: { 200: JobHistoryReply } } },
+    async (req) => {
+      const job = scheduler.view().jobs.get(req.params.name)
+      if (!job) throw notFound(req.params.name)
+      const line = (v: JobVersion, current: boolean) => ({
+        version: v.version,
+        submittedAt: v.submittedAt,
+        current,
+        spec: v.spec,
+      })
+      return [line(job, true), ...[...(job.history ?? [])].reverse().map((v) => line(v, false))]
+    },
+  )
 
   app.delete(
     '/:name',

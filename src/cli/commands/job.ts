@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import type {
   JobDetail,
+  JobHistoryReply,
   JobLine,
   JobPlanReply,
   JobStopReply,
@@ -100,6 +101,21 @@ export const registerJob: RegisterCommand = (program, ctx) => {
             a.jobVersion,
             a.reason ? `${a.status}: ${a.reason}` : a.status,
           ]),
+        ),
+      )
+    })
+
+  job
+    .command('history')
+    .description("a job's versions, newest first (the job record keeps the last 10); -o json has each spec")
+    .argument('<name>')
+    .action(async (name: string) => {
+      const res = await ctx.client().call<JobHistoryReply>('GET', `/v1/jobs/${enc(name)}/history`)
+      if (ctx.format() === 'json') return ctx.print(json(res))
+      ctx.print(
+        table(
+          ['version', 'submitted', ''],
+          res.map((v) => [v.version, v.submittedAt, v.current ? 'current' : '']),
         ),
       )
     })

@@ -2,7 +2,8 @@
 // its allocation's endpoint carries the group's check, DNS answers it only
 // once the check passes (the task listens a few seconds after it starts), and
 // a rolling update keeps the old instance until the new one's check has
-// passed for minHealthyMs, so the name answers throughout.
+// passed for minHealthyMs, so the name answers throughout; `plexctl job
+// history` lists both versions.
 
 import { writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -90,5 +91,18 @@ t.test('DNS answers a job service member once its check passes; a rolling update
   if (empty) t.comment(`dig: ${log.join('\n')}`)
   const left = await eventually(() => !allocs().some((a) => a.id === v1.id && a.status === 'running'), 30_000)
   t.ok(left, 'and the old allocation was stopped')
+  const history = c.plexctlJson<{ version: number; current: boolean; spec: { groups: unknown[] } }[]>('h1', [
+    'job',
+    'history',
+    'hc',
+  ])
+  t.same(
+    history.map((v) => [v.version, v.current, v.spec.groups.length]),
+    [
+      [2, true, 1],
+      [1, false, 1],
+    ],
+    'plexctl job history: version 2 current, version 1 kept with its spec',
+  )
   t.equal(c.exec('h1', ['plexctl', 'job', 'stop', 'hc']).status, 0, 'job stop')
 })
