@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
-import { InvalidArgumentError } from 'commander'
+import { InvalidArgumentError, Option } from 'commander'
 import type { KvEntry } from '../../api/contract/kv.js'
 import type { ServiceMember } from '../../api/contract/services.js'
 import { isPlexusError, PlexusError } from '../../lib/errors.js'
@@ -173,17 +173,19 @@ export const registerTemplate: RegisterCommand = (program, ctx) => {
     .requiredOption('--dest <file>', 'the file to write (atomically, its mode kept)')
     .option('--exec <command>', 'run with sh -c after each write that changed the file (a reload)')
     .option('--once', 'render once and exit')
-    .option(
-      '--wait <min:max>',
-      'after a change, render once nothing changed for MIN, at the latest MAX after the first change',
-      (v: string) => {
-        try {
-          return parseWait(v)
-        } catch (err) {
-          throw new InvalidArgumentError((err as Error).message)
-        }
-      },
-      DEFAULT_WAIT,
+    .addOption(
+      new Option(
+        '--wait <min:max>',
+        'after a change, render once nothing changed for MIN, at the latest MAX after the first change',
+      )
+        .default(DEFAULT_WAIT, '250ms:1s')
+        .argParser((v: string) => {
+          try {
+            return parseWait(v)
+          } catch (err) {
+            throw new InvalidArgumentError((err as Error).message)
+          }
+        }),
     )
     .action((o: TemplateOptions) => runTemplate(ctx.client(), o))
 }
