@@ -1,6 +1,6 @@
 // Jobs run on real agents (2 hosts in the netns test bed): each allocation of
 // a group runs a real process in a network namespace of its own that got its
-// address from the CNI plugin; a SIGKILLed task is restarted per its policy;
+// address from the CNI plugin (plexctl exec sees it there); a SIGKILLed task is restarted per its policy;
 // a SIGKILLed agent comes back and adopts its running task (one process, no
 // second CNI ADD); a missing binary fails with the reason after its restart
 // attempts; job stop leaves nothing (process, netns, veth, cgroup, records).
@@ -191,6 +191,22 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
     t.equal(attaches(c, a), 1, 'one CNI ADD')
     const logs = c.exec(a.hostName, ['plexctl', 'logs', a.id, '--tail', '1'])
     t.equal(logs.stdout, `up ${a.id}\n`, 'its output is in plexctl logs')
+    const ip = c.exec(a.hostName, ['plexctl', 'exec', a.id, '--', 'ip', '-4', '-o', 'addr', 'show', 'eth0'])
+    t.match(
+      ip.stdout,
+      new RegExp(` ${(a.address as string).replace(/\./g, '\\.')}/`),
+      `plexctl exec runs in the task's network namespace: ${ip.stderr}`,
+    )
+    const env = c.exec(a.hostName, [
+      'plexctl',
+      'exec',
+      a.id,
+      '--',
+      'sh',
+      '-c',
+      'echo $PLEXUS_ALLOC_ID; exit 7',
+    ])
+    t.same([env.stdout, env.status], [`${a.id}\n`, 7], "with the task's environment, exiting with its status")
     seen.set(a.id, { ns: l.netns, pid, inode })
   }
 

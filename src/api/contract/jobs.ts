@@ -208,12 +208,43 @@ export const AllocsQuery = Type.Object(
 /** `:id` of an allocation */
 export const AllocIdParam = Type.Object({ id: Type.String({ pattern: '^[a-z0-9-]{1,200}$' }) })
 
+/** a task of an allocation, by its name in the job spec */
+const TaskName = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' })
+
 /** GET /v1/allocs/<id>/logs: a task's output on this host, as text/plain (streamed with ?follow) */
 export const AllocLogsQuery = Type.Object(
   {
-    task: Type.Optional(Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' })),
+    task: Type.Optional(TaskName),
     tail: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
     follow: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 )
+
+/** POST /v1/allocs/<id>/exec: a command run in a running task on this host (output captured, not interactive) */
+export const AllocExecBody = Type.Object(
+  {
+    /** the task; a group of one task needs none */
+    task: Type.Optional(TaskName),
+    /** argv: the first element is looked up on the task's PATH (inside its rootfs) */
+    command: Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 256 }),
+    /** default 60: then the command's process group is killed */
+    timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+  },
+  { additionalProperties: false },
+)
+export type AllocExecBody = Static<typeof AllocExecBody>
+
+/** the command's end and output (each stream its first MiB) */
+export const AllocExecReply = Type.Object({
+  /** 128+N when signal N ended it */
+  exitCode: Type.Integer(),
+  signal: Type.Optional(Type.String()),
+  stdout: Type.String(),
+  stderr: Type.String(),
+  /** a stream wrote more than was kept */
+  truncated: Type.Boolean(),
+  /** the timeout passed and the command was killed */
+  timedOut: Type.Boolean(),
+})
+export type AllocExecReply = Static<typeof AllocExecReply>

@@ -1,16 +1,27 @@
 // Allocations and their tasks' output.
 //   GET /v1/allocs                       every allocation the cluster's hosts report (?job= to narrow)
 //   GET /v1/allocs/:id/logs              a task's output on this host (?task=&tail=&follow=)
+//   POST /v1/allocs/:id/exec             a command run in a task on this host, its output and exit status
 import { PassThrough } from 'node:stream'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { PlexusError } from '../../lib/errors.js'
 import { followLogs, readLogs } from '../../runner/logs.js'
-import type { RunnerService } from '../../runner/service.js'
 import type { AllocStateValue } from '../../scheduler/records.js'
 import { allocStateCodec } from '../../store/codecs.js'
 import { ALLOC_STATE_PREFIX } from '../../store/types.js'
-import { AllocIdParam, AllocLogsQuery, AllocsQuery, AllocsReply } from '../contract/jobs.js'
+import {
+  AllocExecBody,
+  AllocExecReply,
+  AllocIdParam,
+  AllocLogsQuery,
+  AllocsQuery,
+  AllocsReply,
+} from '../contract/jobs.js'
 import type { ApiDeps } from '../deps.js'
+
+/** exec: the default timeout (a body's timeoutSeconds overrides), the most output kept per stream */
+const EXEC_TIMEOUT_S = 60
+const EXEC_MAX_OUTPUT = 1 << 20
 
 function allStates(deps: Pick<ApiDeps, 'store'>): AllocStateValue[] {
   return deps.store
@@ -52,41 +63,43 @@ export const allocRoutes: FastifyPluginAsyncTypebox<AllocsComponents> = async (a
       })),
   )
 
+  /** the runner and the task of an allocation this host runs (a group of one task needs none named) */
+  const localTask = (id: string, named: string | undefined, verb: string) => {
+    const local = runner?.local(id)
+    if (!runner || !local) {
+      const elsewhere = allStates(deps).find((s) => s.id === id)
+      if (elsewhere)
+        throw new PlexusError(
+          'PLX_RUNNER_NOT_HERE',
+          `allocation ${id} runs on host ${elsewhere.hostName}: ask its agent (plexctl -s <its socket> ${verb} ${id})`,
+          { status: 409, host: elsewhere.hostName },
+        )
+      throw new PlexusError('PLX_RUNNER_ALLOC_NOT_FOUND', `no allocation "${id}"`, { status: 404 })
+    }
+    const names = local.tasks.map((t) => t.name)
+    const task = named ?? (names.length === 1 ? names[0] : undefined)
+    if (!task)
+      throw new PlexusError(
+        'PLX_RUNNER_TASK_REQUIRED',
+        `allocation ${id} has several tasks: name one of ${names.join(', ')}`,
+        { status: 400 },
+      )
+    if (!names.includes(task))
+      throw new PlexusError(
+        'PLX_RUNNER_TASK_NOT_FOUND',
+        `allocation ${id} has no task "${task}" (has ${names.join(', ')})`,
+        { status: 404 },
+      )
+    return { runner, task }
+  }
+
   app.get(
     '/:id/logs',
     { schema: { params: AllocIdParam, querystring: AllocLogsQuery } },
     async (req, reply) => {
       const { id } = req.params
-      const local = runner?.local(id)
-      if (!local) {
-        const elsewhere = allStates(deps).find((s) => s.id === id)
-        if (elsewhere)
-          throw new PlexusError(
-            'PLX_RUNNER_NOT_HERE',
-            `allocation ${id} runs on host ${elsewhere.hostName}: ask its agent (plexctl -s <its socket> logs ${id})`,
-            { status: 409, host: elsewhere.hostName },
-          )
-        throw new PlexusError('PLX_RUNNER_ALLOC_NOT_FOUND', `no allocation "${id}"`, { status: 404 })
-      }
-      const names = local.tasks.map((t) => t.name)
-      const task = req.query.task ?? (names.length === 1 ? names[0] : undefined)
-      if (!task)
-        throw new PlexusError(
-          'PLX_RUNNER_TASK_REQUIRED',
-          `allocation ${id} has several tasks: name one of ${names.join(', ')}`,
-          {
-            status: 400,
-          },
-        )
-      if (!names.includes(task))
-        throw new PlexusError(
-          'PLX_RUNNER_TASK_NOT_FOUND',
-          `allocation ${id} has no task "${task}" (has ${names.join(', ')})`,
-          {
-            status: 404,
-          },
-        )
-      const dir = (runner as RunnerService).logDir(id, task)
+      const { runner, task } = localTask(id, req.query.task, 'logs')
+      const dir = runner.logDir(id, task)
       const text = await readLogs(dir, req.query.tail)
       reply.type('text/plain; charset=utf-8')
       if (!req.query.follow) return text
@@ -101,6 +114,19 @@ export const allocRoutes: FastifyPluginAsyncTypebox<AllocsComponents> = async (a
         out.end()
       })
       return reply.send(out)
+    },
+  )
+
+  app.post(
+    '/:id/exec',
+    { schema: { params: AllocIdParam, body: AllocExecBody, response: { 200: AllocExecReply } } },
+    async (req) => {
+      const { id } = req.params
+      const { runner, task } = localTask(id, req.body.task, 'exec')
+      return runner.exec(id, task, req.body.command, {
+        timeoutMs: (req.body.timeoutSeconds ?? EXEC_TIMEOUT_S) * 1000,
+        maxOutputBytes: EXEC_MAX_OUTPUT,
+      })
     },
   )
 }
