@@ -133,6 +133,23 @@ const ROWS: Record<string, Row[]> = {
       goal: { field: 'ratio', op: '<=', value: 0.5 },
     },
   ],
+  watchers: [
+    {
+      label:
+        '1,000 watchers on one agent (half SSE, half blocking reads): a write → every watcher, p50 / p99',
+      fields: ['plexus_p50_ms', 'plexus_p99_ms'],
+      unit: 'ms',
+      ref: { fields: ['etcd_p50_ms', 'etcd_p99_ms'], name: 'etcd, one member, as many watch streams' },
+      ratio: 'p99_ratio',
+    },
+    {
+      label: '1,000 watchers: p99 of a write reaching all of them',
+      fields: ['plexus_p99_ms'],
+      unit: 'ms',
+      // issue 14: p99 ≤ 200 ms
+      goal: { field: 'plexus_p99_ms', op: '<=', value: 200 },
+    },
+  ],
   scheduler: [
     {
       label:

@@ -31,11 +31,22 @@ export function sseEvent(name: string, id: number, data: unknown): string {
   return `id: ${id}\nevent: ${name}\ndata: ${JSON.stringify(data)}\n\n`
 }
 
+/**
+ * the wire text of each live change, made once however many streams send it:
+ * the store hands every watcher the same event object
+ */
+const wireText = new WeakMap<WatchEvent, string>()
+
 /** The wire text of a store change (pure but for the modify index the entry carries). */
 export function changeEvent(store: ReadableStore, ev: WatchEvent): string {
-  return ev.type === 'put'
-    ? sseEvent('put', ev.index, entry(store, ev.record))
-    : sseEvent(ev.type, ev.index, { key: ev.key, modifyIndex: ev.index })
+  const known = wireText.get(ev)
+  if (known) return known
+  const text =
+    ev.type === 'put'
+      ? sseEvent('put', ev.index, entry(store, ev.record))
+      : sseEvent(ev.type, ev.index, { key: ev.key, modifyIndex: ev.index })
+  wireText.set(ev, text)
+  return text
 }
 
 /**
