@@ -2,6 +2,7 @@
 // in which service, with which tags/ports/checks, and whether it is healthy.
 // The DNS zone, the API and the health checker all read it through here, so
 // they agree on membership by construction.
+import { runSteps, STEP_EVERY, type Steps } from '../lib/steps.js'
 import type { RecordCodec } from '../store/codec.js'
 import { endpointCodec, healthCodec, nodeCodec, registrationCodec, serviceCodec } from '../store/codecs.js'
 import type {
@@ -81,6 +82,12 @@ function union(a: string[], b: string[] | undefined): string[] {
 }
 
 export function buildCatalog(input: CatalogInput): Catalog {
+  return runSteps(catalogSteps(input))
+}
+
+/** buildCatalog, yielding every STEP_EVERY records (src/lib/steps.ts) */
+export function* catalogSteps(input: CatalogInput): Steps<Catalog> {
+  let n = 0
   let invalid = 0
   let nextExpiry: number | undefined
   const noteExpiry = (r: StoreRecord): number | undefined => {
@@ -102,6 +109,7 @@ export function buildCatalog(input: CatalogInput): Catalog {
 
   const nodes: Catalog['nodes'] = []
   for (const r of input.nodes) {
+    if (++n % STEP_EVERY === 0) yield
     const v = decoded(r, nodeCodec)
     if (v) nodes.push({ peer: r.owner, value: v })
   }
@@ -109,6 +117,7 @@ export function buildCatalog(input: CatalogInput): Catalog {
   const endpoints: Endpoint[] = []
   const byKey = new Map<string, Endpoint>()
   for (const r of input.endpoints) {
+    if (++n % STEP_EVERY === 0) yield
     const v = decoded(r, endpointCodec)
     if (!v) continue
     const ep = { key: r.key, peer: r.owner, value: v }
@@ -119,6 +128,7 @@ export function buildCatalog(input: CatalogInput): Catalog {
   // health by endpoint key; a health record counts only from the endpoint's own host
   const health = new Map<string, HealthValue[]>()
   for (const r of input.health) {
+    if (++n % STEP_EVERY === 0) yield
     const v = decoded(r, healthCodec)
     if (!v) continue
     const list = health.get(v.endpointKey)
@@ -136,11 +146,14 @@ export function buildCatalog(input: CatalogInput): Catalog {
   }
 
   const services = new Map<string, ServiceEntry>()
+  /** per service: endpoint key → index in its members */
+  const memberAt = new Map<ServiceEntry, Map<string, number>>()
   const entry = (name: string): ServiceEntry => {
     let e = services.get(name)
     if (!e) {
       e = { name, members: [] }
       services.set(name, e)
+      memberAt.set(e, new Map())
     }
     return e
   }
@@ -174,16 +187,23 @@ export function buildCatalog(input: CatalogInput): Catalog {
     }
     if (ep.value.ipv6) m.ipv6 = ep.value.ipv6
     if (expiresAt !== undefined) m.expiresAt = expiresAt
-    // An API registration for the same endpoint and service replaces the CNI one.
-    const i = e.members.findIndex((x) => x.endpointKey === ep.key)
-    if (i >= 0) e.members[i] = m
-    else e.members.push(m)
+    // An API registration for the same endpoint and service replaces the CNI one. Found through
+    // memberAt, not a scan of the members: a scan made a 1,000-member service quadratic (issue 22)
+    const at = memberAt.get(e)!
+    const i = at.get(ep.key)
+    if (i !== undefined) e.members[i] = m
+    else {
+      at.set(ep.key, e.members.length)
+      e.members.push(m)
+    }
   }
 
   for (const ep of endpoints) {
+    if (++n % STEP_EVERY === 0) yield
     if (ep.value.service) addMember(ep, ep.value.service, ep.value, 'cni')
   }
   for (const r of input.registrations) {
+    if (++n % STEP_EVERY === 0) yield
     const v = decoded(r, registrationCodec)
     if (!v) continue
     const ep = byKey.get(v.endpointKey)
@@ -191,7 +211,10 @@ export function buildCatalog(input: CatalogInput): Catalog {
     if (!ep || ep.peer !== r.owner) continue
     addMember(ep, v.service, v, 'api', expiry(r))
   }
-  for (const e of services.values()) e.members.sort((a, b) => a.endpointKey.localeCompare(b.endpointKey))
+  for (const e of services.values()) {
+    e.members.sort((a, b) => a.endpointKey.localeCompare(b.endpointKey))
+    yield
+  }
 
   const catalog: Catalog = { services, endpoints, nodes, invalid }
   if (nextExpiry !== undefined) catalog.nextExpiry = nextExpiry
