@@ -7,7 +7,8 @@ import { type Explanation, explainSubject } from '../lib/explain.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
-import { buildCatalog, catalogInput } from '../services/catalog.js'
+import { runSliced, runSteps, type Steps } from '../lib/steps.js'
+import { buildCatalog, catalogInput, catalogSteps } from '../services/catalog.js'
 import {
   ENDPOINT_PREFIX,
   HEALTH_PREFIX,
@@ -23,10 +24,10 @@ import { ForwardStage, type Upstream } from './forward/forward.js'
 import { parseUpstream, readResolvConf } from './forward/resolvconf.js'
 import { DnsMetrics } from './metrics.js'
 import { DnsListener, emptyStats, type ServerStats } from './server.js'
-import { type AnswerTable, CompileMemo, compileZone } from './zone/compile.js'
+import { type AnswerTable, CompileMemo, compileSteps } from './zone/compile.js'
 import { ZoneStage } from './zone/handler.js'
 import { zoneOrigins } from './zone/origins.js'
-import { buildZone } from './zone/records.js'
+import { zoneSteps } from './zone/records.js'
 
 export const ZONE_ORIGIN = 'plexus.internal'
 /** what containers get in resolv.conf through the CNI result */
@@ -36,6 +37,11 @@ const WATCHED = [NODE_PREFIX, ENDPOINT_PREFIX, SERVICE_PREFIX, REGISTRATION_PREF
 /** coalesces bursts of store changes; well under the 1 s the zone may lag the store */
 const REBUILD_DELAY_MS = 20
 const MAX_REBUILD_DELAY_MS = 800
+/**
+ * A rebuild runs in slices of at most this long (then queries get a turn): at 50,000 records a
+ * rebuild takes about a second, which blocked every answer for that long (issue 22, bench/zone)
+ */
+const REBUILD_SLICE_MS = 5
 /** how often a listener that could not bind (gateway address not yet on the bridge) is retried */
 const BIND_RETRY_MS = 1000
 
@@ -81,6 +87,9 @@ export class DnsService implements Startable {
   private expiryTimer?: NodeJS.Timeout
   private bindTimer?: NodeJS.Timeout
   private reconciling: Promise<unknown> = Promise.resolve()
+  /** a sliced rebuild is running; a change meanwhile sets `dirty` and gets a rebuild after it */
+  private building = false
+  private dirty = false
   private serial = 0
   private lastBuildMs = 0
   private readonly memo = new CompileMemo()
@@ -102,7 +111,8 @@ export class DnsService implements Startable {
       : readResolvConf(cfg.resolvConf, cfg.listen)
     for (const a of cfg.listen)
       if (!isIP(a)) throw new PlexusError('PLX_DNS_BAD_LISTEN', `dns.listen: "${a}" is not an IP address`)
-    this.zone = new ZoneStage(this.compile())
+    // the first build runs at once: nothing is served before it, and an empty zone would answer NXDOMAIN
+    this.zone = new ZoneStage(runSteps(this.build()))
     this.cache = new CacheStage({ size: cfg.cacheSize, maxTtl: cfg.cacheMaxTtl })
     this.metrics = new DnsMetrics(c.metrics, () => this.status().stats)
     this.forward = new ForwardStage({
@@ -123,7 +133,7 @@ export class DnsService implements Startable {
         this.scheduleRebuild() // the NS glue names the gateway address
       }),
     )
-    this.rebuild()
+    await this.rebuild()
     await this.reconcileListeners()
     this.c.logger.info(
       { listening: [...this.listeners.keys()], pending: [...this.failedBinds], upstreams: this.upstreams },
@@ -215,27 +225,29 @@ export class DnsService implements Startable {
 
   private scheduleRebuild(): void {
     if (this.rebuildTimer || this.stopped) return
-    // a rebuild blocks the answer path while it runs: under constant churn keep it to about a third
-    // of the time (a zone that takes 400 ms to build is then rebuilt at most every 800 ms)
+    // a rebuild takes the core from the answer path (in slices) while it runs: under constant churn keep
+    // it to about a third of the time (a zone that takes 400 ms to build is then rebuilt at most every 800 ms)
     const delay = Math.max(REBUILD_DELAY_MS, Math.min(this.lastBuildMs * 2, MAX_REBUILD_DELAY_MS))
     this.rebuildTimer = setTimeout(() => {
       this.rebuildTimer = undefined
-      this.rebuild()
+      void this.rebuild()
     }, delay)
     this.rebuildTimer.unref()
   }
 
-  private compile(): AnswerTable {
-    const catalog = buildCatalog(catalogInput(this.c.store))
-    this.serial = this.c.store.index
-    this.builtAt = new Date()
-    const zone = buildZone(catalog, {
+  /** the zone from the store as it is now (read at once; the work after it yields, src/lib/steps.ts) */
+  private *build(): Steps<AnswerTable> {
+    const serial = this.c.store.index
+    const builtAt = new Date()
+    const opts = {
       origin: ZONE_ORIGIN,
       ttl: this.c.config.dns.ttl,
-      serial: this.serial,
+      serial,
       nsAddresses: this.desiredAddresses(),
       agentAddress: this.gateway(),
-    })
+    }
+    const catalog = yield* catalogSteps(catalogInput(this.c.store))
+    const zone = yield* zoneSteps(catalog, opts)
     // a TTL registration lapses without a store event here if the store expires lazily: rebuild then
     clearTimeout(this.expiryTimer)
     if (catalog.nextExpiry !== undefined) {
@@ -245,16 +257,31 @@ export class DnsService implements Startable {
       )
       this.expiryTimer.unref()
     }
-    return compileZone(zone, this.memo)
+    const table = yield* compileSteps(zone, this.memo)
+    this.serial = serial
+    this.builtAt = builtAt
+    return table
   }
 
-  private rebuild(): void {
+  /** one rebuild at a time (they share the compile memo); changes during one get the next */
+  private async rebuild(): Promise<void> {
+    if (this.building) {
+      this.dirty = true
+      return
+    }
+    this.building = true
     const started = performance.now()
     try {
-      this.zone.table = this.compile()
+      this.zone.table = await runSliced(this.build(), REBUILD_SLICE_MS)
       this.lastBuildMs = performance.now() - started
     } catch (err) {
       this.c.logger.error({ err }, 'dns zone rebuild failed; serving the previous zone')
+    } finally {
+      this.building = false
+    }
+    if (this.dirty) {
+      this.dirty = false
+      this.scheduleRebuild()
     }
   }
 

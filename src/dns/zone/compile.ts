@@ -2,6 +2,7 @@
 // change, so answering is a map lookup plus one buffer copy. Record sets that
 // are shuffled per answer get several precomputed orders to pick from.
 import dnsPacket from 'dns-packet'
+import { runSteps, STEP_EVERY, type Steps } from '../../lib/steps.js'
 import { nameToKey, RCODE_NOERROR, RCODE_NXDOMAIN, type Section, TYPE_ANY } from '../wire.js'
 import type { Rr, ZoneData } from './records.js'
 
@@ -95,6 +96,15 @@ function fingerprint(zn: ZoneData['names'] extends Map<string, infer N> ? N : ne
 }
 
 export function compileZone(zone: ZoneData, memo?: CompileMemo): AnswerTable {
+  return runSteps(compileSteps(zone, memo))
+}
+
+/**
+ * compileZone, yielding every STEP_EVERY names (src/lib/steps.ts). The memo is
+ * replaced only at the end, so a run abandoned halfway leaves it as it was.
+ */
+export function* compileSteps(zone: ZoneData, memo?: CompileMemo): Steps<AnswerTable> {
+  let n = 0
   const enc = new Encoder()
   const section = enc.section.bind(enc)
   const soa = [zone.soa]
@@ -104,6 +114,7 @@ export function compileZone(zone: ZoneData, memo?: CompileMemo): AnswerTable {
   const next = new Map<string, { fp: string; byType: Map<number, Section[]>; bytes: number }>()
   let bytes = nodata.body.length + nxdomain.body.length
   for (const [name, zn] of zone.names) {
+    if (++n % STEP_EVERY === 0) yield
     const key = nameToKey(name)
     // the apex carries the SOA (its serial changes every build) and the NS glue: always compiled
     const fp = name === zone.origin ? undefined : fingerprint(zn)
@@ -133,6 +144,8 @@ export function compileZone(zone: ZoneData, memo?: CompileMemo): AnswerTable {
     names.set(key, { byType, nodata })
     if (fp !== undefined) next.set(key, { fp, byType, bytes: nameBytes })
     bytes += nameBytes
+    // a compiled name can be thousands of records (a big service): each one gets its own step
+    if (all.length > STEP_EVERY) yield
   }
   if (memo) memo.entries = next
   return { originKey: nameToKey(zone.origin), names, nxdomain, size: { names: names.size, bytes } }

@@ -2,6 +2,7 @@
 // plexus.internal (and the reverse names of endpoint addresses) and which
 // resource records each holds. No wire format here; compile.ts encodes.
 import { Address4, Address6 } from 'ip-address'
+import { runSteps, STEP_EVERY, type Steps } from '../../lib/steps.js'
 import type { Catalog, Member } from '../../services/catalog.js'
 
 export interface Rr {
@@ -65,6 +66,12 @@ interface SrvData {
 const srvId = (d: SrvData): string => `${d.port} ${d.target}`
 
 export function buildZone(catalog: Catalog, opts: ZoneOptions): ZoneData {
+  return runSteps(zoneSteps(catalog, opts))
+}
+
+/** buildZone, yielding every STEP_EVERY endpoints, members and names (src/lib/steps.ts) */
+export function* zoneSteps(catalog: Catalog, opts: ZoneOptions): Steps<ZoneData> {
+  let n = 0
   const { origin, ttl } = opts
   const names = new Map<string, ZoneName>()
   const at = (name: string): ZoneName => {
@@ -128,10 +135,11 @@ export function buildZone(catalog: Catalog, opts: ZoneOptions): ZoneData {
   for (const ent of ['svc', 'ctr', 'node']) at(`${ent}.${origin}`)
   if (opts.agentAddress) add(`agent.${origin}`, 'A', opts.agentAddress)
 
-  for (const n of catalog.nodes) {
-    const label = toLabel(n.value.name)
+  for (const node of catalog.nodes) {
+    if (++n % STEP_EVERY === 0) yield
+    const label = toLabel(node.value.name)
     if (!label) continue
-    const a = n.value.address
+    const a = node.value.address
     addAddress(
       `${label}.node.${origin}`,
       Address4.isValid(a) ? a : undefined,
@@ -144,6 +152,7 @@ export function buildZone(catalog: Catalog, opts: ZoneOptions): ZoneData {
     return label ? `${label}.ctr.${origin}` : undefined
   }
   for (const ep of catalog.endpoints) {
+    if (++n % STEP_EVERY === 0) yield
     const name = ctrName(ep.value.name)
     if (!name) continue
     addAddress(name, ep.value.ipv4, ep.value.ipv6)
@@ -158,6 +167,7 @@ export function buildZone(catalog: Catalog, opts: ZoneOptions): ZoneData {
     at(base) // a defined service with no healthy endpoint answers NODATA, not NXDOMAIN
     const healthy = svc.members.filter((m) => m.healthy)
     for (const m of healthy) {
+      if (++n % STEP_EVERY === 0) yield
       addAddress(base, m.ipv4, m.ipv6)
       for (const tag of m.tags) addAddress(`${tag}.${base}`, m.ipv4, m.ipv6)
       addSrv(m, base)
@@ -181,6 +191,7 @@ export function buildZone(catalog: Catalog, opts: ZoneOptions): ZoneData {
 
   // every ancestor of a name inside the zone exists too (RFC 8020: NODATA, never NXDOMAIN)
   for (const name of [...names.keys()]) {
+    if (++n % STEP_EVERY === 0) yield
     if (!name.endsWith(`.${origin}`)) continue
     for (let n = name; n !== origin; ) {
       n = n.slice(n.indexOf('.') + 1)
