@@ -3,13 +3,9 @@
 // listening on 127.0.0.1:<port> in whatever namespace this runs in. Prints "ready".
 import '../src/lib/polyfill.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { pino } from 'pino'
-import { defaultConfig } from '../src/agent/config.js'
 import { createSigner, verifyRecordSignature } from '../src/cluster/identity.js'
-import { defaultDnsConfig } from '../src/dns/config.js'
-import { DnsService } from '../src/dns/service.js'
-import { Metrics } from '../src/lib/metrics.js'
 import { LocalStore } from '../src/store/store.js'
+import { localDns } from './lib/local-dns.js'
 
 const [port = '5300', names = '1000'] = process.argv.slice(2)
 const signer = createSigner(await generateKeyPair('Ed25519'))
@@ -28,23 +24,7 @@ for (let i = 0; i < Number(names); i++) {
     createdAt: new Date().toISOString(),
   })
 }
-const config = {
-  ...defaultConfig(),
-  dns: {
-    ...defaultDnsConfig(),
-    listenGateway: false,
-    listen: ['127.0.0.1'],
-    port: Number(port),
-    upstreams: ['127.0.0.9:53'],
-  },
-}
-const dns = new DnsService({
-  config,
-  logger: pino({ level: 'silent' }),
-  metrics: new Metrics(),
-  store,
-  peerId: signer.self,
-})
+const dns = localDns(store, signer.self, Number(port))
 await dns.start()
 process.stdout.write(`ready ${JSON.stringify(dns.status().zone)}\n`)
 process.on('SIGTERM', () => {

@@ -9,12 +9,8 @@
 import '../src/lib/polyfill.js'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { pino } from 'pino'
-import { defaultConfig } from '../src/agent/config.js'
 import { createSigner, verifyRecordSignature } from '../src/cluster/identity.js'
-import { defaultDnsConfig } from '../src/dns/config.js'
-import { DnsService, queryServer } from '../src/dns/service.js'
-import { Metrics } from '../src/lib/metrics.js'
+import { queryServer } from '../src/dns/service.js'
 import {
   endpointCodec,
   healthCodec,
@@ -25,6 +21,7 @@ import {
 } from '../src/store/codecs.js'
 import type { EndpointValue } from '../src/store/records.js'
 import { LocalStore, type RecordSigner } from '../src/store/store.js'
+import { localDns } from './lib/local-dns.js'
 import { median, progress, quantile, report, round } from './lib/report.js'
 
 const HOSTS = Number(process.env.ZONE_HOSTS ?? 1000)
@@ -134,25 +131,9 @@ async function main(): Promise<void> {
     `store filled: ${records} records from ${HOSTS} hosts in ${round((performance.now() - t0) / 1000, 1)} s`,
   )
 
-  const config = {
-    ...defaultConfig(),
-    dns: {
-      ...defaultDnsConfig(),
-      listenGateway: false,
-      listen: ['127.0.0.1'],
-      port: PORT,
-      upstreams: ['127.0.0.9:53'],
-    },
-  }
   // the constructor compiles the zone once, cold (no memo): the full build
   let started = performance.now()
-  const dns = new DnsService({
-    config,
-    logger: pino({ level: 'silent' }),
-    metrics: new Metrics(),
-    store,
-    peerId: self.self,
-  })
+  const dns = localDns(store, self.self, PORT)
   const fullBuildMs = performance.now() - started
   started = performance.now()
   await dns.start() // rebuilds once more, warm
