@@ -109,7 +109,13 @@ class Deliveries {
   }
 }
 
-async function plexusWatchers(sock: Target, d: Deliveries, open: IncomingMessage[]): Promise<void> {
+/** the SSE streams report to sse, the blocking reads to blocking (half of the watchers each) */
+async function plexusWatchers(
+  sock: Target,
+  sse: Deliveries,
+  blocking: Deliveries,
+  open: IncomingMessage[],
+): Promise<void> {
   const half = Math.floor(WATCHERS / 2)
   for (let i = 0; i < half; i++) {
     let buf = ''
@@ -121,7 +127,7 @@ async function plexusWatchers(sock: Target, d: Deliveries, open: IncomingMessage
           const ev = buf.slice(0, end)
           buf = buf.slice(end + 2)
           const data = /^event: put\ndata: (.*)$/m.exec(ev)?.[1]
-          if (data) d.saw(String((JSON.parse(data) as { value: unknown }).value))
+          if (data) sse.saw(String((JSON.parse(data) as { value: unknown }).value))
           end = buf.indexOf('\n\n')
         }
       }),
@@ -137,7 +143,7 @@ async function plexusWatchers(sock: Target, d: Deliveries, open: IncomingMessage
       )
       if (!r || r.status !== 200) return
       const e = JSON.parse(r.text) as { value: unknown; modifyIndex: number }
-      if (e.modifyIndex > index) d.saw(String(e.value))
+      if (e.modifyIndex > index) blocking.saw(String(e.value))
       void loop(e.modifyIndex)
     }
     void loop(start)
@@ -198,12 +204,16 @@ async function inner(socketPath: string, agentPid: number): Promise<void> {
       await new Promise((r) => setTimeout(r, 100))
     }
     const rssBefore = rssMb(agentPid)
-    const pd = new Deliveries(WATCHERS)
+    const half = Math.floor(WATCHERS / 2)
+    const sse = new Deliveries(half)
+    const blocking = new Deliveries(WATCHERS - half)
     const ed = new Deliveries(WATCHERS)
-    await plexusWatchers(sock, pd, open)
+    await plexusWatchers(sock, sse, blocking, open)
     await etcdWatchers(ed, open)
     await new Promise((r) => setTimeout(r, 2000))
     const plexus: number[] = []
+    const bySse: number[] = []
+    const byBlocking: number[] = []
     const ref: number[] = []
     let lost = 0
     let etcdLost = 0
@@ -211,9 +221,12 @@ async function inner(socketPath: string, agentPid: number): Promise<void> {
       const v = `p${round}`
       const t0 = performance.now()
       await call(sock, 'PUT', `/v1/kv/${KEY}`, v)
-      const got = await pd.seen(v, t0)
+      const [a, b] = await Promise.all([sse.seen(v, t0), blocking.seen(v, t0)])
+      const got = [...a, ...b]
       lost += WATCHERS - got.length
       plexus.push(...got)
+      bySse.push(...a)
+      byBlocking.push(...b)
       const e = `e${round}`
       const t1 = performance.now()
       await call({ host: '127.0.0.1', port: 23790 }, 'POST', '/v3/kv/put', { key: b64(KEY), value: b64(e) })
@@ -230,7 +243,7 @@ async function inner(socketPath: string, agentPid: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 3000))
     const rssAfter = rssMb(agentPid)
     process.stdout.write(
-      `${JSON.stringify({ plexus, ref, lost, etcdLost, rssBefore, rssWatching, rssAfter, etcdRss })}\n`,
+      `${JSON.stringify({ plexus, bySse, byBlocking, ref, lost, etcdLost, rssBefore, rssWatching, rssAfter, etcdRss })}\n`,
     )
     // the line must be out before the exit below ends the blocking reads still outstanding (a pipe writes later)
     await new Promise<void>((resolve) => process.stdout.write('', () => resolve()))
@@ -272,6 +285,8 @@ async function main(): Promise<void> {
     )
     const r = JSON.parse(out.trim().split('\n').pop() as string) as {
       plexus: number[]
+      bySse: number[]
+      byBlocking: number[]
       ref: number[]
       lost: number
       etcdLost: number
@@ -285,6 +300,8 @@ async function main(): Promise<void> {
       watchers: WATCHERS,
       plexus_p50_ms: round(median(r.plexus), 2),
       plexus_p99_ms: round(quantile(r.plexus, 0.99), 2),
+      plexus_sse_p99_ms: round(quantile(r.bySse, 0.99), 2),
+      plexus_blocking_p99_ms: round(quantile(r.byBlocking, 0.99), 2),
       etcd_p50_ms: round(median(r.ref), 2),
       etcd_p99_ms: round(quantile(r.ref, 0.99), 2),
       p99_ratio: round(quantile(r.plexus, 0.99) / quantile(r.ref, 0.99), 3),
