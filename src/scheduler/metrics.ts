@@ -19,6 +19,10 @@ export function schedulerMetrics(m: Metrics) {
       name: 'plexus_scheduler_deferred_slots',
       help: 'Slots of jobs this host owns left empty after a failure: waiting out the reschedule delay or given up',
     }),
+    reverts: m.counter({
+      name: 'plexus_scheduler_reverts_total',
+      help: 'Rolling updates this host reverted to the version they replaced (update.autoRevert)',
+    }),
     allocations: m.counter({
       name: 'plexus_scheduler_allocations_total',
       help: 'Allocations this host judged, by result (admitted, rejected)',

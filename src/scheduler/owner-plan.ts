@@ -179,7 +179,13 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
   const { self, job, now } = input
   const claims = [...input.claims]
   const live = input.live ?? new Set(input.hosts.filter((h) => h.alive).map((h) => h.id))
-  const verdicts = settle(claims, live, job.spec.type === 'batch', healthGate(job, now, input.passing))
+  const verdicts = settle(
+    claims,
+    live,
+    job.spec.type === 'batch',
+    healthGate(job, now, input.passing),
+    job.version,
+  )
   const mine = new Map<string, AllocValue>()
   for (const c of claims) if (c.owners.includes(self)) mine.set(c.alloc.id, c.alloc)
   const out: OwnerPlan = { puts: [], deletes: [], verdicts, deferred: new Map() }

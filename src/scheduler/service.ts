@@ -16,6 +16,7 @@ import {
   ALLOC_STATE_PREFIX,
   CAPACITY_PREFIX,
   HEALTH_PREFIX,
+  type JsonValue,
   NODE_PREFIX,
   type Store,
 } from '../store/types.js'
@@ -37,9 +38,13 @@ import {
   ENDED_KEEP_MS,
   JOB_PREFIX,
   type JobValue,
+  type JobVersion,
+  jobKey,
   jobOf,
   type Resources,
+  submitted,
 } from './records.js'
+import { revertTarget } from './revert.js'
 import { type Claim, claimsOf, healthGate, type PassingSince, passingSince, settle } from './settle.js'
 
 export interface SchedulerConfig {
@@ -204,6 +209,7 @@ export class SchedulerService implements Startable {
         view.live,
         job?.spec.type === 'batch',
         healthGate(job, now, view.passing),
+        job?.version,
       )
       // a replacement being brought up runs beside the allocation it replaces: both are kept
       const winners = new Set(
@@ -249,6 +255,32 @@ export class SchedulerService implements Startable {
     }
   }
 
+  /**
+   * A failed rolling update goes back (autoRevert): the version it was replacing is submitted again
+   * as the next version, compare-and-set against the record this pass read, so a submission that
+   * came meanwhile wins and nothing is reverted twice.
+   */
+  private async revert(job: JobValue, to: JobVersion, reason: string): Promise<boolean> {
+    const { store, logger } = this.d
+    const key = jobKey(job.spec.name)
+    const rec = store.get(key)
+    if (!rec || jobOf(rec)?.version !== job.version) return false
+    const value = submitted(job, to.spec, new Date().toISOString())
+    if (!value) return false
+    try {
+      await store.put(key, value as unknown as JsonValue, { cas: store.modifyIndex(key) })
+      this.metrics.reverts.inc()
+      logger.warn(
+        { job: job.spec.name, from: job.version, to: to.version, version: value.version, reason },
+        'rolling update failed: reverted',
+      )
+      return true
+    } catch (err) {
+      logger.debug({ err, job: job.spec.name }, 'job changed meanwhile: not reverted')
+      return false
+    }
+  }
+
   /** Placement for the jobs this host owns; cleanup of records for jobs it no longer owns. */
   private async own(view: SchedulerView, claimsByJob: Map<string, Claim[]>): Promise<void> {
     const { store, peerId: self, logger } = this.d
@@ -278,6 +310,9 @@ export class SchedulerService implements Startable {
         passing: view.passing,
         now,
       })
+      const revert = revertTarget(job, claimsByJob.get(name) ?? [], plan.verdicts, now)
+      // reverted: this pass's writes were for the version that failed; the next pass places the new one
+      if (revert && (await this.revert(job, revert.to, revert.reason))) continue
       for (const a of plan.puts) await store.put(allocKey(self, a), allocCodec.encode(a))
       for (const slot of plan.deletes) await store.delete(`${ALLOC_PREFIX}${self}/${name}/${slot}`)
       if (plan.puts.length || plan.deletes.length)

@@ -133,13 +133,15 @@ export function healthGate(
 /**
  * Every slot with at least one holding claim, its winner, its losers and the
  * winner's replacement still being brought up. `healthy` says when a
- * replacement may take over (every host must pass the same rule: healthGate).
+ * replacement may take over (every host must pass the same rule: healthGate);
+ * one of a version older than `version` (the job's) that is not healthy loses.
  */
 export function settle(
   claims: Iterable<Claim>,
   alive: ReadonlySet<string>,
   batch: boolean,
   healthy: (c: Claim) => boolean,
+  version?: number,
 ): Map<string, SlotVerdict> {
   const bySlot = new Map<string, Claim[]>()
   for (const c of claims) {
@@ -160,6 +162,9 @@ export function settle(
     let incoming: Claim | undefined
     if (old && replacement) {
       if (healthy(replacement)) winner = replacement
+      // superseded before it was healthy (a newer version, or a revert): it loses, and the slot is
+      // replaced for the current version instead (Nomad cancels the older deployment the same way)
+      else if (version !== undefined && replacement.alloc.jobVersion < version) winner = old
       else {
         winner = old
         incoming = replacement

@@ -127,7 +127,8 @@ export interface GroupSpec {
     maxDelayMs?: number
     unlimited?: boolean
   }
-  update?: { maxParallel?: number; minHealthyMs?: number; autoRevert?: boolean }
+  /** healthyDeadlineMs: how long a replacement may take to become healthy before the update counts as failed */
+  update?: { maxParallel?: number; minHealthyMs?: number; healthyDeadlineMs?: number; autoRevert?: boolean }
 }
 
 export interface JobSpec {
@@ -315,6 +316,7 @@ const group = {
       properties: {
         maxParallel: { type: 'integer', minimum: 1, maximum: 1000 },
         minHealthyMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
+        healthyDeadlineMs: { type: 'integer', minimum: 1000, maximum: 86_400_000 },
         autoRevert: { type: 'boolean' },
       },
     },

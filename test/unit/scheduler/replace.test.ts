@@ -5,6 +5,7 @@
 import t from 'tap'
 import { ownerPlan } from '../../../src/scheduler/owner-plan.js'
 import type { AllocStateValue, AllocStatus, AllocValue, JobValue } from '../../../src/scheduler/records.js'
+import { revertTarget } from '../../../src/scheduler/revert.js'
 import { claimsOf, healthGate, passingSince, settle } from '../../../src/scheduler/settle.js'
 import type { GroupSpec } from '../../../src/scheduler/spec.js'
 import { group, host, job } from './fixtures.js'
@@ -200,3 +201,46 @@ t.test(
     )
   },
 )
+
+t.test(
+  'a replacement superseded before it was healthy loses; the slot is replaced for the current version',
+  async (t) => {
+    const r0 = alloc('web-g-r0', '0', 'h3', 2, { replaces: a0.id, createdAt: 10_000 })
+    const claims = () => claimsOf(owned(r0, a1), [...running, st(r0, 'running', 12_000)]).values()
+    const alive = new Set(hosts.map((h) => h.id))
+    const v = settle(claims(), alive, false, healthGate(web(3), 12_500), 3).get('g/0')
+    t.same(
+      [v?.winner.alloc.id, v?.incoming, v?.losers.map((c) => c.alloc.id)],
+      [a0.id, undefined, [r0.id]],
+      'version 3 came: the version-2 replacement is stopped, the old one keeps the slot',
+    )
+    const p = plan(web(3), 12_500, [r0, a1], [...running, st(r0, 'running', 12_000)])
+    const put = p.puts.find((a) => a.slot === '0' && a.jobVersion === 3)
+    t.equal(put?.replaces, a0.id, 'and a version-3 allocation replaces it')
+  },
+)
+
+t.test('autoRevert: a failed or late replacement reverts to the version it replaces', async (t) => {
+  const j = (autoRevert = true, keep = true): JobValue => ({
+    ...web(2),
+    spec: job([group('g', 2, { update: { ...update, healthyDeadlineMs: 5000, autoRevert } })], {
+      name: 'web',
+    }),
+    ...(keep ? { history: [{ version: 1, spec: web(1).spec, submittedAt: 't1' }] } : {}),
+  })
+  const r0 = alloc('web-g-r0', '0', 'h3', 2, { replaces: a0.id, createdAt: 10_000 })
+  const target = (jv: JobValue, now: number, status: AllocStatus) => {
+    const claims = [...claimsOf(owned(r0, a1), [...running, st(r0, status, 11_000)]).values()]
+    const verdicts = settle(claims, new Set(hosts.map((h) => h.id)), false, healthGate(jv, now), jv.version)
+    return revertTarget(jv, claims, verdicts, now)
+  }
+  t.equal(target(j(), 14_000, 'running')?.to.version, undefined, 'coming up within its deadline')
+  const late = target(j(), 15_001, 'running')
+  t.equal(late?.to.version, 1, 'not healthy 5 s after it was placed: back to version 1')
+  t.match(late?.reason, /not healthy within 5000 ms/)
+  const failed = target(j(), 11_000, 'failed')
+  t.equal(failed?.to.version, 1, 'failed for good: back to version 1')
+  t.match(failed?.reason, /failed/)
+  t.equal(target(j(false), 20_000, 'failed'), undefined, 'without autoRevert: stays')
+  t.equal(target(j(true, false), 20_000, 'failed'), undefined, 'version 1 not in the history: stays')
+})
