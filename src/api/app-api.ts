@@ -8,10 +8,7 @@
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance } from 'fastify'
 import { PlexusError } from '../lib/errors.js'
-import { aclFor } from '../services/acl.js'
-import { callerEndpoint, plainAddress } from '../services/caller.js'
-import { aclDefaultCodec, aclPolicyCodec } from '../store/codecs.js'
-import { ACL_DEFAULT_KEY, ACL_POLICY_PREFIX, ENDPOINT_PREFIX } from '../store/types.js'
+import { CallerView, plainAddress } from '../services/caller.js'
 import { setAcl } from './acl-guard.js'
 import { newApiFastify } from './app.js'
 import type { ApiDeps } from './deps.js'
@@ -45,12 +42,9 @@ export async function buildAppApi(
       ),
   })
   // before routing and body parsing: an unknown caller learns nothing, not even which routes exist
+  const callers = new CallerView(deps.store, deps.peerId)
   app.addHook('onRequest', async (req, reply) => {
-    const ep = callerEndpoint(
-      deps.store.list(`${ENDPOINT_PREFIX}${deps.peerId}/`),
-      deps.peerId,
-      req.socket.remoteAddress ?? '',
-    )
+    const ep = callers.caller(req.socket.remoteAddress ?? '')
     if (!ep) {
       appCallers.inc({ outcome: 'unknown' })
       return reply.code(403).send({
@@ -60,14 +54,7 @@ export async function buildAppApi(
     }
     appCallers.inc({ outcome: 'endpoint' })
     setCaller(req, ep)
-    const { store } = deps
-    const defaultRec = store.get(ACL_DEFAULT_KEY)
-    const acl = aclFor(
-      { name: ep.value.name, ...(ep.value.service ? { service: ep.value.service } : {}) },
-      store.list(ACL_POLICY_PREFIX).flatMap((r) => aclPolicyCodec.valueOf(r) ?? []),
-      (defaultRec && aclDefaultCodec.valueOf(defaultRec)?.policy) ?? 'allow',
-    )
-    setAcl(req, acl, (kind) => aclDenials.inc({ kind }))
+    setAcl(req, callers.acl(ep), (kind) => aclDenials.inc({ kind }))
   })
   const { store, peerId, metrics } = deps
   await app.register(kvRoutes, { prefix: '/v1/kv', store, members: deps.members, metrics })

@@ -1,12 +1,14 @@
 // Who calls the application API (src/services/caller.ts) and ?near= ordering
 // (src/services/near.ts): pure functions over records.
 import t from 'tap'
-import { callerEndpoint, plainAddress } from '../../../src/services/caller.js'
+import { CallerView, callerEndpoint, plainAddress } from '../../../src/services/caller.js'
 import type { Member } from '../../../src/services/catalog.js'
 import { nearestFirst } from '../../../src/services/near.js'
+import { endpointCodec } from '../../../src/store/codecs.js'
 import type { NodeValue } from '../../../src/store/records.js'
 import type { JsonValue, StoreRecord } from '../../../src/store/types.js'
 import { endpointValue } from '../../helpers/records.js'
+import { newStore } from '../store/helpers.js'
 
 const rec = (key: string, owner: string, value: unknown): StoreRecord => ({
   key,
@@ -56,3 +58,34 @@ t.test('near: own host first, then by estimated RTT, hosts without a coordinate 
     'origin without coordinate: own first, rest as given',
   )
 })
+
+t.test(
+  'CallerView: the endpoints and policies of a real store, read again only after a change',
+  async (t) => {
+    const { store } = await newStore()
+    const self = store.self
+    const view = new CallerView(store, self)
+    t.equal(view.caller('10.244.1.2'), undefined, 'no endpoint yet')
+    await store.put(
+      `endpoints/${self}/a-0123456789ab/eth0`,
+      endpointCodec.encode(endpointValue('a', '10.244.1.2', { service: 'web' })),
+    )
+    const ep = view.caller('::ffff:10.244.1.2')
+    t.equal(ep?.value.name, 'a', 'seen after the put')
+    t.equal(view.acl(ep as NonNullable<typeof ep>).defaultPolicy, 'allow', 'no acl/default: allow')
+    await store.put('acl/default', { policy: 'deny' })
+    await store.put('acl/policies/web', {
+      name: 'web',
+      services: ['web'],
+      rules: [{ kv: 'config/', access: 'write' }],
+    })
+    const acl = view.acl(ep as NonNullable<typeof ep>)
+    t.equal(acl.defaultPolicy, 'deny', 'the new default')
+    t.ok(
+      acl.rules.some((r) => r.source === 'policy "web"'),
+      "and the policy bound to the caller's service",
+    )
+    await store.delete(`endpoints/${self}/a-0123456789ab/eth0`)
+    t.equal(view.caller('10.244.1.2'), undefined, 'gone after the delete')
+  },
+)
