@@ -14,6 +14,7 @@ import { registerExplain } from './commands/explain.js'
 import { registerHosts } from './commands/hosts.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerJob } from './commands/job.js'
+import { registerKeys } from './commands/keys.js'
 import { registerKv } from './commands/kv.js'
 import { registerLink } from './commands/link.js'
 import { registerNetwork } from './commands/network.js'
@@ -37,6 +38,7 @@ const EXIT_USAGE = 2
 const commands: RegisterCommand[] = [
   registerStatus,
   registerKv,
+  registerKeys,
   registerAcl,
   registerTls,
   registerHosts,
