@@ -3,6 +3,8 @@
 // compute it; only the job's owner acts on it, by submitting that version's
 // spec again as the next version (the history keeps it), which the rolling
 // update then brings back slot by slot, health-gated as any update.
+import { canonicalJson } from '../store/record.js'
+import type { JsonValue } from '../store/types.js'
 import type { JobValue, JobVersion } from './records.js'
 import type { Claim, SlotVerdict } from './settle.js'
 import { jobProblems } from './spec.js'
@@ -15,7 +17,8 @@ export const DEFAULT_HEALTHY_DEADLINE_MS = 300_000
  * `update.autoRevert` is still held by an older version and the current
  * version's replacement for it failed for good (its runner reported
  * `failed`) or has not become healthy within `update.healthyDeadlineMs`.
- * Undefined when nothing failed, or the old version is not in the history.
+ * Undefined when nothing failed, the old version is not in the history, or
+ * its spec is the failing one (a revert that failed too: no loop).
  */
 export function revertTarget(
   job: JobValue,
@@ -41,6 +44,10 @@ export function revertTarget(
     const to = job.history?.find((h) => h.version === old.jobVersion)
     // the history's specs came by gossip unchecked (records.ts jobOf): checked before one runs again
     if (!to || to.spec.name !== job.spec.name || jobProblems(to.spec).length > 0) continue
+    // the failing version is already that spec (a revert that failed too): going back again would
+    // loop once per deadline, so the job stays as it is and its failures speak for it
+    if (canonicalJson(to.spec as unknown as JsonValue) === canonicalJson(job.spec as unknown as JsonValue))
+      continue
     const reason = failed
       ? `allocation ${failed.alloc.id} failed: ${failed.state?.reason ?? 'no reason given'}`
       : `allocation ${late?.alloc.id} not healthy within ${deadline} ms`

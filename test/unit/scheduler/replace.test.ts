@@ -243,4 +243,12 @@ t.test('autoRevert: a failed or late replacement reverts to the version it repla
   t.match(failed?.reason, /failed/)
   t.equal(target(j(false), 20_000, 'failed'), undefined, 'without autoRevert: stays')
   t.equal(target(j(true, false), 20_000, 'failed'), undefined, 'version 1 not in the history: stays')
+  // version 2 is itself a revert to version 1's spec, and fails too: going back again would loop
+  const same = j()
+  const looped = { ...same, history: [{ version: 1, spec: same.spec, submittedAt: 't1' }] }
+  t.equal(
+    target(looped, 20_000, 'failed'),
+    undefined,
+    'the failing spec is the one it would go back to: stays',
+  )
 })
