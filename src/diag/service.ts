@@ -6,6 +6,7 @@ import type { Inspector } from '../cluster/inspect.js'
 import { BRIDGE_NAME, vtepName, WIREGUARD_NAME } from '../datapath/model.js'
 import type { LeaseComponent } from '../ipam/manager.js'
 import { PlexusError } from '../lib/errors.js'
+import { within } from '../lib/within.js'
 import { nodeCodec } from '../store/codecs.js'
 import type { ReadableStore } from '../store/types.js'
 import { NODE_PREFIX } from '../store/types.js'
@@ -152,26 +153,26 @@ export class DiagService implements DiagComponent {
     }
   }
 
-  /** one host's hops: here directly, elsewhere over the inspect protocol; a host that does not answer is a hop too */
+  /**
+   * One host's hops: here directly, elsewhere over the inspect protocol; a host that does not answer
+   * is a hop too. This host's half has the same bound as a remote one's: a kernel that is slow to
+   * answer (a loaded host, a long dump) must not hold the whole trace.
+   */
   private async askTrace(p: Place, q: TraceQuestion): Promise<Hop[]> {
-    if (p.peer === this.c.peerId) return traceHere(this.hostSide(), q)
+    if (p.peer === this.c.peerId)
+      return within(traceHere(this.hostSide(), q), INSPECT_TIMEOUT_MS, () => [
+        noAnswer(
+          p,
+          'this host',
+          'PLX_INSPECT_TIMEOUT',
+          `its own inspection took over ${INSPECT_TIMEOUT_MS} ms`,
+        ),
+      ])
     try {
       return (await this.c.inspector.ask(p.peer, q, INSPECT_TIMEOUT_MS)) as Hop[]
     } catch (err) {
       const code = (err as { code?: string }).code
-      return [
-        {
-          host: p.host,
-          component: 'agent',
-          action: 'no-answer',
-          object: `/plexus/inspect/1 to ${p.peer}`,
-          cause: `${code ?? 'error'}: ${(err as Error).message}`,
-          fix:
-            code === 'PLX_INSPECT_TIMEOUT' || code === 'PLX_INSPECT_FAILED'
-              ? `check plexusd on ${p.host} (plexctl hosts shows whether it is alive)`
-              : 'see the agent log on that host',
-        },
-      ]
+      return [noAnswer(p, `/plexus/inspect/1 to ${p.peer}`, code, (err as Error).message)]
     }
   }
 
@@ -209,4 +210,19 @@ function deviceOf(type: string, vni: number): { device?: string } {
   if (type === 'vxlan') return { device: vtepName(vni) }
   if (type === 'wireguard') return { device: WIREGUARD_NAME }
   return {}
+}
+
+/** the hop of a host whose half of a trace did not come */
+function noAnswer(p: Place, object: string, code: string | undefined, message: string): Hop {
+  return {
+    host: p.host,
+    component: 'agent',
+    action: 'no-answer',
+    object,
+    cause: `${code ?? 'error'}: ${message}`,
+    fix:
+      code === 'PLX_INSPECT_TIMEOUT' || code === 'PLX_INSPECT_FAILED'
+        ? `check plexusd on ${p.host} (plexctl hosts shows whether it is alive)`
+        : 'see the agent log on that host',
+  }
 }
