@@ -13,9 +13,9 @@ import { ConnectionGate, type GateEvent } from '../lib/conn-gate.js'
 import { PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
-import { aclForToken } from '../services/acl.js'
-import { aclPolicyCodec, aclTokenCodec } from '../store/codecs.js'
-import { ACL_POLICY_PREFIX, ACL_TOKEN_PREFIX, type ReadableStore } from '../store/types.js'
+import { aclForToken, aclRecords } from '../services/acl.js'
+import { aclTokenCodec } from '../store/codecs.js'
+import { ACL_TOKEN_PREFIX, type ReadableStore } from '../store/types.js'
 import { authorize, setAcl } from './acl-guard.js'
 import { apiMetrics } from './metrics.js'
 import { parseListen } from './metrics-listener.js'
@@ -89,8 +89,7 @@ export function installTokenAuth(
       throw new PlexusError('PLX_ACL_DENIED', 'policies and tokens are managed on the unix socket only', {
         status: 403,
       })
-    const policies = deps.store.list(ACL_POLICY_PREFIX).flatMap((r) => aclPolicyCodec.valueOf(r) ?? [])
-    setAcl(req, aclForToken(token, policies), (kind) => aclDenials.inc({ kind }))
+    setAcl(req, aclForToken(token, aclRecords(deps.store).policies), (kind) => aclDenials.inc({ kind }))
     if (!guardsItself(req))
       authorize(req, {
         kind: 'operator',

@@ -2,9 +2,11 @@
 // container does): which KV keys a container may read or write, which services
 // it may discover or register in. Policies are records (`acl/policies/<name>`,
 // operators only); `acl/default` says what a request no rule matches gets.
-// Every decision names the rule that made it, so a 403 explains itself. Pure.
+// Every decision names the rule that made it, so a 403 explains itself. Pure
+// but for `aclRecords`, the one reader of the records.
+import { aclDefaultCodec, aclPolicyCodec } from '../store/codecs.js'
 import type { AclPolicyValue, AclRule, AclTokenValue } from '../store/schemas.js'
-import { AGENT_KEY_PREFIXES } from '../store/types.js'
+import { ACL_DEFAULT_KEY, ACL_POLICY_PREFIX, AGENT_KEY_PREFIXES, type ReadableStore } from '../store/types.js'
 
 export type DefaultPolicy = 'allow' | 'deny'
 
@@ -39,6 +41,18 @@ export interface Acl {
   rules: Ranked[]
   /** an operator's token: the agents' own keys are governed by its rules, not refused outright */
   operator?: boolean
+}
+
+/** The access records as the store holds them: every policy that decodes, and the default (`allow` when absent). */
+export function aclRecords(store: Pick<ReadableStore, 'list' | 'get'>): {
+  policies: AclPolicyValue[]
+  defaultPolicy: DefaultPolicy
+} {
+  const d = store.get(ACL_DEFAULT_KEY)
+  return {
+    policies: store.list(ACL_POLICY_PREFIX).flatMap((r) => aclPolicyCodec.valueOf(r) ?? []),
+    defaultPolicy: (d && aclDefaultCodec.valueOf(d)?.policy) ?? 'allow',
+  }
 }
 
 /** what an access grants, by strength: a rule for `write` also lets read, `register` also discover */

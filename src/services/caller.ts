@@ -1,16 +1,9 @@
 // Who is calling the application API: a request from a container's address is
 // that container's endpoint (anti-spoofing in the datapath drops packets whose
 // source is not the sending veth's container, so the address cannot be borrowed).
-import { aclDefaultCodec, aclPolicyCodec, endpointCodec } from '../store/codecs.js'
-import type { AclPolicyValue } from '../store/schemas.js'
-import {
-  ACL_DEFAULT_KEY,
-  ACL_POLICY_PREFIX,
-  ENDPOINT_PREFIX,
-  type ReadableStore,
-  type StoreRecord,
-} from '../store/types.js'
-import { type Acl, aclFor, type DefaultPolicy } from './acl.js'
+import { endpointCodec } from '../store/codecs.js'
+import { ENDPOINT_PREFIX, type ReadableStore, type StoreRecord } from '../store/types.js'
+import { type Acl, aclFor, aclRecords } from './acl.js'
 import type { Endpoint } from './catalog.js'
 
 /** A socket's remote address as the endpoint table writes it (IPv4-mapped IPv6 unwrapped). */
@@ -49,8 +42,7 @@ export function callerEndpoint(records: StoreRecord[], self: string, address: st
 export class CallerView {
   private index = -1
   private byAddress = new Map<string, Endpoint>()
-  private policies: AclPolicyValue[] = []
-  private defaultPolicy: DefaultPolicy = 'allow'
+  private records: ReturnType<typeof aclRecords> = { policies: [], defaultPolicy: 'allow' }
 
   constructor(
     private readonly store: Pick<ReadableStore, 'index' | 'list' | 'get'>,
@@ -61,9 +53,7 @@ export class CallerView {
     if (this.store.index === this.index) return
     this.index = this.store.index
     this.byAddress = endpointsByAddress(this.store.list(`${ENDPOINT_PREFIX}${this.self}/`), this.self)
-    this.policies = this.store.list(ACL_POLICY_PREFIX).flatMap((r) => aclPolicyCodec.valueOf(r) ?? [])
-    const d = this.store.get(ACL_DEFAULT_KEY)
-    this.defaultPolicy = (d && aclDefaultCodec.valueOf(d)?.policy) ?? 'allow'
+    this.records = aclRecords(this.store)
   }
 
   /** the endpoint calling from `address`, if it is one of this host's */
@@ -76,6 +66,6 @@ export class CallerView {
   acl(ep: Endpoint): Acl {
     this.fresh()
     const caller = { name: ep.value.name, ...(ep.value.service ? { service: ep.value.service } : {}) }
-    return aclFor(caller, this.policies, this.defaultPolicy)
+    return aclFor(caller, this.records.policies, this.records.defaultPolicy)
   }
 }

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { PlexusError } from '../../lib/errors.js'
+import { aclRecords } from '../../services/acl.js'
 import { aclDefaultCodec, aclPolicyCodec, aclTokenCodec } from '../../store/codecs.js'
 import { ACL_DEFAULT_KEY, ACL_POLICY_PREFIX, ACL_TOKEN_PREFIX } from '../../store/types.js'
 import {
@@ -23,9 +24,7 @@ import { tokenKey } from '../tcp-listener.js'
 export type AclComponents = Pick<ApiDeps, 'store'>
 
 export const aclRoutes: FastifyPluginAsyncTypebox<AclComponents> = async (app, { store }) => {
-  app.get('/policies', { schema: { response: { 200: AclPolicies } } }, async () =>
-    store.list(ACL_POLICY_PREFIX).flatMap((r) => aclPolicyCodec.valueOf(r) ?? []),
-  )
+  app.get('/policies', { schema: { response: { 200: AclPolicies } } }, async () => aclRecords(store).policies)
 
   app.get(
     '/policies/:name',
@@ -94,10 +93,9 @@ export const aclRoutes: FastifyPluginAsyncTypebox<AclComponents> = async (app, {
     },
   )
 
-  app.get('/default', { schema: { response: { 200: AclDefault } } }, async () => {
-    const r = store.get(ACL_DEFAULT_KEY)
-    return (r && aclDefaultCodec.valueOf(r)) || { policy: 'allow' as const }
-  })
+  app.get('/default', { schema: { response: { 200: AclDefault } } }, async () => ({
+    policy: aclRecords(store).defaultPolicy,
+  }))
 
   app.put('/default', { schema: { body: AclDefault, response: { 200: AclDefault } } }, async (req) => {
     await store.put(ACL_DEFAULT_KEY, aclDefaultCodec.encode(req.body))
