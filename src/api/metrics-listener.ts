@@ -1,13 +1,11 @@
 import { createServer } from 'node:net'
 import Fastify, { type FastifyBaseLogger, LogController } from 'fastify'
-import { parseUpstream } from '../dns/forward/resolvconf.js'
 import { ConnectionGate } from '../lib/conn-gate.js'
-import { PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import { apiMetrics } from './metrics.js'
 import { metricsRoutes } from './routes/metrics.js'
-import { type ApiLimits, gateLimits, serveThroughGate } from './server.js'
+import { type ApiLimits, gateLimits, parseListen, serveThroughGate } from './server.js'
 
 /** The `metrics` section of the agent config. */
 export interface MetricsConfig {
@@ -23,17 +21,6 @@ export const metricsConfigSchema = {
   additionalProperties: false,
   properties: { listen: { type: 'string', minLength: 3, maxLength: 53 } },
 } as const
-
-/** "127.0.0.1:9464", "[::1]:9464" → host and port; PLX_CONFIG_INVALID naming `what` otherwise (the port is required). */
-export function parseListen(s: string, what = 'metrics.listen'): { host: string; port: number } {
-  const hp = /^(?:[\d.]+|\[[^\]]+\]):\d+$/.test(s) ? parseUpstream(s) : undefined
-  if (!hp)
-    throw new PlexusError(
-      'PLX_CONFIG_INVALID',
-      `${what}: "${s}" is not "ip:port" or "[ipv6]:port" with a port from 1 to 65535`,
-    )
-  return hp
-}
 
 /**
  * Serves `GET /metrics` alone on TCP: the rest of the API stays on the unix

@@ -2,6 +2,7 @@ import { chmod, mkdir, rm } from 'node:fs/promises'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { dirname } from 'node:path'
 import type { FastifyInstance } from 'fastify'
+import { parseUpstream } from '../dns/forward/resolvconf.js'
 import { ConnectionGate, type GateEvent, type GateLimits, type MessageDeadline } from '../lib/conn-gate.js'
 import { PlexusError } from '../lib/errors.js'
 
@@ -26,6 +27,17 @@ export const apiLimitsSchema = {
   maxPerClient: { type: 'integer', minimum: 1, maximum: 65536 },
   requestTimeoutMs: { type: 'integer', minimum: 100, maximum: 120000 },
 } as const
+
+/** "127.0.0.1:9464", "[::1]:9464" → host and port; PLX_CONFIG_INVALID naming `what` otherwise (the port is required). */
+export function parseListen(s: string, what = 'metrics.listen'): { host: string; port: number } {
+  const hp = /^(?:[\d.]+|\[[^\]]+\]):\d+$/.test(s) ? parseUpstream(s) : undefined
+  if (!hp)
+    throw new PlexusError(
+      'PLX_CONFIG_INVALID',
+      `${what}: "${s}" is not "ip:port" or "[ipv6]:port" with a port from 1 to 65535`,
+    )
+  return hp
+}
 
 export function gateLimits(l: ApiLimits): GateLimits {
   return { maxConnections: l.maxConnections, maxPerClient: l.maxPerClient, messageMs: l.requestTimeoutMs }

@@ -18,8 +18,7 @@ import { aclTokenCodec } from '../store/codecs.js'
 import { ACL_TOKEN_PREFIX, type ReadableStore } from '../store/types.js'
 import { authorize, setAcl } from './acl-guard.js'
 import { apiMetrics } from './metrics.js'
-import { parseListen } from './metrics-listener.js'
-import { type ApiLimits, gateLimits, serveThroughGate } from './server.js'
+import { type ApiLimits, gateLimits, parseListen, serveThroughGate } from './server.js'
 
 /** `api.listen` and `api.tls` of the agent config (docs/config.md) */
 export interface TcpApiConfig {
