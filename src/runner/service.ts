@@ -254,10 +254,11 @@ export class RunnerService implements Startable {
     rec: TaskRecord,
     policy: ReturnType<typeof resolvePolicy>,
   ): Promise<TaskRecord> {
-    const launch = this.startLaunch(a, spec, state)
+    const base = this.startLaunch(a, spec, state)
     const drv = this.drivers.get(spec.driver)
     try {
-      await this.writeResolvConf(a)
+      const resolvConf = await this.writeResolvConf(a)
+      const launch = resolvConf ? { ...base, resolvConf } : base
       // a restart: the previous run's cgroups may still hold what it forked
       await drv.destroy(launch)
       const handle = await drv.start(launch)
@@ -384,14 +385,17 @@ export class RunnerService implements Startable {
     return gateway ? { PLEXUS_HTTP_ADDR: `${gateway}:${port}` } : {}
   }
 
-  /** the allocation's resolv.conf from its CNI result (rewritten at each start: an adopted allocation may predate it) */
-  private async writeResolvConf(a: LocalAlloc): Promise<void> {
+  /**
+   * The allocation's resolv.conf from its CNI result, written at each start (an adopted allocation
+   * may predate it); its path, or undefined when the result names no DNS server. Only a start needs
+   * it: the other uses of a launch (inspect, stop, exec) never mount it.
+   */
+  private async writeResolvConf(a: LocalAlloc): Promise<string | undefined> {
     const text = resolvConfText(a.cni?.result)
-    if (text) await writeFileAtomic(this.resolvConfPath(a), text, 0o644)
-  }
-
-  private resolvConfPath(a: LocalAlloc): string {
-    return join(allocDir(this.d.config.stateDir, a.id), 'resolv.conf')
+    if (!text) return undefined
+    const path = join(allocDir(this.d.config.stateDir, a.id), 'resolv.conf')
+    await writeFileAtomic(path, text, 0o644)
+    return path
   }
 
   /** PLEXUS_TALKSTO_*: what the group talks to, resolved when the task starts */
@@ -441,7 +445,6 @@ export class RunnerService implements Startable {
         pids: spec.resources.pids ?? DEFAULT_PIDS,
       },
       netns: netnsPath(a.netns),
-      ...(resolvConfText(a.cni?.result) ? { resolvConf: this.resolvConfPath(a) } : {}),
       dir: taskDir(this.d.config.stateDir, a.id, spec.name),
       logs: { maxBytes: logs?.maxBytes ?? 1_048_576, files: logs?.files ?? 3 },
     }
