@@ -141,7 +141,7 @@ async function plexusWatchers(
       const r = await call(sock, 'GET', `/v1/kv/${KEY}?index=${index}&wait=5m`, undefined, keepAlive).catch(
         () => undefined,
       )
-      if (!r || r.status !== 200) return
+      if (r?.status !== 200) return
       const e = JSON.parse(r.text) as { value: unknown; modifyIndex: number }
       if (e.modifyIndex > index) blocking.saw(String(e.value))
       void loop(e.modifyIndex)
