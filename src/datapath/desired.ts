@@ -8,6 +8,7 @@ import { vtepMac } from './backend/vxlan/mac.js'
 import { isolationSection } from './firewall/isolation.js'
 import { clusterSection, type Section } from './firewall/model.js'
 import { type SpoofEndpoint, spoofSection } from './firewall/spoof.js'
+import { bridgeMac } from './mac.js'
 import {
   BRIDGE_NAME,
   type DesiredState,
@@ -63,6 +64,7 @@ export function desiredState(input: DesiredInput): DesiredState {
         name: BRIDGE_NAME,
         kind: 'bridge',
         mtu: ctx.mtu,
+        mac: bridgeMac(input.peerId),
         addresses: [`${formatIPv4(gatewayOf(input.self.subnet))}/${input.self.subnet.prefix}`],
       },
       ...backend.links(ctx),

@@ -2,7 +2,7 @@
 // lifecycle, idempotency, every bad input, GC, STATUS, and no leaks.
 import t from 'tap'
 import { run, upCluster } from '../../helpers/fixture.js'
-import { allocations, containerNs, hostVeths, netconf, plugin, waitReady } from './plugin.js'
+import { allocations, containerNs, hostNs, hostVeths, netconf, plugin, waitReady } from './plugin.js'
 
 // fixture work that outlasts tap's 300 s default on a loaded 2-core machine (ports.test did in a helper's run)
 t.setTimeout(900_000)
@@ -58,6 +58,34 @@ t.test('ADD gives a complete result in every CNI version, DEL removes everything
   }
   t.same(hostVeths(c, H), [], 'no host veth left')
   t.same(allocations(c, H), [], 'no address left allocated')
+})
+
+// A bridge whose MAC was never set takes its lowest port's MAC and changes it as veths come and go; every
+// container's neighbour entry for the gateway then goes stale (1–2 s without DNS or routing in bench/chaos).
+t.test('the gateway keeps its MAC while ports come and go', async (t) => {
+  const hns = hostNs(c, H)
+  const mac = () => /link\/ether (\S+)/.exec(run('ip', ['-n', hns, 'link', 'show', 'plexus0']).stdout)?.[1]
+  const before = mac()
+  t.match(before, /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/)
+  const port = `lowmac${process.pid % 100000}`
+  t.teardown(() => run('ip', ['-n', hns, 'link', 'del', port]))
+  const add = [
+    'link',
+    'add',
+    port,
+    'address',
+    '00:00:00:00:00:01',
+    'type',
+    'veth',
+    'peer',
+    'name',
+    `${port}p`,
+  ]
+  t.equal(run('ip', ['-n', hns, ...add]).status, 0)
+  t.equal(run('ip', ['-n', hns, 'link', 'set', port, 'master', 'plexus0']).status, 0)
+  t.equal(mac(), before, 'a port with a lower MAC does not take the bridge address')
+  t.equal(run('ip', ['-n', hns, 'link', 'del', port]).status, 0)
+  t.equal(mac(), before, 'nor does its removal')
 })
 
 t.test(

@@ -2,6 +2,7 @@ import t from 'tap'
 import { backendFor } from '../../../src/datapath/backend/index.js'
 import { vtepMac } from '../../../src/datapath/backend/vxlan/mac.js'
 import { type DesiredInput, desiredState } from '../../../src/datapath/desired.js'
+import { bridgeMac } from '../../../src/datapath/mac.js'
 import { datapathOrigins } from '../../../src/datapath/origins.js'
 import { cidrOf } from '../../../src/ipam/cidr.js'
 import { type NetworkConfigInput, parseNetworkConfig } from '../../../src/ipam/config.js'
@@ -62,7 +63,13 @@ function input(net: NetworkConfigInput, extra: StoreRecord[] = []): DesiredInput
 
 t.test('vxlan: bridge, VTEP, and neighbour + FDB + onlink route per remote', async (t) => {
   const d = desiredState(input({}))
-  t.same(d.links[0], { name: 'plexus0', kind: 'bridge', mtu: 1450, addresses: ['10.244.1.1/24'] })
+  t.same(d.links[0], {
+    name: 'plexus0',
+    kind: 'bridge',
+    mtu: 1450,
+    mac: bridgeMac('peer1'),
+    addresses: ['10.244.1.1/24'],
+  })
   t.same(d.links[1], {
     name: 'plexus.1',
     kind: 'vxlan',
@@ -130,7 +137,9 @@ t.test('vxlan DirectRouting: direct route on the same segment, VXLAN beyond it',
 
 t.test('host-gw: direct routes; a remote off the segment is refused with a reason', async (t) => {
   const d = desiredState(input({ Backend: { Type: 'host-gw' } }))
-  t.same(d.links, [{ name: 'plexus0', kind: 'bridge', mtu: 1500, addresses: ['10.244.1.1/24'] }])
+  t.same(d.links, [
+    { name: 'plexus0', kind: 'bridge', mtu: 1500, mac: bridgeMac('peer1'), addresses: ['10.244.1.1/24'] },
+  ])
   t.same(d.routes, [{ dst: '10.244.2.0/24', gateway: '192.0.2.12', dev: 'eth0', onlink: false }])
   const far = d.remotes.find((r) => r.host === 'h3')
   t.equal(far?.mode, 'refused')
