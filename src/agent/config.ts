@@ -175,6 +175,15 @@ const schema = {
             files: { type: 'integer', minimum: 2, maximum: 100 },
           },
         },
+        podman: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            binary: { type: 'string', pattern: '^[A-Za-z0-9_./-]{1,4096}$' },
+            root: { type: 'string', pattern: '^/' },
+            runroot: { type: 'string', pattern: '^/' },
+          },
+        },
       },
     },
   },

@@ -5,9 +5,9 @@
 
 import { signalOwn } from '../lib/proc.js'
 import { Cgroups } from './exec/cgroups.js'
-import { killSupervisor } from './exec/driver.js'
 import { deleteNetns } from './network.js'
 import { loadAllocs, removeAlloc } from './state.js'
+import { killSupervisor } from './supervisor.js'
 
 /** Kills every recorded task, removes its cgroups and namespace and the records; returns the allocation ids. */
 export async function cleanupRunner(

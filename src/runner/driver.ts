@@ -3,20 +3,23 @@
 // driver; the runner picks one by the task's `driver` field. A driver knows
 // processes, not allocations: the network namespace it joins, the state
 // directory it writes and the limits it applies are handed to it.
+import { constants } from 'node:os'
 import { PlexusError } from '../lib/errors.js'
 
 export interface TaskLaunch {
   /** the allocation (a group instance): names the task's cgroup */
   allocId: string
   task: string
-  /** argv; the first element a name looked up in PATH or a path */
+  /** argv; the first element a name looked up in PATH or a path (podman with an image: may be empty, the image's own) */
   command: string[]
   /** the task's whole environment (nothing of the agent's leaks in) */
   env: Record<string, string>
   /** `name`, `uid` or `uid:gid`; absent: root */
   user?: string
-  /** directory the task sees as / (absent: the host's) */
+  /** directory the task sees as / (absent: the host's, or the image's) */
   rootfs?: string
+  /** podman: an image in local storage the task runs from (instead of rootfs) */
+  image?: string
   /** cpu in millicores, memory in MiB, the most processes at once */
   resources: { cpu: number; memoryMb: number; pids: number }
   /** path of the network namespace the task joins (the runner made and attached it) */
@@ -46,6 +49,38 @@ export type Observed =
   | { state: 'exited'; exitCode: number; signal?: string; reason?: string }
   /** it is gone and nothing recorded how it ended (its supervisor was killed, the host rebooted) */
   | { state: 'gone' }
+
+const signalName = (n: number): string =>
+  Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`
+
+/** An ended task's exit status (128+N: killed by signal N; 126, 127: the shell's "cannot run", "not found"). */
+export function exitedWith(status: number): Extract<Observed, { state: 'exited' }> {
+  if (status > 128) return { state: 'exited', exitCode: status, signal: signalName(status - 128) }
+  if (status === 126)
+    return { state: 'exited', exitCode: status, reason: 'exit code 126: the command could not be executed' }
+  if (status === 127)
+    return { state: 'exited', exitCode: status, reason: 'exit code 127: the command was not found' }
+  return { state: 'exited', exitCode: status }
+}
+
+/** An end the memory limit caused, said so. */
+export const oomKilled = (
+  exited: Extract<Observed, { state: 'exited' }>,
+  memoryMb: number,
+): Extract<Observed, { state: 'exited' }> => ({
+  ...exited,
+  reason: `memory limit hit (${memoryMb} MiB): killed by the OOM killer`,
+})
+
+/** Polls inspect until the task is no longer running; false when timeoutMs passed first. */
+export async function untilEnded(inspect: () => Promise<Observed>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if ((await inspect()).state !== 'running') return true
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  return false
+}
 
 /** What a command run in a task (`exec`) may take: the most time, the most output kept per stream. */
 export interface ExecLimits {

@@ -46,6 +46,8 @@ import {
   resolvConfText,
   resultAddress,
 } from './network.js'
+import type { PodmanConfig } from './podman/args.js'
+import { PodmanDriver } from './podman/driver.js'
 import { allocDir, type LocalAlloc, loadAllocs, removeAlloc, saveAlloc, taskDir } from './state.js'
 import { talksToEnv } from './talks-to.js'
 
@@ -56,6 +58,8 @@ export interface RunnerConfig {
   cniPath?: string[]
   /** per task: each log file at most maxBytes (default 1 MiB), at most files of them (default 3) */
   logs?: { maxBytes?: number; files?: number }
+  /** the podman driver's executable and storage (src/runner/podman/args.ts) */
+  podman?: PodmanConfig
 }
 
 export interface RunnerComponents {
@@ -95,7 +99,8 @@ export class RunnerService implements Startable {
         d.logger.warn({ err }, 'runner pass failed')
       },
     })
-    for (const drv of d.drivers ?? [new ExecDriver()]) this.drivers.register(drv)
+    for (const drv of d.drivers ?? [new ExecDriver(), new PodmanDriver(d.config.runner?.podman)])
+      this.drivers.register(drv)
   }
 
   async start(): Promise<void> {
@@ -439,6 +444,7 @@ export class RunnerService implements Startable {
       },
       ...(spec.config.user ? { user: spec.config.user } : {}),
       ...(spec.config.rootfs ? { rootfs: spec.config.rootfs } : {}),
+      ...(spec.config.image ? { image: spec.config.image } : {}),
       resources: {
         cpu: spec.resources.cpu,
         memoryMb: spec.resources.memoryMb,

@@ -457,9 +457,17 @@ function meaningProblems(job: JobSpec): SpecProblem[] {
       const c = t.config
       if (t.driver === 'exec' && !c.command)
         out.push({ path: `${gp}.tasks.${ti}.config.command`, message: 'is required by the exec driver' })
-      if (t.driver === 'podman' && !c.image && !c.rootfs) {
-        out.push({ path: `${gp}.tasks.${ti}.config`, message: 'the podman driver needs "image" or "rootfs"' })
+      if (t.driver === 'podman' && !c.image === !c.rootfs) {
+        out.push({
+          path: `${gp}.tasks.${ti}.config`,
+          message: 'the podman driver needs "image" or "rootfs" (one of them)',
+        })
       }
+      if (t.driver === 'exec' && c.image)
+        out.push({
+          path: `${gp}.tasks.${ti}.config.image`,
+          message: 'the exec driver runs no image (use rootfs)',
+        })
     })
     constraints(`${gp}.constraints`, g.constraints)
     affinities(`${gp}.affinities`, g.affinities)

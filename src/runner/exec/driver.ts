@@ -2,37 +2,29 @@
 // namespace the runner attached, its own mount namespace, optionally chrooted
 // into a root filesystem directory, as a given user, inside cgroups that
 // bound its memory, cpu and process count. See ../README.md.
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, rm } from 'node:fs/promises'
-import { constants } from 'node:os'
 import { join } from 'node:path'
 import { PlexusError } from '../../lib/errors.js'
 import { isAlive, procStartTime, signalOwn, sleep } from '../../lib/proc.js'
-import type { Driver, ExecLimits, ExecResult, Observed, TaskHandle, TaskLaunch } from '../driver.js'
+import {
+  type Driver,
+  type ExecLimits,
+  type ExecResult,
+  exitedWith,
+  type Observed,
+  oomKilled,
+  type TaskHandle,
+  type TaskLaunch,
+  untilEnded,
+} from '../driver.js'
+import { endSupervisor, spawnSupervisor } from '../supervisor.js'
 import { Cgroups } from './cgroups.js'
 import { enterArgv, runEntered } from './enter.js'
 import { checkRootfs, DEFAULT_PATH, resolveCommand, resolveUser, SUPERVISOR, taskArgv } from './launch.js'
 
 /** how long start() waits for the supervisor to record the task's pid */
 const START_TIMEOUT_MS = 10_000
-
-const signalName = (n: number): string =>
-  Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`
-
-/**
- * The supervisor leads its own process group (spawned detached: setsid), and
- * multilog is in it: killing the group, once the supervisor is proven ours,
- * leaves no log writer behind.
- */
-export function killSupervisor(h: TaskHandle): void {
-  if (!isAlive(h.supervisor.pid, h.supervisor.startTime)) return
-  try {
-    process.kill(-h.supervisor.pid, 'SIGKILL')
-  } catch {
-    // gone meanwhile
-  }
-}
 
 export class ExecDriver implements Driver {
   readonly name = 'exec'
@@ -48,31 +40,11 @@ export class ExecDriver implements Driver {
     await rm(join(l.dir, 'exit'), { force: true })
     await rm(join(l.dir, 'pid'), { force: true })
     await this.cgroups.create(l.allocId, l.task, l.resources)
-    const child = spawn(
-      '/bin/sh',
-      [
-        '-c',
-        SUPERVISOR,
-        'plexus-task',
-        l.dir,
-        String(l.logs.maxBytes),
-        String(l.logs.files),
-        ...taskArgv(l, command, ids),
-      ],
-      {
-        detached: true,
-        stdio: 'ignore',
-        env: {
-          PATH: DEFAULT_PATH,
-          PLEXUS_CGROUP_PROCS: this.cgroups.procsFiles(l.allocId, l.task).join(' '),
-        },
-      },
+    const supervisor = spawnSupervisor(
+      SUPERVISOR,
+      [l.dir, String(l.logs.maxBytes), String(l.logs.files), ...taskArgv(l, command, ids)],
+      { PATH: DEFAULT_PATH, PLEXUS_CGROUP_PROCS: this.cgroups.procsFiles(l.allocId, l.task).join(' ') },
     )
-    const supervisorPid = child.pid
-    child.unref()
-    if (supervisorPid === undefined)
-      throw new PlexusError('PLX_RUNNER_START_FAILED', 'could not spawn /bin/sh')
-    const supervisorStart = procStartTime(supervisorPid) ?? 0
     const deadline = Date.now() + START_TIMEOUT_MS
     for (;;) {
       const pid = Number((await readFile(join(l.dir, 'pid'), 'utf8').catch(() => '')).trim())
@@ -81,7 +53,7 @@ export class ExecDriver implements Driver {
         return {
           pid,
           startTime,
-          supervisor: { pid: supervisorPid, startTime: supervisorStart },
+          supervisor,
           startedAt: Date.now(),
         }
       // the task may have come and gone already: its exit status says so
@@ -89,7 +61,7 @@ export class ExecDriver implements Driver {
         return {
           pid,
           startTime: -1,
-          supervisor: { pid: supervisorPid, startTime: supervisorStart },
+          supervisor,
           startedAt: Date.now(),
         }
       if (existsSync(join(l.dir, 'exit')) || Date.now() > deadline) {
@@ -108,18 +80,9 @@ export class ExecDriver implements Driver {
   async inspect(l: TaskLaunch, h: TaskHandle): Promise<Observed> {
     const exit = (await readFile(join(l.dir, 'exit'), 'utf8').catch(() => '')).trim()
     if (/^\d+$/.test(exit)) {
-      const status = Number(exit)
-      if (status <= 128) return { state: 'exited', exitCode: status, ...this.commandProblem(status) }
-      const signal = signalName(status - 128)
-      const oom = signal === 'SIGKILL' && (await this.cgroups.oomKills(l.allocId, l.task)) > 0
-      return {
-        state: 'exited',
-        exitCode: status,
-        signal,
-        ...(oom
-          ? { reason: `memory limit hit (${l.resources.memoryMb} MiB): killed by the OOM killer` }
-          : {}),
-      }
+      const exited = exitedWith(Number(exit))
+      const oom = exited.signal === 'SIGKILL' && (await this.cgroups.oomKills(l.allocId, l.task)) > 0
+      return oom ? oomKilled(exited, l.resources.memoryMb) : exited
     }
     if (isAlive(h.pid, h.startTime)) return { state: 'running' }
     // the task's process is gone; while its supervisor lives it is about to write the exit file
@@ -127,19 +90,8 @@ export class ExecDriver implements Driver {
     return { state: 'gone' }
   }
 
-  private commandProblem(status: number): { reason?: string } {
-    if (status === 126) return { reason: 'exit code 126: the command could not be executed' }
-    if (status === 127) return { reason: 'exit code 127: the command was not found' }
-    return {}
-  }
-
-  async wait(l: TaskLaunch, h: TaskHandle, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs
-    while (Date.now() < deadline) {
-      if ((await this.inspect(l, h)).state !== 'running') return true
-      await sleep(25)
-    }
-    return false
+  wait(l: TaskLaunch, h: TaskHandle, timeoutMs: number): Promise<boolean> {
+    return untilEnded(() => this.inspect(l, h), timeoutMs)
   }
 
   async stop(l: TaskLaunch, h: TaskHandle, graceMs: number): Promise<void> {
@@ -158,10 +110,7 @@ export class ExecDriver implements Driver {
         // gone
       }
     }
-    // the supervisor ends once the log pipe closes; a supervisor is ours by (pid, start time)
-    const deadline = Date.now() + 2000
-    while (isAlive(h.supervisor.pid, h.supervisor.startTime) && Date.now() < deadline) await sleep(20)
-    killSupervisor(h)
+    await endSupervisor(h)
   }
 
   async exec(l: TaskLaunch, h: TaskHandle, command: string[], limits: ExecLimits): Promise<ExecResult> {

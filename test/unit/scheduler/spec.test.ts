@@ -87,7 +87,12 @@ t.test('per-operator fields and meaning rules', async (t) => {
       {
         name: 'g',
         count: 1,
-        tasks: [task, { ...task, driver: 'podman', config: {} }],
+        tasks: [
+          task,
+          { ...task, driver: 'podman', config: {} },
+          { ...task, name: 'both', driver: 'podman', config: { image: 'localhost/x', rootfs: '/srv/x' } },
+          { ...task, name: 'img', config: { command: ['x'], image: 'localhost/x' } },
+        ],
         constraints: [
           { operator: '=', attribute: 'zone' },
           { operator: 'in', attribute: 'zone', value: 'a' },
@@ -132,6 +137,8 @@ t.test('per-operator fields and meaning rules', async (t) => {
       'groups.0.talksTo.0.service',
       'groups.0.tasks.1.config',
       'groups.0.tasks.1.name',
+      'groups.0.tasks.2.config',
+      'groups.0.tasks.3.config.image',
       'groups.1.count',
       'groups.1.name',
     ].sort(),
