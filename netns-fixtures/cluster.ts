@@ -12,6 +12,7 @@ import { createClient } from '../src/cli/client.js'
 import { newClusterKey } from '../src/lib/cluster-key.js'
 import { cleanupRunner } from '../src/runner/cleanup.js'
 import { resolvConfText } from '../src/runner/network.js'
+import { cgroupMountScript } from './lib/cgroups.js'
 import {
   alive,
   ipNs,
@@ -184,7 +185,10 @@ async function startStubDns(c: ClusterState): Promise<void> {
 // file: a death is recorded even when nothing else (log, core, kernel) says a word.
 // `wait` gives the exit code, or 128 + the signal number.
 // The pid goes through a rename: the poll below would otherwise find the file created but still empty.
-const WAIT_AGENT = `ip netns exec "$1" "$2" --config "$3" & pid=$!
+// Inside `ip netns exec`, the host's cgroup hierarchies are mounted again first ($6, lib/cgroups.ts),
+// then the shell execs the agent (same pid).
+const WAIT_AGENT = `ip netns exec "$1" sh -c "$6"'
+exec "$0" --config "$1"' "$2" "$3" & pid=$!
 echo "$pid" > "$4.tmp" && mv "$4.tmp" "$4"
 wait "$pid"; s=$?
 printf '{"pid":%s,"status":%s,"at":"%s"}\\n' "$pid" "$s" "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" >> "$5"`
@@ -200,7 +204,17 @@ async function startAgent(c: ClusterState, h: HostState, index: number): Promise
   // executed, not handed to node: its first line carries the agent's runtime flags
   const wrapper = spawn(
     'sh',
-    ['-c', WAIT_AGENT, 'plexusd-wait', h.ns, AGENT_JS, cfg, started, exitsFile(h)],
+    [
+      '-c',
+      WAIT_AGENT,
+      'plexusd-wait',
+      h.ns,
+      AGENT_JS,
+      cfg,
+      started,
+      exitsFile(h),
+      cgroupMountScript(readFileSync('/proc/self/mountinfo', 'utf8')),
+    ],
     {
       detached: true,
       stdio: ['ignore', log, log],

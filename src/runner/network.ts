@@ -25,8 +25,10 @@ export const netnsPath = (name: string): string => `/run/netns/${name}`
  * made there would vanish with the agent and a restarted agent could not
  * find it. Names are therefore made and removed in pid 1's mount namespace
  * (the same one for an agent under systemd) and reach ours by propagation.
+ * The podman driver runs podman there too: `ip netns exec` also mounts a
+ * fresh /sys, which hides the cgroup hierarchies runc needs.
  */
-function inHostMounts(argv: string[]): string[] {
+export function inHostMounts(argv: string[]): string[] {
   let same = true
   try {
     same = readlinkSync('/proc/self/ns/mnt') === readlinkSync('/proc/1/ns/mnt')

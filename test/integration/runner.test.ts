@@ -5,32 +5,16 @@
 // second CNI ADD); a missing binary fails with the reason after its restart
 // attempts; job stop leaves nothing (process, netns, veth, cgroup, records).
 import { execFileSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { type Cluster, eventually, run, upCluster } from '../helpers/fixture.js'
+import { type Alloc, attaches, hostDir, localAlloc, pidsInNetns } from '../helpers/runner.js'
 import { allocations, hostVeths, socketOf } from './cni/plugin.js'
 
 t.setTimeout(900_000)
-
-interface Alloc {
-  id: string
-  group: string
-  jobVersion: number
-  replaces?: string
-  hostName: string
-  status: string
-  restarts: number
-  address?: string
-  reason?: string
-  tasks: Record<string, { state: string; restarts: number; reason?: string }>
-}
-interface LocalAlloc {
-  netns: string
-  tasks: { name: string; handle?: { pid: number } }[]
-}
 
 const SPEC = `name: rt
 type: service
@@ -81,7 +65,6 @@ groups:
         resources: { cpu: 10, memoryMb: 16 }
 `
 
-const hostDir = (c: Cluster, h: string) => `/run/plexus-fixture/${c.name}/${h}`
 const allocs = (c: Cluster, h = 'h1') => c.plexctlJson<Alloc[]>(h, ['allocs', '--job', 'rt'])
 /**
  * The same list read straight from h1's API socket: a few milliseconds instead of a plexctl process
@@ -107,31 +90,9 @@ const allocsNow = (c: Cluster): Promise<Alloc[]> =>
     req.on('error', reject)
     req.end()
   })
-const local = (c: Cluster, a: Alloc): LocalAlloc =>
-  JSON.parse(readFileSync(join(hostDir(c, a.hostName), 'state/runner', a.id, 'alloc.json'), 'utf8'))
+const local = (c: Cluster, a: Alloc) => localAlloc(c, a.hostName, a.id)
 const pidOf = (c: Cluster, a: Alloc) => local(c, a).tasks[0]?.handle?.pid as number
-const nsInode = (path: string) => execFileSync('stat', ['-L', '-c', '%i', path], { encoding: 'utf8' }).trim()
-/**
- * Processes whose network namespace is this one, found through /proc (the
- * namespace's /run/netns name is a mount the test's own mount namespace may
- * not see: the fixture's agents run under `ip netns exec`).
- */
-const pidsInNetns = (inode: string) =>
-  readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .filter((d) => {
-      try {
-        return statSync(`/proc/${d}/ns/net`).ino === Number(inode)
-      } catch {
-        return false
-      }
-    })
-    .map(Number)
-/** how many times this host's runner attached an allocation (a CNI ADD each) */
-const attaches = (c: Cluster, a: Alloc) =>
-  readFileSync(join(hostDir(c, a.hostName), 'plexusd.log'), 'utf8')
-    .split('\n')
-    .filter((l) => l.includes('allocation attached') && l.includes(a.id)).length
+const nsInode = (path: string) => statSync(path).ino
 const cgroupDirs = (id: string) =>
   ['memory', 'cpu', 'pids'].map((c) => `/sys/fs/cgroup/${c}/plexus/${id}`).filter((d) => existsSync(d))
 
@@ -160,7 +121,7 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
   t.ok(webs, 'both web allocations running with an address')
   if (!webs) return
   t.same(new Set(webs.map((a) => a.hostName)).size, 2, 'on distinct hosts')
-  const seen = new Map<string, { ns: string; pid: number; inode: string }>()
+  const seen = new Map<string, { ns: string; pid: number; inode: number }>()
   for (const a of webs) {
     const l = local(c, a)
     const pid = pidOf(c, a)
@@ -188,7 +149,7 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
       `eth0 has ${a.address} from the CNI plugin`,
     )
     t.same(pidsInNetns(inode), [pid], 'exactly one process in its namespace')
-    t.equal(attaches(c, a), 1, 'one CNI ADD')
+    t.equal(attaches(c, a.hostName, a.id), 1, 'one CNI ADD')
     const logs = c.exec(a.hostName, ['plexctl', 'logs', a.id, '--tail', '1'])
     t.equal(logs.stdout, `up ${a.id}\n`, 'its output is in plexctl logs')
     const ip = c.exec(a.hostName, ['plexctl', 'exec', a.id, '--', 'ip', '-4', '-o', 'addr', 'show', 'eth0'])
@@ -238,7 +199,7 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
 
   // SIGKILL the task: restarted per policy, counted
   const [first, second] = webs as [Alloc, Alloc]
-  const before = seen.get(first.id) as { ns: string; pid: number; inode: string }
+  const before = seen.get(first.id) as { ns: string; pid: number; inode: number }
   process.kill(before.pid, 'SIGKILL')
   const restarted = await eventually(() => {
     const a = allocs(c).find((x) => x.id === first.id)
@@ -248,10 +209,10 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
   const newPid = pidOf(c, first)
   t.not(newPid, before.pid, 'a new process')
   t.same(pidsInNetns(before.inode), [newPid], 'in the same namespace, alone')
-  t.equal(attaches(c, first), 1, 'no second CNI ADD for a restart')
+  t.equal(attaches(c, first.hostName, first.id), 1, 'no second CNI ADD for a restart')
 
   // SIGKILL the agent of the second allocation, start it again: the task was never touched and is adopted
-  const other = seen.get(second.id) as { ns: string; pid: number; inode: string }
+  const other = seen.get(second.id) as { ns: string; pid: number; inode: number }
   t.equal(c.stop(second.hostName, 'KILL').status, 0, `SIGKILL plexusd on ${second.hostName}`)
   t.ok(existsSync(`/proc/${other.pid}`), 'the task outlives its agent')
   t.equal(c.start(second.hostName).status, 0, `plexusd on ${second.hostName} started again`)
@@ -266,7 +227,7 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
   // a few passes of the new agent's runner
   await new Promise((r) => setTimeout(r, 3000))
   t.same(pidsInNetns(other.inode), [other.pid], 'the same single process, no second one')
-  t.equal(attaches(c, second), 1, 'no second CNI ADD')
+  t.equal(attaches(c, second.hostName, second.id), 1, 'no second CNI ADD')
   t.equal(allocs(c, second.hostName).find((a) => a.id === second.id)?.status, 'running', 'still running')
 
   // rolling update: each new allocation comes up beside the one it replaces, which serves until the new

@@ -23,6 +23,7 @@ import {
 import { runEntered } from '../exec/enter.js'
 import { checkRootfs, DEFAULT_PATH, resolveCommand, resolveUser } from '../exec/launch.js'
 import { readLogs } from '../logs.js'
+import { inHostMounts } from '../network.js'
 import { endSupervisor, spawnSupervisor } from '../supervisor.js'
 import {
   containerName,
@@ -61,12 +62,18 @@ export class PodmanDriver implements Driver {
     }
   }
 
+  /** podman's argv, in the host's mount namespace (network.ts inHostMounts: the cgroup mounts runc needs) */
+  private argv(args: string[]): [string, ...string[]] {
+    return inHostMounts([this.binary(), ...this.global, ...args]) as [string, ...string[]]
+  }
+
   private podman(args: string[]): Promise<{ stdout: string; stderr: string }> {
-    return run(this.binary(), [...this.global, ...args], { timeout: START_TIMEOUT_MS, maxBuffer: 1 << 20 })
+    const [cmd, ...rest] = this.argv(args)
+    return run(cmd, rest, { timeout: START_TIMEOUT_MS, maxBuffer: 1 << 20 })
   }
 
   async start(l: TaskLaunch): Promise<TaskHandle> {
-    const podman = this.binary()
+    this.binary()
     // the task's own problems, each with its reason, before podman is asked
     if (l.rootfs) {
       checkRootfs(l.rootfs)
@@ -89,14 +96,7 @@ export class PodmanDriver implements Driver {
     await rm(join(l.dir, 'run'), { force: true })
     const supervisor = spawnSupervisor(
       SUPERVISOR,
-      [
-        l.dir,
-        String(l.logs.maxBytes),
-        String(l.logs.files),
-        podman,
-        ...this.global,
-        ...runArgv(l, this.nofile),
-      ],
+      [l.dir, String(l.logs.maxBytes), String(l.logs.files), ...this.argv(runArgv(l, this.nofile))],
       { PATH: DEFAULT_PATH },
     )
     const deadline = Date.now() + START_TIMEOUT_MS
@@ -165,11 +165,7 @@ export class PodmanDriver implements Driver {
       throw new PlexusError('PLX_RUNNER_TASK_NOT_RUNNING', `task ${l.task} of ${l.allocId} is not running`, {
         status: 409,
       })
-    return runEntered(
-      [this.binary(), ...this.global, 'exec', containerName(l.allocId, l.task), ...command],
-      [],
-      limits,
-    )
+    return runEntered(this.argv(['exec', containerName(l.allocId, l.task), ...command]), [], limits)
   }
 
   /** podman rm: the container, its cgroup and its overlay go; where podman is not installed nothing was made. */
