@@ -1,8 +1,8 @@
 import type { Logger } from '../lib/log.js'
-import { nodeCodec } from '../store/codecs.js'
+import { labelsCodec, nodeCodec } from '../store/codecs.js'
 import type { NodeValue } from '../store/records.js'
 import type { LocalStore } from '../store/store.js'
-import { NODE_PREFIX, type StoreRecord } from '../store/types.js'
+import { LABELS_PREFIX, NODE_PREFIX, type StoreRecord } from '../store/types.js'
 import type { Scheduler } from './transport.js'
 import {
   type Coordinate,
@@ -63,7 +63,7 @@ export interface HostView {
 }
 
 /** Operator labels for host <name> live here (any member may write them; the host merges them into its record). */
-export const labelsKey = (name: string) => `config/labels/${name}`
+export const labelsKey = (name: string) => `${LABELS_PREFIX}${name}`
 
 /** kernel: the TCP connection's own RTT (sock_diag); ping: libp2p ping, where the kernel has no sample */
 export type RttSource = 'kernel' | 'ping'
@@ -127,8 +127,8 @@ export class Membership {
   async heartbeat(): Promise<void> {
     const { store, cfg } = this.d
     const base = this.d.describe()
-    const extra = store.get(labelsKey(base.name))?.value
-    const labels = { ...base.labels, ...(isLabelMap(extra) ? extra : {}) }
+    const extra = store.get(labelsKey(base.name))
+    const labels = { ...base.labels, ...((extra && labelsCodec.valueOf(extra)) ?? {}) }
     const value: NodeValue = { ...base, labels, coordinate: this.vivaldi.coord }
     try {
       await store.put(`${NODE_PREFIX}${store.self}`, nodeCodec.encode(value), { ttlMs: cfg.nodeTtlMs })
@@ -223,15 +223,6 @@ export class Membership {
       this.d.logger.debug({ peer, err }, 'rtt probe failed')
     }
   }
-}
-
-function isLabelMap(v: unknown): v is Record<string, string> {
-  return (
-    typeof v === 'object' &&
-    v !== null &&
-    !Array.isArray(v) &&
-    Object.values(v).every((x) => typeof x === 'string')
-  )
 }
 
 // to the microsecond: kernel RTTs between namespaces are tens of microseconds

@@ -2,6 +2,9 @@
 // (src/store/schemas.ts) and the API contract (src/api/contract/).
 import { Kind, type Static, type TSchema, Type } from '@sinclair/typebox'
 
+/** a label key: Kubernetes' name part (letters, digits, '.', '_', '/', '-'; alphanumeric at both ends) */
+export const LABEL_KEY = '^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62}[A-Za-z0-9])?$'
+
 /**
  * schema or null, as one JSON Schema type list (`{"type": ["string", "null"]}`)
  * rather than TypeBox's anyOf: fastify's ajv coerces types (coerceTypes), and in

@@ -12,23 +12,31 @@
 // of its own capacity. Values arrive by gossip, so every reader decodes them
 // (src/store/codecs.ts; jobs/ here, as its spec's rules are the scheduler's).
 
-import { Ajv } from 'ajv'
-import { lazy, lazyValidator } from '../lib/lazy.js'
+import { recordCodec } from '../store/codec.js'
+import { drainCodec } from '../store/codecs.js'
 import { canonicalJson, MAX_VALUE_BYTES } from '../store/record.js'
 import type { AllocStatus, AllocValue } from '../store/records.js'
+import { JOB_HISTORY_KEEP, JobRecord } from '../store/schemas.js'
 import {
   ALLOC_PREFIX,
   ALLOC_STATE_PREFIX,
   CAPACITY_PREFIX,
+  DRAIN_PREFIX,
+  JOB_PREFIX,
   type JsonValue,
+  type ReadableStore,
   type StoreRecord,
 } from '../store/types.js'
 import { type JobSpec, jobProblems } from './spec.js'
 
-export const JOB_PREFIX = 'jobs/'
 /** config/drain/<name>: present while host <name> is drained (`plexctl hosts drain`): no new placements, its allocations move */
-export const DRAIN_PREFIX = 'config/drain/'
 export const drainKey = (name: string): string => `${DRAIN_PREFIX}${name}`
+
+/** whether an operator has drained host `name` (a drain record that does not decode counts as none) */
+export const isDrained = (store: Pick<ReadableStore, 'get'>, name: string): boolean => {
+  const rec = store.get(drainKey(name))
+  return rec !== undefined && drainCodec.valueOf(rec) !== undefined
+}
 
 /** jobs/<name> */
 export interface JobValue {
@@ -38,7 +46,7 @@ export interface JobValue {
   submittedAt: string
   /** `plexctl job stop`: the owner removes its allocations, runners stop the tasks */
   stopped: boolean
-  /** the versions before this one, oldest first (`plexctl job history`): at most HISTORY_KEEP, fewer when the record would outgrow the store's value limit */
+  /** the versions before this one, oldest first (`plexctl job history`): at most JOB_HISTORY_KEEP, fewer when the record would outgrow the store's value limit */
   history?: JobVersion[]
 }
 
@@ -48,8 +56,6 @@ export interface JobVersion {
   spec: JobSpec
   submittedAt: string
 }
-
-export const HISTORY_KEEP = 10
 
 const sameSpec = (a: JobSpec, b: JobSpec) => JSON.stringify(a) === JSON.stringify(b)
 
@@ -69,7 +75,7 @@ export function submitted(current: JobValue | undefined, spec: JobSpec, at: stri
   const history = [
     ...(current.history ?? []),
     { version: current.version, spec: current.spec, submittedAt: current.submittedAt },
-  ].slice(-HISTORY_KEEP)
+  ].slice(-JOB_HISTORY_KEEP)
   while (
     history.length &&
     canonicalJson({ ...value, history } as unknown as JsonValue).length > MAX_VALUE_BYTES
@@ -102,38 +108,17 @@ export const allocKey = (owner: string, a: Pick<AllocValue, 'job' | 'group' | 's
   `${ALLOC_PREFIX}${owner}/${a.job}/${a.group}/${a.slot}`
 export const allocStateKey = (host: string, id: string): string => `${ALLOC_STATE_PREFIX}${host}/${id}`
 
-// the job envelope's validator compiles on first use, not at import (src/lib/lazy.ts)
-const ajv = lazy(() => new Ajv({ allErrors: false }))
-const validJobEnvelope = lazyValidator(() =>
-  ajv().compile({
-    type: 'object',
-    required: ['spec', 'version', 'submittedAt', 'stopped'],
-    properties: {
-      version: { type: 'integer', minimum: 1 },
-      submittedAt: { type: 'string', maxLength: 64 },
-      stopped: { type: 'boolean' },
-      // what `job history` shows; an old spec is checked again only if it is ever run again
-      history: {
-        type: 'array',
-        maxItems: HISTORY_KEEP,
-        items: {
-          type: 'object',
-          required: ['version', 'spec', 'submittedAt'],
-          properties: {
-            version: { type: 'integer', minimum: 1 },
-            spec: { type: 'object' },
-            submittedAt: { type: 'string', maxLength: 64 },
-          },
-        },
-      },
-    },
-  }),
-)
+/**
+ * jobs/<name>: the envelope's shape is the store's (JobRecord, compiled on
+ * first use); the spec's rules are the scheduler's, and it must name its key.
+ * Writers encode through it too, so a job record that reaches gossip is one
+ * every reader accepts.
+ */
+export const jobCodec = recordCodec<JobValue>(JOB_PREFIX, JobRecord, (key, j) => {
+  const problem = jobProblems(j.spec)[0]
+  if (problem) return `spec${problem.path ? `.${problem.path}` : ''}: ${problem.message}`
+  return key === jobKey(j.spec.name) ? undefined : `the spec is named ${j.spec.name}, the key says ${key}`
+})
 
 /** A job record whose spec is valid and named as its key. */
-export function jobOf(rec: StoreRecord): JobValue | undefined {
-  if (!validJobEnvelope(rec.value)) return undefined
-  const j = rec.value as unknown as JobValue
-  if (jobProblems(j.spec).length > 0) return undefined
-  return rec.key === jobKey(j.spec.name) ? j : undefined
-}
+export const jobOf = (rec: StoreRecord): JobValue | undefined => jobCodec.valueOf(rec)

@@ -15,7 +15,9 @@ import {
   ALLOC_PREFIX,
   ALLOC_STATE_PREFIX,
   CAPACITY_PREFIX,
+  DRAIN_PREFIX,
   HEALTH_PREFIX,
+  JOB_PREFIX,
   type JsonValue,
   NODE_PREFIX,
   type Store,
@@ -32,11 +34,9 @@ import {
   allocStateKey,
   type CapacityValue,
   capacityKey,
-  DRAIN_PREFIX,
-  drainKey,
   ENDED,
   ENDED_KEEP_MS,
-  JOB_PREFIX,
+  isDrained,
   type JobValue,
   type JobVersion,
   jobKey,
@@ -385,6 +385,6 @@ export class SchedulerService implements Startable {
 
   /** false while an operator has drained this host (config/drain/<name>, written by `plexctl hosts drain`) */
   private eligible(): boolean {
-    return this.d.store.get(drainKey(this.d.config.name)) === undefined
+    return !isDrained(this.d.store, this.d.config.name)
   }
 }

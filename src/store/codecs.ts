@@ -24,8 +24,12 @@ import {
   AllocRecord,
   AllocStateRecord,
   CapacityRecord,
+  DrainRecord,
+  type DrainValue,
   EndpointRecord,
   HealthRecord,
+  LabelsRecord,
+  type LabelsValue,
   LeaseRecord,
   NodeRecord,
   RegistrationRecord,
@@ -38,8 +42,10 @@ import {
   ALLOC_PREFIX,
   ALLOC_STATE_PREFIX,
   CAPACITY_PREFIX,
+  DRAIN_PREFIX,
   ENDPOINT_PREFIX,
   HEALTH_PREFIX,
+  LABELS_PREFIX,
   LEASE_PREFIX,
   NODE_PREFIX,
   REGISTRATION_PREFIX,
@@ -103,3 +109,8 @@ export const aclTokenCodec = recordCodec<AclTokenValue>(ACL_TOKEN_PREFIX, AclTok
     ? undefined
     : 'not a sha256 in hex after acl/tokens/',
 )
+
+/** keyed by the host's name, not its peer id: an operator labels a host by the name it knows */
+export const labelsCodec = recordCodec<LabelsValue>(LABELS_PREFIX, LabelsRecord)
+
+export const drainCodec = recordCodec<DrainValue>(DRAIN_PREFIX, DrainRecord)

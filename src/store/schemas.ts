@@ -5,7 +5,7 @@
 // check means the same on the wire and in the store. Schemas only: nothing
 // here compiles a validator (records.ts does, lazily).
 import { type Static, Type } from '@sinclair/typebox'
-import { StringEnum } from '../lib/schema.js'
+import { LABEL_KEY, StringEnum } from '../lib/schema.js'
 
 /** a DNS label: service names, tags and port names all become one */
 export const LABEL_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'
@@ -324,3 +324,44 @@ export const AclTokenRecord = Type.Object(
   { additionalProperties: false },
 )
 export type AclTokenValue = Static<typeof AclTokenRecord>
+
+/** config/labels/<host name>: labels an operator set on a host (`plexctl hosts label`), merged over the host's own */
+export const LabelsRecord = Type.Record(
+  Type.String({ pattern: LABEL_KEY }),
+  Type.String({ maxLength: 256 }),
+  {
+    additionalProperties: false,
+  },
+)
+export type LabelsValue = Static<typeof LabelsRecord>
+
+/** config/drain/<host name>: present while the host is drained (`plexctl hosts drain`) */
+export const DrainRecord = Type.Object({ since: Type.String({ maxLength: 64 }) })
+export type DrainValue = Static<typeof DrainRecord>
+
+/** how many earlier versions a job record keeps */
+export const JOB_HISTORY_KEEP = 10
+
+/** a job's spec, as far as the store checks it: the spec's own rules are the scheduler's (src/scheduler/spec.ts) */
+const JobSpecShape = Type.Object({ name: Type.String() })
+
+/**
+ * jobs/<name>: the job as submitted, its version, and its earlier versions
+ * (`plexctl job history`); an old spec is checked again only if it runs again
+ */
+export const JobRecord = Type.Object({
+  spec: JobSpecShape,
+  version: Type.Integer({ minimum: 1 }),
+  submittedAt: Type.String({ maxLength: 64 }),
+  stopped: Type.Boolean(),
+  history: Type.Optional(
+    Type.Array(
+      Type.Object({
+        version: Type.Integer({ minimum: 1 }),
+        spec: Type.Object({}),
+        submittedAt: Type.String({ maxLength: 64 }),
+      }),
+      { maxItems: JOB_HISTORY_KEEP },
+    ),
+  ),
+})

@@ -67,6 +67,9 @@ export const ACL_PREFIX = 'acl/'
 export const ACL_POLICY_PREFIX = 'acl/policies/'
 export const ACL_DEFAULT_KEY = 'acl/default'
 export const ACL_TOKEN_PREFIX = 'acl/tokens/'
+export const JOB_PREFIX = 'jobs/'
+export const DRAIN_PREFIX = 'config/drain/'
+export const LABELS_PREFIX = 'config/labels/'
 export const OWNED_PREFIXES = [
   NODE_PREFIX,
   LEASE_PREFIX,
@@ -89,10 +92,10 @@ export const AGENT_KEY_PREFIXES = [
   ...OWNED_PREFIXES,
   SERVICE_PREFIX,
   ACL_PREFIX,
-  'jobs/',
+  JOB_PREFIX,
   'config/network',
-  'config/drain/',
-  'config/labels/',
+  DRAIN_PREFIX,
+  LABELS_PREFIX,
 ] as const
 
 export interface ReadableStore {

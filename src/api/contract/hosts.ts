@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox'
-import { Nullable, StringEnum } from '../../lib/schema.js'
+import { LABEL_KEY, Nullable, StringEnum } from '../../lib/schema.js'
 
 /** a cluster member as this host sees it */
 export const Host = Type.Object({
@@ -36,9 +36,6 @@ export type Host = Static<typeof Host>
 /** GET /v1/hosts */
 export const HostsReply = Type.Object({ hosts: Type.Array(Host) })
 export type HostsReply = Static<typeof HostsReply>
-
-/** a label key: Kubernetes' name part (letters, digits, '.', '_', '/', '-'; alphanumeric at both ends) */
-const LABEL_KEY = '^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62}[A-Za-z0-9])?$'
 
 export const HostParams = Type.Object({ name: Type.String({ minLength: 1 }) })
 

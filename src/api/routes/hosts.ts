@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { labelsKey } from '../../cluster/membership.js'
 import { PlexusError } from '../../lib/errors.js'
-import { drainKey } from '../../scheduler/records.js'
+import { drainKey, isDrained } from '../../scheduler/records.js'
+import { drainCodec, labelsCodec } from '../../store/codecs.js'
 import { DrainReply, HostParams, HostsReply, LabelsBody, LabelsReply } from '../contract/hosts.js'
 import type { ApiDeps } from '../deps.js'
 
@@ -35,12 +36,12 @@ export const hostsRoutes: FastifyPluginAsyncTypebox<HostsComponents> = async (ap
   app.get('', { schema: { response: { 200: HostsReply } } }, async () => ({
     hosts: members()
       .hosts()
-      .map((h) => ({ ...h, drained: deps.store.get(drainKey(h.name)) !== undefined })),
+      .map((h) => ({ ...h, drained: isDrained(deps.store, h.name) })),
   }))
 
   app.put('/:name/drain', { schema: { params: HostParams, response: { 200: DrainReply } } }, async (req) => {
     known(req.params.name)
-    await deps.store.put(drainKey(req.params.name), { since: new Date().toISOString() })
+    await deps.store.put(drainKey(req.params.name), drainCodec.encode({ since: new Date().toISOString() }))
     return { name: req.params.name, drained: true }
   })
 
@@ -64,13 +65,14 @@ export const hostsRoutes: FastifyPluginAsyncTypebox<HostsComponents> = async (ap
       // read-modify-write with compare-and-set, so two operators labelling at once both land
       for (let attempt = 0; ; attempt++) {
         const cur = deps.store.get(key)
-        const next: Record<string, string> = { ...((cur?.value as Record<string, string> | undefined) ?? {}) }
+        // labels that do not decode (a bad record from gossip) are replaced, not merged into
+        const next: Record<string, string> = { ...((cur && labelsCodec.valueOf(cur)) ?? {}) }
         for (const [k, v] of Object.entries(req.body.labels)) {
           if (v === null) delete next[k]
           else next[k] = v
         }
         try {
-          await deps.store.put(key, next, { cas: cur ? deps.store.modifyIndex(key) : 0 })
+          await deps.store.put(key, labelsCodec.encode(next), { cas: cur ? deps.store.modifyIndex(key) : 0 })
           return { name, labels: next }
         } catch (err) {
           if (attempt >= CAS_RETRIES || (err as PlexusError).code !== 'PLX_STORE_CAS_FAILED') throw err

@@ -1,8 +1,9 @@
 // A job's versions: a changed spec is the next version, the one it replaces goes into the record's
-// history (newest last, at most HISTORY_KEEP, fewer when the record would outgrow the store's limit).
+// history (newest last, at most JOB_HISTORY_KEEP, fewer when the record would outgrow the store's limit).
 import t from 'tap'
-import { HISTORY_KEEP, type JobValue, submitted } from '../../../src/scheduler/records.js'
+import { type JobValue, jobCodec, jobOf, submitted } from '../../../src/scheduler/records.js'
 import { canonicalJson, MAX_VALUE_BYTES } from '../../../src/store/record.js'
+import { JOB_HISTORY_KEEP } from '../../../src/store/schemas.js'
 import type { JsonValue } from '../../../src/store/types.js'
 import { group, job } from './fixtures.js'
 
@@ -31,8 +32,8 @@ t.test('versions: a change is the next version, the old one goes into history', 
   t.equal(v.version, 20)
   t.same(
     v.history?.map((h) => h.version),
-    Array.from({ length: HISTORY_KEEP }, (_, i) => 10 + i),
-    `the last ${HISTORY_KEEP} before the current one`,
+    Array.from({ length: JOB_HISTORY_KEEP }, (_, i) => 10 + i),
+    `the last ${JOB_HISTORY_KEEP} before the current one`,
   )
 })
 
@@ -46,4 +47,24 @@ t.test('history gives way to the store value limit, oldest first', async (t) => 
     [3, 4],
     'the versions that fit, newest kept',
   )
+})
+
+t.test('jobs/ decodes only a valid spec named as its key, and encodes only such', async (t) => {
+  const v1 = submitted(undefined, spec(1), 't1') as JobValue
+  const rec = (key: string, value: unknown) => ({ key, owner: 'P1', value: value as JsonValue })
+  t.same(jobCodec.decode(rec('jobs/j', v1)), { ok: true, value: v1 })
+  t.same(jobOf(rec('jobs/j', v1) as never), v1, 'jobOf reads through the codec')
+  const refused: [RegExp, string, unknown][] = [
+    [/the spec is named j, the key says jobs\/k/, 'jobs/k', v1],
+    [/spec\.groups\.0\.count/, 'jobs/j', { ...v1, spec: spec(-1) }],
+    [/\/version/, 'jobs/j', { ...v1, version: 0 }],
+    [/\/history/, 'jobs/j', { ...v1, history: Array.from({ length: JOB_HISTORY_KEEP + 1 }, () => v1) }],
+    [/\/spec/, 'jobs/j', { ...v1, spec: 'j' }],
+  ]
+  for (const [why, key, value] of refused) {
+    const d = jobCodec.decode(rec(key, value))
+    t.equal(d.ok, false, `refused: ${why}`)
+    if (!d.ok) t.match(d.reason, why)
+  }
+  t.throws(() => jobCodec.encode({ ...v1, version: 0 }), { code: 'PLX_STORE_BAD_VALUE' })
 })

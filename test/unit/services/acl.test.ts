@@ -5,12 +5,13 @@
 import t from 'tap'
 import { labelsKey } from '../../../src/cluster/membership.js'
 import { NETWORK_CONFIG_KEY } from '../../../src/ipam/config.js'
-import { DRAIN_PREFIX, JOB_PREFIX } from '../../../src/scheduler/records.js'
 import { type AclRequest, aclFor, aclForToken, decide, mayReadSomeUnder } from '../../../src/services/acl.js'
 import type { AclPolicyValue } from '../../../src/store/schemas.js'
 import {
   ACL_DEFAULT_KEY,
   ACL_POLICY_PREFIX,
+  DRAIN_PREFIX,
+  JOB_PREFIX,
   OWNED_PREFIXES,
   SERVICE_PREFIX,
 } from '../../../src/store/types.js'

@@ -4,8 +4,10 @@ import {
   allocCodec,
   allocStateCodec,
   capacityCodec,
+  drainCodec,
   endpointCodec,
   healthCodec,
+  labelsCodec,
   leaseCodec,
   nodeCodec,
   registrationCodec,
@@ -193,6 +195,19 @@ t.test('capacity/, allocs/ and allocstate/', async (t) => {
     false,
     'at most 32 tasks',
   )
+})
+
+t.test('config/labels/ and config/drain/', async (t) => {
+  const labels = { zone: 'a', 'example.com/rack': 'r1' }
+  check(t, labelsCodec, { key: 'config/labels/h1', owner: 'any', value: labels }, [
+    ['/zone', { key: 'config/labels/h1', value: { zone: 7 } }],
+    ['/-bad', { key: 'config/labels/h1', value: { '-bad': 'x' } }],
+    ['/', { key: 'config/labels/h1', value: ['zone'] }],
+  ])
+  check(t, drainCodec, { key: 'config/drain/h1', owner: 'any', value: { since: '2026-12-03T10:00:00Z' } }, [
+    ['/since', { key: 'config/drain/h1', value: {} }],
+    ['/', { key: 'config/drain/h1', value: true }],
+  ])
 })
 
 t.test('encode refuses a malformed value with a stable code', async (t) => {
