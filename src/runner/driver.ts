@@ -26,6 +26,8 @@ export interface TaskLaunch {
   netns: string
   /** a resolv.conf (from the CNI result: the host's Plexus DNS) the task sees as /etc/resolv.conf */
   resolvConf?: string
+  /** a hosts file (the group's links, kept current by the ports module) the task sees as /etc/hosts */
+  hosts?: string
   /** this task's own directory: pid and exit files, logs/ */
   dir: string
   /** log rotation: each file at most maxBytes, at most files of them (current included) */

@@ -89,21 +89,23 @@ export interface CniCall {
   prevResult?: unknown
   /** `args.plexus` of the network config: what CNI_ARGS cannot carry (a service's ports and checks) */
   plexus?: Record<string, unknown>
+  /** `runtimeConfig.portMappings`, as podman's `-p` hands them: the group's published ports */
+  portMappings?: { hostPort: number; containerPort: number; protocol: 'tcp' | 'udp' }[]
 }
 
 /** The network config on the plugin's stdin: the shipped conflist's plugin entry, pointed at our socket. */
 export function netconf(
   c: CniConfig,
-  prevResult?: unknown,
-  plexus?: Record<string, unknown>,
+  call: Pick<CniCall, 'prevResult' | 'plexus' | 'portMappings'> = {},
 ): Record<string, unknown> {
   return {
     cniVersion: '1.1.0',
     name: 'plexus',
     type: 'plexus',
     socket: c.socket,
-    ...(plexus ? { args: { plexus } } : {}),
-    ...(prevResult ? { prevResult } : {}),
+    ...(call.plexus ? { args: { plexus: call.plexus } } : {}),
+    ...(call.portMappings?.length ? { runtimeConfig: { portMappings: call.portMappings } } : {}),
+    ...(call.prevResult ? { prevResult: call.prevResult } : {}),
   }
 }
 
@@ -139,7 +141,7 @@ export function cni(c: CniConfig, call: CniCall): Promise<Record<string, unknown
       const msg = (out?.msg as string | undefined) ?? text ?? String(err)
       reject(new PlexusError('PLX_RUNNER_CNI', `CNI ${call.command} failed: ${msg}`, { cniCode: out?.code }))
     })
-    child.stdin?.end(JSON.stringify(netconf(c, call.prevResult, call.plexus)))
+    child.stdin?.end(JSON.stringify(netconf(c, call)))
   })
 }
 

@@ -16,6 +16,8 @@ import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import { PassLoop, type PassLoopStatus } from '../lib/pass-loop.js'
 import type { Startable } from '../lib/startable.js'
+import type { LinkService } from '../ports/link-service.js'
+import { type LinkSpec, parseLinkSpec } from '../ports/links.js'
 import { type AllocStateValue, type AllocTaskState, jobOf } from '../scheduler/records.js'
 import type { GroupSpec, TaskSpec } from '../scheduler/spec.js'
 import { buildCatalog, catalogInput } from '../services/catalog.js'
@@ -70,6 +72,8 @@ export interface RunnerComponents {
   config: { name: string; stateDir: string; api: { socket: string; appPort?: number }; runner?: RunnerConfig }
   /** drivers to use instead of the built-in ones (tests) */
   drivers?: Driver[]
+  /** the ports module's links: a group's `links` become its tasks' variables and hosts entries */
+  links?: Pick<LinkService, 'add' | 'env' | 'remove'>
 }
 
 /** a change is acted on after this (a burst of records is one pass) */
@@ -210,6 +214,8 @@ export class RunnerService implements Startable {
           netns: path,
           args: this.cniArgs(a),
           ...this.serviceArgs(a),
+          // published ports as podman's -p hands them: the plugin admits and publishes them
+          ...(a.spec.ports?.length ? { portMappings: a.spec.ports } : {}),
         })
         const address = resultAddress(result)
         a.cni = { result: result ?? null, ...(address ? { address } : {}) }
@@ -263,7 +269,8 @@ export class RunnerService implements Startable {
     const drv = this.drivers.get(spec.driver)
     try {
       const resolvConf = await this.writeResolvConf(a)
-      const launch = resolvConf ? { ...base, resolvConf } : base
+      const hosts = await this.linkHosts(a)
+      const launch = { ...base, ...(resolvConf ? { resolvConf } : {}), ...(hosts ? { hosts } : {}) }
       // a restart: the previous run's cgroups may still hold what it forked
       await drv.destroy(launch)
       const handle = await drv.start(launch)
@@ -281,14 +288,47 @@ export class RunnerService implements Startable {
     }
   }
 
-  /** what a task is started with: its launch and, resolved now, what its group talks to */
+  /** what a task is started with: its launch and, resolved now, its group's links and what it talks to */
   private startLaunch(
     a: LocalAlloc,
     spec: TaskSpec,
     state: Pick<AllocStateValue, 'id' | 'job' | 'group'>,
   ): TaskLaunch {
     const base = this.launch(a, spec, state)
-    return { ...base, env: { ...base.env, ...this.talksTo(a, state) } }
+    return { ...base, env: { ...base.env, ...this.linkEnv(a), ...this.talksTo(a, state) } }
+  }
+
+  /** the group's links, `TARGET[:ALIAS]` as `plexctl link` takes them (checked when the job was submitted) */
+  private linkSpecs(a: LocalAlloc): LinkSpec[] {
+    return (a.spec.links ?? []).map(parseLinkSpec)
+  }
+
+  /** Docker's variables of each link whose target resolves now (a snapshot, as Docker's are) */
+  private linkEnv(a: LocalAlloc): Record<string, string> {
+    const links = this.d.links
+    if (!links) return {}
+    return Object.assign({}, ...this.linkSpecs(a).map((l) => links.env(a.id, l) ?? {}))
+  }
+
+  /**
+   * The allocation's hosts file when its group has links (its path, else undefined): written once,
+   * then each link registered with the ports module's link service, as `plexctl link --hosts-file`
+   * registers a container's, so its block keeps pointing at where each target is now. The file lies
+   * in the allocation's directory, named by its container id (what links.ts hostsFileProblem allows).
+   */
+  private async linkHosts(a: LocalAlloc): Promise<string | undefined> {
+    const links = this.d.links
+    const specs = this.linkSpecs(a)
+    if (!links || !specs.length) return undefined
+    const path = join(allocDir(this.d.config.stateDir, a.id), 'hosts')
+    if (!existsSync(path))
+      await writeFileAtomic(
+        path,
+        `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${a.cni?.address ? `${a.cni.address}\t${a.id}\n` : ''}`,
+        0o644,
+      )
+    for (const l of specs) await links.add({ container: a.id, ...l, hostsFile: path })
+    return path
   }
 
   /**
@@ -332,6 +372,7 @@ export class RunnerService implements Startable {
       })
     }
     await deleteNetns(a.netns)
+    if (a.spec.links?.length) await this.d.links?.remove(a.id)
     a.released = true
     await saveAlloc(this.d.config.stateDir, a)
   }

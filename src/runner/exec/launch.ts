@@ -76,7 +76,8 @@ export function checkRootfs(rootfs: string): void {
 /**
  * Bind-mounts $0 over $1 when $1 exists (a rootfs without /etc/resolv.conf
  * keeps its own resolving), then execs the rest: run inside the task's own
- * mount namespace, so the host's file is never touched.
+ * mount namespace, so the host's file is never touched. Bind mounts follow the
+ * file's inode, so a hosts file rewritten in place (links) stays current.
  */
 const BIND_THEN_EXEC = 'if [ -e "$1" ]; then mount --bind "$0" "$1" || exit 126; fi; shift; exec "$@"'
 
@@ -85,13 +86,18 @@ const BIND_THEN_EXEC = 'if [ -e "$1" ]; then mount --bind "$0" "$1" || exit 126;
  * the task keeps the pid the supervisor recorded:
  *   env -i            the task's environment only, nothing of the agent's
  *   unshare --mount   its own mount namespace (private propagation: its mounts never reach the host)
- *   sh: mount --bind  the allocation's resolv.conf over /etc/resolv.conf (the host's Plexus DNS), when given
+ *   sh: mount --bind  the allocation's resolv.conf over /etc/resolv.conf (the host's Plexus DNS), and its
+ *                     hosts file (links) over /etc/hosts, each when given
  *   nsenter --net     the network namespace the runner attached, then chroot and the user's ids
  */
 export function taskArgv(l: TaskLaunch, command: string, ids: Ids | undefined): string[] {
-  const resolv = l.resolvConf
-    ? ['/bin/sh', '-c', BIND_THEN_EXEC, l.resolvConf, `${l.rootfs ?? ''}/etc/resolv.conf`]
-    : []
+  const binds: [string | undefined, string][] = [
+    [l.resolvConf, '/etc/resolv.conf'],
+    [l.hosts, '/etc/hosts'],
+  ]
+  const mounts = binds.flatMap(([file, target]) =>
+    file ? ['/bin/sh', '-c', BIND_THEN_EXEC, file, `${l.rootfs ?? ''}${target}`] : [],
+  )
   return [
     ...onlyEnv(l.env),
     '/usr/bin/unshare',
@@ -99,7 +105,7 @@ export function taskArgv(l: TaskLaunch, command: string, ids: Ids | undefined): 
     '--propagation',
     'private',
     '--',
-    ...resolv,
+    ...mounts,
     '/usr/bin/nsenter',
     `--net=${l.netns}`,
     ...(l.rootfs ? [`--root=${l.rootfs}`, '--wd=/'] : []),

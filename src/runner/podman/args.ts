@@ -82,6 +82,7 @@ export function runArgv(l: TaskLaunch, nofile: string | undefined): string[] {
     ...(l.user ? ['--user', l.user] : []),
     ...Object.entries(l.env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
     ...(l.resolvConf ? ['--volume', `${l.resolvConf}:/etc/resolv.conf:ro`] : []),
+    ...(l.hosts ? ['--volume', `${l.hosts}:/etc/hosts:ro`] : []),
     ...(l.rootfs ? ['--rootfs', `${l.rootfs}:O`] : [l.image ?? '']),
     ...l.command,
   ]

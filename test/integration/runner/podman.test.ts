@@ -22,6 +22,7 @@ import {
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import t from 'tap'
+import { loadCluster } from '../../../netns-fixtures/lib/state.js'
 import { type Cluster, eventually, run, upCluster } from '../../helpers/fixture.js'
 import { busyboxRootfs, importImage, podmanOnCni } from '../../helpers/podman.js'
 import { type Alloc, attaches, hostDir, localAlloc, pidsInNetns } from '../../helpers/runner.js'
@@ -38,17 +39,24 @@ groups:
   - name: web
     count: 1
     service: { name: pmweb }
+    ports: [{ hostPort: 18091, containerPort: 8080, protocol: tcp }]
+    links: ["pmdb:database"]
     restart: { policy: on-failure, attempts: 5, delayMs: 200 }
     tasks:
       - name: web
         driver: podman
-        config: { image: localhost/plexus-pm, command: ["sh", "-c", "echo up $PLEXUS_ALLOC_ID; exec sleep 600"] }
+        config: { image: localhost/plexus-pm, command: ["sh", "-c", "echo up $PLEXUS_ALLOC_ID; exec httpd -f -p 8080 -h /www"] }
         resources: { cpu: 100, memoryMb: 32 }
         killTimeoutMs: 1000
       - name: side
         driver: podman
         config: { rootfs: "${rootfs}", command: ["sleep", "600"] }
         resources: { cpu: 50, memoryMb: 16 }
+        killTimeoutMs: 1000
+      - name: probe
+        driver: exec
+        config: { command: ["sleep", "600"] }
+        resources: { cpu: 10, memoryMb: 16 }
         killTimeoutMs: 1000
   - name: bad
     count: 1
@@ -87,7 +95,9 @@ t.test(
       pluginDir: dirname(PLUGIN),
       networkDir: join(dir, 'net'),
     })
-    const rootfs = busyboxRootfs(dir, ['sh', 'sleep', 'cat', 'echo']) as string
+    const rootfs = busyboxRootfs(dir, ['sh', 'sleep', 'cat', 'echo', 'httpd']) as string
+    mkdirSync(join(rootfs, 'www'))
+    writeFileSync(join(rootfs, 'www/index.html'), 'served by a podman task\n')
     t.equal(importImage(podman, dir, rootfs, 'localhost/plexus-pm'), 0, 'image imported')
     const containers = () =>
       podman(['ps', '-a', '--format', '{{.Names}}']).stdout.split('\n').filter(Boolean).sort()
@@ -96,6 +106,11 @@ t.test(
     writeFileSync(file, spec(rootfs))
     t.teardown(() => rmSync(file, { force: true }))
     t.ok(await eventually(() => c.exec('h1', ['plexctl', 'hosts']).status === 0, 30_000, 500), 'agent up')
+    // the group's link target: a container of the test bed
+    t.equal(c.run('h1', 'pmdb', ['sleep', '600']).status, 0, 'the link target pmdb runs')
+    const dbIp = /inet (\S+)\//.exec(
+      c.execCtr('pmdb', ['ip', '-4', '-o', 'addr', 'show', 'eth0']).stdout,
+    )?.[1]
     const runJob = c.exec('h1', ['plexctl', 'job', 'run', file])
     t.equal(runJob.status, 0, `job run: ${runJob.stderr}`)
     const allocs = () => c.plexctlJson<Alloc[]>('h1', ['allocs', '--job', 'pm'])
@@ -120,13 +135,15 @@ t.test(
     const address = web.address as string
     const webPid = pidOf(c, web.id, 'web')
     const sidePid = pidOf(c, web.id, 'side')
+    const probePid = pidOf(c, web.id, 'probe')
+    const byPid = (...pids: number[]) => pids.sort((a, b) => a - b)
     const inode = nsInode(`/proc/${webPid}/ns/net`)
     t.equal(nsInode(`/proc/${sidePid}/ns/net`), inode, 'both tasks in one namespace, like a pod')
     t.not(inode, nsInode('/proc/self/ns/net'), 'not the test’s namespace')
     t.same(
       pidsInNetns(inode),
-      [webPid, sidePid].sort((a, b) => a - b),
-      'exactly the two task processes in it',
+      byPid(webPid, sidePid, probePid),
+      'exactly the three task processes in it (two containers and an exec task)',
     )
     const addr = run('nsenter', [`--net=/proc/${webPid}/ns/net`, 'ip', '-4', '-o', 'addr', 'show', 'eth0'])
     t.match(addr.stdout, new RegExp(` ${address.replace(/\./g, '\\.')}/`), `eth0 has ${address}`)
@@ -159,23 +176,45 @@ t.test(
       `pmweb.svc.plexus.internal answers ${address}`,
     )
 
+    // links: Docker's variables and a hosts entry for pmdb as "database", in a container and an exec task
+    const line = `${dbIp}\tdatabase pmdb`
+    /** plexctl exec of a shell script in the web container */
+    const inWeb = (script: string) =>
+      c.exec('h1', ['plexctl', 'exec', web.id, '--task', 'web', '--', 'sh', '-c', script])
+    const seen = inWeb('echo $DATABASE_NAME; cat /etc/hosts').stdout
+    t.match(seen, new RegExp(`^/${web.id}/database\\n`), 'DATABASE_NAME in the container')
+    t.ok(seen.includes(`${line}\n`), `its /etc/hosts has ${line}`)
+    t.ok(
+      readFileSync(`/proc/${probePid}/root/etc/hosts`, 'utf8').includes(`${line}\n`),
+      'so has the exec task’s',
+    )
+    t.ok(
+      readFileSync(`/proc/${probePid}/environ`, 'utf8')
+        .split('\0')
+        .includes(`DATABASE_NAME=/${web.id}/database`),
+      'and its environment',
+    )
+
+    // the group's published port behaves like -p: h1's address, port 18091, reaches the container's 8080
+    const h1 = loadCluster(c.name)?.hosts.find((h) => h.name === 'h1')?.ip
+    const page = c.exec('h1', [
+      'node',
+      '-e',
+      `fetch('http://${h1}:18091/index.html').then((r) => r.text()).then((b) => process.stdout.write(b))`,
+    ])
+    t.equal(
+      page.stdout,
+      'served by a podman task\n',
+      `published: ${h1}:18091 → ${address}:8080 ${page.stderr}`,
+    )
+
     // logs and exec reach the container
     t.equal(
       c.exec('h1', ['plexctl', 'logs', web.id, 'web', '--tail', '1']).stdout,
       `up ${web.id}\n`,
       'its output is in plexctl logs',
     )
-    const ex = c.exec('h1', [
-      'plexctl',
-      'exec',
-      web.id,
-      '--task',
-      'web',
-      '--',
-      'sh',
-      '-c',
-      'echo $PLEXUS_ALLOC_ID; cat /proc/net/fib_trie; exit 7',
-    ])
+    const ex = inWeb('echo $PLEXUS_ALLOC_ID; cat /proc/net/fib_trie; exit 7')
     t.equal(ex.status, 7, `plexctl exec exits with the command's status: ${ex.stderr}`)
     t.match(ex.stdout, new RegExp(`^${web.id}\\n`), "with the task's environment")
     t.ok(ex.stdout.includes(` ${address}\n`), `in its namespace (${address} is local there)`)
@@ -201,11 +240,7 @@ t.test(
     t.ok(restarted, 'the killed task runs again, 1 restart counted')
     const newPid = pidOf(c, web.id, 'web')
     t.not(newPid, webPid, 'a new process')
-    t.same(
-      pidsInNetns(inode),
-      [newPid, sidePid].sort((a, b) => a - b),
-      'in the same namespace, beside side',
-    )
+    t.same(pidsInNetns(inode), byPid(newPid, sidePid, probePid), 'in the same namespace, beside side')
     t.same(containers(), [`plx-${web.id}-side`, `plx-${web.id}-web`].sort(), 'still one container per task')
     t.equal(attaches(c, 'h1', web.id), 1, 'no second CNI ADD for a restart')
 
@@ -217,22 +252,19 @@ t.test(
       () =>
         readFileSync(join(hostDir(c, 'h1'), 'plexusd.log'), 'utf8')
           .split('\n')
-          .filter((l) => l.includes('task adopted') && l.includes(web.id)).length === 2,
+          .filter((l) => l.includes('task adopted') && l.includes(web.id)).length === 3,
       90_000,
       500,
     )
-    t.ok(adopted, 'the new agent adopted both tasks')
+    t.ok(adopted, 'the new agent adopted the three tasks')
     await new Promise((r) => setTimeout(r, 3000))
-    t.same(
-      pidsInNetns(inode),
-      [newPid, sidePid].sort((a, b) => a - b),
-      'the same processes, no second one',
-    )
+    t.same(pidsInNetns(inode), byPid(newPid, sidePid, probePid), 'the same processes, no second one')
     t.same(containers(), [`plx-${web.id}-side`, `plx-${web.id}-web`].sort(), 'no second container')
     t.equal(attaches(c, 'h1', web.id), 1, 'no second CNI ADD')
     t.equal(allocs().find((a) => a.id === web.id)?.status, 'running', 'still running')
 
-    // stop: nothing left
+    // stop: nothing left (the link target goes first: it holds an address and a veth of its own)
+    t.equal(c.rm('pmdb').status, 0, 'the link target removed')
     t.equal(c.exec('h1', ['plexctl', 'job', 'stop', 'pm']).status, 0, 'job stop')
     const gone = await eventually(
       () => allocs().length === 0 && containers().length === 0 && allocations(c, 'h1').length === 0,
@@ -242,6 +274,9 @@ t.test(
     t.ok(gone, 'no allocation record, container or address left')
     t.notOk(existsSync(`/proc/${newPid}`), 'the task process ended')
     t.notOk(existsSync(`/proc/${sidePid}`), 'the side task process ended')
+    t.notOk(existsSync(`/proc/${probePid}`), 'the exec task process ended')
+    t.same(c.plexctlJson('h1', ['link', 'ls']), [], 'its links are gone')
+    t.notMatch(c.exec('h1', ['iptables-save']).stdout, /plexus:ports\//, 'and its published port')
     t.same(pidsInNetns(inode), [], 'nothing in the namespace')
     t.same(hostVeths(c, 'h1'), [], 'no veth left')
     const state = join(hostDir(c, 'h1'), 'state/runner')

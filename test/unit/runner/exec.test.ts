@@ -113,6 +113,14 @@ t.test(
       '/etc/resolv.conf',
       "without a rootfs, over the host's path in the task's namespace",
     )
+    // a hosts file (links) is bound the same way, after the resolv.conf
+    const withHosts = taskArgv({ ...l, resolvConf: '/r', hosts: '/h' }, '/bin/server', undefined)
+    const shells = withHosts.flatMap((a, i) => (a === '/bin/sh' ? [withHosts.slice(i + 3, i + 5)] : []))
+    t.same(shells, [
+      ['/r', '/srv/root/etc/resolv.conf'],
+      ['/h', '/srv/root/etc/hosts'],
+    ])
+    t.ok(withHosts.lastIndexOf('/bin/sh') < withHosts.indexOf('/usr/bin/nsenter'), 'both before nsenter')
   },
 )
 

@@ -77,6 +77,14 @@ t.test(
     t.same(argv.slice(-6), ['--rootfs', '/srv/rootfs:O', 'httpd', '-f', '-p', '80'])
     t.same(after(argv, '--ulimit'), ['nproc=100:100'], 'no nofile when the agent could not read its own')
     t.notOk(argv.includes('--user') || argv.includes('--volume'))
+    t.same(
+      after(
+        runArgv({ ...plain, rootfs: '/srv/rootfs', hosts: '/var/lib/plexus/runner/a/hosts' }, undefined),
+        '--volume',
+      ),
+      ['/var/lib/plexus/runner/a/hosts:/etc/hosts:ro'],
+      "the allocation's hosts file (links) over /etc/hosts",
+    )
     t.same(runArgv({ ...plain, image: 'localhost/web', command: [] }, undefined).at(-1), 'localhost/web')
   },
 )
