@@ -4,6 +4,8 @@
 // on a timer; the same records give the same writes, so a pass that finds
 // nothing to do writes nothing.
 import { createHash } from 'node:crypto'
+import { canonicalJson } from '../store/record.js'
+import type { JsonValue } from '../store/types.js'
 import { groupDemand } from './placement/problem.js'
 import { place } from './placement/solver.js'
 import type { ExistingAllocation, HostView, Plan } from './placement/types.js'
@@ -15,6 +17,7 @@ import {
   resolveReschedule,
 } from './reschedule.js'
 import { type Claim, healthGate, type PassingSince, type SlotVerdict, settle, slotOf } from './settle.js'
+import type { GroupSpec } from './spec.js'
 
 export interface OwnerInput {
   self: string
@@ -141,6 +144,36 @@ function refusing(claims: Claim[], job: JobValue, hosts: HostView[]): Set<string
   return out
 }
 
+/** a group as its version of the job says, when that version is still known (the current one or its history) */
+function groupAt(job: JobValue, version: number, group: string): GroupSpec | undefined {
+  const spec = version === job.version ? job.spec : job.history?.find((h) => h.version === version)?.spec
+  return spec?.groups.find((g) => g.name === group)
+}
+
+/** what an allocation of the group runs: all of the group but how many there are and how they are updated */
+const runs = ({ count: _count, update: _update, ...rest }: GroupSpec): string =>
+  canonicalJson(rest as unknown as JsonValue)
+
+/**
+ * Nomad's in-place update: a slot held by an allocation of an older version
+ * whose group runs exactly what the job's version runs (another group
+ * changed, the count changed, or a revert went back to the spec it runs) is
+ * not replaced: its allocation is the job's version now (the owner rewrites
+ * its record), so an update never restarts what it did not change. Not for
+ * a slot with a replacement coming up (that update is under way) or on a
+ * drained host (it moves).
+ */
+function keepInPlace(job: JobValue, verdicts: Map<string, SlotVerdict>, drained: ReadonlySet<string>): void {
+  for (const v of verdicts.values()) {
+    const a = v.winner.alloc
+    if (a.jobVersion >= job.version || v.incoming || drained.has(a.host)) continue
+    const was = groupAt(job, a.jobVersion, a.group)
+    const now = groupAt(job, job.version, a.group)
+    if (was && now && runs(was) === runs(now))
+      v.winner = { ...v.winner, alloc: { ...a, jobVersion: job.version } }
+  }
+}
+
 /**
  * Slots whose allocation is to be replaced beside it: it runs an older
  * version of the job (a rolling update), or its host was drained. At most
@@ -186,6 +219,7 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
     healthGate(job, now, input.passing),
     job.version,
   )
+  if (!job.stopped) keepInPlace(job, verdicts, input.drained ?? new Set())
   const mine = new Map<string, AllocValue>()
   for (const c of claims) if (c.owners.includes(self)) mine.set(c.alloc.id, c.alloc)
   const out: OwnerPlan = { puts: [], deletes: [], verdicts, deferred: new Map() }
@@ -253,8 +287,10 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
   }
   // adopt the slots kept from records not yet under this host's prefix
   const placed = new Set(out.puts.map((a) => a.id))
+  // (and rewrite those kept in place: same allocation, the job's version)
   for (const c of keepSlots.values()) {
-    if (!mine.has(c.alloc.id) && !placed.has(c.alloc.id)) out.puts.push(recordOf(c.alloc))
+    if (mine.get(c.alloc.id)?.jobVersion !== c.alloc.jobVersion && !placed.has(c.alloc.id))
+      out.puts.push(recordOf(c.alloc))
   }
   // delete this host's records that hold no kept slot (superseded, void, unwanted, stopped)
   const keptIds = new Set([...keepSlots.values()].map((c) => c.alloc.id))

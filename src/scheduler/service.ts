@@ -6,6 +6,7 @@
 // capacity/<self>). The runner (issue 13) takes admitted allocations on.
 import { cpus, totalmem } from 'node:os'
 import type { MembersView } from '../cluster/service.js'
+import { isPlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import { PassLoop, type PassLoopStatus } from '../lib/pass-loop.js'
@@ -233,6 +234,8 @@ export class SchedulerService implements Startable {
         if (state && (!job || job.stopped || (!winners.has(c.alloc.id) && !shown))) {
           await store.delete(allocStateKey(self, state.id))
           logger.info({ alloc: state.id, job: name }, 'allocation released')
+        } else if (state && placedByOwner && c.alloc.jobVersion > state.jobVersion) {
+          await this.keptInPlace(state.id, c.alloc.jobVersion)
         }
       }
     }
@@ -252,6 +255,27 @@ export class SchedulerService implements Startable {
       )
       this.metrics.allocations.inc({ result: 'rejected' })
       logger.info({ alloc: alloc.id, reason }, 'allocation rejected')
+    }
+  }
+
+  /**
+   * The owner kept an allocation in place for a newer version of its job
+   * (owner-plan.ts keepInPlace): its state says so too, so listings and the
+   * next update see the version it now is. Read again and compare-and-set,
+   * so a runner's transition written meanwhile is not overwritten (the next
+   * pass tries again).
+   */
+  private async keptInPlace(id: string, jobVersion: number): Promise<void> {
+    const { store, peerId: self } = this.d
+    const key = allocStateKey(self, id)
+    const rec = store.get(key)
+    const state = rec && allocStateCodec.valueOf(rec)
+    if (!state || state.jobVersion >= jobVersion) return
+    try {
+      await store.put(key, allocStateCodec.encode({ ...state, jobVersion }), { cas: store.modifyIndex(key) })
+      this.d.logger.info({ alloc: id, job: state.job, jobVersion }, 'allocation kept in place')
+    } catch (err) {
+      if (!isPlexusError(err, 'PLX_STORE_CAS_FAILED')) throw err
     }
   }
 

@@ -103,6 +103,7 @@ t.test('DNS answers a job service member once its check passes; a rolling update
   t.equal(c.exec('h1', ['plexctl', 'job', 'run', file]).status, 0, 'job run: version 3, never healthy')
   const v4 = await answeredBy(4, 150_000)
   t.ok(v4.alloc, `reverted: version 4 (version 2's spec) answers (${v4.alloc?.address})`)
+  t.equal(v4.alloc?.id, v2.alloc?.id, "in place: version 2's instance, which served throughout, is version 4")
   t.equal(
     v4.empty,
     0,

@@ -252,3 +252,105 @@ t.test('autoRevert: a failed or late replacement reverts to the version it repla
     'the failing spec is the one it would go back to: stays',
   )
 })
+
+t.test('in place: an update replaces only the groups it changed', async (t) => {
+  const two = (version: number, count = 2, history: JobValue['history'] = []): JobValue => ({
+    spec: job([group('g', count, { update }), group('api', 1)], { name: 'web' }),
+    version,
+    submittedAt: 't',
+    stopped: false,
+    history,
+  })
+  const withEnv = (j: JobValue, env: string): JobValue => {
+    const [g, api] = j.spec.groups as [GroupSpec, GroupSpec]
+    const task = { ...(g.tasks[0] as GroupSpec['tasks'][0]), config: { command: ['true'], env: { V: env } } }
+    return { ...j, spec: { ...j.spec, groups: [{ ...g, tasks: [task] }, api] } }
+  }
+  const v1 = withEnv(two(1), 'a')
+  const b0 = alloc('web-api-b0', '0', 'h3', 1, { group: 'api' })
+  const states = [...running, st(b0, 'running', 1000)]
+
+  // version 2 changes g's environment only
+  const v2 = withEnv(two(2, 2, [{ version: 1, spec: v1.spec, submittedAt: 't' }]), 'b')
+  const p = plan(v2, 10_000, [a0, a1, b0], states)
+  const replacing = p.puts.filter((a) => a.replaces)
+  t.same(
+    replacing.map((a) => [a.group, a.slot, a.replaces]),
+    [['g', '0', a0.id]],
+    'g is rolled (one at a time), api is not replaced',
+  )
+  t.match(
+    p.puts.find((a) => a.id === b0.id),
+    { jobVersion: 2, host: b0.host, slot: '0' },
+    'api keeps its allocation, rewritten as version 2',
+  )
+  t.equal(p.verdicts.get('api/0')?.winner.alloc.id, b0.id)
+  t.same(p.deletes, [])
+
+  // once rewritten, the next pass leaves api alone
+  const again = plan(v2, 11_000, [a0, a1, { ...b0, jobVersion: 2 }], states)
+  t.notOk(
+    again.puts.some((a) => a.group === 'api'),
+    'nothing more to write for api',
+  )
+
+  // version 2 only scales g: nothing is replaced, one slot is added
+  const scaled = withEnv(two(2, 3, [{ version: 1, spec: v1.spec, submittedAt: 't' }]), 'a')
+  const s = plan(scaled, 10_000, [a0, a1, b0], states)
+  t.same(
+    s.puts.filter((a) => a.replaces),
+    [],
+    'a count change replaces nothing',
+  )
+  t.same(
+    s.puts.filter((a) => a.jobVersion === 2 && ![a0.id, a1.id, b0.id].includes(a.id)).map((a) => a.slot),
+    ['2'],
+    'one new slot',
+  )
+  t.same(
+    s.puts.filter((a) => [a0.id, a1.id, b0.id].includes(a.id)).map((a) => a.jobVersion),
+    [2, 2, 2],
+    'the running ones are version 2 in place',
+  )
+
+  // without the old version in the history, what it ran is unknown: replaced as before
+  const unknown = withEnv(two(2), 'a')
+  t.ok(
+    plan(unknown, 10_000, [a0, a1, b0], states).puts.some((a) => a.replaces),
+    'the old version is not in the history: rolled',
+  )
+})
+
+t.test('in place: a revert keeps the old instances that never stopped serving', async (t) => {
+  const v1 = web(1)
+  const v2spec = job(
+    [
+      group('g', 2, {
+        update,
+        tasks: [{ ...(group('g', 1).tasks[0] as GroupSpec['tasks'][0]), config: { command: ['false'] } }],
+      }),
+    ],
+    { name: 'web' },
+  )
+  const history = [
+    { version: 1, spec: v1.spec, submittedAt: 't1' },
+    { version: 2, spec: v2spec, submittedAt: 't2' },
+  ]
+  const v3: JobValue = { ...web(3), spec: v1.spec, history }
+  // version 2's replacement of slot 0 failed; the revert is version 3 with version 1's spec
+  const r0 = alloc('web-g-r0', '0', 'h3', 2, { replaces: a0.id, createdAt: 10_000 })
+  const p = plan(v3, 12_000, [r0, a1], [...running, st(r0, 'failed', 11_000)])
+  t.same(
+    p.puts.filter((a) => a.replaces),
+    [],
+    'no replacement: the version-1 instances run version 3',
+  )
+  t.same(
+    p.puts.map((a) => [a.id, a.jobVersion]).sort(),
+    [
+      [a0.id, 3],
+      [a1.id, 3],
+    ],
+    'both kept in place, rewritten as version 3',
+  )
+})
