@@ -2,6 +2,7 @@ import {
   type ClientRequest,
   request as httpRequest,
   type IncomingMessage,
+  type OutgoingHttpHeaders,
   type RequestOptions,
 } from 'node:http'
 import { request as httpsRequest } from 'node:https'
@@ -30,6 +31,11 @@ export interface RemoteTarget {
 export interface ApiClient {
   /** the unix socket, or the URL of a remote agent */
   readonly socket: string
+  /** a raw request to the agent, the token added for a remote one (plexctl ui forwards through it) */
+  forward(
+    o: { method: string; path: string; headers: OutgoingHttpHeaders },
+    onResponse: (res: IncomingMessage) => void,
+  ): ClientRequest
   call<T = unknown>(method: string, path: string, body?: unknown, opts?: { timeoutMs?: number }): Promise<T>
   /**
    * GET whose body streams (logs -f, a watch): each chunk to onData as it comes, until the agent
@@ -76,6 +82,7 @@ export function createClient(target: string | RemoteTarget): ApiClient {
   }
   return {
     socket,
+    forward: request,
     call<T>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number } = {}): Promise<T> {
       const payload = body === undefined ? undefined : JSON.stringify(body)
       return new Promise<T>((resolve, reject) => {

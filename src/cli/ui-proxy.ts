@@ -1,14 +1,17 @@
-// `plexctl ui`: a local TCP port forwarded to the agent's unix socket, so a browser can open the
-// web UI the agent serves at /ui/. The socket is root-only (mode 0600) and can attach containers,
-// so the port must not hand that to every local user or to any web page the browser visits:
+// `plexctl ui`: a local TCP port forwarded to the agent's unix socket (or, with -H, to a remote
+// agent's TCP API with the operator's token, which the browser never sees: the UI then sees and
+// does what that token's policies allow, KV included), so a browser can open the web UI the agent
+// serves at /ui/. The socket is root-only (mode 0600) and can attach containers, and a token is a
+// secret, so the port must not hand either to every local user or to any web page the browser visits:
 // - it listens on loopback only;
 // - every request carries a random token: the printed URL holds it once (?token=), the proxy
 //   trades it for an HttpOnly, SameSite=Strict cookie and redirects to the same path without it,
 //   so it stays out of the address bar and other sites' requests never carry it;
 // - the Host header must name the loopback address and port (a DNS-rebinding page sends its own name).
 import { randomBytes, timingSafeEqual } from 'node:crypto'
-import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { ApiClient } from './client.js'
 
 const COOKIE = 'plexus_ui'
 
@@ -35,8 +38,11 @@ function refuse(res: ServerResponse, status: number, error: string, message: str
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error, message }))
 }
 
-/** Starts the proxy on 127.0.0.1:port (0: any free port). */
-export async function startUiProxy(socket: string, port: number): Promise<UiProxy> {
+/** Starts the proxy on 127.0.0.1:port (0: any free port), forwarding through the client's connection to its agent. */
+export async function startUiProxy(
+  agent: Pick<ApiClient, 'socket' | 'forward'>,
+  port: number,
+): Promise<UiProxy> {
   const token = randomBytes(24).toString('base64url')
   let origin = ''
   const server = createServer((req, res) => {
@@ -58,13 +64,15 @@ export async function startUiProxy(socket: string, port: number): Promise<UiProx
       return refuse(res, 403, 'PLX_UI_BAD_TOKEN', 'no token: open the URL plexctl ui printed')
     const headers = { ...req.headers }
     delete headers.cookie
-    const upstream = request({ socketPath: socket, method: req.method, path: req.url, headers }, (up) => {
+    // the agent's own host name for a remote one (its TLS name), not this port's
+    delete headers.host
+    const upstream = agent.forward({ method: req.method ?? 'GET', path: req.url ?? '/', headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers)
       up.pipe(res)
     })
     upstream.on('error', (err) => {
       if (!res.headersSent)
-        refuse(res, 502, 'PLX_UI_UNREACHABLE', `cannot reach plexusd at ${socket}: ${err.message}`)
+        refuse(res, 502, 'PLX_UI_UNREACHABLE', `cannot reach plexusd at ${agent.socket}: ${err.message}`)
       else res.destroy()
     })
     // a closed browser tab ends the agent-side request too (an event stream would otherwise stay open)

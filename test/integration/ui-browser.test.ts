@@ -3,7 +3,8 @@
 // - a 3-host fixture cluster behind `plexctl ui`: the map and table show 3 hosts with their
 //   subnets, a click on the map opens a host's details, a container attached with `cluster run`
 //   appears without a reload, a job's allocation shows its state, a KV edit made in the UI is
-//   read back on another host with `plexctl kv get`;
+//   read back on another host with `plexctl kv get`, a trace between containers on two hosts is
+//   drawn, and with an FDB entry deleted by hand its broken hop is marked;
 // - 1,000 hosts from a stub API (replies in the contract's shapes, the watch stream included):
 //   first render and pan/zoom frame times measured, a dropped watch stream shown and resumed.
 // Every view is screenshotted into dist/ui-screenshots/ (src/ui/README.md), checked with axe-core
@@ -18,11 +19,12 @@ import { type Browser, chromium, type Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { loadCluster } from '../../netns-fixtures/lib/state.js'
 import { loadUiFiles } from '../../src/api/routes/ui.js'
-import { eventually, PLEXCTL, REPO, upCluster } from '../helpers/fixture.js'
+import { eventually, PLEXCTL, REPO, run, upCluster } from '../helpers/fixture.js'
+import { hostNs } from './cni/plugin.js'
 
 const SHOTS = join(REPO, 'dist/ui-screenshots')
 const AXE = join(REPO, 'node_modules/axe-core/axe.min.js')
-const VIEWS = ['map', 'hosts', 'services', 'containers', 'jobs', 'kv'] as const
+const VIEWS = ['map', 'hosts', 'services', 'containers', 'jobs', 'kv', 'trace'] as const
 
 interface AxeResult {
   violations: { id: string; impact: string | null; nodes: { target: string[] }[] }[]
@@ -210,6 +212,52 @@ t.test('the UI against a 3-host cluster, and at 1,000 hosts', { timeout: 300_000
     )
     t.match(read, /"by": ?"the web UI"/, 'plexctl kv get on h3 reads the value written in the UI')
     await page.waitForSelector('.keys button:text-is("ui/edited")', { timeout: 5_000 })
+
+    // trace: uictr on h1 to a container on h2, drawn hop by hop; then with h1's FDB entry for h2
+    // deleted by hand the broken hop is marked (the datapath repairs it within its interval: delete
+    // again and retrace if it won the race)
+    t.equal(c.run('h2', 'uictr2', ['sleep', '600']).status, 0, 'a container on h2')
+    await view(page, 'trace')
+    await page.waitForSelector('select[name="dst"] option:text-is("uictr2")', {
+      state: 'attached',
+      timeout: 10_000,
+    })
+    await page.selectOption('select[name="src"]', 'uictr')
+    await page.selectOption('select[name="dst"]', 'uictr2')
+    // the reply, then the page's next frame: what the list shows is this trace's
+    const traced = async () => {
+      await Promise.all([
+        page.waitForResponse((r) => r.url().endsWith('/v1/trace'), { timeout: 15_000 }),
+        page.click('form.trace-form button[type="submit"]'),
+      ])
+      await page.waitForSelector('form.trace-form button:text-is("Trace")', { timeout: 5_000 })
+    }
+    await traced()
+    t.equal(await page.getAttribute('.trace-result', 'data-ok'), 'true', 'the trace reaches uictr2')
+    t.ok((await page.locator('ol.hops li').count()) >= 4, 'hops listed')
+    t.ok((await page.locator('svg.trace-path g.node').count()) >= 4, 'and drawn')
+    // straight into h1's namespace (no fixture CLI start): the datapath repairs the entry within its interval
+    const inH1 = (cmd: string[]) => run('ip', ['netns', 'exec', hostNs(c, 'h1'), ...cmd])
+    const fdb = () => inH1(['bridge', 'fdb', 'show', 'dev', 'plexus.1']).stdout
+    const h2ip = state?.hosts.find((h) => h.name === 'h2')?.ip
+    t.match(fdb(), `dst ${h2ip}`, 'h1 has an FDB entry for h2')
+    let marked: string | null = null
+    for (let i = 0; i < 5 && marked !== 'vxlan-fdb'; i++) {
+      const line = fdb()
+        .split('\n')
+        // h2's VTEP, not the all-zeros entry that floods to it
+        .find((l) => l.includes(`dst ${h2ip} `) && !l.startsWith('00:00:00:00:00:00'))
+      if (line)
+        inH1(['bridge', 'fdb', 'del', line.split(' ')[0] as string, 'dev', 'plexus.1', 'dst', h2ip as string])
+      await traced()
+      const li = page.locator('ol.hops li.hop-broken')
+      marked = (await li.count()) ? await li.getAttribute('data-component') : null
+    }
+    t.equal(marked, 'vxlan-fdb', 'FDB deleted: the broken hop is marked, and it is the FDB')
+    t.match(await page.locator('ol.hops li.hop-broken').textContent(), /broken: h1 vxlan-fdb/)
+    t.equal(await page.locator('svg.trace-path g.node-broken').count(), 1, 'one broken node drawn')
+    mkdirSync(SHOTS, { recursive: true })
+    await page.screenshot({ path: join(SHOTS, 'cluster-trace-broken.png'), fullPage: true })
 
     const checksStart = Date.now()
     await everyView(t, page, 'cluster')

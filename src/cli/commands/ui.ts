@@ -13,13 +13,15 @@ function portNumber(text: string): number {
 export const registerUi: RegisterCommand = (program, ctx) => {
   program
     .command('ui')
-    .description('open the web UI: a loopback port forwarded to the agent socket (runs until interrupted)')
+    .description(
+      'open the web UI: a loopback port forwarded to the agent socket, or with -H to a remote agent with its token (runs until interrupted)',
+    )
     .option('-p, --port <n>', 'local TCP port (0: any free port)', portNumber, 0)
     .action(async (opts: { port: number }) => {
       const client = ctx.client()
       // fail now, with plexctl's usual message, rather than in the browser
       const self = await client.call<StatusReply>('GET', '/v1/status')
-      const proxy = await startUiProxy(client.socket, opts.port)
+      const proxy = await startUiProxy(client, opts.port)
       ctx.print(`Plexus UI of ${self.name}: ${proxy.url}\n`)
       await new Promise<void>((resolve) => {
         const stop = () => {

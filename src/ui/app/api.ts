@@ -1,35 +1,28 @@
 // The UI's reads and writes: same-origin fetches of the agent's /v1 routes (the page is served by
 // the agent, or by `plexctl ui` in front of it), and the watch stream for live updates.
+import type { TraceReply, TraceRequest } from '../../api/contract/diag.js'
 import type { EndpointsReply } from '../../api/contract/endpoints.js'
 import type { Host, HostsReply } from '../../api/contract/hosts.js'
 import type { AllocLine, JobLine } from '../../api/contract/jobs.js'
 import type { KvEntry } from '../../api/contract/kv.js'
+import type { ServiceDetail, ServiceMember, ServiceSummary } from '../../api/contract/services.js'
 import type { StatusReply } from '../../api/contract/status.js'
 import type { SubnetsReply } from '../../api/contract/subnets.js'
 
-export type { AllocLine, Host, JobLine, KvEntry, StatusReply, SubnetsReply }
+export type {
+  AllocLine,
+  Host,
+  JobLine,
+  KvEntry,
+  ServiceMember,
+  ServiceSummary,
+  StatusReply,
+  SubnetsReply,
+  TraceReply,
+  TraceRequest,
+}
 export type Endpoint = EndpointsReply['endpoints'][number]
 
-// Routes not yet in src/api/contract (issue 11, item 5): their replies as the routes build them.
-export interface ServiceSummary {
-  name: string
-  defined: boolean
-  tags: string[]
-  ports: { name?: string; port: number; protocol: string }[]
-  checks?: unknown[]
-  healthy: number
-  total: number
-  hosts: { host: string; healthy: number; total: number }[]
-}
-export interface ServiceMember {
-  endpointKey: string
-  host: string
-  name: string
-  ipv4: string
-  healthy: boolean
-  checks: string[]
-  ports: { name?: string; port: number; protocol: string }[]
-}
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -63,8 +56,7 @@ export const api = {
   subnets: () => call<SubnetsReply>('GET', '/v1/subnets'),
   endpoints: async () => (await call<EndpointsReply>('GET', '/v1/endpoints')).endpoints,
   services: () => call<ServiceSummary[]>('GET', '/v1/services'),
-  service: (name: string) =>
-    call<ServiceSummary & { endpoints: ServiceMember[] }>('GET', `/v1/services/${encodeURIComponent(name)}`),
+  service: (name: string) => call<ServiceDetail>('GET', `/v1/services/${encodeURIComponent(name)}`),
   jobs: () => call<JobLine[]>('GET', '/v1/jobs'),
   allocs: () => call<AllocLine[]>('GET', '/v1/allocs'),
   kvKeys: () => call<string[]>('GET', '/v1/kv/?keys'),
@@ -73,6 +65,8 @@ export const api = {
   kvPut: (key: string, value: unknown, cas: number) =>
     call<KvEntry>('PUT', `${kvPath(key)}?cas=${cas}`, value),
   kvDelete: (key: string, cas: number) => call<{ deleted: number }>('DELETE', `${kvPath(key)}?cas=${cas}`),
+  /** hop by hop through both hosts' kernels (plexctl trace) */
+  trace: (req: TraceRequest) => call<TraceReply>('POST', '/v1/trace', req),
 }
 
 /** the store's change counter now (X-Plexus-Index of a KV read): where the watch stream starts */

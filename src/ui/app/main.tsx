@@ -18,6 +18,7 @@ import {
 import { KvView } from './kv.js'
 import { ClusterMap } from './map.js'
 import { ContainersView, HostDetails, HostsTable, JobsView, ServicesView } from './tables.js'
+import { TraceView } from './trace.js'
 
 interface Data {
   hosts: Host[]
@@ -41,6 +42,7 @@ const VIEWS = [
   ['containers', 'Containers'],
   ['jobs', 'Jobs'],
   ['kv', 'KV'],
+  ['trace', 'Trace'],
 ] as const
 type ViewName = (typeof VIEWS)[number][0]
 
@@ -207,6 +209,7 @@ function App() {
         {view === 'containers' && <ContainersView endpoints={data.endpoints} />}
         {view === 'jobs' && <JobsView jobs={data.jobs} allocs={data.allocs} />}
         {view === 'kv' && <KvView keys={data.kv} version={version} />}
+        {view === 'trace' && <TraceView endpoints={data.endpoints} />}
       </main>
     </>
   )

@@ -3,6 +3,7 @@ import { createServer, request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { createClient } from '../../../src/cli/client.js'
 import { startUiProxy } from '../../../src/cli/ui-proxy.js'
 
 interface Reply {
@@ -23,16 +24,29 @@ function get(port: number, path: string, headers: Record<string, string> = {}): 
   })
 }
 
-/** a stand-in agent on a unix socket that echoes what it was asked, and the proxy in front */
-async function setup(t: { teardown(fn: () => unknown): void }) {
+/**
+ * a stand-in agent that echoes what it was asked, on a unix socket (or, remote, on a loopback TCP
+ * port reached with a token), and the proxy in front
+ */
+async function setup(t: { teardown(fn: () => unknown): void }, remote?: { token: string }) {
   const dir = mkdtempSync(join(tmpdir(), 'plexus-ui-proxy-'))
   const socket = join(dir, 'api.sock')
   const agent = createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' })
-    res.end(JSON.stringify({ path: req.url, cookie: req.headers.cookie ?? null }))
+    const { cookie, authorization } = req.headers
+    res.end(JSON.stringify({ path: req.url, cookie: cookie ?? null, authorization: authorization ?? null }))
   })
-  await new Promise<void>((resolve) => agent.listen(socket, resolve))
-  const proxy = await startUiProxy(socket, 0)
+  await new Promise<void>((resolve) =>
+    remote ? agent.listen(0, '127.0.0.1', resolve) : agent.listen(socket, resolve),
+  )
+  const at = agent.address()
+  const client = remote
+    ? createClient({
+        url: new URL(`http://127.0.0.1:${typeof at === 'object' && at ? at.port : 0}`),
+        token: remote.token,
+      })
+    : createClient(socket)
+  const proxy = await startUiProxy(client, 0)
   t.teardown(async () => {
     proxy.server.closeAllConnections()
     await new Promise((r) => proxy.server.close(r))
@@ -55,7 +69,24 @@ t.test('the printed URL trades its token for a cookie; with it requests reach th
   t.match(String(first.headers['set-cookie']), /HttpOnly; SameSite=Strict/)
   const through = await get(port, '/v1/hosts', { host, cookie })
   t.equal(through.status, 200)
-  t.same(JSON.parse(through.body), { path: '/v1/hosts', cookie: null }, 'forwarded, without our cookie')
+  t.same(
+    JSON.parse(through.body),
+    { path: '/v1/hosts', cookie: null, authorization: null },
+    'forwarded, without our cookie',
+  )
+})
+
+t.test('plexctl -H: a remote agent gets the operator token, the browser never holds it', async (t) => {
+  const { port, host, token } = await setup(t, { token: 'plx_secret' })
+  const first = await get(port, `/ui/?token=${token}`, { host })
+  const cookie = String(first.headers['set-cookie']).split(';')[0] as string
+  t.notMatch(JSON.stringify(first.headers), /plx_secret/, 'not in what the browser is sent')
+  const through = await get(port, '/v1/kv/app/x', { host, cookie })
+  t.same(
+    JSON.parse(through.body),
+    { path: '/v1/kv/app/x', cookie: null, authorization: 'Bearer plx_secret' },
+    'forwarded with the token, without our cookie',
+  )
 })
 
 t.test('no token, a wrong token or a foreign Host header are refused before the socket', async (t) => {
