@@ -2,12 +2,15 @@
 // host's namespace: no token → 401, a read-only token → reads pass and writes
 // get 403 naming the rule, a write token writes, policies stay on the unix
 // socket, plain HTTP and an untrusted server are refused, a deleted token is
-// refused. The certificates come from `plexctl tls init`.
+// refused; `plexctl -H … ui` serves the web UI of h1 on h2's loopback with the
+// token's rights, never handing the token to the browser. The certificates come
+// from `plexctl tls init`.
+import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { UNDERLAY_PREFIX } from '../../netns-fixtures/lib/state.js'
+import { hostNs, UNDERLAY_PREFIX } from '../../netns-fixtures/lib/state.js'
 import { eventually, PLEXCTL, run, upCluster } from '../helpers/fixture.js'
 
 t.setTimeout(300_000)
@@ -102,6 +105,73 @@ t.test('plexctl -H https://… with tokens', async (t) => {
   const untrusted = remote(['kv', 'get', 'config/app/x'], { token: ro, ca: false })
   t.equal(untrusted.status, 1, 'a server certificate from an unknown CA is refused by the client')
   t.match(untrusted.stderr, /certificate/)
+
+  // the web UI of h1 through plexctl ui on h2 with the read-only token: a browser (curl with a
+  // cookie jar) reads with the token's rights, is refused a write naming the rule, and never sees the token
+  const ns = hostNs(c.name, 'h2')
+  const ui = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns,
+      PLEXCTL,
+      '-H',
+      `https://${H1}:${PORT}`,
+      '--ca-file',
+      join(dir, 'ca.pem'),
+      '--token-file',
+      ro,
+      'ui',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  t.teardown(() => ui.kill('SIGTERM'))
+  const url = await new Promise<string | undefined>((resolve) => {
+    let out = ''
+    ui.stdout.on('data', (b: Buffer) => {
+      out += b
+      const m = /(http:\/\/127\.0\.0\.1:\d+\/ui\/\?token=\S+)/.exec(out)
+      if (m) resolve(m[1])
+    })
+    ui.once('exit', () => resolve(undefined))
+  })
+  t.ok(url, `plexctl -H … ui printed ${url}`)
+  const jar = join(dir, 'jar')
+  const browser = (path: string, ...extra: string[]) =>
+    run('ip', [
+      'netns',
+      'exec',
+      ns,
+      'curl',
+      '-s',
+      '-b',
+      jar,
+      '-c',
+      jar,
+      '-D',
+      '-',
+      ...extra,
+      new URL(path, url).href,
+    ])
+  const page = browser(url as string, '-L')
+  t.match(page.stdout, /<div id="app">/, 'the UI page, served by h1 over TLS with the token')
+  t.notMatch(page.stdout, /plx_/, 'no token in what the browser gets')
+  t.match(browser('/v1/kv/config/app/x').stdout, /"value":\s*1/, 'a KV read with the token')
+  const denied = browser(
+    '/v1/kv/config/app/z',
+    '-X',
+    'PUT',
+    '-H',
+    'content-type: application/json',
+    '--data',
+    '3',
+  )
+  t.match(
+    denied.stdout,
+    /403[\s\S]*PLX_ACL_DENIED[\s\S]*policy \\?"reader\\?"/,
+    'a KV write the token may not: 403 naming the rule',
+  )
 
   t.equal(c.exec('h1', ['plexctl', 'acl', 'token', 'rm', 'ro']).status, 0)
   t.match(remote(['kv', 'get', 'config/app/x'], { token: ro }).stderr, /PLX_API_BAD_TOKEN/, 'a deleted token')
