@@ -25,6 +25,7 @@ import { BRIDGE_NAME, type Provided, type RuleProvider } from './model.js'
 import { Netlink } from './netlink.js'
 import type { OriginSources } from './origins.js'
 import { type DatapathStatus, type InputSource, type PassInput, Reconciler } from './reconciler.js'
+import { type HostSockets, hostSockets } from './sockets.js'
 
 export interface DatapathComponent {
   status(): DatapathStatus
@@ -60,6 +61,8 @@ export interface DatapathComponents {
 }
 
 export class DatapathService implements Startable, DatapathComponent {
+  /** the host's socket table, for port admission (src/ports): only the datapath reads the kernel */
+  readonly sockets: HostSockets = hostSockets
   private readonly unwatch: (() => void)[] = []
   private published?: string
   private readonly reconciler: Reconciler

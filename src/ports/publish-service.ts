@@ -9,6 +9,7 @@
 
 import { checkSpec } from '../datapath/firewall/model.js'
 import { BRIDGE_NAME } from '../datapath/model.js'
+import type { HostSockets } from '../datapath/sockets.js'
 import { parseLease } from '../ipam/leases.js'
 import type { LeaseComponent } from '../ipam/manager.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
@@ -24,9 +25,9 @@ import {
   type Store,
   type StoreRecord,
 } from '../store/types.js'
-import { describeSocketHolder, hostAddresses, hostSockets } from './host.js'
+import { hostAddresses } from './host.js'
 import { type PortsMetrics, portsMetrics, publishedPortsGauge } from './metrics.js'
-import type { PortsConfig } from './publish.js'
+import type { HeldPort, PortsConfig } from './publish.js'
 import {
   checkRange,
   conflictError,
@@ -54,8 +55,11 @@ export interface PortComponents {
   peerId: string
   store: Store
   lease: Pick<LeaseComponent, 'current'>
-  /** the datapath's pass loop: a mapping the API wrote is answered once its rules are in the kernel */
-  datapath: { converged(index: number): Promise<void> }
+  /**
+   * The datapath: its pass loop (a mapping the API wrote is answered once its
+   * rules are in the kernel) and the host's socket table admission reads.
+   */
+  datapath: { converged(index: number): Promise<void>; sockets: HostSockets }
 }
 
 export interface UnpublishRequest {
@@ -155,13 +159,16 @@ export class PortService implements Startable {
     const asked = validatePublish(requests, hostAddresses())
     const others = heldByEndpoints(this.localEndpoints(), key)
     const own = heldByEndpoints([{ key: '', value: { ...value, published: kept } }])
-    const plan = planPublish(asked, [...others, ...own, ...(await hostSockets())], this.range)
+    const host = (await this.c.datapath.sockets.bound()).map(
+      (b): HeldPort => ({ ...b, holder: { kind: 'process' } }),
+    )
+    const plan = planPublish(asked, [...others, ...own, ...host], this.range)
     if ('exhausted' in plan) throw exhaustedError(plan.exhausted, this.range)
     if ('conflict' in plan) {
       const { port, held } = plan.conflict
       this.metrics.conflicts.inc()
       if (held.holder.kind === 'process')
-        held.holder.description = await describeSocketHolder(port.hostPort, port.protocol)
+        held.holder.description = await this.c.datapath.sockets.holder(port.hostPort, port.protocol)
       throw conflictError(port, held)
     }
     const admitted = { ...value, published: [...kept, ...plan.ok] }

@@ -3,7 +3,6 @@ import { renderRule as iptRule } from '../../../src/datapath/firewall/iptables.j
 import { checkSpec, clusterSection, rulesOf } from '../../../src/datapath/firewall/model.js'
 import { renderRule as nftRule } from '../../../src/datapath/firewall/nftables.js'
 import { parseNetworkConfig } from '../../../src/ipam/config.js'
-import { parseProcNet, parseSsUsers } from '../../../src/ports/host.js'
 import {
   checkRange,
   conflictError,
@@ -340,32 +339,4 @@ t.test('portRows lists every published port with the host address clients use', 
       ['h2', '127.0.0.1:53', 'dns', 53, 'udp', false],
     ],
   )
-})
-
-t.test('parseProcNet reads listeners and bound UDP sockets', async (t) => {
-  const tcp = [
-    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
-    '   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0',
-    '   1: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0',
-    '   2: 0B0200C0:A000 0C0200C0:0016 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0',
-  ].join('\n')
-  t.same(parseProcNet(tcp, 'tcp'), [
-    { hostPort: 8080, protocol: 'tcp', hostIp: '127.0.0.1', holder: { kind: 'process' } },
-    { hostPort: 80, protocol: 'tcp', holder: { kind: 'process' } },
-  ])
-  const udp6 = [
-    '  sl  local_address                         remote_address                        st',
-    '   0: 00000000000000000000000000000000:0035 00000000000000000000000000000000:0000 07',
-    '   1: 0000000000000000FFFF00000B0200C0:1388 00000000000000000000000000000000:0000 07',
-    '   2: 00000000000000000000000001000000:1389 00000000000000000000000000000000:0000 07',
-  ].join('\n')
-  t.same(parseProcNet(udp6, 'udp'), [
-    { hostPort: 53, protocol: 'udp', holder: { kind: 'process' } },
-    { hostPort: 5000, protocol: 'udp', hostIp: '192.0.2.11', holder: { kind: 'process' } },
-  ])
-  t.equal(
-    parseSsUsers('LISTEN 0 5 0.0.0.0:9000 0.0.0.0:* users:(("busybox",pid=4242,fd=3))\n'),
-    'process "busybox" (pid 4242)',
-  )
-  t.equal(parseSsUsers(''), undefined)
 })

@@ -7,6 +7,7 @@ import type { AgentComponents } from '../../../src/agent/components.js'
 import { defaultConfig } from '../../../src/agent/config.js'
 import { buildApp } from '../../../src/api/app.js'
 import type { Section } from '../../../src/datapath/firewall/model.js'
+import { hostSockets } from '../../../src/datapath/sockets.js'
 import { PlexusError } from '../../../src/lib/errors.js'
 import { publishedPortRules } from '../../../src/ports/publish.js'
 import { PortService } from '../../../src/ports/publish-service.js'
@@ -32,6 +33,7 @@ async function setup(t: Test) {
     )
   const datapath = {
     fail: false,
+    sockets: hostSockets,
     async converged(_index: number) {
       if (datapath.fail) throw new PlexusError('PLX_FIREWALL_FAILED', 'firewall rules not applied: boom')
       pass()
