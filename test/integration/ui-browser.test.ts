@@ -259,6 +259,22 @@ t.test('the UI against a 3-host cluster, and at 1,000 hosts', { timeout: 300_000
     mkdirSync(SHOTS, { recursive: true })
     await page.screenshot({ path: join(SHOTS, 'cluster-trace-broken.png'), fullPage: true })
 
+    // a link made on h1 shows on the containers view of h1's UI, pointing at where the target is
+    t.equal(
+      c.exec('h1', ['plexctl', 'link', 'add', 'uictr', '--to', 'uictr2:peer']).status,
+      0,
+      'plexctl link add',
+    )
+    await view(page, 'kv')
+    await view(page, 'containers')
+    await page.waitForSelector(
+      'main table tbody tr:has(th:text-is("uictr")) td:has-text("peer → uictr2 (10.")',
+      {
+        timeout: 5_000,
+      },
+    )
+    t.pass('the link shows with the address it resolves to')
+
     const checksStart = Date.now()
     await everyView(t, page, 'cluster')
     t.comment(`screenshots and axe of 6 views in ${((Date.now() - checksStart) / 1000).toFixed(1)} s`)
@@ -442,6 +458,7 @@ async function stubApi(t: { teardown(fn: () => unknown): void }, n: number) {
       self: { peerId: 'p0', state: 'held', since: '' },
     }),
     '/v1/endpoints': () => ({ endpoints: [] }),
+    '/v1/links': () => [],
     '/v1/services': () => [],
     '/v1/jobs': () => [],
     '/v1/allocs': () => [],

@@ -5,6 +5,7 @@ import type { EndpointsReply } from '../../api/contract/endpoints.js'
 import type { Host, HostsReply } from '../../api/contract/hosts.js'
 import type { AllocLine, JobLine } from '../../api/contract/jobs.js'
 import type { KvEntry } from '../../api/contract/kv.js'
+import type { Link } from '../../api/contract/links.js'
 import type { ServiceDetail, ServiceMember, ServiceSummary } from '../../api/contract/services.js'
 import type { StatusReply } from '../../api/contract/status.js'
 import type { SubnetsReply } from '../../api/contract/subnets.js'
@@ -14,6 +15,7 @@ export type {
   Host,
   JobLine,
   KvEntry,
+  Link,
   ServiceMember,
   ServiceSummary,
   StatusReply,
@@ -59,6 +61,8 @@ export const api = {
   service: (name: string) => call<ServiceDetail>('GET', `/v1/services/${encodeURIComponent(name)}`),
   jobs: () => call<JobLine[]>('GET', '/v1/jobs'),
   allocs: () => call<AllocLine[]>('GET', '/v1/allocs'),
+  /** this agent's links (Docker-style, `plexctl link` and job tasks'), with where each points now */
+  links: () => call<Link[]>('GET', '/v1/links'),
   kvKeys: () => call<string[]>('GET', '/v1/kv/?keys'),
   kvGet: (key: string) => call<KvEntry>('GET', kvPath(key)),
   /** written only if the key is still at `cas` (0: only if absent), so two editors cannot overwrite each other */

@@ -9,6 +9,7 @@ import {
   type Endpoint,
   type Host,
   type JobLine,
+  type Link,
   type ServiceSummary,
   type StatusReply,
   type SubnetsReply,
@@ -24,13 +25,14 @@ interface Data {
   hosts: Host[]
   subnets?: SubnetsReply
   endpoints: Endpoint[]
+  links: Link[]
   services: ServiceSummary[]
   jobs: JobLine[]
   allocs: AllocLine[]
   kv: string[]
 }
 
-const EMPTY: Data = { hosts: [], endpoints: [], services: [], jobs: [], allocs: [], kv: [] }
+const EMPTY: Data = { hosts: [], endpoints: [], links: [], services: [], jobs: [], allocs: [], kv: [] }
 
 /** re-reads are batched: a burst of changes (a job of 50 allocations) costs one read per resource */
 const BATCH_MS = 100
@@ -62,6 +64,8 @@ async function read(r: Resource): Promise<Partial<Data>> {
       return { subnets: await api.subnets() }
     case 'endpoints':
       return { endpoints: await api.endpoints() }
+    case 'links':
+      return { links: await api.links() }
     case 'services':
       return { services: await api.services() }
     case 'jobs':
@@ -133,6 +137,12 @@ function App() {
       removeEventListener('hashchange', onHash)
     }
   }, [])
+
+  // links are the agent's own state, not store records, so no change event names them: opening
+  // the containers view reads them again (plexctl link made since the last endpoint change shows)
+  useEffect(() => {
+    if (view === 'containers') void refresh(['links'])
+  }, [view])
 
   const subnetOf = useMemo(() => {
     const byPeer = new Map((data.subnets?.leases ?? []).map((l) => [l.peerId, l.subnet]))
@@ -206,7 +216,7 @@ function App() {
           </>
         )}
         {view === 'services' && <ServicesView services={data.services} version={version} />}
-        {view === 'containers' && <ContainersView endpoints={data.endpoints} />}
+        {view === 'containers' && <ContainersView endpoints={data.endpoints} links={data.links} />}
         {view === 'jobs' && <JobsView jobs={data.jobs} allocs={data.allocs} />}
         {view === 'kv' && <KvView keys={data.kv} version={version} />}
         {view === 'trace' && <TraceView endpoints={data.endpoints} />}

@@ -9,6 +9,7 @@ import {
   type Endpoint,
   type Host,
   type JobLine,
+  type Link,
   type ServiceMember,
   type ServiceSummary,
 } from './api.js'
@@ -197,11 +198,20 @@ export function ServicesView({ services, version }: { services: ServiceSummary[]
   )
 }
 
-export function ContainersView({ endpoints }: { endpoints: Endpoint[] }) {
+/** a container's links as `alias → target (address)`; links live on the container's own host, so only this agent's show */
+function linkText(links: Link[], e: Endpoint): string {
+  if (!e.local) return ''
+  return links
+    .filter((l) => l.container === e.name)
+    .map((l) => `${l.alias} → ${l.target}${l.resolved ? ` (${l.resolved.ipv4})` : ' (not found)'}`)
+    .join(', ')
+}
+
+export function ContainersView({ endpoints, links }: { endpoints: Endpoint[]; links: Link[] }) {
   return (
     <DataTable
-      caption={`${endpoints.length} container endpoints`}
-      columns={['container', 'host', 'address', 'interface', 'service', 'ports', 'published']}
+      caption={`${endpoints.length} container endpoints (links: this host's containers)`}
+      columns={['container', 'host', 'address', 'interface', 'service', 'ports', 'published', 'links']}
       rows={endpoints}
       rowKey={(e) => e.key}
       cells={(e) => [
@@ -214,6 +224,7 @@ export function ContainersView({ endpoints }: { endpoints: Endpoint[] }) {
         (e.published ?? [])
           .map((p) => `${p.hostIp ?? '*'}:${p.hostPort} → ${p.containerPort}/${p.protocol ?? 'tcp'}`)
           .join(', '),
+        linkText(links, e),
       ]}
     />
   )

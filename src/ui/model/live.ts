@@ -2,12 +2,13 @@
 // src/store/types.ts), so an event from the watch stream re-reads only those. Pure; unit-tested.
 
 /** a resource the UI reads with one GET */
-export type Resource = 'hosts' | 'subnets' | 'endpoints' | 'services' | 'jobs' | 'allocs' | 'kv'
+export type Resource = 'hosts' | 'subnets' | 'endpoints' | 'links' | 'services' | 'jobs' | 'allocs' | 'kv'
 
 export const RESOURCES: readonly Resource[] = [
   'hosts',
   'subnets',
   'endpoints',
+  'links',
   'services',
   'jobs',
   'allocs',
@@ -19,7 +20,8 @@ const BY_PREFIX: [string, Resource[]][] = [
   ['config/labels/', ['hosts']],
   ['config/drain/', ['hosts']],
   ['leases/', ['subnets', 'hosts']],
-  ['endpoints/', ['endpoints', 'services']],
+  // links are this agent's own state, not records: they are re-read when an endpoint they may point at changes
+  ['endpoints/', ['endpoints', 'links', 'services']],
   ['registrations/', ['services']],
   ['health/', ['services']],
   ['services/', ['services']],

@@ -5,7 +5,7 @@ import { rttColour, rttRange, zoneOf } from '../../../src/ui/model/rtt.js'
 t.test('a store change re-reads the views its key feeds, and the KV browser', async (t) => {
   t.same([...touched('nodes/12D3KooWabc')].sort(), ['hosts', 'kv'])
   t.same([...touched('leases/12D3KooWabc')].sort(), ['hosts', 'kv', 'subnets'])
-  t.same([...touched('endpoints/p/c1/eth0')].sort(), ['endpoints', 'kv', 'services'])
+  t.same([...touched('endpoints/p/c1/eth0')].sort(), ['endpoints', 'kv', 'links', 'services'])
   t.same([...touched('allocstate/p/web-1')].sort(), ['allocs', 'jobs', 'kv'])
   t.same([...touched('config/drain/h1')].sort(), ['hosts', 'kv'])
   t.same([...touched('app/some/key')], ['kv'])
