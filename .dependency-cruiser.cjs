@@ -45,6 +45,14 @@ module.exports = {
     floor('diag', ['api', 'cli']),
     floor('api', ['cli']),
     {
+      name: 'kernel-effects-in-the-datapath',
+      comment:
+        'the datapath owns every kernel effect (veths, the container side, sysctls, the socket table): endpoints/ and ports/ reach the kernel only through the interfaces it hands them (attach.ts, sockets.ts), never through netlink themselves',
+      severity: 'error',
+      from: { path: '^src/(endpoints|ports)/' },
+      to: { path: '^(src/datapath/(netlink|kernel)\\.ts$|src/lib/sock-diag\\.ts$|node_modules/netlink/)' },
+    },
+    {
       name: 'api-contract-stands-alone',
       comment: 'src/api/contract is what plexctl, the CNI plugin and the UI import: TypeBox schemas only, no agent code behind them (the record shapes it shows come from src/store/schemas.ts, schemas only too)',
       severity: 'error',
@@ -95,6 +103,7 @@ module.exports = {
     doNotFollow: { path: 'node_modules' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
-    exclude: { path: '^(dist|node_modules)/' },
+    // npm packages are left out, but for netlink: kernel-effects-in-the-datapath names it
+    exclude: { path: '^(dist|node_modules/(?!netlink/))' },
   },
 }

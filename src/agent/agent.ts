@@ -98,6 +98,8 @@ export class Agent {
       const endpoints = new EndpointService({
         ...this.components,
         lease: ipam.lease,
+        // its kernel side (veths, the container's interface) is the datapath's
+        datapath,
         addresses: ipam.addresses,
         spoolDirs: [config.api.socket, ...config.api.extraSockets].map(spoolDirOf),
         // started below, before the API takes an ADD

@@ -14,6 +14,7 @@ import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import { ENDPOINT_PREFIX, LEASE_PREFIX, type ReadableStore, type StoreRecord } from '../store/types.js'
+import { ContainerAttacher } from './attach.js'
 import { backendFor } from './backend/index.js'
 import { WireguardDriver } from './backend/wireguard/device.js'
 import type { DatapathConfig } from './config.js'
@@ -63,6 +64,8 @@ export interface DatapathComponents {
 export class DatapathService implements Startable, DatapathComponent {
   /** the host's socket table, for port admission (src/ports): only the datapath reads the kernel */
   readonly sockets: HostSockets = hostSockets
+  /** the kernel side of CNI attachments (src/endpoints), on a netlink socket of its own as before */
+  readonly attachments = new ContainerAttacher(Netlink.open(), () => this.ensureBridge())
   private readonly unwatch: (() => void)[] = []
   private published?: string
   private readonly reconciler: Reconciler
@@ -263,6 +266,7 @@ export class DatapathService implements Startable, DatapathComponent {
     this.wireguard.close()
     // Devices, routes and rules stay: traffic keeps flowing across an agent restart. `plexusd --cleanup` removes them.
     this.nl.close()
+    this.attachments.close()
   }
 
   status(): DatapathStatus {

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto'
 import type { Attachment, AttachRequest } from '../../cni/lib/agent-api.js'
 import { CniCode } from '../../cni/lib/errors.js'
 import type { CniDns } from '../../cni/lib/result.js'
+import type { AttachmentObservation } from '../datapath/attach.js'
 import { isPlexusError, PlexusError } from '../lib/errors.js'
 import { normalizeChecks } from '../store/checks.js'
 import type { EndpointValue } from '../store/records.js'
@@ -119,19 +120,8 @@ export function buildEndpoint(
 }
 
 /** What CHECK found in the kernel (undefined where something is missing). */
-export interface Observed {
-  hostVeth?: { up: boolean; master?: number; mtu: number; mac?: string }
-  bridgeIndex?: number
-  container?: {
-    up: boolean
-    mtu: number
-    mac?: string
-    addresses: string[]
-    defaultGateways: string[]
-    /** a default route through another interface (which then owns the default) */
-    otherDefault?: boolean
-  }
-}
+/** An attachment as the kernel has it, read by the datapath (src/datapath/attach.ts). */
+export type Observed = AttachmentObservation
 
 /** Compares the kernel with what ADD set up (and the runtime's cached result); one line per problem. */
 export function checkProblems(
@@ -176,7 +166,6 @@ const CODE_MAP: Record<string, number> = {
   PLX_ENDPOINTS_NO_LEASE: CNI.TRY_AGAIN_LATER,
   PLX_ENDPOINTS_FENCED: CNI.TRY_AGAIN_LATER,
   PLX_IPAM_NO_LEASE: CNI.TRY_AGAIN_LATER,
-  PLX_ENDPOINTS_NO_BRIDGE: CNI.TRY_AGAIN_LATER,
   PLX_ENDPOINTS_NOT_READY: CNI.TRY_AGAIN_LATER,
   PLX_DATAPATH_NOT_READY: CNI.TRY_AGAIN_LATER,
   PLX_NETNS_NOT_FOUND: CNI.UNKNOWN_CONTAINER,

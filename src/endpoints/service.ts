@@ -2,11 +2,12 @@
 // on this host, plus the cluster-wide endpoint listing the CLI shows.
 // Reads top to bottom like the reference bridge plugin: small ensure/undo
 // helpers, then attach/detach/check/gc/status. Every kernel change goes
-// through src/datapath (netlink, netns); addresses through src/ipam.
+// through the datapath's attachments interface (src/datapath/attach.ts), which
+// the agent hands in; addresses through src/ipam.
 import { join } from 'node:path'
+import type { Attachments, ContainerEndView, HostEndView } from '../datapath/attach.js'
 import { BRIDGE_NAME } from '../datapath/model.js'
-import { type LinkInfo, Netlink } from '../datapath/netlink.js'
-import { assertNetnsPath, assertNotHostNetns, resolveNetns } from '../datapath/netns.js'
+import { assertNotHostNetns, resolveNetns } from '../datapath/netns.js'
 import { AddressAllocator, type AllocationResult } from '../ipam/addresses.js'
 import type { CurrentLease, LeaseComponent } from '../ipam/manager.js'
 import { errorMessage, isPlexusError, PlexusError } from '../lib/errors.js'
@@ -46,11 +47,12 @@ export interface EndpointServiceComponents {
   /** the ipam allocator, when the agent already opened one; else this service opens <stateDir>/ipam */
   addresses?: AddressAllocator
   /**
-   * The datapath: creates plexus0 when ADD comes before its first pass, and
-   * tells when a pass has applied the record ADD wrote (anti-spoofing and
-   * published-port rules), so ADD answers only once they are in the kernel.
+   * The datapath: makes, observes and removes the veths (creating plexus0
+   * when ADD comes before its first pass), and tells when a pass has applied
+   * the record ADD wrote (anti-spoofing and published-port rules), so ADD
+   * answers only once they are in the kernel.
    */
-  datapath?: { ensureBridge(): Promise<unknown>; converged(index: number): Promise<void> }
+  datapath: { attachments: Attachments; converged(index: number): Promise<void> }
   /**
    * The DNS server (src/dns), when enabled: ADD waits until it answers on the
    * gateway address the result names as nameserver.
@@ -82,15 +84,8 @@ export interface EndpointEntry {
 
 /** Live kernel state of one local endpoint (plexctl inspect). */
 export interface EndpointLive {
-  hostVeth?: { name: string; up: boolean; mtu: number; mac?: string; bridge: boolean }
-  container?: {
-    ifname: string
-    up: boolean
-    mtu: number
-    mac?: string
-    addresses: string[]
-    routes: { dst: string; gateway?: string }[]
-  }
+  hostVeth?: HostEndView
+  container?: ContainerEndView
   dns?: CniResult['dns']
   problems: string[]
 }
@@ -123,7 +118,6 @@ function refuseConflict(existing: EndpointValue, req: AttachRequest, prefixLengt
 export class EndpointService implements Startable {
   private readonly log: Logger
   private readonly metrics: EndpointsMetrics
-  private nl?: Netlink
   private allocator?: AddressAllocator
   private journal?: EndpointJournal
   /** one operation at a time per attachment: a DEL never interleaves with its ADD */
@@ -135,7 +129,6 @@ export class EndpointService implements Startable {
   }
 
   async start(): Promise<void> {
-    this.nl = Netlink.open()
     this.allocator =
       this.c.addresses ??
       (await AddressAllocator.open(join(this.c.config.stateDir, 'ipam'), () => this.c.lease.current()?.cidr))
@@ -147,16 +140,19 @@ export class EndpointService implements Startable {
   async stop(): Promise<void> {
     // Let running operations finish so none stops half-way.
     await Promise.allSettled([...this.locks.values()])
-    this.nl?.close()
-    this.nl = undefined
   }
 
   // ---- small helpers ----
 
-  private ready(): { nl: Netlink; allocator: AddressAllocator; journal: EndpointJournal } {
-    if (!this.nl || !this.allocator || !this.journal)
+  private ready(): { allocator: AddressAllocator; journal: EndpointJournal } {
+    if (!this.allocator || !this.journal)
       throw new PlexusError('PLX_ENDPOINTS_NOT_READY', 'the endpoint service is not started yet')
-    return { nl: this.nl, allocator: this.allocator, journal: this.journal }
+    return { allocator: this.allocator, journal: this.journal }
+  }
+
+  /** the kernel side, through the datapath */
+  private get links(): Attachments {
+    return this.c.datapath.attachments
   }
 
   private exclusive<T>(k: AttachmentKey, fn: () => Promise<T>): Promise<T> {
@@ -191,29 +187,6 @@ export class EndpointService implements Startable {
     return (this.journal?.list() ?? []).map(([, v]) => v)
   }
 
-  private async ensureBridge(nl: Netlink): Promise<LinkInfo> {
-    const existing = await nl.getLink(BRIDGE_NAME)
-    if (existing) return existing
-    if (!this.c.datapath) {
-      throw new PlexusError(
-        'PLX_ENDPOINTS_NO_BRIDGE',
-        `bridge ${BRIDGE_NAME} does not exist yet; the datapath creates it`,
-      )
-    }
-    await this.c.datapath.ensureBridge()
-    return nl.linkByName(BRIDGE_NAME)
-  }
-
-  private async deleteLinkIfPresent(nl: Netlink, name: string): Promise<boolean> {
-    try {
-      await nl.deleteLink(name)
-      return true
-    } catch (err) {
-      if (isPlexusError(err, 'PLX_NETLINK_NOT_FOUND')) return false
-      throw err
-    }
-  }
-
   private facts(v: EndpointValue, lease: CurrentLease, hostMac?: string): AttachmentFacts {
     return {
       containerId: v.containerId,
@@ -231,22 +204,19 @@ export class EndpointService implements Startable {
 
   /** Makes the veth pair (container end directly in the namespace) and puts the host end on the bridge. */
   private async createHostVeth(
-    nl: Netlink,
     req: AttachRequest,
     nsPath: string,
     hostVeth: string,
     mtu: number,
-  ): Promise<LinkInfo> {
-    const bridge = await this.ensureBridge(nl)
-    // A leftover from an agent killed mid-ADD.
-    await this.deleteLinkIfPresent(nl, hostVeth)
-    let host: LinkInfo
+  ): Promise<{ hostMac?: string }> {
     try {
-      host = await nl.createVeth(
+      return await this.links.createVeth({
         hostVeth,
-        { name: req.ifname, nsPath, ...(req.mac ? { mac: req.mac } : {}) },
-        { mtu },
-      )
+        nsPath,
+        ifname: req.ifname,
+        mtu,
+        ...(req.mac ? { mac: req.mac } : {}),
+      })
     } catch (err) {
       if (isPlexusError(err, 'PLX_NETLINK_EXISTS')) {
         throw new PlexusError(
@@ -256,30 +226,19 @@ export class EndpointService implements Startable {
       }
       throw err
     }
-    await nl.setLink(host.index, { master: bridge.index, up: true })
-    return host
   }
 
   /** Gives the container end its address, brings it up and routes everything via the bridge. */
   private async configureContainer(req: AttachRequest, nsPath: string, a: AllocationResult): Promise<string> {
-    const ns = Netlink.open(nsPath)
-    try {
-      const link = await ns.linkByName(req.ifname)
-      await ns.addAddress(link.index, a.address, a.prefixLength)
-      await ns.setLink(link.index, { up: true })
-      try {
-        await ns.addRoute({ dst: '0.0.0.0/0', gateway: a.gateway, oif: link.index })
-      } catch (err) {
-        // Another interface (a second network, an earlier plugin) already has the
-        // default route: it stays in charge (the bridge plugin's isDefaultGateway=false).
-        if (!isPlexusError(err, 'PLX_NETLINK_EXISTS')) throw err
-      }
-      if (!link.mac)
-        throw new PlexusError('PLX_ENDPOINTS_INTERNAL', `interface ${req.ifname} has no MAC address`)
-      return link.mac
-    } finally {
-      ns.close()
-    }
+    const mac = await this.links.configure({
+      nsPath,
+      ifname: req.ifname,
+      address: a.address,
+      prefixLength: a.prefixLength,
+      gateway: a.gateway,
+    })
+    if (!mac) throw new PlexusError('PLX_ENDPOINTS_INTERNAL', `interface ${req.ifname} has no MAC address`)
+    return mac
   }
 
   /**
@@ -313,7 +272,7 @@ export class EndpointService implements Startable {
    */
   attach(req: AttachRequest): Promise<CniResult> {
     return this.exclusive(req, async () => {
-      const { nl, allocator, journal } = this.ready()
+      const { allocator, journal } = this.ready()
       const lease = this.requireLease()
       const st = this.c.lease.status()
       if (st.state === 'fenced')
@@ -327,7 +286,7 @@ export class EndpointService implements Startable {
       if (existing) {
         refuseConflict(existing, req, lease.cidr.prefix)
         if (allocator.get(req)?.address === existing.ipv4) {
-          const observed = await this.observe(nl, existing, nsPath)
+          const observed = await this.observe(existing, nsPath)
           const facts = this.facts(existing, lease, observed.hostVeth?.mac)
           if (checkProblems(facts, observed, undefined).length === 0) {
             await this.promised(facts, req)
@@ -336,7 +295,7 @@ export class EndpointService implements Startable {
         }
         // Damaged: rebuild it with the same address (the allocation stays;
         // allocate() below returns it).
-        await this.deleteLinkIfPresent(nl, existing.hostVeth)
+        await this.links.deleteHostVeth(existing.hostVeth)
         await this.c.store.delete(key)
         await journal.delete(key)
       }
@@ -348,12 +307,12 @@ export class EndpointService implements Startable {
         // The address and the veth do not depend on each other: get both at once.
         const [allocated, made] = await Promise.allSettled([
           allocator.allocate({ containerId: req.containerId, ifname: req.ifname, address }),
-          this.createHostVeth(nl, req, nsPath, hostVeth, lease.mtu),
+          this.createHostVeth(req, nsPath, hostVeth, lease.mtu),
         ])
         // Also when reused: without a record the allocation belongs to nobody.
         if (allocated.status === 'fulfilled') undo.push(() => allocator.release(req))
         // Whatever got made of the veth goes; the name is ours by construction.
-        undo.push(() => this.deleteLinkIfPresent(nl, hostVeth))
+        undo.push(() => this.links.deleteHostVeth(hostVeth))
         if (allocated.status === 'rejected') throw allocated.reason
         if (made.status === 'rejected') throw made.reason
         await faultPoint('add.allocated')
@@ -372,7 +331,7 @@ export class EndpointService implements Startable {
           mtu: lease.mtu,
           mac,
           hostVeth,
-          ...(host.mac ? { hostMac: host.mac } : {}),
+          ...host,
         }
         const value = buildEndpoint(req, facts, this.c.config.name, new Date())
         if (value.published && this.c.ports) value.published = await this.c.ports.reserve(key, value)
@@ -407,12 +366,12 @@ export class EndpointService implements Startable {
   // ---- DEL ----
 
   private async teardown(k: AttachmentKey, record: EndpointValue | undefined): Promise<void> {
-    const { nl, allocator, journal } = this.ready()
+    const { allocator, journal } = this.ready()
     const key = endpointKey(this.c.peerId, k)
     // Deleting the host end removes the container end with it, wherever that namespace is.
     // The steps are independent, and recover() completes any subset a crash leaves.
     await Promise.all([
-      this.deleteLinkIfPresent(nl, record?.hostVeth ?? hostVethName(k)),
+      this.links.deleteHostVeth(record?.hostVeth ?? hostVethName(k)),
       allocator.release(k),
       this.c.store.get(key) ? this.c.store.delete(key) : undefined,
       journal.delete(key),
@@ -430,55 +389,21 @@ export class EndpointService implements Startable {
 
   // ---- CHECK ----
 
-  private async observe(nl: Netlink, v: EndpointValue, netns: string): Promise<Observed> {
-    const [host, bridge] = await Promise.all([nl.getLink(v.hostVeth), nl.getLink(BRIDGE_NAME)])
-    const observed: Observed = {}
-    if (host) {
-      observed.hostVeth = {
-        up: host.up,
-        mtu: host.mtu,
-        ...(host.master ? { master: host.master } : {}),
-        ...(host.mac ? { mac: host.mac } : {}),
-      }
-    }
-    if (bridge) observed.bridgeIndex = bridge.index
-    const ns = Netlink.open(netns)
-    try {
-      const link = await ns.getLink(v.ifname)
-      if (link) {
-        const [addrs, routes] = await Promise.all([ns.addresses(link.index), ns.routes()])
-        observed.container = {
-          up: link.up,
-          mtu: link.mtu,
-          ...(link.mac ? { mac: link.mac } : {}),
-          addresses: addrs.map((a) => `${a.address}/${a.prefixLen}`),
-          defaultGateways: routes
-            .filter(
-              (r) => r.dst === '0.0.0.0/0' && r.gateway && (r.oif === undefined || r.oif === link.index),
-            )
-            .map((r) => r.gateway as string),
-          otherDefault: routes.some(
-            (r) => r.dst === '0.0.0.0/0' && r.oif !== undefined && r.oif !== link.index,
-          ),
-        }
-      }
-    } finally {
-      ns.close()
-    }
-    return observed
+  private observe(v: EndpointValue, netns: string): Promise<Observed> {
+    return this.links.observe(v.hostVeth, netns, v.ifname)
   }
 
   /** CHECK: compares the kernel with the attachment; the error lists every difference. */
   check(req: CheckRequest): Promise<void> {
     return this.exclusive(req, async () => {
-      const { nl } = this.ready()
+      this.ready()
       const lease = this.requireLease()
       const nsPath = resolveNetns(req.netns, req.netnsHandle)
       const record = this.localRecord(endpointKey(this.c.peerId, req))
       if (!record) {
         throw new PlexusError('PLX_ENDPOINTS_UNKNOWN', `no attachment ${attachmentId(req)} on this host`)
       }
-      const observed = await this.observe(nl, record, nsPath)
+      const observed = await this.observe(record, nsPath)
       const prevIps = req.prevResult?.ips?.map((i) => i.address)
       const problems = checkProblems(this.facts(record, lease), observed, prevIps)
       if (problems.length) {
@@ -501,7 +426,7 @@ export class EndpointService implements Startable {
    * networks and operations still running are left alone.
    */
   async gc(req: GcRequest): Promise<{ released: AttachmentKey[] }> {
-    const { nl, allocator } = this.ready()
+    const { allocator } = this.ready()
     const valid = new Set(req.validAttachments.map(attachmentId))
     const records = this.localRecords()
     const keep: AttachmentKey[] = [
@@ -519,7 +444,7 @@ export class EndpointService implements Startable {
       released.push({ containerId: r.containerId, ifname: r.ifname })
     }
     for (const a of await allocator.gc(keep)) {
-      await this.deleteLinkIfPresent(nl, hostVethName(a))
+      await this.links.deleteHostVeth(hostVethName(a))
       released.push({ containerId: a.containerId, ifname: a.ifname })
     }
     if (released.length) {
@@ -533,7 +458,7 @@ export class EndpointService implements Startable {
 
   /** STATUS: can this host take containers? (lease held; bridge present once containers exist) */
   async status(): Promise<{ subnet: string; gateway: string; mtu: number; endpoints: number }> {
-    const { nl } = this.ready()
+    this.ready()
     const lease = this.c.lease.current()
     if (!lease) {
       const s = this.c.lease.status()
@@ -543,7 +468,7 @@ export class EndpointService implements Startable {
       )
     }
     const endpoints = this.localRecords().length
-    if (endpoints > 0 && !(await nl.getLink(BRIDGE_NAME))) {
+    if (endpoints > 0 && !(await this.links.bridgePresent())) {
       throw new PlexusError(
         'PLX_ENDPOINTS_DEGRADED',
         `bridge ${BRIDGE_NAME} is missing: the ${endpoints} attached containers have no connectivity`,
@@ -566,7 +491,7 @@ export class EndpointService implements Startable {
    *   record the snapshot resurrected: it goes.
    */
   private async recover(): Promise<void> {
-    const { nl, allocator, journal } = this.ready()
+    const { allocator, journal } = this.ready()
     const attempt = async (what: string, id: string, fn: () => Promise<unknown>) => {
       try {
         await fn()
@@ -604,11 +529,9 @@ export class EndpointService implements Startable {
       ...allocator.list().map(hostVethName),
       ...journal.list().map(([, v]) => v.hostVeth),
     ])
-    for (const link of await nl.links()) {
-      if (link.kind !== 'veth' || !/^plx[0-9a-f]{12}$/.test(link.name) || known.has(link.name)) continue
-      await attempt('removed a veth without attachment', link.name, () =>
-        this.deleteLinkIfPresent(nl, link.name),
-      )
+    for (const name of await this.links.hostVeths()) {
+      if (!/^plx[0-9a-f]{12}$/.test(name) || known.has(name)) continue
+      await attempt('removed a veth without attachment', name, () => this.links.deleteHostVeth(name))
     }
   }
 
@@ -666,45 +589,21 @@ export class EndpointService implements Startable {
 
   /** Live kernel view of a local endpoint: veth, container interface, routes, DNS. */
   async live(v: EndpointValue): Promise<EndpointLive> {
-    const { nl } = this.ready()
+    this.ready()
     const lease = this.c.lease.current()
     const out: EndpointLive = { problems: [] }
-    const [host, bridge] = await Promise.all([nl.getLink(v.hostVeth), nl.getLink(BRIDGE_NAME)])
-    if (host) {
-      out.hostVeth = {
-        name: host.name,
-        up: host.up,
-        mtu: host.mtu,
-        ...(host.mac ? { mac: host.mac } : {}),
-        bridge: bridge !== undefined && host.master === bridge.index,
-      }
-    }
+    const host = await this.links.hostEnd(v.hostVeth)
+    if (host) out.hostVeth = host
     try {
-      assertNetnsPath(v.netns)
-      const ns = Netlink.open(v.netns)
-      try {
-        const link = await ns.getLink(v.ifname)
-        if (link) {
-          const [addrs, routes] = await Promise.all([ns.addresses(link.index), ns.routes()])
-          out.container = {
-            ifname: link.name,
-            up: link.up,
-            mtu: link.mtu,
-            ...(link.mac ? { mac: link.mac } : {}),
-            addresses: addrs.map((a) => `${a.address}/${a.prefixLen}`),
-            routes: routes.map((r) => ({ dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}) })),
-          }
-        }
-      } finally {
-        ns.close()
-      }
+      const container = await this.links.containerEnd(v.netns, v.ifname)
+      if (container) out.container = container
     } catch (err) {
       out.problems.push(errorMessage(err))
     }
     if (lease) {
       const facts = this.facts(v, lease)
       out.dns = buildResult(facts, undefined).dns
-      const observed = await this.observe(nl, v, v.netns).catch(() => undefined)
+      const observed = await this.observe(v, v.netns).catch(() => undefined)
       if (observed) out.problems.push(...checkProblems(facts, observed, undefined))
     }
     return out

@@ -1,0 +1,227 @@
+// Container attachments in the kernel, for the CNI path (src/endpoints): the
+// veth pair with its container end made directly in the container's
+// namespace, the host end on plexus0, the container side's address, link and
+// default route; what is there (CHECK, a repeated ADD, inspect, crash
+// recovery); removal. endpoints/ keeps the orchestration (undo stack,
+// journal, recovery decisions) and reaches the kernel only through this
+// interface (components.datapath.attachments), so it opens no netlink socket.
+import { isPlexusError } from '../lib/errors.js'
+import { BRIDGE_NAME } from './model.js'
+import { type LinkInfo, Netlink } from './netlink.js'
+import { assertNetnsPath } from './netns.js'
+
+export interface VethRequest {
+  /** the host end's name (a leftover of that name is removed first) */
+  hostVeth: string
+  /** the container's namespace (a resolved path) and its end's name there */
+  nsPath: string
+  ifname: string
+  mtu: number
+  mac?: string
+}
+
+export interface ContainerAddress {
+  nsPath: string
+  ifname: string
+  address: string
+  prefixLength: number
+  gateway: string
+}
+
+/** One attachment as the kernel has it (CHECK compares it with the record). */
+export interface AttachmentObservation {
+  hostVeth?: { up: boolean; master?: number; mtu: number; mac?: string }
+  bridgeIndex?: number
+  container?: {
+    up: boolean
+    mtu: number
+    mac?: string
+    addresses: string[]
+    defaultGateways: string[]
+    /** a default route through another interface (which then owns the default) */
+    otherDefault?: boolean
+  }
+}
+
+/** The host end as plexctl inspect shows it. */
+export interface HostEndView {
+  name: string
+  up: boolean
+  mtu: number
+  mac?: string
+  /** enslaved to plexus0 */
+  bridge: boolean
+}
+
+/** The container end as plexctl inspect shows it. */
+export interface ContainerEndView {
+  ifname: string
+  up: boolean
+  mtu: number
+  mac?: string
+  addresses: string[]
+  routes: { dst: string; gateway?: string }[]
+}
+
+/** The kernel effects of attaching containers (components.datapath.attachments). */
+export interface Attachments {
+  /**
+   * Makes the veth pair and puts the host end, up, on plexus0 (made by a pass
+   * first if missing). PLX_NETLINK_EXISTS when `ifname` is taken in the namespace.
+   */
+  createVeth(r: VethRequest): Promise<{ hostMac?: string }>
+  /**
+   * Gives the container end its address, brings it up and routes everything
+   * via the gateway, unless another interface has the default route. Returns
+   * the container end's MAC (undefined: it has none).
+   */
+  configure(a: ContainerAddress): Promise<string | undefined>
+  observe(hostVeth: string, nsPath: string, ifname: string): Promise<AttachmentObservation>
+  hostEnd(hostVeth: string): Promise<HostEndView | undefined>
+  /** throws when netns is not a namespace path or cannot be entered */
+  containerEnd(netns: string, ifname: string): Promise<ContainerEndView | undefined>
+  /** removes a host end (and so its container end, wherever that is); false: there was none */
+  deleteHostVeth(name: string): Promise<boolean>
+  /** names of every veth in the host namespace */
+  hostVeths(): Promise<string[]>
+  bridgePresent(): Promise<boolean>
+}
+
+export class ContainerAttacher implements Attachments {
+  /** ensureBridge: the datapath's, which runs a pass when plexus0 is missing */
+  constructor(
+    private readonly nl: Netlink,
+    private readonly ensureBridge: () => Promise<void>,
+  ) {}
+
+  close(): void {
+    this.nl.close()
+  }
+
+  private async bridge(): Promise<LinkInfo> {
+    const existing = await this.nl.getLink(BRIDGE_NAME)
+    if (existing) return existing
+    await this.ensureBridge()
+    return this.nl.linkByName(BRIDGE_NAME)
+  }
+
+  async deleteHostVeth(name: string): Promise<boolean> {
+    try {
+      await this.nl.deleteLink(name)
+      return true
+    } catch (err) {
+      if (isPlexusError(err, 'PLX_NETLINK_NOT_FOUND')) return false
+      throw err
+    }
+  }
+
+  async createVeth(r: VethRequest): Promise<{ hostMac?: string }> {
+    const bridge = await this.bridge()
+    // A leftover from an agent killed mid-ADD.
+    await this.deleteHostVeth(r.hostVeth)
+    const host = await this.nl.createVeth(
+      r.hostVeth,
+      { name: r.ifname, nsPath: r.nsPath, ...(r.mac ? { mac: r.mac } : {}) },
+      { mtu: r.mtu },
+    )
+    await this.nl.setLink(host.index, { master: bridge.index, up: true })
+    return host.mac ? { hostMac: host.mac } : {}
+  }
+
+  async configure(a: ContainerAddress): Promise<string | undefined> {
+    const ns = Netlink.open(a.nsPath)
+    try {
+      const link = await ns.linkByName(a.ifname)
+      await ns.addAddress(link.index, a.address, a.prefixLength)
+      await ns.setLink(link.index, { up: true })
+      try {
+        await ns.addRoute({ dst: '0.0.0.0/0', gateway: a.gateway, oif: link.index })
+      } catch (err) {
+        // Another interface (a second network, an earlier plugin) already has the
+        // default route: it stays in charge (the bridge plugin's isDefaultGateway=false).
+        if (!isPlexusError(err, 'PLX_NETLINK_EXISTS')) throw err
+      }
+      return link.mac
+    } finally {
+      ns.close()
+    }
+  }
+
+  async observe(hostVeth: string, nsPath: string, ifname: string): Promise<AttachmentObservation> {
+    const [host, bridge] = await Promise.all([this.nl.getLink(hostVeth), this.nl.getLink(BRIDGE_NAME)])
+    const observed: AttachmentObservation = {}
+    if (host) {
+      observed.hostVeth = {
+        up: host.up,
+        mtu: host.mtu,
+        ...(host.master ? { master: host.master } : {}),
+        ...(host.mac ? { mac: host.mac } : {}),
+      }
+    }
+    if (bridge) observed.bridgeIndex = bridge.index
+    const ns = Netlink.open(nsPath)
+    try {
+      const link = await ns.getLink(ifname)
+      if (link) {
+        const [addrs, routes] = await Promise.all([ns.addresses(link.index), ns.routes()])
+        observed.container = {
+          up: link.up,
+          mtu: link.mtu,
+          ...(link.mac ? { mac: link.mac } : {}),
+          addresses: addrs.map((a) => `${a.address}/${a.prefixLen}`),
+          defaultGateways: routes
+            .filter(
+              (r) => r.dst === '0.0.0.0/0' && r.gateway && (r.oif === undefined || r.oif === link.index),
+            )
+            .map((r) => r.gateway as string),
+          otherDefault: routes.some(
+            (r) => r.dst === '0.0.0.0/0' && r.oif !== undefined && r.oif !== link.index,
+          ),
+        }
+      }
+    } finally {
+      ns.close()
+    }
+    return observed
+  }
+
+  async hostEnd(hostVeth: string): Promise<HostEndView | undefined> {
+    const [host, bridge] = await Promise.all([this.nl.getLink(hostVeth), this.nl.getLink(BRIDGE_NAME)])
+    if (!host) return undefined
+    return {
+      name: host.name,
+      up: host.up,
+      mtu: host.mtu,
+      ...(host.mac ? { mac: host.mac } : {}),
+      bridge: bridge !== undefined && host.master === bridge.index,
+    }
+  }
+
+  async containerEnd(netns: string, ifname: string): Promise<ContainerEndView | undefined> {
+    assertNetnsPath(netns)
+    const ns = Netlink.open(netns)
+    try {
+      const link = await ns.getLink(ifname)
+      if (!link) return undefined
+      const [addrs, routes] = await Promise.all([ns.addresses(link.index), ns.routes()])
+      return {
+        ifname: link.name,
+        up: link.up,
+        mtu: link.mtu,
+        ...(link.mac ? { mac: link.mac } : {}),
+        addresses: addrs.map((a) => `${a.address}/${a.prefixLen}`),
+        routes: routes.map((r) => ({ dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}) })),
+      }
+    } finally {
+      ns.close()
+    }
+  }
+
+  async hostVeths(): Promise<string[]> {
+    return (await this.nl.links()).filter((l) => l.kind === 'veth').map((l) => l.name)
+  }
+
+  async bridgePresent(): Promise<boolean> {
+    return (await this.nl.getLink(BRIDGE_NAME)) !== undefined
+  }
+}
