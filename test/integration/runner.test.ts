@@ -5,7 +5,7 @@
 // second CNI ADD); a missing binary fails with the reason after its restart
 // attempts; job stop leaves nothing (process, netns, veth, cgroup, records).
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -101,7 +101,7 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
   const c = upCluster(t, { hosts: 2, prefix: 'run', agentConfig: { cluster: { deadAfterMs: 60_000 } } })
   const file = join(tmpdir(), `${c.name}-rt.yaml`)
   writeFileSync(file, SPEC)
-  t.teardown(() => writeFileSync(file, ''))
+  t.teardown(() => rmSync(file, { force: true }))
   t.ok(
     await eventually(
       () =>

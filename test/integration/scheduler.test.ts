@@ -3,7 +3,7 @@
 // host owns the job and places the dead host's slots again within the failure
 // detector's bound; the old owner comes back and the count stays at the spec,
 // nothing moved back, no slot held twice. Stop removes every allocation.
-import { writeFileSync } from 'node:fs'
+import { rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -61,7 +61,7 @@ t.test('3 hosts: place, lose the owner, re-place, owner returns, stop', { timeou
   const c = upCluster(t, { hosts: 3, prefix: 'sch' })
   const file = join(tmpdir(), `${c.name}-shop.yaml`)
   writeFileSync(file, SPEC)
-  t.teardown(() => writeFileSync(file, ''))
+  t.teardown(() => rmSync(file, { force: true }))
   const all = ['h1', 'h2', 'h3']
   t.ok(
     await eventually(

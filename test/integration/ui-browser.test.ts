@@ -10,7 +10,7 @@
 // Every view is screenshotted into dist/ui-screenshots/ (src/ui/README.md), checked with axe-core
 // (no serious or critical violation) and no page logs a console error.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { loadavg, tmpdir } from 'node:os'
@@ -186,6 +186,7 @@ t.test('the UI against a 3-host cluster, and at 1,000 hosts', { timeout: 300_000
 
     // a job's allocation and its state
     const spec = join(tmpdir(), `${c.name}-uijob.yaml`)
+    t.teardown(() => rmSync(spec, { force: true }))
     writeFileSync(spec, JOB)
     t.equal(c.exec('h1', ['plexctl', 'job', 'run', spec]).status, 0, 'job run')
     await view(page, 'jobs')

@@ -6,7 +6,7 @@
 // check never passes is reverted (autoRevert) to the one before, and the name
 // answers throughout that too; `plexctl job history` lists the versions.
 
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -44,6 +44,7 @@ t.test('DNS answers a job service member once its check passes; a rolling update
   const c = upCluster(t, { hosts: 1, prefix: 'hc' })
   t.equal(c.run('h1', 'client', ['sleep', '600']).status, 0, 'a client container')
   const file = join(tmpdir(), `${c.name}-hc.yaml`)
+  t.teardown(() => rmSync(file, { force: true }))
   const allocs = () => c.plexctlJson<Alloc[]>('h1', ['allocs', '--job', 'hc'])
   /** the name's addresses; undefined when dig got no reply (a timeout on a loaded machine is not an answer) */
   const answers = (): string[] | undefined => {
