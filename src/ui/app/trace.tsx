@@ -44,28 +44,8 @@ export function TraceView({ endpoints }: { endpoints: Endpoint[] }) {
   return (
     <section class="trace" aria-label="trace">
       <form class="trace-form" onSubmit={run}>
-        <label>
-          from
-          <select name="src" value={src} required onChange={(e) => setSrc(e.currentTarget.value)}>
-            <option value="">container…</option>
-            {names.map((n) => (
-              <option key={n} value={n}>
-                {n}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          to
-          <select name="dst" value={dst} required onChange={(e) => setDst(e.currentTarget.value)}>
-            <option value="">container…</option>
-            {names.map((n) => (
-              <option key={n} value={n}>
-                {n}
-              </option>
-            ))}
-          </select>
-        </label>
+        <ContainerSelect label="from" name="src" names={names} value={src} onChange={setSrc} />
+        <ContainerSelect label="to" name="dst" names={names} value={dst} onChange={setDst} />
         <label>
           port (none: ping)
           <input
@@ -88,6 +68,28 @@ export function TraceView({ endpoints }: { endpoints: Endpoint[] }) {
       )}
       {reply && <TraceResult reply={reply} />}
     </section>
+  )
+}
+
+function ContainerSelect(p: {
+  label: string
+  name: string
+  names: string[]
+  value: string
+  onChange: (name: string) => void
+}) {
+  return (
+    <label>
+      {p.label}
+      <select name={p.name} value={p.value} required onChange={(e) => p.onChange(e.currentTarget.value)}>
+        <option value="">container…</option>
+        {p.names.map((n) => (
+          <option key={n} value={n}>
+            {n}
+          </option>
+        ))}
+      </select>
+    </label>
   )
 }
 
