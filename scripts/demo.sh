@@ -61,6 +61,10 @@ if [ -x dist/cni/bin/plexus ] && has endpoints; then
   printf '[client]$ dig +short example.test   # outside the zone: forwarded upstream\n'
   $CLUSTER exec --name "$NAME" --ctr client -- dig +short example.test
   if has services; then on h2 plexctl services; fi
+  if has trace; then
+    step "The path from the client on h3 to web1 on h1, hop by hop from each host's kernel"
+    on h3 plexctl trace client web1:80
+  fi
 fi
 if has job; then
   step "A job: the scheduler places it, every host's runner runs its part (exec driver, attached by the CNI plugin)"
