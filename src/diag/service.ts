@@ -10,7 +10,7 @@ import { within } from '../lib/within.js'
 import { nodeCodec } from '../store/codecs.js'
 import type { ReadableStore } from '../store/types.js'
 import { NODE_PREFIX } from '../store/types.js'
-import { type DoctorFacts, type Finding, overall, runChecks } from './doctor/checks.js'
+import { type ClockSample, type DoctorFacts, type Finding, overall, runChecks } from './doctor/checks.js'
 import { gatherDoctorFacts } from './doctor/facts.js'
 import { type HostSide, traceHere } from './trace/hops.js'
 import {
@@ -29,6 +29,8 @@ const OVERHEAD: Record<string, number> = { vxlan: 50, wireguard: 60, 'host-gw': 
 
 /** how long a remote host gets to answer before it is shown as not answering (the issue bounds that at 2 s) */
 export const INSPECT_TIMEOUT_MS = 1800
+/** a clock question is answered at once; a slower answer measures the network, not the clock */
+const CLOCK_TIMEOUT_MS = 500
 
 export interface DoctorReport {
   host: string
@@ -58,7 +60,12 @@ export interface DiagComponent {
 }
 
 export interface DiagComponents {
-  config: { name: string; dns: { enabled: boolean; listenGateway: boolean } }
+  config: {
+    name: string
+    dns: { enabled: boolean; listenGateway: boolean }
+    /** the failure detector's slack for clock skew (src/cluster/membership.ts): the doctor's clock tolerance */
+    cluster: { heartbeatIntervalMs: number }
+  }
   peerId: string
   store: ReadableStore
   lease: LeaseComponent
@@ -76,6 +83,7 @@ export class DiagService implements DiagComponent {
   private async answer(q: unknown): Promise<unknown> {
     const op = (q as { op?: unknown } | null)?.op
     if (op === 'doctor') return this.doctorHere()
+    if (op === 'clock') return { now: Date.now() }
     if (op === 'trace') return traceHere(this.hostSide(), parseTraceQuestion(q))
     throw new PlexusError(
       'PLX_INSPECT_BAD_QUESTION',
@@ -176,6 +184,33 @@ export class DiagService implements DiagComponent {
     }
   }
 
+  /**
+   * Each other member's clock against this host's, NTP-style over the inspect protocol: the
+   * offset is its time minus the middle of the question's round trip, uncertain by half of it.
+   * A member that does not answer in time (dead, an older agent) is left out.
+   */
+  private async clockOffsets(): Promise<ClockSample[]> {
+    const { store, inspector, peerId } = this.c
+    const peers = store
+      .list(NODE_PREFIX)
+      .map((r) => ({ peer: r.key.slice(NODE_PREFIX.length), name: nodeCodec.valueOf(r)?.name }))
+      .filter((p) => p.peer !== peerId && p.name !== undefined)
+    const samples = await Promise.all(
+      peers.map(async ({ peer, name }): Promise<ClockSample | undefined> => {
+        const t0 = Date.now()
+        try {
+          const a = (await inspector.ask(peer, { op: 'clock' }, CLOCK_TIMEOUT_MS)) as { now?: unknown } | null
+          const t1 = Date.now()
+          if (typeof a?.now !== 'number') return undefined
+          return { host: name as string, offsetMs: Math.round(a.now - (t0 + t1) / 2), rttMs: t1 - t0 }
+        } catch {
+          return undefined
+        }
+      }),
+    )
+    return samples.filter((s): s is ClockSample => s !== undefined)
+  }
+
   private async doctorHere(): Promise<DoctorReport> {
     const { lease, config } = this.c
     const cur = lease.current()
@@ -201,6 +236,7 @@ export class DiagService implements DiagComponent {
       },
       ...(cur && config.dns.enabled && config.dns.listenGateway ? { dnsAddress: cur.gateway } : {}),
     })
+    facts.clock = { toleranceMs: config.cluster.heartbeatIntervalMs, peers: await this.clockOffsets() }
     const findings = runChecks(facts)
     return { host: config.name, status: overall(findings), findings }
   }

@@ -50,6 +50,15 @@ export interface DoctorFacts {
   lease: { state: string; reason?: string; subnet?: string }
   /** a DNS query to the bridge gateway address (absent: DNS disabled or no lease) */
   dns?: { address: string; answered: boolean; detail: string }
+  /** the other members' clocks against this host's (absent: not asked) */
+  clock?: { toleranceMs: number; peers: ClockSample[] }
+}
+
+/** one member's clock against this host's: its time minus the middle of a round trip of rttMs */
+export interface ClockSample {
+  host: string
+  offsetMs: number
+  rttMs: number
 }
 
 const CAUSES_DROP = ['DROP', 'REJECT']
@@ -263,6 +272,35 @@ function dns(f: DoctorFacts): Finding | undefined {
 }
 
 /** every check, in the order an operator reads them */
+/**
+ * The failure detector counts a heartbeat from when its writer stamped it, allowing one heartbeat
+ * period for skew (src/cluster/membership.ts): a host whose clock is off by more looks staler (or
+ * fresher) than it is to the others, and is suspected, or not, wrongly. An offset counts only
+ * beyond what the round trip leaves uncertain.
+ */
+function clock(f: DoctorFacts): Finding | undefined {
+  if (!f.clock) return undefined
+  const check = 'clock-offset'
+  const { toleranceMs, peers } = f.clock
+  if (peers.length === 0)
+    return { check, status: 'ok', evidence: 'no other host answered: nothing to compare' }
+  const show = (p: ClockSample) =>
+    `${p.host} ${p.offsetMs >= 0 ? '+' : ''}${p.offsetMs} ms (±${Math.ceil(p.rttMs / 2)})`
+  const off = peers.filter((p) => Math.abs(p.offsetMs) - p.rttMs / 2 > toleranceMs)
+  if (off.length === 0)
+    return {
+      check,
+      status: 'ok',
+      evidence: `${peers.length === 1 ? 'the other host' : `all ${peers.length} other hosts`} within ${toleranceMs} ms of this one: ${peers.map(show).join(', ')}`,
+    }
+  return {
+    check,
+    status: 'warn',
+    evidence: `clock offset beyond the failure detector's ${toleranceMs} ms (one heartbeat period): ${off.map(show).join(', ')}; their heartbeats look older or newer than they are, so hosts are suspected too early or too late`,
+    fix: 'keep every host on NTP (chrony or systemd-timesyncd); `chronyc tracking` shows the offset',
+  }
+}
+
 export function runChecks(f: DoctorFacts): Finding[] {
   return [
     lease(f),
@@ -272,6 +310,7 @@ export function runChecks(f: DoctorFacts): Finding[] {
     ...nftFindings(f),
     mtu(f),
     dns(f),
+    clock(f),
   ].filter((x): x is Finding => x !== undefined)
 }
 

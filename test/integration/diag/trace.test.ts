@@ -146,13 +146,19 @@ t.test(
     t.comment(`2-host trace: median ${p50} ms of 20 (min ${Math.min(...times)}, max ${Math.max(...times)})`)
     t.ok(p50 <= 1000, `median ${p50} ms <= 1 s`)
 
-    const doc = c.plexctlJson<{ host: string; findings: { check: string; status: string }[] }>('h1', [
-      'doctor',
-      '--host',
-      'h2',
-    ])
+    const doc = c.plexctlJson<{
+      host: string
+      findings: { check: string; status: string; evidence: string }[]
+    }>('h1', ['doctor', '--host', 'h2'])
     t.equal(doc.host, 'h2', 'doctor --host asks the other agent over the inspect protocol')
     t.equal(doc.findings.find((f) => f.check === 'lease')?.status, 'ok')
+    const clock = doc.findings.find((f) => f.check === 'clock-offset')
+    t.equal(
+      clock?.status,
+      'ok',
+      'h2 asked h1 for its clock over the inspect protocol: one machine, one clock',
+    )
+    t.match(clock?.evidence, /the other host within 1000 ms of this one: h1 [+-]\d+ ms/)
 
     // FDB entry deleted: the reconciler puts it back within its interval, so trace at once and retry if it won
     const h2ip = /dst (\S+)/.exec(

@@ -32,6 +32,7 @@ function healthy(): DoctorFacts {
     nftRuleset: { nftables: [] },
     lease: { state: 'acquired', subnet: '10.244.1.0/24' },
     dns: { address: '10.244.1.1', answered: true, detail: 'NOERROR in 0.4 ms' },
+    clock: { toleranceMs: 1000, peers: [{ host: 'h2', offsetMs: 3, rttMs: 2 }] },
   }
 }
 
@@ -52,10 +53,36 @@ t.test('a healthy host: every check ok (FORWARD policy DROP is fine behind our j
       ['nft-foreign-chains', 'ok'],
       ['underlay-mtu', 'ok'],
       ['dns', 'ok'],
+      ['clock-offset', 'ok'],
     ],
   )
   t.equal(overall(findings), 'ok')
 })
+
+t.test(
+  'clock: an offset beyond one heartbeat period, net of the round trip, warns naming the host',
+  async (t) => {
+    const f = healthy()
+    const peers = [
+      { host: 'h2', offsetMs: -40, rttMs: 4 },
+      { host: 'h3', offsetMs: 1500, rttMs: 10 },
+      // 1,150 ms off, but the answer took 400 ms: within 1,000 ± 200
+      { host: 'h4', offsetMs: 1150, rttMs: 400 },
+    ]
+    const c = statusOf({ ...f, clock: { toleranceMs: 1000, peers } }, 'clock-offset')
+    t.equal(c?.status, 'warn')
+    t.match(c?.evidence, /h3 \+1500 ms \(±5\)/)
+    t.notMatch(c?.evidence, /h2|h4/, 'only the host beyond the tolerance')
+    t.match(c?.fix, /NTP/)
+    t.equal(
+      statusOf({ ...f, clock: { toleranceMs: 1000, peers: [] } }, 'clock-offset')?.status,
+      'ok',
+      'alone: ok',
+    )
+    const { clock: _, ...unasked } = f
+    t.equal(statusOf(unasked, 'clock-offset'), undefined, 'not asked: no finding')
+  },
+)
 
 t.test('forwarding off fails with the sysctl as evidence and fix', async (t) => {
   const f = statusOf({ ...healthy(), ipForward: 0 }, 'ip-forwarding')
@@ -200,6 +227,7 @@ t.test('lease not held and DNS not answering fail; no lease means no overlay che
       ['lease', 'fail'],
       ['ip-forwarding', 'ok'],
       ['rp-filter', 'ok'],
+      ['clock-offset', 'ok'],
     ],
   )
   t.match(findings[0]?.fix, /majority/)
