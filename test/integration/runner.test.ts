@@ -10,6 +10,7 @@ import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { DEFAULT_APP_PORT } from '../../src/api/app-listener.js'
 import { type Cluster, eventually, run, upCluster } from '../helpers/fixture.js'
 import { type Alloc, attaches, hostDir, localAlloc, pidsInNetns } from '../helpers/runner.js'
 import { allocations, hostVeths, socketOf } from './cni/plugin.js'
@@ -165,9 +166,17 @@ t.test('a job runs, restarts, is adopted and leaves nothing', { timeout: 560_000
       '--',
       'sh',
       '-c',
-      'echo $PLEXUS_ALLOC_ID; exit 7',
+      'echo $PLEXUS_ALLOC_ID; echo $PLEXUS_HTTP_ADDR; exit 7',
     ])
-    t.same([env.stdout, env.status], [`${a.id}\n`, 7], "with the task's environment, exiting with its status")
+    // the application API of its host is on the bridge gateway, the task's default route
+    const gateway = /default via (\S+)/.exec(
+      run('nsenter', [`--net=/proc/${pid}/ns/net`, 'ip', '-4', 'route', 'show', 'default']).stdout,
+    )?.[1]
+    t.same(
+      [env.stdout, env.status],
+      [`${a.id}\n${gateway}:${DEFAULT_APP_PORT}\n`, 7],
+      "with the task's environment (PLEXUS_HTTP_ADDR: its host's application API), exiting with its status",
+    )
     seen.set(a.id, { ns: l.netns, pid, inode })
   }
 
