@@ -32,6 +32,15 @@ export const KvGetQuery = Type.Object(
   { additionalProperties: false },
 )
 
+/**
+ * GET /v1/kv/<key> with `X-Plexus-Seal-Key: <private key>` (`plexctl keys gen`): the entry with its
+ * sealed value opened, for an application that holds its key. The key is used for this request
+ * only: never logged, never stored. plexctl opens values itself (`kv get --unseal`) and never sends it.
+ */
+export const KvGetHeaders = Type.Object({
+  'x-plexus-seal-key': Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+})
+
 /** one entry, the entries under a prefix (?recurse), or their keys (?keys) */
 export const KvGetReply = Type.Union([KvEntry, Type.Array(KvEntry), Type.Array(Type.String())])
 export type KvGetReply = Static<typeof KvGetReply>

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import { PlexusError } from '../../lib/errors.js'
+import { isPlexusError, PlexusError } from '../../lib/errors.js'
+import { isSealed, openValue, parseSecretKey } from '../../lib/sealed.js'
 import { mayWrite } from '../../store/record.js'
 import type { JsonValue, ReadableStore, StoreRecord } from '../../store/types.js'
 import { authorize, readableUnder, writable } from '../acl-guard.js'
@@ -9,6 +10,7 @@ import {
   KvDeleteQuery,
   KvDeleteReply,
   KvEntry,
+  KvGetHeaders,
   KvGetQuery,
   KvGetReply,
   KvKey,
@@ -114,7 +116,8 @@ export const kvRoutes: FastifyPluginAsyncTypebox<KvComponents> = async (app, dep
       schema: {
         params: KvKey,
         querystring: KvGetQuery,
-        response: { 200: KvGetReply, 404: ErrorBody },
+        headers: KvGetHeaders,
+        response: { 200: KvGetReply, '4xx': ErrorBody },
       },
     },
     async (req, reply) => {
@@ -122,6 +125,9 @@ export const kvRoutes: FastifyPluginAsyncTypebox<KvComponents> = async (app, dep
       const q = req.query
       const keysOnly = flag(q.keys)
       const recurse = flag(q.recurse) || keysOnly
+      const sealKey = req.headers['x-plexus-seal-key']
+      if (sealKey !== undefined && recurse)
+        throw new PlexusError('PLX_SEAL_USAGE', 'X-Plexus-Seal-Key opens one key, not a prefix')
       // asked before a blocking query waits: a refusal is immediate
       const visible = recurse ? readableUnder(req, key) : () => true
       if (!recurse) authorize(req, { kind: 'kv', op: 'read', key })
@@ -138,7 +144,7 @@ export const kvRoutes: FastifyPluginAsyncTypebox<KvComponents> = async (app, dep
       }
       const r = store.get(key)
       if (!r) return reply.code(404).send({ error: 'PLX_KV_NOT_FOUND', message: `no key ${key}` })
-      return entry(store, r)
+      return sealKey === undefined ? entry(store, r) : { ...entry(store, r), value: unsealed(r, sealKey) }
     },
   )
 
@@ -203,4 +209,20 @@ export const kvRoutes: FastifyPluginAsyncTypebox<KvComponents> = async (app, dep
       return { deleted, skipped }
     },
   )
+}
+
+/**
+ * A sealed value opened with the caller's private key: 400 when the header is not a key or the
+ * value is not sealed, 403 when it is sealed to another key or does not open (lib/sealed.ts).
+ */
+function unsealed(r: StoreRecord, keyText: string): JsonValue {
+  if (!isSealed(r.value))
+    throw new PlexusError('PLX_SEAL_NOT_SEALED', `${r.key} is not a sealed value`, { status: 400 })
+  try {
+    return openValue(r.value, parseSecretKey(keyText)) as JsonValue
+  } catch (err) {
+    if (isPlexusError(err, 'PLX_SEAL_WRONG_KEY') || isPlexusError(err, 'PLX_SEAL_OPEN_FAILED'))
+      throw new PlexusError(err.code, err.message, { status: 403 })
+    throw err
+  }
 }

@@ -6,6 +6,7 @@ import { buildApp } from '../../../src/api/app.js'
 import { Membership } from '../../../src/cluster/membership.js'
 import { realScheduler } from '../../../src/cluster/transport.js'
 import { Metrics } from '../../../src/lib/metrics.js'
+import { formatSecretKey, generateKeyPair, sealValue } from '../../../src/lib/sealed.js'
 import { newStore } from '../store/helpers.js'
 
 async function setup(backlog = { pending: 0, limit: 10 }) {
@@ -201,3 +202,49 @@ t.test('hosts: list with state and labels; label another host through the shared
   })
   t.equal(res.statusCode, 400)
 })
+
+t.test(
+  'KV: X-Plexus-Seal-Key opens a sealed value for this request; wrong keys and plain values are refused',
+  async (t) => {
+    const { app } = await setup()
+    t.teardown(() => app.close())
+    const mine = generateKeyPair()
+    const other = generateKeyPair()
+    const put = (url: string, body: unknown) =>
+      app.inject({
+        method: 'PUT',
+        url,
+        payload: JSON.stringify(body),
+        headers: { 'content-type': 'application/json' },
+      })
+    t.equal(
+      (await put('/v1/kv/secret/db', sealValue({ password: 's3cret' }, mine.publicKey))).statusCode,
+      200,
+    )
+    t.equal((await put('/v1/kv/plain/x', 1)).statusCode, 200)
+    const get = (url: string, key?: string) =>
+      app.inject({ method: 'GET', url, headers: key === undefined ? {} : { 'x-plexus-seal-key': key } })
+
+    const sealed = await get('/v1/kv/secret/db')
+    t.equal(sealed.json().value.sealed, 1, 'without the header: the envelope, as stored')
+    t.notMatch(sealed.body, /s3cret/)
+    const opened = await get('/v1/kv/secret/db', formatSecretKey(mine.secretKey))
+    t.equal(opened.statusCode, 200)
+    t.same(opened.json().value, { password: 's3cret' }, 'with the key: the value opened')
+    t.equal(opened.json().key, 'secret/db')
+
+    const wrong = await get('/v1/kv/secret/db', formatSecretKey(other.secretKey))
+    t.equal(wrong.statusCode, 403)
+    t.equal(wrong.json().error, 'PLX_SEAL_WRONG_KEY')
+    const junk = await get('/v1/kv/secret/db', 'plx-not-a-key')
+    t.equal(junk.statusCode, 400)
+    t.equal(junk.json().error, 'PLX_SEAL_BAD_KEY')
+    t.notMatch(junk.body, /plx-not-a-key/, 'the header is not echoed')
+    const plain = await get('/v1/kv/plain/x', formatSecretKey(mine.secretKey))
+    t.equal(plain.statusCode, 400)
+    t.equal(plain.json().error, 'PLX_SEAL_NOT_SEALED')
+    const prefix = await get('/v1/kv/secret/?recurse', formatSecretKey(mine.secretKey))
+    t.equal(prefix.statusCode, 400)
+    t.equal(prefix.json().error, 'PLX_SEAL_USAGE')
+  },
+)
