@@ -2,7 +2,7 @@
 // namespace the runner attached, its own mount namespace, optionally chrooted
 // into a root filesystem directory, as a given user, inside cgroups that
 // bound its memory, cpu and process count. See ../README.md.
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PlexusError } from '../../lib/errors.js'
@@ -23,8 +23,17 @@ import { Cgroups } from './cgroups.js'
 import { enterArgv, runEntered } from './enter.js'
 import { checkRootfs, DEFAULT_PATH, resolveCommand, resolveUser, SUPERVISOR, taskArgv } from './launch.js'
 
-/** how long start() waits for the supervisor to record the task's pid */
+/** how long start() waits for the supervisor to record the task's pid and the task to enter its namespace */
 const START_TIMEOUT_MS = 10_000
+
+/** the inode of a network namespace (its /run/netns file or a process's ns/net link), undefined when gone */
+const netnsInode = (path: string): number | undefined => {
+  try {
+    return statSync(path).ino
+  } catch {
+    return undefined
+  }
+}
 
 export class ExecDriver implements Driver {
   readonly name = 'exec'
@@ -46,10 +55,13 @@ export class ExecDriver implements Driver {
       { PATH: DEFAULT_PATH, PLEXUS_CGROUP_PROCS: this.cgroups.procsFiles(l.allocId, l.task).join(' ') },
     )
     const deadline = Date.now() + START_TIMEOUT_MS
+    const netns = netnsInode(l.netns)
     for (;;) {
       const pid = Number((await readFile(join(l.dir, 'pid'), 'utf8').catch(() => '')).trim())
       const startTime = pid > 0 ? procStartTime(pid) : undefined
-      if (pid > 0 && startTime !== undefined)
+      // running means in its namespace: the pid is recorded before its chain (env, unshare, nsenter)
+      // has exec'd through to the setns, and whoever reads the handle then must find it inside
+      if (pid > 0 && startTime !== undefined && netnsInode(`/proc/${pid}/ns/net`) === netns)
         return {
           pid,
           startTime,
