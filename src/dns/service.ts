@@ -7,16 +7,9 @@ import { type Explanation, explainSubject } from '../lib/explain.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
-import { runSliced, runSteps, type Steps } from '../lib/steps.js'
-import { buildCatalog, catalogInput, catalogSteps } from '../services/catalog.js'
-import {
-  ENDPOINT_PREFIX,
-  HEALTH_PREFIX,
-  NODE_PREFIX,
-  REGISTRATION_PREFIX,
-  type ReadableStore,
-  SERVICE_PREFIX,
-} from '../store/types.js'
+import { runSliced, runSteps } from '../lib/steps.js'
+import { buildCatalog, catalogInput } from '../services/catalog.js'
+import type { ReadableStore } from '../store/types.js'
 import { CacheStage } from './cache/cache.js'
 import { buildChain, type Next } from './chain.js'
 import type { DnsConfig } from './config.js'
@@ -24,22 +17,19 @@ import { ForwardStage, type Upstream } from './forward/forward.js'
 import { parseUpstream, readResolvConf } from './forward/resolvconf.js'
 import { DnsMetrics } from './metrics.js'
 import { DnsListener, emptyStats, type ServerStats } from './server.js'
-import { type AnswerTable, CompileMemo, compileSteps } from './zone/compile.js'
 import { ZoneStage } from './zone/handler.js'
+import { LiveZone, ZONE_PREFIXES } from './zone/live.js'
 import { zoneOrigins } from './zone/origins.js'
-import { zoneSteps } from './zone/records.js'
 
 export const ZONE_ORIGIN = 'plexus.internal'
 /** what containers get in resolv.conf through the CNI result */
 export const SEARCH_DOMAINS = [`svc.${ZONE_ORIGIN}`, ZONE_ORIGIN]
-/** store prefixes the zone is built from */
-const WATCHED = [NODE_PREFIX, ENDPOINT_PREFIX, SERVICE_PREFIX, REGISTRATION_PREFIX, HEALTH_PREFIX]
 /** coalesces bursts of store changes; well under the 1 s the zone may lag the store */
 const REBUILD_DELAY_MS = 20
 const MAX_REBUILD_DELAY_MS = 800
 /**
- * A rebuild runs in slices of at most this long (then queries get a turn): at 50,000 records a
- * rebuild takes about a second, which blocked every answer for that long (issue 22, bench/zone)
+ * A zone update runs in slices of at most this long (then queries get a turn): at 50,000 records
+ * the first build takes seconds, and one change to a big service tens of milliseconds (bench/zone)
  */
 const REBUILD_SLICE_MS = 5
 /** how often a listener that could not bind (gateway address not yet on the bridge) is retried */
@@ -87,12 +77,12 @@ export class DnsService implements Startable {
   private expiryTimer?: NodeJS.Timeout
   private bindTimer?: NodeJS.Timeout
   private reconciling: Promise<unknown> = Promise.resolve()
-  /** a sliced rebuild is running; a change meanwhile sets `dirty` and gets a rebuild after it */
+  private readonly live: LiveZone
+  /** a sliced update is running; changes meanwhile wait for the next (the live zone holds them) */
   private building = false
-  private dirty = false
-  private serial = 0
   private lastBuildMs = 0
-  private readonly memo = new CompileMemo()
+  /** when the last update ended (performance.now()) */
+  private lastEnd = 0
   private builtAt = new Date(0)
   private stopped = false
 
@@ -111,8 +101,16 @@ export class DnsService implements Startable {
       : readResolvConf(cfg.resolvConf, cfg.listen)
     for (const a of cfg.listen)
       if (!isIP(a)) throw new PlexusError('PLX_DNS_BAD_LISTEN', `dns.listen: "${a}" is not an IP address`)
+    this.live = new LiveZone(c.store, () => ({
+      origin: ZONE_ORIGIN,
+      ttl: cfg.ttl,
+      nsAddresses: this.desiredAddresses(),
+      agentAddress: this.gateway(),
+    }))
     // the first build runs at once: nothing is served before it, and an empty zone would answer NXDOMAIN
-    this.zone = new ZoneStage(runSteps(this.build()))
+    runSteps(this.live.update())
+    this.builtAt = new Date()
+    this.zone = new ZoneStage(this.live.table)
     this.cache = new CacheStage({ size: cfg.cacheSize, maxTtl: cfg.cacheMaxTtl })
     this.metrics = new DnsMetrics(c.metrics, () => this.status().stats)
     this.forward = new ForwardStage({
@@ -126,11 +124,18 @@ export class DnsService implements Startable {
 
   async start(): Promise<void> {
     const { store, peerId } = this.c
-    for (const p of WATCHED) this.unwatch.push(store.watch(p, () => this.scheduleRebuild()))
+    for (const p of ZONE_PREFIXES)
+      this.unwatch.push(
+        store.watch(p, (ev) => {
+          this.live.changed(ev.key)
+          this.scheduleRebuild()
+        }),
+      )
     this.unwatch.push(
       store.watch(`leases/${peerId}`, () => {
         void this.reconcileListeners()
-        this.scheduleRebuild() // the NS glue names the gateway address
+        this.live.changedApex() // the NS glue and agent.<zone> name the gateway address
+        this.scheduleRebuild()
       }),
     )
     await this.rebuild()
@@ -225,9 +230,10 @@ export class DnsService implements Startable {
 
   private scheduleRebuild(): void {
     if (this.rebuildTimer || this.stopped) return
-    // a rebuild takes the core from the answer path (in slices) while it runs: under constant churn keep
-    // it to about a third of the time (a zone that takes 400 ms to build is then rebuilt at most every 800 ms)
-    const delay = Math.max(REBUILD_DELAY_MS, Math.min(this.lastBuildMs * 2, MAX_REBUILD_DELAY_MS))
+    // an update takes the core from the answer path (in slices) while it runs: under constant churn keep it
+    // to about a third of the time (an update of 100 ms waits until 200 ms have passed since the last one)
+    const idle = performance.now() - this.lastEnd
+    const delay = Math.max(REBUILD_DELAY_MS, Math.min(this.lastBuildMs * 2 - idle, MAX_REBUILD_DELAY_MS))
     this.rebuildTimer = setTimeout(() => {
       this.rebuildTimer = undefined
       void this.rebuild()
@@ -235,54 +241,42 @@ export class DnsService implements Startable {
     this.rebuildTimer.unref()
   }
 
-  /** the zone from the store as it is now (read at once; the work after it yields, src/lib/steps.ts) */
-  private *build(): Steps<AnswerTable> {
-    const serial = this.c.store.index
-    const builtAt = new Date()
-    const opts = {
-      origin: ZONE_ORIGIN,
-      ttl: this.c.config.dns.ttl,
-      serial,
-      nsAddresses: this.desiredAddresses(),
-      agentAddress: this.gateway(),
-    }
-    const catalog = yield* catalogSteps(catalogInput(this.c.store))
-    const zone = yield* zoneSteps(catalog, opts)
-    // a TTL registration lapses without a store event here if the store expires lazily: rebuild then
-    clearTimeout(this.expiryTimer)
-    if (catalog.nextExpiry !== undefined) {
-      this.expiryTimer = setTimeout(
-        () => this.scheduleRebuild(),
-        Math.max(catalog.nextExpiry - Date.now() + 1, 0),
-      )
-      this.expiryTimer.unref()
-    }
-    const table = yield* compileSteps(zone, this.memo)
-    this.serial = serial
-    this.builtAt = builtAt
-    return table
-  }
-
-  /** one rebuild at a time (they share the compile memo); changes during one get the next */
+  /** one update at a time; changes during one are held by the live zone and get the next */
   private async rebuild(): Promise<void> {
-    if (this.building) {
-      this.dirty = true
-      return
-    }
+    if (this.building || this.stopped) return
     this.building = true
     const started = performance.now()
     try {
-      this.zone.table = await runSliced(this.build(), REBUILD_SLICE_MS)
-      this.lastBuildMs = performance.now() - started
+      await runSliced(this.live.update(), REBUILD_SLICE_MS)
+      this.builtAt = new Date()
     } catch (err) {
-      this.c.logger.error({ err }, 'dns zone rebuild failed; serving the previous zone')
+      this.c.logger.error(
+        { err },
+        'dns zone update failed; serving the previous zone, reading the store again',
+      )
+      this.live.resync()
     } finally {
       this.building = false
+      this.lastEnd = performance.now()
+      this.lastBuildMs = this.lastEnd - started
     }
-    if (this.dirty) {
-      this.dirty = false
-      this.scheduleRebuild()
-    }
+    this.scheduleExpiry()
+    if (this.live.dirty) this.scheduleRebuild()
+  }
+
+  /** a TTL record lapses without a store event (the store expires lazily): the zone drops it on time */
+  private scheduleExpiry(): void {
+    clearTimeout(this.expiryTimer)
+    const at = this.live.nextExpiry()
+    if (at === undefined || this.stopped) return
+    this.expiryTimer = setTimeout(
+      () => {
+        this.live.expire(Date.now())
+        this.scheduleRebuild()
+      },
+      Math.max(at - Date.now() + 1, 0),
+    )
+    this.expiryTimer.unref()
   }
 
   /**
@@ -303,7 +297,7 @@ export class DnsService implements Startable {
       upstreams: this.upstreams,
       zone: {
         ...this.zone.table.size,
-        serial: this.serial,
+        serial: this.live.serial,
         builtAt: this.builtAt.toISOString(),
         buildMs: Math.round(this.lastBuildMs * 10) / 10,
       },

@@ -11,6 +11,7 @@ import type {
   HealthValue,
   NodeValue,
   PortSpec,
+  RegistrationValue,
   ServiceValue,
 } from '../store/records.js'
 import {
@@ -135,73 +136,21 @@ export function* catalogSteps(input: CatalogInput): Steps<Catalog> {
     if (list) list.push(v)
     else health.set(v.endpointKey, [v])
   }
-  // Consul's initial state: a member with checks is critical until each of them has passed once, so
-  // DNS never answers an instance that is still starting; a member without checks is healthy as it joins
-  const healthy = (endpointKey: string, service: string, checks: CheckSpec[]): boolean => {
-    const results = (health.get(endpointKey) ?? []).filter(
-      (h) => h.service === undefined || h.service === service,
-    )
-    if (results.some((h) => h.status === 'critical')) return false
-    return checks.every((c) => results.some((h) => h.check === c.name && h.status === 'passing'))
-  }
 
-  const services = new Map<string, ServiceEntry>()
-  /** per service: endpoint key → index in its members */
-  const memberAt = new Map<ServiceEntry, Map<string, number>>()
-  const entry = (name: string): ServiceEntry => {
-    let e = services.get(name)
-    if (!e) {
-      e = { name, members: [] }
-      services.set(name, e)
-      memberAt.set(e, new Map())
+  const pieces = new Map<string, ServicePieces>()
+  const of = (name: string): ServicePieces => {
+    let p = pieces.get(name)
+    if (!p) {
+      p = { name, endpoints: [], registrations: [] }
+      pieces.set(name, p)
     }
-    return e
+    return p
   }
   for (const r of input.services) {
     const v = decoded(r, serviceCodec)
-    if (v) entry(v.name).definition = v
+    if (v) of(v.name).definition = v
   }
-
-  const addMember = (
-    ep: Endpoint,
-    service: string,
-    own: { tags?: string[]; ports?: PortSpec[]; checks?: CheckSpec[] },
-    source: Member['source'],
-    expiresAt?: number,
-  ): void => {
-    const e = entry(service)
-    const def = e.definition
-    const checks = [...(def?.checks ?? []), ...(own.checks ?? [])]
-    const m: Member = {
-      service,
-      endpointKey: ep.key,
-      peer: ep.peer,
-      host: ep.value.host,
-      name: ep.value.name,
-      ipv4: ep.value.ipv4,
-      tags: union(def?.tags ?? [], own.tags),
-      ports: own.ports?.length ? own.ports.map((p) => namedLike(p, def?.ports)) : (def?.ports ?? []),
-      checks,
-      healthy: healthy(ep.key, service, checks),
-      source,
-    }
-    if (ep.value.ipv6) m.ipv6 = ep.value.ipv6
-    if (expiresAt !== undefined) m.expiresAt = expiresAt
-    // An API registration for the same endpoint and service replaces the CNI one. Found through
-    // memberAt, not a scan of the members: a scan made a 1,000-member service quadratic (issue 22)
-    const at = memberAt.get(e)!
-    const i = at.get(ep.key)
-    if (i !== undefined) e.members[i] = m
-    else {
-      at.set(ep.key, e.members.length)
-      e.members.push(m)
-    }
-  }
-
-  for (const ep of endpoints) {
-    if (++n % STEP_EVERY === 0) yield
-    if (ep.value.service) addMember(ep, ep.value.service, ep.value, 'cni')
-  }
+  for (const ep of endpoints) if (ep.value.service) of(ep.value.service).endpoints.push(ep)
   for (const r of input.registrations) {
     if (++n % STEP_EVERY === 0) yield
     const v = decoded(r, registrationCodec)
@@ -209,16 +158,77 @@ export function* catalogSteps(input: CatalogInput): Steps<Catalog> {
     const ep = byKey.get(v.endpointKey)
     // a registration outlives nothing: without its endpoint it names no address
     if (!ep || ep.peer !== r.owner) continue
-    addMember(ep, v.service, v, 'api', expiry(r))
+    of(v.service).registrations.push({ endpoint: ep, value: v, expiresAt: expiry(r) })
   }
-  for (const e of services.values()) {
-    e.members.sort((a, b) => a.endpointKey.localeCompare(b.endpointKey))
+  const services = new Map<string, ServiceEntry>()
+  const healthOf = (key: string) => health.get(key)
+  for (const p of pieces.values()) {
+    services.set(p.name, serviceEntry(p, healthOf))
     yield
   }
 
   const catalog: Catalog = { services, endpoints, nodes, invalid }
   if (nextExpiry !== undefined) catalog.nextExpiry = nextExpiry
   return catalog
+}
+
+/** What one service is made of; the catalog and the live DNS zone (src/dns/zone/live.ts) both build a service from these. */
+export interface ServicePieces {
+  name: string
+  definition?: ServiceValue
+  /** endpoints whose own `service` field names it (CNI) */
+  endpoints: Endpoint[]
+  /** API registrations naming it whose endpoint exists and has the registration's owner */
+  registrations: { endpoint: Endpoint; value: RegistrationValue; expiresAt?: number | undefined }[]
+}
+
+/** A service's members (sorted by endpoint key, so the order of the pieces does not matter) and health. */
+export function serviceEntry(
+  p: ServicePieces,
+  health: (endpointKey: string) => HealthValue[] | undefined,
+): ServiceEntry {
+  const def = p.definition
+  // Consul's initial state: a member with checks is critical until each of them has passed once, so
+  // DNS never answers an instance that is still starting; a member without checks is healthy as it joins
+  const healthy = (endpointKey: string, checks: CheckSpec[]): boolean => {
+    const results = (health(endpointKey) ?? []).filter((h) => h.service === undefined || h.service === p.name)
+    if (results.some((h) => h.status === 'critical')) return false
+    return checks.every((c) => results.some((h) => h.check === c.name && h.status === 'passing'))
+  }
+  // endpoint key → member; an API registration for the same endpoint replaces the CNI member
+  const members = new Map<string, Member>()
+  const add = (
+    ep: Endpoint,
+    own: { tags?: string[]; ports?: PortSpec[]; checks?: CheckSpec[] },
+    source: Member['source'],
+    expiresAt?: number,
+  ): void => {
+    const checks = [...(def?.checks ?? []), ...(own.checks ?? [])]
+    const m: Member = {
+      service: p.name,
+      endpointKey: ep.key,
+      peer: ep.peer,
+      host: ep.value.host,
+      name: ep.value.name,
+      ipv4: ep.value.ipv4,
+      tags: union(def?.tags ?? [], own.tags),
+      ports: own.ports?.length ? own.ports.map((x) => namedLike(x, def?.ports)) : (def?.ports ?? []),
+      checks,
+      healthy: healthy(ep.key, checks),
+      source,
+    }
+    if (ep.value.ipv6) m.ipv6 = ep.value.ipv6
+    if (expiresAt !== undefined) m.expiresAt = expiresAt
+    members.set(ep.key, m)
+  }
+  for (const ep of p.endpoints) add(ep, ep.value, 'cni')
+  for (const r of p.registrations) add(r.endpoint, r.value, 'api', r.expiresAt)
+  const entry: ServiceEntry = {
+    name: p.name,
+    members: [...members.values()].sort((a, b) => (a.endpointKey < b.endpointKey ? -1 : 1)),
+  }
+  if (def) entry.definition = def
+  return entry
 }
 
 /** Reads everything the catalog needs from a store. */

@@ -1,7 +1,9 @@
 // Plain data for the zone tests: store records of two hosts with a service.
 import dnsPacket from 'dns-packet'
+import { isPending, type Reply } from '../../src/dns/chain.js'
 import { parseQuery, type Query } from '../../src/dns/wire.js'
 import { type AnswerTable, compileZone } from '../../src/dns/zone/compile.js'
+import type { ZoneStage } from '../../src/dns/zone/handler.js'
 import { buildZone } from '../../src/dns/zone/records.js'
 import { buildCatalog, type CatalogInput } from '../../src/services/catalog.js'
 import type { StoreRecord } from '../../src/store/types.js'
@@ -87,3 +89,22 @@ export function query(
   if (!r.ok) throw new Error(`test query did not parse: rcode ${r.rcode}`)
   return r.query
 }
+
+const NEXT = Buffer.from('next')
+const passOn = (): Reply => NEXT
+
+/** asks the zone stage; undefined when it passes the query on (not its zone) */
+export function ask(
+  stage: ZoneStage,
+  name: string,
+  type: string,
+  opts: { edns?: number; tcp?: boolean } = {},
+) {
+  const r = stage.handle(query(name, type, opts), passOn)
+  if (isPending(r)) throw new Error('zone answers synchronously')
+  if (r === NEXT) return undefined
+  return { raw: r, msg: dnsPacket.decode(r) as unknown as dnsPacket.Packet & { rcode: string } }
+}
+
+export const data = (a: dnsPacket.Answer[] | undefined) =>
+  (a ?? []).map((x) => ('data' in x ? x.data : undefined))

@@ -221,6 +221,23 @@ t.test('answers track the store within 1 s', async (t) => {
   t.ok(await wait(['10.244.1.9']), 'and comes back')
 })
 
+t.test('a TTL registration leaves the zone when it lapses, with no store event', async (t) => {
+  await endpoint('ttl1', '10.244.1.20')
+  await store.put(
+    `registrations/${self}/ttl1/eth0/lapsing`,
+    { service: 'lapsing', endpointKey: `endpoints/${self}/ttl1/eth0`, tags: [], ports: [] },
+    { ttlMs: 1500 },
+  )
+  const answers = () => short('lapsing.svc.plexus.internal')
+  const until = Date.now() + 1000
+  while (Date.now() < until && (await answers()).length === 0) await new Promise((r) => setTimeout(r, 50))
+  t.same(await answers(), ['10.244.1.20'], 'the registration answers')
+  // nothing writes or deletes it: the store only stops listing it, the zone drops it on its expiry timer
+  await new Promise((r) => setTimeout(r, 1500 + 300))
+  t.same(await answers(), [], 'gone within 300 ms of its lapse')
+  t.equal(status(await dig('lapsing.svc.plexus.internal')), 'NXDOMAIN', 'the service has no other source')
+})
+
 function udpSend(packets: Buffer[], port = PORT): Promise<number> {
   const s = createSocket('udp4')
   let replies = 0

@@ -1,21 +1,27 @@
-// Zone data → answer table: every (name, type) answer encoded once per zone
-// change, so answering is a map lookup plus one buffer copy. Record sets that
-// are shuffled per answer get several precomputed orders to pick from.
+// Zone names → answer table: every (name, type) answer encoded once per change
+// of the name, so answering is a map lookup plus one buffer copy. Record sets
+// that are shuffled per answer get several precomputed orders to pick from.
 import dnsPacket from 'dns-packet'
 import { runSteps, STEP_EVERY, type Steps } from '../../lib/steps.js'
 import { nameToKey, RCODE_NOERROR, RCODE_NXDOMAIN, type Section, TYPE_ANY } from '../wire.js'
-import type { Rr, ZoneData } from './records.js'
+import type { Rr, ZoneData, ZoneName } from './records.js'
 
 export interface NameAnswers {
-  /** qtype → precomputed orders (length ≥ 1) */
+  /** qtype → precomputed orders (length ≥ 1); a type not here answers the table's `nodata` */
   byType: Map<number, Section[]>
-  /** the name exists but has nothing of the asked type */
-  nodata: Section
+  /** encoded bytes, for status output */
+  bytes: number
 }
 
 export interface AnswerTable {
   originKey: string
   names: Map<string, NameAnswers>
+  /**
+   * The negative answers carry the SOA, whose serial changes with every zone
+   * change: kept once for the table, not per name, so a change re-encodes only
+   * the names it touched.
+   */
+  nodata: Section
   nxdomain: Section
   /** how many names and encoded bytes, for status output */
   size: { names: number; bytes: number }
@@ -25,13 +31,22 @@ export interface AnswerTable {
 const MAX_ORDERS = 8
 const SHUFFLED = new Set<Rr['type']>(['A', 'AAAA', 'SRV'])
 const TYPE_CODE: Record<Rr['type'], number> = { A: 1, NS: 2, SOA: 6, PTR: 12, AAAA: 28, SRV: 33 }
+/**
+ * The most answer bytes one reply may carry: a DNS message over TCP is at most
+ * 65,535 bytes, less the header (12), the longest question (a 255-byte name,
+ * type and class: 259) and an EDNS OPT record (11). A set larger than this
+ * (a service of a few thousand members) answers the part of each order that
+ * fits, as Consul and CoreDNS cap big answers; before, it could answer nothing.
+ */
+export const MAX_ANSWER_BYTES = 65535 - 12 - 259 - 11
 
 // dns-packet's single-record encoder (not in its typings): each record is encoded once per compile
 const encodeRecord = (dnsPacket as unknown as { answer: { encode(r: Rr): Buffer } }).answer.encode
 
-/** Encodes records through a per-compile memo: the same record in several orders is encoded once. */
-class Encoder {
+/** Encodes records through a memo: the same record in several orders is encoded once. */
+export class Encoder {
   private readonly memo = new Map<Rr, Buffer>()
+
   bytes(r: Rr): Buffer {
     let b = this.memo.get(r)
     if (!b) {
@@ -40,6 +55,7 @@ class Encoder {
     }
     return b
   }
+
   section(rcode: number, answers: Rr[], authorities: Rr[], additionals: Rr[]): Section {
     const parts = [...answers, ...authorities, ...additionals].map((r) => this.bytes(r))
     return {
@@ -49,6 +65,38 @@ class Encoder {
       ns: authorities.length,
       ar: additionals.length,
       body: Buffer.concat(parts),
+    }
+  }
+
+  /**
+   * A positive answer: all of `answers` with `additionals` when that fits in
+   * MAX_ANSWER_BYTES, else the leading answers that fit, each with only the
+   * additional records it brings along (`extrasOf`: an SRV's target address).
+   */
+  answer(answers: Rr[], additionals: Rr[], extrasOf: (r: Rr) => Rr[]): Section {
+    let total = 0
+    for (const r of answers) total += this.bytes(r).length
+    for (const r of additionals) total += this.bytes(r).length
+    if (total <= MAX_ANSWER_BYTES) return this.section(RCODE_NOERROR, answers, [], additionals)
+    const an: Buffer[] = []
+    const ar: Buffer[] = []
+    let size = 0
+    for (const r of answers) {
+      const extras = extrasOf(r).map((x) => this.bytes(x))
+      const b = this.bytes(r)
+      const len = extras.reduce((n, x) => n + x.length, b.length)
+      if (size + len > MAX_ANSWER_BYTES) break
+      size += len
+      an.push(b)
+      ar.push(...extras)
+    }
+    return {
+      rcode: RCODE_NOERROR,
+      authoritative: true,
+      an: an.length,
+      ns: 0,
+      ar: ar.length,
+      body: Buffer.concat([...an, ...ar]),
     }
   }
 }
@@ -70,92 +118,77 @@ export function orders<T>(set: T[], random: () => number = Math.random): T[][] {
   return out
 }
 
-/**
- * What the previous compile produced per name, so an unchanged name is not
- * encoded again: a zone change (one endpoint, one health flip) re-encodes only
- * the names whose records changed. Kept by the caller, not in the table (the
- * table is also sent to worker processes).
- */
-export class CompileMemo {
-  entries = new Map<string, { fp: string; byType: Map<number, Section[]>; bytes: number }>()
-}
+const none = (_r: Rr): Rr[] => []
 
-function fingerprint(zn: ZoneData['names'] extends Map<string, infer N> ? N : never): string {
-  let fp = ''
-  for (const [into, m] of [
-    ['=', zn.sets],
-    ['+', zn.additional],
-  ] as const) {
-    for (const [type, set] of m) {
-      fp += `${into}${type}`
-      for (const r of set)
-        fp += `|${r.name} ${r.ttl} ${typeof r.data === 'string' ? r.data : JSON.stringify(r.data)}`
+/**
+ * One name's answers. Yields after each order of a big set (thousands of
+ * members): a big service is the longest unit of a zone change.
+ * `nsGlue` gives the addresses of NS targets (the apex's additional section).
+ */
+export function* compileName(zn: ZoneName, enc: Encoder, nsGlue: (ns: Rr[]) => Rr[]): Steps<NameAnswers> {
+  const byType = new Map<number, Section[]>()
+  const all: Rr[] = []
+  let bytes = 0
+  for (const [type, set] of zn.sets) {
+    all.push(...set)
+    let extra: Rr[] = []
+    let extrasOf: (r: Rr) => Rr[] = none
+    if (type === 'SRV') {
+      extra = [...(zn.additional.get('A') ?? []), ...(zn.additional.get('AAAA') ?? [])]
+      const byTarget = new Map<string, Rr[]>()
+      for (const r of extra) {
+        const list = byTarget.get(r.name)
+        if (list) list.push(r)
+        else byTarget.set(r.name, [r])
+      }
+      extrasOf = (r) => byTarget.get(String(r.data.target)) ?? []
+    } else if (type === 'NS') extra = nsGlue(set)
+    const variants: Section[] = []
+    for (const o of SHUFFLED.has(type) ? orders(set) : [set]) {
+      const s = enc.answer(o, extra, extrasOf)
+      variants.push(s)
+      bytes += s.body.length
+      if (set.length > STEP_EVERY) yield
     }
+    byType.set(TYPE_CODE[type], variants)
   }
-  return fp
+  // ANY: everything at the name in one answer (RFC 8482 would allow less; tools expect this)
+  if (all.length) {
+    const s = enc.answer(all, [], none)
+    byType.set(TYPE_ANY, [s])
+    bytes += s.body.length
+  }
+  return { byType, bytes }
 }
 
-export function compileZone(zone: ZoneData, memo?: CompileMemo): AnswerTable {
-  return runSteps(compileSteps(zone, memo))
+/** NODATA and NXDOMAIN: no answer, the SOA in the authority section */
+export function negativeAnswers(enc: Encoder, soa: Rr): { nodata: Section; nxdomain: Section } {
+  return {
+    nodata: enc.section(RCODE_NOERROR, [], [soa], []),
+    nxdomain: enc.section(RCODE_NXDOMAIN, [], [soa], []),
+  }
 }
 
-/**
- * compileZone, yielding every STEP_EVERY names (src/lib/steps.ts). The memo is
- * replaced only at the end, so a run abandoned halfway leaves it as it was.
- */
-export function* compileSteps(zone: ZoneData, memo?: CompileMemo): Steps<AnswerTable> {
-  let n = 0
+/** the A/AAAA records of the targets of NS records, from the zone's names */
+export function glueFrom(names: Map<string, ZoneName>): (ns: Rr[]) => Rr[] {
+  return (ns) =>
+    ns.flatMap((r) => {
+      const target = names.get(String(r.data))
+      return [...(target?.sets.get('A') ?? []), ...(target?.sets.get('AAAA') ?? [])]
+    })
+}
+
+/** The whole zone at once (tests, benches' reference); the agent patches a live one (live.ts). */
+export function compileZone(zone: ZoneData): AnswerTable {
   const enc = new Encoder()
-  const section = enc.section.bind(enc)
-  const soa = [zone.soa]
-  const nodata = section(RCODE_NOERROR, [], soa, [])
-  const nxdomain = section(RCODE_NXDOMAIN, [], soa, [])
+  const glue = glueFrom(zone.names)
   const names = new Map<string, NameAnswers>()
-  const next = new Map<string, { fp: string; byType: Map<number, Section[]>; bytes: number }>()
+  const { nodata, nxdomain } = negativeAnswers(enc, zone.soa)
   let bytes = nodata.body.length + nxdomain.body.length
   for (const [name, zn] of zone.names) {
-    if (++n % STEP_EVERY === 0) yield
-    const key = nameToKey(name)
-    // the apex carries the SOA (its serial changes every build) and the NS glue: always compiled
-    const fp = name === zone.origin ? undefined : fingerprint(zn)
-    const prev = fp === undefined ? undefined : memo?.entries.get(key)
-    if (prev && prev.fp === fp) {
-      names.set(key, { byType: prev.byType, nodata })
-      next.set(key, prev)
-      bytes += prev.bytes
-      continue
-    }
-    const byType = new Map<number, Section[]>()
-    const all: Rr[] = []
-    let nameBytes = 0
-    for (const [type, set] of zn.sets) {
-      all.push(...set)
-      const extra =
-        type === 'SRV' ? [...(zn.additional.get('A') ?? []), ...(zn.additional.get('AAAA') ?? [])] : []
-      const glue = type === 'NS' ? nsGlue(zone, set) : []
-      const variants = (SHUFFLED.has(type) ? orders(set) : [set]).map((o) =>
-        section(RCODE_NOERROR, o, [], [...extra, ...glue]),
-      )
-      for (const v of variants) nameBytes += v.body.length
-      byType.set(TYPE_CODE[type], variants)
-    }
-    // ANY: everything at the name in one answer (RFC 8482 would allow less; tools expect this)
-    if (all.length) byType.set(TYPE_ANY, [section(RCODE_NOERROR, all, [], [])])
-    names.set(key, { byType, nodata })
-    if (fp !== undefined) next.set(key, { fp, byType, bytes: nameBytes })
-    bytes += nameBytes
-    // a compiled name can be thousands of records (a big service): each one gets its own step
-    if (all.length > STEP_EVERY) yield
+    const a = runSteps(compileName(zn, enc, glue))
+    names.set(nameToKey(name), a)
+    bytes += a.bytes
   }
-  if (memo) memo.entries = next
-  return { originKey: nameToKey(zone.origin), names, nxdomain, size: { names: names.size, bytes } }
-}
-
-function nsGlue(zone: ZoneData, ns: Rr[]): Rr[] {
-  const out: Rr[] = []
-  for (const r of ns) {
-    const target = zone.names.get(String(r.data))
-    out.push(...(target?.sets.get('A') ?? []), ...(target?.sets.get('AAAA') ?? []))
-  }
-  return out
+  return { originKey: nameToKey(zone.origin), names, nodata, nxdomain, size: { names: names.size, bytes } }
 }

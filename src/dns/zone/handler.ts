@@ -15,8 +15,9 @@ const TYPE_IXFR = 251
 
 /**
  * Authoritative answers for the zone and for the reverse names of endpoint
- * addresses, from the precomputed table (swapped whole on every zone change,
- * so a query sees either the old or the new zone, never a mix).
+ * addresses, from the precomputed table. The live zone (live.ts) patches the
+ * table's names in one synchronous step at the end of a change, so a query
+ * sees either the old or the new zone, never a mix.
  */
 export class ZoneStage implements Stage {
   readonly name = 'zone'
@@ -29,7 +30,7 @@ export class ZoneStage implements Stage {
     if (e === undefined) return keyWithin(q.key, t.originKey) ? assemble(q, t.nxdomain) : next(q)
     if (q.qtype === TYPE_AXFR || q.qtype === TYPE_IXFR) return errorReply(q, RCODE_REFUSED)
     const v = e.byType.get(q.qtype)
-    if (v === undefined) return assemble(q, e.nodata)
+    if (v === undefined) return assemble(q, t.nodata)
     return assemble(q, v.length === 1 ? v[0]! : v[(Math.random() * v.length) | 0]!)
   }
 }

@@ -2,8 +2,8 @@
 // plexus.internal (and the reverse names of endpoint addresses) and which
 // resource records each holds. No wire format here; compile.ts encodes.
 import { Address4, Address6 } from 'ip-address'
-import { runSteps, STEP_EVERY, type Steps } from '../../lib/steps.js'
-import type { Catalog, Member } from '../../services/catalog.js'
+import type { Catalog, ServiceEntry } from '../../services/catalog.js'
+import type { EndpointValue, NodeValue } from '../../store/records.js'
 
 export interface Rr {
   name: string
@@ -63,57 +63,76 @@ interface SrvData {
   port: number
   target: string
 }
-const srvId = (d: SrvData): string => `${d.port} ${d.target}`
+const recordId = (rrName: string, data: unknown): string =>
+  `${rrName}\0${typeof data === 'string' ? data : `${(data as SrvData).port} ${(data as SrvData).target}`}`
 
-export function buildZone(catalog: Catalog, opts: ZoneOptions): ZoneData {
-  return runSteps(zoneSteps(catalog, opts))
-}
+const emptyName = (): ZoneName => ({ sets: new Map(), additional: new Map() })
 
-/** buildZone, yielding every STEP_EVERY endpoints, members and names (src/lib/steps.ts) */
-export function* zoneSteps(catalog: Catalog, opts: ZoneOptions): Steps<ZoneData> {
-  let n = 0
-  const { origin, ttl } = opts
-  const names = new Map<string, ZoneName>()
-  const at = (name: string): ZoneName => {
-    let n = names.get(name)
+/**
+ * Names and their record sets as one source (the apex, a node, an endpoint, a
+ * service) contributes them, or a whole zone: identical records (same owner
+ * name and data) are kept once.
+ */
+export class NameSets {
+  readonly names = new Map<string, ZoneName>()
+  // per record list, the ids in it: keeps the dedupe O(1)
+  private readonly seen = new Map<Rr[], Set<string>>()
+
+  constructor(readonly ttl: number) {}
+
+  /** the name, created empty if absent (an empty name answers NODATA, not NXDOMAIN) */
+  at(name: string): ZoneName {
+    let n = this.names.get(name)
     if (!n) {
-      n = { sets: new Map(), additional: new Map() }
-      names.set(name, n)
+      n = emptyName()
+      this.names.set(name, n)
     }
     return n
   }
-  // identical records twice (two endpoints, same name and address) are one; a set per list keeps this O(1)
-  const seen = new Map<Rr[], Set<string>>()
-  /** adds a record to name's sets, or (into additional) a record owned by rrName to name's additional section */
-  const add = (
+
+  /** a record to name's sets, or (into additional) a record owned by rrName to name's additional section */
+  add(
     name: string,
     type: Rr['type'],
     data: unknown,
     into: 'sets' | 'additional' = 'sets',
     rrName = name,
-  ): void => {
-    const m = at(name)[into]
-    const list = m.get(type)
-    const rr: Rr = { name: rrName, type, ttl, data }
-    const id = `${rrName}\0${typeof data === 'string' ? data : srvId(data as SrvData)}`
-    if (list) {
-      const s = seen.get(list)!
-      if (!s.has(id)) {
-        s.add(id)
-        list.push(rr)
-      }
-    } else {
-      const fresh = [rr]
-      m.set(type, fresh)
-      seen.set(fresh, new Set([id]))
-    }
-  }
-  const addAddress = (name: string, ipv4: string | undefined, ipv6: string | undefined): void => {
-    if (ipv4) add(name, 'A', ipv4)
-    if (ipv6) add(name, 'AAAA', ipv6)
+  ): void {
+    this.push(this.at(name)[into], { name: rrName, type, ttl: this.ttl, data })
   }
 
-  const soa: Rr = {
+  /** every set of zn into name's */
+  addAll(name: string, zn: ZoneName): void {
+    const to = this.at(name)
+    for (const into of ['sets', 'additional'] as const)
+      for (const list of zn[into].values()) for (const r of list) this.push(to[into], r)
+  }
+
+  addAddress(name: string, ipv4: string | undefined, ipv6: string | undefined): void {
+    if (ipv4) this.add(name, 'A', ipv4)
+    if (ipv6) this.add(name, 'AAAA', ipv6)
+  }
+
+  private push(m: Map<Rr['type'], Rr[]>, rr: Rr): void {
+    const list = m.get(rr.type)
+    const id = recordId(rr.name, rr.data)
+    if (!list) {
+      const fresh = [rr]
+      m.set(rr.type, fresh)
+      this.seen.set(fresh, new Set([id]))
+      return
+    }
+    const s = this.seen.get(list)!
+    if (!s.has(id)) {
+      s.add(id)
+      list.push(rr)
+    }
+  }
+}
+
+export function soaRecord(opts: ZoneOptions): Rr {
+  const { origin, ttl } = opts
+  return {
     name: origin,
     type: 'SOA',
     ttl,
@@ -128,77 +147,94 @@ export function* zoneSteps(catalog: Catalog, opts: ZoneOptions): Steps<ZoneData>
       minimum: ttl,
     },
   }
-  at(origin).sets.set('SOA', [soa])
-  add(origin, 'NS', `ns.${origin}`)
+}
+
+/** the apex (SOA, NS and its glue), the svc/ctr/node parents and agent.<origin> */
+export function apexRecords(z: NameSets, opts: ZoneOptions): void {
+  const { origin } = opts
+  z.at(origin).sets.set('SOA', [soaRecord(opts)])
+  z.add(origin, 'NS', `ns.${origin}`)
   for (const a of opts.nsAddresses)
-    addAddress(`ns.${origin}`, a.includes(':') ? undefined : a, a.includes(':') ? a : undefined)
-  for (const ent of ['svc', 'ctr', 'node']) at(`${ent}.${origin}`)
-  if (opts.agentAddress) add(`agent.${origin}`, 'A', opts.agentAddress)
+    z.addAddress(`ns.${origin}`, a.includes(':') ? undefined : a, a.includes(':') ? a : undefined)
+  for (const ent of ['svc', 'ctr', 'node']) z.at(`${ent}.${origin}`)
+  if (opts.agentAddress) z.add(`agent.${origin}`, 'A', opts.agentAddress)
+}
 
-  for (const node of catalog.nodes) {
-    if (++n % STEP_EVERY === 0) yield
-    const label = toLabel(node.value.name)
-    if (!label) continue
-    const a = node.value.address
-    addAddress(
-      `${label}.node.${origin}`,
-      Address4.isValid(a) ? a : undefined,
-      Address6.isValid(a) && !Address4.isValid(a) ? a : undefined,
-    )
-  }
+/** <host>.node.<origin> */
+export function nodeRecords(z: NameSets, node: NodeValue, origin: string): void {
+  const label = toLabel(node.name)
+  if (!label) return
+  const a = node.address
+  z.addAddress(
+    `${label}.node.${origin}`,
+    Address4.isValid(a) ? a : undefined,
+    Address6.isValid(a) && !Address4.isValid(a) ? a : undefined,
+  )
+}
 
-  const ctrName = (name: string): string | undefined => {
-    const label = toLabel(name)
-    return label ? `${label}.ctr.${origin}` : undefined
-  }
-  for (const ep of catalog.endpoints) {
-    if (++n % STEP_EVERY === 0) yield
-    const name = ctrName(ep.value.name)
-    if (!name) continue
-    addAddress(name, ep.value.ipv4, ep.value.ipv6)
-    for (const ip of [ep.value.ipv4, ep.value.ipv6]) {
-      const rev = ip ? reverseName(ip) : undefined
-      if (rev) add(rev, 'PTR', name)
-    }
-  }
+function ctrName(name: string, origin: string): string | undefined {
+  const label = toLabel(name)
+  return label ? `${label}.ctr.${origin}` : undefined
+}
 
-  for (const svc of catalog.services.values()) {
-    const base = `${svc.name}.svc.${origin}`
-    at(base) // a defined service with no healthy endpoint answers NODATA, not NXDOMAIN
-    const healthy = svc.members.filter((m) => m.healthy)
-    for (const m of healthy) {
-      if (++n % STEP_EVERY === 0) yield
-      addAddress(base, m.ipv4, m.ipv6)
-      for (const tag of m.tags) addAddress(`${tag}.${base}`, m.ipv4, m.ipv6)
-      addSrv(m, base)
-    }
+/** <container>.ctr.<origin> and the reverse names of its addresses */
+export function endpointRecords(z: NameSets, ep: EndpointValue, origin: string): void {
+  const name = ctrName(ep.name, origin)
+  if (!name) return
+  z.addAddress(name, ep.ipv4, ep.ipv6)
+  for (const ip of [ep.ipv4, ep.ipv6]) {
+    const rev = ip ? reverseName(ip) : undefined
+    if (rev) z.add(rev, 'PTR', name)
   }
+}
 
-  function addSrv(m: Member, base: string): void {
-    const target = ctrName(m.name)
-    if (!target) return
+/** <svc>.svc.<origin>, its tag names and SRV names, from its healthy members */
+export function serviceRecords(z: NameSets, svc: ServiceEntry, origin: string): void {
+  const base = `${svc.name}.svc.${origin}`
+  z.at(base) // a defined service with no healthy endpoint answers NODATA, not NXDOMAIN
+  for (const m of svc.members) {
+    if (!m.healthy) continue
+    z.addAddress(base, m.ipv4, m.ipv6)
+    for (const tag of m.tags) z.addAddress(`${tag}.${base}`, m.ipv4, m.ipv6)
+    const target = ctrName(m.name, origin)
+    if (!target) continue
     for (const p of m.ports) {
       const data = { priority: 0, weight: 10, port: p.port, target }
       const owners = [`_${p.port}._${p.protocol}.${base}`]
       if (p.name) owners.push(`_${p.name}._${p.protocol}.${base}`)
       for (const owner of owners) {
-        add(owner, 'SRV', data)
-        add(owner, 'A', m.ipv4, 'additional', target)
-        if (m.ipv6) add(owner, 'AAAA', m.ipv6, 'additional', target)
+        z.add(owner, 'SRV', data)
+        z.add(owner, 'A', m.ipv4, 'additional', target)
+        if (m.ipv6) z.add(owner, 'AAAA', m.ipv6, 'additional', target)
       }
     }
   }
+}
 
-  // every ancestor of a name inside the zone exists too (RFC 8020: NODATA, never NXDOMAIN)
-  for (const name of [...names.keys()]) {
-    if (++n % STEP_EVERY === 0) yield
-    if (!name.endsWith(`.${origin}`)) continue
-    for (let n = name; n !== origin; ) {
-      n = n.slice(n.indexOf('.') + 1)
-      // an existing ancestor has its own chain completed (or will, on its own turn)
-      if (names.has(n)) break
-      at(n)
-    }
+/** the names between name and origin, nearest first (none for a name outside the zone: reverse names) */
+export function ancestors(name: string, origin: string): string[] {
+  const out: string[] = []
+  if (!name.endsWith(`.${origin}`)) return out
+  for (let n = name; n !== origin; ) {
+    n = n.slice(n.indexOf('.') + 1)
+    out.push(n)
   }
-  return { origin, ttl, soa, names }
+  return out
+}
+
+/** The whole zone at once (tests, explain's reference); the agent keeps a live one (live.ts). */
+export function buildZone(catalog: Catalog, opts: ZoneOptions): ZoneData {
+  const z = new NameSets(opts.ttl)
+  apexRecords(z, opts)
+  for (const node of catalog.nodes) nodeRecords(z, node.value, opts.origin)
+  for (const ep of catalog.endpoints) endpointRecords(z, ep.value, opts.origin)
+  for (const svc of catalog.services.values()) serviceRecords(z, svc, opts.origin)
+  // every ancestor of a name inside the zone exists too (RFC 8020: NODATA, never NXDOMAIN)
+  for (const name of [...z.names.keys()]) for (const a of ancestors(name, opts.origin)) z.at(a)
+  return {
+    origin: opts.origin,
+    ttl: opts.ttl,
+    soa: z.names.get(opts.origin)!.sets.get('SOA')![0]!,
+    names: z.names,
+  }
 }
