@@ -43,7 +43,11 @@ export const MAX_ANSWER_BYTES = 65535 - 12 - 259 - 11
 // dns-packet's single-record encoder (not in its typings): each record is encoded once per compile
 const encodeRecord = (dnsPacket as unknown as { answer: { encode(r: Rr): Buffer } }).answer.encode
 
-/** Encodes records through a memo: the same record in several orders is encoded once. */
+/**
+ * Encodes records through a memo: the same record in several orders is
+ * encoded once. One per update: kept across updates, the encodings of every
+ * record in use cost 150 MB of heap at 50,000 records (measured, bench/zone).
+ */
 export class Encoder {
   private readonly memo = new Map<Rr, Buffer>()
 

@@ -38,6 +38,9 @@ import {
   endpointRecords,
   NameSets,
   nodeRecords,
+  type Rr,
+  recordId,
+  reuseKey,
   serviceRecords,
   soaRecord,
   type ZoneName,
@@ -76,12 +79,7 @@ const removeFrom = <K, V>(m: Map<K, Set<V>>, k: K, v: V): void => {
   if (s?.delete(v) && s.size === 0) m.delete(k)
 }
 
-const recordIds = (zn: ZoneName, into: 'sets' | 'additional', type: string): string =>
-  (zn[into].get(type as never) ?? [])
-    .map((r) => `${r.name} ${r.ttl} ${typeof r.data === 'string' ? r.data : JSON.stringify(r.data)}`)
-    .join('\n')
-
-/** the same records in the same order (unchanged answers need no new encoding) */
+/** the same record objects in the same order: a re-derived source reuses the objects of unchanged records */
 function sameName(a: ZoneName | undefined, b: ZoneName | undefined): boolean {
   if (a === undefined || b === undefined) return a === b
   for (const into of ['sets', 'additional'] as const) {
@@ -89,10 +87,20 @@ function sameName(a: ZoneName | undefined, b: ZoneName | undefined): boolean {
     for (const [type, list] of a[into]) {
       const other = b[into].get(type)
       if (other?.length !== list.length) return false
-      if (recordIds(a, into, type) !== recordIds(b, into, type)) return false
+      for (let i = 0; i < list.length; i++) if (list[i] !== other[i]) return false
     }
   }
   return true
+}
+
+/** a source's records by reuseKey */
+function byReuseKey(names: Map<string, ZoneName>): Map<string, Rr> {
+  const out = new Map<string, Rr>()
+  for (const [name, zn] of names)
+    for (const into of ['sets', 'additional'] as const)
+      for (const [type, list] of zn[into])
+        for (const r of list) out.set(reuseKey(name, into, type, recordId(r.name, r.data)), r)
+  return out
 }
 
 export class LiveZone {
@@ -197,9 +205,10 @@ export class LiveZone {
       if (++n % STEP_EVERY === 0) yield
       this.reread(key, sources)
     }
+    // a source or a name is a unit of its own: a service of a thousand members takes tens of milliseconds
     const dirty = new Set<string>()
     for (const src of sources) {
-      if (++n % STEP_EVERY === 0) yield
+      yield
       this.rederive(src, serial, dirty)
     }
 
@@ -207,7 +216,7 @@ export class LiveZone {
     const glue = glueFrom(this.names)
     const compiled = new Map<string, NameAnswers | undefined>()
     for (const name of dirty) {
-      if (++n % STEP_EVERY === 0) yield
+      yield
       const zn = this.names.get(name)
       compiled.set(nameToKey(name), zn ? yield* compileName(zn, enc, glue) : undefined)
     }
@@ -335,8 +344,8 @@ export class LiveZone {
   }
 
   /** what the source adds now, from the indexes */
-  private records(src: Source, serial: number): Map<string, ZoneName> {
-    const z = new NameSets(this.apexNow.ttl)
+  private records(src: Source, serial: number, before: Map<string, ZoneName>): Map<string, ZoneName> {
+    const z = new NameSets(this.apexNow.ttl, byReuseKey(before))
     const id = src.slice(2)
     if (src === APEX) apexRecords(z, { ...this.apexNow, serial })
     else if (src.startsWith('n:')) {
@@ -382,7 +391,7 @@ export class LiveZone {
   /** re-derives src; the names whose records changed go into dirty, and their merged records into names */
   private rederive(src: Source, serial: number, dirty: Set<string>): void {
     const before = this.contrib.get(src) ?? new Map<string, ZoneName>()
-    const after = this.records(src, serial)
+    const after = this.records(src, serial, before)
     if (after.size) this.contrib.set(src, after)
     else this.contrib.delete(src)
     const touched: string[] = []

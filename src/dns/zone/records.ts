@@ -63,8 +63,12 @@ interface SrvData {
   port: number
   target: string
 }
-const recordId = (rrName: string, data: unknown): string =>
+export const recordId = (rrName: string, data: unknown): string =>
   `${rrName}\0${typeof data === 'string' ? data : `${(data as SrvData).port} ${(data as SrvData).target}`}`
+
+/** a record's place in a source: the name it is under, the section, its type and id */
+export const reuseKey = (name: string, into: 'sets' | 'additional', type: Rr['type'], id: string): string =>
+  `${name}\0${into}\0${type}\0${id}`
 
 const emptyName = (): ZoneName => ({ sets: new Map(), additional: new Map() })
 
@@ -78,7 +82,15 @@ export class NameSets {
   // per record list, the ids in it: keeps the dedupe O(1)
   private readonly seen = new Map<Rr[], Set<string>>()
 
-  constructor(readonly ttl: number) {}
+  /**
+   * @param previous the records this source held before, by `reuseKey`: an
+   * unchanged record keeps its object, so its encoding is kept (compile.ts
+   * Encoder) and an unchanged name compares equal by identity (live.ts)
+   */
+  constructor(
+    readonly ttl: number,
+    private readonly previous?: Map<string, Rr>,
+  ) {}
 
   /** the name, created empty if absent (an empty name answers NODATA, not NXDOMAIN) */
   at(name: string): ZoneName {
@@ -98,7 +110,8 @@ export class NameSets {
     into: 'sets' | 'additional' = 'sets',
     rrName = name,
   ): void {
-    this.push(this.at(name)[into], { name: rrName, type, ttl: this.ttl, data })
+    const rr = this.previous?.get(reuseKey(name, into, type, recordId(rrName, data)))
+    this.push(this.at(name)[into], rr?.ttl === this.ttl ? rr : { name: rrName, type, ttl: this.ttl, data })
   }
 
   /** every set of zn into name's */
