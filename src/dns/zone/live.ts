@@ -93,13 +93,17 @@ function sameName(a: ZoneName | undefined, b: ZoneName | undefined): boolean {
   return true
 }
 
-/** a source's records by reuseKey */
-function byReuseKey(names: Map<string, ZoneName>): Map<string, Rr> {
+/** a source's records by reuseKey (yields every STEP_EVERY records) */
+function* byReuseKey(names: Map<string, ZoneName>): Steps<Map<string, Rr>> {
   const out = new Map<string, Rr>()
+  let n = 0
   for (const [name, zn] of names)
     for (const into of ['sets', 'additional'] as const)
       for (const [type, list] of zn[into])
-        for (const r of list) out.set(reuseKey(name, into, type, recordId(r.name, r.data)), r)
+        for (const r of list) {
+          if (++n % STEP_EVERY === 0) yield
+          out.set(reuseKey(name, into, type, recordId(r.name, r.data)), r)
+        }
   return out
 }
 
@@ -209,7 +213,7 @@ export class LiveZone {
     const dirty = new Set<string>()
     for (const src of sources) {
       yield
-      this.rederive(src, serial, dirty)
+      yield* this.rederive(src, serial, dirty)
     }
 
     const enc = new Encoder()
@@ -344,8 +348,8 @@ export class LiveZone {
   }
 
   /** what the source adds now, from the indexes */
-  private records(src: Source, serial: number, before: Map<string, ZoneName>): Map<string, ZoneName> {
-    const z = new NameSets(this.apexNow.ttl, byReuseKey(before))
+  private *records(src: Source, serial: number, before: Map<string, ZoneName>): Steps<Map<string, ZoneName>> {
+    const z = new NameSets(this.apexNow.ttl, yield* byReuseKey(before))
     const id = src.slice(2)
     if (src === APEX) apexRecords(z, { ...this.apexNow, serial })
     else if (src.startsWith('n:')) {
@@ -356,12 +360,11 @@ export class LiveZone {
       if (ep) endpointRecords(z, ep.value, this.origin)
     } else {
       const pieces = this.pieces(id)
-      if (pieces)
-        serviceRecords(
-          z,
-          serviceEntry(pieces, (k) => this.healthResults(k)),
-          this.origin,
-        )
+      if (pieces) {
+        const entry = serviceEntry(pieces, (k) => this.healthResults(k))
+        yield
+        yield* serviceRecords(z, entry, this.origin)
+      }
     }
     return z.names
   }
@@ -389,9 +392,9 @@ export class LiveZone {
   }
 
   /** re-derives src; the names whose records changed go into dirty, and their merged records into names */
-  private rederive(src: Source, serial: number, dirty: Set<string>): void {
+  private *rederive(src: Source, serial: number, dirty: Set<string>): Steps<void> {
     const before = this.contrib.get(src) ?? new Map<string, ZoneName>()
-    const after = this.records(src, serial, before)
+    const after = yield* this.records(src, serial, before)
     if (after.size) this.contrib.set(src, after)
     else this.contrib.delete(src)
     const touched: string[] = []

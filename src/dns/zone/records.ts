@@ -2,6 +2,7 @@
 // plexus.internal (and the reverse names of endpoint addresses) and which
 // resource records each holds. No wire format here; compile.ts encodes.
 import { Address4, Address6 } from 'ip-address'
+import { runSteps, type Steps } from '../../lib/steps.js'
 import type { Catalog, ServiceEntry } from '../../services/catalog.js'
 import type { EndpointValue, NodeValue } from '../../store/records.js'
 
@@ -201,11 +202,16 @@ export function endpointRecords(z: NameSets, ep: EndpointValue, origin: string):
   }
 }
 
-/** <svc>.svc.<origin>, its tag names and SRV names, from its healthy members */
-export function serviceRecords(z: NameSets, svc: ServiceEntry, origin: string): void {
+/** members of a service between two yields: a service of a thousand members is tens of milliseconds */
+const MEMBERS_PER_STEP = 64
+
+/** <svc>.svc.<origin>, its tag names and SRV names, from its healthy members (yields, src/lib/steps.ts) */
+export function* serviceRecords(z: NameSets, svc: ServiceEntry, origin: string): Steps<void> {
   const base = `${svc.name}.svc.${origin}`
   z.at(base) // a defined service with no healthy endpoint answers NODATA, not NXDOMAIN
+  let n = 0
   for (const m of svc.members) {
+    if (++n % MEMBERS_PER_STEP === 0) yield
     if (!m.healthy) continue
     z.addAddress(base, m.ipv4, m.ipv6)
     for (const tag of m.tags) z.addAddress(`${tag}.${base}`, m.ipv4, m.ipv6)
@@ -241,7 +247,7 @@ export function buildZone(catalog: Catalog, opts: ZoneOptions): ZoneData {
   apexRecords(z, opts)
   for (const node of catalog.nodes) nodeRecords(z, node.value, opts.origin)
   for (const ep of catalog.endpoints) endpointRecords(z, ep.value, opts.origin)
-  for (const svc of catalog.services.values()) serviceRecords(z, svc, opts.origin)
+  for (const svc of catalog.services.values()) runSteps(serviceRecords(z, svc, opts.origin))
   // every ancestor of a name inside the zone exists too (RFC 8020: NODATA, never NXDOMAIN)
   for (const name of [...z.names.keys()]) for (const a of ancestors(name, opts.origin)) z.at(a)
   return {
