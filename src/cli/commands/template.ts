@@ -10,8 +10,6 @@ import type { KvEntry } from '../../api/contract/kv.js'
 import type { ServiceMember } from '../../api/contract/services.js'
 import { isPlexusError, PlexusError } from '../../lib/errors.js'
 import { writeFileAtomic } from '../../lib/fs.js'
-import { type ApiClient, ApiError } from '../client.js'
-import type { RegisterCommand } from '../context.js'
 import {
   compileTemplate,
   type Dependencies,
@@ -19,7 +17,9 @@ import {
   type TemplateData,
   treeOf,
   watchPrefixes,
-} from '../template/engine.js'
+} from '../../lib/template.js'
+import { type ApiClient, ApiError } from '../client.js'
+import type { RegisterCommand } from '../context.js'
 import { DEFAULT_WAIT, Pending, parseWait, type Wait } from '../template/wait.js'
 import { watchPrefix } from '../template/watch.js'
 import { encodeKey } from './kv.js'

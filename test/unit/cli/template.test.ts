@@ -3,14 +3,14 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
+import { DEFAULT_WAIT, Pending, parseWait } from '../../../src/cli/template/wait.js'
 import {
   compileTemplate,
   instanceOf,
   type TemplateData,
   treeOf,
   watchPrefixes,
-} from '../../../src/cli/template/engine.js'
-import { DEFAULT_WAIT, Pending, parseWait } from '../../../src/cli/template/wait.js'
+} from '../../../src/lib/template.js'
 import { REPO } from '../../helpers/fixture.js'
 
 const data = (over: Partial<TemplateData> = {}): TemplateData => ({
@@ -100,9 +100,6 @@ t.test('rendering: values as they are, missing keys and fields fail loudly', asy
       ipv4: '10.244.1.2',
       tags: ['v1'],
       ports: [{ port: 80, protocol: 'tcp' }],
-      healthy: true,
-      source: 'cni',
-      checks: [],
     }),
   ]
   t.equal(strict.render(data({ services: new Map([['web', web]]) })), '10.244.1.2:80 ')
@@ -210,9 +207,6 @@ t.test('examples/nginx-upstream.tpl renders', async (t) => {
       ipv4,
       tags: [],
       ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
-      healthy: true,
-      source: 'cni',
-      checks: ['http'],
     })
   const keys = new Map<string, unknown>([
     ['config/proxy/listen', 80],

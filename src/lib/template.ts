@@ -1,14 +1,32 @@
-// The template language of `plexctl template` (Handlebars, strict): what a
-// template reads (found in its syntax tree before anything is fetched) and the
-// rendering of it from data already fetched. Pure: no I/O here.
+// The template language of `plexctl template` and of a job task's `templates`
+// (Handlebars, strict): what a template reads (found in its syntax tree before
+// anything is fetched) and the rendering of it from data already fetched.
+// Pure: no I/O here. On the ground floor so plexctl (from the API), the
+// scheduler (a job's templates are checked at submission) and the runner
+// (from the store) share one engine.
 //
 // Handlebars is logic-less: a template can call only the helpers given to it
 // (`knownHelpersOnly`), data is never evaluated, and `strict` makes a missing
 // field an error instead of an empty string. Why this engine: src/cli/README.md.
 import Handlebars from 'handlebars'
-import type { KvEntry } from '../../api/contract/kv.js'
-import type { ServiceMember } from '../../api/contract/services.js'
-import { PlexusError } from '../../lib/errors.js'
+import { PlexusError } from './errors.js'
+
+/** a port of a service member (src/store/records.ts PortSpec) */
+interface Port {
+  name?: string
+  port: number
+  protocol: string
+}
+
+/** a service member as the catalog and the API give it */
+export interface MemberLike {
+  name: string
+  ipv4: string
+  ports: Port[]
+  host: string
+  tags: string[]
+  endpointKey: string
+}
 
 /** What a template reads: KV keys, KV prefixes (`tree`) and services, each named by a string literal. */
 export interface Dependencies {
@@ -24,7 +42,7 @@ export interface Instance {
   address: string
   /** the first of its ports; absent when it has none, so `{{port}}` fails loudly (strict) */
   port?: number
-  ports: ServiceMember['ports']
+  ports: Port[]
   /** the name of the host it runs on */
   host: string
   tags: string[]
@@ -139,14 +157,14 @@ export function compileTemplate(source: string, name: string): Template {
 }
 
 /** A KV listing under a prefix as `tree` shows it: names relative to the prefix, in key order (pure). */
-export function treeOf(prefix: string, entries: KvEntry[]): TreeEntry[] {
+export function treeOf(prefix: string, entries: { key: string; value: unknown }[]): TreeEntry[] {
   return entries
     .map((e) => ({ name: e.key.slice(prefix.length), path: e.key, value: e.value }))
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
 }
 
 /** A service member as `service` shows it (pure). */
-export function instanceOf(m: ServiceMember): Instance {
+export function instanceOf(m: MemberLike): Instance {
   return {
     name: m.name,
     address: m.ipv4,
