@@ -30,6 +30,8 @@ export interface TaskLaunch {
   hosts?: string
   /** this task's own directory: pid and exit files, logs/ */
   dir: string
+  /** a task with its own root (rootfs, image) and templates: its rendered templates' directory, seen at /local */
+  local?: string
   /** log rotation: each file at most maxBytes, at most files of them (current included) */
   logs: { maxBytes: number; files: number }
 }

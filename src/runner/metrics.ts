@@ -17,6 +17,11 @@ export function runnerMetrics(m: Metrics) {
       name: 'plexus_runner_tasks_adopted_total',
       help: 'Running tasks a starting agent found and kept (no second process, no second CNI ADD)',
     }),
+    templateRenders: m.counter({
+      name: 'plexus_runner_template_renders_total',
+      help: 'Task template renders, by result (changed: a file was written, unchanged, failed: a missing key or a render error)',
+      labelNames: ['result'],
+    }),
     passErrors: m.counter({
       name: 'plexus_runner_pass_errors_total',
       help: 'Runner passes that failed (retried on the next change or timer)',

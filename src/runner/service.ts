@@ -15,6 +15,7 @@ import { writeFileAtomic } from '../lib/fs.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import { PassLoop, type PassLoopStatus } from '../lib/pass-loop.js'
+import { signalOwn } from '../lib/proc.js'
 import type { Startable } from '../lib/startable.js'
 import type { LinkService } from '../ports/link-service.js'
 import { type LinkSpec, parseLinkSpec } from '../ports/links.js'
@@ -52,6 +53,8 @@ import type { PodmanConfig } from './podman/args.js'
 import { PodmanDriver } from './podman/driver.js'
 import { allocDir, type LocalAlloc, loadAllocs, removeAlloc, saveAlloc, taskDir } from './state.js'
 import { talksToEnv } from './talks-to.js'
+import { TemplateFiles } from './template-files.js'
+import { changeAction, TASK_LOCAL_MOUNT, taskTemplates, templatePrefixes } from './templates.js'
 
 export interface RunnerConfig {
   /** default true; false: admitted allocations are not started on this host */
@@ -82,6 +85,13 @@ const DEBOUNCE_MS = 50
 const PERIOD_MS = 1000
 const DEFAULT_PIDS = 1024
 const DEFAULT_KILL_TIMEOUT_MS = 5000
+/**
+ * A change to what a task's templates read is rendered this long after it, however many follow
+ * (a pending pass is not put off): a burst of writes gives a render every 400 ms at most
+ */
+const TEMPLATE_DEBOUNCE_MS = 400
+/** a task whose template cannot render yet (a missing key) is tried again after this, or on a change */
+const TEMPLATE_RETRY_MS = 1000
 const MAX_REASON = 1000
 
 export class RunnerService implements Startable {
@@ -89,6 +99,7 @@ export class RunnerService implements Startable {
   private readonly allocs = new Map<string, LocalAlloc>()
   private readonly metrics: ReturnType<typeof runnerMetrics>
   private readonly loop: PassLoop
+  private readonly templates: TemplateFiles
 
   constructor(private readonly d: RunnerComponents) {
     this.metrics = runnerMetrics(d.metrics)
@@ -105,6 +116,7 @@ export class RunnerService implements Startable {
     })
     for (const drv of d.drivers ?? [new ExecDriver(), new PodmanDriver(d.config.runner?.podman)])
       this.drivers.register(drv)
+    this.templates = new TemplateFiles(d.store, d.peerId, () => this.loop.trigger(TEMPLATE_DEBOUNCE_MS))
   }
 
   async start(): Promise<void> {
@@ -134,6 +146,7 @@ export class RunnerService implements Startable {
   /** Stops the loop only: tasks keep running for the next agent to adopt. */
   async stop(): Promise<void> {
     await this.loop.stop()
+    this.templates.stop()
   }
 
   status(): PassLoopStatus & { allocations: number } {
@@ -167,6 +180,7 @@ export class RunnerService implements Startable {
 
   private async reconcile(): Promise<void> {
     const desired = this.desired()
+    const rerender = this.templates.takeDirty()
     for (const [id, local] of this.allocs) {
       if (desired.has(id)) continue
       await this.release(local)
@@ -175,10 +189,23 @@ export class RunnerService implements Startable {
       this.d.logger.info({ alloc: id }, 'allocation stopped and removed')
     }
     // allocations are independent: one's CNI ADD or grace period does not hold up the others
-    await Promise.all([...desired].map(([id, want]) => this.reconcileOne(id, want.state, want.group)))
+    await Promise.all(
+      [...desired].map(([id, want]) => this.reconcileOne(id, want.state, want.group, rerender)),
+    )
+    // what the templates of the tasks still to run read: a change there brings the next pass forward
+    this.templates.watch(
+      [...this.allocs.values()]
+        .filter((a) => !a.final)
+        .flatMap((a) => a.spec.tasks.flatMap((t) => templatePrefixes(taskTemplates(t)))),
+    )
   }
 
-  private async reconcileOne(id: string, state: AllocStateValue, group: GroupSpec): Promise<void> {
+  private async reconcileOne(
+    id: string,
+    state: AllocStateValue,
+    group: GroupSpec,
+    rerender: boolean,
+  ): Promise<void> {
     let local = this.allocs.get(id)
     if (!local) {
       // an allocation that ended before this host kept a record of it (a wiped state dir) is not run again
@@ -198,13 +225,16 @@ export class RunnerService implements Startable {
       await saveAlloc(this.d.config.stateDir, local)
     }
     const before = JSON.stringify(local)
-    if (!local.final) await this.advance(local, state)
+    if (!local.final) await this.advance(local, state, rerender)
     if (JSON.stringify(local) !== before) await saveAlloc(this.d.config.stateDir, local)
     await this.report(local, state)
   }
 
-  /** Attach the network, observe and start tasks, settle the allocation's status; release it once final. */
-  private async advance(a: LocalAlloc, state: AllocStateValue): Promise<void> {
+  /**
+   * Attach the network, observe and start tasks, settle the allocation's status; release it once final.
+   * rerender: what templates read changed, so running tasks' templates are rendered again.
+   */
+  private async advance(a: LocalAlloc, state: AllocStateValue, rerender: boolean): Promise<void> {
     if (!a.cni) {
       try {
         const path = await createNetns(a.netns)
@@ -246,8 +276,12 @@ export class RunnerService implements Startable {
           )
         }
       }
-      if (nextAction(rec, Date.now()).kind === 'start')
-        rec = await this.startTask(a, spec, state, rec, policy)
+      if (rerender && rec.state === 'running' && spec.templates?.length)
+        rec = await this.refreshTemplates(a, spec, state, rec)
+      if (nextAction(rec, Date.now()).kind === 'start') {
+        const ready = await this.writeTemplates(a, spec, rec)
+        rec = ready === true ? await this.startTask(a, spec, state, rec, policy) : ready
+      }
       a.tasks[i] = rec
     }
     const summary = allocSummary(a.tasks, true)
@@ -286,6 +320,64 @@ export class RunnerService implements Startable {
       this.d.logger.warn({ alloc: a.id, task: spec.name, err: errorMessage(err) }, 'task could not start')
       return afterEnd(rec, { kind: 'start-failed', reason: errorMessage(err) }, policy, Date.now())
     }
+  }
+
+  /**
+   * A task's templates rendered before it starts: true when every file is written, else the task's
+   * record waiting (pending, the reason naming the missing key) to be tried again: a template that
+   * cannot render holds the task back instead of starting it with an empty value, and does not count
+   * against its restart policy.
+   */
+  private async writeTemplates(a: LocalAlloc, spec: TaskSpec, rec: TaskRecord): Promise<true | TaskRecord> {
+    if (!spec.templates?.length) return true
+    try {
+      const changed = await this.templates.write(spec, taskDir(this.d.config.stateDir, a.id, spec.name))
+      this.metrics.templateRenders.inc({ result: changed.size ? 'changed' : 'unchanged' })
+      return true
+    } catch (err) {
+      this.metrics.templateRenders.inc({ result: 'failed' })
+      const reason = `template: ${errorMessage(err)}`
+      if (rec.reason !== reason) this.d.logger.warn({ alloc: a.id, task: spec.name, reason }, 'task waits')
+      return { ...rec, reason, startAt: Date.now() + TEMPLATE_RETRY_MS }
+    }
+  }
+
+  /**
+   * A running task's templates rendered again after a change to what they read; a file whose content
+   * changed gets its template's changeMode once: the task restarted (stopped, then started at once in
+   * this pass, not counted against its restart policy), signalled, or left alone. A template that
+   * cannot render now (a key deleted) leaves the file as it was.
+   */
+  private async refreshTemplates(
+    a: LocalAlloc,
+    spec: TaskSpec,
+    state: AllocStateValue,
+    rec: TaskRecord,
+  ): Promise<TaskRecord> {
+    let changed: Set<string>
+    try {
+      changed = await this.templates.write(spec, taskDir(this.d.config.stateDir, a.id, spec.name))
+    } catch (err) {
+      this.metrics.templateRenders.inc({ result: 'failed' })
+      this.d.logger.warn(
+        { alloc: a.id, task: spec.name, err: errorMessage(err) },
+        'template not rendered: the task keeps the files it has',
+      )
+      return rec
+    }
+    this.metrics.templateRenders.inc({ result: changed.size ? 'changed' : 'unchanged' })
+    const act = changeAction(taskTemplates(spec), changed)
+    if (act.kind === 'none' || !rec.handle) return rec
+    this.d.logger.info({ alloc: a.id, task: spec.name, files: [...changed], action: act }, 'template changed')
+    if (act.kind === 'signal') {
+      for (const sig of act.signals) signalOwn(rec.handle.pid, rec.handle.startTime, sig as NodeJS.Signals)
+      return rec
+    }
+    await this.drivers
+      .get(spec.driver)
+      .stop(this.launch(a, spec, state), rec.handle, spec.killTimeoutMs ?? DEFAULT_KILL_TIMEOUT_MS)
+    const { handle: _, ...rest } = rec
+    return { ...rest, state: 'pending', startAt: Date.now(), reason: 'restarted: a template changed' }
   }
 
   /** what a task is started with: its launch and, resolved now, its group's links and what it talks to */
@@ -467,6 +559,10 @@ export class RunnerService implements Startable {
     state: Pick<AllocStateValue, 'id' | 'job' | 'group'>,
   ): TaskLaunch {
     const logs = this.d.config.runner?.logs
+    const dir = taskDir(this.d.config.stateDir, a.id, spec.name)
+    // the rendered templates: where the task finds them (its own root sees the directory at /local)
+    const local = TemplateFiles.dir(dir)
+    const ownRoot = Boolean(spec.config.rootfs || spec.config.image)
     return {
       allocId: a.id,
       task: spec.name,
@@ -482,7 +578,9 @@ export class RunnerService implements Startable {
         PLEXUS_HOST: this.d.config.name,
         ...(a.cni?.address ? { PLEXUS_ADDRESS: a.cni.address } : {}),
         ...this.appAddress(a),
+        ...(spec.templates?.length ? { PLEXUS_TASK_DIR: ownRoot ? TASK_LOCAL_MOUNT : local } : {}),
       },
+      ...(spec.templates?.length && ownRoot ? { local } : {}),
       ...(spec.config.user ? { user: spec.config.user } : {}),
       ...(spec.config.rootfs ? { rootfs: spec.config.rootfs } : {}),
       ...(spec.config.image ? { image: spec.config.image } : {}),
@@ -492,7 +590,7 @@ export class RunnerService implements Startable {
         pids: spec.resources.pids ?? DEFAULT_PIDS,
       },
       netns: netnsPath(a.netns),
-      dir: taskDir(this.d.config.stateDir, a.id, spec.name),
+      dir,
       logs: { maxBytes: logs?.maxBytes ?? 1_048_576, files: logs?.files ?? 3 },
     }
   }

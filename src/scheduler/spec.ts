@@ -8,6 +8,7 @@ import { Ajv, type ErrorObject } from 'ajv'
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml'
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import { lazyValidator } from '../lib/lazy.js'
+import { compileTemplate } from '../lib/template.js'
 import { normalizeChecks } from '../store/checks.js'
 import { type CheckInput, Checks, LABEL_PATTERN, Ports } from '../store/schemas.js'
 
@@ -90,6 +91,32 @@ export interface TaskSpec {
   resources: { cpu: number; memoryMb: number; pids?: number }
   /** stop: SIGTERM, then SIGKILL after this long (the runner's default when absent) */
   killTimeoutMs?: number
+  /** files rendered from the store into the task's directory (as consul-template and Nomad's template block) */
+  templates?: TaskTemplate[]
+}
+
+/** signals a template change may send a task */
+export const TEMPLATE_SIGNALS = [
+  'SIGHUP',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGINT',
+  'SIGQUIT',
+  'SIGTERM',
+  'SIGWINCH',
+] as const
+
+export interface TaskTemplate {
+  /** the template: Handlebars with key, tree, service and json, as `plexctl template` (docs/jobs.md) */
+  data: string
+  /** the file, relative to the task's directory (PLEXUS_TASK_DIR) */
+  dest: string
+  /** what a render that changed the file does to the running task: restart it (default), signal it, nothing */
+  changeMode?: 'restart' | 'signal' | 'noop'
+  /** with changeMode signal (default SIGHUP) */
+  signal?: (typeof TEMPLATE_SIGNALS)[number]
+  /** the file's mode, octal (default 0644) */
+  perms?: string
 }
 
 export interface GroupService {
@@ -217,6 +244,22 @@ const task = {
       },
     },
     killTimeoutMs: { type: 'integer', minimum: 0, maximum: 600_000 },
+    templates: {
+      type: 'array',
+      maxItems: 16,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['data', 'dest'],
+        properties: {
+          data: { type: 'string', minLength: 1, maxLength: 32_768 },
+          dest: { type: 'string', pattern: '^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$', maxLength: 255 },
+          changeMode: { enum: ['restart', 'signal', 'noop'] },
+          signal: { enum: TEMPLATE_SIGNALS },
+          perms: { type: 'string', pattern: '^0?[0-7]{3}$' },
+        },
+      },
+    },
   },
 } as const
 
@@ -454,6 +497,7 @@ function meaningProblems(job: JobSpec): SpecProblem[] {
       if (taskNames.has(t.name))
         out.push({ path: `${gp}.tasks.${ti}.name`, message: `"${t.name}" is used twice in this group` })
       taskNames.add(t.name)
+      templateProblems(`${gp}.tasks.${ti}.templates`, t.templates ?? [], out)
       const c = t.config
       if (t.driver === 'exec' && !c.command)
         out.push({ path: `${gp}.tasks.${ti}.config.command`, message: 'is required by the exec driver' })
@@ -503,6 +547,27 @@ function meaningProblems(job: JobSpec): SpecProblem[] {
 }
 
 /** Every problem of a parsed spec ([] = valid). */
+/** a task's templates: each parses, reads only named keys, and has a file of its own inside the task's directory */
+function templateProblems(path: string, templates: TaskTemplate[], out: SpecProblem[]): void {
+  const dests = new Map<string, number>()
+  templates.forEach((tpl, i) => {
+    const p = `${path}.${i}`
+    try {
+      compileTemplate(tpl.data, `${p}.data`)
+    } catch (err) {
+      out.push({ path: `${p}.data`, message: errorMessage(err) })
+    }
+    if (tpl.dest.split('/').some((seg) => seg === '.' || seg === '..'))
+      out.push({ path: `${p}.dest`, message: 'stays inside the task directory: no "." or ".." segments' })
+    const other = dests.get(tpl.dest)
+    if (other !== undefined)
+      out.push({ path: `${p}.dest`, message: `"${tpl.dest}" is also the file of ${path}.${other}` })
+    else dests.set(tpl.dest, i)
+    if (tpl.signal && tpl.changeMode !== 'signal')
+      out.push({ path: `${p}.signal`, message: 'is sent only with changeMode "signal"' })
+  })
+}
+
 export function jobProblems(value: unknown): SpecProblem[] {
   if (validateShape(value)) return meaningProblems(value)
   return (validateShape.errors ?? []).map(shapeProblem)

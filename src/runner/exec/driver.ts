@@ -42,6 +42,12 @@ export class ExecDriver implements Driver {
 
   async start(l: TaskLaunch): Promise<TaskHandle> {
     if (l.rootfs) checkRootfs(l.rootfs)
+    // the task's templates are bound over the rootfs' /local: without one they would be nowhere to find
+    if (l.rootfs && l.local && !statSync(join(l.rootfs, 'local'), { throwIfNoEntry: false })?.isDirectory())
+      throw new PlexusError(
+        'PLX_RUNNER_BAD_ROOTFS',
+        `rootfs ${l.rootfs} has no /local directory for the task's templates`,
+      )
     const command = resolveCommand(l.command[0] ?? '', l.env.PATH ?? DEFAULT_PATH, l.rootfs)
     const ids = l.user ? resolveUser(l.user, l.rootfs) : undefined
     await mkdir(join(l.dir, 'logs'), { recursive: true })

@@ -86,14 +86,16 @@ const BIND_THEN_EXEC = 'if [ -e "$1" ]; then mount --bind "$0" "$1" || exit 126;
  * the task keeps the pid the supervisor recorded:
  *   env -i            the task's environment only, nothing of the agent's
  *   unshare --mount   its own mount namespace (private propagation: its mounts never reach the host)
- *   sh: mount --bind  the allocation's resolv.conf over /etc/resolv.conf (the host's Plexus DNS), and its
- *                     hosts file (links) over /etc/hosts, each when given
+ *   sh: mount --bind  the allocation's resolv.conf over /etc/resolv.conf (the host's Plexus DNS), its
+ *                     hosts file (links) over /etc/hosts, and its rendered templates over the rootfs'
+ *                     /local (the rootfs provides the directory), each when given
  *   nsenter --net     the network namespace the runner attached, then chroot and the user's ids
  */
 export function taskArgv(l: TaskLaunch, command: string, ids: Ids | undefined): string[] {
   const binds: [string | undefined, string][] = [
     [l.resolvConf, '/etc/resolv.conf'],
     [l.hosts, '/etc/hosts'],
+    [l.local, '/local'],
   ]
   const mounts = binds.flatMap(([file, target]) =>
     file ? ['/bin/sh', '-c', BIND_THEN_EXEC, file, `${l.rootfs ?? ''}${target}`] : [],

@@ -83,6 +83,7 @@ export function runArgv(l: TaskLaunch, nofile: string | undefined): string[] {
     ...Object.entries(l.env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
     ...(l.resolvConf ? ['--volume', `${l.resolvConf}:/etc/resolv.conf:ro`] : []),
     ...(l.hosts ? ['--volume', `${l.hosts}:/etc/hosts:ro`] : []),
+    ...(l.local ? ['--volume', `${l.local}:/local:ro`] : []),
     ...(l.rootfs ? ['--rootfs', `${l.rootfs}:O`] : [l.image ?? '']),
     ...l.command,
   ]

@@ -172,3 +172,48 @@ t.test('validateJob throws PLX_JOB_INVALID with status 400', async (t) => {
   t.throws(() => validateJob({ name: 'x' }), { code: 'PLX_JOB_INVALID', details: { status: 400 } })
   t.equal(validateJob({ name: 'x', type: 'system', groups: [{ name: 'g', tasks: [task] }] }).type, 'system')
 })
+
+t.test(
+  'task templates: each must compile, stay in the task directory and have a file of its own',
+  async (t) => {
+    const withTemplates = (templates: unknown[]) =>
+      jobProblems({
+        name: 'j',
+        type: 'service',
+        groups: [{ name: 'g', count: 1, tasks: [{ ...task, templates }] }],
+      })
+    t.same(
+      withTemplates([
+        {
+          data: 'x={{key "config/a"}}',
+          dest: 'conf/a.conf',
+          changeMode: 'signal',
+          signal: 'SIGHUP',
+          perms: '0600',
+        },
+        { data: '{{#each (tree "config/b/")}}{{name}}{{/each}}', dest: 'b' },
+      ]),
+      [],
+      'valid templates pass',
+    )
+    const problems = withTemplates([
+      { data: '{{#each x}}', dest: 'a' },
+      { data: '{{key config}}', dest: '../etc/passwd' },
+      { data: 'ok', dest: 'a', signal: 'SIGHUP' },
+    ])
+    const at = (p: string) =>
+      problems.filter((x) => x.path === `groups.0.tasks.0.templates.${p}`).map((x) => x.message)
+    t.match(
+      at('0.data').join(),
+      /PLX_TEMPLATE_SYNTAX|Parse error|Expecting/,
+      'a template that does not parse',
+    )
+    t.match(at('1.data').join(), /one quoted, non-empty name/, 'a key that is not a literal')
+    t.match(at('1.dest').join(), /no "\." or "\.\." segments/, 'a dest outside the task directory')
+    t.match(at('2.dest').join(), /also the file of/, 'two templates, one file')
+    t.match(at('2.signal').join(), /only with changeMode "signal"/)
+    t.equal(problems.length, 5, JSON.stringify(problems))
+    const schema = withTemplates([{ data: 'ok', dest: '/abs', changeMode: 'reload' }]).map((p) => p.path)
+    t.same(schema.sort(), ['groups.0.tasks.0.templates.0.changeMode', 'groups.0.tasks.0.templates.0.dest'])
+  },
+)
