@@ -37,6 +37,19 @@ function rssMb(pid: number): number {
   return m ? Number(m[1]) / 1024 : 0
 }
 
+/**
+ * CONN_SOAK_HEAP_SNAPSHOTS=1 (with NODE_OPTIONS=--heapsnapshot-signal=SIGUSR2, which the fixture's agents
+ * inherit): a heap snapshot of h1's agent before and after, in the current directory, to see what stays
+ */
+async function snapshot(pid: number): Promise<void> {
+  if (!process.env.CONN_SOAK_HEAP_SNAPSHOTS) return
+  // without the flag SIGUSR2 would end the agent
+  if (!process.env.NODE_OPTIONS?.includes('--heapsnapshot-signal=SIGUSR2'))
+    throw new Error('CONN_SOAK_HEAP_SNAPSHOTS needs NODE_OPTIONS=--heapsnapshot-signal=SIGUSR2')
+  process.kill(pid, 'SIGUSR2')
+  await sleep(15_000)
+}
+
 async function main(): Promise<void> {
   const name = `cs${process.pid.toString(36)}`.slice(0, 8)
   progress(`fixture ${name}: 2 hosts`)
@@ -65,6 +78,7 @@ async function main(): Promise<void> {
     // warm up: the first connections load code and fill caches that stay
     await dial(100)
     await sleep(SETTLE_MS)
+    await snapshot(pid)
     const before = await status()
     progress(`before: rss ${mb(before.memory.rssBytes)} MB, heap ${mb(before.memory.heapUsedBytes)} MB`)
     let peak = 0
@@ -76,6 +90,7 @@ async function main(): Promise<void> {
     clearInterval(sampler)
     progress(`dialer: ${JSON.stringify(run)}; settling ${SETTLE_MS / 1000} s`)
     await sleep(SETTLE_MS)
+    await snapshot(pid)
     const after = await status()
     const again = await dial(1)
     const live = (s: Status) => s.metrics.plexus_cluster_ciphers ?? 0
