@@ -1,6 +1,7 @@
 import { constants } from 'node:fs'
 import { open, realpath } from 'node:fs/promises'
 import { join } from 'node:path'
+import { leaseGateway } from '../ipam/leases.js'
 import { excerpt, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
@@ -20,7 +21,9 @@ import {
 import { type PortsMetrics, portsMetrics } from './metrics.js'
 
 export interface LinkComponents {
-  config: { name: string; stateDir: string }
+  config: { name: string; stateDir: string; api?: { appPort?: number } }
+  /** this host's peer id: its lease names the gateway where the application API listens */
+  peerId: string
   logger: Logger
   metrics: Metrics
   store: ReadableStore
@@ -71,9 +74,13 @@ export class LinkService implements Startable {
     return resolveLinkTarget(target, endpoints, health, services, this.c.config.name)
   }
 
+  /** Docker's variables of the link, and PLEXUS_HTTP_ADDR: a linked container is told where its agent's API is */
   env(container: string, link: LinkSpec): Record<string, string> | undefined {
     const t = this.resolve(link.target)
-    return t ? linkEnv(container, link, t) : undefined
+    if (!t) return undefined
+    const port = this.c.config.api?.appPort
+    const gateway = port ? leaseGateway(this.c.store, this.c.peerId) : undefined
+    return { ...linkEnv(container, link, t), ...(gateway ? { PLEXUS_HTTP_ADDR: `${gateway}:${port}` } : {}) }
   }
 
   list(container?: string): ResolvedLink[] {

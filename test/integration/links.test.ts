@@ -36,6 +36,8 @@ t.test('links: env vars, hosts entry, and the entry follows the target to anothe
   t.equal(env.DB_PORT_5432_TCP_ADDR, dbIp)
   t.equal(env.DB_PORT_5432_TCP_PORT, '5432')
   t.equal(env.DB_PORT_5432_TCP_PROTO, 'tcp')
+  const appIp = app.stdout.match(/(\d+\.\d+\.\d+)\.\d+\//)?.[1]
+  t.equal(env.PLEXUS_HTTP_ADDR, `${appIp}.1:7374`, "a linked container is told where its agent's API is")
 
   const hosts = () => c.execCtr('app', ['cat', '/etc/hosts']).stdout
   t.match(hosts(), new RegExp(`^${dbIp}\\tdb db1$`, 'm'), 'hosts entry <ip> <alias> <target name>')

@@ -32,6 +32,7 @@ t.test('links resolve past endpoint, health and service records that are not wel
     logger: pino({ level: 'silent' }),
     metrics: new Metrics(),
     store: here.store,
+    peerId: here.signer.self,
   })
   t.same(links.resolve('web'), { name: 'web', ipv4: '10.244.2.5', host: 'h2', ports: [] })
   t.equal(links.resolve('nobody'), undefined)
