@@ -2,8 +2,56 @@
 // lists them, a host's runner record of one, the processes in a namespace and
 // the CNI ADDs a host's runner made.
 import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { request } from 'node:http'
 import { join } from 'node:path'
 import type { Cluster } from './fixture.js'
+
+/**
+ * One request to a host's API socket, on a connection of its own (no keep-alive to race the server's
+ * close): milliseconds, where a plexctl process is half a second or more on a busy machine, so loops
+ * that poll sample often enough and cycles measure the agent, not node's start-up.
+ */
+export function hostApi<T>(
+  c: Cluster,
+  host: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<T> {
+  const data = body === undefined ? undefined : JSON.stringify(body)
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        socketPath: `/run/plexus-fixture/${c.name}/${host}/run/plexusd.sock`,
+        method,
+        path,
+        agent: false,
+        headers: data
+          ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) }
+          : {},
+      },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (d: string) => {
+          text += d
+        })
+        res.on('end', () => {
+          if ((res.statusCode ?? 500) >= 300)
+            reject(new Error(`${method} ${path}: ${res.statusCode} ${text}`))
+          else
+            try {
+              resolve((text ? JSON.parse(text) : undefined) as T)
+            } catch (err) {
+              reject(err)
+            }
+        })
+      },
+    )
+    req.on('error', reject)
+    req.end(data)
+  })
+}
 
 export interface Alloc {
   id: string

@@ -6,14 +6,13 @@
 // attempts; job stop leaves nothing (process, netns, veth, cgroup, records).
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { DEFAULT_APP_PORT } from '../../src/api/app-listener.js'
 import { type Cluster, eventually, run, upCluster } from '../helpers/fixture.js'
-import { type Alloc, attaches, hostDir, localAlloc, pidsInNetns } from '../helpers/runner.js'
-import { allocations, hostVeths, socketOf } from './cni/plugin.js'
+import { type Alloc, attaches, hostApi, hostDir, localAlloc, pidsInNetns } from '../helpers/runner.js'
+import { allocations, hostVeths } from './cni/plugin.js'
 
 t.setTimeout(900_000)
 
@@ -72,25 +71,7 @@ const allocs = (c: Cluster, h = 'h1') => c.plexctlJson<Alloc[]>(h, ['allocs', '-
  * (half a second or more on a busy machine), so the loops that watch a rollout sample it often enough
  * to see each 1.5 s overlap of an old and a new instance.
  */
-const allocsNow = (c: Cluster): Promise<Alloc[]> =>
-  new Promise((resolve, reject) => {
-    const req = request({ socketPath: socketOf(c, 'h1'), path: '/v1/allocs?job=rt', agent: false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (d: string) => {
-        body += d
-      })
-      res.on('end', () => {
-        try {
-          resolve(JSON.parse(body) as Alloc[])
-        } catch (err) {
-          reject(err)
-        }
-      })
-    })
-    req.on('error', reject)
-    req.end()
-  })
+const allocsNow = (c: Cluster): Promise<Alloc[]> => hostApi<Alloc[]>(c, 'h1', 'GET', '/v1/allocs?job=rt')
 const local = (c: Cluster, a: Alloc) => localAlloc(c, a.hostName, a.id)
 const pidOf = (c: Cluster, a: Alloc) => local(c, a).tasks[0]?.handle?.pid as number
 const nsInode = (path: string) => statSync(path).ino
