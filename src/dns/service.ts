@@ -8,7 +8,7 @@ import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import { runSliced, runSteps } from '../lib/steps.js'
-import { buildCatalog, catalogInput } from '../services/catalog.js'
+import { buildCatalog, CATALOG_PREFIXES, catalogInput } from '../services/catalog.js'
 import type { ReadableStore } from '../store/types.js'
 import { CacheStage } from './cache/cache.js'
 import { buildChain, type Next } from './chain.js'
@@ -18,7 +18,7 @@ import { parseUpstream, readResolvConf } from './forward/resolvconf.js'
 import { DnsMetrics } from './metrics.js'
 import { DnsListener, emptyStats, type ServerStats } from './server.js'
 import { ZoneStage } from './zone/handler.js'
-import { LiveZone, ZONE_PREFIXES } from './zone/live.js'
+import { LiveZone } from './zone/live.js'
 import { zoneOrigins } from './zone/origins.js'
 
 export const ZONE_ORIGIN = 'plexus.internal'
@@ -124,7 +124,7 @@ export class DnsService implements Startable {
 
   async start(): Promise<void> {
     const { store, peerId } = this.c
-    for (const p of ZONE_PREFIXES)
+    for (const p of CATALOG_PREFIXES)
       this.unwatch.push(
         store.watch(p, (ev) => {
           this.live.changed(ev.key)

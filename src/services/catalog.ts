@@ -231,6 +231,15 @@ export function serviceEntry(
   return entry
 }
 
+/** the store prefixes the catalog is made from: a view kept live over it (the DNS zone) watches these */
+export const CATALOG_PREFIXES = [
+  NODE_PREFIX,
+  ENDPOINT_PREFIX,
+  SERVICE_PREFIX,
+  REGISTRATION_PREFIX,
+  HEALTH_PREFIX,
+] as const
+
 /** Reads everything the catalog needs from a store. */
 export function catalogInput(store: { list(prefix: string): StoreRecord[] }): CatalogInput {
   return {

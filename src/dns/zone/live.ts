@@ -11,7 +11,7 @@
 // compileZone over the same records (test/unit/dns/zone-live.test.ts checks
 // it over random change sequences).
 import { STEP_EVERY, type Steps } from '../../lib/steps.js'
-import { type Endpoint, type ServicePieces, serviceEntry } from '../../services/catalog.js'
+import { CATALOG_PREFIXES, type Endpoint, type ServicePieces, serviceEntry } from '../../services/catalog.js'
 import { endpointCodec, healthCodec, nodeCodec, registrationCodec, serviceCodec } from '../../store/codecs.js'
 import { expiresAt } from '../../store/record.js'
 import type { HealthValue, NodeValue, RegistrationValue, ServiceValue } from '../../store/records.js'
@@ -47,15 +47,6 @@ import {
   type ZoneOptions,
 } from './records.js'
 
-/** store prefixes the zone is made from */
-export const ZONE_PREFIXES = [
-  NODE_PREFIX,
-  ENDPOINT_PREFIX,
-  SERVICE_PREFIX,
-  REGISTRATION_PREFIX,
-  HEALTH_PREFIX,
-]
-
 /** what the apex is made of, read at each change (the gateway address comes with the host's lease) */
 export type ApexOptions = Omit<ZoneOptions, 'serial'>
 
@@ -63,10 +54,10 @@ export type ApexOptions = Omit<ZoneOptions, 'serial'>
 type Source = string
 const APEX: Source = 'apex'
 
+/** a registration and its owner (the catalog takes it only from its endpoint's host) */
 interface Registration {
   owner: string
   value: RegistrationValue
-  expiresAt: number | undefined
 }
 
 const addTo = <K, V>(m: Map<K, Set<V>>, k: K, v: V): void => {
@@ -158,7 +149,7 @@ export class LiveZone {
     return this.full || this.apexPending || this.pending.size > 0
   }
 
-  /** the record at key (under ZONE_PREFIXES) changed */
+  /** the record at key (under CATALOG_PREFIXES) changed */
   changed(key: string): void {
     this.pending.add(key)
   }
@@ -199,7 +190,7 @@ export class LiveZone {
     let keys: Iterable<string>
     if (full) {
       this.reset()
-      keys = ZONE_PREFIXES.flatMap((p) => this.store.list(p).map((r) => r.key))
+      keys = CATALOG_PREFIXES.flatMap((p) => this.store.list(p).map((r) => r.key))
     } else keys = [...this.pending]
     this.pending.clear()
 
@@ -291,6 +282,8 @@ export class LiveZone {
       else this.nodes.delete(key)
       sources.add(`n:${key}`)
     } else if (key.startsWith(ENDPOINT_PREFIX)) {
+      // the services it was in and is in now (its registrations name it: they gain or lose their address)
+      this.servicesOf(key, sources)
       const old = this.endpoints.get(key)
       const v = r && endpointCodec.valueOf(r)
       if (old?.value.service) removeFrom(this.cniMembers, old.value.service, key)
@@ -298,12 +291,8 @@ export class LiveZone {
         this.endpoints.set(key, { key, peer: r.owner, value: v })
         if (v.service) addTo(this.cniMembers, v.service, key)
       } else this.endpoints.delete(key)
+      this.servicesOf(key, sources)
       sources.add(`e:${key}`)
-      if (old?.value.service) sources.add(`s:${old.value.service}`)
-      if (v?.service) sources.add(`s:${v.service}`)
-      // its registrations name it: they gain or lose their address
-      for (const reg of this.regsOfEndpoint.get(key) ?? [])
-        sources.add(`s:${this.registrations.get(reg)!.value.service}`)
     } else if (key.startsWith(SERVICE_PREFIX)) {
       const name = key.slice(SERVICE_PREFIX.length)
       const v = r && serviceCodec.valueOf(r)
@@ -319,7 +308,7 @@ export class LiveZone {
       }
       const v = r && registrationCodec.valueOf(r)
       if (v && r) {
-        this.registrations.set(key, { owner: r.owner, value: v, expiresAt: at })
+        this.registrations.set(key, { owner: r.owner, value: v })
         addTo(this.regsOfService, v.service, key)
         addTo(this.regsOfEndpoint, v.endpointKey, key)
         sources.add(`s:${v.service}`)
@@ -381,7 +370,7 @@ export class LiveZone {
       const ep = this.endpoints.get(reg.value.endpointKey)
       // a registration outlives nothing: without its endpoint (on the registration's host) it names no address
       if (ep && ep.peer === reg.owner)
-        p.registrations.push({ endpoint: ep, value: reg.value, expiresAt: reg.expiresAt })
+        p.registrations.push({ endpoint: ep, value: reg.value, expiresAt: this.expiries.get(key) })
     }
     return def || p.endpoints.length || p.registrations.length ? p : undefined
   }

@@ -111,15 +111,21 @@ export class NameSets {
     into: 'sets' | 'additional' = 'sets',
     rrName = name,
   ): void {
-    const rr = this.previous?.get(reuseKey(name, into, type, recordId(rrName, data)))
-    this.push(this.at(name)[into], rr?.ttl === this.ttl ? rr : { name: rrName, type, ttl: this.ttl, data })
+    const id = recordId(rrName, data)
+    const rr = this.previous?.get(reuseKey(name, into, type, id))
+    this.push(
+      this.at(name)[into],
+      rr?.ttl === this.ttl ? rr : { name: rrName, type, ttl: this.ttl, data },
+      id,
+    )
   }
 
   /** every set of zn into name's */
   addAll(name: string, zn: ZoneName): void {
     const to = this.at(name)
     for (const into of ['sets', 'additional'] as const)
-      for (const list of zn[into].values()) for (const r of list) this.push(to[into], r)
+      for (const list of zn[into].values())
+        for (const r of list) this.push(to[into], r, recordId(r.name, r.data))
   }
 
   addAddress(name: string, ipv4: string | undefined, ipv6: string | undefined): void {
@@ -127,9 +133,9 @@ export class NameSets {
     if (ipv6) this.add(name, 'AAAA', ipv6)
   }
 
-  private push(m: Map<Rr['type'], Rr[]>, rr: Rr): void {
+  /** rr into its type's list unless a record of the same id (recordId) is there */
+  private push(m: Map<Rr['type'], Rr[]>, rr: Rr, id: string): void {
     const list = m.get(rr.type)
-    const id = recordId(rr.name, rr.data)
     if (!list) {
       const fresh = [rr]
       m.set(rr.type, fresh)
