@@ -266,6 +266,20 @@ export function leaseGateway(
 }
 
 /**
+ * `PLEXUS_HTTP_ADDR` for a container on this host's overlay: its gateway and the application API's port
+ * (as `CONSUL_HTTP_ADDR`, host:port), or nothing without a lease or with the API off (port 0). Tasks
+ * and linked containers get it.
+ */
+export function appApiEnv(
+  store: { get(key: string): StoreRecord | undefined },
+  peerId: string,
+  appPort: number | undefined,
+): { PLEXUS_HTTP_ADDR?: string } {
+  const gateway = appPort ? leaseGateway(store, peerId) : undefined
+  return gateway ? { PLEXUS_HTTP_ADDR: `${gateway}:${appPort}` } : {}
+}
+
+/**
  * The newest time t such that a strict majority of the cluster's members
  * (this host included) has been heard from since t: the k-th newest
  * heartbeat, k = ⌊n/2⌋ + 1. Members are the hosts whose node record this host

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs'
 import { open, realpath } from 'node:fs/promises'
 import { join } from 'node:path'
-import { leaseGateway } from '../ipam/leases.js'
+import { appApiEnv } from '../ipam/leases.js'
 import { excerpt, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
@@ -78,9 +78,10 @@ export class LinkService implements Startable {
   env(container: string, link: LinkSpec): Record<string, string> | undefined {
     const t = this.resolve(link.target)
     if (!t) return undefined
-    const port = this.c.config.api?.appPort
-    const gateway = port ? leaseGateway(this.c.store, this.c.peerId) : undefined
-    return { ...linkEnv(container, link, t), ...(gateway ? { PLEXUS_HTTP_ADDR: `${gateway}:${port}` } : {}) }
+    return {
+      ...linkEnv(container, link, t),
+      ...appApiEnv(this.c.store, this.c.peerId, this.c.config.api?.appPort),
+    }
   }
 
   list(container?: string): ResolvedLink[] {

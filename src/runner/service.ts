@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { ZONE_ORIGIN } from '../dns/service.js'
-import { leaseGateway } from '../ipam/leases.js'
+import { appApiEnv } from '../ipam/leases.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import { writeFileAtomic } from '../lib/fs.js'
 import type { Logger } from '../lib/log.js'
@@ -116,7 +116,12 @@ export class RunnerService implements Startable {
     })
     for (const drv of d.drivers ?? [new ExecDriver(), new PodmanDriver(d.config.runner?.podman)])
       this.drivers.register(drv)
-    this.templates = new TemplateFiles(d.store, d.peerId, () => this.loop.trigger(TEMPLATE_DEBOUNCE_MS))
+    this.templates = new TemplateFiles(
+      d.store,
+      d.peerId,
+      () => this.loop.trigger(TEMPLATE_DEBOUNCE_MS),
+      this.metrics.templateRenders,
+    )
   }
 
   async start(): Promise<void> {
@@ -331,11 +336,9 @@ export class RunnerService implements Startable {
   private async writeTemplates(a: LocalAlloc, spec: TaskSpec, rec: TaskRecord): Promise<true | TaskRecord> {
     if (!spec.templates?.length) return true
     try {
-      const changed = await this.templates.write(spec, taskDir(this.d.config.stateDir, a.id, spec.name))
-      this.metrics.templateRenders.inc({ result: changed.size ? 'changed' : 'unchanged' })
+      await this.templates.write(spec, taskDir(this.d.config.stateDir, a.id, spec.name))
       return true
     } catch (err) {
-      this.metrics.templateRenders.inc({ result: 'failed' })
       const reason = `template: ${errorMessage(err)}`
       if (rec.reason !== reason) this.d.logger.warn({ alloc: a.id, task: spec.name, reason }, 'task waits')
       return { ...rec, reason, startAt: Date.now() + TEMPLATE_RETRY_MS }
@@ -358,14 +361,12 @@ export class RunnerService implements Startable {
     try {
       changed = await this.templates.write(spec, taskDir(this.d.config.stateDir, a.id, spec.name))
     } catch (err) {
-      this.metrics.templateRenders.inc({ result: 'failed' })
       this.d.logger.warn(
         { alloc: a.id, task: spec.name, err: errorMessage(err) },
         'template not rendered: the task keeps the files it has',
       )
       return rec
     }
-    this.metrics.templateRenders.inc({ result: changed.size ? 'changed' : 'unchanged' })
     const act = changeAction(taskTemplates(spec), changed)
     if (act.kind === 'none' || !rec.handle) return rec
     this.d.logger.info({ alloc: a.id, task: spec.name, files: [...changed], action: act }, 'template changed')
@@ -516,13 +517,6 @@ export class RunnerService implements Startable {
       .catch((err) => this.d.logger.debug({ err, alloc: a.id }, 'allocstate changed meanwhile'))
   }
 
-  /** PLEXUS_HTTP_ADDR (as CONSUL_HTTP_ADDR: host:port) for a task on the overlay: its host's application API */
-  private appAddress(a: LocalAlloc): { PLEXUS_HTTP_ADDR?: string } {
-    const port = this.d.config.api.appPort
-    const gateway = a.cni?.address && port ? leaseGateway(this.d.store, this.d.peerId) : undefined
-    return gateway ? { PLEXUS_HTTP_ADDR: `${gateway}:${port}` } : {}
-  }
-
   /**
    * The allocation's resolv.conf from its CNI result, written at each start (an adopted allocation
    * may predate it); its path, or undefined when the result names no DNS server. Only a start needs
@@ -577,7 +571,8 @@ export class RunnerService implements Startable {
         PLEXUS_TASK: spec.name,
         PLEXUS_HOST: this.d.config.name,
         ...(a.cni?.address ? { PLEXUS_ADDRESS: a.cni.address } : {}),
-        ...this.appAddress(a),
+        // a task on the overlay: its host's application API
+        ...(a.cni?.address ? appApiEnv(this.d.store, this.d.peerId, this.d.config.api.appPort) : {}),
         ...(spec.templates?.length ? { PLEXUS_TASK_DIR: ownRoot ? TASK_LOCAL_MOUNT : local } : {}),
       },
       ...(spec.templates?.length && ownRoot ? { local } : {}),

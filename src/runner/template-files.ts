@@ -26,6 +26,8 @@ export class TemplateFiles {
     private readonly self: string,
     /** a change under a watched prefix: the runner schedules a pass */
     private readonly onChange: () => void,
+    /** plexus_runner_template_renders_total */
+    private readonly renders: { inc(labels: { result: 'changed' | 'unchanged' | 'failed' }): void },
   ) {}
 
   /** the directory a task's templates are rendered into, under its own (TaskLaunch.dir) */
@@ -50,13 +52,19 @@ export class TemplateFiles {
     const ts = taskTemplates(spec)
     const changed = new Set<string>()
     if (!ts.length) return changed
-    const data = templateData(
-      dependenciesOf(ts),
-      this.store,
-      () => buildCatalog(catalogInput(this.store)),
-      this.self,
-    )
-    const files = renderTemplates(ts, data)
+    let files: Map<string, string>
+    try {
+      const data = templateData(
+        dependenciesOf(ts),
+        this.store,
+        () => buildCatalog(catalogInput(this.store)),
+        this.self,
+      )
+      files = renderTemplates(ts, data)
+    } catch (err) {
+      this.renders.inc({ result: 'failed' })
+      throw err
+    }
     const dir = TemplateFiles.dir(taskDir)
     for (const t of ts) {
       const path = join(dir, t.spec.dest)
@@ -66,6 +74,7 @@ export class TemplateFiles {
       await writeFileAtomic(path, text, templateMode(t.spec))
       changed.add(t.spec.dest)
     }
+    this.renders.inc({ result: changed.size ? 'changed' : 'unchanged' })
     return changed
   }
 

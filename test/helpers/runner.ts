@@ -22,7 +22,7 @@ export function hostApi<T>(
   return new Promise((resolve, reject) => {
     const req = request(
       {
-        socketPath: `/run/plexus-fixture/${c.name}/${host}/run/plexusd.sock`,
+        socketPath: join(hostDir(c, host), 'run/plexusd.sock'),
         method,
         path,
         agent: false,

@@ -5,13 +5,11 @@
 // not counted against the restart policy); a burst of 100 writes within a
 // second gives a handful of renders, and an unchanged value none.
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { type Cluster, eventually, upCluster } from '../../helpers/fixture.js'
-import { type Alloc, hostDir, localAlloc } from '../../helpers/runner.js'
-import { socketOf } from '../cni/plugin.js'
+import { type Alloc, hostApi, hostDir, localAlloc } from '../../helpers/runner.js'
 
 const SPEC = `name: tpl
 type: service
@@ -43,26 +41,12 @@ groups:
             dest: late.txt
 `
 
-/** PUT /v1/kv/<key> on h1's API socket: milliseconds, where a plexctl process is a few hundred */
-const put = (c: Cluster, key: string, value: string): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const body = JSON.stringify(value)
-    const req = request(
-      {
-        socketPath: socketOf(c, 'h1'),
-        method: 'PUT',
-        path: `/v1/kv/${key}`,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-        agent: false,
-      },
-      (res) => {
-        res.resume()
-        res.on('end', () => resolve(res.statusCode ?? 0))
-      },
-    )
-    req.on('error', reject)
-    req.end(body)
-  })
+/** PUT /v1/kv/<key> on h1's API socket: 200, or the error (hostApi: milliseconds, where plexctl is hundreds) */
+const put = (c: Cluster, key: string, value: string): Promise<number | string> =>
+  hostApi(c, 'h1', 'PUT', `/v1/kv/${key}`, value).then(
+    () => 200,
+    (err: unknown) => String(err),
+  )
 
 t.test('task templates: rendered from the store, waiting for keys, re-rendered on change', async (t) => {
   const c = upCluster(t, { hosts: 1, prefix: 'tpl' })
