@@ -45,12 +45,14 @@ import {
   UNDERLAY_PREFIX,
   underlayNs,
 } from './lib/state.js'
+import { makeZones, parseZones, zoneBridge } from './lib/zones.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const DIST = join(REPO, 'dist')
 const AGENT_JS = join(DIST, 'src/agent/main.js')
 const CNI_PLUGIN = join(DIST, 'cni/bin/plexus')
 const STUB_DNS_JS = join(DIST, 'netns-fixtures/stub-dns.js')
+const ZONE_SWITCH = join(DIST, 'netns-fixtures/zone-switch')
 const BIN_DIR = join(DIST, 'bin')
 const NAME_RE = /^[a-z][a-z0-9]{0,9}$/
 const CTR_RE = /^[a-z][a-z0-9-]{0,30}$/
@@ -122,7 +124,7 @@ function agentConfig(c: ClusterState, h: HostState, index: number): Record<strin
     datapath: { firewall: c.firewall },
     // the bundled plugin of this build, as a runtime finds an installed one on its CNI_PATH
     runner: { cniPath: [dirname(CNI_PLUGIN)] },
-    labels: { fixture: c.name, index: String(index + 1) },
+    labels: { fixture: c.name, index: String(index + 1), ...(h.zone ? { zone: h.zone } : {}) },
   }
   for (const extra of [c.agentConfig ?? {}, h.agentConfig ?? {}]) {
     for (const [k, v] of Object.entries(extra)) {
@@ -311,10 +313,19 @@ async function up(opts: {
   waitLease: boolean
   wait: string
   agentConfig?: string
+  zones?: string
+  zoneRtt: string[]
 }) {
   need(NAME_RE.test(opts.name), `--name must match ${NAME_RE} (it prefixes namespace names)`)
   const k = Number(opts.hosts)
   need(Number.isInteger(k) && k >= 1 && k <= 200, '--hosts must be a whole number from 1 to 200')
+  need(opts.zones || opts.zoneRtt.length === 0, '--zone-rtt needs --zones')
+  let zones: ReturnType<typeof parseZones> | undefined
+  try {
+    zones = opts.zones ? parseZones(opts.zones, opts.zoneRtt, k) : undefined
+  } catch (err) {
+    throw new FixtureError((err as Error).message)
+  }
   need(!loadCluster(opts.name), `cluster "${opts.name}" is already up (cluster down --name ${opts.name})`)
   const clash = listNetns().filter((n) => n.startsWith(`${opts.name}-`))
   need(clash.length === 0, `namespaces named ${opts.name}-* already exist: ${clash.join(', ')}`)
@@ -326,7 +337,8 @@ async function up(opts: {
     firewall: opts.firewall,
     agentConfig: parseAgentConfig(opts.agentConfig),
     createdAt: new Date().toISOString(),
-    hosts: Array.from({ length: k }, (_, i) => hostState(opts.name, i)),
+    hosts: Array.from({ length: k }, (_, i) => hostState(opts.name, i, zones?.hostZones[i])),
+    ...(zones ? { zones: zones.spec } : {}),
   }
   // Record intent before touching the kernel so `down` can undo a half-made cluster.
   saveCluster(c)
@@ -338,6 +350,7 @@ async function up(opts: {
     ipNs(u, 'link', 'add', 'br0', 'type', 'bridge')
     ipNs(u, 'addr', 'add', `${UNDERLAY_GATEWAY}/24`, 'dev', 'br0')
     ipNs(u, 'link', 'set', 'br0', 'up')
+    await makeZones(c, ZONE_SWITCH)
     await startStubDns(c)
     for (const h of c.hosts) makeHost(c, h)
     for (const [i, h] of c.hosts.entries()) await startAgent(c, h, i)
@@ -352,7 +365,7 @@ async function up(opts: {
   )
 }
 
-function hostState(clusterName: string, i: number): HostState {
+function hostState(clusterName: string, i: number, zone?: string): HostState {
   const name = `h${i + 1}`
   const dir = join(clusterDir(clusterName), name)
   return {
@@ -361,6 +374,7 @@ function hostState(clusterName: string, i: number): HostState {
     ip: `${UNDERLAY_PREFIX}.${i + 11}`,
     dir,
     socket: join(dir, 'run/plexusd.sock'),
+    ...(zone ? { zone } : {}),
   }
 }
 
@@ -371,17 +385,27 @@ function makeHost(c: ClusterState, h: HostState): void {
   sh('ip', ['netns', 'add', h.ns])
   ipNs(h.ns, 'link', 'set', 'lo', 'up')
   ipNs(u, 'link', 'add', `u-${h.name}`, 'mtu', '1500', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.ns)
-  ipNs(u, 'link', 'set', `u-${h.name}`, 'master', 'br0', 'up')
+  ipNs(u, 'link', 'set', `u-${h.name}`, 'master', zoneBridge(c, h.zone), 'up')
   ipNs(h.ns, 'addr', 'add', `${h.ip}/24`, 'dev', 'eth0')
   ipNs(h.ns, 'link', 'set', 'eth0', 'up')
   ipNs(h.ns, 'route', 'add', 'default', 'via', UNDERLAY_GATEWAY)
 }
 
 /** Adds one host to a running cluster: a new namespace and a new agent (fresh identity) joining the others. */
-async function joinHost(opts: { name: string; waitLease: boolean; wait: string; agentConfig?: string }) {
+async function joinHost(opts: {
+  name: string
+  waitLease: boolean
+  wait: string
+  agentConfig?: string
+  zone?: string
+}) {
   const c = requireCluster(opts.name)
   need(c.hosts.length < 200, 'a cluster holds at most 200 hosts')
-  const h = hostState(c.name, c.hosts.length)
+  need(
+    !opts.zone || c.zones?.names.includes(opts.zone),
+    `--zone: cluster "${c.name}" has no zone "${opts.zone}"`,
+  )
+  const h = hostState(c.name, c.hosts.length, opts.zone ?? c.zones?.names[0])
   if (opts.agentConfig) h.agentConfig = parseAgentConfig(opts.agentConfig)
   c.hosts.push(h)
   saveCluster(c) // before touching the kernel, so `down` finds the host whatever happens next
@@ -670,8 +694,10 @@ function ls(opts: { name?: string; output: string }) {
       backend: c.backend,
       cidr: c.cidr,
       createdAt: c.createdAt,
+      ...(c.zones ? { zones: c.zones } : {}),
       hosts: c.hosts.map((h) => ({
         name: h.name,
+        ...(h.zone ? { zone: h.zone } : {}),
         ns: h.ns,
         address: h.ip,
         socket: h.socket,
@@ -698,7 +724,7 @@ function ls(opts: { name?: string; output: string }) {
     process.stdout.write(`cluster ${c.name} (${c.backend}, ${c.cidr})\n`)
     for (const h of c.hosts)
       process.stdout.write(
-        `  host ${h.name.padEnd(5)} ${h.address.padEnd(14)} plexusd ${h.agentPid ?? 'down'}\n`,
+        `  host ${h.name.padEnd(5)} ${h.address.padEnd(14)} ${h.zone ? `zone ${h.zone} ` : ''}plexusd ${h.agentPid ?? 'down'}\n`,
       )
     for (const x of c.containers)
       process.stdout.write(`  ctr  ${x.name.padEnd(12)} on ${x.host.padEnd(5)} ${x.addresses.join(' ')}\n`)
@@ -720,6 +746,13 @@ program
   .option('--no-wait-lease', 'return once agents answer, before they hold a subnet lease')
   .option('--wait <s>', 'seconds to wait for the agents', DEFAULT_WAIT_S)
   .option('--agent-config <json>', 'JSON merged over every agent config (plexusd checks it)')
+  .option('--zones <NAME:K,...>', 'hosts in zones, in order (e.g. a:3,b:3; the sum is --hosts)')
+  .option(
+    '--zone-rtt <A-B=MSms>',
+    'round trip between two zones (repeatable; a pair not given: none)',
+    collect,
+    [],
+  )
   .addOption(
     new Option('--firewall <b>', 'firewall backend')
       .choices(['auto', 'iptables', 'nftables'])
@@ -733,6 +766,7 @@ program
   .option('--no-wait-lease', 'return once the agent answers, before it holds a subnet lease')
   .option('--wait <s>', 'seconds to wait for the agent', DEFAULT_WAIT_S)
   .option('--agent-config <json>', "JSON merged over this host's agent config (over the cluster's)")
+  .option('--zone <Z>', "the host's zone (default: the first)")
   .action(joinHost)
 program.command('down').requiredOption('--name <N>').action(down)
 program

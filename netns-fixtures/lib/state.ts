@@ -16,6 +16,15 @@ export interface HostState {
   socket: string
   /** merged over the cluster's agentConfig for this host only (`join --agent-config`) */
   agentConfig?: Record<string, unknown>
+  /** its zone (`up --zones`): the agent's `zone` label and its underlay bridge */
+  zone?: string
+}
+
+/** `up --zones a:3,b:3 --zone-rtt a-b=20ms`: the zones in order, and the round trip of each pair */
+export interface ZoneSpec {
+  names: string[]
+  /** by "a-b" with a < b; a pair not given has no delay */
+  rttMs: Record<string, number>
 }
 
 export interface ClusterState {
@@ -26,6 +35,7 @@ export interface ClusterState {
   /** merged over every host's generated plexusd config (sections merged one level deep) */
   agentConfig: Record<string, unknown>
   hosts: HostState[]
+  zones?: ZoneSpec
   createdAt: string
 }
 

@@ -98,6 +98,10 @@ export function upCluster(
     prefix?: string
     /** merged over every agent's config (the fixture's --agent-config) */
     agentConfig?: Record<string, unknown>
+    /** hosts in zones, in order (the fixture's --zones, e.g. 'a:3,b:3') */
+    zones?: string
+    /** round trips between zones (the fixture's --zone-rtt, e.g. ['a-b=20ms']) */
+    zoneRtt?: string[]
   },
 ): Cluster {
   const c = new Cluster(uniqueName(opts.prefix))
@@ -108,6 +112,8 @@ export function upCluster(
   if (opts.backend) args.push('--backend', opts.backend)
   if (opts.firewall) args.push('--firewall', opts.firewall)
   if (opts.agentConfig) args.push('--agent-config', JSON.stringify(opts.agentConfig))
+  if (opts.zones) args.push('--zones', opts.zones)
+  for (const rtt of opts.zoneRtt ?? []) args.push('--zone-rtt', rtt)
   const r = c.cli(args)
   if (r.status !== 0) throw new Error(`cluster up failed (${r.status}): ${r.stderr}${r.stdout}`)
   return c
