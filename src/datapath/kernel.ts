@@ -26,23 +26,31 @@ function inNs<T>(nl: Netlink, fn: () => T): T {
 }
 
 /**
- * Where a switch lives. route_localnet is per namespace under /proc/sys (read
+ * Where a switch lives. route_localnet and nf_conntrack_acct are per namespace under /proc/sys (read
  * in the socket's namespace); hairpin mode through /sys, which shows the
  * agent's namespace (the fixture's `ip netns exec` mounts it so; on a real
  * host it is the root namespace).
  */
 function switchFile(s: Pick<DesiredSwitch, 'kind' | 'dev'>): string {
-  return s.kind === 'route-localnet'
-    ? `/proc/sys/net/ipv4/conf/${s.dev}/route_localnet`
-    : `/sys/class/net/${s.dev}/brport/hairpin_mode`
+  switch (s.kind) {
+    case 'route-localnet':
+      return `/proc/sys/net/ipv4/conf/${s.dev}/route_localnet`
+    case 'conntrack-acct':
+      return '/proc/sys/net/netfilter/nf_conntrack_acct'
+    case 'hairpin':
+      return `/sys/class/net/${s.dev}/brport/hairpin_mode`
+  }
 }
+
+/** under /proc/sys: the socket's namespace's own (hairpin, under /sys, is the agent's view) */
+const perNamespace = (s: Pick<DesiredSwitch, 'kind'>) => s.kind !== 'hairpin'
 
 /** the switches' current values; one whose interface (or bridge port) is not there is left out */
 function readSwitches(nl: Netlink, wanted: DesiredSwitch[]): DesiredSwitch[] {
   return wanted.flatMap((s) => {
     try {
       const read = () => readFileSync(switchFile(s), 'utf8').trim()
-      return [{ ...s, on: (s.kind === 'route-localnet' ? inNs(nl, read) : read()) !== '0' }]
+      return [{ ...s, on: (perNamespace(s) ? inNs(nl, read) : read()) !== '0' }]
     } catch {
       return []
     }
@@ -214,7 +222,7 @@ async function applyOne(
       return
     case 'switch-set': {
       const write = () => writeFileSync(switchFile(c.switch), c.switch.on ? '1' : '0')
-      if (c.switch.kind === 'route-localnet') inNs(nl, write)
+      if (perNamespace(c.switch)) inNs(nl, write)
       else write()
       return
     }

@@ -104,7 +104,8 @@ export interface RemotePlan {
  * (/proc/sys), or hairpin mode of a bridge port (/sys/class/net/<dev>/brport/hairpin_mode).
  */
 export interface DesiredSwitch {
-  kind: 'route-localnet' | 'hairpin'
+  /** conntrack-acct: the namespace's byte counters of connection tracking (dev is NAMESPACE_WIDE) */
+  kind: 'route-localnet' | 'hairpin' | 'conntrack-acct'
   dev: string
   on: boolean
 }
@@ -117,6 +118,9 @@ export interface ProviderInput {
   /** the records under endpoints/<self>/, unchecked: the provider validates what it reads */
   endpoints: readonly Pick<StoreRecord, 'key' | 'owner' | 'value'>[]
 }
+
+/** the `dev` of a switch that is the namespace's, not an interface's */
+export const NAMESPACE_WIDE = '-'
 
 /** A rule provider's share of the desired state: one firewall section and the switches it needs. */
 export interface Provided {
