@@ -25,6 +25,7 @@ import { RunnerService } from '../runner/service.js'
 import { SchedulerService } from '../scheduler/service.js'
 import { HealthChecker } from '../services/health.js'
 import { StoreService } from '../store/service.js'
+import { conntrackAccounting, TrafficService } from '../traffic/service.js'
 import type { AgentComponents } from './components.js'
 import type { AgentConfig } from './config.js'
 
@@ -85,7 +86,10 @@ export class Agent {
       const datapath = await DatapathService.create({
         ...this.components,
         lease: ipam.lease,
-        providers: [publishedPortRules],
+        providers: [
+          publishedPortRules,
+          ...(config.traffic?.enabled === false ? [] : [conntrackAccounting(signer.self)]),
+        ],
       })
       await datapath.start()
       this.started.push(datapath)
@@ -135,6 +139,14 @@ export class Agent {
       await scheduler.start()
       this.started.push(scheduler)
       Object.assign(this.components, { scheduler })
+      if (config.traffic?.enabled !== false) {
+        const traffic = new TrafficService({
+          ...this.components,
+          logger: logger.child({ component: 'traffic' }),
+        })
+        await traffic.start()
+        this.started.push(traffic)
+      }
       // read-only: answers other members' inspect questions and the API's doctor/trace
       const diag = new DiagService({ ...this.components, lease: ipam.lease, inspector: cluster })
       diag.start()

@@ -25,6 +25,7 @@ import type { LogLevel } from '../lib/log.js'
 import { DEFAULT_PORT_RANGE, type PortsConfig } from '../ports/publish.js'
 import type { RunnerConfig } from '../runner/service.js'
 import type { SchedulerConfig } from '../scheduler/service.js'
+import type { TrafficConfig } from '../traffic/service.js'
 
 /** plexusd configuration. The file is JSON (comments allowed); flags override it. Documented in docs/config.md. */
 export interface AgentConfig {
@@ -63,6 +64,8 @@ export interface AgentConfig {
   scheduler?: SchedulerConfig
   /** runs this host's allocations (src/runner/README.md) */
   runner?: RunnerConfig
+  /** bytes between services, measured from conntrack (src/traffic/README.md) */
+  traffic?: TrafficConfig
   /** GET /metrics on TCP besides the API sockets (src/api/README.md); off by default */
   metrics: MetricsConfig
 }
@@ -158,6 +161,15 @@ const schema = {
             memoryMb: { type: 'integer', minimum: 0, maximum: 100_000_000 },
           },
         },
+      },
+    },
+    traffic: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        sampleMs: { type: 'integer', minimum: 1000, maximum: 3_600_000 },
+        tauMs: { type: 'integer', minimum: 10_000, maximum: 604_800_000 },
       },
     },
     runner: {

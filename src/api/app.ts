@@ -22,6 +22,7 @@ import { routeRoutes } from './routes/routes.js'
 import { healthRoutes, registrationRoutes, serviceReadRoutes, serviceWriteRoutes } from './routes/services.js'
 import { statusRoutes } from './routes/status.js'
 import { subnetRoutes } from './routes/subnets.js'
+import { trafficRoutes } from './routes/traffic.js'
 import { uiRoutes } from './routes/ui.js'
 import { watchRoutes } from './routes/watch.js'
 import { installTokenAuth } from './tcp-listener.js'
@@ -87,6 +88,7 @@ export async function buildApp(
     lease,
     addresses: deps.addresses,
   })
+  await app.register(trafficRoutes, { prefix: '/v1/traffic', store })
   await app.register(routeRoutes, { prefix: '/v1/routes', datapath: deps.datapath })
   await app.register(explainRoutes, { prefix: '/v1/explain', datapath: deps.datapath, dns: deps.dns })
   await app.register(serviceReadRoutes, { prefix: '/v1/services', ...catalog })

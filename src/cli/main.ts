@@ -27,6 +27,7 @@ import { registerSubnets } from './commands/subnets.js'
 import { registerTemplate } from './commands/template.js'
 import { registerTls } from './commands/tls.js'
 import { registerTrace } from './commands/trace.js'
+import { registerTraffic } from './commands/traffic.js'
 import { registerUi } from './commands/ui.js'
 import type { CliContext, RegisterCommand } from './context.js'
 import type { OutputFormat } from './output.js'
@@ -45,6 +46,7 @@ const commands: RegisterCommand[] = [
   registerCluster,
   registerNetwork,
   registerSubnets,
+  registerTraffic,
   registerJob,
   registerAllocs,
   registerRoutes,

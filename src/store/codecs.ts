@@ -34,6 +34,8 @@ import {
   NodeRecord,
   RegistrationRecord,
   ServiceRecord,
+  TrafficRecord,
+  type TrafficValue,
 } from './schemas.js'
 import {
   ACL_DEFAULT_KEY,
@@ -50,6 +52,7 @@ import {
   NODE_PREFIX,
   REGISTRATION_PREFIX,
   SERVICE_PREFIX,
+  TRAFFIC_PREFIX,
 } from './types.js'
 
 /** the key's segments after its prefix */
@@ -78,6 +81,8 @@ export const healthCodec = recordCodec<HealthValue>(HEALTH_PREFIX, HealthRecord,
 )
 
 export const capacityCodec = recordCodec<CapacityValue>(CAPACITY_PREFIX, CapacityRecord)
+
+export const trafficCodec = recordCodec<TrafficValue>(TRAFFIC_PREFIX, TrafficRecord)
 
 /** keyed by the job's owner, job, group and slot: the value names the same */
 export const allocCodec = recordCodec<AllocValue>(ALLOC_PREFIX, AllocRecord, (key, a) => {

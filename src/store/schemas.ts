@@ -208,6 +208,27 @@ const Resources = Type.Object({
 /** capacity/<peerId> */
 export const CapacityRecord = Type.Object({ total: Resources, used: Resources, eligible: Type.Boolean() })
 
+/** traffic/<peerId>: a bounded summary (src/traffic/README.md) */
+export const TrafficRecord = Type.Object({
+  /** the measuring host's name */
+  host: Type.String({ maxLength: 253 }),
+  /** when it was measured, ms since the epoch */
+  at: Type.Integer({ minimum: 0 }),
+  pairs: Type.Array(
+    Type.Object({
+      /** the service of the side that opened the connections */
+      from: Label,
+      /** the service of the side that answered */
+      to: Label,
+      /** both directions, decaying average (time constant: the record's tauMs) */
+      bytesPerSec: Type.Number({ minimum: 0, maximum: 1e12 }),
+    }),
+    { maxItems: 256 },
+  ),
+  tauMs: Type.Integer({ minimum: 1 }),
+})
+export type TrafficValue = Static<typeof TrafficRecord>
+
 const KeySegment = Type.String({ minLength: 1, maxLength: 128, pattern: '^[^/]+$' })
 const AllocId = Type.String({ pattern: '^[a-z0-9-]{1,200}$' })
 const ExitCode = Type.Integer({ minimum: 0, maximum: 255 })

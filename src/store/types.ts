@@ -47,6 +47,7 @@ export interface PutOptions {
  *   capacity/<peerId>                           what a host offers to the scheduler and what it has admitted (owned)
  *   allocs/<ownerPeerId>/<job>/<group>/<slot>   a slot placed by the job's owner (owned by the owner)
  *   allocstate/<hostPeerId>/<allocId>           the target host's verdict on an allocation and its life (owned)
+ *   traffic/<peerId>                            bytes between services this host's containers started (owned; src/traffic)
  *   jobs/<name>                                 job specs (any member; src/scheduler/records.ts)
  *   config/...                                  shared cluster config (any member), e.g. config/network
  *   services/<name>                             shared service definitions (any member)
@@ -63,6 +64,7 @@ export const SERVICE_PREFIX = 'services/'
 export const CAPACITY_PREFIX = 'capacity/'
 export const ALLOC_PREFIX = 'allocs/'
 export const ALLOC_STATE_PREFIX = 'allocstate/'
+export const TRAFFIC_PREFIX = 'traffic/'
 export const ACL_PREFIX = 'acl/'
 export const ACL_POLICY_PREFIX = 'acl/policies/'
 export const ACL_DEFAULT_KEY = 'acl/default'
@@ -79,6 +81,7 @@ export const OWNED_PREFIXES = [
   CAPACITY_PREFIX,
   ALLOC_PREFIX,
   ALLOC_STATE_PREFIX,
+  TRAFFIC_PREFIX,
 ] as const
 
 /**

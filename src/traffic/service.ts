@@ -1,0 +1,131 @@
+// Measures the bytes this host's containers exchange with services and publishes a bounded summary
+// as traffic/<peerId>, which the scheduler reads as the cluster's service-to-service matrix
+// (README.md). Every sampleMs: one ctnetlink dump of the host namespace's conntrack table, the
+// addresses attributed through the endpoint records, the account updated; published when a pair
+// appeared, went or moved by a fifth, and at least every REFRESH_MS (the record's TTL is three of
+// those, so a silent host's summary goes).
+import { NAMESPACE_WIDE, type RuleProvider } from '../datapath/model.js'
+import type { CtEntry } from '../lib/conntrack.js'
+import { dumpConntrack } from '../lib/conntrack.js'
+import { errorMessage } from '../lib/errors.js'
+import type { Logger } from '../lib/log.js'
+import type { Metrics } from '../lib/metrics.js'
+import { PassLoop } from '../lib/pass-loop.js'
+import type { Startable } from '../lib/startable.js'
+import { endpointCodec, trafficCodec } from '../store/codecs.js'
+import { ENDPOINT_PREFIX, type Store, TRAFFIC_PREFIX } from '../store/types.js'
+import { type AddressOwner, type PairRate, TrafficAccount } from './account.js'
+import { trafficMetrics } from './metrics.js'
+
+export interface TrafficConfig {
+  /** measure at all (conntrack accounting is switched on by the datapath while this is on); default true */
+  enabled?: boolean
+  /** between two dumps of the conntrack table; default 10 s */
+  sampleMs?: number
+  /** time constant of the rates: a pair that stops fades to 1/e in it; default 10 min */
+  tauMs?: number
+}
+
+export interface TrafficComponents {
+  store: Store
+  peerId: string
+  logger: Logger
+  metrics: Metrics
+  config: { name: string; traffic?: TrafficConfig }
+  /** the conntrack table (the host namespace's); tests hand their own */
+  dump?: () => Promise<CtEntry[]>
+}
+
+export const DEFAULT_SAMPLE_MS = 10_000
+export const DEFAULT_TAU_MS = 600_000
+/** a summary is written again at least this often, so its TTL (three of these) holds while the host lives */
+const REFRESH_MS = 300_000
+/** a pair whose rate moved by more than this share since the last publish is worth a write */
+const CHANGE_SHARE = 0.2
+
+export class TrafficService implements Startable {
+  private readonly account: TrafficAccount
+  private readonly loop: PassLoop
+  private readonly metrics: ReturnType<typeof trafficMetrics>
+  private published: { at: number; pairs: PairRate[] } | undefined
+
+  constructor(private readonly d: TrafficComponents) {
+    this.account = new TrafficAccount(d.config.traffic?.tauMs ?? DEFAULT_TAU_MS)
+    this.metrics = trafficMetrics(d.metrics)
+    this.loop = new PassLoop({
+      debounceMs: 0,
+      intervalMs: d.config.traffic?.sampleMs ?? DEFAULT_SAMPLE_MS,
+      index: () => d.store.index,
+      pass: () => this.sample(),
+      onError: (err) => {
+        this.metrics.samples.inc({ result: 'failed' })
+        d.logger.warn({ err: errorMessage(err) }, 'traffic not measured this time')
+      },
+    })
+  }
+
+  get key(): string {
+    return `${TRAFFIC_PREFIX}${this.d.peerId}`
+  }
+
+  async start(): Promise<void> {
+    await this.loop.start()
+  }
+
+  async stop(): Promise<void> {
+    await this.loop.stop()
+  }
+
+  /** every endpoint address in the cluster with its service, and whether it is this host's */
+  private owners(): Map<string, AddressOwner> {
+    const out = new Map<string, AddressOwner>()
+    for (const r of this.d.store.list(ENDPOINT_PREFIX)) {
+      const e = endpointCodec.valueOf(r)
+      if (e?.service) out.set(e.ipv4, { service: e.service, local: r.owner === this.d.peerId })
+    }
+    return out
+  }
+
+  private async sample(): Promise<void> {
+    const entries = await (this.d.dump ?? dumpConntrack)()
+    const now = Date.now()
+    const added = this.account.sample(entries, this.owners(), now)
+    this.metrics.samples.inc({ result: 'ok' })
+    this.metrics.entries.set(entries.length)
+    this.metrics.bytes.inc([...added.values()].reduce((a, b) => a + b, 0))
+    const pairs = this.account.summary()
+    this.metrics.pairs.set(pairs.length)
+    if (!this.worthWriting(pairs, now)) return
+    await this.d.store.put(
+      this.key,
+      trafficCodec.encode({ host: this.d.config.name, at: now, pairs, tauMs: this.account.tauMs }),
+      { ttlMs: 3 * REFRESH_MS },
+    )
+    this.published = { at: now, pairs }
+  }
+
+  private worthWriting(pairs: PairRate[], now: number): boolean {
+    const last = this.published
+    if (!last) return pairs.length > 0
+    if (now - last.at >= REFRESH_MS || pairs.length !== last.pairs.length) return true
+    const before = new Map(last.pairs.map((p) => [`${p.from} ${p.to}`, p.bytesPerSec]))
+    return pairs.some((p) => {
+      const b = before.get(`${p.from} ${p.to}`)
+      return b === undefined || Math.abs(p.bytesPerSec - b) > CHANGE_SHARE * b
+    })
+  }
+}
+
+/**
+ * The datapath's part (a rule provider: the datapath owns every kernel write): conntrack keeps byte
+ * counters only with net.netfilter.nf_conntrack_acct on, and turns them on for connections made
+ * after, so it is on from the first pass and put back if someone turns it off. No firewall rule.
+ */
+export function conntrackAccounting(peerId: string): RuleProvider {
+  const sw = { kind: 'conntrack-acct' as const, dev: NAMESPACE_WIDE, on: true }
+  return () => ({
+    section: { name: 'traffic', rules: [] },
+    switches: [sw],
+    origins: { [`${sw.kind} ${sw.dev}`]: [`${TRAFFIC_PREFIX}${peerId}`] },
+  })
+}
