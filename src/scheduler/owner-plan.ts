@@ -8,7 +8,7 @@ import { canonicalJson } from '../store/record.js'
 import type { JsonValue } from '../store/types.js'
 import { groupDemand } from './placement/problem.js'
 import { place } from './placement/solver.js'
-import type { ExistingAllocation, HostView, Plan } from './placement/types.js'
+import type { ExistingAllocation, HostView, MeasuredTraffic, Plan } from './placement/types.js'
 import { type AllocValue, HOLDING, type JobValue } from './records.js'
 import {
   type RescheduleDecision,
@@ -32,6 +32,8 @@ export interface OwnerInput {
   claims: Iterable<Claim>
   /** other jobs' allocations (service affinities, anti-affinities) */
   others?: ExistingAllocation[]
+  /** the cluster's measured service-to-service traffic (traffic/ records) */
+  traffic?: readonly MeasuredTraffic[]
   /** health checks passing, by allocation (healthGate) */
   passing?: PassingSince
   now: number
@@ -258,7 +260,7 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
     )
     if (job.spec.type === 'system') {
       // a system job's slots are its eligible hosts: placement says which they are
-      const plan = place({ job: job.spec, hosts, allocations: input.others ?? [] })
+      const plan = place({ job: job.spec, hosts, allocations: input.others ?? [], traffic: input.traffic })
       out.plan = plan
       for (const p of plan.placements) {
         const slot = `${p.group}/${p.host}`
@@ -276,7 +278,13 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
           index: Number(c.alloc.slot),
           host: c.alloc.host,
         }))
-        const plan = place({ job: job.spec, hosts, allocations: input.others ?? [], keep })
+        const plan = place({
+          job: job.spec,
+          hosts,
+          allocations: input.others ?? [],
+          keep,
+          traffic: input.traffic,
+        })
         out.plan = plan
         for (const p of plan.placements) {
           if (open(`${p.group}/${p.index}`))

@@ -11,7 +11,14 @@ import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import { PassLoop, type PassLoopStatus } from '../lib/pass-loop.js'
 import type { Startable } from '../lib/startable.js'
-import { allocCodec, allocStateCodec, capacityCodec, healthCodec, nodeCodec } from '../store/codecs.js'
+import {
+  allocCodec,
+  allocStateCodec,
+  capacityCodec,
+  healthCodec,
+  nodeCodec,
+  trafficCodec,
+} from '../store/codecs.js'
 import {
   ALLOC_PREFIX,
   ALLOC_STATE_PREFIX,
@@ -22,12 +29,13 @@ import {
   type JsonValue,
   NODE_PREFIX,
   type Store,
+  TRAFFIC_PREFIX,
 } from '../store/types.js'
 import { admit, usedBy } from './admission.js'
 import { schedulerMetrics } from './metrics.js'
 import { jobOwner } from './owner.js'
 import { ownerPlan } from './owner-plan.js'
-import type { ExistingAllocation, HostView } from './placement/types.js'
+import type { ExistingAllocation, HostView, MeasuredTraffic } from './placement/types.js'
 import {
   type AllocStateValue,
   type AllocValue,
@@ -83,6 +91,8 @@ export interface SchedulerView {
   drained: Set<string>
   /** health checks passing, by allocation (a replacement whose group has checks waits for them) */
   passing: PassingSince
+  /** every host's measured service-to-service traffic (traffic/ records, src/traffic) */
+  traffic: MeasuredTraffic[]
 }
 
 export class SchedulerService implements Startable {
@@ -184,7 +194,8 @@ export class SchedulerService implements Startable {
         return h ? [{ ...h, at: r.version.wall }] : []
       }),
     )
-    return { jobs, allocs, states, capacity, hosts, owners, live, drained, passing }
+    const traffic = store.list(TRAFFIC_PREFIX).flatMap((r) => trafficCodec.valueOf(r)?.pairs ?? [])
+    return { jobs, allocs, states, capacity, hosts, owners, live, drained, passing, traffic }
   }
 
   private async reconcile(): Promise<void> {
@@ -332,6 +343,7 @@ export class SchedulerService implements Startable {
         claims: claimsByJob.get(name) ?? [],
         others: others.filter((o) => o.job !== name),
         passing: view.passing,
+        traffic: view.traffic,
         now,
       })
       const revert = revertTarget(job, claimsByJob.get(name) ?? [], plan.verdicts, now)

@@ -128,6 +128,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobsComponents> = async (app, 
       hosts: view.hosts,
       live: view.live,
       claims: claims.values(),
+      traffic: view.traffic,
       now: Date.now(),
     })
     return {

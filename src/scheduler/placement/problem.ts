@@ -6,7 +6,7 @@
 // touches no strings.
 import type { Constraint, GroupSpec, JobSpec } from '../spec.js'
 import { attributeOf, describeMatch, matcher } from './attributes.js'
-import type { ExistingAllocation, HostView, PlacementOptions } from './types.js'
+import type { ExistingAllocation, HostView, MeasuredTraffic, PlacementOptions } from './types.js'
 
 export type Scope = 'group' | 'job'
 
@@ -110,6 +110,7 @@ export function compileProblem(
   hosts: HostView[],
   allocations: ExistingAllocation[],
   opts: PlacementOptions,
+  traffic: readonly MeasuredTraffic[] = [],
 ): Problem {
   const running = servicesByHost(hosts, allocations)
   let counters = 0
@@ -247,47 +248,96 @@ export function compileProblem(
     }
   })
 
-  if (opts.network !== false) addEdges(job, groups, byServiceOrName, running)
+  if (opts.network !== false) addEdges(job, groups, byServiceOrName, running, traffic)
   return { job, hosts, groups, counters }
+}
+
+/** a talksTo's weight when it gives none; the busiest measured pair of a job weighs the same */
+const DEFAULT_TALKS_WEIGHT = 1
+/** measured pairs lighter than this share of the job's busiest are noise (health checks, DNS) */
+const MEASURED_FLOOR = 0.01
+
+/**
+ * The measured pairs between a group's service and another service that no talksTo of either side
+ * declares (declared weights win), weighted relative to the busiest such pair of the job: group
+ * index, the other service, weight. Both directions of a pair count as one exchange.
+ */
+export function measuredTalks(
+  job: JobSpec,
+  byServiceOrName: ReadonlyMap<string, number>,
+  traffic: readonly MeasuredTraffic[],
+): { group: number; service: string; weight: number }[] {
+  const declared = new Set<string>()
+  job.groups.forEach((spec, a) => {
+    for (const t of spec.talksTo ?? []) {
+      declared.add(`${a} ${t.service}`)
+      const b = byServiceOrName.get(t.service)
+      const own = spec.service?.name
+      const theirs = b === undefined ? undefined : job.groups[b]?.service?.name
+      if (theirs) declared.add(`${a} ${theirs}`)
+      if (b !== undefined && own) declared.add(`${b} ${own}`)
+    }
+  })
+  const rate = new Map<string, number>()
+  for (const t of traffic) {
+    if (t.from === t.to || !(t.bytesPerSec > 0)) continue
+    const k = t.from < t.to ? `${t.from} ${t.to}` : `${t.to} ${t.from}`
+    rate.set(k, (rate.get(k) ?? 0) + t.bytesPerSec)
+  }
+  const found: { group: number; service: string; rate: number }[] = []
+  job.groups.forEach((spec, a) => {
+    const own = spec.service?.name
+    if (!own) return
+    for (const [k, r] of rate) {
+      const [x, y] = k.split(' ') as [string, string]
+      const other = x === own ? y : y === own ? x : undefined
+      if (other === undefined || declared.has(`${a} ${other}`)) continue
+      const b = byServiceOrName.get(other)
+      // a pair of two groups of the job is one edge: taken from the lower group's side
+      if (b !== undefined && (b === a || b < a)) continue
+      found.push({ group: a, service: other, rate: r })
+    }
+  })
+  const max = Math.max(0, ...found.map((f) => f.rate))
+  return found
+    .filter((f) => f.rate >= MEASURED_FLOOR * max)
+    .map((f) => ({ group: f.group, service: f.service, weight: (DEFAULT_TALKS_WEIGHT * f.rate) / max }))
 }
 
 /**
  * Traffic edges. A talksTo of weight w between groups of A and B slots is
  * spread evenly over the A×B slot pairs (clients balance over instances), and
  * an edge declared both ways counts both weights; the tighter maxRttMs holds.
+ * Measured traffic between services adds the pairs no talksTo declares.
  */
 function addEdges(
   job: JobSpec,
   groups: GroupModel[],
   byServiceOrName: Map<string, number>,
   running: Map<string, Set<number>>,
+  traffic: readonly MeasuredTraffic[],
 ): void {
   const pair = new Map<string, { w: number; max?: number }>()
-  job.groups.forEach((spec, a) => {
-    for (const t of spec.talksTo ?? []) {
-      const w = t.weight ?? 1
-      const b = byServiceOrName.get(t.service)
-      const ga = groups[a] as GroupModel
-      if (b === undefined) {
-        const hosts = [...(running.get(t.service) ?? [])].sort((x, y) => x - y)
-        if (hosts.length && ga.count) {
-          ga.external.push({
-            service: t.service,
-            hosts,
-            pairWeight: w / (ga.count * hosts.length),
-            maxRttMs: t.maxRttMs,
-          })
-        }
-        continue
-      }
-      if (b === a) continue
-      const key = a < b ? `${a}:${b}` : `${b}:${a}`
-      const e = pair.get(key) ?? { w: 0 }
-      e.w += w
-      if (t.maxRttMs !== undefined) e.max = Math.min(e.max ?? Number.POSITIVE_INFINITY, t.maxRttMs)
-      pair.set(key, e)
+  const talk = (a: number, service: string, w: number, maxRttMs?: number) => {
+    const b = byServiceOrName.get(service)
+    const ga = groups[a] as GroupModel
+    if (b === undefined) {
+      const hosts = [...(running.get(service) ?? [])].sort((x, y) => x - y)
+      if (hosts.length && ga.count)
+        ga.external.push({ service, hosts, pairWeight: w / (ga.count * hosts.length), maxRttMs })
+      return
     }
+    if (b === a) return
+    const key = a < b ? `${a}:${b}` : `${b}:${a}`
+    const e = pair.get(key) ?? { w: 0 }
+    e.w += w
+    if (maxRttMs !== undefined) e.max = Math.min(e.max ?? Number.POSITIVE_INFINITY, maxRttMs)
+    pair.set(key, e)
+  }
+  job.groups.forEach((spec, a) => {
+    for (const t of spec.talksTo ?? []) talk(a, t.service, t.weight ?? DEFAULT_TALKS_WEIGHT, t.maxRttMs)
   })
+  for (const m of measuredTalks(job, byServiceOrName, traffic)) talk(m.group, m.service, m.weight)
   for (const [key, e] of [...pair].sort(([x], [y]) => (x < y ? -1 : 1))) {
     const [a, b] = key.split(':').map(Number) as [number, number]
     const ga = groups[a] as GroupModel

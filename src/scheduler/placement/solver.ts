@@ -444,7 +444,7 @@ function keptHosts(input: PlacementInput, problem: Problem, slots: Slot[]): Int3
  */
 export function place(input: PlacementInput): Plan {
   const opts = input.options ?? {}
-  const problem = compileProblem(input.job, input.hosts, input.allocations ?? [], opts)
+  const problem = compileProblem(input.job, input.hosts, input.allocations ?? [], opts, input.traffic)
   const order = dependencyOrder(problem)
   const slots: Slot[] = order.flatMap((g) =>
     Array.from({ length: problem.groups[g]?.count ?? 0 }, (_, index) => ({ group: g, index })),

@@ -42,10 +42,19 @@ export interface PlacementOptions {
   rttMs?: (a: HostView, b: HostView) => number
 }
 
+/** bytes a second between two services, measured (traffic/ records, summed over hosts) */
+export interface MeasuredTraffic {
+  from: string
+  to: string
+  bytesPerSec: number
+}
+
 export interface PlacementInput {
   job: JobSpec
   hosts: HostView[]
   allocations?: ExistingAllocation[]
+  /** the cluster's measured service-to-service traffic: edges where no talksTo declares one */
+  traffic?: readonly MeasuredTraffic[]
   /**
    * slots of this job that already run and stay where they are: placed first
    * (their partners score against them), never moved, not filtered again.

@@ -25,6 +25,7 @@ export const input = (
   hosts,
   options: { rttMs: zoneRtt(), ...extra.options },
   ...(extra.allocations ? { allocations: extra.allocations } : {}),
+  ...(extra.traffic ? { traffic: extra.traffic } : {}),
 })
 
 /** host names of a group's placements, sorted */
