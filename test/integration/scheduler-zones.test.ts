@@ -2,14 +2,17 @@
 // whose hosts reach each other through the fixture's delay line (20 ms round trip), not netem.
 // - ping between zones is the setting ± 20 %, within a zone under 1 ms; the RTT each agent
 //   measures (the kernel's, sock_diag) is within 25 % (or 0.5 ms) of ping;
-// - a 3-tier job (web -> api -> db, db pinned to zone b by its label, talksTo declared) lands with
-//   web and api in zone b; the same job without talksTo, placed by plain spread (least busy host,
-//   the placement of schedulers without a network term), puts them in zone a, because db's three
-//   replicas make zone b the busier one; a request through web -> api -> db is timed on both, and
-//   Plexus' median is at least 40 % lower.
+// - a 3-tier job (web -> api -> db, db pinned to zone b by its label) without talksTo and before any
+//   traffic is measured is placed by plain spread (least busy host, the placement of schedulers
+//   without a network term): web and api in zone a, as db's three replicas make zone b the busier;
+//   the traffic of its requests is measured (conntrack on each client's host, `plexctl traffic`);
+// - the job with talksTo declared lands with web and api in zone b; a request through
+//   web -> api -> db is timed on both placements, and Plexus' median is at least 40 % lower;
+// - the job again without talksTo lands together in zone b by what was measured.
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { hostNs } from '../../netns-fixtures/lib/state.js'
+import type { TrafficReply } from '../../src/api/contract/traffic.js'
 import { type Cluster, eventually, REPO, run, upCluster } from '../helpers/fixture.js'
 import { type Alloc, hostApi } from '../helpers/runner.js'
 
@@ -97,7 +100,14 @@ const median = (xs: number[]) => {
 }
 
 t.test('two zones at 20 ms: measured RTT, and a 3-tier job placed by it', async (t) => {
-  const c = upCluster(t, { hosts: 6, prefix: 'zon', zones: 'a:3,b:3', zoneRtt: [`a-b=${RTT_MS}ms`] })
+  const c = upCluster(t, {
+    hosts: 6,
+    prefix: 'zon',
+    zones: 'a:3,b:3',
+    zoneRtt: [`a-b=${RTT_MS}ms`],
+    // a sample every 2 s instead of 10, so the test waits less for the measured matrix
+    agentConfig: { traffic: { sampleMs: 2000 } },
+  })
 
   const across = ping(c, 'h1', '192.0.2.14')
   const within = ping(c, 'h1', '192.0.2.12')
@@ -122,26 +132,51 @@ t.test('two zones at 20 ms: measured RTT, and a 3-tier job placed by it', async 
     )
   }
 
+  const traffic = () => hostApi<TrafficReply>(c, 'h1', 'GET', '/v1/traffic')
+  const gone = async (what: string) => {
+    await hostApi(c, 'h1', 'DELETE', '/v1/jobs/tier')
+    t.ok(await eventually(async () => (await allocs(c)).length === 0, 60_000), what)
+  }
+
+  t.equal(
+    c.exec('h1', ['sysctl', '-n', 'net.netfilter.nf_conntrack_acct']).stdout.trim(),
+    '1',
+    'the datapath switched conntrack accounting on',
+  )
+
+  // plain spread first, while nothing is measured: the job without talksTo
+  t.same((await traffic()).pairs, [], 'no traffic measured yet: the next placement has no network term')
+  const spread = await runJob(t, c, false)
+  t.comment(`spread placement: web on ${spread.web.hostName}, api on ${spread.api.hostName}`)
+  const spreadTimes = await timeChain(c, spread.web)
+  t.comment(`spread placement: paths ${JSON.stringify(spreadTimes.paths)}`)
+
+  // measured meanwhile: both calls of the chain, each counted on its client's host
+  const measured = await eventually(async () => {
+    const r = await traffic()
+    const has = (from: string, to: string) => r.pairs.find((p) => p.from === from && p.to === to)
+    return has('zweb', 'zapi') && has('zapi', 'zdb') ? r : undefined
+  }, 30_000)
+  t.ok(measured, 'the matrix holds zweb -> zapi and zapi -> zdb')
+  t.comment(`measured: ${JSON.stringify(measured?.pairs)}`)
+  await gone('the job is gone')
+
   // Plexus: talksTo declared, the scheduler puts web and api next to db in zone b
   const near = await runJob(t, c, true)
   t.equal(ZONE[near.api.hostName], 'b', `api placed on ${near.api.hostName}, in zone b with db`)
   t.equal(ZONE[near.web.hostName], 'b', `web placed on ${near.web.hostName}, in zone b with api`)
   const nearTimes = await timeChain(c, near.web)
   t.comment(`plexus placement: paths ${JSON.stringify(nearTimes.paths)}`)
-
-  await hostApi(c, 'h1', 'DELETE', '/v1/jobs/tier')
-  t.ok(await eventually(async () => (await allocs(c)).length === 0, 60_000), 'the job is gone')
-
-  // plain spread: the same job without talksTo
-  const spread = await runJob(t, c, false)
-  t.comment(`spread placement: web on ${spread.web.hostName}, api on ${spread.api.hostName}`)
-  const spreadTimes = await timeChain(c, spread.web)
-  t.comment(`spread placement: paths ${JSON.stringify(spreadTimes.paths)}`)
-
   const m = { plexus: median(nearTimes.ms), spread: median(spreadTimes.ms) }
   t.ok(
     m.plexus <= 0.6 * m.spread,
     `median request through web -> api -> db: ${m.plexus.toFixed(1)} ms placed by Plexus, ${m.spread.toFixed(1)} ms by plain spread (${Math.round((1 - m.plexus / m.spread) * 100)} % lower)`,
   )
-  await hostApi(c, 'h1', 'DELETE', '/v1/jobs/tier')
+  await gone('the job is gone again')
+
+  // the same job without talksTo again: placed by what was measured
+  const again = await runJob(t, c, false)
+  t.equal(ZONE[again.api.hostName], 'b', `without talksTo, after measuring: api on ${again.api.hostName}`)
+  t.equal(ZONE[again.web.hostName], 'b', `without talksTo, after measuring: web on ${again.web.hostName}`)
+  await gone('stopped')
 })
