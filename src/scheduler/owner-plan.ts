@@ -178,7 +178,8 @@ function keepInPlace(job: JobValue, verdicts: Map<string, SlotVerdict>, drained:
 
 /**
  * Slots whose allocation is to be replaced beside it: it runs an older
- * version of the job (a rolling update), or its host was drained. At most
+ * version of the job (a rolling update), its host was drained, or a
+ * rebalance marked it to move (placement then picks its new host). At most
  * `update.maxParallel` (default 1) of a group at once, counting the
  * replacements already being brought up; in slot order, so every pass picks
  * the same ones. A group with a failed slot (a replacement that failed waits
@@ -193,6 +194,7 @@ function replacements(
   deferred: ReadonlyMap<string, unknown>,
 ): Map<string, string> {
   const out = new Map<string, string>()
+  const moving = new Set((job.rebalance?.moves ?? []).map((m) => m.alloc))
   for (const g of job.spec.groups) {
     const slots = [...verdicts].filter(([, v]) => v.group === g.name).sort(([a], [b]) => (a < b ? -1 : 1))
     const failing = [...deferred.keys()].some((slot) => slot.startsWith(`${g.name}/`))
@@ -202,7 +204,7 @@ function replacements(
       if (v.incoming || deferred.has(slot)) continue
       const { jobVersion, host } = v.winner.alloc
       // drained, not merely unable to take placements: a suspect host keeps what it runs
-      if (jobVersion >= job.version && !drained.has(host)) continue
+      if (jobVersion >= job.version && !drained.has(host) && !moving.has(v.winner.alloc.id)) continue
       out.set(slot, v.winner.alloc.id)
       budget--
     }
@@ -272,7 +274,18 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
     } else {
       const wanted = wantedSlots(job)
       for (const [slot, c] of staying) if (wanted.has(slot)) keepSlots.set(slot, c)
-      if ([...wanted].some(open)) {
+      // a rebalance's move goes where it was planned while that host can take it; else placement picks
+      for (const [slot, replaced] of fresh.replaces) {
+        const to = job.rebalance?.moves.find((m) => m.alloc === replaced)?.to
+        const h = hosts.find((x) => x.id === to && x.alive)
+        const g = job.spec.groups.find((x) => x.name === slot.split('/')[0])
+        if (!h || !g || !wanted.has(slot)) continue
+        const need = groupDemand(g)
+        if (h.capacity.cpu - h.used.cpu < need.cpu || h.capacity.memoryMb - h.used.memoryMb < need.memoryMb)
+          continue
+        addSlot(out, keepSlots, job, g.name, slot.split('/')[1] as string, h.id, h.name, now, fresh)
+      }
+      if ([...wanted].some((slot) => open(slot) && !keepSlots.has(slot))) {
         const keep = [...keepSlots.values()].map((c) => ({
           group: c.alloc.group,
           index: Number(c.alloc.slot),
@@ -287,7 +300,8 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
         })
         out.plan = plan
         for (const p of plan.placements) {
-          if (open(`${p.group}/${p.index}`))
+          const slot = `${p.group}/${p.index}`
+          if (open(slot) && !keepSlots.has(slot))
             addSlot(out, keepSlots, job, p.group, String(p.index), p.host, p.hostName, now, fresh)
         }
       }

@@ -48,6 +48,8 @@ export interface JobValue {
   stopped: boolean
   /** the versions before this one, oldest first (`plexctl job history`): at most JOB_HISTORY_KEEP, fewer when the record would outgrow the store's value limit */
   history?: JobVersion[]
+  /** `plexctl job rebalance`: allocations the owner replaces on another host (rebalance.ts); a new version drops it */
+  rebalance?: { at: string; moves: { alloc: string; to: string }[] }
 }
 
 /** a version a job had before its current one */

@@ -75,6 +75,36 @@ const DEBOUNCE_MS = 100
 /** a pass also runs on this timer: membership changes state without a record changing */
 const PERIOD_MS = 2000
 
+/** every job's claims on its slots, from owners' records and hosts' states */
+export function claimsByJob(view: SchedulerView): Map<string, Claim[]> {
+  const allocs = new Map<string, { owner: string; alloc: AllocValue }[]>()
+  for (const a of view.allocs) allocs.set(a.alloc.job, [...(allocs.get(a.alloc.job) ?? []), a])
+  const states = new Map<string, AllocStateValue[]>()
+  for (const s of view.states) states.set(s.job, [...(states.get(s.job) ?? []), s])
+  const out = new Map<string, Claim[]>()
+  for (const job of new Set([...allocs.keys(), ...states.keys(), ...view.jobs.keys()]))
+    out.set(job, [...claimsOf(allocs.get(job) ?? [], states.get(job) ?? []).values()])
+  return out
+}
+
+/** every claimed allocation as placement sees other jobs' (service affinities, anti-affinities); `except` a job */
+export function existingAllocations(
+  view: SchedulerView,
+  claims: Map<string, Claim[]>,
+  except?: string,
+): ExistingAllocation[] {
+  const out: ExistingAllocation[] = []
+  for (const [name, list] of claims) {
+    if (name === except) continue
+    const service = (g: string) => view.jobs.get(name)?.spec.groups.find((x) => x.name === g)?.service?.name
+    for (const c of list) {
+      const s = service(c.alloc.group)
+      out.push({ host: c.alloc.host, job: name, group: c.alloc.group, ...(s ? { service: s } : {}) })
+    }
+  }
+  return out
+}
+
 /** Everything a pass reads, decoded and validated once. */
 export interface SchedulerView {
   jobs: Map<string, JobValue>
@@ -200,7 +230,7 @@ export class SchedulerService implements Startable {
 
   private async reconcile(): Promise<void> {
     const view = this.view()
-    const claims = this.claimsByJob(view)
+    const claims = claimsByJob(view)
     await this.judge(view, claims)
     await this.own(view, claims)
     await this.advertise(this.view())
@@ -319,14 +349,7 @@ export class SchedulerService implements Startable {
   /** Placement for the jobs this host owns; cleanup of records for jobs it no longer owns. */
   private async own(view: SchedulerView, claimsByJob: Map<string, Claim[]>): Promise<void> {
     const { store, peerId: self, logger } = this.d
-    const others: ExistingAllocation[] = []
-    for (const [name, claims] of claimsByJob) {
-      const service = (g: string) => view.jobs.get(name)?.spec.groups.find((x) => x.name === g)?.service?.name
-      for (const c of claims) {
-        const s = service(c.alloc.group)
-        others.push({ host: c.alloc.host, job: name, group: c.alloc.group, ...(s ? { service: s } : {}) })
-      }
-    }
+    const others = existingAllocations(view, claimsByJob)
     const now = Date.now()
     let deferred = 0
     const owned = new Set<string>()
@@ -398,17 +421,6 @@ export class SchedulerService implements Startable {
     const current = view.capacity.get(self)
     if (current && JSON.stringify(current) === JSON.stringify(value)) return
     await store.put(capacityKey(self), capacityCodec.encode(value))
-  }
-
-  private claimsByJob(view: SchedulerView): Map<string, Claim[]> {
-    const allocs = new Map<string, { owner: string; alloc: AllocValue }[]>()
-    for (const a of view.allocs) allocs.set(a.alloc.job, [...(allocs.get(a.alloc.job) ?? []), a])
-    const states = new Map<string, AllocStateValue[]>()
-    for (const s of view.states) states.set(s.job, [...(states.get(s.job) ?? []), s])
-    const out = new Map<string, Claim[]>()
-    for (const job of new Set([...allocs.keys(), ...states.keys(), ...view.jobs.keys()]))
-      out.set(job, [...claimsOf(allocs.get(job) ?? [], states.get(job) ?? []).values()])
-    return out
   }
 
   private capacityTotal(): Resources {

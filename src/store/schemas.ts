@@ -385,4 +385,13 @@ export const JobRecord = Type.Object({
       { maxItems: JOB_HISTORY_KEEP },
     ),
   ),
+  rebalance: Type.Optional(
+    Type.Object({
+      at: Type.String({ maxLength: 64 }),
+      moves: Type.Array(
+        Type.Object({ alloc: Type.String({ maxLength: 256 }), to: Type.String({ maxLength: 128 }) }),
+        { maxItems: 10_000 },
+      ),
+    }),
+  ),
 })
