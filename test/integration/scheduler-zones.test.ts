@@ -5,13 +5,15 @@
 // - a 3-tier job (web -> api -> db, db pinned to zone b by its label) without talksTo and before any
 //   traffic is measured is placed by plain spread (least busy host, the placement of schedulers
 //   without a network term): web and api in zone a, as db's three replicas make zone b the busier;
-//   the traffic of its requests is measured (conntrack on each client's host, `plexctl traffic`);
+//   the traffic of its requests is measured (conntrack on each client's host, `plexctl traffic`),
+//   and `job rebalance` moves web and api to zone b by it, one allocation at a time;
 // - the job with talksTo declared lands with web and api in zone b; a request through
 //   web -> api -> db is timed on both placements, and Plexus' median is at least 40 % lower;
 // - the job again without talksTo lands together in zone b by what was measured.
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { hostNs } from '../../netns-fixtures/lib/state.js'
+import type { JobRebalanceReply } from '../../src/api/contract/jobs.js'
 import type { TrafficReply } from '../../src/api/contract/traffic.js'
 import { type Cluster, eventually, REPO, run, upCluster } from '../helpers/fixture.js'
 import { type Alloc, hostApi } from '../helpers/runner.js'
@@ -46,6 +48,8 @@ function spec(talksTo: boolean): string {
   const service = (name: string) => `
     service: { name: ${name}, ports: [{ name: http, port: 8080, protocol: tcp }] }`
   const talks = (to: string) => (talksTo ? `\n    talksTo: [{ service: ${to}, weight: 10 }]` : '')
+  // a rebalance replaces one allocation at a time once its replacement ran for minHealthyMs
+  const update = '\n    update: { maxParallel: 1, minHealthyMs: 1000 }'
   // Half a core a tier: at 100 millicores the cgroup's CPU quota (10 ms a 100 ms period) held node's
   // answers for up to 90 ms now and then, on every placement alike, and drowned what is measured here.
   return `name: tier
@@ -58,10 +62,10 @@ groups:
       - { operator: distinct_hosts }${service('zdb')}${task('db')}
         resources: { cpu: 500, memoryMb: 256 }
   - name: api
-    count: 1${talks('zdb')}${service('zapi')}${task('api', 'zdb')}
+    count: 1${talks('zdb')}${update}${service('zapi')}${task('api', 'zdb')}
         resources: { cpu: 500, memoryMb: 64 }
   - name: web
-    count: 1${talks('zapi')}${service('zweb')}${task('web', 'zapi')}
+    count: 1${talks('zapi')}${update}${service('zweb')}${task('web', 'zapi')}
         resources: { cpu: 500, memoryMb: 64 }
 `
 }
@@ -159,6 +163,24 @@ t.test('two zones at 20 ms: measured RTT, and a 3-tier job placed by it', async 
   }, 30_000)
   t.ok(measured, 'the matrix holds zweb -> zapi and zapi -> zdb')
   t.comment(`measured: ${JSON.stringify(measured?.pairs)}`)
+
+  // rebalance: the running job moved by what was measured, one allocation at a time
+  const rb = await hostApi<JobRebalanceReply>(c, 'h1', 'POST', '/v1/jobs/tier/rebalance', {})
+  t.ok(rb.applied && rb.costAfter < rb.costNow, `rebalance: network cost ${rb.costNow} -> ${rb.costAfter}`)
+  t.same(
+    rb.moves.map((m) => [m.group, ZONE[m.from], ZONE[m.to]]).sort(),
+    [
+      ['api', 'a', 'b'],
+      ['web', 'a', 'b'],
+    ],
+    'api and web move from zone a to zone b',
+  )
+  const moved = await eventually(async () => {
+    const as = (await allocs(c)).filter((a) => a.status === 'running')
+    const at = (g: string) => as.filter((a) => a.group === g).map((a) => ZONE[a.hostName])
+    return at('api').join() === 'b' && at('web').join() === 'b' ? as : undefined
+  }, 60_000)
+  t.ok(moved, 'after the rebalance api and web run in zone b, one allocation each')
   await gone('the job is gone')
 
   // Plexus: talksTo declared, the scheduler puts web and api next to db in zone b

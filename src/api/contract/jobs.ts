@@ -146,6 +146,38 @@ export const JobPlanReply = Type.Object({
 })
 export type JobPlanReply = Static<typeof JobPlanReply>
 
+/**
+ * GET /v1/jobs/<name>/explain and POST /v1/jobs/<name>/rebalance: the network cost where the job
+ * runs now and after the moves that lower it, every host's verdict for each group (a fresh plan)
+ */
+export const JobRebalanceReply = Type.Object({
+  job: Type.String(),
+  /** the allocations holding the job's slots now */
+  running: Type.Array(
+    Type.Object({ id: Type.String(), group: Type.String(), slot: Type.String(), hostName: Type.String() }),
+  ),
+  costNow: Type.Number(),
+  costAfter: Type.Number(),
+  /** what a rebalance moves (none when it would save less than 5 %) */
+  moves: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      group: Type.String(),
+      slot: Type.String(),
+      from: Type.String(),
+      to: Type.String(),
+      toPeer: Type.String(),
+    }),
+  ),
+  /** rebalance: the moves were handed to the job's owner */
+  applied: Type.Boolean(),
+  explanation: PlanExplanation,
+})
+export type JobRebalanceReply = Static<typeof JobRebalanceReply>
+
+/** POST /v1/jobs/<name>/rebalance */
+export const JobRebalanceBody = Type.Object({ dryRun: Type.Optional(Type.Boolean()) })
+
 /** one allocation of a job with its host's verdict */
 export const JobAllocation = Type.Object({
   id: Type.String(),

@@ -4,11 +4,14 @@
 //   GET    /v1/jobs              one line per job
 //   GET    /v1/jobs/:name        the job, its owner and every allocation with its host's verdict
 //   GET    /v1/jobs/:name/history  the versions kept in the job record, newest first
+//   GET    /v1/jobs/:name/explain  where it runs, every host's verdict, the network cost now and placed afresh
+//   POST   /v1/jobs/:name/rebalance  body {dryRun?}: the same, and the moves handed to the owner
 //   DELETE /v1/jobs/:name        stop: the owner removes the allocations ([?purge] also drops the job)
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { PlexusError } from '../../lib/errors.js'
 import { jobOwner } from '../../scheduler/owner.js'
 import { ownerPlan } from '../../scheduler/owner-plan.js'
+import { type RunningSlot, rebalance } from '../../scheduler/rebalance.js'
 import {
   type AllocStatus,
   HOLDING,
@@ -18,7 +21,12 @@ import {
   jobOf,
   submitted,
 } from '../../scheduler/records.js'
-import type { SchedulerService, SchedulerView } from '../../scheduler/service.js'
+import {
+  claimsByJob,
+  existingAllocations,
+  type SchedulerService,
+  type SchedulerView,
+} from '../../scheduler/service.js'
 import { claimsOf } from '../../scheduler/settle.js'
 import { type JobSpec, parseJobText, validateJob } from '../../scheduler/spec.js'
 import type { JsonValue, Store } from '../../store/types.js'
@@ -27,6 +35,8 @@ import {
   JobDetail,
   JobHistoryReply,
   JobPlanReply,
+  JobRebalanceBody,
+  JobRebalanceReply,
   JobStopQuery,
   JobStopReply,
   JobSubmitBody,
@@ -44,6 +54,10 @@ function specOf(body: JobSubmitBody | undefined): JobSpec {
   )
 }
 
+/** the store refused a compare-and-set: someone wrote the key since it was read */
+const isCasConflict = (err: unknown): boolean =>
+  err instanceof PlexusError && /cas|compare/i.test(`${err.code} ${err.message}`)
+
 /** Writes jobs/<name> (records.ts `submitted`); compare-and-set so two submitters cannot both be version N. */
 async function submit(store: Store, spec: JobSpec): Promise<JobValue> {
   for (let attempt = 0; attempt < 5; attempt++) {
@@ -57,7 +71,7 @@ async function submit(store: Store, spec: JobSpec): Promise<JobValue> {
       await store.put(key, value as unknown as JsonValue, { cas: rec ? store.modifyIndex(key) : 0 })
       return value
     } catch (err) {
-      if (!(err instanceof PlexusError) || !/cas|compare/i.test(`${err.code} ${err.message}`)) throw err
+      if (!isCasConflict(err)) throw err
     }
   }
   throw new PlexusError(
@@ -128,6 +142,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobsComponents> = async (app, 
       hosts: view.hosts,
       live: view.live,
       claims: claims.values(),
+      others: existingAllocations(view, claimsByJob(view), spec.name),
       traffic: view.traffic,
       now: Date.now(),
     })
@@ -170,6 +185,74 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobsComponents> = async (app, 
       allocations: allocationsOf(view, job.spec.name),
     }
   })
+
+  /** the job's placement now and afresh (rebalance.ts), or 404 */
+  const balance = (name: string) => {
+    const view = scheduler.view()
+    const job = view.jobs.get(name)
+    if (!job || job.stopped) throw notFound(name)
+    const claims = claimsByJob(view)
+    const running: RunningSlot[] = []
+    const taken = new Set<string>()
+    for (const c of claims.get(name) ?? []) {
+      const slot = `${c.alloc.group}/${c.alloc.slot}`
+      if (!view.live.has(c.alloc.host) || !HOLDING.has(c.state?.status as AllocStatus) || taken.has(slot))
+        continue
+      taken.add(slot)
+      const { id, group, slot: s, host, hostName, resources } = c.alloc
+      running.push({ id, group, slot: s, host, hostName, resources })
+    }
+    const r = rebalance({
+      job: job.spec,
+      hosts: view.hosts,
+      others: existingAllocations(view, claims, name),
+      traffic: view.traffic,
+      running,
+    })
+    return { job, running, r }
+  }
+  const reply = (b: ReturnType<typeof balance>, applied: boolean) => ({
+    job: b.job.spec.name,
+    running: b.running.map(({ id, group, slot, hostName }) => ({ id, group, slot, hostName })),
+    costNow: b.r.costNow,
+    costAfter: b.r.costAfter,
+    moves: b.r.moves,
+    applied,
+    explanation: b.r.plan,
+  })
+
+  app.get(
+    '/:name/explain',
+    { schema: { params: NameParam, response: { 200: JobRebalanceReply } } },
+    async (req) => reply(balance(req.params.name), false),
+  )
+
+  app.post(
+    '/:name/rebalance',
+    { schema: { params: NameParam, body: JobRebalanceBody, response: { 200: JobRebalanceReply } } },
+    async (req) => {
+      const b = balance(req.params.name)
+      if (req.body?.dryRun || !b.r.moves.length) return reply(b, false)
+      const key = jobKey(b.job.spec.name)
+      const value = {
+        ...b.job,
+        rebalance: {
+          at: new Date().toISOString(),
+          moves: b.r.moves.map((m) => ({ alloc: m.id, to: m.toPeer })),
+        },
+      }
+      try {
+        // against the version read: a job changed meanwhile is planned again by its caller
+        await store.put(key, value as unknown as JsonValue, { cas: store.modifyIndex(key) })
+      } catch (err) {
+        if (!isCasConflict(err)) throw err
+        throw new PlexusError('PLX_JOB_CONFLICT', `job "${b.job.spec.name}" changed meanwhile: try again`, {
+          status: 409,
+        })
+      }
+      return reply(b, true)
+    },
+  )
 
   app.get(
     '/:name/history',

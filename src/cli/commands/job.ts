@@ -4,6 +4,7 @@ import type {
   JobHistoryReply,
   JobLine,
   JobPlanReply,
+  JobRebalanceReply,
   JobStopReply,
   JobSubmitReply,
 } from '../../api/contract/jobs.js'
@@ -40,23 +41,54 @@ export const registerJob: RegisterCommand = (program, ctx) => {
           res.place.map((p) => [p.group, p.slot, p.hostName]),
         ),
       )
-      for (const f of res.explanation?.failures ?? [])
-        ctx.print(`not placed: ${f.group}[${f.index}]: ${f.reason}\n`)
-      for (const g of res.explanation?.groups ?? []) {
-        ctx.print(`\ngroup ${g.group}: ${g.placed}/${g.wanted} placed\n`)
-        ctx.print(
-          table(
-            ['host', 'verdict', 'score', 'network ms'],
-            g.hosts.map((h) => [
-              h.name,
-              h.filter ? `${h.filter}: ${h.reason}` : 'feasible',
-              h.scores ? h.scores.total.toFixed(3) : '',
-              h.scores?.networkCostMs !== undefined ? h.scores.networkCostMs.toFixed(1) : '',
-            ]),
-          ),
-        )
+      if (res.explanation) {
+        ctx.print(verdicts(res.explanation))
+        ctx.print(`\nnetwork cost ${res.explanation.networkCost.toFixed(1)}\n`)
       }
-      if (res.explanation) ctx.print(`\nnetwork cost ${res.explanation.networkCost.toFixed(1)}\n`)
+    })
+
+  /** a running job's placement now, placed afresh, and the moves between them */
+  const balance = (res: JobRebalanceReply, verb: string) => {
+    if (ctx.format() === 'json') return ctx.print(json(res))
+    ctx.print(
+      table(
+        ['group', 'slot', 'host', 'allocation'],
+        res.running.map((r) => [r.group, r.slot, r.hostName, r.id]),
+      ),
+    )
+    ctx.print(verdicts(res.explanation))
+    ctx.print(`\nnetwork cost now ${res.costNow.toFixed(1)}, placed afresh ${res.costAfter.toFixed(1)}\n`)
+    if (!res.moves.length) return ctx.print('no move would lower it by 5 % or more\n')
+    ctx.print(`\n${verb}:\n`)
+    ctx.print(
+      table(
+        ['group', 'slot', 'from', 'to', 'allocation'],
+        res.moves.map((m) => [m.group, m.slot, m.from, m.to, m.id]),
+      ),
+    )
+  }
+
+  job
+    .command('explain')
+    .description(
+      'a running job: where it runs, why each host was filtered or how it scored, its network cost',
+    )
+    .argument('<name>')
+    .action(async (name: string) => {
+      const res = await ctx.client().call<JobRebalanceReply>('GET', `/v1/jobs/${enc(name)}/explain`)
+      balance(res, 'a rebalance would move')
+    })
+
+  job
+    .command('rebalance')
+    .description('move allocations where that lowers the job network cost (rolling, health-gated)')
+    .argument('<name>')
+    .option('--dry-run', 'show the network cost now and after, and the moves; change nothing')
+    .action(async (name: string, o: { dryRun?: boolean }) => {
+      const res = await ctx
+        .client()
+        .call<JobRebalanceReply>('POST', `/v1/jobs/${enc(name)}/rebalance`, { dryRun: !!o.dryRun })
+      balance(res, res.applied ? 'moving (the owner replaces them one by one)' : 'would move')
     })
 
   job
@@ -132,4 +164,23 @@ export const registerJob: RegisterCommand = (program, ctx) => {
       if (ctx.format() === 'json') return ctx.print(json(res))
       ctx.print(`job ${name} stopped\n`)
     })
+}
+
+/** per group, every host's verdict for its first slot: the filter that removed it, or its scores */
+function verdicts(plan: JobRebalanceReply['explanation']): string {
+  let out = ''
+  for (const f of plan.failures) out += `not placed: ${f.group}[${f.index}]: ${f.reason}\n`
+  for (const g of plan.groups) {
+    out += `\ngroup ${g.group}: ${g.placed}/${g.wanted} placed\n`
+    out += table(
+      ['host', 'verdict', 'score', 'network ms'],
+      g.hosts.map((h) => [
+        h.name,
+        h.filter ? `${h.filter}: ${h.reason}` : 'feasible',
+        h.scores ? h.scores.total.toFixed(3) : '',
+        h.scores?.networkCostMs !== undefined ? h.scores.networkCostMs.toFixed(1) : '',
+      ]),
+    )
+  }
+  return out
 }
