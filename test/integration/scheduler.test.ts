@@ -88,6 +88,34 @@ t.test(
     t.not(bad.status, 0, 'an empty spec is refused')
     t.match(bad.stderr, /PLX_JOB_INVALID|invalid/, 'with the job error')
 
+    // a job no host could ever take: refused with every reason, nothing written; plan names the filter
+    const nowhere = join(tmpdir(), `${c.name}-nowhere.yaml`)
+    writeFileSync(
+      nowhere,
+      SPEC.replace('name: shop', 'name: nowhere').replace(
+        '      - operator: distinct_hosts',
+        '      - operator: distinct_hosts\n      - { attribute: zone, operator: "=", value: mars }',
+      ),
+    )
+    t.teardown(() => rmSync(nowhere, { force: true }))
+    const refused = c.exec('h1', ['plexctl', 'job', 'run', nowhere])
+    t.not(refused.status, 0, 'an unplaceable job is refused')
+    t.match(
+      refused.stderr,
+      /cannot be placed.*group api: 2 of 2 slots.*constraint 3 \(e\.g\. zone = mars.*PLX_JOB_UNPLACEABLE/,
+      'with every group it cannot place, the filter and the code',
+    )
+    t.notOk(
+      c.plexctlJson<{ name: string }[]>('h1', ['job', 'ls']).some((j) => j.name === 'nowhere'),
+      'nothing written',
+    )
+    const why = c.exec('h1', ['plexctl', 'job', 'plan', nowhere])
+    t.match(
+      why.stdout,
+      /group api: 0\/2 placed[\s\S]*constraint: zone = mars/,
+      'plan shows the filter on every host',
+    )
+
     const run = c.exec('h2', ['plexctl', 'job', 'run', file])
     t.equal(run.status, 0, `job run: ${run.stderr}`)
     const placed = await eventually(() => {

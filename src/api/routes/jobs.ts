@@ -1,5 +1,6 @@
 // Jobs: submit, plan (dry run), list, inspect, stop.
-//   PUT    /v1/jobs              body {text} (YAML or JSON, every problem with its line) or {spec}
+//   PUT    /v1/jobs              body {text} (YAML or JSON, every problem with its line) or {spec};
+//                                 422 PLX_JOB_UNPLACEABLE when no host could ever take a group (feasible.ts)
 //   POST   /v1/jobs/plan         same body: the placement and why, nothing written
 //   GET    /v1/jobs              one line per job
 //   GET    /v1/jobs/:name        the job, its owner and every allocation with its host's verdict
@@ -9,6 +10,7 @@
 //   DELETE /v1/jobs/:name        stop: the owner removes the allocations ([?purge] also drops the job)
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { PlexusError } from '../../lib/errors.js'
+import { unplaceable } from '../../scheduler/feasible.js'
 import { jobOwner } from '../../scheduler/owner.js'
 import { ownerPlan } from '../../scheduler/owner-plan.js'
 import { type RunningSlot, rebalance } from '../../scheduler/rebalance.js'
@@ -120,7 +122,15 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobsComponents> = async (app, 
   const notFound = (name: string) => new PlexusError('PLX_JOB_NOT_FOUND', `no job "${name}"`, { status: 404 })
 
   app.put('', { schema: { body: JobSubmitBody, response: { 200: JobSubmitReply } } }, async (req) => {
-    const job = await submit(store, specOf(req.body))
+    const spec = specOf(req.body)
+    const reasons = unplaceable(spec, scheduler.view().hosts)
+    if (reasons.length)
+      throw new PlexusError(
+        'PLX_JOB_UNPLACEABLE',
+        `job "${spec.name}" cannot be placed on this cluster (nothing written): ${reasons.join('; ')}`,
+        { status: 422 },
+      )
+    const job = await submit(store, spec)
     return { name: job.spec.name, version: job.version }
   })
 
