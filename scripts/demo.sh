@@ -15,15 +15,15 @@ cleanup() { $CLUSTER down --name "$NAME" >/dev/null 2>&1 || true; rm -rf "${www:
 trap cleanup EXIT
 cleanup
 
-step "Bring up 3 hosts (namespaces $NAME-h1..h3 on an underlay bridge), each running plexusd"
-show $CLUSTER up --name "$NAME" --hosts 3
+step "Bring up 3 hosts (namespaces $NAME-h1..h3 on an underlay), each running plexusd: h1 and h2 in zone a, h3 in zone b, 20 ms away"
+show $CLUSTER up --name "$NAME" --hosts 3 --zones a:2,b:1 --zone-rtt a-b=20ms
 
 step "Each agent answers on its own API socket"
 for h in h1 h2 h3; do on "$h" plexctl status; done
 
 if has hosts; then
-  step "Membership: every host sees every other (gossip over libp2p)"
-  sleep 2
+  step "Membership: every host sees every other (gossip over libp2p), with the round trip its kernel measured"
+  sleep 4
   on h1 plexctl hosts
 fi
 if has kv; then
@@ -86,6 +86,7 @@ groups:
         killTimeoutMs: 1000
   - name: front
     count: 1
+    service: { name: front }
     talksTo: [{ service: api }]
     tasks:
       - name: front
@@ -105,6 +106,10 @@ YAML
   done
   echo
   on h1 plexctl job status shop
+  if has traffic; then
+    step "Why each host: the network cost of where it runs, and every host's verdict"
+    on h1 plexctl job explain shop
+  fi
   step "A request flowing through it: front's output, then the client container asking api by name"
   front=$($CLUSTER exec --name "$NAME" --host h1 -- plexctl allocs --job shop | awk '$3 == "front" { print $1; print $5 }')
   sleep 3
@@ -114,6 +119,11 @@ YAML
       printf '[client]$ wget -qO- http://api:8080/  ->  '
       $CLUSTER exec --name "$NAME" --ctr client -- busybox wget -qO- http://api:8080/ || echo "(no answer)"
     done
+  fi
+  if has traffic; then
+    step "Bytes between services, measured from conntrack: what the scheduler places by where a job declares nothing"
+    sleep 8
+    on h1 plexctl traffic
   fi
   on h1 plexctl job stop shop
   rm -f "$job"

@@ -44,7 +44,7 @@ export interface Rebalance {
   costNow: number
   /** the same after the moves */
   costAfter: number
-  /** the job placed afresh, with every host's verdict per group (what explain shows) */
+  /** the job placed afresh; its groups' verdicts are each group's with the others where they run now */
   plan: Plan
   /** the allocations to move for costAfter; none when it would not lower the cost by MIN_GAIN */
   moves: Move[]
@@ -86,8 +86,18 @@ export function rebalance(input: RebalanceInput): Rebalance {
       options: { explain: false, exact: false },
       keep: rs.map((r) => ({ group: r.group, index: Number(r.slot), host: r.host })),
     }).networkCost
-  const plan = place(base)
   const costNow = costWith(input.running)
+  // each group's verdicts as where the others run now makes them: why its slots are where they are
+  const fresh = place(base)
+  const groups = input.job.groups.map((g, i) => {
+    const others = input.running.filter((r) => r.group !== g.name)
+    const p = place({
+      ...base,
+      keep: others.map((r) => ({ group: r.group, index: Number(r.slot), host: r.host })),
+    })
+    return p.groups.find((x) => x.group === g.name) ?? (fresh.groups[i] as Plan['groups'][number])
+  })
+  const plan = { ...fresh, groups }
   const none = { costNow, costAfter: costNow, plan, moves: [] }
   if (input.job.type === 'system' || plan.failures.length) return none
   const byId = new Map(input.hosts.map((h) => [h.id, h]))
