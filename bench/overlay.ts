@@ -85,7 +85,8 @@ function wireguardCpuSeconds(name: string): number {
   const hz = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
   let ticks = 0
   for (const h of loadCluster(name)?.hosts ?? []) {
-    const pid = readFileSync(join(h.dir, 'run/wireguard/plexus-wg.pid'), 'utf8').trim()
+    // "PID START": the process with its start time, as the datapath records it
+    const pid = readFileSync(join(h.dir, 'run/wireguard/plexus-wg.pid'), 'utf8').trim().split(/\s+/)[0]
     // fields after the command (in parentheses): utime and stime are the 14th and 15th of the line
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
     ticks += Number(fields[11]) + Number(fields[12])
