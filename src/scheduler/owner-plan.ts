@@ -9,7 +9,7 @@ import type { JsonValue } from '../store/types.js'
 import { groupDemand } from './placement/problem.js'
 import { place } from './placement/solver.js'
 import type { ExistingAllocation, HostView, MeasuredTraffic, Plan } from './placement/types.js'
-import { type AllocValue, HOLDING, type JobValue } from './records.js'
+import { type AllocValue, HOLDING, type JobValue, type Resources } from './records.js'
 import {
   type RescheduleDecision,
   type RescheduleTracker,
@@ -105,15 +105,12 @@ function reschedules(
   return out
 }
 
-/** Hosts as placement should see them: kept allocations' resources taken out of `used` (keep counts them again). */
-function withoutKept(hosts: HostView[], kept: Claim[]): HostView[] {
-  const back = new Map<string, { cpu: number; memoryMb: number }>()
-  for (const c of kept) {
-    if (!c.state || !HOLDING.has(c.state.status)) continue
-    const b = back.get(c.alloc.host) ?? { cpu: 0, memoryMb: 0 }
-    b.cpu += c.alloc.resources.cpu
-    b.memoryMb += c.alloc.resources.memoryMb
-    back.set(c.alloc.host, b)
+/** Hosts with these allocations' resources taken out of `used` (placement's `keep` counts them again). */
+export function givenBack(hosts: HostView[], allocs: { host: string; resources: Resources }[]): HostView[] {
+  const back = new Map<string, Resources>()
+  for (const a of allocs) {
+    const b = back.get(a.host) ?? { cpu: 0, memoryMb: 0 }
+    back.set(a.host, { cpu: b.cpu + a.resources.cpu, memoryMb: b.memoryMb + a.resources.memoryMb })
   }
   return hosts.map((h) => {
     const b = back.get(h.id)
@@ -122,6 +119,17 @@ function withoutKept(hosts: HostView[], kept: Claim[]): HostView[] {
     return { ...h, used }
   })
 }
+
+/** Hosts as placement should see them: kept allocations that hold their host's capacity given back. */
+const withoutKept = (hosts: HostView[], kept: Claim[]): HostView[] =>
+  givenBack(
+    hosts,
+    kept.filter((c) => c.state && HOLDING.has(c.state.status)).map((c) => c.alloc),
+  )
+
+/** the host has this much free now */
+const hasRoom = (h: HostView, need: Resources): boolean =>
+  h.capacity.cpu - h.used.cpu >= need.cpu && h.capacity.memoryMb - h.used.memoryMb >= need.memoryMb
 
 /**
  * Hosts that refused an allocation of this version of the job are left out
@@ -134,13 +142,7 @@ function refusing(claims: Claim[], job: JobValue, hosts: HostView[]): Set<string
   for (const c of claims) {
     if (c.state?.status !== 'rejected' || c.alloc.jobVersion !== job.version) continue
     const h = hosts.find((x) => x.id === c.alloc.host)
-    const need = c.alloc.resources
-    if (
-      h &&
-      h.capacity.cpu - h.used.cpu >= need.cpu &&
-      h.capacity.memoryMb - h.used.memoryMb >= need.memoryMb
-    )
-      continue
+    if (h && hasRoom(h, c.alloc.resources)) continue
     out.add(c.alloc.host)
   }
   return out
@@ -278,12 +280,10 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
       for (const [slot, replaced] of fresh.replaces) {
         const to = job.rebalance?.moves.find((m) => m.alloc === replaced)?.to
         const h = hosts.find((x) => x.id === to && x.alive)
-        const g = job.spec.groups.find((x) => x.name === slot.split('/')[0])
-        if (!h || !g || !wanted.has(slot)) continue
-        const need = groupDemand(g)
-        if (h.capacity.cpu - h.used.cpu < need.cpu || h.capacity.memoryMb - h.used.memoryMb < need.memoryMb)
-          continue
-        addSlot(out, keepSlots, job, g.name, slot.split('/')[1] as string, h.id, h.name, now, fresh)
+        const [group, index] = slot.split('/') as [string, string]
+        const g = job.spec.groups.find((x) => x.name === group)
+        if (!h || !g || !wanted.has(slot) || !hasRoom(h, groupDemand(g))) continue
+        addSlot(out, keepSlots, job, group, index, h.id, h.name, now, fresh)
       }
       if ([...wanted].some((slot) => open(slot) && !keepSlots.has(slot))) {
         const keep = [...keepSlots.values()].map((c) => ({

@@ -1,9 +1,9 @@
-// Pure: the network cost of where a job's allocations run now, the moves that lower it (one
-// allocation at a time, as the owner makes them) and the cost after, with every host's verdict in a
-// fresh plan of the job (`plexctl job explain` and `job rebalance`).
-// A rebalance that is carried out marks the allocations to move in the job record; the owner
-// replaces them as it replaces those of a drained host (beside the old one, health-gated, at most
-// `update.maxParallel` a group at once), and placement picks their new hosts.
+// Pure: the network cost of where a job's allocations run now, the moves towards a fresh plan that
+// lower it and the cost after, with each group's host verdicts (`plexctl job explain` and
+// `job rebalance`). A rebalance that is carried out marks the moves (allocation, destination) in the
+// job record; the owner replaces them as it replaces those of a drained host (beside the old one,
+// health-gated, at most `update.maxParallel` a group at once), on the planned host while it has room.
+import { givenBack } from './owner-plan.js'
 import { place } from './placement/solver.js'
 import type { ExistingAllocation, HostView, MeasuredTraffic, Plan } from './placement/types.js'
 import type { Resources } from './records.js'
@@ -53,24 +53,6 @@ export interface Rebalance {
 /** a rebalance that saves less than this share of the cost moves nothing (restarts are not free) */
 export const MIN_GAIN = 0.05
 
-/** the hosts as if the job ran nowhere: its own allocations' resources given back */
-function withoutJob(hosts: HostView[], running: RunningSlot[]): HostView[] {
-  const back = new Map<string, Resources>()
-  for (const r of running) {
-    const b = back.get(r.host) ?? { cpu: 0, memoryMb: 0 }
-    back.set(r.host, { cpu: b.cpu + r.resources.cpu, memoryMb: b.memoryMb + r.resources.memoryMb })
-  }
-  return hosts.map((h) => {
-    const b = back.get(h.id)
-    return b
-      ? {
-          ...h,
-          used: { cpu: Math.max(0, h.used.cpu - b.cpu), memoryMb: Math.max(0, h.used.memoryMb - b.memoryMb) },
-        }
-      : h
-  })
-}
-
 /**
  * Moves from where the job runs to a fresh plan of it: per group, slots on hosts that hold more of
  * the group than the plan keeps there go to hosts the plan gives more. Then each move whose undoing
@@ -78,7 +60,8 @@ function withoutJob(hosts: HostView[], running: RunningSlot[]): HostView[] {
  * the same cost: a restart for nothing). The owner carries the moves out to their planned hosts.
  */
 export function rebalance(input: RebalanceInput): Rebalance {
-  const hosts = withoutJob(input.hosts, input.running)
+  // as if the job ran nowhere: every placement below keeps (counts) the slots it evaluates
+  const hosts = givenBack(input.hosts, input.running)
   const base = { job: input.job, hosts, allocations: input.others, traffic: input.traffic }
   const costWith = (rs: RunningSlot[]) =>
     place({
