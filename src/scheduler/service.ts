@@ -130,6 +130,12 @@ export class SchedulerService implements Startable {
   private readonly metrics: ReturnType<typeof schedulerMetrics>
   /** "job/group/slot" → why it is left empty, as last logged (a waiting slot is logged once, not every pass) */
   private readonly deferred = new Map<string, string>()
+  /**
+   * the decoded traffic/ records as of a store index of that prefix: a pass runs every 2 s and on
+   * every change, and up to 256 pairs a host are decoded again only when a summary changed, or a
+   * minute on (a summary's TTL lapses without a change to the index)
+   */
+  private trafficRead = { index: -1, at: 0, pairs: [] as MeasuredTraffic[] }
 
   constructor(private readonly d: SchedulerComponents) {
     this.metrics = schedulerMetrics(d.metrics)
@@ -224,8 +230,22 @@ export class SchedulerService implements Startable {
         return h ? [{ ...h, at: r.version.wall }] : []
       }),
     )
-    const traffic = store.list(TRAFFIC_PREFIX).flatMap((r) => trafficCodec.valueOf(r)?.pairs ?? [])
+    const traffic = this.traffic()
     return { jobs, allocs, states, capacity, hosts, owners, live, drained, passing, traffic }
+  }
+
+  /** every host's measured pairs (traffic/ records), read again only when one changed */
+  private traffic(): MeasuredTraffic[] {
+    const { store } = this.d
+    const index = store.prefixIndex(TRAFFIC_PREFIX)
+    const now = Date.now()
+    if (index !== this.trafficRead.index || now - this.trafficRead.at > 60_000)
+      this.trafficRead = {
+        index,
+        at: now,
+        pairs: store.list(TRAFFIC_PREFIX).flatMap((r) => trafficCodec.valueOf(r)?.pairs ?? []),
+      }
+    return this.trafficRead.pairs
   }
 
   private async reconcile(): Promise<void> {

@@ -5,7 +5,6 @@
 // appeared, went or moved by a fifth, and at least every REFRESH_MS (the record's TTL is three of
 // those, so a silent host's summary goes).
 import { NAMESPACE_WIDE, type RuleProvider } from '../datapath/model.js'
-import type { CtEntry } from '../lib/conntrack.js'
 import { dumpConntrack } from '../lib/conntrack.js'
 import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
@@ -32,12 +31,12 @@ export interface TrafficComponents {
   logger: Logger
   metrics: Metrics
   config: { name: string; traffic?: TrafficConfig }
-  /** the conntrack table (the host namespace's); tests hand their own */
-  dump?: () => Promise<CtEntry[]>
 }
 
-export const DEFAULT_SAMPLE_MS = 10_000
-export const DEFAULT_TAU_MS = 600_000
+const DEFAULT_SAMPLE_MS = 10_000
+const DEFAULT_TAU_MS = 600_000
+/** this host's summary: the record the sampler writes and the accounting switch stands for */
+const trafficKey = (peerId: string) => `${TRAFFIC_PREFIX}${peerId}`
 /** a summary is written again at least this often, so its TTL (three of these) holds while the host lives */
 const REFRESH_MS = 300_000
 /** a pair whose rate moved by more than this share since the last publish is worth a write */
@@ -64,10 +63,6 @@ export class TrafficService implements Startable {
     })
   }
 
-  get key(): string {
-    return `${TRAFFIC_PREFIX}${this.d.peerId}`
-  }
-
   async start(): Promise<void> {
     await this.loop.start()
   }
@@ -87,7 +82,7 @@ export class TrafficService implements Startable {
   }
 
   private async sample(): Promise<void> {
-    const entries = await (this.d.dump ?? dumpConntrack)()
+    const entries = await dumpConntrack()
     const now = Date.now()
     const added = this.account.sample(entries, this.owners(), now)
     this.metrics.samples.inc({ result: 'ok' })
@@ -97,7 +92,7 @@ export class TrafficService implements Startable {
     this.metrics.pairs.set(pairs.length)
     if (!this.worthWriting(pairs, now)) return
     await this.d.store.put(
-      this.key,
+      trafficKey(this.d.peerId),
       trafficCodec.encode({ host: this.d.config.name, at: now, pairs, tauMs: this.account.tauMs }),
       { ttlMs: 3 * REFRESH_MS },
     )
@@ -126,6 +121,6 @@ export function conntrackAccounting(peerId: string): RuleProvider {
   return () => ({
     section: { name: 'traffic', rules: [] },
     switches: [sw],
-    origins: { [`${sw.kind} ${sw.dev}`]: [`${TRAFFIC_PREFIX}${peerId}`] },
+    origins: { [`${sw.kind} ${sw.dev}`]: [trafficKey(peerId)] },
   })
 }
