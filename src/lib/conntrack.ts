@@ -5,6 +5,7 @@
 //
 // Layouts: linux/netfilter/nfnetlink.h (struct nfgenmsg) and nfnetlink_conntrack.h (attributes).
 import { createNetlink, FlagsGet } from 'netlink'
+import { nlAttributes } from './nlattr.js'
 import { addressText } from './sock-diag.js'
 
 const NETLINK_NETFILTER = 12
@@ -16,8 +17,6 @@ const CT_NEW = NFNL_SUBSYS_CTNETLINK << 8
 const AF_INET = 2
 /** sizeof(struct nfgenmsg): family, version, res_id */
 const NFGEN_LEN = 4
-/** an attribute's type bits; the top two are the nested and byte-order flags */
-const NLA_TYPE_MASK = 0x3fff
 
 const CTA = { tupleOrig: 1, tupleReply: 2, countersOrig: 9, countersReply: 10, id: 12 } as const
 const CTA_TUPLE = { ip: 1, proto: 2 } as const
@@ -53,26 +52,14 @@ export function ctDumpRequest(): Buffer {
   return b
 }
 
-/** the attributes of a buffer of netlink attributes, by type (pure) */
-function attributes(b: Buffer): Map<number, Buffer> {
-  const out = new Map<number, Buffer>()
-  for (let off = 0; off + 4 <= b.length; ) {
-    const len = b.readUInt16LE(off)
-    if (len < 4 || off + len > b.length) break
-    out.set(b.readUInt16LE(off + 2) & NLA_TYPE_MASK, b.subarray(off + 4, off + len))
-    off += (len + 3) & ~3
-  }
-  return out
-}
-
 function parseTuple(b: Buffer | undefined): CtTuple | undefined {
   if (!b) return undefined
-  const t = attributes(b)
-  const ip = attributes(t.get(CTA_TUPLE.ip) ?? Buffer.alloc(0))
+  const t = nlAttributes(b)
+  const ip = nlAttributes(t.get(CTA_TUPLE.ip) ?? Buffer.alloc(0))
   const src = ip.get(CTA_IP.v4src)
   const dst = ip.get(CTA_IP.v4dst)
   if (src?.length !== 4 || dst?.length !== 4) return undefined
-  const proto = attributes(t.get(CTA_TUPLE.proto) ?? Buffer.alloc(0))
+  const proto = nlAttributes(t.get(CTA_TUPLE.proto) ?? Buffer.alloc(0))
   const port = (x: Buffer | undefined) => (x?.length === 2 ? x.readUInt16BE(0) : 0)
   return {
     src: addressText(src),
@@ -85,7 +72,7 @@ function parseTuple(b: Buffer | undefined): CtTuple | undefined {
 
 /** CTA_COUNTERS_BYTES, a big-endian u64 (u32 on old kernels); 0 when absent */
 function counterBytes(b: Buffer | undefined): number {
-  const bytes = b ? attributes(b).get(CTA_COUNTERS.bytes) : undefined
+  const bytes = b ? nlAttributes(b).get(CTA_COUNTERS.bytes) : undefined
   if (bytes?.length === 8) return Number(bytes.readBigUInt64BE(0))
   return bytes?.length === 4 ? bytes.readUInt32BE(0) : 0
 }
@@ -93,7 +80,7 @@ function counterBytes(b: Buffer | undefined): number {
 /** One entry of a dump: a struct nfgenmsg and its attributes (pure); undefined when it has no IPv4 tuples. */
 export function parseCtMessage(msg: Buffer): CtEntry | undefined {
   if (msg.length < NFGEN_LEN) return undefined
-  const a = attributes(msg.subarray(NFGEN_LEN))
+  const a = nlAttributes(msg.subarray(NFGEN_LEN))
   const orig = parseTuple(a.get(CTA.tupleOrig))
   const reply = parseTuple(a.get(CTA.tupleReply))
   const id = a.get(CTA.id)

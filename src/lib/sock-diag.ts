@@ -7,6 +7,7 @@
 // linux/tcp.h (tcp_info).
 import { Address6 } from 'ip-address'
 import { createNetlink, FlagsGet } from 'netlink'
+import { nlAttributes } from './nlattr.js'
 
 const NETLINK_SOCK_DIAG = 4
 const SOCK_DIAG_BY_FAMILY = 20
@@ -72,14 +73,8 @@ export function parseDiagMessage(msg: Buffer, protocol: DiagProtocol): DiagSocke
     src: Buffer.from(msg.subarray(8, 8 + alen)),
     dst: Buffer.from(msg.subarray(24, 24 + alen)),
   }
-  // rtattrs: u16 length (header included), u16 type, payload, padded to 4 bytes
-  for (let off = MSG_LEN; off + 4 <= msg.length; ) {
-    const len = msg.readUInt16LE(off)
-    if (len < 4 || off + len > msg.length) break
-    if (msg.readUInt16LE(off + 2) === INET_DIAG_INFO)
-      sock.tcpInfo = Buffer.from(msg.subarray(off + 4, off + len))
-    off += (len + 3) & ~3
-  }
+  const info = nlAttributes(msg.subarray(MSG_LEN)).get(INET_DIAG_INFO)
+  if (info) sock.tcpInfo = Buffer.from(info)
   return sock
 }
 
