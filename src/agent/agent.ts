@@ -61,6 +61,8 @@ export class Agent {
     await mkdir(config.runDir, { recursive: true, mode: 0o755 })
     try {
       const signer = createSigner(await loadOrCreatePeerKey(config.stateDir))
+      // bytes between services (src/traffic): the sampler, and the accounting switch the datapath keeps on for it
+      const measureTraffic = config.traffic?.enabled !== false
       const storeService = await StoreService.open({
         stateDir: config.stateDir,
         logger: logger.child({ component: 'store' }),
@@ -86,10 +88,7 @@ export class Agent {
       const datapath = await DatapathService.create({
         ...this.components,
         lease: ipam.lease,
-        providers: [
-          publishedPortRules,
-          ...(config.traffic?.enabled === false ? [] : [conntrackAccounting(signer.self)]),
-        ],
+        providers: [publishedPortRules, ...(measureTraffic ? [conntrackAccounting(signer.self)] : [])],
       })
       await datapath.start()
       this.started.push(datapath)
@@ -139,7 +138,7 @@ export class Agent {
       await scheduler.start()
       this.started.push(scheduler)
       Object.assign(this.components, { scheduler })
-      if (config.traffic?.enabled !== false) {
+      if (measureTraffic) {
         const traffic = new TrafficService({
           ...this.components,
           logger: logger.child({ component: 'traffic' }),

@@ -256,7 +256,8 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
     const staying = new Map<string, Claim>()
     for (const [slot, v] of verdicts)
       if (!fresh.replaces.has(slot) && !out.deferred.has(slot)) staying.set(slot, v.incoming ?? v.winner)
-    const open = (slot: string) => !staying.has(slot) && !out.deferred.has(slot)
+    // open: nothing stays in it, it does not wait, and no allocation was added for it this pass
+    const open = (slot: string) => !staying.has(slot) && !out.deferred.has(slot) && !keepSlots.has(slot)
     const skip = refusing(claims, job, input.hosts)
     const hosts = withoutKept(
       input.hosts.filter((h) => !skip.has(h.id)),
@@ -285,7 +286,7 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
         if (!h || !g || !wanted.has(slot) || !hasRoom(h, groupDemand(g))) continue
         addSlot(out, keepSlots, job, group, index, h.id, h.name, now, fresh)
       }
-      if ([...wanted].some((slot) => open(slot) && !keepSlots.has(slot))) {
+      if ([...wanted].some(open)) {
         const keep = [...keepSlots.values()].map((c) => ({
           group: c.alloc.group,
           index: Number(c.alloc.slot),
@@ -301,7 +302,7 @@ export function ownerPlan(input: OwnerInput): OwnerPlan {
         out.plan = plan
         for (const p of plan.placements) {
           const slot = `${p.group}/${p.index}`
-          if (open(slot) && !keepSlots.has(slot))
+          if (open(slot))
             addSlot(out, keepSlots, job, p.group, String(p.index), p.host, p.hostName, now, fresh)
         }
       }
