@@ -19,7 +19,7 @@ import { backendFor } from './backend/index.js'
 import { WireguardDriver } from './backend/wireguard/device.js'
 import type { DatapathConfig } from './config.js'
 import { createFirewall, type FirewallBackend } from './firewall/index.js'
-import { checkSpec } from './firewall/model.js'
+import { checkSpec, type FirewallView } from './firewall/model.js'
 import { checkEndpoint, type SpoofEndpoint } from './firewall/spoof.js'
 import { datapathMetrics, timedFirewall } from './metrics.js'
 import { BRIDGE_NAME, type Provided, type RuleProvider } from './model.js'
@@ -44,6 +44,8 @@ export interface DatapathComponent {
   converged(index: number): Promise<void>
   /** which store records produced the kernel objects `subject` names (a route, neighbour, FDB entry, rule tag, veth) */
   explain(subject: string): Explanation[]
+  /** Plexus' firewall rules as the kernel has them now (rule tags per hook, packet counts): read-only, for trace */
+  firewallView(): Promise<FirewallView>
 }
 
 /** how long converged() waits for a pass: a light pass takes tens of ms, a firewall batch under load a few hundred */
@@ -78,7 +80,7 @@ export class DatapathService implements Startable, DatapathComponent {
   private constructor(
     private readonly c: DatapathComponents,
     private readonly nl: Netlink,
-    firewall: FirewallBackend,
+    private readonly firewall: FirewallBackend,
   ) {
     const metrics = datapathMetrics(c.metrics)
     this.wireguard = new WireguardDriver({
@@ -290,6 +292,10 @@ export class DatapathService implements Startable, DatapathComponent {
 
   explain(subject: string): Explanation[] {
     return this.reconciler.explain(subject)
+  }
+
+  firewallView(): Promise<FirewallView> {
+    return this.firewall.read()
   }
 
   async converged(index: number): Promise<void> {

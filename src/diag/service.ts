@@ -4,25 +4,35 @@
 // for its own host. It reads the kernel and the store, and changes neither.
 import type { Inspector } from '../cluster/inspect.js'
 import { BRIDGE_NAME, vtepName, WIREGUARD_NAME } from '../datapath/model.js'
+import type { DatapathComponent } from '../datapath/service.js'
 import type { LeaseComponent } from '../ipam/manager.js'
-import { PlexusError } from '../lib/errors.js'
+import { errorMessage, PlexusError } from '../lib/errors.js'
 import { within } from '../lib/within.js'
 import { nodeCodec } from '../store/codecs.js'
 import type { ReadableStore } from '../store/types.js'
 import { NODE_PREFIX } from '../store/types.js'
 import { type ClockSample, type DoctorFacts, type Finding, overall, runChecks } from './doctor/checks.js'
 import { gatherDoctorFacts } from './doctor/facts.js'
-import { type HostSide, traceHere } from './trace/hops.js'
+import { endpointOf, type HostSide, traceHere } from './trace/hops.js'
 import {
   type Diagnosis,
   diagnose,
   type Flow,
   type Hop,
+  type ProbeQuestion,
   type Proto,
+  parseProbeQuestion,
+  parseResolveQuestion,
+  parseSeenQuestion,
   parseTraceQuestion,
+  type ResolveQuestion,
+  type SeenQuestion,
   type TraceQuestion,
 } from './trace/model.js'
-import { type Place, recordsOf, resolvePlace } from './trace/places.js'
+import { isDnsName } from './trace/names.js'
+import { arrivingSource, type Place, publishedOn, recordsOf, resolvePlace } from './trace/places.js'
+import { PROBE_TIMEOUT_MS, type ProbeResult, type Seen, seenHere, sendProbe } from './trace/probe.js'
+import { type Resolved, resolveName } from './trace/resolve.js'
 
 /** bytes each backend's encapsulation adds to a packet (src/datapath/README.md) */
 const OVERHEAD: Record<string, number> = { vxlan: 50, wireguard: 60, 'host-gw': 0 }
@@ -43,12 +53,15 @@ export interface TraceRequest {
   dst: string
   port?: number
   proto?: Proto
+  /** also send one real packet of the flow and report its answer and where it was seen */
+  probe?: boolean
 }
 
 export interface TraceReport {
   flow: Flow & { srcName: string; dstName: string; srcHost: string; dstHost: string }
   hops: Hop[]
   diagnosis: Diagnosis
+  probe?: ProbeResult & { seen: Seen[] }
   durationMs: number
 }
 
@@ -70,6 +83,8 @@ export interface DiagComponents {
   store: ReadableStore
   lease: LeaseComponent
   inspector: Inspector
+  /** Plexus' firewall rules as the kernel has them (the DNAT of a published port, the masquerade) */
+  datapath: Pick<DatapathComponent, 'firewallView'>
 }
 
 export class DiagService implements DiagComponent {
@@ -85,6 +100,9 @@ export class DiagService implements DiagComponent {
     if (op === 'doctor') return this.doctorHere()
     if (op === 'clock') return { now: Date.now() }
     if (op === 'trace') return traceHere(this.hostSide(), parseTraceQuestion(q))
+    if (op === 'resolve') return this.resolveHere(parseResolveQuestion(q))
+    if (op === 'probe') return this.probeHere(parseProbeQuestion(q))
+    if (op === 'seen') return seenHere(this.c.config.name, parseSeenQuestion(q))
     throw new PlexusError(
       'PLX_INSPECT_BAD_QUESTION',
       `unknown inspect question ${JSON.stringify(op)?.slice(0, 40)}`,
@@ -116,6 +134,7 @@ export class DiagService implements DiagComponent {
       name: config.name,
       peerId,
       store,
+      firewallView: () => this.c.datapath.firewallView(),
       ...(cur && t
         ? {
             overlay: {
@@ -123,6 +142,8 @@ export class DiagService implements DiagComponent {
               device: deviceOf(t, cur.network.Backend.VNI).device ?? cur.underlayInterface,
               underlay: cur.underlayInterface,
               lease: `leases/${peerId}`,
+              network: cur.network.Network,
+              ipMasq: cur.network.IPMasq,
             },
           }
         : {}),
@@ -133,32 +154,194 @@ export class DiagService implements DiagComponent {
     const started = performance.now()
     const records = recordsOf(this.c.store)
     const src = resolvePlace(records, req.src)
-    const dst = resolvePlace(records, req.dst)
-    const flow: Flow = {
-      src: src.ip,
-      dst: dst.ip,
-      proto: req.proto ?? (req.port === undefined ? 'icmp' : 'tcp'),
-      ...(req.port === undefined ? {} : { port: req.port }),
-    }
-    const local = src.peer === dst.peer
-    const ask = (p: Place, role: 'src' | 'dst') =>
-      this.askTrace(p, {
-        op: 'trace',
-        role,
-        flow,
-        local,
-        ...(p.endpointKey ? { endpointKey: p.endpointKey } : {}),
-      })
-    const [a, b] = await Promise.all([ask(src, 'src'), ask(dst, 'dst')])
-    // a source that does not answer or drops the packet ends the path there
-    const stopped = a.some((h) => h.action === 'dropped' || h.action === 'no-answer')
-    const hops = stopped ? a : [...a, ...b]
-    return {
-      flow: { ...flow, srcName: src.named, dstName: dst.named, srcHost: src.host, dstHost: dst.host },
+    const proto = req.proto ?? (req.port === undefined ? 'icmp' : 'tcp')
+    const to = await this.destination(records, src, req.dst)
+    const report = (flow: TraceReport['flow'], hops: Hop[]): TraceReport => ({
+      flow,
       hops,
       diagnosis: diagnose(hops),
       durationMs: Math.round(performance.now() - started),
+    })
+    const names = { srcName: src.named, dstName: req.dst, srcHost: src.host }
+    if (!('place' in to)) return report({ src: src.ip, dst: '-', proto, ...names, dstHost: '-' }, [to.dns])
+    const dst = to.place
+    const local = src.peer === dst.peer
+    // HOST:PORT of a published port: the packet goes to the host's address and its DNAT sends it on
+    const pub =
+      dst.kind === 'host' && req.port !== undefined && proto !== 'icmp'
+        ? publishedOn(records, dst.peer, req.port, proto)
+        : undefined
+    const flow: Flow = {
+      src: src.ip,
+      dst: pub ? pub.hostIp : dst.ip,
+      proto,
+      ...(req.port === undefined ? {} : { port: req.port }),
     }
+    const endpointKey = pub?.endpointKey ?? dst.endpointKey
+    const ipMasq = this.c.lease.current()?.network.IPMasq ?? true
+    const arriving = local ? src.ip : arrivingSource(records, src, ipMasq)
+    const [a, b, probe] = await Promise.all([
+      this.askTrace(src, {
+        op: 'trace',
+        role: 'src',
+        flow,
+        local,
+        ...(src.endpointKey ? { endpointKey: src.endpointKey } : {}),
+      }),
+      this.askTrace(dst, {
+        op: 'trace',
+        role: 'dst',
+        flow,
+        local,
+        ...(endpointKey ? { endpointKey } : {}),
+        ...(pub
+          ? {
+              publish: {
+                arrivingSrc: arriving,
+                containerIp: pub.containerIp,
+                containerPort: pub.containerPort,
+              },
+            }
+          : {}),
+      }),
+      req.probe ? this.probe(src, dst, flow, pub ? arriving : flow.src) : undefined,
+    ])
+    // a source that does not answer or drops the packet ends the path there
+    const stopped = a.some((h) => h.action === 'dropped' || h.action === 'no-answer')
+    return {
+      ...report({ ...flow, ...names, dstName: dst.named, dstHost: dst.host }, [
+        ...(to.dns ? [to.dns] : []),
+        ...(stopped ? a : [...a, ...b]),
+      ]),
+      ...(probe ? { probe } : {}),
+    }
+  }
+
+  /**
+   * trace --probe: the source host sends the packet; then each host on the path says whether its
+   * conntrack saw the flow (on the destination host as it arrives there: `arrivingSrc`, after the
+   * source's masquerade of a published port's flow). A host that does not answer is shown unseen.
+   */
+  private async probe(
+    src: Place,
+    dst: Place,
+    flow: Flow,
+    arrivingSrc: string,
+  ): Promise<TraceReport['probe']> {
+    const q: ProbeQuestion = {
+      op: 'probe',
+      flow,
+      ...(src.endpointKey ? { endpointKey: src.endpointKey } : {}),
+    }
+    let sent: ProbeResult
+    try {
+      sent =
+        src.peer === this.c.peerId
+          ? await this.probeHere(q)
+          : ((await this.c.inspector.ask(src.peer, q, PROBE_TIMEOUT_MS + INSPECT_TIMEOUT_MS)) as ProbeResult)
+    } catch (err) {
+      return { outcome: 'error', detail: `${src.host} did not send it: ${errorMessage(err)}`, seen: [] }
+    }
+    // a refused connection leaves no conntrack entry to find: the kernel drops an entry at an RST
+    // that answers its first SYN; the RST itself came from the far end
+    if (sent.outcome === 'refused' && flow.proto === 'tcp')
+      return {
+        ...sent,
+        detail: `${sent.detail}; conntrack forgets a connection refused at its SYN`,
+        seen: [],
+      }
+    const ports = {
+      ...(flow.port === undefined || flow.proto === 'icmp' ? {} : { dport: flow.port }),
+      ...(sent.sport === undefined ? {} : { sport: sent.sport }),
+    }
+    const ask = (p: Place, from: string): Promise<Seen> => {
+      const sq: SeenQuestion = { op: 'seen', src: from, dst: flow.dst, proto: flow.proto, ...ports }
+      const seen =
+        p.peer === this.c.peerId
+          ? seenHere(this.c.config.name, sq)
+          : (this.c.inspector.ask(p.peer, sq, INSPECT_TIMEOUT_MS) as Promise<Seen>)
+      return seen.catch((err: unknown) => ({
+        host: p.host,
+        seen: false,
+        object: `no answer: ${errorMessage(err)}`,
+      }))
+    }
+    const seen = await Promise.all(
+      src.peer === dst.peer ? [ask(src, flow.src)] : [ask(src, flow.src), ask(dst, arrivingSrc)],
+    )
+    return { ...sent, seen }
+  }
+
+  /** the probe question on this host: one packet from the endpoint's namespace (or this host's own) */
+  private probeHere(q: ProbeQuestion): Promise<ProbeResult> {
+    return sendProbe(endpointOf(this.hostSide(), q.endpointKey)?.netns, q.flow)
+  }
+
+  /**
+   * The destination: a container, host or address the store knows; else a DNS name, resolved on the
+   * source host as its container's resolver would (src/diag/trace/resolve.ts), that answer the first hop.
+   */
+  private async destination(
+    records: ReturnType<typeof recordsOf>,
+    src: Place,
+    text: string,
+  ): Promise<{ place: Place; dns?: Hop } | { dns: Hop }> {
+    try {
+      return { place: resolvePlace(records, text) }
+    } catch (err) {
+      if ((err as PlexusError).code !== 'PLX_TRACE_UNKNOWN' || !isDnsName(text)) throw err
+    }
+    const q: ResolveQuestion = {
+      op: 'resolve',
+      name: text,
+      ...(src.endpointKey ? { endpointKey: src.endpointKey } : {}),
+    }
+    let r: Resolved
+    try {
+      r =
+        src.peer === this.c.peerId
+          ? await within(this.resolveHere(q), INSPECT_TIMEOUT_MS, () => ({
+              addresses: [],
+              hop: noAnswer(
+                src,
+                'this host',
+                'PLX_INSPECT_TIMEOUT',
+                `resolving took over ${INSPECT_TIMEOUT_MS} ms`,
+              ),
+            }))
+          : ((await this.c.inspector.ask(src.peer, q, INSPECT_TIMEOUT_MS)) as Resolved)
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      return { dns: noAnswer(src, `/plexus/inspect/1 to ${src.peer}`, code, (err as Error).message) }
+    }
+    const first = r.addresses[0]
+    if (first === undefined) return { dns: r.hop }
+    try {
+      return { place: { ...resolvePlace(records, first), named: text }, dns: r.hop }
+    } catch {
+      throw new PlexusError(
+        'PLX_TRACE_UNKNOWN',
+        `${text} resolves to ${first}, outside the cluster network: Plexus traces only its own paths`,
+        { status: 404 },
+      )
+    }
+  }
+
+  /** the resolve question on this host: from the endpoint's namespace (or this host's) to its gateway's DNS */
+  private async resolveHere(q: ResolveQuestion): Promise<Resolved> {
+    const cur = this.c.lease.current()
+    if (!cur)
+      throw new PlexusError('PLX_TRACE_UNKNOWN', `${this.c.config.name} holds no lease: no DNS to ask`)
+    const ep = endpointOf(this.hostSide(), q.endpointKey)
+    return resolveName(
+      { name: this.c.config.name, store: this.c.store },
+      {
+        ...(ep ? { netns: ep.netns } : {}),
+        nameserver: cur.gateway,
+        ...(q.endpointKey ? { endpointKey: q.endpointKey } : {}),
+      },
+      q.name,
+    )
   }
 
   /**

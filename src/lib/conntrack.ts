@@ -1,7 +1,8 @@
 // ctnetlink (NETLINK_NETFILTER, subsystem CTNETLINK: what `conntrack -L` uses): a dump of this
 // namespace's IPv4 connection tracking table with each entry's byte counters. Read-only; no process
 // spawned. Counters are kept by the kernel only while net.netfilter.nf_conntrack_acct is 1 (the
-// datapath sets it); without it an entry has none. Used by traffic/ (bytes between services).
+// datapath sets it); without it an entry has none. Used by traffic/ (bytes between services) and by
+// trace --probe (where a probe's packet was seen, whether its answer came back).
 //
 // Layouts: linux/netfilter/nfnetlink.h (struct nfgenmsg) and nfnetlink_conntrack.h (attributes).
 import { createNetlink, FlagsGet } from 'netlink'
@@ -18,7 +19,9 @@ const AF_INET = 2
 /** sizeof(struct nfgenmsg): family, version, res_id */
 const NFGEN_LEN = 4
 
-const CTA = { tupleOrig: 1, tupleReply: 2, countersOrig: 9, countersReply: 10, id: 12 } as const
+const CTA = { tupleOrig: 1, tupleReply: 2, status: 3, countersOrig: 9, countersReply: 10, id: 12 } as const
+/** enum ip_conntrack_status: a packet of the reply direction has passed */
+const IPS_SEEN_REPLY = 1 << 1
 const CTA_TUPLE = { ip: 1, proto: 2 } as const
 const CTA_IP = { v4src: 1, v4dst: 2 } as const
 const CTA_PROTO = { num: 1, srcPort: 2, dstPort: 3 } as const
@@ -43,6 +46,8 @@ export interface CtEntry {
   /** bytes each way since the entry was made; 0 without accounting */
   origBytes: number
   replyBytes: number
+  /** the other end has answered (IPS_SEEN_REPLY): with or without accounting */
+  seenReply: boolean
 }
 
 /** A dump request for the IPv4 table (pure). */
@@ -84,8 +89,10 @@ export function parseCtMessage(msg: Buffer): CtEntry | undefined {
   const orig = parseTuple(a.get(CTA.tupleOrig))
   const reply = parseTuple(a.get(CTA.tupleReply))
   const id = a.get(CTA.id)
+  const status = a.get(CTA.status)
   if (!orig || !reply || id?.length !== 4) return undefined
   return {
+    seenReply: status?.length === 4 && (status.readUInt32BE(0) & IPS_SEEN_REPLY) !== 0,
     id: id.readUInt32BE(0),
     orig,
     reply,

@@ -27,7 +27,7 @@ export type DoctorReply = Static<typeof DoctorReply>
 
 const Proto = StringEnum(['tcp', 'udp', 'icmp'] as const)
 
-/** POST /v1/trace: a flow between two places (container name or id, host name, cluster address) */
+/** POST /v1/trace: a flow between two places (container name or id, host name, cluster address, or a DNS name such as a service) */
 export const TraceRequest = Type.Object(
   {
     src: Type.String({ minLength: 1, maxLength: 253 }),
@@ -35,6 +35,8 @@ export const TraceRequest = Type.Object(
     port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
     /** default: tcp with a port, icmp without */
     proto: Type.Optional(Proto),
+    /** also send one real packet (TCP SYN, UDP datagram, ICMP echo) from the source and report where it was seen */
+    probe: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 )
@@ -43,7 +45,7 @@ export type TraceRequest = Static<typeof TraceRequest>
 /** one observation on the path */
 const Hop = Type.Object({
   host: Type.String(),
-  /** container-route, veth, host-route, firewall, vxlan-neighbour, vxlan-fdb, underlay, container, socket, host, agent */
+  /** dns, container-route, veth, host-route, firewall, masquerade, vxlan-neighbour, vxlan-fdb, underlay, published-port, container, socket, host, agent */
   component: Type.String(),
   action: StringEnum(['forwarded', 'delivered', 'nat', 'dropped', 'no-answer'] as const),
   /** the kernel object that decided */
@@ -73,6 +75,16 @@ export const TraceReply = Type.Object({
     hop: Type.Optional(Type.Integer()),
     line: Type.String(),
   }),
+  /** with probe: the packet's answer, its round trip, and each host's conntrack entry of it */
+  probe: Type.Optional(
+    Type.Object({
+      outcome: StringEnum(['answered', 'refused', 'no-answer', 'error'] as const),
+      rttMs: Type.Optional(Type.Number()),
+      sport: Type.Optional(Type.Integer()),
+      detail: Type.String(),
+      seen: Type.Array(Type.Object({ host: Type.String(), seen: Type.Boolean(), object: Type.String() })),
+    }),
+  ),
   durationMs: Type.Integer(),
 })
 export type TraceReply = Static<typeof TraceReply>

@@ -20,9 +20,13 @@ export const registerTrace: RegisterCommand = (program, ctx) => {
     .command('trace')
     .description('the path of a flow hop by hop, from the kernel of each host on it, and what breaks it')
     .argument('<src>', 'container name or id, host name, or cluster address')
-    .argument('<dst>', 'DST[:PORT][/tcp|udp|icmp]')
-    .action(async (src: string, dstText: string) => {
-      const body: TraceRequest = { src, ...parseDestination(dstText) }
+    .argument(
+      '<dst>',
+      'DST[:PORT][/tcp|udp|icmp]: a container, host (HOST:PORT: a published port), address, or a DNS name (a service) resolved as the source container would',
+    )
+    .option('--probe', 'also send one real packet from the source and show its answer and where it was seen')
+    .action(async (src: string, dstText: string, opts: { probe?: boolean }) => {
+      const body: TraceRequest = { src, ...parseDestination(dstText), ...(opts.probe ? { probe: true } : {}) }
       const r = await ctx.client().call<TraceReply>('POST', '/v1/trace', body)
       if (!r.diagnosis.ok) process.exitCode = 1
       if (ctx.format() === 'json') return ctx.print(json(r))
@@ -46,5 +50,12 @@ export const registerTrace: RegisterCommand = (program, ctx) => {
       ctx.print(
         `\n${r.diagnosis.ok ? 'ok' : `broken at hop ${(r.diagnosis.hop ?? 0) + 1}`}: ${r.diagnosis.line}\n`,
       )
+      const p = r.probe
+      if (p) {
+        ctx.print(
+          `\nprobe: ${p.outcome}${p.rttMs === undefined ? '' : ` in ${p.rttMs.toFixed(2)} ms`}: ${p.detail}\n`,
+        )
+        for (const s of p.seen) ctx.print(`  ${s.seen ? 'seen' : 'not seen'} on ${s.host}: ${s.object}\n`)
+      }
     })
 }

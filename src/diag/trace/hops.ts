@@ -3,9 +3,12 @@
 // so rp_filter and policy routing count), links, neighbour and FDB entries
 // (netlink), the firewall dumps, and listening sockets (sock_diag, src/lib/sock-diag.ts) in
 // the destination namespace. Read-only.
+
+import type { FirewallView } from '../../datapath/firewall/model.js'
 import { BRIDGE_NAME } from '../../datapath/model.js'
 import { type LinkInfo, Netlink } from '../../datapath/netlink.js'
 import { withNetns } from '../../datapath/netns.js'
+import { containsAddress, parseCidr, parseIPv4 } from '../../ipam/cidr.js'
 import { errorMessage, PlexusError } from '../../lib/errors.js'
 import {
   AF_INET,
@@ -21,7 +24,7 @@ import { endpointCodec } from '../../store/codecs.js'
 import type { ReadableStore } from '../../store/types.js'
 import { ENDPOINT_PREFIX } from '../../store/types.js'
 import { readFirewall } from '../doctor/facts.js'
-import type { Flow, Hop, TraceQuestion } from './model.js'
+import type { Flow, Hop, Published, TraceQuestion } from './model.js'
 import { leaseFor, recordsOf } from './places.js'
 import { forwardVerdict } from './verdict.js'
 
@@ -31,7 +34,17 @@ export interface HostSide {
   peerId: string
   store: ReadableStore
   /** absent without a lease */
-  overlay?: { backend: string; device: string; underlay: string; lease: string }
+  overlay?: {
+    backend: string
+    device: string
+    underlay: string
+    lease: string
+    /** the cluster network and whether what leaves it is masqueraded (config/network IPMasq) */
+    network: string
+    ipMasq: boolean
+  }
+  /** Plexus' own firewall rules as the kernel has them (the datapath's reader), with packet counts */
+  firewallView(): Promise<FirewallView>
 }
 
 /** the sockets in a namespace that take `port`: TCP listeners or bound UDP sockets, read with sock_diag */
@@ -76,6 +89,7 @@ async function routeGet(nl: Netlink, links: LinkInfo[], q: Lookup): Promise<Rout
         type: r.type,
         ...(dev ? { dev } : {}),
         ...(r.gateway ? { gateway: r.gateway } : {}),
+        ...(r.prefsrc ? { prefsrc: r.prefsrc } : {}),
       },
     }
   } catch (err) {
@@ -103,7 +117,10 @@ interface Endpoint {
   ipv4: string
 }
 
-function endpointOf(h: HostSide, key: string | undefined): Endpoint | undefined {
+export function endpointOf(
+  h: Pick<HostSide, 'name' | 'peerId' | 'store'>,
+  key: string | undefined,
+): Endpoint | undefined {
   if (!key) return undefined
   if (!key.startsWith(`${ENDPOINT_PREFIX}${h.peerId}/`))
     throw new PlexusError('PLX_INSPECT_BAD_QUESTION', `${key} is not an endpoint of ${h.name}`)
@@ -325,20 +342,92 @@ async function srcHops({ h, q, nl, links, fw }: Reading): Promise<Hop[]> {
     object: showRoute(route.route),
     ...(record ? { record } : {}),
   })
+  // an address of this host (its underlay address, a published port here): the destination's part goes on
+  if (route.route.type === 'local') return hops
   if (ep) {
     const verdict = forwardVerdict(h.name, flow, fw)
     hops.push(verdict)
     if (verdict.action === 'dropped') return hops
   }
   if (local) return hops
+  if (ep && leaving(h, flow.dst)) hops.push(await masqueradeHop(h, route.route))
+  // an address outside every lease (another host's underlay address): the host route was the last decision here
+  if (!remote) return hops
   return [...hops, ...(await encapHops(h, nl, links, route.route, flow, underlay))]
 }
 
-async function dstHops({ h, q, nl, links, fw }: Reading): Promise<Hop[]> {
-  const { flow } = q
+/** the flow leaves the cluster network (to a host's underlay address): the cluster section masquerades it */
+function leaving(h: HostSide, dst: string): boolean {
+  const net = h.overlay ? parseCidr(h.overlay.network) : undefined
+  const ip = parseIPv4(dst)
+  return !!h.overlay?.ipMasq && !!net && 'cidr' in net && ip !== undefined && !containsAddress(net.cidr, ip)
+}
+
+/** the cluster section's masquerade rule for what leaves the cluster network, read from the kernel */
+async function masqueradeHop(h: HostSide, route: RouteGot): Promise<Hop> {
+  const view = await h.firewallView()
+  const tag = view.rules.postrouting.find((t) => t.startsWith('plexus:cluster/nat-leaving#'))
+  const base = { host: h.name, component: 'masquerade', record: 'config/network' }
+  if (!tag)
+    return {
+      ...base,
+      action: 'dropped',
+      object: 'no rule plexus:cluster/nat-leaving in postrouting',
+      cause: `the masquerade rule is missing on ${h.name}: the far side cannot answer the container's address`,
+      fix: 'the datapath restores its firewall within one pass; see plexctl status on this host',
+    }
+  const n = view.packets?.[tag]
+  return {
+    ...base,
+    action: 'nat',
+    object: `MASQUERADE to ${route.prefsrc ?? `the address of ${route.dev}`} (${tag}${n === undefined ? '' : `, ${n} packets`})`,
+  }
+}
+
+async function dstHops(r: Reading): Promise<Hop[]> {
+  const { h, q } = r
+  if (!q.publish) return dstPath(r, q.flow, q.local ? undefined : h.overlay?.device)
+  const nat = await dnatHop(h, q.flow, q.publish, q.endpointKey)
+  if (nat.action === 'dropped') return [nat]
+  const p = q.publish
+  // from another host the packet arrives on the underlay; from a container here, on the bridge
+  const iif = q.local ? BRIDGE_NAME : h.overlay?.underlay
+  return [
+    nat,
+    ...(await dstPath(r, { ...q.flow, src: p.arrivingSrc, dst: p.containerIp, port: p.containerPort }, iif)),
+  ]
+}
+
+/** the published port's DNAT rule in prerouting (src/ports/publish.ts makes it), read from the kernel */
+async function dnatHop(h: HostSide, flow: Flow, p: Published, record: string | undefined): Promise<Hop> {
+  const view = await h.firewallView()
+  const prefix = `plexus:ports/${flow.proto}-${flow.port}-`
+  const tag = view.rules.prerouting.find((t) => t.startsWith(prefix) && t.includes('-pre#'))
+  const base = { host: h.name, component: 'published-port', ...(record ? { record } : {}) }
+  if (!tag)
+    return {
+      ...base,
+      action: 'dropped',
+      object: `no DNAT rule for ${flow.proto}/${flow.port} in prerouting`,
+      cause: `the published port ${flow.proto}/${flow.port} has no DNAT rule on ${h.name}`,
+      fix: 'the datapath restores it within one pass (datapath.reconcileIntervalMs); see plexctl port ls',
+    }
+  const n = view.packets?.[tag]
+  return {
+    ...base,
+    action: 'nat',
+    object: `DNAT ${flow.dst}:${flow.port}/${flow.proto} → ${p.containerIp}:${p.containerPort} (${tag}${n === undefined ? '' : `, ${n} packets`})`,
+  }
+}
+
+/** the destination host's part: in on `iif` (absent: both ends here), to the container, its socket */
+async function dstPath(
+  { h, q, nl, links, fw }: Reading,
+  flow: Flow,
+  iif: string | undefined,
+): Promise<Hop[]> {
   const ep = endpointOf(h, q.endpointKey)
   const withPort = flow.port !== undefined && flow.proto !== 'icmp'
-  const iif = !q.local ? h.overlay?.device : undefined
   const [arriving, addrs, socks, mine] = await Promise.all([
     iif ? routeGet(nl, links, { dst: flow.dst, src: flow.src, iif }) : NOT_ASKED,
     ep

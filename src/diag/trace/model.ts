@@ -40,24 +40,104 @@ export interface TraceQuestion {
   endpointKey?: string
   /** both ends on this host: the dst part skips what the src part already showed */
   local: boolean
+  /** dst: the flow goes to a port published on this host, DNAT'd to the endpoint's container */
+  publish?: Published
+}
+
+/** a published port as a trace's destination host sees the packet and where its DNAT sends it */
+export interface Published {
+  /** the address and port the packet is sent to (flow.dst, flow.port) arrive as src after the source's NAT */
+  arrivingSrc: string
+  containerIp: string
+  containerPort: number
+}
+
+/** what a trace's source host is asked first when the destination is a name: resolve it as its container would */
+export interface ResolveQuestion {
+  op: 'resolve'
+  name: string
+  endpointKey?: string
 }
 
 const fail = (m: string) => new PlexusError('PLX_INSPECT_BAD_QUESTION', m)
+const isPort = (v: unknown) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535
 
 /** a question from another member: outside input, checked field by field */
 export function parseTraceQuestion(q: unknown): TraceQuestion {
   const o = (typeof q === 'object' && q !== null ? q : {}) as Record<string, unknown>
   if (o.role !== 'src' && o.role !== 'dst') throw fail('role must be src or dst')
   if (typeof o.local !== 'boolean') throw fail('local must be a boolean')
-  if (o.endpointKey !== undefined && (typeof o.endpointKey !== 'string' || o.endpointKey.length > 512))
-    throw fail('endpointKey must be a string')
   return {
     op: 'trace',
     role: o.role,
     flow: parseFlow(o.flow),
     local: o.local,
-    ...(o.endpointKey === undefined ? {} : { endpointKey: o.endpointKey as string }),
+    ...endpointKeyOf(o),
+    ...(o.publish === undefined ? {} : { publish: parsePublished(o.publish) }),
   }
+}
+
+function parsePublished(v: unknown): Published {
+  const p = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>
+  for (const k of ['arrivingSrc', 'containerIp'] as const)
+    if (typeof p[k] !== 'string' || parseIPv4(p[k] as string) === undefined)
+      throw fail(`publish.${k} must be an IPv4 address`)
+  if (!isPort(p.containerPort)) throw fail('publish.containerPort must be 1-65535')
+  return {
+    arrivingSrc: p.arrivingSrc as string,
+    containerIp: p.containerIp as string,
+    containerPort: p.containerPort as number,
+  }
+}
+
+/** trace --probe: the source host sends one packet of the flow from the endpoint's namespace */
+export interface ProbeQuestion {
+  op: 'probe'
+  flow: Flow
+  endpointKey?: string
+}
+
+export function parseProbeQuestion(q: unknown): ProbeQuestion {
+  const o = (typeof q === 'object' && q !== null ? q : {}) as Record<string, unknown>
+  return { op: 'probe', flow: parseFlow(o.flow), ...endpointKeyOf(o) }
+}
+
+/** after a probe, each host on the path: the flow's tuple as it passes there (after the source's NAT) */
+export interface SeenQuestion {
+  op: 'seen'
+  src: string
+  dst: string
+  proto: Proto
+  dport?: number
+  sport?: number
+}
+
+export function parseSeenQuestion(q: unknown): SeenQuestion {
+  const o = (typeof q === 'object' && q !== null ? q : {}) as Record<string, unknown>
+  const f = parseFlow({ src: o.src, dst: o.dst, proto: o.proto, port: o.dport })
+  if (o.sport !== undefined && !isPort(o.sport)) throw fail('sport must be 1-65535')
+  return {
+    op: 'seen',
+    src: f.src,
+    dst: f.dst,
+    proto: f.proto,
+    ...(f.port === undefined ? {} : { dport: f.port }),
+    ...(o.sport === undefined ? {} : { sport: o.sport as number }),
+  }
+}
+
+function endpointKeyOf(o: Record<string, unknown>): { endpointKey?: string } {
+  if (o.endpointKey === undefined) return {}
+  if (typeof o.endpointKey !== 'string' || o.endpointKey.length > 512)
+    throw fail('endpointKey must be a string')
+  return { endpointKey: o.endpointKey }
+}
+
+export function parseResolveQuestion(q: unknown): ResolveQuestion {
+  const o = (typeof q === 'object' && q !== null ? q : {}) as Record<string, unknown>
+  if (typeof o.name !== 'string' || o.name.length < 1 || o.name.length > 253)
+    throw fail('name must be a string of 1-253 characters')
+  return { op: 'resolve', name: o.name, ...endpointKeyOf(o) }
 }
 
 export function parseFlow(v: unknown): Flow {
@@ -66,11 +146,7 @@ export function parseFlow(v: unknown): Flow {
     if (typeof f[k] !== 'string' || parseIPv4(f[k] as string) === undefined)
       throw fail(`flow.${k} must be an IPv4 address`)
   if (!PROTOS.includes(f.proto as Proto)) throw fail('flow.proto must be tcp, udp or icmp')
-  if (
-    f.port !== undefined &&
-    !(Number.isInteger(f.port) && (f.port as number) >= 1 && (f.port as number) <= 65535)
-  )
-    throw fail('flow.port must be 1-65535')
+  if (f.port !== undefined && !isPort(f.port)) throw fail('flow.port must be 1-65535')
   return {
     src: f.src as string,
     dst: f.dst as string,

@@ -119,6 +119,16 @@ export function resolvePlace(r: Records, named: string): Place {
     }
   }
   if (parseIPv4(text) !== undefined) {
+    // a host's underlay address (a name of the form <host>.node.plexus.internal answers it)
+    const holder = leasesOf(r).find((l) => l.value.publicIp === text)
+    if (holder)
+      return {
+        kind: 'host',
+        named: text,
+        peer: holder.peer,
+        host: hostNameOf(r, holder.peer),
+        ip: formatIPv4(gatewayOf(holder.subnet)),
+      }
     const lease = leaseFor(r, text)
     if (lease)
       return { kind: 'address', named: text, peer: lease.peer, host: hostNameOf(r, lease.peer), ip: text }
@@ -128,4 +138,37 @@ export function resolvePlace(r: Records, named: string): Place {
     `"${text}" is no container, host or cluster address this agent knows`,
     { status: 404 },
   )
+}
+
+/** a port published on a host: the container it is DNAT'd to and the address other hosts send to */
+export interface PublishedTarget {
+  endpointKey: string
+  /** the host address the mapping takes (its hostIp, else the host's underlay address) */
+  hostIp: string
+  containerIp: string
+  containerPort: number
+}
+
+/** the mapping of `port`/`proto` among the endpoint records of the host at `peer` (src/ports/publish.ts) */
+export function publishedOn(
+  r: Records,
+  peer: string,
+  port: number,
+  proto: string,
+): PublishedTarget | undefined {
+  const lease = leasesOf(r).find((l) => l.peer === peer)
+  for (const e of endpointsOf(r)) {
+    if (e.peer !== peer) continue
+    const m = e.value.published?.find((p) => p.hostPort === port && p.protocol === proto)
+    const hostIp = m?.hostIp && m.hostIp !== '0.0.0.0' ? m.hostIp : lease?.value.publicIp
+    if (m && hostIp)
+      return { endpointKey: e.key, hostIp, containerIp: e.value.ipv4, containerPort: m.containerPort }
+  }
+  return undefined
+}
+
+/** the address a packet from `src` carries when it reaches another host's underlay address */
+export function arrivingSource(r: Records, src: Place, ipMasq: boolean): string {
+  if (src.kind !== 'host' && !ipMasq) return src.ip
+  return leasesOf(r).find((l) => l.peer === src.peer)?.value.publicIp ?? src.ip
 }

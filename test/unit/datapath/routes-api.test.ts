@@ -56,6 +56,7 @@ t.test('GET /v1/routes returns the datapath status through its schema, nothing d
     ensureBridge: async () => {},
     converged: async () => {},
     explain: () => [],
+    firewallView: () => Promise.reject(new Error('not asked by /v1/routes')),
   }
   const res = await (await app(t, datapath)).inject({ method: 'GET', url: '/v1/routes' })
   t.equal(res.statusCode, 200)

@@ -40,12 +40,12 @@ function tuple(type: number, src: string, dst: string, sport: number, dport: num
   )
 }
 
-function message(counters: boolean): Buffer {
+function message(counters: boolean, status = 0x18e): Buffer {
   return Buffer.concat([
     Buffer.from([2, 0, 0, 0]), // nfgenmsg: AF_INET, version 0, res_id 0
     tuple(1, '10.244.1.2', '10.244.2.3', 40000, 8080),
     tuple(2, '10.244.2.3', '10.244.1.2', 8080, 40000),
-    attr(3, be32(0x18e)), // CTA_STATUS, not read
+    attr(3, be32(status)), // CTA_STATUS: 0x18e has IPS_SEEN_REPLY (bit 1)
     ...(counters
       ? [
           nest(9, attr(1, be64(3n)), attr(2, be64(2n ** 33n + 5n))),
@@ -63,7 +63,17 @@ t.test('an entry with counters: tuples both ways, 64-bit byte counts, the id', a
     reply: { src: '10.244.2.3', dst: '10.244.1.2', protocol: 6, sport: 8080, dport: 40000 },
     origBytes: 2 ** 33 + 5,
     replyBytes: 700,
+    seenReply: true,
   })
+})
+
+t.test('IPS_SEEN_REPLY: whether the other end answered, read from the status bits', async (t) => {
+  t.equal(parseCtMessage(message(false, 0x18e))?.seenReply, true, 'seen reply')
+  t.equal(
+    parseCtMessage(message(false, 0x188))?.seenReply,
+    false,
+    'only the first direction (a SYN with no answer)',
+  )
 })
 
 t.test('without accounting an entry has no counters: 0 bytes', async (t) => {

@@ -18,6 +18,7 @@ function conn(id: number, src: string, dst: string, bytes: [number, number], rep
     reply: { src: replySrc, dst: src, protocol: 6, sport: 8080, dport: 40000 + id },
     origBytes: bytes[0],
     replyBytes: bytes[1],
+    seenReply: bytes[1] > 0,
   }
 }
 
