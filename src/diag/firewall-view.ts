@@ -146,3 +146,78 @@ export function foreignNftDrops(ruleset: unknown, opts: { skipXtables: boolean; 
   }
   return out
 }
+
+type NftRule = { family: string; table: string; chain: string; handle?: number; expr?: unknown[] }
+
+/** the rules of one chain, in order, from `nft -j list ruleset` */
+function nftRulesOf(ruleset: unknown, c: NftBaseChain): NftRule[] {
+  const items = (ruleset as { nftables?: unknown[] } | undefined)?.nftables
+  if (!Array.isArray(items)) return []
+  return items.flatMap((item) => {
+    const r = (item as { rule?: NftRule }).rule
+    return r && r.family === c.family && r.table === c.table && r.chain === c.name ? [r] : []
+  })
+}
+
+/** one value of a match's right side against a flow's field: an address (or prefix), a port, a protocol */
+function nftValueHolds(right: unknown, value: string | number | undefined): boolean {
+  if (value === undefined) return true
+  if (Array.isArray((right as { set?: unknown[] })?.set))
+    return ((right as { set: unknown[] }).set ?? []).some((v) => nftValueHolds(v, value))
+  const range = (right as { range?: [unknown, unknown] })?.range
+  if (Array.isArray(range) && typeof value === 'number')
+    return value >= Number(range[0]) && value <= Number(range[1])
+  const prefix = (right as { prefix?: { addr?: string; len?: number } })?.prefix
+  if (prefix?.addr && typeof value === 'string') return ipInCidr(value, prefix.addr, Number(prefix.len ?? 32))
+  if (typeof right === 'string' && typeof value === 'string' && parseIPv4(right) !== undefined)
+    return ipInCidr(value, right, 32)
+  if (typeof right === 'string' || typeof right === 'number') return String(right) === String(value)
+  return true
+}
+
+/**
+ * Whether one nft match statement holds for the flow: `true` when it does or when the reader does
+ * not understand it (may match, as for iptables rules), `false` when it surely does not.
+ */
+function nftMatchHolds(
+  m: { op?: string; left?: unknown; right?: unknown },
+  flow: FlowMatch,
+): { holds: boolean; known: boolean } {
+  const payload = (m.left as { payload?: { protocol?: string; field?: string } })?.payload
+  const meta = (m.left as { meta?: { key?: string } })?.meta
+  let value: string | number | undefined
+  let known = true
+  if (payload?.protocol === 'ip' && payload.field === 'saddr') value = flow.src
+  else if (payload?.protocol === 'ip' && payload.field === 'daddr') value = flow.dst
+  else if (payload?.protocol === 'ip' && payload.field === 'protocol') value = flow.proto
+  else if (meta?.key === 'l4proto') value = flow.proto
+  else if ((payload?.protocol === 'tcp' || payload?.protocol === 'udp') && payload.field === 'dport') {
+    // `tcp dport` also says the protocol: a udp flow never matches it
+    if (flow.proto && flow.proto !== payload.protocol) return { holds: m.op === '!=', known: true }
+    value = flow.dport
+  } else known = false
+  if (!known || value === undefined) return { holds: true, known: false }
+  const equal = nftValueHolds(m.right, value)
+  return { holds: m.op === '!=' ? !equal : equal, known: true }
+}
+
+/**
+ * The first rule of a foreign base chain that would drop or reject this flow, as evidence
+ * (`family table chain handle N`), unless an accept rule earlier in the same chain surely takes it
+ * first (an accept ends only that chain; the others on the hook still see the packet).
+ */
+export function nftChainDrops(ruleset: unknown, chain: NftBaseChain, flow: FlowMatch): string | undefined {
+  for (const r of nftRulesOf(ruleset, chain)) {
+    const expr = (r.expr ?? []) as Record<string, unknown>[]
+    const verdict = expr.find((s) => 'drop' in s || 'reject' in s || 'accept' in s)
+    if (!verdict) continue
+    const matches = expr.flatMap((s) => (s.match ? [nftMatchHolds(s.match as object, flow)] : []))
+    if (matches.some((x) => !x.holds)) continue
+    if ('accept' in verdict) {
+      if (matches.every((x) => x.known)) return undefined
+      continue
+    }
+    return `${r.family} ${r.table} ${r.chain} handle ${r.handle ?? '?'}: ${JSON.stringify(r.expr)}`
+  }
+  return undefined
+}

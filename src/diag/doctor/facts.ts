@@ -100,18 +100,13 @@ export function askDns(address: string, timeoutMs = DNS_TIMEOUT_MS): Promise<Doc
   })
 }
 
-/**
- * The filter table as iptables-save prints it and the nftables ruleset; either absent when its
- * tool is. chainsOnly: nft lists only the chains (a trace's verdict needs their hooks and
- * policies, not the rules; half the work).
- */
+/** The filter table as iptables-save prints it and the nftables ruleset; either absent when its tool is. */
 export async function readFirewall(
   netns?: string,
-  chainsOnly = false,
 ): Promise<Pick<DoctorFacts, 'iptablesSave' | 'nftRuleset'>> {
   const [iptablesSave, nftText] = await Promise.all([
     optional(() => run('iptables-save', ['-t', 'filter'], undefined, netns)),
-    optional(() => run('nft', ['-j', 'list', chainsOnly ? 'chains' : 'ruleset'], undefined, netns)),
+    optional(() => run('nft', ['-j', 'list', 'ruleset'], undefined, netns)),
   ])
   let nftRuleset: unknown
   try {

@@ -181,22 +181,16 @@ async function encapHops(
   const publicIp = remote?.value.publicIp
   const base = { host: h.name, ...(record ? { record } : {}) }
   const dev = links.find((l) => l.name === route.dev)
-  if (dev?.kind !== 'vxlan') {
-    // host-gw (or wireguard): the route itself names the next hop
-    const ok = !publicIp || route.gateway === publicIp || dev?.kind === 'wireguard'
+  // host-gw (or wireguard): the host route, checked against the lease already, names the next hop
+  if (dev?.kind !== 'vxlan')
     return [
-      ok
-        ? { ...base, component: 'underlay', action: 'forwarded', object: showRoute(route) }
-        : {
-            ...base,
-            component: 'underlay',
-            action: 'dropped',
-            object: showRoute(route),
-            cause: `the route's gateway is not ${publicIp}, the underlay address in ${record}`,
-            fix: 'the datapath repairs routes within one pass; see `plexctl routes`',
-          },
+      {
+        ...base,
+        component: 'underlay',
+        action: 'forwarded',
+        object: `${showRoute(route)} (mtu ${dev?.mtu ?? '?'})`,
+      },
     ]
-  }
   const hops: Hop[] = []
   const neigh = (await nl.neighbours(dev.index)).find((n) => n.ip === route.gateway)
   if (!neigh?.mac)
@@ -335,6 +329,21 @@ async function srcHops({ h, q, nl, links, fw }: Reading): Promise<Hop[]> {
     ]
   const local = route.route.dev === BRIDGE_NAME
   const record = local ? h.overlay?.lease : remote?.key
+  const astray =
+    !local && remote && h.overlay ? offOverlay(h.overlay, route.route, remote.value.publicIp) : undefined
+  if (astray)
+    return [
+      ...hops,
+      {
+        host: h.name,
+        component: 'host-route',
+        action: 'dropped',
+        object: showRoute(route.route),
+        ...(record ? { record } : {}),
+        cause: `the route to ${remote?.value.subnet} (${record}) is missing on ${h.name}: the kernel sends ${flow.dst} ${astray}`,
+        fix: 'the datapath programs it again within one pass (datapath.reconcileIntervalMs); if it comes back missing, see `plexctl routes`',
+      },
+    ]
   hops.push({
     host: h.name,
     component: 'host-route',
@@ -354,6 +363,15 @@ async function srcHops({ h, q, nl, links, fw }: Reading): Promise<Hop[]> {
   // an address outside every lease (another host's underlay address): the host route was the last decision here
   if (!remote) return hops
   return [...hops, ...(await encapHops(h, nl, links, route.route, flow, underlay))]
+}
+
+/** how a route to another host's subnet misses the backend's way there (host-gw: via its underlay address; else the overlay device), if it does */
+function offOverlay(o: NonNullable<HostSide['overlay']>, r: RouteGot, publicIp: string): string | undefined {
+  if (o.backend === 'host-gw')
+    return r.gateway === publicIp
+      ? undefined
+      : `${r.gateway ? `via ${r.gateway}` : `on ${r.dev}`}, not via ${publicIp}`
+  return r.dev === o.device ? undefined : `out of ${r.dev ?? '?'}, not ${o.device}`
 }
 
 /** the flow leaves the cluster network (to a host's underlay address): the cluster section masquerades it */
@@ -536,7 +554,7 @@ async function dstPath(
 export async function traceHere(h: HostSide, q: TraceQuestion): Promise<Hop[]> {
   const nl = Netlink.open()
   try {
-    const [links, fw] = await Promise.all([nl.links(), readFirewall(undefined, true)])
+    const [links, fw] = await Promise.all([nl.links(), readFirewall()])
     const r: Reading = { h, q, nl, links, fw }
     return q.role === 'src' ? await srcHops(r) : await dstHops(r)
   } finally {

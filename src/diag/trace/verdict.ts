@@ -2,8 +2,8 @@
 // the same dumps doctor reads. Plexus' own chains accept the cluster's
 // traffic; what can stop it is a foreign rule ahead of them or, with
 // nftables, a foreign base chain whose policy drops (every base chain on a
-// hook sees the packet).
-import { ahead, foreignNftChains, parseIptablesFilter, xtRuleDrops } from '../firewall-view.js'
+// hook sees the packet) or a rule of such a chain that drops this flow.
+import { ahead, foreignNftChains, nftChainDrops, parseIptablesFilter, xtRuleDrops } from '../firewall-view.js'
 import type { Flow, Hop } from './model.js'
 
 export function forwardVerdict(
@@ -53,6 +53,17 @@ export function forwardVerdict(
         "a foreign nftables base chain on the forward hook drops by policy; Plexus' accept does not save the packet from it",
       fix: `nft insert rule ${blocking.family} ${blocking.table} ${blocking.name} ip saddr ${flow.src} accept (or accept the cluster network there)`,
     }
+  for (const c of foreignNftChains(dumps.nftRuleset, { skipXtables }).filter((x) => x.hook === 'forward')) {
+    const rule = nftChainDrops(dumps.nftRuleset, c, match)
+    if (rule)
+      return {
+        ...base,
+        action: 'dropped',
+        object: `nft rule ${rule}`,
+        cause: `a foreign nftables rule on the forward hook drops ${flow.src} → ${flow.dst}; Plexus' accept does not save the packet from another table's chain`,
+        fix: `delete it (nft delete rule ${rule.split(':')[0]}) or accept the cluster network ahead of it`,
+      }
+  }
   return {
     ...base,
     action: 'forwarded',
