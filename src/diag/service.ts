@@ -208,12 +208,13 @@ export class DiagService implements DiagComponent {
     ])
     // a source that does not answer or drops the packet ends the path there
     const stopped = a.some((h) => h.action === 'dropped' || h.action === 'no-answer')
+    const r = report({ ...flow, ...names, dstName: dst.named, dstHost: dst.host }, [
+      ...(to.dns ? [to.dns] : []),
+      ...(stopped ? a : [...a, ...b]),
+    ])
     return {
-      ...report({ ...flow, ...names, dstName: dst.named, dstHost: dst.host }, [
-        ...(to.dns ? [to.dns] : []),
-        ...(stopped ? a : [...a, ...b]),
-      ]),
-      ...(probe ? { probe } : {}),
+      ...r,
+      ...(probe ? { probe, diagnosis: withProbe(r.diagnosis, probe, flow) } : {}),
     }
   }
 
@@ -422,6 +423,20 @@ export class DiagService implements DiagComponent {
     facts.clock = { toleranceMs: config.cluster.heartbeatIntervalMs, peers: await this.clockOffsets() }
     const findings = runChecks(facts)
     return { host: config.name, status: overall(findings), findings }
+  }
+}
+
+/**
+ * Every hop forwards, yet the real packet got no answer: the kernel state read is not the whole
+ * story (a rule Plexus does not read, a process that does not answer). Said, with where the packet
+ * was last seen. UDP is left as it is: a UDP service need not answer.
+ */
+function withProbe(d: Diagnosis, p: NonNullable<TraceReport['probe']>, flow: Flow): Diagnosis {
+  if (!d.ok || flow.proto === 'udp' || (p.outcome !== 'no-answer' && p.outcome !== 'error')) return d
+  const last = p.seen.filter((s) => s.seen).at(-1)
+  return {
+    ok: false,
+    line: `every hop forwards, yet the probe got no answer (${p.detail}); ${last ? `last seen on ${last.host}: ${last.object}` : 'seen on no host'}`,
   }
 }
 
