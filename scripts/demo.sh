@@ -62,8 +62,8 @@ if [ -x dist/cni/bin/plexus ] && has endpoints; then
   $CLUSTER exec --name "$NAME" --ctr client -- dig +short example.test
   if has services; then on h2 plexctl services; fi
   if has trace; then
-    step "The path from the client on h3 to web1 on h1, hop by hop from each host's kernel"
-    on h3 plexctl trace client web1:80
+    step "The path from the client on h3 to the web service, hop by hop from each host's kernel, and one real SYN along it"
+    on h3 plexctl trace --probe client web:80
   fi
 fi
 if has job; then

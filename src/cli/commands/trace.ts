@@ -48,7 +48,7 @@ export const registerTrace: RegisterCommand = (program, ctx) => {
         ),
       )
       ctx.print(
-        `\n${r.diagnosis.ok ? 'ok' : `broken at hop ${(r.diagnosis.hop ?? 0) + 1}`}: ${r.diagnosis.line}\n`,
+        `\n${r.diagnosis.ok ? 'ok' : r.diagnosis.hop === undefined ? 'broken' : `broken at hop ${r.diagnosis.hop + 1}`}: ${r.diagnosis.line}\n`,
       )
       const p = r.probe
       if (p) {

@@ -1,0 +1,94 @@
+// plexctl trace and doctor on the netns test bed: the calls both trace tests make, and the
+// hop-breaking loop (the datapath repairs what it made within about a second).
+import http from 'node:http'
+import { hostNs, loadCluster } from '../../netns-fixtures/lib/state.js'
+import { type Cluster, run } from './fixture.js'
+
+export interface Hop {
+  host: string
+  component: string
+  action: string
+  object: string
+  record?: string
+  cause?: string
+}
+export interface Trace {
+  hops: Hop[]
+  diagnosis: { ok: boolean; hop?: number; line: string }
+  probe?: {
+    outcome: string
+    rttMs?: number
+    detail: string
+    seen: { host: string; seen: boolean; object: string }[]
+  }
+  durationMs: number
+}
+export interface Doctor {
+  host: string
+  findings: { check: string; status: string; evidence: string }[]
+}
+
+/** plexctl -o json on a host; exit 1 (a broken path, a failed check) still prints the answer */
+function plexctlAnswer<T>(c: Cluster, host: string, args: string[]): T {
+  const r = c.exec(host, ['plexctl', '-o', 'json', ...args])
+  if ((r.status !== 0 && r.status !== 1) || !r.stdout.trim())
+    throw new Error(`plexctl ${args.join(' ')} failed (${r.status}): ${r.stderr}`)
+  return JSON.parse(r.stdout) as T
+}
+
+export const trace = (c: Cluster, host: string, args: string[]): Trace =>
+  plexctlAnswer(c, host, ['trace', ...args])
+export const doctor = (c: Cluster, host: string, target: string): Doctor =>
+  plexctlAnswer(c, host, ['doctor', '--host', target])
+export const finding = (d: Doctor, check: string) => d.findings.find((f) => f.check === check)
+
+/**
+ * POST /v1/trace straight to a host's API socket: no plexctl process to start, so a hop broken by
+ * hand is traced within milliseconds, well before the datapath's next repair
+ */
+export function apiTrace(c: Cluster, host: string, body: Record<string, unknown>): Promise<Trace> {
+  const socketPath = loadCluster(c.name)?.hosts.find((h) => h.name === host)?.socket as string
+  const data = JSON.stringify(body)
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { socketPath, method: 'POST', path: '/v1/trace', headers: { 'content-type': 'application/json' } },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8').on('data', (d: string) => {
+          text += d
+        })
+        res.on('end', () =>
+          res.statusCode === 200
+            ? resolve(JSON.parse(text) as Trace)
+            : reject(new Error(`${res.statusCode}: ${text}`)),
+        )
+      },
+    )
+    req.on('error', reject)
+    req.end(data)
+  })
+}
+
+/** a command in a host's namespace, without the fixture CLI's node start-up */
+export const inHost = (c: Cluster, host: string, cmd: string[]) =>
+  run('ip', ['netns', 'exec', hostNs(c.name, host), ...cmd])
+
+export const broken = (tr: Trace) => (tr.diagnosis.hop === undefined ? undefined : tr.hops[tr.diagnosis.hop])
+
+/**
+ * Breaks one hop and traces c1 → c2:8080 from h1 at once over the API socket: the datapath repairs
+ * what it made within about a second (netlink events and its passes), so a trace that came after
+ * the repair is tried again, up to 5 times.
+ */
+export async function brokenBy(
+  c: Cluster,
+  component: string,
+  breakIt: () => unknown,
+): Promise<Hop | undefined> {
+  let hop: Hop | undefined
+  for (let i = 0; i < 5 && hop?.component !== component; i++) {
+    breakIt()
+    hop = broken(await apiTrace(c, 'h1', { src: 'c1', dst: 'c2', port: 8080 }))
+  }
+  return hop
+}
