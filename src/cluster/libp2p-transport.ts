@@ -23,6 +23,7 @@ import {
 import { endpointText } from './kernel-rtt.js'
 import type { ClusterMetrics } from './metrics.js'
 import { clusterProtector } from './protector.js'
+import { type Refusal, RefusalLog } from './refusals.js'
 import type { GossipVerdict, Transport, TransportHandlers } from './transport.js'
 import { DELTA_TOPIC, MAX_GOSSIP_BYTES, MAX_SYNC_BYTES, SYNC_PROTOCOL } from './wire.js'
 
@@ -72,7 +73,7 @@ function envelopeRejections(metrics: ClusterMetrics) {
   }
 }
 
-async function createNode(o: Libp2pTransportOptions) {
+async function createNode(o: Libp2pTransportOptions, refusals: RefusalLog) {
   return createLibp2p({
     privateKey: o.privateKey,
     addresses: { listen: o.listen, announce: o.announce },
@@ -80,11 +81,14 @@ async function createNode(o: Libp2pTransportOptions) {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionProtector: clusterProtector(o.psk, {
-      refused(remote, err) {
+      refused(remote, err, direction) {
         o.metrics.connectionsRefused.inc()
+        const r = refusals.add(remote, direction, err)
         o.logger.warn(
-          { remote, err: errorMessage(err) },
-          'refused connection: cluster key mismatch or failed handshake',
+          { remote, direction, err: r.reason },
+          r.kind === 'key-mismatch'
+            ? 'refused connection: cluster key mismatch'
+            : 'refused connection: failed handshake',
         )
       },
       failed(remote, err) {
@@ -129,6 +133,7 @@ export class Libp2pTransport implements Transport {
     readonly node: Node,
     private readonly logger: Logger,
     private readonly metrics: ClusterMetrics,
+    private readonly refused: RefusalLog,
   ) {}
 
   get self(): string {
@@ -136,7 +141,8 @@ export class Libp2pTransport implements Transport {
   }
 
   static async create(o: Libp2pTransportOptions): Promise<Libp2pTransport> {
-    const t = new Libp2pTransport(await createNode(o), o.logger, o.metrics)
+    const refused = new RefusalLog()
+    const t = new Libp2pTransport(await createNode(o, refused), o.logger, o.metrics, refused)
     await t.wire()
     return t
   }
@@ -325,6 +331,11 @@ export class Libp2pTransport implements Transport {
   /** Round-trip time in ms over libp2p ping. */
   async ping(peer: string, timeoutMs: number): Promise<number> {
     return this.node.services.ping.ping(peerIdFromString(peer), { signal: AbortSignal.timeout(timeoutMs) })
+  }
+
+  /** the handshakes refused last, oldest first (refusals.ts) */
+  refusals(): Refusal[] {
+    return this.refused.list()
   }
 
   multiaddrs(): string[] {

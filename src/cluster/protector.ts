@@ -61,8 +61,11 @@ export class StreamXSalsa20 {
 }
 
 export interface ProtectorHooks {
-  /** a connection was refused in the handshake (wrong key, timeout, garbage) */
-  refused(remoteAddr: string, err: Error): void
+  /**
+   * a connection was refused in the handshake: err is a PLX_CLUSTER_KEY_MISMATCH for another
+   * cluster key, anything else for a timeout, a close or garbage; direction says who dialed
+   */
+  refused(remoteAddr: string, err: Error, direction: 'inbound' | 'outbound'): void
   /** an established connection failed while carrying data; it has been closed */
   failed(remoteAddr: string, err: Error): void
   /** +1 when a connection's cipher pair is made, -1 when it is released (a gauge: 0 with no connections) */
@@ -196,7 +199,7 @@ class ClusterProtector implements ConnectionProtector {
       }
       return bytes.unwrap()
     } catch (err) {
-      this.hooks.refused(remote, err as Error)
+      this.hooks.refused(remote, err as Error, raw.direction)
       connection.abort(err as Error)
       throw err
     }

@@ -13,6 +13,7 @@ import { loadClusterKey } from './key.js'
 import { Libp2pTransport } from './libp2p-transport.js'
 import { type HostView, Membership } from './membership.js'
 import { clusterMetrics, membershipGauges } from './metrics.js'
+import type { Refusal, RefusalSource } from './refusals.js'
 import { Replicator } from './replicator.js'
 import { realScheduler } from './transport.js'
 
@@ -49,7 +50,7 @@ const usable = (ip: string | undefined) => ip !== undefined && ip !== '0.0.0.0' 
  * re-dialing. Without a cluster key the host runs standalone (its store and
  * heartbeat work locally, nothing is dialed or accepted).
  */
-export class ClusterService implements MembersView, Inspector {
+export class ClusterService implements MembersView, Inspector, RefusalSource {
   readonly membership: Membership
   private readonly replicator?: Replicator
   private readonly dialer?: Dialer
@@ -148,6 +149,11 @@ export class ClusterService implements MembersView, Inspector {
     if (!this.transport)
       return Promise.reject(new PlexusError('PLX_INSPECT_UNAVAILABLE', 'standalone agent: no cluster to ask'))
     return this.transport.inspect(peer, question, timeoutMs)
+  }
+
+  /** the handshakes refused last (`plexctl doctor`'s cluster-key check); standalone: undefined */
+  refusals(): Refusal[] | undefined {
+    return this.transport?.refusals()
   }
 
   replicationBacklog(): { pending: number; limit: number } {

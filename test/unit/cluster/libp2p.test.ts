@@ -87,6 +87,16 @@ t.test('two hosts on loopback: gossip, pull on connect, wrong key refused on bot
     'refusal counted on both sides',
     async () => (await a.metrics.value(REFUSED)) > 0 && (await evil.metrics.value(REFUSED)) > 0,
   )
+  t.ok(
+    a.transport.refusals().some((r) => r.kind === 'key-mismatch' && r.direction === 'inbound'),
+    'the refusing host remembers when and from where (plexctl doctor)',
+  )
+  t.ok(
+    evil.transport
+      .refusals()
+      .some((r) => r.kind === 'key-mismatch' && r.direction === 'outbound' && r.remote === addr),
+    'and so does the dialer, with the address it dialed',
+  )
   t.equal(evil.store.get('before/connect'), undefined)
 })
 

@@ -5,6 +5,7 @@ import { preSharedKey } from '@libp2p/pnet'
 import { byteStream, multiaddrConnectionPair } from '@libp2p/utils'
 import t, { type Test } from 'tap'
 import { clusterProtector, type ProtectorHooks, StreamXSalsa20 } from '../../../src/cluster/protector.js'
+import { REFUSALS_KEPT, RefusalLog } from '../../../src/cluster/refusals.js'
 import { newClusterKey, parseClusterKey } from '../../../src/lib/cluster-key.js'
 
 // The known answer of NaCl's tests/stream.c: SHA-256 of the first 4 MiB of
@@ -135,5 +136,58 @@ t.test(
     t.ok(closed(a.value), 'and so is its other end')
     t.equal(counters.get('failed'), 1, 'the failure is reported once')
     t.equal(counters.get('ciphers'), 0, 'both cipher pairs released')
+  },
+)
+
+t.test(
+  'the refusal log: a key mismatch named as such with its direction, a timeout apart, each kind bounded',
+  async (t) => {
+    let now = 1_000
+    const log = new RefusalLog(() => now)
+    const recording: ProtectorHooks = {
+      refused: (remote, err, direction) => log.add(remote, direction, err),
+      failed: () => {},
+      ciphers: () => {},
+    }
+    const a = clusterProtector(parseClusterKey(newClusterKey(), 'a'), recording)
+    const b = clusterProtector(parseClusterKey(newClusterKey(), 'b'), recording)
+    await protectPair(a(), b())
+    t.same(
+      log
+        .list()
+        .map((r) => [r.kind, r.direction])
+        .sort(),
+      [
+        ['key-mismatch', 'inbound'],
+        ['key-mismatch', 'outbound'],
+      ],
+      'both ends record a key mismatch',
+    )
+    t.match(log.list()[0], { at: 1_000, remote: /^\/ip4\//, reason: /different cluster key/ })
+
+    // the other end says nothing: the handshake times out, not a key mismatch
+    const [silent] = multiaddrConnectionPair()
+    // (a timer of our own: AbortSignal.timeout's does not keep the test's event loop alive)
+    const quiet = new AbortController()
+    setTimeout(() => quiet.abort(new Error('timed out')), 50)
+    await t.rejects(a().protect(silent, { signal: quiet.signal }))
+    t.equal(log.list().filter((r) => r.kind === 'handshake').length, 1, 'a timeout is a failed handshake')
+
+    for (let i = 0; i < REFUSALS_KEPT + 5; i++) {
+      now += 1
+      log.add(`/ip4/10.0.0.9/tcp/${i}`, 'inbound', new Error('garbage'))
+    }
+    const kept = log.list()
+    t.equal(kept.filter((r) => r.kind === 'handshake').length, REFUSALS_KEPT, 'bounded')
+    t.equal(
+      kept.filter((r) => r.kind === 'key-mismatch').length,
+      2,
+      "a scanner's garbage does not push the mismatches out",
+    )
+    t.same(
+      kept.map((r) => r.at),
+      kept.map((r) => r.at).sort((x, y) => x - y),
+      'oldest first',
+    )
   },
 )
