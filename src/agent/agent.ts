@@ -147,7 +147,13 @@ export class Agent {
         this.started.push(traffic)
       }
       // read-only: answers other members' inspect questions and the API's doctor/trace
-      const diag = new DiagService({ ...this.components, lease: ipam.lease, inspector: cluster, datapath })
+      const diag = new DiagService({
+        ...this.components,
+        lease: ipam.lease,
+        inspector: cluster,
+        handshakes: cluster,
+        datapath,
+      })
       diag.start()
       Object.assign(this.components, { diag })
       // after the API socket exists: the runner attaches tasks through the CNI plugin, which calls the API

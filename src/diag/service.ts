@@ -3,6 +3,7 @@
 // protocol (src/cluster/inspect.ts); this module answers the same questions
 // for its own host. It reads the kernel and the store, and changes neither.
 import type { Inspector } from '../cluster/inspect.js'
+import type { RefusalSource } from '../cluster/refusals.js'
 import { BRIDGE_NAME, vtepName, WIREGUARD_NAME } from '../datapath/model.js'
 import type { DatapathComponent } from '../datapath/service.js'
 import type { LeaseComponent } from '../ipam/manager.js'
@@ -83,6 +84,8 @@ export interface DiagComponents {
   store: ReadableStore
   lease: LeaseComponent
   inspector: Inspector
+  /** the cluster's refused handshakes (the cluster-key check) */
+  handshakes: RefusalSource
   /** Plexus' firewall rules as the kernel has them (the DNAT of a published port, the masquerade) */
   datapath: Pick<DatapathComponent, 'firewallView'>
 }
@@ -421,6 +424,8 @@ export class DiagService implements DiagComponent {
       ...(cur && config.dns.enabled && config.dns.listenGateway ? { dnsAddress: cur.gateway } : {}),
     })
     facts.clock = { toleranceMs: config.cluster.heartbeatIntervalMs, peers: await this.clockOffsets() }
+    const refused = this.c.handshakes.refusals()
+    if (refused) facts.handshakes = { now: Date.now(), refused }
     const findings = runChecks(facts)
     return { host: config.name, status: overall(findings), findings }
   }

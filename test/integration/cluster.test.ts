@@ -270,4 +270,13 @@ t.test('5 hosts: replicate, detect death, survive partition and restart', async 
     /cluster key mismatch/,
     'so does h1',
   )
+  // doctor names it: the exit status is 1 when another check fails on this fixture, the report is printed either way
+  const doctor = JSON.parse(c.exec('h1', ['plexctl', '-o', 'json', 'doctor']).stdout) as {
+    findings: { check: string; status: string; evidence: string; fix?: string }[]
+  }
+  t.match(
+    doctor.findings.find((f) => f.check === 'cluster-key'),
+    { status: 'warn', evidence: new RegExp(`another cluster key, from ${ip(5).replaceAll('.', '\\.')} `) },
+    "h1's doctor names the intruder's address",
+  )
 })

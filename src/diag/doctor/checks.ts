@@ -1,6 +1,7 @@
 // plexctl doctor's checks: pure functions over DoctorFacts (gathered once by
 // facts.ts), so each rule is unit-tested without a kernel. Every finding
 // says what was looked at (evidence) and, when it is not ok, what to do (fix).
+import { REFUSALS_KEPT, type Refusal } from '../../cluster/refusals.js'
 import {
   ahead,
   foreignNftChains,
@@ -52,6 +53,8 @@ export interface DoctorFacts {
   dns?: { address: string; answered: boolean; detail: string }
   /** the other members' clocks against this host's (absent: not asked) */
   clock?: { toleranceMs: number; peers: ClockSample[] }
+  /** the cluster handshakes this host refused last, and the time they are read at (absent: standalone) */
+  handshakes?: { now: number; refused: Pick<Refusal, 'at' | 'remote' | 'direction' | 'kind'>[] }
 }
 
 /** one member's clock against this host's: its time minus the middle of a round trip of rttMs */
@@ -271,7 +274,6 @@ function dns(f: DoctorFacts): Finding | undefined {
   }
 }
 
-/** every check, in the order an operator reads them */
 /**
  * The failure detector counts a heartbeat from when its writer stamped it, allowing one heartbeat
  * period for skew (src/cluster/membership.ts): a host whose clock is off by more looks staler (or
@@ -301,6 +303,60 @@ function clock(f: DoctorFacts): Finding | undefined {
   }
 }
 
+/** how far back a refused handshake counts: a host that dials with another key redials within this */
+export const KEY_MISMATCH_WINDOW_MS = 10 * 60_000
+
+/** the address of a multiaddr (/ip4/A/tcp/P → A); the whole text when it has none */
+function addressOf(multiaddr: string): string {
+  return /^\/(?:ip4|ip6|dns|dns4|dns6)\/([^/]+)/.exec(multiaddr)?.[1] ?? multiaddr
+}
+
+function ago(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000))
+  return s < 90 ? `${s} s` : `${Math.round(s / 60)} min`
+}
+
+/**
+ * A host that holds another cluster key is refused at every dial, both ends (src/cluster/
+ * protector.ts): nothing else shows it but a counter and a log line. The protector tells a key
+ * mismatch from another failed handshake (a timeout, a close, a port scanner's garbage): only
+ * the first is this finding. An inbound refusal is named by the dialer's address (its port is
+ * ephemeral), an outbound one by the multiaddr this host dialed.
+ */
+function clusterKey(f: DoctorFacts): Finding | undefined {
+  if (!f.handshakes) return undefined
+  const check = 'cluster-key'
+  const { now, refused } = f.handshakes
+  const recent = refused.filter((r) => now - r.at <= KEY_MISMATCH_WINDOW_MS)
+  const mismatches = recent.filter((r) => r.kind === 'key-mismatch').sort((a, b) => b.at - a.at)
+  const last = mismatches[0]
+  if (!last) {
+    const other = recent.length
+    return {
+      check,
+      status: 'ok',
+      evidence: `no connection refused for another cluster key in the last 10 min${other ? ` (${other} other failed handshake${other === 1 ? '' : 's'}: a timeout, a close or not Plexus)` : ''}`,
+    }
+  }
+  const name = (r: (typeof mismatches)[number]) =>
+    r.direction === 'inbound' ? addressOf(r.remote) : r.remote
+  const by = new Map<string, number>()
+  for (const r of mismatches) by.set(name(r), (by.get(name(r)) ?? 0) + 1)
+  const from = [...by].slice(0, 3).map(([a, n]) => `${a} (${n})`)
+  const more = by.size > 3 ? ` and ${by.size - 3} more` : ''
+  const count = `${mismatches.length >= REFUSALS_KEPT ? 'at least ' : ''}${mismatches.length}`
+  return {
+    check,
+    status: 'warn',
+    evidence: `${count} connection${mismatches.length === 1 ? '' : 's'} refused in the last 10 min because the other end holds another cluster key, from ${from.join(', ')}${more}; the last ${ago(now - last.at)} ago (${last.direction})`,
+    fix:
+      last.direction === 'inbound'
+        ? `a host at ${name(last)} dials this one with another cluster key: give it this cluster's key (cluster.keyFile) or take this host out of its peers list (cluster.bootstrap)`
+        : `this host dials ${name(last)}, which holds another cluster key: give it this cluster's key (cluster.keyFile) or take it out of this host's peers list (cluster.bootstrap)`,
+  }
+}
+
+/** every check, in the order an operator reads them */
 export function runChecks(f: DoctorFacts): Finding[] {
   return [
     lease(f),
@@ -311,6 +367,7 @@ export function runChecks(f: DoctorFacts): Finding[] {
     mtu(f),
     dns(f),
     clock(f),
+    clusterKey(f),
   ].filter((x): x is Finding => x !== undefined)
 }
 

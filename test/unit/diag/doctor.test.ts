@@ -1,6 +1,9 @@
 import t from 'tap'
 import { type DoctorFacts, overall, runChecks } from '../../../src/diag/doctor/checks.js'
 
+const NOW = Date.parse('2026-03-01T12:00:00Z')
+const MIN = 60_000
+
 /** a healthy vxlan host: every check ok */
 function healthy(): DoctorFacts {
   return {
@@ -33,6 +36,7 @@ function healthy(): DoctorFacts {
     lease: { state: 'acquired', subnet: '10.244.1.0/24' },
     dns: { address: '10.244.1.1', answered: true, detail: 'NOERROR in 0.4 ms' },
     clock: { toleranceMs: 1000, peers: [{ host: 'h2', offsetMs: 3, rttMs: 2 }] },
+    handshakes: { now: NOW, refused: [] },
   }
 }
 
@@ -54,6 +58,7 @@ t.test('a healthy host: every check ok (FORWARD policy DROP is fine behind our j
       ['underlay-mtu', 'ok'],
       ['dns', 'ok'],
       ['clock-offset', 'ok'],
+      ['cluster-key', 'ok'],
     ],
   )
   t.equal(overall(findings), 'ok')
@@ -228,6 +233,7 @@ t.test('lease not held and DNS not answering fail; no lease means no overlay che
       ['ip-forwarding', 'ok'],
       ['rp-filter', 'ok'],
       ['clock-offset', 'ok'],
+      ['cluster-key', 'ok'],
     ],
   )
   t.match(findings[0]?.fix, /majority/)
@@ -242,3 +248,98 @@ t.test('lease not held and DNS not answering fail; no lease means no overlay che
     'no overlay device in rpFilter: nothing strict on our paths',
   )
 })
+
+t.test(
+  'cluster key: a mismatch in the last 10 min warns naming the address; older or other failures do not',
+  async (t) => {
+    const f = healthy()
+    const none = statusOf(f, 'cluster-key')
+    t.equal(none?.status, 'ok', 'none refused: ok')
+    t.match(none?.evidence, /no connection refused for another cluster key/)
+
+    const mismatch = (agoMs: number, remote: string, direction: 'inbound' | 'outbound' = 'inbound') => ({
+      at: NOW - agoMs,
+      remote,
+      direction,
+      kind: 'key-mismatch' as const,
+    })
+    const two = statusOf(
+      { ...f, handshakes: { now: NOW, refused: [mismatch(2 * MIN, '/ip4/10.0.0.5/tcp/41234')] } },
+      'cluster-key',
+    )
+    t.equal(two?.status, 'warn', 'a mismatch 2 min ago warns')
+    t.match(
+      two?.evidence,
+      /1 connection refused .* another cluster key, from 10\.0\.0\.5 \(1\); the last 2 min ago \(inbound\)/,
+    )
+    t.notMatch(two?.evidence, /41234/, "the dialer's ephemeral port is not its address")
+    t.match(
+      two?.fix,
+      /a host at 10\.0\.0\.5 dials this one with another cluster key: give it this cluster's key \(cluster\.keyFile\)/,
+    )
+    t.equal(
+      overall(
+        runChecks({
+          ...f,
+          handshakes: { now: NOW, refused: [mismatch(2 * MIN, '/ip4/10.0.0.5/tcp/41234')] },
+        }),
+      ),
+      'warn',
+    )
+
+    t.equal(
+      statusOf(
+        { ...f, handshakes: { now: NOW, refused: [mismatch(20 * MIN, '/ip4/10.0.0.5/tcp/41234')] } },
+        'cluster-key',
+      )?.status,
+      'ok',
+      'one 20 min ago: ok',
+    )
+
+    const timeout = statusOf(
+      {
+        ...f,
+        handshakes: {
+          now: NOW,
+          refused: [
+            { at: NOW - MIN, remote: '/ip4/10.0.0.9/tcp/5555', direction: 'inbound', kind: 'handshake' },
+          ],
+        },
+      },
+      'cluster-key',
+    )
+    t.equal(timeout?.status, 'ok', 'a handshake timeout only: ok')
+    t.match(timeout?.evidence, /1 other failed handshake/)
+
+    const many = statusOf(
+      {
+        ...f,
+        handshakes: {
+          now: NOW,
+          refused: [
+            mismatch(9 * MIN, '/ip4/10.0.0.1/tcp/1000'),
+            mismatch(8 * MIN, '/ip4/10.0.0.2/tcp/1001'),
+            mismatch(7 * MIN, '/ip4/10.0.0.2/tcp/1002'),
+            mismatch(6 * MIN, '/ip4/10.0.0.3/tcp/1003'),
+            mismatch(5 * MIN, '/ip4/10.0.0.4/tcp/7000', 'outbound'),
+          ],
+        },
+      },
+      'cluster-key',
+    )
+    t.match(many?.evidence, /^5 connections refused/)
+    t.match(
+      many?.evidence,
+      /from \/ip4\/10\.0\.0\.4\/tcp\/7000 \(1\), 10\.0\.0\.3 \(1\), 10\.0\.0\.2 \(2\) and 1 more; the last 5 min ago \(outbound\)/,
+      'at most 3 addresses, latest first',
+    )
+    t.match(
+      many?.fix,
+      /this host dials \/ip4\/10\.0\.0\.4\/tcp\/7000, which holds another cluster key/,
+      'an outbound one: this host dials it',
+    )
+
+    const { handshakes: _, ...standalone } = f
+    t.equal(statusOf(standalone, 'cluster-key'), undefined, 'standalone (no cluster key): no finding')
+  },
+)
