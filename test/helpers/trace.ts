@@ -1,8 +1,25 @@
 // plexctl trace and doctor on the netns test bed: the calls both trace tests make, and the
 // hop-breaking loop (the datapath repairs what it made within about a second).
 import http from 'node:http'
+import type { Test } from 'tap'
 import { hostNs, loadCluster } from '../../netns-fixtures/lib/state.js'
 import { type Cluster, run } from './fixture.js'
+
+/**
+ * The two containers both trace tests use: c1 (idle) on h1; c2 on h2 serving HTTP on 8080, in the
+ * service `web`, its port published as h2:8088. Returns c2's address.
+ */
+export function startPair(t: Test, c: Cluster): string {
+  t.equal(c.run('h1', 'c1', ['sleep', '600']).status, 0, 'c1 on h1')
+  const r2 = c.run(
+    'h2',
+    'c2',
+    ['busybox', 'httpd', '-f', '-p', '8080', '-h', '/tmp'],
+    ['--service', 'web', '--publish', '8088:8080'],
+  )
+  t.equal(r2.status, 0, `c2 on h2: ${r2.stderr}`)
+  return /: (\d+\.\d+\.\d+\.\d+)\//.exec(r2.stdout)?.[1] as string
+}
 
 export interface Hop {
   host: string
@@ -42,16 +59,12 @@ export const doctor = (c: Cluster, host: string, target: string): Doctor =>
   plexctlAnswer(c, host, ['doctor', '--host', target])
 export const finding = (d: Doctor, check: string) => d.findings.find((f) => f.check === check)
 
-/**
- * POST /v1/trace straight to a host's API socket: no plexctl process to start, so a hop broken by
- * hand is traced within milliseconds, well before the datapath's next repair
- */
-export function apiTrace(c: Cluster, host: string, body: Record<string, unknown>): Promise<Trace> {
+/** one call to a host's API socket: no plexctl process to start */
+function hostApi<T>(c: Cluster, host: string, method: string, path: string, body?: unknown): Promise<T> {
   const socketPath = loadCluster(c.name)?.hosts.find((h) => h.name === host)?.socket as string
-  const data = JSON.stringify(body)
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { socketPath, method: 'POST', path: '/v1/trace', headers: { 'content-type': 'application/json' } },
+      { socketPath, method, path, headers: body === undefined ? {} : { 'content-type': 'application/json' } },
       (res) => {
         let text = ''
         res.setEncoding('utf8').on('data', (d: string) => {
@@ -59,19 +72,33 @@ export function apiTrace(c: Cluster, host: string, body: Record<string, unknown>
         })
         res.on('end', () =>
           res.statusCode === 200
-            ? resolve(JSON.parse(text) as Trace)
+            ? resolve(JSON.parse(text) as T)
             : reject(new Error(`${res.statusCode}: ${text}`)),
         )
       },
     )
     req.on('error', reject)
-    req.end(data)
+    req.end(body === undefined ? undefined : JSON.stringify(body))
   })
 }
+
+/**
+ * POST /v1/trace straight to a host's API socket: a hop broken by hand is traced within
+ * milliseconds, well before the datapath's next repair
+ */
+export const apiTrace = (c: Cluster, host: string, body: Record<string, unknown>) =>
+  hostApi<Trace>(c, host, 'POST', '/v1/trace', body)
+
+/** GET /v1/doctor?host= the same way: a sysctl the datapath keeps (ip_forward) is read before its repair */
+export const apiDoctor = (c: Cluster, host: string, target: string) =>
+  hostApi<Doctor>(c, host, 'GET', `/v1/doctor?host=${encodeURIComponent(target)}`)
 
 /** a command in a host's namespace, without the fixture CLI's node start-up */
 export const inHost = (c: Cluster, host: string, cmd: string[]) =>
   run('ip', ['netns', 'exec', hostNs(c.name, host), ...cmd])
+
+/** the destination host's part of a healthy path to c2's socket, on every backend */
+export const DESTINATION_HOPS = ['h2 host-route', 'h2 firewall', 'h2 veth', 'h2 container', 'h2 socket']
 
 export const broken = (tr: Trace) => (tr.diagnosis.hop === undefined ? undefined : tr.hops[tr.diagnosis.hop])
 

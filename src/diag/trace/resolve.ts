@@ -66,6 +66,16 @@ export async function resolveName(
     ...(from.endpointKey ? { record: from.endpointKey } : {}),
   }
   const server = `${from.nameserver}:53`
+  const unanswered = (cause: string): Resolved => ({
+    addresses: [],
+    hop: {
+      ...base,
+      action: 'dropped',
+      object: `query ${name} to ${server}`,
+      cause,
+      fix: 'plexctl doctor on the source host: is the DNS server listening on the gateway, does a firewall drop port 53?',
+    },
+  })
   let answers: Answered[]
   let ms: number | undefined
   try {
@@ -82,28 +92,9 @@ export async function resolveName(
       return a ? [a] : []
     })
   } catch (err) {
-    return {
-      addresses: [],
-      hop: {
-        ...base,
-        action: 'dropped',
-        object: `query ${name} to ${server}`,
-        cause: `cannot ask ${server} from the source: ${errorMessage(err)}`,
-        fix: 'plexctl doctor on the source host (DNS check)',
-      },
-    }
+    return unanswered(`cannot ask ${server} from the source: ${errorMessage(err)}`)
   }
-  if (answers.length === 0)
-    return {
-      addresses: [],
-      hop: {
-        ...base,
-        action: 'dropped',
-        object: `query ${name} to ${server}`,
-        cause: `${server} did not answer within ${DNS_TIMEOUT_MS} ms`,
-        fix: 'plexctl doctor on the source host: is the DNS server listening on the gateway, does a firewall drop port 53?',
-      },
-    }
+  if (answers.length === 0) return unanswered(`${server} did not answer within ${DNS_TIMEOUT_MS} ms`)
   const hit = answers.find((a) => a.addresses.length > 0)
   const services = candidates.map((c) => serviceOfName(c, ZONE_ORIGIN))
   if (hit) {

@@ -9,10 +9,12 @@ import {
   apiTrace,
   broken,
   brokenBy,
+  DESTINATION_HOPS,
   doctor,
   finding,
   type Hop,
   inHost,
+  startPair,
   type Trace,
   trace,
 } from '../../helpers/trace.js'
@@ -33,15 +35,7 @@ t.test(
       prefix: 'tr',
       agentConfig: { datapath: { reconcileIntervalMs: 5000 } },
     })
-    t.equal(c.run('h1', 'c1', ['sleep', '600']).status, 0, 'c1 on h1')
-    const r2 = c.run(
-      'h2',
-      'c2',
-      ['busybox', 'httpd', '-f', '-p', '8080', '-h', '/tmp'],
-      ['--service', 'web', '--publish', '8088:8080'],
-    )
-    t.equal(r2.status, 0, `c2 on h2: ${r2.stderr}`)
-    const ip2 = /: (\d+\.\d+\.\d+\.\d+)\//.exec(r2.stdout)?.[1] as string
+    const ip2 = startPair(t, c)
     t.ok(ip2, 'c2 address')
     for (const h of ['h1', 'h2'])
       t.ok(
@@ -76,11 +70,7 @@ t.test(
         'h1 vxlan-neighbour',
         'h1 vxlan-fdb',
         'h1 underlay',
-        'h2 host-route',
-        'h2 firewall',
-        'h2 veth',
-        'h2 container',
-        'h2 socket',
+        ...DESTINATION_HOPS,
       ],
       'the vxlan path, hop by hop',
     )
