@@ -1,9 +1,9 @@
 // plexctl trace and doctor on the netns test bed: the calls both trace tests make, and the
 // hop-breaking loop (the datapath repairs what it made within about a second).
-import http from 'node:http'
 import type { Test } from 'tap'
-import { hostNs, loadCluster } from '../../netns-fixtures/lib/state.js'
+import { hostNs } from '../../netns-fixtures/lib/state.js'
 import { type Cluster, run } from './fixture.js'
+import { hostApi } from './runner.js'
 
 /**
  * The two containers both trace tests use: c1 (idle) on h1; c2 on h2 serving HTTP on 8080, in the
@@ -58,29 +58,6 @@ export const trace = (c: Cluster, host: string, args: string[]): Trace =>
 export const doctor = (c: Cluster, host: string, target: string): Doctor =>
   plexctlAnswer(c, host, ['doctor', '--host', target])
 export const finding = (d: Doctor, check: string) => d.findings.find((f) => f.check === check)
-
-/** one call to a host's API socket: no plexctl process to start */
-function hostApi<T>(c: Cluster, host: string, method: string, path: string, body?: unknown): Promise<T> {
-  const socketPath = loadCluster(c.name)?.hosts.find((h) => h.name === host)?.socket as string
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { socketPath, method, path, headers: body === undefined ? {} : { 'content-type': 'application/json' } },
-      (res) => {
-        let text = ''
-        res.setEncoding('utf8').on('data', (d: string) => {
-          text += d
-        })
-        res.on('end', () =>
-          res.statusCode === 200
-            ? resolve(JSON.parse(text) as T)
-            : reject(new Error(`${res.statusCode}: ${text}`)),
-        )
-      },
-    )
-    req.on('error', reject)
-    req.end(body === undefined ? undefined : JSON.stringify(body))
-  })
-}
 
 /**
  * POST /v1/trace straight to a host's API socket: a hop broken by hand is traced within
