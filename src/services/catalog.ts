@@ -42,6 +42,8 @@ export interface Member {
   tags: string[]
   ports: PortSpec[]
   checks: CheckSpec[]
+  /** each check's last result on the member's host; pending until its first (Consul's initial critical) */
+  checkStates: { check: string; status: 'passing' | 'critical' | 'pending' }[]
   healthy: boolean
   /** how it joined: the endpoint's own service field (CNI) or an API registration */
   source: 'cni' | 'api'
@@ -190,8 +192,9 @@ export function serviceEntry(
   const def = p.definition
   // Consul's initial state: a member with checks is critical until each of them has passed once, so
   // DNS never answers an instance that is still starting; a member without checks is healthy as it joins
-  const healthy = (endpointKey: string, checks: CheckSpec[]): boolean => {
-    const results = (health(endpointKey) ?? []).filter((h) => h.service === undefined || h.service === p.name)
+  const resultsOf = (endpointKey: string) =>
+    (health(endpointKey) ?? []).filter((h) => h.service === undefined || h.service === p.name)
+  const healthy = (results: HealthValue[], checks: CheckSpec[]): boolean => {
     if (results.some((h) => h.status === 'critical')) return false
     return checks.every((c) => results.some((h) => h.check === c.name && h.status === 'passing'))
   }
@@ -204,6 +207,7 @@ export function serviceEntry(
     expiresAt?: number,
   ): void => {
     const checks = [...(def?.checks ?? []), ...(own.checks ?? [])]
+    const results = resultsOf(ep.key)
     const m: Member = {
       service: p.name,
       endpointKey: ep.key,
@@ -214,7 +218,11 @@ export function serviceEntry(
       tags: union(def?.tags ?? [], own.tags),
       ports: own.ports?.length ? own.ports.map((x) => namedLike(x, def?.ports)) : (def?.ports ?? []),
       checks,
-      healthy: healthy(ep.key, checks),
+      checkStates: checks.map((c) => ({
+        check: c.name,
+        status: results.find((h) => h.check === c.name)?.status ?? 'pending',
+      })),
+      healthy: healthy(results, checks),
       source,
     }
     if (ep.value.ipv6) m.ipv6 = ep.value.ipv6

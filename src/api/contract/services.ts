@@ -34,6 +34,10 @@ export const ServiceMember = Type.Object({
   source: StringEnum(['cni', 'api']),
   /** the names of the checks it gets */
   checks: Type.Array(Type.String()),
+  /** each check's last result, written by the member's host; pending until its first */
+  checkStates: Type.Array(
+    Type.Object({ check: Type.String(), status: StringEnum(['passing', 'critical', 'pending'] as const) }),
+  ),
   /** when a TTL registration lapses */
   expiresAt: Type.Optional(Type.String()),
 })

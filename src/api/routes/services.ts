@@ -47,6 +47,7 @@ function memberOut(m: Member): ServiceMember {
     healthy: m.healthy,
     source: m.source,
     checks: m.checks.map((c) => c.name),
+    checkStates: m.checkStates,
     ...(m.expiresAt !== undefined ? { expiresAt: new Date(m.expiresAt).toISOString() } : {}),
   }
 }

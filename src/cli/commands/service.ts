@@ -161,7 +161,7 @@ export const registerService: RegisterCommand = (program, ctx) => {
             e.host,
             [e.ipv4, e.ipv6].filter(Boolean).join(','),
             e.tags.join(',') || '-',
-            e.healthy ? 'healthy' : 'unhealthy',
+            `${e.healthy ? 'healthy' : 'unhealthy'}${e.checkStates.length ? ` (${e.checkStates.map((c) => `${c.check} ${c.status}`).join(', ')})` : ''}`,
             e.source,
             e.expiresAt,
           ]),

@@ -25,6 +25,7 @@ const member = (service: string, peer: string, ipv4: string, healthy = true, por
   tags: [],
   ports: port ? [{ port, protocol: 'tcp' }] : [],
   checks: [],
+  checkStates: [],
   healthy,
   source: 'cni',
 })
