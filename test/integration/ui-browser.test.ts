@@ -2,7 +2,7 @@
 // One browser for two pages:
 // - a 3-host fixture cluster behind `plexctl ui`: the map and table show 3 hosts with their
 //   subnets, a click on the map opens a host's details, a container attached with `cluster run`
-//   appears without a reload, a job's allocation shows its state, a KV edit made in the UI is
+//   appears without a reload, a job's allocation shows its state and its placement explained, a KV edit made in the UI is
 //   read back on another host with `plexctl kv get`, a trace between containers on two hosts is
 //   drawn, and with an FDB entry deleted by hand its broken hop is marked;
 // - 1,000 hosts from a stub API (replies in the contract's shapes, the watch stream included):
@@ -196,6 +196,13 @@ t.test('the UI against a 3-host cluster, and at 1,000 hosts', { timeout: 300_000
       /uijob \/ web \/ .*running/s,
       'the allocation is running',
     )
+    // its placement explained: every host's verdict for the group (GET /v1/jobs/uijob/explain)
+    await page.click('main table th button:text-is("uijob")')
+    await page.waitForSelector('section[aria-label="placement of uijob"] table', { timeout: 10_000 })
+    const placement = page.locator('section[aria-label="placement of uijob"]')
+    t.match(await placement.textContent(), /network cost now/, 'the job network cost')
+    t.equal(await placement.locator('tbody tr').count(), 3, "the group's verdict of each of the 3 hosts")
+    t.match(await placement.locator('tbody').textContent(), /score \d/, 'scores of the hosts it may run on')
 
     // KV: written in the UI on h1, read on h3
     await view(page, 'kv')
@@ -237,6 +244,16 @@ t.test('the UI against a 3-host cluster, and at 1,000 hosts', { timeout: 300_000
     t.equal(await page.getAttribute('.trace-result', 'data-ok'), 'true', 'the trace reaches uictr2')
     t.ok((await page.locator('ol.hops li').count()) >= 4, 'hops listed')
     t.ok((await page.locator('svg.trace-path g.node').count()) >= 4, 'and drawn')
+    // with a probe: a real echo request from uictr, answered, seen in both hosts' conntrack
+    await page.check('input[name="probe"]')
+    await traced()
+    t.match(
+      await page.locator('.probe p').textContent(),
+      /^probe: answered in [\d.]+ ms/,
+      'the probe answered',
+    )
+    t.match(await page.locator('.probe').textContent(), /seen on h1: .*seen on h2: /s, 'seen on h1 and h2')
+    await page.uncheck('input[name="probe"]')
     // straight into h1's namespace (no fixture CLI start): the datapath repairs the entry within its interval
     const inH1 = (cmd: string[]) => run('ip', ['netns', 'exec', hostNs(c, 'h1'), ...cmd])
     const fdb = () => inH1(['bridge', 'fdb', 'show', 'dev', 'plexus.1']).stdout

@@ -3,7 +3,7 @@
 import type { TraceReply, TraceRequest } from '../../api/contract/diag.js'
 import type { EndpointsReply } from '../../api/contract/endpoints.js'
 import type { Host, HostsReply } from '../../api/contract/hosts.js'
-import type { AllocLine, JobLine } from '../../api/contract/jobs.js'
+import type { AllocLine, JobLine, JobRebalanceReply } from '../../api/contract/jobs.js'
 import type { KvEntry } from '../../api/contract/kv.js'
 import type { Link } from '../../api/contract/links.js'
 import type { ServiceDetail, ServiceMember, ServiceSummary } from '../../api/contract/services.js'
@@ -14,6 +14,7 @@ export type {
   AllocLine,
   Host,
   JobLine,
+  JobRebalanceReply,
   KvEntry,
   Link,
   ServiceMember,
@@ -61,6 +62,9 @@ export const api = {
   service: (name: string) => call<ServiceDetail>('GET', `/v1/services/${encodeURIComponent(name)}`),
   jobs: () => call<JobLine[]>('GET', '/v1/jobs'),
   allocs: () => call<AllocLine[]>('GET', '/v1/allocs'),
+  /** where a job runs, every host's verdict for each group, its network cost now and placed afresh */
+  jobExplain: (name: string) =>
+    call<JobRebalanceReply>('GET', `/v1/jobs/${encodeURIComponent(name)}/explain`),
   /** this agent's links (Docker-style, `plexctl link` and job tasks'), with where each points now */
   links: () => call<Link[]>('GET', '/v1/links'),
   kvKeys: () => call<string[]>('GET', '/v1/kv/?keys'),

@@ -217,9 +217,11 @@ function App() {
         )}
         {view === 'services' && <ServicesView services={data.services} version={version} />}
         {view === 'containers' && <ContainersView endpoints={data.endpoints} links={data.links} />}
-        {view === 'jobs' && <JobsView jobs={data.jobs} allocs={data.allocs} />}
+        {view === 'jobs' && <JobsView jobs={data.jobs} allocs={data.allocs} version={version} />}
         {view === 'kv' && <KvView keys={data.kv} version={version} />}
-        {view === 'trace' && <TraceView endpoints={data.endpoints} />}
+        {view === 'trace' && (
+          <TraceView endpoints={data.endpoints} services={data.services.map((x) => x.name)} />
+        )}
       </main>
     </>
   )

@@ -9,6 +9,7 @@ import {
   type Endpoint,
   type Host,
   type JobLine,
+  type JobRebalanceReply,
   type Link,
   type ServiceMember,
   type ServiceSummary,
@@ -163,7 +164,7 @@ function ServiceEndpoints({ name, version }: { name: string; version: number }) 
         m.host,
         m.ipv4,
         portText(m.ports),
-        m.healthy ? 'healthy' : `unhealthy${m.checks.length ? `: ${m.checks.join(', ')}` : ''}`,
+        `${m.healthy ? 'healthy' : 'unhealthy'}${m.checkStates.length ? `: ${m.checkStates.map((c) => `${c.check} ${c.status}`).join(', ')}` : ''}`,
       ]}
     />
   )
@@ -230,16 +231,79 @@ export function ContainersView({ endpoints, links }: { endpoints: Endpoint[]; li
   )
 }
 
-export function JobsView({ jobs, allocs }: { jobs: JobLine[]; allocs: AllocLine[] }) {
+type Verdict = JobRebalanceReply['explanation']['groups'][number]['hosts'][number]
+
+/** one host's verdict for a group, as `plexctl job explain` words it: the filter and why, or the scores */
+function verdictText(v: Verdict): string {
+  if (v.filter) return `filtered by ${v.filter}${v.reason ? `: ${v.reason}` : ''}`
+  const s = v.scores
+  if (!s) return v.reason ?? ''
+  const parts = [
+    s.network === undefined ? '' : `network ${s.network.toFixed(2)}`,
+    s.networkCostMs === undefined ? '' : `(${s.networkCostMs.toFixed(1)} ms to partners)`,
+    `balance ${s.balance.toFixed(2)}`,
+    s.affinity === undefined ? '' : `affinity ${s.affinity.toFixed(2)}`,
+    s.spread === undefined ? '' : `spread ${s.spread.toFixed(2)}`,
+  ]
+  return `score ${s.total.toFixed(2)}: ${parts.filter(Boolean).join(', ')}`
+}
+
+/** GET /v1/jobs/<name>/explain: where the job runs, each group's verdict of every host, its network cost */
+function JobExplanation({ name, version }: { name: string; version: number }) {
+  const [res, setRes] = useState<JobRebalanceReply | string>('loading')
+  useEffect(() => {
+    api.jobExplain(name).then(setRes, (e: Error) => setRes(e.message))
+  }, [name, version])
+  if (typeof res === 'string') return <p>{res}</p>
+  return (
+    <section class="details" aria-label={`placement of ${name}`}>
+      <h2>placement of {name}</h2>
+      <p>
+        network cost now {res.costNow.toFixed(1)}, placed afresh {res.costAfter.toFixed(1)}
+        {res.moves.length
+          ? `: a rebalance would move ${res.moves.map((m) => `${m.group}/${m.slot} ${m.from} → ${m.to}`).join(', ')}`
+          : ': no move would lower it by 5 % or more'}
+      </p>
+      {res.explanation.groups.map((g) => (
+        <DataTable
+          key={g.group}
+          caption={`group ${g.group}: ${g.placed} of ${g.wanted} placed; every host's verdict`}
+          columns={['host', 'verdict']}
+          rows={g.hosts}
+          rowKey={(v) => v.host}
+          cells={(v) => [v.name, styled(verdictText(v), v.filter ? 'verdict-filtered' : 'verdict-scored')]}
+        />
+      ))}
+    </section>
+  )
+}
+
+export function JobsView({
+  jobs,
+  allocs,
+  version,
+}: {
+  jobs: JobLine[]
+  allocs: AllocLine[]
+  version: number
+}) {
+  const [open, setOpen] = useState<string | undefined>()
   return (
     <>
       <DataTable
-        caption={`${jobs.length} jobs`}
+        caption={`${jobs.length} jobs (a job's name opens its placement: every host's verdict)`}
         columns={['job', 'type', 'version', 'owner', 'wanted / placed / admitted']}
         rows={jobs}
         rowKey={(j) => j.name}
         cells={(j) => [
-          j.name + (j.stopped ? ' (stopped)' : ''),
+          <button
+            type="button"
+            class="link"
+            aria-expanded={open === j.name}
+            onClick={() => setOpen(open === j.name ? undefined : j.name)}
+          >
+            {j.name + (j.stopped ? ' (stopped)' : '')}
+          </button>,
           j.type,
           j.version,
           j.owner ?? 'none',
@@ -261,6 +325,7 @@ export function JobsView({ jobs, allocs }: { jobs: JobLine[]; allocs: AllocLine[
           a.reason ?? '',
         ]}
       />
+      {open && <JobExplanation name={open} version={version} />}
     </>
   )
 }

@@ -1,7 +1,9 @@
-// Trace (plexctl trace in the browser): pick two containers and an optional port, and the agent
-// walks the path through both hosts' kernels (POST /v1/trace). The hops are drawn as a path, host
-// by host, and listed in an ordered list with the same facts; the broken hop is marked in both (a
-// colour and the word "broken", so the mark does not rest on colour alone) with its cause and fix.
+// Trace (plexctl trace in the browser): pick a container and a container or service (resolved by
+// the agent through Plexus DNS, as the source container would) and an optional port, and the agent
+// walks the path through both hosts' kernels (POST /v1/trace), with a real probe packet if asked.
+// The hops are drawn as a path, host by host, and listed in an ordered list with the same facts;
+// the broken hop is marked in both (a colour and the word "broken", so the mark does not rest on
+// colour alone) with its cause and fix.
 import { useState } from 'preact/hooks'
 import { api, type Endpoint, type TraceReply } from './api.js'
 
@@ -16,12 +18,13 @@ const ACTION: Record<Hop['action'], string> = {
   'no-answer': '?',
 }
 
-export function TraceView({ endpoints }: { endpoints: Endpoint[] }) {
+export function TraceView({ endpoints, services }: { endpoints: Endpoint[]; services: string[] }) {
   // containers by name: the trace route resolves names (and addresses) itself
   const names = [...new Set(endpoints.filter((e) => !e.withdrawn).map((e) => e.name))].sort()
   const [src, setSrc] = useState('')
   const [dst, setDst] = useState('')
   const [port, setPort] = useState('')
+  const [probe, setProbe] = useState(false)
   const [busy, setBusy] = useState(false)
   const [reply, setReply] = useState<TraceReply | undefined>()
   const [message, setMessage] = useState('')
@@ -32,7 +35,14 @@ export function TraceView({ endpoints }: { endpoints: Endpoint[] }) {
     setMessage('')
     try {
       const p = Number(port)
-      setReply(await api.trace({ src, dst, ...(port && Number.isInteger(p) ? { port: p } : {}) }))
+      setReply(
+        await api.trace({
+          src,
+          dst,
+          ...(port && Number.isInteger(p) ? { port: p } : {}),
+          ...(probe ? { probe: true } : {}),
+        }),
+      )
     } catch (err) {
       setReply(undefined)
       setMessage((err as Error).message)
@@ -45,7 +55,14 @@ export function TraceView({ endpoints }: { endpoints: Endpoint[] }) {
     <section class="trace" aria-label="trace">
       <form class="trace-form" onSubmit={run}>
         <ContainerSelect label="from" name="src" names={names} value={src} onChange={setSrc} />
-        <ContainerSelect label="to" name="dst" names={names} value={dst} onChange={setDst} />
+        <ContainerSelect
+          label="to"
+          name="dst"
+          names={names}
+          services={services}
+          value={dst}
+          onChange={setDst}
+        />
         <label>
           port (none: ping)
           <input
@@ -56,6 +73,15 @@ export function TraceView({ endpoints }: { endpoints: Endpoint[] }) {
             value={port}
             onInput={(e) => setPort(e.currentTarget.value)}
           />
+        </label>
+        <label>
+          <input
+            type="checkbox"
+            name="probe"
+            checked={probe}
+            onChange={(e) => setProbe(e.currentTarget.checked)}
+          />
+          send a probe packet
         </label>
         <button type="submit" disabled={busy || !src || !dst}>
           {busy ? 'tracing…' : 'Trace'}
@@ -75,19 +101,24 @@ function ContainerSelect(p: {
   label: string
   name: string
   names: string[]
+  /** services too (the destination): the agent resolves them through Plexus DNS */
+  services?: string[]
   value: string
   onChange: (name: string) => void
 }) {
+  const options = (list: string[]) =>
+    list.map((n) => (
+      <option key={n} value={n}>
+        {n}
+      </option>
+    ))
   return (
     <label>
       {p.label}
       <select name={p.name} value={p.value} required onChange={(e) => p.onChange(e.currentTarget.value)}>
-        <option value="">container…</option>
-        {p.names.map((n) => (
-          <option key={n} value={n}>
-            {n}
-          </option>
-        ))}
+        <option value="">{p.services ? 'container or service…' : 'container…'}</option>
+        {p.services ? <optgroup label="containers">{options(p.names)}</optgroup> : options(p.names)}
+        {p.services && p.services.length > 0 && <optgroup label="services">{options(p.services)}</optgroup>}
       </select>
     </label>
   )
@@ -104,6 +135,22 @@ function TraceResult({ reply }: { reply: TraceReply }) {
         {flow.port ? ` port ${flow.port}` : ''}: {diagnosis.line} ({reply.durationMs} ms)
       </p>
       <PathDrawing hops={hops} broken={broken} />
+      {reply.probe && (
+        <div class="probe">
+          <p>
+            probe: {reply.probe.outcome}
+            {reply.probe.rttMs === undefined ? '' : ` in ${reply.probe.rttMs.toFixed(2)} ms`}:{' '}
+            {reply.probe.detail}
+          </p>
+          <ul>
+            {reply.probe.seen.map((x) => (
+              <li key={x.host}>
+                {x.seen ? 'seen' : 'not seen'} on {x.host}: <code>{x.object}</code>
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
       <ol class="hops">
         {hops.map((h, i) => (
           <li
