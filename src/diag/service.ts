@@ -239,10 +239,7 @@ export class DiagService implements DiagComponent {
     }
     let sent: ProbeResult
     try {
-      sent =
-        src.peer === this.c.peerId
-          ? await this.probeHere(q)
-          : ((await this.c.inspector.ask(src.peer, q, PROBE_TIMEOUT_MS + INSPECT_TIMEOUT_MS)) as ProbeResult)
+      sent = await this.ask<ProbeResult>(src, q, PROBE_TIMEOUT_MS + INSPECT_TIMEOUT_MS)
     } catch (err) {
       return { outcome: 'error', detail: `${src.host} did not send it: ${errorMessage(err)}`, seen: [] }
     }
@@ -260,11 +257,7 @@ export class DiagService implements DiagComponent {
     }
     const ask = (p: Place, from: string): Promise<Seen> => {
       const sq: SeenQuestion = { op: 'seen', src: from, dst: flow.dst, proto: flow.proto, ...ports }
-      const seen =
-        p.peer === this.c.peerId
-          ? seenHere(this.c.config.name, sq)
-          : (this.c.inspector.ask(p.peer, sq, INSPECT_TIMEOUT_MS) as Promise<Seen>)
-      return seen.catch((err: unknown) => ({
+      return this.ask<Seen>(p, sq, INSPECT_TIMEOUT_MS).catch((err: unknown) => ({
         host: p.host,
         seen: false,
         object: `no answer: ${errorMessage(err)}`,
@@ -302,21 +295,9 @@ export class DiagService implements DiagComponent {
     }
     let r: Resolved
     try {
-      r =
-        src.peer === this.c.peerId
-          ? await within(this.resolveHere(q), INSPECT_TIMEOUT_MS, () => ({
-              addresses: [],
-              hop: noAnswer(
-                src,
-                'this host',
-                'PLX_INSPECT_TIMEOUT',
-                `resolving took over ${INSPECT_TIMEOUT_MS} ms`,
-              ),
-            }))
-          : ((await this.c.inspector.ask(src.peer, q, INSPECT_TIMEOUT_MS)) as Resolved)
+      r = await this.ask<Resolved>(src, q, INSPECT_TIMEOUT_MS)
     } catch (err) {
-      const code = (err as { code?: string }).code
-      return { dns: noAnswer(src, `/plexus/inspect/1 to ${src.peer}`, code, (err as Error).message) }
+      return { dns: this.unanswered(src, err) }
     }
     const first = r.addresses[0]
     if (first === undefined) return { dns: r.hop }
@@ -349,26 +330,34 @@ export class DiagService implements DiagComponent {
   }
 
   /**
-   * One host's hops: here directly, elsewhere over the inspect protocol; a host that does not answer
-   * is a hop too. This host's half has the same bound as a remote one's: a kernel that is slow to
-   * answer (a loaded host, a long dump) must not hold the whole trace.
+   * One question to the host at `p`: answered here directly (the same `answer` other members
+   * reach), elsewhere over the inspect protocol. This host's answer has the same bound as a remote
+   * one's: a kernel that is slow to answer (a loaded host, a long dump) must not hold the trace.
    */
-  private async askTrace(p: Place, q: TraceQuestion): Promise<Hop[]> {
-    if (p.peer === this.c.peerId)
-      return within(traceHere(this.hostSide(), q), INSPECT_TIMEOUT_MS, () => [
-        noAnswer(
-          p,
-          'this host',
-          'PLX_INSPECT_TIMEOUT',
-          `its own inspection took over ${INSPECT_TIMEOUT_MS} ms`,
-        ),
-      ])
-    try {
-      return (await this.c.inspector.ask(p.peer, q, INSPECT_TIMEOUT_MS)) as Hop[]
-    } catch (err) {
-      const code = (err as { code?: string }).code
-      return [noAnswer(p, `/plexus/inspect/1 to ${p.peer}`, code, (err as Error).message)]
-    }
+  private async ask<T>(p: Place, q: { op: string }, ms: number): Promise<T> {
+    if (p.peer !== this.c.peerId) return (await this.c.inspector.ask(p.peer, q, ms)) as T
+    const r = await within(
+      this.answer(q).then((value) => ({ value })),
+      ms,
+      () => undefined,
+    )
+    if (!r) throw new PlexusError('PLX_INSPECT_TIMEOUT', `its own answer took over ${ms} ms`)
+    return r.value as T
+  }
+
+  /** the hop of a host whose answer did not come */
+  private unanswered(p: Place, err: unknown): Hop {
+    return noAnswer(
+      p,
+      p.peer === this.c.peerId ? 'this host' : `/plexus/inspect/1 to ${p.peer}`,
+      (err as { code?: string }).code,
+      errorMessage(err),
+    )
+  }
+
+  /** One host's hops; a host that does not answer is a hop too. */
+  private askTrace(p: Place, q: TraceQuestion): Promise<Hop[]> {
+    return this.ask<Hop[]>(p, q, INSPECT_TIMEOUT_MS).catch((err: unknown) => [this.unanswered(p, err)])
   }
 
   /**

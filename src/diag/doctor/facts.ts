@@ -1,13 +1,13 @@
 // The one effectful reader behind plexctl doctor: reads sysctls, device MTUs,
 // the firewall dumps and asks the DNS server once, in the agent's own network
 // namespace or (tests) in the one at `netns`. Read-only: it changes nothing.
-import { createSocket } from 'node:dgram'
 import { readFileSync } from 'node:fs'
 import dnsPacket from 'dns-packet'
 import { run } from '../../datapath/firewall/exec.js'
 import { Netlink } from '../../datapath/netlink.js'
 import { withNetns } from '../../datapath/netns.js'
 import { errorMessage } from '../../lib/errors.js'
+import { exchangeUdp } from '../netns-udp.js'
 import type { DoctorFacts } from './checks.js'
 
 export interface FactSources {
@@ -66,38 +66,29 @@ async function optional<T>(fn: () => Promise<T>): Promise<T | undefined> {
   }
 }
 
-/** one A query for the zone apex; any reply (even NXDOMAIN) proves the server answers */
-export function askDns(address: string, timeoutMs = DNS_TIMEOUT_MS): Promise<DoctorFacts['dns']> {
-  return new Promise((resolve) => {
-    const sock = createSocket('udp4')
-    const started = process.hrtime.bigint()
-    const done = (answered: boolean, detail: string) => {
-      clearTimeout(timer)
-      sock.close()
-      resolve({ address, answered, detail })
-    }
-    const timer = setTimeout(() => done(false, `no reply within ${timeoutMs} ms`), timeoutMs)
-    sock.on('error', (err) => done(false, errorMessage(err)))
-    sock.on('message', (msg) => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6
-      let rcode = '?'
-      try {
-        rcode = (dnsPacket.decode(msg) as { rcode?: string }).rcode ?? '?'
-      } catch {
-        // any reply shows a server is there
-      }
-      done(true, `${rcode} in ${ms.toFixed(1)} ms`)
-    })
-    const query = dnsPacket.encode({
-      type: 'query',
-      id: Math.floor(Math.random() * 65535),
-      flags: dnsPacket.RECURSION_DESIRED,
-      questions: [{ type: 'SOA', name: 'plexus.internal' }],
-    })
-    sock.send(query, 53, address, (err) => {
-      if (err) done(false, errorMessage(err))
-    })
+/** one SOA query for the zone apex (netns-udp.ts, as trace's DNS hop asks); any reply (even NXDOMAIN) proves the server answers */
+export async function askDns(address: string, timeoutMs = DNS_TIMEOUT_MS): Promise<DoctorFacts['dns']> {
+  const query = dnsPacket.encode({
+    type: 'query',
+    id: Math.floor(Math.random() * 65535),
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type: 'SOA', name: 'plexus.internal' }],
   })
+  try {
+    const x = await exchangeUdp(undefined, address, 53, [query], timeoutMs)
+    const reply = x.replies[0]
+    if (!reply || x.firstReplyMs === undefined)
+      return { address, answered: false, detail: `no reply within ${timeoutMs} ms` }
+    let rcode = '?'
+    try {
+      rcode = (dnsPacket.decode(reply) as { rcode?: string }).rcode ?? '?'
+    } catch {
+      // any reply shows a server is there
+    }
+    return { address, answered: true, detail: `${rcode} in ${x.firstReplyMs.toFixed(1)} ms` }
+  } catch (err) {
+    return { address, answered: false, detail: errorMessage(err) }
+  }
 }
 
 /** The filter table as iptables-save prints it and the nftables ruleset; either absent when its tool is. */

@@ -22,10 +22,10 @@ import {
 } from '../../lib/sock-diag.js'
 import { endpointCodec } from '../../store/codecs.js'
 import type { ReadableStore } from '../../store/types.js'
-import { ENDPOINT_PREFIX } from '../../store/types.js'
+import { ENDPOINT_PREFIX, LEASE_PREFIX } from '../../store/types.js'
 import { readFirewall } from '../doctor/facts.js'
 import type { Flow, Hop, Published, TraceQuestion } from './model.js'
-import { leaseFor, recordsOf } from './places.js'
+import { leaseFor, type TraceLease } from './places.js'
 import { forwardVerdict } from './verdict.js'
 
 /** this host, as the trace needs it (from its lease) */
@@ -172,14 +172,14 @@ async function encapHops(
   nl: Netlink,
   links: LinkInfo[],
   route: RouteGot,
-  flow: Flow,
+  /** the lease of the host the flow goes to */
+  remote: TraceLease,
   /** the underlay route to the remote's address in its lease, looked up ahead */
   ahead?: Routed,
 ): Promise<Hop[]> {
-  const remote = leaseFor(recordsOf(h.store), flow.dst)
-  const record = remote?.key
-  const publicIp = remote?.value.publicIp
-  const base = { host: h.name, ...(record ? { record } : {}) }
+  const record = remote.key
+  const publicIp = remote.value.publicIp
+  const base = { host: h.name, record }
   const dev = links.find((l) => l.name === route.dev)
   // host-gw (or wireguard): the host route, checked against the lease already, names the next hop
   if (dev?.kind !== 'vxlan')
@@ -219,11 +219,11 @@ async function encapHops(
         component: 'vxlan-fdb',
         action: 'dropped',
         object: `no fdb ${neigh.mac} on ${dev.name}`,
-        cause: `FDB entry for ${neigh.mac} (host ${publicIp ?? '?'}) missing on ${h.name}`,
+        cause: `FDB entry for ${neigh.mac} (host ${publicIp}) missing on ${h.name}`,
         fix: 'the datapath repairs it within one pass (datapath.reconcileIntervalMs); if it comes back missing, see `plexctl routes`',
       },
     ]
-  if (publicIp && fdb.dst !== publicIp)
+  if (fdb.dst !== publicIp)
     return [
       ...hops,
       {
@@ -285,7 +285,8 @@ const stops = (r: Routed) => !r.route || ['unreachable', 'blackhole', 'prohibit'
 async function srcHops({ h, q, nl, links, fw }: Reading): Promise<Hop[]> {
   const { flow } = q
   const ep = endpointOf(h, q.endpointKey)
-  const remote = leaseFor(recordsOf(h.store), flow.dst)
+  // only the leases: which host holds the destination's subnet
+  const remote = leaseFor({ leases: h.store.list(LEASE_PREFIX) }, flow.dst)
   const remoteIp = q.local ? undefined : remote?.value.publicIp
   // every lookup at once: under load each spawn of ip costs 100-300 ms
   const [inCtr, route, underlay] = await Promise.all([
@@ -362,7 +363,7 @@ async function srcHops({ h, q, nl, links, fw }: Reading): Promise<Hop[]> {
   if (ep && leaving(h, flow.dst)) hops.push(await masqueradeHop(h, route.route))
   // an address outside every lease (another host's underlay address): the host route was the last decision here
   if (!remote) return hops
-  return [...hops, ...(await encapHops(h, nl, links, route.route, flow, underlay))]
+  return [...hops, ...(await encapHops(h, nl, links, route.route, remote, underlay))]
 }
 
 /** how a route to another host's subnet misses the backend's way there (host-gw: via its underlay address; else the overlay device), if it does */

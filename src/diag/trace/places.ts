@@ -53,7 +53,7 @@ const endpointsOf = (r: Records) =>
     const value = endpointCodec.valueOf(e)
     return value ? [{ key: e.key, peer: e.owner, value }] : []
   })
-const leasesOf = (r: Records): TraceLease[] =>
+const leasesOf = (r: Pick<Records, 'leases'>): TraceLease[] =>
   r.leases.flatMap((l) => {
     const parsed = parseLease(l)
     return 'lease' in parsed
@@ -67,7 +67,7 @@ export function hostNameOf(r: Records, peer: string): string {
 }
 
 /** the lease whose subnet holds ip (the host that owns that address) */
-export function leaseFor(r: Records, ip: string): TraceLease | undefined {
+export function leaseFor(r: Pick<Records, 'leases'>, ip: string): TraceLease | undefined {
   const n = parseIPv4(ip)
   return n === undefined ? undefined : leasesOf(r).find((l) => containsAddress(l.subnet, n))
 }
