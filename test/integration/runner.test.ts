@@ -62,7 +62,7 @@ groups:
       - name: client
         driver: exec
         config: { command: ["sh", "-c", "echo talks to $PLEXUS_TALKSTO_WEB_ADDRS; exec sleep 600"] }
-        resources: { cpu: 10, memoryMb: 16 }
+        resources: { cpu: 100, memoryMb: 16 }
 `
 
 const allocs = (c: Cluster, h = 'h1') => c.plexctlJson<Alloc[]>(h, ['allocs', '--job', 'rt'])

@@ -103,7 +103,7 @@ groups:
       - name: web
         driver: exec
         config: { command: ["sleep", "600"] }
-        resources: { cpu: 10, memoryMb: 8 }
+        resources: { cpu: 100, memoryMb: 8 }
 `
 
 t.test('the UI against a 3-host cluster, and at 1,000 hosts', { timeout: 300_000 }, async (t) => {

@@ -27,7 +27,7 @@ groups:
       - name: t
         driver: exec
         config: { command: ["sleep", "600"] }
-        resources: { cpu: 10, memoryMb: 8 }
+        resources: { cpu: 250, memoryMb: 8 }
         killTimeoutMs: 500
 `
 

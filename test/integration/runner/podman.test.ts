@@ -56,7 +56,7 @@ groups:
       - name: probe
         driver: exec
         config: { command: ["sleep", "600"] }
-        resources: { cpu: 10, memoryMb: 16 }
+        resources: { cpu: 100, memoryMb: 16 }
         killTimeoutMs: 1000
   - name: bad
     count: 1
