@@ -228,13 +228,17 @@ t.test('a TTL registration leaves the zone when it lapses, with no store event',
     { service: 'lapsing', endpointKey: `endpoints/${self}/ttl1/eth0`, tags: [], ports: [] },
     { ttlMs: 1500 },
   )
+  const lapse = Date.now() + 1500
   const answers = () => short('lapsing.svc.plexus.internal')
   const until = Date.now() + 1000
   while (Date.now() < until && (await answers()).length === 0) await new Promise((r) => setTimeout(r, 50))
   t.same(await answers(), ['10.244.1.20'], 'the registration answers')
-  // nothing writes or deletes it: the store only stops listing it, the zone drops it on its expiry timer
-  await new Promise((r) => setTimeout(r, 1500 + 300))
-  t.same(await answers(), [], 'gone within 300 ms of its lapse')
+  // nothing writes or deletes it: the store only stops listing it, the zone drops it on its expiry timer.
+  // Polled until gone, 2 s at most (a busy test machine delays a timer by more than a fixed margin);
+  // how late it went is reported, and the bound is what makes a zone that never drops it fail
+  while (Date.now() < lapse + 2000 && (await answers()).length) await new Promise((r) => setTimeout(r, 25))
+  t.same(await answers(), [], 'gone after its lapse, with no store event')
+  t.comment(`gone ${Date.now() - lapse} ms after the lapse`)
   t.equal(status(await dig('lapsing.svc.plexus.internal')), 'NXDOMAIN', 'the service has no other source')
 })
 
