@@ -12,7 +12,7 @@ UNIT_DIR    ?= /etc/systemd/system
 APT_RUNTIME := iproute2 iptables nftables kmod procps psmisc iputils-ping busybox-static dnsutils iperf3 daemontools wireguard-go wireguard-tools
 # Reference clients and measurements used by tests and benchmarks (prometheus: promtool checks GET /metrics).
 APT_TEST    := containernetworking-plugins dnsmasq-base podman runc containerd prometheus tcpdump chromium
-APT_BENCH   := dnsperf etcd-server
+APT_BENCH   := dnsperf etcd-server etcd-client
 
 STAMP := .make
 

@@ -2,8 +2,16 @@
 // time from a write on h1 until all 10 hosts hold it (100 writes; each host
 // is watched with a blocking query, so the time is when its agent learned the
 // key, not when a poll noticed), and time for a newly started host (fresh
-// identity, empty store) to hold the full store; agent RSS. In the simulator,
-// 1,000 hosts: simulated time for one write to reach every host.
+// identity, empty store) to hold the full store; agent RSS and idle CPU. In the
+// simulator, 1,000 hosts: simulated time for one write to reach every host.
+//
+// The reference (issue 20) is etcd, flannel's store: a 3-member cluster in
+// h1-h3's namespaces with an etcdctl watcher in each of the 10 (bench/lib/etcd.ts).
+// The writes alternate Plexus, etcd, Plexus …, timed the same way (write on h1
+// until all 10 watchers have it), and the CPU seconds of each system's servers
+// (10 agents; 3 members) over the whole loop are divided by its writes. The loop
+// runs inside h1's namespace (`--inner`), the only place etcd's underlay
+// addresses are reached from; the agents' sockets are reached from anywhere.
 import '../src/lib/polyfill.js'
 import { execFileSync } from 'node:child_process'
 import { readFileSync, rmSync } from 'node:fs'
@@ -11,12 +19,20 @@ import { join } from 'node:path'
 import { loadCluster } from '../netns-fixtures/lib/state.js'
 import { createClient } from '../src/cli/client.js'
 import { runScenario } from '../src/cluster/sim/scenario.js'
+import { Deliveries } from './lib/deliveries.js'
+import { b64, gateway, startEtcd, watchPrefix } from './lib/etcd.js'
+import { runInner } from './lib/inner.js'
+import { cpuSeconds, rssMb } from './lib/proc.js'
 import { median, progress, quantile, REPO, report, round } from './lib/report.js'
 
 const CLUSTER = join(REPO, 'netns-fixtures/cluster')
 const HOSTS = 10
-const WRITES = 100
+const WRITES = Number(process.env.BENCH_RUNS ?? 100)
 const PRELOAD = 1000
+const ETCD_MEMBERS = 3
+/** how long the agents' idle CPU is sampled, after the writes and a pause */
+const IDLE_MS = 10_000
+const IDLE_SETTLE_MS = 5_000
 
 /** one JSON call to an agent (plexctl's client) */
 const call = <T = unknown>(
@@ -39,9 +55,89 @@ async function until(what: string, fn: () => Promise<boolean>, timeoutMs: number
   }
 }
 
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return m ? Number(m[1]) / 1024 : 0
+/** each host's agent process, in host order (0: not running) */
+const agentPidsOf = (name: string) =>
+  (
+    JSON.parse(fixture(['ls', '--name', name, '-o', 'json'])) as { hosts: { agentPid: number | null }[] }
+  ).hosts.map((h) => h.agentPid ?? 0)
+
+/** what the outer run hands the loop inside h1's namespace */
+interface LoopArgs {
+  sockets: string[]
+  namespaces: string[]
+  endpoints: string[]
+  agentPids: number[]
+  etcdPids: number[]
+}
+
+interface LoopResult {
+  plexusMs: number[]
+  etcdMs: number[]
+  etcdLost: number
+  plexusCpuS: number
+  etcdCpuS: number
+}
+
+/** A write on h1 until every host's agent holds it: exact-key blocking queries, each returns the moment its agent merges the key. */
+async function plexusWrite(sockets: string[], key: string, value: unknown): Promise<number> {
+  const [first] = sockets as [string]
+  const watches = sockets.map((s) =>
+    call(s, 'GET', `/v1/kv/${key}?index=1&wait=10s`, undefined, 15_000).then(() => performance.now()),
+  )
+  await sleep(5) // let the watches register
+  const t0 = performance.now()
+  await call(first, 'PUT', `/v1/kv/${key}`, value)
+  const seen = await Promise.all(watches)
+  return Math.max(...seen) - t0
+}
+
+/** Runs in h1's namespace: Plexus and etcd writes alternated, each timed to its 10 watchers. */
+async function loop(a: LoopArgs): Promise<LoopResult> {
+  const etcdSeen = new Deliveries(a.namespaces.length)
+  const watchers = a.namespaces.map((ns, i) =>
+    watchPrefix(ns, a.endpoints[i % a.endpoints.length] as string, 'bench/e/', (k) => etcdSeen.saw(k)),
+  )
+  const [endpoint] = a.endpoints as [string]
+  try {
+    // the members elect a leader and the watchers connect: a first key every watcher sees
+    await until(
+      'etcd takes a write and all watchers see it',
+      async () => {
+        const key = `bench/e/ready${Date.now()}`
+        const t0 = performance.now()
+        if (!(await gateway(endpoint, '/v3/kv/put', { key: b64(key), value: b64('1') }).catch(() => false)))
+          return false
+        return (await etcdSeen.seen(key, t0)).length === a.namespaces.length
+      },
+      60_000,
+    )
+    const plexusMs: number[] = []
+    const etcdMs: number[] = []
+    let etcdLost = 0
+    const cpu0 = [cpuSeconds(a.agentPids), cpuSeconds(a.etcdPids)] as const
+    for (let i = 0; i < WRITES; i++) {
+      plexusMs.push(await plexusWrite(a.sockets, `bench/w${i}`, { i }))
+      const key = `bench/e/w${i}`
+      const t0 = performance.now()
+      await gateway(endpoint, '/v3/kv/put', { key: b64(key), value: b64(JSON.stringify({ i })) })
+      const seen = await etcdSeen.seen(key, t0)
+      if (seen.length < a.namespaces.length) etcdLost++
+      else etcdMs.push(Math.max(...seen))
+      if ((i + 1) % 25 === 0)
+        process.stderr.write(
+          `  ${i + 1} writes: plexus p50 ${median(plexusMs).toFixed(1)} ms, etcd p50 ${median(etcdMs).toFixed(1)} ms\n`,
+        )
+    }
+    return {
+      plexusMs,
+      etcdMs,
+      etcdLost,
+      plexusCpuS: cpuSeconds(a.agentPids) - cpu0[0],
+      etcdCpuS: cpuSeconds(a.etcdPids) - cpu0[1],
+    }
+  } finally {
+    for (const w of watchers) w.kill('SIGKILL')
+  }
 }
 
 async function main(): Promise<void> {
@@ -64,20 +160,33 @@ async function main(): Promise<void> {
       60_000,
     )
 
-    progress(`${WRITES} writes on h1, watched on all ${HOSTS} hosts`)
-    const writeMs: number[] = []
-    for (let i = 0; i < WRITES; i++) {
-      const key = `bench/w${i}`
-      // exact-key blocking queries: each returns the moment its agent merges the key
-      const watches = sockets.map((s) =>
-        call(s, 'GET', `/v1/kv/${key}?index=1&wait=10s`, undefined, 15_000).then(() => performance.now()),
-      )
-      await sleep(5) // let the watches register
-      const t0 = performance.now()
-      await call(first, 'PUT', `/v1/kv/${key}`, { i })
-      const seen = await Promise.all(watches)
-      writeMs.push(Math.max(...seen) - t0)
+    const agentPids = agentPidsOf(name)
+
+    progress(`etcd: ${ETCD_MEMBERS} members on h1-h${ETCD_MEMBERS}`)
+    const etcd = startEtcd(c.hosts.slice(0, ETCD_MEMBERS), name)
+    let r: LoopResult
+    try {
+      progress(`${WRITES} writes on h1 to each system, alternated, watched on all ${HOSTS} hosts`)
+      const args: LoopArgs = {
+        sockets,
+        namespaces: c.hosts.map((h) => h.ns),
+        endpoints: etcd.endpoints,
+        agentPids,
+        etcdPids: etcd.pids,
+      }
+      r = runInner<LoopResult>(name, 'h1', import.meta.url, [JSON.stringify(args)])
+    } finally {
+      etcd.stop()
     }
+
+    // idle: nothing written for a while, etcd gone; what the agents spend on their own
+    await sleep(IDLE_SETTLE_MS)
+    const idle0 = agentPids.map((p) => cpuSeconds([p]))
+    await sleep(IDLE_MS)
+    const idlePct = agentPids.map(
+      (p, i) => ((cpuSeconds([p]) - (idle0[i] as number)) / (IDLE_MS / 1000)) * 100,
+    )
+    progress(`idle CPU per agent (% of a core): ${idlePct.map((p) => p.toFixed(1)).join(' ')}`)
 
     progress(`preload ${PRELOAD} keys, then a new host joins`)
     for (let i = 0; i < PRELOAD; i += 50) {
@@ -126,10 +235,8 @@ async function main(): Promise<void> {
     const joinMs = Date.parse(synced.time) - Date.parse(boot.time)
     const joinNetMs = Date.parse(synced.time) - Date.parse(clusterUp.time)
 
-    const ls = JSON.parse(fixture(['ls', '--name', name, '-o', 'json'])) as {
-      hosts: { agentPid: number | null }[]
-    }
-    const rssAll = ls.hosts.map((h) => (h.agentPid ? rssMb(h.agentPid) : 0))
+    // read again: the joiner is a new process
+    const rssAll = agentPidsOf(name).map((p) => (p ? rssMb(p) : 0))
     const rss = Math.max(...rssAll)
     progress(`agent RSS per host (MB): ${rssAll.map((r) => Math.round(r)).join(' ')}`)
 
@@ -139,9 +246,20 @@ async function main(): Promise<void> {
     report('converge', {
       runs: WRITES,
       hosts: HOSTS,
-      write_p50_ms: round(median(writeMs), 1),
-      write_p99_ms: round(quantile(writeMs, 0.99), 1),
-      write_max_ms: round(Math.max(...writeMs), 1),
+      write_p50_ms: round(median(r.plexusMs), 1),
+      write_p99_ms: round(quantile(r.plexusMs, 0.99), 1),
+      write_max_ms: round(Math.max(...r.plexusMs), 1),
+      etcd_members: ETCD_MEMBERS,
+      etcd_write_p50_ms: round(median(r.etcdMs), 1),
+      etcd_write_p99_ms: round(quantile(r.etcdMs, 0.99), 1),
+      etcd_lost: r.etcdLost,
+      write_p50_ratio: round(median(r.plexusMs) / median(r.etcdMs), 3),
+      write_p99_ratio: round(quantile(r.plexusMs, 0.99) / quantile(r.etcdMs, 0.99), 3),
+      cpu_s_per_1000_writes: round((r.plexusCpuS / WRITES) * 1000, 2),
+      etcd_cpu_s_per_1000_writes: round((r.etcdCpuS / WRITES) * 1000, 2),
+      cpu_ratio: round(r.plexusCpuS / r.etcdCpuS, 3),
+      idle_cpu_pct: round(Math.max(...idlePct), 2),
+      idle_cpu_median_pct: round(median(idlePct), 2),
       join_ms: Math.round(joinMs),
       join_after_listen_ms: Math.round(joinNetMs),
       join_total_ms: Math.round(joinTotalMs),
@@ -165,7 +283,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  progress(`bench/converge failed: ${(err as Error).stack}`)
-  process.exitCode = 1
-})
+if (process.argv[2] === '--inner') {
+  process.stdout.write(`${JSON.stringify(await loop(JSON.parse(process.argv[3] as string) as LoopArgs))}\n`)
+} else
+  await main().catch((err) => {
+    progress(`bench/converge failed: ${(err as Error).stack}`)
+    process.exitCode = 1
+  })

@@ -12,21 +12,20 @@
 // The driver re-runs itself inside the fixture host's namespace (`--inner`),
 // where the agent's socket and etcd on that namespace's loopback both are:
 // nothing leaves the namespaces the bench made.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { Agent, type IncomingMessage, request } from 'node:http'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { clusterDir } from '../netns-fixtures/lib/state.js'
 import { upCluster } from '../test/helpers/fixture.js'
-import { median, progress, quantile, REPO, report, round } from './lib/report.js'
+import { Deliveries } from './lib/deliveries.js'
+import { runInner } from './lib/inner.js'
+import { median, progress, quantile, report, round } from './lib/report.js'
 
 const WATCHERS = Number(process.env.BENCH_WATCHERS ?? 1000)
 const ROUNDS = Number(process.env.BENCH_RUNS ?? 10)
 const ETCD = 'http://127.0.0.1:23790'
 const KEY = 'bench/key'
-/** a delivery not seen within this counts as lost */
-const DELIVERY_TIMEOUT_MS = 10_000
 
 type Target = { socketPath: string } | { host: string; port: number }
 
@@ -81,33 +80,6 @@ function stream(
 const b64 = (s: string) => Buffer.from(s).toString('base64')
 const rssMb = (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024
-
-/** Each watcher reports the values it sees; `seen(value)` waits for every watcher to have seen it. */
-class Deliveries {
-  private readonly at = new Map<string, number[]>()
-  private waiters: (() => void)[] = []
-  constructor(private readonly watchers: number) {}
-
-  saw(value: string): void {
-    const list = this.at.get(value) ?? []
-    list.push(performance.now())
-    this.at.set(value, list)
-    if (list.length === this.watchers) for (const w of this.waiters.splice(0)) w()
-  }
-
-  /** delivery times of value (ms after `since`), waiting until all came or the timeout */
-  async seen(value: string, since: number): Promise<number[]> {
-    if ((this.at.get(value)?.length ?? 0) < this.watchers)
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, DELIVERY_TIMEOUT_MS)
-        this.waiters.push(() => {
-          clearTimeout(t)
-          resolve()
-        })
-      })
-    return (this.at.get(value) ?? []).map((t) => t - since)
-  }
-}
 
 /** the SSE streams report to sse, the blocking reads to blocking (half of the watchers each) */
 async function plexusWatchers(
@@ -266,24 +238,7 @@ async function main(): Promise<void> {
     const dir = join(clusterDir(c.name), 'h1')
     const pid = Number(readFileSync(join(dir, 'plexusd.pid'), 'utf8').split(/\s+/)[0])
     progress(`${WATCHERS} watchers on the agent and on etcd, ${ROUNDS} writes each`)
-    const out = execFileSync(
-      join(REPO, 'netns-fixtures/cluster'),
-      [
-        'exec',
-        '--name',
-        c.name,
-        '--host',
-        'h1',
-        '--',
-        process.execPath,
-        fileURLToPath(import.meta.url),
-        '--inner',
-        join(dir, 'run/plexusd.sock'),
-        String(pid),
-      ],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 },
-    )
-    const r = JSON.parse(out.trim().split('\n').pop() as string) as {
+    const r = runInner<{
       plexus: number[]
       bySse: number[]
       byBlocking: number[]
@@ -294,7 +249,7 @@ async function main(): Promise<void> {
       rssWatching: number
       rssAfter: number
       etcdRss: number
-    }
+    }>(c.name, 'h1', import.meta.url, [join(dir, 'run/plexusd.sock'), String(pid)])
     report('watchers', {
       runs: ROUNDS,
       watchers: WATCHERS,
