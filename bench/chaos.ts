@@ -20,7 +20,7 @@
 import '../src/lib/polyfill.js'
 import { execFile, spawn } from 'node:child_process'
 import { randomInt } from 'node:crypto'
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import {
@@ -51,6 +51,7 @@ import {
   schedule,
   servedTwice,
 } from './lib/chaos.js'
+import { rssMb } from './lib/proc.js'
 import { progress, quantile, REPO, report, round } from './lib/report.js'
 
 const HOSTS = 5
@@ -395,8 +396,7 @@ async function main(): Promise<void> {
       for (const h of (await list()).hosts) {
         const status = `/proc/${h.agentPid}/status`
         if (!h.agentPid || !existsSync(status)) continue
-        const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(status, 'utf8'))
-        if (m) rss.push({ pid: h.agentPid, t: Date.now(), mb: Number(m[1]) / 1024 })
+        rss.push({ pid: h.agentPid, t: Date.now(), mb: rssMb(h.agentPid) })
       }
     })
 

@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { clusterDir, loadCluster } from '../netns-fixtures/lib/state.js'
 import { createClient } from '../src/cli/client.js'
+import { rssMb } from './lib/proc.js'
 import { progress, REPO, report, round } from './lib/report.js'
 
 const CLUSTER = join(REPO, 'netns-fixtures/cluster')
@@ -31,11 +32,6 @@ const fixture = (args: string[]) =>
   execFileSync(CLUSTER, args, { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 }).toString()
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const mb = (b: number) => round(b / 2 ** 20, 1)
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return m ? Number(m[1]) / 1024 : 0
-}
 
 /**
  * CONN_SOAK_HEAP_SNAPSHOTS=1 (with NODE_OPTIONS=--heapsnapshot-signal=SIGUSR2, which the fixture's agents

@@ -9,10 +9,11 @@
 // LocalStore with 1,000 endpoints (no gossip; the answer path is what is measured).
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { agentRuntime } from './lib/agent-runtime.js'
+import { rssMb } from './lib/proc.js'
 import { median, progress, quantile, REPO, report, round } from './lib/report.js'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
@@ -153,10 +154,6 @@ function fixedRate(port: number): { p50: number; p99: number; loss: number } {
   const sent = Number(/Queries sent:\s+(\d+)/.exec(out)?.[1])
   const lost = Number(/Queries lost:\s+(\d+)/.exec(out)?.[1])
   return { p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), loss: lost / sent }
-}
-
-function rssMb(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
 }
 
 async function main(): Promise<void> {

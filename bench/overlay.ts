@@ -17,6 +17,7 @@ import { createClient } from '../src/cli/client.js'
 import { backendFor } from '../src/datapath/backend/index.js'
 import type { LeaseValue } from '../src/store/records.js'
 import { hostSubnet, leaseRecord, topology } from '../test/integration/datapath/topology.js'
+import { cpuSeconds } from './lib/proc.js'
 import { median, progress, quantile, REPO, report, round } from './lib/report.js'
 
 const CLUSTER = join(REPO, 'netns-fixtures/cluster')
@@ -82,16 +83,11 @@ function iperf(name: string, where: string[], target: string, port = 5201): numb
 
 /** CPU seconds (user + system) the wireguard-go processes of a fixture's hosts have used so far */
 function wireguardCpuSeconds(name: string): number {
-  const hz = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
-  let ticks = 0
-  for (const h of loadCluster(name)?.hosts ?? []) {
-    // "PID START": the process with its start time, as the datapath records it
-    const pid = readFileSync(join(h.dir, 'run/wireguard/plexus-wg.pid'), 'utf8').trim().split(/\s+/)[0]
-    // fields after the command (in parentheses): utime and stime are the 14th and 15th of the line
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-    ticks += Number(fields[11]) + Number(fields[12])
-  }
-  return ticks / hz
+  // "PID START": the process with its start time, as the datapath records it
+  const pids = (loadCluster(name)?.hosts ?? []).map((h) =>
+    Number(readFileSync(join(h.dir, 'run/wireguard/plexus-wg.pid'), 'utf8').trim().split(/\s+/)[0]),
+  )
+  return cpuSeconds(pids)
 }
 
 async function throughput(td: Teardown) {

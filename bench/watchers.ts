@@ -19,7 +19,9 @@ import { join } from 'node:path'
 import { clusterDir } from '../netns-fixtures/lib/state.js'
 import { upCluster } from '../test/helpers/fixture.js'
 import { Deliveries } from './lib/deliveries.js'
+import { b64 } from './lib/etcd.js'
 import { runInner } from './lib/inner.js'
+import { rssMb } from './lib/proc.js'
 import { median, progress, quantile, report, round } from './lib/report.js'
 
 const WATCHERS = Number(process.env.BENCH_WATCHERS ?? 1000)
@@ -76,10 +78,6 @@ function stream(
     req.end(payload)
   })
 }
-
-const b64 = (s: string) => Buffer.from(s).toString('base64')
-const rssMb = (pid: number) =>
-  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024
 
 /** the SSE streams report to sse, the blocking reads to blocking (half of the watchers each) */
 async function plexusWatchers(

@@ -1,7 +1,8 @@
 // What the kernel says a process costs: resident memory and CPU time.
 import { readFileSync } from 'node:fs'
+import { statFields } from '../../src/lib/proc.js'
 
-/** resident set of pid, MB */
+/** resident set of pid, MB (0 when /proc does not say) */
 export const rssMb = (pid: number): number =>
   Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
 
@@ -15,13 +16,9 @@ const TICKS = 100
 export function cpuSeconds(pids: number[]): number {
   let ticks = 0
   for (const pid of pids) {
-    try {
-      // fields after "(comm) ": state is the first, utime the 12th, stime, cutime, cstime the next three
-      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-      for (const i of [11, 12, 13, 14]) ticks += Number(f[i] ?? 0)
-    } catch {
-      // gone
-    }
+    // utime, stime, cutime, cstime: proc(5) fields 14-17
+    const f = statFields(pid) ?? []
+    for (const i of [11, 12, 13, 14]) ticks += Number(f[i] ?? 0)
   }
   return ticks / TICKS
 }

@@ -9,15 +9,23 @@ interface ProcStat {
   startTime: number
 }
 
-function stat(pid: number): ProcStat | undefined {
+/**
+ * The fields of /proc/<pid>/stat after the command (state first, so field N of proc(5) is at
+ * N - 3), or undefined when there is no such process.
+ */
+export function statFields(pid: number): string[] | undefined {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
     // "pid (comm) S ...": comm may hold spaces and parentheses, so split after the last ')'
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
-    return { state: fields[0] ?? '', startTime: Number(fields[19]) }
+    return text.slice(text.lastIndexOf(')') + 2).split(' ')
   } catch {
     return undefined
   }
+}
+
+function stat(pid: number): ProcStat | undefined {
+  const fields = statFields(pid)
+  return fields && { state: fields[0] ?? '', startTime: Number(fields[19]) }
 }
 
 /** /proc/<pid>/stat field 22, or undefined when there is no such process. */
