@@ -33,7 +33,12 @@ export function datapathMetrics(m: Metrics) {
       name: 'plexus_datapath_remote_subnets_refused_total',
       help: "Other hosts' subnets not programmed (a lease that would route into a public range, ...), once per cause",
     }),
-    /** read from the kernel's rule counters each full pass (e.g. section spoof: forged MAC/IP/ARP dropped) */
+    /** timer passes that trusted the rules because nothing had committed to nf_tables since the last read */
+    firewallReadsSkipped: m.counter({
+      name: 'plexus_datapath_firewall_reads_skipped_total',
+      help: 'Full datapath passes that did not list the firewall because its nf_tables generation had not moved',
+    }),
+    /** read from the kernel's rule counters when a full pass lists the rules (e.g. section spoof: forged MAC/IP/ARP dropped) */
     firewallDropped: m.counter({
       name: 'plexus_datapath_firewall_dropped_packets_total',
       help: 'Packets dropped by a Plexus firewall section, by section (spoof: anti-spoofing), from the kernel counters',
@@ -64,6 +69,7 @@ export function timedFirewall(fw: FirewallBackend, metrics: DatapathMetrics): Fi
     name: fw.name,
     variant: fw.variant,
     read: (want) => fw.read(want),
+    generation: () => fw.generation(),
     remove: () => fw.remove(),
     async apply(spec) {
       const end = metrics.firewallApplyDuration.startTimer({ backend: fw.name })

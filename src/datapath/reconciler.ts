@@ -57,6 +57,12 @@ export interface ReconcilerOptions {
   intervalMs?: number
   /** coalesces bursts of store changes (default 50) */
   debounceMs?: number
+  /**
+   * a timer pass reads the firewall back at least this often (default 30000)
+   * even when its generation says nothing changed: the drop counters come
+   * with the rules
+   */
+  firewallReadMaxMs?: number
   /** runs and configures the wireguard backend's device */
   wireguard?: WireguardDriver
 }
@@ -146,6 +152,15 @@ export class Reconciler implements Startable {
   /** what the last pass left programmed: a change re-creating one of these is a drift repair */
   private confirmed = new Set<string>()
   private confirmedFirewall?: string
+  /**
+   * The firewall's generation when a full pass last read it and found it as
+   * that pass wanted, and when: a timer pass that finds the same generation
+   * trusts the rules without listing them (three processes every 3 s were
+   * most of an idle agent's CPU). Undefined after the pass changed them.
+   */
+  private firewallRead?: { generation: number; at: number }
+  /** reconcile() asked for a full pass: it reads the firewall whatever the generation */
+  private readWanted = false
   private forwardingConfirmed = false
   private refusedSeen = new Set<string>()
   private st: DatapathStatus
@@ -221,6 +236,7 @@ export class Reconciler implements Startable {
    * a new lease is programmed sooner).
    */
   reconcile(full = true): Promise<void> {
+    if (full) this.readWanted = true
     return this.loop.run(full)
   }
 
@@ -277,16 +293,18 @@ export class Reconciler implements Startable {
     this.reportRefused(desired)
     const peerRepairs = await this.wireguard(desired)
     const firewallKey = JSON.stringify(expectedView(desired.firewall))
-    // A light pass trusts the rules the last pass confirmed. Rules it has not
-    // confirmed are rewritten whole anyway, so they need no reading either:
-    // a new published port costs one firewall process, not three.
-    const firewallView = full
+    const read = full && (await this.mustReadFirewall(firewallKey))
+    // A light pass trusts the rules the last pass confirmed, as does a timer
+    // pass when nothing has committed to the firewall since they were read.
+    // Rules not confirmed are rewritten whole anyway, so they need no reading
+    // either: a new published port costs one firewall process, not three.
+    const firewallView = read
       ? () => this.o.firewall.read(desired.firewall)
       : this.confirmedFirewall === firewallKey
         ? () => expectedView(desired.firewall)
         : () => UNCONFIRMED_FIREWALL
     const { actual, index } = await readActual(this.o.nl, desired, firewallView)
-    if (full) {
+    if (read) {
       for (const [section, n] of this.drops.observe(desired.firewall, actual.firewall.packets ?? {}))
         this.o.metrics.firewallDropped.inc({ section }, n)
     }
@@ -320,6 +338,10 @@ export class Reconciler implements Startable {
     }
     const firewallFailed = [...failed].some((c) => c.kind === 'firewall-apply')
     this.confirmedFirewall = firewallFailed ? undefined : firewallKey
+    // our own batch moved the generation: the next timer pass reads what it made
+    if (changes.some((c) => c.kind === 'firewall-apply')) this.firewallRead = undefined
+    else if (read && this.generationBefore !== undefined)
+      this.firewallRead = { generation: this.generationBefore, at: started }
     this.forwardingConfirmed = ![...failed].some((c) => c.kind === 'forwarding-on')
     if (failed.size) {
       this.o.metrics.changeErrors.inc(failed.size)
@@ -343,6 +365,30 @@ export class Reconciler implements Startable {
     })
     if (changes.length)
       this.log.debug({ changes: changes.map(describe) }, `applied ${changes.length} datapath changes`)
+  }
+
+  /** the generation this pass's read saw (read before the listing: a commit during it moves it on) */
+  private generationBefore?: number
+
+  /**
+   * Whether a full pass lists the firewall: when reconcile() asked, when the
+   * rules it wants changed, when the backend cannot tell its generation or
+   * the generation moved since the last read, and at least every
+   * firewallReadMaxMs.
+   */
+  private async mustReadFirewall(firewallKey: string): Promise<boolean> {
+    const asked = this.readWanted
+    this.readWanted = false
+    this.generationBefore = await this.o.firewall.generation()
+    const last = this.firewallRead
+    const trusted =
+      !asked &&
+      last !== undefined &&
+      this.confirmedFirewall === firewallKey &&
+      this.generationBefore === last.generation &&
+      Date.now() - last.at < (this.o.firewallReadMaxMs ?? 30_000)
+    if (trusted) this.o.metrics.firewallReadsSkipped.inc()
+    return !trusted
   }
 
   /**

@@ -11,6 +11,12 @@ export interface FirewallBackend {
    * tag in the kernel (ebtables has no comments)
    */
   read(want?: FirewallSpec): Promise<FirewallView>
+  /**
+   * a number that moves whenever what read() lists may have changed (the
+   * nf_tables generation: lib/nft-gen.ts); undefined when the backend cannot
+   * tell (legacy iptables), so the caller reads
+   */
+  generation(): Promise<number | undefined>
   /** makes our chains/table exactly spec, as one atomic batch */
   apply(spec: FirewallSpec): Promise<void>
   /** removes our chains/table and jumps; false if there was nothing */

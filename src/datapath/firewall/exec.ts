@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process'
 import { PlexusError } from '../../lib/errors.js'
+import { nftGeneration, openNetfilter } from '../../lib/nft-gen.js'
+import { withNetns } from '../netns.js'
 
 /**
  * Runs one firewall tool (iptables-restore, nft, ...) with optional stdin and
@@ -40,4 +42,9 @@ export function run(cmd: string, args: string[], stdin?: string, netns?: string)
     })
     child.stdin.end(stdin ?? '')
   })
+}
+
+/** The nf_tables generation of the namespace the tools run in (the agent's own, or `netns`). */
+export function generationIn(netns?: string): Promise<number | undefined> {
+  return nftGeneration(netns === undefined ? openNetfilter : () => withNetns(netns, openNetfilter))
 }

@@ -22,7 +22,7 @@ import {
   renderEbRemove,
   renderEbRestore,
 } from './ebtables.js'
-import { run } from './exec.js'
+import { generationIn, run } from './exec.js'
 import {
   type FirewallSpec,
   type FirewallView,
@@ -319,6 +319,11 @@ export class IptablesFirewall implements FirewallBackend {
     )
     const eb = renderEbRestore(spec, from.eb)
     if (eb !== '*nat\nCOMMIT\n') await run(EBTABLES_RESTORE, ['--noflush'], eb, this.netns)
+  }
+
+  /** ebtables-nft and the `bridge plexus` table are nf_tables always; iptables only in that flavour */
+  generation(): Promise<number | undefined> {
+    return this.variant === 'nf_tables' ? generationIn(this.netns) : Promise.resolve(undefined)
   }
 
   /** want: the spec the caller expects, which names the ebtables rules (they cannot carry a comment) */

@@ -9,7 +9,7 @@
 // written in the same transactions: the inet family never sees bridged frames.
 import { PlexusError } from '../../lib/errors.js'
 import type { FirewallBackend } from './backend.js'
-import { run } from './exec.js'
+import { generationIn, run } from './exec.js'
 import {
   chainEdit,
   type FirewallSpec,
@@ -251,6 +251,10 @@ export class NftablesFirewall implements FirewallBackend {
 
   async read(): Promise<FirewallView> {
     return viewOf(await this.list())
+  }
+
+  generation(): Promise<number | undefined> {
+    return generationIn(this.netns)
   }
 
   async apply(spec: FirewallSpec): Promise<void> {

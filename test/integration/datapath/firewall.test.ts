@@ -75,8 +75,22 @@ for (const [label, make, dump] of kinds) {
     nsExec(ns.name, 'iptables-nft', ['-P', 'FORWARD', 'DROP'])
     const fw = make(ns.path)
     t.notOk((await fw.read()).hooked, 'nothing there yet')
+    const unapplied = await fw.generation()
     await fw.apply(base)
     t.ok(sameView(await fw.read(), expectedView(base)), 'reads back as applied')
+    // the generation lets a timer pass skip the listing: it must move with every commit, ours or not
+    const applied = await fw.generation()
+    if (fw instanceof IptablesFirewall && fw.variant === 'legacy') {
+      t.equal(applied, undefined, 'legacy iptables cannot tell a generation: the reconciler always reads')
+    } else {
+      t.type(unapplied, 'number', 'a generation before the first commit')
+      t.not(applied, unapplied, 'our apply moves the generation')
+      await fw.read()
+      t.equal(await fw.generation(), applied, 'reading moves nothing')
+      nsExec(ns.name, 'nft', ['add', 'table', 'ip', 'someone-else'])
+      t.not(await fw.generation(), applied, "another program's commit moves it")
+      nsExec(ns.name, 'nft', ['delete', 'table', 'ip', 'someone-else'])
+    }
     await fw.apply(base)
     t.ok(sameView(await fw.read(), expectedView(base)), 'apply is idempotent')
     t.match(dump(ns.name), /10\.244\.0\.0\/16/)

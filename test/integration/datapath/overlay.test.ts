@@ -5,6 +5,7 @@
 import t from 'tap'
 import { cleanup } from '../../../src/datapath/cleanup.js'
 import { allFirewalls } from '../../../src/datapath/firewall/index.js'
+import { sleep } from '../../../src/lib/proc.js'
 import { nsExec } from './tempns.js'
 import { leaseRecord, pingOk, tcpSession, tcpTransfer, topology, waitFor } from './topology.js'
 
@@ -123,6 +124,15 @@ for (const c of cases) {
         : nsExec(h1.ns.name, 'nft', ['list', 'chain', 'inet', 'plexus', 'forward'])
       ).includes('fwd-from-cluster')
     t.ok((await waitFor(fwBack, 5000)) >= 0, 'deleted firewall rule is back within 5 s')
+    // that repair came from a timer pass; the ones with nothing committed in between trust the rules unlisted
+    const skipped = () => h1.metrics.value('plexus_datapath_firewall_reads_skipped_total')
+    const skippedBefore = await skipped()
+    const by = Date.now() + 5000
+    while ((await skipped()) === skippedBefore && Date.now() < by) await sleep(100)
+    t.ok(
+      (await skipped()) > skippedBefore,
+      `timer passes skip the listing while the nf_tables generation stands (${skippedBefore} → ${await skipped()})`,
+    )
     await h1.reconciler.reconcile()
     const repairs = h1.reconciler.status().repairs
     t.ok(
