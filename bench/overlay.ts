@@ -4,6 +4,10 @@
 //     the underlay, interleaved A B C D A B C D so machine noise hits all alike;
 //     for wireguard also the CPU time of both wireguard-go processes per Gbit
 //     carried (userspace WireGuard: this kernel has no wireguard link type);
+//     and vxlan's limit (bench/lib/vxlan-limit.ts): kernel VXLAN made by hand
+//     between the vxlan cluster's two host namespaces, host to host and with a
+//     namespace behind a bridge and veth each side, in the same rounds; then,
+//     after the rounds, the same tunnel on the underlay raised to MTU 9,000;
 //  2. program_1000_ms: one host programs 1,000 remote leases from scratch;
 //  3. routes_p99_ms: a new agent joins a 9-host fixture cluster; from its lease
 //     record's write to its route in each other host's kernel (store, gossip,
@@ -12,13 +16,14 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { loadCluster } from '../netns-fixtures/lib/state.js'
+import { loadCluster, underlayNs } from '../netns-fixtures/lib/state.js'
 import { createClient } from '../src/cli/client.js'
 import { backendFor } from '../src/datapath/backend/index.js'
 import type { LeaseValue } from '../src/store/records.js'
 import { hostSubnet, leaseRecord, topology } from '../test/integration/datapath/topology.js'
 import { cpuSeconds } from './lib/proc.js'
 import { median, progress, quantile, REPO, report, round } from './lib/report.js'
+import { handContainers, handTunnel, jumboUnderlay, type LimitHost, linkMtu } from './lib/vxlan-limit.js'
 
 const CLUSTER = join(REPO, 'netns-fixtures/cluster')
 const RUNS = Number(process.env.BENCH_RUNS ?? 5)
@@ -61,24 +66,30 @@ function fixture(td: Teardown, name: string, backend: string): { serverIp: strin
   return { serverIp }
 }
 
-function iperf(name: string, where: string[], target: string, port = 5201): number {
-  const out = cluster(
-    'exec',
-    '--name',
-    name,
-    ...where,
-    '--',
-    'iperf3',
-    '-c',
-    target,
-    '-p',
-    String(port),
-    '-t',
-    String(SECONDS),
-    '-J',
+/** Gbit/s received of one iperf3 run; `exec`: the command that runs it in the client's namespace */
+function iperfIn(exec: string[], target: string, port: number): number {
+  const [cmd, ...pre] = exec as [string, ...string[]]
+  const out = execFileSync(
+    cmd,
+    [...pre, 'iperf3', '-c', target, '-p', String(port), '-t', String(SECONDS), '-J'],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   )
   const r = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }
   return r.end.sum_received.bits_per_second / 1e9
+}
+
+function iperf(name: string, where: string[], target: string, port = 5201): number {
+  return iperfIn([CLUSTER, 'exec', '--name', name, ...where, '--'], target, port)
+}
+
+/** an iperf3 server in a namespace, stopped by the teardown */
+function iperfServer(td: Teardown, exec: string[], port: number): void {
+  const [cmd, ...pre] = exec as [string, ...string[]]
+  const srv = spawn(cmd, [...pre, 'iperf3', '-s', '-p', String(port)], { stdio: 'ignore' })
+  td.teardown(() => void srv.kill())
 }
 
 /** CPU seconds (user + system) the wireguard-go processes of a fixture's hosts have used so far */
@@ -94,31 +105,55 @@ async function throughput(td: Teardown) {
   const vx = fixture(td, 'bovx', 'vxlan')
   const hg = fixture(td, 'bohg', 'host-gw')
   const wg = fixture(td, 'bowg', 'wireguard')
-  // an underlay server next to the vxlan cluster's container server
-  const srv = spawn(CLUSTER, ['exec', '--name', 'bovx', '--host', 'h2', '--', 'iperf3', '-s', '-p', '5202'], {
-    stdio: 'ignore',
-  })
-  td.teardown(() => void srv.kill())
+  // an underlay server next to the vxlan cluster's container server; it answers on the hand-made tunnel too
+  iperfServer(td, [CLUSTER, 'exec', '--name', 'bovx', '--host', 'h2', '--'], 5202)
+  const hosts = (loadCluster('bovx')?.hosts ?? []).map((h) => ({ ns: h.ns, ip: h.ip }))
+  const [a, b] = hosts as [LimitHost, LimitHost]
+  const mtu = linkMtu(a.ns, 'plexus.1')
+  const tunnel = handTunnel(a, b, mtu)
+  td.teardown(tunnel.remove)
+  const ctrs = handContainers(`bovx${process.pid.toString(36)}`, a, b, mtu)
+  td.teardown(ctrs.remove)
+  iperfServer(td, ['ip', 'netns', 'exec', ctrs.server], 5203)
   await new Promise((r) => setTimeout(r, 500))
   const underlay: number[] = []
   const vxlan: number[] = []
   const hostgw: number[] = []
   const wireguard: number[] = []
+  /** the hand-made tunnel, host to host and container to container (bench/lib/vxlan-limit.ts) */
+  const limit: number[] = []
+  const limitCtr: number[] = []
   /** wireguard-go CPU seconds per Gbit carried, per run */
   const wgCpu: number[] = []
   for (let i = 0; i < RUNS; i++) {
     underlay.push(iperf('bovx', ['--host', 'h1'], '192.0.2.12', 5202))
     vxlan.push(iperf('bovx', ['--ctr', 'cli'], vx.serverIp))
+    limit.push(iperfIn(['ip', 'netns', 'exec', a.ns], tunnel.target, 5202))
+    limitCtr.push(iperfIn(['ip', 'netns', 'exec', ctrs.client], ctrs.target, 5203))
     hostgw.push(iperf('bohg', ['--ctr', 'cli'], hg.serverIp))
     const cpu0 = wireguardCpuSeconds('bowg')
     const gbps = iperf('bowg', ['--ctr', 'cli'], wg.serverIp)
     wireguard.push(gbps)
     wgCpu.push((wireguardCpuSeconds('bowg') - cpu0) / (gbps * SECONDS))
     progress(
-      `run ${i + 1}/${RUNS}: underlay ${round(underlay[i] as number)} vxlan ${round(vxlan[i] as number)} host-gw ${round(hostgw[i] as number)} wireguard ${round(gbps)} Gbit/s (${round(wgCpu[i] as number)} CPU s/Gbit)`,
+      `run ${i + 1}/${RUNS}: underlay ${round(underlay[i] as number)} vxlan ${round(vxlan[i] as number)} (hand-made ${round(limit[i] as number)}, with containers ${round(limitCtr[i] as number)}) host-gw ${round(hostgw[i] as number)} wireguard ${round(gbps)} Gbit/s (${round(wgCpu[i] as number)} CPU s/Gbit)`,
     )
   }
-  return { underlay, vxlan, hostgw, wireguard, wgCpu }
+  // last, as it changes the fixture: the underlay at a 9,000-byte MTU, the hand-made tunnel 50 below it
+  tunnel.remove()
+  jumboUnderlay(underlayNs('bovx'), hosts)
+  const jumbo = handTunnel(a, b, 8950)
+  td.teardown(jumbo.remove)
+  const limitJumbo: number[] = []
+  const underlayJumbo: number[] = []
+  for (let i = 0; i < RUNS; i++) {
+    underlayJumbo.push(iperf('bovx', ['--host', 'h1'], '192.0.2.12', 5202))
+    limitJumbo.push(iperfIn(['ip', 'netns', 'exec', a.ns], jumbo.target, 5202))
+    progress(
+      `jumbo run ${i + 1}/${RUNS}: underlay ${round(underlayJumbo[i] as number)} hand-made vxlan ${round(limitJumbo[i] as number)} Gbit/s`,
+    )
+  }
+  return { underlay, vxlan, hostgw, wireguard, wgCpu, limit, limitCtr, limitJumbo, underlayJumbo }
 }
 
 async function program1000(td: Teardown): Promise<number> {
@@ -236,6 +271,7 @@ async function main(): Promise<void> {
     const v = median(tp.vxlan)
     const g = median(tp.hostgw)
     const w = median(tp.wireguard)
+    const l = median(tp.limit)
     report('overlay', {
       runs: RUNS,
       seconds_per_run: SECONDS,
@@ -243,6 +279,14 @@ async function main(): Promise<void> {
       vxlan_gbps: round(v),
       hostgw_gbps: round(g),
       vxlan_ratio: round(v / u),
+      vxlan_limit_gbps: round(l),
+      vxlan_limit_ratio: round(v / l),
+      vxlan_limit_ctr_gbps: round(median(tp.limitCtr)),
+      vxlan_limit_ctr_ratio: round(v / median(tp.limitCtr)),
+      vxlan_limit_method:
+        'kernel VXLAN made by hand between the same two host namespaces, same MTU, offloads as the kernel sets them; _ctr: the same with a namespace behind a bridge and veth on each side, no rules',
+      underlay_jumbo_gbps: round(median(tp.underlayJumbo)),
+      vxlan_limit_jumbo_gbps: round(median(tp.limitJumbo)),
       hostgw_ratio: round(g / u),
       wireguard_gbps: round(w),
       wireguard_ratio: round(w / u),

@@ -36,6 +36,28 @@ const ROWS: Record<string, Row[]> = {
       ratio: 'vxlan_ratio',
     },
     {
+      label: 'vxlan against kernel VXLAN made by hand between the same hosts (vxlan_limit_method)',
+      fields: ['vxlan_gbps'],
+      unit: 'Gbit/s',
+      ref: { fields: ['vxlan_limit_gbps'], name: 'hand-made VXLAN host→host' },
+      ratio: 'vxlan_limit_ratio',
+      // issue 20 item 5
+      goal: { field: 'vxlan_limit_ratio', op: '>=', value: 0.97 },
+    },
+    {
+      label: 'vxlan against the same hand-made VXLAN with a bridge, veth and namespace each side, no rules',
+      fields: ['vxlan_gbps'],
+      unit: 'Gbit/s',
+      ref: { fields: ['vxlan_limit_ctr_gbps'], name: 'hand-made VXLAN container→container' },
+      ratio: 'vxlan_limit_ctr_ratio',
+    },
+    {
+      label: 'hand-made VXLAN host→host on the underlay raised to MTU 9,000 (tunnel 8,950)',
+      fields: ['vxlan_limit_jumbo_gbps'],
+      unit: 'Gbit/s',
+      ref: { fields: ['underlay_jumbo_gbps'], name: 'underlay at MTU 9,000' },
+    },
+    {
       label: 'container→container across 2 hosts, host-gw',
       fields: ['hostgw_gbps'],
       unit: 'Gbit/s',
