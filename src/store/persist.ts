@@ -25,6 +25,13 @@ const JOURNAL_RE = /^store-(\d+)\.journal$/
 export const journalFile = (generation: number) => `store-${generation}.journal`
 /** changes within this window share one append (and one fsync) */
 const DEFAULT_DELAY_MS = 10
+/**
+ * The window when every change is a record another host wrote: every host
+ * holding it resupplies it after a crash, so its fsync may wait. An idle
+ * 10-host cluster merges ten heartbeats a second; at 10 ms each was an
+ * append and an fsync of its own.
+ */
+const DEFAULT_REPLICA_DELAY_MS = 500
 /** the journal is folded into a new snapshot past max(this, the snapshot's size) */
 const MIN_COMPACT_BYTES = 4 * 1024 * 1024
 /** snapshot entries per piece written: keeps the event loop turning while a large map is saved */
@@ -161,6 +168,8 @@ function* snapshotPieces(s: SnapshotFile, size: { bytes: number }): Generator<st
 /** Appends each burst of changes to the journal, and compacts it into a new snapshot when it has grown. */
 export class StoreJournal {
   private timer?: NodeJS.Timeout
+  /** ms epoch the pending append runs at */
+  private due = 0
   private writing: Promise<void> = Promise.resolve()
   private unsubscribe?: () => void
   private handle?: FileHandle
@@ -172,7 +181,7 @@ export class StoreJournal {
     private readonly stateDir: string,
     private generation: number,
     private readonly logger: Logger,
-    private readonly opts: { delayMs?: number; minCompactBytes?: number } = {},
+    private readonly opts: { delayMs?: number; replicaDelayMs?: number; minCompactBytes?: number } = {},
   ) {
     store.trackChanges()
   }
@@ -183,12 +192,25 @@ export class StoreJournal {
    */
   async start(): Promise<void> {
     await this.run(() => this.compact())
-    this.unsubscribe = this.store.onChange(() => {
-      this.timer ??= setTimeout(() => {
-        this.timer = undefined
-        void this.flush()
-      }, this.opts.delayMs ?? DEFAULT_DELAY_MS)
-    })
+    this.unsubscribe = this.store.onChange((own) =>
+      this.schedule(
+        own
+          ? (this.opts.delayMs ?? DEFAULT_DELAY_MS)
+          : (this.opts.replicaDelayMs ?? DEFAULT_REPLICA_DELAY_MS),
+      ),
+    )
+  }
+
+  /** An append within `ms`: a pending one is not put off, but brought forward by a change of our own. */
+  private schedule(ms: number): void {
+    const due = Date.now() + ms
+    if (this.timer && due >= this.due) return
+    clearTimeout(this.timer)
+    this.due = due
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      void this.flush()
+    }, ms)
   }
 
   /** Appends what changed; appends never overlap, so batches land in order. */

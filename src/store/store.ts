@@ -118,7 +118,7 @@ export class LocalStore implements Store {
   private readonly marks = new Map<string, Hlc>()
   private readonly watchers = new Set<{ prefix: string; fn: (ev: WatchEvent) => void }>()
   private readonly localWriteListeners = new Set<(r: StoreRecord) => void>()
-  private readonly changeListeners = new Set<() => void>()
+  private readonly changeListeners = new Set<(own: boolean) => void>()
   private readonly clock: HlcClock
   private readonly now: () => number
   private readonly reapAfterMs: number
@@ -214,8 +214,11 @@ export class LocalStore implements Store {
     return () => this.localWriteListeners.delete(fn)
   }
 
-  /** Called after any change of the map (persistence schedules a snapshot). */
-  onChange(fn: () => void): () => void {
+  /**
+   * Called after any change of the map (persistence schedules a journal
+   * append); `own`: the change holds a record this host wrote.
+   */
+  onChange(fn: (own: boolean) => void): () => void {
     this.changeListeners.add(fn)
     return () => this.changeListeners.delete(fn)
   }
@@ -271,7 +274,7 @@ export class LocalStore implements Store {
       this.apply(verdict, now)
       res.accepted.push(verdict)
     }
-    if (res.accepted.length) this.changed()
+    if (res.accepted.length) this.changed(res.accepted.some((r) => r.owner === this.self))
     return res
   }
 
@@ -324,7 +327,7 @@ export class LocalStore implements Store {
       this.marks.delete(owner)
       this.marksDirty = true
     }
-    if (changed) this.changed()
+    if (changed) this.changed(false)
   }
 
   /**
@@ -436,7 +439,7 @@ export class LocalStore implements Store {
     const record: StoreRecord = { ...unsigned, sig: this.opts.signer.sign(signingText(unsigned)) }
     this.apply(record, this.now())
     for (const fn of this.localWriteListeners) fn(record)
-    this.changed()
+    this.changed(true)
     return record
   }
 
@@ -525,7 +528,7 @@ export class LocalStore implements Store {
     }
   }
 
-  private changed(): void {
-    for (const fn of this.changeListeners) fn()
+  private changed(own: boolean): void {
+    for (const fn of this.changeListeners) fn(own)
   }
 }

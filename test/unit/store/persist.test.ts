@@ -4,9 +4,11 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import t from 'tap'
 import { createSigner, loadOrCreatePeerKey, verifyRecordSignature } from '../../../src/cluster/identity.js'
+import { sleep } from '../../../src/lib/proc.js'
 import { journalFile, loadSnapshot, SNAPSHOT_FILE, StoreJournal } from '../../../src/store/persist.js'
 import { StoreService } from '../../../src/store/service.js'
 import { LocalStore, type RecordSigner } from '../../../src/store/store.js'
+import { newStore } from './helpers.js'
 
 const logger = pino({ level: 'silent' })
 
@@ -83,6 +85,40 @@ t.test('writes reach the journal without a snapshot rewrite and come back after 
   t.same(await journals(dir), [], 'and removed the journal it folded')
   await back.journal.stop()
 })
+
+t.test(
+  'records of other hosts wait for the replica window; a write of our own brings it forward',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'plexus-store-'))
+    t.teardown(() => rm(dir, { recursive: true, force: true }))
+    const signer = createSigner(await loadOrCreatePeerKey(dir))
+    const loaded = await loadSnapshot(dir, logger)
+    const store = new LocalStore({ signer, verify: verifyRecordSignature }, loaded.snapshot)
+    const journal = new StoreJournal(store, dir, loaded.generation, logger, {
+      delayMs: 10,
+      replicaDelayMs: 60_000,
+    })
+    await journal.start()
+    t.teardown(() => journal.stop())
+    const lines = async () =>
+      (await readFile(join(dir, journalFile(1)), 'utf8').catch(() => '')).split('\n').filter(Boolean).length
+
+    const peer = await newStore()
+    const theirs = await peer.store.put('app/theirs', 1)
+    t.equal(store.merge([theirs]).accepted.length, 1, 'merged a record another host wrote')
+    await sleep(200)
+    t.equal(await lines(), 0, 'not appended within 200 ms: the replica window is 60 s here')
+    await store.put('app/ours', 2)
+    await sleep(200)
+    t.equal(await lines(), 1, 'our own write was appended within its 10 ms window, in one line with theirs')
+    const back = await loadSnapshot(dir, logger)
+    t.same(
+      back.snapshot?.entries.map((e) => e.record.key).sort(),
+      ['app/ours', 'app/theirs'],
+      'both are in the journal a crash would replay',
+    )
+  },
+)
 
 t.test(
   'a torn last journal line (crash mid-append) is dropped; a damaged one inside is moved aside',
