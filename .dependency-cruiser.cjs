@@ -54,10 +54,10 @@ module.exports = {
     },
     {
       name: 'api-contract-stands-alone',
-      comment: 'src/api/contract is what plexctl, the CNI plugin and the UI import: TypeBox schemas only, no agent code behind them (the record shapes it shows come from src/store/schemas.ts, schemas only too)',
+      comment: 'src/api/contract is what plexctl, the CNI plugin and the UI import: TypeBox schemas only, no agent code behind them (the record shapes it shows come from src/store/schemas.ts, schemas only too; limits from the addressing leaf)',
       severity: 'error',
       from: { path: '^src/(api/contract/|store/schemas\\.ts$)' },
-      to: { path: '^src/', pathNot: '^src/(api/contract/|lib/schema\\.ts$|store/schemas\\.ts$)' },
+      to: { path: '^src/', pathNot: '^src/(api/contract/|lib/(schema|addressing)\\.ts$|store/schemas\\.ts$)' },
     },
     {
       name: 'cli-loads-no-agent-code',
@@ -90,12 +90,12 @@ module.exports = {
     {
       name: 'cni-plugin-stays-light',
       comment:
-        "the CNI plugin's start-up is its latency: no npm packages, only types from src/, and the one check it shares with the datapath (a leaf that imports nothing)",
+        "the CNI plugin's start-up is its latency: no npm packages, only types from src/, and the leaves it shares with the agent (they import nothing): the host-namespace check, the addressing rules",
       severity: 'error',
       from: { path: '^cni/' },
       to: {
         dependencyTypesNot: ['type-only', 'core'],
-        pathNot: '^(cni/|src/lib/host-netns\\.ts$)',
+        pathNot: '^(cni/|src/lib/(host-netns|addressing)\\.ts$)',
       },
     },
   ],

@@ -1,3 +1,13 @@
+import {
+  type AddressingProblem,
+  describeProblems,
+  parseIPv4,
+  type RouteRequest,
+  readGateway,
+  readMac,
+  readRoutes,
+  readStaticIp,
+} from '../../src/lib/addressing.js'
 import type { Attachment, AttachRequest, PortMapping, PortSpec } from './agent-api.js'
 import type { CniEnv } from './env.js'
 import { CniCode, CniError } from './errors.js'
@@ -15,6 +25,10 @@ interface ArgsSection {
   checks?: NonNullable<AttachRequest['checks']>
   ips?: string[]
   mac?: string
+  /** `args.plexus.gateway`: the container's default route goes through it instead of the bridge */
+  gateway?: string
+  /** `args.plexus.routes` */
+  routes?: RouteRequest[]
 }
 
 /** The network configuration on stdin, validated and with defaults filled in. */
@@ -104,33 +118,6 @@ function invalid(code: number, field: string, what: string): CniError {
     code,
     `${code === CniCode.INVALID_ENV ? 'CNI_ARGS' : 'network config'}: ${field} ${what}`,
   )
-}
-
-export function parseIPv4(s: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s)
-  if (!m) return undefined
-  const o = m.slice(1).map(Number)
-  if (o.some((x) => x > 255)) return undefined
-  return ((o[0]! << 24) | (o[1]! << 16) | (o[2]! << 8) | o[3]!) >>> 0
-}
-
-/** "a.b.c.d" or "a.b.c.d/len" (IPv4 only: the overlay is IPv4). */
-export function validStaticIp(s: string): string | undefined {
-  const [addr, len, extra] = s.split('/')
-  if (extra !== undefined || addr === undefined) return 'is not an IPv4 address'
-  if (addr.includes(':')) return 'is IPv6; the Plexus overlay is IPv4 only'
-  if (parseIPv4(addr) === undefined) return 'is not an IPv4 address'
-  if (len !== undefined && !(/^\d{1,2}$/.test(len) && Number(len) <= 32))
-    return 'has an invalid prefix length'
-  return undefined
-}
-
-/** Unicast MAC "aa:bb:cc:dd:ee:ff" (the reference plugins' `mac` capability format); returned lower-case. */
-export function normalizeMac(s: string): string | undefined {
-  if (!/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/.test(s)) return undefined
-  const mac = s.toLowerCase().replace(/-/g, ':')
-  // bit 0 of the first octet marks multicast, which an interface cannot own
-  return Number.parseInt(mac.slice(0, 2), 16) & 1 ? undefined : mac
 }
 
 function str(code: number, field: string, v: unknown, re?: RegExp): string {
@@ -223,21 +210,30 @@ function portMappings(v: unknown): PortMapping[] {
   })
 }
 
-function staticIps(code: number, field: string, v: unknown): string[] {
-  const ips = strList(code, field, v)
-  for (const ip of ips) {
-    const problem = validStaticIp(ip)
-    if (problem) throw invalid(code, field, `"${ip}" ${problem}`)
+/**
+ * Addressing fields (static address, MAC, gateway, routes) do not stop at the
+ * first problem: each pushes its problems here and the caller refuses once,
+ * naming all of them (addressingError).
+ */
+type Problems = AddressingProblem[]
+
+function staticIps(field: string, v: unknown, out: Problems): string[] | undefined {
+  if (!Array.isArray(v)) {
+    out.push({ field, message: 'must be an array of strings' })
+    return undefined
   }
-  if (ips.length > 1)
-    throw invalid(code, field, 'asks for more than one address; Plexus gives each interface one')
-  return ips
+  const before = out.length
+  for (const ip of v) readStaticIp(field, ip, out)
+  if (v.length > 1)
+    out.push({ field, message: 'asks for more than one address; Plexus gives each interface one' })
+  return out.length === before ? v : undefined
 }
 
-function mac(code: number, field: string, v: unknown): string {
-  const m = normalizeMac(str(code, field, v))
-  if (!m) throw invalid(code, field, `"${String(v)}" is not a unicast MAC address`)
-  return m
+/** One refusal naming every addressing problem; `code` tells config (7) from CNI_ARGS (4). */
+function addressingError(code: number, problems: Problems): CniError {
+  const where = code === CniCode.INVALID_ENV ? 'CNI_ARGS' : 'network config'
+  const lines = describeProblems(problems)
+  return new CniError(code, `${where}: ${lines.join('; ')}`, lines.join('\n'))
 }
 
 function dnsSection(field: string, raw: unknown, runtimeSpelling: boolean): CniDns {
@@ -260,7 +256,7 @@ function dnsSection(field: string, raw: unknown, runtimeSpelling: boolean): CniD
   return out
 }
 
-function argsSection(v: unknown): ArgsSection {
+function argsSection(v: unknown, problems: Problems): ArgsSection {
   const code = CniCode.INVALID_CONFIG
   const out: ArgsSection = { labels: {} }
   if (v === undefined) return out
@@ -269,8 +265,10 @@ function argsSection(v: unknown): ArgsSection {
   if (cni !== undefined) {
     if (!isObject(cni)) throw invalid(code, 'args.cni', 'must be an object')
     if (cni.labels !== undefined) Object.assign(out.labels, labelMap(code, 'args.cni.labels', cni.labels))
-    if (cni.ips !== undefined) out.ips = staticIps(code, 'args.cni.ips', cni.ips)
-    if (cni.mac !== undefined) out.mac = mac(code, 'args.cni.mac', cni.mac)
+    const ips = cni.ips === undefined ? undefined : staticIps('args.cni.ips', cni.ips, problems)
+    if (ips) out.ips = ips
+    const m = cni.mac === undefined ? undefined : readMac('args.cni.mac', cni.mac, problems)
+    if (m) out.mac = m
   }
   const px = v.plexus
   if (px !== undefined) {
@@ -281,6 +279,11 @@ function argsSection(v: unknown): ArgsSection {
     if (px.labels !== undefined) Object.assign(out.labels, labelMap(code, 'args.plexus.labels', px.labels))
     if (px.ports !== undefined) out.ports = parsePorts(code, 'args.plexus.ports', px.ports)
     if (px.checks !== undefined) out.checks = checkList(code, px.checks)
+    const gateway =
+      px.gateway === undefined ? undefined : readGateway('args.plexus.gateway', px.gateway, problems)
+    if (gateway) out.gateway = gateway
+    const routes = px.routes === undefined ? undefined : readRoutes('args.plexus.routes', px.routes, problems)
+    if (routes) out.routes = routes
   }
   return out
 }
@@ -347,12 +350,13 @@ export function parseNetConf(raw: Record<string, unknown>): NetConf {
     )
   }
   if (raw.name === undefined) throw invalid(code, 'field "name"', 'is required')
+  const problems: Problems = []
   const conf: NetConf = {
     cniVersion,
     name: str(code, 'field "name"', raw.name, NETWORK_NAME),
     socket: DEFAULT_SOCKET,
     labels: {},
-    args: argsSection(raw.args),
+    args: argsSection(raw.args, problems),
     runtime: {},
   }
   if (raw.socket !== undefined) {
@@ -373,9 +377,12 @@ export function parseNetConf(raw: Record<string, unknown>): NetConf {
     // Keys for capabilities we do not declare are ignored, as the conventions ask.
     if (rc.portMappings !== undefined) conf.runtime.portMappings = portMappings(rc.portMappings)
     if (rc.dns !== undefined) conf.runtime.dns = dnsSection('runtimeConfig.dns', rc.dns, true)
-    if (rc.ips !== undefined) conf.runtime.ips = staticIps(code, 'runtimeConfig.ips', rc.ips)
-    if (rc.mac !== undefined) conf.runtime.mac = mac(code, 'runtimeConfig.mac', rc.mac)
+    const ips = rc.ips === undefined ? undefined : staticIps('runtimeConfig.ips', rc.ips, problems)
+    if (ips) conf.runtime.ips = ips
+    const m = rc.mac === undefined ? undefined : readMac('runtimeConfig.mac', rc.mac, problems)
+    if (m) conf.runtime.mac = m
   }
+  if (problems.length) throw addressingError(code, problems)
   if (raw.prevResult !== undefined) conf.prevResult = parseResult(raw.prevResult, cniVersion)
   const att = raw['cni.dev/valid-attachments'] ?? raw['cni.dev/attachments']
   if (att !== undefined) conf.validAttachments = attachments(att, 'cni.dev/valid-attachments')
@@ -451,6 +458,7 @@ const ARG_KEYS = new Set([
   'K8S_POD_UID',
   'IP',
   'MAC',
+  'GATEWAY',
   'PLEXUS_NAME',
   'PLEXUS_SERVICE',
   'PLEXUS_TAGS',
@@ -512,11 +520,19 @@ export function buildAttachRequest(conf: NetConf, env: CniEnv): AttachRequest {
   if (conf.args.checks?.length) req.checks = conf.args.checks
   if (conf.runtime.portMappings?.length) req.published = conf.runtime.portMappings
 
-  if (a.IP !== undefined) staticIps(e, 'IP', [a.IP])
+  // CNI_ARGS' addressing keys (IP and GATEWAY as the reference static IPAM plugin spells them)
+  const problems: Problems = []
+  if (a.IP !== undefined) staticIps('IP', [a.IP], problems)
+  const argMac = a.MAC !== undefined ? readMac('MAC', a.MAC, problems) : undefined
+  const argGateway = a.GATEWAY !== undefined ? readGateway('GATEWAY', a.GATEWAY, problems) : undefined
+  if (problems.length) throw addressingError(e, problems)
   const ip = conf.runtime.ips?.[0] ?? a.IP ?? conf.args.ips?.[0]
   if (ip) req.ip = ip
-  const m = conf.runtime.mac ?? (a.MAC !== undefined ? mac(e, 'MAC', a.MAC) : conf.args.mac)
+  const m = conf.runtime.mac ?? argMac ?? conf.args.mac
   if (m) req.mac = m
+  const gateway = argGateway ?? conf.args.gateway
+  if (gateway) req.gateway = gateway
+  if (conf.args.routes?.length) req.routes = conf.args.routes
 
   const dns = { ...conf.dns, ...conf.runtime.dns }
   if (Object.keys(dns).length) req.dns = dns

@@ -3,6 +3,7 @@
 // bundle and start-up carry no schema code. Errors carry the CNI error the
 // plugin prints (`cni: {code, msg, details}`) next to the usual {error, message}.
 import { type Static, Type } from '@sinclair/typebox'
+import { MAX_ROUTES } from '../../lib/addressing.js'
 import { StringEnum } from '../../lib/schema.js'
 import { Checks, Label, PortSpec } from '../../store/schemas.js'
 
@@ -13,6 +14,8 @@ const Ifname = Type.String({ minLength: 1, maxLength: 15, pattern: '^[^/:\\s]+$'
 const Netns = Type.String({ pattern: '^/' })
 const Protocol = StringEnum(['tcp', 'udp'])
 const Strings = Type.Array(Type.String())
+/** a dotted quad; what it may be (inside the host subnet…) is checked by src/lib/addressing.ts */
+const Ipv4Text = Type.String({ pattern: '^\\d{1,3}(\\.\\d{1,3}){3}$' })
 
 /** one container interface, as CNI names it */
 export const Attachment = Type.Object({ containerId: ContainerId, ifname: Ifname })
@@ -46,6 +49,12 @@ export const CniDns = Type.Object(
 )
 
 export { PortSpec }
+
+/** an extra route in the container, as the CNI result spells it */
+const Route = Type.Object(
+  { dst: Type.String({ pattern: '^\\d{1,3}(\\.\\d{1,3}){3}/\\d{1,2}$' }), gw: Type.Optional(Ipv4Text) },
+  { additionalProperties: false },
+)
 
 /** a host port published to a container port (the runtime's portMappings) */
 export const PortMapping = Type.Object(
@@ -83,6 +92,10 @@ export const AttachRequest = Type.Object(
     /** static address, "a.b.c.d" or "a.b.c.d/len" */
     ip: Type.Optional(Type.String({ pattern: '^\\d{1,3}(\\.\\d{1,3}){3}(/\\d{1,2})?$' })),
     mac: Type.Optional(Type.String({ pattern: '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' })),
+    /** the container's default route goes through this address of the host subnet instead of the bridge */
+    gateway: Type.Optional(Ipv4Text),
+    /** extra routes on the container interface (gw absent: the container's gateway) */
+    routes: Type.Optional(Type.Array(Route, { maxItems: MAX_ROUTES })),
     dns: Type.Optional(CniDns),
   },
   { additionalProperties: false },

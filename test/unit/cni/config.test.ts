@@ -1,8 +1,9 @@
 import t from 'tap'
-import { buildAttachRequest, decodeStdin, normalizeMac, parseNetConf } from '../../../cni/lib/config.js'
+import { buildAttachRequest, decodeStdin, parseNetConf } from '../../../cni/lib/config.js'
 import type { CniEnv } from '../../../cni/lib/env.js'
 import { CniCode } from '../../../cni/lib/errors.js'
 import { SUPPORTED_VERSIONS } from '../../../cni/lib/version.js'
+import { normalizeMac } from '../../../src/lib/addressing.js'
 
 const minimal = { cniVersion: '1.1.0', name: 'plexus', type: 'plexus' }
 const env = (args: Record<string, string> = {}): CniEnv => ({
@@ -234,4 +235,64 @@ t.test('service, tags and port names must be DNS labels', async (t) => {
   const conf = parseNetConf(minimal)
   t.throws(() => buildAttachRequest(conf, env({ PLEXUS_SERVICE: 'API' })), { code: CniCode.INVALID_ENV })
   t.throws(() => buildAttachRequest(conf, env({ PLEXUS_TAGS: 'a,b_c' })), { code: CniCode.INVALID_ENV })
+})
+
+t.test('addressing: gateway and routes reach the attach request; CNI_ARGS GATEWAY wins', async (t) => {
+  const conf = parseNetConf({
+    ...minimal,
+    args: {
+      cni: { mac: '02:00:00:00:00:09' },
+      plexus: {
+        gateway: '10.244.1.5',
+        routes: [{ dst: '192.168.0.0/16', gw: '10.244.1.6' }, { dst: '172.16.0.0/12' }],
+      },
+    },
+  })
+  const r = buildAttachRequest(conf, env())
+  t.equal(r.gateway, '10.244.1.5')
+  t.same(r.routes, [{ dst: '192.168.0.0/16', gw: '10.244.1.6' }, { dst: '172.16.0.0/12' }])
+  t.equal(r.mac, '02:00:00:00:00:09')
+  t.equal(buildAttachRequest(conf, env({ GATEWAY: '10.244.1.7' })).gateway, '10.244.1.7')
+  t.equal(buildAttachRequest(parseNetConf(minimal), env()).gateway, undefined)
+})
+
+t.test('addressing: every invalid field in one error, code 7', async (t) => {
+  const err = t.throws(() =>
+    parseNetConf({
+      ...minimal,
+      args: {
+        cni: { ips: ['10.244.1.300'], mac: 'zz' },
+        plexus: {
+          gateway: 'gw',
+          routes: [
+            { dst: '10.1.0.0/33' },
+            { dst: '192.168.0.0/16', gw: '10.244.1' },
+            { dst: '192.168.0.0/16' },
+          ],
+        },
+      },
+      runtimeConfig: { mac: '01:00:00:00:00:00' },
+    }),
+  ) as unknown as { code: number; msg: string; details: string }
+  t.equal(err.code, CniCode.INVALID_CONFIG)
+  const fields = [
+    'args.cni.ips',
+    'args.cni.mac',
+    'args.plexus.gateway',
+    'args.plexus.routes[0].dst',
+    'args.plexus.routes[1].gw',
+    'args.plexus.routes[2].dst',
+    'runtimeConfig.mac',
+  ]
+  for (const f of fields) t.match(err.msg, f, `names ${f}`)
+  t.equal(err.details.split('\n').length, fields.length, 'one line per problem')
+})
+
+t.test('addressing in CNI_ARGS: every invalid key in one error, code 4', async (t) => {
+  const conf = parseNetConf(minimal)
+  const err = t.throws(() =>
+    buildAttachRequest(conf, env({ IP: '10.1.1', MAC: 'ff:ff:ff:ff:ff:ff', GATEWAY: '300.1.1.1' })),
+  ) as unknown as { code: number; msg: string }
+  t.equal(err.code, CniCode.INVALID_ENV)
+  t.match(err.msg, /^CNI_ARGS: IP .*; MAC .*; GATEWAY /)
 })
