@@ -1,11 +1,11 @@
 // Container attachments in the kernel, for the CNI path (src/endpoints): the
 // veth pair with its container end made directly in the container's
-// namespace, the host end on plexus0, the container side's address, link and
-// default route; what is there (CHECK, a repeated ADD, inspect, crash
+// namespace, the host end on plexus0, the container side's address, link,
+// default route and the extra routes it asked for; what is there (CHECK, a repeated ADD, inspect, crash
 // recovery); removal. endpoints/ keeps the orchestration (undo stack,
 // journal, recovery decisions) and reaches the kernel only through this
 // interface (components.datapath.attachments), so it opens no netlink socket.
-import { isPlexusError } from '../lib/errors.js'
+import { isPlexusError, PlexusError } from '../lib/errors.js'
 import { BRIDGE_NAME } from './model.js'
 import { type LinkInfo, Netlink } from './netlink.js'
 import { assertNetnsPath } from './netns.js'
@@ -25,7 +25,10 @@ export interface ContainerAddress {
   ifname: string
   address: string
   prefixLength: number
+  /** the default route's next hop: the bridge, or the address the container asked for */
   gateway: string
+  /** extra routes through the interface, each with its next hop */
+  routes?: { dst: string; gateway: string }[]
 }
 
 /** One attachment as the kernel has it (CHECK compares it with the record). */
@@ -40,6 +43,8 @@ export interface AttachmentObservation {
     defaultGateways: string[]
     /** a default route through another interface (which then owns the default) */
     otherDefault?: boolean
+    /** every other route through this interface */
+    routes: { dst: string; gateway?: string }[]
   }
 }
 
@@ -72,8 +77,10 @@ export interface Attachments {
   createVeth(r: VethRequest): Promise<{ hostMac?: string }>
   /**
    * Gives the container end its address, brings it up and routes everything
-   * via the gateway, unless another interface has the default route. Returns
-   * the container end's MAC (undefined: it has none).
+   * via the gateway, unless another interface has the default route, then adds
+   * the extra routes. PLX_ATTACH_ROUTE_TAKEN when the namespace already has a
+   * route to one of their destinations (the caller removes the veth, and so
+   * whatever was added). Returns the container end's MAC (undefined: it has none).
    */
   configure(a: ContainerAddress): Promise<string | undefined>
   observe(hostVeth: string, nsPath: string, ifname: string): Promise<AttachmentObservation>
@@ -141,6 +148,18 @@ export class ContainerAttacher implements Attachments {
         // default route: it stays in charge (the bridge plugin's isDefaultGateway=false).
         if (!isPlexusError(err, 'PLX_NETLINK_EXISTS')) throw err
       }
+      // one at a time: the first refusal names its route, and the rest is not tried
+      for (const r of a.routes ?? []) {
+        try {
+          await ns.addRoute({ dst: r.dst, gateway: r.gateway, oif: link.index })
+        } catch (err) {
+          if (!isPlexusError(err, 'PLX_NETLINK_EXISTS')) throw err
+          throw new PlexusError(
+            'PLX_ATTACH_ROUTE_TAKEN',
+            `${a.nsPath} already has a route to ${r.dst}; ${a.ifname} cannot take it`,
+          )
+        }
+      }
       return link.mac
     } finally {
       ns.close()
@@ -177,6 +196,9 @@ export class ContainerAttacher implements Attachments {
           otherDefault: routes.some(
             (r) => r.dst === '0.0.0.0/0' && r.oif !== undefined && r.oif !== link.index,
           ),
+          routes: routes
+            .filter((r) => r.dst !== '0.0.0.0/0' && r.oif === link.index)
+            .map((r) => ({ dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}) })),
         }
       }
     } finally {

@@ -5,6 +5,15 @@ import type { Attachment, AttachRequest } from '../../cni/lib/agent-api.js'
 import { CniCode } from '../../cni/lib/errors.js'
 import type { CniDns } from '../../cni/lib/result.js'
 import type { AttachmentObservation } from '../datapath/attach.js'
+import {
+  type AddressingProblem,
+  describeProblems,
+  readGateway,
+  readRoutes,
+  readStaticIp,
+  type Subnet,
+  subnetProblems,
+} from '../lib/addressing.js'
 import { isPlexusError, PlexusError } from '../lib/errors.js'
 import { normalizeChecks } from '../store/checks.js'
 import type { EndpointValue } from '../store/records.js'
@@ -58,13 +67,51 @@ export function splitStaticIp(ip: string, prefixLength: number): string {
   return addr ?? ip
 }
 
+/**
+ * The addressing an ADD asked for, checked again here (the API is reachable
+ * without the plugin) and against the host subnet; every problem at once,
+ * PLX_ENDPOINTS_BAD_ADDRESSING (CNI 7). `own`: the container's address once
+ * allocated, which a gateway cannot be. Subnet rules apply to well-formed
+ * values only, so they are looked at once the form is right.
+ */
+export function assertAddressing(
+  req: Pick<AttachRequest, 'ip' | 'gateway' | 'routes'>,
+  subnet: Subnet,
+  own?: string,
+): void {
+  const problems: AddressingProblem[] = []
+  if (req.ip !== undefined) readStaticIp('ip', req.ip, problems)
+  if (req.gateway !== undefined) readGateway('gateway', req.gateway, problems)
+  if (req.routes !== undefined) readRoutes('routes', req.routes, problems)
+  if (!problems.length) problems.push(...subnetProblems(req, subnet, own))
+  if (problems.length) {
+    const lines = describeProblems(problems)
+    throw new PlexusError('PLX_ENDPOINTS_BAD_ADDRESSING', `invalid addressing: ${lines.join('; ')}`, {
+      problems: lines,
+    })
+  }
+}
+
+/** The extra routes with their next hop: a route without gw goes through the container's gateway (as the static IPAM plugin's). */
+export function resolveRoutes(
+  routes: AttachRequest['routes'],
+  gateway: string,
+): { dst: string; gw: string }[] | undefined {
+  return routes?.length ? routes.map((r) => ({ dst: r.dst, gw: r.gw ?? gateway })) : undefined
+}
+
 export interface AttachmentFacts {
   containerId: string
   ifname: string
   netns: string
   address: string
   prefixLength: number
+  /** the container's gateway: the bridge, or the address it asked for */
   gateway: string
+  /** the bridge address, where the host's DNS answers */
+  bridge: string
+  /** extra routes, each with its next hop */
+  routes?: { dst: string; gw: string }[]
   mtu: number
   mac: string
   hostVeth: string
@@ -79,10 +126,10 @@ export function buildResult(f: AttachmentFacts, dns: CniDns | undefined): CniRes
     cniVersion: '1.1.0',
     interfaces: [host, { name: f.ifname, mac: f.mac, mtu: f.mtu, sandbox: f.netns }],
     ips: [{ address: `${f.address}/${f.prefixLength}`, gateway: f.gateway, interface: 1 }],
-    routes: [{ dst: '0.0.0.0/0', gw: f.gateway }],
+    routes: [{ dst: '0.0.0.0/0', gw: f.gateway }, ...(f.routes ?? [])],
     // The host's Plexus DNS answers on the bridge address; the search list makes a bare "web" resolve.
     dns: {
-      nameservers: dns?.nameservers ?? [f.gateway],
+      nameservers: dns?.nameservers ?? [f.bridge],
       search: dns?.search ?? DNS_SEARCH,
       options: dns?.options ?? DNS_OPTIONS,
       ...(dns?.domain ? { domain: dns.domain } : {}),
@@ -108,6 +155,8 @@ export function buildEndpoint(
     labels: { ...req.labels, [NETWORK_LABEL]: req.network },
     createdAt: now.toISOString(),
   }
+  if (f.gateway !== f.bridge) v.gateway = f.gateway
+  if (f.routes?.length) v.routes = f.routes
   if (req.namespace) v.namespace = req.namespace
   if (req.service) v.service = req.service
   if (req.tags?.length) v.tags = req.tags
@@ -156,6 +205,10 @@ export function checkProblems(
   if (!c.defaultGateways.includes(expected.gateway) && !c.otherDefault) {
     p.push(`no default route via ${expected.gateway} on ${expected.ifname}`)
   }
+  for (const r of expected.routes ?? []) {
+    if (!c.routes.some((o) => o.dst === r.dst && o.gateway === r.gw))
+      p.push(`no route to ${r.dst} via ${r.gw} on ${expected.ifname}`)
+  }
   return p
 }
 
@@ -176,6 +229,9 @@ const CODE_MAP: Record<string, number> = {
   PLX_ENDPOINTS_BAD_PREFIX: CNI.INVALID_CONFIG,
   PLX_ENDPOINTS_IFNAME_TAKEN: CNI.INVALID_CONFIG,
   PLX_ENDPOINTS_CONFLICT: CNI.INVALID_CONFIG,
+  PLX_ENDPOINTS_BAD_ADDRESSING: CNI.INVALID_CONFIG,
+  // the container's namespace already routes a destination it asked for (its own, or another plugin's)
+  PLX_ATTACH_ROUTE_TAKEN: CNI.INVALID_CONFIG,
   PLX_SERVICE_BAD_CHECK: CNI.INVALID_CONFIG,
   // the runtime handed us the host itself as the container's namespace
   PLX_NETNS_HOST: CNI.INVALID_ENV,

@@ -24,6 +24,7 @@ import {
   type AttachmentFacts,
   type AttachmentKey,
   type AttachRequest,
+  assertAddressing,
   buildEndpoint,
   buildResult,
   type CniResult,
@@ -33,6 +34,7 @@ import {
   hostVethName,
   NETWORK_LABEL,
   type Observed,
+  resolveRoutes,
   splitStaticIp,
 } from './model.js'
 import { readSpool, removeSpooled } from './spool.js'
@@ -98,15 +100,21 @@ const DNS_READY_POLL_MS = 10
 
 /**
  * A repeated ADD is the runtime retrying the same attachment. One that asks
- * for something else (another namespace, address or MAC) is a bug or a second
- * container with a reused id: refused, never silently moved or kept.
+ * for something else (another namespace, address, MAC, gateway or routes) is
+ * a bug or a second container with a reused id: refused, never silently moved or kept.
  */
-function refuseConflict(existing: EndpointValue, req: AttachRequest, prefixLength: number): void {
+function refuseConflict(existing: EndpointValue, req: AttachRequest, lease: CurrentLease): void {
   const differs: string[] = []
   if (existing.netns !== req.netns) differs.push(`namespace ${existing.netns}, not ${req.netns}`)
-  if (req.ip && splitStaticIp(req.ip, prefixLength) !== existing.ipv4)
+  if (req.ip && splitStaticIp(req.ip, lease.cidr.prefix) !== existing.ipv4)
     differs.push(`address ${existing.ipv4}, not ${req.ip}`)
   if (req.mac && req.mac !== existing.mac) differs.push(`MAC ${existing.mac}, not ${req.mac}`)
+  const gateway = existing.gateway ?? lease.gateway
+  if (req.gateway && req.gateway !== gateway) differs.push(`gateway ${gateway}, not ${req.gateway}`)
+  const show = (rs: EndpointValue['routes']) => rs?.map((r) => `${r.dst} via ${r.gw}`).join(', ') || 'none'
+  const routes = resolveRoutes(req.routes, req.gateway ?? gateway)
+  if (routes && show(routes) !== show(existing.routes))
+    differs.push(`routes ${show(existing.routes)}, not ${show(routes)}`)
   if (differs.length) {
     throw new PlexusError(
       'PLX_ENDPOINTS_CONFLICT',
@@ -194,7 +202,9 @@ export class EndpointService implements Startable {
       netns: v.netns,
       address: v.ipv4,
       prefixLength: lease.cidr.prefix,
-      gateway: lease.gateway,
+      gateway: v.gateway ?? lease.gateway,
+      bridge: lease.gateway,
+      ...(v.routes ? { routes: v.routes } : {}),
       mtu: lease.mtu,
       mac: v.mac,
       hostVeth: v.hostVeth,
@@ -228,14 +238,21 @@ export class EndpointService implements Startable {
     }
   }
 
-  /** Gives the container end its address, brings it up and routes everything via the bridge. */
-  private async configureContainer(req: AttachRequest, nsPath: string, a: AllocationResult): Promise<string> {
+  /** Gives the container end its address, brings it up and routes everything via its gateway, then its extra routes. */
+  private async configureContainer(
+    req: AttachRequest,
+    nsPath: string,
+    a: AllocationResult,
+    gateway: string,
+    routes: AttachmentFacts['routes'],
+  ): Promise<string> {
     const mac = await this.links.configure({
       nsPath,
       ifname: req.ifname,
       address: a.address,
       prefixLength: a.prefixLength,
-      gateway: a.gateway,
+      gateway,
+      ...(routes ? { routes: routes.map((r) => ({ dst: r.dst, gateway: r.gw })) } : {}),
     })
     if (!mac) throw new PlexusError('PLX_ENDPOINTS_INTERNAL', `interface ${req.ifname} has no MAC address`)
     return mac
@@ -250,13 +267,13 @@ export class EndpointService implements Startable {
    */
   private async promised(facts: AttachmentFacts, req: AttachRequest): Promise<void> {
     const dns = this.c.dns
-    if (!dns || (req.dns?.nameservers && !req.dns.nameservers.includes(facts.gateway))) return
+    if (!dns || (req.dns?.nameservers && !req.dns.nameservers.includes(facts.bridge))) return
     const deadline = Date.now() + DNS_READY_TIMEOUT_MS
-    while (!(await dns.listeningOn(facts.gateway))) {
+    while (!(await dns.listeningOn(facts.bridge))) {
       if (Date.now() > deadline) {
         throw new PlexusError(
           'PLX_ENDPOINTS_DNS_NOT_READY',
-          `the DNS server does not listen on ${facts.gateway}, the nameserver of the result, yet`,
+          `the DNS server does not listen on ${facts.bridge}, the nameserver of the result, yet`,
         )
       }
       await new Promise((r) => setTimeout(r, DNS_READY_POLL_MS))
@@ -278,13 +295,14 @@ export class EndpointService implements Startable {
       if (st.state === 'fenced')
         // a fenced holder may lose the subnet before the container would be of any use (src/ipam/README.md)
         throw new PlexusError('PLX_ENDPOINTS_FENCED', `lease ${lease.subnet} is fenced: ${st.reason}`)
+      assertAddressing(req, lease.cidr)
       const nsPath = resolveNetns(req.netns, req.netnsHandle)
       assertNotHostNetns(nsPath, req.netns)
       const key = endpointKey(this.c.peerId, req)
 
       const existing = this.localRecord(key)
       if (existing) {
-        refuseConflict(existing, req, lease.cidr.prefix)
+        refuseConflict(existing, req, lease)
         if (allocator.get(req)?.address === existing.ipv4) {
           const observed = await this.observe(existing, nsPath)
           const facts = this.facts(existing, lease, observed.hostVeth?.mac)
@@ -318,7 +336,12 @@ export class EndpointService implements Startable {
         await faultPoint('add.allocated')
         const alloc = allocated.value
         const host = made.value
-        const mac = await this.configureContainer(req, nsPath, alloc)
+        // a free address the container asked to route through may have just become its own
+        if (!address)
+          assertAddressing({ gateway: req.gateway, routes: req.routes }, lease.cidr, alloc.address)
+        const gateway = req.gateway ?? alloc.gateway
+        const routes = resolveRoutes(req.routes, gateway)
+        const mac = await this.configureContainer(req, nsPath, alloc, gateway, routes)
         await faultPoint('add.configured')
 
         const facts: AttachmentFacts = {
@@ -327,7 +350,9 @@ export class EndpointService implements Startable {
           netns: req.netns,
           address: alloc.address,
           prefixLength: alloc.prefixLength,
-          gateway: alloc.gateway,
+          gateway,
+          bridge: alloc.gateway,
+          ...(routes ? { routes } : {}),
           mtu: lease.mtu,
           mac,
           hostVeth,

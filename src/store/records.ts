@@ -72,6 +72,10 @@ export interface EndpointValue {
   mac: string
   netns: string
   hostVeth: string
+  /** the default route's next hop when the attachment asked for one other than the bridge */
+  gateway?: string
+  /** extra routes the attachment asked for, each gw filled in */
+  routes?: { dst: string; gw: string }[]
   service?: string
   tags?: string[]
   ports?: PortSpec[]

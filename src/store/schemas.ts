@@ -5,6 +5,7 @@
 // check means the same on the wire and in the store. Schemas only: nothing
 // here compiles a validator (records.ts does, lazily).
 import { type Static, Type } from '@sinclair/typebox'
+import { MAX_ROUTES } from '../lib/addressing.js'
 import { LABEL_KEY, StringEnum } from '../lib/schema.js'
 
 /** a DNS label: service names, tags and port names all become one */
@@ -165,6 +166,10 @@ export const EndpointRecord = Type.Object({
   ipv4: Ipv4,
   ipv6: Type.Optional(Type.String({ format: 'ipv6' })),
   netns: Type.Optional(Type.String()),
+  /** the default route's next hop when not the bridge (a per-container gateway) */
+  gateway: Type.Optional(Ipv4),
+  /** extra routes on its interface */
+  routes: Type.Optional(Type.Array(Type.Object({ dst: Type.String(), gw: Ipv4 }), { maxItems: MAX_ROUTES })),
   service: Type.Optional(Label),
   tags: Type.Optional(Tags),
   ports: Type.Optional(Ports),

@@ -1,6 +1,7 @@
 import t from 'tap'
 import {
   type AttachmentFacts,
+  assertAddressing,
   buildEndpoint,
   buildResult,
   CNI,
@@ -9,6 +10,7 @@ import {
   hostVethName,
   NETWORK_LABEL,
   type Observed,
+  resolveRoutes,
   splitStaticIp,
   toCniError,
 } from '../../../src/endpoints/model.js'
@@ -21,6 +23,7 @@ const facts: AttachmentFacts = {
   address: '10.244.3.7',
   prefixLength: 24,
   gateway: '10.244.3.1',
+  bridge: '10.244.3.1',
   mtu: 1450,
   mac: '0a:00:00:00:00:07',
   hostVeth: 'plx0123456789ab',
@@ -36,6 +39,7 @@ const healthy: Observed = {
     mac: facts.mac,
     addresses: ['10.244.3.7/24'],
     defaultGateways: ['10.244.3.1'],
+    routes: [{ dst: '10.244.3.0/24' }],
   },
 }
 
@@ -141,7 +145,7 @@ t.test('CHECK: nothing on a healthy attachment, one line per problem otherwise',
   const broken: Observed = {
     hostVeth: { up: false, master: 9, mtu: 1450 },
     bridgeIndex: 4,
-    container: { up: false, mtu: 1400, mac: 'ff', addresses: [], defaultGateways: [] },
+    container: { up: false, mtu: 1400, mac: 'ff', addresses: [], defaultGateways: [], routes: [] },
   }
   const p = checkProblems(facts, broken, ['10.9.9.9/24'])
   t.equal(p.length, 8, p.join('\n'))
@@ -177,4 +181,67 @@ t.test('agent errors map to CNI codes and HTTP statuses', async (t) => {
   const check = toCniError(new PlexusError('PLX_ENDPOINTS_CHECK_FAILED', 'x', { problems: ['a', 'b'] }))
   t.equal(check.cni.details, 'a; b')
   t.equal(toCniError(new Error('boom')).cni.code, CNI.INTERNAL)
+})
+
+t.test('a gateway override and extra routes: in the result, the record and CHECK', async (t) => {
+  const routes = resolveRoutes(
+    [{ dst: '192.168.0.0/16' }, { dst: '172.16.0.0/12', gw: '10.244.3.6' }],
+    '10.244.3.5',
+  )
+  t.same(routes, [
+    { dst: '192.168.0.0/16', gw: '10.244.3.5' },
+    { dst: '172.16.0.0/12', gw: '10.244.3.6' },
+  ])
+  const custom: AttachmentFacts = { ...facts, gateway: '10.244.3.5', ...(routes ? { routes } : {}) }
+  const r = buildResult(custom, undefined)
+  t.same(r.ips, [{ address: '10.244.3.7/24', gateway: '10.244.3.5', interface: 1 }])
+  t.same(r.routes, [{ dst: '0.0.0.0/0', gw: '10.244.3.5' }, ...(routes ?? [])])
+  t.same(r.dns.nameservers, ['10.244.3.1'], 'DNS stays on the bridge')
+  const req = { containerId: 'c', ifname: 'eth0', netns: '/run/netns/c1', network: 'plexus', labels: {} }
+  const v = buildEndpoint(req, custom, 'h1', new Date(0))
+  t.equal(v.gateway, '10.244.3.5')
+  t.same(v.routes, routes)
+  const plain = buildEndpoint(req, facts, 'h1', new Date(0))
+  t.equal(plain.gateway, undefined, 'the bridge is not recorded as an override')
+  t.equal(plain.routes, undefined)
+  const container = { ...healthy.container!, defaultGateways: ['10.244.3.5'] }
+  t.same(checkProblems(custom, { ...healthy, container: { ...container, routes: [] } }, undefined), [
+    'no route to 192.168.0.0/16 via 10.244.3.5 on eth0',
+    'no route to 172.16.0.0/12 via 10.244.3.6 on eth0',
+  ])
+  const all = [
+    { dst: '192.168.0.0/16', gateway: '10.244.3.5' },
+    { dst: '172.16.0.0/12', gateway: '10.244.3.6' },
+  ]
+  t.same(checkProblems(custom, { ...healthy, container: { ...container, routes: all } }, undefined), [])
+  t.same(checkProblems(custom, healthy, undefined), [
+    'no default route via 10.244.3.5 on eth0',
+    'no route to 192.168.0.0/16 via 10.244.3.5 on eth0',
+    'no route to 172.16.0.0/12 via 10.244.3.6 on eth0',
+  ])
+})
+
+t.test('addressing refused by the agent: every problem, CNI 7', async (t) => {
+  const subnet = { base: ((10 << 24) | (244 << 16) | (3 << 8)) >>> 0, prefix: 24 }
+  const err = t.throws(() =>
+    assertAddressing(
+      {
+        gateway: '10.244.9.1',
+        routes: [{ dst: '10.0.0.0/8', gw: '10.244.3.255' }, { dst: '10.244.3.0/24' }],
+      },
+      subnet,
+    ),
+  ) as unknown as PlexusError
+  t.equal(err.code, 'PLX_ENDPOINTS_BAD_ADDRESSING')
+  const cni = toCniError(err).cni
+  t.equal(cni.code, CNI.INVALID_CONFIG)
+  t.equal(cni.details?.split('; ').length, 3, String(cni.details))
+  t.match(cni.msg, /gateway 10\.244\.9\.1 is outside.*routes\[0\]\.gw .*broadcast.*routes\[1\]\.dst/)
+  // malformed values (the API is reachable without the plugin) are named before the subnet is looked at
+  t.throws(() => assertAddressing({ routes: [{ dst: '10.0.0.1/8' }] }, subnet), { message: /host bits/ })
+  t.throws(() => assertAddressing({ gateway: '10.244.3.7' }, subnet, '10.244.3.7'), {
+    message: /own address/,
+  })
+  t.doesNotThrow(() => assertAddressing({ gateway: '10.244.3.7', routes: [{ dst: '10.0.0.0/8' }] }, subnet))
+  t.equal(toCniError(new PlexusError('PLX_ATTACH_ROUTE_TAKEN', 'x')).cni.code, CNI.INVALID_CONFIG)
 })
