@@ -87,8 +87,10 @@ export interface CniCall {
   args: Record<string, string>
   /** the ADD result, handed to DEL and CHECK as prevResult */
   prevResult?: unknown
-  /** `args.plexus` of the network config: what CNI_ARGS cannot carry (a service's ports and checks) */
+  /** `args.plexus` of the network config: what CNI_ARGS cannot carry (a service's ports and checks, gateway, routes) */
   plexus?: Record<string, unknown>
+  /** `args.cni` (CNI conventions): the group's static address (`ips`) and MAC */
+  cni?: Record<string, unknown>
   /** `runtimeConfig.portMappings`, as podman's `-p` hands them: the group's published ports */
   portMappings?: { hostPort: number; containerPort: number; protocol: 'tcp' | 'udp' }[]
 }
@@ -96,14 +98,15 @@ export interface CniCall {
 /** The network config on the plugin's stdin: the shipped conflist's plugin entry, pointed at our socket. */
 export function netconf(
   c: CniConfig,
-  call: Pick<CniCall, 'prevResult' | 'plexus' | 'portMappings'> = {},
+  call: Pick<CniCall, 'prevResult' | 'plexus' | 'cni' | 'portMappings'> = {},
 ): Record<string, unknown> {
+  const args = { ...(call.cni ? { cni: call.cni } : {}), ...(call.plexus ? { plexus: call.plexus } : {}) }
   return {
     cniVersion: '1.1.0',
     name: 'plexus',
     type: 'plexus',
     socket: c.socket,
-    ...(call.plexus ? { args: { plexus: call.plexus } } : {}),
+    ...(Object.keys(args).length ? { args } : {}),
     ...(call.portMappings?.length ? { runtimeConfig: { portMappings: call.portMappings } } : {}),
     ...(call.prevResult ? { prevResult: call.prevResult } : {}),
   }

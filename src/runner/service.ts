@@ -248,7 +248,7 @@ export class RunnerService implements Startable {
           containerId: a.id,
           netns: path,
           args: this.cniArgs(a),
-          ...this.serviceArgs(a),
+          ...this.configArgs(a),
           // published ports as podman's -p hands them: the plugin admits and publishes them
           ...(a.spec.ports?.length ? { portMappings: a.spec.ports } : {}),
         })
@@ -595,15 +595,25 @@ export class RunnerService implements Startable {
   }
 
   /**
-   * The group service's ports and checks, on the endpoint's record from ADD on: its host checks it and
-   * DNS answers it only once every check passes. Carried by the endpoint, not read from the job by the
-   * services module, so each allocation is checked as its own version of the job declared it.
+   * `args` of the network config. The group service's ports and checks, on the endpoint's record from
+   * ADD on: its host checks it and DNS answers it only once every check passes. Carried by the endpoint,
+   * not read from the job by the services module, so each allocation is checked as its own version of
+   * the job declared it. The group's `network` as a runtime asks for it: the static address and MAC in
+   * `args.cni` (CNI conventions), gateway and routes in `args.plexus`.
    */
-  private serviceArgs(a: LocalAlloc): Pick<CniCall, 'plexus'> {
+  private configArgs(a: LocalAlloc): Pick<CniCall, 'plexus' | 'cni'> {
     const svc = a.spec.service
-    if (!svc?.ports?.length && !svc?.checks?.length) return {}
+    const net = a.spec.network
+    const plexus = {
+      ...(svc?.ports?.length ? { ports: svc.ports } : {}),
+      ...(svc?.checks?.length ? { checks: svc.checks } : {}),
+      ...(net?.gateway ? { gateway: net.gateway } : {}),
+      ...(net?.routes?.length ? { routes: net.routes } : {}),
+    }
+    const cni = { ...(net?.ip ? { ips: [net.ip] } : {}), ...(net?.mac ? { mac: net.mac } : {}) }
     return {
-      plexus: { ...(svc.ports ? { ports: svc.ports } : {}), ...(svc.checks ? { checks: svc.checks } : {}) },
+      ...(Object.keys(plexus).length ? { plexus } : {}),
+      ...(Object.keys(cni).length ? { cni } : {}),
     }
   }
 

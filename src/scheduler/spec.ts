@@ -6,6 +6,15 @@
 
 import { Ajv, type ErrorObject } from 'ajv'
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml'
+import {
+  type AddressingProblem,
+  MAX_ROUTES,
+  type RouteRequest,
+  readGateway,
+  readMac,
+  readRoutes,
+  readStaticIp,
+} from '../lib/addressing.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import { lazyValidator } from '../lib/lazy.js'
 import { compileTemplate } from '../lib/template.js'
@@ -140,6 +149,8 @@ export interface GroupSpec {
   ports?: { hostPort: number; containerPort: number; protocol: 'tcp' | 'udp' }[]
   /** `TARGET[:ALIAS]` as `plexctl link` takes it */
   links?: string[]
+  /** the allocation's interface: what a runtime asks the CNI plugin for (src/lib/addressing.ts rules) */
+  network?: GroupNetwork
   restart?: {
     policy: 'always' | 'on-failure' | 'never'
     attempts?: number
@@ -156,6 +167,21 @@ export interface GroupSpec {
   }
   /** healthyDeadlineMs: how long a replacement may take to become healthy before the update counts as failed */
   update?: { maxParallel?: number; minHealthyMs?: number; healthyDeadlineMs?: number; autoRevert?: boolean }
+}
+
+/**
+ * Addressing of a group's allocation (one interface, shared by its tasks).
+ * A static address and a MAC are one container's, so only a group of one
+ * allocation may ask for them; the address must lie in the subnet of the host
+ * it runs on (pin it with a `name` constraint).
+ */
+export interface GroupNetwork {
+  ip?: string
+  mac?: string
+  /** its default route's next hop, an address of the host subnet (default: the bridge) */
+  gateway?: string
+  /** extra routes, {dst, gw} as the CNI result spells them (gw absent: the gateway) */
+  routes?: RouteRequest[]
 }
 
 export interface JobSpec {
@@ -331,6 +357,26 @@ const group = {
       },
     },
     links: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 130 } },
+    // the values' rules are src/lib/addressing.ts's, checked in networkProblems with every reason
+    network: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        ip: { type: 'string', maxLength: 18 },
+        mac: { type: 'string', maxLength: 17 },
+        gateway: { type: 'string', maxLength: 15 },
+        routes: {
+          type: 'array',
+          maxItems: MAX_ROUTES,
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['dst'],
+            properties: { dst: { type: 'string', maxLength: 18 }, gw: { type: 'string', maxLength: 15 } },
+          },
+        },
+      },
+    },
     restart: {
       type: 'object',
       additionalProperties: false,
@@ -534,6 +580,8 @@ function meaningProblems(job: JobSpec): SpecProblem[] {
       if (!LINK_RE.test(l))
         out.push({ path: `${gp}.links.${li}`, message: `a link is TARGET[:ALIAS], got "${l}"` })
     })
+    if (g.network)
+      networkProblems(`${gp}.network`, g.network, job.type === 'system' ? 'system' : g.count, out)
     g.talksTo?.forEach((t, ti) => {
       if (t.service === g.service?.name || t.service === g.name) {
         out.push({
@@ -546,7 +594,31 @@ function meaningProblems(job: JobSpec): SpecProblem[] {
   return out
 }
 
-/** Every problem of a parsed spec ([] = valid). */
+/**
+ * A group's addressing: the CNI plugin's rules (src/lib/addressing.ts), each
+ * problem at its path. count: the group's, or 'system' (one per host).
+ */
+function networkProblems(path: string, n: GroupNetwork, count: number | 'system', out: SpecProblem[]): void {
+  const found: AddressingProblem[] = []
+  if (n.ip !== undefined) readStaticIp('ip', n.ip, found)
+  if (n.mac !== undefined) readMac('mac', n.mac, found)
+  if (n.gateway !== undefined) readGateway('gateway', n.gateway, found)
+  if (n.routes !== undefined) readRoutes('routes', n.routes, found)
+  for (const f of ['ip', 'mac'] as const) {
+    if (n[f] === undefined || count === 1 || count === 0) continue
+    const what = f === 'ip' ? 'a static address' : 'a MAC address'
+    const runs =
+      count === 'system' ? 'a system job runs one allocation per host' : `the group runs ${count} allocations`
+    found.push({
+      field: f,
+      message: `is ${what}, one container's: ${runs}; ask for it in a group of count 1`,
+    })
+  }
+  // readRoutes names an item as routes[i]; a spec path is dotted
+  for (const p of found)
+    out.push({ path: `${path}.${p.field.replace(/\[(\d+)\]/g, '.$1')}`, message: p.message })
+}
+
 /** a task's templates: each parses, reads only named keys, and has a file of its own inside the task's directory */
 function templateProblems(path: string, templates: TaskTemplate[], out: SpecProblem[]): void {
   const dests = new Map<string, number>()
@@ -568,6 +640,7 @@ function templateProblems(path: string, templates: TaskTemplate[], out: SpecProb
   })
 }
 
+/** Every problem of a parsed spec ([] = valid). */
 export function jobProblems(value: unknown): SpecProblem[] {
   if (validateShape(value)) return meaningProblems(value)
   return (validateShape.errors ?? []).map(shapeProblem)

@@ -217,3 +217,53 @@ t.test(
     t.same(schema.sort(), ['groups.0.tasks.0.templates.0.changeMode', 'groups.0.tasks.0.templates.0.dest'])
   },
 )
+
+t.test("a group's network: the CNI plugin's rules, every problem at its path", async (t) => {
+  const withNetwork = (network: unknown, count = 1, type = 'service') =>
+    jobProblems({ name: 'j', type, groups: [{ name: 'g', count, tasks: [task], network }] })
+  const good = {
+    ip: '10.244.3.9',
+    mac: '02:00:00:00:00:09',
+    gateway: '10.244.3.5',
+    routes: [{ dst: '192.168.0.0/16' }, { dst: '172.16.0.0/12', gw: '10.244.3.6' }],
+  }
+  t.same(withNetwork(good), [])
+  t.same(
+    withNetwork({ gateway: '10.244.3.5', routes: good.routes }, 3),
+    [],
+    'gateway and routes suit any count',
+  )
+  t.same(
+    withNetwork({
+      ip: '10.244.3.300',
+      mac: 'ff:ff:ff:ff:ff:ff',
+      gateway: 'x',
+      routes: [{ dst: '1.2.3.4/8' }, { dst: '10.0.0.0/8', gw: '::1' }],
+    }),
+    [
+      { path: 'groups.0.network.ip', message: '"10.244.3.300" is not an IPv4 address' },
+      { path: 'groups.0.network.mac', message: '"ff:ff:ff:ff:ff:ff" is not a unicast MAC address' },
+      { path: 'groups.0.network.gateway', message: '"x" is not an IPv4 address' },
+      {
+        path: 'groups.0.network.routes.0.dst',
+        message: '"1.2.3.4/8" has host bits set (the network is 1.0.0.0/8)',
+      },
+      { path: 'groups.0.network.routes.1.gw', message: '"::1" is IPv6; the Plexus overlay is IPv4 only' },
+    ],
+  )
+  t.match(withNetwork({ ip: '10.244.3.9', mac: '02:00:00:00:00:09' }, 2), [
+    { path: 'groups.0.network.ip', message: /static address, one container's: the group runs 2 allocations/ },
+    { path: 'groups.0.network.mac', message: /MAC address, one container's: the group runs 2 allocations/ },
+  ])
+  t.match(withNetwork({ ip: '10.244.3.9' }, 1, 'system'), [
+    { path: 'groups.0.network.ip', message: /a system job runs one allocation per host/ },
+  ])
+  t.match(withNetwork({ routes: [{ dst: '10.0.0.0/8', mtu: 1 }], dns: {} }), [
+    { path: 'groups.0.network.dns', message: 'is not a known field' },
+    { path: 'groups.0.network.routes.0.mtu', message: 'is not a known field' },
+  ])
+  const lines = problemsOf(
+    'name: j\ntype: batch\ngroups:\n  - name: g\n    count: 1\n    tasks: [{name: t, driver: exec, config: {command: [x]}, resources: {cpu: 1, memoryMb: 1}}]\n    network:\n      gateway: 10.1\n',
+  )
+  t.match(lines, [{ path: 'groups.0.network.gateway', line: 8 }])
+})
