@@ -30,6 +30,10 @@ const endpointFields = {
   mac: Type.Optional(Type.String()),
   netns: Type.Optional(Type.String()),
   hostVeth: Type.Optional(Type.String()),
+  /** the default route's next hop, when the attachment asked for one other than the bridge */
+  gateway: Type.Optional(Type.String()),
+  /** extra routes the attachment asked for */
+  routes: Type.Optional(Type.Array(Type.Object({ dst: Type.String(), gw: Type.String() }))),
   service: Type.Optional(Type.String()),
   tags: Type.Optional(Strings),
   ports: Type.Optional(Type.Array(Port)),

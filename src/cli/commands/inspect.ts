@@ -5,6 +5,12 @@ import { age } from './endpoints.js'
 
 const list = (xs: string[] | undefined) => (xs?.length ? xs.join(', ') : undefined)
 
+/** the default route's next hop: the one asked for, else what the container has (the bridge) */
+function gatewayOf(e: EndpointDetail): string | undefined {
+  if (e.gateway) return `${e.gateway} (asked for)`
+  return e.live?.container?.routes.find((r) => r.dst === '0.0.0.0/0')?.gateway
+}
+
 function describe(e: EndpointDetail): string {
   const pairs: [string, unknown][] = [
     ['container', e.containerId],
@@ -14,6 +20,8 @@ function describe(e: EndpointDetail): string {
     ['interface', e.ifname],
     ['address', e.ipv4],
     ['mac', e.mac],
+    ['gateway', gatewayOf(e)],
+    ['extra routes', list(e.routes?.map((r) => `${r.dst} via ${r.gw}`))],
     ['netns', e.netns],
     ['veth', e.hostVeth],
     ['service', e.service],
