@@ -178,7 +178,7 @@ export function subnetProblems(a: AddressingRequest, subnet: Subnet, own?: strin
     n === subnet.base ? 'network' : n === last && subnet.prefix < 31 ? 'broadcast' : undefined
   if (a.ip) {
     const n = parseIPv4(ipText ?? '') as number
-    const what = n === subnet.base + 1 ? 'bridge (gateway)' : reserved(n)
+    const what = n === subnet.base + 1 ? 'gateway' : reserved(n)
     if (ipLen !== undefined && Number(ipLen) !== subnet.prefix)
       out.push({
         field: 'ip',

@@ -107,7 +107,7 @@ t.test('against the host subnet: every reason at once', async (t) => {
   t.match(problems[2]?.message, /own subnet/)
   t.match(problems[3]?.message, /network address/)
   t.same(subnetProblems({ ip: '10.244.3.1' }, subnet), [
-    { field: 'ip', message: '10.244.3.1 is the bridge (gateway) address of 10.244.3.0/24' },
+    { field: 'ip', message: '10.244.3.1 is the gateway address of 10.244.3.0/24' },
   ])
   t.same(subnetProblems({ ip: '10.244.3.9/16' }, subnet), [
     { field: 'ip', message: '10.244.3.9/16 has prefix length /16, the host subnet is /24' },
