@@ -72,6 +72,15 @@ export interface LocalAlloc {
   tasks: { name: string; handle?: { pid: number } }[]
 }
 
+/** a group's `tasks:` (YAML at a group's indentation) of one task that only sleeps: for tests about the allocation, not the task */
+export const SLEEP_TASKS = `    tasks:
+      - name: t
+        driver: exec
+        config: { command: ["sleep", "600"] }
+        resources: { cpu: 250, memoryMb: 8 }
+        killTimeoutMs: 500
+`
+
 export const hostDir = (c: Cluster, host: string): string => `/run/plexus-fixture/${c.name}/${host}`
 
 export const localAlloc = (c: Cluster, host: string, id: string): LocalAlloc =>

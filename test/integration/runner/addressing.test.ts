@@ -6,7 +6,7 @@ import t from 'tap'
 import type { EndpointDetail } from '../../../src/api/contract/endpoints.js'
 import { netnsName } from '../../../src/runner/network.js'
 import { eventually, upCluster } from '../../helpers/fixture.js'
-import { type Alloc, hostApi } from '../../helpers/runner.js'
+import { type Alloc, hostApi, SLEEP_TASKS } from '../../helpers/runner.js'
 import { waitReady } from '../cni/plugin.js'
 
 t.setTimeout(600_000)
@@ -22,13 +22,7 @@ groups:
     count: ${count}
     network:
 ${network}
-    tasks:
-      - name: t
-        driver: exec
-        config: { command: ["sleep", "600"] }
-        resources: { cpu: 250, memoryMb: 8 }
-        killTimeoutMs: 500
-`
+${SLEEP_TASKS}`
 
 t.test("a group's MAC, gateway and routes are in its allocation's namespace", async (t) => {
   const mac = '02:42:ac:11:00:77'

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { netnsName } from '../../../src/runner/network.js'
 import { CLUSTER, type Cluster, eventually, run, upCluster } from '../../helpers/fixture.js'
-import { type Alloc, hostApi, hostDir } from '../../helpers/runner.js'
+import { type Alloc, hostApi, hostDir, SLEEP_TASKS } from '../../helpers/runner.js'
 import { allocations, hostVeths } from '../cni/plugin.js'
 
 t.setTimeout(900_000)
@@ -23,13 +23,7 @@ type: ${type}
 groups:
   - name: g
     count: 1
-    tasks:
-      - name: t
-        driver: exec
-        config: { command: ["sleep", "600"] }
-        resources: { cpu: 250, memoryMb: 8 }
-        killTimeoutMs: 500
-`
+${SLEEP_TASKS}`
 
 function jobFile(t: { teardown(fn: () => unknown): void }, c: Cluster, name: string, type: string): string {
   const f = join(tmpdir(), `${c.name}-${name}.yaml`)
