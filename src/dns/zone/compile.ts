@@ -11,7 +11,25 @@ export interface NameAnswers {
   byType: Map<number, Section[]>
   /** encoded bytes, for status output */
   bytes: number
+  /** a big name's records, encoded once: the name's next compile takes the unchanged ones from here */
+  encoded?: Encoded
 }
+
+/**
+ * A name's distinct records encoded back to back (record i is
+ * `body[ends[i - 1] ?? 0, ends[i])`). Kept only for names of at least
+ * KEEP_ENCODED records: a change to one member of a service of a thousand
+ * re-encoded its names whole, which was most of the update's time (bench/zone);
+ * one buffer per name costs a tenth of what a Buffer per record did.
+ */
+export interface Encoded {
+  records: Rr[]
+  body: Buffer
+  ends: Uint32Array
+}
+
+/** how many records a name holds before its encoding is kept (a small name is encoded again in microseconds) */
+const KEEP_ENCODED = 64
 
 export interface AnswerTable {
   originKey: string
@@ -45,11 +63,32 @@ const encodeRecord = (dnsPacket as unknown as { answer: { encode(r: Rr): Buffer 
 
 /**
  * Encodes records through a memo: the same record in several orders is
- * encoded once. One per update: kept across updates, the encodings of every
- * record in use cost 150 MB of heap at 50,000 records (measured, bench/zone).
+ * encoded once. One per update: kept across updates, a Buffer for every
+ * record in use cost 150 MB of heap at 50,000 records (measured, bench/zone);
+ * big names keep theirs in one buffer instead (`Encoded`).
  */
 export class Encoder {
   private readonly memo = new Map<Rr, Buffer>()
+
+  /** the records of a previous compile count as encoded (views into its buffer; records are never mutated) */
+  reuse(e: Encoded): void {
+    let start = 0
+    for (let i = 0; i < e.records.length; i++) {
+      const end = e.ends[i]!
+      const r = e.records[i]!
+      if (!this.memo.has(r)) this.memo.set(r, e.body.subarray(start, end))
+      start = end
+    }
+  }
+
+  /** records encoded into one buffer of their own (a copy: the views it was made of may go) */
+  keep(records: Rr[]): Encoded {
+    const parts = records.map((r) => this.bytes(r))
+    const ends = new Uint32Array(parts.length)
+    let end = 0
+    for (let i = 0; i < parts.length; i++) ends[i] = end += parts[i]!.length
+    return { records, body: Buffer.concat(parts, end), ends }
+  }
 
   bytes(r: Rr): Buffer {
     let b = this.memo.get(r)
@@ -127,9 +166,16 @@ const none = (_r: Rr): Rr[] => []
 /**
  * One name's answers. Yields after each order of a big set (thousands of
  * members): a big service is the longest unit of a zone change.
- * `nsGlue` gives the addresses of NS targets (the apex's additional section).
+ * `nsGlue` gives the addresses of NS targets (the apex's additional section);
+ * `previous` is the name's last compile, whose kept encodings are reused.
  */
-export function* compileName(zn: ZoneName, enc: Encoder, nsGlue: (ns: Rr[]) => Rr[]): Steps<NameAnswers> {
+export function* compileName(
+  zn: ZoneName,
+  enc: Encoder,
+  nsGlue: (ns: Rr[]) => Rr[],
+  previous?: NameAnswers,
+): Steps<NameAnswers> {
+  if (previous?.encoded) enc.reuse(previous.encoded)
   const byType = new Map<number, Section[]>()
   const all: Rr[] = []
   let bytes = 0
@@ -165,7 +211,8 @@ export function* compileName(zn: ZoneName, enc: Encoder, nsGlue: (ns: Rr[]) => R
     byType.set(TYPE_ANY, [s])
     bytes += s.body.length
   }
-  return { byType, bytes }
+  for (const list of zn.additional.values()) all.push(...list)
+  return all.length >= KEEP_ENCODED ? { byType, bytes, encoded: enc.keep(all) } : { byType, bytes }
 }
 
 /** NODATA and NXDOMAIN: no answer, the SOA in the authority section */

@@ -2,7 +2,9 @@
 // sources it touches (the apex, a node, an endpoint, a service) and re-encodes
 // only the names whose records changed, then patches the answer table in one
 // synchronous step. At 50,000 records a full build takes seconds; one change
-// re-encodes a handful of names (issue 22, bench/zone).
+// re-encodes a handful of names (issue 22, bench/zone). Within a service only
+// the members a change touches are re-derived, and a big name's unchanged
+// records keep their encoding (compile.ts `Encoded`).
 //
 // A source is what one piece of the store adds to the zone (records.ts): a
 // name can have several (two endpoints with one container name), and the
@@ -10,7 +12,7 @@
 // (RFC 8020: NODATA, never NXDOMAIN). The result equals buildZone +
 // compileZone over the same records (test/unit/dns/zone-live.test.ts checks
 // it over random change sequences).
-import { STEP_EVERY, type Steps } from '../../lib/steps.js'
+import { runSteps, STEP_EVERY, type Steps } from '../../lib/steps.js'
 import { CATALOG_PREFIXES, type Endpoint, type ServicePieces, serviceEntry } from '../../services/catalog.js'
 import { endpointCodec, healthCodec, nodeCodec, registrationCodec, serviceCodec } from '../../store/codecs.js'
 import { expiresAt } from '../../store/record.js'
@@ -36,6 +38,7 @@ import {
   ancestors,
   apexRecords,
   endpointRecords,
+  MEMBERS_PER_STEP,
   NameSets,
   nodeRecords,
   type Rr,
@@ -60,6 +63,13 @@ interface Registration {
   value: RegistrationValue
 }
 
+/** one record a service member adds: the name it is under, the section, the record */
+interface MemberRecord {
+  name: string
+  into: 'sets' | 'additional'
+  rr: Rr
+}
+
 const addTo = <K, V>(m: Map<K, Set<V>>, k: K, v: V): void => {
   const s = m.get(k)
   if (s) s.add(v)
@@ -72,6 +82,7 @@ const removeFrom = <K, V>(m: Map<K, Set<V>>, k: K, v: V): void => {
 
 /** the same record objects in the same order: a re-derived source reuses the objects of unchanged records */
 function sameName(a: ZoneName | undefined, b: ZoneName | undefined): boolean {
+  if (a === b) return true
   if (a === undefined || b === undefined) return a === b
   for (const into of ['sets', 'additional'] as const) {
     if (a[into].size !== b[into].size) return false
@@ -119,6 +130,10 @@ export class LiveZone {
   private readonly healthOfEndpoint = new Map<string, Set<string>>()
   /** key → when its record lapses (TTL records leave without a store event) */
   private readonly expiries = new Map<string, number>()
+  /** service → endpoint key → what that member adds (nothing when it is unhealthy: it still makes the service exist) */
+  private readonly members = new Map<string, Map<string, MemberRecord[]>>()
+  /** service → the members the running update re-derives ('all': the definition changed, every one) */
+  private readonly memberWork = new Map<string, Set<string> | 'all'>()
 
   /** what each source adds, by name; which sources a name has; how many named names are below a name */
   private readonly contrib = new Map<Source, Map<string, ZoneName>>()
@@ -212,8 +227,9 @@ export class LiveZone {
     const compiled = new Map<string, NameAnswers | undefined>()
     for (const name of dirty) {
       yield
+      const key = nameToKey(name)
       const zn = this.names.get(name)
-      compiled.set(nameToKey(name), zn ? yield* compileName(zn, enc, glue) : undefined)
+      compiled.set(key, zn ? yield* compileName(zn, enc, glue, this.table.names.get(key)) : undefined)
     }
     const soa = this.names.get(this.origin)!.sets.get('SOA')![0]!
     this.patch(compiled, negativeAnswers(enc, soa), full)
@@ -232,6 +248,8 @@ export class LiveZone {
       this.regsOfEndpoint,
       this.healthOfEndpoint,
       this.expiries,
+      this.members,
+      this.memberWork,
       this.contrib,
       this.owners,
       this.below,
@@ -298,20 +316,20 @@ export class LiveZone {
       const v = r && serviceCodec.valueOf(r)
       if (v) this.definitions.set(name, v)
       else this.definitions.delete(name)
-      sources.add(`s:${name}`)
+      this.touch(name, sources) // its tags, ports and checks are every member's
     } else if (key.startsWith(REGISTRATION_PREFIX)) {
       const old = this.registrations.get(key)
       if (old) {
         removeFrom(this.regsOfService, old.value.service, key)
         removeFrom(this.regsOfEndpoint, old.value.endpointKey, key)
-        sources.add(`s:${old.value.service}`)
+        this.touch(old.value.service, sources, old.value.endpointKey)
       }
       const v = r && registrationCodec.valueOf(r)
       if (v && r) {
         this.registrations.set(key, { owner: r.owner, value: v })
         addTo(this.regsOfService, v.service, key)
         addTo(this.regsOfEndpoint, v.endpointKey, key)
-        sources.add(`s:${v.service}`)
+        this.touch(v.service, sources, v.endpointKey)
       } else this.registrations.delete(key)
     } else if (key.startsWith(HEALTH_PREFIX)) {
       const old = this.health.get(key)
@@ -328,51 +346,135 @@ export class LiveZone {
     }
   }
 
-  /** the services an endpoint is in (its own service field, its registrations) */
+  /** the endpoint's membership of the services it is in (its own service field, its registrations) */
   private servicesOf(endpointKey: string, sources: Set<Source>): void {
     const service = this.endpoints.get(endpointKey)?.value.service
-    if (service) sources.add(`s:${service}`)
+    if (service) this.touch(service, sources, endpointKey)
     for (const reg of this.regsOfEndpoint.get(endpointKey) ?? [])
-      sources.add(`s:${this.registrations.get(reg)!.value.service}`)
+      this.touch(this.registrations.get(reg)!.value.service, sources, endpointKey)
+  }
+
+  /** the service's member at endpointKey (without one: all its members) is re-derived by this update */
+  private touch(service: string, sources: Set<Source>, endpointKey?: string): void {
+    sources.add(`s:${service}`)
+    const work = this.memberWork.get(service)
+    if (work === 'all') return
+    if (endpointKey === undefined) this.memberWork.set(service, 'all')
+    else if (work) work.add(endpointKey)
+    else this.memberWork.set(service, new Set([endpointKey]))
   }
 
   /** what the source adds now, from the indexes */
   private *records(src: Source, serial: number, before: Map<string, ZoneName>): Steps<Map<string, ZoneName>> {
-    const z = new NameSets(this.apexNow.ttl, yield* byReuseKey(before))
     const id = src.slice(2)
+    if (src.startsWith('s:')) return yield* this.service(id, before)
+    const z = new NameSets(this.apexNow.ttl, yield* byReuseKey(before))
     if (src === APEX) apexRecords(z, { ...this.apexNow, serial })
     else if (src.startsWith('n:')) {
       const node = this.nodes.get(id)
       if (node) nodeRecords(z, node, this.origin)
-    } else if (src.startsWith('e:')) {
+    } else {
       const ep = this.endpoints.get(id)
       if (ep) endpointRecords(z, ep.value, this.origin)
-    } else {
-      const pieces = this.pieces(id)
-      if (pieces) {
-        const entry = serviceEntry(pieces, (k) => this.healthResults(k))
-        yield
-        yield* serviceRecords(z, entry, this.origin)
-      }
     }
     return z.names
   }
 
-  /** a service as the catalog would make it; undefined when the catalog would have no such service */
-  private pieces(name: string): ServicePieces | undefined {
-    const p: ServicePieces = { name, endpoints: [], registrations: [] }
-    const def = this.definitions.get(name)
+  /**
+   * A service's names: the members this update touched are re-derived one by
+   * one, then the names they had or have are merged again from every member;
+   * the service's other names keep their objects. Re-deriving the whole
+   * service took half of a one-change update at 1,200 members (bench/zone).
+   */
+  private *service(name: string, before: Map<string, ZoneName>): Steps<Map<string, ZoneName>> {
+    const members = this.members.get(name) ?? new Map<string, MemberRecord[]>()
+    const work = this.memberWork.get(name) ?? 'all'
+    this.memberWork.delete(name)
+    const keys =
+      work === 'all'
+        ? new Set([
+            ...members.keys(),
+            ...(this.cniMembers.get(name) ?? []),
+            ...[...(this.regsOfService.get(name) ?? [])].map(
+              (k) => this.registrations.get(k)!.value.endpointKey,
+            ),
+          ])
+        : work
+    const base = `${name}.svc.${this.origin}`
+    const touched = new Set([base])
+    let n = 0
+    for (const key of keys) {
+      if (++n % MEMBERS_PER_STEP === 0) yield
+      const old = members.get(key)
+      for (const r of old ?? []) touched.add(r.name)
+      const now = this.memberRecords(name, key, old)
+      if (now) {
+        members.set(key, now)
+        for (const r of now) touched.add(r.name)
+      } else members.delete(key)
+    }
+    if (members.size) this.members.set(name, members)
+    else this.members.delete(name)
+    // the catalog has the service while it has a definition or a member (healthy or not)
+    if (!members.size && !this.definitions.has(name)) return new Map()
+
+    // in endpoint key order, as serviceEntry orders members: each set comes out as a full build makes it
+    const z = new NameSets(this.apexNow.ttl)
+    z.at(base) // a defined service with no healthy member answers NODATA, not NXDOMAIN
+    n = 0
+    for (const key of [...members.keys()].sort()) {
+      if (++n % STEP_EVERY === 0) yield
+      for (const r of members.get(key)!) if (touched.has(r.name)) z.addRecord(r.name, r.into, r.rr)
+    }
+    const after = new Map(before)
+    for (const t of touched) after.delete(t)
+    for (const [t, zn] of z.names) after.set(t, zn)
+    return after
+  }
+
+  /**
+   * What the member at endpointKey adds to the service: serviceEntry and
+   * serviceRecords over that member alone (a member is made of its endpoint,
+   * its registrations, its health results and the definition, nothing of
+   * another member's). Unchanged records keep their objects. Undefined when the
+   * catalog would have no such member.
+   */
+  private memberRecords(
+    service: string,
+    endpointKey: string,
+    old?: MemberRecord[],
+  ): MemberRecord[] | undefined {
+    const ep = this.endpoints.get(endpointKey)
+    if (!ep) return undefined
+    const p: ServicePieces = { name: service, endpoints: [], registrations: [] }
+    const def = this.definitions.get(service)
     if (def) p.definition = def
-    for (const key of this.cniMembers.get(name) ?? []) p.endpoints.push(this.endpoints.get(key)!)
+    if (ep.value.service === service) p.endpoints.push(ep)
     // in key order, as the catalog reads them: of two for one endpoint, the later key wins
-    for (const key of [...(this.regsOfService.get(name) ?? [])].sort()) {
+    for (const key of [...(this.regsOfEndpoint.get(endpointKey) ?? [])].sort()) {
       const reg = this.registrations.get(key)!
-      const ep = this.endpoints.get(reg.value.endpointKey)
-      // a registration outlives nothing: without its endpoint (on the registration's host) it names no address
-      if (ep && ep.peer === reg.owner)
+      // a registration counts only from its endpoint's host
+      if (reg.value.service === service && ep.peer === reg.owner)
         p.registrations.push({ endpoint: ep, value: reg.value, expiresAt: this.expiries.get(key) })
     }
-    return def || p.endpoints.length || p.registrations.length ? p : undefined
+    if (!p.endpoints.length && !p.registrations.length) return undefined
+
+    const previous = old?.length
+      ? new Map(old.map((r) => [reuseKey(r.name, r.into, r.rr.type, recordId(r.rr.name, r.rr.data)), r.rr]))
+      : undefined
+    const z = new NameSets(this.apexNow.ttl, previous)
+    runSteps(
+      serviceRecords(
+        z,
+        serviceEntry(p, (k) => this.healthResults(k)),
+        this.origin,
+      ),
+    )
+    const out: MemberRecord[] = []
+    for (const [name, zn] of z.names)
+      for (const into of ['sets', 'additional'] as const)
+        for (const list of zn[into].values()) for (const rr of list) out.push({ name, into, rr })
+    return out
   }
 
   private healthResults(endpointKey: string): HealthValue[] | undefined {

@@ -122,10 +122,14 @@ export class NameSets {
 
   /** every set of zn into name's */
   addAll(name: string, zn: ZoneName): void {
-    const to = this.at(name)
+    this.at(name) // an empty name stays a name
     for (const into of ['sets', 'additional'] as const)
-      for (const list of zn[into].values())
-        for (const r of list) this.push(to[into], r, recordId(r.name, r.data))
+      for (const list of zn[into].values()) for (const r of list) this.addRecord(name, into, r)
+  }
+
+  /** an existing record (its object kept) into name's section */
+  addRecord(name: string, into: 'sets' | 'additional', r: Rr): void {
+    this.push(this.at(name)[into], r, recordId(r.name, r.data))
   }
 
   addAddress(name: string, ipv4: string | undefined, ipv6: string | undefined): void {
@@ -209,7 +213,7 @@ export function endpointRecords(z: NameSets, ep: EndpointValue, origin: string):
 }
 
 /** members of a service between two yields: a service of a thousand members is tens of milliseconds */
-const MEMBERS_PER_STEP = 64
+export const MEMBERS_PER_STEP = 64
 
 /** <svc>.svc.<origin>, its tag names and SRV names, from its healthy members (yields, src/lib/steps.ts) */
 export function* serviceRecords(z: NameSets, svc: ServiceEntry, origin: string): Steps<void> {
