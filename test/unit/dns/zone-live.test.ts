@@ -6,10 +6,10 @@ import dnsPacket from 'dns-packet'
 import t from 'tap'
 import { seededRng } from '../../../src/cluster/sim/clock.js'
 import { nameToKey } from '../../../src/dns/wire.js'
-import { type AnswerTable, compileZone } from '../../../src/dns/zone/compile.js'
+import { type AnswerTable, compileZone, Encoder } from '../../../src/dns/zone/compile.js'
 import { ZoneStage } from '../../../src/dns/zone/handler.js'
 import { LiveZone } from '../../../src/dns/zone/live.js'
-import { buildZone } from '../../../src/dns/zone/records.js'
+import { buildZone, type Rr } from '../../../src/dns/zone/records.js'
 import { runSliced, runSteps } from '../../../src/lib/steps.js'
 import { buildCatalog, type CatalogInput, catalogInput } from '../../../src/services/catalog.js'
 import { isExpired } from '../../../src/store/record.js'
@@ -275,4 +275,152 @@ t.test('runSliced gives the event loop turns between slices and returns what run
     ),
     /boom/,
   )
+})
+
+/** endpoints per host in the big-service test: enough members that their service's names keep encodings */
+const MEMBERS = 60
+
+/** one host's endpoint c<i> in the big-service test (addresses collide across endpoints on purpose) */
+function member(peer: string, i: number, rnd: () => number): StoreRecord {
+  const p = PEERS.indexOf(peer)
+  const extra: Record<string, unknown> = { ipv4: `10.244.${p}.${2 + Math.floor(rnd() * 80)}` }
+  if (rnd() < 0.2) extra.ipv6 = `fd00::${p}:${Math.floor(rnd() * 40) + 1}`
+  const service = rnd() < 0.8 ? pick(['web', 'db'], rnd) : undefined
+  if (service) extra.service = service
+  if (rnd() < 0.5) extra.tags = [pick(['v1', 'v2'], rnd)]
+  return endpoint(peer, `c${i}`, extra)
+}
+
+const pick = <T>(xs: T[], rnd: () => number): T => xs[Math.floor(rnd() * xs.length)]!
+
+const READY = { name: 'ready', type: 'tcp', port: 9000, intervalMs: 1000, timeoutMs: 500, failures: 1 }
+
+/** an API registration of c<i> in 'api', sometimes with a check, a TTL or another host as its owner */
+function apiRegistration(peer: string, i: number, rnd: () => number, now: number): StoreRecord {
+  const value = {
+    service: 'api',
+    endpointKey: `endpoints/${peer}/c${i}/eth0`,
+    tags: [`t${i % 3}`],
+    ports: [{ name: 'grpc', port: 9000, protocol: 'tcp' }],
+    ...(rnd() < 0.3 ? { checks: [READY] } : {}),
+  }
+  const owner = rnd() < 0.05 ? pick(PEERS, rnd) : peer
+  return at(
+    rec(`registrations/${peer}/c${i}/eth0/api`, value, owner, rnd() < 0.3 ? 1000 + rnd() * 4000 : undefined),
+    now,
+  )
+}
+
+/** one change to one member of a big service (it moves, leaves, joins by registration, fails a check), or to a definition, or any */
+function memberChange(input: CatalogInput, rnd: () => number, now: number): void {
+  const peer = pick(PEERS, rnd)
+  const i = Math.floor(rnd() * MEMBERS)
+  const drop = (list: StoreRecord[], key: string) => list.filter((r) => r.key !== key)
+  const set = (list: StoreRecord[], r: StoreRecord) => [...drop(list, r.key), r]
+  const r = rnd()
+  if (r < 0.35) input.endpoints = set(input.endpoints, member(peer, i, rnd))
+  else if (r < 0.45) input.endpoints = drop(input.endpoints, `endpoints/${peer}/c${i}/eth0`)
+  else if (r < 0.65)
+    input.registrations =
+      rnd() < 0.7
+        ? set(input.registrations, apiRegistration(peer, i, rnd, now))
+        : drop(input.registrations, `registrations/${peer}/c${i}/eth0/api`)
+  else if (r < 0.8) {
+    const result = { endpointKey: `endpoints/${peer}/c${i}/eth0`, service: 'api', check: 'ready', output: '' }
+    const status = rnd() < 0.8 ? 'passing' : 'critical'
+    input.health = set(
+      input.health,
+      rec(`health/${peer}/c${i}-ready`, { ...result, status, checkedAt: '2026-01-01T00:00:00Z' }),
+    )
+  } else if (r < 0.88) {
+    // a definition: its tags, ports and checks are every member's
+    const name = pick(['web', 'db', 'api'], rnd)
+    const port = pick([80, 8000], rnd)
+    const value = { name, tags: rnd() < 0.5 ? ['v1'] : [], ports: [{ name: 'http', port, protocol: 'tcp' }] }
+    const key = `services/${name}`
+    input.services =
+      rnd() < 0.2
+        ? drop(input.services, key)
+        : set(input.services, rec(key, rnd() < 0.2 ? { ...value, checks: [READY] } : value))
+  }
+  // the other changes (a node, a check result of no named check, c0-c11's endpoints)
+  else change(input, rnd, now)
+}
+
+/** the first entry of two canonical tables that differs, with both sides; undefined when they are the same */
+function firstDifference(got: Map<string, string>, want: Map<string, string>): string | undefined {
+  for (const k of new Set([...got.keys(), ...want.keys()]))
+    if (got.get(k) !== want.get(k))
+      return `${k}: live ${got.get(k) ?? '(none)'}, fresh ${want.get(k) ?? '(none)'}`
+  return undefined
+}
+
+t.test(
+  'big services: members re-derived one by one, kept encodings reused, answers as a fresh build (seeded)',
+  async (t) => {
+    const SEEDS = 4
+    const STEPS = 40
+    let compared = 0
+    // records whose encoding a changed big name took from its previous compile
+    let reused = 0
+    for (let seed = 1; seed <= SEEDS; seed++) {
+      const rnd = seededRng(1000 + seed)
+      const store = new Records()
+      const input = empty()
+      input.services = [
+        rec('services/web', {
+          name: 'web',
+          tags: ['v1'],
+          ports: [{ name: 'http', port: 80, protocol: 'tcp' }],
+        }),
+        rec('services/db', { name: 'db', tags: [], ports: [] }),
+      ]
+      for (const peer of PEERS)
+        for (let i = 0; i < MEMBERS; i++) {
+          input.endpoints.push(member(peer, i, rnd))
+          if (rnd() < 0.5) input.registrations.push(apiRegistration(peer, i, rnd, store.now))
+        }
+      store.load(input)
+      const live = new LiveZone(store, () => OPTS)
+      runSteps(live.update())
+      t.ok(
+        [...live.table.names.values()].some((a) => a.encoded),
+        `seed ${seed}: some names are big enough to keep their encodings`,
+      )
+      for (let step = 0; step < STEPS; step++) {
+        if (rnd() < 0.15) {
+          store.now += Math.floor(rnd() * 3000)
+          live.expire(store.now)
+        } else {
+          for (let k = Math.floor(rnd() * 3); k >= 0; k--) memberChange(input, rnd, store.now)
+          for (const key of store.load(input)) live.changed(key)
+        }
+        const before = new Map(live.table.names)
+        if (rnd() < 0.5) runSteps(live.update())
+        else await runSliced(live.update(), 0)
+        for (const [key, a] of live.table.names) {
+          const kept = before.get(key)?.encoded?.records
+          if (a === before.get(key) || !kept || !a.encoded) continue
+          const old = new Set(kept)
+          reused += a.encoded.records.filter((r) => old.has(r)).length
+        }
+        const differs = firstDifference(canonical(live.table), fresh(store))
+        if (differs)
+          return t.fail(`seed ${seed} step ${step}: the live zone differs from a fresh build at ${differs}`)
+        compared++
+      }
+    }
+    t.equal(compared, SEEDS * STEPS, `${compared} tables compared`)
+    t.ok(reused > 0, `${reused} records kept their encoding across a change of their name`)
+  },
+)
+
+t.test('an encoding kept from the last compile is used, not made again', async (t) => {
+  const r: Rr = { name: 'a.plexus.internal', type: 'A', ttl: 5, data: '10.0.0.1' }
+  const enc = new Encoder()
+  enc.reuse({ records: [r], body: Buffer.from('kept'), ends: Uint32Array.of(4) })
+  t.equal(enc.bytes(r).toString(), 'kept')
+  const kept = enc.keep([r, { ...r, data: '10.0.0.2' }])
+  t.same([...kept.ends], [4, 4 + kept.body.length - 4])
+  t.equal(kept.body.subarray(0, 4).toString(), 'kept', 'a record kept again is copied from its last encoding')
 })
