@@ -35,7 +35,7 @@ import {
   withRules,
 } from './model.js'
 import { NftablesFirewall } from './nftables.js'
-import { editChain } from './xtables.js'
+import { editChain, edits } from './xtables.js'
 
 export type IptablesVariant = 'nf_tables' | 'legacy'
 
@@ -310,15 +310,27 @@ export class IptablesFirewall implements FirewallBackend {
     return this.known
   }
 
+  /**
+   * iptables' edit and ebtables' run side by side, each only when it changes
+   * something (an ADD without a published port edits no iptables chain).
+   * They write different tables and no rule of one refers to the other, and
+   * a batch that needs both (an ADD with a published port: its DNAT and its
+   * veth's anti-spoofing rules) is what a CNI ADD waits for: one after the
+   * other they cost it two tool runs. Both settle before a failure is
+   * thrown, so the retry's dump sees everything they did.
+   */
   private async restore(spec: FirewallSpec, from: { ipt: IptablesDump; eb: EbDump }): Promise<void> {
-    await run(
-      tool(this.variant, 'restore'),
-      ['--noflush', '--wait'],
-      renderRestore(spec, from.ipt),
-      this.netns,
+    const batches: [cmd: string, args: string[], input: string][] = [
+      [tool(this.variant, 'restore'), ['--noflush', '--wait'], renderRestore(spec, from.ipt)],
+      [EBTABLES_RESTORE, ['--noflush'], renderEbRestore(spec, from.eb)],
+    ]
+    const done = await Promise.allSettled(
+      batches
+        .filter(([, , input]) => edits(input))
+        .map(([cmd, args, input]) => run(cmd, args, input, this.netns)),
     )
-    const eb = renderEbRestore(spec, from.eb)
-    if (eb !== '*nat\nCOMMIT\n') await run(EBTABLES_RESTORE, ['--noflush'], eb, this.netns)
+    const failed = done.find((d) => d.status === 'rejected')
+    if (failed) throw failed.reason
   }
 
   /** ebtables-nft and the `bridge plexus` table are nf_tables always; iptables only in that flavour */

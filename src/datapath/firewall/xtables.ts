@@ -19,3 +19,8 @@ export function editChain(chain: string, have: string[], want: { tag: string; ar
   })
   return [...deletes.reverse().map((n) => `-D ${chain} ${n + 1}`), ...ins]
 }
+
+/** whether restore input changes anything: a line besides the table headers and COMMIT */
+export function edits(restore: string): boolean {
+  return restore.split('\n').some((l) => l !== '' && l !== 'COMMIT' && !l.startsWith('*'))
+}

@@ -27,6 +27,7 @@ import {
   renderEdit,
   renderScript,
 } from '../../../src/datapath/firewall/nftables.js'
+import { edits } from '../../../src/datapath/firewall/xtables.js'
 import { parseNetworkConfig } from '../../../src/ipam/config.js'
 
 const spec: FirewallSpec = { sections: [clusterSection(parseNetworkConfig({}))] }
@@ -160,6 +161,9 @@ t.test('chainEdit: only what differs, new rules placed before the kept rule that
 
 t.test('iptables: a batch deletes and inserts only the rules that differ', async (t) => {
   t.equal(renderRestore(spec, dumpOf(spec)), '*filter\nCOMMIT\n*nat\nCOMMIT\n', 'in step: nothing to do')
+  t.notOk(edits(renderRestore(spec, dumpOf(spec))), 'in step: no process is run')
+  t.ok(edits(renderRestore(withPort, dumpOf(spec))), 'a new port: an edit to run')
+  t.ok(edits(renderRestore(spec, { ...dumpOf(spec), jumps: new Map() })), 'a missing jump: an edit to run')
 
   const add = renderRestore(withPort, dumpOf(spec)).split('\n')
   t.same(
