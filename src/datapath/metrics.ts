@@ -71,6 +71,8 @@ export function timedFirewall(fw: FirewallBackend, metrics: DatapathMetrics): Fi
     read: (want) => fw.read(want),
     generation: () => fw.generation(),
     remove: () => fw.remove(),
+    prepare: () => fw.prepare(),
+    release: () => fw.release(),
     async apply(spec) {
       const end = metrics.firewallApplyDuration.startTimer({ backend: fw.name })
       try {

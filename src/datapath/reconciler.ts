@@ -162,6 +162,8 @@ export class Reconciler implements Startable {
   /** reconcile() asked for a full pass: it reads the firewall whatever the generation */
   private readWanted = false
   private forwardingConfirmed = false
+  /** stop() was called: no more tool processes are started ahead */
+  private stopping = false
   private refusedSeen = new Set<string>()
   private st: DatapathStatus
   private readonly repairs: Record<string, number> = { total: 0 }
@@ -179,7 +181,17 @@ export class Reconciler implements Startable {
       intervalMs: o.intervalMs ?? 3000,
       debounceMs: o.debounceMs ?? 50,
       index: o.index,
-      pass: (full) => this.pass(full),
+      pass: async (full) => {
+        try {
+          await this.pass(full)
+        } finally {
+          // once this pass's waiters have their answer (they resume before any
+          // immediate runs): the next batch's processes start off their path
+          setImmediate(() => {
+            if (!this.stopping) this.o.firewall.prepare()
+          })
+        }
+      },
       explain: {
         origins: () =>
           this.last ? datapathOrigins(this.last.input, this.last.desired, this.last.sources) : [],
@@ -206,8 +218,10 @@ export class Reconciler implements Startable {
     return this.loop.start()
   }
 
-  stop(): Promise<void> {
-    return this.loop.stop()
+  async stop(): Promise<void> {
+    this.stopping = true
+    await this.loop.stop()
+    this.o.firewall.release()
   }
 
   status(): DatapathStatus {

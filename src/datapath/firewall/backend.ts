@@ -19,6 +19,14 @@ export interface FirewallBackend {
   generation(): Promise<number | undefined>
   /** makes our chains/table exactly spec, as one atomic batch */
   apply(spec: FirewallSpec): Promise<void>
+  /**
+   * starts the processes the next apply() will write through, so a batch
+   * someone waits for (a CNI ADD) does not wait for them to start
+   * (exec.ts WarmTools); called after a pass, off the path of its waiters
+   */
+  prepare(): void
+  /** ends what prepare() started (the agent stops) */
+  release(): void
   /** removes our chains/table and jumps; false if there was nothing */
   remove(): Promise<boolean>
 }

@@ -22,7 +22,7 @@ import {
   renderEbRemove,
   renderEbRestore,
 } from './ebtables.js'
-import { generationIn, run } from './exec.js'
+import { generationIn, run, type Tool, WarmTools } from './exec.js'
 import {
   type FirewallSpec,
   type FirewallView,
@@ -292,12 +292,15 @@ export class IptablesFirewall implements FirewallBackend {
   private readonly nd: NftablesFirewall
   /** whether that table may exist: it is removed when no rule needs it, but not listed before every apply */
   private ndMayExist = true
+  /** the restore processes of the next batch, started after the last (prepare()) */
+  private readonly tools: WarmTools
 
   constructor(
     readonly variant: IptablesVariant,
     private readonly netns?: string,
   ) {
     this.nd = new NftablesFirewall(netns, ['bridge'])
+    this.tools = new WarmTools(netns)
   }
 
   private async dump(): Promise<{ ipt: IptablesDump; eb: EbDump }> {
@@ -320,17 +323,31 @@ export class IptablesFirewall implements FirewallBackend {
    * thrown, so the retry's dump sees everything they did.
    */
   private async restore(spec: FirewallSpec, from: { ipt: IptablesDump; eb: EbDump }): Promise<void> {
-    const batches: [cmd: string, args: string[], input: string][] = [
-      [tool(this.variant, 'restore'), ['--noflush', '--wait'], renderRestore(spec, from.ipt)],
-      [EBTABLES_RESTORE, ['--noflush'], renderEbRestore(spec, from.eb)],
+    const [ipt, eb] = this.restoreTools()
+    const batches: [Tool, string][] = [
+      [ipt, renderRestore(spec, from.ipt)],
+      [eb, renderEbRestore(spec, from.eb)],
     ]
     const done = await Promise.allSettled(
-      batches
-        .filter(([, , input]) => edits(input))
-        .map(([cmd, args, input]) => run(cmd, args, input, this.netns)),
+      batches.filter(([, input]) => edits(input)).map(([t, input]) => this.tools.run(...t, input)),
     )
     const failed = done.find((d) => d.status === 'rejected')
     if (failed) throw failed.reason
+  }
+
+  private restoreTools(): [Tool, Tool] {
+    return [
+      [tool(this.variant, 'restore'), ['--noflush', '--wait']],
+      [EBTABLES_RESTORE, ['--noflush']],
+    ]
+  }
+
+  prepare(): void {
+    this.tools.prepare(this.restoreTools())
+  }
+
+  release(): void {
+    this.tools.release()
   }
 
   /** ebtables-nft and the `bridge plexus` table are nf_tables always; iptables only in that flavour */

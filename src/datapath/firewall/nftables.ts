@@ -9,7 +9,7 @@
 // written in the same transactions: the inet family never sees bridged frames.
 import { PlexusError } from '../../lib/errors.js'
 import type { FirewallBackend } from './backend.js'
-import { generationIn, run } from './exec.js'
+import { generationIn, run, type Tool, WarmTools } from './exec.js'
 import {
   chainEdit,
   type FirewallSpec,
@@ -221,6 +221,9 @@ export function afterEdit(spec: FirewallSpec, table: NftTable, echo: string): Nf
   return { hooked: true, rules, packets: table.packets }
 }
 
+/** nft for an edit, printing the handles of the rules it adds */
+const EDIT: Tool = ['nft', ['--echo', '--handle', '-f', '-']]
+
 const EMPTY_TABLE = JSON.stringify({ nftables: [] })
 
 export class NftablesFirewall implements FirewallBackend {
@@ -228,12 +231,16 @@ export class NftablesFirewall implements FirewallBackend {
   readonly variant = undefined
   /** our table as of the last listing or write; see the top of this file */
   private known?: NftTable
+  /** the edit's nft process of the next batch, started after the last (prepare()) */
+  private readonly tools: WarmTools
 
   /** families: the tables it keeps (the iptables backend keeps only the bridge one, for rules ebtables cannot express) */
   constructor(
     private readonly netns?: string,
     private readonly families: readonly Family[] = FAMILIES,
-  ) {}
+  ) {
+    this.tools = new WarmTools(netns)
+  }
 
   private async listing(family: Family): Promise<string> {
     try {
@@ -263,7 +270,7 @@ export class NftablesFirewall implements FirewallBackend {
     if (table.hooked) {
       const script = renderEdit(spec, table)
       try {
-        const echo = script ? await run('nft', ['--echo', '--handle', '-f', '-'], script, this.netns) : ''
+        const echo = script ? await this.tools.run(...EDIT, script) : ''
         this.known = afterEdit(spec, table, echo)
         return
       } catch {
@@ -271,6 +278,14 @@ export class NftablesFirewall implements FirewallBackend {
       }
     }
     await run('nft', ['-f', '-'], renderScript(spec, this.families), this.netns)
+  }
+
+  prepare(): void {
+    this.tools.prepare([EDIT])
+  }
+
+  release(): void {
+    this.tools.release()
   }
 
   async remove(): Promise<boolean> {
