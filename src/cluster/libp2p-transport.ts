@@ -11,6 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { errorMessage, isPlexusError, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import { withDeadline } from './deadline.js'
 import {
   decodeInspect,
   encodeInspect,
@@ -43,6 +44,8 @@ const VERDICT: Record<GossipVerdict, TopicValidatorResult> = {
 }
 
 const MAX_OUTBOUND_GOSSIP_BYTES = 32 * 1024 * 1024
+/** how long an inbound /plexus/sync/1 stream may take to send its request */
+const SYNC_SERVE_TIMEOUT_MS = 10_000
 
 type Noop = (...args: unknown[]) => Noop
 const noop: Noop = () => noop
@@ -162,7 +165,7 @@ export class Libp2pTransport implements Transport {
         const from = connection.remotePeer.toString()
         const lp = lpStream(stream, { maxDataLength: MAX_SYNC_BYTES })
         try {
-          const req = await lp.read({ signal: AbortSignal.timeout(10_000) })
+          const req = await withDeadline(SYNC_SERVE_TIMEOUT_MS, (signal) => lp.read({ signal }))
           const h = this.handlers
           if (!h) throw new Error('not ready')
           await lp.write(h.request(from, req.subarray()))
@@ -187,8 +190,15 @@ export class Libp2pTransport implements Transport {
     this.inspectHandler = handler
   }
 
-  private async answerInspect(stream: Parameters<typeof lpStream>[0], from: string): Promise<void> {
-    const signal = AbortSignal.timeout(INSPECT_SERVE_TIMEOUT_MS)
+  private answerInspect(stream: Parameters<typeof lpStream>[0], from: string): Promise<void> {
+    return withDeadline(INSPECT_SERVE_TIMEOUT_MS, (signal) => this.answerInspectWithin(stream, from, signal))
+  }
+
+  private async answerInspectWithin(
+    stream: Parameters<typeof lpStream>[0],
+    from: string,
+    signal: AbortSignal,
+  ): Promise<void> {
     const lp = lpStream(stream, { maxDataLength: MAX_INSPECT_BYTES })
     try {
       const question = decodeInspect((await lp.read({ signal })).subarray())
@@ -212,8 +222,16 @@ export class Libp2pTransport implements Transport {
   }
 
   /** asks one question over /plexus/inspect/1; the whole exchange, dial included, within timeoutMs */
-  async inspect(peer: string, question: unknown, timeoutMs: number): Promise<unknown> {
-    const signal = AbortSignal.timeout(timeoutMs)
+  inspect(peer: string, question: unknown, timeoutMs: number): Promise<unknown> {
+    return withDeadline(timeoutMs, (signal) => this.inspectWithin(peer, question, timeoutMs, signal))
+  }
+
+  private async inspectWithin(
+    peer: string,
+    question: unknown,
+    timeoutMs: number,
+    signal: AbortSignal,
+  ): Promise<unknown> {
     let answer: InspectAnswer
     try {
       const stream = await this.node.dialProtocol(peerIdFromString(peer), INSPECT_PROTOCOL, { signal })
@@ -275,8 +293,11 @@ export class Libp2pTransport implements Transport {
     return sum
   }
 
-  async request(peer: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
-    const signal = AbortSignal.timeout(timeoutMs)
+  request(peer: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    return withDeadline(timeoutMs, (signal) => this.requestWithin(peer, data, signal))
+  }
+
+  private async requestWithin(peer: string, data: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
     const stream = await this.node.dialProtocol(peerIdFromString(peer), SYNC_PROTOCOL, { signal })
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_SYNC_BYTES })
@@ -304,7 +325,7 @@ export class Libp2pTransport implements Transport {
 
   /** Dials a multiaddr (with or without /p2p/<id>); resolves to the peer id reached. */
   async dial(addr: string, timeoutMs: number): Promise<string> {
-    const conn = await this.node.dial(multiaddr(addr), { signal: AbortSignal.timeout(timeoutMs) })
+    const conn = await withDeadline(timeoutMs, (signal) => this.node.dial(multiaddr(addr), { signal }))
     return conn.remotePeer.toString()
   }
 
@@ -315,7 +336,7 @@ export class Libp2pTransport implements Transport {
     await this.node.peerStore.merge(id, {
       multiaddrs: addrs.map((a) => multiaddr(a.endsWith(p2p) ? a.slice(0, -p2p.length) : a)),
     })
-    await this.node.dial(id, { signal: AbortSignal.timeout(timeoutMs) })
+    await withDeadline(timeoutMs, (signal) => this.node.dial(id, { signal }))
   }
 
   /** The remote TCP endpoints of this peer's open connections, as sock_diag names them (kernel-rtt.ts). */
@@ -330,7 +351,9 @@ export class Libp2pTransport implements Transport {
 
   /** Round-trip time in ms over libp2p ping. */
   async ping(peer: string, timeoutMs: number): Promise<number> {
-    return this.node.services.ping.ping(peerIdFromString(peer), { signal: AbortSignal.timeout(timeoutMs) })
+    return withDeadline(timeoutMs, (signal) =>
+      this.node.services.ping.ping(peerIdFromString(peer), { signal }),
+    )
   }
 
   /** the handshakes refused last, oldest first (refusals.ts) */

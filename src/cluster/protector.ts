@@ -8,6 +8,7 @@ import type {
 import { AbstractMultiaddrConnection, byteStream } from '@libp2p/utils'
 import { xsalsa20 } from '@noble/ciphers/salsa.js'
 import { PlexusError } from '../lib/errors.js'
+import { withDeadline } from './deadline.js'
 
 // Cluster membership is gated by a pre-shared key: the libp2p private-network
 // wire format (pnet v1: each side sends a random 24-byte nonce in clear, then
@@ -168,10 +169,14 @@ class ClusterProtector implements ConnectionProtector {
     private readonly hooks: ProtectorHooks,
   ) {}
 
-  async protect(connection: MessageStream, options?: { signal?: AbortSignal }): Promise<MessageStream> {
+  protect(connection: MessageStream, options?: { signal?: AbortSignal }): Promise<MessageStream> {
+    if (options?.signal) return this.handshake(connection, options.signal)
+    return withDeadline(CHECK_TIMEOUT_MS, (signal) => this.handshake(connection, signal))
+  }
+
+  private async handshake(connection: MessageStream, signal: AbortSignal): Promise<MessageStream> {
     const raw = connection as MultiaddrConnection
     const remote = String(raw.remoteAddr ?? 'unknown')
-    const signal = options?.signal ?? AbortSignal.timeout(CHECK_TIMEOUT_MS)
     try {
       const localNonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES))
       const clear = byteStream(raw)
