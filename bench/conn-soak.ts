@@ -7,6 +7,11 @@
 // about 42 minutes. Then: h1 still accepts a new connection,
 // holds no cipher state for the closed ones (counter cluster.ciphers_live back
 // to where it was), and its RSS and V8 heap return to where they started.
+// heap_before/after_mb are the agent's heapUsed as it reports it, garbage not
+// yet collected included (its old generation grows to twice its live size
+// before a full collection); heap_gc_before/after_mb and rss_gc_* are read
+// after a full collection, through the agent's inspector (SIGUSR1, then
+// conn-soak-gc.ts in its namespace), in both cases after the other readings.
 import '../src/lib/polyfill.js'
 import { execFile, execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -19,6 +24,7 @@ import { progress, REPO, report, round } from './lib/report.js'
 
 const CLUSTER = join(REPO, 'netns-fixtures/cluster')
 const DIALER = join(REPO, 'dist/bench/conn-soak-dialer.js')
+const GC = join(REPO, 'dist/bench/conn-soak-gc.js')
 const COUNT = Number(process.env.CONN_SOAK_COUNT ?? 10_000)
 /** time for the agent to settle (timers, GC) before each memory reading */
 const SETTLE_MS = 20_000
@@ -71,12 +77,29 @@ async function main(): Promise<void> {
         ).stdout,
       ) as { connected: number; errors: Record<string, number>; dial_p50_ms: number; dial_p99_ms: number }
 
+    // the agent's inspector, for the readings after a full collection (conn-soak-gc.ts)
+    process.kill(pid, 'SIGUSR1')
+    const collected = async (): Promise<{ rss: number; heapUsed: number } | undefined> => {
+      try {
+        const { stdout } = await promisify(execFile)(
+          CLUSTER,
+          ['exec', '--name', name, '--host', 'h1', '--', 'node', '--experimental-websocket', GC],
+          { timeout: 60_000 },
+        )
+        return JSON.parse(stdout)
+      } catch (err) {
+        progress(`no reading after a full collection: ${(err as Error).message}`)
+        return undefined
+      }
+    }
     // warm up: the first connections load code and fill caches that stay
     await dial(100)
     await sleep(SETTLE_MS)
     await snapshot(pid)
     const before = await status()
+    const gcBefore = await collected()
     progress(`before: rss ${mb(before.memory.rssBytes)} MB, heap ${mb(before.memory.heapUsedBytes)} MB`)
+    progress(`before, after a full collection: ${JSON.stringify(gcBefore)}`)
     let peak = 0
     const sampler = setInterval(() => {
       peak = Math.max(peak, rssMb(pid))
@@ -88,6 +111,8 @@ async function main(): Promise<void> {
     await sleep(SETTLE_MS)
     await snapshot(pid)
     const after = await status()
+    const gcAfter = await collected()
+    progress(`after, after a full collection: ${JSON.stringify(gcAfter)}`)
     const again = await dial(1)
     const live = (s: Status) => s.metrics.plexus_cluster_ciphers ?? 0
     progress(`after: rss ${mb(after.memory.rssBytes)} MB, heap ${mb(after.memory.heapUsedBytes)} MB`)
@@ -106,6 +131,11 @@ async function main(): Promise<void> {
       rss_after_mb: mb(after.memory.rssBytes),
       heap_before_mb: mb(before.memory.heapUsedBytes),
       heap_after_mb: mb(after.memory.heapUsedBytes),
+      // the same after a full collection (inspector): what the agent holds, without garbage waiting
+      heap_gc_before_mb: gcBefore ? mb(gcBefore.heapUsed) : null,
+      heap_gc_after_mb: gcAfter ? mb(gcAfter.heapUsed) : null,
+      rss_gc_before_mb: gcBefore ? mb(gcBefore.rss) : null,
+      rss_gc_after_mb: gcAfter ? mb(gcAfter.rss) : null,
       connection_errors: after.metrics.plexus_cluster_connection_errors_total ?? 0,
       stray_errors: after.metrics.plexus_cluster_stray_errors_total ?? 0,
     })
