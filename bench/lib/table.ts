@@ -113,6 +113,37 @@ const ROWS: Record<string, Row[]> = {
       ref: { fields: ['dnsmasq_loss'], name: 'dnsmasq' },
     },
     { label: 'RSS of the DNS process', fields: ['rss_mb'], unit: 'MB' },
+    {
+      label: 'whole agent, max queries/s, dnsperf (interleaved with dnsmasq; agent_method)',
+      fields: ['agent_qps'],
+      unit: 'qps',
+      ref: { fields: ['agent_dnsmasq_qps'], name: 'dnsmasq, same path' },
+      ratio: 'agent_qps_ratio',
+      // issue 20 item 4
+      goal: { field: 'agent_qps_ratio', op: '>=', value: 1.3 },
+    },
+    {
+      label: 'whole agent, latency at a fixed 20k qps, p50 / p99',
+      fields: ['agent_p50_ms_at_20k', 'agent_p99_ms_at_20k'],
+      unit: 'ms',
+      ref: {
+        fields: ['agent_dnsmasq_p50_ms_at_20k', 'agent_dnsmasq_p99_ms_at_20k'],
+        name: 'dnsmasq, same path',
+      },
+      ratio: 'agent_p99_ratio',
+      goal: { field: 'agent_p99_ratio', op: '<=', value: 2 },
+    },
+    {
+      label: 'whole agent, loss at 20k qps',
+      fields: ['agent_loss'],
+      unit: '',
+      ref: { fields: ['agent_dnsmasq_loss'], name: 'dnsmasq, same path' },
+    },
+    {
+      label: 'whole agent: its CPU before the load (gossip, timers, checks), and under it',
+      fields: ['agent_idle_cpu_pct', 'agent_cpu_pct'],
+      unit: '% of a core',
+    },
   ],
   cni: [
     {
