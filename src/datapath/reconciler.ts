@@ -307,7 +307,7 @@ export class Reconciler implements Startable {
     this.reportRefused(desired)
     const peerRepairs = await this.wireguard(desired)
     const firewallKey = JSON.stringify(expectedView(desired.firewall))
-    const read = full && (await this.mustReadFirewall(firewallKey))
+    const { read, generation } = full ? await this.mustReadFirewall(firewallKey) : { read: false }
     // A light pass trusts the rules the last pass confirmed, as does a timer
     // pass when nothing has committed to the firewall since they were read.
     // Rules not confirmed are rewritten whole anyway, so they need no reading
@@ -354,8 +354,7 @@ export class Reconciler implements Startable {
     this.confirmedFirewall = firewallFailed ? undefined : firewallKey
     // our own batch moved the generation: the next timer pass reads what it made
     if (changes.some((c) => c.kind === 'firewall-apply')) this.firewallRead = undefined
-    else if (read && this.generationBefore !== undefined)
-      this.firewallRead = { generation: this.generationBefore, at: started }
+    else if (read && generation !== undefined) this.firewallRead = { generation, at: started }
     this.forwardingConfirmed = ![...failed].some((c) => c.kind === 'forwarding-on')
     if (failed.size) {
       this.o.metrics.changeErrors.inc(failed.size)
@@ -381,28 +380,26 @@ export class Reconciler implements Startable {
       this.log.debug({ changes: changes.map(describe) }, `applied ${changes.length} datapath changes`)
   }
 
-  /** the generation this pass's read saw (read before the listing: a commit during it moves it on) */
-  private generationBefore?: number
-
   /**
    * Whether a full pass lists the firewall: when reconcile() asked, when the
    * rules it wants changed, when the backend cannot tell its generation or
    * the generation moved since the last read, and at least every
-   * firewallReadMaxMs.
+   * firewallReadMaxMs. Also the generation it saw, read before the listing
+   * (a commit during the listing moves it on, so the next pass lists again).
    */
-  private async mustReadFirewall(firewallKey: string): Promise<boolean> {
+  private async mustReadFirewall(firewallKey: string): Promise<{ read: boolean; generation?: number }> {
     const asked = this.readWanted
     this.readWanted = false
-    this.generationBefore = await this.o.firewall.generation()
+    const generation = await this.o.firewall.generation()
     const last = this.firewallRead
     const trusted =
       !asked &&
       last !== undefined &&
       this.confirmedFirewall === firewallKey &&
-      this.generationBefore === last.generation &&
+      generation === last.generation &&
       Date.now() - last.at < (this.o.firewallReadMaxMs ?? 30_000)
     if (trusted) this.o.metrics.firewallReadsSkipped.inc()
-    return !trusted
+    return { read: !trusted, generation }
   }
 
   /**

@@ -1,6 +1,8 @@
 import { Address4 } from 'ip-address'
+import { formatIPv4 } from '../lib/addressing.js'
 
-// The one place that does IPv4 address arithmetic. Text is parsed (and
+// The one place that does IPv4 address arithmetic (the CNI plugin's checks,
+// which may load no package, use lib/addressing.ts). Text is parsed (and
 // validated) by `ip-address`; ranges are unsigned 32-bit integers from then
 // on, because subnet iteration and overlap tests are plain integer compares.
 
@@ -16,9 +18,8 @@ export function parseIPv4(text: string): number | undefined {
   return Number(new Address4(text).bigInt())
 }
 
-export function formatIPv4(n: number): string {
-  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`
-}
+// the CNI plugin formats addresses too and loads no package: one formatter, in its leaf
+export { formatIPv4 }
 
 /**
  * Parses `a.b.c.d/n`. `reason` says what is wrong instead of throwing, so

@@ -45,7 +45,7 @@ export function parseIPv4(s: string): number | undefined {
   return ((o[0]! << 24) | (o[1]! << 16) | (o[2]! << 8) | o[3]!) >>> 0
 }
 
-function formatIPv4(n: number): string {
+export function formatIPv4(n: number): string {
   return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`
 }
 
