@@ -70,6 +70,8 @@ const AGENT_CONFIG = {
     leaseClockDriftMs: 1000,
     leaseSettleMs: 3000,
   },
+  // leases this short are confirmed by node records refreshed often (src/ipam/README.md)
+  cluster: { refreshIntervalMs: 3000 },
 }
 const DNS_LIMIT_MS = 100
 const HEAL_LIMIT_MS = 5000

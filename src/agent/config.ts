@@ -102,6 +102,7 @@ const schema = {
         key: { type: 'string' },
         keyFile: { type: 'string' },
         heartbeatIntervalMs: { type: 'integer', minimum: 100, maximum: 60_000 },
+        refreshIntervalMs: { type: 'integer', minimum: 100, maximum: 86_400_000 },
         nodeTtlMs: { type: 'integer', minimum: 1000, maximum: 86_400_000 },
         suspectAfterMs: { type: 'integer', minimum: 200, maximum: 3_600_000 },
         deadAfterMs: { type: 'integer', minimum: 400, maximum: 3_600_000 },
@@ -225,6 +226,7 @@ export function defaultConfig(): AgentConfig {
       bootstrap: [],
       // see src/cluster/README.md for how these bound failure detection and convergence
       heartbeatIntervalMs: 1000,
+      refreshIntervalMs: 10_000,
       nodeTtlMs: 30_000,
       suspectAfterMs: 3000,
       deadAfterMs: 6000,

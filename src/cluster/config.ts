@@ -9,11 +9,13 @@ export interface ClusterConfig {
   /** pre-shared cluster key (the text `plexctl cluster init` prints), or a file holding it */
   key?: string
   keyFile?: string
-  /** membership heartbeat (nodes/<peerId>) period */
+  /** the probe period: each period a host pings two members (and those that failed to answer), each ping waits this long */
   heartbeatIntervalMs: number
-  /** TTL of the heartbeat record; when it lapses every host hides that host's owned records */
+  /** this host's node record (nodes/<peerId>) is rewritten on a change and at least this often (at most nodeTtlMs / 3) */
+  refreshIntervalMs: number
+  /** TTL of the node record; when it lapses every host hides that host's owned records */
   nodeTtlMs: number
-  /** failure detector: no heartbeat for this long = suspect, then dead */
+  /** failure detector: unanswered for this long (from the first probe it missed) = suspect, then dead */
   suspectAfterMs: number
   deadAfterMs: number
   /** digest exchange with a random peer */

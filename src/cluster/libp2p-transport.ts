@@ -349,6 +349,13 @@ export class Libp2pTransport implements Transport {
     })
   }
 
+  /** Calls fn with the peer when this host's last connection to it closes; returns cancel. */
+  onDisconnect(fn: (peer: string) => void): () => void {
+    const listener = (e: CustomEvent<{ toString(): string }>) => fn(e.detail.toString())
+    this.node.addEventListener('peer:disconnect', listener)
+    return () => this.node.removeEventListener('peer:disconnect', listener)
+  }
+
   /** Round-trip time in ms over libp2p ping. */
   async ping(peer: string, timeoutMs: number): Promise<number> {
     return withDeadline(timeoutMs, (signal) =>

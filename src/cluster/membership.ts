@@ -1,8 +1,17 @@
 import type { Logger } from '../lib/log.js'
 import { labelsCodec, nodeCodec } from '../store/codecs.js'
+import { isExpired } from '../store/record.js'
 import type { NodeValue } from '../store/records.js'
 import type { LocalStore } from '../store/store.js'
 import { LABELS_PREFIX, NODE_PREFIX, type StoreRecord } from '../store/types.js'
+import {
+  type MemberState,
+  memberState,
+  ownNodeRecord,
+  probes,
+  type Suspicion,
+  suspicions,
+} from './detector.js'
 import type { Scheduler } from './transport.js'
 import {
   type Coordinate,
@@ -14,31 +23,27 @@ import {
   type VivaldiState,
 } from './vivaldi.js'
 
-// Membership: this host's heartbeat record, a failure detector over the
-// heartbeats of the others, and RTT probes feeding Vivaldi coordinates.
+// Membership: this host's node record, liveness probes of the others and the
+// suspicions they lead to (detector.ts), and RTT probes feeding Vivaldi
+// coordinates. The node record is rewritten when something in it changes and
+// otherwise every refreshIntervalMs: an idle cluster sends a few pings a
+// second per host, not a signed record from every host to every host.
 
-export type MemberState = 'alive' | 'suspect' | 'dead'
+export type { MemberState } from './detector.js'
 
 export interface MembershipConfig {
+  /** the probe period: this many ms between probe rounds, and the time a probe waits for its answer */
   heartbeatIntervalMs: number
+  /** rewrite this host's node record at least this often (capped at a third of nodeTtlMs) */
+  refreshIntervalMs: number
   nodeTtlMs: number
   suspectAfterMs: number
   deadAfterMs: number
   probeIntervalMs: number
 }
 
-/**
- * Failure detector: a host is alive while its heartbeat record keeps changing,
- * suspect after suspectAfterMs of silence, dead after deadAfterMs. "Heard" is
- * when the newest heartbeat was written (capped by local receipt time; see the
- * watch in start()). Detection bound: deadAfterMs plus one heartbeat period
- * plus one check tick.
- */
-export function memberState(silentMs: number, cfg: Pick<MembershipConfig, 'suspectAfterMs' | 'deadAfterMs'>) {
-  if (silentMs >= cfg.deadAfterMs) return 'dead'
-  if (silentMs >= cfg.suspectAfterMs) return 'suspect'
-  return 'alive'
-}
+/** members probed each period besides those that failed their last probe (SWIM probes one; two halves the time to notice) */
+const PROBES_PER_PERIOD = 2
 
 export interface HostView {
   name: string
@@ -79,18 +84,45 @@ export interface MembershipDeps {
   logger: Logger
   cfg: MembershipConfig
   /** the parts of this host's NodeValue that do not come from membership itself */
-  describe: () => Omit<NodeValue, 'coordinate' | 'labels'> & { labels: Record<string, string> }
+  describe: () => Omit<NodeValue, 'coordinate' | 'labels' | 'suspects'> & { labels: Record<string, string> }
   /** RTT in ms to a connected peer, and how it was measured (absent when there is no network) */
   measureRtt?: (peer: string) => Promise<RttSample>
+  /** a liveness probe: settles when the peer answered, rejects when it did not within timeoutMs (absent: standalone) */
+  ping?: (peer: string, timeoutMs: number) => Promise<unknown>
+  /** calls fn when this host's last connection to a peer closes; returns cancel */
+  onDisconnect?: (fn: (peer: string) => void) => () => void
   connectedPeers: () => string[]
 }
 
+/** A member's node record and what this host makes of it. */
+interface Judged {
+  rec: StoreRecord
+  value: NodeValue
+  state: MemberState
+  silentMs: number
+}
+
 export class Membership {
-  private readonly lastHeard = new Map<string, number>()
+  /** when each member was last heard from: its node record written (capped by receipt), or a probe answered */
+  private readonly heard = new Map<string, number>()
   private readonly states = new Map<string, MemberState>()
+  /** members whose last probe went unanswered, and when the first unanswered one was sent */
+  private readonly failing = new Map<string, number>()
+  private readonly inFlight = new Set<string>()
+  /** the suspicions this host's node record carries */
+  private readonly doubts = new Map<string, Suspicion>()
+  /** members still to probe this cycle, in a random order (SWIM's round robin: each is probed once per cycle) */
+  private ring: string[] = []
   private vivaldi: VivaldiState = newVivaldiState()
   private readonly measured = new Map<string, RttSample>()
   private readonly cancels: (() => void)[] = []
+  private lastWrite = Number.NEGATIVE_INFINITY
+  /** HLC wall of this host's newest node record: a suspicion of that version (or later) is refuted */
+  private ownWall = 0
+  /** the newest suspected version of our record we already answered with a write */
+  private refuted = 0
+  private writing = false
+  private writeAgain = false
 
   constructor(private readonly d: MembershipDeps) {}
 
@@ -103,60 +135,80 @@ export class Membership {
     this.cancels.push(
       store.watch(NODE_PREFIX, (ev) => {
         if (ev.type !== 'put' || ev.record.owner === store.self) return
-        // A heartbeat may arrive late (a sync after lost gossip, a pull on
+        // A record may arrive late (a sync after lost gossip, a pull on
         // reconnect), so it counts from when it was written, not received:
-        // min(now, stamp + one heartbeat period), the period absorbing modest
-        // clock skew. A host whose clock lags by more looks staler than it is.
+        // min(now, stamp + one period), the period absorbing modest clock skew.
         const owner = ev.record.owner
-        const heard = Math.min(sched.now(), ev.record.version.wall + cfg.heartbeatIntervalMs)
-        this.lastHeard.set(owner, Math.max(this.lastHeard.get(owner) ?? 0, heard))
+        this.hear(owner, Math.min(sched.now(), ev.record.version.wall + cfg.heartbeatIntervalMs))
+        const doubt = nodeCodec.valueOf(ev.record)?.suspects?.[store.self]
+        // SWIM's refutation: a newer version of our record voids every suspicion of the older one
+        // (one write answers every suspicion of the versions before it, however many arrive)
+        if (doubt && doubt.v >= this.ownWall && doubt.v > this.refuted) {
+          this.refuted = doubt.v
+          this.d.logger.info({ by: owner }, 'suspected by another host: refuting with a new node record')
+          void this.announce()
+        }
       }),
       // our own labels may be changed from any host: re-announce at once
-      store.watch(labelsKey(this.d.describe().name), () => void this.heartbeat()),
-      sched.every(cfg.heartbeatIntervalMs, () => void this.heartbeat()),
+      store.watch(labelsKey(this.d.describe().name), () => void this.announce()),
+      sched.every(cfg.heartbeatIntervalMs, () => this.tick()),
       sched.every(Math.min(cfg.suspectAfterMs, 1000) / 2, () => this.checkStates()),
-      sched.every(cfg.probeIntervalMs, () => void this.probe()),
+      sched.every(cfg.probeIntervalMs, () => void this.probeRtt()),
+      // a closed connection is the first sign of a crashed agent: probe it now, not when its turn comes
+      this.d.onDisconnect?.((peer) => void this.probe(peer)) ?? (() => {}),
     )
-    void this.heartbeat()
+    void this.announce()
   }
 
   stop(): void {
     for (const c of this.cancels.splice(0)) c()
   }
 
-  async heartbeat(): Promise<void> {
+  /** Writes this host's node record now (one write at a time; a request during a write makes one more). */
+  async announce(): Promise<void> {
+    if (this.writing) {
+      this.writeAgain = true
+      return
+    }
+    this.writing = true
     const { store, cfg } = this.d
-    const base = this.d.describe()
-    const extra = store.get(labelsKey(base.name))
-    const labels = { ...base.labels, ...((extra && labelsCodec.valueOf(extra)) ?? {}) }
-    const value: NodeValue = { ...base, labels, coordinate: this.vivaldi.coord }
     try {
-      await store.put(`${NODE_PREFIX}${store.self}`, nodeCodec.encode(value), { ttlMs: cfg.nodeTtlMs })
+      do {
+        this.writeAgain = false
+        const base = this.d.describe()
+        const extra = store.get(labelsKey(base.name))
+        const labels = { ...base.labels, ...((extra && labelsCodec.valueOf(extra)) ?? {}) }
+        const suspects = Object.fromEntries(this.doubts)
+        const value: NodeValue = { ...base, labels, coordinate: this.vivaldi.coord, suspects }
+        this.lastWrite = this.d.sched.now()
+        const rec = await store.put(`${NODE_PREFIX}${store.self}`, nodeCodec.encode(value), {
+          ttlMs: cfg.nodeTtlMs,
+        })
+        this.ownWall = rec.version.wall
+      } while (this.writeAgain)
     } catch (err) {
-      this.d.logger.error({ err }, 'heartbeat write failed')
+      this.d.logger.error({ err }, 'node record write failed')
+    } finally {
+      this.writing = false
     }
   }
 
   state(peer: string): MemberState | undefined {
     if (peer === this.d.store.self) return 'alive'
-    const rec = this.d.store.listHeld(`${NODE_PREFIX}${peer}`).find((r) => r.key === `${NODE_PREFIX}${peer}`)
-    return rec ? memberState(this.silentMs(rec), this.d.cfg) : undefined
+    return this.judge().get(peer)?.state
   }
 
   hosts(): HostView[] {
     const now = this.d.sched.now()
     const out: HostView[] = []
-    for (const rec of this.d.store.listHeld(NODE_PREFIX)) {
-      const v = nodeCodec.valueOf(rec)
-      if (!v) continue
+    for (const { rec, value: v, state, silentMs } of this.judge().values()) {
       const self = rec.owner === this.d.store.self
-      const silentMs = self ? 0 : this.silentMs(rec)
       const measured = this.measured.get(rec.owner)
       out.push({
         name: v.name,
         peerId: rec.owner,
         address: v.address,
-        state: self ? 'alive' : memberState(silentMs, this.d.cfg),
+        state,
         self,
         lastHeard: new Date(now - silentMs).toISOString(),
         silentMs,
@@ -173,40 +225,143 @@ export class Membership {
     return out.sort((a, b) => a.name.localeCompare(b.name))
   }
 
-  private silentMs(rec: StoreRecord): number {
-    const heard = this.lastHeard.get(rec.owner) ?? rec.version.wall
-    return Math.max(0, this.d.sched.now() - heard)
+  /**
+   * Every member's state, from the node records this host holds (live, or
+   * expired until reaped): expired = dead; an agent that probes is judged by
+   * the suspicions others publish of it (detector.ts); an agent of an earlier
+   * release by the silence of its heartbeat, as before.
+   */
+  private judge(): Map<string, Judged> {
+    const now = this.d.sched.now()
+    const records = this.d.store.listHeld(NODE_PREFIX).filter(ownNodeRecord)
+    const values = new Map<string, NodeValue>()
+    for (const r of records) {
+      const v = nodeCodec.valueOf(r)
+      if (v) values.set(r.owner, v)
+    }
+    const doubted = suspicions(records, values, now)
+    const out = new Map<string, Judged>()
+    for (const rec of records) {
+      const value = values.get(rec.owner)
+      if (!value) continue
+      const heard = Math.max(this.heard.get(rec.owner) ?? 0, rec.version.wall)
+      const quiet = Math.max(0, now - heard)
+      const since = doubted.get(rec.owner)
+      const j = (state: MemberState, silentMs: number) => out.set(rec.owner, { rec, value, state, silentMs })
+      if (rec.owner === this.d.store.self) j('alive', 0)
+      else if (isExpired(rec, now)) j('dead', quiet)
+      else if (!probes(value)) j(memberState(quiet, this.d.cfg), quiet)
+      else if (since !== undefined) {
+        const silent = Math.max(0, now - since)
+        j(memberState(silent, this.d.cfg), silent)
+      } else j('alive', quiet)
+    }
+    return out
+  }
+
+  private hear(peer: string, at: number): void {
+    this.heard.set(peer, Math.max(this.heard.get(peer) ?? 0, at))
+  }
+
+  /** One probe period: refresh our record when due, probe the members that failed last time and the next few. */
+  private tick(): void {
+    const { store, sched, cfg } = this.d
+    const members = store.list(NODE_PREFIX).filter((r) => ownNodeRecord(r) && r.owner !== store.self)
+    // an agent of an earlier release judges us by our heartbeat's silence: write it every period while one is here
+    const legacy = members.some((r) => !probes(nodeCodec.valueOf(r)))
+    const refreshMs = legacy ? cfg.heartbeatIntervalMs : Math.min(cfg.refreshIntervalMs, cfg.nodeTtlMs / 3)
+    if (sched.now() - this.lastWrite >= refreshMs) void this.announce()
+    if (!this.d.ping) return
+    const live = new Set(members.map((r) => r.owner))
+    const targets = new Set([...this.failing.keys()].filter((p) => live.has(p)))
+    let refilled = false
+    for (let picked = 0; picked < PROBES_PER_PERIOD && picked < live.size; ) {
+      if (this.ring.length === 0) {
+        if (refilled) break
+        this.ring = shuffle([...live], this.d.rng)
+        refilled = true
+      }
+      const peer = this.ring.pop() as string
+      if (!live.has(peer) || targets.has(peer)) continue
+      targets.add(peer)
+      picked++
+    }
+    for (const peer of targets) void this.probe(peer)
+  }
+
+  /**
+   * Pings a member; two probes in a row without an answer within a period
+   * make (or keep) it suspected in our node record. The second, sent at once,
+   * spares the cluster a suspicion and its refutation when only this host's
+   * event loop was late (a loaded machine); it costs nothing in detection
+   * time, which runs from the first probe missed.
+   */
+  private async probe(peer: string): Promise<void> {
+    const ping = this.d.ping
+    if (!ping || peer === this.d.store.self || this.inFlight.has(peer)) return
+    this.inFlight.add(peer)
+    const sentAt = this.d.sched.now()
+    let retry = false
+    try {
+      await ping(peer, this.d.cfg.heartbeatIntervalMs)
+      this.hear(peer, this.d.sched.now())
+      this.failing.delete(peer)
+      if (this.doubts.delete(peer)) void this.announce()
+    } catch (err) {
+      const rec = this.d.store.get(`${NODE_PREFIX}${peer}`)
+      if (!rec) return
+      const first = this.failing.get(peer)
+      this.failing.set(peer, first ?? sentAt)
+      if (first === undefined) {
+        retry = true
+        return
+      }
+      // a refutation (a newer record) restarts the clock: the member was alive when it wrote it
+      const doubt = { v: rec.version.wall, since: Math.max(first, rec.version.wall) }
+      const had = this.doubts.get(peer)
+      if (had?.v === doubt.v && had.since === doubt.since) return
+      this.d.logger.debug({ peer, err }, 'probe unanswered: suspecting')
+      this.doubts.set(peer, doubt)
+      void this.announce()
+    } finally {
+      this.inFlight.delete(peer)
+      if (retry) void this.probe(peer)
+    }
   }
 
   private checkStates(): void {
-    const seen = new Set<string>()
-    for (const rec of this.d.store.listHeld(NODE_PREFIX)) {
-      if (rec.owner === this.d.store.self) continue
-      seen.add(rec.owner)
-      const state = memberState(this.silentMs(rec), this.d.cfg)
-      const prev = this.states.get(rec.owner)
+    const judged = this.judge()
+    for (const [peer, { value, state }] of judged) {
+      if (peer === this.d.store.self) continue
+      const prev = this.states.get(peer)
       if (state === prev) continue
-      this.states.set(rec.owner, state)
-      const name = nodeCodec.valueOf(rec)?.name
+      this.states.set(peer, state)
       const log = state === 'alive' ? this.d.logger.info : this.d.logger.warn
       log.call(
         this.d.logger,
-        { peer: rec.owner, name, from: prev ?? 'unknown', to: state },
-        `host ${name} is ${state}`,
+        { peer, name: value.name, from: prev ?? 'unknown', to: state },
+        `host ${value.name} is ${state}`,
       )
     }
+    // a member whose record lapsed is dead by that alone: stop probing it and drop our suspicion
+    let dropped = false
+    for (const peer of [...this.failing.keys(), ...this.doubts.keys()]) {
+      if (this.d.store.get(`${NODE_PREFIX}${peer}`)) continue
+      this.failing.delete(peer)
+      dropped = this.doubts.delete(peer) || dropped
+    }
+    if (dropped) void this.announce()
     for (const peer of this.states.keys()) {
-      if (!seen.has(peer)) {
-        this.states.delete(peer)
-        this.lastHeard.delete(peer)
-        this.vivaldi = forgetPeer(this.vivaldi, peer)
-        this.measured.delete(peer)
-      }
+      if (judged.has(peer)) continue
+      this.states.delete(peer)
+      this.heard.delete(peer)
+      this.vivaldi = forgetPeer(this.vivaldi, peer)
+      this.measured.delete(peer)
     }
   }
 
   /** One RTT probe of a random connected peer whose coordinate we know. */
-  private async probe(): Promise<void> {
+  private async probeRtt(): Promise<void> {
     const measure = this.d.measureRtt
     if (!measure) return
     const peers = this.d.connectedPeers()
@@ -223,6 +378,14 @@ export class Membership {
       this.d.logger.debug({ peer, err }, 'rtt probe failed')
     }
   }
+}
+
+function shuffle<T>(xs: T[], rng: () => number): T[] {
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1))
+    ;[xs[i], xs[j]] = [xs[j] as T, xs[i] as T]
+  }
+  return xs
 }
 
 // to the microsecond: kernel RTTs between namespaces are tens of microseconds

@@ -48,7 +48,7 @@ const usable = (ip: string | undefined) => ip !== undefined && ip !== '0.0.0.0' 
 /**
  * The cluster side of the agent: libp2p transport, replication, membership,
  * re-dialing. Without a cluster key the host runs standalone (its store and
- * heartbeat work locally, nothing is dialed or accepted).
+ * node record work locally, nothing is dialed or accepted).
  */
 export class ClusterService implements MembersView, Inspector, RefusalSource {
   readonly membership: Membership
@@ -70,6 +70,9 @@ export class ClusterService implements MembersView, Inspector, RefusalSource {
       cfg: c,
       describe: () => this.describe(),
       measureRtt: t ? (peer) => measureRtt(t, peer, PING_TIMEOUT_MS) : undefined,
+      ...(t
+        ? { ping: (peer, timeoutMs) => t.ping(peer, timeoutMs), onDisconnect: (fn) => t.onDisconnect(fn) }
+        : {}),
       connectedPeers: () => t?.peers() ?? [],
     })
     membershipGauges(d.metrics, () => this.membership.hosts())
@@ -136,7 +139,7 @@ export class ClusterService implements MembersView, Inspector, RefusalSource {
     return this.membership.hosts()
   }
 
-  /** answers inspect questions from members only: the key opens a connection, a heartbeat record makes a member */
+  /** answers inspect questions from members only: the key opens a connection, a node record makes a member */
   serve(handler: InspectHandler): void {
     this.transport?.serveInspect(async (from, question) => {
       if (!this.d.store.get(`${NODE_PREFIX}${from}`))

@@ -25,7 +25,10 @@ export interface IpamComponents {
     underlayAddress?: string
     underlayInterface?: string
     network: LeaseConfig
-    cluster: Pick<ClusterConfig, 'bootstrap' | 'syncIntervalMs' | 'deadAfterMs' | 'heartbeatIntervalMs'>
+    cluster: Pick<
+      ClusterConfig,
+      'bootstrap' | 'syncIntervalMs' | 'refreshIntervalMs' | 'nodeTtlMs' | 'heartbeatIntervalMs'
+    >
   }
   logger: Logger
   metrics: Metrics
@@ -56,8 +59,10 @@ export async function createIpam(
     ...(leaseRenewMs !== undefined ? { renewMs: leaseRenewMs } : {}),
     // a renewal reaches every connected host within a gossip hop or a sync round
     confirmDelayMs: Math.max(1000, 2 * c.config.cluster.syncIntervalMs),
-    // a majority is "in reach" while its heartbeats are no older than the failure detector allows
-    contactMs: c.config.cluster.deadAfterMs + c.config.cluster.heartbeatIntervalMs,
+    // a majority is "in reach" while its node records are no older than one refresh (and a probe period for delivery)
+    contactMs:
+      Math.min(c.config.cluster.refreshIntervalMs, c.config.cluster.nodeTtlMs / 3) +
+      c.config.cluster.heartbeatIntervalMs,
     joined,
   })
   const addresses = await AddressAllocator.open(join(c.config.stateDir, 'ipam'), () => lease.current()?.cidr)

@@ -2,7 +2,7 @@
 // Writers encode and readers decode them through their prefix's codec
 // (codecs.ts), because a value that arrived by gossip is outside input.
 
-/** nodes/<peerId>: membership heartbeat, refreshed by its owner (readers need only name and address). */
+/** nodes/<peerId>: membership record, refreshed by its owner (readers need only name and address). */
 export interface NodeValue {
   name: string
   /** underlay address other hosts reach it at */
@@ -15,6 +15,12 @@ export interface NodeValue {
   startedAt?: string
   /** Vivaldi coordinate (Serf variant) */
   coordinate?: { vec: number[]; height: number; error: number; adjustment: number }
+  /**
+   * The members this host probed and got no answer from, by peer id (src/cluster/detector.ts).
+   * Present (maybe empty) on every agent that probes; absent on an agent of an earlier release, which
+   * writes this record every heartbeat period instead.
+   */
+  suspects?: Record<string, { v: number; since: number }>
 }
 
 /** leases/<peerId>: the host subnet this host holds. */

@@ -155,6 +155,12 @@ export const NodeRecord = Type.Object({
       adjustment: Type.Number(),
     }),
   ),
+  /** members this host probed without an answer: the record version it doubts, and since when */
+  suspects: Type.Optional(
+    Type.Record(Type.String(), Type.Object({ v: Type.Number(), since: Type.Number() }), {
+      maxProperties: 4096,
+    }),
+  ),
 })
 
 /** endpoints/<peerId>/<containerId>/<ifname> */

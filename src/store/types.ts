@@ -39,7 +39,7 @@ export interface PutOptions {
 
 /**
  * Key layout (owner-only namespaces carry the owner's peer id as second segment):
- *   nodes/<peerId>                              membership heartbeat (owned)
+ *   nodes/<peerId>                              membership record (owned)
  *   leases/<peerId>                             host-subnet lease (owned)
  *   endpoints/<peerId>/<containerId>/<ifname>   container endpoint (owned)
  *   health/<peerId>/<cid>:<ifname>:<svc>:<check> health-check state (owned)

@@ -49,8 +49,9 @@ function startWithShortTtl(h: HostInfo): void {
   const base = JSON.parse(readFileSync(join(dir, 'plexusd.json'), 'utf8'))
   const file = join(dir, 'plexusd-ipam.json')
   const seed = { ...base.network.seed, SubnetMin: '10.99.1.0', SubnetMax: '10.99.1.0' }
-  // A 30 s lease needs a small drift bound and quick renewals (leaseTiming); with two hosts, the survivor is
-  // a majority only once the dead host's node record is reaped, so reaping is made quick too.
+  // A 30 s lease needs a small drift bound, quick renewals and node records refreshed often (leaseTiming:
+  // confirmation follows the members' node records); with two hosts, the survivor is a majority only once
+  // the dead host's node record is reaped, so reaping is made quick too.
   const network = {
     ...base.network,
     seed,
@@ -59,7 +60,7 @@ function startWithShortTtl(h: HostInfo): void {
     leaseRenewMs: 2000,
     leaseClockDriftMs: 1000,
   }
-  const cluster = { ...base.cluster, reapAfterMs: 10_000 }
+  const cluster = { ...base.cluster, reapAfterMs: 10_000, refreshIntervalMs: 3000 }
   writeFileSync(file, JSON.stringify({ ...base, network, cluster }))
   // Started through sh in the background, so the agent is not our child: a SIGKILLed child of this
   // process would stay a zombie (and look alive to the fixture) while we block in spawnSync.

@@ -30,6 +30,8 @@ const AGENT_CONFIG = {
     leaseClockDriftMs: 1000,
     leaseSettleMs: 3000,
   },
+  // leases this short are confirmed by node records refreshed often (src/ipam/README.md)
+  cluster: { refreshIntervalMs: 3000 },
 }
 
 interface Listing {

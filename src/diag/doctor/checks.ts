@@ -275,10 +275,10 @@ function dns(f: DoctorFacts): Finding | undefined {
 }
 
 /**
- * The failure detector counts a heartbeat from when its writer stamped it, allowing one heartbeat
- * period for skew (src/cluster/membership.ts): a host whose clock is off by more looks staler (or
- * fresher) than it is to the others, and is suspected, or not, wrongly. An offset counts only
- * beyond what the round trip leaves uncertain.
+ * The failure detector times a suspicion by the prober's clock and a node record by its writer's
+ * (src/cluster/detector.ts), allowing one probe period for skew: a host whose clock is off by more
+ * is declared suspect or dead too early or too late by the others. An offset counts only beyond
+ * what the round trip leaves uncertain.
  */
 function clock(f: DoctorFacts): Finding | undefined {
   if (!f.clock) return undefined
@@ -298,7 +298,7 @@ function clock(f: DoctorFacts): Finding | undefined {
   return {
     check,
     status: 'warn',
-    evidence: `clock offset beyond the failure detector's ${toleranceMs} ms (one heartbeat period): ${off.map(show).join(', ')}; their heartbeats look older or newer than they are, so hosts are suspected too early or too late`,
+    evidence: `clock offset beyond the failure detector's ${toleranceMs} ms (one probe period): ${off.map(show).join(', ')}; their suspicions and node records look older or newer than they are, so hosts are declared suspect or dead too early or too late`,
     fix: 'keep every host on NTP (chrony or systemd-timesyncd); `chronyc tracking` shows the offset',
   }
 }

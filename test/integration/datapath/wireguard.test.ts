@@ -101,7 +101,11 @@ t.test('3 hosts over wireguard', async (t) => {
   const c = upCluster(t, { hosts: 2, backend: 'wireguard', prefix: 'wg' })
   // h3 alone holds a short lease, so when it leaves it drops out of everyone's peers within the test;
   // the others keep the default one, so however long h2's restart takes under load, its lease stays
-  const short = { network: { leaseTtlMs: 28_000, leaseRenewMs: 2000, leaseClockDriftMs: 1000 } }
+  // (a lease this short needs node records refreshed often: confirmation follows them, src/ipam/README.md)
+  const short = {
+    network: { leaseTtlMs: 28_000, leaseRenewMs: 2000, leaseClockDriftMs: 1000 },
+    cluster: { refreshIntervalMs: 3000 },
+  }
   const joined = c.cli(['join', '--name', c.name, '--agent-config', JSON.stringify(short)])
   t.equal(joined.status, 0, `h3 joins: ${joined.stderr}`)
   const phase = (what: string) => t.comment(`${what}: ${((Date.now() - t0) / 1000).toFixed(1)} s`)

@@ -29,7 +29,7 @@ async function setup(backlog = { pending: 0, limit: 10 }) {
     }),
     connectedPeers: () => [],
   })
-  await members.heartbeat()
+  await members.announce()
   const deps = {
     config,
     logger,
@@ -190,7 +190,7 @@ t.test('hosts: list with state and labels; label another host through the shared
   })
   t.equal(res.statusCode, 200)
   t.same(res.json().labels, { rack: 'r1' })
-  await members.heartbeat()
+  await members.announce()
   res = await app.inject({ method: 'GET', url: '/v1/hosts' })
   t.same(res.json().hosts[0].labels, { zone: 'a', rack: 'r1' })
   res = await app.inject({ method: 'PUT', url: '/v1/hosts/ghost/labels', payload: { labels: {} } })

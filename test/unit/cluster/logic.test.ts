@@ -1,7 +1,7 @@
 import t from 'tap'
 import { resolveConfig } from '../../../src/agent/config.js'
+import { memberState } from '../../../src/cluster/detector.js'
 import { nextDelay } from '../../../src/cluster/dialer.js'
-import { memberState } from '../../../src/cluster/membership.js'
 import { seededRng } from '../../../src/cluster/sim/clock.js'
 import { DEFAULT_SIM } from '../../../src/cluster/sim/network.js'
 import { distance, newVivaldiState, observe, type VivaldiState } from '../../../src/cluster/vivaldi.js'

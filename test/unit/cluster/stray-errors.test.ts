@@ -33,6 +33,16 @@ t.test('which uncaught errors are a connection’s own', async (t) => {
   const noDispatch = ISSUE_STACK.split('\n').slice(0, 4).join('\n')
   t.notOk(isStrayStreamError(withStack(noDispatch)), 'not inside an event dispatch: not contained')
   t.notOk(isStrayStreamError('a string'), 'not an Error')
+  // seen in the bundled agent (session 16): no frame names a package, none is an event dispatch
+  const bundled = withStack(`StreamStateError: Cannot write to a stream that is closed
+    at EncryptedMessageStream.send (file:///opt/plexus/dist/src/agent/main.js:795:68711)
+    at YamuxStream.sendWindowUpdate (file:///opt/plexus/dist/src/agent/main.js:809:407011)
+    at node:internal/process/task_queues:140:7
+    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)`)
+  bundled.name = 'StreamStateError'
+  t.ok(isStrayStreamError(bundled), "libp2p's stream-state error from a microtask in the bundle: contained")
+  const renamed = withStack(bundled.stack ?? '')
+  t.notOk(isStrayStreamError(renamed), 'the same frames as a plain Error: not contained')
 })
 
 // A child process stands in for the agent: a stray error is survived, any other ends it.

@@ -1,0 +1,178 @@
+import t from 'tap'
+import { resolveConfig } from '../../../src/agent/config.js'
+import { Membership } from '../../../src/cluster/membership.js'
+import { EventQueue, seededRng } from '../../../src/cluster/sim/clock.js'
+import { createLogger } from '../../../src/lib/log.js'
+import { NODE_PREFIX } from '../../../src/store/types.js'
+import { newStore } from '../store/helpers.js'
+
+// Membership on a virtual clock: three or four hosts whose stores exchange node records
+// every 50 ms (instant gossip), and pings that answer in 5 ms unless the link is cut.
+
+const cfg = resolveConfig({}, {}).cluster
+const START = 1_700_000_000_000
+
+async function cluster(n: number, opts: { legacy?: boolean } = {}) {
+  const q = new EventQueue(START)
+  const clock = {
+    get t() {
+      return q.now()
+    },
+  }
+  const cut = new Set<string>() // "from>to": pings from → to go unanswered
+  const down = new Set<string>()
+  const hosts = await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const { store } = await newStore({ now: clock })
+      return { name: `h${i + 1}`, store, writes: 0, m: undefined as Membership | undefined }
+    }),
+  )
+  const byId = new Map(hosts.map((h) => [h.store.self, h]))
+  for (const h of hosts) {
+    h.store.watch(`${NODE_PREFIX}${h.store.self}`, () => h.writes++)
+    h.m = new Membership({
+      store: h.store,
+      sched: q.scheduler(),
+      rng: seededRng(hosts.indexOf(h) + 1),
+      logger: createLogger({ level: 'fatal', host: h.name }),
+      cfg,
+      describe: () => ({ name: h.name, address: '192.0.2.1', labels: {} }),
+      ping: (peer, timeoutMs) =>
+        new Promise((resolve, reject) => {
+          const lost = down.has(peer) || cut.has(`${h.name}>${byId.get(peer)?.name}`)
+          q.at(lost ? timeoutMs : 5, () => {
+            q.settled()
+            lost ? reject(new Error('no answer')) : resolve(undefined)
+          })
+        }),
+      connectedPeers: () => [],
+    })
+  }
+  // instant gossip between the hosts that are up
+  q.scheduler().every(50, () => {
+    const upHosts = hosts.filter((h) => !down.has(h.store.self))
+    const records = upHosts.flatMap((h) =>
+      h.store.listHeld(NODE_PREFIX).filter((r) => r.owner === h.store.self),
+    )
+    for (const h of upHosts) h.store.merge(records)
+  })
+  if (opts.legacy) {
+    // an agent of an earlier release: a heartbeat a second, no suspects map
+    const { store } = await newStore({ now: clock })
+    q.scheduler().every(cfg.heartbeatIntervalMs, () => {
+      void store.put(
+        `${NODE_PREFIX}${store.self}`,
+        { name: 'old', address: '192.0.2.9' },
+        { ttlMs: cfg.nodeTtlMs },
+      )
+      for (const h of hosts) h.store.merge(store.listHeld(NODE_PREFIX).filter((r) => r.owner === store.self))
+    })
+  }
+  for (const h of hosts) h.m?.start()
+  const stateOf = (observer: (typeof hosts)[number], target: (typeof hosts)[number]) =>
+    observer.m?.hosts().find((x) => x.name === target.name)?.state
+  return { q, hosts, cut, down, stateOf }
+}
+
+t.test(
+  'an idle cluster rewrites node records every refresh, not every period, and all stay alive',
+  async (t) => {
+    const { q, hosts, stateOf } = await cluster(3)
+    await q.runUntil(START + 2000)
+    const before = hosts.map((h) => h.writes)
+    const seen = new Set<string>()
+    for (let s = 0; s < 60; s++) {
+      await q.runUntil(q.now() + 1000)
+      for (const a of hosts) for (const b of hosts) seen.add(stateOf(a, b) ?? 'missing')
+    }
+    t.same([...seen], ['alive'], 'every host sees every host alive for a minute')
+    for (const [i, h] of hosts.entries()) {
+      const writes = h.writes - (before[i] ?? 0)
+      t.ok(
+        writes >= 5 && writes <= 7,
+        `${h.name} wrote its node record ${writes} times in 60 s (refresh 10 s)`,
+      )
+    }
+  },
+)
+
+t.test(
+  'a host that stops answering: suspect 3 s and dead 6 s after the first missed probe, everywhere',
+  async (t) => {
+    const { q, hosts, down, stateOf } = await cluster(4)
+    await q.runUntil(START + 5000)
+    const [h1, h2, h3, h4] = hosts as [
+      (typeof hosts)[0],
+      (typeof hosts)[0],
+      (typeof hosts)[0],
+      (typeof hosts)[0],
+    ]
+    const crashed = q.now()
+    down.add(h3.store.self)
+    h3.m?.stop()
+    const timeline: { at: number; host: string; state?: string }[] = []
+    while (q.now() < crashed + 12_000) {
+      await q.runUntil(q.now() + 100)
+      for (const o of [h1, h2, h4])
+        timeline.push({ at: q.now() - crashed, host: o.name, state: stateOf(o, h3) })
+    }
+    type Doubts = { suspects?: Record<string, { since: number }> }
+    const sinces = [h1, h2, h4].flatMap((o) => {
+      const d = (o.store.get(`${NODE_PREFIX}${o.store.self}`)?.value as Doubts | undefined)?.suspects?.[
+        h3.store.self
+      ]
+      return d ? [d.since - crashed] : []
+    })
+    t.ok(sinces.length > 0, 'the others published a suspicion of h3')
+    const S = Math.min(...sinces)
+    t.ok(S >= -cfg.heartbeatIntervalMs && S <= 2000, `first missed probe ${S} ms from the crash`)
+    const first = (st: string) => Math.min(...timeline.filter((v) => v.state === st).map((v) => v.at))
+    const last = (st: string) => Math.max(...timeline.filter((v) => v.state === st).map((v) => v.at))
+    // states are read every 100 ms and records spread within 50 ms
+    t.ok(first('suspect') >= S + 3000, `never suspect before 3 s (${first('suspect') - S} ms)`)
+    t.ok(
+      last('alive') < S + 3000 + 150,
+      `suspect everywhere by 3 s (+ delivery): last alive ${last('alive') - S} ms`,
+    )
+    t.ok(first('dead') >= S + 6000, `never dead before 6 s (${first('dead') - S} ms)`)
+    t.ok(
+      last('suspect') < S + 6000 + 150,
+      `dead everywhere by 6 s (+ delivery): last suspect ${last('suspect') - S} ms`,
+    )
+    for (const o of [h1, h2, h4]) t.equal(stateOf(o, h3), 'dead', `${o.name} sees h3 dead`)
+    t.equal(stateOf(h1, h2), 'alive', 'the others stay alive')
+  },
+)
+
+t.test('a host one prober cannot reach refutes the suspicion and is never seen suspect', async (t) => {
+  const { q, hosts, cut, stateOf } = await cluster(3)
+  await q.runUntil(START + 5000)
+  const [h1, h2] = hosts as [(typeof hosts)[0], (typeof hosts)[0]]
+  cut.add('h1>h2')
+  const seen = new Set<string>()
+  for (let s = 0; s < 30; s++) {
+    await q.runUntil(q.now() + 500)
+    for (const o of hosts) seen.add(stateOf(o, h2) ?? 'missing')
+  }
+  t.same([...seen], ['alive'], 'h2 alive on every host for 15 s')
+  const doubts = h1.store.get(`${NODE_PREFIX}${h1.store.self}`)?.value
+  t.ok(JSON.stringify(doubts).includes(h2.store.self), "h1's record names h2 as unanswered")
+  cut.clear()
+  await q.runUntil(q.now() + 5000)
+  t.notOk(
+    JSON.stringify(h1.store.get(`${NODE_PREFIX}${h1.store.self}`)?.value).includes(h2.store.self),
+    'an answered probe withdraws the suspicion',
+  )
+})
+
+t.test(
+  'while an agent of an earlier release is a member, the node record is written every period',
+  async (t) => {
+    const { q, hosts } = await cluster(2, { legacy: true })
+    await q.runUntil(START + 3000)
+    const before = hosts[0]?.writes ?? 0
+    await q.runUntil(q.now() + 10_000)
+    const writes = (hosts[0]?.writes ?? 0) - before
+    t.ok(writes >= 9, `h1 wrote ${writes} times in 10 s, a heartbeat a second for the old agent's detector`)
+  },
+)
