@@ -1,4 +1,4 @@
-import { cpus, totalmem } from 'node:os'
+import { availableParallelism, totalmem } from 'node:os'
 import { isPlexusError, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
@@ -180,7 +180,7 @@ export class ClusterService implements MembersView, Inspector, RefusalSource {
       address,
       multiaddrs,
       labels: config.labels,
-      capacity: { cpus: cpus().length, memoryMb: Math.round(totalmem() / 2 ** 20) },
+      capacity: { cpus: availableParallelism(), memoryMb: Math.round(totalmem() / 2 ** 20) },
       version,
       startedAt: startedAt.toISOString(),
     }

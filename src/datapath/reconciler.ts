@@ -159,6 +159,8 @@ export class Reconciler implements Startable {
    * most of an idle agent's CPU). Undefined after the pass changed them.
    */
   private firewallRead?: { generation: number; at: number }
+  /** the bridge ifindex and lease end the bridge address lifetime was last set for */
+  private lifetimeSet?: string
   /** reconcile() asked for a full pass: it reads the firewall whatever the generation */
   private readWanted = false
   private forwardingConfirmed = false
@@ -271,16 +273,18 @@ export class Reconciler implements Startable {
     desired: DesiredState,
     index: Map<string, number>,
     until: number,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const bridge = desired.links.find((l) => l.name === BRIDGE_NAME)
     const ifindex = index.get(BRIDGE_NAME)
     const seconds = Math.floor((until - Date.now()) / 1000)
-    if (!bridge || ifindex === undefined || seconds < 1) return
+    if (!bridge || ifindex === undefined || seconds < 1) return false
+    let ok = true
     for (const a of bridge.addresses) {
       const [ip, len] = a.split('/') as [string, string]
       try {
         await this.o.nl.setAddressLifetime(ifindex, ip, Number(len), seconds)
       } catch (err) {
+        ok = false
         this.o.metrics.changeErrors.inc()
         this.log.error(
           { err },
@@ -288,6 +292,7 @@ export class Reconciler implements Startable {
         )
       }
     }
+    return ok
   }
 
   private async pass(full: boolean): Promise<void> {
@@ -334,7 +339,14 @@ export class Reconciler implements Startable {
       ? await applyChanges(this.o.nl, changes, index, desired, this.o.firewall)
       : undefined
     const failed = new Set(result?.failed.map((f) => f.change) ?? [])
-    if (src.bridgeUntil !== undefined) await this.bridgeLifetime(desired, index, src.bridgeUntil)
+    // The kernel counts the lifetime down itself: it is set again only when the lease's end moved (a
+    // renewal, every leaseRenewMs) or this pass changed the kernel (the address may have been added anew).
+    const lifetimeKey = `${index.get(BRIDGE_NAME)}|${src.bridgeUntil}`
+    if (src.bridgeUntil !== undefined && (changes.length > 0 || lifetimeKey !== this.lifetimeSet)) {
+      this.lifetimeSet = (await this.bridgeLifetime(desired, index, src.bridgeUntil))
+        ? lifetimeKey
+        : undefined
+    }
     for (const c of repairs) {
       if (failed.has(c)) continue
       const kind = REPAIR_KIND[c.kind] as string

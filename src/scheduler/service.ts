@@ -4,7 +4,7 @@
 // lost their slot. No host asks another anything: each reads the same
 // records and writes only its own (allocs/<self>/, allocstate/<self>/,
 // capacity/<self>). The runner (issue 13) takes admitted allocations on.
-import { cpus, totalmem } from 'node:os'
+import { availableParallelism, totalmem } from 'node:os'
 import type { MembersView } from '../cluster/service.js'
 import { isPlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
@@ -446,7 +446,7 @@ export class SchedulerService implements Startable {
   private capacityTotal(): Resources {
     const c = this.d.config.scheduler?.capacity
     return {
-      cpu: c?.cpu ?? cpus().length * 1000,
+      cpu: c?.cpu ?? availableParallelism() * 1000,
       memoryMb: c?.memoryMb ?? Math.round(totalmem() / 2 ** 20),
     }
   }

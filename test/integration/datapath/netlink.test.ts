@@ -84,7 +84,7 @@ t.test(
     t.match(nsExec(ns.name, 'ip', ['-4', 'addr', 'show', 'plexus0']), /valid_lft forever/)
     await nl.setAddressLifetime(br.index, '10.244.1.1', 24, 600)
     t.match(nsExec(ns.name, 'ip', ['-4', 'addr', 'show', 'plexus0']), /valid_lft (600|599)sec preferred_lft/)
-    // the live agent extends it on every pass; here nobody does
+    // the live agent sets it again whenever the lease's end moves; here nobody does
     await nl.setAddressLifetime(br.index, '10.244.1.1', 24, 1)
     t.match(nsExec(ns.name, 'ip', ['-4', 'route']), /^10\.244\.1\.0\/24 dev plexus0/m)
     const deadline = Date.now() + 5000
