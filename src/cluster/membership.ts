@@ -109,8 +109,9 @@ export class Membership {
   /** members whose last probe went unanswered, and when the first unanswered one was sent */
   private readonly failing = new Map<string, number>()
   private readonly inFlight = new Set<string>()
-  /** the suspicions this host's node record carries */
+  /** the suspicions this host's node record carries, and when each was last written */
   private readonly doubts = new Map<string, Suspicion>()
+  private readonly accusedAt = new Map<string, number>()
   /** members still to probe this cycle, in a random order (SWIM's round robin: each is probed once per cycle) */
   private ring: string[] = []
   private vivaldi: VivaldiState = newVivaldiState()
@@ -306,10 +307,16 @@ export class Membership {
       await ping(peer, this.d.cfg.heartbeatIntervalMs)
       this.hear(peer, this.d.sched.now())
       this.failing.delete(peer)
+      this.accusedAt.delete(peer)
       if (this.doubts.delete(peer)) void this.announce()
     } catch (err) {
       const rec = this.d.store.get(`${NODE_PREFIX}${peer}`)
       if (!rec) return
+      // Our own loop ran late (the deadline fired half a period or more after it was due): the answer
+      // may be waiting unread, so this miss says nothing of the member. A loaded host accuses nobody;
+      // the others, or the record's TTL, still notice a dead member (Lifeguard's local health, in short).
+      const timeoutMs = this.d.cfg.heartbeatIntervalMs
+      if (this.d.sched.now() - sentAt > 1.5 * timeoutMs) return
       const first = this.failing.get(peer)
       this.failing.set(peer, first ?? sentAt)
       if (first === undefined) {
@@ -317,11 +324,17 @@ export class Membership {
         return
       }
       // a refutation (a newer record) restarts the clock: the member was alive when it wrote it
-      const doubt = { v: rec.version.wall, since: Math.max(first, rec.version.wall) }
       const had = this.doubts.get(peer)
-      if (had?.v === doubt.v && had.since === doubt.since) return
+      if (had?.v === rec.version.wall) return
+      // It refuted our last suspicion: accuse the new version no sooner than suspectAfterMs after the
+      // last, or a member only this host cannot reach would make both rewrite their records every
+      // period; and count from now, so it has the whole time to refute again.
+      const now = this.d.sched.now()
+      if (had && now - (this.accusedAt.get(peer) ?? 0) < this.d.cfg.suspectAfterMs) return
+      const doubt = { v: rec.version.wall, since: had ? now : Math.max(first, rec.version.wall) }
       this.d.logger.debug({ peer, err }, 'probe unanswered: suspecting')
       this.doubts.set(peer, doubt)
+      this.accusedAt.set(peer, now)
       void this.announce()
     } finally {
       this.inFlight.delete(peer)
@@ -348,6 +361,7 @@ export class Membership {
     for (const peer of [...this.failing.keys(), ...this.doubts.keys()]) {
       if (this.d.store.get(`${NODE_PREFIX}${peer}`)) continue
       this.failing.delete(peer)
+      this.accusedAt.delete(peer)
       dropped = this.doubts.delete(peer) || dropped
     }
     if (dropped) void this.announce()

@@ -21,6 +21,7 @@ async function cluster(n: number, opts: { legacy?: boolean } = {}) {
   }
   const cut = new Set<string>() // "from>to": pings from → to go unanswered
   const down = new Set<string>()
+  const late = new Set<string>() // hosts whose own loop is late: their failed pings settle after two periods
   const hosts = await Promise.all(
     Array.from({ length: n }, async (_, i) => {
       const { store } = await newStore({ now: clock })
@@ -40,7 +41,7 @@ async function cluster(n: number, opts: { legacy?: boolean } = {}) {
       ping: (peer, timeoutMs) =>
         new Promise((resolve, reject) => {
           const lost = down.has(peer) || cut.has(`${h.name}>${byId.get(peer)?.name}`)
-          q.at(lost ? timeoutMs : 5, () => {
+          q.at(lost ? (late.has(h.name) ? 2 * timeoutMs : timeoutMs) : 5, () => {
             q.settled()
             lost ? reject(new Error('no answer')) : resolve(undefined)
           })
@@ -71,7 +72,7 @@ async function cluster(n: number, opts: { legacy?: boolean } = {}) {
   for (const h of hosts) h.m?.start()
   const stateOf = (observer: (typeof hosts)[number], target: (typeof hosts)[number]) =>
     observer.m?.hosts().find((x) => x.name === target.name)?.state
-  return { q, hosts, cut, down, stateOf }
+  return { q, hosts, cut, down, late, stateOf }
 }
 
 t.test(
@@ -176,3 +177,20 @@ t.test(
     t.ok(writes >= 9, `h1 wrote ${writes} times in 10 s, a heartbeat a second for the old agent's detector`)
   },
 )
+
+t.test('a prober whose own loop runs late accuses nobody', async (t) => {
+  const { q, hosts, cut, late } = await cluster(3)
+  await q.runUntil(START + 5000)
+  const [h1, h2] = hosts as [(typeof hosts)[0], (typeof hosts)[0]]
+  late.add('h1')
+  cut.add('h1>h2')
+  await q.runUntil(q.now() + 15_000)
+  const doubts = h1.store.get(`${NODE_PREFIX}${h1.store.self}`)?.value
+  t.notOk(JSON.stringify(doubts).includes(h2.store.self), 'misses timed by a late timer raise no suspicion')
+  late.clear()
+  await q.runUntil(q.now() + 5000)
+  t.ok(
+    JSON.stringify(h1.store.get(`${NODE_PREFIX}${h1.store.self}`)?.value).includes(h2.store.self),
+    'the same misses on time do',
+  )
+})
