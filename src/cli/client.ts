@@ -85,42 +85,54 @@ export function createClient(target: string | RemoteTarget): ApiClient {
     forward: request,
     call<T>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number } = {}): Promise<T> {
       const payload = body === undefined ? undefined : JSON.stringify(body)
-      return new Promise<T>((resolve, reject) => {
-        const req = request(
-          {
-            method,
-            path,
-            headers: payload
-              ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
-              : {},
-            timeout: opts.timeoutMs ?? 30_000,
-          },
-          (res) => {
-            const chunks: Buffer[] = []
-            res.on('data', (c: Buffer) => chunks.push(c))
-            res.on('end', () => {
-              const text = Buffer.concat(chunks).toString('utf8')
-              let data: unknown = text
-              try {
-                data = text ? JSON.parse(text) : undefined
-              } catch {
-                // non-JSON body: keep the text
-              }
-              const status = res.statusCode ?? 0
-              if (status >= 400) {
-                const e = data as { error?: string; message?: string }
-                reject(new ApiError(status, e?.error ?? 'PLX_API_ERROR', e?.message ?? `HTTP ${status}`))
-              } else resolve(data as T)
-            })
-          },
-        )
-        req.on('timeout', () =>
-          req.destroy(new Error(`no answer from plexusd at ${socket} within the timeout`)),
-        )
-        req.on('error', (err: NodeJS.ErrnoException) => reject(unreachable(socket, err)))
-        if (payload) req.write(payload)
-        req.end()
-      })
+      const attempt = (again: boolean): Promise<T> =>
+        new Promise<T>((resolve, reject) => {
+          const req = request(
+            {
+              method,
+              path,
+              headers: payload
+                ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+                : {},
+              timeout: opts.timeoutMs ?? 30_000,
+            },
+            (res) => {
+              const chunks: Buffer[] = []
+              res.on('data', (c: Buffer) => chunks.push(c))
+              res.on('end', () => {
+                const text = Buffer.concat(chunks).toString('utf8')
+                let data: unknown = text
+                try {
+                  data = text ? JSON.parse(text) : undefined
+                } catch {
+                  // non-JSON body: keep the text
+                }
+                const status = res.statusCode ?? 0
+                if (status >= 400) {
+                  const e = data as { error?: string; message?: string }
+                  reject(new ApiError(status, e?.error ?? 'PLX_API_ERROR', e?.message ?? `HTTP ${status}`))
+                } else resolve(data as T)
+              })
+            },
+          )
+          req.on('timeout', () =>
+            req.destroy(new Error(`no answer from plexusd at ${socket} within the timeout`)),
+          )
+          req.on('error', (err: NodeJS.ErrnoException) => {
+            // A kept-alive connection the agent closed just as we reused it: the request never reached it
+            // (EPIPE), or a GET may simply be asked again. Once, on a fresh connection (Node's advice).
+            if (
+              again &&
+              req.reusedSocket &&
+              (err.code === 'EPIPE' || (err.code === 'ECONNRESET' && method === 'GET'))
+            )
+              resolve(attempt(false))
+            else reject(unreachable(socket, err))
+          })
+          if (payload) req.write(payload)
+          req.end()
+        })
+      return attempt(true)
     },
     stream(
       path: string,
