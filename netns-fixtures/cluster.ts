@@ -13,6 +13,7 @@ import { newClusterKey } from '../src/lib/cluster-key.js'
 import { cleanupRunner } from '../src/runner/cleanup.js'
 import { resolvConfText } from '../src/runner/network.js'
 import { cgroupMountScript } from './lib/cgroups.js'
+import { type ExecWhere, envFor, execTarget, FixtureError, hostOf, need, requireCluster } from './lib/exec.js'
 import {
   alive,
   ipNs,
@@ -53,27 +54,8 @@ const AGENT_JS = join(DIST, 'src/agent/main.js')
 const CNI_PLUGIN = join(DIST, 'cni/bin/plexus')
 const STUB_DNS_JS = join(DIST, 'netns-fixtures/stub-dns.js')
 const ZONE_SWITCH = join(DIST, 'netns-fixtures/zone-switch')
-const BIN_DIR = join(DIST, 'bin')
 const NAME_RE = /^[a-z][a-z0-9]{0,9}$/
 const CTR_RE = /^[a-z][a-z0-9-]{0,30}$/
-
-class FixtureError extends Error {}
-
-function need(cond: unknown, msg: string): asserts cond {
-  if (!cond) throw new FixtureError(msg)
-}
-
-function requireCluster(name: string): ClusterState {
-  const c = loadCluster(name)
-  need(c, `no cluster "${name}" (see: cluster ls)`)
-  return c
-}
-
-function hostOf(c: ClusterState, host: string): HostState {
-  const h = c.hosts.find((x) => x.name === host)
-  need(h, `cluster "${c.name}" has no host "${host}" (hosts: ${c.hosts.map((x) => x.name).join(', ')})`)
-  return h
-}
 
 function pidFile(h: HostState): string {
   return join(h.dir, 'plexusd.pid')
@@ -449,36 +431,10 @@ async function down(opts: { name: string }) {
   process.stdout.write(`cluster ${opts.name}: down\n`)
 }
 
-function envFor(c: ClusterState, h?: HostState): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    PATH: `${BIN_DIR}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
-    ...(h ? { PLEXUS_SOCKET: h.socket, PLEXUS_FIXTURE_HOST: h.name } : {}),
-    PLEXUS_FIXTURE: c.name,
-  }
-}
-
-function execIn(
-  opts: { name: string; host?: string; ctr?: string; underlay?: boolean },
-  cmd: string[],
-): number {
-  const c = requireCluster(opts.name)
-  need(
-    [opts.host, opts.ctr, opts.underlay].filter(Boolean).length === 1,
-    'give exactly one of --host, --ctr, --underlay',
-  )
+function execIn(opts: ExecWhere & { name: string }, cmd: string[]): number {
+  const { ns, env } = execTarget(opts.name, opts)
   need(cmd.length > 0, 'no command given (cluster exec ... -- CMD...)')
-  let ns: string
-  let h: HostState | undefined
-  if (opts.host) {
-    h = hostOf(c, opts.host)
-    ns = h.ns
-  } else if (opts.ctr) {
-    const ctr = loadCtr(c.name, opts.ctr)
-    need(ctr, `no container "${opts.ctr}" in cluster ${c.name}`)
-    ns = ctr.ns
-  } else ns = underlayNs(c.name)
-  const r = spawnSync('ip', ['netns', 'exec', ns, ...cmd], { stdio: 'inherit', env: envFor(c, h) })
+  const r = spawnSync('ip', ['netns', 'exec', ns, ...cmd], { stdio: 'inherit', env })
   if (r.error) throw r.error
   return r.status ?? 1
 }

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { type ExecWhere, execTarget, FixtureError } from '../../netns-fixtures/lib/exec.js'
 import { CLUSTER_PORT, clusterDir, hostNs, UNDERLAY_PREFIX } from '../../netns-fixtures/lib/state.js'
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
@@ -44,15 +45,30 @@ export class Cluster {
 
   /** Runs CMD in a host namespace with plexctl on PATH and PLEXUS_SOCKET set for that host. */
   exec(host: string, cmd: string[]): RunResult {
-    return run(CLUSTER, ['exec', '--name', this.name, '--host', host, '--', ...cmd])
+    return this.execIn({ host }, cmd)
   }
 
   execCtr(ctr: string, cmd: string[]): RunResult {
-    return run(CLUSTER, ['exec', '--name', this.name, '--ctr', ctr, '--', ...cmd])
+    return this.execIn({ ctr }, cmd)
   }
 
   execUnderlay(cmd: string[]): RunResult {
-    return run(CLUSTER, ['exec', '--name', this.name, '--underlay', '--', ...cmd])
+    return this.execIn({ underlay: true }, cmd)
+  }
+
+  /**
+   * What `cluster exec` does (the same namespace and environment, from netns-fixtures/lib/exec.ts), without
+   * starting the fixture's CLI for each command; a target that does not exist fails as the CLI does (status 2).
+   */
+  private execIn(where: ExecWhere, cmd: string[]): RunResult {
+    let target: ReturnType<typeof execTarget>
+    try {
+      target = execTarget(this.name, where)
+    } catch (err) {
+      if (!(err instanceof FixtureError)) throw err
+      return { status: 2, stdout: '', stderr: `cluster: ${err.message}\n` }
+    }
+    return run('ip', ['netns', 'exec', target.ns, ...cmd], { env: target.env })
   }
 
   /** plexctl -o json on a host, parsed. Throws with stderr when plexctl fails. */

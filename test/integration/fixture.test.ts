@@ -77,9 +77,11 @@ t.test(
     t.equal(up.status, 0, up.stderr)
     t.not(machineSnapshot(c.name).netns, '', 'the cluster made namespaces')
 
+    // through the fixture's own `exec` command (the Cluster handle enters namespaces without it)
     for (const h of ['h1', 'h2']) {
-      const status = c.plexctlJson<{ name: string }>(h, ['status'])
-      t.equal(status.name, h, `plexctl in ${h} talks to the ${h} agent`)
+      const r = c.cli(['exec', '--name', c.name, '--host', h, '--', 'plexctl', '-o', 'json', 'status'])
+      t.equal(r.status, 0, r.stderr)
+      t.equal((JSON.parse(r.stdout) as { name: string }).name, h, `plexctl in ${h} talks to the ${h} agent`)
     }
     const web = c.run('h1', 'web', ['sleep', '600'], ['--service', 'web', '--publish', '18080:80'])
     t.equal(web.status, 0, `container with a published port and a service: ${web.stderr}`)
