@@ -7,6 +7,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import t from 'tap'
 import { Cluster, eventually, REPO, uniqueName } from '../helpers/fixture.js'
+import { hostApi } from '../helpers/runner.js'
 
 // a multi-host fixture run outlasts tap's 300 s file default on a loaded 2-core machine
 t.setTimeout(1_200_000)
@@ -16,8 +17,10 @@ const TTL_MS = 30_000
 const SETTLE_MS = 3000
 const NETWORK = '10.99.0.0/23'
 const ONLY_SUBNET = '10.99.1.0/24'
-/** each poll runs plexctl through the fixture (two node processes): keep the machine free for the agents */
-const POLL_MS = 1000
+/** polls ask the agent's API socket (milliseconds of work, no process start), so they can be frequent */
+const POLL_MS = 200
+/** an answer slower than this counts as none (an agent that stopped answering must not stall a poll) */
+const ASK_MS = 10_000
 
 interface HostInfo {
   name: string
@@ -69,15 +72,18 @@ function startWithShortTtl(h: HostInfo): void {
   writeFileSync(join(dir, 'plexusd.pid'), `${pid}\n`)
 }
 
-function subnets(c: Cluster, host: string): Subnets | undefined {
-  try {
-    return c.plexctlJson<Subnets>(host, ['subnets'])
-  } catch {
-    return undefined // agent (re)starting
-  }
+/** GET /v1/subnets from the host's agent (what `plexctl -o json subnets` prints); undefined while it (re)starts */
+function subnets(c: Cluster, host: string): Promise<Subnets | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  return Promise.race([
+    hostApi<Subnets>(c, host, 'GET', '/v1/subnets').catch(() => undefined),
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, ASK_MS, undefined)
+    }),
+  ]).finally(() => clearTimeout(timer))
 }
 
-const state = (c: Cluster, host: string) => subnets(c, host)?.self.state
+const state = async (c: Cluster, host: string) => (await subnets(c, host))?.self.state
 
 /** The agent log's last lines, for failure messages. */
 const logTail = (h: HostInfo) =>
@@ -89,8 +95,8 @@ const logTail = (h: HostInfo) =>
 
 function exactlyOneHolds(c: Cluster): Promise<boolean> {
   return eventually(
-    () => {
-      const s = [state(c, 'h1'), state(c, 'h2')].sort()
+    async () => {
+      const s = (await Promise.all([state(c, 'h1'), state(c, 'h2')])).sort()
       return s[0] === 'acquired' && s[1] === 'no-subnet'
     },
     60_000,
@@ -108,7 +114,7 @@ t.test(
     // The fixture starts both agents together, seeded with this network; it returns once both hold a lease.
     const up = c.cli(['up', '--name', c.name, '--hosts', '2', '--cidr', NETWORK])
     t.equal(up.status, 0, up.stderr)
-    const both = (subnets(c, 'h1')?.leases ?? []).map((l) => `${l.host} ${l.subnet}`).sort()
+    const both = ((await subnets(c, 'h1'))?.leases ?? []).map((l) => `${l.host} ${l.subnet}`).sort()
     t.equal(both.length, 2, `two leases: ${both.join(', ')}`)
     t.not(both[0]?.split(' ')[1], both[1]?.split(' ')[1], 'in different subnets')
 
@@ -123,13 +129,14 @@ t.test(
     for (const h of hosts) startWithShortTtl(h) // as close to the same instant as two spawns get
     t.ok(
       await exactlyOneHolds(c),
-      `again: one acquired, one without (h1 ${state(c, 'h1')}, h2 ${state(c, 'h2')})`,
+      `again: one acquired, one without (h1 ${await state(c, 'h1')}, h2 ${await state(c, 'h2')})`,
     )
 
-    const winner = hosts.find((h) => state(c, h.name) === 'acquired') as HostInfo
+    const states = await Promise.all(hosts.map((h) => state(c, h.name)))
+    const winner = hosts[states.indexOf('acquired')] as HostInfo
     const loser = hosts.find((h) => h !== winner) as HostInfo
-    t.equal(subnets(c, winner.name)?.self.subnet, ONLY_SUBNET)
-    const ls = subnets(c, loser.name) as Subnets
+    t.equal((await subnets(c, winner.name))?.self.subnet, ONLY_SUBNET)
+    const ls = (await subnets(c, loser.name)) as Subnets
     t.match(
       ls.self.reason,
       /^no free subnet: all 1 \/24 subnet from 10\.99\.1\.0 to 10\.99\.1\.0 in 10\.99\.0\.0\/23 are held \(10\.99\.1\.0\/24 h[12]\)/,
@@ -140,11 +147,13 @@ t.test(
       'the loser sees the winner and no claim of its own',
     )
     t.same(ls.invalid, [], 'no conflicting record is left behind')
-    t.notMatch(
-      readFileSync(join(hostDir(loser), 'plexusd.log'), 'utf8'),
-      /acquired lease/,
-      'the loser never acquired the subnet, not even briefly',
-    )
+    const neverAcquired = (when: string) =>
+      t.notMatch(
+        readFileSync(join(hostDir(loser), 'plexusd.log'), 'utf8'),
+        /acquired lease/,
+        `the loser never acquired the subnet, not even briefly (${when})`,
+      )
+    neverAcquired('once one holds it')
     t.equal(
       readFileSync(join(hostDir(winner), 'run/subnet.env'), 'utf8'),
       `FLANNEL_NETWORK=${NETWORK}\nFLANNEL_SUBNET=10.99.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n`,
@@ -153,17 +162,23 @@ t.test(
     // Restart (within the TTL): the same subnet; the other host still waits.
     t.equal(c.stop(winner.name).status, 0)
     startWithShortTtl(winner)
-    if (!(await eventually(() => state(c, winner.name) === 'acquired', 60_000, POLL_MS))) {
+    if (!(await eventually(async () => (await state(c, winner.name)) === 'acquired', 60_000, POLL_MS))) {
       t.fail(`restarted host did not acquire its lease again; its log:\n${logTail(winner)}`)
     }
-    t.equal(subnets(c, winner.name)?.self.subnet, ONLY_SUBNET, 'restart keeps the subnet')
-    t.equal(state(c, loser.name), 'no-subnet')
+    t.equal((await subnets(c, winner.name))?.self.subnet, ONLY_SUBNET, 'restart keeps the subnet')
+    t.equal(await state(c, loser.name), 'no-subnet')
+    // polls answer within 200 ms now: the log check again, over the whole time the winner held the subnet
+    neverAcquired("through the winner's restart")
 
     // Death: the lease expires after the TTL and the waiting host takes the subnet.
     const killedAt = Date.now()
     t.equal(c.stop(winner.name, 'KILL').status, 0)
     t.ok(
-      await eventually(() => subnets(c, loser.name)?.self.subnet === ONLY_SUBNET, TTL_MS * 4, POLL_MS),
+      await eventually(
+        async () => (await subnets(c, loser.name))?.self.subnet === ONLY_SUBNET,
+        TTL_MS * 4,
+        POLL_MS,
+      ),
       'the waiting host took the freed subnet',
     )
     const tookMs = Date.now() - killedAt
@@ -175,13 +190,13 @@ t.test(
     // Return: the old holder comes back with its subnet.env naming the subnet; it must not steal it back.
     startWithShortTtl(winner)
     t.ok(
-      await eventually(() => state(c, winner.name) === 'no-subnet', 60_000, POLL_MS),
+      await eventually(async () => (await state(c, winner.name)) === 'no-subnet', 60_000, POLL_MS),
       'the returning host has no subnet',
     )
     await new Promise((r) => setTimeout(r, SETTLE_MS * 2))
-    t.equal(subnets(c, loser.name)?.self.subnet, ONLY_SUBNET, 'the new holder keeps the subnet')
-    t.equal(state(c, loser.name), 'acquired')
-    t.match(subnets(c, winner.name)?.self.reason, /no free subnet/)
+    t.equal((await subnets(c, loser.name))?.self.subnet, ONLY_SUBNET, 'the new holder keeps the subnet')
+    t.equal(await state(c, loser.name), 'acquired')
+    t.match((await subnets(c, winner.name))?.self.reason, /no free subnet/)
 
     // What an operator sees.
     const table = c.exec(loser.name, ['plexctl', 'subnets']).stdout
