@@ -10,6 +10,7 @@ import type { Cluster } from './fixture.js'
  * One request to a host's API socket, on a connection of its own (no keep-alive to race the server's
  * close): milliseconds, where a plexctl process is half a second or more on a busy machine, so loops
  * that poll sample often enough and cycles measure the agent, not node's start-up.
+ * With timeoutMs, a connection silent that long fails the request (a poll must not wait on a stuck agent).
  */
 export function hostApi<T>(
   c: Cluster,
@@ -17,6 +18,7 @@ export function hostApi<T>(
   method: string,
   path: string,
   body?: unknown,
+  opts: { timeoutMs?: number } = {},
 ): Promise<T> {
   const data = body === undefined ? undefined : JSON.stringify(body)
   return new Promise((resolve, reject) => {
@@ -49,6 +51,10 @@ export function hostApi<T>(
       },
     )
     req.on('error', reject)
+    if (opts.timeoutMs)
+      req.setTimeout(opts.timeoutMs, () =>
+        req.destroy(new Error(`${method} ${path}: no answer in ${opts.timeoutMs} ms`)),
+      )
     req.end(data)
   })
 }

@@ -74,13 +74,9 @@ function startWithShortTtl(h: HostInfo): void {
 
 /** GET /v1/subnets from the host's agent (what `plexctl -o json subnets` prints); undefined while it (re)starts */
 function subnets(c: Cluster, host: string): Promise<Subnets | undefined> {
-  let timer: NodeJS.Timeout | undefined
-  return Promise.race([
-    hostApi<Subnets>(c, host, 'GET', '/v1/subnets').catch(() => undefined),
-    new Promise<undefined>((resolve) => {
-      timer = setTimeout(resolve, ASK_MS, undefined)
-    }),
-  ]).finally(() => clearTimeout(timer))
+  return hostApi<Subnets>(c, host, 'GET', '/v1/subnets', undefined, { timeoutMs: ASK_MS }).catch(
+    () => undefined,
+  )
 }
 
 const state = async (c: Cluster, host: string) => (await subnets(c, host))?.self.state

@@ -5,12 +5,14 @@
 // the waiting host takes the cut-off host's subnet once that lease may be
 // reclaimed, and hands out the same addresses. Checked every ~200 ms (as often
 // as the machine lets it) from every host's kernel (bridge addresses, container
-// addresses) and every few seconds from every host's `plexctl endpoints`: never
+// addresses) and every ~2 s from every host's endpoint list (its API's
+// /v1/endpoints, what `plexctl endpoints` lists): never
 // one address on two live containers, never one subnet on two bridges; after
 // the heal, no bridge or lease held twice. Takes 3-6 minutes (long: run alone).
 import { execFile, spawnSync } from 'node:child_process'
 import t from 'tap'
 import { CLUSTER, Cluster, eventually, uniqueName } from '../helpers/fixture.js'
+import { hostApi } from '../helpers/runner.js'
 
 // a multi-host fixture run outlasts tap's 300 s file default on a loaded 2-core machine
 t.setTimeout(1_200_000)
@@ -90,17 +92,15 @@ t.test(
     t.equal(up.status, 0, up.stderr)
     const list = () => JSON.parse(c.cli(['ls', '--name', c.name, '-o', 'json']).stdout) as Listing
     const hosts = list().hosts
-    const subnets = (h: string) => {
-      try {
-        return c.plexctlJson<Subnets>(h, ['subnets'])
-      } catch {
-        return undefined
-      }
-    }
+    // what `plexctl -o json subnets` and `plexctl -o json endpoints` print, from the agent's API socket: no
+    // process start per look, so the checks take no CPU from the agents and a round takes milliseconds
+    const ask = <T>(h: string, path: string) =>
+      hostApi<T>(c, h, 'GET', path, undefined, { timeoutMs: 10_000 }).catch(() => undefined)
+    const subnets = (h: string) => ask<Subnets>(h, '/v1/subnets')
     const holders = async () =>
       eventually(
-        () => {
-          const st = hosts.map((h) => subnets(h.name)?.self.state)
+        async () => {
+          const st = (await Promise.all(hosts.map((h) => subnets(h.name)))).map((v) => v?.self.state)
           return st.filter((s) => s === 'acquired').length === 3 && st.includes('no-subnet') ? st : undefined
         },
         90_000,
@@ -151,32 +151,16 @@ t.test(
     }
     /**
      * Every host's view of the endpoints: an address served (not withdrawn) for two containers. Views are
-     * read one after the other, so only a duplicate seen in two rounds in a row counts.
+     * not read at one instant, so only a duplicate seen in two rounds in a row counts.
      */
     let lastDup = new Set<string>()
     const endpointCheck = async () => {
       const servedBy = new Map<string, Set<string>>()
-      for (const h of hosts) {
-        let rows: Endpoint[] = []
-        try {
-          const r = await fixture([
-            'exec',
-            '--name',
-            c.name,
-            '--host',
-            h.name,
-            '--',
-            'plexctl',
-            '-o',
-            'json',
-            'endpoints',
-          ])
-          const v = JSON.parse(r.stdout) as { endpoints: Endpoint[] } | Endpoint[]
-          rows = Array.isArray(v) ? v : v.endpoints
-        } catch {
-          continue
-        }
-        for (const e of rows) {
+      const views = await Promise.all(
+        hosts.map((h) => ask<{ endpoints: Endpoint[] }>(h.name, '/v1/endpoints')),
+      )
+      for (const view of views) {
+        for (const e of view?.endpoints ?? []) {
           if (e.withdrawn) continue
           const set = servedBy.get(e.ipv4) ?? new Set<string>()
           set.add(e.containerId)
@@ -208,7 +192,7 @@ t.test(
       t.equal(r.status, 0, `${n} on ${victim.name}: ${r.stdout}${r.stderr}`)
       ctrs = list().containers
     }
-    const victimSubnet = subnets(victim.name)?.self.subnet
+    const victimSubnet = (await subnets(victim.name))?.self.subnet
     t.comment(`cutting ${victim.name} (${victimSubnet}) off; ${waiting.name} waits for a subnet`)
 
     const victimAddrs = ctrs.flatMap((x) => addrs(x.ns, 'eth0').map((a) => a.split('/')[0] as string))
@@ -243,7 +227,7 @@ t.test(
       const got = r.stdout.match(/: (\d+\.\d+\.\d+\.\d+)\//)?.[1]
       if (got && h === waiting && victimAddrs.includes(got)) reused.push(got)
       i++
-      if (taken === undefined && subnets(waiting.name)?.self.subnet === victimSubnet) {
+      if (taken === undefined && (await subnets(waiting.name))?.self.subnet === victimSubnet) {
         taken = Date.now() - cutAt
         t.comment(`${waiting.name} acquired ${victimSubnet} ${taken} ms after the cut`)
       }
@@ -265,8 +249,8 @@ t.test(
     // heal, and watch for the old holder coming back
     t.equal(c.execUnderlay(['ip', 'link', 'set', `u-${victim.name}`, 'master', 'br0']).status, 0, 'heal')
     const settled = await eventually(
-      () => {
-        const views = hosts.map((h) => subnets(h.name))
+      async () => {
+        const views = await Promise.all(hosts.map((h) => subnets(h.name)))
         return views.every((v) => {
           const held = v?.leases.map((l) => l.subnet) ?? []
           return held.length === 3 && new Set(held).size === 3
@@ -278,7 +262,7 @@ t.test(
       1000,
     )
     t.ok(settled, 'after the heal every host sees 3 leases on 3 different subnets')
-    t.equal(subnets(victim.name)?.self.state, 'no-subnet', 'the old holder waits: its claim is gone')
+    t.equal((await subnets(victim.name))?.self.state, 'no-subnet', 'the old holder waits: its claim is gone')
     await sleep(10_000) // keep checking after the heal
     checking = false
     await Promise.all([kernelLoop, endpointLoop])
