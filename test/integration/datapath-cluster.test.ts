@@ -2,7 +2,7 @@
 // container each attached through the CNI plugin, for both backends.
 import { join } from 'node:path'
 import t from 'tap'
-import { eventually, REPO, upCluster } from '../helpers/fixture.js'
+import { eventually, QUICK_LEASES, REPO, upCluster } from '../helpers/fixture.js'
 import { tcpTransfer } from './datapath/topology.js'
 
 // a multi-host fixture run outlasts tap's 300 s file default on a loaded 2-core machine
@@ -24,7 +24,13 @@ const cases = [
 
 for (const { backend, firewall } of cases) {
   t.test(`3 hosts over ${backend}, firewall ${firewall}`, async (t) => {
-    const c = upCluster(t, { hosts: 3, backend, firewall, prefix: backend === 'vxlan' ? 'dv' : 'dh' })
+    const c = upCluster(t, {
+      hosts: 3,
+      backend,
+      firewall,
+      prefix: backend === 'vxlan' ? 'dv' : 'dh',
+      agentConfig: QUICK_LEASES,
+    })
     const hosts = ['h1', 'h2', 'h3']
     const ips: Record<string, string> = {}
     for (const h of hosts) {

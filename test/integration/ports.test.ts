@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import t from 'tap'
-import { type Cluster, eventually, REPO, upCluster } from '../helpers/fixture.js'
+import { type Cluster, eventually, QUICK_LEASES, REPO, upCluster } from '../helpers/fixture.js'
 
 // fixture work that outlasts tap's 300 s default on a loaded 2-core machine (ports.test did in a helper's run)
 t.setTimeout(900_000)
@@ -45,7 +45,7 @@ function portRules(c: Cluster, firewall: string): string[] {
 
 for (const firewall of ['iptables', 'nftables']) {
   t.test(`published ports (${firewall})`, async (t) => {
-    const c = upCluster(t, { hosts: 2, firewall, prefix: 'pp' })
+    const c = upCluster(t, { hosts: 2, firewall, prefix: 'pp', agentConfig: QUICK_LEASES })
     const web = c.run(
       'h1',
       'web',
