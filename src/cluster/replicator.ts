@@ -1,7 +1,7 @@
 import { errorMessage } from '../lib/errors.js'
 import type { LocalStore } from '../store/store.js'
 import { syncPosition } from '../store/store.js'
-import type { Hlc, StoreRecord } from '../store/types.js'
+import { type Hlc, NODE_PREFIX, type StoreRecord } from '../store/types.js'
 import type { ClusterMetrics } from './metrics.js'
 import type { GossipVerdict, Scheduler, Transport } from './transport.js'
 import {
@@ -80,7 +80,10 @@ export class Replicator {
       connected: (peer) => void this.pull(peer, true),
     })
     this.unsubscribe = this.store.onLocalWrite((r) => {
-      this.outbox.push(JSON.stringify(r))
+      // This host's node record goes ahead of a burst of other writes: refreshed only every 10 s and
+      // hiding everything the host owns when it lapses, it must not wait behind thousands of KV writes.
+      if (r.key.startsWith(NODE_PREFIX)) this.outbox.unshift(JSON.stringify(r))
+      else this.outbox.push(JSON.stringify(r))
       this.scheduleFlush(0)
     })
     this.cancelTimer = this.sched.every(this.cfg.syncIntervalMs, () => this.antiEntropy())

@@ -68,3 +68,23 @@ t.test('the outbox waits while the transport is backed up, and reports its backl
   t.same(r.backlog(), { pending: 0, limit: 5 }, 'drained once the transport caught up')
   t.equal(published.flatMap((d) => decodeDelta(d).records).length, 7)
 })
+
+t.test("this host's node record goes out ahead of a backlog of other writes", async (t) => {
+  const { store } = await newStore({ now: { t: Date.now() } })
+  const { transport, published, state } = fakeTransport()
+  const r = new Replicator(store, transport, realScheduler, Math.random, {
+    syncIntervalMs: 60_000,
+    requestTimeoutMs: 1000,
+    maxTransportBacklogBytes: 1000,
+  })
+  r.start()
+  t.teardown(() => r.stop())
+  state.backlog = 5000
+  for (let i = 0; i < 50; i++) await store.put(`k/${i}`, i)
+  await store.put(`nodes/${store.self}`, { name: 'h1', address: '192.0.2.1' }, { ttlMs: 30_000 })
+  state.backlog = 0
+  await tick(100)
+  const keys = published.flatMap((d) => decodeDelta(d).records.map((x) => (x as { key: string }).key))
+  t.equal(keys[0], `nodes/${store.self}`, 'the node record first')
+  t.equal(keys.length, 51, 'then every other write')
+})
