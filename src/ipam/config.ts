@@ -61,7 +61,7 @@ export interface NetworkRanges {
 const TOP_FIELDS = ['Network', 'SubnetLen', 'SubnetMin', 'SubnetMax', 'Backend', 'IPMasq']
 const BACKEND_FIELDS = ['Type', 'VNI', 'Port', 'MTU', 'DirectRouting']
 
-function isObject(v: unknown): v is Record<string, unknown> {
+export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
@@ -79,7 +79,7 @@ function unknownFields(
   }
 }
 
-function intIn(v: unknown, lo: number, hi: number): v is number {
+export function intIn(v: unknown, lo: number, hi: number): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi
 }
 

@@ -1,4 +1,4 @@
-import type { RecordInput } from '../store/codec.js'
+import type { RecordCodec, RecordInput } from '../store/codec.js'
 import { leaseCodec } from '../store/codecs.js'
 import type { LeaseValue } from '../store/records.js'
 import { WG_KEY_PATTERN } from '../store/schemas.js'
@@ -22,6 +22,34 @@ import { type NetworkConfig, type NetworkRanges, networkRanges, subnetCount } fr
 
 export function leaseKey(peerId: string): string {
   return `${LEASE_PREFIX}${peerId}`
+}
+
+/**
+ * Where one set of competing leases lives in the store: the cluster network's
+ * host subnets (leases/<peerId>), or the blocks of a named network's range
+ * (macvlan.ts netLeaseKeys). The rules below are the same for both.
+ */
+export interface LeaseKeys {
+  /** what every key of the set starts with (listed and watched) */
+  prefix: string
+  key(peerId: string): string
+  /** the holder a key of the set names, or undefined when the key is malformed */
+  peerOf(key: string): string | undefined
+  /** whether a key under `prefix` belongs to this set (others share the prefix) */
+  of(key: string): boolean
+  /** the record shape of the set's prefix */
+  codec: RecordCodec<LeaseValue>
+}
+
+export const CLUSTER_LEASES: LeaseKeys = {
+  prefix: LEASE_PREFIX,
+  key: leaseKey,
+  peerOf: (key) => {
+    const peer = key.slice(LEASE_PREFIX.length)
+    return peer.includes('/') ? undefined : peer
+  },
+  of: (key) => key.startsWith(LEASE_PREFIX),
+  codec: leaseCodec,
 }
 
 /** A lease that passed validation and holds its subnet. */
@@ -72,8 +100,11 @@ export function parseEndpoint(v: unknown): { address: string; port: number } | u
  * endpoint's port in range). Returns the lease, normalized (canonical subnet,
  * known backend fields only), or why not.
  */
-export function parseLease(rec: RecordInput): { lease: LeaseValue; subnet: Cidr } | { reason: string } {
-  const decoded = leaseCodec.decode(rec)
+export function parseLease(
+  rec: RecordInput,
+  codec: RecordCodec<LeaseValue> = leaseCodec,
+): { lease: LeaseValue; subnet: Cidr } | { reason: string } {
+  const decoded = codec.decode(rec)
   if (!decoded.ok) return { reason: decoded.reason }
   const v = decoded.value
   const subnet = parseCidr(v.subnet)
@@ -114,21 +145,26 @@ export function claimOrder(
  * overlapping claims the claimOrder winner keeps the subnet and the others
  * are reported as `conflict`. Expired records have no claim at all.
  */
-export function validLeases(records: StoreRecord[], cfg: NetworkConfig, now = Date.now()): LeaseView {
+export function validLeases(
+  records: StoreRecord[],
+  cfg: NetworkConfig,
+  now = Date.now(),
+  keys: LeaseKeys = CLUSTER_LEASES,
+): LeaseView {
   const net = networkRanges(cfg).network
   const invalid: InvalidLease[] = []
   const candidates: Lease[] = []
   for (const rec of records) {
-    if (rec.tombstone || !rec.key.startsWith(LEASE_PREFIX)) continue
+    if (rec.tombstone || !keys.of(rec.key)) continue
     if (rec.ttlMs !== undefined && rec.version.wall + rec.ttlMs <= now) continue
-    const peerId = rec.key.slice(LEASE_PREFIX.length)
+    const peerId = keys.peerOf(rec.key)
     const bad = (kind: InvalidKind, reason: string, subnet?: string) =>
       invalid.push({ key: rec.key, owner: rec.owner, kind, reason, ...(subnet ? { subnet } : {}) })
-    if (peerId.includes('/')) {
-      bad('malformed', `${rec.key}: not a lease key (leases/<peerId>)`)
+    if (peerId === undefined) {
+      bad('malformed', `${rec.key}: not a lease key (${keys.key('<peerId>')})`)
       continue
     }
-    const parsed = parseLease(rec)
+    const parsed = parseLease(rec, keys.codec)
     if ('reason' in parsed) {
       bad('malformed', parsed.reason)
       continue
@@ -168,7 +204,7 @@ export function validLeases(records: StoreRecord[], cfg: NetworkConfig, now = Da
     const holder = holders.get(c.subnet.base)
     if (holder) {
       invalid.push({
-        key: leaseKey(c.peerId),
+        key: keys.key(c.peerId),
         owner: c.peerId,
         kind: 'conflict',
         reason: `subnet ${c.value.subnet} is held by the older claim of ${holder.value.hostname} (${holder.peerId})`,

@@ -3,9 +3,8 @@ import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
-import { leaseCodec } from '../store/codecs.js'
 import type { LeaseValue } from '../store/records.js'
-import { type JsonValue, LEASE_PREFIX, NODE_PREFIX, type Store } from '../store/types.js'
+import { type JsonValue, NODE_PREFIX, type Store } from '../store/types.js'
 import { type Cidr, containsAddress, formatCidr, formatIPv4, overlaps, parseIPv4, sameCidr } from './cidr.js'
 import {
   NETWORK_CONFIG_KEY,
@@ -17,11 +16,12 @@ import {
   sameNetworkConfig,
 } from './config.js'
 import {
+  CLUSTER_LEASES,
   chooseSubnet,
   claimable,
   gatewayOf,
+  type LeaseKeys,
   type LeaseView,
-  leaseKey,
   majorityHeardSince,
   validLeases,
 } from './leases.js'
@@ -124,6 +124,30 @@ export interface LeaseManagerComponents {
   shutdown: AbortSignal
 }
 
+/**
+ * What a lease manager leases: the cluster network's host subnets (the
+ * default), or the blocks of a named network's range (networks.ts). One set
+ * of rules and one safety argument (README.md) for both.
+ */
+export interface LeaseSpace {
+  /** in logs and status: "the cluster network", "network lan" */
+  label: string
+  keys: LeaseKeys
+  /** the record the subnets are cut from, watched */
+  configKey: string
+  /** validates it (outside input), as the lease rules see it */
+  parseConfig(value: unknown): NetworkConfig
+  /** the backend every lease of the space carries; absent: the cluster backend's, with the datapath's data */
+  backend?: LeaseValue['backend']
+}
+
+export const CLUSTER_SPACE: LeaseSpace = {
+  label: 'the cluster network',
+  keys: CLUSTER_LEASES,
+  configKey: NETWORK_CONFIG_KEY,
+  parseConfig: parseNetworkConfig,
+}
+
 /** Time as the lease manager sees it: real by default, the simulator's virtual clock in src/ipam/sim.ts. */
 export interface LeaseClock {
   now(): number
@@ -175,6 +199,8 @@ export interface LeaseManagerInit {
   random?: () => number
   clock?: LeaseClock
   subnetMemory?: SubnetMemory
+  /** default: the cluster network */
+  space?: LeaseSpace
 }
 
 /** The timing the safety argument needs, checked once (README.md "Why no address is used twice"). */
@@ -246,15 +272,19 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
   private readonly timing: ReturnType<typeof leaseTiming>
   private readonly clock: LeaseClock
   private readonly memory: SubnetMemory
+  private readonly space: LeaseSpace
 
   constructor(
     private readonly c: LeaseManagerComponents,
     private readonly init: LeaseManagerInit,
   ) {
     super()
-    this.log = c.logger.child({ component: 'ipam' })
+    this.space = init.space ?? CLUSTER_SPACE
+    this.log = c.logger.child({ component: 'ipam', ...(init.space ? { leases: init.space.label } : {}) })
     this.metrics = ipamMetrics(c.metrics)
-    leaseStateGauge(c.metrics, Object.keys(LEASE_STATES), () => this.st.state)
+    // the gauge is the host subnet's; a named network's state is in its status (GET /v1/networks)
+    if (this.space === CLUSTER_SPACE)
+      leaseStateGauge(c.metrics, Object.keys(LEASE_STATES), () => this.st.state)
     if (init.seed !== false) parseNetworkConfig(init.seed) // refuse a bad seed at start-up, not minutes later
     this.timing = leaseTiming(init)
     this.clock = init.clock ?? REAL_CLOCK
@@ -291,7 +321,10 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
   async start(): Promise<void> {
     this.startedAt = this.now()
     const wake = () => this.wake()
-    this.unwatch = [this.c.store.watch(LEASE_PREFIX, wake), this.c.store.watch(NETWORK_CONFIG_KEY, wake)]
+    this.unwatch = [
+      this.c.store.watch(this.space.keys.prefix, wake),
+      this.c.store.watch(this.space.configKey, wake),
+    ]
     this.loop = this.run()
   }
 
@@ -380,11 +413,11 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     if (containsAddress(networkRanges(cfg).network, pub)) {
       this.setStatus(
         'error',
-        `underlay address ${this.underlay.address} is inside the cluster network ${cfg.Network}; other hosts would refuse the lease`,
+        `underlay address ${this.underlay.address} is inside ${this.space.label} ${cfg.Network}; other hosts would refuse the lease`,
       )
       return this.retryMs
     }
-    const view = validLeases(this.c.store.list(LEASE_PREFIX), cfg, now)
+    const view = this.validLeases(cfg, now)
     this.lastView = view
     this.reportInvalid(view)
 
@@ -404,6 +437,14 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     return this.newClaim(cfg, view)
   }
 
+  private validLeases(cfg: NetworkConfig, now: number): LeaseView {
+    return validLeases(this.c.store.list(this.space.keys.prefix), cfg, now, this.space.keys)
+  }
+
+  private get ownKey(): string {
+    return this.space.keys.key(this.c.store.self)
+  }
+
   /** See majorityHeardSince: members are the node records this host holds, live or expired, until reaped. */
   private heardSince(now: number): number {
     return majorityHeardSince(this.c.store.listHeld(NODE_PREFIX), this.c.store.self, now)
@@ -415,12 +456,12 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
    * settle period and without waiting for peers, so the datapath (which kept running) is left as it was.
    */
   private async resume(now: number): Promise<boolean> {
-    const rec = this.c.store.get(leaseKey(this.c.store.self))
+    const rec = this.c.store.get(this.ownKey)
     if (!rec || rec.ttlMs === undefined) return false
     const cfg = await this.readConfig(now)
     if (!cfg) return false
-    const own = validLeases([rec], cfg, now).valid[0]
-    const view = validLeases(this.c.store.list(LEASE_PREFIX), cfg, now)
+    const own = validLeases([rec], cfg, now, this.space.keys).valid[0]
+    const view = this.validLeases(cfg, now)
     if (!own || !view.valid.some((l) => l.peerId === own.peerId && l.value.claimedAt === own.value.claimedAt))
       return false
     // a claim whose record has no confirmedAt never settled, so it was never acquired: not ours to resume
@@ -431,7 +472,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
         { subnet: own.value.subnet },
         `not resuming lease ${own.value.subnet}: unconfirmed since ${new Date(confirmedAt).toISOString()}, past its withdrawal time`,
       )
-      await this.c.store.delete(leaseKey(this.c.store.self))
+      await this.c.store.delete(this.ownKey)
       return false
     }
     if (!this.underlay) this.underlay = await (this.init.underlay ?? (() => detectUnderlay(this.want())))()
@@ -473,7 +514,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
 
   /** The valid network config in the store, seeding it when the cluster has none. A bad stored config keeps the last good one. */
   private async readConfig(now: number): Promise<NetworkConfig | undefined> {
-    const rec = this.c.store.get(NETWORK_CONFIG_KEY)
+    const rec = this.c.store.get(this.space.configKey)
     if (!rec) {
       if (this.init.seed !== false && !this.seeded && this.joinedFor(now) >= this.init.settleMs) {
         // Waiting one settle period after joining lets sync bring an existing cluster's config before we write ours.
@@ -497,11 +538,11 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
       return this.cfg
     }
     try {
-      const cfg = parseNetworkConfig(rec.value)
+      const cfg = this.space.parseConfig(rec.value)
       this.badConfigSeen = undefined
       return this.adopt(cfg)
     } catch (err) {
-      const why = `${NETWORK_CONFIG_KEY} written by ${rec.owner} is invalid, keeping the last valid one: ${errorMessage(err)}`
+      const why = `${this.space.configKey} written by ${rec.owner} is invalid, keeping the last valid one: ${errorMessage(err)}`
       if (this.badConfigSeen !== why) {
         this.badConfigSeen = why
         this.metrics.invalidNetworkConfig.inc()
@@ -545,7 +586,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     const claim = this.claim as Claim
     this.claim = undefined
     this.metrics.leaseEvents.inc({ event: withdraw ? 'withdrawn' : 'lost' })
-    if (withdraw) await this.c.store.delete(leaseKey(this.c.store.self))
+    if (withdraw) await this.c.store.delete(this.ownKey)
     const previous = this.lease
     this.lease = undefined
     if (previous) {
@@ -697,6 +738,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
   private backendFor(cfg: NetworkConfig, held?: LeaseValue['backend']): LeaseValue['backend'] {
     // The datapath starts after ipam: until it says what it publishes, a resumed lease keeps what it
     // carried (a WireGuard key, a VTEP MAC), or every peer would drop this host's tunnel over a restart.
+    if (this.space.backend) return this.space.backend
     if (held?.type === cfg.Backend.Type && Object.keys(this.backendData).length === 0) return held
     if (cfg.Backend.Type === 'wireguard') {
       const { publicKey, endpoint } = this.backendData
@@ -714,7 +756,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     const claim = this.claim as Claim
     const { confirmedAt: _, ...unsettled } = value
     const written = claim.settleUntil === undefined ? { ...value, confirmedAt: claim.confirmedAt } : unsettled
-    const rec = await this.c.store.put(leaseKey(this.c.store.self), leaseCodec.encode(written), {
+    const rec = await this.c.store.put(this.ownKey, this.space.keys.codec.encode(written), {
       ttlMs: this.timing.ttlMs,
     })
     claim.value = written
@@ -732,7 +774,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
     // Always a new claim, dated now: a live claim of ours that could keep its age was resumed at start-up.
     let subnet: Cidr
     let source: string
-    const ownRec = this.c.store.get(leaseKey(self))
+    const ownRec = this.c.store.get(this.ownKey)
     const last = await this.memory.read()
     if (last && free(last)) {
       subnet = last
@@ -781,7 +823,7 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
 
   private async noSubnet(reason: string, haveRecord: boolean): Promise<number> {
     // A losing claim of ours would show up as a conflict everywhere: withdraw it.
-    if (haveRecord) await this.c.store.delete(leaseKey(this.c.store.self))
+    if (haveRecord) await this.c.store.delete(this.ownKey)
     if (this.st.state !== 'no-subnet' || this.st.reason !== reason)
       this.log.warn(`${reason}; retrying every ${this.retryMs} ms`)
     this.metrics.noFreeSubnet.inc()

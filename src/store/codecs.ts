@@ -10,6 +10,7 @@ import type {
   EndpointValue,
   HealthValue,
   LeaseValue,
+  NetworkValue,
   NodeValue,
   RegistrationValue,
   ServiceValue,
@@ -31,6 +32,7 @@ import {
   LabelsRecord,
   type LabelsValue,
   LeaseRecord,
+  NetworkRecord,
   NodeRecord,
   RegistrationRecord,
   ServiceRecord,
@@ -49,6 +51,8 @@ import {
   HEALTH_PREFIX,
   LABELS_PREFIX,
   LEASE_PREFIX,
+  NET_LEASE_PREFIX,
+  NETWORKS_PREFIX,
   NODE_PREFIX,
   REGISTRATION_PREFIX,
   SERVICE_PREFIX,
@@ -64,6 +68,14 @@ const differs = (what: string, value: string, segment: string | undefined): stri
 
 /** the lease's shape; its subnet's and endpoint's meaning are the lease rules' (src/ipam/leases.ts parseLease) */
 export const leaseCodec = recordCodec<LeaseValue>(LEASE_PREFIX, LeaseRecord)
+
+/** a block of a named network's range: a lease like the cluster network's, keyed netleases/<peerId>/<network> */
+export const netLeaseCodec = recordCodec<LeaseValue>(NET_LEASE_PREFIX, LeaseRecord)
+
+/** keyed by the network's name: the value names the same */
+export const networkCodec = recordCodec<NetworkValue>(NETWORKS_PREFIX, NetworkRecord, (key, v) =>
+  differs('name', v.name, key.slice(NETWORKS_PREFIX.length)),
+)
 
 export const nodeCodec = recordCodec<NodeValue>(NODE_PREFIX, NodeRecord)
 

@@ -31,7 +31,8 @@ export interface LeaseValue {
   publicIp: string
   hostname: string
   backend: {
-    type: 'vxlan' | 'host-gw' | 'wireguard'
+    /** macvlan: the lease holds a block of a macvlan network's range (netleases/<peerId>/<network>) */
+    type: 'vxlan' | 'host-gw' | 'wireguard' | 'macvlan'
     vtepMac?: string
     vni?: number
     /** wireguard: this host's public key (base64, as `wg` prints it) */
@@ -47,6 +48,19 @@ export interface LeaseValue {
    * absent while the claim settles (a claim without it was never acquired and is not resumed)
    */
   confirmedAt?: number
+}
+
+/** config/networks/<name>: a macvlan network (src/ipam/macvlan.ts) */
+export interface NetworkValue {
+  name: string
+  driver: 'macvlan'
+  parent?: string
+  /** the underlay subnet the containers' addresses are in */
+  subnet: string
+  /** the part of it handed to containers, split into blocks between hosts */
+  range: string
+  gateway: string
+  blockLen: number
 }
 
 export interface PortSpec {

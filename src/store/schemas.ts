@@ -82,6 +82,8 @@ export const NetworkConfigInput = Type.Object(
 )
 
 export const BACKEND_TYPES = ['vxlan', 'host-gw', 'wireguard'] as const
+/** what a lease carries as backend type: a cluster backend, or `macvlan` for a block of a macvlan network's range */
+export const LEASE_BACKEND_TYPES = [...BACKEND_TYPES, 'macvlan'] as const
 
 /** config/network as stored: normalized, every default filled in, so all hosts derive the same ranges */
 export const NetworkConfig = Type.Object({
@@ -127,7 +129,7 @@ export const LeaseRecord = Type.Object({
   publicIp: Type.String({ format: 'ipv4' }),
   hostname: Label,
   backend: Type.Object({
-    type: StringEnum(BACKEND_TYPES),
+    type: StringEnum(LEASE_BACKEND_TYPES),
     vtepMac: Type.Optional(Type.String({ pattern: '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' })),
     vni: Type.Optional(Type.Integer({ minimum: 1, maximum: 16777215 })),
     publicKey: Type.Optional(Type.String({ pattern: WG_KEY_PATTERN })),
@@ -135,6 +137,25 @@ export const LeaseRecord = Type.Object({
   }),
   claimedAt: Timestamp,
   confirmedAt: Type.Optional(Timestamp),
+})
+
+/** the longest interface name Linux takes (IFNAMSIZ − 1), without '/', ':' or white space */
+export const IFNAME_PATTERN = '^[A-Za-z0-9_.-]{1,15}$'
+
+/**
+ * config/networks/<name>: a named network as stored, normalized (every default filled in, so all hosts
+ * derive the same blocks); the meaning of its fields is checked by src/ipam/macvlan.ts parseMacvlanNetwork
+ */
+export const NetworkRecord = Type.Object({
+  name: Label,
+  driver: StringEnum(['macvlan']),
+  /** the host interface the sub-interfaces hang off; absent: each host's underlay interface */
+  parent: Type.Optional(Type.String({ pattern: IFNAME_PATTERN })),
+  subnet: Type.String({ maxLength: 18 }),
+  range: Type.String({ maxLength: 18 }),
+  gateway: Type.String({ format: 'ipv4' }),
+  /** prefix length of the block of the range each host leases */
+  blockLen: Type.Integer({ minimum: 1, maximum: 30 }),
 })
 
 /** nodes/<peerId> */

@@ -18,6 +18,7 @@ import {
   type Hlc,
   type JsonValue,
   LEASE_PREFIX,
+  NET_LEASE_PREFIX,
   NODE_PREFIX,
   type PutOptions,
   type Store,
@@ -497,11 +498,16 @@ export class LocalStore implements Store {
 
   /**
    * True when r is an owned record (not the node record itself) whose owner's node record is deleted or expired.
-   * Leases are exempt: they carry their own, much longer TTL and the holder's fencing rule (src/ipam/README.md),
+   * Leases (of the cluster network and of named networks) are exempt: they carry their own, much longer TTL and the holder's fencing rule (src/ipam/README.md),
    * so a restart or partition shorter than the lease changes nothing in any datapath.
    */
   private ownerDown(r: StoreRecord, now: number): boolean {
-    if (r.key.startsWith(NODE_PREFIX) || r.key.startsWith(LEASE_PREFIX) || keyOwner(r.key) === undefined)
+    if (
+      r.key.startsWith(NODE_PREFIX) ||
+      r.key.startsWith(LEASE_PREFIX) ||
+      r.key.startsWith(NET_LEASE_PREFIX) ||
+      keyOwner(r.key) === undefined
+    )
       return false
     const node = this.entries.get(NODE_PREFIX + r.owner)?.record
     return node !== undefined && (node.tombstone || isExpired(node, now))

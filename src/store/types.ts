@@ -48,8 +48,10 @@ export interface PutOptions {
  *   allocs/<ownerPeerId>/<job>/<group>/<slot>   a slot placed by the job's owner (owned by the owner)
  *   allocstate/<hostPeerId>/<allocId>           the target host's verdict on an allocation and its life (owned)
  *   traffic/<peerId>                            bytes between services this host's containers started (owned; src/traffic)
+ *   netleases/<peerId>/<network>                the block of a named network's range this host holds (owned; src/ipam)
  *   jobs/<name>                                 job specs (any member; src/scheduler/records.ts)
  *   config/...                                  shared cluster config (any member), e.g. config/network
+ *   config/networks/<name>                      a named network (macvlan) and its range (any member; src/ipam)
  *   services/<name>                             shared service definitions (any member)
  *   acl/default, acl/policies/<name>            the API's access policies (operators; src/services/acl.ts)
  *   acl/tokens/<sha256 of the secret>           tokens of the TCP operator API (operators)
@@ -65,6 +67,8 @@ export const CAPACITY_PREFIX = 'capacity/'
 export const ALLOC_PREFIX = 'allocs/'
 export const ALLOC_STATE_PREFIX = 'allocstate/'
 export const TRAFFIC_PREFIX = 'traffic/'
+export const NET_LEASE_PREFIX = 'netleases/'
+export const NETWORKS_PREFIX = 'config/networks/'
 export const ACL_PREFIX = 'acl/'
 export const ACL_POLICY_PREFIX = 'acl/policies/'
 export const ACL_DEFAULT_KEY = 'acl/default'
@@ -82,6 +86,7 @@ export const OWNED_PREFIXES = [
   ALLOC_PREFIX,
   ALLOC_STATE_PREFIX,
   TRAFFIC_PREFIX,
+  NET_LEASE_PREFIX,
 ] as const
 
 /**
@@ -97,6 +102,7 @@ export const AGENT_KEY_PREFIXES = [
   ACL_PREFIX,
   JOB_PREFIX,
   'config/network',
+  NETWORKS_PREFIX,
   DRAIN_PREFIX,
   LABELS_PREFIX,
 ] as const
