@@ -81,7 +81,11 @@ export class Agent {
       await cluster.start()
       this.started.push(cluster)
       const ipam = await createIpam(this.components)
-      Object.assign(this.components, { lease: ipam.lease, addresses: ipam.addresses })
+      Object.assign(this.components, {
+        lease: ipam.lease,
+        addresses: ipam.addresses,
+        networks: ipam.networks,
+      })
       await ipam.service.start()
       this.started.push(ipam.service)
       // before endpoints: the CNI path attaches containers to the bridge the datapath makes

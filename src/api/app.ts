@@ -17,6 +17,7 @@ import { kvRoutes } from './routes/kv.js'
 import { linkRoutes } from './routes/links.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { networkRoutes } from './routes/network.js'
+import { networksRoutes } from './routes/networks.js'
 import { portRoutes } from './routes/ports.js'
 import { routeRoutes } from './routes/routes.js'
 import { healthRoutes, registrationRoutes, serviceReadRoutes, serviceWriteRoutes } from './routes/services.js'
@@ -80,6 +81,7 @@ export async function buildApp(
   await app.register(watchRoutes, { prefix: '/v1/watch', store, metrics, shutdown })
   await app.register(hostsRoutes, { prefix: '/v1/hosts', store, members: deps.members })
   await app.register(networkRoutes, { prefix: '/v1/network', store, lease })
+  await app.register(networksRoutes, { prefix: '/v1/networks', store, networks: deps.networks })
   await app.register(subnetRoutes, {
     prefix: '/v1/subnets',
     store,

@@ -3,7 +3,7 @@ import type { DatapathComponent } from '../datapath/service.js'
 import type { DiagComponent } from '../diag/service.js'
 import type { DnsService } from '../dns/service.js'
 import type { EndpointService } from '../endpoints/service.js'
-import type { AddressAllocator, LeaseComponent } from '../ipam/index.js'
+import type { AddressAllocator, LeaseComponent, NamedNetworks } from '../ipam/index.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { LinkService } from '../ports/link-service.js'
@@ -37,6 +37,8 @@ export interface ApiDeps {
   lease?: LeaseComponent
   /** container addresses inside the host subnet (ipam), for CNI ADD/DEL/CHECK/GC */
   addresses?: AddressAllocator
+  /** the named (macvlan) networks this host serves: each one's block lease and address allocator (ipam) */
+  networks?: NamedNetworks
   /** container attachments: what the CNI plugin's ADD/DEL/CHECK/GC/STATUS run (src/endpoints) */
   endpoints?: EndpointService
   /** the embedded DNS server (src/dns), absent when dns.enabled is false */

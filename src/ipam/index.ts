@@ -9,11 +9,14 @@ import { AddressAllocator } from './addresses.js'
 import type { LeaseConfig } from './config.js'
 import { LeaseManager } from './manager.js'
 import { ipamMetrics } from './metrics.js'
+import { NamedNetworks } from './networks.js'
 
 export type { Allocation, AllocationResult, AttachmentKey } from './addresses.js'
 export { AddressAllocator } from './addresses.js'
 export type { CurrentLease, LeaseComponent, LeaseEvents, LeaseStatus } from './manager.js'
 export { LeaseManager } from './manager.js'
+export type { NamedNetwork } from './networks.js'
+export { NamedNetworks } from './networks.js'
 
 export interface IpamComponents {
   store: Store
@@ -36,14 +39,18 @@ export interface IpamComponents {
 }
 
 /**
- * The ipam service: the host-subnet lease (components.lease) and the
- * container address allocator inside it (components.addresses). When the
- * lease moves to another subnet, allocations left in the old one are logged
- * and counted; `addresses.stale()` lists them for the CNI side.
+ * The ipam service: the host-subnet lease (components.lease), the container
+ * address allocator inside it (components.addresses), and the named networks'
+ * blocks and allocators (components.networks), leased by the same timing.
+ * When the lease moves to another subnet, allocations left in the old one are
+ * logged and counted; `addresses.stale()` lists them for the CNI side.
  */
-export async function createIpam(
-  c: IpamComponents,
-): Promise<{ lease: LeaseManager; addresses: AddressAllocator; service: Startable }> {
+export async function createIpam(c: IpamComponents): Promise<{
+  lease: LeaseManager
+  addresses: AddressAllocator
+  networks: NamedNetworks
+  service: Startable
+}> {
   const { seed, leaseTtlMs, leaseSettleMs, leaseRenewMs, leaseClockDriftMs } = c.config.network
   // A host with bootstrap peers joins before it claims; the first host of a cluster has nobody to wait for.
   const joined = () =>
@@ -51,8 +58,7 @@ export async function createIpam(
     (c.members?.hosts() ?? []).some((h) => !h.self && h.state === 'alive')
   // The lease is not tied to the node TTL: the store keeps a silent host's lease visible until the lease itself
   // expires, and the holder fences and withdraws before then unless a majority confirms it (README.md).
-  const lease = new LeaseManager(c, {
-    seed,
+  const timing = {
     ttlMs: leaseTtlMs,
     settleMs: leaseSettleMs,
     driftMs: leaseClockDriftMs,
@@ -64,7 +70,9 @@ export async function createIpam(
       Math.min(c.config.cluster.refreshIntervalMs, c.config.cluster.nodeTtlMs / 3) +
       c.config.cluster.heartbeatIntervalMs,
     joined,
-  })
+  }
+  const lease = new LeaseManager(c, { ...timing, seed })
+  const networks = new NamedNetworks(c, timing)
   const addresses = await AddressAllocator.open(join(c.config.stateDir, 'ipam'), () => lease.current()?.cidr)
   const log = c.logger.child({ component: 'ipam' })
   const reportStale = () => {
@@ -77,5 +85,15 @@ export async function createIpam(
     )
   }
   lease.on('acquired', reportStale)
-  return { lease, addresses, service: lease }
+  const service: Startable = {
+    start: async () => {
+      await lease.start()
+      await networks.start()
+    },
+    stop: async () => {
+      await networks.stop()
+      await lease.stop()
+    },
+  }
+  return { lease, addresses, networks, service }
 }

@@ -3,6 +3,7 @@ import { InvalidArgumentError } from 'commander'
 import type { NetworkInfo, NetworkInitReply } from '../../api/contract/network.js'
 import type { RegisterCommand } from '../context.js'
 import { json, keyValues } from '../output.js'
+import { registerNamedNetworks } from './networks.js'
 
 type NetworkConfig = NetworkInitReply['config']
 
@@ -83,7 +84,7 @@ function show(c: NetworkConfig, extra: [string, unknown][] = []): string {
 export const registerNetwork: RegisterCommand = (program, ctx) => {
   const network = program
     .command('network')
-    .description('the cluster network config (set once, shared by every host)')
+    .description('the cluster network config (set once, shared by every host), and named (macvlan) networks')
 
   network
     .command('init')
@@ -130,4 +131,6 @@ export const registerNetwork: RegisterCommand = (program, ctx) => {
         ]),
       )
     })
+
+  registerNamedNetworks(network, ctx)
 }

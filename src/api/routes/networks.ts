@@ -1,0 +1,45 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { createNamedNetwork, namedNetworksReport, removeNamedNetwork } from '../../ipam/network.js'
+import {
+  NetworkCreateBody,
+  NetworkCreateReply,
+  NetworkNameParams,
+  NetworkRemoveReply,
+  NetworksReply,
+} from '../contract/networks.js'
+import type { ApiDeps } from '../deps.js'
+
+/** Named (macvlan) networks: list with each host's block, create, remove. The rules are src/ipam's. */
+/** what the /v1/networks routes read (registered with that prefix) */
+export type NetworksComponents = Pick<ApiDeps, 'store' | 'networks'>
+
+export const networksRoutes: FastifyPluginAsyncTypebox<NetworksComponents> = async (app, deps) => {
+  app.get('', { schema: { response: { 200: NetworksReply } } }, async () => ({
+    networks: namedNetworksReport(deps.store).map((r) => {
+      const status = deps.networks?.get(r.network.name)?.lease.status()
+      return status
+        ? {
+            ...r,
+            self: {
+              state: status.state,
+              ...(status.reason ? { reason: status.reason } : {}),
+              ...(status.subnet ? { subnet: status.subnet } : {}),
+            },
+          }
+        : r
+    }),
+  }))
+
+  app.post('', { schema: { body: NetworkCreateBody, response: { 200: NetworkCreateReply } } }, async (req) =>
+    createNamedNetwork(deps.store, req.body),
+  )
+
+  app.delete(
+    '/:name',
+    { schema: { params: NetworkNameParams, response: { 200: NetworkRemoveReply } } },
+    async (req) => {
+      await removeNamedNetwork(deps.store, req.params.name)
+      return { removed: req.params.name }
+    },
+  )
+}
