@@ -31,6 +31,15 @@ export interface ContainerAddress {
   routes?: { dst: string; gateway: string }[]
 }
 
+export interface MacvlanRequest {
+  /** the host interface it hangs off (the network's parent, or the underlay interface) */
+  parent: string
+  nsPath: string
+  ifname: string
+  mtu: number
+  mac?: string
+}
+
 /** One attachment as the kernel has it (CHECK compares it with the record). */
 export interface AttachmentObservation {
   hostVeth?: { up: boolean; master?: number; mtu: number; mac?: string }
@@ -61,6 +70,8 @@ export interface HostEndView {
 /** The container end as plexctl inspect shows it. */
 export interface ContainerEndView {
   ifname: string
+  /** veth, macvlan, ... */
+  kind?: string
   up: boolean
   mtu: number
   mac?: string
@@ -87,6 +98,14 @@ export interface Attachments {
   hostEnd(hostVeth: string): Promise<HostEndView | undefined>
   /** throws when netns is not a namespace path or cannot be entered */
   containerEnd(netns: string, ifname: string): Promise<ContainerEndView | undefined>
+  /**
+   * Makes a macvlan sub-interface (bridge mode) of the host's `parent` directly in the namespace as
+   * `ifname`. PLX_NETLINK_EXISTS when `ifname` is taken there, PLX_ATTACH_NO_PARENT when the host
+   * has no interface `parent`.
+   */
+  createMacvlan(r: MacvlanRequest): Promise<void>
+  /** removes `ifname` in the namespace (a macvlan has no host end); false: there was none */
+  deleteContainerEnd(nsPath: string, ifname: string): Promise<boolean>
   /** removes a host end (and so its container end, wherever that is); false: there was none */
   deleteHostVeth(name: string): Promise<boolean>
   /** names of every veth in the host namespace */
@@ -133,6 +152,29 @@ export class ContainerAttacher implements Attachments {
     )
     await this.nl.setLink(host.index, { master: bridge.index, up: true })
     return host.mac ? { hostMac: host.mac } : {}
+  }
+
+  async createMacvlan(r: MacvlanRequest): Promise<void> {
+    const parent = await this.nl.getLink(r.parent)
+    if (!parent) throw new PlexusError('PLX_ATTACH_NO_PARENT', `this host has no interface ${r.parent}`)
+    await this.nl.createMacvlan(r.ifname, parent.index, {
+      nsPath: r.nsPath,
+      mtu: r.mtu,
+      ...(r.mac ? { mac: r.mac } : {}),
+    })
+  }
+
+  async deleteContainerEnd(nsPath: string, ifname: string): Promise<boolean> {
+    const ns = Netlink.open(nsPath)
+    try {
+      await ns.deleteLink(ifname)
+      return true
+    } catch (err) {
+      if (isPlexusError(err, 'PLX_NETLINK_NOT_FOUND')) return false
+      throw err
+    } finally {
+      ns.close()
+    }
   }
 
   async configure(a: ContainerAddress): Promise<string | undefined> {
@@ -228,6 +270,7 @@ export class ContainerAttacher implements Attachments {
       const [addrs, routes] = await Promise.all([ns.addresses(link.index), ns.routes()])
       return {
         ifname: link.name,
+        ...(link.kind ? { kind: link.kind } : {}),
         up: link.up,
         mtu: link.mtu,
         ...(link.mac ? { mac: link.mac } : {}),

@@ -5,6 +5,7 @@
 import { errorMessage } from '../lib/errors.js'
 import { stopDevices } from './backend/wireguard/device.js'
 import { allFirewalls, type FirewallBackend } from './firewall/index.js'
+import { SHIM_PREFIX } from './macvlan.js'
 import { OWNED_LINK, WIREGUARD_NAME } from './model.js'
 import { Netlink, RTPROT_PLEXUS } from './netlink.js'
 
@@ -31,7 +32,9 @@ export async function cleanup(nl: Netlink, firewalls: FirewallBackend[]): Promis
   const wg = await stopDevices(WIREGUARD_NAME)
   report.processes.push(...wg.stopped)
   report.errors.push(...wg.errors)
-  for (const l of (await nl.links()).filter((x) => OWNED_LINK.test(x.name))) {
+  for (const l of (await nl.links()).filter(
+    (x) => OWNED_LINK.test(x.name) || x.name.startsWith(SHIM_PREFIX),
+  )) {
     try {
       await nl.deleteLink(l.name)
       report.links.push(l.name)

@@ -28,6 +28,8 @@ const RTNH_F_ONLINK = 4
 /** IFLA_LINKINFO nested attributes */
 const IFLA_INFO_KIND = 1
 const IFLA_INFO_DATA = 2
+/** linux/if_link.h MACVLAN_MODE_BRIDGE */
+const MACVLAN_MODE_BRIDGE = 4
 const VETH_INFO_PEER = 1
 /**
  * rtm_protocol stamped on every route Plexus installs, so dumps and cleanup
@@ -56,6 +58,8 @@ export interface LinkInfo {
   up: boolean
   master?: number
   vxlan?: VxlanInfo
+  /** IFLA_LINK: the lower device of a macvlan (or vxlan), by index in its namespace */
+  parent?: number
 }
 
 export interface AddressInfo {
@@ -156,6 +160,7 @@ function linkFromMessage(m: rt.LinkMessage): LinkInfo {
   }
   if (a.address && a.address.length === 6) info.mac = bufToMac(a.address)
   if (a.master) info.master = a.master
+  if (a.link && a.link.length === 4) info.parent = a.link.readUInt32LE(0)
   if (a.linkinfo) {
     const li = nested(a.linkinfo)
     const kind = li.get(IFLA_INFO_KIND)
@@ -333,6 +338,42 @@ export class Netlink {
       this.sock.newLink({}, { ifname: name, linkinfo: info, ...linkAttrs(opts) }, this.create),
     )
     return this.linkByName(name)
+  }
+
+  /**
+   * A macvlan sub-interface of the link `parent` (an index in this socket's
+   * namespace), in bridge mode: sub-interfaces of one parent reach each other
+   * inside the kernel, everything else leaves on the wire. Made directly in
+   * opts.nsPath when given (the parent stays here), so it never appears in
+   * this namespace.
+   */
+  async createMacvlan(
+    name: string,
+    parent: number,
+    opts: { nsPath?: string; mtu?: number; mac?: string } = {},
+  ): Promise<void> {
+    const fd = opts.nsPath === undefined ? undefined : openNsFd(opts.nsPath)
+    try {
+      // IFLA_LINK is a u32 in host byte order (x86 and arm64 here: little-endian)
+      const link = Buffer.alloc(4)
+      link.writeUInt32LE(parent)
+      const info = linkinfo('macvlan', (out) => out.emit(ifla.formatMacvlan({ mode: MACVLAN_MODE_BRIDGE })))
+      await this.call(`create macvlan ${name}`, () =>
+        this.sock.newLink(
+          {},
+          {
+            ifname: name,
+            link,
+            linkinfo: info,
+            ...linkAttrs(opts),
+            ...(fd === undefined ? {} : { netNsFd: fd }),
+          },
+          this.create,
+        ),
+      )
+    } finally {
+      if (fd !== undefined) closeSync(fd)
+    }
   }
 
   async setLink(index: number, change: LinkChange): Promise<void> {

@@ -21,6 +21,7 @@ import type { DatapathConfig } from './config.js'
 import { createFirewall, type FirewallBackend } from './firewall/index.js'
 import { checkSpec, type FirewallView } from './firewall/model.js'
 import { checkEndpoint, type SpoofEndpoint } from './firewall/spoof.js'
+import { MacvlanShims } from './macvlan.js'
 import { datapathMetrics, timedFirewall } from './metrics.js'
 import { BRIDGE_NAME, type Provided, type RuleProvider } from './model.js'
 import { Netlink } from './netlink.js'
@@ -71,6 +72,8 @@ export class DatapathService implements Startable, DatapathComponent {
   private readonly unwatch: (() => void)[] = []
   private published?: string
   private readonly reconciler: Reconciler
+  /** the hosts' ways to their own macvlan containers, reconciled on their own loop (macvlan.ts) */
+  private readonly shims: MacvlanShims
   private readonly wireguard: WireguardDriver
   /** provider sections refused by checkSpec in the last pass (logged once each) */
   private refusedSections = new Set<string>()
@@ -99,6 +102,12 @@ export class DatapathService implements Startable, DatapathComponent {
       metrics,
       index: () => c.store.index,
       indexOf: (key) => c.store.modifyIndex(key),
+      intervalMs: c.config.datapath.reconcileIntervalMs,
+    })
+    this.shims = new MacvlanShims(nl, {
+      store: c.store,
+      logger: c.logger,
+      underlayInterface: () => c.lease.current()?.underlayInterface,
       intervalMs: c.config.datapath.reconcileIntervalMs,
     })
   }
@@ -260,10 +269,12 @@ export class DatapathService implements Startable, DatapathComponent {
       this.unwatch.push(() => this.c.lease.off(ev, this.changed))
     }
     await this.reconciler.start()
+    await this.shims.start()
   }
 
   async stop(): Promise<void> {
     for (const u of this.unwatch.splice(0)) u()
+    await this.shims.stop()
     await this.reconciler.stop()
     this.wireguard.close()
     // Devices, routes and rules stay: traffic keeps flowing across an agent restart. `plexusd --cleanup` removes them.
