@@ -37,6 +37,8 @@ export interface NetConf {
   cniVersion: string
   name: string
   socket: string
+  /** a named (macvlan) Plexus network instead of the overlay */
+  network?: string
   service?: string
   tags?: string[]
   labels: Record<string, string>
@@ -61,6 +63,7 @@ const KNOWN_FIELDS = new Set([
   'name',
   'type',
   'socket',
+  'network',
   'service',
   'tags',
   'labels',
@@ -363,6 +366,7 @@ export function parseNetConf(raw: Record<string, unknown>): NetConf {
     conf.socket = str(code, 'field "socket"', raw.socket)
     if (!conf.socket.startsWith('/')) throw invalid(code, 'field "socket"', 'must be an absolute path')
   }
+  if (raw.network !== undefined) conf.network = str(code, 'field "network"', raw.network, DNS_LABEL)
   if (raw.service !== undefined) conf.service = str(code, 'field "service"', raw.service, DNS_LABEL)
   if (raw.tags !== undefined) conf.tags = strList(code, 'field "tags"', raw.tags, DNS_LABEL)
   if (raw.labels !== undefined) conf.labels = labelMap(code, 'field "labels"', raw.labels)
@@ -464,6 +468,7 @@ const ARG_KEYS = new Set([
   'PLEXUS_TAGS',
   'PLEXUS_LABEL',
   'PLEXUS_EXPOSE',
+  'PLEXUS_NETWORK',
 ])
 
 function truthy(v: string | undefined): boolean {
@@ -493,6 +498,8 @@ export function buildAttachRequest(conf: NetConf, env: CniEnv): AttachRequest {
     network: conf.name,
     labels: { ...conf.labels, ...conf.args.labels },
   }
+  const named = a.PLEXUS_NETWORK ?? conf.network
+  if (named) req.namedNetwork = a.PLEXUS_NETWORK ? str(e, 'PLEXUS_NETWORK', named, DNS_LABEL) : named
   const name = a.PLEXUS_NAME ?? a.K8S_POD_NAME
   if (name) req.name = str(e, a.PLEXUS_NAME ? 'PLEXUS_NAME' : 'K8S_POD_NAME', name, ENDPOINT_NAME)
   else if (conf.args.name) req.name = conf.args.name

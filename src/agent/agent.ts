@@ -108,6 +108,7 @@ export class Agent {
         // its kernel side (veths, the container's interface) is the datapath's
         datapath,
         addresses: ipam.addresses,
+        networks: ipam.networks,
         spoolDirs: [config.api.socket, ...config.api.extraSockets].map(spoolDirOf),
         // started below, before the API takes an ADD
         ...(config.dns.enabled

@@ -230,6 +230,9 @@ const CODE_MAP: Record<string, number> = {
   PLX_ENDPOINTS_IFNAME_TAKEN: CNI.INVALID_CONFIG,
   PLX_ENDPOINTS_CONFLICT: CNI.INVALID_CONFIG,
   PLX_ENDPOINTS_BAD_ADDRESSING: CNI.INVALID_CONFIG,
+  // the config names a network the cluster does not have, or whose parent interface this host lacks
+  PLX_ENDPOINTS_NO_NETWORK: CNI.INVALID_CONFIG,
+  PLX_ATTACH_NO_PARENT: CNI.INVALID_CONFIG,
   // the container's namespace already routes a destination it asked for (its own, or another plugin's)
   PLX_ATTACH_ROUTE_TAKEN: CNI.INVALID_CONFIG,
   PLX_SERVICE_BAD_CHECK: CNI.INVALID_CONFIG,

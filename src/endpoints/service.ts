@@ -19,6 +19,7 @@ import { endpointCodec } from '../store/codecs.js'
 import type { EndpointValue } from '../store/records.js'
 import { ENDPOINT_PREFIX, type Store, type StoreRecord } from '../store/types.js'
 import { EndpointJournal } from './journal.js'
+import { type MacvlanComponents, MacvlanEndpoints } from './macvlan.js'
 import { type EndpointsMetrics, endpointsMetrics } from './metrics.js'
 import {
   type AttachmentFacts,
@@ -62,6 +63,8 @@ export interface EndpointServiceComponents {
   dns?: { listeningOn(address: string): Promise<boolean> }
   /** folders the plugin spools DELs into while the agent is down (next to each API socket) */
   spoolDirs?: string[]
+  /** the named (macvlan) networks this host serves (src/ipam): ADD on one of them goes to macvlan.ts */
+  networks?: MacvlanComponents['networks']
   /** published ports (src/ports): checks them and picks hostPort 0; the datapath applies their rules from the record */
   ports?: { reserve(key: string, value: EndpointValue): Promise<NonNullable<EndpointValue['published']>> }
 }
@@ -128,12 +131,19 @@ export class EndpointService implements Startable {
   private readonly metrics: EndpointsMetrics
   private allocator?: AddressAllocator
   private journal?: EndpointJournal
+  private readonly macvlan?: MacvlanEndpoints
   /** one operation at a time per attachment: a DEL never interleaves with its ADD */
   private readonly locks = new Map<string, Promise<unknown>>()
 
   constructor(private readonly c: EndpointServiceComponents) {
     this.log = c.logger.child({ component: 'endpoints' })
     this.metrics = endpointsMetrics(c.metrics)
+    if (c.networks)
+      this.macvlan = new MacvlanEndpoints({
+        networks: c.networks,
+        links: c.datapath.attachments,
+        logger: this.log,
+      })
   }
 
   async start(): Promise<void> {
@@ -288,6 +298,19 @@ export class EndpointService implements Startable {
    * step leaves nothing behind. A repeated ADD returns the first result.
    */
   attach(req: AttachRequest): Promise<CniResult> {
+    const { namedNetwork } = req
+    if (namedNetwork !== undefined)
+      return this.exclusive(req, async () => {
+        this.ready()
+        if (!this.macvlan)
+          throw new PlexusError(
+            'PLX_ENDPOINTS_NO_NETWORK',
+            `this agent serves no named network (${namedNetwork})`,
+          )
+        const res = await this.macvlan.attach({ ...req, namedNetwork })
+        this.metrics.events.inc({ event: 'attached' })
+        return res
+      })
     return this.exclusive(req, async () => {
       const { allocator, journal } = this.ready()
       const lease = this.requireLease()
@@ -406,6 +429,12 @@ export class EndpointService implements Startable {
   /** Idempotent: a second DEL, a vanished namespace or an empty CNI_NETNS all succeed. */
   detach(req: DetachRequest): Promise<void> {
     return this.exclusive(req, async () => {
+      const named = this.macvlan?.owner(req)
+      if (named) {
+        await this.macvlan?.detach(named, req)
+        this.metrics.events.inc({ event: 'detached' })
+        return
+      }
       const record = this.localRecord(endpointKey(this.c.peerId, req))
       await this.teardown(req, record)
       if (record) this.metrics.events.inc({ event: 'detached' })
@@ -422,6 +451,13 @@ export class EndpointService implements Startable {
   check(req: CheckRequest): Promise<void> {
     return this.exclusive(req, async () => {
       this.ready()
+      const named = this.macvlan?.owner(req)
+      if (named)
+        return this.macvlan?.check(
+          named,
+          req,
+          req.prevResult?.ips?.map((i) => i.address),
+        )
       const lease = this.requireLease()
       const nsPath = resolveNetns(req.netns, req.netnsHandle)
       const record = this.localRecord(endpointKey(this.c.peerId, req))

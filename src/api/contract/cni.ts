@@ -80,6 +80,8 @@ export const AttachRequest = Type.Object(
   {
     ...InNamespace,
     network: Name,
+    /** a named (macvlan) Plexus network to attach to instead of the overlay (plexctl network create) */
+    namedNetwork: Type.Optional(Label),
     name: Type.Optional(Name),
     namespace: Type.Optional(Name),
     service: Type.Optional(Label),

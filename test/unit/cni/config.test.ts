@@ -296,3 +296,12 @@ t.test('addressing in CNI_ARGS: every invalid key in one error, code 4', async (
   t.equal(err.code, CniCode.INVALID_ENV)
   t.match(err.msg, /^CNI_ARGS: IP .*; MAC .*; GATEWAY /)
 })
+
+t.test('a named (macvlan) network from the config or CNI_ARGS PLEXUS_NETWORK', async (t) => {
+  t.equal(buildAttachRequest(parseNetConf(minimal), env()).namedNetwork, undefined, 'the overlay by default')
+  const conf = parseNetConf({ ...minimal, network: 'lan' })
+  t.equal(buildAttachRequest(conf, env()).namedNetwork, 'lan')
+  t.equal(buildAttachRequest(conf, env({ PLEXUS_NETWORK: 'lan2' })).namedNetwork, 'lan2', 'CNI_ARGS wins')
+  t.throws(() => parseNetConf({ ...minimal, network: 'Bad_Name' }), { code: CniCode.INVALID_CONFIG })
+  t.throws(() => buildAttachRequest(conf, env({ PLEXUS_NETWORK: 'Bad_Name' })), { code: CniCode.INVALID_ENV })
+})

@@ -1,0 +1,243 @@
+// CNI ADD/DEL/CHECK for a container on a named macvlan network (issue 17
+// item 3): a macvlan sub-interface of the host's parent interface (bridge
+// mode) made directly in the container's namespace, an address of this host's
+// block of the network's range, the network's gateway (or the one the
+// container asked for) and its extra routes. Unlike the overlay there is no
+// host end, no bridge and no endpoint record: the allocation (persisted before
+// anything is made, keyed by container and interface) is the attachment, so a
+// repeated ADD, DEL and CHECK find it there; the kernel side is the
+// datapath's (components.datapath.attachments).
+import type { Attachments } from '../datapath/attach.js'
+import { assertNotHostNetns, resolveNetns } from '../datapath/netns.js'
+import { cidrOf } from '../ipam/cidr.js'
+import type { NamedNetwork } from '../ipam/networks.js'
+import { isPlexusError, PlexusError } from '../lib/errors.js'
+import type { Logger } from '../lib/log.js'
+import {
+  type AttachmentKey,
+  type AttachRequest,
+  assertAddressing,
+  type CniResult,
+  resolveRoutes,
+  splitStaticIp,
+} from './model.js'
+
+export interface MacvlanComponents {
+  networks: { get(name: string): NamedNetwork | undefined; list(): NamedNetwork[] }
+  links: Attachments
+  logger: Logger
+}
+
+/** What ADD made, as the result and CHECK describe it. */
+interface Facts {
+  ifname: string
+  netns: string
+  address: string
+  prefixLength: number
+  gateway: string
+  routes?: { dst: string; gw: string }[]
+  mac?: string
+  mtu: number
+}
+
+function result(f: Facts, dns: AttachRequest['dns']): CniResult {
+  return {
+    cniVersion: '1.1.0',
+    interfaces: [{ name: f.ifname, ...(f.mac ? { mac: f.mac } : {}), mtu: f.mtu, sandbox: f.netns }],
+    ips: [{ address: `${f.address}/${f.prefixLength}`, gateway: f.gateway, interface: 0 }],
+    routes: [{ dst: '0.0.0.0/0', gw: f.gateway }, ...(f.routes ?? [])],
+    // the host's Plexus DNS listens on the bridge, which a macvlan container does not reach: the runtime's
+    // own DNS config (or the one the network config names) stands
+    dns: dns ?? {},
+  }
+}
+
+export class MacvlanEndpoints {
+  constructor(private readonly c: MacvlanComponents) {}
+
+  /** the named network holding an allocation for this attachment, if any */
+  owner(k: AttachmentKey): NamedNetwork | undefined {
+    return this.c.networks.list().find((n) => n.addresses.get(k))
+  }
+
+  private network(name: string): NamedNetwork {
+    const n = this.c.networks.get(name)
+    if (!n)
+      throw new PlexusError(
+        'PLX_ENDPOINTS_NO_NETWORK',
+        `no network named ${JSON.stringify(name)} on this host (plexctl network ls)`,
+      )
+    return n
+  }
+
+  /** A repeated ADD returns what the first made when the kernel still has it; anything else is made anew, rolled back on failure. */
+  async attach(req: AttachRequest & { namedNetwork: string }): Promise<CniResult> {
+    const n = this.network(req.namedNetwork)
+    const block = n.lease.current()
+    if (!block) {
+      const s = n.lease.status()
+      throw new PlexusError(
+        'PLX_ENDPOINTS_NO_LEASE',
+        `this host holds no block of network ${n.network.name} yet (${s.state}${s.reason ? `: ${s.reason}` : ''})`,
+      )
+    }
+    if (n.lease.status().state === 'fenced')
+      throw new PlexusError(
+        'PLX_ENDPOINTS_FENCED',
+        `the block ${block.subnet} of ${n.network.name} is fenced`,
+      )
+    const subnet = cidrOf(n.network.subnet)
+    assertAddressing(req, subnet)
+    const nsPath = resolveNetns(req.netns, req.netnsHandle)
+    assertNotHostNetns(nsPath, req.netns)
+    const address = req.ip ? splitStaticIp(req.ip, subnet.prefix) : undefined
+    const gateway = req.gateway ?? n.network.gateway
+    const routes = resolveRoutes(req.routes, gateway)
+    const facts = (a: string, mac?: string): Facts => ({
+      ifname: req.ifname,
+      netns: req.netns,
+      address: a,
+      prefixLength: subnet.prefix,
+      gateway,
+      ...(routes ? { routes } : {}),
+      ...(mac ? { mac } : {}),
+      mtu: block.mtu,
+    })
+
+    const existing = n.addresses.get(req)
+    if (existing) {
+      if (address && address !== existing.address)
+        throw new PlexusError(
+          'PLX_ENDPOINTS_CONFLICT',
+          `${req.containerId}/${req.ifname} is already attached with address ${existing.address}, not ${address}; DEL it first`,
+        )
+      const f = facts(existing.address, req.mac)
+      const problems = await this.problems(f, nsPath, undefined)
+      if (problems.length === 0)
+        return result({ ...f, mac: (await this.end(nsPath, req.ifname))?.mac }, req.dns)
+      // damaged: made again with the same address (allocate() below returns it)
+      await this.c.links.deleteContainerEnd(nsPath, req.ifname)
+    }
+
+    const undo: (() => Promise<unknown>)[] = []
+    try {
+      const alloc = await n.addresses.allocate({ containerId: req.containerId, ifname: req.ifname, address })
+      undo.push(() => n.addresses.release(req))
+      // a gateway or route next hop the container asked for may have just become its own address
+      if (!address) assertAddressing({ gateway: req.gateway, routes: req.routes }, subnet, alloc.address)
+      try {
+        await this.c.links.createMacvlan({
+          parent: n.network.parent ?? block.underlayInterface,
+          nsPath,
+          ifname: req.ifname,
+          mtu: block.mtu,
+          ...(req.mac ? { mac: req.mac } : {}),
+        })
+      } catch (err) {
+        if (isPlexusError(err, 'PLX_NETLINK_EXISTS'))
+          throw new PlexusError(
+            'PLX_ENDPOINTS_IFNAME_TAKEN',
+            `interface ${req.ifname} already exists in ${req.netns}`,
+          )
+        throw err
+      }
+      undo.push(() => this.c.links.deleteContainerEnd(nsPath, req.ifname))
+      const mac = await this.c.links.configure({
+        nsPath,
+        ifname: req.ifname,
+        address: alloc.address,
+        prefixLength: subnet.prefix,
+        gateway,
+        ...(routes ? { routes: routes.map((r) => ({ dst: r.dst, gateway: r.gw })) } : {}),
+      })
+      undo.length = 0
+      return result(facts(alloc.address, mac), req.dns)
+    } finally {
+      for (const u of undo.reverse()) {
+        try {
+          await u()
+        } catch (err) {
+          this.c.logger.warn(
+            { err, attachment: `${req.containerId}/${req.ifname}` },
+            'ADD rollback step failed',
+          )
+        }
+      }
+    }
+  }
+
+  /** Idempotent: the interface goes (when the namespace is still there), and the address. */
+  async detach(
+    n: NamedNetwork,
+    k: AttachmentKey & { netns?: string; netnsHandle?: AttachRequest['netnsHandle'] },
+  ) {
+    if (k.netns) {
+      try {
+        const nsPath = resolveNetns(k.netns, k.netnsHandle)
+        assertNotHostNetns(nsPath, k.netns)
+        await this.c.links.deleteContainerEnd(nsPath, k.ifname)
+      } catch (err) {
+        // a namespace already gone took the interface with it
+        if (!isPlexusError(err, 'PLX_NETNS_NOT_FOUND')) throw err
+      }
+    }
+    await n.addresses.release(k)
+  }
+
+  /** CHECK: the interface in the namespace against the allocation and the network; every difference named. */
+  async check(
+    n: NamedNetwork,
+    k: AttachmentKey & { netns: string; netnsHandle?: AttachRequest['netnsHandle'] },
+    prevIps?: string[],
+  ) {
+    const alloc = n.addresses.get(k)
+    const block = n.lease.current()
+    if (!alloc || !block)
+      throw new PlexusError(
+        'PLX_ENDPOINTS_UNKNOWN',
+        `no attachment ${k.containerId}/${k.ifname} on this host`,
+      )
+    const subnet = cidrOf(n.network.subnet)
+    const f: Facts = {
+      ifname: k.ifname,
+      netns: k.netns,
+      address: alloc.address,
+      prefixLength: subnet.prefix,
+      gateway: n.network.gateway,
+      mtu: block.mtu,
+    }
+    const problems = await this.problems(f, resolveNetns(k.netns, k.netnsHandle), prevIps)
+    if (problems.length)
+      throw new PlexusError(
+        'PLX_ENDPOINTS_CHECK_FAILED',
+        `CHECK ${k.containerId}/${k.ifname}: ${problems.join('; ')}`,
+        {
+          problems,
+        },
+      )
+  }
+
+  private end(nsPath: string, ifname: string) {
+    return this.c.links.containerEnd(nsPath, ifname)
+  }
+
+  /** What differs between the kernel and the facts (the default route is checked through any gateway a repeated ADD kept). */
+  private async problems(f: Facts, nsPath: string, prevIps: string[] | undefined): Promise<string[]> {
+    const end = await this.end(nsPath, f.ifname)
+    if (!end) return [`${f.ifname} is missing in ${f.netns}`]
+    const problems: string[] = []
+    const want = `${f.address}/${f.prefixLength}`
+    if (end.kind !== 'macvlan') problems.push(`${f.ifname} is a ${end.kind ?? 'device'}, not a macvlan`)
+    if (!end.up) problems.push(`${f.ifname} is down`)
+    if (!end.addresses.includes(want)) problems.push(`${f.ifname} lacks its address ${want}`)
+    if (f.mac && end.mac !== f.mac) problems.push(`${f.ifname} has MAC ${end.mac}, not ${f.mac}`)
+    if (!end.routes.some((r) => r.dst === '0.0.0.0/0' && r.gateway))
+      problems.push(`${f.netns} has no default route via ${f.gateway}`)
+    for (const r of f.routes ?? [])
+      if (!end.routes.some((o) => o.dst === r.dst && o.gateway === r.gw))
+        problems.push(`route ${r.dst} via ${r.gw} is missing`)
+    for (const ip of prevIps ?? [])
+      if (ip !== want) problems.push(`prevResult has ${ip}, the attachment ${want}`)
+    return problems
+  }
+}
