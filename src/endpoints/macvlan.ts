@@ -73,6 +73,12 @@ export class MacvlanEndpoints {
   /** A repeated ADD returns what the first made when the kernel still has it; anything else is made anew, rolled back on failure. */
   async attach(req: AttachRequest & { namedNetwork: string }): Promise<CniResult> {
     const n = this.network(req.namedNetwork)
+    // the container is on the underlay itself: a host port to DNAT to it would be a second way to the same thing
+    if (req.published?.length)
+      throw new PlexusError(
+        'PLX_PORTS_INVALID',
+        `published ports do not apply on macvlan network ${n.network.name}: its containers are on the underlay`,
+      )
     const block = n.lease.current()
     if (!block) {
       const s = n.lease.status()

@@ -141,6 +141,13 @@ export class NamedNetworks implements Startable {
     const n = this.open.get(name)
     if (!n) return
     this.open.delete(name)
+    const left = n.addresses.list()
+    // Docker refuses to remove a network with endpoints; a record deleted by gossip cannot be refused here
+    if (left.length)
+      this.log.warn(
+        { network: name, attachments: left.map((a) => `${a.containerId}/${a.ifname} ${a.address}`) },
+        `network ${name} removed with ${left.length} container(s) attached: their interfaces stay until DEL, their addresses are no longer reserved`,
+      )
     await n.lease.stop()
     await this.c.store.delete(netLeaseKeys(name).key(this.c.store.self))
     await rm(this.dir(name), { recursive: true, force: true })

@@ -238,6 +238,10 @@ t.test('invalid input is code 7 and nothing is made', async (t) => {
     ['an unknown network', { network: 'nope' }],
     ['a gateway outside the subnet', { args: { plexus: { gateway: '10.9.9.9' } } }],
     ['a static address outside the block', { args: { cni: { ips: ['192.0.2.50'] } } }],
+    [
+      'a published port',
+      { runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] } },
+    ],
   ] as const) {
     const id = newId()
     const x = add(t, 'h1', id, extra)
