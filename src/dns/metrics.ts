@@ -32,6 +32,11 @@ const RCODE_NAMES = [
   'NOTZONE',
 ]
 
+/** zone updates: one change at 50,000 records takes tens of milliseconds, a full build seconds (issue 22) */
+const ZONE_UPDATE_BUCKETS = [
+  0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5, 10,
+]
+
 export const typeName = (qtype: number): string => TYPE_NAMES[qtype] ?? 'other'
 /** the header's 4-bit rcode by its RFC name (12-15 are unassigned: their number) */
 export const rcodeName = (rcode: number): string => RCODE_NAMES[rcode] ?? String(rcode)
@@ -64,6 +69,7 @@ export class DnsMetrics implements AnswerRecorder {
   private readonly answers = new Map<number, number>()
   private readonly duration: HotHistogram
   readonly forwardAttempts
+  private readonly zoneUpdate
 
   constructor(m: Metrics, counts: () => DnsCounts) {
     m.sampledCounter(
@@ -152,6 +158,17 @@ export class DnsMetrics implements AnswerRecorder {
       help: 'Queries sent to an upstream resolver, by upstream and result (answer; failed: SERVFAIL, REFUSED or too short; no_reply: timeout or send error)',
       labelNames: ['upstream', 'result'],
     })
+    this.zoneUpdate = m.histogram({
+      name: 'plexus_dns_zone_update_seconds',
+      help: 'Time a zone update takes from its start until the answer table is patched, queries served between its slices included, by kind (full: every record read, the first build; changes: the changed records)',
+      labelNames: ['kind'],
+      buckets: ZONE_UPDATE_BUCKETS,
+    })
+  }
+
+  /** One zone update ended (DnsService: the first build and every update after it). */
+  zoneUpdated(kind: 'full' | 'changes', ms: number): void {
+    this.zoneUpdate.observe({ kind }, ms / 1000)
   }
 
   answered(tcp: boolean, qtype: number, rcode: number, startedAt: number): void {

@@ -107,12 +107,14 @@ export class DnsService implements Startable {
       nsAddresses: this.desiredAddresses(),
       agentAddress: this.gateway(),
     }))
+    this.metrics = new DnsMetrics(c.metrics, () => this.status().stats)
     // the first build runs at once: nothing is served before it, and an empty zone would answer NXDOMAIN
+    const started = performance.now()
     runSteps(this.live.update())
+    this.metrics.zoneUpdated('full', performance.now() - started)
     this.builtAt = new Date()
     this.zone = new ZoneStage(this.live.table)
     this.cache = new CacheStage({ size: cfg.cacheSize, maxTtl: cfg.cacheMaxTtl })
-    this.metrics = new DnsMetrics(c.metrics, () => this.status().stats)
     this.forward = new ForwardStage({
       upstreams: this.upstreams,
       timeoutMs: cfg.upstreamTimeoutMs,
@@ -246,9 +248,11 @@ export class DnsService implements Startable {
     if (this.building || this.stopped) return
     this.building = true
     const started = performance.now()
+    const kind = this.live.fullPending ? 'full' : 'changes'
     try {
       await runSliced(this.live.update(), REBUILD_SLICE_MS)
       this.builtAt = new Date()
+      this.metrics.zoneUpdated(kind, performance.now() - started)
     } catch (err) {
       this.c.logger.error(
         { err },

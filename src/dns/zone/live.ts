@@ -159,6 +159,11 @@ export class LiveZone {
     this.table = { originKey: nameToKey(this.origin), names: new Map(), ...neg, size: { names: 0, bytes: 0 } }
   }
 
+  /** the next update reads every record (the first, and after a failed one) */
+  get fullPending(): boolean {
+    return this.full
+  }
+
   /** something waits for the next update */
   get dirty(): boolean {
     return this.full || this.apexPending || this.pending.size > 0
