@@ -12,20 +12,25 @@
 // (10 agents; 3 members) over the whole loop are divided by its writes. The loop
 // runs inside h1's namespace (`--inner`), the only place etcd's underlay
 // addresses are reached from; the agents' sockets are reached from anywhere.
+//
+// The size run (issue 22 item 3, lib/converge-big.ts): 50,000 DNS-visible
+// records written through 5 agents' APIs; RSS, a 6th host's join, a write until
+// every host's DNS answers it, the agents' zone update time (fields big_*;
+// big_write_p99_ratio against this run's write_p99_ms). BENCH_CONVERGE=small|big
+// runs one part alone.
 import '../src/lib/polyfill.js'
-import { execFileSync } from 'node:child_process'
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadCluster } from '../netns-fixtures/lib/state.js'
-import { createClient } from '../src/cli/client.js'
 import { runScenario } from '../src/cluster/sim/scenario.js'
+import { BIG_WRITES, type BigWritesArgs, bigRun, bigWrites } from './lib/converge-big.js'
 import { Deliveries } from './lib/deliveries.js'
 import { b64, gateway, startEtcd, watchPrefix } from './lib/etcd.js'
+import { agentPidsOf, allAlive, call, fixture, joinFromLog, sleep, until } from './lib/fixture.js'
 import { runInner } from './lib/inner.js'
 import { cpuSeconds, rssMb } from './lib/proc.js'
 import { median, progress, quantile, REPO, report, round } from './lib/report.js'
 
-const CLUSTER = join(REPO, 'netns-fixtures/cluster')
 const HOSTS = 10
 const WRITES = Number(process.env.BENCH_RUNS ?? 100)
 const PRELOAD = 1000
@@ -33,33 +38,6 @@ const ETCD_MEMBERS = 3
 /** how long the agents' idle CPU is sampled, after the writes and a pause */
 const IDLE_MS = 10_000
 const IDLE_SETTLE_MS = 5_000
-
-/** one JSON call to an agent (plexctl's client) */
-const call = <T = unknown>(
-  socket: string,
-  method: string,
-  path: string,
-  body?: unknown,
-  timeoutMs?: number,
-) => createClient(socket).call<T>(method, path, body, { timeoutMs })
-
-const fixture = (args: string[]) =>
-  execFileSync(CLUSTER, args, { stdio: ['ignore', 'pipe', 'inherit'] }).toString()
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-async function until(what: string, fn: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`)
-    await sleep(20)
-  }
-}
-
-/** each host's agent process, in host order (0: not running) */
-const agentPidsOf = (name: string) =>
-  (
-    JSON.parse(fixture(['ls', '--name', name, '-o', 'json'])) as { hosts: { agentPid: number | null }[] }
-  ).hosts.map((h) => h.agentPid ?? 0)
 
 /** what the outer run hands the loop inside h1's namespace */
 interface LoopArgs {
@@ -140,7 +118,10 @@ async function loop(a: LoopArgs): Promise<LoopResult> {
   }
 }
 
-async function main(): Promise<void> {
+type Fields = Record<string, number | string>
+
+/** the 10-host run: writes beside etcd, idle CPU, a join at 1,100 records, RSS; the 1,000-host simulator */
+async function smallRun(): Promise<Fields> {
   const name = `cv${process.pid.toString(36)}`.slice(0, 8)
   progress(`fixture ${name}: ${HOSTS} hosts`)
   try {
@@ -149,16 +130,7 @@ async function main(): Promise<void> {
     if (!c) throw new Error('fixture state missing')
     const sockets = c.hosts.map((h) => h.socket)
     const [first] = sockets as [string]
-    await until(
-      'all hosts see each other',
-      async () => {
-        const r = await Promise.all(
-          sockets.map((s) => call<{ hosts: { state: string }[] }>(s, 'GET', '/v1/hosts')),
-        )
-        return r.every((x) => x.hosts.filter((h) => h.state === 'alive').length === HOSTS)
-      },
-      60_000,
-    )
+    await allAlive(sockets, HOSTS)
 
     const agentPids = agentPidsOf(name)
 
@@ -223,17 +195,7 @@ async function main(): Promise<void> {
     const joinTotalMs = performance.now() - started
     // The agent's API opens only after every service has started, so the join
     // itself is read from its log: process start (first line) to the first full sync.
-    const lines = readFileSync(join(joiner.dir, 'plexusd.log'), 'utf8')
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as { time: string; msg: string; pid?: number })
-    const boot = lines.findLast((l) => l.msg === 'store loaded')
-    const synced = lines.findLast((l) => l.msg === 'initial sync complete')
-    const clusterUp = lines.findLast((l) => l.msg === 'cluster started')
-    if (!boot || !synced || !clusterUp)
-      throw new Error('joiner log lacks store loaded / cluster started / initial sync complete')
-    const joinMs = Date.parse(synced.time) - Date.parse(boot.time)
-    const joinNetMs = Date.parse(synced.time) - Date.parse(clusterUp.time)
+    const join_ = joinFromLog(readFileSync(join(joiner.dir, 'plexusd.log'), 'utf8'))
 
     // read again: the joiner is a new process
     const rssAll = agentPidsOf(name).map((p) => (p ? rssMb(p) : 0))
@@ -243,7 +205,7 @@ async function main(): Promise<void> {
     progress('simulator: 1,000 hosts')
     const sim = await runScenario({ hosts: 1000, seed: 7 }, progress)
 
-    report('converge', {
+    return {
       runs: WRITES,
       hosts: HOSTS,
       write_p50_ms: round(median(r.plexusMs), 1),
@@ -260,8 +222,8 @@ async function main(): Promise<void> {
       cpu_ratio: round(r.plexusCpuS / r.etcdCpuS, 3),
       idle_cpu_pct: round(Math.max(...idlePct), 2),
       idle_cpu_median_pct: round(median(idlePct), 2),
-      join_ms: Math.round(joinMs),
-      join_after_listen_ms: Math.round(joinNetMs),
+      join_ms: Math.round(join_.joinMs),
+      join_after_listen_ms: Math.round(join_.afterListenMs),
       join_total_ms: Math.round(joinTotalMs),
       join_records: want,
       sim_hosts: sim.hosts,
@@ -272,7 +234,7 @@ async function main(): Promise<void> {
       sim_violations: sim.violations.length,
       rss_mb: round(rss, 1),
       rss_median_mb: round(median(rssAll), 1),
-    })
+    }
   } finally {
     progress('tearing down')
     try {
@@ -283,8 +245,33 @@ async function main(): Promise<void> {
   }
 }
 
+/**
+ * BENCH_CONVERGE=small or big runs one of the two alone, its line kept in
+ * bench/results/converge-<part>.json so the last whole run's converge.json stands; unset, both run
+ * (each with its own fixture, one after the other), the JSON line holds every field and a part's
+ * file, now older than it, goes.
+ */
+async function main(): Promise<void> {
+  const only = process.env.BENCH_CONVERGE
+  if (only !== undefined && only !== 'small' && only !== 'big')
+    throw new Error(`BENCH_CONVERGE must be small or big, not "${only}"`)
+  const small = only === 'big' ? undefined : await smallRun()
+  const big = only === 'small' ? undefined : await bigRun(import.meta.url)
+  const fields: Fields = { runs: small?.runs ?? BIG_WRITES, ...small, ...big }
+  // issue 22: the size run's write p99 at most twice the small run's
+  if (small && big) fields.big_write_p99_ratio = round(big.big_write_p99_ms / Number(small.write_p99_ms), 3)
+  if (only) report('converge', fields, `converge-${only}`)
+  else {
+    report('converge', fields)
+    for (const part of ['small', 'big'])
+      rmSync(join(REPO, `bench/results/converge-${part}.json`), { force: true })
+  }
+}
+
 if (process.argv[2] === '--inner') {
-  process.stdout.write(`${JSON.stringify(await loop(JSON.parse(process.argv[3] as string) as LoopArgs))}\n`)
+  const args = JSON.parse(process.argv[3] as string) as LoopArgs | BigWritesArgs
+  const out = 'kind' in args ? await bigWrites(args) : await loop(args)
+  process.stdout.write(`${JSON.stringify(out)}\n`)
 } else
   await main().catch((err) => {
     progress(`bench/converge failed: ${(err as Error).stack}`)

@@ -41,11 +41,18 @@ export function runFacts(): Record<string, number | string> {
   }
 }
 
-/** Prints the one JSON line (last on stdout) and keeps it in bench/results/<bench>.json. */
-export function report(bench: string, fields: Record<string, number | string | boolean | null>): void {
+/**
+ * Prints the one JSON line (last on stdout) and keeps it in bench/results/<file>.json (file: the
+ * bench's name; a part of a bench run alone keeps its line beside the whole run's, `<bench>-<part>`).
+ */
+export function report(
+  bench: string,
+  fields: Record<string, number | string | boolean | null>,
+  file = bench,
+): void {
   const line = JSON.stringify({ bench, ...runFacts(), ...fields })
   const dir = join(REPO, 'bench/results')
   mkdirSync(dir, { recursive: true })
-  writeFileSync(join(dir, `${bench}.json`), `${line}\n`)
+  writeFileSync(join(dir, `${file}.json`), `${line}\n`)
   process.stdout.write(`${line}\n`)
 }

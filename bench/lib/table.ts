@@ -283,6 +283,35 @@ const ROWS: Record<string, Row[]> = {
       // issue 20: a lighter agent
       goal: { field: 'rss_mb', op: '<=', value: 110 },
     },
+    // issue 22 item 3: the size run, 5 agents holding big_records records
+    {
+      label: 'size run (5 agents, 50,000 records): agent RSS once settled, max (median) over the hosts',
+      fields: ['big_rss_mb', 'big_rss_median_mb'],
+      unit: 'MB',
+      goal: { field: 'big_rss_mb', op: '<=', value: 250 },
+    },
+    {
+      label:
+        'size run: a 6th host (fresh identity) joins: process start → first full sync (→ every record, from `join`)',
+      fields: ['big_join_ms', 'big_join_total_ms'],
+      unit: 'ms',
+      goal: { field: 'big_join_ms', op: '<=', value: 10000 },
+    },
+    {
+      label: "size run: a new service name written on h1 until every host's DNS answers it, p50 / p99",
+      fields: ['big_write_p50_ms', 'big_write_p99_ms'],
+      unit: 'ms',
+      ref: { fields: ['write_p50_ms', 'write_p99_ms'], name: "the 10-host run's write (same run)" },
+      ratio: 'big_write_p99_ratio',
+      goal: { field: 'big_write_p99_ratio', op: '<=', value: 2 },
+    },
+    {
+      label:
+        "size run: the agents' zone update during those writes (plexus_dns_zone_update_seconds), p99 (mean)",
+      fields: ['big_zone_rebuild_ms', 'big_zone_rebuild_mean_ms'],
+      unit: 'ms',
+      goal: { field: 'big_zone_rebuild_ms', op: '<=', value: 100 },
+    },
   ],
   chaos: [
     {

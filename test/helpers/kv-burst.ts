@@ -11,7 +11,7 @@ export interface BurstResult {
 }
 
 /**
- * Writes `count` keys `<prefix>/<i>` as fast as the agent takes them:
+ * Writes `count` keys `<prefix>/<i>` (or `entry(i)`) as fast as the agent takes them:
  * `concurrency` keep-alive connections to its unix socket, each PUTting the
  * next key as soon as the last one was answered (what an operator's loader
  * does). A refused write (503) is retried after the Retry-After it carries,
@@ -19,7 +19,14 @@ export interface BurstResult {
  */
 export async function kvBurst(
   socket: string,
-  opts: { count: number; concurrency: number; prefix: string; retryScale?: number },
+  opts: {
+    count: number
+    concurrency: number
+    prefix: string
+    retryScale?: number
+    /** key and value of write i (default `<prefix>/<i>` and a small object) */
+    entry?: (i: number) => { key: string; value: unknown }
+  },
 ): Promise<BurstResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency })
   const res: BurstResult = { acknowledged: [], refused: 0, failures: {}, ms: 0 }
@@ -46,8 +53,12 @@ export async function kvBurst(
   const writer = async () => {
     while (next < opts.count) {
       const i = next++
-      const key = `${opts.prefix}/${i}`
-      const body = JSON.stringify({ i, note: 'written by a burst of 32 keep-alive writers' })
+      const e = opts.entry?.(i) ?? {
+        key: `${opts.prefix}/${i}`,
+        value: { i, note: 'written by a burst of 32 keep-alive writers' },
+      }
+      const key = e.key
+      const body = JSON.stringify(e.value)
       for (;;) {
         const r = await put(key, body)
         if (r.status === 200) res.acknowledged.push(key)
