@@ -175,6 +175,13 @@ function histoMaxBound(h: Histo): number {
   return Number.NaN
 }
 
+/** registrations socket's agent lists, once it sees `hosts` hosts alive (else -1) */
+async function heldRegistrations(socket: string, hosts: number): Promise<number> {
+  const { hosts: seen } = await call<{ hosts: { state: string }[] }>(socket, 'GET', '/v1/hosts')
+  if (seen.filter((h) => h.state === 'alive').length < hosts) return -1
+  return (await call<string[]>(socket, 'GET', '/v1/kv/registrations/?keys', undefined, 60_000)).length
+}
+
 const liveRecords = async (socket: string) =>
   seriesValue(await metricsText(socket), 'plexus_store_records', { state: 'live' })
 
@@ -259,13 +266,20 @@ export async function bigRun(
     if (failures.length) throw new Error(`writes failed: ${JSON.stringify(failures)}`)
     progress(`big: written in ${loadS.toFixed(0)} s, ${refused} answered 503 and retried after Retry-After`)
 
-    const want = await liveRecords(h1)
+    // a host judged dead has its records hidden (counted dead): every host must see every other alive
+    // and list every registration, then h1's live count is the whole store
+    const registrations = perHost * HOSTS
     await until(
-      `every host holds h1's ${want} records`,
-      async () => (await Promise.all(sockets.map(liveRecords))).every((n) => n >= want),
-      600_000,
-      1000,
+      `every host sees ${HOSTS} alive and lists ${registrations} registrations`,
+      async () => {
+        const r = await Promise.all(sockets.map((s) => heldRegistrations(s, HOSTS).catch(() => -1)))
+        progress(`big: registrations listed per host (-1: not every host alive): ${r.join(' ')}`)
+        return r.every((n) => n === registrations)
+      },
+      900_000,
+      10_000,
     )
+    const want = await liveRecords(h1)
     const replicatedS = (performance.now() - t0) / 1000
     // every host's DNS serves the last service with all its members
     const last = `svc${SERVICES - 1}.svc.plexus.internal`
@@ -345,6 +359,14 @@ export async function bigRun(
       async () => (await liveRecords(joiner.socket).catch(() => 0)) >= wantNow,
       300_000,
       100,
+    )
+    // and they are visible: it sees the others alive (a dead host's records are hidden)
+    const allRegs = registrations + BIG_WRITES
+    await until(
+      `the joiner sees ${HOSTS + 1} alive and lists ${allRegs} registrations`,
+      async () => (await heldRegistrations(joiner.socket, HOSTS + 1).catch(() => -1)) === allRegs,
+      300_000,
+      1000,
     )
     const joinTotalMs = performance.now() - joinT0
     const j = joinFromLog(readFileSync(join(joiner.dir, 'plexusd.log'), 'utf8'))
