@@ -70,6 +70,13 @@ export async function createIpam(c: IpamComponents): Promise<{
       Math.min(c.config.cluster.refreshIntervalMs, c.config.cluster.nodeTtlMs / 3) +
       c.config.cluster.heartbeatIntervalMs,
     joined,
+    // a probe a live member answered is contact too, and far more frequent than its node record
+    heardAt: () =>
+      new Map(
+        (c.members?.hosts() ?? [])
+          .filter((h) => !h.self && h.state === 'alive')
+          .map((h) => [h.peerId, Date.parse(h.lastHeard)]),
+      ),
   }
   const lease = new LeaseManager(c, { ...timing, seed })
   const networks = new NamedNetworks(c, timing)

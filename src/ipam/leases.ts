@@ -321,19 +321,25 @@ export function appApiEnv(
  * heartbeat, k = ⌊n/2⌋ + 1. Members are the hosts whose node record this host
  * holds, live or expired, until the store reaps it (`cluster.reapAfterMs`,
  * 24 h): a host cut off must never forget the others, or it would soon count
- * as a majority of one. Heard = the HLC wall of a member's newest heartbeat;
+ * as a majority of one. Heard = the HLC wall of a member's newest node record,
+ * or later if `heardAt` says so (a probe it answered: it was connected to us then);
  * this host holds its own records the moment it writes them, so it counts as
  * heard from at every time (+∞): a host that knows no other member is its
  * whole majority and never waits for itself, and with other members the
  * answer is theirs, as it was when this host counted as heard at `now`.
  * Pure, so the simulator checks the same rule the agent runs.
  */
-export function majorityHeardSince(nodeRecords: StoreRecord[], self: string, now: number): number {
+export function majorityHeardSince(
+  nodeRecords: StoreRecord[],
+  self: string,
+  now: number,
+  heardAt?: ReadonlyMap<string, number>,
+): number {
   const heard = [Number.POSITIVE_INFINITY]
   for (const r of nodeRecords) {
     if (r.tombstone || !r.key.startsWith(NODE_PREFIX) || r.owner === self) continue
     if (r.key.slice(NODE_PREFIX.length) !== r.owner) continue
-    heard.push(Math.min(now, r.version.wall))
+    heard.push(Math.min(now, Math.max(r.version.wall, heardAt?.get(r.owner) ?? 0)))
   }
   heard.sort((a, b) => b - a)
   return heard[Math.floor(heard.length / 2)] as number

@@ -192,6 +192,12 @@ export interface LeaseManagerInit {
    * period only surfaces competing claims if the hosts can already talk.
    */
   joined?: () => boolean
+  /**
+   * When this host last heard from each live member otherwise than by its node record (a probe it
+   * answered: src/cluster/membership.ts). Node records are rewritten only every refresh (10 s);
+   * without this, confirming a claim or renewal would wait for them.
+   */
+  heardAt?: () => ReadonlyMap<string, number>
   /** default 20 s */
   joinTimeoutMs?: number
   /** tests pin the underlay and the subnet choice */
@@ -447,7 +453,12 @@ export class LeaseManager extends EventEmitter<LeaseEvents> implements Startable
 
   /** See majorityHeardSince: members are the node records this host holds, live or expired, until reaped. */
   private heardSince(now: number): number {
-    return majorityHeardSince(this.c.store.listHeld(NODE_PREFIX), this.c.store.self, now)
+    return majorityHeardSince(
+      this.c.store.listHeld(NODE_PREFIX),
+      this.c.store.self,
+      now,
+      this.init.heardAt?.(),
+    )
   }
 
   /**
