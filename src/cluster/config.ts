@@ -30,3 +30,7 @@ export interface ClusterConfig {
   /** how long tombstones and dead records are kept (the partition bound) */
   reapAfterMs: number
 }
+
+/** How often a node record is rewritten when nothing in it changed: refreshIntervalMs, at most a third of its TTL (three chances before it lapses). */
+export const nodeRefreshMs = (c: Pick<ClusterConfig, 'refreshIntervalMs' | 'nodeTtlMs'>): number =>
+  Math.min(c.refreshIntervalMs, c.nodeTtlMs / 3)

@@ -4,6 +4,7 @@ import { isExpired } from '../store/record.js'
 import type { NodeValue } from '../store/records.js'
 import type { LocalStore } from '../store/store.js'
 import { LABELS_PREFIX, NODE_PREFIX, type StoreRecord } from '../store/types.js'
+import { nodeRefreshMs } from './config.js'
 import {
   type MemberState,
   memberState,
@@ -270,7 +271,7 @@ export class Membership {
     const members = store.list(NODE_PREFIX).filter((r) => ownNodeRecord(r) && r.owner !== store.self)
     // an agent of an earlier release judges us by our heartbeat's silence: write it every period while one is here
     const legacy = members.some((r) => !probes(nodeCodec.valueOf(r)))
-    const refreshMs = legacy ? cfg.heartbeatIntervalMs : Math.min(cfg.refreshIntervalMs, cfg.nodeTtlMs / 3)
+    const refreshMs = legacy ? cfg.heartbeatIntervalMs : nodeRefreshMs(cfg)
     if (sched.now() - this.lastWrite >= refreshMs) void this.announce()
     if (!this.d.ping) return
     const live = new Set(members.map((r) => r.owner))

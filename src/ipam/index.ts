@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import type { ClusterConfig } from '../cluster/config.js'
+import { type ClusterConfig, nodeRefreshMs } from '../cluster/config.js'
 import type { MembersView } from '../cluster/service.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
@@ -66,9 +66,7 @@ export async function createIpam(c: IpamComponents): Promise<{
     // a renewal reaches every connected host within a gossip hop or a sync round
     confirmDelayMs: Math.max(1000, 2 * c.config.cluster.syncIntervalMs),
     // a majority is "in reach" while its node records are no older than one refresh (and a probe period for delivery)
-    contactMs:
-      Math.min(c.config.cluster.refreshIntervalMs, c.config.cluster.nodeTtlMs / 3) +
-      c.config.cluster.heartbeatIntervalMs,
+    contactMs: nodeRefreshMs(c.config.cluster) + c.config.cluster.heartbeatIntervalMs,
     joined,
     // a probe a live member answered is contact too, and far more frequent than its node record
     heardAt: () =>
