@@ -111,8 +111,7 @@ export class Membership {
   private readonly failing = new Map<string, number>()
   private readonly inFlight = new Set<string>()
   /** the suspicions this host's node record carries, and when each was last written */
-  private readonly doubts = new Map<string, Suspicion>()
-  private readonly accusedAt = new Map<string, number>()
+  private readonly doubts = new Map<string, { doubt: Suspicion; at: number }>()
   /** members still to probe this cycle, in a random order (SWIM's round robin: each is probed once per cycle) */
   private ring: string[] = []
   private vivaldi: VivaldiState = newVivaldiState()
@@ -180,7 +179,7 @@ export class Membership {
         const base = this.d.describe()
         const extra = store.get(labelsKey(base.name))
         const labels = { ...base.labels, ...((extra && labelsCodec.valueOf(extra)) ?? {}) }
-        const suspects = Object.fromEntries(this.doubts)
+        const suspects = Object.fromEntries([...this.doubts].map(([peer, d]) => [peer, d.doubt]))
         const value: NodeValue = { ...base, labels, coordinate: this.vivaldi.coord, suspects }
         this.lastWrite = this.d.sched.now()
         const rec = await store.put(`${NODE_PREFIX}${store.self}`, nodeCodec.encode(value), {
@@ -308,7 +307,6 @@ export class Membership {
       await ping(peer, this.d.cfg.heartbeatIntervalMs)
       this.hear(peer, this.d.sched.now())
       this.failing.delete(peer)
-      this.accusedAt.delete(peer)
       if (this.doubts.delete(peer)) void this.announce()
     } catch (err) {
       const rec = this.d.store.get(`${NODE_PREFIX}${peer}`)
@@ -325,17 +323,16 @@ export class Membership {
         return
       }
       // a refutation (a newer record) restarts the clock: the member was alive when it wrote it
-      const had = this.doubts.get(peer)
+      const had = this.doubts.get(peer)?.doubt
       if (had?.v === rec.version.wall) return
       // It refuted our last suspicion: accuse the new version no sooner than suspectAfterMs after the
       // last, or a member only this host cannot reach would make both rewrite their records every
       // period; and count from now, so it has the whole time to refute again.
       const now = this.d.sched.now()
-      if (had && now - (this.accusedAt.get(peer) ?? 0) < this.d.cfg.suspectAfterMs) return
+      if (had && now - (this.doubts.get(peer)?.at ?? 0) < this.d.cfg.suspectAfterMs) return
       const doubt = { v: rec.version.wall, since: had ? now : Math.max(first, rec.version.wall) }
       this.d.logger.debug({ peer, err }, 'probe unanswered: suspecting')
-      this.doubts.set(peer, doubt)
-      this.accusedAt.set(peer, now)
+      this.doubts.set(peer, { doubt, at: now })
       void this.announce()
     } finally {
       this.inFlight.delete(peer)
@@ -362,7 +359,6 @@ export class Membership {
     for (const peer of [...this.failing.keys(), ...this.doubts.keys()]) {
       if (this.d.store.get(`${NODE_PREFIX}${peer}`)) continue
       this.failing.delete(peer)
-      this.accusedAt.delete(peer)
       dropped = this.doubts.delete(peer) || dropped
     }
     if (dropped) void this.announce()
