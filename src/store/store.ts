@@ -96,6 +96,12 @@ interface Entry {
   live: boolean
 }
 
+/** a key's first segment with its slash ("nodes/"), or the whole key when it has none */
+const bucketOf = (key: string): string => {
+  const slash = key.indexOf('/')
+  return slash < 0 ? key : key.slice(0, slash + 1)
+}
+
 /** Where a record sorts in a sync answer: node records first (hosts appear before what they own), then by key. */
 export const syncPosition = (r: StoreRecord): string => (r.key.startsWith(NODE_PREFIX) ? '0' : '1') + r.key
 
@@ -113,6 +119,13 @@ export const syncPosition = (r: StoreRecord): string => (r.key.startsWith(NODE_P
 export class LocalStore implements Store {
   readonly self: string
   private readonly entries = new Map<string, Entry>()
+  /**
+   * The same entries by their key's first segment ("nodes/", "registrations/"):
+   * a prefix read walks its segment, not the whole map. Every consumer lists
+   * one kind of record on each pass, and at 50,000 registrations a full walk
+   * per list made listing node records cost what listing everything does.
+   */
+  private readonly buckets = new Map<string, Map<string, Entry>>()
   /** owned keys by owner peer id, to re-evaluate them when that owner's node record changes */
   private readonly owned = new Map<string, Set<string>>()
   /** per-origin watermark: every record of that origin up to here is held (or superseded) */
@@ -169,7 +182,7 @@ export class LocalStore implements Store {
   list(prefix: string): StoreRecord[] {
     const now = this.now()
     const out: StoreRecord[] = []
-    for (const [key, e] of this.entries) {
+    for (const [key, e] of this.under(prefix)) {
       if (e.live && key.startsWith(prefix) && !isExpired(e.record, now)) out.push(e.record)
     }
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
@@ -178,7 +191,8 @@ export class LocalStore implements Store {
   /** Non-tombstone records under prefix, live or not (e.g. the expired heartbeat of a dead host, until reaped). */
   listHeld(prefix: string): StoreRecord[] {
     const out: StoreRecord[] = []
-    for (const [key, e] of this.entries) if (!e.record.tombstone && key.startsWith(prefix)) out.push(e.record)
+    for (const [key, e] of this.under(prefix))
+      if (!e.record.tombstone && key.startsWith(prefix)) out.push(e.record)
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
   }
 
@@ -188,14 +202,14 @@ export class LocalStore implements Store {
 
   prefixIndex(prefix: string): number {
     let max = this.reapedIndex
-    for (const [key, e] of this.entries) if (e.index > max && key.startsWith(prefix)) max = e.index
+    for (const [key, e] of this.under(prefix)) if (e.index > max && key.startsWith(prefix)) max = e.index
     return max
   }
 
   changesSince(prefix: string, index: number): { events: WatchEvent[]; complete: boolean } {
     const now = this.now()
     const events: WatchEvent[] = []
-    for (const [key, e] of this.entries) {
+    for (const [key, e] of this.under(prefix)) {
       if (e.index <= index || !key.startsWith(prefix)) continue
       const type = e.live && !isExpired(e.record, now) ? 'put' : e.record.tombstone ? 'delete' : 'expire'
       events.push({ type, key, record: e.record, index: e.index })
@@ -411,7 +425,7 @@ export class LocalStore implements Store {
       }
       this.clock.observe(r.version)
       if (r.owner === this.self) this.ownMark = this.ownMark ? maxHlc(this.ownMark, r.version) : r.version
-      this.entries.set(r.key, { record: r, index, live: false })
+      this.hold(r.key, { record: r, index, live: false })
       this.track(r)
       this.idx = Math.max(this.idx, index)
     }
@@ -448,13 +462,28 @@ export class LocalStore implements Store {
     if (r.owner === this.self) this.ownMark = this.ownMark ? maxHlc(this.ownMark, r.version) : r.version
     const prev = this.entries.get(r.key)
     const e: Entry = { record: r, index: ++this.idx, live: this.computeLive(r, now) }
-    this.entries.set(r.key, e)
+    this.hold(r.key, e)
     this.dirty?.add(r.key)
     this.track(r)
     if (prev && prev.record.owner !== r.owner) this.owned.get(prev.record.owner)?.delete(r.key)
     if (e.live) this.emit('put', e)
     else if (prev?.live) this.emit(r.tombstone ? 'delete' : 'expire', e)
     if (r.key.startsWith(NODE_PREFIX)) this.reevaluateOwner(keyOwner(r.key) as string, now)
+  }
+
+  private hold(key: string, e: Entry): void {
+    this.entries.set(key, e)
+    const b = bucketOf(key)
+    const bucket = this.buckets.get(b) ?? new Map<string, Entry>()
+    this.buckets.set(b, bucket)
+    bucket.set(key, e)
+  }
+
+  /** the entries a prefix can match: its segment's bucket, or all when the prefix names no whole segment */
+  private under(prefix: string): Iterable<[string, Entry]> {
+    const slash = prefix.indexOf('/')
+    if (slash < 0) return this.entries
+    return this.buckets.get(prefix.slice(0, slash + 1)) ?? []
   }
 
   private track(r: StoreRecord): void {
@@ -468,6 +497,9 @@ export class LocalStore implements Store {
     const e = this.entries.get(key)
     if (!e) return
     this.entries.delete(key)
+    const bucket = this.buckets.get(bucketOf(key))
+    bucket?.delete(key)
+    if (bucket?.size === 0) this.buckets.delete(bucketOf(key))
     this.dirty?.add(key)
     this.reapedIndex = Math.max(this.reapedIndex, e.index)
     this.owned.get(e.record.owner)?.delete(key)
