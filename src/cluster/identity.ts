@@ -41,15 +41,34 @@ export async function loadOrCreatePeerKey(stateDir: string): Promise<Ed25519Priv
 
 const b64url = (b: Uint8Array) => Buffer.from(b).toString('base64url')
 
+/** the key as node:crypto holds it: built once, not on every signature */
+function keyObjectOf(key: Ed25519PrivateKey): KeyObject {
+  return createPrivateKey({
+    format: 'jwk',
+    key: { kty: 'OKP', crv: 'Ed25519', d: b64url(key.raw.subarray(0, 32)), x: b64url(key.publicKey.raw) },
+  })
+}
+
 /** Signs canonical record text with the host key (node:crypto, synchronous). */
 export function createSigner(key: Ed25519PrivateKey): RecordSigner {
-  const raw = key.raw
-  const keyObject = createPrivateKey({
-    format: 'jwk',
-    key: { kty: 'OKP', crv: 'Ed25519', d: b64url(raw.subarray(0, 32)), x: b64url(key.publicKey.raw) },
-  })
+  const keyObject = keyObjectOf(key)
   const self = peerIdFromPrivateKey(key).toString()
   return { self, sign: (text) => sign(null, Buffer.from(text), keyObject).toString('base64') }
+}
+
+/**
+ * The host key as libp2p takes it, signing with a KeyObject built once.
+ * @libp2p/crypto 5's Ed25519 key imports itself from JWK on every signature:
+ * gossipsub signs each message it publishes, and at 50,000 records that
+ * import was 9 % of a loaded agent's CPU (bench/converge's size run profile).
+ */
+export function withKeptKeyObject(key: Ed25519PrivateKey): Ed25519PrivateKey {
+  const keyObject = keyObjectOf(key)
+  const kept: Ed25519PrivateKey = Object.create(Object.getPrototypeOf(key))
+  return Object.assign(kept, key, {
+    sign: (message: Uint8Array | { subarray(): Uint8Array }) =>
+      sign(null, message instanceof Uint8Array ? message : message.subarray(), keyObject),
+  })
 }
 
 const CACHE_MAX = 100_000

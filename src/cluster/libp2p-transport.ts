@@ -12,6 +12,7 @@ import { createLibp2p } from 'libp2p'
 import { errorMessage, isPlexusError, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
 import { withDeadline } from './deadline.js'
+import { withKeptKeyObject } from './identity.js'
 import {
   decodeInspect,
   encodeInspect,
@@ -78,7 +79,7 @@ function envelopeRejections(metrics: ClusterMetrics) {
 
 async function createNode(o: Libp2pTransportOptions, refusals: RefusalLog) {
   return createLibp2p({
-    privateKey: o.privateKey,
+    privateKey: withKeptKeyObject(o.privateKey),
     addresses: { listen: o.listen, announce: o.announce },
     transports: [tcp()],
     connectionEncrypters: [noise()],
