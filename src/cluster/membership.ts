@@ -8,9 +8,11 @@ import { nodeRefreshMs } from './config.js'
 import {
   type MemberState,
   memberState,
+  nextHealth,
   ownNodeRecord,
   probes,
   type Suspicion,
+  suspicionScale,
   suspicions,
 } from './detector.js'
 import type { Scheduler } from './transport.js'
@@ -124,8 +126,15 @@ export class Membership {
   private refuted = 0
   private writing = false
   private writeAgain = false
+  /** Lifeguard's local health score (detector.ts): the probe timeout is the period times 1 + this */
+  private health = 0
 
   constructor(private readonly d: MembershipDeps) {}
+
+  /** Lifeguard's local health score: 0 when this host's probes are answered in time */
+  get localHealth(): number {
+    return this.health
+  }
 
   get coordinate(): Coordinate {
     return this.vivaldi.coord
@@ -146,6 +155,7 @@ export class Membership {
         // (one write answers every suspicion of the versions before it, however many arrive)
         if (doubt && doubt.v >= this.ownWall && doubt.v > this.refuted) {
           this.refuted = doubt.v
+          this.health = nextHealth(this.health, 'refuted')
           this.d.logger.info({ by: owner }, 'suspected by another host: refuting with a new node record')
           void this.announce()
         }
@@ -241,20 +251,21 @@ export class Membership {
       if (v) values.set(r.owner, v)
     }
     const doubted = suspicions(records, values, now)
+    const members = records.filter((r) => !isExpired(r, now)).length
     const out = new Map<string, Judged>()
     for (const rec of records) {
       const value = values.get(rec.owner)
       if (!value) continue
       const heard = Math.max(this.heard.get(rec.owner) ?? 0, rec.version.wall)
       const quiet = Math.max(0, now - heard)
-      const since = doubted.get(rec.owner)
+      const doubt = doubted.get(rec.owner)
       const j = (state: MemberState, silentMs: number) => out.set(rec.owner, { rec, value, state, silentMs })
       if (rec.owner === this.d.store.self) j('alive', 0)
       else if (isExpired(rec, now)) j('dead', quiet)
       else if (!probes(value)) j(memberState(quiet, this.d.cfg), quiet)
-      else if (since !== undefined) {
-        const silent = Math.max(0, now - since)
-        j(memberState(silent, this.d.cfg), silent)
+      else if (doubt !== undefined) {
+        const silent = Math.max(0, now - doubt.since)
+        j(memberState(silent, this.d.cfg, suspicionScale(doubt.accusers, members)), silent)
       } else j('alive', quiet)
     }
     return out
@@ -291,31 +302,37 @@ export class Membership {
   }
 
   /**
-   * Pings a member; two probes in a row without an answer within a period
-   * make (or keep) it suspected in our node record. The second, sent at once,
-   * spares the cluster a suspicion and its refutation when only this host's
-   * event loop was late (a loaded machine); it costs nothing in detection
-   * time, which runs from the first probe missed.
+   * Pings a member; two probes in a row without an answer make (or keep) it
+   * suspected in our node record. The second, sent at once, spares the
+   * cluster a suspicion and its refutation when only this host's event loop
+   * was late (a loaded machine); it costs nothing in detection time, which
+   * runs from the first probe missed. Each waits a period times 1 + our local
+   * health score: a probe that timed out raises it, so a loaded host gives the
+   * next answer longer (a refused connection, a crashed agent, fails at once
+   * and raises nothing).
    */
   private async probe(peer: string): Promise<void> {
     const ping = this.d.ping
     if (!ping || peer === this.d.store.self || this.inFlight.has(peer)) return
     this.inFlight.add(peer)
     const sentAt = this.d.sched.now()
+    const timeoutMs = this.d.cfg.heartbeatIntervalMs * (1 + this.health)
     let retry = false
     try {
-      await ping(peer, this.d.cfg.heartbeatIntervalMs)
+      await ping(peer, timeoutMs)
+      this.health = nextHealth(this.health, 'answered')
       this.hear(peer, this.d.sched.now())
       this.failing.delete(peer)
       if (this.doubts.delete(peer)) void this.announce()
     } catch (err) {
       const rec = this.d.store.get(`${NODE_PREFIX}${peer}`)
       if (!rec) return
-      // Our own loop ran late (the deadline fired half a period or more after it was due): the answer
+      const waited = this.d.sched.now() - sentAt
+      // Our own loop ran late (the deadline fired half a timeout or more after it was due): the answer
       // may be waiting unread, so this miss says nothing of the member. A loaded host accuses nobody;
-      // the others, or the record's TTL, still notice a dead member (Lifeguard's local health, in short).
-      const timeoutMs = this.d.cfg.heartbeatIntervalMs
-      if (this.d.sched.now() - sentAt > 1.5 * timeoutMs) return
+      // the others, or the record's TTL, still notice a dead member.
+      if (waited > 1.5 * timeoutMs) return
+      if (waited >= timeoutMs) this.health = nextHealth(this.health, 'timed-out')
       const first = this.failing.get(peer)
       this.failing.set(peer, first ?? sentAt)
       if (first === undefined) {
@@ -331,7 +348,7 @@ export class Membership {
       const now = this.d.sched.now()
       if (had && now - (this.doubts.get(peer)?.at ?? 0) < this.d.cfg.suspectAfterMs) return
       const doubt = { v: rec.version.wall, since: had ? now : Math.max(first, rec.version.wall) }
-      this.d.logger.debug({ peer, err }, 'probe unanswered: suspecting')
+      this.d.logger.debug({ peer, err, health: this.health }, 'probe unanswered: suspecting')
       this.doubts.set(peer, { doubt, at: now })
       void this.announce()
     } finally {

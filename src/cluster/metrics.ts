@@ -58,8 +58,15 @@ export function clusterMetrics(m: Metrics) {
 
 export type ClusterMetrics = ReturnType<typeof clusterMetrics>
 
-/** Members by state and the RTT estimate per peer, read from membership when scraped. */
-export function membershipGauges(m: Metrics, hosts: () => HostView[]): void {
+/** Members by state, the RTT estimate per peer and this host's local health, read from membership when scraped. */
+export function membershipGauges(m: Metrics, hosts: () => HostView[], health: () => number): void {
+  m.sampled(
+    {
+      name: 'plexus_cluster_local_health',
+      help: "Lifeguard's local health score (0 = this host's probes are answered in time; the probe timeout is the period times 1 + score)",
+    },
+    (g) => g.set(health()),
+  )
   m.sampled(
     {
       name: 'plexus_cluster_members',

@@ -75,7 +75,11 @@ export class ClusterService implements MembersView, Inspector, RefusalSource {
         : {}),
       connectedPeers: () => t?.peers() ?? [],
     })
-    membershipGauges(d.metrics, () => this.membership.hosts())
+    membershipGauges(
+      d.metrics,
+      () => this.membership.hosts(),
+      () => this.membership.localHealth,
+    )
     if (!t) return
     this.replicator = new Replicator(
       store,

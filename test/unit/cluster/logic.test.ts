@@ -1,6 +1,12 @@
 import t from 'tap'
 import { resolveConfig } from '../../../src/agent/config.js'
-import { memberState } from '../../../src/cluster/detector.js'
+import {
+  HEALTH_MAX,
+  memberState,
+  nextHealth,
+  SUSPICION_MAX_SCALE,
+  suspicionScale,
+} from '../../../src/cluster/detector.js'
 import { nextDelay } from '../../../src/cluster/dialer.js'
 import { seededRng } from '../../../src/cluster/sim/clock.js'
 import { DEFAULT_SIM } from '../../../src/cluster/sim/network.js'
@@ -25,6 +31,37 @@ t.test(
     t.equal(memberState(3000, cfg), 'suspect')
     t.equal(memberState(5999, cfg), 'suspect')
     t.equal(memberState(6000, cfg), 'dead')
+    t.equal(memberState(6000, cfg, 2), 'suspect', 'a scale stretches both times')
+    t.equal(memberState(12_000, cfg, 2), 'dead')
+  },
+)
+
+t.test(
+  "Lifeguard's suspicion: one accuser is judged slowest, K more bring it to the configured times",
+  async (t) => {
+    t.equal(suspicionScale(1, 5), SUSPICION_MAX_SCALE, '5 members, one accuser: the longest')
+    const two = suspicionScale(2, 5)
+    t.ok(two > 1 && two < SUSPICION_MAX_SCALE, `two accusers: between (${two.toFixed(2)})`)
+    t.equal(suspicionScale(3, 5), 1, 'three (the first and K = 2 more): the configured times')
+    t.equal(suspicionScale(4, 5), 1)
+    t.equal(suspicionScale(1, 3), SUSPICION_MAX_SCALE, '3 members: one accuser is the longest')
+    t.equal(suspicionScale(2, 3), 1, 'and the only other member agreeing is enough')
+    t.equal(suspicionScale(1, 2), 1, '2 members: nobody else could confirm, so no stretch')
+    t.equal(suspicionScale(1, 1000), SUSPICION_MAX_SCALE)
+    t.equal(suspicionScale(3, 1000), 1, 'K stays 2 in a large cluster')
+  },
+)
+
+t.test(
+  "Lifeguard's local health: timeouts and refutations raise it, answers lower it, within bounds",
+  async (t) => {
+    t.equal(nextHealth(0, 'answered'), 0, 'never below 0')
+    t.equal(nextHealth(0, 'timed-out'), 1)
+    t.equal(nextHealth(1, 'refuted'), 2)
+    t.equal(nextHealth(2, 'answered'), 1)
+    let h = 0
+    for (let i = 0; i < 20; i++) h = nextHealth(h, 'timed-out')
+    t.equal(h, HEALTH_MAX - 1, `at most ${HEALTH_MAX - 1}: a probe waits at most ${HEALTH_MAX} periods`)
   },
 )
 

@@ -7,7 +7,9 @@ import { NODE_PREFIX } from '../../../src/store/types.js'
 import { newStore } from '../store/helpers.js'
 
 // Membership on a virtual clock: three or four hosts whose stores exchange node records
-// every 50 ms (instant gossip), and pings that answer in 5 ms unless the link is cut.
+// every 50 ms (instant gossip), and pings that answer in 5 ms (or `slow.ms`) unless the link
+// is cut or the host hung (no answer: the probe times out) or is down (a crashed agent: the
+// connection is refused at once).
 
 const cfg = resolveConfig({}, {}).cluster
 const START = 1_700_000_000_000
@@ -21,6 +23,10 @@ async function cluster(n: number, opts: { legacy?: boolean } = {}) {
   }
   const cut = new Set<string>() // "from>to": pings from → to go unanswered
   const down = new Set<string>()
+  const hung = new Set<string>()
+  const slow = { ms: 5 }
+  /** gossip delay: a record reaches the others this long after it was written (a loaded cluster) */
+  const lag = { ms: 0 }
   const late = new Set<string>() // hosts whose own loop is late: their failed pings settle after two periods
   const hosts = await Promise.all(
     Array.from({ length: n }, async (_, i) => {
@@ -40,8 +46,15 @@ async function cluster(n: number, opts: { legacy?: boolean } = {}) {
       describe: () => ({ name: h.name, address: '192.0.2.1', labels: {} }),
       ping: (peer, timeoutMs) =>
         new Promise((resolve, reject) => {
-          const lost = down.has(peer) || cut.has(`${h.name}>${byId.get(peer)?.name}`)
-          q.at(lost ? (late.has(h.name) ? 2 * timeoutMs : timeoutMs) : 5, () => {
+          if (down.has(peer)) {
+            q.at(1, () => {
+              q.settled()
+              reject(new Error('connection refused'))
+            })
+            return
+          }
+          const lost = hung.has(peer) || cut.has(`${h.name}>${byId.get(peer)?.name}`) || slow.ms >= timeoutMs
+          q.at(lost ? (late.has(h.name) ? 2 * timeoutMs : timeoutMs) : slow.ms, () => {
             q.settled()
             lost ? reject(new Error('no answer')) : resolve(undefined)
           })
@@ -51,9 +64,11 @@ async function cluster(n: number, opts: { legacy?: boolean } = {}) {
   }
   // instant gossip between the hosts that are up
   q.scheduler().every(50, () => {
-    const upHosts = hosts.filter((h) => !down.has(h.store.self))
+    const upHosts = hosts.filter((h) => !down.has(h.store.self) && !hung.has(h.store.self))
     const records = upHosts.flatMap((h) =>
-      h.store.listHeld(NODE_PREFIX).filter((r) => r.owner === h.store.self),
+      h.store
+        .listHeld(NODE_PREFIX)
+        .filter((r) => r.owner === h.store.self && r.version.wall <= q.now() - lag.ms),
     )
     for (const h of upHosts) h.store.merge(records)
   })
@@ -72,7 +87,7 @@ async function cluster(n: number, opts: { legacy?: boolean } = {}) {
   for (const h of hosts) h.m?.start()
   const stateOf = (observer: (typeof hosts)[number], target: (typeof hosts)[number]) =>
     observer.m?.hosts().find((x) => x.name === target.name)?.state
-  return { q, hosts, cut, down, late, stateOf }
+  return { q, hosts, cut, down, hung, slow, lag, late, stateOf }
 }
 
 t.test(
@@ -98,7 +113,7 @@ t.test(
 )
 
 t.test(
-  'a host that stops answering: suspect 3 s and dead 6 s after the first missed probe, everywhere',
+  'a crashed agent (connections refused): suspect 3 s and dead 6 s after the first missed probe, everywhere',
   async (t) => {
     const { q, hosts, down, stateOf } = await cluster(4)
     await q.runUntil(START + 5000)
@@ -194,3 +209,83 @@ t.test('a prober whose own loop runs late accuses nobody', async (t) => {
     'the same misses on time do',
   )
 })
+
+t.test(
+  "a host that hangs (probes time out): Lifeguard's longer timeouts delay its suspicion by a probe, and it is dead everywhere by 6 s from the first missed probe plus that",
+  async (t) => {
+    const { q, hosts, hung, stateOf } = await cluster(4)
+    await q.runUntil(START + 5000)
+    const [h1, h2, h3, h4] = hosts as [
+      (typeof hosts)[0],
+      (typeof hosts)[0],
+      (typeof hosts)[0],
+      (typeof hosts)[0],
+    ]
+    const hang = q.now()
+    hung.add(h3.store.self)
+    h3.m?.stop()
+    const timeline: { at: number; host: string; state?: string }[] = []
+    const health = new Set<number>()
+    while (q.now() < hang + 15_000) {
+      await q.runUntil(q.now() + 100)
+      for (const o of [h1, h2, h4]) {
+        timeline.push({ at: q.now() - hang, host: o.name, state: stateOf(o, h3) })
+        health.add(o.m?.localHealth ?? -1)
+      }
+    }
+    type Doubts = { suspects?: Record<string, { since: number }> }
+    const sinces = [h1, h2, h4].flatMap((o) => {
+      const d = (o.store.get(`${NODE_PREFIX}${o.store.self}`)?.value as Doubts | undefined)?.suspects?.[
+        h3.store.self
+      ]
+      return d ? [d.since - hang] : []
+    })
+    t.equal(sinces.length, 3, 'every other host accuses h3')
+    const S = Math.min(...sinces)
+    const first = (st: string) => Math.min(...timeline.filter((v) => v.state === st).map((v) => v.at))
+    const last = (st: string) => Math.max(...timeline.filter((v) => v.state === st).map((v) => v.at))
+    t.ok(Math.max(...health) >= 1, `a timed-out probe raised the prober's local health (seen ${[...health]})`)
+    t.ok(first('suspect') >= S + 3000, `never suspect before 3 s (${first('suspect') - S} ms)`)
+    t.ok(first('dead') >= S + 6000, `never dead before 6 s (${first('dead') - S} ms)`)
+    // the retry waits two periods, not one: a period more than a refused connection
+    t.ok(
+      last('suspect') < S + 6000 + cfg.heartbeatIntervalMs + 150,
+      `dead everywhere by 7 s (+ delivery): last suspect ${last('suspect') - S} ms`,
+    )
+    for (const o of [h1, h2, h4]) t.equal(stateOf(o, h3), 'dead', `${o.name} sees h3 dead`)
+  },
+)
+
+t.test(
+  'a loaded cluster (answers take longer than a period, gossip 2 s) judges nobody suspect',
+  async (t) => {
+    const { q, hosts, slow, lag, stateOf } = await cluster(4)
+    await q.runUntil(START + 5000)
+    // a suspicion reaches its subject 2 s late and its refutation comes back 2 s later still:
+    // past suspectAfterMs, so only not accusing keeps everybody alive
+    slow.ms = 1500
+    lag.ms = 2000
+    const seen = new Set<string>()
+    const health = new Set<number>()
+    for (let s = 0; s < 120; s++) {
+      await q.runUntil(q.now() + 500)
+      for (const a of hosts) {
+        health.add(a.m?.localHealth ?? -1)
+        for (const b of hosts) seen.add(stateOf(a, b) ?? 'missing')
+      }
+    }
+    t.same([...seen], ['alive'], 'every host sees every host alive for a minute')
+    t.ok(
+      Math.max(...health) >= 1,
+      `probes timed out and stretched the timeout (local health seen: ${[...health]})`,
+    )
+    slow.ms = 5
+    lag.ms = 0
+    await q.runUntil(q.now() + 10_000)
+    t.same(
+      hosts.map((h) => h.m?.localHealth),
+      [0, 0, 0, 0],
+      'answers in time bring local health back to 0',
+    )
+  },
+)

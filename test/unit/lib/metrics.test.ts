@@ -28,7 +28,11 @@ function everyModule(m: Metrics): void {
   storeMetrics(m)
   storeRecordsGauge(m, () => ({ live: 0, dead: 0 }))
   clusterMetrics(m)
-  membershipGauges(m, () => [])
+  membershipGauges(
+    m,
+    () => [],
+    () => 0,
+  )
   ipamMetrics(m)
   leaseStateGauge(m, ['acquired'], () => 'acquired')
   datapathMetrics(m)
@@ -96,12 +100,17 @@ t.test('sampled gauges are read when scraped; vanished label sets are dropped', 
     { name: 'h1', peerId: 'p1', state: 'alive', self: true, rttMs: null },
     { name: 'h2', peerId: 'p2', state: 'suspect', self: false, rttMs: 12.5 },
   ]
-  membershipGauges(m, () => hosts as never)
+  membershipGauges(
+    m,
+    () => hosts as never,
+    () => 2,
+  )
   let f = await m.figures()
   t.equal(f['plexus_cluster_members{state="alive"}'], 1)
   t.equal(f['plexus_cluster_members{state="suspect"}'], 1)
   t.equal(f['plexus_cluster_members{state="dead"}'], 0, 'empty states are present at 0')
   t.equal(f['plexus_cluster_peer_rtt_seconds{host="h2",peer="p2"}'], 0.0125)
+  t.equal(f.plexus_cluster_local_health, 2, 'local health as membership reports it')
   t.notOk('plexus_cluster_peer_rtt_seconds{host="h1",peer="p1"}' in f, 'no RTT to itself')
   hosts = [hosts[0] as (typeof hosts)[0]]
   f = await m.figures()
