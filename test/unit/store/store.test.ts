@@ -54,6 +54,38 @@ t.test('put/get/list/delete with modify index, CAS and watch', async (t) => {
   t.ok(events.every((e, i) => i === 0 || e.index > (events[i - 1] as WatchEvent).index))
 })
 
+t.test('prefix reads: within a segment, across segments, without a slash, after reaps', async (t) => {
+  const clock = { t: 1_700_000_000_000 }
+  const { store } = await newStore({ now: clock, reapAfterMs: 1000 })
+  for (const k of ['app/a', 'app/b/c', 'apple/x', 'other', 'app', 'cfg/app/a']) await store.put(k, k)
+  const keys = (p: string) => store.list(p).map((r) => r.key)
+  t.same(keys('app/'), ['app/a', 'app/b/c'], 'a whole segment')
+  t.same(keys('app/b'), ['app/b/c'], 'inside a segment')
+  t.same(keys('app'), ['app', 'app/a', 'app/b/c', 'apple/x'], 'a prefix without a slash spans segments')
+  t.same(keys(''), ['app', 'app/a', 'app/b/c', 'apple/x', 'cfg/app/a', 'other'], 'everything')
+  t.same(keys('nothing/'), [], 'an unknown segment')
+  t.same(
+    store.listHeld('app/').map((r) => r.key),
+    ['app/a', 'app/b/c'],
+  )
+  t.equal(store.prefixIndex('apple/'), store.modifyIndex('apple/x'))
+  t.same(
+    store.changesSince('app/', 0).events.map((e) => e.key),
+    ['app/a', 'app/b/c'],
+  )
+  await store.delete('app/a')
+  t.same(keys('app/'), ['app/b/c'], 'a tombstone is not listed')
+  clock.t += 5000
+  store.sweep()
+  t.same(
+    store.changesSince('app/', 0).events.map((e) => e.key),
+    ['app/b/c'],
+    'a reaped key is gone from its segment',
+  )
+  await store.put('app/a', 'again')
+  t.same(keys('app/'), ['app/a', 'app/b/c'], 'and comes back when written again')
+})
+
 t.test('owner-only writes and key validation on local writes', async (t) => {
   const { store } = await newStore()
   await store.put(`nodes/${store.self}`, { name: 'h1' })
