@@ -259,6 +259,27 @@ export function catalogInput(store: { list(prefix: string): StoreRecord[] }): Ca
   }
 }
 
+/**
+ * The records that make this host's own members: its node record, endpoints,
+ * registrations and health results, and every service definition (their
+ * checks apply to every member). A member is its endpoint's, and only the
+ * endpoint's host may register it or report its health, so the catalog of
+ * these holds exactly the members of `peer`, as the whole one would, at the
+ * cost of this host's records instead of the cluster's.
+ */
+export function localCatalogInput(
+  store: { list(prefix: string): StoreRecord[] },
+  peer: string,
+): CatalogInput {
+  return {
+    nodes: store.list(`${NODE_PREFIX}${peer}`).filter((r) => r.key === `${NODE_PREFIX}${peer}`),
+    endpoints: store.list(`${ENDPOINT_PREFIX}${peer}/`),
+    services: store.list(SERVICE_PREFIX),
+    registrations: store.list(`${REGISTRATION_PREFIX}${peer}/`),
+    health: store.list(`${HEALTH_PREFIX}${peer}/`),
+  }
+}
+
 /** Per-host healthy/total counts for `plexctl services`. */
 export function hostCounts(e: ServiceEntry): { host: string; healthy: number; total: number }[] {
   const m = new Map<string, { host: string; healthy: number; total: number }>()

@@ -11,10 +11,13 @@ import {
   SERVICE_PREFIX,
   type Store,
 } from '../store/types.js'
-import { buildCatalog, catalogInput, type Member } from './catalog.js'
+import { buildCatalog, localCatalogInput, type Member } from './catalog.js'
 import { type CheckResult, type CheckTarget, runCheck } from './checks.js'
 import { type HealthMetrics, healthMetrics, healthStatusGauge } from './metrics.js'
 import { healthKey } from './model.js'
+
+const DEBOUNCE_MS = 50
+const PASS_GAP_MS = 500
 
 export interface HealthComponents {
   store: Store
@@ -102,6 +105,7 @@ export class HealthChecker implements Startable {
   private readonly unwatch: (() => void)[] = []
   private timer?: NodeJS.Timeout
   private stopped = false
+  private lastPass = 0
   private readonly metrics: HealthMetrics
 
   constructor(private readonly c: HealthComponents) {
@@ -129,19 +133,26 @@ export class HealthChecker implements Startable {
     return [...this.runners.keys()].sort()
   }
 
+  /**
+   * A pass 50 ms after the first change, and no sooner than PASS_GAP_MS after
+   * the last: a burst of thousands of registrations costs a pass every half
+   * second, not one per 50 ms each re-reading what the burst wrote so far.
+   */
   private schedule(): void {
     if (this.timer || this.stopped) return
+    const wait = Math.max(DEBOUNCE_MS, this.lastPass + PASS_GAP_MS - Date.now())
     this.timer = setTimeout(() => {
       this.timer = undefined
       this.reconcile()
-    }, 50)
+    }, wait)
     this.timer.unref()
   }
 
   private reconcile(): void {
     if (this.stopped) return
+    this.lastPass = Date.now()
     const { store, peerId } = this.c
-    const catalog = buildCatalog(catalogInput(store))
+    const catalog = buildCatalog(localCatalogInput(store, peerId))
     const want = new Map<string, { spec: CheckSpec; target: CheckTarget; member: Member }>()
     for (const svc of catalog.services.values()) {
       for (const m of svc.members) {
