@@ -108,6 +108,8 @@ interface Judged {
 export class Membership {
   /** when each member was last heard from: its node record written (capped by receipt), or a probe answered */
   private readonly heard = new Map<string, number>()
+  /** when each member last answered one of our probes (over the connection itself, unlike a relayed record) */
+  private readonly answered = new Map<string, number>()
   private readonly states = new Map<string, MemberState>()
   /** members whose last probe went unanswered, and when the first unanswered one was sent */
   private readonly failing = new Map<string, number>()
@@ -202,6 +204,11 @@ export class Membership {
     } finally {
       this.writing = false
     }
+  }
+
+  /** whether the member answered a probe of ours at or after `since`: its connection works, however slow its other answers */
+  answeredSince(peer: string, since: number): boolean {
+    return (this.answered.get(peer) ?? Number.NEGATIVE_INFINITY) >= since
   }
 
   state(peer: string): MemberState | undefined {
@@ -321,6 +328,7 @@ export class Membership {
     try {
       await ping(peer, timeoutMs)
       this.health = nextHealth(this.health, 'answered')
+      this.answered.set(peer, this.d.sched.now())
       this.hear(peer, this.d.sched.now())
       this.failing.delete(peer)
       if (this.doubts.delete(peer)) void this.announce()
@@ -383,6 +391,7 @@ export class Membership {
       if (judged.has(peer)) continue
       this.states.delete(peer)
       this.heard.delete(peer)
+      this.answered.delete(peer)
       this.vivaldi = forgetPeer(this.vivaldi, peer)
       this.measured.delete(peer)
     }

@@ -19,6 +19,8 @@ export interface ReplicatorConfig {
   /** digest exchange with one random peer this often */
   syncIntervalMs: number
   requestTimeoutMs: number
+  /** whether the peer answered a liveness probe at or after `since` (membership); absent: never */
+  answeredSince?: (peer: string, since: number) => boolean
   /** local writes waiting to be gossiped; past this the API refuses writes (503) until it drains */
   maxOutbox?: number
   /** gossip bytes the transport may hold unsent before the outbox waits for it to drain */
@@ -57,6 +59,8 @@ export class Replicator {
   private flushScheduled = false
   private readonly maxOutbox: number
   private readonly maxBacklog: number
+  /** peers with an exchange of ours under way: a round still running when the next is due is not doubled */
+  private readonly pulling = new Set<string>()
   /** counts for tests and the simulator */
   readonly stats = { pulls: 0, pullFailures: 0, recordsPulled: 0 }
 
@@ -187,6 +191,9 @@ export class Replicator {
    * back, so a host whose neighbours all missed its writes still spreads them.
    */
   async pull(peer: string, full: boolean): Promise<void> {
+    if (this.pulling.has(peer)) return
+    this.pulling.add(peer)
+    const began = this.sched.now()
     try {
       const digest = full ? new Map<string, Hlc>() : this.store.digest()
       // The answer comes in pages. Watermarks rise to the first page's marks,
@@ -229,8 +236,15 @@ export class Replicator {
     } catch (err) {
       this.stats.pullFailures++
       this.metrics?.syncRounds.inc({ result: 'failed' })
-      this.transport.reset?.(peer)
-      this.log?.debug({ peer, err: errorMessage(err) }, 'sync exchange failed')
+      // A TCP stream stalled by a partition waits out retransmission backoff, so the connection is
+      // dropped (and redialled) unless the peer answered a liveness probe since the round began:
+      // then the connection works and the peer was only slow (a loaded peer answers a page late),
+      // and hanging up would cost both sides a full pull on reconnect.
+      const slowOnly = this.cfg.answeredSince?.(peer, began) ?? false
+      if (!slowOnly) this.transport.reset?.(peer)
+      this.log?.debug({ peer, slowOnly, err: errorMessage(err) }, 'sync exchange failed')
+    } finally {
+      this.pulling.delete(peer)
     }
   }
 
@@ -254,9 +268,10 @@ export class Replicator {
     return res.accepted.length
   }
 
+  /** A digest pull from a random peer, unless one of ours is still running (a slow round is not doubled up). */
   private antiEntropy(): void {
     const peers = this.transport.peers()
-    if (peers.length === 0) return
+    if (peers.length === 0 || this.pulling.size > 0) return
     const peer = peers[Math.floor(this.rng() * peers.length)] as string
     void this.pull(peer, false)
   }

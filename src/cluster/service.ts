@@ -86,7 +86,11 @@ export class ClusterService implements MembersView, Inspector, RefusalSource {
       t,
       realScheduler,
       Math.random,
-      { syncIntervalMs: c.syncIntervalMs, requestTimeoutMs: DIAL_TIMEOUT_MS },
+      {
+        syncIntervalMs: c.syncIntervalMs,
+        requestTimeoutMs: DIAL_TIMEOUT_MS,
+        answeredSince: (peer, since) => this.membership.answeredSince(peer, since),
+      },
       clusterMetrics(d.metrics),
       logger.child({ component: 'replicator' }),
     )

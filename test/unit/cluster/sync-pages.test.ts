@@ -57,3 +57,47 @@ t.test('a pull without a page cursor (an agent of an earlier release) gets one a
   t.equal(state.records.length, 1500)
   t.equal(state.next, undefined)
 })
+
+t.test(
+  'a failed round hangs up on a peer that answers no probe, not on one that does; rounds do not pile up',
+  async (t) => {
+    const b = await newStore({ now: { t: Date.now() } })
+    const resets: string[] = []
+    let requests = 0
+    let release: () => void = () => {}
+    const transport: Transport = {
+      self: 'b',
+      setHandlers: () => {},
+      publish: () => {},
+      request: async () => {
+        requests++
+        await new Promise<void>((r) => {
+          release = r
+        })
+        throw new Error('timed out after 1000 ms')
+      },
+      peers: () => ['a'],
+      reset: (peer) => resets.push(peer),
+    }
+    let answered = Number.NEGATIVE_INFINITY
+    const rb = new Replicator(b.store, transport, realScheduler, Math.random, {
+      ...cfg,
+      answeredSince: (_peer, since) => answered >= since,
+    })
+    const first = rb.pull('a', false)
+    void rb.pull('a', false)
+    void rb.pull('a', true)
+    t.equal(requests, 1, 'one exchange with a peer at a time')
+    answered = Date.now() + 1
+    release()
+    await first
+    t.same(resets, [], 'the peer answered a probe during the round: slow, not stalled; kept')
+    const second = rb.pull('a', false)
+    t.equal(requests, 2, 'the next round starts once the last has ended')
+    answered = Number.NEGATIVE_INFINITY
+    release()
+    await second
+    t.same(resets, ['a'], 'no probe answered during the round: the connection is dropped')
+    t.equal(rb.stats.pullFailures, 2)
+  },
+)
