@@ -5,7 +5,7 @@ export function apiMetrics(m: Metrics) {
   return {
     kvThrottled: m.counter({
       name: 'plexus_api_kv_writes_throttled_total',
-      help: 'KV writes refused with 503 because local writes waiting for gossip were past their bound',
+      help: 'KV writes refused with 503: local writes waiting for gossip past their bound, or the event loop too busy to take more',
     }),
     connections: m.counter({
       name: 'plexus_api_connections_total',

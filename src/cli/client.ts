@@ -12,10 +12,20 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** seconds the agent asked us to wait (Retry-After), when it did */
+    readonly retryAfterS?: number,
   ) {
     super(message)
   }
 }
+
+/**
+ * How long a call keeps coming back to an agent that answers 503
+ * PLX_API_BUSY (backpressure: nothing was changed, the request may simply be
+ * sent again), waiting what its Retry-After says, at most BUSY_WAIT_MAX_S each time.
+ */
+const BUSY_RETRY_MS = 30_000
+const BUSY_WAIT_MAX_S = 5
 
 /** Cannot talk to the agent at all (no socket, refused, permission). */
 export class UnreachableError extends Error {}
@@ -110,7 +120,15 @@ export function createClient(target: string | RemoteTarget): ApiClient {
                 const status = res.statusCode ?? 0
                 if (status >= 400) {
                   const e = data as { error?: string; message?: string }
-                  reject(new ApiError(status, e?.error ?? 'PLX_API_ERROR', e?.message ?? `HTTP ${status}`))
+                  const wait = Number(res.headers['retry-after'])
+                  reject(
+                    new ApiError(
+                      status,
+                      e?.error ?? 'PLX_API_ERROR',
+                      e?.message ?? `HTTP ${status}`,
+                      Number.isFinite(wait) && wait >= 0 ? wait : undefined,
+                    ),
+                  )
                 } else resolve(data as T)
               })
             },
@@ -132,7 +150,20 @@ export function createClient(target: string | RemoteTarget): ApiClient {
           if (payload) req.write(payload)
           req.end()
         })
-      return attempt(true)
+      const until = Date.now() + BUSY_RETRY_MS
+      const busy = async (): Promise<T> => {
+        for (;;) {
+          try {
+            return await attempt(true)
+          } catch (err) {
+            if (!(err instanceof ApiError) || err.status !== 503 || err.code !== 'PLX_API_BUSY') throw err
+            const waitMs = Math.min(err.retryAfterS ?? 1, BUSY_WAIT_MAX_S) * 1000
+            if (Date.now() + waitMs > until) throw err
+            await new Promise((r) => setTimeout(r, waitMs))
+          }
+        }
+      }
+      return busy()
     },
     stream(
       path: string,

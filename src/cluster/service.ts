@@ -1,6 +1,7 @@
 import { availableParallelism, totalmem } from 'node:os'
 import { isPlexusError, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import { loopLoad } from '../lib/loop-load.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { LocalStore } from '../store/store.js'
 import { NODE_PREFIX } from '../store/types.js'
@@ -36,8 +37,28 @@ export interface ClusterDeps {
 export interface MembersView {
   hosts(): HostView[]
   /** local writes waiting to be gossiped, and the bound past which the API refuses writes */
-  replicationBacklog(): { pending: number; limit: number }
+  replicationBacklog(): ReplicationBacklog
 }
+
+/**
+ * What the API reads before it takes a write: local writes waiting for gossip
+ * and their bound, and how busy this agent's event loop was over the last
+ * second and the share past which writes wait (`loop` absent: standalone).
+ */
+export interface ReplicationBacklog {
+  pending: number
+  limit: number
+  loop?: { busy: number; limit: number }
+}
+
+/**
+ * Past this share of a second spent running callbacks, writes are refused
+ * (503) until the loop has room again: every write costs every host a
+ * signature check and a merge, and a loop with no room answers the cluster's
+ * probes and sync pages late (at 50,000 records on 5 loaded agents: 1.5–3.5 s
+ * late, hosts judged dead, sync rounds failing).
+ */
+const WRITE_LOOP_LIMIT = 0.9
 
 const PING_TIMEOUT_MS = 2000
 const DIAL_TIMEOUT_MS = 5000
@@ -54,6 +75,7 @@ export class ClusterService implements MembersView, Inspector, RefusalSource {
   readonly membership: Membership
   private readonly replicator?: Replicator
   private readonly dialer?: Dialer
+  private readonly loopBusy = loopLoad()
 
   private constructor(
     private readonly d: ClusterDeps,
@@ -167,9 +189,10 @@ export class ClusterService implements MembersView, Inspector, RefusalSource {
     return this.transport?.refusals()
   }
 
-  replicationBacklog(): { pending: number; limit: number } {
+  replicationBacklog(): ReplicationBacklog {
     // standalone: nothing to replicate, nothing to wait for
-    return this.replicator?.backlog() ?? { pending: 0, limit: Number.POSITIVE_INFINITY }
+    if (!this.replicator) return { pending: 0, limit: Number.POSITIVE_INFINITY }
+    return { ...this.replicator.backlog(), loop: { busy: this.loopBusy(), limit: WRITE_LOOP_LIMIT } }
   }
 
   private describe() {

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
+import type { ReplicationBacklog } from '../../cluster/service.js'
 import { isPlexusError, PlexusError } from '../../lib/errors.js'
 import { isSealed, openValue, parseSecretKey } from '../../lib/sealed.js'
 import { mayWrite } from '../../store/record.js'
@@ -86,6 +87,15 @@ function changedSince(
   })
 }
 
+/** Why a write must wait, or undefined when it may go ahead. */
+export function refusal(b: ReplicationBacklog | undefined): string | undefined {
+  if (!b) return undefined
+  if (b.pending >= b.limit) return `${b.pending} writes are waiting to reach the cluster`
+  if (b.loop && b.loop.busy >= b.loop.limit)
+    return `this agent's event loop was ${Math.round(b.loop.busy * 100)} % busy over the last second (limit ${Math.round(b.loop.limit * 100)} %)`
+  return undefined
+}
+
 /** what the /v1/kv routes read (registered with that prefix) */
 export type KvComponents = Pick<ApiDeps, 'store' | 'members' | 'metrics'>
 
@@ -94,20 +104,19 @@ export const kvRoutes: FastifyPluginAsyncTypebox<KvComponents> = async (app, dep
   const throttled = apiMetrics(deps.metrics).kvThrottled
 
   // Backpressure: while more local writes wait for the cluster than the
-  // replicator holds, writers are told to come back (503 + Retry-After)
-  // instead of growing queues without bound. Reads are never refused.
+  // replicator holds, or this agent's event loop has had no room for the last
+  // second, writers are told to come back (503 + Retry-After) instead of
+  // growing queues without bound and starving the cluster's probes and sync.
+  // Reads are never refused.
   app.addHook('preHandler', async (req, reply) => {
     if (req.method !== 'PUT' && req.method !== 'DELETE') return
-    const backlog = deps.members?.replicationBacklog()
-    if (!backlog || backlog.pending < backlog.limit) return
+    const why = refusal(deps.members?.replicationBacklog())
+    if (!why) return
     throttled.inc()
     return reply
       .code(503)
       .header('retry-after', String(RETRY_AFTER_S))
-      .send({
-        error: 'PLX_API_BUSY',
-        message: `${backlog.pending} writes are waiting to reach the cluster; retry in ${RETRY_AFTER_S}s`,
-      })
+      .send({ error: 'PLX_API_BUSY', message: `${why}; retry in ${RETRY_AFTER_S}s` })
   })
 
   app.get(

@@ -3,13 +3,15 @@ import t from 'tap'
 import type { AgentComponents } from '../../../src/agent/components.js'
 import { defaultConfig } from '../../../src/agent/config.js'
 import { buildApp } from '../../../src/api/app.js'
+import { refusal } from '../../../src/api/routes/kv.js'
 import { Membership } from '../../../src/cluster/membership.js'
+import type { ReplicationBacklog } from '../../../src/cluster/service.js'
 import { realScheduler } from '../../../src/cluster/transport.js'
 import { Metrics } from '../../../src/lib/metrics.js'
 import { formatSecretKey, generateKeyPair, sealValue } from '../../../src/lib/sealed.js'
 import { newStore } from '../store/helpers.js'
 
-async function setup(backlog = { pending: 0, limit: 10 }) {
+async function setup(backlog: ReplicationBacklog = { pending: 0, limit: 10 }) {
   const { store, clock } = await newStore({ now: { t: Date.now() } })
   const config = { ...defaultConfig(), name: 'h1' }
   const logger = pino({ level: 'silent' })
@@ -108,6 +110,29 @@ t.test('KV: writes get 503 + Retry-After while the replication backlog is full; 
   t.equal((await app.inject({ method: 'GET', url: '/v1/kv/a' })).statusCode, 200, 'reads still served')
   backlog.pending = 1
   t.equal((await write('DELETE')).statusCode, 200, 'accepted again once it drains')
+})
+
+t.test('KV: writes get 503 while the event loop has had no room; the reason says which limit', async (t) => {
+  const backlog: ReplicationBacklog = { pending: 0, limit: 10, loop: { busy: 0.5, limit: 0.9 } }
+  const { app } = await setup(backlog)
+  t.teardown(() => app.close())
+  const put = () =>
+    app.inject({
+      method: 'PUT',
+      url: '/v1/kv/a',
+      payload: '1',
+      headers: { 'content-type': 'application/json' },
+    })
+  t.equal((await put()).statusCode, 200, 'half busy: accepted')
+  backlog.loop = { busy: 0.97, limit: 0.9 }
+  const res = await put()
+  t.equal(res.statusCode, 503, 'busy past the limit: refused')
+  t.equal(res.headers['retry-after'], '1')
+  t.match(res.json().message, /event loop was 97 % busy over the last second \(limit 90 %\)/)
+  t.equal((await app.inject({ method: 'GET', url: '/v1/kv/a' })).statusCode, 200, 'reads still served')
+  t.equal(refusal({ pending: 10, limit: 10 }), '10 writes are waiting to reach the cluster')
+  t.equal(refusal({ pending: 0, limit: Number.POSITIVE_INFINITY }), undefined, 'standalone: never')
+  t.equal(refusal(undefined), undefined)
 })
 
 t.test('KV: bad input gets 400 with a reason, foreign owned keys 403', async (t) => {

@@ -47,3 +47,40 @@ t.test('a POST dropped after it was sent is not sent twice', async (t) => {
   await client.call('GET', '/a')
   await t.rejects(client.call('POST', '/b', { x: 1 }), 'the caller hears of it instead')
 })
+
+t.test(
+  'a write refused as busy (503 PLX_API_BUSY) is sent again after Retry-After; other errors are not',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'plx-client-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const socket = join(dir, 'api.sock')
+    const seen: number[] = []
+    let busyFor = 2
+    const server = createServer((req, res) => {
+      seen.push(Date.now())
+      res.setHeader('content-type', 'application/json')
+      if (req.url === '/broken') {
+        res.statusCode = 503
+        return res.end(JSON.stringify({ error: 'PLX_OTHER', message: 'down' }))
+      }
+      if (busyFor-- > 0) {
+        res.statusCode = 503
+        res.setHeader('retry-after', '0')
+        return res.end(JSON.stringify({ error: 'PLX_API_BUSY', message: 'busy' }))
+      }
+      res.end(JSON.stringify({ ok: true }))
+    })
+    await new Promise<void>((r) => server.listen(socket, r))
+    t.teardown(() => new Promise<void>((r) => server.close(() => r())))
+    const client = createClient(socket)
+    t.same(await client.call('PUT', '/v1/kv/a', 1), { ok: true }, 'answered on the third try')
+    t.equal(seen.length, 3, 'two refusals, then accepted')
+    seen.length = 0
+    await t.rejects(
+      client.call('PUT', '/broken', 1),
+      { status: 503, code: 'PLX_OTHER' },
+      'another 503 is final',
+    )
+    t.equal(seen.length, 1, 'and sent once')
+  },
+)
