@@ -33,6 +33,8 @@ export const DEFAULT_MAX_TRANSPORT_BACKLOG_BYTES = 4 * 1024 * 1024
 const DRAIN_POLL_MS = 20
 /** a page of a sync answer: far below the transport's message cap, quick to build, merge and time out */
 export const SYNC_PAGE_BYTES = 1024 * 1024
+/** a round's list of records is reused for its next page this long at most */
+const ANSWER_KEEP_MS = 30_000
 /** room left in a delta for its framing */
 const DELTA_BUDGET = MAX_GOSSIP_BYTES - 1024
 
@@ -59,6 +61,13 @@ export class Replicator {
   private flushScheduled = false
   private readonly maxOutbox: number
   private readonly maxBacklog: number
+  /**
+   * The last sync answer made for each peer, by the digest it was made for:
+   * the pages of one round carry the same digest, so the records after it are
+   * found and sorted once a round, not once a page (at 50,000 records a round
+   * of 10 pages sorted the map 10 times).
+   */
+  private readonly answers = new Map<string, { digest: string; records: StoreRecord[]; at: number }>()
   /** peers with an exchange of ours under way: a round still running when the next is due is not doubled */
   private readonly pulling = new Set<string>()
   /** counts for tests and the simulator */
@@ -169,20 +178,38 @@ export class Replicator {
       throw err
     }
     this.metrics?.syncBytes.inc({ direction: 'received' }, data.byteLength)
-    const answer = this.answer(req)
+    const answer = this.answer(from, req)
     this.metrics?.syncBytes.inc({ direction: 'sent' }, answer.byteLength)
     return answer
   }
 
-  private answer(req: ReturnType<typeof decodeRequest>): Uint8Array {
+  private answer(from: string, req: ReturnType<typeof decodeRequest>): Uint8Array {
     if (req.t === 'pull') {
-      const all = this.store.recordsAfter(req.digest)
-      if (req.after === undefined) return encodeState(all, this.store.digest())
-      const page = pageAfter(all, req.after, SYNC_PAGE_BYTES)
+      if (req.after === undefined)
+        return encodeState(this.store.recordsAfter(req.digest), this.store.digest())
+      const page = pageAfter(this.recordsFor(from, req.digest, req.after), req.after, SYNC_PAGE_BYTES)
+      if (page.next === undefined) this.answers.delete(from)
       return encodeState(page.records, this.store.digest(), page.next)
     }
     this.absorb(req.records, req.marks)
     return encodeState([], new Map())
+  }
+
+  /**
+   * The records after a peer's digest for one round of pages: made on its
+   * first page, reused for the next ones of the same digest: the round
+   * answers the store as it was at its first page, whose watermarks the
+   * puller takes; what was written since is above them and comes next round.
+   */
+  private recordsFor(from: string, digest: ReadonlyMap<string, Hlc>, after: string): StoreRecord[] {
+    const key = JSON.stringify([...digest])
+    const now = this.sched.now()
+    const kept = this.answers.get(from)
+    if (after !== '' && kept?.digest === key && now - kept.at < ANSWER_KEEP_MS) return kept.records
+    for (const [peer, a] of this.answers) if (now - a.at >= ANSWER_KEEP_MS) this.answers.delete(peer)
+    const records = this.store.recordsAfter(digest)
+    this.answers.set(from, { digest: key, records, at: now })
+    return records
   }
 
   /**
@@ -230,8 +257,14 @@ export class Replicator {
       }
       // after a connect both sides pull in full, so only digest exchanges push back
       const theyLack = full ? [] : this.store.recordsAfter(marks)
-      if (theyLack.length > 0) {
-        await this.exchange(peer, encodePush(theyLack, this.store.digest()))
+      // in pages, as answers are; only the last carries our watermarks, which vouch for every page
+      const marksNow = this.store.digest()
+      for (let after = ''; theyLack.length > 0; ) {
+        const page = pageAfter(theyLack, after, SYNC_PAGE_BYTES)
+        const last = page.next === undefined
+        await this.exchange(peer, encodePush(page.records, last ? marksNow : new Map<string, Hlc>()))
+        if (last) break
+        after = page.next as string
       }
     } catch (err) {
       this.stats.pullFailures++

@@ -101,3 +101,71 @@ t.test(
     t.equal(rb.stats.pullFailures, 2)
   },
 )
+
+t.test('a round of pages finds the records after the digest once, not once a page', async (t) => {
+  const now = { t: Date.now() }
+  const a = await newStore({ now })
+  const b = await newStore({ now })
+  for (let i = 0; i < 3000; i++) await a.store.put(`svc/${String(i).padStart(4, '0')}`, 'x'.repeat(1000))
+  let found = 0
+  const recordsAfter = a.store.recordsAfter.bind(a.store)
+  a.store.recordsAfter = (d) => {
+    found++
+    return recordsAfter(d)
+  }
+  const ra = answering(a.store)
+  const { transport, answers } = loopback((d) => ra.onRequest('b', d))
+  await new Replicator(b.store, transport, realScheduler, Math.random, cfg).pull('a', true)
+  t.ok(answers.length >= 3, `${answers.length} pages`)
+  t.equal(found, 1, 'one search for the whole round')
+  t.equal(b.store.list('svc/').length, 3000, 'every record arrived')
+  await new Replicator(b.store, transport, realScheduler, Math.random, cfg).pull('a', true)
+  t.equal(found, 2, 'the next round searches again')
+})
+
+t.test('a push of what the peer lacks comes in pages; only the last vouches for them', async (t) => {
+  const now = { t: Date.now() }
+  const a = await newStore({ now })
+  const b = await newStore({ now })
+  for (let i = 0; i < 3000; i++) await b.store.put(`svc/${String(i).padStart(4, '0')}`, 'x'.repeat(1000))
+  const ra = answering(a.store)
+  const { transport } = loopback((d) => ra.onRequest('b', d))
+  const pushes: { bytes: number; marks: number; held: number }[] = []
+  const rb = new Replicator(
+    b.store,
+    {
+      ...transport,
+      request: async (peer, data, ms) => {
+        const res = await transport.request(peer, data, ms)
+        const m = JSON.parse(new TextDecoder().decode(data)) as { t: string; marks?: unknown[] }
+        if (m.t === 'push')
+          pushes.push({
+            bytes: data.byteLength,
+            marks: m.marks?.length ?? 0,
+            held: a.store.digest().has(b.store.self) ? 1 : 0,
+          })
+        return res
+      },
+    },
+    realScheduler,
+    Math.random,
+    cfg,
+  )
+  await rb.pull('a', false)
+  t.ok(pushes.length >= 3, `${pushes.length} pushes`)
+  t.ok(
+    pushes.every((p) => p.bytes < 2 * 1024 * 1024),
+    'none near the transport cap',
+  )
+  t.same(
+    pushes.map((p) => p.marks > 0),
+    [...pushes.slice(1).map(() => false), true],
+    'watermarks with the last page only',
+  )
+  t.same(
+    pushes.map((p) => p.held),
+    [...pushes.slice(1).map(() => 0), 1],
+    "A's watermark for B rises only after the last page",
+  )
+  t.equal(a.store.list('svc/').length, 3000, 'every record arrived in one round')
+})
