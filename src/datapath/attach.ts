@@ -1,6 +1,6 @@
 // Container attachments in the kernel, for the CNI path (src/endpoints): the
 // veth pair with its container end made directly in the container's
-// namespace, the host end on plexus0, the container side's address, link,
+// namespace, the host end on plexus0 (or a bridge network's bridge), the container side's address, link,
 // default route and the extra routes it asked for; what is there (CHECK, a repeated ADD, inspect, crash
 // recovery); removal. endpoints/ keeps the orchestration (undo stack,
 // journal, recovery decisions) and reaches the kernel only through this
@@ -18,6 +18,8 @@ export interface VethRequest {
   ifname: string
   mtu: number
   mac?: string
+  /** the bridge the host end goes on (default plexus0; a bridge network's `plxb-…`) */
+  bridge?: string
 }
 
 export interface ContainerAddress {
@@ -63,7 +65,7 @@ export interface HostEndView {
   up: boolean
   mtu: number
   mac?: string
-  /** enslaved to plexus0 */
+  /** enslaved to its network's bridge */
   bridge: boolean
 }
 
@@ -94,8 +96,9 @@ export interface Attachments {
    * whatever was added). Returns the container end's MAC (undefined: it has none).
    */
   configure(a: ContainerAddress): Promise<string | undefined>
-  observe(hostVeth: string, nsPath: string, ifname: string): Promise<AttachmentObservation>
-  hostEnd(hostVeth: string): Promise<HostEndView | undefined>
+  /** `bridge`: the one the host end should be on (default plexus0) */
+  observe(hostVeth: string, nsPath: string, ifname: string, bridge?: string): Promise<AttachmentObservation>
+  hostEnd(hostVeth: string, bridge?: string): Promise<HostEndView | undefined>
   /** throws when netns is not a namespace path or cannot be entered */
   containerEnd(netns: string, ifname: string): Promise<ContainerEndView | undefined>
   /**
@@ -114,21 +117,21 @@ export interface Attachments {
 }
 
 export class ContainerAttacher implements Attachments {
-  /** ensureBridge: the datapath's, which runs a pass when plexus0 is missing */
+  /** ensureBridge: the datapath's, which runs a pass when the bridge is missing */
   constructor(
     private readonly nl: Netlink,
-    private readonly ensureBridge: () => Promise<void>,
+    private readonly ensureBridge: (name: string) => Promise<void>,
   ) {}
 
   close(): void {
     this.nl.close()
   }
 
-  private async bridge(): Promise<LinkInfo> {
-    const existing = await this.nl.getLink(BRIDGE_NAME)
+  private async bridge(name: string): Promise<LinkInfo> {
+    const existing = await this.nl.getLink(name)
     if (existing) return existing
-    await this.ensureBridge()
-    return this.nl.linkByName(BRIDGE_NAME)
+    await this.ensureBridge(name)
+    return this.nl.linkByName(name)
   }
 
   async deleteHostVeth(name: string): Promise<boolean> {
@@ -142,7 +145,7 @@ export class ContainerAttacher implements Attachments {
   }
 
   async createVeth(r: VethRequest): Promise<{ hostMac?: string }> {
-    const bridge = await this.bridge()
+    const bridge = await this.bridge(r.bridge ?? BRIDGE_NAME)
     // A leftover from an agent killed mid-ADD.
     await this.deleteHostVeth(r.hostVeth)
     const host = await this.nl.createVeth(
@@ -208,8 +211,13 @@ export class ContainerAttacher implements Attachments {
     }
   }
 
-  async observe(hostVeth: string, nsPath: string, ifname: string): Promise<AttachmentObservation> {
-    const [host, bridge] = await Promise.all([this.nl.getLink(hostVeth), this.nl.getLink(BRIDGE_NAME)])
+  async observe(
+    hostVeth: string,
+    nsPath: string,
+    ifname: string,
+    bridgeName = BRIDGE_NAME,
+  ): Promise<AttachmentObservation> {
+    const [host, bridge] = await Promise.all([this.nl.getLink(hostVeth), this.nl.getLink(bridgeName)])
     const observed: AttachmentObservation = {}
     if (host) {
       observed.hostVeth = {
@@ -249,8 +257,8 @@ export class ContainerAttacher implements Attachments {
     return observed
   }
 
-  async hostEnd(hostVeth: string): Promise<HostEndView | undefined> {
-    const [host, bridge] = await Promise.all([this.nl.getLink(hostVeth), this.nl.getLink(BRIDGE_NAME)])
+  async hostEnd(hostVeth: string, bridgeName = BRIDGE_NAME): Promise<HostEndView | undefined> {
+    const [host, bridge] = await Promise.all([this.nl.getLink(hostVeth), this.nl.getLink(bridgeName)])
     if (!host) return undefined
     return {
       name: host.name,

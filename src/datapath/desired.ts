@@ -8,17 +8,28 @@ import { vtepMac } from './backend/vxlan/mac.js'
 import { isolationSection } from './firewall/isolation.js'
 import { clusterSection, type Section } from './firewall/model.js'
 import { type SpoofEndpoint, spoofSection } from './firewall/spoof.js'
-import { bridgeMac } from './mac.js'
+import { bridgeMac, networkBridgeMac } from './mac.js'
 import {
   BRIDGE_NAME,
+  type DesiredLink,
   type DesiredState,
   type DesiredSwitch,
   type LocalContext,
+  networkBridgeName,
   type RemotePlan,
   type Underlay,
-  type WgPeer,
   WIREGUARD_NAME,
 } from './model.js'
+
+/** A bridge network as a pass programs it (src/ipam *bridge networks*): an overlay of its own, always vxlan. */
+export interface BridgeNetInput {
+  name: string
+  /** its lease config (src/ipam/bridge.ts subnetConfig): the cidr, host subnet length and VNI */
+  network: NetworkConfig
+  /** this host's valid lease of it; absent: the bridge stays, without an address (its containers are cut off) */
+  self?: Lease
+  leases: LeaseView
+}
 
 export interface DesiredInput {
   network: NetworkConfig
@@ -28,8 +39,10 @@ export interface DesiredInput {
   self: Lease
   leases: LeaseView
   underlay: Underlay
+  /** the bridge networks this host serves, each with its own bridge, VTEP and remotes */
+  bridgeNets?: BridgeNetInput[]
   /**
-   * further firewall sections (published ports, issue 7), ahead of the cluster
+   * further firewall sections (published ports, issue 7; the networks' isolation), ahead of the cluster
    * section: a published port's hairpin masquerade must come before the
    * cluster's "nat-inside" return; these sections only match their own flows
    */
@@ -42,33 +55,87 @@ export interface DesiredInput {
   wgPublicKey?: string
 }
 
-export function localContext(input: DesiredInput): LocalContext {
-  const { network, self, underlay } = input
+type HostFacts = Pick<DesiredInput, 'peerId' | 'underlay' | 'wgPublicKey'>
+
+/** what a backend knows of this host on one overlay network */
+function overlayContext(host: HostFacts, network: NetworkConfig, self: Lease): LocalContext {
+  const { underlay } = host
   return {
     network,
     self,
     underlay,
     // follow what our lease publishes (what the others program); derive it when the lease has none
-    vtepMac: self.value.backend.vtepMac ?? vtepMac(input.peerId, network.Backend.VNI),
+    vtepMac: self.value.backend.vtepMac ?? vtepMac(host.peerId, network.Backend.VNI),
     mtu: overlayMtu(network, underlay.mtu),
-    ...(input.wgPublicKey ? { wgPublicKey: input.wgPublicKey } : {}),
+    ...(host.wgPublicKey ? { wgPublicKey: host.wgPublicKey } : {}),
+  }
+}
+
+export function localContext(input: DesiredInput): LocalContext {
+  return overlayContext(input, input.network, input.self)
+}
+
+/**
+ * One overlay network's bridge, backend devices and the entries that reach
+ * every other host's subnet of it: the cluster network's, and each bridge
+ * network's the same way (its own bridge, its VTEP plexus.<VNI>).
+ */
+function addOverlay(
+  state: DesiredState,
+  host: HostFacts,
+  ctx: LocalContext,
+  leases: LeaseView,
+  bridge: Pick<DesiredLink, 'name' | 'mac'>,
+): void {
+  const backend = backendFor(ctx.network.Backend.Type)
+  const { subnet } = ctx.self
+  state.links.push(
+    {
+      ...bridge,
+      kind: 'bridge',
+      mtu: ctx.mtu,
+      addresses: [`${formatIPv4(gatewayOf(subnet))}/${subnet.prefix}`],
+    },
+    ...backend.links(ctx),
+  )
+  const keyHolder = new Map<string, string>()
+  for (const lease of leases.valid) {
+    if (lease.peerId === host.peerId) continue
+    const plan: RemotePlan = {
+      peerId: lease.peerId,
+      host: lease.value.hostname,
+      subnet: lease.value.subnet,
+      publicIp: lease.value.publicIp,
+      mode: 'refused',
+    }
+    state.remotes.push(plan)
+    if (lease.value.publicIp === host.underlay.address) {
+      plan.reason = `${lease.value.hostname} claims this host's own underlay address ${lease.value.publicIp}`
+      continue
+    }
+    const entries = backend.remote(ctx, lease)
+    if ('refused' in entries) {
+      plan.reason = entries.refused
+      continue
+    }
+    // one WireGuard peer per key: a second lease naming a key already taken is refused, not merged
+    const taken = entries.peers?.map((p) => keyHolder.get(p.publicKey)).find((h) => h !== undefined)
+    if (taken) {
+      plan.reason = `${lease.value.hostname} publishes the WireGuard key of ${taken}`
+      continue
+    }
+    for (const p of entries.peers ?? []) keyHolder.set(p.publicKey, lease.value.hostname)
+    state.wireguard?.peers.push(...(entries.peers ?? []))
+    plan.mode = entries.mode
+    state.routes.push(...entries.routes)
+    state.neighbours.push(...entries.neighbours)
+    state.fdb.push(...entries.fdb)
   }
 }
 
 export function desiredState(input: DesiredInput): DesiredState {
-  const ctx = localContext(input)
-  const backend = backendFor(input.network.Backend.Type)
   const state: DesiredState = {
-    links: [
-      {
-        name: BRIDGE_NAME,
-        kind: 'bridge',
-        mtu: ctx.mtu,
-        mac: bridgeMac(input.peerId),
-        addresses: [`${formatIPv4(gatewayOf(input.self.subnet))}/${input.self.subnet.prefix}`],
-      },
-      ...backend.links(ctx),
-    ],
+    links: [],
     routes: [],
     neighbours: [],
     fdb: [],
@@ -87,43 +154,22 @@ export function desiredState(input: DesiredInput): DesiredState {
     ...(input.switches?.length ? { switches: input.switches } : {}),
     remotes: [],
   }
-  const wireguard =
-    input.network.Backend.Type === 'wireguard'
-      ? { ifname: WIREGUARD_NAME, listenPort: input.network.Backend.Port, peers: [] as WgPeer[] }
-      : undefined
-  if (wireguard) state.wireguard = wireguard
-  const keyHolder = new Map<string, string>()
-  for (const lease of input.leases.valid) {
-    if (lease.peerId === input.peerId) continue
-    const plan: RemotePlan = {
-      peerId: lease.peerId,
-      host: lease.value.hostname,
-      subnet: lease.value.subnet,
-      publicIp: lease.value.publicIp,
-      mode: 'refused',
-    }
-    state.remotes.push(plan)
-    if (lease.value.publicIp === input.underlay.address) {
-      plan.reason = `${lease.value.hostname} claims this host's own underlay address ${lease.value.publicIp}`
-      continue
-    }
-    const entries = backend.remote(ctx, lease)
-    if ('refused' in entries) {
-      plan.reason = entries.refused
-      continue
-    }
-    // one WireGuard peer per key: a second lease naming a key already taken is refused, not merged
-    const taken = entries.peers?.map((p) => keyHolder.get(p.publicKey)).find((h) => h !== undefined)
-    if (taken) {
-      plan.reason = `${lease.value.hostname} publishes the WireGuard key of ${taken}`
-      continue
-    }
-    for (const p of entries.peers ?? []) keyHolder.set(p.publicKey, lease.value.hostname)
-    wireguard?.peers.push(...(entries.peers ?? []))
-    plan.mode = entries.mode
-    state.routes.push(...entries.routes)
-    state.neighbours.push(...entries.neighbours)
-    state.fdb.push(...entries.fdb)
+  if (input.network.Backend.Type === 'wireguard')
+    state.wireguard = { ifname: WIREGUARD_NAME, listenPort: input.network.Backend.Port, peers: [] }
+  addOverlay(state, input, localContext(input), input.leases, {
+    name: BRIDGE_NAME,
+    mac: bridgeMac(input.peerId),
+  })
+  for (const net of input.bridgeNets ?? []) {
+    const bridge = { name: networkBridgeName(net.name), mac: networkBridgeMac(input.peerId, net.name) }
+    if (net.self) addOverlay(state, input, overlayContext(input, net.network, net.self), net.leases, bridge)
+    else
+      state.links.push({
+        ...bridge,
+        kind: 'bridge',
+        mtu: overlayMtu(net.network, input.underlay.mtu),
+        addresses: [],
+      })
   }
   return state
 }

@@ -20,3 +20,7 @@ export function derivedMac(label: string): string {
  * the same reason.
  */
 export const bridgeMac = (peerId: string): string => derivedMac(`plexus-bridge/${peerId}`)
+
+/** a bridge network's bridge MAC on this host, for the same reason */
+export const networkBridgeMac = (peerId: string, network: string): string =>
+  derivedMac(`plexus-bridge/${peerId}/${network}`)

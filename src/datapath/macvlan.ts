@@ -10,7 +10,6 @@
 // rest of the datapath (after every change of config/networks/ or
 // netleases/, and on the timer): made when missing, repaired when it drifts,
 // removed with the network or the block.
-import { createHash } from 'node:crypto'
 import { cidrOf, formatCidr } from '../ipam/cidr.js'
 import { validLeases } from '../ipam/leases.js'
 import { blockConfig, netLeaseKeys, shimAddress } from '../ipam/macvlan.js'
@@ -20,6 +19,7 @@ import type { Logger } from '../lib/log.js'
 import { PassLoop } from '../lib/pass-loop.js'
 import type { Startable } from '../lib/startable.js'
 import { NET_LEASE_PREFIX, NETWORKS_PREFIX, type ReadableStore } from '../store/types.js'
+import { networkDeviceName } from './model.js'
 import type { Netlink } from './netlink.js'
 
 /** every shim Plexus makes is named so: what is not wanted under this prefix is ours to remove */
@@ -38,12 +38,13 @@ export interface ShimSpec {
 }
 
 export function shimName(network: string): string {
-  return `${SHIM_PREFIX}${createHash('sha256').update(network).digest('hex').slice(0, 8)}`
+  return networkDeviceName(SHIM_PREFIX, network)
 }
 
 /** Pure: the shims this host should have, one per named network it holds a valid block of. */
 export function desiredShims(store: ReadableStore, underlayInterface: string, now = Date.now()): ShimSpec[] {
   return namedNetworks(store).flatMap((net) => {
+    if (net.driver !== 'macvlan') return []
     const keys = netLeaseKeys(net.name)
     const own = validLeases(store.list(NET_LEASE_PREFIX), blockConfig(net), now, keys).valid.find(
       (l) => l.peerId === store.self,

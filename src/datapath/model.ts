@@ -1,6 +1,7 @@
 // The datapath's desired kernel state, as plain data. Pure functions build it
 // (desired.ts) and compare it with what the kernel holds (diff.ts); only
 // kernel.ts turns it into netlink calls.
+import { createHash } from 'node:crypto'
 import type { Cidr } from '../ipam/cidr.js'
 import type { NetworkConfig } from '../ipam/config.js'
 import type { Lease } from '../ipam/leases.js'
@@ -10,8 +11,22 @@ import type { FirewallSpec, Section } from './firewall/model.js'
 export const BRIDGE_NAME = 'plexus0'
 /** the wireguard backend's one device */
 export const WIREGUARD_NAME = 'plexus-wg'
-/** every link Plexus owns is named plexus0, plexus.<VNI> or plexus-wg; cleanup and stale-device removal key on this */
-export const OWNED_LINK = /^plexus(0|\.\d+|-wg)$/
+/** a bridge network's bridge: this prefix and 8 hex digits of sha256(name) (IFNAMSIZ allows 15) */
+export const NETWORK_BRIDGE_PREFIX = 'plxb-'
+/**
+ * every link Plexus owns is named plexus0, plexus.<VNI> (the cluster's VTEP and each bridge network's),
+ * plexus-wg or plxb-<8 hex> (a bridge network's bridge); cleanup and stale-device removal key on this
+ */
+export const OWNED_LINK = /^(plexus(0|\.\d+|-wg)|plxb-[0-9a-f]{8})$/
+
+/** a device of named network `network`: `prefix` and 8 hex digits of sha256(name), within IFNAMSIZ */
+export function networkDeviceName(prefix: string, network: string): string {
+  return `${prefix}${createHash('sha256').update(network).digest('hex').slice(0, 8)}`
+}
+
+/** the bridge of bridge network `network` */
+export const networkBridgeName = (network: string): string =>
+  networkDeviceName(NETWORK_BRIDGE_PREFIX, network)
 
 export function vtepName(vni: number): string {
   return `plexus.${vni}`

@@ -4,22 +4,38 @@
 // (published ports) on every pass, so their firewall sections and switches
 // are applied with the cluster rules in one batch, rebuilt from the store.
 
+import { CLUSTER_NETWORK_NAME, subnetConfig } from '../ipam/bridge.js'
 import { formatIPv4 } from '../ipam/cidr.js'
-import { NETWORK_CONFIG_KEY } from '../ipam/config.js'
+import { NETWORK_CONFIG_KEY, type NetworkConfig } from '../ipam/config.js'
 import { gatewayOf, validLeases } from '../ipam/leases.js'
+import { netLeaseKeys } from '../ipam/macvlan.js'
 import type { LeaseComponent } from '../ipam/manager.js'
+import { networkLinks } from '../ipam/network.js'
+import type { NamedNetwork } from '../ipam/networks.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import type { Explanation } from '../lib/explain.js'
 import type { Logger } from '../lib/log.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
-import { ENDPOINT_PREFIX, LEASE_PREFIX, type ReadableStore, type StoreRecord } from '../store/types.js'
+import type { BridgeNetworkValue } from '../store/records.js'
+import {
+  ENDPOINT_PREFIX,
+  LEASE_PREFIX,
+  NET_LEASE_PREFIX,
+  NETWORK_LINKS_PREFIX,
+  NETWORKS_PREFIX,
+  type ReadableStore,
+  type StoreRecord,
+} from '../store/types.js'
 import { ContainerAttacher } from './attach.js'
 import { backendFor } from './backend/index.js'
+import { vtepMac } from './backend/vxlan/mac.js'
 import { WireguardDriver } from './backend/wireguard/device.js'
 import type { DatapathConfig } from './config.js'
+import type { BridgeNetInput } from './desired.js'
 import { createFirewall, type FirewallBackend } from './firewall/index.js'
-import { checkSpec, type FirewallView } from './firewall/model.js'
+import { checkSpec, type FirewallView, type Section } from './firewall/model.js'
+import { networksSection } from './firewall/networks.js'
 import { checkEndpoint, type SpoofEndpoint } from './firewall/spoof.js'
 import { MacvlanShims } from './macvlan.js'
 import { datapathMetrics, timedFirewall } from './metrics.js'
@@ -33,8 +49,8 @@ export interface DatapathComponent {
   status(): DatapathStatus
   /** converge now; resolves when the pass is done */
   reconcile(): Promise<void>
-  /** makes sure plexus0 exists (a CNI ADD may come before the first pass); PLX_DATAPATH_NOT_READY while there is no lease */
-  ensureBridge(): Promise<void>
+  /** makes sure a bridge (plexus0 by default) exists (a CNI ADD may come before the first pass); PLX_DATAPATH_NOT_READY while there is no lease */
+  ensureBridge(name?: string): Promise<void>
   /**
    * Resolves once a pass has applied the store as it was at `index` (a
    * caller that wrote a record waits until the kernel has it). Rejects with
@@ -62,15 +78,22 @@ export interface DatapathComponents {
   lease: LeaseComponent
   /** pure providers of firewall sections and switches from this host's endpoint records (published ports) */
   providers?: readonly RuleProvider[]
+  /** the named networks this host serves (src/ipam): each bridge network gets its bridge, VTEP and routes */
+  networks?: { list(): NamedNetwork[] }
 }
+
+type BridgeNet = NamedNetwork<BridgeNetworkValue>
+const isBridge = (n: NamedNetwork): n is BridgeNet => n.network.driver === 'bridge'
 
 export class DatapathService implements Startable, DatapathComponent {
   /** the host's socket table, for port admission (src/ports): only the datapath reads the kernel */
   readonly sockets: HostSockets = hostSockets
   /** the kernel side of CNI attachments (src/endpoints), on a netlink socket of its own as before */
-  readonly attachments = new ContainerAttacher(Netlink.open(), () => this.ensureBridge())
+  readonly attachments = new ContainerAttacher(Netlink.open(), (name) => this.ensureBridge(name))
   private readonly unwatch: (() => void)[] = []
   private published?: string
+  /** the bridge networks' lease managers that carry our VTEP MAC already (a network made anew has a new one) */
+  private readonly publishedNets = new WeakSet<object>()
   private readonly reconciler: Reconciler
   /** the hosts' ways to their own macvlan containers, reconciled on their own loop (macvlan.ts) */
   private readonly shims: MacvlanShims
@@ -141,6 +164,9 @@ export class DatapathService implements Startable, DatapathComponent {
       return { waiting: `own lease ${cur.subnet} is not valid in the store yet` }
     // this host's endpoint records, read once a pass for the providers and the anti-spoofing rules
     const own = store.list(this.ownEndpoints)
+    const bridgeNets = this.bridgeNets()
+    const provided = this.provided(cur.subnet, own)
+    const isolation = this.networksSection(network, bridgeNets)
     return {
       network,
       peerId,
@@ -148,10 +174,43 @@ export class DatapathService implements Startable, DatapathComponent {
       leases,
       underlay: { ifname: cur.underlayInterface, address: cur.publicIp },
       ...withdrawTime(lease.status()),
-      ...this.provided(cur.subnet, own),
+      ...provided,
+      ...(bridgeNets.length ? { bridgeNets } : {}),
+      extraSections: [...(isolation.rules.length ? [isolation] : []), ...provided.extraSections],
       endpoints: this.endpoints(own),
       ...(this.wireguard.publicKey ? { wgPublicKey: this.wireguard.publicKey } : {}),
     }
+  }
+
+  /** The bridge networks as this pass programs them: each with its valid leases and ours among them. */
+  private bridgeNets(): BridgeNetInput[] {
+    const all = this.c.store.list(NET_LEASE_PREFIX)
+    return (this.c.networks?.list() ?? []).filter(isBridge).map((n) => {
+      const network = subnetConfig(n.network)
+      const leases = validLeases(all, network, Date.now(), netLeaseKeys(n.network.name))
+      const cur = n.lease.current()
+      const self = leases.valid.find((l) => l.peerId === this.c.peerId && l.value.subnet === cur?.subnet)
+      return { name: n.network.name, network, leases, ...(self ? { self } : {}) }
+    })
+  }
+
+  /** the rules between the overlay networks (firewall/networks.ts), from the networks and their links */
+  private networksSection(cluster: NetworkConfig, nets: BridgeNetInput[]): Section {
+    const internal = new Map(
+      (this.c.networks?.list() ?? []).filter(isBridge).map((n) => [n.network.name, n.network.internal]),
+    )
+    return networksSection({
+      cluster: { name: CLUSTER_NETWORK_NAME, cidr: cluster.Network, internal: false },
+      bridges: nets.map((n) => ({
+        name: n.name,
+        cidr: n.network.Network,
+        vni: n.network.Backend.VNI,
+        internal: internal.get(n.name) ?? false,
+        ...(n.self ? { subnet: n.self.value.subnet } : {}),
+      })),
+      links: networkLinks(this.c.store),
+      vxlanPort: cluster.Backend.Port,
+    })
   }
 
   /**
@@ -162,7 +221,7 @@ export class DatapathService implements Startable, DatapathComponent {
   private provided(
     subnet: string,
     endpoints: StoreRecord[],
-  ): Pick<PassInput, 'extraSections' | 'switches'> & { sources: OriginSources } {
+  ): Required<Pick<PassInput, 'extraSections' | 'switches'>> & { sources: OriginSources } {
     const extraSections: Provided['section'][] = []
     const switches: Provided['switches'] = []
     const sources: OriginSources = {
@@ -250,17 +309,29 @@ export class DatapathService implements Startable, DatapathComponent {
     }
   }
 
+  /** each bridge network's lease carries our VTEP MAC of its VNI, as the cluster lease does */
+  private async publishNetworkData(): Promise<void> {
+    for (const n of (this.c.networks?.list() ?? []).filter(isBridge)) {
+      if (this.publishedNets.has(n.lease)) continue
+      this.publishedNets.add(n.lease)
+      await n.lease.setBackendData({ vtepMac: vtepMac(this.c.peerId, n.network.vni) })
+    }
+  }
+
   private readonly changed = () => {
-    this.publishBackendData().catch((err: unknown) => {
+    Promise.all([this.publishBackendData(), this.publishNetworkData()]).catch((err: unknown) => {
       this.c.logger.error({ err }, `datapath: cannot publish backend data: ${errorMessage(err)}`)
     })
     this.reconciler.trigger()
   }
 
   async start(): Promise<void> {
-    await this.publishBackendData()
+    await Promise.all([this.publishBackendData(), this.publishNetworkData()])
     this.unwatch.push(
       this.c.store.watch(LEASE_PREFIX, this.changed),
+      this.c.store.watch(NET_LEASE_PREFIX, this.changed),
+      this.c.store.watch(NETWORKS_PREFIX, this.changed),
+      this.c.store.watch(NETWORK_LINKS_PREFIX, this.changed),
       this.c.store.watch(NETWORK_CONFIG_KEY, this.changed),
       this.c.store.watch(this.ownEndpoints, this.changed),
     )
@@ -290,14 +361,14 @@ export class DatapathService implements Startable, DatapathComponent {
     return this.reconciler.reconcile()
   }
 
-  async ensureBridge(): Promise<void> {
-    if (await this.nl.getLink(BRIDGE_NAME)) return
+  async ensureBridge(name = BRIDGE_NAME): Promise<void> {
+    if (await this.nl.getLink(name)) return
     await this.reconciler.reconcile()
-    if (await this.nl.getLink(BRIDGE_NAME)) return
+    if (await this.nl.getLink(name)) return
     const st = this.status()
     throw new PlexusError(
       'PLX_DATAPATH_NOT_READY',
-      `bridge ${BRIDGE_NAME} is not there yet: ${st.reason ?? st.state}`,
+      `bridge ${name} is not there yet: ${st.reason ?? st.state}`,
     )
   }
 

@@ -13,6 +13,7 @@ import { cidrOf } from '../ipam/cidr.js'
 import type { NamedNetwork } from '../ipam/networks.js'
 import { isPlexusError, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
+import type { MacvlanNetworkValue } from '../store/records.js'
 import {
   type AttachmentKey,
   type AttachRequest,
@@ -52,20 +53,27 @@ function result(f: Facts, dns: AttachRequest['dns']): CniResult {
   }
 }
 
+type MacvlanNetwork = NamedNetwork<MacvlanNetworkValue>
+
+const isMacvlan = (n: NamedNetwork): n is MacvlanNetwork => n.network.driver === 'macvlan'
+
 export class MacvlanEndpoints {
   constructor(private readonly c: MacvlanComponents) {}
 
-  /** the named network holding an allocation for this attachment, if any */
-  owner(k: AttachmentKey): NamedNetwork | undefined {
-    return this.c.networks.list().find((n) => n.addresses.get(k))
+  /** the macvlan network holding an allocation for this attachment, if any */
+  owner(k: AttachmentKey): MacvlanNetwork | undefined {
+    return this.c.networks
+      .list()
+      .filter(isMacvlan)
+      .find((n) => n.addresses.get(k))
   }
 
-  private network(name: string): NamedNetwork {
+  private network(name: string): MacvlanNetwork {
     const n = this.c.networks.get(name)
-    if (!n)
+    if (!n || !isMacvlan(n))
       throw new PlexusError(
         'PLX_ENDPOINTS_NO_NETWORK',
-        `no network named ${JSON.stringify(name)} on this host (plexctl network ls)`,
+        `no macvlan network named ${JSON.stringify(name)} on this host (plexctl network ls)`,
       )
     return n
   }
@@ -174,7 +182,7 @@ export class MacvlanEndpoints {
 
   /** Idempotent: the interface goes (when the namespace is still there), and the address. */
   async detach(
-    n: NamedNetwork,
+    n: MacvlanNetwork,
     k: AttachmentKey & { netns?: string; netnsHandle?: AttachRequest['netnsHandle'] },
   ) {
     if (k.netns) {
@@ -192,7 +200,7 @@ export class MacvlanEndpoints {
 
   /** CHECK: the interface in the namespace against the allocation and the network; every difference named. */
   async check(
-    n: NamedNetwork,
+    n: MacvlanNetwork,
     k: AttachmentKey & { netns: string; netnsHandle?: AttachRequest['netnsHandle'] },
     prevIps?: string[],
   ) {

@@ -165,6 +165,7 @@ export function buildEndpoint(
   const checks = normalizeChecks(req.checks, req.ports ?? [])
   if (checks.length) v.checks = checks
   if (req.published?.length) v.published = req.published
+  if (req.namedNetwork) v.network = req.namedNetwork
   return v
 }
 

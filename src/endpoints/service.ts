@@ -6,7 +6,7 @@
 // the agent hands in; addresses through src/ipam.
 import { join } from 'node:path'
 import type { Attachments, ContainerEndView, HostEndView } from '../datapath/attach.js'
-import { BRIDGE_NAME } from '../datapath/model.js'
+import { BRIDGE_NAME, networkBridgeName } from '../datapath/model.js'
 import { assertNotHostNetns, resolveNetns } from '../datapath/netns.js'
 import { AddressAllocator, type AllocationResult } from '../ipam/addresses.js'
 import type { CurrentLease, LeaseComponent } from '../ipam/manager.js'
@@ -63,7 +63,10 @@ export interface EndpointServiceComponents {
   dns?: { listeningOn(address: string): Promise<boolean> }
   /** folders the plugin spools DELs into while the agent is down (next to each API socket) */
   spoolDirs?: string[]
-  /** the named (macvlan) networks this host serves (src/ipam): ADD on one of them goes to macvlan.ts */
+  /**
+   * the named networks this host serves (src/ipam): ADD on a macvlan one goes to macvlan.ts, on a bridge
+   * one it is an overlay attachment as the cluster network's, on that network's bridge, lease and addresses
+   */
   networks?: MacvlanComponents['networks']
   /** published ports (src/ports): checks them and picks hostPort 0; the datapath applies their rules from the record */
   ports?: { reserve(key: string, value: EndpointValue): Promise<NonNullable<EndpointValue['published']>> }
@@ -97,6 +100,23 @@ export interface EndpointLive {
 
 const attachmentId = (k: AttachmentKey) => `${k.containerId}/${k.ifname}`
 
+/**
+ * An overlay network a veth attachment goes on: the cluster network, or a
+ * bridge network (src/ipam README *bridge networks*), which is the same thing
+ * with its own lease, addresses and bridge.
+ */
+interface OverlayNet {
+  /** absent: the cluster network */
+  name?: string
+  lease: Pick<LeaseComponent, 'current' | 'status'>
+  allocator: AddressAllocator
+  bridge: string
+}
+
+/** the bridge an attachment's host end is on */
+const bridgeOf = (v: Pick<EndpointValue, 'network'>) =>
+  v.network ? networkBridgeName(v.network) : BRIDGE_NAME
+
 /** how long ADD waits for the DNS server to answer on a gateway address that just appeared */
 const DNS_READY_TIMEOUT_MS = 5_000
 const DNS_READY_POLL_MS = 10
@@ -108,6 +128,8 @@ const DNS_READY_POLL_MS = 10
  */
 function refuseConflict(existing: EndpointValue, req: AttachRequest, lease: CurrentLease): void {
   const differs: string[] = []
+  if (existing.network !== req.namedNetwork)
+    differs.push(`network ${existing.network ?? 'plexus'}, not ${req.namedNetwork ?? 'plexus'}`)
   if (existing.netns !== req.netns) differs.push(`namespace ${existing.netns}, not ${req.netns}`)
   if (req.ip && splitStaticIp(req.ip, lease.cidr.prefix) !== existing.ipv4)
     differs.push(`address ${existing.ipv4}, not ${req.ip}`)
@@ -184,13 +206,22 @@ export class EndpointService implements Startable {
     return run
   }
 
-  private requireLease(): CurrentLease {
-    const lease = this.c.lease.current()
+  /** the cluster network, or bridge network `name` (undefined when this host serves no such bridge network) */
+  private overlay(name: string | undefined): OverlayNet | undefined {
+    if (name === undefined)
+      return { lease: this.c.lease, allocator: this.ready().allocator, bridge: BRIDGE_NAME }
+    const n = this.c.networks?.get(name)
+    if (n?.network.driver !== 'bridge') return undefined
+    return { name, lease: n.lease, allocator: n.addresses, bridge: networkBridgeName(name) }
+  }
+
+  private requireLease(net: OverlayNet): CurrentLease {
+    const lease = net.lease.current()
     if (!lease) {
-      const s = this.c.lease.status()
+      const s = net.lease.status()
       throw new PlexusError(
         'PLX_ENDPOINTS_NO_LEASE',
-        `this host holds no subnet lease yet (${s.state}${s.reason ? `: ${s.reason}` : ''})`,
+        `this host holds no subnet ${net.name ? `of network ${net.name} ` : ''}lease yet (${s.state}${s.reason ? `: ${s.reason}` : ''})`,
       )
     }
     return lease
@@ -228,6 +259,7 @@ export class EndpointService implements Startable {
     nsPath: string,
     hostVeth: string,
     mtu: number,
+    bridge: string,
   ): Promise<{ hostMac?: string }> {
     try {
       return await this.links.createVeth({
@@ -235,6 +267,7 @@ export class EndpointService implements Startable {
         nsPath,
         ifname: req.ifname,
         mtu,
+        bridge,
         ...(req.mac ? { mac: req.mac } : {}),
       })
     } catch (err) {
@@ -299,7 +332,7 @@ export class EndpointService implements Startable {
    */
   attach(req: AttachRequest): Promise<CniResult> {
     const { namedNetwork } = req
-    if (namedNetwork !== undefined)
+    if (namedNetwork !== undefined && this.c.networks?.get(namedNetwork)?.network.driver !== 'bridge')
       return this.exclusive(req, async () => {
         this.ready()
         if (!this.macvlan)
@@ -311,116 +344,137 @@ export class EndpointService implements Startable {
         this.metrics.events.inc({ event: 'attached' })
         return res
       })
-    return this.exclusive(req, async () => {
-      const { allocator, journal } = this.ready()
-      const lease = this.requireLease()
-      const st = this.c.lease.status()
-      if (st.state === 'fenced')
-        // a fenced holder may lose the subnet before the container would be of any use (src/ipam/README.md)
-        throw new PlexusError('PLX_ENDPOINTS_FENCED', `lease ${lease.subnet} is fenced: ${st.reason}`)
-      assertAddressing(req, lease.cidr)
-      const nsPath = resolveNetns(req.netns, req.netnsHandle)
-      assertNotHostNetns(nsPath, req.netns)
-      const key = endpointKey(this.c.peerId, req)
+    return this.exclusive(req, () => this.attachOverlay(req))
+  }
 
-      const existing = this.localRecord(key)
-      if (existing) {
-        refuseConflict(existing, req, lease)
-        if (allocator.get(req)?.address === existing.ipv4) {
-          const observed = await this.observe(existing, nsPath)
-          const facts = this.facts(existing, lease, observed.hostVeth?.mac)
-          if (checkProblems(facts, observed, undefined).length === 0) {
-            await this.promised(facts, req)
-            return buildResult(facts, req.dns)
-          }
-        }
-        // Damaged: rebuild it with the same address (the allocation stays;
-        // allocate() below returns it).
-        await this.links.deleteHostVeth(existing.hostVeth)
-        await this.c.store.delete(key)
-        await journal.delete(key)
-      }
+  private async attachOverlay(request: AttachRequest): Promise<CniResult> {
+    const { journal } = this.ready()
+    const net = this.overlay(request.namedNetwork)
+    if (!net)
+      throw new PlexusError(
+        'PLX_ENDPOINTS_NO_NETWORK',
+        `network ${request.namedNetwork} is gone from this host`,
+      )
+    const { allocator } = net
+    const lease = this.requireLease(net)
+    const req = net.name ? { ...request, dns: this.hostDns(request.dns) } : request
+    const st = net.lease.status()
+    if (st.state === 'fenced')
+      // a fenced holder may lose the subnet before the container would be of any use (src/ipam/README.md)
+      throw new PlexusError('PLX_ENDPOINTS_FENCED', `lease ${lease.subnet} is fenced: ${st.reason}`)
+    assertAddressing(req, lease.cidr)
+    const nsPath = resolveNetns(req.netns, req.netnsHandle)
+    assertNotHostNetns(nsPath, req.netns)
+    const key = endpointKey(this.c.peerId, req)
 
-      const undo: (() => Promise<unknown>)[] = []
-      try {
-        const address = req.ip ? splitStaticIp(req.ip, lease.cidr.prefix) : undefined
-        const hostVeth = hostVethName(req)
-        // The address and the veth do not depend on each other: get both at once.
-        const [allocated, made] = await Promise.allSettled([
-          allocator.allocate({ containerId: req.containerId, ifname: req.ifname, address }),
-          this.createHostVeth(req, nsPath, hostVeth, lease.mtu),
-        ])
-        // Also when reused: without a record the allocation belongs to nobody.
-        if (allocated.status === 'fulfilled') undo.push(() => allocator.release(req))
-        // Whatever got made of the veth goes; the name is ours by construction.
-        undo.push(() => this.links.deleteHostVeth(hostVeth))
-        if (allocated.status === 'rejected') throw allocated.reason
-        if (made.status === 'rejected') throw made.reason
-        await faultPoint('add.allocated')
-        const alloc = allocated.value
-        const host = made.value
-        // a free address the container asked to route through may have just become its own
-        if (!address)
-          assertAddressing({ gateway: req.gateway, routes: req.routes }, lease.cidr, alloc.address)
-        const gateway = req.gateway ?? alloc.gateway
-        const routes = resolveRoutes(req.routes, gateway)
-        const mac = await this.configureContainer(req, nsPath, alloc, gateway, routes)
-        await faultPoint('add.configured')
-
-        const facts: AttachmentFacts = {
-          containerId: req.containerId,
-          ifname: req.ifname,
-          netns: req.netns,
-          address: alloc.address,
-          prefixLength: alloc.prefixLength,
-          gateway,
-          bridge: alloc.gateway,
-          ...(routes ? { routes } : {}),
-          mtu: lease.mtu,
-          mac,
-          hostVeth,
-          ...host,
-        }
-        const value = buildEndpoint(req, facts, this.c.config.name, new Date())
-        if (value.published && this.c.ports) value.published = await this.c.ports.reserve(key, value)
-        // On disk before the answer: a restarted agent restores what it answered (recover()).
-        const written = await Promise.allSettled([
-          faultPoint('add.journal').then(() => journal.set(key, value)),
-          faultPoint('add.store').then(() => this.c.store.put(key, endpointCodec.encode(value))),
-        ])
-        undo.push(
-          () => journal.delete(key),
-          async () => this.c.store.get(key) && (await this.c.store.delete(key)),
-        )
-        const failed = written.find((w) => w.status === 'rejected')
-        if (failed) throw failed.reason
-        await Promise.all([this.c.datapath?.converged(this.c.store.index), this.promised(facts, req)])
-        undo.length = 0
-        await faultPoint('add.written')
-        this.metrics.events.inc({ event: 'attached' })
-        return buildResult(facts, req.dns)
-      } finally {
-        for (const u of undo.reverse()) {
-          try {
-            await u()
-          } catch (err) {
-            this.log.warn({ err, attachment: attachmentId(req) }, 'ADD rollback step failed')
-          }
+    const existing = this.localRecord(key)
+    if (existing) {
+      refuseConflict(existing, req, lease)
+      if (allocator.get(req)?.address === existing.ipv4) {
+        const observed = await this.observe(existing, nsPath)
+        const facts = this.facts(existing, lease, observed.hostVeth?.mac)
+        if (checkProblems(facts, observed, undefined).length === 0) {
+          await this.promised(facts, req)
+          return buildResult(facts, req.dns)
         }
       }
-    })
+      // Damaged: rebuild it with the same address (the allocation stays;
+      // allocate() below returns it).
+      await this.links.deleteHostVeth(existing.hostVeth)
+      await this.c.store.delete(key)
+      await journal.delete(key)
+    }
+
+    const undo: (() => Promise<unknown>)[] = []
+    try {
+      const address = req.ip ? splitStaticIp(req.ip, lease.cidr.prefix) : undefined
+      const hostVeth = hostVethName(req)
+      // The address and the veth do not depend on each other: get both at once.
+      const [allocated, made] = await Promise.allSettled([
+        allocator.allocate({ containerId: req.containerId, ifname: req.ifname, address }),
+        this.createHostVeth(req, nsPath, hostVeth, lease.mtu, net.bridge),
+      ])
+      // Also when reused: without a record the allocation belongs to nobody.
+      if (allocated.status === 'fulfilled') undo.push(() => allocator.release(req))
+      // Whatever got made of the veth goes; the name is ours by construction.
+      undo.push(() => this.links.deleteHostVeth(hostVeth))
+      if (allocated.status === 'rejected') throw allocated.reason
+      if (made.status === 'rejected') throw made.reason
+      await faultPoint('add.allocated')
+      const alloc = allocated.value
+      const host = made.value
+      // a free address the container asked to route through may have just become its own
+      if (!address) assertAddressing({ gateway: req.gateway, routes: req.routes }, lease.cidr, alloc.address)
+      const gateway = req.gateway ?? alloc.gateway
+      const routes = resolveRoutes(req.routes, gateway)
+      const mac = await this.configureContainer(req, nsPath, alloc, gateway, routes)
+      await faultPoint('add.configured')
+
+      const facts: AttachmentFacts = {
+        containerId: req.containerId,
+        ifname: req.ifname,
+        netns: req.netns,
+        address: alloc.address,
+        prefixLength: alloc.prefixLength,
+        gateway,
+        bridge: alloc.gateway,
+        ...(routes ? { routes } : {}),
+        mtu: lease.mtu,
+        mac,
+        hostVeth,
+        ...host,
+      }
+      const value = buildEndpoint(req, facts, this.c.config.name, new Date())
+      if (value.published && this.c.ports) value.published = await this.c.ports.reserve(key, value)
+      // On disk before the answer: a restarted agent restores what it answered (recover()).
+      const written = await Promise.allSettled([
+        faultPoint('add.journal').then(() => journal.set(key, value)),
+        faultPoint('add.store').then(() => this.c.store.put(key, endpointCodec.encode(value))),
+      ])
+      undo.push(
+        () => journal.delete(key),
+        async () => this.c.store.get(key) && (await this.c.store.delete(key)),
+      )
+      const failed = written.find((w) => w.status === 'rejected')
+      if (failed) throw failed.reason
+      await Promise.all([this.c.datapath?.converged(this.c.store.index), this.promised(facts, req)])
+      undo.length = 0
+      await faultPoint('add.written')
+      this.metrics.events.inc({ event: 'attached' })
+      return buildResult(facts, req.dns)
+    } finally {
+      for (const u of undo.reverse()) {
+        try {
+          await u()
+        } catch (err) {
+          this.log.warn({ err, attachment: attachmentId(req) }, 'ADD rollback step failed')
+        }
+      }
+    }
+  }
+
+  /**
+   * A bridge network's container asks the host's DNS server on the cluster
+   * gateway (an address of the host, reached through its own gateway), unless
+   * the runtime named a nameserver; the server scopes its answers by the
+   * asker's network (src/dns).
+   */
+  private hostDns(dns: AttachRequest['dns']): AttachRequest['dns'] {
+    const gateway = this.c.lease.current()?.gateway
+    return dns?.nameservers || !gateway ? dns : { ...dns, nameservers: [gateway] }
   }
 
   // ---- DEL ----
 
   private async teardown(k: AttachmentKey, record: EndpointValue | undefined): Promise<void> {
-    const { allocator, journal } = this.ready()
+    const { journal } = this.ready()
     const key = endpointKey(this.c.peerId, k)
     // Deleting the host end removes the container end with it, wherever that namespace is.
     // The steps are independent, and recover() completes any subset a crash leaves.
+    // A removed bridge network took its allocations with it (src/ipam networks.ts).
     await Promise.all([
       this.links.deleteHostVeth(record?.hostVeth ?? hostVethName(k)),
-      allocator.release(k),
+      this.overlay(record?.network)?.allocator.release(k),
       this.c.store.get(key) ? this.c.store.delete(key) : undefined,
       journal.delete(key),
     ])
@@ -444,7 +498,7 @@ export class EndpointService implements Startable {
   // ---- CHECK ----
 
   private observe(v: EndpointValue, netns: string): Promise<Observed> {
-    return this.links.observe(v.hostVeth, netns, v.ifname)
+    return this.links.observe(v.hostVeth, netns, v.ifname, bridgeOf(v))
   }
 
   /** CHECK: compares the kernel with the attachment; the error lists every difference. */
@@ -458,12 +512,13 @@ export class EndpointService implements Startable {
           req,
           req.prevResult?.ips?.map((i) => i.address),
         )
-      const lease = this.requireLease()
       const nsPath = resolveNetns(req.netns, req.netnsHandle)
       const record = this.localRecord(endpointKey(this.c.peerId, req))
-      if (!record) {
+      const net = record && this.overlay(record.network)
+      if (!record || !net) {
         throw new PlexusError('PLX_ENDPOINTS_UNKNOWN', `no attachment ${attachmentId(req)} on this host`)
       }
+      const lease = this.requireLease(net)
       const observed = await this.observe(record, nsPath)
       const prevIps = req.prevResult?.ips?.map((i) => i.address)
       const problems = checkProblems(this.facts(record, lease), observed, prevIps)
@@ -567,7 +622,7 @@ export class EndpointService implements Startable {
       await attempt('released a half-made attachment', attachmentId(a), () => this.teardown(a, undefined))
     }
     for (const [key, v] of journal.list()) {
-      if (!allocator.get(v)) {
+      if (!this.overlay(v.network)?.allocator.get(v)) {
         await attempt('finished an interrupted DEL', attachmentId(v), () => this.teardown(v, v))
         continue
       }
@@ -586,8 +641,9 @@ export class EndpointService implements Startable {
     }
     // ADD makes the veth and the allocation at once: a veth whose allocation never
     // reached disk has neither an allocation nor a journal entry naming it.
+    const bridgeNets = (this.c.networks?.list() ?? []).filter((n) => n.network.driver === 'bridge')
     const known = new Set([
-      ...allocator.list().map(hostVethName),
+      ...[allocator, ...bridgeNets.map((n) => n.addresses)].flatMap((a) => a.list().map(hostVethName)),
       ...journal.list().map(([, v]) => v.hostVeth),
     ])
     for (const name of await this.links.hostVeths()) {
@@ -651,9 +707,9 @@ export class EndpointService implements Startable {
   /** Live kernel view of a local endpoint: veth, container interface, routes, DNS. */
   async live(v: EndpointValue): Promise<EndpointLive> {
     this.ready()
-    const lease = this.c.lease.current()
+    const lease = this.overlay(v.network)?.lease.current()
     const out: EndpointLive = { problems: [] }
-    const host = await this.links.hostEnd(v.hostVeth)
+    const host = await this.links.hostEnd(v.hostVeth, bridgeOf(v))
     if (host) out.hostVeth = host
     try {
       const container = await this.links.containerEnd(v.netns, v.ifname)

@@ -1,6 +1,6 @@
 import { PlexusError } from '../lib/errors.js'
 import { netLeaseCodec } from '../store/codecs.js'
-import type { NetworkValue } from '../store/records.js'
+import type { MacvlanNetworkValue } from '../store/records.js'
 import { IFNAME_PATTERN, LABEL_PATTERN } from '../store/schemas.js'
 import { NET_LEASE_PREFIX, NETWORKS_PREFIX } from '../store/types.js'
 import {
@@ -71,7 +71,7 @@ export function netLeaseKeys(network: string): LeaseKeys {
  * nothing is returned unless all is valid. Throws PLX_IPAM_NETWORK_INVALID
  * with `problems` in details.
  */
-export function parseMacvlanNetwork(input: unknown): NetworkValue {
+export function parseMacvlanNetwork(input: unknown): MacvlanNetworkValue {
   const problems: string[] = []
   const fail = (): never => {
     throw new PlexusError('PLX_IPAM_NETWORK_INVALID', `invalid network: ${problems.join('; ')}`, { problems })
@@ -151,7 +151,7 @@ function parseIPv4String(v: unknown): number | undefined {
  * backend is host-gw because that is what it is to the lease and MTU rules: no
  * encapsulation, the underlay MTU; the lease itself says `macvlan`.
  */
-export function blockConfig(net: NetworkValue): NetworkConfig {
+export function blockConfig(net: MacvlanNetworkValue): NetworkConfig {
   const range = parseCidr(net.range)
   if ('reason' in range) throw new PlexusError('PLX_IPAM_NETWORK_INVALID', `range: ${range.reason}`)
   const step = 2 ** (32 - net.blockLen)

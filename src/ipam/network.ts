@@ -1,18 +1,35 @@
 import { errorMessage, PlexusError } from '../lib/errors.js'
-import { networkCodec } from '../store/codecs.js'
-import type { NetworkValue } from '../store/records.js'
+import { networkCodec, networkLinkCodec } from '../store/codecs.js'
+import type { NetworkLinkValue, NetworkValue } from '../store/records.js'
 import {
   type JsonValue,
   LEASE_PREFIX,
   NET_LEASE_PREFIX,
+  NETWORK_LINKS_PREFIX,
   NETWORKS_PREFIX,
   type ReadableStore,
   type Store,
 } from '../store/types.js'
+import {
+  addressRange,
+  CLUSTER_NETWORK_NAME,
+  freeVni,
+  leaseConfig,
+  mergeLink,
+  networkLinkKey,
+  parseNamedNetwork,
+} from './bridge.js'
 import { cidrOf, overlaps } from './cidr.js'
-import { NETWORK_CONFIG_KEY, type NetworkConfig, parseNetworkConfig, sameNetworkConfig } from './config.js'
+import {
+  isObject,
+  NETWORK_CONFIG_KEY,
+  NETWORK_DEFAULTS,
+  type NetworkConfig,
+  parseNetworkConfig,
+  sameNetworkConfig,
+} from './config.js'
 import { type InvalidLease, type Lease, validLeases } from './leases.js'
-import { blockConfig, netLeaseKeys, networkKey, parseMacvlanNetwork } from './macvlan.js'
+import { netLeaseKeys, networkKey } from './macvlan.js'
 
 // What the API serves about the cluster network, the named networks and the leases, computed
 // from the store; the routes only map these to HTTP.
@@ -117,34 +134,40 @@ function subnetRow(store: ReadableStore, l: Lease, now: number): SubnetRow {
 /**
  * `plexctl network create` / POST /v1/networks: every problem named before
  * anything is written. Creating the same network again is a no-op; another
- * one under a taken name, or a range that overlaps another network's, is a
- * conflict (two networks must not hand out one address).
+ * one under a taken name, addresses that overlap another network's (or the
+ * cluster network's), or a VNI another network uses is a conflict (409). A
+ * bridge network without a VNI gets the lowest free one above the cluster's.
  */
 export async function createNamedNetwork(
   store: Store,
   input: unknown,
 ): Promise<{ network: NetworkValue; changed: boolean }> {
-  const network = parseMacvlanNetwork(input)
+  const others = namedNetworks(store)
+  const cluster = readNetwork(store)?.config ?? undefined
+  const clusterVni = cluster?.Backend.VNI ?? NETWORK_DEFAULTS.Backend.VNI
+  const vnis = others.flatMap((n) => (n.driver === 'bridge' ? [n.vni] : []))
+  const filled =
+    isObject(input) && input.driver === 'bridge' && input.vni === undefined
+      ? { ...input, vni: freeVni(clusterVni, vnis) }
+      : input
+  const network = parseNamedNetwork(filled)
   const current = store.get(networkKey(network.name))
   const existing = current ? networkCodec.valueOf(current) : undefined
+  const conflict = (message: string) => new PlexusError('PLX_IPAM_NETWORK_EXISTS', message, { status: 409 })
   if (existing && JSON.stringify(parseOr(existing)) === JSON.stringify(network))
     return { network, changed: false }
-  if (current)
-    throw new PlexusError(
-      'PLX_IPAM_NETWORK_EXISTS',
-      `network ${network.name} already exists; remove it first`,
-      {
-        status: 409,
-      },
-    )
-  const range = cidrOf(network.range)
-  for (const other of namedNetworks(store)) {
-    if (overlaps(cidrOf(other.range), range))
-      throw new PlexusError(
-        'PLX_IPAM_NETWORK_EXISTS',
-        `range ${network.range} overlaps network ${other.name}'s range ${other.range}`,
-        { status: 409 },
-      )
+  if (current) throw conflict(`network ${network.name} already exists; remove it first`)
+  const range = cidrOf(addressRange(network))
+  for (const other of others) {
+    if (overlaps(cidrOf(addressRange(other)), range))
+      throw conflict(`${addressRange(network)} overlaps network ${other.name}'s ${addressRange(other)}`)
+    if (network.driver === 'bridge' && other.driver === 'bridge' && other.vni === network.vni)
+      throw conflict(`VNI ${network.vni} is network ${other.name}'s`)
+  }
+  if (network.driver === 'bridge' && cluster) {
+    if (overlaps(cidrOf(cluster.Network), range))
+      throw conflict(`${network.cidr} overlaps the cluster network ${cluster.Network}`)
+    if (network.vni === cluster.Backend.VNI) throw conflict(`VNI ${network.vni} is the cluster network's`)
   }
   await store.put(networkKey(network.name), network as unknown as JsonValue, { cas: 0 })
   return { network, changed: true }
@@ -152,7 +175,7 @@ export async function createNamedNetwork(
 
 function parseOr(v: unknown): NetworkValue | undefined {
   try {
-    return parseMacvlanNetwork(v)
+    return parseNamedNetwork(v)
   } catch {
     return undefined
   }
@@ -167,11 +190,66 @@ export function namedNetworks(store: ReadableStore): NetworkValue[] {
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
 }
 
-/** `plexctl network rm`: every host then gives its block up and forgets the network's addresses (networks.ts). */
+/**
+ * `plexctl network rm`: every host then gives its block up and forgets the
+ * network's addresses (networks.ts); the links from and to it go too.
+ */
 export async function removeNamedNetwork(store: Store, name: string): Promise<void> {
-  if (!store.get(networkKey(name)))
-    throw new PlexusError('PLX_IPAM_NO_NETWORK', `no network named ${JSON.stringify(name)}`, { status: 404 })
+  if (!store.get(networkKey(name))) throw noNetwork(name)
+  for (const l of networkLinks(store))
+    if (l.from === name || l.to === name) await store.delete(networkLinkKey(l.from, l.to))
   await store.delete(networkKey(name))
+}
+
+const noNetwork = (name: string) =>
+  new PlexusError('PLX_IPAM_NO_NETWORK', `no network named ${JSON.stringify(name)}`, { status: 404 })
+
+/** a bridge network, or the cluster network ("plexus"): what a link may join */
+function assertOverlay(store: ReadableStore, name: string): void {
+  if (name === CLUSTER_NETWORK_NAME) return
+  const rec = store.get(networkKey(name))
+  if (!rec) throw noNetwork(name)
+  if (parseOr(networkCodec.valueOf(rec))?.driver !== 'bridge')
+    throw new PlexusError('PLX_IPAM_NETWORK_INVALID', `network ${name} is not a bridge network`, {
+      problems: [`${name} is not a bridge network: only overlay networks are isolated and connected`],
+    })
+}
+
+/**
+ * `plexctl network connect FROM TO [--port P[/proto]]` (POST
+ * /v1/networks/:name/connect): containers of FROM may open connections to
+ * containers of TO (on that port only, when given); replies come back.
+ */
+export async function connectNetworks(
+  store: Store,
+  from: string,
+  input: unknown,
+): Promise<{ link: NetworkLinkValue; changed: boolean }> {
+  assertOverlay(store, from)
+  const to = isObject(input) && typeof input.to === 'string' ? input.to : undefined
+  const current = to ? store.get(networkLinkKey(from, to)) : undefined
+  const existing = current ? networkLinkCodec.decode(current) : undefined
+  const link = mergeLink(from, input, existing?.ok ? existing.value : undefined)
+  assertOverlay(store, link.to)
+  if (existing?.ok && JSON.stringify(existing.value) === JSON.stringify(link)) return { link, changed: false }
+  await store.put(networkLinkKey(from, link.to), link as unknown as JsonValue)
+  return { link, changed: true }
+}
+
+/** `plexctl network disconnect FROM TO`: the link goes (404 when there is none) */
+export async function disconnectNetworks(store: Store, from: string, to: string): Promise<void> {
+  const key = networkLinkKey(from, to)
+  if (!store.get(key))
+    throw new PlexusError('PLX_IPAM_NO_LINK', `network ${from} is not connected to ${to}`, { status: 404 })
+  await store.delete(key)
+}
+
+/** the valid links in the store */
+export function networkLinks(store: ReadableStore): NetworkLinkValue[] {
+  return store.list(NETWORK_LINKS_PREFIX).flatMap((r) => {
+    const d = networkLinkCodec.decode(r)
+    return d.ok ? [d.value] : []
+  })
 }
 
 export interface NamedNetworkReport {
@@ -186,7 +264,7 @@ export function namedNetworksReport(store: ReadableStore, now = Date.now()): Nam
   return namedNetworks(store).map((network) => {
     const view = validLeases(
       store.list(NET_LEASE_PREFIX),
-      blockConfig(network),
+      leaseConfig(network),
       now,
       netLeaseKeys(network.name),
     )

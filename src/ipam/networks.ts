@@ -7,7 +7,8 @@ import { networkCodec } from '../store/codecs.js'
 import type { NetworkValue } from '../store/records.js'
 import { NET_LEASE_PREFIX, NETWORKS_PREFIX } from '../store/types.js'
 import { AddressAllocator } from './addresses.js'
-import { blockConfig, netLeaseKeys, parseMacvlanNetwork } from './macvlan.js'
+import { addressRange, leaseConfig, parseNamedNetwork } from './bridge.js'
+import { netLeaseKeys } from './macvlan.js'
 import {
   LeaseManager,
   type LeaseManagerComponents,
@@ -15,15 +16,15 @@ import {
   type SubnetMemory,
 } from './manager.js'
 
-// The named (macvlan) networks on this host: for each valid record under
-// config/networks/ one lease manager, which leases a block of the network's
-// range by the cluster network's own rules, and one address allocator inside
-// that block. Reconciled from the store: a network that appears is opened, one
+// The named networks on this host (macvlan and bridge): for each valid record
+// under config/networks/ one lease manager, which leases a block of the
+// network's range (a host subnet of a bridge network's cidr) by the cluster
+// network's own rules, and one address allocator inside that block. Reconciled from the store: a network that appears is opened, one
 // that is deleted is closed and leaves nothing (its lease record, its
 // allocations). The datapath and the endpoints read `get(name)`.
 
-export interface NamedNetwork {
-  network: NetworkValue
+export interface NamedNetwork<N extends NetworkValue = NetworkValue> {
+  network: N
   /** this host's block of the range (current() is its CurrentLease) */
   lease: LeaseManager
   addresses: AddressAllocator
@@ -89,7 +90,7 @@ export class NamedNetworks implements Startable {
       const decoded = networkCodec.decode(rec)
       try {
         if (!decoded.ok) throw new Error(decoded.reason)
-        out.set(decoded.value.name, parseMacvlanNetwork(decoded.value))
+        out.set(decoded.value.name, parseNamedNetwork(decoded.value))
       } catch (err) {
         const why = `${rec.key} written by ${rec.owner} is ignored: ${errorMessage(err)}`
         if (!this.reported.has(why)) this.log.warn(why)
@@ -126,14 +127,18 @@ export class NamedNetworks implements Startable {
         label: `network ${network.name}`,
         keys: netLeaseKeys(network.name),
         configKey: `${NETWORKS_PREFIX}${network.name}`,
-        parseConfig: (v) => blockConfig(parseMacvlanNetwork(v)),
-        backend: { type: 'macvlan' },
+        parseConfig: (v) => leaseConfig(parseNamedNetwork(v)),
+        // a bridge network's leases carry vxlan data of its VNI, published by the datapath as the cluster's
+        ...(network.driver === 'macvlan' ? { backend: { type: 'macvlan' } } : {}),
       },
     })
     const addresses = await AddressAllocator.open(this.dir(network.name), () => lease.current()?.cidr)
     await lease.start()
     this.open.set(network.name, { network, lease, addresses })
-    this.log.info({ network: network.name, range: network.range }, `network ${network.name}: leasing a block`)
+    this.log.info(
+      { network: network.name, range: addressRange(network) },
+      `network ${network.name}: leasing a block`,
+    )
   }
 
   /** Gives the block up and forgets the allocations: the network is gone, and so are its containers' addresses. */

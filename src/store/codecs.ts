@@ -10,6 +10,7 @@ import type {
   EndpointValue,
   HealthValue,
   LeaseValue,
+  NetworkLinkValue,
   NetworkValue,
   NodeValue,
   RegistrationValue,
@@ -32,6 +33,7 @@ import {
   LabelsRecord,
   type LabelsValue,
   LeaseRecord,
+  NetworkLinkRecord,
   NetworkRecord,
   NodeRecord,
   RegistrationRecord,
@@ -52,6 +54,7 @@ import {
   LABELS_PREFIX,
   LEASE_PREFIX,
   NET_LEASE_PREFIX,
+  NETWORK_LINKS_PREFIX,
   NETWORKS_PREFIX,
   NODE_PREFIX,
   REGISTRATION_PREFIX,
@@ -75,6 +78,13 @@ export const netLeaseCodec = recordCodec<LeaseValue>(NET_LEASE_PREFIX, LeaseReco
 /** keyed by the network's name: the value names the same */
 export const networkCodec = recordCodec<NetworkValue>(NETWORKS_PREFIX, NetworkRecord, (key, v) =>
   differs('name', v.name, key.slice(NETWORKS_PREFIX.length)),
+)
+
+/** keyed by the two networks' names: the value names the same */
+export const networkLinkCodec = recordCodec<NetworkLinkValue>(
+  NETWORK_LINKS_PREFIX,
+  NetworkLinkRecord,
+  (key, v) => differs('from/to', `${v.from}/${v.to}`, key.slice(NETWORK_LINKS_PREFIX.length)),
 )
 
 export const nodeCodec = recordCodec<NodeValue>(NODE_PREFIX, NodeRecord)

@@ -50,8 +50,11 @@ export interface LeaseValue {
   confirmedAt?: number
 }
 
-/** config/networks/<name>: a macvlan network (src/ipam/macvlan.ts) */
-export interface NetworkValue {
+/** config/networks/<name>: a named network, macvlan (src/ipam/macvlan.ts) or bridge (src/ipam/bridge.ts) */
+export type NetworkValue = MacvlanNetworkValue | BridgeNetworkValue
+
+/** a macvlan network: containers on the underlay's own subnet */
+export interface MacvlanNetworkValue {
   name: string
   driver: 'macvlan'
   parent?: string
@@ -61,6 +64,26 @@ export interface NetworkValue {
   range: string
   gateway: string
   blockLen: number
+}
+
+/** a bridge network: an overlay of its own (a subnet of `cidr` per host, a bridge and a VXLAN device of its VNI) */
+export interface BridgeNetworkValue {
+  name: string
+  driver: 'bridge'
+  cidr: string
+  /** prefix length of each host's subnet */
+  subnetLen: number
+  vni: number
+  /** no masquerade and no forwarding out of the network: its containers reach only each other (and linked networks) */
+  internal: boolean
+}
+
+/** config/network-links/<from>/<to>: containers of `from` may open connections to containers of `to` */
+export interface NetworkLinkValue {
+  from: string
+  to: string
+  /** the ports allowed; empty: every port */
+  ports: { port: number; protocol: 'tcp' | 'udp' }[]
 }
 
 export interface PortSpec {
@@ -102,6 +125,8 @@ export interface EndpointValue {
   /** checks of its `service` declared with the attachment (a job group's): every one must pass before it is healthy */
   checks?: CheckSpec[]
   published?: PublishedPort[]
+  /** the bridge network it is on (absent: the cluster network) */
+  network?: string
   labels: Record<string, string>
   createdAt: string
 }

@@ -144,9 +144,9 @@ export const IFNAME_PATTERN = '^[A-Za-z0-9_.-]{1,15}$'
 
 /**
  * config/networks/<name>: a named network as stored, normalized (every default filled in, so all hosts
- * derive the same blocks); the meaning of its fields is checked by src/ipam/macvlan.ts parseMacvlanNetwork
+ * derive the same blocks); a macvlan network's fields are checked by src/ipam/macvlan.ts parseMacvlanNetwork
  */
-export const NetworkRecord = Type.Object({
+export const MacvlanNetworkRecord = Type.Object({
   name: Label,
   driver: StringEnum(['macvlan']),
   /** the host interface the sub-interfaces hang off; absent: each host's underlay interface */
@@ -156,6 +156,26 @@ export const NetworkRecord = Type.Object({
   gateway: Type.String({ format: 'ipv4' }),
   /** prefix length of the block of the range each host leases */
   blockLen: Type.Integer({ minimum: 1, maximum: 30 }),
+})
+
+/** a bridge network's meaning is checked by src/ipam/bridge.ts parseBridgeNetwork */
+export const BridgeNetworkRecord = Type.Object({
+  name: Label,
+  driver: StringEnum(['bridge']),
+  cidr: Type.String({ maxLength: 18 }),
+  /** prefix length of the subnet each host leases */
+  subnetLen: Type.Integer({ minimum: 1, maximum: 30 }),
+  vni: Type.Integer({ minimum: 1, maximum: 16777215 }),
+  internal: Type.Boolean(),
+})
+
+export const NetworkRecord = Type.Union([MacvlanNetworkRecord, BridgeNetworkRecord])
+
+/** config/network-links/<from>/<to>: `plexctl network connect` (src/ipam/bridge.ts) */
+export const NetworkLinkRecord = Type.Object({
+  from: Label,
+  to: Label,
+  ports: Type.Array(Type.Object({ port: Port, protocol: Protocol }), { maxItems: 64 }),
 })
 
 /** nodes/<peerId> */
@@ -203,6 +223,8 @@ export const EndpointRecord = Type.Object({
   /** its service's checks as its runtime declared them (a job group's `service.checks`), defaults filled in */
   checks: Type.Optional(Checks),
   published: Type.Optional(Type.Array(PublishedPort, { maxItems: 64 })),
+  /** the bridge network it is on (absent: the cluster network) */
+  network: Type.Optional(Label),
   createdAt: Type.String(),
 })
 

@@ -69,6 +69,8 @@ export const ALLOC_STATE_PREFIX = 'allocstate/'
 export const TRAFFIC_PREFIX = 'traffic/'
 export const NET_LEASE_PREFIX = 'netleases/'
 export const NETWORKS_PREFIX = 'config/networks/'
+/** config/network-links/<from>/<to>: what `plexctl network connect` allows between two networks */
+export const NETWORK_LINKS_PREFIX = 'config/network-links/'
 export const ACL_PREFIX = 'acl/'
 export const ACL_POLICY_PREFIX = 'acl/policies/'
 export const ACL_DEFAULT_KEY = 'acl/default'
@@ -103,6 +105,7 @@ export const AGENT_KEY_PREFIXES = [
   JOB_PREFIX,
   'config/network',
   NETWORKS_PREFIX,
+  NETWORK_LINKS_PREFIX,
   DRAIN_PREFIX,
   LABELS_PREFIX,
 ] as const

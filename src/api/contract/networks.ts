@@ -1,6 +1,7 @@
-// Named networks (store keys config/networks/<name>; macvlan, issue 17 item 3).
+// Named networks (store keys config/networks/<name>; bridge, issue 17 item 2; macvlan, item 3) and the links
+// between them (config/network-links/<from>/<to>).
 import { type Static, Type } from '@sinclair/typebox'
-import { Label, NetworkRecord } from '../../store/schemas.js'
+import { Label, NetworkLinkRecord, NetworkRecord } from '../../store/schemas.js'
 import { InvalidLease, LeaseRow } from './subnets.js'
 
 /**
@@ -8,21 +9,35 @@ import { InvalidLease, LeaseRow } from './subnets.js'
  * parseMacvlanNetwork (src/ipam/macvlan.ts) names every bad field at once,
  * where the schema would stop at the first.
  */
-export const NetworkCreateBody = Type.Unsafe<{
-  name: string
-  driver: 'macvlan'
-  parent?: string
-  subnet: string
-  range: string
-  gateway?: string
-  blockLen?: number
-}>({ type: 'object' })
+export const NetworkCreateBody = Type.Unsafe<
+  | {
+      name: string
+      driver: 'macvlan'
+      parent?: string
+      subnet: string
+      range: string
+      gateway?: string
+      blockLen?: number
+    }
+  | { name: string; driver: 'bridge'; cidr: string; subnetLen?: number; vni?: number; internal?: boolean }
+>({ type: 'object' })
 export type NetworkCreateBody = Static<typeof NetworkCreateBody>
 
 export const NetworkCreateReply = Type.Object({ network: NetworkRecord, changed: Type.Boolean() })
 export type NetworkCreateReply = Static<typeof NetworkCreateReply>
 
 export const NetworkNameParams = Type.Object({ name: Label }, { additionalProperties: false })
+
+/** POST /v1/networks/:name/connect: checked by mergeLink (src/ipam/bridge.ts), every problem named */
+export const NetworkConnectBody = Type.Unsafe<{ to: string; port?: number; protocol?: 'tcp' | 'udp' }>({
+  type: 'object',
+})
+export type NetworkConnectBody = Static<typeof NetworkConnectBody>
+
+export const NetworkConnectReply = Type.Object({ link: NetworkLinkRecord, changed: Type.Boolean() })
+export type NetworkConnectReply = Static<typeof NetworkConnectReply>
+
+export const NetworkLinkParams = Type.Object({ name: Label, to: Label }, { additionalProperties: false })
 
 export const NetworkRemoveReply = Type.Object({ removed: Type.String() })
 export type NetworkRemoveReply = Static<typeof NetworkRemoveReply>

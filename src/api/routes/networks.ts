@@ -1,15 +1,24 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { createNamedNetwork, namedNetworksReport, removeNamedNetwork } from '../../ipam/network.js'
 import {
+  connectNetworks,
+  createNamedNetwork,
+  disconnectNetworks,
+  namedNetworksReport,
+  removeNamedNetwork,
+} from '../../ipam/network.js'
+import {
+  NetworkConnectBody,
+  NetworkConnectReply,
   NetworkCreateBody,
   NetworkCreateReply,
+  NetworkLinkParams,
   NetworkNameParams,
   NetworkRemoveReply,
   NetworksReply,
 } from '../contract/networks.js'
 import type { ApiDeps } from '../deps.js'
 
-/** Named (macvlan) networks: list with each host's block, create, remove. The rules are src/ipam's. */
+/** Named networks: list with each host's block, create, remove, connect. The rules are src/ipam's. */
 /** what the /v1/networks routes read (registered with that prefix) */
 export type NetworksComponents = Pick<ApiDeps, 'store' | 'networks'>
 
@@ -40,6 +49,23 @@ export const networksRoutes: FastifyPluginAsyncTypebox<NetworksComponents> = asy
     async (req) => {
       await removeNamedNetwork(deps.store, req.params.name)
       return { removed: req.params.name }
+    },
+  )
+
+  app.post(
+    '/:name/connect',
+    {
+      schema: { params: NetworkNameParams, body: NetworkConnectBody, response: { 200: NetworkConnectReply } },
+    },
+    async (req) => connectNetworks(deps.store, req.params.name, req.body),
+  )
+
+  app.delete(
+    '/:name/connect/:to',
+    { schema: { params: NetworkLinkParams, response: { 200: NetworkRemoveReply } } },
+    async (req) => {
+      await disconnectNetworks(deps.store, req.params.name, req.params.to)
+      return { removed: `${req.params.name}/${req.params.to}` }
     },
   )
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import type {
+  NetworkConnectReply,
   NetworkCreateBody,
   NetworkCreateReply,
   NetworkRemoveReply,
@@ -9,11 +10,17 @@ import type { CliContext } from '../context.js'
 import { json, keyValues, table } from '../output.js'
 
 // Named networks under `plexctl network` (Docker's `network create/ls/rm`):
+// bridge networks (an overlay of their own, a subnet of --cidr per host) and
 // macvlan networks whose range of the underlay subnet the hosts split into
-// blocks. The agent validates everything and names every problem.
+// blocks; `connect` lets one bridge network reach another. The agent
+// validates everything and names every problem.
 
 interface CreateFlags {
-  driver: string
+  driver?: string
+  cidr?: string
+  subnetLen?: string
+  vni?: string
+  internal?: boolean
   parent?: string
   subnet?: string
   range?: string
@@ -21,14 +28,20 @@ interface CreateFlags {
   blockLen?: string
 }
 
+/** sent as typed; a bad number is the agent's to name with the other problems */
+const num = (v: string | undefined) => (v === undefined ? undefined : /^\d+$/.test(v) ? Number(v) : v)
+
 function body(name: string, f: CreateFlags): NetworkCreateBody {
-  // sent as typed; a bad block length is the agent's to name with the other problems
-  const blockLen =
-    f.blockLen === undefined ? undefined : /^\d+$/.test(f.blockLen) ? Number(f.blockLen) : f.blockLen
+  const blockLen = num(f.blockLen)
   return Object.fromEntries(
     Object.entries({
       name,
-      driver: f.driver,
+      // --cidr makes a bridge network unless another driver is named
+      driver: f.driver ?? (f.cidr !== undefined ? 'bridge' : 'macvlan'),
+      cidr: f.cidr,
+      subnetLen: num(f.subnetLen),
+      vni: num(f.vni),
+      internal: f.internal,
       parent: f.parent,
       subnet: f.subnet,
       range: f.range,
@@ -42,9 +55,16 @@ export function registerNamedNetworks(network: Command, ctx: CliContext): void {
   network
     .command('create <name>')
     .description(
-      'create a macvlan network: containers get addresses of --range, split into blocks between hosts',
+      'create a bridge network (--cidr: an overlay of its own, isolated from the others) or a macvlan network (--subnet/--range)',
     )
-    .option('--driver <driver>', 'macvlan', 'macvlan')
+    .option('--driver <driver>', 'bridge (default with --cidr) or macvlan')
+    .option('--cidr <cidr>', 'bridge: the network, cut into one subnet per host')
+    .option('--subnet-len <n>', 'bridge: prefix length of each host subnet (default 24)')
+    .option(
+      '--vni <n>',
+      "bridge: VXLAN network identifier (default: the lowest free one above the cluster's)",
+    )
+    .option('--internal', 'bridge: no masquerade and no way out of the network')
     .option(
       '--parent <iface>',
       "host interface the containers' sub-interfaces hang off (default: the underlay interface)",
@@ -62,14 +82,24 @@ export function registerNamedNetworks(network: Command, ctx: CliContext): void {
       const n = res.network
       ctx.print(res.changed ? `network ${n.name} created:\n` : `network ${n.name} unchanged (already so):\n`)
       ctx.print(
-        keyValues([
-          ['driver', n.driver],
-          ['parent', n.parent ?? 'underlay interface'],
-          ['subnet', n.subnet],
-          ['range', n.range],
-          ['gateway', n.gateway],
-          ['block', `/${n.blockLen}`],
-        ]),
+        keyValues(
+          n.driver === 'bridge'
+            ? [
+                ['driver', n.driver],
+                ['cidr', n.cidr],
+                ['host subnets', `/${n.subnetLen}`],
+                ['vni', n.vni],
+                ['internal', n.internal],
+              ]
+            : [
+                ['driver', n.driver],
+                ['parent', n.parent ?? 'underlay interface'],
+                ['subnet', n.subnet],
+                ['range', n.range],
+                ['gateway', n.gateway],
+                ['block', `/${n.blockLen}`],
+              ],
+        ),
       )
     })
 
@@ -81,14 +111,14 @@ export function registerNamedNetworks(network: Command, ctx: CliContext): void {
       if (ctx.format() === 'json') return ctx.print(json(res))
       ctx.print(
         table(
-          ['name', 'driver', 'parent', 'subnet', 'range', 'gateway', 'blocks', 'here'],
-          res.networks.map((r) => [
-            r.network.name,
-            r.network.driver,
-            r.network.parent ?? '(underlay)',
-            r.network.subnet,
-            r.network.range,
-            r.network.gateway,
+          ['name', 'driver', 'addresses', 'details', 'blocks', 'here'],
+          res.networks.map(({ network: n, ...r }) => [
+            n.name,
+            n.driver,
+            n.driver === 'bridge' ? n.cidr : n.range,
+            n.driver === 'bridge'
+              ? `vni ${n.vni}${n.internal ? ', internal' : ''}`
+              : `parent ${n.parent ?? '(underlay)'}, subnet ${n.subnet}, gateway ${n.gateway}`,
             r.blocks.map((b) => `${b.host} ${b.subnet}`).join(', ') || '-',
             r.self ? `${r.self.state}${r.self.subnet ? ` ${r.self.subnet}` : ''}` : '-',
           ]),
@@ -105,5 +135,36 @@ export function registerNamedNetworks(network: Command, ctx: CliContext): void {
         .call<NetworkRemoveReply>('DELETE', `/v1/networks/${encodeURIComponent(name)}`)
       if (ctx.format() === 'json') return ctx.print(json(res))
       ctx.print(`network ${res.removed} removed\n`)
+    })
+
+  network
+    .command('connect <from> <to>')
+    .description('let containers of bridge network <from> (or "plexus") open connections to those of <to>')
+    .option('--port <port[/proto]>', 'only this port (protocol tcp unless /udp); repeat connect to add ports')
+    .action(async (from: string, to: string, f: { port?: string }) => {
+      const [port, protocol] = (f.port ?? '').split('/')
+      const res = await ctx
+        .client()
+        .call<NetworkConnectReply>('POST', `/v1/networks/${encodeURIComponent(from)}/connect`, {
+          to,
+          ...(f.port !== undefined ? { port: num(port) } : {}),
+          ...(protocol !== undefined ? { protocol } : {}),
+        })
+      if (ctx.format() === 'json') return ctx.print(json(res))
+      const ports = res.link.ports.map((p) => `${p.port}/${p.protocol}`).join(', ') || 'every port'
+      ctx.print(
+        `${res.link.from} may connect to ${res.link.to} on ${ports}${res.changed ? '' : ' (unchanged)'}\n`,
+      )
+    })
+
+  network
+    .command('disconnect <from> <to>')
+    .description('remove what `network connect <from> <to>` allowed')
+    .action(async (from: string, to: string) => {
+      await ctx
+        .client()
+        .call('DELETE', `/v1/networks/${encodeURIComponent(from)}/connect/${encodeURIComponent(to)}`)
+      if (ctx.format() === 'json') return ctx.print(json({ disconnected: { from, to } }))
+      ctx.print(`${from} no longer connects to ${to}\n`)
     })
 }
