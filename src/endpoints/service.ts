@@ -357,7 +357,7 @@ export class EndpointService implements Startable {
       )
     const { allocator } = net
     const lease = this.requireLease(net)
-    const req = net.name ? { ...request, dns: this.hostDns(request.dns) } : request
+    const req = net.name ? this.onBridgeNet(request, lease) : request
     const st = net.lease.status()
     if (st.state === 'fenced')
       // a fenced holder may lose the subnet before the container would be of any use (src/ipam/README.md)
@@ -451,6 +451,19 @@ export class EndpointService implements Startable {
         }
       }
     }
+  }
+
+  /**
+   * A bridge network's attachment also routes the whole network through its
+   * gateway: a container on several networks has its default route on one
+   * interface only, and reaches the other networks' other hosts by these.
+   */
+  private onBridgeNet(req: AttachRequest, lease: CurrentLease): AttachRequest {
+    const network = lease.network.Network
+    const routes = req.routes?.some((r) => r.dst === network)
+      ? req.routes
+      : [...(req.routes ?? []), { dst: network }]
+    return { ...req, routes, dns: this.hostDns(req.dns) }
   }
 
   /**

@@ -215,3 +215,55 @@ t.test('origins: each kernel object names the records it came from', async (t) =
     ['fdb', ['config/network', 'leases/peer2']],
   ])
 })
+
+t.test(
+  'a bridge network: its own bridge and VTEP plexus.<VNI>, entries per remote as the cluster’s',
+  async (t) => {
+    const cluster = input({})
+    const network = parseNetworkConfig({ Network: '10.50.0.0/16', Backend: { VNI: 2 } })
+    const netRec = (peer: string, subnet: string, publicIp: string) => ({
+      ...rec(peer, { subnet, publicIp }, network),
+      key: `netleases/${peer}/blue`,
+    })
+    const records = [
+      netRec('peer1', '10.50.1.0/24', '192.0.2.11'),
+      netRec('peer2', '10.50.2.0/24', '192.0.2.12'),
+    ]
+    const keys = {
+      prefix: 'netleases/',
+      key: (p: string) => `netleases/${p}/blue`,
+      peerOf: (k: string) => k.split('/')[1],
+      of: (k: string) => k.endsWith('/blue'),
+      codec: (await import('../../../src/store/codecs.js')).netLeaseCodec,
+    }
+    const leases = validLeases(records, network, now, keys)
+    const self = leases.valid.find((l) => l.peerId === 'peer1')
+    const d = desiredState({
+      ...cluster,
+      bridgeNets: [{ name: 'blue', network, leases, ...(self ? { self } : {}) }],
+    })
+    const bridge = d.links.find((l) => l.name.startsWith('plxb-'))
+    t.same(bridge?.addresses, ['10.50.1.1/24'])
+    t.equal(bridge?.mtu, 1450)
+    const vtep = d.links.find((l) => l.name === 'plexus.2')
+    t.equal(vtep?.vxlan?.vni, 2)
+    t.same(vtep?.addresses, ['10.50.1.0/32'])
+    t.same(
+      d.routes.find((r) => r.dst === '10.50.2.0/24'),
+      { dst: '10.50.2.0/24', gateway: '10.50.2.0', dev: 'plexus.2', onlink: true },
+    )
+    t.same(
+      d.fdb.find((f) => f.dev === 'plexus.2'),
+      { dev: 'plexus.2', mac: vtepMac('peer2', 2), dst: '192.0.2.12' },
+    )
+    t.ok(
+      d.links.find((l) => l.name === 'plexus0'),
+      'the cluster bridge stays',
+    )
+
+    const noLease = desiredState({ ...cluster, bridgeNets: [{ name: 'blue', network, leases }] })
+    const bare = noLease.links.find((l) => l.name.startsWith('plxb-'))
+    t.same(bare?.addresses, [], 'without a lease here the bridge stays, without its address')
+    t.notOk(noLease.links.some((l) => l.name === 'plexus.2'))
+  },
+)

@@ -1,0 +1,266 @@
+// Bridge networks (issue 17 item 2) with the real plugin and agents on three
+// fixture hosts, for each firewall backend: two networks and an internal one;
+// containers of one network reach each other across hosts, traffic between
+// networks (and from the cluster network) is dropped, `network connect A B
+// --port P` opens A -> B on that port only, an internal network has no way
+// out, a container on two networks has both interfaces and reaches both, and
+// deleting the networks leaves no device, route, rule or lease.
+import { type ChildProcess, spawn } from 'node:child_process'
+import t, { type Test } from 'tap'
+import { type Cluster, eventually, run, upCluster } from '../../helpers/fixture.js'
+import { containerNs, firewallText, hostNs, netconf, plugin, waitReady } from './plugin.js'
+
+t.setTimeout(900_000)
+
+let c: Cluster
+let rulesBefore: string[] = []
+let seq = 0
+const newId = () => `nw-${process.pid}-${seq++}`
+
+const HOSTS = ['h1', 'h2', 'h3'] as const
+const BLUE = { name: 'blue', cidr: '10.50.0.0/16' }
+const RED = { name: 'red', cidr: '10.60.0.0/16' }
+const VAULT = { name: 'vault', cidr: '10.70.0.0/16' }
+/** the fixture's underlay router: "outside" for the containers */
+const OUTSIDE = '192.0.2.1'
+
+interface Result {
+  interfaces: { name: string }[]
+  ips: { address: string; gateway?: string }[]
+  routes: { dst: string; gw?: string }[]
+  dns?: { nameservers?: string[] }
+}
+
+interface NetworksReply {
+  networks: {
+    network: { name: string; vni?: number }
+    blocks: { host: string }[]
+    self?: { state: string }
+  }[]
+}
+
+const inHost = (host: string, cmd: string[]) => run('ip', ['netns', 'exec', hostNs(c, host), ...cmd])
+const ping = (ns: string, to: string) =>
+  run('ip', ['netns', 'exec', ns, 'ping', '-c1', '-W1', to]).status === 0
+/** a TCP connection from ns to ip:port is accepted */
+const connects = (ns: string, ip: string, port: number) =>
+  run('ip', [
+    'netns',
+    'exec',
+    ns,
+    'python3',
+    '-c',
+    `import socket; socket.create_connection(("${ip}", ${port}), timeout=2).close()`,
+  ]).status === 0
+const links = (host: string, re: RegExp) => inHost(host, ['ip', '-o', 'link', 'show']).stdout.match(re) ?? []
+const bridges = (host: string) => links(host, /plxb-[0-9a-f]{8}/g)
+/** VTEPs besides the cluster's plexus.1 */
+const networkVteps = (host: string) => links(host, /plexus\.(?!1[@:])\d+/g)
+
+function netLeases(): number {
+  const r = c.exec('h1', ['plexctl', '-o', 'json', 'kv', 'ls', 'netleases/'])
+  if (r.status === 0) return (JSON.parse(r.stdout) as string[]).length
+  return /404|not found|no key/i.test(r.stderr) ? 0 : -1
+}
+
+/** ADD `ifname` of container `id` (in namespace `ns`, made when new) on `network` (absent: the cluster's) */
+function add(
+  t: Test,
+  host: string,
+  network: string | undefined,
+  opts: { id?: string; ns?: string; ifname?: string } = {},
+) {
+  const id = opts.id ?? newId()
+  const ns = opts.ns ?? `${c.name}-${id.split('-').pop()}`
+  const netns = `/run/netns/${ns}`
+  if (!opts.ns) containerNs(t, ns)
+  const conf = netconf(c, host, network ? { network } : {})
+  const r = plugin(c, host, { command: 'ADD', containerId: id, netns, ifname: opts.ifname ?? 'eth0' }, conf)
+  t.teardown(() => {
+    plugin(c, host, { command: 'DEL', containerId: id, netns, ifname: opts.ifname ?? 'eth0' }, conf)
+  })
+  const out = r.out as unknown as Result | undefined
+  return { id, ns, netns, r, out, ip: out?.ips?.[0]?.address.split('/')[0] ?? 'none' }
+}
+
+/** a TCP listener on `port` in ns, stopped in teardown */
+function listen(t: Test, ns: string, port: number): void {
+  const p: ChildProcess = spawn(
+    'ip',
+    ['netns', 'exec', ns, 'python3', '-m', 'http.server', String(port), '--bind', '0.0.0.0'],
+    { stdio: 'ignore' },
+  )
+  t.teardown(() => {
+    p.kill()
+  })
+}
+
+const create = (host: string, args: string[]) => c.exec(host, ['plexctl', 'network', 'create', ...args])
+
+for (const firewall of ['iptables', 'nftables'] as const)
+  t.test(`bridge networks with the ${firewall} firewall`, async (t) => {
+    c = upCluster(t, { hosts: 3, prefix: 'nw', firewall })
+    await Promise.all(HOSTS.map((h) => waitReady(c, h)))
+    rulesBefore = HOSTS.map((h) => firewallText(c, h))
+
+    t.test('network create is validated, picks VNIs and refuses conflicts', async (t) => {
+      const bad = create('h1', ['Bad_Name', '--cidr', '10.50.0.0/33', '--subnet-len', '8'])
+      t.not(bad.status, 0)
+      t.match(bad.stderr, /DNS label/)
+      t.match(bad.stderr, /cidr/)
+      const clash = create('h1', ['clash', '--cidr', '10.244.128.0/20'])
+      t.not(clash.status, 0, 'overlapping the cluster network is refused')
+      t.match(clash.stderr, /overlaps the cluster network/)
+      for (const [n, extra] of [
+        [BLUE, []],
+        [RED, []],
+        [VAULT, ['--internal']],
+      ] as const) {
+        const r = create('h1', [n.name, '--cidr', n.cidr, ...extra])
+        t.equal(r.status, 0, r.stderr)
+      }
+      const vniTaken = create('h2', ['green', '--cidr', '10.80.0.0/16', '--vni', '2'])
+      t.not(vniTaken.status, 0, 'a VNI in use is refused')
+      t.match(vniTaken.stderr, /VNI 2 is network blue's/)
+      const vnis = c
+        .plexctlJson<NetworksReply>('h1', ['network', 'ls'])
+        .networks.map((n) => [n.network.name, n.network.vni])
+      t.same(vnis, [
+        ['blue', 2],
+        ['red', 3],
+        ['vault', 4],
+      ])
+      const ready = await eventually(() => {
+        const nets = c.plexctlJson<NetworksReply>('h3', ['network', 'ls']).networks
+        return (
+          nets.length === 3 &&
+          nets.every((n) => n.blocks.length === 3) &&
+          HOSTS.every((h) => bridges(h).length === 3 && networkVteps(h).length === 3)
+        )
+      }, 60_000)
+      t.ok(ready, 'every host leases a subnet of each network and made its bridge and VTEP')
+    })
+
+    t.test('same network across hosts talks; other networks and the cluster network do not', async (t) => {
+      const b1 = add(t, 'h1', BLUE.name)
+      const b3 = add(t, 'h3', BLUE.name)
+      const r2 = add(t, 'h2', RED.name)
+      const p1 = add(t, 'h1', undefined)
+      for (const x of [b1, b3, r2, p1]) t.equal(x.r.status, 0, x.r.raw + x.r.stderr)
+      t.ok(b1.out?.ips[0]?.address.startsWith('10.50.'), `blue address ${b1.ip}`)
+      t.ok(r2.out?.ips[0]?.address.startsWith('10.60.'), `red address ${r2.ip}`)
+      t.same(
+        b1.out?.routes.find((r) => r.dst === BLUE.cidr),
+        { dst: BLUE.cidr, gw: b1.out?.ips[0]?.gateway },
+        'the whole network is routed through its gateway',
+      )
+      t.ok(
+        await eventually(() => ping(b1.ns, b3.ip) && ping(b3.ns, b1.ip), 15_000),
+        'blue h1 <-> blue h3 across hosts',
+      )
+      t.notOk(ping(b1.ns, r2.ip), 'blue -> red is dropped')
+      t.notOk(ping(r2.ns, b3.ip), 'red -> blue is dropped')
+      t.notOk(ping(p1.ns, b3.ip), 'cluster network -> blue is dropped')
+      t.notOk(ping(b1.ns, p1.ip), 'blue -> cluster network is dropped')
+      t.ok(ping(b1.ns, OUTSIDE), 'blue reaches outside (masqueraded)')
+
+      // connect blue -> red on 8080/tcp only
+      listen(t, r2.ns, 8080)
+      listen(t, r2.ns, 8081)
+      listen(t, b3.ns, 8080)
+      t.ok(
+        await eventually(
+          () => connects(r2.ns, '127.0.0.1', 8080) && connects(r2.ns, '127.0.0.1', 8081),
+          10_000,
+        ),
+      )
+      t.notOk(connects(b1.ns, r2.ip, 8080), 'no connection before connect')
+      const con = c.exec('h2', ['plexctl', 'network', 'connect', BLUE.name, RED.name, '--port', '8080'])
+      t.equal(con.status, 0, con.stderr)
+      t.ok(await eventually(() => connects(b1.ns, r2.ip, 8080), 15_000), 'blue -> red:8080 after connect')
+      t.ok(connects(b3.ns, r2.ip, 8080), 'from the other blue host too')
+      t.notOk(connects(b1.ns, r2.ip, 8081), 'blue -> red:8081 still dropped')
+      t.notOk(ping(b1.ns, r2.ip), 'blue -> red ping still dropped')
+      t.notOk(connects(r2.ns, b3.ip, 8080), 'red -> blue:8080 still dropped (a link has a direction)')
+      const bad = c.exec('h1', ['plexctl', 'network', 'connect', BLUE.name, 'nope'])
+      t.not(bad.status, 0, 'connecting to an unknown network is refused')
+      const dis = c.exec('h1', ['plexctl', 'network', 'disconnect', BLUE.name, RED.name])
+      t.equal(dis.status, 0, dis.stderr)
+      t.ok(
+        await eventually(() => !connects(b1.ns, r2.ip, 8080), 15_000),
+        'blue -> red:8080 dropped again after disconnect',
+      )
+    })
+
+    t.test('an internal network reaches only itself', async (t) => {
+      const v1 = add(t, 'h1', VAULT.name)
+      const v2 = add(t, 'h2', VAULT.name)
+      for (const x of [v1, v2]) t.equal(x.r.status, 0, x.r.raw + x.r.stderr)
+      t.ok(await eventually(() => ping(v1.ns, v2.ip), 15_000), 'vault h1 -> vault h2')
+      t.notOk(ping(v1.ns, OUTSIDE), 'vault has no way out')
+      t.notOk(ping(v2.ns, '192.0.2.11'), "nor to another host's underlay address")
+      t.notMatch(
+        firewallText(c, 'h1'),
+        /10\.70\.0\.0\/16[^\n]*masquerade/i,
+        'no masquerade rule for the internal network',
+      )
+      t.match(firewallText(c, 'h1'), /10\.50\.0\.0\/16[^\n]*masquerade/i, 'but one for blue')
+    })
+
+    t.test('a container on two networks has both interfaces and reaches both', async (t) => {
+      const b2 = add(t, 'h2', BLUE.name)
+      const r3 = add(t, 'h3', RED.name)
+      const m = add(t, 'h1', BLUE.name)
+      const m2 = add(t, 'h1', RED.name, { id: m.id, ns: m.ns, ifname: 'eth1' })
+      for (const x of [b2, r3, m, m2]) t.equal(x.r.status, 0, x.r.raw + x.r.stderr)
+      const addrs = run('ip', ['-n', m.ns, '-o', '-4', 'addr', 'show']).stdout
+      t.match(addrs, new RegExp(`eth0\\s+inet ${m.ip.replaceAll('.', '\\.')}/`), 'eth0 on blue')
+      t.match(addrs, new RegExp(`eth1\\s+inet ${m2.ip.replaceAll('.', '\\.')}/`), 'eth1 on red')
+      t.ok(await eventually(() => ping(m.ns, b2.ip), 15_000), 'reaches blue on another host')
+      t.ok(await eventually(() => ping(m.ns, r3.ip), 15_000), 'reaches red on another host')
+      const del = plugin(
+        c,
+        'h1',
+        { command: 'DEL', containerId: m.id, netns: m.netns, ifname: 'eth1' },
+        netconf(c, 'h1', { network: RED.name }),
+      )
+      t.equal(del.status, 0, del.raw)
+      t.not(run('ip', ['-n', m.ns, 'link', 'show', 'eth1']).status, 0, 'DEL of eth1 removed it')
+      t.equal(run('ip', ['-n', m.ns, 'link', 'show', 'eth0']).status, 0, 'eth0 stays')
+    })
+
+    t.test('invalid input is code 7 and nothing is made', async (t) => {
+      const x = add(t, 'h1', 'nope')
+      t.equal(x.r.out?.code, 7, `unknown network: ${x.r.raw}`)
+      t.not(run('ip', ['-n', x.ns, 'link', 'show', 'eth0']).status, 0, 'no eth0')
+    })
+
+    t.test('nothing is left after the networks are deleted', async (t) => {
+      for (const n of [BLUE, RED, VAULT]) {
+        const rm = c.exec('h2', ['plexctl', 'network', 'rm', n.name])
+        t.equal(rm.status, 0, rm.stderr)
+      }
+      const gone = await eventually(
+        () =>
+          HOSTS.every((h) => bridges(h).length === 0 && networkVteps(h).length === 0) &&
+          netLeases() === 0 &&
+          HOSTS.map((h) => firewallText(c, h)).join('\n') === rulesBefore.join('\n'),
+        30_000,
+      )
+      t.ok(gone, 'no bridge or VTEP of a network on any host, no lease, the firewall as before')
+      for (const h of HOSTS) {
+        t.same(bridges(h), [], `${h}: no plxb- link`)
+        t.same(networkVteps(h), [], `${h}: no network VTEP`)
+        const routes = inHost(h, ['ip', '-4', 'route']).stdout
+        for (const n of [BLUE, RED, VAULT])
+          t.notMatch(routes, n.cidr.slice(0, 5), `${h}: no route into ${n.name}`)
+      }
+      t.equal(netLeases(), 0, 'no lease left')
+      t.same(
+        HOSTS.map((h) => firewallText(c, h)),
+        rulesBefore,
+        'the firewall is as it was before the networks',
+      )
+      t.same(c.plexctlJson<NetworksReply>('h1', ['network', 'ls']).networks, [])
+    })
+  })

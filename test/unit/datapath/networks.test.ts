@@ -1,0 +1,88 @@
+import t from 'tap'
+import { checkSpec, expectedView, rulesOf } from '../../../src/datapath/firewall/model.js'
+import { type NetworksInput, networksSection } from '../../../src/datapath/firewall/networks.js'
+
+const cluster = { name: 'plexus', cidr: '10.244.0.0/16', internal: false }
+const blue = { name: 'blue', cidr: '10.50.0.0/16', subnet: '10.50.3.0/24', vni: 2, internal: false }
+const red = { name: 'red', cidr: '10.60.0.0/16', vni: 3, internal: false }
+const vault = { name: 'vault', cidr: '10.70.0.0/16', subnet: '10.70.1.0/24', vni: 4, internal: true }
+
+const section = (over: Partial<NetworksInput> = {}) =>
+  networksSection({ cluster, bridges: [blue, red, vault], links: [], vxlanPort: 8472, ...over })
+
+/** the first forward rule a packet from src to dst (tcp port) matches, by its action */
+function verdict(s: ReturnType<typeof section>, src: string, dst: string, port = 80): string | undefined {
+  const inCidr = (ip: string, cidr: string) => {
+    const [base, len] = cidr.split('/') as [string, string]
+    const n = (a: string) => a.split('.').reduce((x, o) => x * 256 + Number(o), 0)
+    const size = 2 ** (32 - Number(len))
+    return Math.floor(n(ip) / size) === Math.floor(n(base) / size)
+  }
+  for (const { rule } of rulesOf({ sections: [s] }, 'forward')) {
+    const m = rule.match
+    if (m.iif || m.ctState) continue
+    if (m.src && !inCidr(src, m.src)) continue
+    if (m.notSrc && inCidr(src, m.notSrc)) continue
+    if (m.dst && !inCidr(dst, m.dst)) continue
+    if (m.notDst && inCidr(dst, m.notDst)) continue
+    if (m.dport !== undefined && m.dport !== port) continue
+    return rule.action.type
+  }
+  return undefined
+}
+
+t.test('the section is valid for both renderers', async (t) => {
+  const s = section({ links: [{ from: 'blue', to: 'red', ports: [{ port: 8080, protocol: 'tcp' }] }] })
+  t.same(checkSpec({ sections: [s] }), [])
+  t.ok(expectedView({ sections: [s] }))
+})
+
+t.test('no bridge network: no rules', async (t) => {
+  t.same(section({ bridges: [] }).rules, [])
+})
+
+t.test(
+  'between networks: dropped both ways, the cluster network included; within one: accepted',
+  async (t) => {
+    const s = section()
+    t.equal(verdict(s, '10.50.3.2', '10.50.9.2'), 'accept')
+    t.equal(verdict(s, '10.50.3.2', '10.60.1.2'), 'drop')
+    t.equal(verdict(s, '10.60.1.2', '10.50.3.2'), 'drop')
+    t.equal(verdict(s, '10.244.1.2', '10.50.3.2'), 'drop')
+    t.equal(verdict(s, '10.50.3.2', '10.244.1.2'), 'drop')
+    t.equal(verdict(s, '10.244.1.2', '10.244.2.2'), undefined, 'cluster to cluster is the cluster section’s')
+    t.equal(verdict(s, '10.50.3.2', '198.51.100.1'), 'accept', 'out of a non-internal network')
+  },
+)
+
+t.test('a link opens its direction on its ports only, with replies', async (t) => {
+  const s = section({ links: [{ from: 'blue', to: 'red', ports: [{ port: 8080, protocol: 'tcp' }] }] })
+  t.equal(verdict(s, '10.50.3.2', '10.60.1.2', 8080), 'accept')
+  t.equal(verdict(s, '10.50.3.2', '10.60.1.2', 8081), 'drop')
+  t.equal(verdict(s, '10.60.1.2', '10.50.3.2', 8080), 'drop', 'the other way is not opened')
+  const reply = s.rules.find((r) => r.match.ctState)
+  t.same(reply?.match, { src: '10.60.0.0/16', dst: '10.50.0.0/16', ctState: ['established', 'related'] })
+  const all = section({ links: [{ from: 'blue', to: 'red', ports: [] }] })
+  t.equal(verdict(all, '10.50.3.2', '10.60.1.2', 1), 'accept', 'no ports: every port')
+  const unknown = section({ links: [{ from: 'blue', to: 'gone', ports: [] }] })
+  t.same(unknown.rules, section().rules, 'a link to an unknown network adds nothing')
+})
+
+t.test('an internal network: no way out or in, no masquerade', async (t) => {
+  const s = section()
+  t.equal(verdict(s, '10.70.1.2', '198.51.100.1'), 'drop')
+  t.equal(verdict(s, '198.51.100.1', '10.70.1.2'), 'drop')
+  t.equal(verdict(s, '10.70.1.2', '10.70.5.2'), 'accept')
+  const masq = s.rules.filter((r) => r.action.type === 'masquerade').map((r) => r.match.src)
+  t.same(masq, ['10.50.0.0/16', '10.60.0.0/16'])
+})
+
+t.test('a bridge with a lease here is guarded as plexus0: sources, the VXLAN port, its VTEP', async (t) => {
+  const s = section()
+  const guards = s.rules.filter((r) => r.match.iif)
+  // blue and vault hold a subnet here, red does not
+  t.equal(guards.length, 10)
+  t.ok(guards.some((r) => r.match.iif?.startsWith('plxb-') && r.match.notSrc === '10.50.3.0/24'))
+  t.ok(guards.some((r) => r.match.iif === 'plexus.2' && r.match.notSrc === '10.50.0.0/16'))
+  t.ok(guards.some((r) => r.match.dport === 8472 && r.hook === 'input'))
+})
