@@ -35,7 +35,7 @@ import type { DatapathConfig } from './config.js'
 import type { BridgeNetInput } from './desired.js'
 import { createFirewall, type FirewallBackend } from './firewall/index.js'
 import { checkSpec, type FirewallView, type Section } from './firewall/model.js'
-import { networksSection } from './firewall/networks.js'
+import { networksSections } from './firewall/networks.js'
 import { checkEndpoint, type SpoofEndpoint } from './firewall/spoof.js'
 import { MacvlanShims } from './macvlan.js'
 import { datapathMetrics, timedFirewall } from './metrics.js'
@@ -166,7 +166,7 @@ export class DatapathService implements Startable, DatapathComponent {
     const own = store.list(this.ownEndpoints)
     const bridgeNets = this.bridgeNets()
     const provided = this.provided(cur.subnet, own)
-    const isolation = this.networksSection(network, bridgeNets)
+    const between = this.networksSections(network, bridgeNets).filter((x) => x.rules.length)
     return {
       network,
       peerId,
@@ -176,7 +176,7 @@ export class DatapathService implements Startable, DatapathComponent {
       ...withdrawTime(lease.status()),
       ...provided,
       ...(bridgeNets.length ? { bridgeNets } : {}),
-      extraSections: [...(isolation.rules.length ? [isolation] : []), ...provided.extraSections],
+      extraSections: [...between, ...provided.extraSections],
       endpoints: this.endpoints(own),
       ...(this.wireguard.publicKey ? { wgPublicKey: this.wireguard.publicKey } : {}),
     }
@@ -195,11 +195,11 @@ export class DatapathService implements Startable, DatapathComponent {
   }
 
   /** the rules between the overlay networks (firewall/networks.ts), from the networks and their links */
-  private networksSection(cluster: NetworkConfig, nets: BridgeNetInput[]): Section {
+  private networksSections(cluster: NetworkConfig, nets: BridgeNetInput[]): Section[] {
     const internal = new Map(
       (this.c.networks?.list() ?? []).filter(isBridge).map((n) => [n.network.name, n.network.internal]),
     )
-    return networksSection({
+    return networksSections({
       cluster: { name: CLUSTER_NETWORK_NAME, cidr: cluster.Network, internal: false },
       bridges: nets.map((n) => ({
         name: n.name,

@@ -73,7 +73,7 @@ export class MacvlanEndpoints {
     if (!n || !isMacvlan(n))
       throw new PlexusError(
         'PLX_ENDPOINTS_NO_NETWORK',
-        `no macvlan network named ${JSON.stringify(name)} on this host (plexctl network ls)`,
+        `no ${n ? 'macvlan ' : ''}network named ${JSON.stringify(name)} on this host (plexctl network ls)`,
       )
     return n
   }

@@ -9,7 +9,12 @@
 // - traffic between two different overlay networks (the cluster network
 //   included) is dropped, except what a link (`plexctl network connect A B
 //   [--port P]`, config/network-links/A/B) lets A open towards B, and the
-//   replies of those connections;
+//   replies of those connections. Those accepts are a section of their own,
+//   `network-links`, ahead of `isolation`: a linked packet crosses hosts on
+//   the VTEP of its destination's network (the reply on the other's), where
+//   the VTEP's "sources of this network only" rule would drop it. A forged
+//   source never gets that far: the container's bridge port (`spoof`) and
+//   its host's guards drop it where it is sent.
 // - an internal network has no way out and none in: everything from it to
 //   outside it (and to it from outside) is dropped, its links aside, and it
 //   gets no masquerade;
@@ -24,6 +29,8 @@ import type { Rule, Section } from './model.js'
 
 /** after the isolation section (10), before published ports (50) and the cluster's accepts (100) */
 export const NETWORKS_ORDER = 20
+/** before the isolation section's VTEP source rules (10) */
+export const LINKS_ORDER = 5
 
 const MULTICAST = '224.0.0.0/4'
 
@@ -91,17 +98,19 @@ function linkRules(link: NetworkLinkValue, from: OverlayNet, to: OverlayNet): Ru
   ]
 }
 
-/** The section; empty when there is no bridge network. */
-export function networksSection(input: NetworksInput): Section {
+/** The sections `network-links` and `networks`; without a bridge network, both empty. */
+export function networksSections(input: NetworksInput): [Section, Section] {
   const { cluster, bridges } = input
   const all = [cluster, ...bridges]
   const byName = new Map(all.map((n) => [n.name, n]))
+  const links: Section = { name: 'network-links', order: LINKS_ORDER, rules: [] }
   const rules: Rule[] = bridges.flatMap((n) => bridgeGuards(n, input.vxlanPort))
-  if (bridges.length === 0) return { name: 'networks', order: NETWORKS_ORDER, rules }
+  const section: Section = { name: 'networks', order: NETWORKS_ORDER, rules }
+  if (bridges.length === 0) return [links, section]
   for (const l of [...input.links].sort((a, b) => `${a.from}/${a.to}`.localeCompare(`${b.from}/${b.to}`))) {
     const from = byName.get(l.from)
     const to = byName.get(l.to)
-    if (from && to) rules.push(...linkRules(l, from, to))
+    if (from && to) links.rules.push(...linkRules(l, from, to))
   }
   // every pair of different overlays but cluster-to-cluster: dropped both ways
   for (const a of all)
@@ -168,5 +177,5 @@ export function networksSection(input: NetworksInput): Section {
         },
       )
   }
-  return { name: 'networks', order: NETWORKS_ORDER, rules }
+  return [links, section]
 }

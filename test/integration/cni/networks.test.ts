@@ -21,6 +21,8 @@ const HOSTS = ['h1', 'h2', 'h3'] as const
 const BLUE = { name: 'blue', cidr: '10.50.0.0/16' }
 const RED = { name: 'red', cidr: '10.60.0.0/16' }
 const VAULT = { name: 'vault', cidr: '10.70.0.0/16' }
+/** the system's Python (a version manager's shim starts too slowly under load) */
+const PYTHON = '/usr/bin/python3'
 /** the fixture's underlay router: "outside" for the containers */
 const OUTSIDE = '192.0.2.1'
 
@@ -48,7 +50,7 @@ const connects = (ns: string, ip: string, port: number) =>
     'netns',
     'exec',
     ns,
-    'python3',
+    PYTHON,
     '-c',
     `import socket; socket.create_connection(("${ip}", ${port}), timeout=2).close()`,
   ]).status === 0
@@ -85,9 +87,11 @@ function add(
 
 /** a TCP listener on `port` in ns, stopped in teardown */
 function listen(t: Test, ns: string, port: number): void {
+  // up, so the test can see the listener answer before it counts on a refusal
+  run('ip', ['-n', ns, 'link', 'set', 'lo', 'up'])
   const p: ChildProcess = spawn(
     'ip',
-    ['netns', 'exec', ns, 'python3', '-m', 'http.server', String(port), '--bind', '0.0.0.0'],
+    ['netns', 'exec', ns, PYTHON, '-m', 'http.server', String(port), '--bind', '0.0.0.0'],
     { stdio: 'ignore' },
   )
   t.teardown(() => {
@@ -170,9 +174,13 @@ for (const firewall of ['iptables', 'nftables'] as const)
       listen(t, b3.ns, 8080)
       t.ok(
         await eventually(
-          () => connects(r2.ns, '127.0.0.1', 8080) && connects(r2.ns, '127.0.0.1', 8081),
-          10_000,
+          () =>
+            connects(r2.ns, '127.0.0.1', 8080) &&
+            connects(r2.ns, '127.0.0.1', 8081) &&
+            connects(b3.ns, '127.0.0.1', 8080),
+          20_000,
         ),
+        'the listeners answer locally',
       )
       t.notOk(connects(b1.ns, r2.ip, 8080), 'no connection before connect')
       const con = c.exec('h2', ['plexctl', 'network', 'connect', BLUE.name, RED.name, '--port', '8080'])

@@ -1,24 +1,30 @@
 import t from 'tap'
-import { checkSpec, expectedView, rulesOf } from '../../../src/datapath/firewall/model.js'
-import { type NetworksInput, networksSection } from '../../../src/datapath/firewall/networks.js'
+import { ISOLATION_ORDER } from '../../../src/datapath/firewall/isolation.js'
+import { checkSpec, expectedView, type Rule, rulesOf } from '../../../src/datapath/firewall/model.js'
+import { type NetworksInput, networksSections } from '../../../src/datapath/firewall/networks.js'
 
 const cluster = { name: 'plexus', cidr: '10.244.0.0/16', internal: false }
 const blue = { name: 'blue', cidr: '10.50.0.0/16', subnet: '10.50.3.0/24', vni: 2, internal: false }
 const red = { name: 'red', cidr: '10.60.0.0/16', vni: 3, internal: false }
 const vault = { name: 'vault', cidr: '10.70.0.0/16', subnet: '10.70.1.0/24', vni: 4, internal: true }
 
-const section = (over: Partial<NetworksInput> = {}) =>
-  networksSection({ cluster, bridges: [blue, red, vault], links: [], vxlanPort: 8472, ...over })
+const sections = (over: Partial<NetworksInput> = {}) =>
+  networksSections({ cluster, bridges: [blue, red, vault], links: [], vxlanPort: 8472, ...over })
+/** both sections' rules, in the order a packet meets them */
+const section = (over: Partial<NetworksInput> = {}) => {
+  const [links, networks] = sections(over)
+  return { name: 'both', rules: [...links.rules, ...networks.rules], links, networks }
+}
 
 /** the first forward rule a packet from src to dst (tcp port) matches, by its action */
-function verdict(s: ReturnType<typeof section>, src: string, dst: string, port = 80): string | undefined {
+function verdict(s: { rules: Rule[] }, src: string, dst: string, port = 80): string | undefined {
   const inCidr = (ip: string, cidr: string) => {
     const [base, len] = cidr.split('/') as [string, string]
     const n = (a: string) => a.split('.').reduce((x, o) => x * 256 + Number(o), 0)
     const size = 2 ** (32 - Number(len))
     return Math.floor(n(ip) / size) === Math.floor(n(base) / size)
   }
-  for (const { rule } of rulesOf({ sections: [s] }, 'forward')) {
+  for (const { rule } of rulesOf({ sections: [{ name: 's', rules: s.rules }] }, 'forward')) {
     const m = rule.match
     if (m.iif || m.ctState) continue
     if (m.src && !inCidr(src, m.src)) continue
@@ -32,13 +38,15 @@ function verdict(s: ReturnType<typeof section>, src: string, dst: string, port =
 }
 
 t.test('the section is valid for both renderers', async (t) => {
-  const s = section({ links: [{ from: 'blue', to: 'red', ports: [{ port: 8080, protocol: 'tcp' }] }] })
-  t.same(checkSpec({ sections: [s] }), [])
-  t.ok(expectedView({ sections: [s] }))
+  const s = sections({ links: [{ from: 'blue', to: 'red', ports: [{ port: 8080, protocol: 'tcp' }] }] })
+  t.same(checkSpec({ sections: s }), [])
+  t.ok(expectedView({ sections: s }))
+  t.ok((s[0].order ?? 100) < ISOLATION_ORDER, "links come before the VTEPs' source rules")
 })
 
 t.test('no bridge network: no rules', async (t) => {
   t.same(section({ bridges: [] }).rules, [])
+  t.same(section({ bridges: [], links: [{ from: 'plexus', to: 'blue', ports: [] }] }).rules, [])
 })
 
 t.test(
@@ -79,7 +87,7 @@ t.test('an internal network: no way out or in, no masquerade', async (t) => {
 
 t.test('a bridge with a lease here is guarded as plexus0: sources, the VXLAN port, its VTEP', async (t) => {
   const s = section()
-  const guards = s.rules.filter((r) => r.match.iif)
+  const guards = s.networks.rules.filter((r) => r.match.iif)
   // blue and vault hold a subnet here, red does not
   t.equal(guards.length, 10)
   t.ok(guards.some((r) => r.match.iif?.startsWith('plxb-') && r.match.notSrc === '10.50.3.0/24'))
