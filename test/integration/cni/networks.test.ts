@@ -4,7 +4,8 @@
 // networks (and from the cluster network) is dropped, `network connect A B
 // --port P` opens A -> B on that port only, an internal network has no way
 // out, a container on two networks has both interfaces and reaches both, and
-// deleting the networks leaves no device, route, rule or lease.
+// deleting the networks leaves no device, route, rule or lease. DNS scoping
+// per network is not built (src/dns/README.md) and not tested here.
 import { type ChildProcess, spawn } from 'node:child_process'
 import t, { type Test } from 'tap'
 import { type Cluster, eventually, run, upCluster } from '../../helpers/fixture.js'
