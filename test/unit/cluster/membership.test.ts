@@ -112,38 +112,51 @@ t.test(
   },
 )
 
+/**
+ * Four hosts; h3 crashes (down: its connections are refused) or hangs (its probes time out) 5 s in.
+ * The others' view of h3 every 100 ms for `ms`, their local health, and the suspicions of h3 they
+ * published (`since`, ms from the loss).
+ */
+async function loseH3(how: 'down' | 'hung', ms: number) {
+  const c = await cluster(4)
+  await c.q.runUntil(START + 5000)
+  const [h1, h2, h3, h4] = c.hosts as [
+    (typeof c.hosts)[0],
+    (typeof c.hosts)[0],
+    (typeof c.hosts)[0],
+    (typeof c.hosts)[0],
+  ]
+  const others = [h1, h2, h4]
+  const lost = c.q.now()
+  c[how].add(h3.store.self)
+  h3.m?.stop()
+  const timeline: { at: number; host: string; state?: string }[] = []
+  const health = new Set<number>()
+  while (c.q.now() < lost + ms) {
+    await c.q.runUntil(c.q.now() + 100)
+    for (const o of others) {
+      timeline.push({ at: c.q.now() - lost, host: o.name, state: c.stateOf(o, h3) })
+      health.add(o.m?.localHealth ?? -1)
+    }
+  }
+  type Doubts = { suspects?: Record<string, { since: number }> }
+  const sinces = others.flatMap((o) => {
+    const d = (o.store.get(`${NODE_PREFIX}${o.store.self}`)?.value as Doubts | undefined)?.suspects?.[
+      h3.store.self
+    ]
+    return d ? [d.since - lost] : []
+  })
+  const first = (st: string) => Math.min(...timeline.filter((v) => v.state === st).map((v) => v.at))
+  const last = (st: string) => Math.max(...timeline.filter((v) => v.state === st).map((v) => v.at))
+  return { ...c, h1, h2, h3, h4, others, sinces, S: Math.min(...sinces), first, last, health }
+}
+
 t.test(
   'a crashed agent (connections refused): suspect 3 s and dead 6 s after the first missed probe, everywhere',
   async (t) => {
-    const { q, hosts, down, stateOf } = await cluster(4)
-    await q.runUntil(START + 5000)
-    const [h1, h2, h3, h4] = hosts as [
-      (typeof hosts)[0],
-      (typeof hosts)[0],
-      (typeof hosts)[0],
-      (typeof hosts)[0],
-    ]
-    const crashed = q.now()
-    down.add(h3.store.self)
-    h3.m?.stop()
-    const timeline: { at: number; host: string; state?: string }[] = []
-    while (q.now() < crashed + 12_000) {
-      await q.runUntil(q.now() + 100)
-      for (const o of [h1, h2, h4])
-        timeline.push({ at: q.now() - crashed, host: o.name, state: stateOf(o, h3) })
-    }
-    type Doubts = { suspects?: Record<string, { since: number }> }
-    const sinces = [h1, h2, h4].flatMap((o) => {
-      const d = (o.store.get(`${NODE_PREFIX}${o.store.self}`)?.value as Doubts | undefined)?.suspects?.[
-        h3.store.self
-      ]
-      return d ? [d.since - crashed] : []
-    })
+    const { h1, h2, h3, others, sinces, S, first, last, stateOf } = await loseH3('down', 12_000)
     t.ok(sinces.length > 0, 'the others published a suspicion of h3')
-    const S = Math.min(...sinces)
     t.ok(S >= -cfg.heartbeatIntervalMs && S <= 2000, `first missed probe ${S} ms from the crash`)
-    const first = (st: string) => Math.min(...timeline.filter((v) => v.state === st).map((v) => v.at))
-    const last = (st: string) => Math.max(...timeline.filter((v) => v.state === st).map((v) => v.at))
     // states are read every 100 ms and records spread within 50 ms
     t.ok(first('suspect') >= S + 3000, `never suspect before 3 s (${first('suspect') - S} ms)`)
     t.ok(
@@ -155,7 +168,7 @@ t.test(
       last('suspect') < S + 6000 + 150,
       `dead everywhere by 6 s (+ delivery): last suspect ${last('suspect') - S} ms`,
     )
-    for (const o of [h1, h2, h4]) t.equal(stateOf(o, h3), 'dead', `${o.name} sees h3 dead`)
+    for (const o of others) t.equal(stateOf(o, h3), 'dead', `${o.name} sees h3 dead`)
     t.equal(stateOf(h1, h2), 'alive', 'the others stay alive')
   },
 )
@@ -213,37 +226,8 @@ t.test('a prober whose own loop runs late accuses nobody', async (t) => {
 t.test(
   "a host that hangs (probes time out): Lifeguard's longer timeouts delay its suspicion by a probe, and it is dead everywhere by 6 s from the first missed probe plus that",
   async (t) => {
-    const { q, hosts, hung, stateOf } = await cluster(4)
-    await q.runUntil(START + 5000)
-    const [h1, h2, h3, h4] = hosts as [
-      (typeof hosts)[0],
-      (typeof hosts)[0],
-      (typeof hosts)[0],
-      (typeof hosts)[0],
-    ]
-    const hang = q.now()
-    hung.add(h3.store.self)
-    h3.m?.stop()
-    const timeline: { at: number; host: string; state?: string }[] = []
-    const health = new Set<number>()
-    while (q.now() < hang + 15_000) {
-      await q.runUntil(q.now() + 100)
-      for (const o of [h1, h2, h4]) {
-        timeline.push({ at: q.now() - hang, host: o.name, state: stateOf(o, h3) })
-        health.add(o.m?.localHealth ?? -1)
-      }
-    }
-    type Doubts = { suspects?: Record<string, { since: number }> }
-    const sinces = [h1, h2, h4].flatMap((o) => {
-      const d = (o.store.get(`${NODE_PREFIX}${o.store.self}`)?.value as Doubts | undefined)?.suspects?.[
-        h3.store.self
-      ]
-      return d ? [d.since - hang] : []
-    })
+    const { h3, others, sinces, S, first, last, health, stateOf } = await loseH3('hung', 15_000)
     t.equal(sinces.length, 3, 'every other host accuses h3')
-    const S = Math.min(...sinces)
-    const first = (st: string) => Math.min(...timeline.filter((v) => v.state === st).map((v) => v.at))
-    const last = (st: string) => Math.max(...timeline.filter((v) => v.state === st).map((v) => v.at))
     t.ok(Math.max(...health) >= 1, `a timed-out probe raised the prober's local health (seen ${[...health]})`)
     t.ok(first('suspect') >= S + 3000, `never suspect before 3 s (${first('suspect') - S} ms)`)
     t.ok(first('dead') >= S + 6000, `never dead before 6 s (${first('dead') - S} ms)`)
@@ -252,7 +236,7 @@ t.test(
       last('suspect') < S + 6000 + cfg.heartbeatIntervalMs + 150,
       `dead everywhere by 7 s (+ delivery): last suspect ${last('suspect') - S} ms`,
     )
-    for (const o of [h1, h2, h4]) t.equal(stateOf(o, h3), 'dead', `${o.name} sees h3 dead`)
+    for (const o of others) t.equal(stateOf(o, h3), 'dead', `${o.name} sees h3 dead`)
   },
 )
 
