@@ -348,13 +348,13 @@ export class Membership {
         return
       }
       // a refutation (a newer record) restarts the clock: the member was alive when it wrote it
-      const had = this.doubts.get(peer)?.doubt
-      if (had?.v === rec.version.wall) return
+      const had = this.doubts.get(peer)
+      if (had?.doubt.v === rec.version.wall) return
       // It refuted our last suspicion: accuse the new version no sooner than suspectAfterMs after the
       // last, or a member only this host cannot reach would make both rewrite their records every
       // period; and count from now, so it has the whole time to refute again.
       const now = this.d.sched.now()
-      if (had && now - (this.doubts.get(peer)?.at ?? 0) < this.d.cfg.suspectAfterMs) return
+      if (had && now - had.at < this.d.cfg.suspectAfterMs) return
       const doubt = { v: rec.version.wall, since: had ? now : Math.max(first, rec.version.wall) }
       this.d.logger.debug({ peer, err, health: this.health }, 'probe unanswered: suspecting')
       this.doubts.set(peer, { doubt, at: now })

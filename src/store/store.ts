@@ -481,9 +481,7 @@ export class LocalStore implements Store {
 
   /** the entries a prefix can match: its segment's bucket, or all when the prefix names no whole segment */
   private under(prefix: string): Iterable<[string, Entry]> {
-    const slash = prefix.indexOf('/')
-    if (slash < 0) return this.entries
-    return this.buckets.get(prefix.slice(0, slash + 1)) ?? []
+    return prefix.includes('/') ? (this.buckets.get(bucketOf(prefix)) ?? []) : this.entries
   }
 
   private track(r: StoreRecord): void {
