@@ -172,6 +172,10 @@ t.test('truncation over UDP, full answer over TCP', async (t) => {
   const decoded = await queryServer('127.0.0.1', PORT, '_http._tcp.web.svc.plexus.internal', 'SRV', 2000)
   t.equal(decoded.rcode, 'NOERROR')
   t.equal(decoded.answers.length, 2)
+  // 120 A records do not fit EDNS's 1,232 bytes: `plexctl dns query` asks again over TCP, as dig does
+  const big = await queryServer('127.0.0.1', PORT, 'big.svc.plexus.internal', 'A', 2000)
+  t.equal(big.answers.length, 120, 'queryServer retried a truncated answer over TCP')
+  t.notOk(big.flags.includes('tc'))
 })
 
 t.test('forwarding: failover past a silent upstream, NXDOMAIN passes, cache, TCP', async (t) => {

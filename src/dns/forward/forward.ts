@@ -1,7 +1,8 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
-import { isIPv6, connect as tcpConnect } from 'node:net'
+import { isIPv6 } from 'node:net'
 import type { Next, Reply, Stage } from '../chain.js'
 import { errorReply, type Query, RCODE_REFUSED, RCODE_SERVFAIL } from '../wire.js'
+import { tcpExchange } from './tcp.js'
 
 export interface Upstream {
   host: string
@@ -147,32 +148,7 @@ export class ForwardStage implements Stage {
   }
 
   private viaTcp(q: Query, u: Upstream): Promise<Buffer | undefined> {
-    return new Promise((resolve) => {
-      const sock = tcpConnect({ host: u.host, port: u.port })
-      const chunks: Buffer[] = []
-      let got = 0
-      const done = (b: Buffer | undefined): void => {
-        clearTimeout(timer)
-        sock.destroy()
-        resolve(b)
-      }
-      const timer = setTimeout(() => done(undefined), this.opts.timeoutMs)
-      sock.on('connect', () => {
-        const len = Buffer.allocUnsafe(2)
-        len.writeUInt16BE(q.buf.length)
-        sock.end(Buffer.concat([len, q.buf]))
-      })
-      sock.on('data', (c: Buffer) => {
-        chunks.push(c)
-        got += c.length
-        if (got < 2) return
-        const all = Buffer.concat(chunks)
-        const need = all.readUInt16BE(0)
-        if (all.length >= need + 2) done(all.subarray(2, need + 2))
-      })
-      sock.on('error', () => done(undefined))
-      sock.on('close', () => done(undefined))
-    })
+    return tcpExchange(u.host, u.port, q.buf, this.opts.timeoutMs)
   }
 
   close(): void {
