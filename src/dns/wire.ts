@@ -165,6 +165,15 @@ export interface Section {
   ar: number
   /** answer + authority + additional records, encoded without compression (position independent) */
   body: Buffer
+  /**
+   * A shuffled set's orders, kept as one encoding: the byte offset in `body`
+   * of each order's first answer. Order k sends the answers from there to
+   * `anEnd`, then those before it, then the rest. Eight encoded orders per set
+   * were 80 MB of an agent holding 30,000 registrations (heap snapshot).
+   */
+  rotations?: Uint32Array
+  /** where the answers end in `body` (with `rotations`) */
+  anEnd?: number
 }
 
 const OPT_LEN = 11
@@ -197,10 +206,11 @@ export function replyLimit(q: Query): number {
 
 /**
  * Header + the query's own question bytes (keeps the client's letter case, which
- * 0x20-randomising resolvers check) + a precomputed section (+ OPT when the
- * client used EDNS). Falls back to an empty TC reply when it does not fit.
+ * 0x20-randomising resolvers check) + a precomputed section, its answers from
+ * byte `rotation` on when it has rotations (+ OPT when the client used EDNS).
+ * Falls back to an empty TC reply when it does not fit.
  */
-export function assemble(q: Query, s: Section): Buffer {
+export function assemble(q: Query, s: Section, rotation = 0): Buffer {
   const edns = q.ednsSize > 0
   const len = q.questionEnd + s.body.length + (edns ? OPT_LEN : 0)
   if (len > replyLimit(q)) return truncated(q, s.rcode, s.authoritative)
@@ -212,7 +222,11 @@ export function assemble(q: Query, s: Section): Buffer {
   out.writeUInt16BE(s.ns, 8)
   out.writeUInt16BE(s.ar + (edns ? 1 : 0), 10)
   q.buf.copy(out, 12, 12, q.questionEnd)
-  s.body.copy(out, q.questionEnd)
+  if (rotation > 0 && s.anEnd !== undefined) {
+    let at = q.questionEnd + s.body.copy(out, q.questionEnd, rotation, s.anEnd)
+    at += s.body.copy(out, at, 0, rotation)
+    s.body.copy(out, at, s.anEnd)
+  } else s.body.copy(out, q.questionEnd)
   if (edns) writeOpt(out, q.questionEnd + s.body.length, s.rcode)
   return out
 }

@@ -31,6 +31,7 @@ export class ZoneStage implements Stage {
     if (q.qtype === TYPE_AXFR || q.qtype === TYPE_IXFR) return errorReply(q, RCODE_REFUSED)
     const v = e.byType.get(q.qtype)
     if (v === undefined) return assemble(q, t.nodata)
-    return assemble(q, v.length === 1 ? v[0]! : v[(Math.random() * v.length) | 0]!)
+    const s = v.length === 1 ? v[0]! : v[(Math.random() * v.length) | 0]!
+    return assemble(q, s, s.rotations ? s.rotations[(Math.random() * s.rotations.length) | 0]! : 0)
   }
 }

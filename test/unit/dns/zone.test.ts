@@ -1,6 +1,6 @@
 import dnsPacket from 'dns-packet'
 import t from 'tap'
-import { compileZone, MAX_ANSWER_BYTES, orders } from '../../../src/dns/zone/compile.js'
+import { compileZone, MAX_ANSWER_BYTES, rotationStarts, shuffle } from '../../../src/dns/zone/compile.js'
 import { ZoneStage } from '../../../src/dns/zone/handler.js'
 import { zoneOrigins } from '../../../src/dns/zone/origins.js'
 import { buildZone } from '../../../src/dns/zone/records.js'
@@ -40,11 +40,18 @@ t.test("agent.plexus.internal is the answering host's gateway, and absent withou
 t.test('answers are shuffled: every endpoint leads sometimes', async (t) => {
   const z = new ZoneStage(table())
   const firsts = new Set<unknown>()
-  for (let i = 0; i < 200; i++) firsts.add(data(ask(z, 'web.svc.plexus.internal', 'A')!.msg.answers)[0])
+  const sets = new Set<string>()
+  for (let i = 0; i < 200; i++) {
+    const answers = data(ask(z, 'web.svc.plexus.internal', 'A')!.msg.answers)
+    firsts.add(answers[0])
+    sets.add(JSON.stringify([...answers].sort()))
+  }
   t.same([...firsts].sort(), ['10.244.1.2', '10.244.2.2'])
-  const o = orders([1, 2, 3, 4, 5])
-  t.same(new Set(o.map((x) => x[0])).size, 5)
-  t.ok(o.every((x) => [...x].sort().join() === '1,2,3,4,5'))
+  t.same([...sets], ['["10.244.1.2","10.244.2.2"]'], 'every rotation answers the whole set')
+  const base = shuffle([1, 2, 3, 4, 5])
+  t.same([...base].sort(), [1, 2, 3, 4, 5], 'a permutation')
+  t.same(rotationStarts(5), [0, 1, 2, 3, 4], 'each of five leads in one order')
+  t.same(rotationStarts(80), [0, 10, 20, 30, 40, 50, 60, 70], 'eight orders, evenly apart')
 })
 
 t.test('tag filter, SRV with additional addresses, by port name and number', async (t) => {
