@@ -9,6 +9,11 @@
       "target_name": "plexus_udp",
       "sources": ["udp.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
+    },
+    {
+      "target_name": "plexus_mem",
+      "sources": ["mem.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]
 }
