@@ -219,7 +219,12 @@ export class MacvlanEndpoints {
   }
 
   private memberKey(n: MacvlanNetwork, k: AttachmentKey): string {
-    return netMemberKey(this.c.peerId, { network: n.network.name, ...k })
+    // only the key's fields: a request's own `network` is the CNI config's name, not the named network
+    return netMemberKey(this.c.peerId, {
+      network: n.network.name,
+      containerId: k.containerId,
+      ifname: k.ifname,
+    })
   }
 
   private member(key: string): NetMemberValue | undefined {
