@@ -269,6 +269,7 @@ export class MacvlanEndpoints {
         `no attachment ${k.containerId}/${k.ifname} on this host`,
       )
     const m = this.member(this.memberKey(n, k))
+    const mtu = m?.mtu ?? n.network.mtu
     const f: Facts = {
       ifname: k.ifname,
       netns: k.netns,
@@ -277,7 +278,7 @@ export class MacvlanEndpoints {
       gateway: m?.gateway ?? n.network.gateway,
       ...(m?.routes ? { routes: m.routes } : {}),
       ...(m?.mac ? { mac: m.mac } : {}),
-      ...((m?.mtu ?? n.network.mtu) !== undefined ? { mtu: m?.mtu ?? n.network.mtu } : {}),
+      ...(mtu !== undefined ? { mtu } : {}),
     }
     const problems = await this.problems(f, resolveNetns(k.netns, k.netnsHandle), prevIps)
     if (problems.length)
