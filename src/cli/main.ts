@@ -18,6 +18,7 @@ import { registerKeys } from './commands/keys.js'
 import { registerKv } from './commands/kv.js'
 import { registerLink } from './commands/link.js'
 import { registerNetwork } from './commands/network.js'
+import { registerNetworks } from './commands/networks.js'
 import { registerPort } from './commands/port.js'
 import { registerRoutes } from './commands/routes.js'
 import { registerService } from './commands/service.js'
@@ -45,6 +46,7 @@ const commands: RegisterCommand[] = [
   registerHosts,
   registerCluster,
   registerNetwork,
+  registerNetworks,
   registerSubnets,
   registerTraffic,
   registerJob,

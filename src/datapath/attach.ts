@@ -38,7 +38,8 @@ export interface MacvlanRequest {
   parent: string
   nsPath: string
   ifname: string
-  mtu: number
+  /** absent: the parent's own MTU (the kernel's default for a macvlan) */
+  mtu?: number
   mac?: string
 }
 
@@ -79,6 +80,27 @@ export interface ContainerEndView {
   mac?: string
   addresses: string[]
   routes: { dst: string; gateway?: string }[]
+  /** next hops of the default routes through this interface */
+  defaultGateways: string[]
+  /** a default route through another interface (which then owns the default) */
+  otherDefault: boolean
+}
+
+/**
+ * Who has the default route, seen from interface `index`: the next hops through it, and whether another
+ * interface has one (a container on several networks: the first interface's stays in charge).
+ */
+function defaults(
+  routes: { dst: string; gateway?: string; oif?: number }[],
+  index: number,
+): { defaultGateways: string[]; otherDefault: boolean } {
+  const dflt = routes.filter((r) => r.dst === '0.0.0.0/0')
+  return {
+    defaultGateways: dflt
+      .filter((r) => r.gateway && (r.oif === undefined || r.oif === index))
+      .map((r) => r.gateway as string),
+    otherDefault: dflt.some((r) => r.oif !== undefined && r.oif !== index),
+  }
 }
 
 /** The kernel effects of attaching containers (components.datapath.attachments). */
@@ -162,7 +184,7 @@ export class ContainerAttacher implements Attachments {
     if (!parent) throw new PlexusError('PLX_ATTACH_NO_PARENT', `this host has no interface ${r.parent}`)
     await this.nl.createMacvlan(r.ifname, parent.index, {
       nsPath: r.nsPath,
-      mtu: r.mtu,
+      ...(r.mtu !== undefined ? { mtu: r.mtu } : {}),
       ...(r.mac ? { mac: r.mac } : {}),
     })
   }
@@ -238,14 +260,7 @@ export class ContainerAttacher implements Attachments {
           mtu: link.mtu,
           ...(link.mac ? { mac: link.mac } : {}),
           addresses: addrs.map((a) => `${a.address}/${a.prefixLen}`),
-          defaultGateways: routes
-            .filter(
-              (r) => r.dst === '0.0.0.0/0' && r.gateway && (r.oif === undefined || r.oif === link.index),
-            )
-            .map((r) => r.gateway as string),
-          otherDefault: routes.some(
-            (r) => r.dst === '0.0.0.0/0' && r.oif !== undefined && r.oif !== link.index,
-          ),
+          ...defaults(routes, link.index),
           routes: routes
             .filter((r) => r.dst !== '0.0.0.0/0' && r.oif === link.index)
             .map((r) => ({ dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}) })),
@@ -284,6 +299,7 @@ export class ContainerAttacher implements Attachments {
         ...(link.mac ? { mac: link.mac } : {}),
         addresses: addrs.map((a) => `${a.address}/${a.prefixLen}`),
         routes: routes.map((r) => ({ dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}) })),
+        ...defaults(routes, link.index),
       }
     } finally {
       ns.close()

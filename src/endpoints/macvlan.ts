@@ -6,14 +6,19 @@
 // host end, no bridge and no endpoint record: the allocation (persisted before
 // anything is made, keyed by container and interface) is the attachment, so a
 // repeated ADD, DEL and CHECK find it there; the kernel side is the
-// datapath's (components.datapath.attachments).
+// datapath's (components.datapath.attachments). What ADD set (address, MAC,
+// gateway, routes, MTU) is published as netmembers/<self>/<network>/<cid>/<ifname>,
+// so every host lists the network's members and CHECK compares with it.
 import type { Attachments } from '../datapath/attach.js'
 import { assertNotHostNetns, resolveNetns } from '../datapath/netns.js'
 import { cidrOf } from '../ipam/cidr.js'
+import { netMemberKey } from '../ipam/macvlan.js'
 import type { NamedNetwork } from '../ipam/networks.js'
 import { isPlexusError, PlexusError } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
-import type { MacvlanNetworkValue } from '../store/records.js'
+import { netMemberCodec } from '../store/codecs.js'
+import type { MacvlanNetworkValue, NetMemberValue } from '../store/records.js'
+import type { Store } from '../store/types.js'
 import {
   type AttachmentKey,
   type AttachRequest,
@@ -27,6 +32,10 @@ export interface MacvlanComponents {
   networks: { get(name: string): NamedNetwork | undefined; list(): NamedNetwork[] }
   links: Attachments
   logger: Logger
+  store: Store
+  peerId: string
+  /** this host's node name, for the member records */
+  host: string
 }
 
 /** What ADD made, as the result and CHECK describe it. */
@@ -38,10 +47,11 @@ interface Facts {
   gateway: string
   routes?: { dst: string; gw: string }[]
   mac?: string
-  mtu: number
+  /** absent: the parent's, whatever it is (not checked) */
+  mtu?: number
 }
 
-function result(f: Facts, dns: AttachRequest['dns']): CniResult {
+function result(f: Facts & { mtu: number }, dns: AttachRequest['dns']): CniResult {
   return {
     cniVersion: '1.1.0',
     interfaces: [{ name: f.ifname, ...(f.mac ? { mac: f.mac } : {}), mtu: f.mtu, sandbox: f.netns }],
@@ -115,7 +125,7 @@ export class MacvlanEndpoints {
       gateway,
       ...(routes ? { routes } : {}),
       ...(mac ? { mac } : {}),
-      mtu: block.mtu,
+      ...(n.network.mtu !== undefined ? { mtu: n.network.mtu } : {}),
     })
 
     const existing = n.addresses.get(req)
@@ -127,8 +137,7 @@ export class MacvlanEndpoints {
         )
       const f = facts(existing.address, req.mac)
       const problems = await this.problems(f, nsPath, undefined)
-      if (problems.length === 0)
-        return result({ ...f, mac: (await this.end(nsPath, req.ifname))?.mac }, req.dns)
+      if (problems.length === 0) return this.publish(n, req, f, nsPath)
       // damaged: made again with the same address (allocate() below returns it)
       await this.c.links.deleteContainerEnd(nsPath, req.ifname)
     }
@@ -144,7 +153,7 @@ export class MacvlanEndpoints {
           parent: n.network.parent ?? block.underlayInterface,
           nsPath,
           ifname: req.ifname,
-          mtu: block.mtu,
+          ...(n.network.mtu !== undefined ? { mtu: n.network.mtu } : {}),
           ...(req.mac ? { mac: req.mac } : {}),
         })
       } catch (err) {
@@ -164,8 +173,9 @@ export class MacvlanEndpoints {
         gateway,
         ...(routes ? { routes: routes.map((r) => ({ dst: r.dst, gateway: r.gw })) } : {}),
       })
+      const res = await this.publish(n, req, facts(alloc.address, mac), nsPath)
       undo.length = 0
-      return result(facts(alloc.address, mac), req.dns)
+      return res
     } finally {
       for (const u of undo.reverse()) {
         try {
@@ -180,7 +190,49 @@ export class MacvlanEndpoints {
     }
   }
 
-  /** Idempotent: the interface goes (when the namespace is still there), and the address. */
+  /**
+   * The member record, written (when it differs) before ADD answers, with the MAC and MTU the kernel gave
+   * the interface; then the result.
+   */
+  private async publish(n: MacvlanNetwork, req: AttachRequest, f: Facts, nsPath: string): Promise<CniResult> {
+    const end = await this.end(nsPath, f.ifname)
+    if (!end) throw new PlexusError('PLX_ENDPOINTS_INTERNAL', `${f.ifname} vanished from ${f.netns}`)
+    const key = this.memberKey(n, req)
+    const old = this.member(key)
+    const value: NetMemberValue = {
+      network: n.network.name,
+      containerId: req.containerId,
+      ifname: f.ifname,
+      host: this.c.host,
+      address: f.address,
+      prefixLength: f.prefixLength,
+      ...(end.mac ? { mac: end.mac } : {}),
+      mtu: end.mtu,
+      gateway: f.gateway,
+      ...(f.routes ? { routes: f.routes } : {}),
+      netns: f.netns,
+      createdAt: old?.createdAt ?? new Date().toISOString(),
+    }
+    if (JSON.stringify(old) !== JSON.stringify(value))
+      await this.c.store.put(key, netMemberCodec.encode(value))
+    return result({ ...f, ...(end.mac ? { mac: end.mac } : {}), mtu: end.mtu }, req.dns)
+  }
+
+  private memberKey(n: MacvlanNetwork, k: AttachmentKey): string {
+    // only the key's fields: a request's own `network` is the CNI config's name, not the named network
+    return netMemberKey(this.c.peerId, {
+      network: n.network.name,
+      containerId: k.containerId,
+      ifname: k.ifname,
+    })
+  }
+
+  private member(key: string): NetMemberValue | undefined {
+    const rec = this.c.store.get(key)
+    return rec ? netMemberCodec.valueOf(rec) : undefined
+  }
+
+  /** Idempotent: the interface goes (when the namespace is still there), the member record and the address. */
   async detach(
     n: MacvlanNetwork,
     k: AttachmentKey & { netns?: string; netnsHandle?: AttachRequest['netnsHandle'] },
@@ -195,10 +247,15 @@ export class MacvlanEndpoints {
         if (!isPlexusError(err, 'PLX_NETNS_NOT_FOUND')) throw err
       }
     }
+    const key = this.memberKey(n, k)
+    if (this.c.store.get(key)) await this.c.store.delete(key)
     await n.addresses.release(k)
   }
 
-  /** CHECK: the interface in the namespace against the allocation and the network; every difference named. */
+  /**
+   * CHECK: the interface in the namespace against the member record ADD wrote (the gateway and routes it
+   * set, the MAC and MTU the interface got), else the allocation and the network; every difference named.
+   */
   async check(
     n: MacvlanNetwork,
     k: AttachmentKey & { netns: string; netnsHandle?: AttachRequest['netnsHandle'] },
@@ -211,14 +268,17 @@ export class MacvlanEndpoints {
         'PLX_ENDPOINTS_UNKNOWN',
         `no attachment ${k.containerId}/${k.ifname} on this host`,
       )
-    const subnet = cidrOf(n.network.subnet)
+    const m = this.member(this.memberKey(n, k))
+    const mtu = m?.mtu ?? n.network.mtu
     const f: Facts = {
       ifname: k.ifname,
       netns: k.netns,
       address: alloc.address,
-      prefixLength: subnet.prefix,
-      gateway: n.network.gateway,
-      mtu: block.mtu,
+      prefixLength: cidrOf(n.network.subnet).prefix,
+      gateway: m?.gateway ?? n.network.gateway,
+      ...(m?.routes ? { routes: m.routes } : {}),
+      ...(m?.mac ? { mac: m.mac } : {}),
+      ...(mtu !== undefined ? { mtu } : {}),
     }
     const problems = await this.problems(f, resolveNetns(k.netns, k.netnsHandle), prevIps)
     if (problems.length)
@@ -235,7 +295,10 @@ export class MacvlanEndpoints {
     return this.c.links.containerEnd(nsPath, ifname)
   }
 
-  /** What differs between the kernel and the facts (the default route is checked through any gateway a repeated ADD kept). */
+  /**
+   * What differs between the kernel and the facts. The default route must go through the gateway ADD set,
+   * unless another interface has the default (a container on several networks), as the overlay's CHECK.
+   */
   private async problems(f: Facts, nsPath: string, prevIps: string[] | undefined): Promise<string[]> {
     const end = await this.end(nsPath, f.ifname)
     if (!end) return [`${f.ifname} is missing in ${f.netns}`]
@@ -245,8 +308,10 @@ export class MacvlanEndpoints {
     if (!end.up) problems.push(`${f.ifname} is down`)
     if (!end.addresses.includes(want)) problems.push(`${f.ifname} lacks its address ${want}`)
     if (f.mac && end.mac !== f.mac) problems.push(`${f.ifname} has MAC ${end.mac}, not ${f.mac}`)
-    if (!end.routes.some((r) => r.dst === '0.0.0.0/0' && r.gateway))
-      problems.push(`${f.netns} has no default route via ${f.gateway}`)
+    if (f.mtu !== undefined && end.mtu !== f.mtu)
+      problems.push(`${f.ifname} has MTU ${end.mtu}, not ${f.mtu}`)
+    if (!end.defaultGateways.includes(f.gateway) && !end.otherDefault)
+      problems.push(`no default route via ${f.gateway} on ${f.ifname}`)
     for (const r of f.routes ?? [])
       if (!end.routes.some((o) => o.dst === r.dst && o.gateway === r.gw))
         problems.push(`route ${r.dst} via ${r.gw} is missing`)

@@ -165,6 +165,9 @@ export class EndpointService implements Startable {
         networks: c.networks,
         links: c.datapath.attachments,
         logger: this.log,
+        store: c.store,
+        peerId: c.peerId,
+        host: c.config.name,
       })
   }
 

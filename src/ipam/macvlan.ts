@@ -2,7 +2,7 @@ import { PlexusError } from '../lib/errors.js'
 import { netLeaseCodec } from '../store/codecs.js'
 import type { MacvlanNetworkValue } from '../store/records.js'
 import { IFNAME_PATTERN, LABEL_PATTERN } from '../store/schemas.js'
-import { NET_LEASE_PREFIX, NETWORKS_PREFIX } from '../store/types.js'
+import { NET_LEASE_PREFIX, NET_MEMBER_PREFIX, NETWORKS_PREFIX } from '../store/types.js'
 import {
   type Cidr,
   containsAddress,
@@ -35,9 +35,10 @@ export interface NetworkInput {
   range?: unknown
   gateway?: unknown
   blockLen?: unknown
+  mtu?: unknown
 }
 
-const FIELDS = ['name', 'driver', 'parent', 'subnet', 'range', 'gateway', 'blockLen']
+const FIELDS = ['name', 'driver', 'parent', 'subnet', 'range', 'gateway', 'blockLen', 'mtu']
 
 /** a block of 64 addresses per host unless asked otherwise: room for 61 containers (README.md "macvlan networks") */
 export const DEFAULT_BLOCK_LEN = 26
@@ -63,6 +64,14 @@ export function netLeaseKeys(network: string): LeaseKeys {
     of: (key) => key.startsWith(NET_LEASE_PREFIX) && key.endsWith(suffix),
     codec: netLeaseCodec,
   }
+}
+
+/** a container interface on a macvlan network, published by the host that attached it (owned) */
+export function netMemberKey(
+  peerId: string,
+  m: { network: string; containerId: string; ifname: string },
+): string {
+  return `${NET_MEMBER_PREFIX}${peerId}/${m.network}/${m.containerId}/${m.ifname}`
 }
 
 /**
@@ -128,6 +137,10 @@ export function parseMacvlanNetwork(input: unknown): MacvlanNetworkValue {
       `blockLen /${blockLen} does not split range ${formatCidr(range)}: it must be longer than /${range.prefix}`,
     )
 
+  // absent: each host's parent interface's own MTU (the kernel's default for a macvlan)
+  if (input.mtu !== undefined && !intIn(input.mtu, 576, 65535))
+    problems.push(`mtu must be an integer from 576 to 65535, got ${JSON.stringify(input.mtu)}`)
+
   if (problems.length > 0 || !subnet || !range || gw === undefined) return fail()
   return {
     name: name as string,
@@ -137,6 +150,7 @@ export function parseMacvlanNetwork(input: unknown): MacvlanNetworkValue {
     range: formatCidr(range),
     gateway: formatIPv4(gw),
     blockLen: blockLen as number,
+    ...(input.mtu !== undefined ? { mtu: input.mtu as number } : {}),
   }
 }
 

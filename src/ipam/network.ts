@@ -1,10 +1,12 @@
 import { errorMessage, PlexusError } from '../lib/errors.js'
-import { networkCodec, networkLinkCodec } from '../store/codecs.js'
+import { endpointCodec, netMemberCodec, networkCodec, networkLinkCodec } from '../store/codecs.js'
 import type { NetworkLinkValue, NetworkValue } from '../store/records.js'
 import {
+  ENDPOINT_PREFIX,
   type JsonValue,
   LEASE_PREFIX,
   NET_LEASE_PREFIX,
+  NET_MEMBER_PREFIX,
   NETWORK_LINKS_PREFIX,
   NETWORKS_PREFIX,
   type ReadableStore,
@@ -19,7 +21,7 @@ import {
   networkLinkKey,
   parseNamedNetwork,
 } from './bridge.js'
-import { cidrOf, overlaps } from './cidr.js'
+import { cidrOf, formatIPv4, overlaps } from './cidr.js'
 import {
   isObject,
   NETWORK_CONFIG_KEY,
@@ -28,7 +30,7 @@ import {
   parseNetworkConfig,
   sameNetworkConfig,
 } from './config.js'
-import { type InvalidLease, type Lease, validLeases } from './leases.js'
+import { gatewayOf, type InvalidLease, type Lease, validLeases } from './leases.js'
 import { netLeaseKeys, networkKey } from './macvlan.js'
 
 // What the API serves about the cluster network, the named networks and the leases, computed
@@ -193,9 +195,19 @@ export function namedNetworks(store: ReadableStore): NetworkValue[] {
 /**
  * `plexctl network rm`: every host then gives its block up and forgets the
  * network's addresses (networks.ts); the links from and to it go too.
+ * Refused while containers are attached (Docker's "active endpoints"), as
+ * this host's store lists them, unless `force`: their addresses would no
+ * longer be reserved.
  */
-export async function removeNamedNetwork(store: Store, name: string): Promise<void> {
+export async function removeNamedNetwork(store: Store, name: string, force = false): Promise<void> {
   if (!store.get(networkKey(name))) throw noNetwork(name)
+  const attached = networkMembers(store).filter((m) => m.network === name)
+  if (attached.length && !force)
+    throw new PlexusError(
+      'PLX_IPAM_NETWORK_IN_USE',
+      `network ${name} has ${attached.length} container(s) attached: ${attached.map(memberName).join(', ')}; DEL them first, or use --force (their addresses are then no longer reserved)`,
+      { status: 409, members: attached.map(memberName) },
+    )
   for (const l of networkLinks(store))
     if (l.from === name || l.to === name) await store.delete(networkLinkKey(l.from, l.to))
   await store.delete(networkKey(name))
@@ -270,4 +282,130 @@ export function namedNetworksReport(store: ReadableStore, now = Date.now()): Nam
     )
     return { network, blocks: view.valid.map((l) => subnetRow(store, l, now)), invalid: view.invalid }
   })
+}
+
+/** A container interface on a network, wherever it runs. */
+export interface NetworkMember {
+  network: string
+  containerId: string
+  ifname: string
+  /** the owning host's node name and peer id */
+  host: string
+  peerId: string
+  address: string
+  mac?: string
+  /** the default route's next hop set for it (absent: the network's gateway) */
+  gateway?: string
+}
+
+const memberName = (m: NetworkMember) =>
+  `${m.containerId.slice(0, 12)}/${m.ifname} on ${m.host} (${m.address})`
+
+/**
+ * Every attached container interface in the store: endpoint records (the
+ * cluster network's carry no `network`, a bridge network's name it) and the
+ * macvlan networks' member records; what does not decode is left out.
+ */
+export function networkMembers(store: ReadableStore): NetworkMember[] {
+  const endpoints = store.list(ENDPOINT_PREFIX).flatMap((r): NetworkMember[] => {
+    const v = endpointCodec.valueOf(r)
+    if (!v) return []
+    return [
+      {
+        network: v.network ?? CLUSTER_NETWORK_NAME,
+        containerId: v.containerId,
+        ifname: v.ifname,
+        host: v.host,
+        peerId: r.owner,
+        address: v.ipv4,
+        mac: v.mac,
+        ...(v.gateway ? { gateway: v.gateway } : {}),
+      },
+    ]
+  })
+  const macvlan = store.list(NET_MEMBER_PREFIX).flatMap((r): NetworkMember[] => {
+    const v = netMemberCodec.valueOf(r)
+    if (!v) return []
+    return [
+      {
+        network: v.network,
+        containerId: v.containerId,
+        ifname: v.ifname,
+        host: v.host,
+        peerId: r.owner,
+        address: v.address,
+        ...(v.mac ? { mac: v.mac } : {}),
+        gateway: v.gateway,
+      },
+    ]
+  })
+  return [...endpoints, ...macvlan]
+}
+
+/** One network as `plexctl networks` shows it. */
+export interface NetworkOverview {
+  name: string
+  driver: 'cluster' | 'bridge' | 'macvlan'
+  /** vxlan (with its VNI), host-gw, wireguard; macvlan (with its parent) */
+  backend: string
+  /** the cluster's and a bridge network's cidr; a macvlan network's range */
+  cidr: string
+  /** a macvlan network's underlay subnet and gateway */
+  subnet?: string
+  gateway?: string
+  /** the subnet (a macvlan network's block) each host holds, as the lease rules judge them */
+  hosts: { host: string; peerId: string; subnet: string }[]
+  members: NetworkMember[]
+}
+
+/**
+ * Every network (the cluster network first, when set, then the named ones by
+ * name) with each host's subnet or block and the containers attached to it.
+ */
+export function networksOverview(store: ReadableStore, now = Date.now()): NetworkOverview[] {
+  const members = networkMembers(store)
+  const hosts = (rows: SubnetRow[]) => rows.map((l) => ({ host: l.host, peerId: l.peerId, subnet: l.subnet }))
+  // an overlay member's gateway is its host subnet's first address (the bridge) unless it asked for another
+  const of = (name: string, subnets: SubnetRow[] = []) =>
+    members
+      .filter((m) => m.network === name)
+      .map((m) => {
+        const held = subnets.find((l) => l.peerId === m.peerId)
+        return m.gateway || !held ? m : { ...m, gateway: formatIPv4(gatewayOf(cidrOf(held.subnet))) }
+      })
+  const cluster = readNetwork(store)?.config
+  const out: NetworkOverview[] = []
+  const { leases } = subnetsReport(store, now)
+  if (cluster)
+    out.push({
+      name: CLUSTER_NETWORK_NAME,
+      driver: 'cluster',
+      backend: cluster.Backend.Type === 'vxlan' ? `vxlan vni ${cluster.Backend.VNI}` : cluster.Backend.Type,
+      cidr: cluster.Network,
+      hosts: hosts(leases),
+      members: of(CLUSTER_NETWORK_NAME, leases),
+    })
+  for (const { network: n, blocks } of namedNetworksReport(store, now))
+    out.push(
+      n.driver === 'bridge'
+        ? {
+            name: n.name,
+            driver: 'bridge',
+            backend: `vxlan vni ${n.vni}${n.internal ? ', internal' : ''}`,
+            cidr: n.cidr,
+            hosts: hosts(blocks),
+            members: of(n.name, blocks),
+          }
+        : {
+            name: n.name,
+            driver: 'macvlan',
+            backend: `macvlan parent ${n.parent ?? '(underlay)'}`,
+            cidr: n.range,
+            subnet: n.subnet,
+            gateway: n.gateway,
+            hosts: hosts(blocks),
+            members: of(n.name),
+          },
+    )
+  return out
 }

@@ -5,7 +5,7 @@ import type { Logger } from '../lib/log.js'
 import type { Startable } from '../lib/startable.js'
 import { networkCodec } from '../store/codecs.js'
 import type { NetworkValue } from '../store/records.js'
-import { NET_LEASE_PREFIX, NETWORKS_PREFIX } from '../store/types.js'
+import { NET_LEASE_PREFIX, NET_MEMBER_PREFIX, NETWORKS_PREFIX } from '../store/types.js'
 import { AddressAllocator } from './addresses.js'
 import { addressRange, leaseConfig, parseNamedNetwork } from './bridge.js'
 import { netLeaseKeys } from './macvlan.js'
@@ -107,11 +107,12 @@ export class NamedNetworks implements Startable {
       if (!want || JSON.stringify(want) !== JSON.stringify(n.network)) await this.close(name)
     }
     for (const [name, network] of wanted) if (!this.open.has(name)) await this.openNetwork(network)
-    // a lease of ours for a network that is gone (deleted while this agent was down) goes too
-    for (const rec of this.c.store.list(`${NET_LEASE_PREFIX}${this.c.store.self}/`)) {
-      const name = rec.key.split('/')[2]
-      if (name !== undefined && !wanted.has(name)) await this.c.store.delete(rec.key)
-    }
+    // a lease or member record of ours for a network that is gone (deleted while this agent was down) goes too
+    for (const prefix of [NET_LEASE_PREFIX, NET_MEMBER_PREFIX])
+      for (const rec of this.c.store.list(`${prefix}${this.c.store.self}/`)) {
+        const name = rec.key.split('/')[2]
+        if (name !== undefined && !wanted.has(name)) await this.c.store.delete(rec.key)
+      }
   }
 
   private dir(name: string): string {
@@ -147,7 +148,8 @@ export class NamedNetworks implements Startable {
     if (!n) return
     this.open.delete(name)
     const left = n.addresses.list()
-    // Docker refuses to remove a network with endpoints; a record deleted by gossip cannot be refused here
+    // `network rm` refuses while members are listed (network.ts), but --force, or a member whose record had
+    // not reached the host that removed it, still gets here
     if (left.length)
       this.log.warn(
         { network: name, attachments: left.map((a) => `${a.containerId}/${a.ifname} ${a.address}`) },
@@ -155,6 +157,9 @@ export class NamedNetworks implements Startable {
       )
     await n.lease.stop()
     await this.c.store.delete(netLeaseKeys(name).key(this.c.store.self))
+    // the members' records go with their addresses (src/endpoints/macvlan.ts wrote them)
+    for (const rec of this.c.store.list(`${NET_MEMBER_PREFIX}${this.c.store.self}/${name}/`))
+      await this.c.store.delete(rec.key)
     await rm(this.dir(name), { recursive: true, force: true })
     this.log.info({ network: name }, `network ${name} removed: block lease and addresses released`)
   }

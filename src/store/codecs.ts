@@ -10,6 +10,7 @@ import type {
   EndpointValue,
   HealthValue,
   LeaseValue,
+  NetMemberValue,
   NetworkLinkValue,
   NetworkValue,
   NodeValue,
@@ -33,6 +34,7 @@ import {
   LabelsRecord,
   type LabelsValue,
   LeaseRecord,
+  NetMemberRecord,
   NetworkLinkRecord,
   NetworkRecord,
   NodeRecord,
@@ -54,6 +56,7 @@ import {
   LABELS_PREFIX,
   LEASE_PREFIX,
   NET_LEASE_PREFIX,
+  NET_MEMBER_PREFIX,
   NETWORK_LINKS_PREFIX,
   NETWORKS_PREFIX,
   NODE_PREFIX,
@@ -90,6 +93,17 @@ export const networkLinkCodec = recordCodec<NetworkLinkValue>(
 export const nodeCodec = recordCodec<NodeValue>(NODE_PREFIX, NodeRecord)
 
 export const endpointCodec = recordCodec<EndpointValue>(ENDPOINT_PREFIX, EndpointRecord)
+
+/** keyed netmembers/<peerId>/<network>/<containerId>/<ifname>: the value names the same network and interface */
+export const netMemberCodec = recordCodec<NetMemberValue>(NET_MEMBER_PREFIX, NetMemberRecord, (key, v) => {
+  const [, network, containerId, ifname, ...rest] = segments(key, NET_MEMBER_PREFIX)
+  if (rest.length) return `key ${key} has more segments than <peer>/<network>/<container>/<ifname>`
+  return (
+    differs('network', v.network, network) ??
+    differs('containerId', v.containerId, containerId) ??
+    differs('ifname', v.ifname, ifname)
+  )
+})
 
 export const serviceCodec = recordCodec<ServiceValue>(SERVICE_PREFIX, ServiceRecord, (key, v) =>
   differs('name', v.name, key.slice(SERVICE_PREFIX.length)),

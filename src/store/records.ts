@@ -64,6 +64,8 @@ export interface MacvlanNetworkValue {
   range: string
   gateway: string
   blockLen: number
+  /** the containers' MTU; absent: the parent interface's on each host */
+  mtu?: number
 }
 
 /** a bridge network: an overlay of its own (a subnet of `cidr` per host, a bridge and a VXLAN device of its VNI) */
@@ -128,6 +130,25 @@ export interface EndpointValue {
   /** the bridge network it is on (absent: the cluster network) */
   network?: string
   labels: Record<string, string>
+  createdAt: string
+}
+
+/** netmembers/<peerId>/<network>/<containerId>/<ifname>: a container interface on a macvlan network */
+export interface NetMemberValue {
+  network: string
+  containerId: string
+  ifname: string
+  /** node name of the owning host */
+  host: string
+  address: string
+  prefixLength: number
+  mac?: string
+  mtu: number
+  /** the default route's next hop ADD set (the network's gateway, or the one asked for) */
+  gateway: string
+  /** extra routes the attachment asked for, each gw filled in */
+  routes?: { dst: string; gw: string }[]
+  netns: string
   createdAt: string
 }
 

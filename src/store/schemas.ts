@@ -156,6 +156,8 @@ export const MacvlanNetworkRecord = Type.Object({
   gateway: Type.String({ format: 'ipv4' }),
   /** prefix length of the block of the range each host leases */
   blockLen: Type.Integer({ minimum: 1, maximum: 30 }),
+  /** the containers' MTU; absent: the parent interface's on each host */
+  mtu: Type.Optional(Type.Integer({ minimum: 576, maximum: 65535 })),
 })
 
 /** a bridge network's meaning is checked by src/ipam/bridge.ts parseBridgeNetwork */
@@ -225,6 +227,27 @@ export const EndpointRecord = Type.Object({
   published: Type.Optional(Type.Array(PublishedPort, { maxItems: 64 })),
   /** the bridge network it is on (absent: the cluster network) */
   network: Type.Optional(Label),
+  createdAt: Type.String(),
+})
+
+/**
+ * netmembers/<peerId>/<network>/<containerId>/<ifname>: a container interface on a macvlan network,
+ * which has no endpoint record (no veth, no bridge); written by the host that attached it
+ */
+export const NetMemberRecord = Type.Object({
+  network: Label,
+  containerId: Type.String({ minLength: 1 }),
+  ifname: Type.String({ pattern: IFNAME_PATTERN }),
+  /** node name of the owning host */
+  host: Type.String(),
+  address: Ipv4,
+  prefixLength: Type.Integer({ minimum: 0, maximum: 32 }),
+  mac: Type.Optional(Type.String()),
+  mtu: Type.Integer({ minimum: 68, maximum: 65535 }),
+  /** the default route's next hop ADD set: the network's gateway or the one the container asked for */
+  gateway: Ipv4,
+  routes: Type.Optional(Type.Array(Type.Object({ dst: Type.String(), gw: Ipv4 }), { maxItems: MAX_ROUTES })),
+  netns: Type.String(),
   createdAt: Type.String(),
 })
 

@@ -49,6 +49,7 @@ export interface PutOptions {
  *   allocstate/<hostPeerId>/<allocId>           the target host's verdict on an allocation and its life (owned)
  *   traffic/<peerId>                            bytes between services this host's containers started (owned; src/traffic)
  *   netleases/<peerId>/<network>                the block of a named network's range this host holds (owned; src/ipam)
+ *   netmembers/<peerId>/<network>/<cid>/<ifname> a container interface on a macvlan network (owned; src/endpoints)
  *   jobs/<name>                                 job specs (any member; src/scheduler/records.ts)
  *   config/...                                  shared cluster config (any member), e.g. config/network
  *   config/networks/<name>                      a named network (macvlan) and its range (any member; src/ipam)
@@ -68,6 +69,7 @@ export const ALLOC_PREFIX = 'allocs/'
 export const ALLOC_STATE_PREFIX = 'allocstate/'
 export const TRAFFIC_PREFIX = 'traffic/'
 export const NET_LEASE_PREFIX = 'netleases/'
+export const NET_MEMBER_PREFIX = 'netmembers/'
 export const NETWORKS_PREFIX = 'config/networks/'
 /** config/network-links/<from>/<to>: what `plexctl network connect` allows between two networks */
 export const NETWORK_LINKS_PREFIX = 'config/network-links/'
@@ -89,6 +91,7 @@ export const OWNED_PREFIXES = [
   ALLOC_STATE_PREFIX,
   TRAFFIC_PREFIX,
   NET_LEASE_PREFIX,
+  NET_MEMBER_PREFIX,
 ] as const
 
 /**

@@ -1,6 +1,7 @@
 // Named networks (store keys config/networks/<name>; bridge, issue 17 item 2; macvlan, item 3) and the links
 // between them (config/network-links/<from>/<to>).
 import { type Static, Type } from '@sinclair/typebox'
+import { StringEnum } from '../../lib/schema.js'
 import { Label, NetworkLinkRecord, NetworkRecord } from '../../store/schemas.js'
 import { InvalidLease, LeaseRow } from './subnets.js'
 
@@ -18,6 +19,7 @@ export const NetworkCreateBody = Type.Unsafe<
       range: string
       gateway?: string
       blockLen?: number
+      mtu?: number
     }
   | { name: string; driver: 'bridge'; cidr: string; subnetLen?: number; vni?: number; internal?: boolean }
 >({ type: 'object' })
@@ -38,6 +40,12 @@ export const NetworkConnectReply = Type.Object({ link: NetworkLinkRecord, change
 export type NetworkConnectReply = Static<typeof NetworkConnectReply>
 
 export const NetworkLinkParams = Type.Object({ name: Label, to: Label }, { additionalProperties: false })
+
+/** ?force removes a network containers are still attached to (their addresses are then no longer reserved) */
+export const NetworkRemoveQuery = Type.Object(
+  { force: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false },
+)
 
 export const NetworkRemoveReply = Type.Object({ removed: Type.String() })
 export type NetworkRemoveReply = Static<typeof NetworkRemoveReply>
@@ -60,3 +68,35 @@ export const NamedNetworkInfo = Type.Object({
 /** GET /v1/networks */
 export const NetworksReply = Type.Object({ networks: Type.Array(NamedNetworkInfo) })
 export type NetworksReply = Static<typeof NetworksReply>
+
+/** a container interface on a network (src/ipam/network.ts NetworkMember) */
+export const NetworkMember = Type.Object({
+  network: Type.String(),
+  containerId: Type.String(),
+  ifname: Type.String(),
+  host: Type.String(),
+  peerId: Type.String(),
+  address: Type.String(),
+  mac: Type.Optional(Type.String()),
+  /** the default route's next hop set for it (absent: the network's gateway) */
+  gateway: Type.Optional(Type.String()),
+})
+export type NetworkMember = Static<typeof NetworkMember>
+
+/** one network, the cluster's or a named one: each host's subnet (block) and its members */
+export const NetworkOverview = Type.Object({
+  name: Type.String(),
+  driver: StringEnum(['cluster', 'bridge', 'macvlan']),
+  backend: Type.String(),
+  /** the cluster's and a bridge network's cidr, a macvlan network's range */
+  cidr: Type.String(),
+  subnet: Type.Optional(Type.String()),
+  gateway: Type.Optional(Type.String()),
+  hosts: Type.Array(Type.Object({ host: Type.String(), peerId: Type.String(), subnet: Type.String() })),
+  members: Type.Array(NetworkMember),
+})
+export type NetworkOverview = Static<typeof NetworkOverview>
+
+/** GET /v1/networks/overview (`plexctl networks`, `plexctl inspect`) */
+export const NetworksOverviewReply = Type.Object({ networks: Type.Array(NetworkOverview) })
+export type NetworksOverviewReply = Static<typeof NetworksOverviewReply>

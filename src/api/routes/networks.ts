@@ -4,6 +4,7 @@ import {
   createNamedNetwork,
   disconnectNetworks,
   namedNetworksReport,
+  networksOverview,
   removeNamedNetwork,
 } from '../../ipam/network.js'
 import {
@@ -13,12 +14,17 @@ import {
   NetworkCreateReply,
   NetworkLinkParams,
   NetworkNameParams,
+  NetworkRemoveQuery,
   NetworkRemoveReply,
+  NetworksOverviewReply,
   NetworksReply,
 } from '../contract/networks.js'
 import type { ApiDeps } from '../deps.js'
 
-/** Named networks: list with each host's block, create, remove, connect. The rules are src/ipam's. */
+/**
+ * Named networks: list with each host's block, create, remove, connect; every network (the cluster's too)
+ * with its members. The rules are src/ipam's.
+ */
 /** what the /v1/networks routes read (registered with that prefix) */
 export type NetworksComponents = Pick<ApiDeps, 'store' | 'networks'>
 
@@ -39,15 +45,25 @@ export const networksRoutes: FastifyPluginAsyncTypebox<NetworksComponents> = asy
     }),
   }))
 
+  app.get('/overview', { schema: { response: { 200: NetworksOverviewReply } } }, async () => ({
+    networks: networksOverview(deps.store),
+  }))
+
   app.post('', { schema: { body: NetworkCreateBody, response: { 200: NetworkCreateReply } } }, async (req) =>
     createNamedNetwork(deps.store, req.body),
   )
 
   app.delete(
     '/:name',
-    { schema: { params: NetworkNameParams, response: { 200: NetworkRemoveReply } } },
+    {
+      schema: {
+        params: NetworkNameParams,
+        querystring: NetworkRemoveQuery,
+        response: { 200: NetworkRemoveReply },
+      },
+    },
     async (req) => {
-      await removeNamedNetwork(deps.store, req.params.name)
+      await removeNamedNetwork(deps.store, req.params.name, req.query.force === true)
       return { removed: req.params.name }
     },
   )

@@ -1,6 +1,9 @@
 import type { EndpointDetail, EndpointDetailReply } from '../../api/contract/endpoints.js'
+import type { NetworkMember, NetworksOverviewReply } from '../../api/contract/networks.js'
+import { PlexusError } from '../../lib/errors.js'
+import { ApiError } from '../client.js'
 import type { RegisterCommand } from '../context.js'
-import { json, keyValues } from '../output.js'
+import { json, keyValues, table } from '../output.js'
 import { age } from './endpoints.js'
 
 const list = (xs: string[] | undefined) => (xs?.length ? xs.join(', ') : undefined)
@@ -63,16 +66,53 @@ function describe(e: EndpointDetail): string {
   return keyValues(pairs.filter(([, v]) => v !== undefined))
 }
 
+/**
+ * The container's interfaces on every network: its endpoints' (cluster and bridge networks) and its
+ * macvlan ones, which have no endpoint record. `id` is what the endpoint lookup resolved, else a prefix.
+ */
+function interfacesOf(overview: NetworksOverviewReply, id: string, resolved: string | undefined) {
+  const all = overview.networks.flatMap((n) => n.members)
+  const mine = all.filter((m) => (resolved ? m.containerId === resolved : m.containerId.startsWith(id)))
+  const ids = new Set(mine.map((m) => m.containerId))
+  if (ids.size > 1)
+    throw new PlexusError(
+      'PLX_ENDPOINTS_AMBIGUOUS',
+      `"${id}" matches ${ids.size} containers: ${[...ids].map((i) => i.slice(0, 12)).join(', ')}`,
+    )
+  return mine.sort((a, b) => (a.ifname < b.ifname ? -1 : a.ifname > b.ifname ? 1 : 0))
+}
+
+const interfaceTable = (ms: NetworkMember[]) =>
+  table(
+    ['interface', 'network', 'address', 'mac', 'gateway', 'host'],
+    ms.map((m) => [m.ifname, m.network, m.address, m.mac, m.gateway, m.host]),
+  )
+
 export const registerInspect: RegisterCommand = (program, ctx) => {
   program
     .command('inspect')
-    .description('everything known about one container endpoint: address, veth, MAC, routes, DNS, ports')
+    .description(
+      'everything known about one container: its interfaces on every network, and per endpoint address, veth, MAC, routes, DNS, ports',
+    )
     .argument('<container>', 'container id (or a unique prefix) or endpoint name')
     .action(async (id: string) => {
-      const { endpoints } = await ctx
-        .client()
-        .call<EndpointDetailReply>('GET', `/v1/endpoints/${encodeURIComponent(id)}`)
-      if (ctx.format() === 'json') return ctx.print(json(endpoints.length === 1 ? endpoints[0] : endpoints))
-      ctx.print(endpoints.map(describe).join('\n'))
+      const client = ctx.client()
+      const [detail, overview] = await Promise.allSettled([
+        client.call<EndpointDetailReply>('GET', `/v1/endpoints/${encodeURIComponent(id)}`),
+        client.call<NetworksOverviewReply>('GET', '/v1/networks/overview'),
+      ])
+      if (overview.status === 'rejected') throw overview.reason
+      // a container only on macvlan networks has no endpoint record: its member records stand for it
+      const notFound =
+        detail.status === 'rejected' && detail.reason instanceof ApiError && detail.reason.status === 404
+      if (detail.status === 'rejected' && !notFound) throw detail.reason
+      const endpoints = detail.status === 'fulfilled' ? detail.value.endpoints : []
+      const interfaces = interfacesOf(overview.value, id, endpoints[0]?.containerId)
+      if (!interfaces.length && !endpoints.length) throw (detail as PromiseRejectedResult).reason
+      if (ctx.format() === 'json')
+        return ctx.print(
+          json(endpoints.length === 1 ? { ...endpoints[0], interfaces } : { endpoints, interfaces }),
+        )
+      ctx.print([interfaceTable(interfaces), ...endpoints.map(describe)].join('\n'))
     })
 }

@@ -4,9 +4,10 @@ import type {
   NetworkCreateBody,
   NetworkCreateReply,
   NetworkRemoveReply,
+  NetworksOverviewReply,
   NetworksReply,
 } from '../../api/contract/networks.js'
-import type { CliContext } from '../context.js'
+import type { CliContext, RegisterCommand } from '../context.js'
 import { json, keyValues, table } from '../output.js'
 
 // Named networks under `plexctl network` (Docker's `network create/ls/rm`):
@@ -26,6 +27,7 @@ interface CreateFlags {
   range?: string
   gateway?: string
   blockLen?: string
+  mtu?: string
 }
 
 /** sent as typed; a bad number is the agent's to name with the other problems */
@@ -47,6 +49,7 @@ function body(name: string, f: CreateFlags): NetworkCreateBody {
       range: f.range,
       gateway: f.gateway,
       blockLen,
+      mtu: num(f.mtu),
     }).filter(([, v]) => v !== undefined),
   ) as NetworkCreateBody
 }
@@ -76,6 +79,7 @@ export function registerNamedNetworks(network: Command, ctx: CliContext): void {
     )
     .option('--gateway <ip>', "the containers' default gateway (default: the subnet's first address)")
     .option('--block-len <n>', 'prefix length of the block each host leases (default 26, 61 containers)')
+    .option('--mtu <n>', "macvlan: the containers' MTU (default: the parent interface's)")
     .action(async (name: string, f: CreateFlags) => {
       const res = await ctx.client().call<NetworkCreateReply>('POST', '/v1/networks', body(name, f))
       if (ctx.format() === 'json') return ctx.print(json(res))
@@ -98,6 +102,7 @@ export function registerNamedNetworks(network: Command, ctx: CliContext): void {
                 ['range', n.range],
                 ['gateway', n.gateway],
                 ['block', `/${n.blockLen}`],
+                ['mtu', n.mtu ?? "the parent interface's"],
               ],
         ),
       )
@@ -128,11 +133,15 @@ export function registerNamedNetworks(network: Command, ctx: CliContext): void {
 
   network
     .command('rm <name>')
-    .description('delete a named network: every host gives its block up and removes its devices')
-    .action(async (name: string) => {
+    .description(
+      'delete a named network: every host gives its block up and removes its devices; refused while containers are attached',
+    )
+    .option('--force', 'remove it with containers attached (their addresses are no longer reserved)')
+    .action(async (name: string, f: { force?: boolean }) => {
+      const q = f.force ? '?force=true' : ''
       const res = await ctx
         .client()
-        .call<NetworkRemoveReply>('DELETE', `/v1/networks/${encodeURIComponent(name)}`)
+        .call<NetworkRemoveReply>('DELETE', `/v1/networks/${encodeURIComponent(name)}${q}`)
       if (ctx.format() === 'json') return ctx.print(json(res))
       ctx.print(`network ${res.removed} removed\n`)
     })
@@ -166,5 +175,45 @@ export function registerNamedNetworks(network: Command, ctx: CliContext): void {
         .call('DELETE', `/v1/networks/${encodeURIComponent(from)}/connect/${encodeURIComponent(to)}`)
       if (ctx.format() === 'json') return ctx.print(json({ disconnected: { from, to } }))
       ctx.print(`${from} no longer connects to ${to}\n`)
+    })
+}
+
+/** `plexctl networks`: every network, the cluster's first, with each host's subnet and the containers on it */
+export const registerNetworks: RegisterCommand = (program, ctx) => {
+  program
+    .command('networks')
+    .description(
+      "every network (cluster, bridge, macvlan): backend, each host's subnet, the containers attached",
+    )
+    .action(async () => {
+      const res = await ctx.client().call<NetworksOverviewReply>('GET', '/v1/networks/overview')
+      if (ctx.format() === 'json') return ctx.print(json(res))
+      ctx.print(
+        res.networks
+          .map((n) => {
+            const head = keyValues([
+              ['network', n.name],
+              ['driver', n.driver],
+              ['backend', n.backend],
+              [n.driver === 'macvlan' ? 'range' : 'cidr', n.cidr],
+              ...(n.subnet ? ([['subnet', `${n.subnet} gateway ${n.gateway}`]] as [string, unknown][]) : []),
+              ['hosts', n.hosts.map((h) => `${h.host} ${h.subnet}`).join(', ') || '-'],
+            ])
+            const members = n.members.length
+              ? table(
+                  ['container', 'host', 'interface', 'address', 'mac'],
+                  n.members.map((m) => [
+                    m.containerId.slice(0, 12),
+                    m.host,
+                    m.ifname,
+                    m.address,
+                    m.mac ?? '-',
+                  ]),
+                )
+              : 'no containers\n'
+            return head + members
+          })
+          .join('\n'),
+      )
     })
 }

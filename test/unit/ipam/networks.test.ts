@@ -261,3 +261,9 @@ t.test('hosts lease disjoint blocks; a deleted network leaves no lease or alloca
     t.equal(h.store.get(networkKey('lan')), undefined)
   }
 })
+
+t.test("a macvlan network's MTU is optional and checked", async (t) => {
+  t.equal(parseMacvlanNetwork(LAN).mtu, undefined, "absent: the parent interface's")
+  t.equal(parseMacvlanNetwork({ ...LAN, mtu: 9000 }).mtu, 9000)
+  t.match(problems({ ...LAN, mtu: 100 }), [/mtu must be an integer from 576 to 65535/])
+})
