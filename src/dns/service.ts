@@ -327,13 +327,15 @@ export class DnsService implements Startable {
     this.rebuildTimer.unref()
   }
 
-  /** reads the askers again if they changed; a network that got or lost its zone gets or loses its listener */
+  /** reads the askers again if they changed; a network that got or lost its zone gets or loses its listener and is built */
   private refreshAskers(): void {
     if (!this.askersDirty) return
     this.askersDirty = false
     const before = [...this.zones.keys()].join()
     this.askers = this.readAskers()
-    if ([...this.zones.keys()].join() !== before) void this.reconcileListeners()
+    if ([...this.zones.keys()].join() === before) return
+    this.scheduleRebuild() // a new zone is built by the next update
+    void this.reconcileListeners()
   }
 
   /** one update at a time; changes during one are held by the live zones and get the next */
