@@ -159,10 +159,7 @@ export class DnsService implements Startable {
     const askers = askerScopes({ endpoints, networks })
     for (const name of askers.networks)
       if (!this.zones.has(name))
-        this.zones.set(
-          name,
-          new LiveZone(name === CLUSTER_NETWORK_NAME ? store : networkView(store, name), () => this.apex()),
-        )
+        this.zones.set(name, new LiveZone(networkView(store, name), () => this.apex()))
     for (const name of this.zones.keys()) if (!askers.networks.includes(name)) this.zones.delete(name)
     this.chains.clear()
     return askers
