@@ -6,8 +6,8 @@
 // out, a container on two networks has both interfaces and reaches both, DNS
 // answers a container the names of its own networks only (its nameserver is
 // its network's gateway; other networks' names are NXDOMAIN; a container on
-// two networks resolves both), and deleting the networks leaves no device,
-// route, rule or lease.
+// two networks resolves both; an internal network's forwards nothing), and
+// deleting the networks leaves no device, route, rule or lease.
 import { type ChildProcess, spawn } from 'node:child_process'
 import t, { type Test } from 'tap'
 import { type Cluster, eventually, run, upCluster } from '../../helpers/fixture.js'
@@ -296,6 +296,11 @@ for (const firewall of ['iptables', 'nftables'] as const)
       t.same(resolve(m, ctrName(b2)).addrs, [b2.ip], 'a container on blue and red resolves blue')
       t.same(resolve(m, ctrName(r1)).addrs, [r1.ip], 'and red')
       t.same(resolve(m, ctrName(p1)), nx, 'not the cluster network')
+      // an internal network resolves its own names and forwards nothing: it has no way out
+      const v = add(t, 'h1', VAULT.name, { id: id() })
+      t.equal(v.r.status, 0, v.r.raw + v.r.stderr)
+      t.same(resolve(v, ctrName(v)).addrs, [v.ip], 'vault resolves its own names')
+      t.equal(resolve(v, 'example.com').status, 'REFUSED', 'a name outside the zone is not forwarded')
     })
 
     t.test('invalid input is code 7 and nothing is made', async (t) => {
