@@ -27,6 +27,9 @@
 #define META_LEN 0   // bytes received (at most SLOT_SIZE)
 #define META_TRUNC 1 // 1 when the datagram was larger than the slot
 #define META_OUT 2   // set by JS: reply length in the output slot, 0 for none
+// the sender's IPv4 address as a host-order integer (read back as unsigned), 0 for an IPv6 sender:
+// the DNS server scopes its answers by the asker's networks, and this costs no object per datagram
+#define META_PEER4 3
 #define META_STRIDE 4
 #define SOCK_BUFFER (4 * 1024 * 1024)
 
@@ -281,6 +284,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
         m[META_LEN] = (int32_t)u->rmsgs[i].msg_len;
         m[META_TRUNC] = (u->rmsgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 1 : 0;
         m[META_OUT] = 0;
+        m[META_PEER4] = u->peers[i].sa.sa_family == AF_INET ? (int32_t)ntohl(u->peers[i].in4.sin_addr.s_addr) : 0;
       }
       call_batch(u, n);
       if (u->closing) break;
@@ -577,7 +581,7 @@ static napi_value init(napi_env env, napi_value exports) {
     int value;
   } consts[] = {{"SLOTS", SLOTS},       {"SLOT_SIZE", SLOT_SIZE}, {"META_STRIDE", META_STRIDE},
                 {"META_LEN", META_LEN}, {"META_TRUNC", META_TRUNC}, {"META_OUT", META_OUT},
-                {"QUEUE_MAX", QUEUE_MAX}};
+                {"META_PEER4", META_PEER4}, {"QUEUE_MAX", QUEUE_MAX}};
   for (size_t i = 0; i < sizeof consts / sizeof consts[0]; i++) {
     napi_create_int32(env, consts[i].value, &v);
     napi_set_named_property(env, exports, consts[i].name, v);

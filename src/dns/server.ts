@@ -44,6 +44,14 @@ export interface ServerStats {
 
 const MAX_TCP_BUFFER = 65535 + 2
 
+/** the chain that answers an asker, by its source address: its networks' names only (src/dns/scope.ts) */
+export interface ChainFor {
+  /** an IPv4 address as an unsigned integer; 0 for an IPv6 sender (the UDP path's META_PEER4) */
+  v4(address: number): Next
+  /** an address as text (TCP's remoteAddress) */
+  text(address: string): Next
+}
+
 const GATE_STAT = {
   accepted: 'tcpConnections',
   refused: 'tcpRefused',
@@ -51,7 +59,7 @@ const GATE_STAT = {
 } as const satisfies Record<GateEvent, keyof ServerStats>
 
 /**
- * UDP and TCP listeners on one address, handing parsed queries to the chain.
+ * UDP and TCP listeners on one address, handing parsed queries to the asker's chain.
  * UDP goes through the native batching socket (src/dns/udp.ts): one JS call per
  * batch of datagrams, replies written into its output slots. Nothing a client
  * sends can throw out of here: bad packets are answered (FORMERR/NOTIMP when an
@@ -65,7 +73,7 @@ export class DnsListener {
   constructor(
     readonly address: string,
     private readonly opts: ServerOptions,
-    private readonly chain: Next,
+    private readonly chains: ChainFor,
     private readonly stats: ServerStats,
     private readonly recorder?: AnswerRecorder,
   ) {
@@ -136,7 +144,7 @@ export class DnsListener {
    * yet (forwarded) is sent on its own later, to a copy of the sender's address.
    */
   private onBatch(udp: BatchSocket, n: number): void {
-    const { SLOT_SIZE, META_STRIDE, META_LEN, META_TRUNC, META_OUT } = udpAddon()
+    const { SLOT_SIZE, META_STRIDE, META_LEN, META_TRUNC, META_OUT, META_PEER4 } = udpAddon()
     const { input, output, meta } = udp
     for (let i = 0; i < n; i++) {
       const m = i * META_STRIDE
@@ -150,7 +158,7 @@ export class DnsListener {
       const r = answer(
         input.subarray(off, off + meta[m + META_LEN]!),
         false,
-        this.chain,
+        this.chains.v4(meta[m + META_PEER4]! >>> 0),
         this.stats,
         this.recorder,
       )
@@ -180,6 +188,8 @@ export class DnsListener {
       s.write(out)
       s.uncork()
     }
+    // one asker per connection: its chain is found once
+    const chain = this.chains.text(s.remoteAddress ?? '')
     let buf: Buffer = Buffer.alloc(0)
     s.on('data', (chunk: Buffer) => {
       buf = buf.length ? Buffer.concat([buf, chunk]) : chunk
@@ -196,7 +206,7 @@ export class DnsListener {
         buf = buf.subarray(len + 2)
         deadline.received()
         this.stats.tcpQueries++
-        const r = answer(msg, true, this.chain, this.stats, this.recorder)
+        const r = answer(msg, true, chain, this.stats, this.recorder)
         if (r === undefined) deadline.answered()
         else if (isPending(r))
           void r.then((b) => {

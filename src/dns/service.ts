@@ -1,7 +1,9 @@
 import { createSocket } from 'node:dgram'
 import { isIP } from 'node:net'
 import dnsPacket from 'dns-packet'
+import { CLUSTER_NETWORK_NAME } from '../ipam/bridge.js'
 import { leaseGateway } from '../ipam/leases.js'
+import { netLeaseKeys } from '../ipam/macvlan.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import { type Explanation, explainSubject } from '../lib/explain.js'
 import type { Logger } from '../lib/log.js'
@@ -9,15 +11,18 @@ import type { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import { runSliced, runSteps } from '../lib/steps.js'
 import { buildCatalog, CATALOG_PREFIXES, catalogInput } from '../services/catalog.js'
-import type { ReadableStore } from '../store/types.js'
+import { endpointCodec, networkCodec } from '../store/codecs.js'
+import type { BridgeNetworkValue } from '../store/records.js'
+import { ENDPOINT_PREFIX, NET_LEASE_PREFIX, NETWORKS_PREFIX, type ReadableStore } from '../store/types.js'
 import { CacheStage } from './cache/cache.js'
-import { buildChain, type Next } from './chain.js'
+import { buildChain, type Next, type Stage } from './chain.js'
 import type { DnsConfig } from './config.js'
 import { ForwardStage, type Upstream } from './forward/forward.js'
 import { parseUpstream, readResolvConf } from './forward/resolvconf.js'
 import { tcpExchange } from './forward/tcp.js'
 import { DnsMetrics } from './metrics.js'
-import { DnsListener, emptyStats, type ServerStats } from './server.js'
+import { type Askers, askerScopes, networkView, type Scope } from './scope.js'
+import { type ChainFor, DnsListener, emptyStats, type ServerStats } from './server.js'
 import { ZoneStage } from './zone/handler.js'
 import { LiveZone } from './zone/live.js'
 import { zoneOrigins } from './zone/origins.js'
@@ -35,6 +40,9 @@ const MAX_REBUILD_DELAY_MS = 800
 const REBUILD_SLICE_MS = 5
 /** how often a listener that could not bind (gateway address not yet on the bridge) is retried */
 const BIND_RETRY_MS = 1000
+
+/** a stage left out of an internal network's chain: the query goes on to the end (REFUSED) */
+const passOn = (name: string): Stage => ({ name, handle: (q, next) => next(q) })
 
 export interface DnsComponents {
   config: { dns: DnsConfig }
@@ -62,12 +70,25 @@ export interface DecodedAnswer {
   additionals: dnsPacket.Answer[]
 }
 
-/** The agent's DNS server: zone view over the store, forwarding, listeners on the gateway and host addresses. */
+/**
+ * The agent's DNS server: a zone per network over the store, forwarding,
+ * listeners on the gateways and host addresses; each query is answered from
+ * the zones of its asker's networks (scope.ts).
+ */
 export class DnsService implements Startable {
-  private readonly zone: ZoneStage
   private readonly cache: CacheStage
   private readonly forward: ForwardStage
-  private readonly chain: Next
+  /** network name (the cluster network's: CLUSTER_NETWORK_NAME) → its zone */
+  private readonly zones = new Map<string, LiveZone>()
+  private askers: Askers
+  /** the local endpoints or the networks changed: the next update reads the askers again */
+  private askersDirty = false
+  /** Scope.key → its chain, made on first use (cleared with the askers and zones it was made from) */
+  private readonly chains = new Map<string, Next>()
+  private readonly chainFor: ChainFor = {
+    v4: (address) => this.chainOf(this.askers.ofV4(address)),
+    text: (address) => this.chainOf(this.askers.of(address)),
+  }
   private readonly listeners = new Map<string, DnsListener>()
   private readonly failedBinds = new Set<string>()
   private readonly stats = emptyStats()
@@ -78,7 +99,6 @@ export class DnsService implements Startable {
   private expiryTimer?: NodeJS.Timeout
   private bindTimer?: NodeJS.Timeout
   private reconciling: Promise<unknown> = Promise.resolve()
-  private readonly live: LiveZone
   /** a sliced update is running; changes meanwhile wait for the next (the live zone holds them) */
   private building = false
   private lastBuildMs = 0
@@ -102,19 +122,13 @@ export class DnsService implements Startable {
       : readResolvConf(cfg.resolvConf, cfg.listen)
     for (const a of cfg.listen)
       if (!isIP(a)) throw new PlexusError('PLX_DNS_BAD_LISTEN', `dns.listen: "${a}" is not an IP address`)
-    this.live = new LiveZone(c.store, () => ({
-      origin: ZONE_ORIGIN,
-      ttl: cfg.ttl,
-      nsAddresses: this.desiredAddresses(),
-      agentAddress: this.gateway(),
-    }))
     this.metrics = new DnsMetrics(c.metrics, () => this.status().stats)
+    this.askers = this.readAskers()
     // the first build runs at once: nothing is served before it, and an empty zone would answer NXDOMAIN
     const started = performance.now()
-    runSteps(this.live.update())
+    for (const live of this.zones.values()) runSteps(live.update())
     this.metrics.zoneUpdated('full', performance.now() - started)
     this.builtAt = new Date()
-    this.zone = new ZoneStage(this.live.table)
     this.cache = new CacheStage({ size: cfg.cacheSize, maxTtl: cfg.cacheMaxTtl })
     this.forward = new ForwardStage({
       upstreams: this.upstreams,
@@ -122,25 +136,87 @@ export class DnsService implements Startable {
       maxInFlight: cfg.maxInFlight,
       onAttempt: (u, result) => this.metrics.forwarded(u, result),
     })
-    this.chain = buildChain({ zone: this.zone, cache: this.cache, forward: this.forward })
+  }
+
+  /** the cluster network's zone (always there) */
+  private get cluster(): LiveZone {
+    return this.zones.get(CLUSTER_NETWORK_NAME)!
+  }
+
+  /**
+   * Who asks from where, from this host's endpoint records and the bridge
+   * networks; makes a zone for each network an asker may be on and drops the
+   * zones of networks gone (a new zone is built by the next update).
+   */
+  private readAskers(): Askers {
+    const { store, peerId } = this.c
+    const endpoints = store
+      .list(`${ENDPOINT_PREFIX}${peerId}/`)
+      .flatMap((r) => endpointCodec.valueOf(r) ?? [])
+    const networks = store
+      .list(NETWORKS_PREFIX)
+      .flatMap((r) => networkCodec.valueOf(r) ?? [])
+      .filter((n): n is BridgeNetworkValue => n.driver === 'bridge')
+    const askers = askerScopes({ endpoints, networks })
+    for (const name of askers.networks)
+      if (!this.zones.has(name))
+        this.zones.set(name, new LiveZone(networkView(store, name), () => this.apex()))
+    for (const name of this.zones.keys()) if (!askers.networks.includes(name)) this.zones.delete(name)
+    this.chains.clear()
+    return askers
+  }
+
+  private apex() {
+    return {
+      origin: ZONE_ORIGIN,
+      ttl: this.c.config.dns.ttl,
+      nsAddresses: this.desiredAddresses(),
+      agentAddress: this.gateway(),
+    }
+  }
+
+  /** the chain of an asker's scope: its networks' zones, then forwarding unless they are all internal */
+  private chainOf(scope: Scope): Next {
+    let chain = this.chains.get(scope.key)
+    if (chain) return chain
+    // readAskers made a zone for every network a scope names
+    const [first, ...rest] = scope.networks.map((n) => this.zones.get(n)!.table)
+    chain = buildChain({
+      zone: new ZoneStage(first!, ...rest),
+      cache: scope.forward ? this.cache : passOn('cache'),
+      forward: scope.forward ? this.forward : passOn('forward'),
+    })
+    this.chains.set(scope.key, chain)
+    return chain
   }
 
   async start(): Promise<void> {
     const { store, peerId } = this.c
+    const local = `${ENDPOINT_PREFIX}${peerId}/`
     for (const p of CATALOG_PREFIXES)
       this.unwatch.push(
         store.watch(p, (ev) => {
-          this.live.changed(ev.key)
+          for (const live of this.zones.values()) live.changed(ev.key)
+          if (ev.key.startsWith(local)) this.askersDirty = true
           this.scheduleRebuild()
         }),
       )
     this.unwatch.push(
-      store.watch(`leases/${peerId}`, () => {
-        void this.reconcileListeners()
-        this.live.changedApex() // the NS glue and agent.<zone> name the gateway address
+      store.watch(NETWORKS_PREFIX, () => {
+        this.askersDirty = true
         this.scheduleRebuild()
       }),
     )
+    // this host's gateways: of the cluster network, and of each bridge network it holds a subnet of
+    for (const p of [`leases/${peerId}`, `${NET_LEASE_PREFIX}${peerId}/`])
+      this.unwatch.push(
+        store.watch(p, () => {
+          void this.reconcileListeners()
+          // the NS glue and agent.<zone> name the gateway addresses
+          for (const live of this.zones.values()) live.changedApex()
+          this.scheduleRebuild()
+        }),
+      )
     await this.rebuild()
     await this.reconcileListeners()
     this.c.logger.info(
@@ -160,12 +236,16 @@ export class DnsService implements Startable {
     this.forward.close()
   }
 
-  /** the addresses the server should listen on now */
+  /** the addresses the server should listen on now: the configured ones, this host's gateway of each network */
   desiredAddresses(): string[] {
     const cfg = this.c.config.dns
     const out = [...cfg.listen]
-    const gw = cfg.listenGateway ? this.gateway() : undefined
-    if (gw && !out.includes(gw)) out.push(gw)
+    if (!cfg.listenGateway) return out
+    const { store, peerId } = this.c
+    // the networks with a zone (an asker's, readAskers), the zones' constructors ask too
+    const bridges = [...this.zones.keys()].filter((n) => n !== CLUSTER_NETWORK_NAME)
+    for (const gw of [this.gateway(), ...bridges.map((n) => leaseGateway(store, peerId, netLeaseKeys(n)))])
+      if (gw && !out.includes(gw)) out.push(gw)
     return out
   }
 
@@ -179,6 +259,7 @@ export class DnsService implements Startable {
    * a fresh host is answered instead of waiting for the next retry).
    */
   async listeningOn(address: string): Promise<boolean> {
+    this.refreshAskers() // a network created a moment ago has its zone and gateway from now on
     if (!this.listeners.has(address)) await this.reconcileListeners()
     return this.listeners.has(address)
   }
@@ -211,7 +292,7 @@ export class DnsService implements Startable {
           maxTcpPerClient: cfg.tcpMaxPerClient,
           tcpMessageMs: cfg.tcpMessageTimeoutMs,
         },
-        this.chain,
+        this.chainFor,
         this.stats,
         this.metrics,
       )
@@ -244,39 +325,61 @@ export class DnsService implements Startable {
     this.rebuildTimer.unref()
   }
 
-  /** one update at a time; changes during one are held by the live zone and get the next */
+  /** reads the askers again if they changed; a network that got or lost its zone gets or loses its listener and is built */
+  private refreshAskers(): void {
+    if (!this.askersDirty) return
+    this.askersDirty = false
+    const before = [...this.zones.keys()].join()
+    this.askers = this.readAskers()
+    if ([...this.zones.keys()].join() === before) return
+    this.scheduleRebuild() // a new zone is built by the next update
+    void this.reconcileListeners()
+  }
+
+  /** one update at a time; changes during one are held by the live zones and get the next */
   private async rebuild(): Promise<void> {
     if (this.building || this.stopped) return
     this.building = true
     const started = performance.now()
-    const kind = this.live.fullPending ? 'full' : 'changes'
     try {
-      await runSliced(this.live.update(), REBUILD_SLICE_MS)
+      this.refreshAskers()
+      for (const [network, live] of this.zones) {
+        if (!live.dirty) continue
+        const began = performance.now()
+        const kind = live.fullPending ? 'full' : 'changes'
+        try {
+          await runSliced(live.update(), REBUILD_SLICE_MS)
+          this.metrics.zoneUpdated(kind, performance.now() - began)
+        } catch (err) {
+          this.c.logger.error(
+            { err, network },
+            'dns zone update failed; serving the previous zone, reading the store again',
+          )
+          live.resync()
+        }
+      }
       this.builtAt = new Date()
-      this.metrics.zoneUpdated(kind, performance.now() - started)
-    } catch (err) {
-      this.c.logger.error(
-        { err },
-        'dns zone update failed; serving the previous zone, reading the store again',
-      )
-      this.live.resync()
     } finally {
       this.building = false
       this.lastEnd = performance.now()
       this.lastBuildMs = this.lastEnd - started
     }
     this.scheduleExpiry()
-    if (this.live.dirty) this.scheduleRebuild()
+    if (this.askersDirty || [...this.zones.values()].some((z) => z.dirty)) this.scheduleRebuild()
   }
 
   /** a TTL record lapses without a store event (the store expires lazily): the zone drops it on time */
   private scheduleExpiry(): void {
     clearTimeout(this.expiryTimer)
-    const at = this.live.nextExpiry()
+    let at: number | undefined
+    for (const live of this.zones.values()) {
+      const next = live.nextExpiry()
+      if (next !== undefined && (at === undefined || next < at)) at = next
+    }
     if (at === undefined || this.stopped) return
     this.expiryTimer = setTimeout(
       () => {
-        this.live.expire(Date.now())
+        for (const live of this.zones.values()) live.expire(Date.now())
         this.scheduleRebuild()
       },
       Math.max(at - Date.now() + 1, 0),
@@ -301,8 +404,10 @@ export class DnsService implements Startable {
       pending: [...this.failedBinds],
       upstreams: this.upstreams,
       zone: {
-        ...this.zone.table.size,
-        serial: this.live.serial,
+        // over every network's zone
+        names: [...this.zones.values()].reduce((sum, z) => sum + z.table.size.names, 0),
+        bytes: [...this.zones.values()].reduce((sum, z) => sum + z.table.size.bytes, 0),
+        serial: this.cluster.serial,
         builtAt: this.builtAt.toISOString(),
         buildMs: Math.round(this.lastBuildMs * 10) / 10,
       },

@@ -11,7 +11,7 @@ export interface BatchSocket {
   readonly input: Buffer
   /** same shape: the reply to datagram i goes at i * SLOT_SIZE, its length in meta */
   readonly output: Buffer
-  /** META_STRIDE int32 per slot: received length, truncated flag, reply length (set by JS) */
+  /** META_STRIDE int32 per slot: received length, truncated flag, reply length (set by JS), sender's IPv4 */
   readonly meta: Int32Array
   /** a copy of slot i's sender address, for a reply sent after the batch with sendTo */
   peer(slot: number): Buffer
@@ -40,6 +40,8 @@ interface UdpAddon {
   META_LEN: number
   META_TRUNC: number
   META_OUT: number
+  /** the sender's IPv4 address (read it `>>> 0`), 0 for an IPv6 sender */
+  META_PEER4: number
   /** replies held while the socket cannot take more; beyond this they are dropped */
   QUEUE_MAX: number
 }

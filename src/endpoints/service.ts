@@ -466,18 +466,7 @@ export class EndpointService implements Startable {
     const routes = req.routes?.some((r) => r.dst === network)
       ? req.routes
       : [...(req.routes ?? []), { dst: network }]
-    return { ...req, routes, dns: this.hostDns(req.dns) }
-  }
-
-  /**
-   * A bridge network's container asks the host's DNS server on the cluster
-   * gateway (an address of the host, reached through its own gateway), unless
-   * the runtime named a nameserver; the server scopes its answers by the
-   * asker's network (src/dns).
-   */
-  private hostDns(dns: AttachRequest['dns']): AttachRequest['dns'] {
-    const gateway = this.c.lease.current()?.gateway
-    return dns?.nameservers || !gateway ? dns : { ...dns, nameservers: [gateway] }
+    return { ...req, routes }
   }
 
   // ---- DEL ----

@@ -289,15 +289,17 @@ export function gatewayOf(subnet: Cidr): number {
 /**
  * The bridge gateway address of `peerId`'s lease as the store holds it (what
  * the agent's DNS and application listeners bind to), or undefined without a
- * lease or with a malformed one.
+ * lease or with a malformed one. `keys`: the cluster network's leases, or a
+ * bridge network's (netLeaseKeys).
  */
 export function leaseGateway(
   store: { get(key: string): StoreRecord | undefined },
   peerId: string,
+  keys: LeaseKeys = CLUSTER_LEASES,
 ): string | undefined {
-  const r = store.get(leaseKey(peerId))
+  const r = store.get(keys.key(peerId))
   if (!r) return undefined
-  const parsed = parseLease(r)
+  const parsed = parseLease(r, keys.codec)
   return 'subnet' in parsed ? formatIPv4(gatewayOf(parsed.subnet)) : undefined
 }
 

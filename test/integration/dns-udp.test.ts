@@ -10,7 +10,7 @@ import { endianness } from 'node:os'
 import dnsPacket from 'dns-packet'
 import t from 'tap'
 import type { Reply } from '../../src/dns/chain.js'
-import { DnsListener, emptyStats } from '../../src/dns/server.js'
+import { type ChainFor, DnsListener, emptyStats } from '../../src/dns/server.js'
 import { type BatchSocket, closeBatchSocket, openBatchSocket, udpAddon } from '../../src/dns/udp.js'
 import { errorReply, type Query, RCODE_NXDOMAIN } from '../../src/dns/wire.js'
 import { ownNetns } from '../helpers/own-netns.js'
@@ -145,7 +145,7 @@ t.test(
         maxTcpPerClient: 8,
         tcpMessageMs: 1000,
       },
-      chain,
+      chains,
       emptyStats(),
     )
     await t.rejects(l.listen(), { code: 'EADDRINUSE' })
@@ -234,12 +234,25 @@ function chain(q: Query): Reply {
   return new Promise((resolve) => setTimeout(() => resolve(errorReply(q, RCODE_NXDOMAIN)), 50))
 }
 
+/** the askers the listeners named (IPv4 as an integer, 0 for IPv6; TCP's as text), in order */
+const askers: (number | string)[] = []
+const chains: ChainFor = {
+  v4: (address) => {
+    askers.push(address)
+    return chain
+  },
+  text: (address) => {
+    askers.push(address)
+    return chain
+  },
+}
+
 async function listener(address: string): Promise<{ l: DnsListener; stats: ReturnType<typeof emptyStats> }> {
   const stats = emptyStats()
   const l = new DnsListener(
     address,
     { port: 0, maxTcpConnections: 8, maxTcpPerClient: 8, tcpMessageMs: 1000 },
-    chain,
+    chains,
     stats,
   )
   await l.listen()
@@ -264,6 +277,7 @@ t.test('DnsListener: ids and questions come back to the sender that asked', asyn
   t.equal(got[0]!.get(1), 'slow.one.test', 'the async reply kept its own question')
   for (let id = 2; id < 200; id++) t.equal(got[id % 4]!.get(id), `n${id}.test`)
   t.equal(stats.udpQueries, 199)
+  t.ok(askers.includes(0x7f000001), 'the chain is picked by the sender address, 127.0.0.1 as an integer')
 })
 
 t.test('DnsListener on IPv6 loopback: UDP and TCP', async (t) => {
@@ -273,6 +287,7 @@ t.test('DnsListener on IPv6 loopback: UDP and TCP', async (t) => {
   c.send(query(4242, 'v6.test'), l.port, '::1')
   const d = dnsPacket.decode(await reply)
   t.same([d.id, (d as { rcode?: string }).rcode, d.questions![0]!.name], [4242, 'NXDOMAIN', 'v6.test'])
+  t.equal(askers.at(-1), 0, 'an IPv6 sender is 0 on the UDP path')
   const tcp = await new Promise<Buffer>((resolve, reject) => {
     const q = query(7, 'tcp.v6.test')
     const s = connect(l.port, '::1', () => s.write(Buffer.concat([Buffer.from([0, q.length]), q])))
@@ -283,4 +298,5 @@ t.test('DnsListener on IPv6 loopback: UDP and TCP', async (t) => {
     s.on('error', reject)
   })
   t.equal(dnsPacket.streamDecode(tcp).id, 7)
+  t.equal(askers.at(-1), '::1', "TCP names the peer's address")
 })

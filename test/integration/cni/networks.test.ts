@@ -3,9 +3,11 @@
 // containers of one network reach each other across hosts, traffic between
 // networks (and from the cluster network) is dropped, `network connect A B
 // --port P` opens A -> B on that port only, an internal network has no way
-// out, a container on two networks has both interfaces and reaches both, and
-// deleting the networks leaves no device, route, rule or lease. DNS scoping
-// per network is not built (src/dns/README.md) and not tested here.
+// out, a container on two networks has both interfaces and reaches both, DNS
+// answers a container the names of its own networks only (its nameserver is
+// its network's gateway; other networks' names are NXDOMAIN; a container on
+// two networks resolves both; an internal network's forwards nothing), and
+// deleting the networks leaves no device, route, rule or lease.
 import { type ChildProcess, spawn } from 'node:child_process'
 import t, { type Test } from 'tap'
 import { type Cluster, eventually, run, upCluster } from '../../helpers/fixture.js'
@@ -101,6 +103,35 @@ function listen(t: Test, ns: string, port: number): void {
 }
 
 const create = (host: string, args: string[]) => c.exec(host, ['plexctl', 'network', 'create', ...args])
+
+/** `<name>.ctr.plexus.internal` of a container added without a name: the short container id */
+const ctrName = (x: { id: string }) => `${x.id.slice(0, 12)}.ctr.plexus.internal`
+
+/** asks container x's nameserver (what the runtime writes in its resolv.conf) for name's A records */
+function resolve(
+  x: { ns: string; out?: Result | undefined },
+  name: string,
+): { status: string; addrs: string[] } {
+  const server = x.out?.dns?.nameservers?.[0] ?? 'none'
+  const r = run('ip', [
+    'netns',
+    'exec',
+    x.ns,
+    'dig',
+    '+time=2',
+    '+tries=1',
+    '+noall',
+    '+comments',
+    '+answer',
+    `@${server}`,
+    name,
+    'A',
+  ])
+  return {
+    status: /status: (\w+)/.exec(r.stdout)?.[1] ?? `no answer: ${r.stdout}${r.stderr}`,
+    addrs: [...r.stdout.matchAll(/\sIN\s+A\s+(\S+)/g)].map((m) => m[1]!),
+  }
+}
 
 for (const firewall of ['iptables', 'nftables'] as const)
   t.test(`bridge networks with the ${firewall} firewall`, async (t) => {
@@ -236,6 +267,40 @@ for (const firewall of ['iptables', 'nftables'] as const)
       t.equal(del.status, 0, del.raw)
       t.not(run('ip', ['-n', m.ns, 'link', 'show', 'eth1']).status, 0, 'DEL of eth1 removed it')
       t.equal(run('ip', ['-n', m.ns, 'link', 'show', 'eth0']).status, 0, 'eth0 stays')
+    })
+
+    t.test("DNS answers names of the caller's networks only", async (t) => {
+      // ids whose first 12 characters (the container names) differ
+      const id = () => `dns${seq++}x${process.pid}`
+      const b1 = add(t, 'h1', BLUE.name, { id: id() })
+      const b2 = add(t, 'h2', BLUE.name, { id: id() })
+      const r1 = add(t, 'h1', RED.name, { id: id() })
+      const p1 = add(t, 'h1', undefined, { id: id() })
+      const m = add(t, 'h1', BLUE.name, { id: id() })
+      const m2 = add(t, 'h1', RED.name, { id: m.id, ns: m.ns, ifname: 'eth1' })
+      for (const x of [b1, b2, r1, p1, m, m2]) t.equal(x.r.status, 0, x.r.raw + x.r.stderr)
+      t.same(b1.out?.dns?.nameservers, [b1.out?.ips[0]?.gateway], "a blue container asks blue's gateway")
+      t.same(p1.out?.dns?.nameservers, [p1.out?.ips[0]?.gateway], 'a cluster container the cluster gateway')
+      t.ok(
+        await eventually(() => resolve(b1, ctrName(b2)).addrs[0] === b2.ip, 15_000),
+        "blue resolves another blue container's name (on another host)",
+      )
+      t.same(resolve(b1, ctrName(b1)), { status: 'NOERROR', addrs: [b1.ip] }, 'and its own')
+      const nx = { status: 'NXDOMAIN', addrs: [] }
+      t.same(resolve(b1, 'nothing-here.ctr.plexus.internal'), nx, 'a name that does not exist')
+      t.same(resolve(b1, ctrName(r1)), nx, "red's name from blue: the same NXDOMAIN")
+      t.same(resolve(b1, ctrName(p1)), nx, "the cluster network's name from blue: NXDOMAIN")
+      t.same(resolve(r1, ctrName(b1)), nx, "blue's name from red")
+      t.same(resolve(p1, ctrName(b1)), nx, "blue's name from the cluster network")
+      t.same(resolve(p1, ctrName(p1)).addrs, [p1.ip], 'the cluster network resolves its own')
+      t.same(resolve(m, ctrName(b2)).addrs, [b2.ip], 'a container on blue and red resolves blue')
+      t.same(resolve(m, ctrName(r1)).addrs, [r1.ip], 'and red')
+      t.same(resolve(m, ctrName(p1)), nx, 'not the cluster network')
+      // an internal network resolves its own names and forwards nothing: it has no way out
+      const v = add(t, 'h1', VAULT.name, { id: id() })
+      t.equal(v.r.status, 0, v.r.raw + v.r.stderr)
+      t.same(resolve(v, ctrName(v)).addrs, [v.ip], 'vault resolves its own names')
+      t.equal(resolve(v, 'example.com').status, 'REFUSED', 'a name outside the zone is not forwarded')
     })
 
     t.test('invalid input is code 7 and nothing is made', async (t) => {

@@ -1,10 +1,12 @@
 // The live zone (what the agent serves) against a plain full build: after seeded
 // random sequences of store changes, TTL records lapsing without an event, and
 // updates run at once or in slices, the live table answers exactly what a fresh
-// build and compile of the same records answers.
+// build and compile of the same records answers; so does each network's zone
+// over its view of the store (src/dns/scope.ts).
 import dnsPacket from 'dns-packet'
 import t from 'tap'
 import { seededRng } from '../../../src/cluster/sim/clock.js'
+import { networkView, type ZoneSource } from '../../../src/dns/scope.js'
 import { nameToKey } from '../../../src/dns/wire.js'
 import { type AnswerTable, compileZone, Encoder } from '../../../src/dns/zone/compile.js'
 import { ZoneStage } from '../../../src/dns/zone/handler.js'
@@ -62,6 +64,8 @@ function change(input: CatalogInput, rnd: () => number, now: number): void {
       }
       if (rnd() < 0.3) extra.ipv6 = `fd00::${Math.floor(rnd() * 6) + 1}`
       if (rnd() < 0.7) extra.service = pick(SERVICES)
+      // the same services and names across networks: each network's zone keeps its own members
+      if (rnd() < 0.4) extra.network = pick(['blue', 'red'])
       if (rnd() < 0.4) extra.tags = [pick(['v1', 'v2', 'canary'])]
       // names collide on purpose sometimes: two endpoints, one name
       if (rnd() < 0.3) extra.name = `shared${Math.floor(rnd() * 2)}`
@@ -170,7 +174,7 @@ class Records {
   }
 }
 
-const fresh = (store: Records): Map<string, string> =>
+const fresh = (store: ZoneSource): Map<string, string> =>
   canonical(compileZone(buildZone(buildCatalog(catalogInput(store)), { ...OPTS, serial: store.index })))
 
 t.test('the live zone equals a fresh build after random changes and lapsing TTLs (seeded)', async (t) => {
@@ -181,29 +185,41 @@ t.test('the live zone equals a fresh build after random changes and lapsing TTLs
     const rnd = seededRng(seed)
     const input = empty()
     const store = new Records()
-    const live = new LiveZone(store, () => OPTS)
-    runSteps(live.update())
+    // the whole store, and each network's view of it
+    const views: [string, ZoneSource][] = [
+      ['all', store],
+      ...['plexus', 'blue', 'red'].map((n): [string, ZoneSource] => [n, networkView(store, n)]),
+    ]
+    const lives = views.map(([, view]) => new LiveZone(view, () => OPTS))
+    for (const live of lives) runSteps(live.update())
     for (let step = 0; step < STEPS; step++) {
       if (rnd() < 0.2) {
         // time passes, no event: TTL registrations lapse on their own
         store.now += Math.floor(rnd() * 3000)
-        live.expire(store.now)
+        for (const live of lives) live.expire(store.now)
       } else {
         change(input, rnd, store.now)
-        for (const key of store.load(input)) live.changed(key)
+        for (const key of store.load(input)) for (const live of lives) live.changed(key)
       }
-      if (rnd() < 0.5) runSteps(live.update())
-      else await runSliced(live.update(), 0)
-      const got = canonical(live.table)
-      const want = fresh(store)
-      if (JSON.stringify([...got]) !== JSON.stringify([...want])) {
-        t.same([...got], [...want], `seed ${seed} step ${step}: the live zone differs from a fresh build`)
-        return
+      const sliced = rnd() < 0.5
+      for (const [i, live] of lives.entries()) {
+        if (sliced) await runSliced(live.update(), 0)
+        else runSteps(live.update())
+        const got = canonical(live.table)
+        const want = fresh(views[i]![1])
+        if (JSON.stringify([...got]) !== JSON.stringify([...want])) {
+          t.same(
+            [...got],
+            [...want],
+            `seed ${seed} step ${step} ${views[i]![0]}: the live zone differs from a fresh build`,
+          )
+          return
+        }
+        compared++
       }
-      compared++
     }
   }
-  t.equal(compared, SEEDS * STEPS, `${compared} tables compared`)
+  t.equal(compared, SEEDS * STEPS * 4, `${compared} tables compared`)
 })
 
 t.test('one change re-encodes only the names it touches; NODATA carries the new serial', async (t) => {

@@ -150,8 +150,7 @@ t.test('unhealthy endpoints leave answers, then come back', async (t) => {
   )
   // a health record from another host than the endpoint's is ignored
   input.health[0] = { ...critical, key: 'health/peer2/x', owner: 'peer2' }
-  z.table = table(input)
-  t.equal(ask(z, 'web.svc.plexus.internal', 'A')!.msg.answers!.length, 2)
+  t.equal(ask(new ZoneStage(table(input)), 'web.svc.plexus.internal', 'A')!.msg.answers!.length, 2)
 })
 
 /** db1 on peer2 joins service db through the API, tagged primary, with a named port */
