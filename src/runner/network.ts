@@ -168,7 +168,9 @@ export function cni(c: CniConfig, call: CniCall): Promise<Record<string, unknown
       const msg = (out?.msg as string | undefined) ?? text ?? String(err)
       const on = `${call.iface.ifname} (network ${call.iface.network ?? CLUSTER_NETWORK_NAME})`
       reject(
-        new PlexusError('PLX_RUNNER_CNI', `CNI ${call.command} of ${on} failed: ${msg}`, { cniCode: out?.code }),
+        new PlexusError('PLX_RUNNER_CNI', `CNI ${call.command} of ${on} failed: ${msg}`, {
+          cniCode: out?.code,
+        }),
       )
     })
     child.stdin?.end(JSON.stringify(netconf(c, call)))

@@ -53,7 +53,15 @@ import {
 } from './network.js'
 import type { PodmanConfig } from './podman/args.js'
 import { PodmanDriver } from './podman/driver.js'
-import { type Attached, allocDir, type LocalAlloc, loadAllocs, removeAlloc, saveAlloc, taskDir } from './state.js'
+import {
+  type Attached,
+  allocDir,
+  type LocalAlloc,
+  loadAllocs,
+  removeAlloc,
+  saveAlloc,
+  taskDir,
+} from './state.js'
 import { talksToEnv } from './talks-to.js'
 import { TemplateFiles } from './template-files.js'
 import { changeAction, TASK_LOCAL_MOUNT, taskTemplates, templatePrefixes } from './templates.js'
@@ -247,7 +255,12 @@ export class RunnerService implements Startable {
         a.cni = await this.attach(a, await createNetns(a.netns))
         delete a.setupError
         this.d.logger.info(
-          { alloc: a.id, netns: a.netns, address: a.cni.address, interfaces: 1 + (a.cni.further?.length ?? 0) },
+          {
+            alloc: a.id,
+            netns: a.netns,
+            address: a.cni.address,
+            interfaces: 1 + (a.cni.further?.length ?? 0),
+          },
           'allocation attached',
         )
       } catch (err) {

@@ -6,6 +6,7 @@
 
 import { Ajv, type ErrorObject } from 'ajv'
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml'
+import { CLUSTER_NETWORK_NAME } from '../ipam/bridge.js'
 import {
   type AddressingProblem,
   MAX_ROUTES,
@@ -18,7 +19,6 @@ import {
 import { errorMessage, PlexusError } from '../lib/errors.js'
 import { lazyValidator } from '../lib/lazy.js'
 import { compileTemplate } from '../lib/template.js'
-import { CLUSTER_NETWORK_NAME } from '../ipam/bridge.js'
 import { normalizeChecks } from '../store/checks.js'
 import { type CheckInput, Checks, LABEL_PATTERN, Ports } from '../store/schemas.js'
 

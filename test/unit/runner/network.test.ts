@@ -39,7 +39,12 @@ t.test('attachCalls: every interface named; service, ports and addressing on eth
     networks: ['blue', 'plexus'],
     service: { name: 'web', ports: [{ port: 80, protocol: 'tcp' }] },
     ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
-    network: { ip: '10.9.0.5', mac: '02:42:ac:11:00:09', gateway: '10.9.0.6', routes: [{ dst: '10.1.0.0/16' }] },
+    network: {
+      ip: '10.9.0.5',
+      mac: '02:42:ac:11:00:09',
+      gateway: '10.9.0.6',
+      routes: [{ dst: '10.1.0.0/16' }],
+    },
   }
   const [eth0, eth1, ...rest] = attachCalls('a1', spec)
   t.same(rest, [])
@@ -56,16 +61,24 @@ t.test('attachCalls: every interface named; service, ports and addressing on eth
   ])
 })
 
-t.test('netconf per network: a named network is the config`s network field, the cluster network none', async (t) => {
-  const [blue, cluster] = attachCalls('a1', { name: 'g', count: 1, tasks: [], networks: ['blue', 'plexus'] })
-  t.equal(netconf(c, { ...blue }).network, 'blue')
-  t.notOk('network' in netconf(c, { ...cluster }), 'the cluster network: the config as before')
-  t.same(netconf(c, { ...blue, prevResult: { ips: [] } }), {
-    cniVersion: '1.1.0',
-    name: 'plexus',
-    type: 'plexus',
-    socket: '/run/plexus/plexusd.sock',
-    network: 'blue',
-    prevResult: { ips: [] },
-  })
-})
+t.test(
+  'netconf per network: a named network is the config`s network field, the cluster network none',
+  async (t) => {
+    const [blue, cluster] = attachCalls('a1', {
+      name: 'g',
+      count: 1,
+      tasks: [],
+      networks: ['blue', 'plexus'],
+    })
+    t.equal(netconf(c, { ...blue }).network, 'blue')
+    t.notOk('network' in netconf(c, { ...cluster }), 'the cluster network: the config as before')
+    t.same(netconf(c, { ...blue, prevResult: { ips: [] } }), {
+      cniVersion: '1.1.0',
+      name: 'plexus',
+      type: 'plexus',
+      socket: '/run/plexus/plexusd.sock',
+      network: 'blue',
+      prevResult: { ips: [] },
+    })
+  },
+)

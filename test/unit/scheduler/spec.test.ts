@@ -275,7 +275,11 @@ t.test("a group's networks: each once, each there is, every problem at its path"
   ])
   const withNetworks = (list: unknown, extra: Record<string, unknown> = {}) =>
     jobProblems(
-      { name: 'j', type: 'service', groups: [{ name: 'g', count: 2, tasks: [task], networks: list, ...extra }] },
+      {
+        name: 'j',
+        type: 'service',
+        groups: [{ name: 'g', count: 2, tasks: [task], networks: list, ...extra }],
+      },
       { networks },
     )
   t.same(withNetworks(['blue', 'plexus', 'lan']), [], 'named ones and the cluster network')
@@ -288,16 +292,13 @@ t.test("a group's networks: each once, each there is, every problem at its path"
     { path: 'groups.0.networks.2', message: '"blue" is also groups.0.networks.0' },
     { path: 'groups.0.networks.4', message: '"plexus" is also groups.0.networks.3' },
   ])
-  t.same(
-    withNetworks(['lan', 'blue'], { ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] }),
-    [
-      {
-        path: 'groups.0.networks.0',
-        message:
-          '"lan" is a macvlan network, on the underlay itself: the group\'s ports cannot be published on its first interface',
-      },
-    ],
-  )
+  t.same(withNetworks(['lan', 'blue'], { ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] }), [
+    {
+      path: 'groups.0.networks.0',
+      message:
+        '"lan" is a macvlan network, on the underlay itself: the group\'s ports cannot be published on its first interface',
+    },
+  ])
   t.same(
     withNetworks(['blue', 'lan'], { ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] }),
     [],
@@ -313,7 +314,11 @@ t.test("a group's networks: each once, each there is, every problem at its path"
   ])
   t.match(withNetworks([]), [{ path: 'groups.0.networks', message: 'must NOT have fewer than 1 items' }])
   t.same(
-    jobProblems({ name: 'j', type: 'batch', groups: [{ name: 'g', count: 1, tasks: [task], networks: ['red'] }] }),
+    jobProblems({
+      name: 'j',
+      type: 'batch',
+      groups: [{ name: 'g', count: 1, tasks: [task], networks: ['red'] }],
+    }),
     [],
     'without the store (a spec read alone) names are not looked up',
   )
@@ -331,5 +336,9 @@ t.test("a group's networks: each once, each there is, every problem at its path"
       return e
     }
   })()
-  t.match(isPlexusError(err) && err, { code: 'PLX_JOB_INVALID', details: { status: 400 } }, 'a 400 PLX_JOB_INVALID')
+  t.match(
+    isPlexusError(err) && err,
+    { code: 'PLX_JOB_INVALID', details: { status: 400 } },
+    'a 400 PLX_JOB_INVALID',
+  )
 })
