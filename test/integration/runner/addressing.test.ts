@@ -132,18 +132,23 @@ function leftOf(id: string): { endpoints: string[]; allocations: string[]; veths
   return { endpoints, ...attachments(id) }
 }
 
-t.test("a group's networks: one interface each, an address of each network, all gone at stop", async (t) => {
-  await network(t, ['jblue', '--cidr', '10.81.0.0/16'])
-  const vethsBefore = leftOf('none').veths
-  const text = `name: both
+/** runs a job of one allocation that joins these networks, stopped in teardown */
+async function runJob(t: Test, name: string, networks: string[]): Promise<void> {
+  const text = `name: ${name}
 type: service
 groups:
   - name: g
     count: 1
-    networks: [plexus, jblue]
+    networks: [${networks.join(', ')}]
 ${SLEEP_TASKS}`
   await hostApi(c, 'h1', 'PUT', '/v1/jobs', { text })
-  t.teardown(() => hostApi(c, 'h1', 'DELETE', '/v1/jobs/both').catch(() => undefined))
+  t.teardown(() => hostApi(c, 'h1', 'DELETE', `/v1/jobs/${name}`).catch(() => undefined))
+}
+
+t.test("a group's networks: one interface each, an address of each network, all gone at stop", async (t) => {
+  await network(t, ['jblue', '--cidr', '10.81.0.0/16'])
+  const vethsBefore = attachments('none').veths
+  await runJob(t, 'both', ['plexus', 'jblue'])
   const a = await allocOf('both')
   t.ok(a, 'the allocation runs')
   if (!a) return
@@ -190,16 +195,8 @@ t.test(
       '--range',
       '192.0.2.192/26',
     ])
-    const vethsBefore = leftOf('none').veths
-    const text = `name: half
-type: service
-groups:
-  - name: g
-    count: 1
-    networks: [plexus, jmac]
-${SLEEP_TASKS}`
-    await hostApi(c, 'h1', 'PUT', '/v1/jobs', { text })
-    t.teardown(() => hostApi(c, 'h1', 'DELETE', '/v1/jobs/half').catch(() => undefined))
+    const vethsBefore = attachments('none').veths
+    await runJob(t, 'half', ['plexus', 'jmac'])
     const a = await allocOf('half', 'pending')
     const reasoned = await eventually(
       async () =>
