@@ -8,7 +8,9 @@ import { createHash } from 'node:crypto'
 import { existsSync, readFileSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { CLUSTER_NETWORK_NAME } from '../ipam/bridge.js'
 import { PlexusError } from '../lib/errors.js'
+import type { GroupSpec } from '../scheduler/spec.js'
 
 const run = promisify(execFile)
 
@@ -78,9 +80,27 @@ export interface CniConfig {
   socket: string
 }
 
+/** One interface of an allocation: a network it joins. */
+export interface Iface {
+  /** CNI_IFNAME: eth0, eth1, … in the order of the group's `networks` */
+  ifname: string
+  /** the named network, as a CNI config's `network` names it; absent: the cluster network */
+  network?: string
+}
+
+/** The interfaces of a group's allocation, eth0 first (absent `networks`: the cluster network alone). Pure. */
+export function interfacesOf(spec: Pick<GroupSpec, 'networks'>): Iface[] {
+  return (spec.networks ?? [CLUSTER_NETWORK_NAME]).map((name, i) => ({
+    ifname: `eth${i}`,
+    ...(name === CLUSTER_NETWORK_NAME ? {} : { network: name }),
+  }))
+}
+
 export interface CniCall {
   command: 'ADD' | 'DEL' | 'CHECK'
   containerId: string
+  /** CNI_IFNAME, and the named network the config points the interface at (absent: the cluster network) */
+  iface: Iface
   /** '' for a DEL whose namespace is gone */
   netns: string
   /** CNI_ARGS pairs */
@@ -95,10 +115,13 @@ export interface CniCall {
   portMappings?: { hostPort: number; containerPort: number; protocol: 'tcp' | 'udp' }[]
 }
 
-/** The network config on the plugin's stdin: the shipped conflist's plugin entry, pointed at our socket. */
+/**
+ * The network config on the plugin's stdin: the shipped conflist's plugin entry, pointed at our socket
+ * and, for a named network, at that network (its `network` field, as an operator's config names one).
+ */
 export function netconf(
   c: CniConfig,
-  call: Pick<CniCall, 'prevResult' | 'plexus' | 'cni' | 'portMappings'> = {},
+  call: Pick<CniCall, 'prevResult' | 'plexus' | 'cni' | 'portMappings'> & { iface?: Iface } = {},
 ): Record<string, unknown> {
   const args = { ...(call.cni ? { cni: call.cni } : {}), ...(call.plexus ? { plexus: call.plexus } : {}) }
   return {
@@ -106,6 +129,7 @@ export function netconf(
     name: 'plexus',
     type: 'plexus',
     socket: c.socket,
+    ...(call.iface?.network ? { network: call.iface.network } : {}),
     ...(Object.keys(args).length ? { args } : {}),
     ...(call.portMappings?.length ? { runtimeConfig: { portMappings: call.portMappings } } : {}),
     ...(call.prevResult ? { prevResult: call.prevResult } : {}),
@@ -127,7 +151,7 @@ export function cni(c: CniConfig, call: CniCall): Promise<Record<string, unknown
     CNI_COMMAND: call.command,
     CNI_CONTAINERID: call.containerId,
     CNI_NETNS: call.netns,
-    CNI_IFNAME: 'eth0',
+    CNI_IFNAME: call.iface.ifname,
     CNI_PATH: c.path.join(':'),
     CNI_ARGS: ['IgnoreUnknown=1', ...Object.entries(call.args).map(([k, v]) => `${k}=${v}`)].join(';'),
   }
@@ -142,10 +166,59 @@ export function cni(c: CniConfig, call: CniCall): Promise<Record<string, unknown
       }
       if (!err) return resolve(out)
       const msg = (out?.msg as string | undefined) ?? text ?? String(err)
-      reject(new PlexusError('PLX_RUNNER_CNI', `CNI ${call.command} failed: ${msg}`, { cniCode: out?.code }))
+      const on = `${call.iface.ifname} (network ${call.iface.network ?? CLUSTER_NETWORK_NAME})`
+      reject(
+        new PlexusError('PLX_RUNNER_CNI', `CNI ${call.command} of ${on} failed: ${msg}`, {
+          cniCode: out?.code,
+        }),
+      )
     })
     child.stdin?.end(JSON.stringify(netconf(c, call)))
   })
+}
+
+/** CNI_ARGS naming the allocation: the name DNS answers for it (`<alloc>.ctr…`) */
+export const nameArgs = (allocId: string): Record<string, string> => ({
+  K8S_POD_NAME: allocId,
+  PLEXUS_NAME: allocId,
+})
+
+/** What ADD asks for one interface (with the command, the container id and the namespace added). */
+export type AttachCall = Pick<CniCall, 'iface' | 'args' | 'plexus' | 'cni' | 'portMappings'>
+
+/**
+ * What CNI ADD is asked for each interface of an allocation, eth0 first, as a runtime asks. Every
+ * interface carries the allocation's name (`PLEXUS_NAME`: the endpoint of each is `<alloc>`, not the
+ * container id's first characters). The rest is the first interface's alone, as one container has one
+ * of each: its service (`PLEXUS_SERVICE`, and its ports and checks in `args.plexus`, which CNI_ARGS
+ * cannot carry: the endpoint record keeps them, so the services module checks this allocation as its
+ * version of the job declared it), the published ports (`runtimeConfig.portMappings`, what podman's
+ * `-p` hands the plugin) and the group's `network` addressing (`ip` and `mac` in `args.cni`, `gateway`
+ * and `routes` in `args.plexus`). Pure.
+ */
+export function attachCalls(allocId: string, spec: GroupSpec): AttachCall[] {
+  const names = nameArgs(allocId)
+  const svc = spec.service
+  const net = spec.network
+  const plexus = {
+    ...(svc?.ports?.length ? { ports: svc.ports } : {}),
+    ...(svc?.checks?.length ? { checks: svc.checks } : {}),
+    ...(net?.gateway ? { gateway: net.gateway } : {}),
+    ...(net?.routes?.length ? { routes: net.routes } : {}),
+  }
+  const cni = { ...(net?.ip ? { ips: [net.ip] } : {}), ...(net?.mac ? { mac: net.mac } : {}) }
+  const [first, ...further] = interfacesOf(spec)
+  if (!first) return []
+  return [
+    {
+      iface: first,
+      args: { ...names, ...(svc ? { PLEXUS_SERVICE: svc.name } : {}) },
+      ...(Object.keys(plexus).length ? { plexus } : {}),
+      ...(Object.keys(cni).length ? { cni } : {}),
+      ...(spec.ports?.length ? { portMappings: spec.ports } : {}),
+    },
+    ...further.map((iface) => ({ iface, args: names })),
+  ]
 }
 
 /** The first IP address of a CNI result (what `plexctl allocs` shows). */

@@ -39,11 +39,13 @@ import {
 } from './lifecycle.js'
 import { runnerMetrics } from './metrics.js'
 import {
-  type CniCall,
+  attachCalls,
   type CniConfig,
   cni,
   createNetns,
   deleteNetns,
+  interfacesOf,
+  nameArgs,
   netnsName,
   netnsPath,
   resolvConfText,
@@ -51,7 +53,15 @@ import {
 } from './network.js'
 import type { PodmanConfig } from './podman/args.js'
 import { PodmanDriver } from './podman/driver.js'
-import { allocDir, type LocalAlloc, loadAllocs, removeAlloc, saveAlloc, taskDir } from './state.js'
+import {
+  type Attached,
+  allocDir,
+  type LocalAlloc,
+  loadAllocs,
+  removeAlloc,
+  saveAlloc,
+  taskDir,
+} from './state.js'
 import { talksToEnv } from './talks-to.js'
 import { TemplateFiles } from './template-files.js'
 import { changeAction, TASK_LOCAL_MOUNT, taskTemplates, templatePrefixes } from './templates.js'
@@ -242,20 +252,17 @@ export class RunnerService implements Startable {
   private async advance(a: LocalAlloc, state: AllocStateValue, rerender: boolean): Promise<void> {
     if (!a.cni) {
       try {
-        const path = await createNetns(a.netns)
-        const result = await cni(this.cniConfig(), {
-          command: 'ADD',
-          containerId: a.id,
-          netns: path,
-          args: this.cniArgs(a),
-          ...this.configArgs(a),
-          // published ports as podman's -p hands them: the plugin admits and publishes them
-          ...(a.spec.ports?.length ? { portMappings: a.spec.ports } : {}),
-        })
-        const address = resultAddress(result)
-        a.cni = { result: result ?? null, ...(address ? { address } : {}) }
+        a.cni = await this.attach(a, await createNetns(a.netns))
         delete a.setupError
-        this.d.logger.info({ alloc: a.id, netns: a.netns, address }, 'allocation attached')
+        this.d.logger.info(
+          {
+            alloc: a.id,
+            netns: a.netns,
+            address: a.cni.address,
+            interfaces: 1 + (a.cni.further?.length ?? 0),
+          },
+          'allocation attached',
+        )
       } catch (err) {
         a.setupError = `network: ${errorMessage(err)}`
         return
@@ -454,16 +461,8 @@ export class RunnerService implements Startable {
       if (t.handle) await drv.stop(launch, t.handle, spec.killTimeoutMs ?? DEFAULT_KILL_TIMEOUT_MS)
       await drv.destroy(launch)
     }
-    if (a.cni) {
-      const path = netnsPath(a.netns)
-      await cni(this.cniConfig(), {
-        command: 'DEL',
-        containerId: a.id,
-        netns: existsSync(path) ? path : '',
-        args: this.cniArgs(a),
-        prevResult: a.cni.result,
-      })
-    }
+    const path = netnsPath(a.netns)
+    await this.detach(a.id, existsSync(path) ? path : '', this.attached(a))
     await deleteNetns(a.netns)
     if (a.spec.links?.length) await this.d.links?.remove(a.id)
     a.released = true
@@ -571,8 +570,11 @@ export class RunnerService implements Startable {
         PLEXUS_TASK: spec.name,
         PLEXUS_HOST: this.d.config.name,
         ...(a.cni?.address ? { PLEXUS_ADDRESS: a.cni.address } : {}),
-        // a task on the overlay: its host's application API
-        ...(a.cni?.address ? appApiEnv(this.d.store, this.d.peerId, this.d.config.api.appPort) : {}),
+        // a task on the cluster network (any of its interfaces): its host's application API, which
+        // listens on that network's gateway, out of a named network's reach
+        ...(a.cni?.address && interfacesOf(a.spec).some((i) => !i.network)
+          ? appApiEnv(this.d.store, this.d.peerId, this.d.config.api.appPort)
+          : {}),
         ...(spec.templates?.length ? { PLEXUS_TASK_DIR: ownRoot ? TASK_LOCAL_MOUNT : local } : {}),
       },
       ...(spec.templates?.length && ownRoot ? { local } : {}),
@@ -595,35 +597,55 @@ export class RunnerService implements Startable {
   }
 
   /**
-   * `args` of the network config. The group service's ports and checks, on the endpoint's record from
-   * ADD on: its host checks it and DNS answers it only once every check passes. Carried by the endpoint,
-   * not read from the job by the services module, so each allocation is checked as its own version of
-   * the job declared it. The group's `network` as a runtime asks for it: the static address and MAC in
-   * `args.cni` (CNI conventions), gateway and routes in `args.plexus`.
+   * CNI ADD of each interface, eth0 first (network.ts attachCalls). One that fails takes back the ones
+   * made before it, so an allocation left pending holds no interface or address until all attach.
    */
-  private configArgs(a: LocalAlloc): Pick<CniCall, 'plexus' | 'cni'> {
-    const svc = a.spec.service
-    const net = a.spec.network
-    const plexus = {
-      ...(svc?.ports?.length ? { ports: svc.ports } : {}),
-      ...(svc?.checks?.length ? { checks: svc.checks } : {}),
-      ...(net?.gateway ? { gateway: net.gateway } : {}),
-      ...(net?.routes?.length ? { routes: net.routes } : {}),
+  private async attach(a: LocalAlloc, netns: string): Promise<NonNullable<LocalAlloc['cni']>> {
+    const done: Attached[] = []
+    try {
+      for (const call of attachCalls(a.id, a.spec)) {
+        const result = await cni(this.cniConfig(), { command: 'ADD', containerId: a.id, netns, ...call })
+        done.push({ iface: call.iface, result: result ?? null })
+      }
+    } catch (err) {
+      // DEL is idempotent: one that fails here is repeated by the next pass's rollback or release
+      await this.detach(a.id, netns, done).catch((e: unknown) =>
+        this.d.logger.warn({ alloc: a.id, err: e }, 'rolling back a partial attach failed'),
+      )
+      throw err
     }
-    const cni = { ...(net?.ip ? { ips: [net.ip] } : {}), ...(net?.mac ? { mac: net.mac } : {}) }
+    const [first, ...further] = done
+    const address = resultAddress(first?.result)
     return {
-      ...(Object.keys(plexus).length ? { plexus } : {}),
-      ...(Object.keys(cni).length ? { cni } : {}),
+      result: first?.result ?? null,
+      ...(address ? { address } : {}),
+      ...(further.length ? { further } : {}),
     }
   }
 
-  /** what a runtime passes: the name DNS answers for it (<alloc>.ctr…) and, when the group declares one, its service */
-  private cniArgs(a: LocalAlloc): Record<string, string> {
-    return {
-      K8S_POD_NAME: a.id,
-      PLEXUS_NAME: a.id,
-      ...(a.spec.service ? { PLEXUS_SERVICE: a.spec.service.name } : {}),
-    }
+  /**
+   * What release takes back: every interface ADD made. An allocation that never attached has none,
+   * unless an attach failed (setupError), whose rollback may itself have failed: each of its
+   * interfaces then gets a DEL without prevResult (a DEL of nothing succeeds).
+   */
+  private attached(a: LocalAlloc): Attached[] {
+    const ifaces = interfacesOf(a.spec)
+    if (!a.cni) return a.setupError ? ifaces.map((iface) => ({ iface, result: undefined })) : []
+    // a spec has one interface at least (`networks` is never empty)
+    return [{ iface: ifaces[0] ?? { ifname: 'eth0' }, result: a.cni.result }, ...(a.cni.further ?? [])]
+  }
+
+  /** CNI DEL of each interface, the last made first, each with its ADD's result as prevResult. */
+  private async detach(id: string, netns: string, attached: Attached[]): Promise<void> {
+    for (const { iface, result } of [...attached].reverse())
+      await cni(this.cniConfig(), {
+        command: 'DEL',
+        containerId: id,
+        netns,
+        iface,
+        args: nameArgs(id),
+        prevResult: result,
+      })
   }
 }
 

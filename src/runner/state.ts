@@ -9,6 +9,13 @@ import { writeFileAtomic } from '../lib/fs.js'
 import type { AllocStatus } from '../scheduler/records.js'
 import type { GroupSpec } from '../scheduler/spec.js'
 import type { TaskRecord } from './lifecycle.js'
+import type { Iface } from './network.js'
+
+/** an interface CNI ADD made, with its result */
+export interface Attached {
+  iface: Iface
+  result: unknown
+}
 
 export interface LocalAlloc {
   id: string
@@ -18,8 +25,12 @@ export interface LocalAlloc {
   spec: GroupSpec
   /** name of its network namespace (network.ts) */
   netns: string
-  /** present once CNI ADD succeeded: its result, handed to DEL; an adopted allocation is never added twice */
-  cni?: { result: unknown; address?: string }
+  /**
+   * present once CNI ADD succeeded on every interface: eth0's result and address, and the further
+   * interfaces' (eth1, eth2, … of the group's `networks`), each handed to its DEL; an adopted allocation
+   * is never added twice
+   */
+  cni?: { result: unknown; address?: string; further?: Attached[] }
   tasks: TaskRecord[]
   /** why the network could not be attached yet */
   setupError?: string

@@ -14,7 +14,8 @@ export function unplaceable(job: JobSpec, hosts: HostView[]): string[] {
   // every member counts, dead, drained or just joined; one that has not said what it offers yet
   // (its capacity record not here) is taken to have room for anything
   const unknown = { cpu: Number.MAX_SAFE_INTEGER, memoryMb: Number.MAX_SAFE_INTEGER }
-  const empty = hosts.map((h) => ({
+  // and so is a named network's lease (a network just created is leased by every host soon after)
+  const empty = hosts.map(({ networks: _leased, ...h }) => ({
     ...h,
     alive: true,
     capacity: h.capacity.cpu > 0 || h.capacity.memoryMb > 0 ? h.capacity : unknown,

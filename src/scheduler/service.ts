@@ -16,6 +16,7 @@ import {
   allocStateCodec,
   capacityCodec,
   healthCodec,
+  netLeaseCodec,
   nodeCodec,
   trafficCodec,
 } from '../store/codecs.js'
@@ -27,6 +28,7 @@ import {
   HEALTH_PREFIX,
   JOB_PREFIX,
   type JsonValue,
+  NET_LEASE_PREFIX,
   NODE_PREFIX,
   type Store,
   TRAFFIC_PREFIX,
@@ -153,6 +155,8 @@ export class SchedulerService implements Startable {
           NODE_PREFIX,
           DRAIN_PREFIX,
           HEALTH_PREFIX,
+          // a host's new subnet or block of a named network makes it feasible for groups that join it
+          NET_LEASE_PREFIX,
         ],
       },
       pass: () => this.reconcile(),
@@ -201,6 +205,13 @@ export class SchedulerService implements Startable {
       const c = capacityCodec.valueOf(r)
       if (c) capacity.set(r.owner, c)
     }
+    // netleases/<peer>/<network>: what each host can attach a group's named networks to
+    const networks = new Map<string, string[]>()
+    for (const r of store.list(NET_LEASE_PREFIX)) {
+      const name = r.key.split('/')[2]
+      if (!name || !netLeaseCodec.valueOf(r)) continue
+      networks.set(r.owner, [...(networks.get(r.owner) ?? []), name])
+    }
     const members = this.d.members.hosts()
     const hosts: HostView[] = []
     for (const m of members) {
@@ -216,6 +227,7 @@ export class SchedulerService implements Startable {
         labels: m.labels,
         capacity: cap?.total ?? { cpu: 0, memoryMb: 0 },
         used: cap?.used ?? { cpu: 0, memoryMb: 0 },
+        networks: networks.get(m.peerId) ?? [],
         ...(node?.coordinate ? { coordinate: node.coordinate } : {}),
       })
     }

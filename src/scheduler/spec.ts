@@ -6,6 +6,7 @@
 
 import { Ajv, type ErrorObject } from 'ajv'
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml'
+import { CLUSTER_NETWORK_NAME } from '../ipam/bridge.js'
 import {
   type AddressingProblem,
   MAX_ROUTES,
@@ -149,7 +150,14 @@ export interface GroupSpec {
   ports?: { hostPort: number; containerPort: number; protocol: 'tcp' | 'udp' }[]
   /** `TARGET[:ALIAS]` as `plexctl link` takes it */
   links?: string[]
-  /** the allocation's interface: what a runtime asks the CNI plugin for (src/lib/addressing.ts rules) */
+  /**
+   * the networks its allocations join, one interface each in this order (eth0, eth1, …), by name:
+   * `plexus` is the cluster network, any other a named network (`plexctl network create`).
+   * Absent: the cluster network alone. A group that names networks is on the cluster network
+   * only when it names `plexus` (Docker's rule: a container on a user network is not on the default one)
+   */
+  networks?: string[]
+  /** the first interface's addressing: what a runtime asks the CNI plugin for (src/lib/addressing.ts rules) */
   network?: GroupNetwork
   restart?: {
     policy: 'always' | 'on-failure' | 'never'
@@ -193,6 +201,12 @@ export interface JobSpec {
   affinities?: Affinity[]
   groups: GroupSpec[]
 }
+
+/**
+ * A group joins at most this many networks: each is a CNI ADD (and a DEL) when its allocation starts
+ * (and stops), one after another, and an interface in its namespace
+ */
+export const MAX_NETWORKS = 8
 
 /** every name in a job is a DNS label */
 const dnsLabel = { type: 'string', pattern: LABEL_PATTERN }
@@ -357,6 +371,7 @@ const group = {
       },
     },
     links: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 130 } },
+    networks: { type: 'array', minItems: 1, maxItems: MAX_NETWORKS, items: dnsLabel },
     // the values' rules are src/lib/addressing.ts's, checked in networkProblems with every reason
     network: {
       type: 'object',
@@ -462,8 +477,14 @@ function shapeProblem(e: ErrorObject): SpecProblem {
   return { path: parts.join('.'), message: e.message ?? 'is invalid' }
 }
 
+/** What a spec is checked against besides itself (the API has the store; a spec read alone has not). */
+export interface SpecContext {
+  /** the named networks (config/networks/) by name, with their driver; absent: `networks` names are not looked up */
+  networks?: ReadonlyMap<string, 'bridge' | 'macvlan'>
+}
+
 /** Rules the schema cannot say: per-operator fields, names unique, regexps that compile. */
-function meaningProblems(job: JobSpec): SpecProblem[] {
+function meaningProblems(job: JobSpec, ctx: SpecContext): SpecProblem[] {
   const out: SpecProblem[] = []
   const matchFields = (
     path: string,
@@ -580,6 +601,7 @@ function meaningProblems(job: JobSpec): SpecProblem[] {
       if (!LINK_RE.test(l))
         out.push({ path: `${gp}.links.${li}`, message: `a link is TARGET[:ALIAS], got "${l}"` })
     })
+    if (g.networks) joinedProblems(gp, g, ctx, out)
     if (g.network)
       networkProblems(`${gp}.network`, g.network, job.type === 'system' ? 'system' : g.count, out)
     g.talksTo?.forEach((t, ti) => {
@@ -592,6 +614,33 @@ function meaningProblems(job: JobSpec): SpecProblem[] {
     })
   })
   return out
+}
+
+/**
+ * The networks a group joins: each once, each one there is (when the context knows them), and
+ * published ports only where the first interface has a host side (a macvlan interface is on the
+ * underlay itself: the CNI plugin refuses ports there, code 7).
+ */
+function joinedProblems(gp: string, g: GroupSpec, ctx: SpecContext, out: SpecProblem[]): void {
+  const seen = new Map<string, number>()
+  g.networks?.forEach((name, i) => {
+    const p = `${gp}.networks.${i}`
+    const first = seen.get(name)
+    if (first !== undefined) out.push({ path: p, message: `"${name}" is also ${gp}.networks.${first}` })
+    else seen.set(name, i)
+    if (name === CLUSTER_NETWORK_NAME || !ctx.networks) return
+    const driver = ctx.networks.get(name)
+    if (!driver)
+      out.push({
+        path: p,
+        message: `no network "${name}" (plexctl network ls lists them; "${CLUSTER_NETWORK_NAME}" is the cluster network)`,
+      })
+    else if (i === 0 && driver === 'macvlan' && g.ports?.length)
+      out.push({
+        path: p,
+        message: `"${name}" is a macvlan network, on the underlay itself: the group's ports cannot be published on its first interface`,
+      })
+  })
 }
 
 /**
@@ -641,8 +690,8 @@ function templateProblems(path: string, templates: TaskTemplate[], out: SpecProb
 }
 
 /** Every problem of a parsed spec ([] = valid). */
-export function jobProblems(value: unknown): SpecProblem[] {
-  if (validateShape(value)) return meaningProblems(value)
+export function jobProblems(value: unknown, ctx: SpecContext = {}): SpecProblem[] {
+  if (validateShape(value)) return meaningProblems(value, ctx)
   return (validateShape.errors ?? []).map(shapeProblem)
 }
 
@@ -661,8 +710,8 @@ export function invalidJob(problems: SpecProblem[], source = 'job'): PlexusError
 }
 
 /** Validates a parsed spec; throws PLX_JOB_INVALID listing every problem. */
-export function validateJob(value: unknown): JobSpec {
-  const problems = jobProblems(value)
+export function validateJob(value: unknown, ctx: SpecContext = {}): JobSpec {
+  const problems = jobProblems(value, ctx)
   if (problems.length) throw invalidJob(problems)
   return value as JobSpec
 }
@@ -684,7 +733,7 @@ function nodeAt(root: Node | null, path: string): Node | null {
  * Parses a job from YAML or JSON text (JSON is YAML) and validates it.
  * Throws PLX_JOB_INVALID with every problem, each with its line.
  */
-export function parseJobText(text: string, source = 'job'): JobSpec {
+export function parseJobText(text: string, source = 'job', ctx: SpecContext = {}): JobSpec {
   const lines = new LineCounter()
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false })
   if (doc.errors.length) {
@@ -698,7 +747,7 @@ export function parseJobText(text: string, source = 'job'): JobSpec {
     )
   }
   const value = doc.toJS({ maxAliasCount: 100 }) as unknown
-  const problems = jobProblems(value).map((p) => {
+  const problems = jobProblems(value, ctx).map((p) => {
     const node = nodeAt(doc.contents, p.path)
     return node?.range ? { ...p, line: lines.linePos(node.range[0]).line } : p
   })

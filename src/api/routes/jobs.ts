@@ -9,6 +9,7 @@
 //   POST   /v1/jobs/:name/rebalance  body {dryRun?}: the same, and the moves handed to the owner
 //   DELETE /v1/jobs/:name        stop: the owner removes the allocations ([?purge] also drops the job)
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { namedNetworks } from '../../ipam/network.js'
 import { PlexusError } from '../../lib/errors.js'
 import { unplaceable } from '../../scheduler/feasible.js'
 import { jobOwner } from '../../scheduler/owner.js'
@@ -30,8 +31,8 @@ import {
   type SchedulerView,
 } from '../../scheduler/service.js'
 import { claimsOf } from '../../scheduler/settle.js'
-import { type JobSpec, parseJobText, validateJob } from '../../scheduler/spec.js'
-import type { JsonValue, Store } from '../../store/types.js'
+import { type JobSpec, parseJobText, type SpecContext, validateJob } from '../../scheduler/spec.js'
+import type { JsonValue, ReadableStore, Store } from '../../store/types.js'
 import { NameParam } from '../contract/common.js'
 import {
   JobDetail,
@@ -47,9 +48,11 @@ import {
 } from '../contract/jobs.js'
 import type { ApiDeps } from '../deps.js'
 
-function specOf(body: JobSubmitBody | undefined): JobSpec {
-  if (body?.text !== undefined && body.spec === undefined) return parseJobText(body.text)
-  if (body?.spec !== undefined && body.text === undefined) return validateJob(body.spec)
+/** the spec of a submit or plan body, its group `networks` looked up in config/networks/ */
+function specOf(body: JobSubmitBody | undefined, store: ReadableStore): JobSpec {
+  const ctx: SpecContext = { networks: new Map(namedNetworks(store).map((n) => [n.name, n.driver])) }
+  if (body?.text !== undefined && body.spec === undefined) return parseJobText(body.text, 'job', ctx)
+  if (body?.spec !== undefined && body.text === undefined) return validateJob(body.spec, ctx)
   throw new PlexusError(
     'PLX_API_BAD_REQUEST',
     'give the job as exactly one of "text" (YAML or JSON) or "spec"',
@@ -122,7 +125,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobsComponents> = async (app, 
   const notFound = (name: string) => new PlexusError('PLX_JOB_NOT_FOUND', `no job "${name}"`, { status: 404 })
 
   app.put('', { schema: { body: JobSubmitBody, response: { 200: JobSubmitReply } } }, async (req) => {
-    const spec = specOf(req.body)
+    const spec = specOf(req.body, store)
     const reasons = unplaceable(spec, scheduler.view().hosts)
     if (reasons.length)
       throw new PlexusError(
@@ -135,7 +138,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobsComponents> = async (app, 
   })
 
   app.post('/plan', { schema: { body: JobSubmitBody, response: { 200: JobPlanReply } } }, async (req) => {
-    const spec = specOf(req.body)
+    const spec = specOf(req.body, store)
     const view = scheduler.view()
     const current = view.jobs.get(spec.name)
     const job: JobValue = {

@@ -1,9 +1,10 @@
 // A job compiled against the hosts once: per group its demand, the hosts that
 // pass the static filters (alive, constraints, anti-affinity to running
-// services, published ports, capacity), the verdict for every other host, the
+// services, published ports, named networks, capacity), the verdict for every other host, the
 // static part of the affinity score, and the traffic edges between groups.
 // Everything per host is an array indexed like `hosts`, so the placement loop
 // touches no strings.
+import { CLUSTER_NETWORK_NAME } from '../../ipam/bridge.js'
 import type { Constraint, GroupSpec, JobSpec } from '../spec.js'
 import { attributeOf, describeMatch, matcher } from './attributes.js'
 import type { ExistingAllocation, HostView, MeasuredTraffic, PlacementOptions } from './types.js'
@@ -124,6 +125,8 @@ export function compileProblem(
   const groups: GroupModel[] = job.groups.map((spec, index) => {
     const { cpu, memoryMb } = groupDemand(spec)
     const ports = (spec.ports ?? []).map((p) => `${p.hostPort}/${p.protocol}`)
+    // every host has the cluster network; a named one only where it leased a subnet or block of it
+    const named = (spec.networks ?? []).filter((n) => n !== CLUSTER_NETWORK_NAME)
     const constraints: { c: Constraint; scope: Scope }[] = [
       ...(job.constraints ?? []).map((c) => ({ c, scope: 'job' as const })),
       ...(spec.constraints ?? []).map((c) => ({ c, scope: 'group' as const })),
@@ -152,6 +155,11 @@ export function compileProblem(
       if (!filter && ports.length && h.usedPorts?.length) {
         const taken = ports.filter((p) => h.usedPorts?.includes(p))
         if (taken.length) [filter, reason] = ['ports', `host port ${taken.join(', ')} in use`]
+      }
+      if (!filter && named.length && h.networks) {
+        const missing = named.filter((n) => !h.networks?.includes(n))
+        if (missing.length)
+          [filter, reason] = ['network', `holds no subnet or block of network ${missing.join(', ')}`]
       }
       // a system job runs on every eligible host: a full one is a failure to report, not an ineligible host
       if (!filter && !isSystem) {

@@ -18,6 +18,12 @@ export interface HostView {
   used: { cpu: number; memoryMb: number }
   /** published host ports in use, as "80/tcp" */
   usedPorts?: string[]
+  /**
+   * the named networks it holds a subnet or block of (its netleases/ records); a group that joins
+   * one it lacks cannot be attached there. Absent: not known, no host is filtered for it (the
+   * submission check, which judges the cluster as if every lease were claimed)
+   */
+  networks?: string[]
   coordinate?: Coordinate
 }
 

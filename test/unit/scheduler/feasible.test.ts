@@ -54,3 +54,8 @@ t.test(
     t.same(unplaceable(job([group('web', 2)]), []), [], 'no member known yet')
   },
 )
+
+t.test('a named network no host holds a lease of yet is waited for, not refused', async (t) => {
+  const unleased = hosts.map((h) => ({ ...h, networks: [] }))
+  t.same(unplaceable(job([group('web', 1, { networks: ['blue'] })]), unleased), [])
+})

@@ -174,3 +174,31 @@ t.test('system job: one slot per eligible host', async (t) => {
   )
   t.same(hostsOf(plan, 'agent'), ['h1', 'h2', 'h4'])
 })
+
+t.test(
+  'named networks: a host without a subnet or block of one the group joins is not feasible',
+  async (t) => {
+    const hosts = [
+      { ...host('h1'), networks: ['blue', 'lan'] },
+      { ...host('h2'), networks: ['blue'] },
+      { ...host('h3'), networks: [] },
+      host('h4'), // not known (the submission check's view): not filtered
+    ]
+    const plan = place(input(job([group('g', 4, { networks: ['lan', 'plexus', 'blue'] })]), hosts))
+    t.same(verdict(plan, 'g', 'h2'), {
+      host: 'peer-h2',
+      name: 'h2',
+      filter: 'network',
+      reason: 'holds no subnet or block of network lan',
+    })
+    t.match(verdict(plan, 'g', 'h3'), {
+      filter: 'network',
+      reason: 'holds no subnet or block of network lan, blue',
+    })
+    t.notOk(verdict(plan, 'g', 'h1')?.filter)
+    t.notOk(verdict(plan, 'g', 'h4')?.filter)
+    t.same(hostsOf(plan, 'g').sort(), ['h1', 'h1', 'h4', 'h4'])
+    const cluster = place(input(job([group('g', 1, { networks: ['plexus'] })]), hosts))
+    t.notOk(verdict(cluster, 'g', 'h3')?.filter, 'every host has the cluster network')
+  },
+)

@@ -267,3 +267,78 @@ t.test("a group's network: the CNI plugin's rules, every problem at its path", a
   )
   t.match(lines, [{ path: 'groups.0.network.gateway', line: 8 }])
 })
+
+t.test("a group's networks: each once, each there is, every problem at its path", async (t) => {
+  const networks = new Map([
+    ['blue', 'bridge' as const],
+    ['lan', 'macvlan' as const],
+  ])
+  const withNetworks = (list: unknown, extra: Record<string, unknown> = {}) =>
+    jobProblems(
+      {
+        name: 'j',
+        type: 'service',
+        groups: [{ name: 'g', count: 2, tasks: [task], networks: list, ...extra }],
+      },
+      { networks },
+    )
+  t.same(withNetworks(['blue', 'plexus', 'lan']), [], 'named ones and the cluster network')
+  t.same(withNetworks(['lan']), [], 'a macvlan network alone')
+  t.same(withNetworks(['blue', 'red', 'blue', 'plexus', 'plexus']), [
+    {
+      path: 'groups.0.networks.1',
+      message: 'no network "red" (plexctl network ls lists them; "plexus" is the cluster network)',
+    },
+    { path: 'groups.0.networks.2', message: '"blue" is also groups.0.networks.0' },
+    { path: 'groups.0.networks.4', message: '"plexus" is also groups.0.networks.3' },
+  ])
+  t.same(withNetworks(['lan', 'blue'], { ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] }), [
+    {
+      path: 'groups.0.networks.0',
+      message:
+        '"lan" is a macvlan network, on the underlay itself: the group\'s ports cannot be published on its first interface',
+    },
+  ])
+  t.same(
+    withNetworks(['blue', 'lan'], { ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] }),
+    [],
+    'ports are published on eth0 only',
+  )
+  t.match(withNetworks(['Blue', 'a_b', '']), [
+    { path: 'groups.0.networks.0', message: /must match pattern/ },
+    { path: 'groups.0.networks.1', message: /must match pattern/ },
+    { path: 'groups.0.networks.2', message: /must match pattern/ },
+  ])
+  t.match(withNetworks(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']), [
+    { path: 'groups.0.networks', message: 'must NOT have more than 8 items' },
+  ])
+  t.match(withNetworks([]), [{ path: 'groups.0.networks', message: 'must NOT have fewer than 1 items' }])
+  t.same(
+    jobProblems({
+      name: 'j',
+      type: 'batch',
+      groups: [{ name: 'g', count: 1, tasks: [task], networks: ['red'] }],
+    }),
+    [],
+    'without the store (a spec read alone) names are not looked up',
+  )
+  const lines = problemsOf(
+    'name: j\ntype: batch\ngroups:\n  - name: g\n    count: 1\n    tasks: [{name: t, driver: exec, config: {command: [x]}, resources: {cpu: 1, memoryMb: 1}}]\n    networks: [blue, blue]\n',
+  )
+  t.match(lines, [{ path: 'groups.0.networks.1', line: 7 }])
+  const err = (() => {
+    try {
+      validateJob(
+        { name: 'j', type: 'batch', groups: [{ name: 'g', count: 1, tasks: [task], networks: ['red'] }] },
+        { networks },
+      )
+    } catch (e) {
+      return e
+    }
+  })()
+  t.match(
+    isPlexusError(err) && err,
+    { code: 'PLX_JOB_INVALID', details: { status: 400 } },
+    'a 400 PLX_JOB_INVALID',
+  )
+})
