@@ -12,9 +12,8 @@ static napi_value trim(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "trim", NAPI_AUTO_LENGTH, trim, NULL, &fn);
-  napi_set_named_property(env, exports, "trim", fn);
+  napi_property_descriptor fns[] = {{"trim", NULL, trim, NULL, NULL, NULL, napi_default, NULL}};
+  napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
   return exports;
 }
 
