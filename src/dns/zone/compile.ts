@@ -165,9 +165,9 @@ export class Encoder {
 /**
  * The parts copied into a buffer of its own. Buffer.concat cuts anything under
  * 4 KB out of Node's shared 8 KB pool, so a section the zone keeps pins its
- * whole slab, and slabs whose other sections were since replaced pile up: a
- * heap snapshot of an agent holding 30,000 registrations found 90 MB of slabs
- * behind 27,000 section bodies.
+ * whole slab, and slabs whose other sections were since replaced stay: in an
+ * agent holding 30,000 registrations, 10,800 slabs (90 MB) held 27,000 section
+ * bodies of 81 MB (heap snapshots before and after).
  */
 function ownConcat(parts: Buffer[], total = parts.reduce((n, p) => n + p.length, 0)): Buffer {
   const out = Buffer.allocUnsafeSlow(total)
