@@ -36,7 +36,12 @@ export function networkView(store: ZoneSource, network: string): ZoneSource {
       const r = store.get(key)
       return r && visible(r) ? r : undefined
     },
-    list: (prefix) => store.list(prefix).filter(visible),
+    // only endpoint records differ between networks: any other listing (registrations: 50,000 at
+    // bench/converge's size) is the store's own, not a copy per network's zone
+    list: (prefix) =>
+      prefix.startsWith(ENDPOINT_PREFIX) || ENDPOINT_PREFIX.startsWith(prefix)
+        ? store.list(prefix).filter(visible)
+        : store.list(prefix),
   }
 }
 
