@@ -257,6 +257,26 @@ t.test('records of a host whose node record expired are hidden everywhere, and r
   t.equal(b.store.digest().get(a.store.self), undefined, 'watermark dropped so the host can return')
 })
 
+t.test("a node record re-evaluates its owner's records only when the owner's liveness flips", async (t) => {
+  const a = await newStore()
+  const b = await newStore({ now: a.clock })
+  const node = await a.store.put(`nodes/${a.store.self}`, { name: 'a' }, { ttlMs: 5000 })
+  const ep = await a.store.put(`endpoints/${a.store.self}/c1`, { ipv4: '10.244.1.2' })
+  b.store.merge([node, ep])
+  const events: string[] = []
+  b.store.watch('endpoints/', (ev) => events.push(ev.type))
+  const indexBefore = b.store.modifyIndex(`endpoints/${a.store.self}/c1`)
+  b.store.merge([await a.store.put(`nodes/${a.store.self}`, { name: 'a', n: 1 }, { ttlMs: 5000 })])
+  t.same(events, [], 'a heartbeat of a live host: nothing of its own changes')
+  t.equal(b.store.modifyIndex(`endpoints/${a.store.self}/c1`), indexBefore, 'its records keep their index')
+  await a.store.delete(`nodes/${a.store.self}`)
+  b.store.merge(a.store.recordsAfter(new Map())) // the tombstone, and what b holds already
+  t.same(events, ['expire'], 'a deleted node record hides its records at once, without a sweep')
+  t.equal(b.store.get(`endpoints/${a.store.self}/c1`), undefined)
+  b.store.merge([await a.store.put(`nodes/${a.store.self}`, { name: 'a' }, { ttlMs: 5000 })])
+  t.same(events, ['expire', 'put'], 'and shows them again when it returns')
+})
+
 t.test('digest sync: recordsAfter + raiseWatermarks transfers exactly what is missing', async (t) => {
   const a = await newStore()
   const b = await newStore({ now: a.clock })
