@@ -62,11 +62,23 @@ export const encodeState = (
   marks: ReadonlyMap<string, Hlc>,
   next?: string,
 ): Uint8Array =>
-  enc.encode(
-    `{"t":"state","records":${JSON.stringify(records)},"marks":${marksJson(marks)}${next === undefined ? '' : `,"next":${JSON.stringify(next)}`}}`,
+  encodeStateOf(
+    records.map((r) => JSON.stringify(r)),
+    marks,
+    next,
   )
-export const encodePush = (records: StoreRecord[], marks: ReadonlyMap<string, Hlc>): Uint8Array =>
-  enc.encode(`{"t":"push","records":${JSON.stringify(records)},"marks":${marksJson(marks)}}`)
+/** a state answer of records already JSON-encoded one by one (pageAfter sizes its pages by them) */
+export const encodeStateOf = (
+  encoded: readonly string[],
+  marks: ReadonlyMap<string, Hlc>,
+  next?: string,
+): Uint8Array =>
+  enc.encode(
+    `{"t":"state","records":[${encoded.join(',')}],"marks":${marksJson(marks)}${next === undefined ? '' : `,"next":${JSON.stringify(next)}`}}`,
+  )
+/** a push of records already JSON-encoded one by one */
+export const encodePushOf = (encoded: readonly string[], marks: ReadonlyMap<string, Hlc>): Uint8Array =>
+  enc.encode(`{"t":"push","records":[${encoded.join(',')}],"marks":${marksJson(marks)}}`)
 
 function bad(why: string): never {
   throw new PlexusError('PLX_CLUSTER_BAD_MESSAGE', why)

@@ -38,7 +38,7 @@ t.test('a full pull of a large store comes in pages, and raises watermarks only 
   const ra = answering(a.store)
   const { transport, answers } = loopback((d) => ra.onRequest('b', d))
   const rb = new Replicator(b.store, transport, realScheduler, Math.random, cfg)
-  await rb.pull('a', true)
+  await rb.pull('a', 'connect')
   t.ok(answers.length >= 3, `answered in ${answers.length} pages`)
   t.ok(
     answers.every((x) => x.byteLength < 2 * 1024 * 1024),
@@ -84,15 +84,15 @@ t.test(
       ...cfg,
       answeredSince: (_peer, since) => answered >= since,
     })
-    const first = rb.pull('a', false)
-    void rb.pull('a', false)
-    void rb.pull('a', true)
+    const first = rb.pull('a', 'exchange')
+    void rb.pull('a', 'exchange')
+    void rb.pull('a', 'connect')
     t.equal(requests, 1, 'one exchange with a peer at a time')
     answered = Date.now() + 1
     release()
     await first
     t.same(resets, [], 'the peer answered a probe during the round: slow, not stalled; kept')
-    const second = rb.pull('a', false)
+    const second = rb.pull('a', 'exchange')
     t.equal(requests, 2, 'the next round starts once the last has ended')
     answered = Number.NEGATIVE_INFINITY
     release()
@@ -115,11 +115,11 @@ t.test('a round of pages finds the records after the digest once, not once a pag
   }
   const ra = answering(a.store)
   const { transport, answers } = loopback((d) => ra.onRequest('b', d))
-  await new Replicator(b.store, transport, realScheduler, Math.random, cfg).pull('a', true)
+  await new Replicator(b.store, transport, realScheduler, Math.random, cfg).pull('a', 'connect')
   t.ok(answers.length >= 3, `${answers.length} pages`)
   t.equal(found, 1, 'one search for the whole round')
   t.equal(b.store.list('svc/').length, 3000, 'every record arrived')
-  await new Replicator(b.store, transport, realScheduler, Math.random, cfg).pull('a', true)
+  await new Replicator(b.store, transport, realScheduler, Math.random, cfg).pull('a', 'connect')
   t.equal(found, 2, 'the next round searches again')
 })
 
@@ -151,7 +151,7 @@ t.test('a push of what the peer lacks comes in pages; only the last vouches for 
     Math.random,
     cfg,
   )
-  await rb.pull('a', false)
+  await rb.pull('a', 'exchange')
   t.ok(pushes.length >= 3, `${pushes.length} pushes`)
   t.ok(
     pushes.every((p) => p.bytes < 2 * 1024 * 1024),
@@ -169,3 +169,61 @@ t.test('a push of what the peer lacks comes in pages; only the last vouches for 
   )
   t.equal(a.store.list('svc/').length, 3000, 'every record arrived in one round')
 })
+
+t.test('a joiner connected to several peers at once pulls the store once, not once a peer', async (t) => {
+  const now = { t: Date.now() }
+  const a = await newStore({ now })
+  for (let i = 0; i < 2000; i++) await a.store.put(`svc/${String(i).padStart(4, '0')}`, 'x'.repeat(500))
+  // B and C hold what A wrote, as every member of a settled cluster does
+  const holders = { a: a.store } as Record<string, LocalStore>
+  for (const name of ['b', 'c']) {
+    const h = await newStore({ now })
+    await new Replicator(
+      h.store,
+      loopback((d) => answering(a.store).onRequest(name, d)).transport,
+      realScheduler,
+      Math.random,
+      cfg,
+    ).pull('a', 'connect')
+    holders[name] = h.store
+  }
+  const j = await newStore({ now })
+  const answeringOf = Object.fromEntries(Object.entries(holders).map(([n, s]) => [n, answering(s)]))
+  let handlers: Parameters<Transport['setHandlers']>[0] | undefined
+  const received: Record<string, number> = {}
+  const connected = new Set(['a', 'b', 'c'])
+  const transport: Transport = {
+    self: 'j',
+    setHandlers: (h) => {
+      handlers = h
+    },
+    publish: () => {},
+    request: async (peer, data) => {
+      await new Promise((r) => setImmediate(r)) // a real exchange yields, so pulls could overlap
+      const res = (answeringOf[peer] as Replicator).onRequest('j', data)
+      received[peer] = (received[peer] ?? 0) + decodeState(res).records.length
+      return res
+    },
+    peers: () => [...connected],
+  }
+  const rj = new Replicator(j.store, transport, realScheduler, Math.random, cfg)
+  rj.start()
+  t.teardown(() => rj.stop())
+  connected.add('gone')
+  for (const peer of ['a', 'b', 'c', 'gone']) handlers?.connected(peer)
+  connected.delete('gone') // hung up before its turn
+  await until(() => rj.stats.pulls === 3)
+  t.equal(j.store.list('svc/').length, 2000, 'every record arrived')
+  t.equal(received.a, 2000, 'the first connection brought the store')
+  t.same([received.b, received.c], [0, 0], 'the next ones brought only what is newer than its watermarks')
+  t.equal(received.gone, undefined, 'a peer gone before its turn is not asked')
+  t.equal(rj.stats.pullFailures, 0)
+})
+
+/** polls cond every 5 ms for up to 10 s */
+async function until(cond: () => boolean): Promise<void> {
+  for (const end = Date.now() + 10_000; !cond(); ) {
+    if (Date.now() > end) throw new Error('condition not met in 10 s')
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
