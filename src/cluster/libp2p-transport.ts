@@ -45,6 +45,8 @@ const VERDICT: Record<GossipVerdict, TopicValidatorResult> = {
 }
 
 const MAX_OUTBOUND_GOSSIP_BYTES = 32 * 1024 * 1024
+/** gossip deltas this big or bigger are announced with IDONTWANT to mesh peers (load bursts, not heartbeats) */
+const IDONTWANT_MIN_BYTES = 16 * 1024
 /** how long an inbound /plexus/sync/1 stream may take to send its request */
 const SYNC_SERVE_TIMEOUT_MS = 10_000
 
@@ -112,6 +114,10 @@ async function createNode(o: Libp2pTransportOptions, refusals: RefusalLog) {
         emitSelf: false,
         fallbackToFloodsub: false,
         maxInboundDataLength: MAX_GOSSIP_BYTES + 4096,
+        // IDONTWANT (gossipsub 1.2) only for deltas worth it: every message above the default 512
+        // bytes (a node record, ~1 KB, every 10 s per host) cost one IDONTWANT to each mesh peer,
+        // as many writes as the duplicates it saves.
+        idontwantMinDataSize: IDONTWANT_MIN_BYTES,
         // The replicator stops publishing past a few MiB of unsent gossip
         // (backlogBytes); a peer that still lets this much pile up is stuck:
         // its stream is reset and anti-entropy catches it up after.
