@@ -23,7 +23,9 @@
 // 50,000; what 1,000 members cost the failure detector and the datapath (a
 // route per host) is not measured here (the simulator and bench/overlay do).
 //
-// Measured: RSS of each agent once settled (max); a 6th host joining (fixture
+// Measured: RSS of each agent once settled (big_rss_loaded_mb, max) and 65 s
+// later (big_rss_mb: the load's garbage collected, malloc_trim run twice;
+// big_heap_mb: V8 heap in use then); a 6th host joining (fixture
 // `join`, fresh identity): process start to its first full sync (from its log)
 // and until its store holds every record; 50 writes of a new service name on
 // h1 (a registration of h1's first endpoint), each timed from the write until
@@ -32,11 +34,9 @@
 // agents' own zone update time during those writes, from their /metrics
 // histogram plexus_dns_zone_update_seconds (kind="changes", all 5 agents).
 //
-// Not yet completed once (2026-12-04, 2 cores shared with other sessions' fixtures, load 12-21):
-// twice, during the load, every agent came to judge every other dead (probes and handshakes
-// timing out: "refused connection: failed handshake") and hides a dead host's records, so no
-// host held the whole store; the first run took all 50,000 writes in 640 s with no 503, the second
-// was stopped after 10 minutes of writes. Whether a quiet machine avoids this is not known yet.
+// Run alone on a quiet machine (2026-12-05, load under 1 before) it completes in about 6
+// minutes; on 2026-12-04, with other sessions' fixtures on the same 2 cores (load 12-21), every agent
+// twice came to judge every other dead during the load and the run never completed.
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -69,6 +69,8 @@ const SETTLED_CPU_PCT = 30
 const SETTLE_WINDOW_MS = 5000
 const SETTLE_MAX_MS = 240_000
 const ZONE_METRIC = 'plexus_dns_zone_update_seconds'
+/** RSS is read again this long after the agents settled */
+const RSS_IDLE_MS = 65_000
 
 /** what the outer run hands the write loop inside h1's namespace */
 export interface BigWritesArgs {
@@ -320,8 +322,19 @@ export async function bigRun(
       )
       progress(`big: busiest agent at ${busiest.toFixed(1)} % of a core`)
     }
+    const rssLoaded = pids.map((p) => (p ? rssMb(p) : 0))
+    progress(`big: agent RSS per host once settled (MB): ${rssLoaded.map((r) => Math.round(r)).join(' ')}`)
+    // what an operator sees while the cluster runs: after the load's garbage is collected and the
+    // agents' periodic malloc_trim (every 30 s, src/lib/malloc-trim.ts) has run twice
+    await sleep(RSS_IDLE_MS)
     const rssAll = pids.map((p) => (p ? rssMb(p) : 0))
-    progress(`big: agent RSS per host (MB): ${rssAll.map((r) => Math.round(r)).join(' ')}`)
+    const heapAll = (await Promise.all(sockets.map(metricsText))).map(
+      (t) => seriesValue(t, 'nodejs_heap_size_used_bytes') / 2 ** 20,
+    )
+    progress(
+      `big: ${RSS_IDLE_MS / 1000} s later, RSS (MB): ${rssAll.map((r) => Math.round(r)).join(' ')}, ` +
+        `heap used (MB): ${heapAll.map((r) => Math.round(r)).join(' ')}`,
+    )
 
     // writes of new names on h1 → every host's DNS
     const status = await Promise.all(
@@ -375,7 +388,16 @@ export async function bigRun(
       1000,
     )
     const joinTotalMs = performance.now() - joinT0
-    const j = joinFromLog(readFileSync(join(joiner.dir, 'plexusd.log'), 'utf8'))
+    // the store can fill from the others' digest exchanges (they push what it lacks) before its own
+    // first connect pull ends, which logs the line its join time is read from
+    const joinerLog = () => readFileSync(join(joiner.dir, 'plexusd.log'), 'utf8')
+    await until(
+      'the joiner logs its first full sync',
+      async () => joinerLog().includes('"initial sync complete"'),
+      120_000,
+      200,
+    )
+    const j = joinFromLog(joinerLog())
     const joinerRss = rssMb(agentPidsOf(name)[HOSTS] as number)
     progress(
       `big: joiner: first full sync ${j.joinMs} ms after its start, every record after ${Math.round(joinTotalMs)} ms from \`join\``,
@@ -391,6 +413,8 @@ export async function bigRun(
       big_replicated_s: round(replicatedS, 1),
       big_rss_mb: round(Math.max(...rssAll), 1),
       big_rss_median_mb: round(median(rssAll), 1),
+      big_rss_loaded_mb: round(Math.max(...rssLoaded), 1),
+      big_heap_mb: round(Math.max(...heapAll), 1),
       big_settled_cpu_pct: round(busiest, 1),
       big_join_ms: j.joinMs,
       big_join_after_listen_ms: j.afterListenMs,
