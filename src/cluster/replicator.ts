@@ -234,8 +234,8 @@ export class Replicator {
   /**
    * An exchange with one peer: pull what it has beyond our digest; then,
    * unless the pull was a connect's (the peer pulls from us on the same
-   * connect), push what it lacks by the digest it sent back, so a host whose
-   * neighbours all missed its writes still spreads them.
+   * connect), push what it lacks by the digest it sent back (a page at most),
+   * so a host whose neighbours all missed its writes still spreads them.
    */
   async pull(peer: string, kind: 'connect' | 'exchange'): Promise<void> {
     if (this.pulling.has(peer)) return
@@ -276,14 +276,14 @@ export class Replicator {
         this.log?.info({ peer, records: received, added }, 'initial sync complete')
       }
       const theyLack = kind === 'connect' ? [] : this.store.recordsAfter(marks)
-      // in pages, as answers are; only the last carries our watermarks, which vouch for every page
-      const marksNow = this.store.digest()
-      for (let after = ''; theyLack.length > 0; ) {
-        const page = pageAfter(theyLack, after, SYNC_PAGE_BYTES)
-        const last = page.next === undefined
-        await this.exchange(peer, encodePushOf(page.records, last ? marksNow : new Map<string, Hlc>()))
-        if (last) break
-        after = page.next as string
+      if (theyLack.length > 0) {
+        // Unasked, one page at most, with our watermarks only when it holds all they lack. A peer
+        // that lacks more is joining or was cut off, and pulls it at its own pace (its connect pulls,
+        // its own rounds): at 50,000 records, the others' rounds each pushed a joiner the whole store,
+        // and merging those took it three times as long as its own pull (bench/converge's size run).
+        const page = pageAfter(theyLack, '', SYNC_PAGE_BYTES)
+        const marksNow = page.next === undefined ? this.store.digest() : new Map<string, Hlc>()
+        await this.exchange(peer, encodePushOf(page.records, marksNow))
       }
     } catch (err) {
       this.stats.pullFailures++
