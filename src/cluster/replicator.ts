@@ -257,7 +257,7 @@ export class Replicator {
       // carries it and the threadpool checks its signatures while this one is merged.
       const fetch = async (cursor: string) => {
         const state = decodeState(await this.exchange(peer, encodePull(digest, cursor)))
-        return { state, verified: this.cfg.verifyAhead?.(this.store.unseen(state.records)) }
+        return { state, verified: this.cfg.verifyAhead?.(state.records) }
       }
       let asked = fetch(after)
       for (;;) {

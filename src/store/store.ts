@@ -310,24 +310,6 @@ export class LocalStore implements Store {
   }
 
   /**
-   * The records of a batch from outside that merge would check in full: all but those no newer than
-   * what is held (check() drops those as stale before their signature), malformed ones included. For
-   * work done ahead of a merge, such as checking signatures off the main thread: a sync round after a
-   * load carries thousands of records a host already holds.
-   */
-  unseen(input: readonly unknown[]): unknown[] {
-    return input.filter((x) => {
-      const r = x as Partial<StoreRecord> | null
-      const cur = typeof r?.key === 'string' ? this.entries.get(r.key) : undefined
-      if (!cur || !r) return true
-      const v = r.version
-      if (typeof v?.wall !== 'number' || typeof v.logical !== 'number') return true
-      if (typeof r.owner !== 'string' || typeof r.sig !== 'string') return true
-      return compareRecords(r as StoreRecord, cur.record) > 0
-    })
-  }
-
-  /**
    * Validates one outside record; returns it, 'stale' when what we hold
    * already wins (checked before the signature: a stale record is dropped
    * either way, and full pulls are mostly stale), or the reason it is refused.

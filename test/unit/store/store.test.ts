@@ -307,21 +307,3 @@ t.test('snapshot restores records, indexes, clock and watermarks', async (t) => 
   const next = await r.store.put('z', 3)
   t.ok(compareHlc(next.version, a.store.get('z')!.version) > 0)
 })
-
-t.test('unseen: what a merge would check in full, without what is held already', async (t) => {
-  const a = await newStore()
-  const c = await newStore({ now: a.clock })
-  const old = await a.store.put('k/one', 1)
-  const other = await a.store.put('k/two', 2)
-  c.store.merge([old, other])
-  a.clock.t += 1
-  const newer = await a.store.put('k/one', 11)
-  const fresh = await a.store.put('k/three', 3)
-  const odd = { key: 'k/two', version: 'not an hlc' }
-  t.same(c.store.unseen([old, other, newer, fresh, odd, 'junk', null]), [newer, fresh, odd, 'junk', null])
-  t.equal(
-    c.store.merge([old, other, newer, fresh]).accepted.length,
-    2,
-    'the two it kept are the two merge takes',
-  )
-})
