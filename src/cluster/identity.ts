@@ -5,9 +5,7 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { PlexusError } from '../lib/errors.js'
-import { parseRecord, signingText } from '../store/record.js'
 import type { RecordSigner, RecordVerifier } from '../store/store.js'
-import type { StoreRecord } from '../store/types.js'
 
 // The host identity is its libp2p Ed25519 key: the peer id embeds the public
 // key, so a record's owner field is all a verifier needs.
@@ -86,15 +84,6 @@ export const VERIFIED_MAX = 16_384
 const verified = new Map<string, boolean>()
 const publicKeys = new Map<string, KeyObject | null>()
 
-const verdictKey = (text: string, sig: string): string =>
-  createHash('sha256').update(sig).update('\n').update(text).digest('base64')
-
-function remember(cacheKey: string, ok: boolean): void {
-  // oldest entries go first; Map keeps insertion order
-  if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value as string)
-  verified.set(cacheKey, ok)
-}
-
 function publicKeyOf(owner: string): KeyObject | null {
   let k = publicKeys.get(owner)
   if (k !== undefined) return k
@@ -123,7 +112,7 @@ function publicKeyOf(owner: string): KeyObject | null {
  * 100,000 of them (~100 MB; 2.3 MB in a 42-minute 2-host soak, issue 22).
  */
 export const verifyRecordSignature: RecordVerifier = (owner, text, sig) => {
-  const cacheKey = verdictKey(text, sig)
+  const cacheKey = createHash('sha256').update(sig).update('\n').update(text).digest('base64')
   const hit = verified.get(cacheKey)
   if (hit !== undefined) return hit
   const pub = publicKeyOf(owner)
@@ -135,46 +124,11 @@ export const verifyRecordSignature: RecordVerifier = (owner, text, sig) => {
       ok = false
     }
   }
-  remember(cacheKey, ok)
+  // oldest entries go first; Map keeps insertion order
+  if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value as string)
+  verified.set(cacheKey, ok)
   return ok
 }
 
 /** how many verdicts the signature cache holds (tests) */
 export const verifiedCacheSize = () => verified.size
-
-/**
- * Checks the signatures of records from a peer on libuv's threadpool, into the
- * verdicts verifyRecordSignature reads: a sync round verifies its next page
- * there while the main thread merges the one before. At 50,000 records the
- * checks were a quarter of a joiner's CPU, all on its main thread (a profile of
- * bench/converge's size run). A malformed record, or one already judged, is
- * left to the store's own check; this never rejects.
- */
-export async function verifyRecordsAhead(records: readonly unknown[]): Promise<void> {
-  const checks: Promise<void>[] = []
-  for (const x of records) {
-    let r: StoreRecord
-    try {
-      r = parseRecord(x)
-    } catch {
-      continue
-    }
-    const text = signingText(r)
-    const cacheKey = verdictKey(text, r.sig)
-    const pub = verified.has(cacheKey) ? null : publicKeyOf(r.owner)
-    if (!pub) continue
-    checks.push(
-      new Promise<void>((resolve) => {
-        try {
-          verify(null, Buffer.from(text), pub, Buffer.from(r.sig, 'base64'), (err, ok) => {
-            if (!err) remember(cacheKey, ok)
-            resolve()
-          })
-        } catch {
-          resolve()
-        }
-      }),
-    )
-  }
-  await Promise.all(checks)
-}

@@ -26,8 +26,6 @@ export interface ReplicatorConfig {
   maxOutbox?: number
   /** gossip bytes the transport may hold unsent before the outbox waits for it to drain */
   maxTransportBacklogBytes?: number
-  /** checks a sync page's signatures ahead of its merge, off the main thread (identity.ts) */
-  verifyAhead?: (records: readonly unknown[]) => Promise<void>
 }
 
 export const DEFAULT_MAX_OUTBOX = 4096
@@ -253,31 +251,18 @@ export class Replicator {
       let received = 0
       let added = 0
       let rejected = false
-      // The next page is asked for before this one is merged: the peer encodes it, the transport
-      // carries it and the threadpool checks its signatures while this one is merged.
-      const fetch = async (cursor: string) => {
-        const state = decodeState(await this.exchange(peer, encodePull(digest, cursor)))
-        return { state, verified: this.cfg.verifyAhead?.(state.records) }
-      }
-      let asked = fetch(after)
       for (;;) {
-        const { state, verified } = await asked
+        const answer = await this.exchange(peer, encodePull(digest, after))
+        const state = decodeState(answer)
         marks ??= state.marks
-        // an agent of an earlier release answers in one piece, without next
-        const next = state.next
-        if (next !== undefined) {
-          if (next <= after) throw new Error('sync page cursor did not advance')
-          after = next
-          asked = fetch(after)
-          // a failure is thrown where it is awaited, or dropped with the round
-          asked.catch(() => {})
-        }
-        await verified
         const res = this.store.merge(state.records)
         received += state.records.length
         added += res.accepted.length
         rejected ||= res.rejected > 0
-        if (next === undefined) break
+        // an agent of an earlier release answers in one piece, without next
+        if (state.next === undefined) break
+        if (state.next <= after) throw new Error('sync page cursor did not advance')
+        after = state.next
       }
       if (rejected) this.metrics?.syncRounds.inc({ result: 'rejected' })
       else {

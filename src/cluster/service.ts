@@ -7,7 +7,7 @@ import type { LocalStore } from '../store/store.js'
 import { NODE_PREFIX } from '../store/types.js'
 import type { ClusterConfig } from './config.js'
 import { Dialer } from './dialer.js'
-import { loadOrCreatePeerKey, verifyRecordsAhead } from './identity.js'
+import { loadOrCreatePeerKey } from './identity.js'
 import type { InspectHandler, Inspector } from './inspect.js'
 import { measureRtt } from './kernel-rtt.js'
 import { loadClusterKey } from './key.js'
@@ -112,7 +112,6 @@ export class ClusterService implements MembersView, Inspector, RefusalSource {
         syncIntervalMs: c.syncIntervalMs,
         requestTimeoutMs: DIAL_TIMEOUT_MS,
         answeredSince: (peer, since) => this.membership.answeredSince(peer, since),
-        verifyAhead: verifyRecordsAhead,
       },
       clusterMetrics(d.metrics),
       logger.child({ component: 'replicator' }),

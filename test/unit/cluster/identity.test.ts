@@ -3,13 +3,7 @@ import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import t from 'tap'
 import { Uint8ArrayList } from 'uint8arraylist'
-import {
-  createSigner,
-  verifyRecordSignature,
-  verifyRecordsAhead,
-  withKeptKeyObject,
-} from '../../../src/cluster/identity.js'
-import { signingText } from '../../../src/store/record.js'
+import { withKeptKeyObject } from '../../../src/cluster/identity.js'
 
 t.test('the host key with a kept KeyObject signs as libp2p does, and is the same key', async (t) => {
   const key = (await generateKeyPair('Ed25519')) as Ed25519PrivateKey
@@ -25,28 +19,4 @@ t.test('the host key with a kept KeyObject signs as libp2p does, and is the same
   t.ok(kept.equals(key), 'equals the original key')
   t.equal(peerIdFromPrivateKey(kept).toString(), peerIdFromPrivateKey(key).toString(), 'the same peer id')
   t.ok(kept instanceof Object.getPrototypeOf(key).constructor, "keeps libp2p's class")
-})
-
-t.test('signatures checked ahead on the threadpool give the verdicts the store then reads', async (t) => {
-  const key = (await generateKeyPair('Ed25519')) as Ed25519PrivateKey
-  const signer = createSigner(key)
-  const record = (k: string, value: string) => {
-    const body = {
-      key: k,
-      value,
-      owner: signer.self,
-      version: { wall: Date.now(), logical: 0 },
-      tombstone: false,
-    }
-    return { ...body, sig: signer.sign(signingText(body)) }
-  }
-  const good = record('svc/a', 'one')
-  const forged = { ...record('svc/b', 'two'), value: 'three' }
-  const stranger = { ...record('svc/c', 'four'), owner: 'not-a-peer-id' }
-  await verifyRecordsAhead([good, forged, stranger, { not: 'a record' }, null])
-  const check = (r: typeof good) => verifyRecordSignature(r.owner, signingText(r), r.sig)
-  t.ok(check(good), 'a signed record verifies')
-  t.notOk(check(forged), 'a record changed after signing does not, checked ahead or not')
-  t.notOk(check(stranger), 'nor one whose owner is no key')
-  t.notOk(check({ ...good, sig: forged.sig }), "nor a record under another record's signature")
 })
