@@ -94,6 +94,8 @@ export interface MembershipDeps {
   ping?: (peer: string, timeoutMs: number) => Promise<unknown>
   /** calls fn when this host's last connection to a peer closes; returns cancel */
   onDisconnect?: (fn: (peer: string) => void) => () => void
+  /** closes this host's connections to a peer: the next probe, sync or gossip dials afresh */
+  reset?: (peer: string) => void
   connectedPeers: () => string[]
 }
 
@@ -347,6 +349,13 @@ export class Membership {
         retry = true
         return
       }
+      // Unanswered for as long as it takes to suspect a member, a connection may be half-open (a
+      // partition, a host gone without a FIN), and TCP would keep it, retransmitting with backoff,
+      // long after the path heals. Dropping it lets the next dial find out; these probes are the
+      // only liveness check of a connection (libp2p's connection monitor, which pinged every
+      // connection every 10 s on a stream of its own, is off: the same work twice). A peer that is
+      // merely slow answers within the suspicion time, or Lifeguard's longer timeouts let it.
+      if (waited >= timeoutMs && sentAt - first >= this.d.cfg.suspectAfterMs) this.d.reset?.(peer)
       // a refutation (a newer record) restarts the clock: the member was alive when it wrote it
       const had = this.doubts.get(peer)
       if (had?.doubt.v === rec.version.wall) return

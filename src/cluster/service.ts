@@ -93,7 +93,11 @@ export class ClusterService implements MembersView, Inspector, RefusalSource {
       describe: () => this.describe(),
       measureRtt: t ? (peer) => measureRtt(t, peer, PING_TIMEOUT_MS) : undefined,
       ...(t
-        ? { ping: (peer, timeoutMs) => t.ping(peer, timeoutMs), onDisconnect: (fn) => t.onDisconnect(fn) }
+        ? {
+            ping: (peer, timeoutMs) => t.ping(peer, timeoutMs),
+            onDisconnect: (fn) => t.onDisconnect(fn),
+            reset: (peer) => t.reset(peer),
+          }
         : {}),
       connectedPeers: () => t?.peers() ?? [],
     })

@@ -28,6 +28,7 @@ async function cluster(n: number, opts: { legacy?: boolean } = {}) {
   /** gossip delay: a record reaches the others this long after it was written (a loaded cluster) */
   const lag = { ms: 0 }
   const late = new Set<string>() // hosts whose own loop is late: their failed pings settle after two periods
+  const resets: string[] = [] // "from>to": connections a prober dropped
   const hosts = await Promise.all(
     Array.from({ length: n }, async (_, i) => {
       const { store } = await newStore({ now: clock })
@@ -59,6 +60,7 @@ async function cluster(n: number, opts: { legacy?: boolean } = {}) {
             lost ? reject(new Error('no answer')) : resolve(undefined)
           })
         }),
+      reset: (peer) => resets.push(`${h.name}>${byId.get(peer)?.name}`),
       connectedPeers: () => [],
     })
   }
@@ -87,7 +89,7 @@ async function cluster(n: number, opts: { legacy?: boolean } = {}) {
   for (const h of hosts) h.m?.start()
   const stateOf = (observer: (typeof hosts)[number], target: (typeof hosts)[number]) =>
     observer.m?.hosts().find((x) => x.name === target.name)?.state
-  return { q, hosts, cut, down, hung, slow, lag, late, stateOf }
+  return { q, hosts, cut, down, hung, slow, lag, late, resets, stateOf }
 }
 
 t.test(
@@ -154,7 +156,7 @@ async function loseH3(how: 'down' | 'hung', ms: number) {
 t.test(
   'a crashed agent (connections refused): suspect 3 s and dead 6 s after the first missed probe, everywhere',
   async (t) => {
-    const { h1, h2, h3, others, sinces, S, first, last, stateOf } = await loseH3('down', 12_000)
+    const { h1, h2, h3, others, sinces, S, first, last, stateOf, resets } = await loseH3('down', 12_000)
     t.ok(sinces.length > 0, 'the others published a suspicion of h3')
     t.ok(S >= -cfg.heartbeatIntervalMs && S <= 2000, `first missed probe ${S} ms from the crash`)
     // states are read every 100 ms and records spread within 50 ms
@@ -170,6 +172,7 @@ t.test(
     )
     for (const o of others) t.equal(stateOf(o, h3), 'dead', `${o.name} sees h3 dead`)
     t.equal(stateOf(h1, h2), 'alive', 'the others stay alive')
+    t.same(resets, [], 'a refused probe had no connection to drop')
   },
 )
 
@@ -207,7 +210,7 @@ t.test(
 )
 
 t.test('a prober whose own loop runs late accuses nobody', async (t) => {
-  const { q, hosts, cut, late } = await cluster(3)
+  const { q, hosts, cut, late, resets } = await cluster(3)
   await q.runUntil(START + 5000)
   const [h1, h2] = hosts as [(typeof hosts)[0], (typeof hosts)[0]]
   late.add('h1')
@@ -215,18 +218,24 @@ t.test('a prober whose own loop runs late accuses nobody', async (t) => {
   await q.runUntil(q.now() + 15_000)
   const doubts = h1.store.get(`${NODE_PREFIX}${h1.store.self}`)?.value
   t.notOk(JSON.stringify(doubts).includes(h2.store.self), 'misses timed by a late timer raise no suspicion')
+  t.same(resets, [], 'nor drop a connection')
   late.clear()
   await q.runUntil(q.now() + 5000)
   t.ok(
     JSON.stringify(h1.store.get(`${NODE_PREFIX}${h1.store.self}`)?.value).includes(h2.store.self),
     'the same misses on time do',
   )
+  // Lifeguard stretches the timeouts of a prober whose probes time out: its third probe is sent
+  // suspectAfterMs after the first and times out a few seconds later
+  await q.runUntil(q.now() + 5000)
+  t.ok(resets.length > 0, `and h1 drops its connection to h2 (${resets.length} times in 10 s)`)
+  t.same([...new Set(resets)], ['h1>h2'], 'to h2 only')
 })
 
 t.test(
   "a host that hangs (probes time out): Lifeguard's longer timeouts delay its suspicion by a probe, and it is dead everywhere by 6 s from the first missed probe plus that",
   async (t) => {
-    const { h3, others, sinces, S, first, last, health, stateOf } = await loseH3('hung', 15_000)
+    const { h3, others, sinces, S, first, last, health, stateOf, resets } = await loseH3('hung', 15_000)
     t.equal(sinces.length, 3, 'every other host accuses h3')
     t.ok(Math.max(...health) >= 1, `a timed-out probe raised the prober's local health (seen ${[...health]})`)
     t.ok(first('suspect') >= S + 3000, `never suspect before 3 s (${first('suspect') - S} ms)`)
@@ -237,13 +246,18 @@ t.test(
       `dead everywhere by 7 s (+ delivery): last suspect ${last('suspect') - S} ms`,
     )
     for (const o of others) t.equal(stateOf(o, h3), 'dead', `${o.name} sees h3 dead`)
+    t.same(
+      [...new Set(resets)].sort(),
+      others.map((o) => `${o.name}>h3`),
+      'each of the others dropped its connection to h3 (unanswered as long as it takes to suspect), and no other',
+    )
   },
 )
 
 t.test(
   'a loaded cluster (answers take longer than a period, gossip 2 s) judges nobody suspect',
   async (t) => {
-    const { q, hosts, slow, lag, stateOf } = await cluster(4)
+    const { q, hosts, slow, lag, resets, stateOf } = await cluster(4)
     await q.runUntil(START + 5000)
     // a suspicion reaches its subject 2 s late and its refutation comes back 2 s later still:
     // past suspectAfterMs, so only not accusing keeps everybody alive
@@ -263,6 +277,7 @@ t.test(
       Math.max(...health) >= 1,
       `probes timed out and stretched the timeout (local health seen: ${[...health]})`,
     )
+    t.same(resets, [], 'and kept every connection: a slow peer is not a half-open one')
     slow.ms = 5
     lag.ms = 0
     await q.runUntil(q.now() + 10_000)
