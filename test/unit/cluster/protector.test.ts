@@ -83,6 +83,49 @@ t.test('same key: both sides connect and carry data; closing releases both ciphe
   t.equal(counters.get('refused') + counters.get('failed'), 0)
 })
 
+t.test(
+  'what the layers above send in one turn goes out as one socket write, in order; a close sends what is left first',
+  async (t) => {
+    const psk = parseClusterKey(newClusterKey(), 'test')
+    const counters = new Tally()
+    const p = clusterProtector(psk, hooks(counters))
+    const [outbound, inbound] = multiaddrConnectionPair()
+    const writes: number[] = []
+    const send = outbound.send.bind(outbound)
+    outbound.send = (data) => {
+      writes.push(data.byteLength)
+      return send(data)
+    }
+    const [a, b] = await Promise.all([p().protect(outbound), p().protect(inbound)])
+    writes.length = 0
+    const frames = Array.from({ length: 5 }, (_, i) => randomBytes(100 + i))
+    const total = frames.reduce((n, f) => n + f.length, 0)
+    const reader = byteStream(b)
+    const got = reader.read({ bytes: total })
+    for (const f of frames) a.send(f)
+    t.same(Buffer.from((await got).subarray()), Buffer.concat(frames), 'the bytes arrive intact and in order')
+    t.same(writes, [total], 'five sends, one write')
+
+    writes.length = 0
+    const small = randomBytes(100)
+    const big = randomBytes(200 * 1024)
+    const gotBoth = reader.read({ bytes: small.length + big.length })
+    a.send(small)
+    t.same(writes, [], 'a small send waits for the end of the turn')
+    a.send(big)
+    t.same(writes, [small.length + big.length], 'past 64 KiB what is held goes at once, in the same turn')
+    t.same(Buffer.from((await gotBoth).subarray()), Buffer.concat([small, big]), 'intact')
+
+    const last = randomBytes(10)
+    const gotLast = reader.read({ bytes: last.length })
+    a.send(last)
+    await a.close()
+    t.same(Buffer.from((await gotLast).subarray()), last, 'bytes sent just before a close are delivered')
+    await b.close()
+    t.equal(counters.get('ciphers'), 0, 'released on close')
+  },
+)
+
 t.test('wire-compatible with @libp2p/pnet (agents of earlier releases)', async (t) => {
   const psk = parseClusterKey(newClusterKey(), 'test')
   const counters = new Tally()
