@@ -275,16 +275,7 @@ export class Replicator {
         // operators (and bench/converge) read how long joining took from this line
         this.log?.info({ peer, records: received, added }, 'initial sync complete')
       }
-      const theyLack = kind === 'connect' ? [] : this.store.recordsAfter(marks)
-      if (theyLack.length > 0) {
-        // Unasked, one page at most, with our watermarks only when it holds all they lack. A peer
-        // that lacks more is joining or was cut off, and pulls it at its own pace (its connect pulls,
-        // its own rounds): at 50,000 records, the others' rounds each pushed a joiner the whole store,
-        // and merging those took it three times as long as its own pull (bench/converge's size run).
-        const page = pageAfter(theyLack, '', SYNC_PAGE_BYTES)
-        const marksNow = page.next === undefined ? this.store.digest() : new Map<string, Hlc>()
-        await this.exchange(peer, encodePushOf(page.records, marksNow))
-      }
+      if (kind === 'exchange') await this.push(peer, marks)
     } catch (err) {
       this.stats.pullFailures++
       this.metrics?.syncRounds.inc({ result: 'failed' })
@@ -298,6 +289,27 @@ export class Replicator {
     } finally {
       this.pulling.delete(peer)
     }
+  }
+
+  /**
+   * Pushes a peer what it lacks by the digest it sent back: unasked, one page at most, with our
+   * watermarks only when the page holds all it lacks. A peer that lacks more is joining or was
+   * cut off, and pulls it at its own pace (its connect pulls, its own rounds): at 50,000 records,
+   * the others' rounds each pushed a joiner the whole store, and merging those took it three times
+   * as long as its own pull (bench/converge's size run). The page is taken in map order and the
+   * walk stops at it: sorting what a joiner lacks to send a page of it took 14-26 ms a push.
+   */
+  private async push(peer: string, theirs: ReadonlyMap<string, Hlc>): Promise<void> {
+    const page: string[] = []
+    let size = 0
+    const all = this.store.eachAfter(theirs, (r) => {
+      if (size > SYNC_PAGE_BYTES) return false
+      const json = JSON.stringify(r)
+      size += json.length
+      page.push(json)
+      return true
+    })
+    if (page.length > 0) await this.exchange(peer, encodePushOf(page, all ? this.store.digest() : new Map()))
   }
 
   /** One request of a sync round, its bytes counted both ways. */

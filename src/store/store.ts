@@ -385,12 +385,20 @@ export class LocalStore implements Store {
    */
   recordsAfter(digest: ReadonlyMap<string, Hlc>): StoreRecord[] {
     const out: { pos: string; record: StoreRecord }[] = []
-    for (const { record } of this.entries.values()) {
-      if (compareHlc(record.version, digest.get(record.owner) ?? ZERO_HLC) > 0) {
-        out.push({ pos: syncPosition(record), record })
-      }
-    }
+    this.eachAfter(digest, (record) => out.push({ pos: syncPosition(record), record }) > 0)
     return out.sort((a, b) => (a.pos < b.pos ? -1 : a.pos > b.pos ? 1 : 0)).map((e) => e.record)
+  }
+
+  /**
+   * The records recordsAfter(digest) holds, unsorted, offered to `take` until
+   * it returns false; true when every one was offered. A caller that wants a
+   * page stops there instead of sorting the whole map (a joiner lacks all of it).
+   */
+  eachAfter(digest: ReadonlyMap<string, Hlc>, take: (r: StoreRecord) => boolean): boolean {
+    for (const { record } of this.entries.values()) {
+      if (compareHlc(record.version, digest.get(record.owner) ?? ZERO_HLC) > 0 && !take(record)) return false
+    }
+    return true
   }
 
   /**

@@ -145,7 +145,14 @@ t.test('a push is one page at most; it vouches only when it holds all the peer l
     Math.random,
     cfg,
   )
+  let sorted = 0
+  const recordsAfter = b.store.recordsAfter.bind(b.store)
+  b.store.recordsAfter = (d) => {
+    sorted++
+    return recordsAfter(d)
+  }
   await rb.pull('a', 'exchange')
+  t.equal(sorted, 0, 'the pushing side sorted nothing: it walked its map until a page was full')
   t.equal(pushes.length, 1, 'one push in the round')
   t.ok((pushes[0]?.bytes ?? 0) < 2 * 1024 * 1024, 'of about a page')
   t.equal(pushes[0]?.marks, 0, 'without watermarks: it does not hold everything A lacks')

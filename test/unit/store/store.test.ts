@@ -277,6 +277,33 @@ t.test("a node record re-evaluates its owner's records only when the owner's liv
   t.same(events, ['expire', 'put'], 'and shows them again when it returns')
 })
 
+t.test('eachAfter offers what recordsAfter returns, unsorted, and stops when told', async (t) => {
+  const a = await newStore()
+  for (let i = 0; i < 20; i++) await a.store.put(`k/${i}`, i)
+  const since = a.store.digest()
+  for (let i = 20; i < 30; i++) await a.store.put(`k/${i}`, i)
+  const offered: string[] = []
+  t.ok(
+    a.store.eachAfter(since, (r) => offered.push(r.key) > 0),
+    'true when every record was offered',
+  )
+  t.same(
+    offered.sort(),
+    a.store
+      .recordsAfter(since)
+      .map((r) => r.key)
+      .sort(),
+    'the same records',
+  )
+  t.equal(offered.length, 10, 'only those after the digest')
+  const taken: string[] = []
+  t.notOk(
+    a.store.eachAfter(new Map(), (r) => taken.length < 3 && taken.push(r.key) > 0),
+    'false when the caller stopped',
+  )
+  t.equal(taken.length, 3, 'and nothing past that was taken')
+})
+
 t.test('digest sync: recordsAfter + raiseWatermarks transfers exactly what is missing', async (t) => {
   const a = await newStore()
   const b = await newStore({ now: a.clock })
