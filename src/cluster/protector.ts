@@ -97,8 +97,6 @@ class BoxedConnection extends AbstractMultiaddrConnection {
   /** ciphertext waiting for the end of this turn of the event loop */
   private queued: Uint8Array[] = []
   private queuedBytes = 0
-  /** the socket buffered our last write: the layers above wait for its drain */
-  private congested = false
   /**
    * off during the key check: each side's magic must leave before it may see the other's and
    * refuse, or a refused peer would get a reset instead of the magic that names the mismatch
@@ -119,10 +117,7 @@ class BoxedConnection extends AbstractMultiaddrConnection {
     this.outbound = ciphers.outbound
     hooks.ciphers(1)
     raw.addEventListener('message', (evt) => this.receive(evt.data))
-    raw.addEventListener('drain', () => {
-      this.congested = false
-      this.onMuxerDrain()
-    })
+    raw.addEventListener('drain', () => this.onMuxerDrain())
     raw.addEventListener('close', (evt) => {
       this.release()
       if (evt.error == null) this.onTransportClosed()
@@ -152,7 +147,8 @@ class BoxedConnection extends AbstractMultiaddrConnection {
       this.queuedBytes += data.byteLength
       if (!this.coalescing || this.queuedBytes >= COALESCE_BYTES) this.flush()
       else if (this.queued.length === 1) setImmediate(this.flush)
-      return { sentBytes: data.byteLength, canSendMore: !this.congested }
+      // the socket buffered an earlier write: the layers above wait for its drain
+      return { sentBytes: data.byteLength, canSendMore: !this.raw.writableNeedsDrain }
     } catch (err) {
       this.fail(err as Error)
       return { sentBytes: data.byteLength, canSendMore: false }
@@ -167,8 +163,7 @@ class BoxedConnection extends AbstractMultiaddrConnection {
     this.queuedBytes = 0
     if (this.raw.status !== 'open') return
     try {
-      if (!this.raw.send(chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks)))
-        this.congested = true
+      this.raw.send(chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks))
     } catch (err) {
       this.fail(err as Error)
     }

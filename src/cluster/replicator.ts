@@ -300,16 +300,10 @@ export class Replicator {
    * walk stops at it: sorting what a joiner lacks to send a page of it took 14-26 ms a push.
    */
   private async push(peer: string, theirs: ReadonlyMap<string, Hlc>): Promise<void> {
-    const page: string[] = []
-    let size = 0
-    const all = this.store.eachAfter(theirs, (r) => {
-      if (size > SYNC_PAGE_BYTES) return false
-      const json = JSON.stringify(r)
-      size += json.length
-      page.push(json)
-      return true
-    })
-    if (page.length > 0) await this.exchange(peer, encodePushOf(page, all ? this.store.digest() : new Map()))
+    const page = new Page(SYNC_PAGE_BYTES)
+    const all = this.store.eachAfter(theirs, (r) => page.add(r))
+    if (page.records.length > 0)
+      await this.exchange(peer, encodePushOf(page.records, all ? this.store.digest() : new Map()))
   }
 
   /** One request of a sync round, its bytes counted both ways. */
@@ -341,6 +335,22 @@ export class Replicator {
   }
 }
 
+/** Records JSON-encoded one by one into a page of about `bytes`: it takes at least one, and none once past `bytes`. */
+class Page {
+  readonly records: string[] = []
+  private size = 0
+  constructor(private readonly bytes: number) {}
+
+  /** false when the page is full and the record was not taken */
+  add(r: StoreRecord): boolean {
+    if (this.records.length > 0 && this.size > this.bytes) return false
+    const json = JSON.stringify(r)
+    this.size += json.length
+    this.records.push(json)
+    return true
+  }
+}
+
 /**
  * One page of a sync answer: the records (in recordsAfter's order) after the
  * cursor, JSON-encoded, up to about `bytes`, and the cursor for the next page.
@@ -363,14 +373,10 @@ export function pageAfter(
       else hi = mid
     }
   }
-  const out: string[] = []
-  let size = 0
+  const page = new Page(bytes)
   for (let i = lo; i < records.length; i++) {
-    if (out.length > 0 && size > bytes)
-      return { records: out, next: syncPosition(records[i - 1] as StoreRecord) }
-    const json = JSON.stringify(records[i])
-    size += json.length
-    out.push(json)
+    if (!page.add(records[i] as StoreRecord))
+      return { records: page.records, next: syncPosition(records[i - 1] as StoreRecord) }
   }
-  return { records: out }
+  return { records: page.records }
 }

@@ -385,7 +385,10 @@ export class LocalStore implements Store {
    */
   recordsAfter(digest: ReadonlyMap<string, Hlc>): StoreRecord[] {
     const out: { pos: string; record: StoreRecord }[] = []
-    this.eachAfter(digest, (record) => out.push({ pos: syncPosition(record), record }) > 0)
+    this.eachAfter(digest, (record) => {
+      out.push({ pos: syncPosition(record), record })
+      return true
+    })
     return out.sort((a, b) => (a.pos < b.pos ? -1 : a.pos > b.pos ? 1 : 0)).map((e) => e.record)
   }
 
