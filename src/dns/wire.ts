@@ -163,7 +163,11 @@ export interface Section {
   an: number
   ns: number
   ar: number
-  /** answer + authority + additional records, encoded without compression (position independent) */
+  /**
+   * answer + authority + additional records, encoded without compression
+   * but for names equal to the question's, which point to it (offset 12 in
+   * every reply, whatever the name's length)
+   */
   body: Buffer
   /**
    * A shuffled set's orders, kept as one encoding: the byte offset in `body`

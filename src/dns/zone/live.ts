@@ -270,7 +270,7 @@ export class LiveZone {
       yield
       const key = nameToKey(name)
       const zn = this.names.get(name)
-      compiled.set(key, zn ? yield* compileName(zn, enc, glue, this.table.names.get(key)) : undefined)
+      compiled.set(key, zn ? yield* compileName(name, zn, enc, glue, this.table.names.get(key)) : undefined)
     }
     const soa = this.names.get(this.origin)!.sets.get('SOA')![0]!
     this.patch(compiled, negativeAnswers(enc, soa), full)

@@ -7,7 +7,7 @@ import dnsPacket from 'dns-packet'
 import t from 'tap'
 import { seededRng } from '../../../src/cluster/sim/clock.js'
 import { networkView, type ZoneSource } from '../../../src/dns/scope.js'
-import { nameToKey } from '../../../src/dns/wire.js'
+import { keyToName, nameToKey } from '../../../src/dns/wire.js'
 import { type AnswerTable, compileZone, Encoder } from '../../../src/dns/zone/compile.js'
 import { ZoneStage } from '../../../src/dns/zone/handler.js'
 import { LiveZone } from '../../../src/dns/zone/live.js'
@@ -25,13 +25,20 @@ const SERVICES = ['web', 'db', 'cache']
 /** every answer of the table as sorted record texts, per name and type, sorted: orders are random, sets are not */
 function canonical(table: AnswerTable): Map<string, string> {
   const out = new Map<string, string>()
-  const records = (s: { rcode: number; an: number; ns: number; ar: number; body: Buffer }): string => {
-    const header = Buffer.alloc(12)
-    header.writeUInt16BE(0x8400, 2)
-    header.writeUInt16BE(s.an, 6)
-    header.writeUInt16BE(s.ns, 8)
-    header.writeUInt16BE(s.ar, 10)
-    const p = dnsPacket.decode(Buffer.concat([header, s.body]))
+  // a section is what follows the question, whose name its records at that name point to
+  const records = (
+    s: { rcode: number; an: number; ns: number; ar: number; body: Buffer },
+    key?: string,
+  ): string => {
+    const question = dnsPacket.encode({
+      type: 'response',
+      flags: 0x0400,
+      questions: [{ name: key === undefined ? OPTS.origin : keyToName(key), type: 'A' }],
+    })
+    question.writeUInt16BE(s.an, 6)
+    question.writeUInt16BE(s.ns, 8)
+    question.writeUInt16BE(s.ar, 10)
+    const p = dnsPacket.decode(Buffer.concat([question, s.body]))
     const texts = (rs: dnsPacket.Answer[] | undefined) => (rs ?? []).map((r) => JSON.stringify(r)).sort()
     return JSON.stringify([s.rcode, texts(p.answers), texts(p.authorities), texts(p.additionals)])
   }
@@ -40,7 +47,7 @@ function canonical(table: AnswerTable): Map<string, string> {
   for (const [key, e] of table.names) {
     out.set(`${key} name`, '')
     for (const [type, variants] of e.byType) {
-      const sets = new Set(variants.map(records))
+      const sets = new Set(variants.map((v) => records(v, key)))
       out.set(`${key} ${type}`, [...sets].join(' | '))
     }
   }
@@ -432,11 +439,18 @@ t.test(
 )
 
 t.test('an encoding kept from the last compile is used, not made again', async (t) => {
-  const r: Rr = { name: 'a.plexus.internal', type: 'A', ttl: 5, data: '10.0.0.1' }
+  const name = 'a.plexus.internal'
+  const r: Rr = { name, type: 'A', ttl: 5, data: '10.0.0.1' }
   const enc = new Encoder()
-  enc.reuse({ records: [r], body: Buffer.from('kept'), ends: Uint32Array.of(4) })
-  t.equal(enc.bytes(r).toString(), 'kept')
-  const kept = enc.keep([r, { ...r, data: '10.0.0.2' }])
+  enc.reuse({ records: [r], body: Buffer.from('kept'), ends: Uint32Array.of(4) }, name)
+  t.equal(enc.bytes(r, name).toString(), 'kept')
+  t.not(enc.bytes(r).toString(), 'kept', 'at another name (glue) the record is encoded whole')
+  const kept = enc.keep([r, { ...r, data: '10.0.0.2' }], name)
   t.same([...kept.ends], [4, 4 + kept.body.length - 4])
   t.equal(kept.body.subarray(0, 4).toString(), 'kept', 'a record kept again is copied from its last encoding')
+  t.same(
+    [...kept.body.subarray(4, 6)],
+    [0xc0, 0x0c],
+    'a new record at the name starts with a pointer to the question',
+  )
 })

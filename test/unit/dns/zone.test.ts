@@ -20,6 +20,40 @@ t.test('service A/AAAA lists healthy endpoints, authoritative, question echoed a
   t.same(data(ask(z, 'web.svc.plexus.internal.', 'AAAA')!.msg.answers), ['fd00::1:2'])
 })
 
+t.test("a record at the asked name points to the question's name; other names are written out", async (t) => {
+  const z = new ZoneStage(table())
+  const asked = 'WeB.Svc.Plexus.Internal'
+  const r = ask(z, asked, 'A')!
+  t.same(
+    r.msg.answers!.map((a) => a.name),
+    [asked, asked],
+    'the answers carry the name as asked: a pointer to it',
+  )
+  const questionEnd = 12 + asked.length + 2 + 4
+  t.same(
+    [...r.raw.subarray(questionEnd, questionEnd + 2)],
+    [0xc0, 0x0c],
+    'the first answer starts with the pointer',
+  )
+  const whole = dnsPacket.encode({ ...r.msg, type: 'response' }).length
+  t.ok(r.raw.length < whole, `${r.raw.length} bytes, ${whole} with every name written out`)
+
+  const srv = ask(z, '_HTTP._tcp.web.svc.plexus.internal', 'SRV')!
+  t.ok(srv.msg.answers!.every((a) => a.name === '_HTTP._tcp.web.svc.plexus.internal'))
+  t.same(
+    [...new Set(srv.msg.additionals!.map((a) => a.name))].sort(),
+    ['web1.ctr.plexus.internal', 'web2.ctr.plexus.internal'],
+    "the targets' addresses keep their own names",
+  )
+  const any = ask(z, '_http._tcp.web.svc.plexus.internal', 'ANY')!
+  t.same(
+    any.msg.answers!.map((a) => a.type),
+    ['SRV', 'SRV'],
+    "ANY at a name of one set answers that set (the SRV answer's additional addresses too)",
+  )
+  t.equal(any.msg.additionals!.length, 3)
+})
+
 t.test("agent.plexus.internal is the answering host's gateway, and absent without one", async (t) => {
   const zone = (agentAddress?: string) =>
     new ZoneStage(
@@ -238,9 +272,10 @@ t.test('a set too big for one TCP message answers the part of each order that fi
     seen.add((r.msg.answers![0] as dnsPacket.SrvAnswer).data.target)
   }
   t.ok(seen.size > 1, `answers lead with ${seen.size} different members across orders`)
-  // uncompressed, an A record of this name is 39 bytes: 2,500 of them are 97,500
+  // an A record at the name asked is 16 bytes (its name a pointer to the question): 2,500 are 40,000
   const a = ask(z, 'api.svc.plexus.internal', 'A', { tcp: true })!
-  t.equal(a.msg.answers!.length, Math.floor(MAX_ANSWER_BYTES / 39), 'the A set: as many as fit')
+  t.equal(a.msg.answers!.length, members, 'the A set fits whole')
+  t.ok(40_000 <= MAX_ANSWER_BYTES)
   t.equal(
     ask(z, 'web.svc.plexus.internal', 'A', { tcp: true })!.msg.answers!.length,
     2,
