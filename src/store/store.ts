@@ -97,6 +97,17 @@ interface Entry {
 }
 
 /** a key's first segment with its slash ("nodes/"), or the whole key when it has none */
+/**
+ * One owner's keys, and its id as the one string its records share: each
+ * record decoded off the wire brings its own copy of the 52-character peer
+ * id, 3.5 MB at 50,000 records (heap snapshot, bench/converge's size run).
+ */
+class OwnedKeys extends Set<string> {
+  constructor(readonly id: string) {
+    super()
+  }
+}
+
 const bucketOf = (key: string): string => {
   const slash = key.indexOf('/')
   return slash < 0 ? key : key.slice(0, slash + 1)
@@ -143,13 +154,7 @@ export class LocalStore implements Store {
    */
   private readonly buckets = new Map<string, Map<string, Entry>>()
   /** owned keys by owner peer id, to re-evaluate them when that owner's node record changes */
-  private readonly owned = new Map<string, Set<string>>()
-  /**
-   * One string per owner in `owned`, which its records share: each record
-   * decoded off the wire brings its own copy of the 52-character peer id,
-   * 3.5 MB at 50,000 records (heap snapshot, bench/converge's size run).
-   */
-  private readonly ownerIds = new Map<string, string>()
+  private readonly owned = new Map<string, OwnedKeys>()
   /** per-origin watermark: every record of that origin up to here is held (or superseded) */
   private readonly marks = new Map<string, Hlc>()
   private readonly watchers = new Set<{ prefix: string; fn: (ev: WatchEvent) => void }>()
@@ -527,14 +532,10 @@ export class LocalStore implements Store {
   }
 
   private track(r: StoreRecord): void {
-    r.owner = this.ownerIds.get(r.owner) ?? r.owner // the same text
+    r.owner = this.owned.get(r.owner)?.id ?? r.owner // the same text
     if (keyOwner(r.key) === undefined) return
-    let keys = this.owned.get(r.owner)
-    if (!keys) {
-      keys = new Set<string>()
-      this.owned.set(r.owner, keys)
-      this.ownerIds.set(r.owner, r.owner)
-    }
+    const keys = this.owned.get(r.owner) ?? new OwnedKeys(r.owner)
+    this.owned.set(r.owner, keys)
     keys.add(r.key)
   }
 
@@ -548,10 +549,7 @@ export class LocalStore implements Store {
     this.dirty?.add(key)
     this.reapedIndex = Math.max(this.reapedIndex, e.index)
     this.owned.get(e.record.owner)?.delete(key)
-    if (this.owned.get(e.record.owner)?.size === 0) {
-      this.owned.delete(e.record.owner)
-      this.ownerIds.delete(e.record.owner)
-    }
+    if (this.owned.get(e.record.owner)?.size === 0) this.owned.delete(e.record.owner)
   }
 
   /** The owner's node record changed: its other owned records may appear or disappear. */

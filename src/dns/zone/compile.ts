@@ -275,9 +275,8 @@ export function* compileName(
   // answer, and a big name its first set's orders, as RFC 8482 allows (a subset of the sets): a copy of
   // every set once more was a sixth of the table at 50,000 registrations, and encoding a thousand records
   // once more per change cost more than any client of ANY gets from it
-  if (zn.sets.size === 1 || all.length > STEP_EVERY) {
-    if (all.length) byType.set(TYPE_ANY, byType.values().next().value!)
-  } else if (all.length) {
+  if (zn.sets.size === 1 || all.length > STEP_EVERY) byType.set(TYPE_ANY, byType.values().next().value!)
+  else if (all.length) {
     const s = enc.answer(name, all, [], none)
     byType.set(TYPE_ANY, [s])
     bytes += s.body.length

@@ -521,22 +521,18 @@ export class LiveZone {
         this.origin,
       ),
     )
-    let n = 0
-    for (const zn of z.names.values())
-      for (const list of [...zn.sets.values(), ...zn.additional.values()]) n += list.length
-    // sized once: a pushed-to array keeps room for growth, 100 bytes a member
-    const out = new Array<MemberRecord>(n)
-    n = 0
+    const out: MemberRecord[] = []
     for (const [name, zn] of z.names) {
       const at = this.intern(name)
       for (const into of ['sets', 'additional'] as const)
         for (const list of zn[into].values())
           for (const rr of list) {
             this.internRecord(rr)
-            out[n++] = { name: at, into, rr }
+            out.push({ name: at, into, rr })
           }
     }
-    return out
+    // a copy of its own size: a pushed-to array keeps room to grow, 100 bytes a member
+    return out.slice()
   }
 
   private intern(s: string): string {

@@ -172,20 +172,20 @@ t.test(
   async (t) => {
     const a = await newStore({ reapAfterMs: 10_000 })
     const b = await newStore({ now: a.clock, reapAfterMs: 10_000 })
-    const ownerIds = (b.store as unknown as { ownerIds: Map<string, string> }).ownerIds
+    const owned = (b.store as unknown as { owned: Map<string, { id: string }> }).owned
     const key = `endpoints/${a.store.self}/c1/eth0`
     // off the wire, each record brings its own copy of the id
     const copy = (r: StoreRecord) => JSON.parse(JSON.stringify(r)) as StoreRecord
     b.store.merge([copy(await a.store.put(key, { name: 'c1' }))])
     b.store.merge([copy(await a.store.put('shared/x', 1))])
-    t.same([...ownerIds.keys()], [a.store.self], "a's id is held once")
+    t.same([...owned.keys()], [a.store.self], "a's id is held once")
     a.clock.t += 10
     await a.store.delete(key)
     b.store.merge([copy(a.store.recordsAfter(new Map()).find((r) => r.key === key) as StoreRecord)])
     a.clock.t += 10_001
     b.store.sweep()
     t.equal(b.store.modifyIndex(key), 0, 'its owned record reaped')
-    t.same([...ownerIds.keys()], [], 'and the id with it: a record of a shared key keeps its own')
+    t.same([...owned.keys()], [], 'and the id with it: a record of a shared key keeps its own')
     t.equal(b.store.get('shared/x')?.owner, a.store.self)
   },
 )
