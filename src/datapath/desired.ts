@@ -18,10 +18,14 @@ import {
   networkBridgeName,
   type RemotePlan,
   type Underlay,
+  type WgPeer,
   WIREGUARD_NAME,
 } from './model.js'
 
-/** A bridge network as a pass programs it (src/ipam *bridge networks*): an overlay of its own, always vxlan. */
+/**
+ * A bridge network as a pass programs it (src/ipam *bridge networks*): an overlay of its own, vxlan (its own
+ * VTEP) or wireguard (peers on the host's one WireGuard device, beside the cluster network's if it has one).
+ */
 export interface BridgeNetInput {
   name: string
   /** its lease config (src/ipam/bridge.ts subnetConfig): the cidr, host subnet length and VNI */
@@ -75,10 +79,35 @@ export function localContext(input: DesiredInput): LocalContext {
   return overlayContext(input, input.network, input.self)
 }
 
+/** which host holds each WireGuard public key, across every overlay of the pass */
+type KeyHolders = Map<string, { peerId: string; host: string }>
+
+/**
+ * Adds a backend device, or merges it into the one of that name an earlier
+ * overlay added: every wireguard overlay shares the one WireGuard device,
+ * which then holds each overlay's address.
+ */
+function addDevice(state: DesiredState, link: DesiredLink): void {
+  const held = state.links.find((l) => l.name === link.name)
+  if (!held) state.links.push(link)
+  else held.addresses.push(...link.addresses.filter((a) => !held.addresses.includes(a)))
+}
+
+/**
+ * A remote host's WireGuard peer, or the allowed IPs of another overlay added
+ * to it: a host has one key, so it is one peer whatever the overlays it serves.
+ */
+function addPeer(state: DesiredState, peer: WgPeer): void {
+  const held = state.wireguard?.peers.find((p) => p.publicKey === peer.publicKey)
+  if (held) held.allowedIps.push(...peer.allowedIps)
+  else state.wireguard?.peers.push({ ...peer, allowedIps: [...peer.allowedIps] })
+}
+
 /**
  * One overlay network's bridge, backend devices and the entries that reach
  * every other host's subnet of it: the cluster network's, and each bridge
- * network's the same way (its own bridge, its VTEP plexus.<VNI>).
+ * network's the same way (its own bridge; its VTEP plexus.<VNI>, or the peers
+ * of the one WireGuard device).
  */
 function addOverlay(
   state: DesiredState,
@@ -86,19 +115,21 @@ function addOverlay(
   ctx: LocalContext,
   leases: LeaseView,
   bridge: Pick<DesiredLink, 'name' | 'mac'>,
+  keyHolders: KeyHolders,
 ): void {
   const backend = backendFor(ctx.network.Backend.Type)
   const { subnet } = ctx.self
-  state.links.push(
-    {
-      ...bridge,
-      kind: 'bridge',
-      mtu: ctx.mtu,
-      addresses: [`${formatIPv4(gatewayOf(subnet))}/${subnet.prefix}`],
-    },
-    ...backend.links(ctx),
-  )
-  const keyHolder = new Map<string, string>()
+  // the first wireguard overlay (the cluster's when it is one) sets the device's port: the service gives
+  // every wireguard overlay that same port (the endpoint each host publishes in its leases)
+  if (ctx.network.Backend.Type === 'wireguard')
+    state.wireguard ??= { ifname: WIREGUARD_NAME, listenPort: ctx.network.Backend.Port, peers: [] }
+  state.links.push({
+    ...bridge,
+    kind: 'bridge',
+    mtu: ctx.mtu,
+    addresses: [`${formatIPv4(gatewayOf(subnet))}/${subnet.prefix}`],
+  })
+  for (const link of backend.links(ctx)) addDevice(state, link)
   for (const lease of leases.valid) {
     if (lease.peerId === host.peerId) continue
     const plan: RemotePlan = {
@@ -118,14 +149,19 @@ function addOverlay(
       plan.reason = entries.refused
       continue
     }
-    // one WireGuard peer per key: a second lease naming a key already taken is refused, not merged
-    const taken = entries.peers?.map((p) => keyHolder.get(p.publicKey)).find((h) => h !== undefined)
+    // one WireGuard peer per key: a lease naming a key another host holds is refused, not merged (the
+    // same host's leases of other overlays are the same peer)
+    const taken = entries.peers
+      ?.map((p) => keyHolders.get(p.publicKey))
+      .find((h) => h !== undefined && h.peerId !== lease.peerId)
     if (taken) {
-      plan.reason = `${lease.value.hostname} publishes the WireGuard key of ${taken}`
+      plan.reason = `${lease.value.hostname} publishes the WireGuard key of ${taken.host}`
       continue
     }
-    for (const p of entries.peers ?? []) keyHolder.set(p.publicKey, lease.value.hostname)
-    state.wireguard?.peers.push(...(entries.peers ?? []))
+    for (const p of entries.peers ?? []) {
+      keyHolders.set(p.publicKey, { peerId: lease.peerId, host: lease.value.hostname })
+      addPeer(state, p)
+    }
     plan.mode = entries.mode
     state.routes.push(...entries.routes)
     state.neighbours.push(...entries.neighbours)
@@ -146,6 +182,7 @@ export function desiredState(input: DesiredInput): DesiredState {
           network: input.network,
           subnet: input.self.subnet,
           members: input.leases.valid.map((l) => l.value.publicIp),
+          sharedWireguard: (input.bridgeNets ?? []).some((n) => n.network.Backend.Type === 'wireguard'),
         }),
         ...(input.extraSections ?? []),
         clusterSection(input.network),
@@ -154,15 +191,19 @@ export function desiredState(input: DesiredInput): DesiredState {
     ...(input.switches?.length ? { switches: input.switches } : {}),
     remotes: [],
   }
-  if (input.network.Backend.Type === 'wireguard')
-    state.wireguard = { ifname: WIREGUARD_NAME, listenPort: input.network.Backend.Port, peers: [] }
-  addOverlay(state, input, localContext(input), input.leases, {
-    name: BRIDGE_NAME,
-    mac: bridgeMac(input.peerId),
-  })
+  const keyHolders: KeyHolders = new Map()
+  addOverlay(
+    state,
+    input,
+    localContext(input),
+    input.leases,
+    { name: BRIDGE_NAME, mac: bridgeMac(input.peerId) },
+    keyHolders,
+  )
   for (const net of input.bridgeNets ?? []) {
     const bridge = { name: networkBridgeName(net.name), mac: networkBridgeMac(input.peerId, net.name) }
-    if (net.self) addOverlay(state, input, overlayContext(input, net.network, net.self), net.leases, bridge)
+    const ctx = net.self && overlayContext(input, net.network, net.self)
+    if (ctx) addOverlay(state, input, ctx, net.leases, bridge, keyHolders)
     else
       state.links.push({
         ...bridge,

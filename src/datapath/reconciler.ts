@@ -27,11 +27,18 @@ export interface PassInput extends Omit<DesiredInput, 'underlay'> {
   /** the store keys behind the endpoints and the providers' rules, for explain() */
   sources?: OriginSources
   /**
-   * ms epoch: the lease's withdrawal time. The bridge address lives until then in the kernel itself and
-   * every pass extends it, so an agent that is down when it should withdraw still loses the address in
-   * time (src/ipam/README.md "Why no address is used twice").
+   * Per bridge (the cluster's and each bridge network's), ms epoch: its lease's withdrawal time. The
+   * bridge address lives until then in the kernel itself and every pass extends it, so an agent that is
+   * down when it should withdraw still loses the address in time (src/ipam/README.md "Why no address is
+   * used twice").
    */
-  bridgeUntil?: number
+  bridgeUntil?: BridgeLifetime[]
+}
+
+export interface BridgeLifetime {
+  bridge: string
+  /** ms epoch */
+  until: number
 }
 
 /**
@@ -159,8 +166,8 @@ export class Reconciler implements Startable {
    * most of an idle agent's CPU). Undefined after the pass changed them.
    */
   private firewallRead?: { generation: number; at: number }
-  /** the bridge ifindex and lease end the bridge address lifetime was last set for */
-  private lifetimeSet?: string
+  /** per bridge: the ifindex and lease end its address lifetime was last set for */
+  private lifetimeSet = new Map<string, string>()
   /** reconcile() asked for a full pass: it reads the firewall whatever the generation */
   private readWanted = false
   private forwardingConfirmed = false
@@ -268,14 +275,14 @@ export class Reconciler implements Startable {
     )
   }
 
-  /** Sets the bridge address to expire at `until` (whole seconds, rounded down: never later). */
+  /** Sets a bridge's addresses to expire at `until` (whole seconds, rounded down: never later). */
   private async bridgeLifetime(
     desired: DesiredState,
     index: Map<string, number>,
-    until: number,
+    { bridge: name, until }: BridgeLifetime,
   ): Promise<boolean> {
-    const bridge = desired.links.find((l) => l.name === BRIDGE_NAME)
-    const ifindex = index.get(BRIDGE_NAME)
+    const bridge = desired.links.find((l) => l.name === name)
+    const ifindex = index.get(name)
     const seconds = Math.floor((until - Date.now()) / 1000)
     if (!bridge || ifindex === undefined || seconds < 1) return false
     let ok = true
@@ -286,13 +293,29 @@ export class Reconciler implements Startable {
       } catch (err) {
         ok = false
         this.o.metrics.changeErrors.inc()
-        this.log.error(
-          { err },
-          `could not extend the lifetime of ${a} on ${BRIDGE_NAME}: ${errorMessage(err)}`,
-        )
+        this.log.error({ err }, `could not extend the lifetime of ${a} on ${name}: ${errorMessage(err)}`)
       }
     }
     return ok
+  }
+
+  /**
+   * The kernel counts a lifetime down itself: it is set again only when the lease's end moved (a
+   * renewal, every leaseRenewMs) or this pass changed the kernel (an address may have been added anew).
+   */
+  private async bridgeLifetimes(
+    desired: DesiredState,
+    index: Map<string, number>,
+    lifetimes: BridgeLifetime[],
+    changed: boolean,
+  ): Promise<void> {
+    const set = new Map<string, string>()
+    for (const l of lifetimes) {
+      const key = `${index.get(l.bridge)}|${l.until}`
+      if (!changed && this.lifetimeSet.get(l.bridge) === key) set.set(l.bridge, key)
+      else if (await this.bridgeLifetime(desired, index, l)) set.set(l.bridge, key)
+    }
+    this.lifetimeSet = set
   }
 
   private async pass(full: boolean): Promise<void> {
@@ -339,14 +362,7 @@ export class Reconciler implements Startable {
       ? await applyChanges(this.o.nl, changes, index, desired, this.o.firewall)
       : undefined
     const failed = new Set(result?.failed.map((f) => f.change) ?? [])
-    // The kernel counts the lifetime down itself: it is set again only when the lease's end moved (a
-    // renewal, every leaseRenewMs) or this pass changed the kernel (the address may have been added anew).
-    const lifetimeKey = `${index.get(BRIDGE_NAME)}|${src.bridgeUntil}`
-    if (src.bridgeUntil !== undefined && (changes.length > 0 || lifetimeKey !== this.lifetimeSet)) {
-      this.lifetimeSet = (await this.bridgeLifetime(desired, index, src.bridgeUntil))
-        ? lifetimeKey
-        : undefined
-    }
+    await this.bridgeLifetimes(desired, index, src.bridgeUntil ?? [], changes.length > 0)
     for (const c of repairs) {
       if (failed.has(c)) continue
       const kind = REPAIR_KIND[c.kind] as string

@@ -6,10 +6,10 @@
 
 import { CLUSTER_NETWORK_NAME, subnetConfig } from '../ipam/bridge.js'
 import { formatIPv4 } from '../ipam/cidr.js'
-import { NETWORK_CONFIG_KEY, type NetworkConfig } from '../ipam/config.js'
+import { NETWORK_CONFIG_KEY, NETWORK_DEFAULTS, type NetworkConfig, WIREGUARD_PORT } from '../ipam/config.js'
 import { gatewayOf, validLeases } from '../ipam/leases.js'
 import { netLeaseKeys } from '../ipam/macvlan.js'
-import type { LeaseComponent } from '../ipam/manager.js'
+import type { BackendData, LeaseComponent } from '../ipam/manager.js'
 import { networkLinks } from '../ipam/network.js'
 import type { NamedNetwork } from '../ipam/networks.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
@@ -29,7 +29,6 @@ import {
 } from '../store/types.js'
 import { ContainerAttacher } from './attach.js'
 import { backendFor } from './backend/index.js'
-import { vtepMac } from './backend/vxlan/mac.js'
 import { WireguardDriver } from './backend/wireguard/device.js'
 import type { DatapathConfig } from './config.js'
 import type { BridgeNetInput } from './desired.js'
@@ -39,10 +38,16 @@ import { networksSections } from './firewall/networks.js'
 import { checkEndpoint, type SpoofEndpoint } from './firewall/spoof.js'
 import { MacvlanShims } from './macvlan.js'
 import { datapathMetrics, timedFirewall } from './metrics.js'
-import { BRIDGE_NAME, type Provided, type RuleProvider } from './model.js'
+import { BRIDGE_NAME, networkBridgeName, type Provided, type RuleProvider } from './model.js'
 import { Netlink } from './netlink.js'
 import type { OriginSources } from './origins.js'
-import { type DatapathStatus, type InputSource, type PassInput, Reconciler } from './reconciler.js'
+import {
+  type BridgeLifetime,
+  type DatapathStatus,
+  type InputSource,
+  type PassInput,
+  Reconciler,
+} from './reconciler.js'
 import { type HostSockets, hostSockets } from './sockets.js'
 
 export interface DatapathComponent {
@@ -91,9 +96,8 @@ export class DatapathService implements Startable, DatapathComponent {
   /** the kernel side of CNI attachments (src/endpoints), on a netlink socket of its own as before */
   readonly attachments = new ContainerAttacher(Netlink.open(), (name) => this.ensureBridge(name))
   private readonly unwatch: (() => void)[] = []
-  private published?: string
-  /** the bridge networks' lease managers that carry our VTEP MAC already (a network made anew has a new one) */
-  private readonly publishedNets = new WeakSet<object>()
+  /** the backend data each lease manager was last handed (a network made anew has a new one) */
+  private readonly published = new WeakMap<object, string>()
   private readonly reconciler: Reconciler
   /** the hosts' ways to their own macvlan containers, reconciled on their own loop (macvlan.ts) */
   private readonly shims: MacvlanShims
@@ -164,7 +168,7 @@ export class DatapathService implements Startable, DatapathComponent {
       return { waiting: `own lease ${cur.subnet} is not valid in the store yet` }
     // this host's endpoint records, read once a pass for the providers and the anti-spoofing rules
     const own = store.list(this.ownEndpoints)
-    const bridgeNets = this.bridgeNets()
+    const { nets: bridgeNets, lifetimes } = this.bridgeNets(network)
     const provided = this.provided(cur.subnet, own)
     const between = this.networksSections(network, bridgeNets).filter((x) => x.rules.length)
     return {
@@ -173,7 +177,7 @@ export class DatapathService implements Startable, DatapathComponent {
       self,
       leases,
       underlay: { ifname: cur.underlayInterface, address: cur.publicIp },
-      ...withdrawTime(lease.status()),
+      bridgeUntil: [...withdrawTime(BRIDGE_NAME, lease.status()), ...lifetimes],
       ...provided,
       ...(bridgeNets.length ? { bridgeNets } : {}),
       extraSections: [...between, ...provided.extraSections],
@@ -182,20 +186,27 @@ export class DatapathService implements Startable, DatapathComponent {
     }
   }
 
-  /** The bridge networks as this pass programs them: each with its valid leases and ours among them. */
-  private bridgeNets(): BridgeNetInput[] {
+  /**
+   * The bridge networks as this pass programs them: each with its valid leases and ours among them, and
+   * the withdrawal times of the ones we hold (their bridge addresses' kernel lifetimes, as the cluster's).
+   */
+  private bridgeNets(cluster: NetworkConfig): { nets: BridgeNetInput[]; lifetimes: BridgeLifetime[] } {
     const all = this.c.store.list(NET_LEASE_PREFIX)
-    return (this.c.networks?.list() ?? []).filter(isBridge).map((n) => {
-      const network = subnetConfig(n.network)
+    const lifetimes: BridgeLifetime[] = []
+    const nets = (this.c.networks?.list() ?? []).filter(isBridge).map((n) => {
+      const network = deviceConfig(n.network, cluster)
       const leases = validLeases(all, network, Date.now(), netLeaseKeys(n.network.name))
       const cur = n.lease.current()
       const self = leases.valid.find((l) => l.peerId === this.c.peerId && l.value.subnet === cur?.subnet)
+      if (self) lifetimes.push(...withdrawTime(networkBridgeName(n.network.name), n.lease.status()))
       return { name: n.network.name, network, leases, ...(self ? { self } : {}) }
     })
+    return { nets, lifetimes }
   }
 
   /** the rules between the overlay networks (firewall/networks.ts), from the networks and their links */
   private networksSections(cluster: NetworkConfig, nets: BridgeNetInput[]): Section[] {
+    const vxlanNets = nets.filter((n) => n.network.Backend.Type === 'vxlan')
     const internal = new Map(
       (this.c.networks?.list() ?? []).filter(isBridge).map((n) => [n.network.name, n.network.internal]),
     )
@@ -205,11 +216,18 @@ export class DatapathService implements Startable, DatapathComponent {
         name: n.name,
         cidr: n.network.Network,
         vni: n.network.Backend.VNI,
+        backend: n.network.Backend.Type === 'wireguard' ? 'wireguard' : 'vxlan',
         internal: internal.get(n.name) ?? false,
         ...(n.self ? { subnet: n.self.value.subnet } : {}),
       })),
       links: networkLinks(this.c.store),
-      vxlanPort: cluster.Backend.Port,
+      vxlanPort: devicePort('vxlan', cluster),
+      ...(cluster.Backend.Type !== 'wireguard' && nets.some((n) => n.network.Backend.Type === 'wireguard')
+        ? { wireguardPort: devicePort('wireguard', cluster) }
+        : {}),
+      ...(cluster.Backend.Type !== 'vxlan' && vxlanNets.length
+        ? { vxlanMembers: vxlanNets.flatMap((n) => n.leases.valid.map((l) => l.value.publicIp)) }
+        : {}),
     })
   }
 
@@ -284,10 +302,11 @@ export class DatapathService implements Startable, DatapathComponent {
     return out
   }
 
-  /** the lease must carry our VTEP MAC (vxlan) or public key and endpoint (wireguard) before the others can program us */
-  private async publishBackendData(): Promise<void> {
-    const network = this.c.lease.network()
-    if (!network) return
+  /**
+   * What this host's lease of `network` carries so the others can program it: its VTEP MAC (vxlan) or its
+   * public key and endpoint (wireguard); empty while not known yet (no key loaded, no underlay address).
+   */
+  private async backendData(network: NetworkConfig): Promise<BackendData> {
     if (network.Backend.Type === 'wireguard') await this.wireguard.keys()
     const publicIp = this.c.lease.current()?.publicIp
     const { vtepMac, publicKey, endpoint } = backendFor(network.Backend.Type).leaseData(
@@ -298,35 +317,40 @@ export class DatapathService implements Startable, DatapathComponent {
         ...(this.wireguard.publicKey ? { wgPublicKey: this.wireguard.publicKey } : {}),
       },
     )
-    const data = {
+    return {
       ...(vtepMac ? { vtepMac } : {}),
       ...(publicKey && endpoint ? { publicKey, endpoint } : {}),
     }
+  }
+
+  /** Hands `lease` the backend data of `network` when it changed since it was last handed it. */
+  private async publishTo(lease: LeaseComponent, network: NetworkConfig): Promise<void> {
+    const data = await this.backendData(network)
     const key = JSON.stringify(data)
-    if (Object.keys(data).length && key !== this.published) {
-      this.published = key
-      await this.c.lease.setBackendData(data)
+    if (Object.keys(data).length && key !== this.published.get(lease)) {
+      this.published.set(lease, key)
+      await lease.setBackendData(data)
     }
   }
 
-  /** each bridge network's lease carries our VTEP MAC of its VNI, as the cluster lease does */
-  private async publishNetworkData(): Promise<void> {
-    for (const n of (this.c.networks?.list() ?? []).filter(isBridge)) {
-      if (this.publishedNets.has(n.lease)) continue
-      this.publishedNets.add(n.lease)
-      await n.lease.setBackendData({ vtepMac: vtepMac(this.c.peerId, n.network.vni) })
-    }
+  /** the cluster lease and each bridge network's carry our backend data, each for its own backend */
+  private async publishBackendData(): Promise<void> {
+    const network = this.c.lease.network()
+    if (!network) return
+    await this.publishTo(this.c.lease, network)
+    for (const n of (this.c.networks?.list() ?? []).filter(isBridge))
+      await this.publishTo(n.lease, deviceConfig(n.network, network))
   }
 
   private readonly changed = () => {
-    Promise.all([this.publishBackendData(), this.publishNetworkData()]).catch((err: unknown) => {
+    this.publishBackendData().catch((err: unknown) => {
       this.c.logger.error({ err }, `datapath: cannot publish backend data: ${errorMessage(err)}`)
     })
     this.reconciler.trigger()
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.publishBackendData(), this.publishNetworkData()])
+    await this.publishBackendData()
     this.unwatch.push(
       this.c.store.watch(LEASE_PREFIX, this.changed),
       this.c.store.watch(NET_LEASE_PREFIX, this.changed),
@@ -395,10 +419,25 @@ export class DatapathService implements Startable, DatapathComponent {
   }
 }
 
-/** The lease's withdrawal time, when the lease manager states one (acquired or fenced). */
-function withdrawTime(st: { withdrawAt?: string }): { bridgeUntil?: number } {
+/**
+ * The UDP port of this host's `type` device, which every overlay of that type shares: the cluster
+ * network's port when the cluster uses that backend too, else the backend's default.
+ */
+function devicePort(type: 'vxlan' | 'wireguard', cluster: NetworkConfig): number {
+  if (cluster.Backend.Type === type) return cluster.Backend.Port
+  return type === 'wireguard' ? WIREGUARD_PORT : NETWORK_DEFAULTS.Backend.Port
+}
+
+/** a bridge network's lease config, with the port of the device its backend shares */
+function deviceConfig(net: BridgeNetworkValue, cluster: NetworkConfig): NetworkConfig {
+  const config = subnetConfig(net)
+  return { ...config, Backend: { ...config.Backend, Port: devicePort(net.backend, cluster) } }
+}
+
+/** A bridge's lease's withdrawal time, when its lease manager states one (acquired or fenced). */
+function withdrawTime(bridge: string, st: { withdrawAt?: string }): BridgeLifetime[] {
   const t = st.withdrawAt ? Date.parse(st.withdrawAt) : Number.NaN
-  return Number.isFinite(t) ? { bridgeUntil: t } : {}
+  return Number.isFinite(t) ? [{ bridge, until: t }] : []
 }
 
 function spoofEndpointOf(r: StoreRecord): { endpoint?: SpoofEndpoint; problem?: string } {

@@ -1,5 +1,5 @@
 import { PlexusError } from '../lib/errors.js'
-import type { BridgeNetworkValue, NetworkLinkValue, NetworkValue } from '../store/records.js'
+import type { BridgeBackend, BridgeNetworkValue, NetworkLinkValue, NetworkValue } from '../store/records.js'
 import { LABEL_PATTERN } from '../store/schemas.js'
 import { NETWORK_LINKS_PREFIX } from '../store/types.js'
 import { formatCidr, parseCidr } from './cidr.js'
@@ -9,16 +9,18 @@ import { blockConfig, parseMacvlanNetwork } from './macvlan.js'
 // Pure rules of a bridge network (issue 17 item 2): an overlay of its own
 // beside the cluster network. Each host leases a subnet of its cidr by the
 // cluster network's rules (the same LeaseManager over netleases/<peer>/<name>,
-// as a macvlan network's blocks), and the datapath gives it a bridge and a
-// VXLAN device with the network's VNI. To the lease machinery a bridge network
-// is a network config whose Network is the cidr, with a vxlan backend of its
-// VNI: the VTEP MAC the datapath publishes in each host's lease is the
-// cluster's vxlan code's, per VNI.
+// as a macvlan network's blocks), and the datapath gives it a bridge and
+// either a VXLAN device with the network's VNI or peers on the host's one
+// WireGuard device. To the lease machinery a bridge network is a network
+// config whose Network is the cidr, with a vxlan backend of its VNI or a
+// wireguard one: the backend data the datapath publishes in each host's lease
+// (VTEP MAC per VNI, or public key and endpoint) is the cluster backend's code's.
 
 /** the cluster network's name where a named network's would go (links, DNS scoping) */
 export const CLUSTER_NETWORK_NAME = 'plexus'
 
-const FIELDS = ['name', 'driver', 'cidr', 'subnetLen', 'vni', 'internal']
+const FIELDS = ['name', 'driver', 'cidr', 'subnetLen', 'backend', 'vni', 'internal']
+const BACKENDS: readonly BridgeBackend[] = ['vxlan', 'wireguard']
 
 /** the name every problem of a network record is reported under (both drivers) */
 function invalid(problems: string[]): never {
@@ -36,6 +38,7 @@ export function parseBridgeNetwork(input: unknown): BridgeNetworkValue {
   if (!isObject(input)) return invalid(['must be a JSON object'])
   for (const k of Object.keys(input)) if (!FIELDS.includes(k)) problems.push(`${k} is not a known field`)
   const { name, driver, vni, internal } = input
+  const backend = input.backend ?? 'vxlan'
   if (typeof name !== 'string' || !new RegExp(LABEL_PATTERN).test(name))
     problems.push(
       `name ${JSON.stringify(name)} must be a DNS label: lower-case letters, digits and '-', at most 63`,
@@ -52,6 +55,8 @@ export function parseBridgeNetwork(input: unknown): BridgeNetworkValue {
     problems.push(`subnetLen must be an integer from 1 to 28, got ${JSON.stringify(subnetLen)}`)
   else if (cidr && subnetLen <= cidr.prefix)
     problems.push(`subnetLen /${subnetLen} does not split cidr ${formatCidr(cidr)}: it must be longer`)
+  if (!BACKENDS.includes(backend as BridgeBackend))
+    problems.push(`backend ${JSON.stringify(backend)} is not one of ${BACKENDS.join(', ')}`)
   if (!intIn(vni, 1, 16777215))
     problems.push(`vni must be an integer from 1 to 16777215, got ${JSON.stringify(vni)}`)
   if (internal !== undefined && typeof internal !== 'boolean') problems.push('internal must be true or false')
@@ -61,6 +66,7 @@ export function parseBridgeNetwork(input: unknown): BridgeNetworkValue {
     driver: 'bridge',
     cidr: formatCidr(cidr),
     subnetLen: subnetLen as number,
+    backend: backend as BridgeBackend,
     vni: vni as number,
     internal: internal === true,
   }
@@ -77,13 +83,15 @@ export function parseNamedNetwork(input: unknown): NetworkValue {
 /**
  * The lease machinery's view of a bridge network: the cidr cut into host
  * subnets (flannel's SubnetMin default skips the first, as the cluster
- * network's), a vxlan backend of the network's VNI, masquerade unless internal.
+ * network's), its backend (vxlan of the network's VNI, or wireguard),
+ * masquerade unless internal. A wireguard network's Port is the default here:
+ * the datapath sets the port of the host's one device (src/datapath *WireGuard*).
  */
 export function subnetConfig(net: BridgeNetworkValue): NetworkConfig {
   return parseNetworkConfig({
     Network: net.cidr,
     SubnetLen: net.subnetLen,
-    Backend: { Type: 'vxlan', VNI: net.vni },
+    Backend: { Type: net.backend, VNI: net.vni },
     IPMasq: !net.internal,
   })
 }

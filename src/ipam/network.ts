@@ -391,7 +391,7 @@ export function networksOverview(store: ReadableStore, now = Date.now()): Networ
         ? {
             name: n.name,
             driver: 'bridge',
-            backend: `vxlan vni ${n.vni}${n.internal ? ', internal' : ''}`,
+            backend: `${n.backend === 'vxlan' ? `vxlan vni ${n.vni}` : n.backend}${n.internal ? ', internal' : ''}`,
             cidr: n.cidr,
             hosts: hosts(blocks),
             members: of(n.name, blocks),

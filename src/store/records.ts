@@ -69,12 +69,17 @@ export interface MacvlanNetworkValue {
 }
 
 /** a bridge network: an overlay of its own (a subnet of `cidr` per host, a bridge and a VXLAN device of its VNI) */
+export type BridgeBackend = 'vxlan' | 'wireguard'
+
 export interface BridgeNetworkValue {
   name: string
   driver: 'bridge'
   cidr: string
   /** prefix length of each host's subnet */
   subnetLen: number
+  /** vxlan: a VTEP per host with the network's VNI; wireguard: its hosts are peers of each host's one WireGuard device */
+  backend: BridgeBackend
+  /** the network's VXLAN network identifier; a wireguard network holds one too (one per network), unused by its devices */
   vni: number
   /** no masquerade and no forwarding out of the network: its containers reach only each other (and linked networks) */
   internal: boolean

@@ -167,6 +167,8 @@ export const BridgeNetworkRecord = Type.Object({
   cidr: Type.String({ maxLength: 18 }),
   /** prefix length of the subnet each host leases */
   subnetLen: Type.Integer({ minimum: 1, maximum: 30 }),
+  /** absent in records written before bridge networks had a choice: vxlan */
+  backend: Type.Optional(StringEnum(['vxlan', 'wireguard'])),
   vni: Type.Integer({ minimum: 1, maximum: 16777215 }),
   internal: Type.Boolean(),
 })

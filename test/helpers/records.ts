@@ -1,4 +1,5 @@
-import type { EndpointValue } from '../../src/store/records.js'
+import type { EndpointValue, LeaseValue } from '../../src/store/records.js'
+import type { JsonValue, StoreRecord } from '../../src/store/types.js'
 
 /** A valid endpoint record value for tests; `extra` overrides any field. */
 export function endpointValue(name: string, ipv4: string, extra: Partial<EndpointValue> = {}): EndpointValue {
@@ -14,5 +15,24 @@ export function endpointValue(name: string, ipv4: string, extra: Partial<Endpoin
     labels: {},
     createdAt: '2026-01-01T00:00:00Z',
     ...extra,
+  }
+}
+
+/** A lease record (`leases/…` or `netleases/…`) of `owner`, written `ageMs` before `now` with a 60 s TTL. */
+export function leaseRecord(
+  key: string,
+  owner: string,
+  value: Omit<LeaseValue, 'claimedAt'>,
+  now: number,
+  ageMs = 1000,
+): StoreRecord {
+  return {
+    key,
+    value: { ...value, claimedAt: now - ageMs } as unknown as JsonValue,
+    owner,
+    version: { wall: now - ageMs, logical: 0 },
+    ttlMs: 60_000,
+    tombstone: false,
+    sig: '',
   }
 }

@@ -21,7 +21,15 @@ export const NetworkCreateBody = Type.Unsafe<
       blockLen?: number
       mtu?: number
     }
-  | { name: string; driver: 'bridge'; cidr: string; subnetLen?: number; vni?: number; internal?: boolean }
+  | {
+      name: string
+      driver: 'bridge'
+      cidr: string
+      subnetLen?: number
+      backend?: 'vxlan' | 'wireguard'
+      vni?: number
+      internal?: boolean
+    }
 >({ type: 'object' })
 export type NetworkCreateBody = Static<typeof NetworkCreateBody>
 

@@ -20,6 +20,7 @@ interface CreateFlags {
   driver?: string
   cidr?: string
   subnetLen?: string
+  backend?: string
   vni?: string
   internal?: boolean
   parent?: string
@@ -42,6 +43,7 @@ function body(name: string, f: CreateFlags): NetworkCreateBody {
       driver: f.driver ?? (f.cidr !== undefined ? 'bridge' : 'macvlan'),
       cidr: f.cidr,
       subnetLen: num(f.subnetLen),
+      backend: f.backend,
       vni: num(f.vni),
       internal: f.internal,
       parent: f.parent,
@@ -63,6 +65,10 @@ export function registerNamedNetworks(network: Command, ctx: CliContext): void {
     .option('--driver <driver>', 'bridge (default with --cidr) or macvlan')
     .option('--cidr <cidr>', 'bridge: the network, cut into one subnet per host')
     .option('--subnet-len <n>', 'bridge: prefix length of each host subnet (default 24)')
+    .option(
+      '--backend <type>',
+      "bridge: vxlan (default) or wireguard (encrypted: each host's one WireGuard device carries it)",
+    )
     .option(
       '--vni <n>',
       "bridge: VXLAN network identifier (default: the lowest free one above the cluster's)",
@@ -92,6 +98,7 @@ export function registerNamedNetworks(network: Command, ctx: CliContext): void {
                 ['driver', n.driver],
                 ['cidr', n.cidr],
                 ['host subnets', `/${n.subnetLen}`],
+                ['backend', n.backend],
                 ['vni', n.vni],
                 ['internal', n.internal],
               ]
@@ -122,7 +129,7 @@ export function registerNamedNetworks(network: Command, ctx: CliContext): void {
             n.driver,
             n.driver === 'bridge' ? n.cidr : n.range,
             n.driver === 'bridge'
-              ? `vni ${n.vni}${n.internal ? ', internal' : ''}`
+              ? `${n.backend === 'wireguard' ? 'wireguard' : `vni ${n.vni}`}${n.internal ? ', internal' : ''}`
               : `parent ${n.parent ?? '(underlay)'}, subnet ${n.subnet}, gateway ${n.gateway}`,
             r.blocks.map((b) => `${b.host} ${b.subnet}`).join(', ') || '-',
             r.self ? `${r.self.state}${r.self.subnet ? ` ${r.self.subnet}` : ''}` : '-',

@@ -29,10 +29,32 @@ export interface IsolationInput {
   subnet: Cidr
   /** underlay addresses of the hosts with a valid lease (this one included) */
   members: string[]
+  /** bridge networks share the WireGuard device with a wireguard cluster network */
+  sharedWireguard?: boolean
 }
 
 /** before published ports (50) and the cluster section (100): a forged packet must never reach their accepts */
 export const ISOLATION_ORDER = 10
+
+/**
+ * The VXLAN port takes packets only from these underlay addresses; the rest are dropped. A member's
+ * packet returns from the hook's whole chain (one chain per hook holds every section's rules). Ids
+ * come from the address, so a host joining adds one rule and moves no other.
+ */
+export function vxlanMembersOnly(members: string[], port: number): Rule[] {
+  const vxlan = { proto: 'udp', dport: port } as const
+  return [
+    ...[...new Set(members)].sort().map(
+      (m): Rule => ({
+        id: `vxlan-member-${m.replaceAll('.', '-')}`,
+        hook: 'input',
+        match: { src: m, ...vxlan },
+        action: { type: 'return' },
+      }),
+    ),
+    { id: 'vxlan-non-member', hook: 'input', match: vxlan, action: { type: 'drop' } },
+  ]
+}
 
 export function isolationSection(input: IsolationInput): Section {
   const { network } = input
@@ -61,16 +83,7 @@ export function isolationSection(input: IsolationInput): Section {
         action: { type: 'drop' },
       },
       { id: 'ctr-vxlan-in', hook: 'input', match: { iif: BRIDGE_NAME, ...vxlan }, action: { type: 'drop' } },
-      // ids from the address, so a host joining adds one rule and moves no other
-      ...[...new Set(input.members)].sort().map(
-        (m): Rule => ({
-          id: `vxlan-member-${m.replaceAll('.', '-')}`,
-          hook: 'input',
-          match: { src: m, ...vxlan },
-          action: { type: 'return' },
-        }),
-      ),
-      { id: 'vxlan-non-member', hook: 'input', match: vxlan, action: { type: 'drop' } },
+      ...vxlanMembersOnly(input.members, network.Backend.Port),
       {
         id: 'overlay-spoof',
         hook: 'forward',
@@ -79,8 +92,11 @@ export function isolationSection(input: IsolationInput): Section {
       },
     )
   }
-  if (network.Backend.Type === 'wireguard') {
-    // cryptokey routing already holds each peer to its own subnet; this is vxlan's rule, for the same count
+  // Cryptokey routing already holds each peer to its own subnets; this is vxlan's rule, for the same
+  // count. With bridge networks on the device too, their sources are as valid and one rule cannot name
+  // several cidrs (a `return` would leave the whole hook's chain, the networks' drops included), so it
+  // is left to WireGuard alone.
+  if (network.Backend.Type === 'wireguard' && !input.sharedWireguard) {
     rules.push({
       id: 'overlay-spoof',
       hook: 'forward',

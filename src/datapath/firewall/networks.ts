@@ -25,6 +25,7 @@
 import { createHash } from 'node:crypto'
 import type { NetworkLinkValue } from '../../store/records.js'
 import { networkBridgeName, vtepName } from '../model.js'
+import { vxlanMembersOnly } from './isolation.js'
 import type { Rule, Section } from './model.js'
 
 /** after the isolation section (10), before published ports (50) and the cluster's accepts (100) */
@@ -42,6 +43,8 @@ export interface OverlayNet {
   subnet?: string
   /** a bridge network's VNI (absent: the cluster network, whose bridge and VTEP the isolation section guards) */
   vni?: number
+  /** a bridge network's backend: a wireguard one has no VTEP (WireGuard holds each peer to its subnets) */
+  backend?: 'vxlan' | 'wireguard'
   internal: boolean
 }
 
@@ -51,6 +54,16 @@ export interface NetworksInput {
   links: NetworkLinkValue[]
   /** the VXLAN UDP port */
   vxlanPort: number
+  /**
+   * the WireGuard device's UDP port, when bridge networks use it and the cluster network does not (the
+   * cluster section opens it otherwise)
+   */
+  wireguardPort?: number
+  /**
+   * the underlay addresses of the hosts holding a lease of a vxlan bridge network, when the cluster
+   * network is not vxlan: its isolation section guards the VXLAN port otherwise
+   */
+  vxlanMembers?: string[]
 }
 
 const tag = (name: string) => createHash('sha256').update(name).digest('hex').slice(0, 8)
@@ -65,12 +78,16 @@ function bridgeGuards(n: OverlayNet, vxlanPort: number): Rule[] {
     { id: `spoof-in-${t}`, hook: 'input', match: { iif, notSrc: n.subnet }, action: { type: 'drop' } },
     { id: `vxlan-fwd-${t}`, hook: 'forward', match: { iif, ...vxlan }, action: { type: 'drop' } },
     { id: `vxlan-in-${t}`, hook: 'input', match: { iif, ...vxlan }, action: { type: 'drop' } },
-    {
-      id: `overlay-spoof-${t}`,
-      hook: 'forward',
-      match: { iif: vtepName(n.vni), notSrc: n.cidr },
-      action: { type: 'drop' },
-    },
+    ...(n.backend === 'wireguard'
+      ? []
+      : [
+          {
+            id: `overlay-spoof-${t}`,
+            hook: 'forward',
+            match: { iif: vtepName(n.vni), notSrc: n.cidr },
+            action: { type: 'drop' },
+          } satisfies Rule,
+        ]),
   ]
 }
 
@@ -107,6 +124,14 @@ export function networksSections(input: NetworksInput): [Section, Section] {
   const rules: Rule[] = bridges.flatMap((n) => bridgeGuards(n, input.vxlanPort))
   const section: Section = { name: 'networks', order: NETWORKS_ORDER, rules }
   if (bridges.length === 0) return [links, section]
+  // WireGuard authenticates every packet (the cluster section's reasoning for its own port)
+  if (input.wireguardPort !== undefined)
+    rules.push({
+      id: 'wg-port',
+      hook: 'input',
+      match: { proto: 'udp', dport: input.wireguardPort },
+      action: { type: 'accept' },
+    })
   for (const l of [...input.links].sort((a, b) => `${a.from}/${a.to}`.localeCompare(`${b.from}/${b.to}`))) {
     const from = byName.get(l.from)
     const to = byName.get(l.to)
@@ -177,5 +202,9 @@ export function networksSections(input: NetworksInput): [Section, Section] {
         },
       )
   }
+  // the isolation section's guard of the VXLAN port, for bridge networks beside a cluster network that
+  // is not vxlan (anyone could send a raw VXLAN packet into a network); last, as a member's packet
+  // returns from the hook's whole chain
+  if (input.vxlanMembers) rules.push(...vxlanMembersOnly(input.vxlanMembers, input.vxlanPort))
   return [links, section]
 }

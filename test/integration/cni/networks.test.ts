@@ -6,10 +6,17 @@
 // out, a container on two networks has both interfaces and reaches both, DNS
 // answers a container the names of its own networks only (its nameserver is
 // its network's gateway; other networks' names are NXDOMAIN; a container on
-// two networks resolves both; an internal network's forwards nothing), and
-// deleting the networks leaves no device, route, rule or lease.
+// two networks resolves both; an internal network's forwards nothing), a
+// wireguard network carries its traffic encrypted (never in the clear on the
+// underlay) and is as isolated, every bridge address has a kernel lifetime,
+// and deleting the networks leaves no device, route, rule or lease.
 import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import { underlayNs } from '../../../netns-fixtures/lib/state.js'
 import { type Cluster, eventually, run, upCluster } from '../../helpers/fixture.js'
 import { containerNs, firewallText, hostNs, netconf, plugin, waitReady } from './plugin.js'
 
@@ -24,6 +31,7 @@ const HOSTS = ['h1', 'h2', 'h3'] as const
 const BLUE = { name: 'blue', cidr: '10.50.0.0/16' }
 const RED = { name: 'red', cidr: '10.60.0.0/16' }
 const VAULT = { name: 'vault', cidr: '10.70.0.0/16' }
+const GREEN = { name: 'green', cidr: '10.90.0.0/16' }
 /** the system's Python (a version manager's shim starts too slowly under load) */
 const PYTHON = '/usr/bin/python3'
 /** the fixture's underlay router: "outside" for the containers */
@@ -58,7 +66,8 @@ const connects = (ns: string, ip: string, port: number) =>
     `import socket; socket.create_connection(("${ip}", ${port}), timeout=2).close()`,
   ]).status === 0
 const links = (host: string, re: RegExp) => inHost(host, ['ip', '-o', 'link', 'show']).stdout.match(re) ?? []
-const bridges = (host: string) => links(host, /plxb-[0-9a-f]{8}/g)
+/** the network bridges (a port's line names its bridge too: `master plxb-…`) */
+const bridges = (host: string) => [...new Set(links(host, /plxb-[0-9a-f]{8}/g))]
 /** VTEPs besides the cluster's plexus.1 */
 const networkVteps = (host: string) => links(host, /plexus\.(?!1[@:])\d+/g)
 
@@ -175,6 +184,16 @@ for (const firewall of ['iptables', 'nftables'] as const)
         )
       }, 60_000)
       t.ok(ready, 'every host leases a subnet of each network and made its bridge and VTEP')
+      for (const h of HOSTS) {
+        const addrs = inHost(h, ['ip', '-4', '-o', 'addr', 'show'])
+          .stdout.split('\n')
+          .filter((l) => /plxb-/.test(l))
+        t.equal(addrs.length, 3, `${h}: an address on each network's bridge`)
+        t.ok(
+          addrs.every((l) => /valid_lft \d+sec/.test(l)),
+          `${h}: each with a kernel lifetime (gone by itself if the agent is down past its withdrawal time)`,
+        )
+      }
     })
 
     t.test('same network across hosts talks; other networks and the cluster network do not', async (t) => {
@@ -301,6 +320,79 @@ for (const firewall of ['iptables', 'nftables'] as const)
       t.equal(v.r.status, 0, v.r.raw + v.r.stderr)
       t.same(resolve(v, ctrName(v)).addrs, [v.ip], 'vault resolves its own names')
       t.equal(resolve(v, 'example.com').status, 'REFUSED', 'a name outside the zone is not forwarded')
+    })
+
+    t.test('a wireguard network: encrypted between hosts, isolated like the others', async (t) => {
+      const r = create('h2', [GREEN.name, '--cidr', GREEN.cidr, '--backend', 'wireguard'])
+      t.equal(r.status, 0, r.stderr)
+      const wgUp = (h: string) => links(h, /plexus-wg/g).length === 1
+      t.ok(
+        await eventually(() => HOSTS.every((h) => bridges(h).length === 4 && wgUp(h)), 60_000),
+        'every host made its bridge and its WireGuard device',
+      )
+      t.equal(networkVteps('h1').length, 3, 'and no VTEP for it')
+      const g1 = add(t, 'h1', GREEN.name)
+      const g3 = add(t, 'h3', GREEN.name)
+      const b2 = add(t, 'h2', BLUE.name)
+      for (const x of [g1, g3, b2]) t.equal(x.r.status, 0, x.r.raw + x.r.stderr)
+      // the underlay captured while green pings carry a marker: WireGuard must hide it, VXLAN would not
+      const pcap = join(tmpdir(), `${c.name}-green.pcap`)
+      t.teardown(() => rmSync(pcap, { force: true }))
+      const capture = spawn(
+        'ip',
+        ['netns', 'exec', underlayNs(c.name), 'tcpdump', '-i', 'any', '-nn', '-U', '-w', pcap, 'udp'],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      )
+      let listening = ''
+      capture.stderr.on('data', (d) => {
+        listening += d
+      })
+      t.teardown(() => {
+        capture.kill('SIGKILL')
+      })
+      t.ok(
+        await eventually(() => /listening on/.test(listening), 5000, 20),
+        'tcpdump listens on the underlay',
+      )
+      const marker = randomBytes(16).toString('hex')
+      const marked = (ns: string, to: string) =>
+        run('ip', ['netns', 'exec', ns, 'ping', '-c1', '-W1', '-p', marker, to]).status === 0
+      t.ok(
+        await eventually(() => marked(g1.ns, g3.ip) && marked(g3.ns, g1.ip), 20_000),
+        'green h1 <-> green h3 across hosts',
+      )
+      t.notOk(ping(g1.ns, b2.ip), 'green -> blue is dropped')
+      t.notOk(ping(b2.ns, g3.ip), 'blue -> green is dropped')
+      t.ok(ping(g1.ns, OUTSIDE), 'green reaches outside (masqueraded)')
+      await new Promise((r) => setTimeout(r, 200))
+      capture.kill('SIGINT')
+      await new Promise((r) => capture.once('exit', r))
+      const raw = readFileSync(pcap)
+      t.notOk(raw.includes(Buffer.from(marker, 'hex')), 'the ping payload never appears on the underlay')
+      const wg = run('tcpdump', ['-nn', '-r', pcap, 'udp port 51820']).stdout.trim().split('\n')
+      t.ok(wg.length >= 4, `green crossed as WireGuard UDP (${wg.length} packets)`)
+      for (const [x, h] of [
+        [g1, 'h1'],
+        [g3, 'h3'],
+      ] as const) {
+        const del = plugin(
+          c,
+          h,
+          { command: 'DEL', containerId: x.id, netns: x.netns, ifname: 'eth0' },
+          netconf(c, h, { network: GREEN.name }),
+        )
+        t.equal(del.status, 0, del.raw)
+      }
+      // refused (409, members named) until the DELs have reached h2's store
+      const rm = await eventually(
+        () => c.exec('h2', ['plexctl', 'network', 'rm', GREEN.name]).status === 0,
+        15_000,
+      )
+      t.ok(rm, 'green removed')
+      const gone = await eventually(() => HOSTS.every((h) => bridges(h).length === 3 && !wgUp(h)), 30_000)
+      t.ok(gone, 'its bridges and the WireGuard devices are gone (no wireguard overlay is left)', {
+        left: HOSTS.map((h) => `${h}: ${bridges(h).join(' ')} ${links(h, /plexus-wg/g).join(' ')}`),
+      })
     })
 
     t.test('invalid input is code 7 and nothing is made', async (t) => {

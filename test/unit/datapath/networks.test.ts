@@ -94,3 +94,24 @@ t.test('a bridge with a lease here is guarded as plexus0: sources, the VXLAN por
   t.ok(guards.some((r) => r.match.iif === 'plexus.2' && r.match.notSrc === '10.50.0.0/16'))
   t.ok(guards.some((r) => r.match.dport === 8472 && r.hook === 'input'))
 })
+
+t.test('beside a cluster network that is not vxlan, the VXLAN port takes the members only', async (t) => {
+  const input = sections({ vxlanMembers: ['192.0.2.12', '192.0.2.11', '192.0.2.12'] })[1].rules.filter(
+    (r) => r.hook === 'input' && r.match.dport === 8472 && !r.match.iif,
+  )
+  t.same(
+    input.map((r) => [r.id, r.match.src, r.action.type]),
+    [
+      ['vxlan-member-192-0-2-11', '192.0.2.11', 'return'],
+      ['vxlan-member-192-0-2-12', '192.0.2.12', 'return'],
+      ['vxlan-non-member', undefined, 'drop'],
+    ],
+  )
+  const [, networks] = sections({ vxlanMembers: ['192.0.2.11'] })
+  t.same(checkSpec({ sections: [networks] }), [], 'valid for both renderers')
+  t.equal(networks.rules.at(-1)?.id, 'vxlan-non-member', "last: a member's return skips none of the section")
+  t.notOk(
+    sections()[1].rules.some((r) => r.id === 'vxlan-non-member'),
+    'a vxlan cluster network guards the port in its isolation section',
+  )
+})

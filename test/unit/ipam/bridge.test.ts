@@ -20,15 +20,21 @@ const problems = (fn: () => unknown): string[] => {
   return []
 }
 
-t.test('a bridge network is normalized: host subnet /24 by default, not internal', async (t) => {
+t.test('a bridge network is normalized: host subnet /24 by default, vxlan, not internal', async (t) => {
   t.same(parseBridgeNetwork({ name: 'blue', driver: 'bridge', cidr: '10.50.0.0/16', vni: 2 }), {
     name: 'blue',
     driver: 'bridge',
     cidr: '10.50.0.0/16',
     subnetLen: 24,
+    backend: 'vxlan',
     vni: 2,
     internal: false,
   })
+  t.equal(
+    parseBridgeNetwork({ name: 'b', driver: 'bridge', cidr: '10.50.0.0/16', vni: 9, backend: 'wireguard' })
+      .backend,
+    'wireguard',
+  )
   t.equal(parseBridgeNetwork({ name: 'b', driver: 'bridge', cidr: '10.50.0.0/24', vni: 9 }).subnetLen, 25)
   t.equal(
     parseBridgeNetwork({ name: 'b', driver: 'bridge', cidr: '10.50.0.0/16', vni: 9, internal: true })
@@ -45,11 +51,13 @@ t.test('every problem of a bridge network is named at once', async (t) => {
       cidr: '10.50.0.0/33',
       subnetLen: 40,
       vni: 0,
+      backend: 'ipsec',
       internal: 'yes',
       extra: 1,
     }),
   )
-  t.equal(p.length, 6, p.join('; '))
+  t.equal(p.length, 7, p.join('; '))
+  t.match(p.join('\n'), /backend "ipsec" is not one of vxlan, wireguard/)
   t.match(p.join('\n'), /extra is not a known field/)
   t.match(p.join('\n'), /DNS label/)
   t.match(p.join('\n'), /cidr/)
@@ -93,6 +101,8 @@ t.test('the lease view of a bridge network: vxlan of its VNI, masquerade unless 
   t.equal(cfg.SubnetLen, 24)
   t.same([cfg.Backend.Type, cfg.Backend.VNI, cfg.IPMasq], ['vxlan', 7, false])
   t.same(leaseConfig(net), cfg)
+  const wg = subnetConfig({ ...net, backend: 'wireguard', internal: false })
+  t.same([wg.Backend.Type, wg.IPMasq], ['wireguard', true], 'a wireguard network leases as one')
 })
 
 t.test('freeVni: the lowest above the cluster VNI no network uses', async (t) => {
