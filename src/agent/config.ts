@@ -135,6 +135,7 @@ const schema = {
       properties: {
         firewall: { enum: FIREWALL_KINDS },
         reconcileIntervalMs: { type: 'integer', minimum: 200, maximum: 5000 },
+        wireguardRotationSettleMs: { type: 'integer', minimum: 500, maximum: 600_000 },
       },
     },
     metrics: metricsConfigSchema,
@@ -241,7 +242,7 @@ export function defaultConfig(): AgentConfig {
     labels: {},
     dns: defaultDnsConfig(),
     network: { seed: {}, leaseTtlMs: 86_400_000, leaseSettleMs: 3000, leaseClockDriftMs: 60_000 },
-    datapath: { firewall: 'auto', reconcileIntervalMs: 3000 },
+    datapath: { firewall: 'auto', reconcileIntervalMs: 3000, wireguardRotationSettleMs: 5000 },
     ports: { range: [DEFAULT_PORT_RANGE[0], DEFAULT_PORT_RANGE[1]] },
     metrics: {},
   }

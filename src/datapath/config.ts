@@ -6,4 +6,6 @@ export interface DatapathConfig {
   firewall: FirewallKind
   /** reconcile timer: drift (a deleted route, FDB entry or rule) is repaired within this */
   reconcileIntervalMs: number
+  /** wireguard key rotation: from announcing the next key to using it (every host must have added it by then) */
+  wireguardRotationSettleMs: number
 }

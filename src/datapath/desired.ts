@@ -18,6 +18,7 @@ import {
   networkBridgeName,
   type RemotePlan,
   type Underlay,
+  type WgIdentity,
   type WgPeer,
   WIREGUARD_NAME,
 } from './model.js'
@@ -35,7 +36,8 @@ export interface BridgeNetInput {
   leases: LeaseView
 }
 
-export interface DesiredInput {
+/** wgPublicKey, wgNextPublicKey: this host's keys (a remote publishing one of them is refused) */
+export interface DesiredInput extends WgIdentity {
   network: NetworkConfig
   /** this host's peer id */
   peerId: string
@@ -55,11 +57,9 @@ export interface DesiredInput {
   switches?: DesiredSwitch[]
   /** this host's container interfaces (endpoint records, checked with checkEndpoint): their anti-spoofing rules */
   endpoints?: SpoofEndpoint[]
-  /** wireguard: this host's public key (a remote publishing the same one is refused) */
-  wgPublicKey?: string
 }
 
-type HostFacts = Pick<DesiredInput, 'peerId' | 'underlay' | 'wgPublicKey'>
+type HostFacts = Pick<DesiredInput, 'peerId' | 'underlay' | keyof WgIdentity>
 
 /** what a backend knows of this host on one overlay network */
 function overlayContext(host: HostFacts, network: NetworkConfig, self: Lease): LocalContext {
@@ -72,6 +72,7 @@ function overlayContext(host: HostFacts, network: NetworkConfig, self: Lease): L
     vtepMac: self.value.backend.vtepMac ?? vtepMac(host.peerId, network.Backend.VNI),
     mtu: overlayMtu(network, underlay.mtu),
     ...(host.wgPublicKey ? { wgPublicKey: host.wgPublicKey } : {}),
+    ...(host.wgNextPublicKey ? { wgNextPublicKey: host.wgNextPublicKey } : {}),
   }
 }
 

@@ -52,6 +52,10 @@ export function datapathMetrics(m: Metrics) {
       name: 'plexus_datapath_wireguard_restarts_total',
       help: 'Times the WireGuard device (wireguard-go) was found dead or deaf and started again',
     }),
+    wireguardKeyRotations: m.counter({
+      name: 'plexus_datapath_wireguard_key_rotations_total',
+      help: "Times this host's WireGuard key was replaced by the next one (plexctl network rotate-keys)",
+    }),
     firewallApplyDuration: m.histogram({
       name: 'plexus_datapath_firewall_apply_duration_seconds',
       help: 'Time one atomic firewall apply took (iptables-restore or nft -f), by backend',

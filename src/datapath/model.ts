@@ -42,16 +42,21 @@ export interface Underlay {
   prefixes: Cidr[]
 }
 
+/** This host's WireGuard public keys (wireguard), once the driver has loaded them. */
+export interface WgIdentity {
+  wgPublicKey?: string
+  /** the key it takes next, while it rotates (backend/wireguard/rotation.ts) */
+  wgNextPublicKey?: string
+}
+
 /** What a backend needs to know about this host. */
-export interface LocalContext {
+export interface LocalContext extends WgIdentity {
   network: NetworkConfig
   /** this host's own valid lease */
   self: Lease
   underlay: Underlay
   /** this host's VTEP MAC (vxlan) */
   vtepMac: string
-  /** this host's WireGuard public key (wireguard), when the driver has loaded it */
-  wgPublicKey?: string
   /** overlay MTU: of the bridge, the VTEP and (set by the CNI plugin) container interfaces */
   mtu: number
 }

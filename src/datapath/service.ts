@@ -26,10 +26,13 @@ import {
   NETWORKS_PREFIX,
   type ReadableStore,
   type StoreRecord,
+  WIREGUARD_ROTATION_KEY,
 } from '../store/types.js'
 import { ContainerAttacher } from './attach.js'
 import { backendFor } from './backend/index.js'
 import { WireguardDriver } from './backend/wireguard/device.js'
+import { HostKeys } from './backend/wireguard/keys.js'
+import { KeyRotation } from './backend/wireguard/rotation.js'
 import type { DatapathConfig } from './config.js'
 import type { BridgeNetInput } from './desired.js'
 import { createFirewall, type FirewallBackend } from './firewall/index.js'
@@ -102,6 +105,9 @@ export class DatapathService implements Startable, DatapathComponent {
   /** the hosts' ways to their own macvlan containers, reconciled on their own loop (macvlan.ts) */
   private readonly shims: MacvlanShims
   private readonly wireguard: WireguardDriver
+  /** this host's WireGuard keys, and their rotation (`plexctl network rotate-keys`) */
+  private readonly wgKeys: HostKeys
+  private readonly rotation: KeyRotation
   /** provider sections refused by checkSpec in the last pass (logged once each) */
   private refusedSections = new Set<string>()
   /** endpoint records left without anti-spoofing rules (logged once each) */
@@ -113,8 +119,9 @@ export class DatapathService implements Startable, DatapathComponent {
     private readonly firewall: FirewallBackend,
   ) {
     const metrics = datapathMetrics(c.metrics)
+    this.wgKeys = new HostKeys(c.config.stateDir)
     this.wireguard = new WireguardDriver({
-      stateDir: c.config.stateDir,
+      keys: this.wgKeys,
       runDir: c.config.runDir,
       logger: c.logger,
       onExit: () => this.reconciler.trigger(),
@@ -130,6 +137,18 @@ export class DatapathService implements Startable, DatapathComponent {
       index: () => c.store.index,
       indexOf: (key) => c.store.modifyIndex(key),
       intervalMs: c.config.datapath.reconcileIntervalMs,
+    })
+    this.rotation = new KeyRotation({
+      keys: this.wgKeys,
+      store: c.store,
+      settleMs: c.config.datapath.wireguardRotationSettleMs,
+      logger: c.logger,
+      active: () => this.usesWireguard(),
+      publish: () => this.publishBackendData(),
+      rotated: () => {
+        metrics.wireguardKeyRotations.inc()
+        this.reconciler.trigger()
+      },
     })
     this.shims = new MacvlanShims(nl, {
       store: c.store,
@@ -182,7 +201,7 @@ export class DatapathService implements Startable, DatapathComponent {
       ...(bridgeNets.length ? { bridgeNets } : {}),
       extraSections: [...between, ...provided.extraSections],
       endpoints: this.endpoints(own),
-      ...(this.wireguard.publicKey ? { wgPublicKey: this.wireguard.publicKey } : {}),
+      ...this.wgKeys.identity(),
     }
   }
 
@@ -302,24 +321,30 @@ export class DatapathService implements Startable, DatapathComponent {
     return out
   }
 
+  /** some overlay of this host runs over WireGuard: the cluster network, or a bridge network it serves */
+  private usesWireguard(): boolean {
+    return (
+      this.c.lease.network()?.Backend.Type === 'wireguard' ||
+      (this.c.networks?.list() ?? []).some((n) => isBridge(n) && n.network.backend === 'wireguard')
+    )
+  }
+
   /**
    * What this host's lease of `network` carries so the others can program it: its VTEP MAC (vxlan) or its
-   * public key and endpoint (wireguard); empty while not known yet (no key loaded, no underlay address).
+   * public key, next key while it rotates, and endpoint (wireguard); empty while not known yet (no key
+   * loaded, no underlay address).
    */
   private async backendData(network: NetworkConfig): Promise<BackendData> {
-    if (network.Backend.Type === 'wireguard') await this.wireguard.keys()
+    if (network.Backend.Type === 'wireguard') await this.wgKeys.load()
     const publicIp = this.c.lease.current()?.publicIp
-    const { vtepMac, publicKey, endpoint } = backendFor(network.Backend.Type).leaseData(
+    const { vtepMac, publicKey, nextPublicKey, endpoint } = backendFor(network.Backend.Type).leaseData(
       network,
       this.c.peerId,
-      {
-        ...(publicIp ? { publicIp } : {}),
-        ...(this.wireguard.publicKey ? { wgPublicKey: this.wireguard.publicKey } : {}),
-      },
+      { ...(publicIp ? { publicIp } : {}), ...this.wgKeys.identity() },
     )
     return {
       ...(vtepMac ? { vtepMac } : {}),
-      ...(publicKey && endpoint ? { publicKey, endpoint } : {}),
+      ...(publicKey && endpoint ? { publicKey, endpoint, ...(nextPublicKey ? { nextPublicKey } : {}) } : {}),
     }
   }
 
@@ -346,6 +371,8 @@ export class DatapathService implements Startable, DatapathComponent {
     this.publishBackendData().catch((err: unknown) => {
       this.c.logger.error({ err }, `datapath: cannot publish backend data: ${errorMessage(err)}`)
     })
+    // also a retry of a rotation step that failed (the check is a comparison when none is due)
+    void this.rotation.check()
     this.reconciler.trigger()
   }
 
@@ -358,6 +385,7 @@ export class DatapathService implements Startable, DatapathComponent {
       this.c.store.watch(NETWORK_LINKS_PREFIX, this.changed),
       this.c.store.watch(NETWORK_CONFIG_KEY, this.changed),
       this.c.store.watch(this.ownEndpoints, this.changed),
+      this.c.store.watch(WIREGUARD_ROTATION_KEY, this.changed),
     )
     for (const ev of ['acquired', 'changed', 'lost'] as const) {
       this.c.lease.on(ev, this.changed)
@@ -365,10 +393,12 @@ export class DatapathService implements Startable, DatapathComponent {
     }
     await this.reconciler.start()
     await this.shims.start()
+    await this.rotation.check()
   }
 
   async stop(): Promise<void> {
     for (const u of this.unwatch.splice(0)) u()
+    this.rotation.stop()
     await this.shims.stop()
     await this.reconciler.stop()
     this.wireguard.close()

@@ -112,10 +112,16 @@ export function parseLease(
   const b = v.backend
   if (b.endpoint !== undefined && parseEndpoint(b.endpoint) === undefined)
     return { reason: 'backend.endpoint is not IPv4:port' }
+  // a next key is only ever announced beside the key it replaces (the datapath's rotation, phase 1)
+  if (b.nextPublicKey !== undefined && b.publicKey === undefined)
+    return { reason: 'backend.nextPublicKey without a publicKey' }
+  if (b.nextPublicKey !== undefined && b.nextPublicKey === b.publicKey)
+    return { reason: 'backend.nextPublicKey is its publicKey' }
   const backend: LeaseValue['backend'] = { type: b.type }
   if (b.vtepMac !== undefined) backend.vtepMac = b.vtepMac
   if (b.vni !== undefined) backend.vni = b.vni
   if (b.publicKey !== undefined) backend.publicKey = b.publicKey
+  if (b.nextPublicKey !== undefined) backend.nextPublicKey = b.nextPublicKey
   if (b.endpoint !== undefined) backend.endpoint = b.endpoint
   return {
     lease: {

@@ -99,7 +99,7 @@ export interface LeaseEvents {
 
 /** What the datapath, CNI and DNS see of the lease manager (`components.lease`). */
 /** what the datapath's backend publishes in this host's lease (LeaseValue['backend'] without the type) */
-export type BackendData = Pick<LeaseValue['backend'], 'vtepMac' | 'publicKey' | 'endpoint'>
+export type BackendData = Pick<LeaseValue['backend'], 'vtepMac' | 'publicKey' | 'nextPublicKey' | 'endpoint'>
 
 export interface LeaseComponent {
   current(): CurrentLease | undefined

@@ -57,6 +57,16 @@ export function readNetwork(store: ReadableStore): NetworkInfo | undefined {
   }
 }
 
+/** The stored network config; PLX_IPAM_NO_NETWORK (404) when none is set. */
+export function requireNetwork(store: ReadableStore): NetworkInfo {
+  const info = readNetwork(store)
+  if (!info)
+    throw new PlexusError('PLX_IPAM_NO_NETWORK', 'no network config is set: run `plexctl network init`', {
+      status: 404,
+    })
+  return info
+}
+
 /**
  * `plexctl network init` / PUT /v1/network: validates everything first, so a
  * bad config is never written. Setting the same config again is a no-op; a

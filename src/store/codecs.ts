@@ -2,7 +2,7 @@
 // shapes: records.ts, their schemas: schemas.ts). Readers decode through
 // these and skip what does not decode, counting or logging it as they did;
 // writers encode through them.
-import { recordCodec } from './codec.js'
+import { type Agrees, recordCodec } from './codec.js'
 import type {
   AllocStateValue,
   AllocValue,
@@ -42,6 +42,8 @@ import {
   ServiceRecord,
   TrafficRecord,
   type TrafficValue,
+  WireguardRotationRecord,
+  type WireguardRotationValue,
 } from './schemas.js'
 import {
   ACL_DEFAULT_KEY,
@@ -63,6 +65,7 @@ import {
   REGISTRATION_PREFIX,
   SERVICE_PREFIX,
   TRAFFIC_PREFIX,
+  WIREGUARD_ROTATION_KEY,
 } from './types.js'
 
 /** the key's segments after its prefix */
@@ -140,8 +143,16 @@ export const aclPolicyCodec = recordCodec<AclPolicyValue>(ACL_POLICY_PREFIX, Acl
   differs('name', v.name, key.slice(ACL_POLICY_PREFIX.length)),
 )
 
-export const aclDefaultCodec = recordCodec<AclDefaultValue>(ACL_DEFAULT_KEY, AclDefaultRecord, (key) =>
-  key === ACL_DEFAULT_KEY ? undefined : `not ${ACL_DEFAULT_KEY}`,
+/** for a codec of one key rather than a prefix: `<key>-x` starts with it and is still not one of its records */
+const onlyKey =
+  (only: string): Agrees<unknown> =>
+  (key) =>
+    key === only ? undefined : `not ${only}`
+
+export const aclDefaultCodec = recordCodec<AclDefaultValue>(
+  ACL_DEFAULT_KEY,
+  AclDefaultRecord,
+  onlyKey(ACL_DEFAULT_KEY),
 )
 
 /** the key names the secret's hash, so a token is found without listing */
@@ -155,3 +166,10 @@ export const aclTokenCodec = recordCodec<AclTokenValue>(ACL_TOKEN_PREFIX, AclTok
 export const labelsCodec = recordCodec<LabelsValue>(LABELS_PREFIX, LabelsRecord)
 
 export const drainCodec = recordCodec<DrainValue>(DRAIN_PREFIX, DrainRecord)
+
+/** the newest key rotation asked of every host (src/datapath/backend/wireguard/rotation.ts) */
+export const wireguardRotationCodec = recordCodec<WireguardRotationValue>(
+  WIREGUARD_ROTATION_KEY,
+  WireguardRotationRecord,
+  onlyKey(WIREGUARD_ROTATION_KEY),
+)

@@ -37,6 +37,8 @@ export interface LeaseValue {
     vni?: number
     /** wireguard: this host's public key (base64, as `wg` prints it) */
     publicKey?: string
+    /** wireguard, while this host rotates its key: the key it will take next (peers add it beside publicKey) */
+    nextPublicKey?: string
     /** wireguard: where it listens, address:port */
     endpoint?: string
   }

@@ -133,6 +133,7 @@ export const LeaseRecord = Type.Object({
     vtepMac: Type.Optional(Type.String({ pattern: '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' })),
     vni: Type.Optional(Type.Integer({ minimum: 1, maximum: 16777215 })),
     publicKey: Type.Optional(Type.String({ pattern: WG_KEY_PATTERN })),
+    nextPublicKey: Type.Optional(Type.String({ pattern: WG_KEY_PATTERN })),
     endpoint: Type.Optional(Type.String({ pattern: '^\\d{1,3}(\\.\\d{1,3}){3}:\\d{1,5}$' })),
   }),
   claimedAt: Timestamp,
@@ -438,6 +439,17 @@ export type LabelsValue = Static<typeof LabelsRecord>
 /** config/drain/<host name>: present while the host is drained (`plexctl hosts drain`) */
 export const DrainRecord = Type.Object({ since: Type.String({ maxLength: 64 }) })
 export type DrainValue = Static<typeof DrainRecord>
+
+/**
+ * config/wireguard-rotation: the newest key rotation asked of every host (`plexctl network rotate-keys`);
+ * each host rotates once per generation newer than the one it last took up (src/datapath/README.md)
+ */
+export const WireguardRotationRecord = Type.Object({
+  generation: Type.Integer({ minimum: 1 }),
+  /** ms epoch, the requesting agent's clock */
+  requestedAt: Timestamp,
+})
+export type WireguardRotationValue = Static<typeof WireguardRotationRecord>
 
 /** how many earlier versions a job record keeps */
 export const JOB_HISTORY_KEEP = 10

@@ -53,6 +53,7 @@ export interface PutOptions {
  *   jobs/<name>                                 job specs (any member; src/scheduler/records.ts)
  *   config/...                                  shared cluster config (any member), e.g. config/network
  *   config/networks/<name>                      a named network (macvlan) and its range (any member; src/ipam)
+ *   config/wireguard-rotation                   the newest WireGuard key rotation asked of every host (any member; src/datapath)
  *   services/<name>                             shared service definitions (any member)
  *   acl/default, acl/policies/<name>            the API's access policies (operators; src/services/acl.ts)
  *   acl/tokens/<sha256 of the secret>           tokens of the TCP operator API (operators)
@@ -80,6 +81,8 @@ export const ACL_TOKEN_PREFIX = 'acl/tokens/'
 export const JOB_PREFIX = 'jobs/'
 export const DRAIN_PREFIX = 'config/drain/'
 export const LABELS_PREFIX = 'config/labels/'
+/** `plexctl network rotate-keys`: {generation, requestedAt} (src/datapath/backend/wireguard/rotation.ts) */
+export const WIREGUARD_ROTATION_KEY = 'config/wireguard-rotation'
 export const OWNED_PREFIXES = [
   NODE_PREFIX,
   LEASE_PREFIX,
@@ -111,6 +114,7 @@ export const AGENT_KEY_PREFIXES = [
   NETWORK_LINKS_PREFIX,
   DRAIN_PREFIX,
   LABELS_PREFIX,
+  WIREGUARD_ROTATION_KEY,
 ] as const
 
 export interface ReadableStore {

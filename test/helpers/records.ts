@@ -1,5 +1,16 @@
+import type { Underlay } from '../../src/datapath/model.js'
+import { cidrOf } from '../../src/ipam/cidr.js'
 import type { EndpointValue, LeaseValue } from '../../src/store/records.js'
 import type { JsonValue, StoreRecord } from '../../src/store/types.js'
+
+/** host h1's underlay in the datapath's pure tests: eth0, 192.0.2.11 in 192.0.2.0/24 */
+export const H1_UNDERLAY: Underlay = {
+  ifname: 'eth0',
+  ifindex: 2,
+  address: '192.0.2.11',
+  mtu: 1500,
+  prefixes: [cidrOf('192.0.2.0/24')],
+}
 
 /** A valid endpoint record value for tests; `extra` overrides any field. */
 export function endpointValue(name: string, ipv4: string, extra: Partial<EndpointValue> = {}): EndpointValue {

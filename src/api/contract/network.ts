@@ -1,6 +1,6 @@
 // The cluster network config (store key config/network, flannel's net-conf.json fields).
 import { type Static, Type } from '@sinclair/typebox'
-import { NetworkConfig, type NetworkConfigInput } from '../../store/schemas.js'
+import { NetworkConfig, type NetworkConfigInput, WireguardRotationRecord } from '../../store/schemas.js'
 
 /** GET /v1/network: the stored config, who set it and when */
 export const NetworkInfo = Type.Object({
@@ -31,3 +31,7 @@ export const NetworkInitQuery = Type.Object(
 
 export const NetworkInitReply = Type.Object({ config: NetworkConfig, changed: Type.Boolean() })
 export type NetworkInitReply = Static<typeof NetworkInitReply>
+
+/** POST /v1/network/rotate-keys: the request every host's datapath acts on (store key config/wireguard-rotation) */
+export const RotateKeysReply = WireguardRotationRecord
+export type RotateKeysReply = Static<typeof RotateKeysReply>

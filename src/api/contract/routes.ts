@@ -40,6 +40,10 @@ const Wireguard = Type.Object({
   adopted: Type.Boolean(),
   restarts: Type.Integer(),
   publicKey: Type.Optional(Type.String()),
+  /** the newest key rotation (config/wireguard-rotation) this host took up */
+  keyGeneration: Type.Optional(Type.Integer()),
+  /** present while a key rotation is under way: the key announced next */
+  nextPublicKey: Type.Optional(Type.String()),
   listenPort: Type.Optional(Type.Integer()),
   peers: Type.Array(WireguardPeer),
 })

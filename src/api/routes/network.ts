@@ -1,7 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { initNetwork, readNetwork } from '../../ipam/network.js'
-import { PlexusError } from '../../lib/errors.js'
-import { NetworkInfo, NetworkInitBody, NetworkInitQuery, NetworkInitReply } from '../contract/network.js'
+import { requestKeyRotation } from '../../datapath/backend/wireguard/rotation.js'
+import { initNetwork, requireNetwork } from '../../ipam/network.js'
+import {
+  NetworkInfo,
+  NetworkInitBody,
+  NetworkInitQuery,
+  NetworkInitReply,
+  RotateKeysReply,
+} from '../contract/network.js'
 import type { ApiDeps } from '../deps.js'
 
 /** The cluster network config (store key config/network): read it, or set it once. */
@@ -10,12 +16,7 @@ export type NetworkComponents = Pick<ApiDeps, 'store' | 'lease'>
 
 export const networkRoutes: FastifyPluginAsyncTypebox<NetworkComponents> = async (app, deps) => {
   app.get('', { schema: { response: { 200: NetworkInfo } } }, async () => {
-    const info = readNetwork(deps.store)
-    if (!info) {
-      throw new PlexusError('PLX_IPAM_NO_NETWORK', 'no network config is set: run `plexctl network init`', {
-        status: 404,
-      })
-    }
+    const info = requireNetwork(deps.store)
     const mtu = deps.lease?.current()?.mtu
     return mtu === undefined ? info : { ...info, mtu }
   })
@@ -24,5 +25,10 @@ export const networkRoutes: FastifyPluginAsyncTypebox<NetworkComponents> = async
     '',
     { schema: { body: NetworkInitBody, querystring: NetworkInitQuery, response: { 200: NetworkInitReply } } },
     async (req) => initNetwork(deps.store, req.body, req.query.force === true),
+  )
+
+  // every host rotates its WireGuard key, in two phases (src/datapath/README.md); the reply is the request
+  app.post('/rotate-keys', { schema: { response: { 200: RotateKeysReply } } }, async () =>
+    requestKeyRotation(deps.store),
   )
 }

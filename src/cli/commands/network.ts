@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { InvalidArgumentError } from 'commander'
-import type { NetworkInfo, NetworkInitReply } from '../../api/contract/network.js'
+import type { NetworkInfo, NetworkInitReply, RotateKeysReply } from '../../api/contract/network.js'
 import type { RegisterCommand } from '../context.js'
 import { json, keyValues } from '../output.js'
 import { registerNamedNetworks } from './networks.js'
@@ -128,6 +128,22 @@ export const registerNetwork: RegisterCommand = (program, ctx) => {
         show(info.config, [
           ...(info.mtu ? ([['overlay mtu here', info.mtu]] as [string, unknown][]) : []),
           ...who,
+        ]),
+      )
+    })
+
+  network
+    .command('rotate-keys')
+    .description(
+      "give every host a new WireGuard key (wireguard backend): each announces its next key, then uses it; `plexctl routes -o json` shows each host's keyGeneration",
+    )
+    .action(async () => {
+      const res = await ctx.client().call<RotateKeysReply>('POST', '/v1/network/rotate-keys')
+      if (ctx.format() === 'json') return ctx.print(json(res))
+      ctx.print(
+        keyValues([
+          ['key rotation', `generation ${res.generation} requested`],
+          ['requested at', new Date(res.requestedAt).toISOString()],
         ]),
       )
     })

@@ -6,7 +6,7 @@ import type { BackendType, NetworkConfig } from '../../ipam/config.js'
 import type { Lease } from '../../ipam/leases.js'
 import { PlexusError } from '../../lib/errors.js'
 import type { LeaseValue } from '../../store/records.js'
-import type { DesiredLink, LocalContext, RemoteEntries } from '../model.js'
+import type { DesiredLink, LocalContext, RemoteEntries, WgIdentity } from '../model.js'
 
 export interface Backend {
   readonly type: BackendType
@@ -19,11 +19,9 @@ export interface Backend {
 }
 
 /** What this host knows of itself that a backend may publish (absent while not known yet). */
-export interface LocalIdentity {
+export interface LocalIdentity extends WgIdentity {
   /** underlay address others reach this host at */
   publicIp?: string
-  /** WireGuard public key (base64) */
-  wgPublicKey?: string
 }
 
 const registry = new Map<string, Backend>()

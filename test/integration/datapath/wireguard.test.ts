@@ -26,12 +26,18 @@ interface Routes {
     adopted: boolean
     restarts: number
     publicKey?: string
+    keyGeneration?: number
+    nextPublicKey?: string
     peers: { publicKey: string }[]
   }
 }
 
-/** `wg show plexus-wg dump` on a host: wg looks for the socket in /var/run/wireguard, so bind the host's there */
-function wgPeers(c: Cluster, host: string): string[] | undefined {
+/**
+ * `wg show plexus-wg dump` on a host, its lines split at tabs: first the interface (private key, public key,
+ * port), then one line per peer, its public key first. wg looks for the socket in /var/run/wireguard, so
+ * bind the host's there.
+ */
+function wgDump(c: Cluster, host: string): string[][] | undefined {
   const dir = join(clusterDir(c.name), host, 'run', 'wireguard')
   const r = run('ip', [
     ...['netns', 'exec', hostNs(c.name, host), 'unshare', '--mount', 'sh', '-c'],
@@ -39,12 +45,17 @@ function wgPeers(c: Cluster, host: string): string[] | undefined {
     ...['wg-show', dir],
   ])
   if (r.status !== 0) return undefined
-  // first line: the interface; then one line per peer, its public key first
   return r.stdout
     .trim()
     .split('\n')
-    .slice(1)
-    .map((l) => l.split('\t')[0] as string)
+    .map((l) => l.split('\t'))
+}
+
+/** the public keys of the device's peers on a host */
+function wgPeers(c: Cluster, host: string): string[] | undefined {
+  return wgDump(c, host)
+    ?.slice(1)
+    .map((l) => l[0] as string)
 }
 
 function wgSet(c: Cluster, host: string, args: string): number {
@@ -119,6 +130,9 @@ t.test('3 hosts over wireguard', async (t) => {
     ips[h] = /: (\d+\.\d+\.\d+\.\d+)\//.exec(r.stdout)?.[1] ?? ''
   }
   const routes = (h: string) => c.plexctlJson<Routes>(h, ['routes'])
+  /** two echo requests from host a's container to host b's: ping's exit status */
+  const icmp = (a: string, b: string) =>
+    c.execCtr(`c${a.slice(1)}`, ['ping', '-c', '2', '-i', '0.2', '-W', '2', ips[b] as string]).status
   for (const h of HOSTS) {
     const ok = await eventually(() => {
       const r = routes(h)
@@ -142,10 +156,8 @@ t.test('3 hosts over wireguard', async (t) => {
     ['h1', 'h2'],
     ['h2', 'h3'],
     ['h3', 'h1'],
-  ] as const) {
-    const p = c.execCtr(`c${a.slice(1)}`, ['ping', '-c', '2', '-i', '0.2', '-W', '2', ips[b] as string])
-    t.equal(p.status, 0, `ICMP c${a.slice(1)} → c${b.slice(1)}`)
-  }
+  ] as const)
+    t.equal(icmp(a, b), 0, `ICMP c${a.slice(1)} → c${b.slice(1)}`)
   const marker = `PLEXUS-WG-MARKER-${randomBytes(8).toString('hex')}`
   const port = 6000 + Math.floor(Math.random() * 1000)
   const server = spawnIn(ctrNs(c.name, 'c2'), [
@@ -232,6 +244,57 @@ t.test('3 hosts over wireguard', async (t) => {
   t.ok(l.longestRun < 100, `no gap of a second or more (longest: ${l.longestRun} lost in a row)`)
 
   phase('agent restart')
+  // `plexctl network rotate-keys` while c1 pings c2 at 100/s: every host announces its next key, takes it
+  // after the settle time (5 s), and the tunnel pauses for no more than the peers' reaction to it
+  const rotationLog = join(tmpdir(), `${c.name}.rotation.ping`)
+  t.teardown(() => rmSync(rotationLog, { force: true }))
+  const rping = spawnIn(ctrNs(c.name, 'c1'), ['ping', '-i', '0.01', '-W', '1', ips.h2 as string], rotationLog)
+  t.teardown(() => rping.child.kill('SIGKILL'))
+  await new Promise((r) => setTimeout(r, 500))
+  const rotateStarted = Date.now()
+  const request = c.plexctlJson<{ generation: number }>('h1', ['network', 'rotate-keys'])
+  t.ok(request.generation >= 1, `rotation generation ${request.generation} requested`)
+  const taken = await eventually(
+    () =>
+      HOSTS.every((h) => {
+        const w = routes(h).wireguard
+        return w?.keyGeneration === request.generation && w.nextPublicKey === undefined
+      }),
+    30_000,
+    100,
+  )
+  t.ok(taken, 'every host took the new generation and has no rotation under way')
+  const rotated = Object.fromEntries(HOSTS.map((h) => [h, routes(h).wireguard?.publicKey ?? '']))
+  for (const h of HOSTS) {
+    t.not(rotated[h], keys[h], `${h} has a new public key`)
+    t.equal(wgDump(c, h)?.[0]?.[1], rotated[h], `${h}'s device uses it`)
+  }
+  const newPeers = (h: string) =>
+    HOSTS.filter((x) => x !== h)
+      .map((x) => rotated[x])
+      .sort()
+  const peersNow = (h: string) => JSON.stringify(wgPeers(c, h)?.sort())
+  t.ok(
+    await eventually(() => HOSTS.every((h) => peersNow(h) === JSON.stringify(newPeers(h))), 10_000, 100),
+    'the old peers are gone',
+  )
+  for (const h of HOSTS)
+    t.same(wgPeers(c, h)?.sort(), newPeers(h), `wg show on ${h}: the other two hosts' new keys`)
+  const rotateMs = Date.now() - rotateStarted
+  await new Promise((r) => setTimeout(r, 1000))
+  rping.child.kill('SIGINT')
+  await exited(rping.child)
+  const r = losses(rping.out())
+  t.comment(
+    `key rotation (${rotateMs} ms to every host's new key and peers): ${r.sent} pings at 100/s, ${r.sent - r.received} lost, longest gap ${r.longestRun * 10} ms`,
+  )
+  t.ok(r.sent > 500, 'pings were sent across the rotation')
+  t.ok(r.longestRun < 100, `no gap of a second or more (longest: ${r.longestRun} lost in a row)`)
+  t.equal(icmp('h2', 'h3'), 0, 'after the rotation: ICMP c2 → c3')
+  t.equal(icmp('h3', 'h1'), 0, 'after the rotation: ICMP c3 → c1')
+  Object.assign(keys, rotated)
+
+  phase('key rotation')
   // a host that leaves: its lease expires and it is removed as a peer everywhere
   t.equal(c.stop('h3').status, 0, 'h3 agent stopped')
   const clean = c.exec('h3', [process.execPath, join(REPO, 'dist/src/agent/main.js'), '--cleanup'])
@@ -250,9 +313,5 @@ t.test('3 hosts over wireguard', async (t) => {
     t.ok(gone, `h3's key is no longer a peer on ${h}`)
     t.ok(wgPeers(c, h)?.length === 1, `${h} keeps its one other peer`)
   }
-  t.equal(
-    c.execCtr('c1', ['ping', '-c', '2', '-i', '0.2', '-W', '2', ips.h2 as string]).status,
-    0,
-    'c1 → c2 still talks',
-  )
+  t.equal(icmp('h1', 'h2'), 0, 'c1 → c2 still talks')
 })

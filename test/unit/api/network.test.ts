@@ -74,6 +74,43 @@ t.test('a different config needs force; bad input is a 400 with the reason and w
   t.match(store.get('config/network')?.value, { Network: '10.60.0.0/16' })
 })
 
+t.test(
+  'POST /v1/network/rotate-keys: a new generation each time, only over wireguard (cluster or bridge network)',
+  async (t) => {
+    const { app, store } = await setup(t)
+    const rotate = () => app.inject({ method: 'POST', url: '/v1/network/rotate-keys' })
+    let res = await rotate()
+    t.equal(res.statusCode, 404)
+    t.equal(res.json().error, 'PLX_IPAM_NO_NETWORK')
+    await app.inject({ method: 'PUT', url: '/v1/network', payload: {} })
+    res = await rotate()
+    t.equal(res.statusCode, 409)
+    t.match(res.json(), { error: 'PLX_WG_NOT_IN_USE', message: /backend is vxlan/ })
+    t.equal(store.get('config/wireguard-rotation'), undefined, 'nothing was written')
+    // a wireguard bridge network beside a vxlan cluster network has keys to rotate too
+    res = await app.inject({
+      method: 'POST',
+      url: '/v1/networks',
+      payload: { name: 'green', driver: 'bridge', cidr: '10.90.0.0/16', backend: 'wireguard' },
+    })
+    t.equal(res.statusCode, 200, res.body)
+    res = await rotate()
+    t.equal(res.statusCode, 200)
+    t.match(res.json(), { generation: 1, requestedAt: Number })
+    await app.inject({
+      method: 'PUT',
+      url: '/v1/network?force=true',
+      payload: { Backend: { Type: 'wireguard' } },
+    })
+    res = await rotate()
+    t.equal(res.statusCode, 200)
+    t.equal(res.json().generation, 2)
+    res = await rotate()
+    t.equal(res.json().generation, 3)
+    t.same(store.get('config/wireguard-rotation')?.value, res.json(), 'the reply is the record')
+  },
+)
+
 t.test('GET /v1/subnets lists valid leases and flags invalid ones', async (t) => {
   const { app, store } = await setup(t)
   let res = await app.inject({ method: 'GET', url: '/v1/subnets' })

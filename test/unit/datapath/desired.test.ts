@@ -4,12 +4,12 @@ import { vtepMac } from '../../../src/datapath/backend/vxlan/mac.js'
 import { type DesiredInput, desiredState } from '../../../src/datapath/desired.js'
 import { bridgeMac } from '../../../src/datapath/mac.js'
 import { datapathOrigins } from '../../../src/datapath/origins.js'
-import { cidrOf } from '../../../src/ipam/cidr.js'
 import { type NetworkConfigInput, parseNetworkConfig } from '../../../src/ipam/config.js'
 import { validLeases } from '../../../src/ipam/leases.js'
 import { explainSubject } from '../../../src/lib/explain.js'
 import type { LeaseValue } from '../../../src/store/records.js'
 import type { JsonValue, StoreRecord } from '../../../src/store/types.js'
+import { H1_UNDERLAY } from '../../helpers/records.js'
 
 const now = 1_800_000_000_000
 
@@ -51,13 +51,7 @@ function input(net: NetworkConfigInput, extra: StoreRecord[] = []): DesiredInput
     peerId: 'peer1',
     self,
     leases,
-    underlay: {
-      ifname: 'eth0',
-      ifindex: 2,
-      address: '192.0.2.11',
-      mtu: 1500,
-      prefixes: [cidrOf('192.0.2.0/24')],
-    },
+    underlay: H1_UNDERLAY,
   }
 }
 

@@ -6,24 +6,16 @@ import { generateKeys } from '../../../src/datapath/backend/wireguard/keys.js'
 import { type DesiredInput, desiredState } from '../../../src/datapath/desired.js'
 import { networksSections } from '../../../src/datapath/firewall/networks.js'
 import { networkBridgeName } from '../../../src/datapath/model.js'
-import { cidrOf } from '../../../src/ipam/cidr.js'
 import { parseNetworkConfig } from '../../../src/ipam/config.js'
 import { validLeases } from '../../../src/ipam/leases.js'
 import { netLeaseKeys } from '../../../src/ipam/macvlan.js'
 import type { LeaseValue } from '../../../src/store/records.js'
 import type { JsonValue, StoreRecord } from '../../../src/store/types.js'
-import { leaseRecord } from '../../helpers/records.js'
+import { H1_UNDERLAY, leaseRecord } from '../../helpers/records.js'
 
 const NOW = 1_800_000_000_000
 const KEYS = { p1: generateKeys(), p2: generateKeys(), p3: generateKeys() }
 const GREEN = parseNetworkConfig({ Network: '10.90.0.0/16', Backend: { Type: 'wireguard', VNI: 5 } })
-const underlay = {
-  ifname: 'eth0',
-  ifindex: 2,
-  address: '192.0.2.11',
-  mtu: 1500,
-  prefixes: [cidrOf('192.0.2.0/24')],
-}
 
 function record(key: string, peer: string, subnet: string, backend: Record<string, JsonValue>): StoreRecord {
   const n = Number(peer.slice(1))
@@ -71,7 +63,7 @@ function input(cluster: 'vxlan' | 'wireguard', green = greenLeases()): DesiredIn
     peerId: 'p1',
     self,
     leases,
-    underlay,
+    underlay: H1_UNDERLAY,
     wgPublicKey: KEYS.p1.publicKey,
     bridgeNets: [{ name: 'green', network: GREEN, self: greenSelf, leases: green }],
   }

@@ -7,10 +7,11 @@ import t from 'tap'
 import { generateKeys, keysOf, loadOrCreateKeys } from '../../../src/datapath/backend/wireguard/keys.js'
 import { type DeviceState, parseGet, planDevice } from '../../../src/datapath/backend/wireguard/uapi.js'
 import { desiredState } from '../../../src/datapath/desired.js'
-import { cidrOf } from '../../../src/ipam/cidr.js'
+import type { WgIdentity } from '../../../src/datapath/model.js'
 import { overlayMtu, parseNetworkConfig } from '../../../src/ipam/config.js'
 import { validLeases } from '../../../src/ipam/leases.js'
 import type { JsonValue, StoreRecord } from '../../../src/store/types.js'
+import { H1_UNDERLAY } from '../../helpers/records.js'
 
 // RFC 7748 section 6.1: Alice's X25519 private key and the public key it gives
 const RFC_PRIVATE = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex')
@@ -31,10 +32,11 @@ t.test(
     const dir = await mkdtemp(join(tmpdir(), 'plexus-wg-'))
     t.teardown(() => rm(dir, { recursive: true, force: true }))
     const first = await loadOrCreateKeys(dir)
+    t.ok(first.created, 'made on first use')
     const file = join(dir, 'wireguard.key')
     t.equal((await stat(file)).mode & 0o777, 0o600)
-    t.equal((await readFile(file, 'utf8')).trim(), first.privateKey)
-    t.same(await loadOrCreateKeys(dir), first, 'the same pair after a restart')
+    t.equal((await readFile(file, 'utf8')).trim(), first.keys.privateKey)
+    t.same(await loadOrCreateKeys(dir), { keys: first.keys, created: false }, 'the same pair after a restart')
     await writeFile(file, 'garbage\n')
     await t.rejects(loadOrCreateKeys(dir), { code: 'PLX_WG_KEY_INVALID' })
   },
@@ -162,9 +164,24 @@ t.test('config: wireguard defaults to port 51820 and MTU = underlay - 60', async
   })
 })
 
+/** the desired state of host p1 (h1, key A) among the leases, with its keys */
+function desiredOfP1(records: StoreRecord[], keys: WgIdentity) {
+  const leases = validLeases(records, network, NOW)
+  const self = leases.valid.find((l) => l.peerId === 'p1')
+  if (!self) throw new Error('no self lease')
+  return desiredState({
+    network,
+    peerId: 'p1',
+    self,
+    leases,
+    ...keys,
+    underlay: H1_UNDERLAY,
+  })
+}
+
 t.test('desired: one peer per remote, its subnet as allowed IPs; forged keys refused', async (t) => {
   const E = generateKeys()
-  const leases = validLeases(
+  const d = desiredOfP1(
     [
       lease('p1', 1, { publicKey: A.publicKey, endpoint: '192.0.2.11:51820' }),
       lease('p2', 2, { publicKey: B.publicKey, endpoint: '192.0.2.12:51820' }),
@@ -177,25 +194,8 @@ t.test('desired: one peer per remote, its subnet as allowed IPs; forged keys ref
       lease('p6', 6, { publicKey: A.publicKey, endpoint: '192.0.2.16:51820' }),
       lease('p7', 7, { publicKey: E.publicKey, endpoint: '192.0.2.17:51820' }),
     ],
-    network,
-    NOW,
+    { wgPublicKey: A.publicKey },
   )
-  const self = leases.valid.find((l) => l.peerId === 'p1')
-  if (!self) throw new Error('no self lease')
-  const d = desiredState({
-    network,
-    peerId: 'p1',
-    self,
-    leases,
-    wgPublicKey: A.publicKey,
-    underlay: {
-      ifname: 'eth0',
-      ifindex: 2,
-      address: '192.0.2.11',
-      mtu: 1500,
-      prefixes: [cidrOf('192.0.2.0/24')],
-    },
-  })
   t.same(d.links[1], { name: 'plexus-wg', kind: 'wireguard', mtu: 1440, addresses: ['10.244.1.0/32'] })
   t.same(d.wireguard, {
     ifname: 'plexus-wg',
@@ -223,3 +223,55 @@ t.test('desired: one peer per remote, its subnet as allowed IPs; forged keys ref
   const input = d.firewall.sections.find((s) => s.name === 'cluster')?.rules.find((r) => r.id === 'wg-port')
   t.same(input?.match, { proto: 'udp', dport: 51820 }, 'the WireGuard port is accepted')
 })
+
+t.test(
+  'desired: a host rotating its key gets a second peer for the next key, without allowed IPs',
+  async (t) => {
+    const [N2, N3, N1] = [generateKeys(), generateKeys(), generateKeys()]
+    const d = desiredOfP1(
+      [
+        lease('p1', 1, { publicKey: A.publicKey, endpoint: '192.0.2.11:51820' }),
+        lease('p2', 2, { publicKey: B.publicKey, nextPublicKey: N2.publicKey, endpoint: '192.0.2.12:51820' }),
+        // its next key is another host's key: refused like a second claimant of that key
+        lease('p3', 3, { publicKey: C.publicKey, nextPublicKey: B.publicKey, endpoint: '192.0.2.13:51820' }),
+        // its next key is this host's next key
+        lease('p4', 4, {
+          publicKey: N3.publicKey,
+          nextPublicKey: N1.publicKey,
+          endpoint: '192.0.2.14:51820',
+        }),
+        // its next key is this host's key
+        lease('p5', 5, { publicKey: C.publicKey, nextPublicKey: A.publicKey, endpoint: '192.0.2.15:51820' }),
+      ],
+      { wgPublicKey: A.publicKey, wgNextPublicKey: N1.publicKey },
+    )
+    t.same(d.wireguard?.peers, [
+      { publicKey: B.publicKey, endpoint: '192.0.2.12:51820', allowedIps: ['10.244.2.0/24'] },
+      { publicKey: N2.publicKey, endpoint: '192.0.2.12:51820', allowedIps: [] },
+    ])
+    t.same(
+      d.remotes.map((r) => [r.host, r.mode, r.reason]),
+      [
+        ['h2', 'wireguard', undefined],
+        ['h3', 'refused', 'h3 publishes the WireGuard key of h2'],
+        ['h4', 'refused', "h4 publishes this host's own public key"],
+        ['h5', 'refused', "h5 publishes this host's own public key"],
+      ],
+    )
+    // phase 2 on p2: its lease names the next key alone; the plan moves the subnet to it and drops the old peer
+    const have: DeviceState = {
+      privateKey: A.privateKey,
+      listenPort: 51820,
+      peers: (d.wireguard?.peers ?? []).map((p) => ({ ...p, lastHandshake: 0, rxBytes: 0, txBytes: 0 })),
+    }
+    const plan = planDevice(
+      {
+        privateKey: A.privateKey,
+        listenPort: 51820,
+        peers: [{ publicKey: N2.publicKey, endpoint: '192.0.2.12:51820', allowedIps: ['10.244.2.0/24'] }],
+      },
+      have,
+    )
+    t.same([plan.added, plan.updated, plan.removed], [[], [N2.publicKey], [B.publicKey]])
+  },
+)

@@ -5,6 +5,8 @@ import { chooseSubnet, freeSubnets, type Lease, validLeases } from '../../../src
 import type { JsonValue, StoreRecord } from '../../../src/store/types.js'
 
 const NOW = 1_700_000_000_000
+const KEY1 = `${'A'.repeat(42)}E=`
+const KEY2 = `${'B'.repeat(42)}E=`
 const cfg = parseNetworkConfig({ Network: '10.244.0.0/16' })
 
 function rec(
@@ -64,6 +66,16 @@ t.test('hostile and malformed leases are ignored and reported', async (t) => {
       rec('L', { subnet: '10.244.11.0/24', backend: { type: 'wireguard', endpoint: '192.0.2.11:0' } }),
       rec('M', { subnet: '10.244.12.0/24', backend: { type: 'wireguard', endpoint: 'h1:51820' } }),
       rec('N', { subnet: '10.244.13.0/24', backend: { type: 'wireguard', publicKey: 7 } }),
+      // a next key (key rotation): of a key's shape, beside a different current key
+      rec('O', {
+        subnet: '10.244.14.0/24',
+        backend: { type: 'wireguard', publicKey: KEY1, nextPublicKey: 'x=' },
+      }),
+      rec('P', { subnet: '10.244.15.0/24', backend: { type: 'wireguard', nextPublicKey: KEY1 } }),
+      rec('Q', {
+        subnet: '10.244.16.0/24',
+        backend: { type: 'wireguard', publicKey: KEY1, nextPublicKey: KEY1 },
+      }),
     ],
     cfg,
     NOW,
@@ -86,8 +98,22 @@ t.test('hostile and malformed leases are ignored and reported', async (t) => {
       ['leases/L', 'malformed'],
       ['leases/M', 'malformed'],
       ['leases/N', 'malformed'],
+      ['leases/O', 'malformed'],
+      ['leases/P', 'malformed'],
+      ['leases/Q', 'malformed'],
     ],
   )
+  t.match(
+    v.invalid.slice(-2).map((i) => i.reason),
+    [/nextPublicKey without a publicKey/, /nextPublicKey is its publicKey/],
+  )
+})
+
+t.test('a WireGuard lease announcing its next key keeps it beside the current one', async (t) => {
+  const backend = { type: 'wireguard', publicKey: KEY1, nextPublicKey: KEY2, endpoint: '192.0.2.11:51820' }
+  const v = validLeases([rec('A', { subnet: '10.244.1.0/24', backend })], cfg, NOW)
+  t.same(v.invalid, [])
+  t.same(v.valid[0]?.value.backend, backend)
 })
 
 t.test('conflicts: the older live claim wins, ties go to the smaller peer id', async (t) => {

@@ -12,6 +12,7 @@ import {
   nodeCodec,
   registrationCodec,
   serviceCodec,
+  wireguardRotationCodec,
 } from '../../../src/store/codecs.js'
 import type { JsonValue } from '../../../src/store/types.js'
 
@@ -207,6 +208,17 @@ t.test('config/labels/ and config/drain/', async (t) => {
   check(t, drainCodec, { key: 'config/drain/h1', owner: 'any', value: { since: '2026-12-03T10:00:00Z' } }, [
     ['/since', { key: 'config/drain/h1', value: {} }],
     ['/', { key: 'config/drain/h1', value: true }],
+  ])
+})
+
+t.test('config/wireguard-rotation: one key, a generation from 1', async (t) => {
+  const key = 'config/wireguard-rotation'
+  const value = { generation: 2, requestedAt: 1_800_000_000_000 }
+  check(t, wireguardRotationCodec, { key, owner: 'any', value }, [
+    ['/generation', { key, value: { ...value, generation: 0 } }],
+    ['/generation', { key, value: { ...value, generation: 1.5 } }],
+    ['/requestedAt', { key, value: { generation: 1 } }],
+    ['not config/wireguard-rotation', { key: `${key}-x`, value }],
   ])
 })
 

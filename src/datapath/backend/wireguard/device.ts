@@ -31,7 +31,7 @@ import { errorMessage, PlexusError } from '../../../lib/errors.js'
 import type { Logger } from '../../../lib/log.js'
 import { isAlive, procStartTime, signalOwn } from '../../../lib/proc.js'
 import type { DesiredWireguard } from '../../model.js'
-import { loadOrCreateKeys, type WgKeys } from './keys.js'
+import type { HostKeys } from './keys.js'
 import { type DevicePlan, type DeviceState, getDevice, planDevice, uapiCall } from './uapi.js'
 
 export const WIREGUARD_GO = 'wireguard-go'
@@ -52,12 +52,27 @@ export interface WireguardStatus {
   /** times the device was found dead and started again */
   restarts: number
   publicKey?: string
+  /** the newest key rotation (config/wireguard-rotation) this host took up */
+  keyGeneration?: number
+  /** while a rotation is under way (between its two phases): the key announced next */
+  nextPublicKey?: string
   listenPort?: number
   peers: DeviceState['peers']
 }
 
+/** the key part of the status: the key in use, and the rotation's */
+function keyStatus(keys: HostKeys): Pick<WireguardStatus, 'publicKey' | 'keyGeneration' | 'nextPublicKey'> {
+  const { generation, publicKey, nextPublicKey } = keys
+  return {
+    ...(publicKey ? { publicKey } : {}),
+    ...(generation === undefined ? {} : { keyGeneration: generation }),
+    ...(nextPublicKey ? { nextPublicKey } : {}),
+  }
+}
+
 export interface WireguardDriverOptions {
-  stateDir: string
+  /** this host's key pair (and its rotation's state) in the state dir */
+  keys: HostKeys
   runDir: string
   logger: Logger
   /** the device process died: schedule a pass (it starts the device again) */
@@ -76,7 +91,6 @@ interface DeviceProc {
 const alive = (p: DeviceProc | undefined): p is DeviceProc => p !== undefined && isAlive(p.pid, p.startTime)
 
 export class WireguardDriver {
-  private keyPair?: WgKeys
   private child?: ChildProcess
   private proc?: DeviceProc
   private adopted = false
@@ -103,16 +117,6 @@ export class WireguardDriver {
 
   private pidFile(ifname: string): string {
     return join(this.dir, `${ifname}.pid`)
-  }
-
-  /** this host's key pair, read from (or made in) the state dir on first use */
-  async keys(): Promise<WgKeys> {
-    this.keyPair ??= await loadOrCreateKeys(this.o.stateDir)
-    return this.keyPair
-  }
-
-  get publicKey(): string | undefined {
-    return this.keyPair?.publicKey
   }
 
   /** Makes sure the device's process runs and answers on its socket: adopts a running one, else starts one. */
@@ -250,7 +254,7 @@ export class WireguardDriver {
   /** Converges the device to `want` (key, port, peers) over UAPI; returns what it changed. */
   async configure(want: DesiredWireguard): Promise<DevicePlan> {
     const socket = this.socketOf(want.ifname)
-    const { privateKey } = await this.keys()
+    const { privateKey } = await this.o.keys.load()
     const have = await getDevice(socket)
     const plan = planDevice({ privateKey, listenPort: want.listenPort, peers: want.peers }, have)
     this.last = have
@@ -270,7 +274,7 @@ export class WireguardDriver {
       ...(this.proc ? { pid: this.proc.pid } : {}),
       adopted: this.adopted,
       restarts: this.restarts,
-      ...(this.keyPair ? { publicKey: this.keyPair.publicKey } : {}),
+      ...keyStatus(this.o.keys),
       ...(this.last ? { listenPort: this.last.listenPort } : {}),
       peers: this.last?.peers ?? [],
     }

@@ -24,14 +24,19 @@ export const wireguardBackend: Backend = {
   },
 
   remote(ctx: LocalContext, lease: Lease): RemoteEntries | { refused: string } {
-    const { type, publicKey, endpoint } = lease.value.backend
+    const { type, publicKey, nextPublicKey, endpoint } = lease.value.backend
     if (type !== 'wireguard' || !publicKey || !endpoint) {
       return {
         refused: `${lease.value.hostname} publishes no WireGuard key and endpoint (its backend is ${type})`,
       }
     }
-    if (publicKey === ctx.wgPublicKey)
+    const own = [ctx.wgPublicKey, ctx.wgNextPublicKey]
+    if (own.includes(publicKey) || (nextPublicKey && own.includes(nextPublicKey)))
       return { refused: `${lease.value.hostname} publishes this host's own public key` }
+    // A host rotating its key announces the next one first (rotation.ts, phase 1): it gets a peer of its
+    // own with no allowed IPs (an allowed IP belongs to one peer of a device; the current key's keeps the
+    // routing), so the host's first handshake under its new key is answered at once.
+    const next = nextPublicKey ? [{ publicKey: nextPublicKey, endpoint, allowedIps: [] }] : []
     return {
       mode: 'wireguard',
       // the gateway only names the remote's .0 for `ip route` readers: a layer-3 device sends by route alone
@@ -45,7 +50,7 @@ export const wireguardBackend: Backend = {
       ],
       neighbours: [],
       fdb: [],
-      peers: [{ publicKey, endpoint, allowedIps: [lease.value.subnet] }],
+      peers: [{ publicKey, endpoint, allowedIps: [lease.value.subnet] }, ...next],
     }
   },
 
@@ -54,6 +59,7 @@ export const wireguardBackend: Backend = {
     return {
       type: 'wireguard',
       publicKey: local.wgPublicKey,
+      ...(local.wgNextPublicKey ? { nextPublicKey: local.wgNextPublicKey } : {}),
       endpoint: `${local.publicIp}:${network.Backend.Port}`,
     }
   },
