@@ -1,5 +1,5 @@
 import type { RoutesReply } from '../../api/contract/routes.js'
-import type { RegisterCommand } from '../context.js'
+import type { CliContext, RegisterCommand } from '../context.js'
 import { json, table } from '../output.js'
 
 export const registerRoutes: RegisterCommand = (program, ctx) => {
@@ -37,6 +37,7 @@ export const registerRoutes: RegisterCommand = (program, ctx) => {
           ),
         )
       }
+      if (r.wireguard) printWireguard(ctx, r.wireguard)
       const kinds = Object.entries(r.repairs).filter(([k]) => k !== 'total')
       ctx.print(
         `\ndrift repaired: ${r.repairs.total ?? 0}${kinds.length ? ` (${kinds.map(([k, n]) => `${k} ${n}`).join(', ')})` : ''}\n`,
@@ -48,4 +49,27 @@ export const registerRoutes: RegisterCommand = (program, ctx) => {
         for (const f of r.lastPass.failed) ctx.print(`  failed: ${f.change}: ${f.error}\n`)
       }
     })
+}
+
+/** the device process, this host's key (and the next one while a rotation runs) and one row per peer */
+function printWireguard(ctx: CliContext, wg: NonNullable<RoutesReply['wireguard']>): void {
+  const proc = wg.pid === undefined ? 'not running' : `pid ${wg.pid}${wg.adopted ? ' (adopted)' : ''}`
+  ctx.print(
+    `\nWireGuard ${wg.ifname} (${wg.implementation}, ${proc}, ${wg.restarts} restart(s)), port ${wg.listenPort ?? '-'}, key ${wg.publicKey ?? '-'}${wg.keyGeneration === undefined ? '' : ` (generation ${wg.keyGeneration})`}${wg.nextPublicKey ? `, next key ${wg.nextPublicKey} (rotating)` : ''}\n`,
+  )
+  const ago = (sec: number) =>
+    sec === 0 ? 'never' : `${Math.max(0, Math.round(Date.now() / 1000 - sec))} s ago`
+  ctx.print(
+    table(
+      ['peer key', 'endpoint', 'allowed IPs', 'handshake', 'rx bytes', 'tx bytes'],
+      wg.peers.map((p) => [
+        p.publicKey,
+        p.endpoint,
+        p.allowedIps.join(', ') || '-',
+        ago(p.lastHandshake),
+        p.rxBytes,
+        p.txBytes,
+      ]),
+    ),
+  )
 }

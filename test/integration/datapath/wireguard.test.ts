@@ -146,6 +146,10 @@ t.test('3 hosts over wireguard', async (t) => {
     const others = HOSTS.filter((x) => x !== h).map((x) => keys[x])
     t.same(wgPeers(c, h)?.sort(), others.sort(), `wg show on ${h}: the other two hosts' keys`)
   }
+  const plain = c.exec('h1', ['plexctl', 'routes']).stdout
+  t.match(plain, /WireGuard plexus-wg \(wireguard-go, pid \d+, 0 restart\(s\)\), port 51820, key \S+/)
+  for (const h of ['h2', 'h3'])
+    t.match(plain, keys[h] as string, `plain plexctl routes lists ${h}'s key as a peer`)
 
   phase('containers, peers and routes')
   // traffic, with the underlay captured: only WireGuard between the hosts, never the payload
