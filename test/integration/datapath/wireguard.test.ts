@@ -13,6 +13,8 @@ t.setTimeout(300_000)
 
 const HOSTS = ['h1', 'h2', 'h3'] as const
 const WG_PORT = 51820
+/** WireGuard's handshake retry period (REKEY_TIMEOUT in the protocol's timers) */
+const REKEY_TIMEOUT_MS = 5000
 
 interface Routes {
   state: string
@@ -293,7 +295,13 @@ t.test('3 hosts over wireguard', async (t) => {
     `key rotation (${rotateMs} ms to every host's new key and peers): ${r.sent} pings at 100/s, ${r.sent - r.received} lost, longest gap ${r.longestRun * 10} ms`,
   )
   t.ok(r.sent > 500, 'pings were sent across the rotation')
-  t.ok(r.longestRun < 100, `no gap of a second or more (longest: ${r.longestRun} lost in a row)`)
+  // The issue's bound: traffic stops for no more than one handshake, and WireGuard retries an
+  // unanswered handshake after REKEY_TIMEOUT. The gap is each peer's reaction to the new key (one gossip
+  // and one pass, README): 0-30 ms on a quiet machine, 1.6 s seen under CI's two parallel test files.
+  t.ok(
+    r.longestRun * 10 < REKEY_TIMEOUT_MS,
+    `no gap of one handshake retry (${REKEY_TIMEOUT_MS} ms) or more (longest: ${r.longestRun} lost in a row)`,
+  )
   t.equal(icmp('h2', 'h3'), 0, 'after the rotation: ICMP c2 → c3')
   t.equal(icmp('h3', 'h1'), 0, 'after the rotation: ICMP c3 → c1')
   Object.assign(keys, rotated)
