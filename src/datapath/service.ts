@@ -6,7 +6,7 @@
 
 import { CLUSTER_NETWORK_NAME, subnetConfig } from '../ipam/bridge.js'
 import { formatIPv4 } from '../ipam/cidr.js'
-import { NETWORK_CONFIG_KEY, NETWORK_DEFAULTS, type NetworkConfig, WIREGUARD_PORT } from '../ipam/config.js'
+import { defaultPort, NETWORK_CONFIG_KEY, type NetworkConfig } from '../ipam/config.js'
 import { gatewayOf, validLeases } from '../ipam/leases.js'
 import { netLeaseKeys } from '../ipam/macvlan.js'
 import type { BackendData, LeaseComponent } from '../ipam/manager.js'
@@ -454,8 +454,7 @@ export class DatapathService implements Startable, DatapathComponent {
  * network's port when the cluster uses that backend too, else the backend's default.
  */
 function devicePort(type: 'vxlan' | 'wireguard', cluster: NetworkConfig): number {
-  if (cluster.Backend.Type === type) return cluster.Backend.Port
-  return type === 'wireguard' ? WIREGUARD_PORT : NETWORK_DEFAULTS.Backend.Port
+  return cluster.Backend.Type === type ? cluster.Backend.Port : defaultPort(type)
 }
 
 /** a bridge network's lease config, with the port of the device its backend shares */

@@ -20,6 +20,11 @@ export const WIREGUARD_OVERHEAD = 60
 /** WireGuard's customary port (flannel's default for its wireguard backend too). */
 export const WIREGUARD_PORT = 51820
 
+/** a backend's UDP port when the config names none: WireGuard's, else VXLAN's (flannel's defaults) */
+export function defaultPort(type: unknown): number {
+  return type === 'wireguard' ? WIREGUARD_PORT : NETWORK_DEFAULTS.Backend.Port
+}
+
 /** What a user may write: any field may be left out. */
 export type NetworkConfigInput = Partial<Omit<NetworkConfig, 'Backend'>> & {
   Backend?: Partial<NetworkConfig['Backend']>
@@ -115,7 +120,7 @@ export function parseNetworkConfig(input: unknown): NetworkConfig {
   const vni = b.VNI ?? NETWORK_DEFAULTS.Backend.VNI
   if (!intIn(vni, 1, 16777215))
     problems.push(`Backend.VNI must be an integer from 1 to 16777215, got ${JSON.stringify(vni)}`)
-  const port = b.Port ?? (type === 'wireguard' ? WIREGUARD_PORT : NETWORK_DEFAULTS.Backend.Port)
+  const port = b.Port ?? defaultPort(type)
   if (!intIn(port, 1, 65535))
     problems.push(`Backend.Port must be an integer from 1 to 65535, got ${JSON.stringify(port)}`)
   // 576 is the smallest datagram every IPv4 host must accept (RFC 791).
