@@ -20,7 +20,7 @@ export interface ClusterConfig {
   deadAfterMs: number
   /** digest exchange with a random peer */
   syncIntervalMs: number
-  /** RTT probe of a random peer (the kernel's TCP RTT, else libp2p ping), feeding Vivaldi */
+  /** RTT probe of a random peer (the kernel's TCP RTT, else a probe round trip), feeding Vivaldi */
   probeIntervalMs: number
   /** re-dial backoff: first retry after redialMinMs, doubling up to redialMaxMs */
   redialMinMs: number

@@ -43,7 +43,8 @@ export interface RttTransport {
 
 /**
  * A peer's round trip: the smallest kernel RTT of its connections, else (no
- * connection sampled yet, or no sock_diag in this kernel) a libp2p ping.
+ * connection sampled yet, or no sock_diag in this kernel) a probe round trip
+ * (probe.ts).
  */
 export async function measureRtt(
   t: RttTransport,

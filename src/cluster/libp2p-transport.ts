@@ -24,6 +24,7 @@ import {
 } from './inspect.js'
 import { endpointText } from './kernel-rtt.js'
 import type { ClusterMetrics } from './metrics.js'
+import { echoProbes, PROBE_PROTOCOL, Probes } from './probe.js'
 import { clusterProtector } from './protector.js'
 import { type Refusal, RefusalLog } from './refusals.js'
 import type { GossipVerdict, Transport, TransportHandlers } from './transport.js'
@@ -142,6 +143,10 @@ type Node = Awaited<ReturnType<typeof createNode>>
 export class Libp2pTransport implements Transport {
   private handlers?: TransportHandlers
   private inspectHandler?: InspectHandler
+  private readonly probes = new Probes({
+    open: (peer, signal) => this.node.dialProtocol(peerIdFromString(peer), PROBE_PROTOCOL, { signal }),
+    legacyPing: (peer, signal) => this.node.services.ping.ping(peerIdFromString(peer), { signal }),
+  })
 
   private constructor(
     readonly node: Node,
@@ -170,6 +175,9 @@ export class Libp2pTransport implements Transport {
     })
     pubsub.subscribe(DELTA_TOPIC)
     this.node.addEventListener('peer:connect', (e) => this.handlers?.connected(e.detail.toString()))
+    this.node.addEventListener('peer:disconnect', (e) => this.probes.disconnected(e.detail.toString()))
+    // one stream per peer and direction; a few more let a new one open while a closed one is torn down
+    await this.node.handle(PROBE_PROTOCOL, (stream) => echoProbes(stream), { maxInboundStreams: 4 })
     await this.node.handle(
       SYNC_PROTOCOL,
       async (stream, connection) => {
@@ -284,6 +292,7 @@ export class Libp2pTransport implements Transport {
   }
 
   async stop(): Promise<void> {
+    this.probes.stop()
     await this.node.stop()
   }
 
@@ -367,11 +376,9 @@ export class Libp2pTransport implements Transport {
     return () => this.node.removeEventListener('peer:disconnect', listener)
   }
 
-  /** Round-trip time in ms over libp2p ping. */
+  /** Round-trip time in ms over the peer's probe stream (probe.ts; libp2p ping to an earlier release). */
   async ping(peer: string, timeoutMs: number): Promise<number> {
-    return withDeadline(timeoutMs, (signal) =>
-      this.node.services.ping.ping(peerIdFromString(peer), { signal }),
-    )
+    return withDeadline(timeoutMs, (signal) => this.probes.ping(peer, signal))
   }
 
   /** the handshakes refused last, oldest first (refusals.ts) */

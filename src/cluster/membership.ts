@@ -73,7 +73,7 @@ export interface HostView {
 /** Operator labels for host <name> live here (any member may write them; the host merges them into its record). */
 export const labelsKey = (name: string) => `${LABELS_PREFIX}${name}`
 
-/** kernel: the TCP connection's own RTT (sock_diag); ping: libp2p ping, where the kernel has no sample */
+/** kernel: the TCP connection's own RTT (sock_diag); ping: a probe round trip (probe.ts), where the kernel has no sample */
 export type RttSource = 'kernel' | 'ping'
 export interface RttSample {
   ms: number

@@ -1,10 +1,12 @@
 import '../../../src/lib/polyfill.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { createSigner, verifyRecordSignature } from '../../../src/cluster/identity.js'
 import { Libp2pTransport } from '../../../src/cluster/libp2p-transport.js'
 import { clusterMetrics } from '../../../src/cluster/metrics.js'
+import { PROBE_PROTOCOL } from '../../../src/cluster/probe.js'
 import { Replicator } from '../../../src/cluster/replicator.js'
 import { realScheduler } from '../../../src/cluster/transport.js'
 import { newClusterKey, parseClusterKey } from '../../../src/lib/cluster-key.js'
@@ -127,3 +129,92 @@ t.test('inspect protocol: an answer, a refusal with its code, a handler too slow
     'no handler on b',
   )
 })
+
+/** two members of one cluster, a connected to b */
+async function connectedPair(t: Test) {
+  const psk = parseClusterKey(newClusterKey(), 'test')
+  const a = await member(t, psk)
+  const b = await member(t, psk)
+  await a.transport.dial(b.transport.multiaddrs()[0] as string, 5000)
+  return { a, b }
+}
+
+/** the open /plexus/probe/1 streams of from's connections to peer */
+function probeStreams(from: Libp2pTransport, peer: string): number {
+  return from.node
+    .getConnections(peerIdFromString(peer))
+    .flatMap((c) => c.streams)
+    .filter((s) => s.protocol === PROBE_PROTOCOL && s.status === 'open').length
+}
+
+t.test(
+  'probes: one stream per peer, a new one after the connection closes, libp2p ping to an earlier release',
+  async (t) => {
+    const { a, b } = await connectedPair(t)
+    const rtts = await Promise.all(Array.from({ length: 5 }, () => a.transport.ping(b.transport.self, 2000)))
+    for (let i = 0; i < 20; i++) rtts.push(await a.transport.ping(b.transport.self, 2000))
+    t.ok(
+      rtts.every((r) => r >= 0 && r < 2000),
+      `25 probes answered, 5 of them at once (${rtts.map((r) => r.toFixed(2)).join(' ')} ms)`,
+    )
+    t.equal(probeStreams(a.transport, b.transport.self), 1, 'all on one stream')
+    t.ok(
+      rtts.some((r) => !Number.isInteger(r)),
+      'round trips finer than a millisecond (libp2p ping counts whole ms)',
+    )
+
+    a.transport.reset(b.transport.self)
+    await until('disconnected', () => !a.transport.isConnected(b.transport.self))
+    t.ok(
+      (await a.transport.ping(b.transport.self, 2000)) >= 0,
+      'a probe after the connection closed dials again',
+    )
+    t.equal(probeStreams(a.transport, b.transport.self), 1, 'on a new stream')
+
+    // an agent of an earlier release: no /plexus/probe/1
+    await b.transport.node.unhandle(PROBE_PROTOCOL)
+    a.transport.reset(b.transport.self)
+    await until('disconnected', () => !a.transport.isConnected(b.transport.self))
+    t.ok((await a.transport.ping(b.transport.self, 2000)) >= 0, 'answered by libp2p ping')
+    t.ok((await a.transport.ping(b.transport.self, 2000)) >= 0, 'and again, without asking for the protocol')
+    t.equal(probeStreams(a.transport, b.transport.self), 0, 'no probe stream')
+
+    await b.transport.stop()
+    await t.rejects(a.transport.ping(b.transport.self, 2000), 'a stopped peer fails the probe')
+  },
+)
+
+t.test(
+  'probes: frames split or joined are echoed whole; an unanswered probe times out, its late answer is ignored',
+  async (t) => {
+    const { a, b } = await connectedPair(t)
+
+    const raw = await a.transport.node.dialProtocol(peerIdFromString(b.transport.self), PROBE_PROTOCOL)
+    const echoed: number[] = []
+    raw.addEventListener('message', (e) => echoed.push(...e.data.subarray()))
+    const sent = Array.from({ length: 23 }, (_, i) => i + 1)
+    raw.send(Uint8Array.from(sent.slice(0, 5)))
+    raw.send(Uint8Array.from(sent.slice(5, 16)))
+    await until('two frames back', () => echoed.length >= 16)
+    t.same(echoed, sent.slice(0, 16), 'the 16 bytes of two frames, in order, after 5 + 11 bytes')
+    raw.send(Uint8Array.from(sent.slice(16)))
+    await new Promise((r) => setTimeout(r, 200))
+    t.equal(echoed.length, 16, 'a part of a frame (7 bytes) is not answered')
+    raw.abort(new Error('done'))
+
+    // b reads its probes but answers late: the first probe times out, its answer comes after
+    await b.transport.node.unhandle(PROBE_PROTOCOL)
+    await b.transport.node.handle(PROBE_PROTOCOL, (stream) => {
+      stream.addEventListener('message', (e) => {
+        const frame = e.data.subarray()
+        setTimeout(() => stream.status === 'open' && stream.send(frame), 600)
+      })
+    })
+    const started = Date.now()
+    await t.rejects(a.transport.ping(b.transport.self, 300), { name: 'TimeoutError' })
+    t.ok(Date.now() - started < 550, 'timed out at its deadline')
+    const rtt = await a.transport.ping(b.transport.self, 2000)
+    t.ok(rtt >= 550, `the next probe is answered by its own frame (${rtt.toFixed(0)} ms), not the late one`)
+    t.equal(probeStreams(a.transport, b.transport.self), 1, 'a timeout keeps the stream')
+  },
+)
