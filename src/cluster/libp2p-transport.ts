@@ -175,7 +175,7 @@ export class Libp2pTransport implements Transport {
     })
     pubsub.subscribe(DELTA_TOPIC)
     this.node.addEventListener('peer:connect', (e) => this.handlers?.connected(e.detail.toString()))
-    this.node.addEventListener('peer:disconnect', (e) => this.probes.disconnected(e.detail.toString()))
+    this.onDisconnect((peer) => this.probes.disconnected(peer))
     // one stream per peer and direction; a few more let a new one open while a closed one is torn down
     await this.node.handle(PROBE_PROTOCOL, (stream) => echoProbes(stream), { maxInboundStreams: 4 })
     await this.node.handle(

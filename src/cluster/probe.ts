@@ -22,30 +22,19 @@ const MAX_ECHO_FRAMES = 64
 
 type Bytes = StreamMessageEvent['data']
 
-/** a stream's bytes as one array (frames may arrive split or joined) */
-function flat(data: Bytes): Uint8Array {
-  return data instanceof Uint8Array ? data : data.subarray()
-}
-
 /** Joins reads into whole frames: what arrived, behind the part of a frame left from the last read. */
 class Frames {
   private rest = new Uint8Array(0)
 
   /** the whole frames now readable, in one array (a multiple of FRAME_BYTES long) */
   take(data: Bytes): Uint8Array {
-    const chunk = flat(data)
-    const all = this.rest.length === 0 ? chunk : concat(this.rest, chunk)
+    const chunk = data instanceof Uint8Array ? data : data.subarray()
+    const all = this.rest.length === 0 ? chunk : Buffer.concat([this.rest, chunk])
     const whole = all.length - (all.length % FRAME_BYTES)
-    this.rest = all.slice(whole)
+    // a copy: on a Buffer (what the muxer and Buffer.concat hand over) slice() is a view that would keep the read alive
+    this.rest = Uint8Array.from(all.subarray(whole))
     return all.subarray(0, whole)
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length)
-  out.set(a)
-  out.set(b, a.length)
-  return out
 }
 
 /**
