@@ -4,11 +4,16 @@
 // before the bridge learns its MAC or delivers it (locally or to another
 // port); libvirt's nwfilter anti-spoofing sits at the same place.
 //
+// A run of rules for one bridge port sits in a chain of its own, PLEXUS-P-<port>,
+// entered by one `-i <port>` jump (portRuns in model.ts). With 334 containers on
+// a bridge, 2,680 rules in one flat chain held a container's DNS queries to its
+// gateway at 24k a second; in port chains, 92k (100k with no rules).
+//
 // ebtables has no comment match, so a rule cannot carry its tag into the
 // kernel. Each rule is rendered exactly as `ebtables-save` prints it, and a
 // dumped line equal to the rendering of a wanted rule is that rule: the line
 // covers everything the rule does, as the tag's hash does.
-import { type FirewallSpec, type Rule, rulesOf, ruleTag } from './model.js'
+import { type FirewallSpec, portRuns, type Rule, rulesOf, ruleTag } from './model.js'
 import { editChain } from './xtables.js'
 
 export const EB_CHAIN = 'PLEXUS-BRIDGE'
@@ -41,53 +46,102 @@ export function renderEbRule(r: Rule): string {
   return a.join(' ')
 }
 
-/** What `ebtables-save -c -t nat` shows of our chain and its jumps (pure parse). */
+/** the chains that hold one bridge port's rules each (see the top of this file) */
+const PORT_PREFIX = 'PLEXUS-P-'
+const portChain = (iif: string) => `${PORT_PREFIX}${iif}`
+const isPortChain = (chain: string) => chain.startsWith(PORT_PREFIX)
+
+/** What `ebtables-save -c -t nat` shows of our chains and our jump. */
 export interface EbDump {
   chain: boolean
   jumps: number
-  /** our chain's rules as printed, in order */
+  /** our rules as printed, in the order a frame meets them: a port chain's in place of its jump */
   lines: string[]
+  /** the chain each of those rules is in */
+  lineChains: string[]
   /** packets each of those rules matched */
   packets: number[]
+  /** each chain's rules as held: PLEXUS-BRIDGE's (the jumps to port chains among them), and every port chain's */
+  chains: Map<string, string[]>
 }
 
-export const EMPTY_EB: EbDump = { chain: false, jumps: 0, lines: [], packets: [] }
+interface Held {
+  line: string
+  chain: string
+  packets: number
+}
+
+/** the rules of our chains in the order a frame meets them, a port chain's in place of the jump to it */
+function flatten(chains: Map<string, Held[]>): Held[] {
+  return (chains.get(EB_CHAIN) ?? []).flatMap((r) => {
+    const to = / -j (\S+)$/.exec(r.line)?.[1]
+    return (to !== undefined && isPortChain(to) && chains.get(to)) || [r]
+  })
+}
 
 export function parseEbSave(text: string): EbDump {
-  const dump: EbDump = { chain: false, jumps: 0, lines: [], packets: [] }
+  let jumps = 0
+  const held = new Map<string, Held[]>()
   for (const line of text.split('\n')) {
-    if (line.startsWith(`:${EB_CHAIN} `)) dump.chain = true
+    const declared = /^:(\S+) /.exec(line)?.[1]
+    if (declared !== undefined && (declared === EB_CHAIN || isPortChain(declared))) held.set(declared, [])
     const m = /^(?:\[(\d+):\d+\] )?-A (\S+) (.*)$/.exec(line)
     if (!m) continue
-    const [, packets, chain, rest] = m
-    if (chain === EB_CHAIN) {
-      dump.lines.push(rest as string)
-      dump.packets.push(Number(packets ?? 0))
-    } else if (chain === PARENT && rest === JUMP) dump.jumps++
+    const [, packets, chain = '', rest = ''] = m
+    if (chain === PARENT && rest === JUMP) jumps++
+    held.get(chain)?.push({ line: rest, chain, packets: Number(packets ?? 0) })
   }
-  return dump
+  const flat = flatten(held)
+  return {
+    chain: held.has(EB_CHAIN),
+    jumps,
+    lines: flat.map((r) => r.line),
+    lineChains: flat.map((r) => r.chain),
+    packets: flat.map((r) => r.packets),
+    chains: new Map([...held].map(([name, rules]) => [name, rules.map((r) => r.line)])),
+  }
 }
 
-const wanted = (spec: FirewallSpec) =>
-  rulesOf(spec, 'bridge').map(({ section, rule }) => ({
-    tag: ruleTag(section, rule),
-    line: renderEbRule(rule),
-  }))
+/** our chains as spec wants them (portRuns: a chain per port), and each wanted rule's place (pure) */
+export function ebLayout(spec: FirewallSpec): {
+  chains: Map<string, string[]>
+  rules: { tag: string; line: string; chain: string }[]
+} {
+  const dispatch: string[] = []
+  const chains = new Map<string, string[]>([[EB_CHAIN, dispatch]])
+  const rules: { tag: string; line: string; chain: string }[] = []
+  for (const run of portRuns(rulesOf(spec, 'bridge'))) {
+    const chain = run.port === undefined ? EB_CHAIN : portChain(run.port)
+    const lines = run.rules.map(({ rule }) => renderEbRule(rule))
+    for (const [i, { section, rule }] of run.rules.entries())
+      rules.push({ tag: ruleTag(section, rule), line: lines[i] as string, chain })
+    if (run.port === undefined) dispatch.push(...lines)
+    else {
+      chains.set(chain, lines)
+      dispatch.push(`-i ${run.port} -j ${chain}`)
+    }
+  }
+  return { chains, rules }
+}
 
 /**
  * The dump as the view compares it, given the spec the caller expects (pure):
- * a line that renders a wanted rule shows as that rule's tag, any other line
- * as itself. Packets by tag.
+ * a line that renders a wanted rule, in the chain ebLayout puts it in, shows
+ * as that rule's tag; any other line as itself (so a flat chain of an earlier
+ * release differs, and is rewritten). Packets by tag.
  */
 export function ebView(
   dump: EbDump,
   spec: FirewallSpec,
 ): { rules: string[]; packets: Record<string, number> } {
   const tags = new Map<string, string[]>()
-  for (const w of wanted(spec)) tags.set(w.line, [...(tags.get(w.line) ?? []), w.tag])
+  for (const w of ebLayout(spec).rules) {
+    const at = `${w.chain} ${w.line}`
+    tags.set(at, [...(tags.get(at) ?? []), w.tag])
+  }
   const packets: Record<string, number> = {}
   const rules = dump.lines.map((line, i) => {
-    const tag = tags.get(line)?.shift() ?? line
+    const tag = tags.get(`${dump.lineChains[i]} ${line}`)?.shift() ?? line
     packets[tag] = dump.packets[i] ?? 0
     return tag
   })
@@ -96,33 +150,53 @@ export function ebView(
 
 export const ebHooked = (d: EbDump) => d.chain && d.jumps === 1
 
+/** whether anything of ours is there: a chain or the jump */
+export const ebPresent = (d: EbDump) => d.chains.size > 0 || d.jumps > 0
+
 /**
- * ebtables-restore --noflush input that makes our chain the spec's `bridge`
- * rules, given what it holds (pure): only the rules that differ are deleted
- * (by number, highest first) or inserted in place, as for iptables.
+ * ebtables-restore --noflush input that makes our chains the spec's `bridge`
+ * rules (ebLayout), given what they hold (pure): in each chain only the rules
+ * that differ are deleted (by number, highest first) or inserted in place, as
+ * for iptables; a new port chain is made before the jump to it, and an
+ * unwanted one emptied and deleted after.
  */
 export function renderEbRestore(spec: FirewallSpec, cur: EbDump): string {
-  const want = wanted(spec).map((w) => ({ tag: w.line, args: w.line }))
+  const want = ebLayout(spec).chains
   const out = ['*nat']
-  if (!cur.chain) out.push(`:${EB_CHAIN} RETURN`)
-  out.push(...editChain(EB_CHAIN, cur.chain ? cur.lines : [], want))
+  for (const name of want.keys()) if (!cur.chains.has(name)) out.push(`:${name} RETURN`)
+  // the port chains before PLEXUS-BRIDGE, whose new jumps need them
+  const order = [...[...want.keys()].filter((n) => n !== EB_CHAIN), EB_CHAIN]
+  for (const name of order) {
+    const lines = (want.get(name) as string[]).map((l) => ({ tag: l, args: l }))
+    out.push(...editChain(name, cur.chains.get(name) ?? [], lines))
+  }
   if (cur.jumps === 0) out.push(`-I ${PARENT} 1 ${JUMP}`)
   for (let i = 1; i < cur.jumps; i++) out.push(`-D ${PARENT} ${JUMP}`)
+  for (const name of cur.chains.keys()) if (!want.has(name)) out.push(`-F ${name}`, `-X ${name}`)
   out.push('COMMIT')
   return `${out.join('\n')}\n`
 }
 
 /** what a dump shows right after spec was restored (pure; counts are read only from real dumps) */
 export function ebDumpOf(spec: FirewallSpec): EbDump {
-  const lines = wanted(spec).map((w) => w.line)
-  return { chain: true, jumps: 1, lines, packets: lines.map(() => 0) }
+  const { chains, rules } = ebLayout(spec)
+  return {
+    chain: true,
+    jumps: 1,
+    lines: rules.map((r) => r.line),
+    lineChains: rules.map((r) => r.chain),
+    packets: rules.map(() => 0),
+    chains,
+  }
 }
 
-/** ebtables-restore --noflush input that removes our jump and chain (pure) */
+/** ebtables-restore --noflush input that removes our jump and chains, PLEXUS-BRIDGE first (pure) */
 export function renderEbRemove(d: EbDump): string {
   const out = ['*nat']
   for (let i = 0; i < d.jumps; i++) out.push(`-D ${PARENT} ${JUMP}`)
-  if (d.chain) out.push(`-F ${EB_CHAIN}`, `-X ${EB_CHAIN}`)
+  const names = [...d.chains.keys()].sort((a, b) => Number(b === EB_CHAIN) - Number(a === EB_CHAIN))
+  for (const name of names) out.push(`-F ${name}`)
+  for (const name of names) out.push(`-X ${name}`)
   out.push('COMMIT')
   return `${out.join('\n')}\n`
 }

@@ -16,6 +16,7 @@ import {
   type EbDump,
   ebDumpOf,
   ebHooked,
+  ebPresent,
   ebtablesCan,
   ebView,
   parseEbSave,
@@ -402,9 +403,9 @@ export class IptablesFirewall implements FirewallBackend {
     this.known = undefined
     const ours = ipt.chains.size > 0 || ipt.jumps.size > 0
     if (ours) await run(tool(this.variant, 'restore'), ['--noflush', '--wait'], renderRemove(ipt), this.netns)
-    if (eb.chain || eb.jumps) await run(EBTABLES_RESTORE, ['--noflush'], renderEbRemove(eb), this.netns)
+    if (ebPresent(eb)) await run(EBTABLES_RESTORE, ['--noflush'], renderEbRemove(eb), this.netns)
     const nd = await this.nd.remove()
     this.ndMayExist = false
-    return ours || eb.chain || eb.jumps > 0 || nd
+    return ours || ebPresent(eb) || nd
   }
 }

@@ -130,6 +130,32 @@ export function rulesOf(spec: FirewallSpec, hook: Hook): { section: string; rule
 }
 
 /**
+ * A hook's rules in runs by bridge port (pure). A frame meets a chain's rules
+ * one by one, and the `bridge` hook's grow with the host's containers (7 to
+ * 10 per veth), so both backends put a run of one port's rules in a chain of
+ * its own, entered by one jump on `iif`: a frame passes one jump per port and
+ * its own port's rules only. That is safe when no later rule can match the
+ * port's frames (each names another port): a `return` then goes back to the
+ * jumping chain instead of leaving ours and meets nothing more, as in one flat
+ * chain. Any other rule stays inline (no `port`), and so does a run of one
+ * rule: its jump would cost what it saves.
+ */
+export function portRuns<T extends { rule: Rule }>(rules: T[]): { port?: string; rules: T[] }[] {
+  const runs: { port?: string; rules: T[] }[] = []
+  for (let i = 0; i < rules.length; ) {
+    const iif = rules[i]?.rule.match.iif
+    let end = i
+    while (end < rules.length && rules[end]?.rule.match.iif === iif) end++
+    const run = rules.slice(i, end)
+    const laterMatch = rules.slice(end).some(({ rule }) => [undefined, iif].includes(rule.match.iif))
+    // (so a port with two runs keeps its first inline: a later one matches its frames)
+    runs.push(iif !== undefined && run.length > 1 && !laterMatch ? { port: iif, rules: run } : { rules: run })
+    i = end
+  }
+  return runs
+}
+
+/**
  * How to turn one chain's rules `have` into `want` (rule tags, in order)
  * touching only what differs (pure). Both backends write batches as such
  * edits: with nf_tables every deleted or flushed rule makes the commit wait

@@ -7,6 +7,8 @@
 // The table is replaced whole when it is not all there or an edit fails.
 // Layer-2 rules (hook `bridge`) live in a second table, `bridge plexus`,
 // written in the same transactions: the inet family never sees bridged frames.
+// There a run of one port's rules sits in a chain of its own, port-<port>,
+// entered by one `iifname` jump from prerouting (portRuns in model.ts).
 import { PlexusError } from '../../lib/errors.js'
 import type { FirewallBackend } from './backend.js'
 import { generationIn, run, type Tool, WarmTools } from './exec.js'
@@ -18,6 +20,7 @@ import {
   type Hook,
   ipv6Hex,
   type Match,
+  portRuns,
   type Rule,
   rulesOf,
   ruleTag,
@@ -89,6 +92,44 @@ export function renderRule(section: string, r: Rule): string {
   return [...matchExpr(r.match), actionExpr(r), `comment "${ruleTag(section, r)}"`].join(' ')
 }
 
+/** a bridge port's chain (portRuns): its name keeps to the characters of an nft identifier */
+export const portChainOf = (iif: string) =>
+  `port-${/^[A-Za-z0-9_-]+$/.test(iif) ? iif : `x${Buffer.from(iif).toString('hex')}`}`
+const PORT_CHAIN = 'port-'
+/** the comment of the jump to a port chain */
+const PORT_JUMP = 'plexus:port/'
+const isPortChain = (family: string, name: string) => family === 'bridge' && name.startsWith(PORT_CHAIN)
+
+/** a rule as written: its tag, and its text for `nft -f` */
+interface Entry {
+  tag: string
+  text: string
+}
+
+/**
+ * A hook's chains as spec wants them (pure): its base chain's rules, a jump
+ * per port chain among them, and the port chains' rules (`bridge` only).
+ */
+function planOf(spec: FirewallSpec, h: Hook): { base: Entry[]; ports: Map<string, Entry[]> } {
+  const entry = ({ section, rule }: { section: string; rule: Rule }): Entry => ({
+    tag: ruleTag(section, rule),
+    text: renderRule(section, rule),
+  })
+  const base: Entry[] = []
+  const ports = new Map<string, Entry[]>()
+  for (const run of h === 'bridge' ? portRuns(rulesOf(spec, h)) : [{ rules: rulesOf(spec, h) }]) {
+    if (run.port === undefined) {
+      base.push(...run.rules.map(entry))
+      continue
+    }
+    const chain = portChainOf(run.port)
+    ports.set(chain, run.rules.map(entry))
+    const tag = `${PORT_JUMP}${chain}`
+    base.push({ tag, text: `iifname "${run.port}" jump ${chain} comment "${tag}"` })
+  }
+  return { base, ports }
+}
+
 /** `nft -f` lines that delete our tables (creating them first, so a missing one is no error) */
 const dropTables = (families: readonly Family[]) =>
   families.flatMap((f) => [`table ${f} ${NFT_TABLE}`, `delete table ${f} ${NFT_TABLE}`])
@@ -96,12 +137,15 @@ const dropTables = (families: readonly Family[]) =>
 /** the `nft -f` script that replaces our tables (of these families) with spec in one transaction (pure) */
 export function renderScript(spec: FirewallSpec, families: readonly Family[] = FAMILIES): string {
   const lines = dropTables(families)
+  const chain = (name: string, head: string[], rules: Entry[]) =>
+    lines.push(`\tchain ${name} {`, ...head, ...rules.map((r) => `\t\t${r.text}`), '\t}')
   for (const f of families) {
     lines.push(`table ${f} ${NFT_TABLE} {`)
     for (const h of HOOKS.filter((x) => familyOf(x) === f)) {
-      lines.push(`\tchain ${chainOf(h)} {`, `\t\t${CHAIN_TYPE[h]}`)
-      for (const { section, rule } of rulesOf(spec, h)) lines.push(`\t\t${renderRule(section, rule)}`)
-      lines.push('\t}')
+      const plan = planOf(spec, h)
+      // a port chain before the base chain that jumps to it
+      for (const [name, rules] of plan.ports) chain(name, [], rules)
+      chain(chainOf(h), [`\t\t${CHAIN_TYPE[h]}`], plan.base)
     }
     lines.push('}')
   }
@@ -121,11 +165,20 @@ interface NftJson {
   }>
 }
 
+/** a rule as held: its tag (its comment) and its handle */
+interface Held {
+  tag: string
+  handle: number
+}
+
 /** Our table with rule handles: what an edit starts from. */
 export interface NftTable {
   /** every base chain is there */
   hooked: boolean
-  rules: Record<Hook, { tag: string; handle: number }[]>
+  /** the base chains' rules (the jumps to port chains among them) */
+  rules: Record<Hook, Held[]>
+  /** the port chains' rules (bridge family) */
+  ports: Map<string, Held[]>
   /** packets counted by the rules that count (the drops), by tag */
   packets: Record<string, number>
 }
@@ -136,26 +189,51 @@ const noRules = () => Object.fromEntries(HOOKS.map((h) => [h, []])) as unknown a
 export function parseTable(listings: string[], families: readonly Family[] = FAMILIES): NftTable {
   const chains = new Set<Hook>()
   const rules = noRules()
+  const ports = new Map<string, Held[]>()
   const packets: Record<string, number> = {}
   for (const item of listings.flatMap((json) => (JSON.parse(json) as NftJson).nftables ?? [])) {
     const c = item.chain
     const hook = c && hookOf(c.family, c.name)
     if (c?.hook && hook && c.hook === c.name) chains.add(hook)
+    if (c && isPortChain(c.family, c.name) && !ports.has(c.name)) ports.set(c.name, [])
     const r = item.rule
-    const ruleHook = r && hookOf(r.family, r.chain)
-    if (!r || !ruleHook) continue
+    if (!r) continue
+    const ruleHook = hookOf(r.family, r.chain)
+    const held = ruleHook ? rules[ruleHook] : isPortChain(r.family, r.chain) ? ports.get(r.chain) : undefined
+    if (!held) continue
     const tag = r.comment ?? `handle ${r.handle}`
-    rules[ruleHook].push({ tag, handle: r.handle })
+    held.push({ tag, handle: r.handle })
     const counted = r.expr?.find((x) => x.counter)?.counter
     if (counted) packets[tag] = counted.packets
   }
-  return { hooked: hooksOf(families).every((h) => chains.has(h)), rules, packets }
+  return { hooked: hooksOf(families).every((h) => chains.has(h)), rules, ports, packets }
 }
 
-function viewOf(t: NftTable): FirewallView {
+/**
+ * The `bridge` hook's rules in the order a frame meets them, a port chain's
+ * in place of the jump to it (pure). Given the spec the caller expects, a
+ * rule outside the chain planOf puts it in shows as `<tag> in <chain>`, so a
+ * flat chain of an earlier release differs, and is rewritten.
+ */
+function bridgeView(t: NftTable, want?: FirewallSpec): string[] {
+  const wantedIn = new Map<string, string>()
+  for (const [chain, rules] of want ? planOf(want, 'bridge').ports : [])
+    for (const r of rules) wantedIn.set(r.tag, chain)
+  const shown = (tag: string, chain: string) =>
+    want && (wantedIn.get(tag) ?? chainOf('bridge')) !== chain ? `${tag} in ${chain}` : tag
+  return t.rules.bridge.flatMap((r) => {
+    const to = r.tag.startsWith(PORT_JUMP) ? r.tag.slice(PORT_JUMP.length) : ''
+    const port = t.ports.get(to)
+    return port ? port.map((x) => shown(x.tag, to)) : [shown(r.tag, chainOf('bridge'))]
+  })
+}
+
+function viewOf(t: NftTable, want?: FirewallSpec): FirewallView {
   return {
     hooked: t.hooked,
-    rules: Object.fromEntries(HOOKS.map((h) => [h, t.rules[h].map((r) => r.tag)])) as Record<Hook, string[]>,
+    rules: Object.fromEntries(
+      HOOKS.map((h) => [h, h === 'bridge' ? bridgeView(t, want) : t.rules[h].map((r) => r.tag)]),
+    ) as Record<Hook, string[]>,
     packets: t.packets,
   }
 }
@@ -165,37 +243,44 @@ export function parseListing(...listings: string[]): FirewallView {
   return viewOf(parseTable(listings))
 }
 
+/** the lines that turn one chain's rules from have into want (chainEdit) */
+function editLines(chain: string, have: Held[], want: Entry[]): string[] {
+  const { deletes, inserts } = chainEdit(
+    have.map((r) => r.tag),
+    want.map((w) => w.tag),
+  )
+  return [
+    ...deletes.map((i) => `delete rule ${chain} handle ${have[i]?.handle}`),
+    ...inserts.map(({ want: i, before }) => {
+      const text = want[i]?.text
+      return before === undefined
+        ? `add rule ${chain} ${text}`
+        : `insert rule ${chain} position ${have[before]?.handle} ${text}`
+    }),
+  ]
+}
+
 /**
  * The `nft -f` script that turns table into spec (pure; empty when they
  * agree): deletions by handle, and each new rule inserted before the next
- * rule that stays, or appended.
+ * rule that stays, or appended. A new port chain is made and filled before
+ * the jump to it; one no longer wanted is emptied and deleted after.
  */
 export function renderEdit(spec: FirewallSpec, table: NftTable): string {
   const lines: string[] = []
   for (const h of HOOKS) {
-    const have = table.rules[h]
-    const want = rulesOf(spec, h)
-    const { deletes, inserts } = chainEdit(
-      have.map((r) => r.tag),
-      want.map((x) => ruleTag(x.section, x.rule)),
-    )
-    for (const i of deletes)
-      lines.push(`delete rule ${familyOf(h)} ${NFT_TABLE} ${chainOf(h)} handle ${have[i]?.handle}`)
-    for (const { want: i, before } of inserts) {
-      const w = want[i] as (typeof want)[number]
-      lines.push(
-        place(h, renderRule(w.section, w.rule), before === undefined ? undefined : have[before]?.handle),
-      )
+    const plan = planOf(spec, h)
+    for (const [name, rules] of plan.ports) {
+      if (!table.ports.has(name)) lines.push(`add chain bridge ${NFT_TABLE} ${name}`)
+      lines.push(...editLines(`bridge ${NFT_TABLE} ${name}`, table.ports.get(name) ?? [], rules))
     }
+    lines.push(...editLines(`${familyOf(h)} ${NFT_TABLE} ${chainOf(h)}`, table.rules[h], plan.base))
+    if (h === 'bridge')
+      for (const name of table.ports.keys())
+        if (!plan.ports.has(name))
+          lines.push(`flush chain bridge ${NFT_TABLE} ${name}`, `delete chain bridge ${NFT_TABLE} ${name}`)
   }
   return lines.length ? `${lines.join('\n')}\n` : ''
-}
-
-function place(hook: Hook, rule: string, before: number | undefined): string {
-  const chain = `${familyOf(hook)} ${NFT_TABLE} ${chainOf(hook)}`
-  return before === undefined
-    ? `add rule ${chain} ${rule}`
-    : `insert rule ${chain} position ${before} ${rule}`
 }
 
 /**
@@ -206,19 +291,33 @@ function place(hook: Hook, rule: string, before: number | undefined): string {
 export function afterEdit(spec: FirewallSpec, table: NftTable, echo: string): NftTable | undefined {
   const added = new Map<string, number>()
   for (const m of echo.matchAll(/^(?:add|insert) rule (\S+) \S+ (\S+) .*comment "([^"]+)" # handle (\d+)$/gm))
-    added.set(`${hookOf(m[1] as string, m[2] as string)} ${m[3]}`, Number(m[4]))
-  const rules = noRules()
-  for (const h of HOOKS) {
-    const kept = new Map(table.rules[h].map((r) => [r.tag, r.handle]))
-    for (const { section, rule } of rulesOf(spec, h)) {
-      const tag = ruleTag(section, rule)
-      const handle = added.get(`${h} ${tag}`) ?? kept.get(tag)
+    added.set(`${m[1]} ${m[2]} ${m[3]}`, Number(m[4]))
+  /** want's rules with their handles, or undefined if one cannot be told */
+  const held = (family: string, chain: string, have: Held[], want: Entry[]): Held[] | undefined => {
+    const kept = new Map(have.map((r) => [r.tag, r.handle]))
+    const out: Held[] = []
+    for (const { tag } of want) {
+      const handle = added.get(`${family} ${chain} ${tag}`) ?? kept.get(tag)
       if (handle === undefined) return undefined
-      rules[h].push({ tag, handle })
+      out.push({ tag, handle })
+    }
+    return out
+  }
+  const rules = noRules()
+  const ports = new Map<string, Held[]>()
+  for (const h of HOOKS) {
+    const plan = planOf(spec, h)
+    const base = held(familyOf(h), chainOf(h), table.rules[h], plan.base)
+    if (!base) return undefined
+    rules[h] = base
+    for (const [name, want] of plan.ports) {
+      const port = held('bridge', name, table.ports.get(name) ?? [], want)
+      if (!port) return undefined
+      ports.set(name, port)
     }
   }
   // counters of a rule kept stay as they were; a new rule starts at 0
-  return { hooked: true, rules, packets: table.packets }
+  return { hooked: true, rules, ports, packets: table.packets }
 }
 
 /** nft for an edit, printing the handles of the rules it adds */
@@ -256,8 +355,8 @@ export class NftablesFirewall implements FirewallBackend {
     return this.known
   }
 
-  async read(): Promise<FirewallView> {
-    return viewOf(await this.list())
+  async read(want?: FirewallSpec): Promise<FirewallView> {
+    return viewOf(await this.list(), want)
   }
 
   generation(): Promise<number | undefined> {

@@ -50,6 +50,74 @@ function pings(ns: string, dst: string): Promise<{ sent: number; received: numbe
   })
 }
 
+/** printf '%s\n' of lines (none holds a single quote) into cmd, in ns */
+function pipe(ns: string, lines: string[], cmd: string): void {
+  nsExec(ns, 'sh', ['-c', `printf '%s\\n' ${lines.map((l) => `'${l}'`).join(' ')} | ${cmd}`])
+}
+
+/**
+ * The bridge hook's chains in ns as the iptables backend writes them: the ports PLEXUS-BRIDGE
+ * jumps to, and flatten(): every port chain's rules moved into PLEXUS-BRIDGE (its rules count)
+ */
+function ebtablesLayout(ns: string) {
+  const saved = () => nsExec(ns, 'ebtables-nft-save', ['-t', 'nat']).split('\n')
+  return {
+    jumps: () =>
+      saved()
+        .flatMap((l) => /^-A PLEXUS-BRIDGE -i (\S+) -j PLEXUS-P-\1$/.exec(l)?.[1] ?? [])
+        .sort(),
+    flatten: () => {
+      const lines = saved()
+      const chains = lines.flatMap((l) => /^:(PLEXUS-P-\S+) /.exec(l)?.[1] ?? [])
+      const rules = lines
+        .filter((l) => l.startsWith('-A PLEXUS-P-'))
+        .map((l) => l.replace(/^-A \S+ /, '-A PLEXUS-BRIDGE '))
+      pipe(
+        ns,
+        ['*nat', '-F PLEXUS-BRIDGE', ...chains.flatMap((c) => [`-F ${c}`, `-X ${c}`]), ...rules, 'COMMIT'],
+        'ebtables-nft-restore --noflush',
+      )
+      return rules.length
+    },
+  }
+}
+
+/** the same for the nftables backend's table `bridge plexus` */
+function nftLayout(ns: string) {
+  const chains = () => {
+    const out = new Map<string, string[]>()
+    let at: string[] = []
+    for (const line of nsExec(ns, 'nft', ['list', 'table', 'bridge', 'plexus'])
+      .split('\n')
+      .map((l) => l.trim())) {
+      const chain = /^chain (\S+) \{$/.exec(line)?.[1]
+      if (chain) out.set(chain, (at = []))
+      else if (line && line !== '}' && !line.startsWith('type ') && !line.startsWith('table ')) at.push(line)
+    }
+    return out
+  }
+  return {
+    jumps: () =>
+      (chains().get('prerouting') ?? [])
+        .flatMap((l) => /^iifname "(\S+)" jump port-\1 /.exec(l)?.[1] ?? [])
+        .sort(),
+    flatten: () => {
+      const rules = [...chains()].filter(([name]) => name.startsWith('port-')).flatMap(([, r]) => r)
+      const table = [
+        'delete table bridge plexus',
+        'table bridge plexus {',
+        'chain prerouting {',
+        'type filter hook prerouting priority filter; policy accept;',
+        ...rules,
+        '}',
+        '}',
+      ]
+      pipe(ns, table, 'nft -f -')
+      return rules.length
+    },
+  }
+}
+
 for (const firewall of ['iptables', 'nftables'] as const) {
   t.test(
     `a container cannot take a neighbour's address or MAC (${firewall})`,
@@ -71,6 +139,15 @@ for (const firewall of ['iptables', 'nftables'] as const) {
         -1,
         'paths up',
       )
+      // a frame passes one jump per port and its own port's rules only; the flat chain an earlier
+      // release wrote is rewritten so by the next pass
+      const layout = firewall === 'iptables' ? ebtablesLayout(h1.ns.name) : nftLayout(h1.ns.name)
+      const ports = [...h1.endpoints.keys()].sort()
+      t.same(layout.jumps(), ports, 'the bridge chain: a jump to a chain per port')
+      const flat = layout.flatten()
+      t.same(layout.jumps(), [], `a flat chain as an earlier release wrote it (${flat} rules)`)
+      await h1.reconciler.reconcile()
+      t.same(layout.jumps(), ports, 'rewritten as port chains by the next pass')
 
       // forged UDP sources, with genuine datagrams before and after on the same paths
       const atVictim = receive(victim.name, 120_000)

@@ -234,7 +234,7 @@ function nftTable(sp: FirewallSpec): NftTable {
   const rules = Object.fromEntries(
     HOOKS.map((h) => [h, rulesOf(sp, h).map((x) => ({ tag: ruleTag(x.section, x.rule), handle: handle++ }))]),
   ) as NftTable['rules']
-  return { hooked: true, rules, packets: {} }
+  return { hooked: true, rules, ports: new Map(), packets: {} }
 }
 
 t.test('nftables: a batch edits the table by handle, and learns the new handles from the echo', async (t) => {

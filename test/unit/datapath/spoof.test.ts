@@ -1,8 +1,11 @@
 import t from 'tap'
 import { DropCounts } from '../../../src/datapath/firewall/drops.js'
 import {
+  ebLayout,
+  ebtablesCan,
   ebView,
   parseEbSave,
+  renderEbRemove,
   renderEbRestore,
   renderEbRule,
 } from '../../../src/datapath/firewall/ebtables.js'
@@ -14,7 +17,13 @@ import {
   rulesOf,
   ruleTag,
 } from '../../../src/datapath/firewall/model.js'
-import { renderRule as nftRule } from '../../../src/datapath/firewall/nftables.js'
+import {
+  afterEdit,
+  renderRule as nftRule,
+  parseTable,
+  renderEdit,
+  renderScript,
+} from '../../../src/datapath/firewall/nftables.js'
 import { checkEndpoint, linkLocalOf, spoofSection } from '../../../src/datapath/firewall/spoof.js'
 
 const a = { hostVeth: 'plx0123456789ab', mac: '02:AA:00:00:00:01', ipv4: '10.244.1.2' }
@@ -155,33 +164,206 @@ t.test('bridge hook: layer-2 fields only there, each with its ethertype', async 
   ])
 })
 
+/** ebtables-nft-save -c -t nat as it prints our chains (chains: name → rules) */
+function ebSaved(chains: [string, string[]][], jumps = 1): string {
+  return [
+    '*nat',
+    ':PREROUTING ACCEPT',
+    ...chains.map(([name]) => `:${name} RETURN`),
+    ...Array.from({ length: jumps }, () => '[3:120] -A PREROUTING -j PLEXUS-BRIDGE'),
+    ...chains.flatMap(([name, lines]) => lines.map((l, i) => `[${i}:0] -A ${name} ${l}`)),
+  ].join('\n')
+}
+
 t.test(
-  'ebtables: the dump names wanted rules by their printed form; edits touch only what differs',
+  'ebtables: a chain per port, entered by one jump each; the dump names wanted rules by their printed form',
   async (t) => {
-    const spec: FirewallSpec = { sections: [spoofSection([a])] }
-    const lines = rulesOf(spec, 'bridge').map(({ rule }) => renderEbRule(rule))
-    const saved = [
-      '*nat',
-      ':PREROUTING ACCEPT',
-      ':PLEXUS-BRIDGE RETURN',
-      '[3:120] -A PREROUTING -j PLEXUS-BRIDGE',
-      ...lines.map((l, i) => `[${i}:0] -A PLEXUS-BRIDGE ${l}`),
-      '[0:0] -A PLEXUS-BRIDGE -j ACCEPT',
-    ].join('\n')
-    const dump = parseEbSave(saved)
+    const spec: FirewallSpec = { sections: [spoofSection([a, b])] }
+    const { chains, rules } = ebLayout(spec)
+    const la = rulesOf(spec, 'bridge')
+      .filter(({ rule }) => rule.match.iif === a.hostVeth && ebtablesCan(rule))
+      .map(({ rule }) => renderEbRule(rule))
+    t.same(
+      chains.get('PLEXUS-BRIDGE'),
+      [`-i ${a.hostVeth} -j PLEXUS-P-${a.hostVeth}`, `-i ${b.hostVeth} -j PLEXUS-P-${b.hostVeth}`],
+      'one jump per port',
+    )
+    t.same(chains.get(`PLEXUS-P-${a.hostVeth}`), la, "the port's rules, in order, in its chain")
+    t.same(
+      rules.map((r) => r.tag),
+      rulesOf(spec, 'bridge').map(({ section, rule }) => ruleTag(section, rule)),
+      'every rule has its place',
+    )
+
+    const fresh = renderEbRestore(spec, parseEbSave(''))
+    t.match(
+      fresh,
+      /^\*nat\n:PLEXUS-BRIDGE RETURN\n:PLEXUS-P-plx0123456789ab RETURN\n:PLEXUS-P-plxffffffffffff RETURN\n/,
+    )
+    t.ok(
+      fresh.indexOf(`-A PLEXUS-P-${a.hostVeth} ${la[0]}`) < fresh.indexOf('-A PLEXUS-BRIDGE -i'),
+      'a port chain is filled before the jump to it',
+    )
+    t.match(fresh, /-I PREROUTING 1 -j PLEXUS-BRIDGE\nCOMMIT\n$/)
+
+    // as written, plus a foreign rule in a's chain
+    const held = [...chains].map(([name, lines]): [string, string[]] =>
+      name === `PLEXUS-P-${a.hostVeth}` ? [name, [...lines, '-j ACCEPT']] : [name, lines],
+    )
+    const dump = parseEbSave(ebSaved(held))
     t.equal(dump.jumps, 1)
     const view = ebView(dump, spec)
-    const tags = rulesOf(spec, 'bridge').map(({ section, rule }) => ruleTag(section, rule))
-    t.same(view.rules, [...tags, '-j ACCEPT'], 'a foreign rule shows as itself')
-    t.equal(view.packets[tags[1] as string], 1, 'packets by tag')
+    const tags = rules.map((r) => r.tag)
+    t.same(
+      view.rules,
+      [...tags.slice(0, la.length), '-j ACCEPT', ...tags.slice(la.length)],
+      'in the order a frame meets them; a foreign rule shows as itself',
+    )
+    t.equal(view.packets[tags[1] as string], 1, 'packets by tag, from the port chain')
     t.equal(
       renderEbRestore(spec, dump),
-      `*nat\n-D PLEXUS-BRIDGE ${lines.length + 1}\nCOMMIT\n`,
+      `*nat\n-D PLEXUS-P-${a.hostVeth} ${la.length + 1}\nCOMMIT\n`,
       'only the foreign rule goes',
     )
-    const fresh = renderEbRestore(spec, parseEbSave(''))
-    t.match(fresh, /^\*nat\n:PLEXUS-BRIDGE RETURN\n-A PLEXUS-BRIDGE -s ! 02:aa/)
-    t.match(fresh, /-I PREROUTING 1 -j PLEXUS-BRIDGE\nCOMMIT\n$/)
+    t.equal(renderEbRestore(spec, parseEbSave(ebSaved([...chains]))), '*nat\nCOMMIT\n', 'as wanted: no edit')
+  },
+)
+
+t.test(
+  'ebtables: the flat chain of an earlier release differs from the view, and is rewritten as port chains',
+  async (t) => {
+    const spec: FirewallSpec = { sections: [spoofSection([a])] }
+    const flat = rulesOf(spec, 'bridge').map(({ rule }) => renderEbRule(rule))
+    const dump = parseEbSave(ebSaved([['PLEXUS-BRIDGE', flat]]))
+    t.same(ebView(dump, spec).rules, flat, 'a rule outside its chain is not named as wanted')
+    const edit = renderEbRestore(spec, dump)
+    t.match(edit, /^\*nat\n:PLEXUS-P-plx0123456789ab RETURN\n/)
+    t.equal(
+      (edit.match(/^-D PLEXUS-BRIDGE /gm) ?? []).length,
+      flat.length,
+      'the flat rules leave PLEXUS-BRIDGE',
+    )
+    t.match(edit, `-A PLEXUS-BRIDGE -i ${a.hostVeth} -j PLEXUS-P-${a.hostVeth}`)
+  },
+)
+
+t.test('ebtables: a port chain no longer wanted is emptied and deleted after its jump goes', async (t) => {
+  const two = ebLayout({ sections: [spoofSection([a, b])] }).chains
+  const spec: FirewallSpec = { sections: [spoofSection([b])] }
+  const edit = renderEbRestore(spec, parseEbSave(ebSaved([...two])))
+  t.match(
+    edit,
+    /^\*nat\n-D PLEXUS-BRIDGE 1\n-F PLEXUS-P-plx0123456789ab\n-X PLEXUS-P-plx0123456789ab\nCOMMIT\n$/,
+  )
+  t.equal(
+    renderEbRemove(parseEbSave(ebSaved([...two]))),
+    '*nat\n-D PREROUTING -j PLEXUS-BRIDGE\n-F PLEXUS-BRIDGE\n-F PLEXUS-P-plx0123456789ab\n-F PLEXUS-P-plxffffffffffff\n-X PLEXUS-BRIDGE\n-X PLEXUS-P-plx0123456789ab\n-X PLEXUS-P-plxffffffffffff\nCOMMIT\n',
+    'remove: every chain of ours, PLEXUS-BRIDGE first',
+  )
+})
+
+t.test(
+  'ebtables: a run of a port stays in PLEXUS-BRIDGE when a later rule can match its frames, or when it is one rule',
+  async (t) => {
+    const drop = { type: 'drop' } as const
+    const spec: FirewallSpec = {
+      sections: [
+        {
+          name: 'x',
+          rules: [
+            { id: 'a', hook: 'bridge', match: { iif: 'va', etherType: 'ipv4' }, action: { type: 'return' } },
+            { id: 'b', hook: 'bridge', match: { iif: 'vb', etherType: 'ipv4' }, action: { type: 'return' } },
+            { id: 'c', hook: 'bridge', match: { iif: 'vb' }, action: drop },
+            { id: 'd', hook: 'bridge', match: { etherType: 'ipv6' }, action: drop },
+            { id: 'e', hook: 'bridge', match: { iif: 've' }, action: drop },
+            { id: 'f', hook: 'bridge', match: { iif: 'vc', etherType: 'ipv4' }, action: { type: 'return' } },
+            { id: 'g', hook: 'bridge', match: { iif: 'vc' }, action: drop },
+          ],
+        },
+      ],
+    }
+    t.same(
+      ebLayout(spec).chains.get('PLEXUS-BRIDGE'),
+      [
+        '-p IPv4 -i va -j RETURN',
+        '-p IPv4 -i vb -j RETURN',
+        '-i vb -j DROP',
+        '-p IPv6 -j DROP',
+        '-i ve -j DROP',
+        '-i vc -j PLEXUS-P-vc',
+      ],
+      'va, vb: a rule with no port follows, so a RETURN in a port chain would go on to it; ve: a run of one rule',
+    )
+  },
+)
+
+t.test(
+  'nftables: a chain per port in `bridge plexus`, made before the jump to it; a flat chain rewritten',
+  async (t) => {
+    const spec: FirewallSpec = { sections: [spoofSection([a, b])] }
+    const bridge = rulesOf(spec, 'bridge')
+    const ofA = bridge.filter(({ rule }) => rule.match.iif === a.hostVeth)
+    const script = renderScript(spec, ['bridge'])
+    const chainA = script.indexOf(`\tchain port-${a.hostVeth} {`)
+    t.ok(
+      chainA > 0 && chainA < script.indexOf('\tchain prerouting {'),
+      'a port chain before the chain that jumps to it',
+    )
+    t.match(
+      script,
+      `iifname "${a.hostVeth}" jump port-${a.hostVeth} comment "plexus:port/port-${a.hostVeth}"`,
+    )
+
+    // as an earlier release left it: every rule in prerouting, handles from 10
+    const listing = (rules: { chain: string; tag: string }[], chains: string[]) =>
+      JSON.stringify({
+        nftables: [
+          ...['prerouting', ...chains].map((name) => ({
+            chain: { family: 'bridge', name, ...(name === 'prerouting' ? { hook: 'prerouting' } : {}) },
+          })),
+          ...rules.map((r, i) => ({
+            rule: { family: 'bridge', chain: r.chain, comment: r.tag, handle: 10 + i },
+          })),
+        ],
+      })
+    const flat = parseTable(
+      [
+        listing(
+          bridge.map(({ section, rule }) => ({ chain: 'prerouting', tag: ruleTag(section, rule) })),
+          [],
+        ),
+      ],
+      ['bridge'],
+    )
+    const edit = renderEdit(spec, flat).trim().split('\n')
+    t.equal(edit[0], `add chain bridge plexus port-${a.hostVeth}`)
+    t.equal(edit.filter((l) => l.startsWith(`add rule bridge plexus port-${a.hostVeth} `)).length, ofA.length)
+    t.equal(
+      edit.filter((l) => l.startsWith('delete rule bridge plexus prerouting ')).length,
+      bridge.length,
+      'the flat rules go',
+    )
+    const echo = edit.map((l, i) => (l.startsWith('add rule') ? `${l} # handle ${100 + i}` : l)).join('\n')
+    const after = afterEdit(spec, flat, echo)
+    t.same(
+      after?.rules.bridge.map((r) => r.tag),
+      [`plexus:port/port-${a.hostVeth}`, `plexus:port/port-${b.hostVeth}`],
+      'prerouting: the jumps',
+    )
+    t.equal(after && renderEdit(spec, after), '', 'after the edit, in step')
+
+    // a port gone: its jump, then its chain
+    const laidOut = listing(
+      [
+        { chain: 'prerouting', tag: `plexus:port/port-${a.hostVeth}` },
+        ...ofA.map(({ section, rule }) => ({ chain: `port-${a.hostVeth}`, tag: ruleTag(section, rule) })),
+      ],
+      [`port-${a.hostVeth}`],
+    )
+    t.equal(
+      renderEdit({ sections: [spoofSection([])] }, parseTable([laidOut], ['bridge'])),
+      `delete rule bridge plexus prerouting handle 10\nflush chain bridge plexus port-${a.hostVeth}\ndelete chain bridge plexus port-${a.hostVeth}\n`,
+    )
   },
 )
 
