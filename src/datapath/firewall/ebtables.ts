@@ -71,11 +71,14 @@ interface Held {
   packets: number
 }
 
-/** the rules of our chains in the order a frame meets them, a port chain's in place of the jump to it */
+/**
+ * The rules of our chains in the order a frame meets them, a port chain's in
+ * place of the jump to it (only a jump as ebLayout writes it: on that port).
+ */
 function flatten(chains: Map<string, Held[]>): Held[] {
   return (chains.get(EB_CHAIN) ?? []).flatMap((r) => {
-    const to = / -j (\S+)$/.exec(r.line)?.[1]
-    return (to !== undefined && isPortChain(to) && chains.get(to)) || [r]
+    const port = /^-i (\S+) -j (\S+)$/.exec(r.line)
+    return (port && port[2] === portChain(port[1] as string) && chains.get(port[2])) || [r]
   })
 }
 

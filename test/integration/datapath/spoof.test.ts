@@ -91,8 +91,11 @@ function nftLayout(ns: string) {
       .split('\n')
       .map((l) => l.trim())) {
       const chain = /^chain (\S+) \{$/.exec(line)?.[1]
-      if (chain) out.set(chain, (at = []))
-      else if (line && line !== '}' && !line.startsWith('type ') && !line.startsWith('table ')) at.push(line)
+      if (chain) {
+        at = []
+        out.set(chain, at)
+      } else if (line && line !== '}' && !line.startsWith('type ') && !line.startsWith('table '))
+        at.push(line)
     }
     return out
   }

@@ -226,6 +226,16 @@ t.test(
       'only the foreign rule goes',
     )
     t.equal(renderEbRestore(spec, parseEbSave(ebSaved([...chains]))), '*nat\nCOMMIT\n', 'as wanted: no edit')
+    const wrongPort = [...chains].map(([name, lines]): [string, string[]] =>
+      name === 'PLEXUS-BRIDGE'
+        ? [name, lines.map((l) => l.replace(`-i ${a.hostVeth} `, `-i ${b.hostVeth} `))]
+        : [name, lines],
+    )
+    t.same(
+      ebView(parseEbSave(ebSaved(wrongPort)), spec).rules.slice(0, 1),
+      [`-i ${b.hostVeth} -j PLEXUS-P-${a.hostVeth}`],
+      "a jump from another port into a port's chain shows as itself",
+    )
   },
 )
 
