@@ -108,8 +108,23 @@ function endpointRules(e: SpoofEndpoint): Rule[] {
   ]
 }
 
+/**
+ * Each endpoint's rules as the last section made them, by the fields they come
+ * from: the same endpoint gets the same rule objects, whose tags are then not
+ * hashed again (ruleTag). Only the last section's endpoints are kept.
+ */
+let made = new Map<string, Rule[]>()
+
 /** the section for this host's endpoints, each checked with checkEndpoint first */
 export function spoofSection(endpoints: SpoofEndpoint[]): Section {
   const sorted = [...endpoints].sort((a, b) => a.hostVeth.localeCompare(b.hostVeth))
-  return { name: SPOOF_SECTION, order: SPOOF_ORDER, rules: sorted.flatMap(endpointRules) }
+  const now = new Map<string, Rule[]>()
+  const rules = sorted.flatMap((e) => {
+    const key = `${e.hostVeth} ${e.mac} ${e.ipv4} ${e.ipv6 ?? ''}`
+    const mine = made.get(key) ?? endpointRules(e)
+    now.set(key, mine)
+    return mine
+  })
+  made = now
+  return { name: SPOOF_SECTION, order: SPOOF_ORDER, rules }
 }

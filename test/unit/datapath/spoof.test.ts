@@ -94,6 +94,37 @@ t.test(
   },
 )
 
+t.test(
+  'spoof: an unchanged endpoint keeps its rule objects from one section to the next, so its tags are not hashed again',
+  async (t) => {
+    const first = spoofSection([a, b])
+    const moved = { ...b, ipv4: '10.244.1.9' }
+    const second = spoofSection([{ ...a }, moved])
+    const ofA = (s: typeof first) => s.rules.filter((r) => r.match.iif === a.hostVeth)
+    const ofB = (s: typeof first) => s.rules.filter((r) => r.match.iif === b.hostVeth)
+    t.ok(
+      ofA(second).every((r, i) => r === ofA(first)[i]),
+      'a: the same objects',
+    )
+    t.ok(
+      ofB(second).every((r, i) => r !== ofB(first)[i]),
+      'b changed: new objects',
+    )
+    const tags = (s: typeof first) => s.rules.map((r) => ruleTag('spoof', r))
+    t.same(tags(spoofSection([a, moved])), tags(second), 'a tag is the content, whatever the object')
+    t.not(
+      tags(second)[ofA(second).length + 1],
+      tags(first)[ofA(first).length + 1],
+      "b's address is in its tag",
+    )
+    t.equal(
+      spoofSection([a, a]).rules.length,
+      2 * ofA(first).length,
+      'an endpoint listed twice is rendered twice, as before',
+    )
+  },
+)
+
 t.test('spoof: records that cannot be rendered are named', async (t) => {
   t.equal(checkEndpoint(a), undefined)
   t.match(checkEndpoint({ ...a, hostVeth: 'x"; drop' }), /not an interface name/)
