@@ -125,11 +125,15 @@ for (const firewall of ['iptables', 'nftables'] as const)
       ])
       t.not(taken.status, 0, 'an overlapping range is refused')
       t.match(taken.stderr, /overlaps network lan/)
+      // each host's own block acquired in its own view: until then its ADD answers code 11 (settling)
       const ready = await eventually(() => {
-        const n = c.plexctlJson<NetworksReply>('h2', ['network', 'ls']).networks[0]
+        const [n1, n2] = ['h1', 'h2'].map(
+          (h) => c.plexctlJson<NetworksReply>(h, ['network', 'ls']).networks[0],
+        )
         return (
-          n?.blocks.length === 2 &&
-          n.self?.state === 'acquired' &&
+          n2?.blocks.length === 2 &&
+          n1?.self?.state === 'acquired' &&
+          n2.self?.state === 'acquired' &&
           shims('h1').length === 1 &&
           shims('h2').length === 1
         )
