@@ -51,24 +51,20 @@ const PORT_PREFIX = 'PLEXUS-P-'
 const portChain = (iif: string) => `${PORT_PREFIX}${iif}`
 const isPortChain = (chain: string) => chain.startsWith(PORT_PREFIX)
 
-/** What `ebtables-save -c -t nat` shows of our chains and our jump. */
-export interface EbDump {
-  chain: boolean
-  jumps: number
-  /** our rules as printed, in the order a frame meets them: a port chain's in place of its jump */
-  lines: string[]
-  /** the chain each of those rules is in */
-  lineChains: string[]
-  /** packets each of those rules matched */
-  packets: number[]
-  /** each chain's rules as held: PLEXUS-BRIDGE's (the jumps to port chains among them), and every port chain's */
-  chains: Map<string, string[]>
-}
-
+/** one of our rules as printed, the chain it is in, and the packets it matched */
 interface Held {
   line: string
   chain: string
   packets: number
+}
+
+/** What `ebtables-save -c -t nat` shows of our chains and our jump. */
+export interface EbDump {
+  jumps: number
+  /** our rules in the order a frame meets them: a port chain's in place of its jump */
+  rules: Held[]
+  /** each chain's rules as held: PLEXUS-BRIDGE's (the jumps to port chains among them), and every port chain's */
+  chains: Map<string, string[]>
 }
 
 /**
@@ -94,13 +90,9 @@ export function parseEbSave(text: string): EbDump {
     if (chain === PARENT && rest === JUMP) jumps++
     held.get(chain)?.push({ line: rest, chain, packets: Number(packets ?? 0) })
   }
-  const flat = flatten(held)
   return {
-    chain: held.has(EB_CHAIN),
     jumps,
-    lines: flat.map((r) => r.line),
-    lineChains: flat.map((r) => r.chain),
-    packets: flat.map((r) => r.packets),
+    rules: flatten(held),
     chains: new Map([...held].map(([name, rules]) => [name, rules.map((r) => r.line)])),
   }
 }
@@ -143,15 +135,15 @@ export function ebView(
     tags.set(at, [...(tags.get(at) ?? []), w.tag])
   }
   const packets: Record<string, number> = {}
-  const rules = dump.lines.map((line, i) => {
-    const tag = tags.get(`${dump.lineChains[i]} ${line}`)?.shift() ?? line
-    packets[tag] = dump.packets[i] ?? 0
+  const rules = dump.rules.map((r) => {
+    const tag = tags.get(`${r.chain} ${r.line}`)?.shift() ?? r.line
+    packets[tag] = r.packets
     return tag
   })
   return { rules, packets }
 }
 
-export const ebHooked = (d: EbDump) => d.chain && d.jumps === 1
+export const ebHooked = (d: EbDump) => d.chains.has(EB_CHAIN) && d.jumps === 1
 
 /** whether anything of ours is there: a chain or the jump */
 export const ebPresent = (d: EbDump) => d.chains.size > 0 || d.jumps > 0
@@ -183,23 +175,15 @@ export function renderEbRestore(spec: FirewallSpec, cur: EbDump): string {
 /** what a dump shows right after spec was restored (pure; counts are read only from real dumps) */
 export function ebDumpOf(spec: FirewallSpec): EbDump {
   const { chains, rules } = ebLayout(spec)
-  return {
-    chain: true,
-    jumps: 1,
-    lines: rules.map((r) => r.line),
-    lineChains: rules.map((r) => r.chain),
-    packets: rules.map(() => 0),
-    chains,
-  }
+  return { jumps: 1, rules: rules.map(({ line, chain }) => ({ line, chain, packets: 0 })), chains }
 }
 
-/** ebtables-restore --noflush input that removes our jump and chains, PLEXUS-BRIDGE first (pure) */
+/** ebtables-restore --noflush input that removes our jump and chains: all emptied (so no jump is left) before any goes (pure) */
 export function renderEbRemove(d: EbDump): string {
   const out = ['*nat']
   for (let i = 0; i < d.jumps; i++) out.push(`-D ${PARENT} ${JUMP}`)
-  const names = [...d.chains.keys()].sort((a, b) => Number(b === EB_CHAIN) - Number(a === EB_CHAIN))
-  for (const name of names) out.push(`-F ${name}`)
-  for (const name of names) out.push(`-X ${name}`)
+  for (const name of d.chains.keys()) out.push(`-F ${name}`)
+  for (const name of d.chains.keys()) out.push(`-X ${name}`)
   out.push('COMMIT')
   return `${out.join('\n')}\n`
 }

@@ -92,18 +92,18 @@ export function renderRule(section: string, r: Rule): string {
   return [...matchExpr(r.match), actionExpr(r), `comment "${ruleTag(section, r)}"`].join(' ')
 }
 
-/** a bridge port's chain (portRuns): its name keeps to the characters of an nft identifier */
-export const portChainOf = (iif: string) =>
-  `port-${/^[A-Za-z0-9_-]+$/.test(iif) ? iif : `x${Buffer.from(iif).toString('hex')}`}`
 const PORT_CHAIN = 'port-'
+/** a bridge port's chain (portRuns): its name keeps to the characters of an nft identifier */
+const portChainOf = (iif: string) =>
+  `${PORT_CHAIN}${/^[A-Za-z0-9_-]+$/.test(iif) ? iif : `x${Buffer.from(iif).toString('hex')}`}`
 /** the comment of the jump to a port chain */
 const PORT_JUMP = 'plexus:port/'
 const isPortChain = (family: string, name: string) => family === 'bridge' && name.startsWith(PORT_CHAIN)
 
-/** a rule as written: its tag, and its text for `nft -f` */
+/** a rule as written: its tag, and its text for `nft -f` (made only for the rules a script writes) */
 interface Entry {
   tag: string
-  text: string
+  text: () => string
 }
 
 /**
@@ -113,7 +113,7 @@ interface Entry {
 function planOf(spec: FirewallSpec, h: Hook): { base: Entry[]; ports: Map<string, Entry[]> } {
   const entry = ({ section, rule }: { section: string; rule: Rule }): Entry => ({
     tag: ruleTag(section, rule),
-    text: renderRule(section, rule),
+    text: () => renderRule(section, rule),
   })
   const base: Entry[] = []
   const ports = new Map<string, Entry[]>()
@@ -125,7 +125,7 @@ function planOf(spec: FirewallSpec, h: Hook): { base: Entry[]; ports: Map<string
     const chain = portChainOf(run.port)
     ports.set(chain, run.rules.map(entry))
     const tag = `${PORT_JUMP}${chain}`
-    base.push({ tag, text: `iifname "${run.port}" jump ${chain} comment "${tag}"` })
+    base.push({ tag, text: () => `iifname "${run.port}" jump ${chain} comment "${tag}"` })
   }
   return { base, ports }
 }
@@ -138,7 +138,7 @@ const dropTables = (families: readonly Family[]) =>
 export function renderScript(spec: FirewallSpec, families: readonly Family[] = FAMILIES): string {
   const lines = dropTables(families)
   const chain = (name: string, head: string[], rules: Entry[]) =>
-    lines.push(`\tchain ${name} {`, ...head, ...rules.map((r) => `\t\t${r.text}`), '\t}')
+    lines.push(`\tchain ${name} {`, ...head, ...rules.map((r) => `\t\t${r.text()}`), '\t}')
   for (const f of families) {
     lines.push(`table ${f} ${NFT_TABLE} {`)
     for (const h of HOOKS.filter((x) => familyOf(x) === f)) {
@@ -252,7 +252,7 @@ function editLines(chain: string, have: Held[], want: Entry[]): string[] {
   return [
     ...deletes.map((i) => `delete rule ${chain} handle ${have[i]?.handle}`),
     ...inserts.map(({ want: i, before }) => {
-      const text = want[i]?.text
+      const text = want[i]?.text()
       return before === undefined
         ? `add rule ${chain} ${text}`
         : `insert rule ${chain} position ${have[before]?.handle} ${text}`
