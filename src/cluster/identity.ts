@@ -58,9 +58,11 @@ export function createSigner(key: Ed25519PrivateKey): RecordSigner {
 
 /**
  * The host key as libp2p takes it, signing with a KeyObject built once.
- * @libp2p/crypto 5's Ed25519 key imports itself from JWK on every signature:
- * gossipsub signs each message it publishes, and at 50,000 records that
- * import was 9 % of a loaded agent's CPU (bench/converge's size run profile).
+ * @libp2p/crypto 5's Ed25519 key imports itself from JWK on every signature.
+ * Gossipsub signed each message it published until topic 2 (at 50,000 records
+ * that import was 9 % of a loaded agent's CPU, bench/converge's size run
+ * profile); what libp2p signs now is the noise handshake of each connection
+ * and identify's peer record, which bench/conn-soak opens 10,000 of.
  */
 export function withKeptKeyObject(key: Ed25519PrivateKey): Ed25519PrivateKey {
   const keyObject = keyObjectOf(key)

@@ -6,7 +6,11 @@ import type { Hlc, StoreRecord } from '../store/types.js'
 // the store (signature, owner) before merge.
 
 export const SYNC_PROTOCOL = '/plexus/sync/1'
-export const DELTA_TOPIC = 'plexus/store/1'
+/**
+ * The gossip topic. 2: messages unsigned (gossipsub StrictNoSign, libp2p-transport.ts); an agent of
+ * topic 1 (StrictSign) would reject them and be rejected, so the two meet only through sync.
+ */
+export const DELTA_TOPIC = 'plexus/store/2'
 /** one record with a value at the store's size cap, plus framing */
 export const MAX_GOSSIP_BYTES = 96 * 1024
 /** a full-state answer; far above any realistic store, bounded so a peer cannot exhaust memory */
