@@ -63,11 +63,22 @@ interface Registration {
   value: RegistrationValue
 }
 
-/** one record a service member adds: the name it is under, the section, the record */
-interface MemberRecord {
-  name: string
-  into: 'sets' | 'additional'
-  rr: Rr
+/**
+ * The records a service member adds, flat: a record alone is in the sets of
+ * its own name; a name followed by a record puts that record in the name's
+ * additional section (an SRV target's address under the SRV name). An object
+ * of name, section and record each was 11 MB of an agent holding 50,000
+ * registrations (250,000 records; heap snapshot, bench/converge's size run).
+ */
+type MemberRecords = (Rr | string)[]
+
+/** each record of a member's list with the name it is under and its section */
+function* memberRecordsOf(list: MemberRecords): Generator<[string, 'sets' | 'additional', Rr]> {
+  for (let i = 0; i < list.length; i++) {
+    const x = list[i]!
+    if (typeof x !== 'string') yield [x.name, 'sets', x]
+    else yield [x, 'additional', list[++i] as Rr]
+  }
 }
 
 /**
@@ -167,7 +178,7 @@ export class LiveZone {
   /** key → when its record lapses (TTL records leave without a store event) */
   private readonly expiries = new Map<string, number>()
   /** service → endpoint key → what that member adds (nothing when it is unhealthy: it still makes the service exist) */
-  private readonly members = new Map<string, Map<string, MemberRecord[]>>()
+  private readonly members = new Map<string, Map<string, MemberRecords>>()
   /**
    * One string per name the members' records use (a service's names, its
    * members' container names): each member derived its own copies, 7 MB at
@@ -438,7 +449,7 @@ export class LiveZone {
    * service took half of a one-change update at 1,200 members (bench/zone).
    */
   private *service(name: string, before: Map<string, ZoneName>): Steps<Map<string, ZoneName>> {
-    const members = this.members.get(name) ?? new Map<string, MemberRecord[]>()
+    const members = this.members.get(name) ?? new Map<string, MemberRecords>()
     const work = this.memberWork.get(name) ?? 'all'
     this.memberWork.delete(name)
     const keys =
@@ -457,11 +468,11 @@ export class LiveZone {
     for (const key of keys) {
       if (++n % MEMBERS_PER_STEP === 0) yield
       const old = members.get(key)
-      for (const r of old ?? []) touched.add(r.name)
+      for (const [at] of memberRecordsOf(old ?? [])) touched.add(at)
       const now = this.memberRecords(name, key, old)
       if (now) {
         members.set(key, now)
-        for (const r of now) touched.add(r.name)
+        for (const [at] of memberRecordsOf(now)) touched.add(at)
       } else members.delete(key)
     }
     if (members.size) this.members.set(name, members)
@@ -475,7 +486,8 @@ export class LiveZone {
     n = 0
     for (const key of [...members.keys()].sort()) {
       if (++n % STEP_EVERY === 0) yield
-      for (const r of members.get(key)!) if (touched.has(r.name)) z.addRecord(r.name, r.into, r.rr)
+      for (const [at, into, rr] of memberRecordsOf(members.get(key)!))
+        if (touched.has(at)) z.addRecord(at, into, rr)
     }
     const after = new Map(before)
     for (const t of touched) after.delete(t)
@@ -493,8 +505,8 @@ export class LiveZone {
   private memberRecords(
     service: string,
     endpointKey: string,
-    old?: MemberRecord[],
-  ): MemberRecord[] | undefined {
+    old?: MemberRecords,
+  ): MemberRecords | undefined {
     const ep = this.endpoints.get(endpointKey)
     if (!ep) return undefined
     const p: ServicePieces = { name: service, endpoints: [], registrations: [] }
@@ -511,7 +523,12 @@ export class LiveZone {
     if (!p.endpoints.length && !p.registrations.length) return undefined
 
     const previous = old?.length
-      ? new Map(old.map((r) => [reuseKey(r.name, r.into, r.rr.type, recordId(r.rr.name, r.rr.data)), r.rr]))
+      ? new Map(
+          [...memberRecordsOf(old)].map(([at, into, rr]) => [
+            reuseKey(at, into, rr.type, recordId(rr.name, rr.data)),
+            rr,
+          ]),
+        )
       : undefined
     const z = new NameSets(this.apexNow.ttl, previous)
     runSteps(
@@ -521,17 +538,22 @@ export class LiveZone {
         this.origin,
       ),
     )
-    const out: MemberRecord[] = []
+    const out: MemberRecords = []
     for (const [name, zn] of z.names) {
       const at = this.intern(name)
-      for (const into of ['sets', 'additional'] as const)
-        for (const list of zn[into].values())
-          for (const rr of list) {
-            this.internRecord(rr)
-            out.push({ name: at, into, rr })
-          }
+      // a set's records are owned by the name they are under (NameSets.add): the record alone says both
+      for (const list of zn.sets.values())
+        for (const rr of list) {
+          this.internRecord(rr)
+          out.push(rr)
+        }
+      for (const list of zn.additional.values())
+        for (const rr of list) {
+          this.internRecord(rr)
+          out.push(at, rr)
+        }
     }
-    // a copy of its own size: a pushed-to array keeps room to grow, 100 bytes a member
+    // a copy of its own size: a pushed-to array keeps room to grow
     return out.slice()
   }
 
