@@ -14,6 +14,11 @@
       "target_name": "plexus_mem",
       "sources": ["mem.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
+    },
+    {
+      "target_name": "plexus_spawn",
+      "sources": ["spawn.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]
 }

@@ -1,4 +1,4 @@
-// Builds the native addons (setns, batched UDP, malloc_trim) with node-gyp against the running node's own headers
+// Builds the native addons (setns, batched UDP, malloc_trim, posix_spawn) with node-gyp against the running node's own headers
 // (--nodedir), so nothing is downloaded. See README.md.
 import { execFileSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs'
@@ -20,7 +20,7 @@ const out = join(here, '../dist/native')
 mkdirSync(out, { recursive: true })
 // Copied beside the target, then renamed over it: a running agent keeps its mapping of the
 // old file (a new inode) instead of having the library it executes rewritten under it (SIGBUS).
-for (const name of ['plexus_netns.node', 'plexus_udp.node', 'plexus_mem.node']) {
+for (const name of ['plexus_netns.node', 'plexus_udp.node', 'plexus_mem.node', 'plexus_spawn.node']) {
   const tmp = join(out, `.${name}.${process.pid}`)
   copyFileSync(join(here, 'build/Release', name), tmp)
   renameSync(tmp, join(out, name))

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <node_api.h>
+#include "report.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,15 +96,6 @@ static napi_value throw_errno(napi_env env, const char *syscall, const char *wha
 static napi_value throw_type(napi_env env, const char *text) {
   napi_throw_type_error(env, NULL, text);
   return NULL;
-}
-
-static void report_exception(napi_env env) {
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (!pending) return;
-  napi_value err;
-  napi_get_and_clear_last_exception(env, &err);
-  napi_fatal_exception(env, err);
 }
 
 static void queue_free_all(udp_t *u) {

@@ -1,7 +1,8 @@
 // The three kinds of health check, as effects: each resolves to a result and never throws.
-import { spawn } from 'node:child_process'
 import { request } from 'node:http'
 import { connect } from 'node:net'
+import { errorMessage } from '../lib/errors.js'
+import { type Ran, run } from '../lib/spawn.js'
 import type { CheckSpec, PortSpec } from '../store/records.js'
 
 export interface CheckTarget {
@@ -77,29 +78,24 @@ function httpCheck(spec: CheckSpec, host: string, port: number): Promise<CheckRe
   })
 }
 
-/** Runs the command inside the endpoint's network namespace with nsenter (a child process: the agent never switches namespace for this). */
-function execCheck(spec: CheckSpec, target: CheckTarget): Promise<CheckResult> {
-  if (!target.netns) return Promise.resolve({ ok: false, output: 'endpoint has no network namespace path' })
+/**
+ * Runs the command inside the endpoint's network namespace with nsenter (a
+ * child process: the agent never switches namespace for this), started with
+ * posix_spawn (src/lib/spawn.ts): checks run every few seconds per member,
+ * and a fork of the agent held its main thread, DNS answers included.
+ */
+async function execCheck(spec: CheckSpec, target: CheckTarget): Promise<CheckResult> {
+  if (!target.netns) return { ok: false, output: 'endpoint has no network namespace path' }
   const argv = [`--net=${target.netns}`, '--', ...(spec.command ?? [])]
-  return new Promise((resolve) => {
-    let out = ''
-    const child = spawn('nsenter', argv, { stdio: ['ignore', 'pipe', 'pipe'] })
-    const collect = (c: Buffer): void => {
-      if (out.length < MAX_OUTPUT) out += c.toString('utf8')
-    }
-    child.stdout.on('data', collect)
-    child.stderr.on('data', collect)
-    const timer = setTimeout(() => child.kill('SIGKILL'), spec.timeoutMs)
-    child.on('error', (err) => {
-      clearTimeout(timer)
-      resolve({ ok: false, output: `exec: ${err.message}` })
-    })
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      const text = out.trim().slice(0, MAX_OUTPUT)
-      if (signal)
-        resolve({ ok: false, output: `exec: killed after ${spec.timeoutMs} ms timeout ${text}`.trim() })
-      else resolve({ ok: code === 0, output: `exec: exit ${code}${text ? `: ${text}` : ''}` })
-    })
-  })
+  let r: Ran
+  try {
+    r = await run('nsenter', argv, { timeoutMs: spec.timeoutMs, maxOutput: MAX_OUTPUT })
+  } catch (err) {
+    return { ok: false, output: `exec: ${errorMessage(err)}` }
+  }
+  const text = r.output.trim()
+  if (r.timedOut)
+    return { ok: false, output: `exec: killed after ${spec.timeoutMs} ms timeout ${text}`.trim() }
+  if (r.signal) return { ok: false, output: `exec: killed by ${r.signal}${text ? `: ${text}` : ''}` }
+  return { ok: r.code === 0, output: `exec: exit ${r.code}${text ? `: ${text}` : ''}` }
 }
