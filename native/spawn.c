@@ -25,8 +25,8 @@
 extern char **environ;
 
 /**
- * What kill() reads: the pidfd while the child is watched, -1 after its exit
- * (the fd number may then belong to anything). Freed by whichever lets go of
+ * The child's pidfd while it is watched, -1 after its exit (the fd number may
+ * then belong to anything): what kill() reads. Freed by whichever lets go of
  * it last: the exit or the collection of the JS object holding kill().
  */
 typedef struct {
@@ -39,7 +39,6 @@ typedef struct {
   napi_env env;
   napi_ref on_exit;
   napi_async_context async;
-  int pidfd;
   kill_cell_t *cell;
 } child_t;
 
@@ -55,9 +54,9 @@ static void finalize_cell(napi_env env, void *data, void *hint) {
 
 static void free_child(uv_handle_t *h) {
   child_t *c = h->data;
+  close(c->cell->pidfd);
   c->cell->pidfd = -1;
   release_cell(c->cell);
-  close(c->pidfd);
   free(c);
 }
 
@@ -69,7 +68,7 @@ static void on_exited(uv_poll_t *h, int status, int events) {
   memset(&info, 0, sizeof info);
   // the pidfd is readable once the child is a zombie: this reaps it without blocking
   int r;
-  do r = waitid(P_PIDFD, c->pidfd, &info, WEXITED); while (r < 0 && errno == EINTR);
+  do r = waitid(P_PIDFD, c->cell->pidfd, &info, WEXITED); while (r < 0 && errno == EINTR);
   int code = -1, sig = 0;
   if (r == 0 && info.si_code == CLD_EXITED) code = info.si_status;
   else if (r == 0) sig = info.si_status;
@@ -199,7 +198,6 @@ static void start_done(napi_env env, napi_status status, void *data) {
     napi_get_uv_event_loop(env, &loop);
     child_t *c = calloc(1, sizeof *c);
     c->env = env;
-    c->pidfd = st->pidfd;
     c->on_exit = st->on_exit;
     c->cell = malloc(sizeof *c->cell);
     c->cell->pidfd = st->pidfd;
@@ -208,7 +206,7 @@ static void start_done(napi_env env, napi_status status, void *data) {
     napi_value name;
     napi_create_string_utf8(env, "plexus.spawn", NAPI_AUTO_LENGTH, &name);
     napi_async_init(env, NULL, name, &c->async);
-    uv_poll_init(loop, &c->poll, c->pidfd);
+    uv_poll_init(loop, &c->poll, st->pidfd);
     uv_poll_start(&c->poll, UV_READABLE, on_exited);
     napi_value v, killer;
     napi_get_null(env, &args[0]);

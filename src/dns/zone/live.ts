@@ -72,12 +72,15 @@ interface Registration {
  */
 type MemberRecords = (Rr | string)[]
 
-/** each record of a member's list with the name it is under and its section */
-function* memberRecordsOf(list: MemberRecords): Generator<[string, 'sets' | 'additional', Rr]> {
+/** calls fn with each record of a member's list, the name it is under and its section (no tuple per record: this runs over every member of a service on each update) */
+function eachMemberRecord(
+  list: MemberRecords,
+  fn: (at: string, into: 'sets' | 'additional', rr: Rr) => void,
+): void {
   for (let i = 0; i < list.length; i++) {
     const x = list[i]!
-    if (typeof x !== 'string') yield [x.name, 'sets', x]
-    else yield [x, 'additional', list[++i] as Rr]
+    if (typeof x !== 'string') fn(x.name, 'sets', x)
+    else fn(x, 'additional', list[++i] as Rr)
   }
 }
 
@@ -468,11 +471,11 @@ export class LiveZone {
     for (const key of keys) {
       if (++n % MEMBERS_PER_STEP === 0) yield
       const old = members.get(key)
-      for (const [at] of memberRecordsOf(old ?? [])) touched.add(at)
+      if (old) eachMemberRecord(old, (at) => touched.add(at))
       const now = this.memberRecords(name, key, old)
       if (now) {
         members.set(key, now)
-        for (const [at] of memberRecordsOf(now)) touched.add(at)
+        eachMemberRecord(now, (at) => touched.add(at))
       } else members.delete(key)
     }
     if (members.size) this.members.set(name, members)
@@ -486,8 +489,9 @@ export class LiveZone {
     n = 0
     for (const key of [...members.keys()].sort()) {
       if (++n % STEP_EVERY === 0) yield
-      for (const [at, into, rr] of memberRecordsOf(members.get(key)!))
+      eachMemberRecord(members.get(key)!, (at, into, rr) => {
         if (touched.has(at)) z.addRecord(at, into, rr)
+      })
     }
     const after = new Map(before)
     for (const t of touched) after.delete(t)
@@ -522,14 +526,14 @@ export class LiveZone {
     }
     if (!p.endpoints.length && !p.registrations.length) return undefined
 
-    const previous = old?.length
-      ? new Map(
-          [...memberRecordsOf(old)].map(([at, into, rr]) => [
-            reuseKey(at, into, rr.type, recordId(rr.name, rr.data)),
-            rr,
-          ]),
-        )
-      : undefined
+    let previous: Map<string, Rr> | undefined
+    if (old?.length) {
+      const kept = new Map<string, Rr>()
+      eachMemberRecord(old, (at, into, rr) =>
+        kept.set(reuseKey(at, into, rr.type, recordId(rr.name, rr.data)), rr),
+      )
+      previous = kept
+    }
     const z = new NameSets(this.apexNow.ttl, previous)
     runSteps(
       serviceRecords(
