@@ -12,8 +12,8 @@
     },
     {
       "target_name": "plexus_mem",
-      "sources": ["mem.c"],
-      "cflags": ["-Wall", "-Wextra", "-O2"]
+      "sources": ["mem.cc"],
+      "cflags_cc": ["-Wall", "-Wextra", "-O2"]
     },
     {
       "target_name": "plexus_spawn",

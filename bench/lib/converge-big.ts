@@ -24,7 +24,7 @@
 // route per host) is not measured here (the simulator and bench/overlay do).
 //
 // Measured: RSS of each agent once settled (big_rss_loaded_mb, max) and 65 s
-// later (big_rss_mb: the load's garbage collected, malloc_trim run twice;
+// later (big_rss_mb: the load's garbage collected, the agents' memory release run six times;
 // big_heap_mb: V8 heap in use then); a 6th host joining (fixture
 // `join`, fresh identity): process start to its first full sync (from its log)
 // and until its store holds every record; 50 writes of a new service name on
@@ -325,7 +325,8 @@ export async function bigRun(
     const rssLoaded = pids.map((p) => (p ? rssMb(p) : 0))
     progress(`big: agent RSS per host once settled (MB): ${rssLoaded.map((r) => Math.round(r)).join(' ')}`)
     // what an operator sees while the cluster runs: after the load's garbage is collected and the
-    // agents' periodic malloc_trim (every 30 s, src/lib/malloc-trim.ts) has run twice
+    // agents' memory release (every 10 s, src/lib/memory-release.ts; every 30 s before 2026-12-06)
+    // has run six times
     await sleep(RSS_IDLE_MS)
     const rssAll = pids.map((p) => (p ? rssMb(p) : 0))
     const heapAll = (await Promise.all(sockets.map(metricsText))).map(

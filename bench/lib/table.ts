@@ -286,7 +286,7 @@ const ROWS: Record<string, Row[]> = {
     // issue 22 item 3: the size run, 5 agents holding big_records records
     {
       label:
-        'size run (5 agents, 50,000 records): agent RSS 65 s after the agents settled (malloc_trim run twice), max (median) over the hosts',
+        'size run (5 agents, 50,000 records): agent RSS 65 s after the agents settled (memory release run six times), max (median) over the hosts',
       fields: ['big_rss_mb', 'big_rss_median_mb'],
       unit: 'MB',
       goal: { field: 'big_rss_mb', op: '<=', value: 250 },

@@ -15,7 +15,7 @@ import { EndpointService } from '../endpoints/service.js'
 import { spoolDirOf } from '../endpoints/spool.js'
 import { createIpam } from '../ipam/index.js'
 import type { Logger } from '../lib/log.js'
-import { MallocTrimmer } from '../lib/malloc-trim.js'
+import { MemoryReleaser } from '../lib/memory-release.js'
 import { Metrics } from '../lib/metrics.js'
 import type { Startable } from '../lib/startable.js'
 import { VERSION } from '../lib/version.js'
@@ -61,9 +61,9 @@ export class Agent {
     await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
     await mkdir(config.runDir, { recursive: true, mode: 0o755 })
     try {
-      const trimmer = new MallocTrimmer(this.components.metrics, logger)
-      await trimmer.start()
-      this.started.push(trimmer)
+      const releaser = new MemoryReleaser(this.components.metrics, logger)
+      await releaser.start()
+      this.started.push(releaser)
       const signer = createSigner(await loadOrCreatePeerKey(config.stateDir))
       // bytes between services (src/traffic): the sampler, and the accounting switch the datapath keeps on for it
       const measureTraffic = config.traffic?.enabled !== false
