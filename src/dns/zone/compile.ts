@@ -27,7 +27,9 @@ export interface NameAnswers {
  * `body[ends[i - 1] ?? 0, ends[i])`). Kept only for names of at least
  * KEEP_ENCODED records: a change to one member of a service of a thousand
  * re-encoded its names whole, which was most of the update's time (bench/zone);
- * one buffer per name costs a tenth of what a Buffer per record did.
+ * one buffer per name costs a tenth of what a Buffer per record did. The body
+ * is the name's answer itself when that holds every record (one set, all of it
+ * in one reply: a service's SRV or A name), else a copy.
  */
 export interface Encoded {
   records: Rr[]
@@ -110,6 +112,19 @@ export class Encoder {
       if (!memo.has(r)) memo.set(r, e.body.subarray(start, end))
       start = end
     }
+  }
+
+  /**
+   * The records of an answer to name (its answers then its additional
+   * records, as encoded in `s`), read from the answer's own body; undefined
+   * when the body is not exactly those records back to back.
+   */
+  within(s: Section, records: Rr[], name: string): Encoded | undefined {
+    if (s.ns !== 0 || s.an + s.ar !== records.length) return undefined
+    const ends = new Uint32Array(records.length)
+    let end = 0
+    for (let i = 0; i < records.length; i++) ends[i] = end += this.bytes(records[i]!, name).length
+    return end === s.body.length ? { records, body: s.body, ends } : undefined
   }
 
   /** records at name encoded into one buffer of their own (a copy: the views it was made of may go) */
@@ -242,6 +257,8 @@ export function* compileName(
   const byType = new Map<number, Section[]>()
   const all: Rr[] = []
   let bytes = 0
+  /** a one-set name's whole answer, which can hold its kept encoding (Encoder.within) */
+  let whole: { section: Section; records: Rr[] } | undefined
   for (const [type, set] of zn.sets) {
     all.push(...set)
     let extra: Rr[] = []
@@ -269,6 +286,9 @@ export function* compileName(
       }
     for (const v of variants) bytes += v.body.length
     byType.set(TYPE_CODE[type], variants)
+    // an NS name's extra records are other names' (glue); elsewhere they are this name's additional records
+    if (zn.sets.size === 1 && type !== 'NS' && first.an === base.length)
+      whole = { section: first, records: [...base, ...extra] }
     if (set.length > STEP_EVERY) yield
   }
   // ANY: everything at the name in one answer (tools expect this). A name of one set answers that set's
@@ -282,7 +302,11 @@ export function* compileName(
     bytes += s.body.length
   }
   for (const list of zn.additional.values()) all.push(...list)
-  return all.length >= KEEP_ENCODED ? { byType, bytes, encoded: enc.keep(all, name) } : { byType, bytes }
+  if (all.length < KEEP_ENCODED) return { byType, bytes }
+  const encoded =
+    (whole?.records.length === all.length && enc.within(whole.section, whole.records, name)) ||
+    enc.keep(all, name)
+  return { byType, bytes, encoded }
 }
 
 /** NODATA and NXDOMAIN: no answer, the SOA in the authority section */
