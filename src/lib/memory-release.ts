@@ -39,7 +39,8 @@ const QUIET_LOAD = 0.5
 /**
  * When to ask for a collection, from the JS heap in use and the loop's load at
  * each tick: the heap grew by GROWTH (and MIN_GROWTH_BYTES) over what the last
- * asked collection left, or the least seen since, while the loop was quiet.
+ * asked collection left, or the least seen since, while the loop was quiet;
+ * and again after one that freed MIN_GROWTH_BYTES, until one frees less.
  */
 export class ReducePolicy {
   /** heap in use after the last collection asked for, or the least seen since */
@@ -51,9 +52,12 @@ export class ReducePolicy {
   tick(used: number, load: number): { ask: boolean; freed: number } {
     if (this.askedAt !== undefined) {
       const freed = Math.max(0, this.askedAt - used)
-      this.askedAt = undefined
       this.floor = used
-      return { ask: false, freed }
+      // One that freed a burst's worth is followed by another, as V8's own memory reducer runs
+      // several: the first leaves pages part-empty that the next compacts and gives back.
+      const again = freed >= MIN_GROWTH_BYTES && load < QUIET_LOAD
+      this.askedAt = again ? used : undefined
+      return { ask: again, freed }
     }
     if (this.floor === 0 || used < this.floor) this.floor = used
     else if (used - this.floor >= Math.max(MIN_GROWTH_BYTES, this.floor * GROWTH) && load < QUIET_LOAD) {

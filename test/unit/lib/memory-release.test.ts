@@ -19,9 +19,20 @@ t.test('policy: asks once the heap grew a quarter (8 MB at least) over the floor
   t.same(p.tick(47 * MB, 0), { ask: false, freed: 0 }, '7 MB: under 8 MB')
   t.same(p.tick(50 * MB, 0.6), { ask: false, freed: 0 }, 'grown enough, but the loop was busy')
   t.same(p.tick(50 * MB, 0.2), { ask: true, freed: 0 }, 'grown 10 MB while quiet')
-  t.same(p.tick(42 * MB, 0.2), { ask: false, freed: 8 * MB }, 'the next tick counts what it freed')
-  t.same(p.tick(50 * MB, 0), { ask: false, freed: 0 }, 'the floor is now what it left: 42 MB')
-  t.same(p.tick(52.5 * MB, 0), { ask: true, freed: 0 }, '10.5 MB over 42')
+  t.same(p.tick(43 * MB, 0.2), { ask: false, freed: 7 * MB }, 'the next tick counts what it freed')
+  t.same(p.tick(50 * MB, 0), { ask: false, freed: 0 }, 'the floor is now what it left: 43 MB')
+  t.same(p.tick(53.75 * MB, 0), { ask: true, freed: 0 }, 'a quarter over 43')
+})
+
+t.test('policy: a collection that freed a burst is followed by more until one frees little', async (t) => {
+  const p = new ReducePolicy()
+  p.tick(100 * MB, 0)
+  t.same(p.tick(200 * MB, 0), { ask: true, freed: 0 }, 'after a burst')
+  t.same(p.tick(130 * MB, 0), { ask: true, freed: 70 * MB }, 'it freed 70 MB: once more')
+  t.same(p.tick(125 * MB, 0), { ask: false, freed: 5 * MB }, 'that one freed 5 MB: done')
+  t.same(p.tick(140 * MB, 0), { ask: false, freed: 0 }, 'the floor is 125 MB')
+  t.same(p.tick(160 * MB, 0), { ask: true, freed: 0 }, 'a quarter over 125')
+  t.same(p.tick(150 * MB, 0.9), { ask: false, freed: 10 * MB }, 'busy by then: no second')
 })
 
 t.test('policy: a quarter of a big heap; the floor follows a lower reading', async (t) => {
