@@ -16,8 +16,9 @@ import type { Startable } from './startable.js'
 //   each, the difference garbage (RSS 275–345 MB). When the heap has grown by
 //   a quarter over what the last such collection left and the loop was mostly
 //   idle, V8 is told of moderate memory pressure: an incremental mark-compact
-//   that reduces its footprint, not a stop-the-world collection. Under load V8
-//   collects on its own schedule, which this leaves alone.
+//   that reduces its footprint, not a stop-the-world collection; once more
+//   after one that freed a burst's worth. Under load V8 collects on its own
+//   schedule, which this leaves alone.
 // - The C heap. glibc returns only the top of its heap by itself; what V8,
 //   libuv and Buffers free below it stays in the process. After a write burst
 //   an agent holding 30,000 registrations kept 50–70 MB of such free memory
@@ -82,22 +83,20 @@ export class MemoryReleaser implements Startable {
     private readonly logger: Logger,
     private readonly intervalMs = 10_000,
   ) {
-    this.trimmed = metrics.counter({
-      name: 'plexus_process_malloc_trim_bytes_total',
-      help: 'Resident memory given back to the kernel by the periodic malloc_trim (freed C heap pages glibc kept)',
-    })
-    this.trims = metrics.counter({
-      name: 'plexus_process_malloc_trim_runs_total',
-      help: 'Periodic malloc_trim runs',
-    })
-    this.reduced = metrics.counter({
-      name: 'plexus_process_heap_reduce_bytes_total',
-      help: 'JS heap freed by the footprint-reducing collections asked of V8 when the heap grew while the agent was quiet',
-    })
-    this.reduces = metrics.counter({
-      name: 'plexus_process_heap_reduce_runs_total',
-      help: 'Footprint-reducing collections asked of V8 (moderate memory pressure)',
-    })
+    const counter = (name: string, help: string) => metrics.counter({ name, help })
+    this.trimmed = counter(
+      'plexus_process_malloc_trim_bytes_total',
+      'Resident memory given back to the kernel by the periodic malloc_trim (freed C heap pages glibc kept)',
+    )
+    this.trims = counter('plexus_process_malloc_trim_runs_total', 'Periodic malloc_trim runs')
+    this.reduced = counter(
+      'plexus_process_heap_reduce_bytes_total',
+      'JS heap freed by the footprint-reducing collections asked of V8 when the heap grew while the agent was quiet',
+    )
+    this.reduces = counter(
+      'plexus_process_heap_reduce_runs_total',
+      'Footprint-reducing collections asked of V8 (moderate memory pressure)',
+    )
   }
 
   async start(): Promise<void> {
