@@ -3,6 +3,7 @@
 // pid alone: (pid, start time) names one process for as long as it lives, and
 // a zombie (this machine's PID 1 does not reap orphans) counts as gone.
 import { readFileSync } from 'node:fs'
+import { constants } from 'node:os'
 
 interface ProcStat {
   state: string
@@ -51,3 +52,10 @@ export function signalOwn(pid: number, startTime: number, signal: NodeJS.Signals
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n, name]))
+
+/** a signal's name from its number (SIGKILL for 9), or "signal N" for one this platform does not name */
+export function signalName(n: number): string {
+  return signalNames.get(n) ?? `signal ${n}`
+}

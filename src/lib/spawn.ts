@@ -8,6 +8,7 @@
 import { Socket } from 'node:net'
 import { constants } from 'node:os'
 import { loadAddon } from './native.js'
+import { signalName } from './proc.js'
 
 interface Child {
   /** the read end of the pipe the program's stdout and stderr both go to */
@@ -48,8 +49,6 @@ export interface RunOptions {
  */
 const DRAIN_AFTER_EXIT_MS = 100
 
-const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n, name]))
-
 /**
  * Runs file (looked up in PATH) with args, stdin from /dev/null, and collects
  * its output. Rejects only when it cannot start (the error's code: ENOENT,
@@ -71,7 +70,7 @@ export function run(file: string, args: string[], o: RunOptions): Promise<Ran> {
       clearTimeout(drain)
       resolve({
         code: exit.signal ? null : exit.code,
-        signal: exit.signal ? (signalNames.get(exit.signal) ?? `signal ${exit.signal}`) : null,
+        signal: exit.signal ? signalName(exit.signal) : null,
         output,
         timedOut,
       })

@@ -3,8 +3,8 @@
 // driver; the runner picks one by the task's `driver` field. A driver knows
 // processes, not allocations: the network namespace it joins, the state
 // directory it writes and the limits it applies are handed to it.
-import { constants } from 'node:os'
 import { PlexusError } from '../lib/errors.js'
+import { signalName } from '../lib/proc.js'
 
 export interface TaskLaunch {
   /** the allocation (a group instance): names the task's cgroup */
@@ -53,9 +53,6 @@ export type Observed =
   | { state: 'exited'; exitCode: number; signal?: string; reason?: string }
   /** it is gone and nothing recorded how it ended (its supervisor was killed, the host rebooted) */
   | { state: 'gone' }
-
-const signalName = (n: number): string =>
-  Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`
 
 /** An ended task's exit status (128+N: killed by signal N; 126, 127: the shell's "cannot run", "not found"). */
 export function exitedWith(status: number): Extract<Observed, { state: 'exited' }> {

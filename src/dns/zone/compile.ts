@@ -257,8 +257,8 @@ export function* compileName(
   const byType = new Map<number, Section[]>()
   const all: Rr[] = []
   let bytes = 0
-  /** a one-set name's whole answer, which can hold its kept encoding (Encoder.within) */
-  let whole: { section: Section; records: Rr[] } | undefined
+  /** a one-set name's whole answer (its answers, then its additional records), which can hold its kept encoding (Encoder.within) */
+  let whole: { section: Section; answers: Rr[]; extra: Rr[] } | undefined
   for (const [type, set] of zn.sets) {
     all.push(...set)
     let extra: Rr[] = []
@@ -288,7 +288,7 @@ export function* compileName(
     byType.set(TYPE_CODE[type], variants)
     // an NS name's extra records are other names' (glue); elsewhere they are this name's additional records
     if (zn.sets.size === 1 && type !== 'NS' && first.an === base.length)
-      whole = { section: first, records: [...base, ...extra] }
+      whole = { section: first, answers: base, extra }
     if (set.length > STEP_EVERY) yield
   }
   // ANY: everything at the name in one answer (tools expect this). A name of one set answers that set's
@@ -304,7 +304,9 @@ export function* compileName(
   for (const list of zn.additional.values()) all.push(...list)
   if (all.length < KEEP_ENCODED) return { byType, bytes }
   const encoded =
-    (whole?.records.length === all.length && enc.within(whole.section, whole.records, name)) ||
+    (whole &&
+      whole.answers.length + whole.extra.length === all.length &&
+      enc.within(whole.section, [...whole.answers, ...whole.extra], name)) ||
     enc.keep(all, name)
   return { byType, bytes, encoded }
 }

@@ -468,14 +468,15 @@ export class LiveZone {
     const base = `${name}.svc.${this.origin}`
     const touched = new Set([base])
     let n = 0
+    const touch = (at: string): void => void touched.add(at)
     for (const key of keys) {
       if (++n % MEMBERS_PER_STEP === 0) yield
       const old = members.get(key)
-      if (old) eachMemberRecord(old, (at) => touched.add(at))
+      if (old) eachMemberRecord(old, touch)
       const now = this.memberRecords(name, key, old)
       if (now) {
         members.set(key, now)
-        eachMemberRecord(now, (at) => touched.add(at))
+        eachMemberRecord(now, touch)
       } else members.delete(key)
     }
     if (members.size) this.members.set(name, members)
@@ -487,11 +488,12 @@ export class LiveZone {
     const z = new NameSets(this.apexNow.ttl)
     z.at(base) // a defined service with no healthy member answers NODATA, not NXDOMAIN
     n = 0
+    const addTouched = (at: string, into: 'sets' | 'additional', rr: Rr): void => {
+      if (touched.has(at)) z.addRecord(at, into, rr)
+    }
     for (const key of [...members.keys()].sort()) {
       if (++n % STEP_EVERY === 0) yield
-      eachMemberRecord(members.get(key)!, (at, into, rr) => {
-        if (touched.has(at)) z.addRecord(at, into, rr)
-      })
+      eachMemberRecord(members.get(key)!, addTouched)
     }
     const after = new Map(before)
     for (const t of touched) after.delete(t)
