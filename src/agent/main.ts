@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=2 --heap-growing-percent=100
+#!/usr/bin/env -S MALLOC_ARENA_MAX=1 node --max-semi-space-size=2 --heap-growing-percent=100
 // How plexusd runs: every launcher executes this file, so the line above holds
 // for all of them. In bench/converge (10 agents on 2 cores) an agent held up to
 // 174 MB with Node's defaults: V8's young generation grown to 16 MB semi-spaces
@@ -8,7 +8,10 @@
 // generation grown by at most 2x, and two arenas: 120-147 MB, write p99 and DNS
 // throughput unchanged. Tighter settings (--optimize-for-size, growth 1.5x)
 // reached 115 MB but pushed the write p99 past 500 ms: 10 agents collecting
-// garbage more often on two cores.
+// garbage more often on two cores. One arena instead of two: the main thread
+// allocates nearly all of it, and the second arena (V8's and libuv's workers)
+// held 3-5 MB it hardly used; 10 idle agents 99-104 MB against 102-111 MB,
+// idle CPU the same within noise (2026-12-06).
 import '../lib/polyfill.js'
 import { Command, CommanderError, Option } from 'commander'
 import { clusterMetrics } from '../cluster/metrics.js'
