@@ -121,19 +121,6 @@ async function createNode(o: Libp2pTransportOptions, refusals: RefusalLog) {
         // host (most of the gossip path's CPU in a loaded agent's profile). The message id is then
         // the digest of the data (gossipsub's default under StrictNoSign).
         globalSignaturePolicy: 'StrictNoSign',
-        // A mesh of three (memberlist's gossip fanout, as in Serf and Consul), not gossipsub's six.
-        // The publisher sends each delta to every peer it has (floodPublish, gossipsub's default)
-        // and each receiver forwards it to its mesh: in a cluster whose hosts all know each other
-        // every forward is a duplicate, decrypted and hashed before it is dropped as seen. Three
-        // keeps the mesh connected in clusters larger than a host's peers (anti-entropy repairs
-        // what it misses); bench/converge, 10 hosts, three runs each: write p99 42-60 ms (was
-        // 76-124), agents' CPU per 1,000 writes 50-64 s (was 71-75).
-        D: 3,
-        Dlo: 2,
-        Dhi: 5,
-        Dscore: 2,
-        Dout: 1,
-        Dlazy: 3,
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
         fallbackToFloodsub: false,
