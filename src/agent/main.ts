@@ -8,10 +8,11 @@
 // generation grown by at most 2x, and two arenas: 120-147 MB, write p99 and DNS
 // throughput unchanged. Tighter settings (--optimize-for-size, growth 1.5x)
 // reached 115 MB but pushed the write p99 past 500 ms: 10 agents collecting
-// garbage more often on two cores. One arena instead of two: the main thread
-// allocates nearly all of it, and the second arena (V8's and libuv's workers)
-// held 3-5 MB it hardly used; 10 idle agents 99-104 MB against 102-111 MB,
-// idle CPU the same within noise (2026-12-06).
+// garbage more often on two cores. One arena instead of two (the second served
+// V8's and libuv's worker threads): 10 idle agents of the fixture peaked at
+// 103-104 MB in four runs against 107-111 MB in six, idle CPU the same within
+// noise; bench/converge's agent RSS max 104.9-108.7 MB in three full runs
+// against 112.3 and 112.5 (2026-12-06).
 import '../lib/polyfill.js'
 import { Command, CommanderError, Option } from 'commander'
 import { clusterMetrics } from '../cluster/metrics.js'
