@@ -340,7 +340,21 @@ for (const firewall of ['iptables', 'nftables'] as const)
       t.teardown(() => rmSync(pcap, { force: true }))
       const capture = spawn(
         'ip',
-        ['netns', 'exec', underlayNs(c.name), 'tcpdump', '-i', 'any', '-nn', '-U', '-w', pcap, 'udp'],
+        // --immediate-mode: else the packets of the last second sit in a kernel block the SIGINT drops
+        [
+          'netns',
+          'exec',
+          underlayNs(c.name),
+          'tcpdump',
+          '-i',
+          'any',
+          '--immediate-mode',
+          '-nn',
+          '-U',
+          '-w',
+          pcap,
+          'udp',
+        ],
         { stdio: ['ignore', 'ignore', 'pipe'] },
       )
       let listening = ''

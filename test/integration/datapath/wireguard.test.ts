@@ -155,7 +155,20 @@ t.test('3 hosts over wireguard', async (t) => {
 
   phase('containers, peers and routes')
   // traffic, with the underlay captured: only WireGuard between the hosts, never the payload
-  const capture = spawnIn(underlayNs(c.name), ['tcpdump', '-i', 'any', '-nn', '-s', '0', '-U', '-w', pcap])
+  // --immediate-mode: without it the kernel hands tcpdump its packets in blocks every second or so,
+  // and the SIGINT below drops the last block unread (all of the traffic, on a quiet machine)
+  const capture = spawnIn(underlayNs(c.name), [
+    'tcpdump',
+    '-i',
+    'any',
+    '--immediate-mode',
+    '-nn',
+    '-s',
+    '0',
+    '-U',
+    '-w',
+    pcap,
+  ])
   t.teardown(() => capture.child.kill('SIGKILL'))
   t.ok(await eventually(() => /listening on/.test(capture.err()), 5000, 20), 'tcpdump listens')
   for (const [a, b] of [
