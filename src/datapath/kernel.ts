@@ -73,6 +73,33 @@ export interface KernelView {
   index: Map<string, number>
 }
 
+/** the kinds of link Plexus makes (wireguard-go's device is a tun) */
+const OWNED_KINDS = ['bridge', 'vxlan', 'tun', 'wireguard']
+
+/**
+ * The links a pass compares or names: those of the kinds Plexus makes (the
+ * kernel filters the dumps, so a host's hundreds of container veths are not
+ * read and parsed every pass), and every other link the desired state names
+ * (the underlay a VTEP or a route uses, or a link of ours someone replaced by
+ * another kind), each asked for by name.
+ */
+async function linksOfInterest(nl: Netlink, desired: DesiredState): Promise<LinkInfo[]> {
+  const links = (await Promise.all(OWNED_KINDS.map((k) => nl.links(k)))).flat()
+  const have = new Set(links.map((l) => l.name))
+  const named = new Set([
+    ...desired.links.flatMap((l) => [l.name, ...(l.vxlan ? [l.vxlan.dev] : [])]),
+    ...desired.routes.map((r) => r.dev),
+    ...desired.neighbours.map((n) => n.dev),
+    ...desired.fdb.map((f) => f.dev),
+  ])
+  for (const n of named) {
+    if (!n || have.has(n)) continue
+    const l = await nl.getLink(n)
+    if (l) links.push(l)
+  }
+  return links
+}
+
 /**
  * Dumps what the datapath compares. The firewall's part comes from the
  * caller: read back (full passes), or assumed (see Reconciler.pass), since
@@ -83,16 +110,25 @@ export async function readActual(
   desired: DesiredState,
   firewall: () => FirewallView | Promise<FirewallView>,
 ): Promise<KernelView> {
-  const [links, addrs, routes, neighbours, fdb, view] = await Promise.all([
-    nl.links(),
+  const [links, addrs, routes, neighbours, view] = await Promise.all([
+    linksOfInterest(nl, desired),
     nl.addresses(),
     nl.routes(),
     nl.neighbours(),
-    nl.fdb(),
     firewall(),
   ])
-  const name = new Map(links.map((l) => [l.index, l.name]))
   const owned = new Map(links.filter((l) => OWNED_LINK.test(l.name)).map((l) => [l.index, l]))
+  // only a VXLAN device's entries have a remote (dst): the bridges' are their ports' own
+  const fdb = (
+    await Promise.all([...owned.values()].filter((l) => l.kind === 'vxlan').map((l) => nl.fdb(l.index)))
+  ).flat()
+  const wanted = new Set(desired.routes.map((r) => r.dst))
+  const ourRoutes = routes.filter((r) => r.protocol === RTPROT_PLEXUS || wanted.has(r.dst))
+  const name = new Map(links.map((l) => [l.index, l.name]))
+  for (const oif of new Set(ourRoutes.flatMap((r) => (r.oif && !name.has(r.oif) ? [r.oif] : [])))) {
+    const l = await nl.linkByIndex(oif)
+    if (l) name.set(l.index, l.name)
+  }
   const toActual = (l: LinkInfo): ActualLink => ({
     name: l.name,
     ...(l.kind ? { kind: l.kind } : {}),
@@ -112,22 +148,19 @@ export async function readActual(
       : {}),
     addresses: addrs.filter((a) => a.ifindex === l.index).map((a) => `${a.address}/${a.prefixLen}`),
   })
-  const wanted = new Set(desired.routes.map((r) => r.dst))
   const forwarding = inNs(nl, () => readFileSync(IP_FORWARD, 'utf8').trim() === '1')
   const switches = readSwitches(nl, desired.switches ?? [])
   return {
-    index: new Map(links.map((l) => [l.name, l.index])),
+    index: new Map([...name].map(([i, n]) => [n, i])),
     actual: {
       links: [...owned.values()].map(toActual),
-      routes: routes
-        .filter((r) => r.protocol === RTPROT_PLEXUS || wanted.has(r.dst))
-        .map((r) => ({
-          dst: r.dst,
-          gateway: r.gateway ?? '',
-          dev: (r.oif && name.get(r.oif)) || '',
-          onlink: r.onlink,
-          ours: r.protocol === RTPROT_PLEXUS,
-        })),
+      routes: ourRoutes.map((r) => ({
+        dst: r.dst,
+        gateway: r.gateway ?? '',
+        dev: (r.oif && name.get(r.oif)) || '',
+        onlink: r.onlink,
+        ours: r.protocol === RTPROT_PLEXUS,
+      })),
       neighbours: neighbours.flatMap((n) =>
         n.permanent && n.mac && owned.has(n.ifindex)
           ? [{ dev: name.get(n.ifindex) as string, ip: n.ip, mac: n.mac }]

@@ -101,7 +101,8 @@ export class MacvlanShims implements Startable {
     const underlay = this.c.underlayInterface()
     // without the underlay a network's default parent is unknown: its shim waits, nothing is removed
     const wanted = underlay ? desiredShims(this.c.store, underlay) : []
-    const links = await this.nl.links()
+    // a shim is a macvlan: the kernel leaves the host's container veths out of the dump
+    const links = await this.nl.links('macvlan')
     for (const s of wanted) {
       const problems: string[] = []
       try {

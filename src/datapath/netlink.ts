@@ -6,6 +6,7 @@ import { constants as osConstants } from 'node:os'
 import {
   AttrStream,
   createRtNetlink,
+  FlagsGet,
   FlagsNew,
   getString,
   ifla,
@@ -38,6 +39,8 @@ const VETH_INFO_PEER = 1
  */
 export const RTPROT_PLEXUS = 77
 const REQUEST_TIMEOUT_MS = 5000
+/** sizeof(struct ifinfomsg) */
+const IFINFOMSG_LEN = 16
 
 export interface VxlanInfo {
   vni: number
@@ -187,6 +190,13 @@ function linkinfo(kind: string, data?: (out: AttrStream) => void): Buffer {
   return Buffer.concat(s.bufs)
 }
 
+/** a u32 attribute's payload in host byte order (x86 and arm64 here: little-endian) */
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4)
+  b.writeUInt32LE(n)
+  return b
+}
+
 /** opens a namespace handle for IFLA_NET_NS_FD; the caller closes it */
 function openNsFd(nsPath: string): number {
   assertNetnsPath(nsPath)
@@ -261,9 +271,30 @@ export class Netlink {
 
   // ---- links ----
 
-  async links(): Promise<LinkInfo[]> {
-    const msgs = await this.dump('dump links', () => this.sock.getLinks(undefined, undefined, this.plain))
-    return msgs.map(linkFromMessage)
+  /**
+   * Every link, or those of one kind. The kind is filtered by the kernel
+   * (IFLA_LINKINFO in the dump request): with hundreds of container veths a
+   * whole dump is parsed for tens of milliseconds on the main thread. A kind
+   * no module has registered is not filtered there, hence again here.
+   */
+  async links(kind?: string): Promise<LinkInfo[]> {
+    const filter = kind ? { linkinfo: linkinfo(kind) } : undefined
+    const msgs = await this.dump('dump links', () => this.sock.getLinks({}, filter, this.plain))
+    const links = msgs.map(linkFromMessage)
+    return kind ? links.filter((l) => l.kind === kind) : links
+  }
+
+  /** the link with ifindex index, or undefined */
+  async linkByIndex(index: number): Promise<LinkInfo | undefined> {
+    try {
+      const [m] = await this.call(`get link #${index}`, () =>
+        this.sock.getLink({ index }, undefined, this.plain),
+      )
+      return m ? linkFromMessage(m) : undefined
+    } catch (err) {
+      if (err instanceof PlexusError && err.code === 'PLX_NETLINK_NOT_FOUND') return undefined
+      throw err
+    }
   }
 
   /** the link named name, or undefined */
@@ -354,9 +385,8 @@ export class Netlink {
   ): Promise<void> {
     const fd = opts.nsPath === undefined ? undefined : openNsFd(opts.nsPath)
     try {
-      // IFLA_LINK is a u32 in host byte order (x86 and arm64 here: little-endian)
-      const link = Buffer.alloc(4)
-      link.writeUInt32LE(parent)
+      // IFLA_LINK is a u32 in host byte order
+      const link = u32(parent)
       const info = linkinfo('macvlan', (out) => out.emit(ifla.formatMacvlan({ mode: MACVLAN_MODE_BRIDGE })))
       await this.call(`create macvlan ${name}`, () =>
         this.sock.newLink(
@@ -529,9 +559,11 @@ export class Netlink {
 
   // ---- neighbours (ARP) ----
 
+  /** IPv4 neighbours, of one link when ifindex is given (filtered by the kernel: NDA_IFINDEX) */
   async neighbours(ifindex?: number): Promise<NeighbourInfo[]> {
+    const filter = ifindex === undefined ? undefined : { ifindex: u32(ifindex) }
     const msgs = await this.dump('dump neighbours', () =>
-      this.sock.getNeighbors({ family: AF_INET }, undefined, this.plain),
+      this.sock.getNeighbors({ family: AF_INET }, filter, this.plain),
     )
     return msgs.flatMap((m) => {
       if (m.data.family !== AF_INET || !m.attrs.dst) return []
@@ -565,10 +597,25 @@ export class Netlink {
 
   // ---- forwarding database (bridge / VXLAN) ----
 
+  /**
+   * Forwarding database entries, of one device when ifindex is given. The
+   * kernel filters an AF_BRIDGE dump by device only when the request carries
+   * an ifinfomsg (16 bytes, the index where ndmsg has its own) rather than an
+   * ndmsg, a form kept since Linux 4.12 for iproute2's `bridge fdb show dev`;
+   * without it every bridge port's entries come back (three or more a veth).
+   */
   async fdb(ifindex?: number): Promise<FdbInfo[]> {
-    const msgs = await this.dump('dump fdb', () =>
-      this.sock.getNeighbors({ family: AF_BRIDGE }, undefined, this.plain),
-    )
+    const msgs = await this.dump('dump fdb', async () => {
+      if (ifindex === undefined) return this.sock.getNeighbors({ family: AF_BRIDGE }, undefined, this.plain)
+      const req = Buffer.alloc(IFINFOMSG_LEN)
+      req.writeUInt8(AF_BRIDGE, 0)
+      req.writeInt32LE(ifindex, 4)
+      const out = await this.sock.request(rt.MessageType.GETNEIGH, [req], {
+        ...this.plain,
+        flags: FlagsGet.DUMP,
+      })
+      return out.flatMap((m) => (m.kind === 'neighbor' ? [m] : []))
+    })
     return msgs.flatMap((m) => {
       if (m.data.family !== AF_BRIDGE || !m.attrs.lladdr) return []
       if (ifindex !== undefined && m.data.ifindex !== ifindex) return []

@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs'
+import type { rt } from 'netlink'
 import t, { type Test } from 'tap'
 import { Netlink, RTPROT_PLEXUS } from '../../../src/datapath/netlink.js'
 import { withNetns } from '../../../src/datapath/netns.js'
@@ -194,4 +195,67 @@ t.test('vxlan, routes, neighbours, fdb', async (t) => {
     [],
   )
   await t.rejects(nl.deleteNeighbour(vx.index, '10.244.2.0'), { code: 'PLX_NETLINK_NOT_FOUND' })
+})
+
+t.test('dumps the kernel filters: links of one kind, one device’s fdb and neighbours', async (t) => {
+  const { ns, nl } = nsNetlink(t)
+  // what the kernel answered, before the client-side checks: the proof that it filtered
+  const sock = (nl as unknown as { sock: { request: (...a: unknown[]) => Promise<rt.Message[]> } }).sock
+  const request = sock.request.bind(sock)
+  let answered: rt.Message[] = []
+  sock.request = async (...a) => {
+    answered = await request(...a)
+    return answered
+  }
+  nsExec(ns.name, 'ip', ['link', 'add', 'under0', 'type', 'veth', 'peer', 'name', 'under1'])
+  nsExec(ns.name, 'ip', ['addr', 'add', '192.0.2.11/24', 'dev', 'under0'])
+  nsExec(ns.name, 'ip', ['link', 'set', 'under0', 'up'])
+  // a bridge with a port: the port's own entries are in an unfiltered fdb dump
+  const br = await nl.createBridge('plexus0')
+  nsExec(ns.name, 'ip', ['link', 'set', 'under1', 'master', 'plexus0', 'up'])
+  const under = await nl.linkByName('under0')
+  const vx = await nl.createVxlan('plexus.1', { vni: 1, port: 8472, local: '192.0.2.11', dev: under.index })
+  await nl.setLink(vx.index, { up: true })
+  await nl.setFdb(vx.index, '02:aa:00:00:00:02', '192.0.2.12')
+  await nl.setNeighbour(vx.index, '10.244.2.0', '02:aa:00:00:00:02')
+  await nl.setNeighbour(br.index, '10.244.1.9', '02:aa:00:00:00:09')
+
+  const ifindexOf = (m: rt.Message) => (m as { data: { index?: number; ifindex?: number } }).data
+  t.same(
+    (await nl.links('vxlan')).map((l) => l.name),
+    ['plexus.1'],
+  )
+  t.same(
+    answered.map((m) => ifindexOf(m).index),
+    [vx.index],
+    'the kernel answered the vxlan device alone',
+  )
+  t.same((await nl.links('veth')).map((l) => l.name).sort(), ['under0', 'under1'])
+  t.same((await nl.links()).map((l) => l.name).sort(), ['lo', 'plexus.1', 'plexus0', 'under0', 'under1'])
+
+  const port = await nl.linkByName('under1')
+  await nl.fdb()
+  t.ok(
+    answered.some((m) => ifindexOf(m).ifindex === port.index),
+    'an unfiltered fdb dump holds the bridge port’s entries',
+  )
+  t.same(await nl.fdb(vx.index), [
+    { ifindex: vx.index, mac: '02:aa:00:00:00:02', dst: '192.0.2.12', permanent: true },
+  ])
+  t.ok(
+    answered.length > 0 && answered.every((m) => ifindexOf(m).ifindex === vx.index),
+    'fdb: the kernel filtered',
+  )
+
+  t.same(await nl.neighbours(vx.index), [
+    { ifindex: vx.index, ip: '10.244.2.0', mac: '02:aa:00:00:00:02', permanent: true },
+  ])
+  t.ok(
+    answered.every((m) => ifindexOf(m).ifindex === vx.index),
+    'neighbours: the kernel filtered',
+  )
+  t.equal((await nl.neighbours()).length, 2, 'unfiltered: both devices’ entries')
+
+  t.equal((await nl.linkByIndex(vx.index))?.name, 'plexus.1')
+  t.equal(await nl.linkByIndex(99_999), undefined, 'no such index: undefined')
 })
