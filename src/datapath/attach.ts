@@ -307,7 +307,7 @@ export class ContainerAttacher implements Attachments {
   }
 
   async hostVeths(): Promise<string[]> {
-    return (await this.nl.links('veth')).map((l) => l.name)
+    return (await this.nl.links({ kind: 'veth' })).map((l) => l.name)
   }
 
   async bridgePresent(): Promise<boolean> {

@@ -8,7 +8,7 @@ import type { ActualLink, ActualState, Change } from './diff.js'
 import type { FirewallBackend } from './firewall/index.js'
 import type { FirewallView } from './firewall/model.js'
 import { type DesiredState, type DesiredSwitch, OWNED_LINK, type Underlay } from './model.js'
-import { type LinkInfo, type Netlink, RTPROT_PLEXUS } from './netlink.js'
+import { type LinkInfo, type Netlink, type RouteInfo, RTPROT_PLEXUS } from './netlink.js'
 import { withNetns } from './netns.js'
 
 const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward'
@@ -73,31 +73,25 @@ export interface KernelView {
   index: Map<string, number>
 }
 
-/** the kinds of link Plexus makes (wireguard-go's device is a tun) */
-const OWNED_KINDS = ['bridge', 'vxlan', 'tun', 'wireguard']
-
 /**
- * The links a pass compares or names: those of the kinds Plexus makes (the
- * kernel filters the dumps, so a host's hundreds of container veths are not
- * read and parsed every pass), and every other link the desired state names
- * (the underlay a VTEP or a route uses, or a link of ours someone replaced by
- * another kind), each asked for by name.
+ * The links a pass compares or names: ours (by name, whatever their kind, so a
+ * stale one is found), every other link the desired state names (the underlay
+ * a VTEP or a route uses) and the devices of the routes it compares. One dump,
+ * of which only these are parsed.
  */
-async function linksOfInterest(nl: Netlink, desired: DesiredState): Promise<LinkInfo[]> {
-  const links = (await Promise.all(OWNED_KINDS.map((k) => nl.links(k)))).flat()
-  const have = new Set(links.map((l) => l.name))
+function linksOfInterest(nl: Netlink, desired: DesiredState, routes: RouteInfo[]): Promise<LinkInfo[]> {
   const named = new Set([
-    ...desired.links.flatMap((l) => [l.name, ...(l.vxlan ? [l.vxlan.dev] : [])]),
+    ...desired.links.flatMap((l) => (l.vxlan ? [l.vxlan.dev] : [])),
     ...desired.routes.map((r) => r.dev),
-    ...desired.neighbours.map((n) => n.dev),
-    ...desired.fdb.map((f) => f.dev),
   ])
-  for (const n of named) {
-    if (!n || have.has(n)) continue
-    const l = await nl.getLink(n)
-    if (l) links.push(l)
-  }
-  return links
+  const oifs = new Set(routes.map((r) => r.oif))
+  return nl.links({ where: (l) => OWNED_LINK.test(l.name) || named.has(l.name) || oifs.has(l.index) })
+}
+
+/** our routes, and any route to a destination the desired state wants */
+async function routesOfInterest(nl: Netlink, desired: DesiredState): Promise<RouteInfo[]> {
+  const wanted = new Set(desired.routes.map((r) => r.dst))
+  return (await nl.routes()).filter((r) => r.protocol === RTPROT_PLEXUS || wanted.has(r.dst))
 }
 
 /**
@@ -110,10 +104,9 @@ export async function readActual(
   desired: DesiredState,
   firewall: () => FirewallView | Promise<FirewallView>,
 ): Promise<KernelView> {
-  const [links, addrs, routes, neighbours, view] = await Promise.all([
-    linksOfInterest(nl, desired),
+  const [[routes, links], addrs, neighbours, view] = await Promise.all([
+    routesOfInterest(nl, desired).then(async (r) => [r, await linksOfInterest(nl, desired, r)] as const),
     nl.addresses(),
-    nl.routes(),
     nl.neighbours(),
     firewall(),
   ])
@@ -122,13 +115,7 @@ export async function readActual(
   const fdb = (
     await Promise.all([...owned.values()].filter((l) => l.kind === 'vxlan').map((l) => nl.fdb(l.index)))
   ).flat()
-  const wanted = new Set(desired.routes.map((r) => r.dst))
-  const ourRoutes = routes.filter((r) => r.protocol === RTPROT_PLEXUS || wanted.has(r.dst))
   const name = new Map(links.map((l) => [l.index, l.name]))
-  for (const oif of new Set(ourRoutes.flatMap((r) => (r.oif && !name.has(r.oif) ? [r.oif] : [])))) {
-    const l = await nl.linkByIndex(oif)
-    if (l) name.set(l.index, l.name)
-  }
   const toActual = (l: LinkInfo): ActualLink => ({
     name: l.name,
     ...(l.kind ? { kind: l.kind } : {}),
@@ -151,10 +138,10 @@ export async function readActual(
   const forwarding = inNs(nl, () => readFileSync(IP_FORWARD, 'utf8').trim() === '1')
   const switches = readSwitches(nl, desired.switches ?? [])
   return {
-    index: new Map([...name].map(([i, n]) => [n, i])),
+    index: new Map(links.map((l) => [l.name, l.index])),
     actual: {
       links: [...owned.values()].map(toActual),
-      routes: ourRoutes.map((r) => ({
+      routes: routes.map((r) => ({
         dst: r.dst,
         gateway: r.gateway ?? '',
         dev: (r.oif && name.get(r.oif)) || '',

@@ -42,6 +42,13 @@ const REQUEST_TIMEOUT_MS = 5000
 /** sizeof(struct ifinfomsg) */
 const IFINFOMSG_LEN = 16
 
+/** what a link is picked by in a dump, before it is parsed */
+export interface LinkPick {
+  index: number
+  name: string
+  kind?: string
+}
+
 export interface VxlanInfo {
   vni: number
   port: number
@@ -145,6 +152,37 @@ function routeNumber(v: number | string | undefined, table: Record<string, numbe
   if (typeof v === 'number') return v
   if (v === undefined) return 0
   return Number(table[v] ?? 0)
+}
+
+/** attribute types (linux/if_link.h) a link is picked by before it is parsed */
+const IFLA_IFNAME = 3
+const IFLA_LINKINFO = 18
+/** the type bits of an attribute's type field (above them: NLA_F_NESTED, NLA_F_NET_BYTEORDER) */
+const NLA_TYPE_MASK = 0x3fff
+
+/** the payload of the first attribute of type `type` in buf, walking headers only */
+function findAttr(buf: Buffer, type: number): Buffer | undefined {
+  for (let off = 0; off + 4 <= buf.length; ) {
+    const len = buf.readUInt16LE(off)
+    if (len < 4) return undefined
+    if ((buf.readUInt16LE(off + 2) & NLA_TYPE_MASK) === type) return buf.subarray(off + 4, off + len)
+    off += (len + 3) & ~3
+  }
+  return undefined
+}
+
+/** a link message's index, name and kind, read without parsing the rest of it */
+function pickOf(body: Buffer): LinkPick {
+  const attrs = body.subarray(IFINFOMSG_LEN)
+  const name = findAttr(attrs, IFLA_IFNAME)
+  const info = findAttr(attrs, IFLA_LINKINFO)
+  const kind = info && findAttr(info, IFLA_INFO_KIND)
+  return {
+    // ifi_index, after ifi_family, a pad byte and ifi_type
+    index: body.readInt32LE(4),
+    name: name ? getString(name) : '',
+    ...(kind ? { kind: getString(kind) } : {}),
+  }
 }
 
 function nested(buf: Buffer): Map<number, Buffer> {
@@ -272,29 +310,28 @@ export class Netlink {
   // ---- links ----
 
   /**
-   * Every link, or those of one kind. The kind is filtered by the kernel
-   * (IFLA_LINKINFO in the dump request): with hundreds of container veths a
-   * whole dump is parsed for tens of milliseconds on the main thread. A kind
-   * no module has registered is not filtered there, hence again here.
+   * Links, all of them or those `pick` keeps. A dump answers every link of
+   * the namespace (a host's hundreds of container veths), and parsing each
+   * whole held the main thread for tens of milliseconds; `where` sees each
+   * link's index, name and kind, and only the links it keeps are parsed.
+   * `kind` also asks the kernel to answer that kind alone (IFLA_LINKINFO in
+   * the request), which it does only for a kind some module has registered.
    */
-  async links(kind?: string): Promise<LinkInfo[]> {
-    const filter = kind ? { linkinfo: linkinfo(kind) } : undefined
-    const msgs = await this.dump('dump links', () => this.sock.getLinks({}, filter, this.plain))
-    const links = msgs.map(linkFromMessage)
-    return kind ? links.filter((l) => l.kind === kind) : links
-  }
-
-  /** the link with ifindex index, or undefined */
-  async linkByIndex(index: number): Promise<LinkInfo | undefined> {
-    try {
-      const [m] = await this.call(`get link #${index}`, () =>
-        this.sock.getLink({ index }, undefined, this.plain),
-      )
-      return m ? linkFromMessage(m) : undefined
-    } catch (err) {
-      if (err instanceof PlexusError && err.code === 'PLX_NETLINK_NOT_FOUND') return undefined
-      throw err
-    }
+  async links(pick?: { kind?: string; where?: (l: LinkPick) => boolean }): Promise<LinkInfo[]> {
+    const req = new AttrStream()
+    rt.formatLinkMessage(
+      { kind: 'link', data: {}, attrs: pick?.kind ? { linkinfo: linkinfo(pick.kind) } : {} },
+      req,
+    )
+    const [msgs] = await this.dump('dump links', () =>
+      this.sock.socket.request(rt.MessageType.GETLINK, req.bufs, { ...this.plain, flags: FlagsGet.DUMP }),
+    )
+    const keep = (l: LinkPick) => (!pick?.kind || l.kind === pick.kind) && (!pick?.where || pick.where(l))
+    return msgs.flatMap((m) => {
+      if (m.type !== rt.MessageType.NEWLINK || !keep(pickOf(m.data))) return []
+      const parsed = rt.parseMessage(m.type, m.data)
+      return parsed.kind === 'link' ? [linkFromMessage(parsed)] : []
+    })
   }
 
   /** the link named name, or undefined */

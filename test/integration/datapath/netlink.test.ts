@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs'
-import type { rt } from 'netlink'
+import { rt } from 'netlink'
 import t, { type Test } from 'tap'
 import { Netlink, RTPROT_PLEXUS } from '../../../src/datapath/netlink.js'
 import { withNetns } from '../../../src/datapath/netns.js'
@@ -197,15 +197,23 @@ t.test('vxlan, routes, neighbours, fdb', async (t) => {
   await t.rejects(nl.deleteNeighbour(vx.index, '10.244.2.0'), { code: 'PLX_NETLINK_NOT_FOUND' })
 })
 
-t.test('dumps the kernel filters: links of one kind, one device’s fdb and neighbours', async (t) => {
+t.test('filtered dumps: links by kind or name, one device’s fdb and neighbours', async (t) => {
   const { ns, nl } = nsNetlink(t)
   // what the kernel answered, before the client-side checks: the proof that it filtered
-  const sock = (nl as unknown as { sock: { request: (...a: unknown[]) => Promise<rt.Message[]> } }).sock
-  const request = sock.request.bind(sock)
+  type Spied<R> = { request: (...a: unknown[]) => Promise<R> }
+  const sock = (nl as unknown as { sock: Spied<rt.Message[]> & { socket: Spied<[{ type: number }[]]> } }).sock
   let answered: rt.Message[] = []
+  let rawAnswered = 0
+  const request = sock.request.bind(sock)
   sock.request = async (...a) => {
     answered = await request(...a)
     return answered
+  }
+  const raw = sock.socket.request.bind(sock.socket)
+  sock.socket.request = async (...a) => {
+    const r = await raw(...a)
+    rawAnswered = r[0].filter((m) => m.type === rt.MessageType.NEWLINK).length
+    return r
   }
   nsExec(ns.name, 'ip', ['link', 'add', 'under0', 'type', 'veth', 'peer', 'name', 'under1'])
   nsExec(ns.name, 'ip', ['addr', 'add', '192.0.2.11/24', 'dev', 'under0'])
@@ -220,30 +228,30 @@ t.test('dumps the kernel filters: links of one kind, one device’s fdb and neig
   await nl.setNeighbour(vx.index, '10.244.2.0', '02:aa:00:00:00:02')
   await nl.setNeighbour(br.index, '10.244.1.9', '02:aa:00:00:00:09')
 
-  const ifindexOf = (m: rt.Message) => (m as { data: { index?: number; ifindex?: number } }).data
-  t.same(
-    (await nl.links('vxlan')).map((l) => l.name),
-    ['plexus.1'],
-  )
-  t.same(
-    answered.map((m) => ifindexOf(m).index),
-    [vx.index],
-    'the kernel answered the vxlan device alone',
-  )
-  t.same((await nl.links('veth')).map((l) => l.name).sort(), ['under0', 'under1'])
-  t.same((await nl.links()).map((l) => l.name).sort(), ['lo', 'plexus.1', 'plexus0', 'under0', 'under1'])
+  const dataOf = (m: rt.Message) => (m as { data: { index?: number; ifindex?: number } }).data
+  const names = async (pick?: Parameters<Netlink['links']>[0]) =>
+    (await nl.links(pick)).map((l) => l.name).sort()
+  t.same(await names({ kind: 'vxlan' }), ['plexus.1'])
+  t.equal(rawAnswered, 1, 'the kernel answered the vxlan device alone')
+  t.same(await names({ kind: 'veth' }), ['under0', 'under1'])
+  t.same(await names({ kind: 'no-such-kind' }), [], 'a kind no module registered: none')
+  t.equal(rawAnswered, 5, 'which the kernel answers with every link')
+  t.same(await names({ where: (l) => l.name.startsWith('plexus') }), ['plexus.1', 'plexus0'], 'by name')
+  t.same(await names({ where: (l) => l.index === vx.index }), ['plexus.1'], 'by index')
+  t.same(await names({ kind: 'bridge', where: (l) => l.name !== 'plexus0' }), [], 'both must hold')
+  t.same(await names(), ['lo', 'plexus.1', 'plexus0', 'under0', 'under1'])
 
   const port = await nl.linkByName('under1')
   await nl.fdb()
   t.ok(
-    answered.some((m) => ifindexOf(m).ifindex === port.index),
+    answered.some((m) => dataOf(m).ifindex === port.index),
     'an unfiltered fdb dump holds the bridge port’s entries',
   )
   t.same(await nl.fdb(vx.index), [
     { ifindex: vx.index, mac: '02:aa:00:00:00:02', dst: '192.0.2.12', permanent: true },
   ])
   t.ok(
-    answered.length > 0 && answered.every((m) => ifindexOf(m).ifindex === vx.index),
+    answered.length > 0 && answered.every((m) => dataOf(m).ifindex === vx.index),
     'fdb: the kernel filtered',
   )
 
@@ -251,11 +259,8 @@ t.test('dumps the kernel filters: links of one kind, one device’s fdb and neig
     { ifindex: vx.index, ip: '10.244.2.0', mac: '02:aa:00:00:00:02', permanent: true },
   ])
   t.ok(
-    answered.every((m) => ifindexOf(m).ifindex === vx.index),
+    answered.every((m) => dataOf(m).ifindex === vx.index),
     'neighbours: the kernel filtered',
   )
   t.equal((await nl.neighbours()).length, 2, 'unfiltered: both devices’ entries')
-
-  t.equal((await nl.linkByIndex(vx.index))?.name, 'plexus.1')
-  t.equal(await nl.linkByIndex(99_999), undefined, 'no such index: undefined')
 })
