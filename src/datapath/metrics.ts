@@ -4,10 +4,13 @@ import type { FirewallBackend } from './firewall/backend.js'
 /** The datapath's metrics (reconciler passes, drift, firewall); conventions in src/lib/metrics.ts. */
 export function datapathMetrics(m: Metrics) {
   return {
-    /** ok: every change applied; failed: the pass threw or some change failed (retried next pass) */
+    /**
+     * ok: every change applied; failed: the pass threw or some change failed (retried next pass);
+     * unchanged: a light pass found the desired state the last one applied and read nothing
+     */
     passes: m.counter({
       name: 'plexus_datapath_passes_total',
-      help: 'Datapath reconciler passes, by result (ok, failed)',
+      help: 'Datapath reconciler passes, by result (ok, failed, unchanged)',
       labelNames: ['result'],
     }),
     passDuration: m.histogram({

@@ -183,6 +183,13 @@ export class Reconciler implements Startable {
   private wgFailure?: string
   /** what the last pass computed its desired state from, and that state (explain) */
   private last?: { input: DesiredInput; desired: DesiredState; sources: OriginSources }
+  /**
+   * The desired state (and bridge lifetimes) the last pass applied without a
+   * failure, as text: a light pass that computes the same has nothing to do.
+   */
+  private applied?: string
+  /** a trigger since the last pass start asked for a pass whatever the desired state */
+  private mustRun = false
 
   constructor(private readonly o: ReconcilerOptions) {
     this.log = o.logger.child({ component: 'datapath' })
@@ -237,8 +244,14 @@ export class Reconciler implements Startable {
     return this.st
   }
 
-  /** schedules a light pass after the debounce (store changes call this; the timer schedules full ones) */
-  trigger(delayMs?: number, full = false): void {
+  /**
+   * Schedules a light pass after the debounce (store changes call this; the timer schedules full
+   * ones). `skippable`: the change can matter only through the desired state (a lease record), so a
+   * light pass that computes the one the last pass applied does nothing; any other trigger since
+   * then makes it run.
+   */
+  trigger(delayMs?: number, full = false, skippable = false): void {
+    if (!skippable) this.mustRun = true
     this.loop.trigger(delayMs, full)
   }
 
@@ -260,6 +273,7 @@ export class Reconciler implements Startable {
    */
   reconcile(full = true): Promise<void> {
     if (full) this.readWanted = true
+    this.mustRun = true
     return this.loop.run(full)
   }
 
@@ -320,8 +334,11 @@ export class Reconciler implements Startable {
 
   private async pass(full: boolean): Promise<void> {
     const started = Date.now()
+    const mustRun = this.mustRun
+    this.mustRun = false
     const src = this.o.source()
     if ('waiting' in src) {
+      this.applied = undefined
       this.st = { ...this.st, state: 'waiting', reason: src.waiting }
       if (src.withdraw) await this.withdrawBridgeAddress(src.withdraw)
       return
@@ -333,8 +350,18 @@ export class Reconciler implements Startable {
     const desired = desiredState(input)
     this.last = { input, desired, sources: src.sources ?? { endpoints: [], provided: {} } }
     this.reportRefused(desired)
-    const peerRepairs = await this.wireguard(desired)
     const firewallKey = JSON.stringify(expectedView(desired.firewall))
+    // A lease record that leaves the desired state as the last pass applied
+    // it (another host's lease renewed: every host renews every
+    // leaseRenewMs, so N/60 a second reach each of N hosts) has nothing to
+    // program; drift is the timer's full pass's to find, and it never skips.
+    const appliedKey = JSON.stringify([{ ...desired, firewall: firewallKey }, src.bridgeUntil])
+    if (!full && !mustRun && appliedKey === this.applied) {
+      this.o.metrics.passes.inc({ result: 'unchanged' })
+      return
+    }
+    this.applied = undefined
+    const peerRepairs = await this.wireguard(desired)
     const { read, generation } = full ? await this.mustReadFirewall(firewallKey) : { read: false }
     // A light pass trusts the rules the last pass confirmed, as does a timer
     // pass when nothing has committed to the firewall since they were read.
@@ -391,6 +418,7 @@ export class Reconciler implements Startable {
         'some datapath changes failed',
       )
     }
+    if (!failed.size && this.wgFailure === undefined) this.applied = appliedKey
     this.o.metrics.passes.inc({ result: failed.size ? 'failed' : 'ok' })
     this.o.metrics.passDuration.observe((Date.now() - started) / 1000)
     this.st = this.statusOf(desired, input, failed, {

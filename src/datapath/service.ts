@@ -367,20 +367,24 @@ export class DatapathService implements Startable, DatapathComponent {
       await this.publishTo(n.lease, deviceConfig(n.network, network))
   }
 
-  private readonly changed = () => {
+  private onChange(skippable: boolean): void {
     this.publishBackendData().catch((err: unknown) => {
       this.c.logger.error({ err }, `datapath: cannot publish backend data: ${errorMessage(err)}`)
     })
     // also a retry of a rotation step that failed (the check is a comparison when none is due)
     void this.rotation.check()
-    this.reconciler.trigger()
+    this.reconciler.trigger(undefined, false, skippable)
   }
+
+  private readonly changed = () => this.onChange(false)
+  /** a lease record (any host's): it reaches the kernel only through the desired state */
+  private readonly leaseChanged = () => this.onChange(true)
 
   async start(): Promise<void> {
     await this.publishBackendData()
     this.unwatch.push(
-      this.c.store.watch(LEASE_PREFIX, this.changed),
-      this.c.store.watch(NET_LEASE_PREFIX, this.changed),
+      this.c.store.watch(LEASE_PREFIX, this.leaseChanged),
+      this.c.store.watch(NET_LEASE_PREFIX, this.leaseChanged),
       this.c.store.watch(NETWORKS_PREFIX, this.changed),
       this.c.store.watch(NETWORK_LINKS_PREFIX, this.changed),
       this.c.store.watch(NETWORK_CONFIG_KEY, this.changed),
