@@ -18,6 +18,7 @@ import {
 } from 'netlink'
 import { formatIPv4 } from '../ipam/cidr.js'
 import { errorMessage, PlexusError } from '../lib/errors.js'
+import { findAttr } from '../lib/nlattr.js'
 import { bufToIp, bufToMac, cidr, ipToBuf, macToBuf } from './addr.js'
 import { assertNetnsPath, withNetns } from './netns.js'
 
@@ -157,20 +158,6 @@ function routeNumber(v: number | string | undefined, table: Record<string, numbe
 /** attribute types (linux/if_link.h) a link is picked by before it is parsed */
 const IFLA_IFNAME = 3
 const IFLA_LINKINFO = 18
-/** the type bits of an attribute's type field (above them: NLA_F_NESTED, NLA_F_NET_BYTEORDER) */
-const NLA_TYPE_MASK = 0x3fff
-
-/** the payload of the first attribute of type `type` in buf, walking headers only */
-function findAttr(buf: Buffer, type: number): Buffer | undefined {
-  for (let off = 0; off + 4 <= buf.length; ) {
-    const len = buf.readUInt16LE(off)
-    if (len < 4) return undefined
-    if ((buf.readUInt16LE(off + 2) & NLA_TYPE_MASK) === type) return buf.subarray(off + 4, off + len)
-    off += (len + 3) & ~3
-  }
-  return undefined
-}
-
 /** a link message's index, name and kind, read without parsing the rest of it */
 function pickOf(body: Buffer): LinkPick {
   const attrs = body.subarray(IFINFOMSG_LEN)

@@ -15,3 +15,14 @@ export function nlAttributes(b: Buffer): Map<number, Buffer> {
   }
   return out
 }
+
+/** the payload of the first attribute of a type, found by walking the headers alone (nothing else is read) */
+export function findAttr(b: Buffer, type: number): Buffer | undefined {
+  for (let off = 0; off + 4 <= b.length; ) {
+    const len = b.readUInt16LE(off)
+    if (len < 4 || off + len > b.length) return undefined
+    if ((b.readUInt16LE(off + 2) & NLA_TYPE_MASK) === type) return b.subarray(off + 4, off + len)
+    off += (len + 3) & ~3
+  }
+  return undefined
+}

@@ -5,6 +5,7 @@
 // appeared, went or moved by a fifth, and at least every REFRESH_MS (the record's TTL is three of
 // those, so a silent host's summary goes).
 import { NAMESPACE_WIDE, type RuleProvider } from '../datapath/model.js'
+import { parseIPv4 } from '../lib/addressing.js'
 import { dumpConntrack } from '../lib/conntrack.js'
 import { errorMessage } from '../lib/errors.js'
 import type { Logger } from '../lib/log.js'
@@ -82,11 +83,19 @@ export class TrafficService implements Startable {
   }
 
   private async sample(): Promise<void> {
-    const entries = await dumpConntrack()
+    const owners = this.owners()
+    // a connection is counted on the host of the side that opened it (account.ts pairOf): only
+    // entries from this host's service endpoints are parsed
+    const local = new Set<number>()
+    for (const [address, o] of owners) {
+      const n = o.local ? parseIPv4(address) : undefined
+      if (n !== undefined) local.add(n)
+    }
+    const { entries, total } = await dumpConntrack((src) => local.has(src))
     const now = Date.now()
-    const added = this.account.sample(entries, this.owners(), now)
+    const added = this.account.sample(entries, owners, now)
     this.metrics.samples.inc({ result: 'ok' })
-    this.metrics.entries.set(entries.length)
+    this.metrics.entries.set(total)
     this.metrics.bytes.inc([...added.values()].reduce((a, b) => a + b, 0))
     const pairs = this.account.summary()
     this.metrics.pairs.set(pairs.length)

@@ -7,6 +7,7 @@
 // a TCP socket inside another namespace: Node creates it a tick too late for
 // withNetns), UDP the native socket (netns-udp.ts), ICMP iputils' ping.
 import { execFile } from 'node:child_process'
+import { parseIPv4 } from '../../lib/addressing.js'
 import { dumpConntrack } from '../../lib/conntrack.js'
 import { errorMessage, PlexusError } from '../../lib/errors.js'
 import { exchangeUdp } from '../netns-udp.js'
@@ -132,7 +133,8 @@ const PROTO_NUMBER = { tcp: 6, udp: 17, icmp: 1 } as const
 /** this host's conntrack entry of the probe's flow: the packet passed this host's netfilter */
 export async function seenHere(host: string, q: SeenQuestion): Promise<Seen> {
   const protocol = PROTO_NUMBER[q.proto]
-  const hits = (await dumpConntrack()).filter(
+  const from = parseIPv4(q.src)
+  const hits = (await dumpConntrack((src) => src === from)).entries.filter(
     (e) =>
       e.orig.src === q.src &&
       e.orig.dst === q.dst &&

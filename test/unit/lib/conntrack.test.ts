@@ -1,7 +1,8 @@
 // ctnetlink messages built attribute by attribute from linux/netfilter/nfnetlink_conntrack.h, and
 // what the parser reads of them.
 import t from 'tap'
-import { ctDumpRequest, parseCtMessage } from '../../../src/lib/conntrack.js'
+import { parseIPv4 } from '../../../src/lib/addressing.js'
+import { ctDumpRequest, origSource, parseCtMessage } from '../../../src/lib/conntrack.js'
 
 const NESTED = 0x8000
 
@@ -91,4 +92,17 @@ t.test('what is not an IPv4 entry is skipped, a truncated one too', async (t) =>
 
 t.test('the dump request asks for the IPv4 table', async (t) => {
   t.same([...ctDumpRequest()], [2, 0, 0, 0])
+})
+
+t.test('origSource reads the orig source from the headers, as the parser does', async (t) => {
+  const m = message(true)
+  t.equal(origSource(m), 0x0af40102, '10.244.1.2')
+  t.equal(origSource(m), parseIPv4(parseCtMessage(m)?.orig.src ?? ''), 'the address the parser reads')
+  const noOrig = Buffer.concat([Buffer.from([2, 0, 0, 0]), tuple(2, '10.244.2.3', '10.244.1.2', 1, 2)])
+  t.equal(origSource(noOrig), undefined, 'no orig tuple')
+  const v6 = Buffer.concat([Buffer.from([10, 0, 0, 0]), nest(1, nest(1, attr(3, Buffer.alloc(16))))])
+  t.equal(origSource(v6), undefined, 'no IPv4 source (an IPv6 tuple)')
+  t.equal(origSource(Buffer.from([2, 0])), undefined, 'shorter than nfgenmsg')
+  const cut = m.subarray(0, 10)
+  t.equal(origSource(cut), undefined, 'an attribute longer than the message')
 })
