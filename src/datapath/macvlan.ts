@@ -101,7 +101,7 @@ export class MacvlanShims implements Startable {
     const underlay = this.c.underlayInterface()
     // without the underlay a network's default parent is unknown: its shim waits, nothing is removed
     const wanted = underlay ? desiredShims(this.c.store, underlay) : []
-    // a shim is a macvlan: the kernel leaves the host's container veths out of the dump
+    // a shim is a macvlan: only macvlans are parsed, not the host's container veths
     const links = await this.nl.links({ kind: 'macvlan' })
     for (const s of wanted) {
       const problems: string[] = []

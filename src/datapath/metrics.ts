@@ -6,7 +6,7 @@ export function datapathMetrics(m: Metrics) {
   return {
     /**
      * ok: every change applied; failed: the pass threw or some change failed (retried next pass);
-     * unchanged: a light pass found the desired state the last one applied and read nothing
+     * unchanged: a light pass found the desired state the last one applied and stopped before the dumps
      */
     passes: m.counter({
       name: 'plexus_datapath_passes_total',
